@@ -1,0 +1,45 @@
+//! Exact sums of every `step`-th column of a CSV file, streaming and parallel.
+//!
+//! With the default [`SumOptions`] the 10th, 20th, 30th, … columns (1-based)
+//! are summed. The reader follows RFC 4180: quoted fields, doubled quotes,
+//! delimiters and newlines inside quotes; `\n` or `\r\n` line ends; blank
+//! lines are skipped. Cells may be integers or decimals with a sign and an
+//! exponent (`-1.5e3`); an empty cell counts as 0; sums are exact decimals
+//! (an `i128` mantissa, never a float) rendered as strings. A record with
+//! fewer fields than a summed column counts that cell as empty.
+//!
+//! Three ways in:
+//! - [`Summer`]: push-style, feed chunks of any size, bounded memory: for a
+//!   download that can break and resume from [`Summer::bytes`].
+//! - [`sum_file`], [`sum_bytes`], [`sum_read_at`]: all cores, with a
+//!   [`Control`] for cancellation, live [`Progress`] and the thread count.
+//! - [`sum_reader`]: a plain [`std::io::Read`] on the calling thread.
+//!
+//! ```
+//! use rubra_csvsum::{Control, SumOptions, sum_bytes};
+//!
+//! let csv = b"id,amount\n1,\"2.50\"\n2,-0.5\n";
+//! let options = SumOptions { step: 2, ..SumOptions::default() };
+//! let summary = sum_bytes(csv, &options, &Control::default())?;
+//! assert_eq!(summary.rows, 2);
+//! assert_eq!((summary.columns[0].index, summary.columns[0].name.as_str()), (2, "amount"));
+//! assert_eq!(summary.columns[0].sum, "2.00");
+//! # Ok::<(), rubra_csvsum::CsvSumError>(())
+//! ```
+#![deny(missing_docs)]
+
+mod decimal;
+mod error;
+mod options;
+mod parallel;
+mod summary;
+mod summer;
+mod sys;
+
+pub use error::CsvSumError;
+pub use options::SumOptions;
+#[cfg(unix)]
+pub use parallel::sum_file;
+pub use parallel::{Control, Progress, ReadAt, sum_bytes, sum_read_at, sum_reader};
+pub use summary::{ColumnSum, Summary};
+pub use summer::Summer;

@@ -1,0 +1,593 @@
+//! The streaming summer: feed the input in chunks of any size, get exact sums.
+//!
+//! The scanner classifies 64 bytes at a time into bit masks (see
+//! [`classify`](crate::classify)), turns the quote mask into an "inside quotes"
+//! mask with a prefix XOR (each `"` toggles the state, so a doubled `""` inside
+//! a quoted field toggles twice and changes nothing), and then walks only the
+//! separators it needs: `popcount` skips whole blocks of fields that are not
+//! summed. Everything it needs to resume is a handful of integers plus the
+//! bytes of the one summed cell that may straddle a chunk boundary, so memory
+//! does not depend on the input size.
+
+use crate::decimal::{CellError, DecimalSum, parse_cell};
+use crate::sys::classify::{BlockScan, Classifier};
+use crate::{ColumnSum, CsvSumError, SumOptions, Summary};
+
+/// Longest cell kept across a chunk boundary; longer cells are not numbers.
+const MAX_CELL: usize = 4096;
+/// How much of a bad cell an error message quotes.
+const MAX_QUOTED: usize = 64;
+
+/// Why a summer stopped, before column names are attached.
+#[derive(Clone, Debug)]
+pub(crate) enum Failure {
+    Cell {
+        kind: CellError,
+        row: u64,
+        column: usize,
+        value: String,
+        offset: u64,
+    },
+    Overflow {
+        row: u64,
+        column: usize,
+    },
+}
+
+impl Failure {
+    fn shift_rows(mut self, by: u64) -> Self {
+        match &mut self {
+            Failure::Cell { row, .. } | Failure::Overflow { row, .. } => *row += by,
+        }
+        self
+    }
+}
+
+/// A push-style summer: [`feed`](Summer::feed) it the input's bytes in order,
+/// in chunks of any size, then call [`finish`](Summer::finish).
+///
+/// Memory stays bounded (a few KiB) whatever the input size. Chunk boundaries
+/// may fall anywhere, even inside a quoted field or a `\r\n` pair: feeding a
+/// file byte by byte gives the same result as feeding it whole.
+///
+/// To resume an interrupted download, keep the summer and request the source
+/// again from [`bytes`](Summer::bytes).
+///
+/// ```
+/// use rubra_csvsum::{SumOptions, Summer};
+///
+/// let mut s = Summer::new(SumOptions { step: 2, ..SumOptions::default() })?;
+/// s.feed(b"a,b,c,d\n1,2.5,3,\"4\"\n")?;
+/// s.feed(b"5,-0.5,7,")?;
+/// let summary = s.finish()?;
+/// assert_eq!(summary.rows, 2);
+/// assert_eq!(summary.columns[0].name, "b");
+/// assert_eq!(summary.columns[0].sum, "2.0");
+/// assert_eq!(summary.columns[1].sum, "4");
+/// # Ok::<(), rubra_csvsum::CsvSumError>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Summer {
+    step: usize,
+    delimiter: u8,
+    skip_invalid: bool,
+    /// The next record is (or the current one is) the header.
+    in_header: bool,
+
+    /// All ones while the scanner is inside a quoted field at a block boundary.
+    quote_carry: u64,
+    /// 0-based index of the current field in the current record.
+    field: usize,
+    /// 0-based index of the next summed field in the current record.
+    next_target: usize,
+    /// Which summed column `next_target` is (0 for column `step`).
+    target_no: usize,
+    /// Input offset of the current field's first byte.
+    field_start: u64,
+    /// Input offset of the current record's first byte.
+    record_start: u64,
+    /// The current summed cell's bytes from earlier chunks (at most `MAX_CELL`).
+    carry: Vec<u8>,
+    /// The current summed cell was longer than `MAX_CELL`.
+    carry_cut: bool,
+    /// The last byte fed (to see a `\r` before a `\n` across chunks).
+    last_byte: u8,
+    /// Input offset of the next byte to be fed.
+    bytes: u64,
+
+    rows: u64,
+    sums: Vec<DecimalSum>,
+    skipped: Vec<u64>,
+    names: Vec<Option<String>>,
+    failure: Option<Failure>,
+}
+
+impl Summer {
+    /// A summer for a whole input, starting at its first byte.
+    pub fn new(options: SumOptions) -> Result<Self, CsvSumError> {
+        options.validate()?;
+        Ok(Self::at(&options, 0, options.header))
+    }
+
+    /// A summer for a part of an input that starts at `offset`, on a record
+    /// boundary, past any header.
+    pub(crate) fn at(options: &SumOptions, offset: u64, header: bool) -> Self {
+        Self {
+            step: options.step,
+            delimiter: options.delimiter,
+            skip_invalid: options.skip_invalid,
+            in_header: header,
+            quote_carry: 0,
+            field: 0,
+            next_target: options.step - 1,
+            target_no: 0,
+            field_start: offset,
+            record_start: offset,
+            carry: Vec::new(),
+            carry_cut: false,
+            last_byte: b'\n',
+            bytes: offset,
+            rows: 0,
+            sums: Vec::new(),
+            skipped: Vec::new(),
+            names: Vec::new(),
+            failure: None,
+        }
+    }
+
+    /// Bytes consumed so far (the offset to resume a download from).
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Data records completed so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Feeds the next chunk of the input.
+    ///
+    /// After an error the summer is spent: later calls return the same error.
+    pub fn feed(&mut self, chunk: &[u8]) -> Result<(), CsvSumError> {
+        self.feed_raw(chunk);
+        match &self.failure {
+            None => Ok(()),
+            Some(f) => Err(self.to_error(f.clone())),
+        }
+    }
+
+    /// Ends the input and returns the sums.
+    pub fn finish(mut self) -> Result<Summary, CsvSumError> {
+        self.finish_raw();
+        if let Some(f) = self.failure.take() {
+            return Err(self.to_error(f));
+        }
+        if self.quote_carry != 0 {
+            return Err(CsvSumError::UnclosedQuote { row: self.rows + 1 });
+        }
+        Ok(self.summary())
+    }
+
+    /// Feeds without turning a failure into an error (the parallel driver
+    /// resolves failures only for chunks it keeps).
+    pub(crate) fn feed_raw(&mut self, chunk: &[u8]) {
+        if self.failure.is_none() && !chunk.is_empty() {
+            crate::sys::classify::scan(self, chunk);
+        }
+    }
+
+    pub(crate) fn failed(&self) -> bool {
+        self.failure.is_some()
+    }
+
+    /// True when the bytes fed so far end exactly after a complete record, so
+    /// a summer started at this offset would have seen the same records.
+    pub(crate) fn at_record_start(&self) -> bool {
+        self.failure.is_none()
+            && self.quote_carry == 0
+            && !self.in_header
+            && self.record_start == self.bytes
+    }
+
+    /// Adds the results of `next`, a summer that started where this one stopped
+    /// ([`at_record_start`](Self::at_record_start) must hold), and continues
+    /// from where `next` stopped.
+    pub(crate) fn absorb(&mut self, next: Summer) {
+        debug_assert!(self.at_record_start() && next.bytes >= self.bytes);
+        if let Some(f) = next.failure {
+            self.failure = Some(f.shift_rows(self.rows));
+            return;
+        }
+        if self.sums.len() < next.sums.len() {
+            self.sums.resize(next.sums.len(), DecimalSum::default());
+            self.skipped.resize(next.sums.len(), 0);
+        }
+        for (j, s) in next.sums.iter().enumerate() {
+            if self.sums[j].merge(s).is_err() {
+                self.failure = Some(Failure::Overflow {
+                    row: self.rows + 1,
+                    column: (j + 1) * self.step,
+                });
+                return;
+            }
+            self.skipped[j] += next.skipped[j];
+        }
+        self.rows += next.rows;
+        self.quote_carry = next.quote_carry;
+        self.field = next.field;
+        self.next_target = next.next_target;
+        self.target_no = next.target_no;
+        self.field_start = next.field_start;
+        self.record_start = next.record_start;
+        self.carry = next.carry;
+        self.carry_cut = next.carry_cut;
+        self.last_byte = next.last_byte;
+        self.bytes = next.bytes;
+    }
+
+    /// Appends part of a straddling summed cell to the carry buffer.
+    fn keep(&mut self, part: &[u8]) {
+        let room = MAX_CELL - self.carry.len();
+        if part.len() > room {
+            self.carry_cut = true;
+        }
+        self.carry.extend_from_slice(&part[..part.len().min(room)]);
+    }
+
+    /// Is the record that ends with the newline at `end` (chunk position `p`)
+    /// and whose only field starts at `field_start` empty or just `\r`?
+    #[inline]
+    fn is_blank(&self, field_start: u64, end: u64, data: &[u8], p: usize) -> bool {
+        match end - field_start {
+            0 => true,
+            1 => {
+                let prev = if p > 0 { data[p - 1] } else { self.last_byte };
+                prev == b'\r'
+            }
+            _ => false,
+        }
+    }
+
+    /// A record ended at the newline at input offset `end`. `field` is the
+    /// index of its last field (0 with `field_start` to check for a blank line).
+    #[inline]
+    fn end_record(&mut self, field: usize, field_start: u64, end: u64, data: &[u8], p: usize) {
+        if field != 0 || !self.is_blank(field_start, end, data, p) {
+            if self.in_header {
+                self.in_header = false;
+            } else {
+                self.rows += 1;
+            }
+        }
+        self.record_start = end + 1;
+    }
+
+    /// Adds one summed cell (or records a header name). `cell` is the part in
+    /// the current chunk; earlier parts are in `self.carry`.
+    #[inline]
+    fn take(&mut self, target_no: usize, field_start: u64, cell: &[u8]) {
+        let cell_owned;
+        let cell = if self.carry.is_empty() && !self.carry_cut {
+            cell
+        } else {
+            self.keep(cell);
+            cell_owned = std::mem::take(&mut self.carry);
+            &cell_owned[..]
+        };
+        let cut = std::mem::take(&mut self.carry_cut);
+        if self.in_header {
+            if self.names.len() <= target_no {
+                self.names.resize(target_no + 1, None);
+            }
+            self.names[target_no] = Some(header_name(cell));
+            self.carry.clear();
+            return;
+        }
+        if self.sums.len() <= target_no {
+            self.sums.resize(target_no + 1, DecimalSum::default());
+            self.skipped.resize(target_no + 1, 0);
+        }
+        let parsed = if cut {
+            Err(CellError::Invalid)
+        } else {
+            parse_cell(cell)
+        };
+        match parsed {
+            Ok(None) => {}
+            Ok(Some(d)) => {
+                if self.sums[target_no].add(d).is_err() {
+                    self.failure = Some(Failure::Overflow {
+                        row: self.rows + 1,
+                        column: (target_no + 1) * self.step,
+                    });
+                }
+            }
+            Err(CellError::Invalid) if self.skip_invalid => self.skipped[target_no] += 1,
+            Err(kind) => {
+                let shown = &cell[..cell.len().min(MAX_QUOTED)];
+                self.failure = Some(Failure::Cell {
+                    kind,
+                    row: self.rows + 1,
+                    column: (target_no + 1) * self.step,
+                    value: String::from_utf8_lossy(shown).into_owned(),
+                    offset: field_start,
+                });
+            }
+        }
+        self.carry.clear();
+    }
+
+    /// Handles the end of the input as the end of the last record.
+    pub(crate) fn finish_raw(&mut self) {
+        if self.failure.is_some() || self.quote_carry != 0 || self.bytes == self.record_start {
+            return;
+        }
+        let end = self.bytes;
+        if self.field == self.next_target {
+            let blank = self.field == 0 && self.is_blank(self.field_start, end, &[], 0);
+            if !blank {
+                self.take(self.target_no, self.field_start, &[]);
+                if self.failure.is_some() {
+                    return;
+                }
+                self.end_record(1, self.field_start, end, &[], 0);
+            }
+        } else {
+            self.end_record(self.field, self.field_start, end, &[], 0);
+        }
+        self.carry.clear();
+        self.record_start = end;
+        self.field = 0;
+        self.next_target = self.step - 1;
+        self.target_no = 0;
+        self.field_start = end;
+    }
+
+    fn column_name(&self, column: usize) -> String {
+        let j = column / self.step - 1;
+        match self.names.get(j) {
+            Some(Some(n)) => n.clone(),
+            _ => format!("c{column}"),
+        }
+    }
+
+    pub(crate) fn to_error(&self, f: Failure) -> CsvSumError {
+        match f {
+            Failure::Cell {
+                kind,
+                row,
+                column,
+                value,
+                offset,
+            } => {
+                let name = self.column_name(column);
+                match kind {
+                    CellError::Invalid => CsvSumError::InvalidNumber {
+                        row,
+                        column,
+                        name,
+                        value,
+                        offset,
+                    },
+                    CellError::OutOfRange => CsvSumError::NumberOutOfRange {
+                        row,
+                        column,
+                        name,
+                        value,
+                        offset,
+                    },
+                }
+            }
+            Failure::Overflow { row, column } => CsvSumError::SumOverflow {
+                row,
+                column,
+                name: self.column_name(column),
+            },
+        }
+    }
+
+    fn summary(&self) -> Summary {
+        let n = self.sums.len().max(self.names.len());
+        let columns = (0..n)
+            .map(|j| {
+                let index = (j + 1) * self.step;
+                ColumnSum {
+                    index,
+                    name: self.column_name(index),
+                    sum: self.sums.get(j).copied().unwrap_or_default().render(),
+                    skipped: self.skipped.get(j).copied().unwrap_or(0),
+                }
+            })
+            .collect();
+        Summary {
+            rows: self.rows,
+            columns,
+        }
+    }
+}
+
+impl BlockScan for Summer {
+    /// The hot loop. Works on local copies of the scanner state so that they
+    /// live in registers.
+    #[inline(always)]
+    fn scan_blocks<C: Classifier>(&mut self, data: &[u8]) {
+        let base = self.bytes;
+        let len = data.len();
+        let step = self.step;
+        let mut field = self.field;
+        let mut next_target = self.next_target;
+        let mut target_no = self.target_no;
+        let mut field_start = self.field_start;
+        let mut quote_carry = self.quote_carry;
+        let delimiter = self.delimiter;
+        let mut pos = 0usize;
+
+        while pos < len {
+            let mut m = match data[pos..].first_chunk::<64>() {
+                Some(block) => C::classify(block, delimiter),
+                None => {
+                    let mut tail = [0u8; 64];
+                    let n = len - pos;
+                    tail[..n].copy_from_slice(&data[pos..]);
+                    let mut m = C::classify(&tail, delimiter);
+                    let valid = (1u64 << n) - 1;
+                    m.delim &= valid;
+                    m.newline &= valid;
+                    m.quote &= valid;
+                    m
+                }
+            };
+            if (m.quote | quote_carry) != 0 {
+                let inside = prefix_xor(m.quote) ^ quote_carry;
+                quote_carry = 0u64.wrapping_sub(inside >> 63);
+                m.delim &= !inside;
+                m.newline &= !inside;
+            }
+            let nl = m.newline;
+            let mut sep = m.delim | nl;
+            while sep != 0 {
+                if field < next_target {
+                    // Skip the fields before the next summed one.
+                    let need = next_target - field;
+                    let nls = nl & sep;
+                    let cnt = sep.count_ones() as usize;
+                    if cnt < need && nls == 0 {
+                        field += cnt;
+                        field_start = base + (pos + 64 - sep.leading_zeros() as usize) as u64;
+                        break;
+                    }
+                    let first_nl = if nls != 0 { nls.trailing_zeros() } else { 64 };
+                    let tb = if cnt >= need {
+                        nth_set_bit(sep, need - 1)
+                    } else {
+                        64
+                    };
+                    if first_nl <= tb {
+                        // The record ends before its next summed field.
+                        let before = sep & ((1u64 << first_nl) - 1);
+                        field += before.count_ones() as usize;
+                        if before != 0 {
+                            field_start =
+                                base + (pos + 64 - before.leading_zeros() as usize) as u64;
+                        }
+                        let p = pos + first_nl as usize;
+                        self.end_record(field, field_start, base + p as u64, data, p);
+                        field = 0;
+                        next_target = step - 1;
+                        target_no = 0;
+                        field_start = base + p as u64 + 1;
+                        sep &= !through(first_nl);
+                    } else {
+                        field = next_target;
+                        field_start = base + (pos + tb as usize + 1) as u64;
+                        sep &= !through(tb);
+                    }
+                } else {
+                    // The current field is summed: it ends at the next separator.
+                    let b = sep.trailing_zeros();
+                    let p = pos + b as usize;
+                    let end = base + p as u64;
+                    let is_nl = (nl >> b) & 1 != 0;
+                    sep &= sep - 1;
+                    if is_nl && field == 0 && self.is_blank(field_start, end, data, p) {
+                        self.carry.clear();
+                        self.record_start = end + 1;
+                    } else {
+                        let cell: &[u8] = if field_start >= base {
+                            &data[(field_start - base) as usize..p]
+                        } else {
+                            &data[..p]
+                        };
+                        self.take(target_no, field_start, cell);
+                        if self.failure.is_some() {
+                            self.bytes = base + len as u64;
+                            return;
+                        }
+                        if is_nl {
+                            self.end_record(1, field_start, end, data, p);
+                        }
+                    }
+                    if is_nl {
+                        field = 0;
+                        next_target = step - 1;
+                        target_no = 0;
+                    } else {
+                        field += 1;
+                        next_target += step;
+                        target_no += 1;
+                    }
+                    field_start = end + 1;
+                }
+            }
+            pos += 64;
+        }
+
+        // The current field goes on in the next chunk: keep it if it is summed.
+        let end = base + len as u64;
+        if field == next_target && field_start < end {
+            let from = field_start.saturating_sub(base) as usize;
+            self.keep(&data[from..]);
+        }
+        self.field = field;
+        self.next_target = next_target;
+        self.target_no = target_no;
+        self.field_start = field_start;
+        self.quote_carry = quote_carry;
+        self.last_byte = data[len - 1];
+        self.bytes = end;
+    }
+}
+
+/// A header cell as a name: unquoted, `""` unescaped, `\r` and blanks trimmed.
+fn header_name(cell: &[u8]) -> String {
+    let s = String::from_utf8_lossy(cell);
+    let t = s.trim_matches(|c| c == '\r' || c == ' ' || c == '\t');
+    match t.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
+        Some(inner) => inner.replace("\"\"", "\""),
+        None => t.to_owned(),
+    }
+}
+
+/// Bit `i` of the result is the XOR of bits `0..=i` of `x`.
+#[inline(always)]
+fn prefix_xor(mut x: u64) -> u64 {
+    x ^= x << 1;
+    x ^= x << 2;
+    x ^= x << 4;
+    x ^= x << 8;
+    x ^= x << 16;
+    x ^= x << 32;
+    x
+}
+
+/// Position of the `n`-th (0-based) set bit of `x`, which has more than `n`.
+#[inline(always)]
+fn nth_set_bit(mut x: u64, n: usize) -> u32 {
+    for _ in 0..n {
+        x &= x - 1;
+    }
+    x.trailing_zeros()
+}
+
+/// Mask of bits `0..=b`.
+#[inline(always)]
+fn through(b: u32) -> u64 {
+    u64::MAX >> (63 - b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_xor_marks_quoted_spans() {
+        // quotes at 1 and 4: bits 1..=3 inside
+        assert_eq!(prefix_xor(0b1_0010), 0b0_1110);
+    }
+
+    #[test]
+    fn nth_set_bit_counts_from_zero() {
+        assert_eq!(nth_set_bit(0b1011_0000, 0), 4);
+        assert_eq!(nth_set_bit(0b1011_0000, 2), 7);
+    }
+}

@@ -1,0 +1,321 @@
+//! Integration tests of rubra-csvsum against a slow reference implementation.
+
+mod helpers;
+
+use std::sync::atomic::AtomicBool;
+
+use helpers::{Rng, Shape, generate, reference};
+use rubra_csvsum::{Control, CsvSumError, SumOptions, Summary, Summer, sum_bytes, sum_reader};
+
+fn whole(data: &[u8], options: &SumOptions) -> Result<Summary, CsvSumError> {
+    let mut s = Summer::new(options.clone())?;
+    s.feed(data)?;
+    s.finish()
+}
+
+fn in_pieces(data: &[u8], options: &SumOptions, cuts: &[usize]) -> Result<Summary, CsvSumError> {
+    let mut s = Summer::new(options.clone())?;
+    let mut at = 0;
+    for &c in cuts {
+        s.feed(&data[at..c])?;
+        at = c;
+    }
+    s.feed(&data[at..])?;
+    s.finish()
+}
+
+/// Parallel with many tiny regions, so cuts land everywhere (inside quotes too).
+fn parallel(data: &[u8], options: &SumOptions, threads: usize) -> Result<Summary, CsvSumError> {
+    let control = Control {
+        threads,
+        min_region: 1,
+        ..Control::default()
+    };
+    sum_bytes(data, options, &control)
+}
+
+#[test]
+fn random_files_match_the_reference_in_every_mode() {
+    let mut rng = Rng::new(7);
+    for case in 0..400 {
+        let shape = Shape::random(&mut rng);
+        let data = generate(&mut rng, &shape);
+        let want = reference(&data, &shape.options);
+        let ctx = || format!("case {case} {shape:?}\n{}", String::from_utf8_lossy(&data));
+        assert_eq!(
+            whole(&data, &shape.options).expect("whole"),
+            want,
+            "{}",
+            ctx()
+        );
+        let mut cuts: Vec<usize> = (0..rng.below(6))
+            .map(|_| rng.below(data.len() as u64 + 1) as usize)
+            .collect();
+        cuts.sort_unstable();
+        assert_eq!(
+            in_pieces(&data, &shape.options, &cuts).expect("pieces"),
+            want,
+            "{}",
+            ctx()
+        );
+        for threads in [2, 7] {
+            assert_eq!(
+                parallel(&data, &shape.options, threads).expect("par"),
+                want,
+                "{}",
+                ctx()
+            );
+        }
+    }
+}
+
+#[test]
+fn byte_by_byte_and_every_single_split_give_the_same_result() {
+    let mut rng = Rng::new(11);
+    for _ in 0..30 {
+        let mut shape = Shape::random(&mut rng);
+        shape.rows = shape.rows.min(12);
+        shape.quoted_text = 60;
+        let data = generate(&mut rng, &shape);
+        let want = reference(&data, &shape.options);
+        let all: Vec<usize> = (1..data.len()).collect();
+        assert_eq!(
+            in_pieces(&data, &shape.options, &all).expect("bytewise"),
+            want
+        );
+        for cut in 0..=data.len() {
+            assert_eq!(
+                in_pieces(&data, &shape.options, &[cut]).expect("split"),
+                want
+            );
+        }
+    }
+}
+
+#[test]
+fn a_large_file_with_embedded_newlines_sums_the_same_in_parallel() {
+    let mut rng = Rng::new(3);
+    let mut shape = Shape::plain(20_000, 23);
+    shape.options.step = 5;
+    shape.quoted_text = 30;
+    shape.crlf = true;
+    shape.short_rows = 5;
+    shape.odd_numbers = 20;
+    let data = generate(&mut rng, &shape);
+    let want = reference(&data, &shape.options);
+    assert_eq!(whole(&data, &shape.options).expect("whole"), want);
+    for threads in [2, 3, 16] {
+        assert_eq!(parallel(&data, &shape.options, threads).expect("par"), want);
+    }
+    let control = Control::default();
+    assert_eq!(
+        sum_reader(&data[..], &shape.options, &control).expect("reader"),
+        want
+    );
+}
+
+#[test]
+fn sum_file_reads_a_real_file() {
+    let mut rng = Rng::new(5);
+    let shape = Shape::plain(5_000, 40);
+    let data = generate(&mut rng, &shape);
+    let path = std::env::temp_dir().join(format!("rubra-csvsum-{}.csv", std::process::id()));
+    std::fs::write(&path, &data).expect("write");
+    let control = Control {
+        min_region: 4096,
+        ..Control::default()
+    };
+    let got = rubra_csvsum::sum_file(&path, &shape.options, &control);
+    std::fs::remove_file(&path).ok();
+    assert_eq!(got.expect("sum_file"), reference(&data, &shape.options));
+}
+
+#[test]
+fn the_design_example_shape() {
+    let csv = "c1,c2,c3,c4,c5,c6,c7,c8,c9,c10\n1,2,3,4,5,6,7,8,9,897571.04\n,,,,,,,,,0.5\r\n";
+    let s = whole(csv.as_bytes(), &SumOptions::default()).expect("sum");
+    assert_eq!(s.rows, 2);
+    assert_eq!(s.columns.len(), 1);
+    let c = &s.columns[0];
+    assert_eq!(
+        (c.index, c.name.as_str(), c.sum.as_str()),
+        (10, "c10", "897571.54")
+    );
+}
+
+#[test]
+fn missing_cells_count_as_empty_and_names_default_without_header() {
+    let csv = b"1,2,3,4\n5\n6,7\n\n8,9,10\r\n";
+    let options = SumOptions {
+        step: 2,
+        header: false,
+        ..SumOptions::default()
+    };
+    let s = whole(csv, &options).expect("sum");
+    assert_eq!(s.rows, 4);
+    let got: Vec<(usize, &str, &str)> = s
+        .columns
+        .iter()
+        .map(|c| (c.index, c.name.as_str(), c.sum.as_str()))
+        .collect();
+    assert_eq!(got, [(2, "c2", "18"), (4, "c4", "4")]);
+}
+
+#[test]
+fn quoted_fields_with_delimiters_quotes_and_newlines() {
+    let csv = b"a;\"b;\"\"x\"\"\"\n\"1;\n2\";\" 3.5\"\n\"\"\"\";-1e1\n";
+    let options = SumOptions {
+        step: 2,
+        delimiter: b';',
+        ..SumOptions::default()
+    };
+    let s = whole(csv, &options).expect("sum");
+    assert_eq!(s.rows, 2);
+    assert_eq!(s.columns[0].name, "b;\"x\"");
+    assert_eq!(s.columns[0].sum, "-6.5");
+}
+
+#[test]
+fn a_non_numeric_cell_names_row_and_column() {
+    let csv = b"a,b\n1,2\n\n\"x\ny\",oops\n3,4\n";
+    let options = SumOptions {
+        step: 2,
+        ..SumOptions::default()
+    };
+    let err = whole(csv, &options).expect_err("must fail");
+    match &err {
+        CsvSumError::InvalidNumber {
+            row,
+            column,
+            name,
+            value,
+            offset,
+        } => {
+            assert_eq!(
+                (*row, *column, name.as_str(), value.as_str()),
+                (2, 2, "b", "oops")
+            );
+            assert_eq!(&csv[*offset as usize..*offset as usize + 4], b"oops");
+        }
+        other => panic!("wrong error {other:?}"),
+    }
+    assert_eq!(err.code(), "csv_invalid_number");
+    assert_eq!(
+        err.to_string(),
+        "row 2, column 2 (b): not a number: \"oops\""
+    );
+    // The parallel path reports the same row, counted across regions.
+    let mut big = b"a,b\n".to_vec();
+    for i in 0..5000 {
+        big.extend_from_slice(format!("{i},{i}\n").as_bytes());
+    }
+    big.extend_from_slice(b"1,bad\n2,2\n");
+    let err = parallel(&big, &options, 4).expect_err("must fail");
+    assert!(
+        matches!(
+            err,
+            CsvSumError::InvalidNumber {
+                row: 5001,
+                column: 2,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn skip_invalid_counts_the_skipped_cells() {
+    let csv = b"a,b\n1,2\n3,n/a\n4,-\n5,0.5\n";
+    let options = SumOptions {
+        step: 2,
+        skip_invalid: true,
+        ..SumOptions::default()
+    };
+    let s = whole(csv, &options).expect("sum");
+    assert_eq!(
+        (s.rows, s.columns[0].sum.as_str(), s.columns[0].skipped),
+        (4, "2.5", 2)
+    );
+    assert_eq!(parallel(csv, &options, 2).expect("par"), s);
+}
+
+#[test]
+fn out_of_range_and_overflow_are_errors_not_rounding() {
+    let options = SumOptions {
+        step: 1,
+        header: false,
+        ..SumOptions::default()
+    };
+    let huge = "99999999999999999999999999999999999999"; // 38 nines: fits once
+    let err = whole(format!("{huge}\n{huge}\n{huge}\n").as_bytes(), &options).expect_err("sum");
+    assert!(
+        matches!(
+            err,
+            CsvSumError::SumOverflow {
+                row: 2,
+                column: 1,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let err = whole(b"1e40\n", &options).expect_err("range");
+    assert!(
+        matches!(err, CsvSumError::NumberOutOfRange { row: 1, .. }),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn an_unclosed_quote_is_an_error() {
+    let err = whole(b"a\n1\n\"2\n", &SumOptions::default()).expect_err("quote");
+    assert!(
+        matches!(err, CsvSumError::UnclosedQuote { row: 2 }),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn invalid_options_are_refused() {
+    for options in [
+        SumOptions {
+            step: 0,
+            ..SumOptions::default()
+        },
+        SumOptions {
+            delimiter: b'"',
+            ..SumOptions::default()
+        },
+    ] {
+        assert!(matches!(
+            Summer::new(options),
+            Err(CsvSumError::InvalidOptions(_))
+        ));
+    }
+}
+
+#[test]
+fn cancel_stops_a_run() {
+    let data = generate(&mut Rng::new(1), &Shape::plain(2_000, 10));
+    let cancel = AtomicBool::new(true);
+    let control = Control {
+        cancel: Some(&cancel),
+        ..Control::default()
+    };
+    let err = sum_bytes(&data, &SumOptions::default(), &control).expect_err("canceled");
+    assert!(matches!(err, CsvSumError::Canceled));
+}
+
+#[test]
+fn progress_counts_bytes_and_rows() {
+    let data = generate(&mut Rng::new(2), &Shape::plain(3_000, 20));
+    let progress = rubra_csvsum::Progress::new();
+    let control = Control {
+        progress: Some(&progress),
+        ..Control::default()
+    };
+    let s = sum_bytes(&data, &SumOptions::default(), &control).expect("sum");
+    assert_eq!(progress.bytes(), data.len() as u64);
+    assert_eq!(progress.rows(), s.rows);
+}
