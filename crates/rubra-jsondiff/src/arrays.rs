@@ -1,0 +1,734 @@
+//! Arrays: ordered alignment (common prefix/suffix, Myers with a cost cap,
+//! unique-element anchors, positional fallback) and unordered matching (set,
+//! multiset, keyed) that keeps the number tolerance.
+//!
+//! Unordered matching runs in two phases. Exact phase: elements are hashed with
+//! numbers in canonical decimal form, so identical values meet in one bucket in
+//! O(n). Tolerant phase, for what is left: elements are grouped by a hash that
+//! ignores numbers entirely (so near-equal values can never be split by a rounding
+//! boundary, which is how bucketing by rounded numbers fails), and inside a group
+//! sorted by the sum of their numbers; two equal values have sums at most the
+//! sum of their per-number tolerances apart, so each element only checks the
+//! neighbours inside that window, with the real tolerant equality.
+
+use std::collections::HashMap;
+
+use crate::engine::{Cx, Disp, EXACT, Engine, Ptr, Side};
+use crate::parse::Node;
+use crate::path::{State, Step};
+use crate::policy::ArrayMode;
+use crate::report::Op;
+
+/// One step of an alignment of A's elements with B's (indices relative to the arrays).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Edit {
+    Keep(u32, u32),
+    Change(u32, u32),
+    Del(u32),
+    Ins(u32),
+}
+
+/// Most equality checks one Myers run may spend before giving up.
+const MYERS_BUDGET: usize = 4_000_000;
+/// Most candidates one element may check in the tolerant phase.
+const WINDOW_CAP: usize = 1_000;
+
+/// Result of unordered matching: what was left without a partner.
+struct Unmatched {
+    a: Vec<u32>,
+    b: Vec<u32>,
+    /// Keyed pairs (relative indices) that need a recursive diff.
+    pairs: Vec<(u32, u32)>,
+}
+
+impl<'d> Engine<'d> {
+    pub(crate) fn arr_eq(&mut self, fa: u32, na: u32, fb: u32, nb: u32, cx: Cx<'d>) -> bool {
+        let mark = self.mark();
+        let Some(ecx) = self.child(cx, Step::Index) else {
+            self.reset(mark);
+            return true;
+        };
+        let mode = self.mode(cx);
+        let eq = match mode {
+            ArrayMode::Ordered => na == nb && (0..na).all(|i| self.eq(fa + i, fb + i, ecx)),
+            _ => {
+                let u = self.unordered(fa, na, fb, nb, ecx, mode);
+                u.a.is_empty()
+                    && u.b.is_empty()
+                    && u.pairs.iter().all(|&(i, j)| self.eq(fa + i, fb + j, ecx))
+            }
+        };
+        self.reset(mark);
+        eq
+    }
+
+    pub(crate) fn arr_diff(&mut self, fa: u32, na: u32, fb: u32, nb: u32, cx: Cx<'d>) {
+        let mark = self.mark();
+        if let Some(ecx) = self.child(cx, Step::Index) {
+            match self.mode(cx) {
+                ArrayMode::Ordered => self.ordered_diff(fa, na, fb, nb, ecx),
+                mode => {
+                    let u = self.unordered(fa, na, fb, nb, ecx, mode);
+                    self.unordered_diff(fa, fb, ecx, mode, u);
+                }
+            }
+        }
+        self.reset(mark);
+    }
+
+    // ---- ordered -----------------------------------------------------------
+
+    fn ordered_diff(&mut self, fa: u32, na: u32, fb: u32, nb: u32, ecx: Cx<'d>) {
+        let edits = self.align(fa, 0, na, fb, 0, nb, ecx, true);
+        let edits = pair_hunks(edits);
+        let mut pos = 0u32;
+        for e in edits {
+            if self.stop {
+                return;
+            }
+            match e {
+                Edit::Keep(..) => pos += 1,
+                Edit::Change(i, j) => {
+                    self.push_elem(Disp::Index(i), Ptr::Index(pos));
+                    self.diff(fa + i, fb + j, ecx);
+                    self.pop_elem();
+                    pos += 1;
+                }
+                Edit::Del(i) => {
+                    self.push_elem(Disp::Index(i), Ptr::Index(pos));
+                    self.removed(fa + i, true);
+                    self.pop_elem();
+                }
+                Edit::Ins(j) => {
+                    self.push_elem(Disp::Index(j), Ptr::Index(pos));
+                    self.added(fb + j, true);
+                    self.pop_elem();
+                    pos += 1;
+                }
+            }
+        }
+    }
+
+    /// Aligns `A[a0..a1]` with `B[b0..b1]` (relative indices).
+    #[allow(clippy::too_many_arguments)]
+    fn align(
+        &mut self,
+        fa: u32,
+        mut a0: u32,
+        mut a1: u32,
+        fb: u32,
+        mut b0: u32,
+        mut b1: u32,
+        ecx: Cx<'d>,
+        anchors: bool,
+    ) -> Vec<Edit> {
+        // A lone pair is diffed directly: checking it for equality first would make
+        // deeply nested single-element arrays quadratic.
+        let lone = |a0: u32, a1: u32, b0: u32, b1: u32| a1 - a0 == 1 && b1 - b0 == 1;
+        let mut head = Vec::new();
+        while a0 < a1 && b0 < b1 && !lone(a0, a1, b0, b1) && self.eq(fa + a0, fb + b0, ecx) {
+            head.push(Edit::Keep(a0, b0));
+            a0 += 1;
+            b0 += 1;
+        }
+        let mut tail = Vec::new();
+        while a0 < a1 && b0 < b1 && !lone(a0, a1, b0, b1) && self.eq(fa + a1 - 1, fb + b1 - 1, ecx)
+        {
+            a1 -= 1;
+            b1 -= 1;
+            tail.push(Edit::Keep(a1, b1));
+        }
+        tail.reverse();
+        let (n, m) = ((a1 - a0) as usize, (b1 - b0) as usize);
+        let mid = if n == 1 && m == 1 {
+            vec![Edit::Change(a0, b0)]
+        } else if n == 0 || m == 0 {
+            (a0..a1)
+                .map(Edit::Del)
+                .chain((b0..b1).map(Edit::Ins))
+                .collect()
+        } else {
+            let max_d = (MYERS_BUDGET / (n + m)).clamp(8, 1000).min(n + m);
+            match self.myers(fa, a0, n, fb, b0, m, ecx, max_d) {
+                Some(e) => e,
+                None if anchors => self.anchored(fa, a0, a1, fb, b0, b1, ecx),
+                None => {
+                    // Positional: pair what lines up, delete or insert the rest.
+                    let k = n.min(m) as u32;
+                    let mut e: Vec<Edit> = (0..k).map(|t| Edit::Change(a0 + t, b0 + t)).collect();
+                    e.extend((a0 + k..a1).map(Edit::Del));
+                    e.extend((b0 + k..b1).map(Edit::Ins));
+                    e
+                }
+            }
+        };
+        head.extend(mid);
+        head.extend(tail);
+        head
+    }
+
+    /// Myers' O((n+m)·D) greedy diff, giving up past `max_d` edits.
+    #[allow(clippy::too_many_arguments)]
+    fn myers(
+        &mut self,
+        fa: u32,
+        a0: u32,
+        n: usize,
+        fb: u32,
+        b0: u32,
+        m: usize,
+        ecx: Cx<'d>,
+        max_d: usize,
+    ) -> Option<Vec<Edit>> {
+        let off = max_d as isize + 1;
+        let mut v = vec![0isize; 2 * max_d + 3];
+        let mut trace: Vec<isize> = Vec::new();
+        let (n_i, m_i) = (n as isize, m as isize);
+        for d in 0..=max_d as isize {
+            let mut k = -d;
+            while k <= d {
+                let down =
+                    k == -d || (k != d && v[(off + k - 1) as usize] < v[(off + k + 1) as usize]);
+                let mut x = if down {
+                    v[(off + k + 1) as usize]
+                } else {
+                    v[(off + k - 1) as usize] + 1
+                };
+                let mut y = x - k;
+                while x < n_i && y < m_i && self.eq(fa + a0 + x as u32, fb + b0 + y as u32, ecx) {
+                    x += 1;
+                    y += 1;
+                }
+                v[(off + k) as usize] = x;
+                if x >= n_i && y >= m_i {
+                    trace.extend_from_slice(&v[(off - d) as usize..=(off + d) as usize]);
+                    return Some(backtrack(&trace, d, n_i, m_i, a0, b0));
+                }
+                k += 2;
+            }
+            trace.extend_from_slice(&v[(off - d) as usize..=(off + d) as usize]);
+        }
+        None
+    }
+
+    /// Anchors on elements unique on both sides (patience style), then aligns the gaps.
+    #[allow(clippy::too_many_arguments)]
+    fn anchored(
+        &mut self,
+        fa: u32,
+        a0: u32,
+        a1: u32,
+        fb: u32,
+        b0: u32,
+        b1: u32,
+        ecx: Cx<'d>,
+    ) -> Vec<Edit> {
+        let mut pairs = self.unique_pairs(fa, a0, a1, fb, b0, b1, ecx, true);
+        if pairs.is_empty() {
+            pairs = self.unique_pairs(fa, a0, a1, fb, b0, b1, ecx, false);
+        }
+        let anchors = longest_increasing(&pairs);
+        let mut out = Vec::new();
+        let (mut ca, mut cb) = (a0, b0);
+        for (i, j) in anchors {
+            out.extend(self.align(fa, ca, i, fb, cb, j, ecx, false));
+            out.push(if self.eq(fa + i, fb + j, ecx) {
+                Edit::Keep(i, j)
+            } else {
+                Edit::Change(i, j)
+            });
+            (ca, cb) = (i + 1, j + 1);
+        }
+        out.extend(self.align(fa, ca, a1, fb, cb, b1, ecx, false));
+        out
+    }
+
+    /// Pairs `(i, j)` of elements whose hash occurs once in A's range and once in B's.
+    #[allow(clippy::too_many_arguments)]
+    fn unique_pairs(
+        &mut self,
+        fa: u32,
+        a0: u32,
+        a1: u32,
+        fb: u32,
+        b0: u32,
+        b1: u32,
+        ecx: Cx<'d>,
+        loose: bool,
+    ) -> Vec<(u32, u32)> {
+        // count in A, count in B, index in A, index in B
+        let mut seen: HashMap<u64, (u32, u32, u32, u32)> = HashMap::new();
+        for i in a0..a1 {
+            let h = self.hash(Side::A, fa + i, ecx, loose);
+            let e = seen.entry(h).or_insert((0, 0, i, 0));
+            e.0 += 1;
+        }
+        for j in b0..b1 {
+            let h = self.hash(Side::B, fb + j, ecx, loose);
+            if let Some(e) = seen.get_mut(&h) {
+                e.1 += 1;
+                e.3 = j;
+            }
+        }
+        let mut pairs: Vec<(u32, u32)> = seen
+            .into_values()
+            .filter(|e| e.0 == 1 && e.1 == 1)
+            .map(|e| (e.2, e.3))
+            .collect();
+        pairs.sort_unstable();
+        pairs
+    }
+
+    // ---- unordered ---------------------------------------------------------
+
+    fn unordered(
+        &mut self,
+        fa: u32,
+        na: u32,
+        fb: u32,
+        nb: u32,
+        ecx: Cx<'d>,
+        mode: &'d ArrayMode,
+    ) -> Unmatched {
+        match mode {
+            ArrayMode::Set => {
+                let a = self.set_missing(fa, na, fb, nb, ecx, Side::A);
+                let b = self.set_missing(fb, nb, fa, na, ecx, Side::B);
+                Unmatched {
+                    a,
+                    b,
+                    pairs: Vec::new(),
+                }
+            }
+            ArrayMode::Key(field) => self.keyed(fa, na, fb, nb, ecx, field),
+            _ => {
+                let (a, b) = self.multiset((0..na).collect(), (0..nb).collect(), fa, fb, ecx);
+                Unmatched {
+                    a,
+                    b,
+                    pairs: Vec::new(),
+                }
+            }
+        }
+    }
+
+    /// Equality with the sides given in either order.
+    fn eq_sides(&mut self, side: Side, x: u32, y: u32, ecx: Cx<'d>) -> bool {
+        match side {
+            Side::A => self.eq(x, y, ecx),
+            Side::B => self.eq(y, x, ecx),
+        }
+    }
+
+    /// Elements of `side`'s array that have no equal element in the other array.
+    fn set_missing(
+        &mut self,
+        fs: u32,
+        ns: u32,
+        fo: u32,
+        no: u32,
+        ecx: Cx<'d>,
+        side: Side,
+    ) -> Vec<u32> {
+        let other = match side {
+            Side::A => Side::B,
+            Side::B => Side::A,
+        };
+        let mut exact: HashMap<u64, Vec<u32>> = HashMap::with_capacity(no as usize);
+        for j in 0..no {
+            let h = self.hash(other, fo + j, ecx, false);
+            exact.entry(h).or_default().push(j);
+        }
+        let mut left = Vec::new();
+        for i in 0..ns {
+            let h = self.hash(side, fs + i, ecx, false);
+            let hit = exact.get(&h).is_some_and(|c| {
+                c.iter()
+                    .take(WINDOW_CAP)
+                    .any(|&j| self.eq_sides(side, fs + i, fo + j, ecx))
+            });
+            if !hit {
+                left.push(i);
+            }
+        }
+        if left.is_empty() || no == 0 || is_exact(ecx) {
+            return left;
+        }
+        let groups = self.tolerant_groups(other, fo, (0..no).collect(), ecx);
+        left.retain(|&i| {
+            let (lh, sum, reach) = self.tolerant_key(side, fs + i, ecx);
+            let Some(g) = groups.get(&lh) else {
+                return true;
+            };
+            !window(g, sum, reach)
+                .take(WINDOW_CAP)
+                .any(|&(_, j)| self.eq_sides(side, fs + i, fo + j, ecx))
+        });
+        left
+    }
+
+    fn tolerant_key(&mut self, side: Side, id: u32, ecx: Cx<'d>) -> (u64, f64, f64) {
+        let lh = self.hash(side, id, ecx, true);
+        let (sum, reach) = self.signature(side, id, ecx);
+        (lh, sum, reach)
+    }
+
+    /// Groups elements by loose hash, each group sorted by numeric signature.
+    fn tolerant_groups(
+        &mut self,
+        side: Side,
+        first: u32,
+        idx: Vec<u32>,
+        ecx: Cx<'d>,
+    ) -> HashMap<u64, Vec<(f64, u32)>> {
+        let mut groups: HashMap<u64, Vec<(f64, u32)>> = HashMap::new();
+        for j in idx {
+            let (lh, sum, _) = self.tolerant_key(side, first + j, ecx);
+            groups.entry(lh).or_default().push((sum, j));
+        }
+        for g in groups.values_mut() {
+            g.sort_unstable_by(|x, y| x.0.total_cmp(&y.0).then(x.1.cmp(&y.1)));
+        }
+        groups
+    }
+
+    /// Matches A's elements `ia` with B's `ib` one to one; returns the unmatched.
+    fn multiset(
+        &mut self,
+        ia: Vec<u32>,
+        ib: Vec<u32>,
+        fa: u32,
+        fb: u32,
+        ecx: Cx<'d>,
+    ) -> (Vec<u32>, Vec<u32>) {
+        let mut exact: HashMap<u64, Vec<u32>> = HashMap::with_capacity(ib.len());
+        for &j in ib.iter().rev() {
+            let h = self.hash(Side::B, fb + j, ecx, false);
+            exact.entry(h).or_default().push(j);
+        }
+        let mut left_a = Vec::new();
+        for i in ia {
+            let h = self.hash(Side::A, fa + i, ecx, false);
+            let mut hit = false;
+            if let Some(c) = exact.get_mut(&h) {
+                // Candidates are stacked in reverse, so popping keeps B's order.
+                let n = c.len();
+                if let Some(p) = (0..n.min(WINDOW_CAP))
+                    .map(|t| n - 1 - t)
+                    .find(|&p| self.eq(fa + i, fb + c[p], ecx))
+                {
+                    c.remove(p);
+                    hit = true;
+                }
+            }
+            if !hit {
+                left_a.push(i);
+            }
+        }
+        let mut left_b: Vec<u32> = exact.into_values().flatten().collect();
+        left_b.sort_unstable();
+        if left_a.is_empty() || left_b.is_empty() || is_exact(ecx) {
+            return (left_a, left_b);
+        }
+        // Tolerant phase over the leftovers.
+        let groups = self.tolerant_groups(Side::B, fb, left_b, ecx);
+        let mut taken: HashMap<u32, ()> = HashMap::new();
+        let mut keyed_a: Vec<(u64, f64, f64, u32)> = left_a
+            .iter()
+            .map(|&i| {
+                let (lh, s, r) = self.tolerant_key(Side::A, fa + i, ecx);
+                (lh, s, r, i)
+            })
+            .collect();
+        // Ascending sums make the greedy choice of the lowest free partner optimal
+        // for one number, and a sound heuristic for several.
+        keyed_a.sort_unstable_by(|x, y| x.1.total_cmp(&y.1).then(x.3.cmp(&y.3)));
+        let mut still_a = Vec::new();
+        for (lh, sum, reach, i) in keyed_a {
+            let hit = groups.get(&lh).and_then(|g| {
+                window(g, sum, reach)
+                    .filter(|(_, j)| !taken.contains_key(j))
+                    .take(WINDOW_CAP)
+                    .find(|&&(_, j)| self.eq(fa + i, fb + j, ecx))
+                    .map(|&(_, j)| j)
+            });
+            match hit {
+                Some(j) => {
+                    taken.insert(j, ());
+                }
+                None => still_a.push(i),
+            }
+        }
+        still_a.sort_unstable();
+        let still_b = groups
+            .into_values()
+            .flatten()
+            .map(|(_, j)| j)
+            .filter(|j| !taken.contains_key(j))
+            .collect::<Vec<_>>();
+        let mut still_b = still_b;
+        still_b.sort_unstable();
+        (still_a, still_b)
+    }
+
+    /// The key member's node of an object element, if any.
+    fn key_of(&self, side: Side, id: u32, field: &str) -> Option<u32> {
+        let doc = self.doc(side);
+        match doc.node(id) {
+            Node::Obj(f, n) => Engine::find(doc, f, n, 0, field, None),
+            _ => None,
+        }
+    }
+
+    fn keyed(&mut self, fa: u32, na: u32, fb: u32, nb: u32, ecx: Cx<'d>, field: &str) -> Unmatched {
+        let exact = Cx {
+            st: State::DEAD,
+            tol: &EXACT,
+        };
+        let mut by_key: HashMap<u64, Vec<(u32, u32)>> = HashMap::with_capacity(nb as usize);
+        let mut loose_b = Vec::new();
+        for j in (0..nb).rev() {
+            match self.key_of(Side::B, fb + j, field) {
+                Some(k) => {
+                    let h = self.hash(Side::B, k, exact, false);
+                    by_key.entry(h).or_default().push((k, j));
+                }
+                None => loose_b.push(j),
+            }
+        }
+        loose_b.reverse();
+        let mut pairs = Vec::new();
+        let mut loose_a = Vec::new();
+        let mut gone_a = Vec::new();
+        for i in 0..na {
+            let Some(k) = self.key_of(Side::A, fa + i, field) else {
+                loose_a.push(i);
+                continue;
+            };
+            let h = self.hash(Side::A, k, exact, false);
+            let hit = by_key.get_mut(&h).and_then(|c| {
+                let n = c.len();
+                let p = (0..n).rev().find(|&p| self.eq(k, c[p].0, exact))?;
+                Some(c.remove(p).1)
+            });
+            match hit {
+                Some(j) => pairs.push((i, j)),
+                None => gone_a.push(i),
+            }
+        }
+        let mut new_b: Vec<u32> = by_key.into_values().flatten().map(|(_, j)| j).collect();
+        let (la, lb) = self.multiset(loose_a, loose_b, fa, fb, ecx);
+        gone_a.extend(la);
+        gone_a.sort_unstable();
+        new_b.extend(lb);
+        new_b.sort_unstable();
+        Unmatched {
+            a: gone_a,
+            b: new_b,
+            pairs,
+        }
+    }
+
+    fn unordered_diff(&mut self, fa: u32, fb: u32, ecx: Cx<'d>, mode: &ArrayMode, u: Unmatched) {
+        // Inner changes first, while every index of A is still where it was.
+        for &(i, j) in &u.pairs {
+            if self.stop {
+                return;
+            }
+            let disp = match (mode, self.key_of(Side::A, fa + i, key_field(mode))) {
+                (ArrayMode::Key(_), Some(k)) => Disp::Keyed(Side::A, k),
+                _ => Disp::Index(i),
+            };
+            self.push_elem(disp, Ptr::Index(i));
+            self.diff(fa + i, fb + j, ecx);
+            self.pop_elem();
+        }
+        let keyed = matches!(mode, ArrayMode::Key(_));
+        let disp = |e: &Self, side: Side, first: u32, i: u32| match e.key_of(
+            side,
+            first + i,
+            key_field(mode),
+        ) {
+            Some(k) if keyed => Disp::Keyed(side, k),
+            _ => Disp::Index(i),
+        };
+        for &i in &u.a {
+            if self.stop {
+                return;
+            }
+            let d = disp(self, Side::A, fa, i);
+            self.push_elem(d, Ptr::Index(i));
+            self.removed(fa + i, false);
+            self.pop_elem();
+        }
+        // Removing from the back keeps the earlier indices valid.
+        for &i in u.a.iter().rev() {
+            self.push_elem(Disp::Index(i), Ptr::Index(i));
+            self.op(Op::Remove, None);
+            self.pop_elem();
+        }
+        for &j in &u.b {
+            if self.stop {
+                return;
+            }
+            let d = disp(self, Side::B, fb, j);
+            self.push_elem(d, Ptr::End);
+            self.added(fb + j, true);
+            self.pop_elem();
+        }
+    }
+}
+
+fn key_field(mode: &ArrayMode) -> &str {
+    match mode {
+        ArrayMode::Key(f) => f,
+        _ => "",
+    }
+}
+
+fn is_exact(ecx: Cx<'_>) -> bool {
+    // Path rules could set a tolerance deeper down, so only a dead state with an
+    // exact tolerance proves that exact hashing already found every match.
+    ecx.st.is_dead() && *ecx.tol == crate::number::Tolerance::EXACT
+}
+
+/// The entries of a sorted group whose sums lie within `reach` of `sum`.
+fn window(g: &[(f64, u32)], sum: f64, reach: f64) -> impl Iterator<Item = &(f64, u32)> {
+    let (lo, hi) = if reach.is_finite() {
+        (sum - reach, sum + reach)
+    } else {
+        (f64::NEG_INFINITY, f64::INFINITY)
+    };
+    let start = g.partition_point(|e| e.0 < lo);
+    g[start..].iter().take_while(move |e| e.0 <= hi)
+}
+
+fn backtrack(trace: &[isize], d_end: isize, n: isize, m: isize, a0: u32, b0: u32) -> Vec<Edit> {
+    let mut out = Vec::new();
+    let (mut x, mut y) = (n, m);
+    let row = |d: isize| -> &[isize] {
+        let s = (d * d) as usize;
+        &trace[s..s + (2 * d + 1) as usize]
+    };
+    for d in (1..=d_end).rev() {
+        let prev = row(d - 1);
+        let at = |k: isize| prev[(k + d - 1) as usize];
+        let k = x - y;
+        let down = k == -d || (k != d && at(k - 1) < at(k + 1));
+        let pk = if down { k + 1 } else { k - 1 };
+        let px = at(pk);
+        let py = px - pk;
+        while x > px && y > py {
+            x -= 1;
+            y -= 1;
+            out.push(Edit::Keep(a0 + x as u32, b0 + y as u32));
+        }
+        if down {
+            out.push(Edit::Ins(b0 + py as u32));
+        } else {
+            out.push(Edit::Del(a0 + px as u32));
+        }
+        (x, y) = (px, py);
+    }
+    while x > 0 && y > 0 {
+        x -= 1;
+        y -= 1;
+        out.push(Edit::Keep(a0 + x as u32, b0 + y as u32));
+    }
+    out.reverse();
+    out
+}
+
+/// Longest chain of pairs increasing in both coordinates (pairs sorted by `i`).
+fn longest_increasing(pairs: &[(u32, u32)]) -> Vec<(u32, u32)> {
+    let mut tails: Vec<usize> = Vec::new();
+    let mut prev: Vec<usize> = vec![usize::MAX; pairs.len()];
+    for (p, &(_, j)) in pairs.iter().enumerate() {
+        let pos = tails.partition_point(|&t| pairs[t].1 < j);
+        if pos > 0 {
+            prev[p] = tails[pos - 1];
+        }
+        if pos == tails.len() {
+            tails.push(p);
+        } else {
+            tails[pos] = p;
+        }
+    }
+    let mut out = Vec::with_capacity(tails.len());
+    let mut cur = tails.last().copied().unwrap_or(usize::MAX);
+    while cur != usize::MAX {
+        out.push(pairs[cur]);
+        cur = prev[cur];
+    }
+    out.reverse();
+    out
+}
+
+/// Turns each run of deletions and insertions between kept elements into
+/// changes (paired in order) followed by the unpaired rest.
+fn pair_hunks(edits: Vec<Edit>) -> Vec<Edit> {
+    let mut out = Vec::with_capacity(edits.len());
+    let mut dels = Vec::new();
+    let mut ins = Vec::new();
+    let flush = |out: &mut Vec<Edit>, dels: &mut Vec<u32>, ins: &mut Vec<u32>| {
+        let k = dels.len().min(ins.len());
+        out.extend((0..k).map(|t| Edit::Change(dels[t], ins[t])));
+        out.extend(dels[k..].iter().map(|&i| Edit::Del(i)));
+        out.extend(ins[k..].iter().map(|&j| Edit::Ins(j)));
+        dels.clear();
+        ins.clear();
+    };
+    for e in edits {
+        match e {
+            Edit::Del(i) => dels.push(i),
+            Edit::Ins(j) => ins.push(j),
+            other => {
+                flush(&mut out, &mut dels, &mut ins);
+                out.push(other);
+            }
+        }
+    }
+    flush(&mut out, &mut dels, &mut ins);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lis_picks_a_longest_chain() {
+        let p = [(0, 3), (1, 1), (2, 2), (3, 0), (4, 4)];
+        assert_eq!(longest_increasing(&p), vec![(1, 1), (2, 2), (4, 4)]);
+        assert!(longest_increasing(&[]).is_empty());
+    }
+
+    #[test]
+    fn hunks_pair_in_order() {
+        let e = vec![
+            Edit::Keep(0, 0),
+            Edit::Del(1),
+            Edit::Del(2),
+            Edit::Ins(1),
+            Edit::Keep(3, 2),
+        ];
+        assert_eq!(
+            pair_hunks(e),
+            vec![
+                Edit::Keep(0, 0),
+                Edit::Change(1, 1),
+                Edit::Del(2),
+                Edit::Keep(3, 2)
+            ]
+        );
+    }
+
+    #[test]
+    fn window_is_inclusive() {
+        let g = [(1.0, 0), (2.0, 1), (3.0, 2)];
+        let w: Vec<u32> = window(&g, 2.0, 1.0).map(|e| e.1).collect();
+        assert_eq!(w, vec![0, 1, 2]);
+        let w: Vec<u32> = window(&g, 2.0, 0.5).map(|e| e.1).collect();
+        assert_eq!(w, vec![1]);
+    }
+}

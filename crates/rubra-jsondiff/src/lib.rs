@@ -1,0 +1,301 @@
+//! Compare two JSON documents the way people mean "equal".
+//!
+//! ```
+//! use rubra_jsondiff::{diff, Document, Options};
+//!
+//! let a: Document = r#"{"items":[{"id":1,"price":1.000012}]}"#.parse()?;
+//! let b: Document = r#"{"items":[{"id":1,"price":1.000031}]}"#.parse()?;
+//! let report = diff(&a, &b, &Options::default());
+//! assert_eq!(report.to_text(false), ".items[0].price: 1.000012 → 1.000031 (Δ 1.9e-5)\n");
+//! # Ok::<(), rubra_jsondiff::ParseError>(())
+//! ```
+//!
+//! # Numbers
+//!
+//! Numbers are never converted to float64 to be compared: each literal is read
+//! as an exact decimal, so `1 == 1.0 == 1e0`, `1e2 == 100` and
+//! `12345678901234567890 ≠ 12345678901234567891`.
+//!
+//! **The tolerance rule.** Two numbers are equal when they are the same decimal
+//! value, or when *at least one of them is written with a fraction or an
+//! exponent* and `|a − b| ≤ abs` or `|a − b| ≤ rel · max(|a|, |b|)`. Two integer
+//! literals are always compared exactly, whatever the tolerance. The default is
+//! `abs = 0.5·10⁻⁵` ("equal to 5 decimal places"), `rel = 0`; the bound is
+//! inclusive and computed exactly in decimal (so `1.00001` and `1.000015` are
+//! equal), falling back to float64 only for numbers with more than 38
+//! significant digits or exponents too far apart for 128-bit arithmetic.
+//!
+//! # Arrays
+//!
+//! Ordered by default: a real sequence alignment finds insertions and deletions
+//! (common prefix and suffix, then Myers' diff with a cost cap, then anchors on
+//! elements unique on both sides, then position by position), so it stays near
+//! linear on large arrays. A run of deletions next to insertions is reported as
+//! changed elements. [`ArrayMode::Set`], [`ArrayMode::Multiset`] and
+//! [`ArrayMode::Key`] match elements regardless of order, in expected linear
+//! time, and keep the tolerance (see the `arrays` module notes in the README).
+//! Keys of keyed arrays are compared exactly.
+//!
+//! # Paths
+//!
+//! Modes, ignores and tolerances can be set per path with [`PathPattern`]s such as
+//! `items[*].updated_at` or `**.timestamp`; later rules win. A tolerance set for a
+//! path holds for all numbers at and below it.
+//!
+//! # Patches
+//!
+//! With [`Options::patch`], the report carries an RFC 6902 patch; [`apply`]ing it
+//! to the first document gives a document that compares equal to the second
+//! under the same options (exactly the second when the tolerance is
+//! [`Tolerance::EXACT`] and every array is ordered).
+#![deny(missing_docs)]
+
+mod arrays;
+#[cfg(feature = "cli")]
+pub mod cli;
+mod engine;
+mod number;
+mod parse;
+pub mod patch;
+mod path;
+mod policy;
+mod report;
+
+pub use number::{Decimal, Tolerance};
+pub use parse::{Document, MAX_DEPTH, ParseError};
+pub use patch::{PatchError, apply};
+pub use path::{PathPattern, PatternError};
+pub use policy::{ArrayMode, Options, PolicyError};
+pub use report::{Difference, Kind, Op, PatchOp, Report};
+
+/// Documents nested deeper than this are compared on a thread with a larger stack.
+const INLINE_DEPTH: usize = 200;
+/// Stack reserved per nesting level on that thread (generous for debug builds).
+const STACK_PER_LEVEL: usize = 4096;
+
+/// Compares `a` with `b`.
+///
+/// Every nesting depth that [`Document::parse`] accepts (up to [`MAX_DEPTH`]) gets
+/// a correct answer: deep documents are compared on a scoped thread whose stack
+/// is sized from their depth.
+pub fn diff(a: &Document, b: &Document, opts: &Options) -> Report {
+    let depth = a.depth().max(b.depth());
+    if depth <= INLINE_DEPTH {
+        return engine::Engine::new(a, b, opts).run();
+    }
+    let stack = (1 << 20) + depth * STACK_PER_LEVEL;
+    std::thread::scope(|s| {
+        match std::thread::Builder::new()
+            .name("rubra-jsondiff".into())
+            .stack_size(stack)
+            .spawn_scoped(s, || engine::Engine::new(a, b, opts).run())
+        {
+            Ok(h) => h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)),
+            Err(_) => engine::Engine::new(a, b, opts).run(),
+        }
+    })
+}
+
+/// Whether `a` and `b` are equal under `opts` (stops at the first difference).
+pub fn equal(a: &Document, b: &Document, opts: &Options) -> bool {
+    let opts = Options {
+        stop_at_first: true,
+        patch: false,
+        ..opts.clone()
+    };
+    diff(a, b, &opts).is_equal()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(s: &str) -> Document {
+        s.parse().expect("valid JSON")
+    }
+
+    fn check(a: &str, b: &str, opts: &Options) -> Report {
+        let (da, db) = (doc(a), doc(b));
+        let opts = Options {
+            patch: true,
+            ..opts.clone()
+        };
+        let r = diff(&da, &db, &opts);
+        let patched = doc(&apply(&da, &r.patch).expect("patch applies"));
+        assert!(
+            diff(&patched, &db, &opts).is_equal(),
+            "patch does not give B\nA={a}\nB={b}\npatch={}",
+            r.patch_json()
+        );
+        assert_eq!(r.is_equal(), equal(&da, &db, &opts));
+        r
+    }
+
+    fn text(a: &str, b: &str, opts: &Options) -> String {
+        check(a, b, opts).to_text(false)
+    }
+
+    #[test]
+    fn spec_example_line() {
+        let o = Options::default();
+        assert_eq!(
+            text(
+                r#"{"items":[0,1,2,{"price":1.000012}]}"#,
+                r#"{"items":[0,1,2,{"price":1.000031}]}"#,
+                &o
+            ),
+            ".items[3].price: 1.000012 → 1.000031 (Δ 1.9e-5)\n"
+        );
+    }
+
+    #[test]
+    fn objects_report_added_removed_changed() {
+        let o = Options::default();
+        let t = text(
+            r#"{"a":1,"b":"x","c":true}"#,
+            r#"{"b":"y","c":true,"d":null}"#,
+            &o,
+        );
+        assert_eq!(t, ".a: - 1\n.b: \"x\" → \"y\"\n.d: + null\n");
+        assert_eq!(
+            text(r#"{"a b":1}"#, r#"{"a b":2}"#, &o),
+            "[\"a b\"]: 1 → 2 (Δ 1)\n"
+        );
+        assert_eq!(text("1", "\"1\"", &o), ".: 1 → \"1\"\n");
+    }
+
+    #[test]
+    fn ordered_arrays_find_insertions_and_deletions() {
+        let o = Options::default();
+        assert_eq!(text("[1,2,3,4]", "[1,3,4,5]", &o), "[1]: - 2\n[3]: + 5\n");
+        assert_eq!(text("[1,2,3]", "[0,1,2,3]", &o), "[0]: + 0\n");
+        assert_eq!(text("[]", "[1]", &o), "[0]: + 1\n");
+        check("[1,2,3,4,5,6]", "[6,5,4,3,2,1]", &o);
+        check(r#"[{"a":1},{"b":2},3]"#, r#"[{"a":2},3,{"b":2}]"#, &o);
+    }
+
+    #[test]
+    fn unordered_modes() {
+        let set = Options {
+            array_mode: ArrayMode::Set,
+            ..Options::default()
+        };
+        assert!(text("[1,2,2,3]", "[3,2,1]", &set).is_empty());
+        assert_eq!(text("[1,2]", "[2,3]", &set), "[0]: - 1\n[1]: + 3\n");
+        let bag = Options {
+            array_mode: ArrayMode::Multiset,
+            ..Options::default()
+        };
+        assert_eq!(text("[1,2,2]", "[2,1]", &bag), "[2]: - 2\n");
+        assert!(text("[[1,2],{\"a\":1}]", "[{\"a\":1.0},[1,2]]", &bag).is_empty());
+    }
+
+    #[test]
+    fn keyed_arrays_diff_matched_elements() {
+        let o = Options {
+            arrays: vec![(
+                "items[*]".parse().expect("pattern"),
+                ArrayMode::Key("id".into()),
+            )],
+            ..Options::default()
+        };
+        let t = text(
+            r#"{"items":[{"id":1,"p":1.5},{"id":2,"p":2},{"id":3},4]}"#,
+            r#"{"items":[{"id":4},{"id":2,"p":2.5},{"id":1,"p":1.5000001},4]}"#,
+            &o,
+        );
+        assert_eq!(
+            t,
+            ".items[id=2].p: 2 → 2.5 (Δ 0.5)\n.items[id=3]: - {\"id\":3}\n.items[id=4]: + {\"id\":4}\n"
+        );
+    }
+
+    #[test]
+    fn tolerance_in_every_array_mode() {
+        for mode in [
+            ArrayMode::Ordered,
+            ArrayMode::Set,
+            ArrayMode::Multiset,
+            ArrayMode::Key("k".into()),
+        ] {
+            let o = Options {
+                array_mode: mode.clone(),
+                ..Options::default()
+            };
+            // Straddles the 5th-decimal rounding boundary: rounding both would differ.
+            let a = r#"[{"k":1,"v":0.1234549},{"k":2,"v":[2.0000049,7]},0.3333349]"#;
+            let b = r#"[0.333335,{"k":2,"v":[2.0000051,7]},{"k":1,"v":0.1234551}]"#;
+            let r = check(a, b, &o);
+            if mode == ArrayMode::Ordered {
+                assert!(!r.is_equal());
+            } else {
+                assert!(r.is_equal(), "{mode:?}: {}", r.to_text(false));
+            }
+            let exact = Options {
+                tolerance: Tolerance::EXACT,
+                ..o.clone()
+            };
+            assert!(!check(a, b, &exact).is_equal());
+        }
+    }
+
+    #[test]
+    fn ignores_with_wildcards() {
+        let o = Options {
+            ignore: vec![
+                "**.timestamp".parse().expect("pattern"),
+                "items[*].updated_at".parse().expect("pattern"),
+            ],
+            ..Options::default()
+        };
+        let a = r#"{"timestamp":1,"x":{"timestamp":2},"items":[{"a":1,"updated_at":3}]}"#;
+        let b = r#"{"x":{"timestamp":5},"items":[{"a":1,"updated_at":4}],"timestamp":9}"#;
+        assert!(text(a, b, &o).is_empty());
+        let b2 = r#"{"x":{},"items":[{"a":2}]}"#;
+        assert_eq!(text(a, b2, &o), ".items[0].a: 1 → 2 (Δ 1)\n");
+    }
+
+    #[test]
+    fn per_path_tolerance() {
+        let o = Options {
+            tolerances: vec![(
+                "**.price".parse().expect("pattern"),
+                Tolerance {
+                    abs: Decimal::parse("0.01").expect("decimal"),
+                    rel: Decimal::ZERO,
+                },
+            )],
+            ..Options::default()
+        };
+        assert_eq!(
+            text(
+                r#"{"price":1.001,"q":1.001}"#,
+                r#"{"price":1.009,"q":1.009}"#,
+                &o
+            ),
+            ".q: 1.001 → 1.009 (Δ 0.008)\n"
+        );
+    }
+
+    #[test]
+    fn quiet_stops_at_the_first_difference() {
+        let o = Options {
+            stop_at_first: true,
+            ..Options::default()
+        };
+        let r = diff(&doc("[1,2,3]"), &doc("[4,5,6]"), &o);
+        assert_eq!(r.differences.len(), 1);
+    }
+
+    #[test]
+    fn deep_nesting_gets_an_answer() {
+        let n = 10_000;
+        let a = "[".repeat(n) + "1" + &"]".repeat(n);
+        let b = "[".repeat(n) + "2" + &"]".repeat(n);
+        let r = diff(&doc(&a), &doc(&b), &Options::default());
+        assert_eq!(r.differences.len(), 1);
+        assert!(r.differences[0].path.starts_with("[0][0]"));
+        let o = r#"{"a":"#.repeat(n) + "1" + &"}".repeat(n);
+        assert!(equal(&doc(&o), &doc(&o), &Options::default()));
+    }
+}

@@ -1,0 +1,656 @@
+//! JSON parsing into a flat arena: every number and string is kept as written
+//! (a span of the input), so nothing is lost to float64 and nesting costs no stack.
+
+use std::borrow::Cow;
+use std::fmt;
+
+/// Deepest nesting accepted; deeper input is refused with a [`ParseError`].
+///
+/// Comparison recurses once per level on a thread whose stack is sized from the
+/// actual depth, so every depth up to this limit gets a correct answer.
+pub const MAX_DEPTH: usize = 100_000;
+
+/// A JSON text could not be parsed: what was wrong and where (1-based).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}, column {column}: {message}")]
+pub struct ParseError {
+    /// 1-based line of the offending character.
+    pub line: usize,
+    /// 1-based column (in characters) of the offending character.
+    pub column: usize,
+    /// What was expected or found.
+    pub message: String,
+}
+
+/// A byte range of the source. For strings the top bit of `len` says whether the
+/// raw text holds escapes, so the common case compares raw bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Span {
+    pub(crate) start: u32,
+    len: u32,
+}
+
+const ESCAPED: u32 = 1 << 31;
+
+impl Span {
+    fn new(start: usize, len: usize, escaped: bool) -> Self {
+        // Lengths are below 2^31: inputs are limited to 2 GiB in `parse`.
+        Span {
+            start: start as u32,
+            len: len as u32 | if escaped { ESCAPED } else { 0 },
+        }
+    }
+    pub(crate) fn escaped(self) -> bool {
+        self.len & ESCAPED != 0
+    }
+    fn range(self) -> std::ops::Range<usize> {
+        let s = self.start as usize;
+        s..s + (self.len & !ESCAPED) as usize
+    }
+}
+
+/// One value in the arena. Containers name their children as `first..first+len`
+/// in [`Document::nodes`]; object members have their names at the same index of
+/// [`Document::keys`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Node {
+    Null,
+    Bool(bool),
+    Num(Span),
+    Str(Span),
+    Arr(u32, u32),
+    Obj(u32, u32),
+}
+
+/// A parsed JSON document. Cheap to compare, keeps the source text.
+pub struct Document {
+    src: Box<str>,
+    pub(crate) nodes: Vec<Node>,
+    pub(crate) keys: Vec<Span>,
+    pub(crate) root: u32,
+    depth: usize,
+}
+
+impl fmt::Debug for Document {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Document")
+            .field("bytes", &self.src.len())
+            .field("nodes", &self.nodes.len())
+            .field("depth", &self.depth)
+            .finish()
+    }
+}
+
+impl std::str::FromStr for Document {
+    type Err = ParseError;
+    fn from_str(s: &str) -> Result<Self, ParseError> {
+        Document::parse(s.to_owned())
+    }
+}
+
+impl Document {
+    /// Parses a JSON text (RFC 8259). A leading byte-order mark is skipped.
+    /// Duplicate member names: the last occurrence wins, as in most parsers.
+    pub fn parse(text: String) -> Result<Self, ParseError> {
+        Parser::run(text)
+    }
+
+    /// Parses raw bytes, reporting invalid UTF-8 with its line and column.
+    pub fn parse_bytes(bytes: Vec<u8>) -> Result<Self, ParseError> {
+        match String::from_utf8(bytes) {
+            Ok(s) => Self::parse(s),
+            Err(e) => {
+                let at = e.utf8_error().valid_up_to();
+                Err(error_at(e.as_bytes(), at, "invalid UTF-8"))
+            }
+        }
+    }
+
+    /// Deepest nesting level in the document (a scalar root is depth 0).
+    pub fn depth(&self) -> usize {
+        self.depth
+    }
+
+    /// Number of JSON values in the document.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Always false: a document holds at least its root value.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// Size of the source text in bytes.
+    pub fn source_len(&self) -> usize {
+        self.src.len()
+    }
+
+    pub(crate) fn node(&self, id: u32) -> Node {
+        self.nodes[id as usize]
+    }
+
+    /// Raw text of a span: a number literal, or a string's inside without quotes.
+    pub(crate) fn raw(&self, span: Span) -> &str {
+        &self.src[span.range()]
+    }
+
+    /// A string's decoded value.
+    pub(crate) fn text(&self, span: Span) -> Cow<'_, str> {
+        let raw = self.raw(span);
+        if span.escaped() {
+            Cow::Owned(unescape(raw))
+        } else {
+            Cow::Borrowed(raw)
+        }
+    }
+
+    /// Decoded name of the member stored at `id`.
+    pub(crate) fn key(&self, id: u32) -> Cow<'_, str> {
+        self.text(self.keys[id as usize])
+    }
+
+    /// Compact JSON of one value; numbers and strings exactly as written.
+    pub(crate) fn write_json(&self, id: u32, out: &mut String) {
+        match self.node(id) {
+            Node::Null => out.push_str("null"),
+            Node::Bool(b) => out.push_str(if b { "true" } else { "false" }),
+            Node::Num(s) => out.push_str(self.raw(s)),
+            Node::Str(s) => {
+                out.push('"');
+                out.push_str(self.raw(s));
+                out.push('"');
+            }
+            Node::Arr(first, len) => {
+                out.push('[');
+                for i in first..first + len {
+                    if i > first {
+                        out.push(',');
+                    }
+                    self.write_json(i, out);
+                }
+                out.push(']');
+            }
+            Node::Obj(first, len) => {
+                out.push('{');
+                for i in first..first + len {
+                    if i > first {
+                        out.push(',');
+                    }
+                    out.push('"');
+                    out.push_str(self.raw(self.keys[i as usize]));
+                    out.push_str("\":");
+                    self.write_json(i, out);
+                }
+                out.push('}');
+            }
+        }
+    }
+
+    /// Compact JSON text of the value `id`.
+    pub(crate) fn json(&self, id: u32) -> String {
+        let mut s = String::new();
+        self.write_json(id, &mut s);
+        s
+    }
+}
+
+/// Decodes the escapes of a validated JSON string body. Lone surrogates become U+FFFD.
+pub(crate) fn unescape(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    let mut chars = raw.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('b') => out.push('\u{8}'),
+            Some('f') => out.push('\u{c}'),
+            Some('n') => out.push('\n'),
+            Some('r') => out.push('\r'),
+            Some('t') => out.push('\t'),
+            Some('u') => {
+                let hi = hex4(&mut chars);
+                if (0xD800..0xDC00).contains(&hi) {
+                    let mut look = chars.clone();
+                    if look.next() == Some('\\') && look.next() == Some('u') {
+                        let lo = hex4(&mut look);
+                        if (0xDC00..0xE000).contains(&lo) {
+                            chars = look;
+                            let c = 0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00);
+                            out.push(char::from_u32(c).unwrap_or('\u{FFFD}'));
+                            continue;
+                        }
+                    }
+                }
+                out.push(char::from_u32(hi).unwrap_or('\u{FFFD}'));
+            }
+            Some(c) => out.push(c),
+            None => {}
+        }
+    }
+    out
+}
+
+fn hex4(chars: &mut std::str::Chars<'_>) -> u32 {
+    (0..4).fold(0, |acc, _| {
+        acc * 16 + chars.next().and_then(|c| c.to_digit(16)).unwrap_or(0)
+    })
+}
+
+fn error_at(bytes: &[u8], at: usize, message: impl Into<String>) -> ParseError {
+    let at = at.min(bytes.len());
+    let before = &bytes[..at];
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |p| p + 1);
+    // Count characters, not bytes: continuation bytes do not start a character.
+    let column = before[line_start..]
+        .iter()
+        .filter(|&&b| (b & 0xC0) != 0x80)
+        .count()
+        + 1;
+    ParseError {
+        line,
+        column,
+        message: message.into(),
+    }
+}
+
+struct Frame {
+    is_obj: bool,
+    start: usize,
+    key: Span,
+}
+
+struct Parser<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+const NO_KEY: Span = Span { start: 0, len: 0 };
+
+impl Parser<'_> {
+    fn run(text: String) -> Result<Document, ParseError> {
+        if text.len() >= (1 << 31) {
+            return Err(ParseError {
+                line: 1,
+                column: 1,
+                message: "inputs of 2 GiB or more are not supported".into(),
+            });
+        }
+        let b = text.as_bytes();
+        let mut p = Parser { b, i: 0 };
+        if b.starts_with(&[0xEF, 0xBB, 0xBF]) {
+            p.i = 3;
+        }
+        let mut nodes: Vec<Node> = Vec::with_capacity(b.len() / 24 + 1);
+        let mut keys: Vec<Span> = Vec::with_capacity(b.len() / 24 + 1);
+        let mut scratch: Vec<(Span, Node)> = Vec::new();
+        let mut stack: Vec<Frame> = Vec::new();
+        let mut depth = 0usize;
+        let root;
+        'value: loop {
+            p.ws();
+            let mut node = match p.peek() {
+                Some(b'{') | Some(b'[') => {
+                    let is_obj = p.b[p.i] == b'{';
+                    p.i += 1;
+                    if stack.len() >= MAX_DEPTH {
+                        return Err(p.err(format!(
+                            "nesting deeper than {MAX_DEPTH} levels is not supported"
+                        )));
+                    }
+                    stack.push(Frame {
+                        is_obj,
+                        start: scratch.len(),
+                        key: NO_KEY,
+                    });
+                    depth = depth.max(stack.len());
+                    p.ws();
+                    let close = if is_obj { b'}' } else { b']' };
+                    if p.peek() == Some(close) {
+                        p.i += 1;
+                        stack.pop();
+                        let first = nodes.len() as u32;
+                        if is_obj {
+                            Node::Obj(first, 0)
+                        } else {
+                            Node::Arr(first, 0)
+                        }
+                    } else {
+                        if is_obj {
+                            let k = p.member_name()?;
+                            if let Some(f) = stack.last_mut() {
+                                f.key = k;
+                            }
+                        }
+                        continue 'value;
+                    }
+                }
+                Some(b'"') => {
+                    p.i += 1;
+                    Node::Str(p.string()?)
+                }
+                Some(b't') => p.literal("true", Node::Bool(true))?,
+                Some(b'f') => p.literal("false", Node::Bool(false))?,
+                Some(b'n') => p.literal("null", Node::Null)?,
+                Some(b'-' | b'0'..=b'9') => Node::Num(p.number()?),
+                Some(_) => return Err(p.err("expected a JSON value")),
+                None => return Err(p.err("unexpected end of input, expected a value")),
+            };
+            // Attach the finished value to its container, closing containers as we go.
+            loop {
+                let Some(frame) = stack.last_mut() else {
+                    nodes.push(node);
+                    keys.push(NO_KEY);
+                    root = (nodes.len() - 1) as u32;
+                    break 'value;
+                };
+                scratch.push((frame.key, node));
+                p.ws();
+                match p.peek() {
+                    Some(b',') => {
+                        p.i += 1;
+                        if frame.is_obj {
+                            p.ws();
+                            frame.key = p.member_name()?;
+                        }
+                        continue 'value;
+                    }
+                    Some(c) if c == if frame.is_obj { b'}' } else { b']' } => {
+                        p.i += 1;
+                        let is_obj = frame.is_obj;
+                        let start = frame.start;
+                        stack.pop();
+                        if is_obj {
+                            dedup_members(&text, &mut scratch, start);
+                        }
+                        let first = nodes.len() as u32;
+                        let len = (scratch.len() - start) as u32;
+                        for (k, n) in scratch.drain(start..) {
+                            keys.push(k);
+                            nodes.push(n);
+                        }
+                        node = if is_obj {
+                            Node::Obj(first, len)
+                        } else {
+                            Node::Arr(first, len)
+                        };
+                    }
+                    _ => {
+                        return Err(p.err(if frame.is_obj {
+                            "expected ',' or '}'"
+                        } else {
+                            "expected ',' or ']'"
+                        }));
+                    }
+                }
+            }
+        }
+        p.ws();
+        if p.i < p.b.len() {
+            return Err(p.err("trailing characters after the JSON value"));
+        }
+        nodes.shrink_to_fit();
+        keys.shrink_to_fit();
+        Ok(Document {
+            src: text.into_boxed_str(),
+            nodes,
+            keys,
+            root,
+            depth,
+        })
+    }
+
+    fn err(&self, message: impl Into<String>) -> ParseError {
+        error_at(self.b, self.i, message)
+    }
+
+    #[inline]
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+
+    #[inline]
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.b.get(self.i) {
+            self.i += 1;
+        }
+    }
+
+    fn literal(&mut self, word: &str, node: Node) -> Result<Node, ParseError> {
+        if self.b[self.i..].starts_with(word.as_bytes()) {
+            self.i += word.len();
+            Ok(node)
+        } else {
+            Err(self.err("expected a JSON value"))
+        }
+    }
+
+    fn member_name(&mut self) -> Result<Span, ParseError> {
+        if self.peek() != Some(b'"') {
+            return Err(self.err("expected a member name in double quotes"));
+        }
+        self.i += 1;
+        let key = self.string()?;
+        self.ws();
+        if self.peek() != Some(b':') {
+            return Err(self.err("expected ':' after the member name"));
+        }
+        self.i += 1;
+        Ok(key)
+    }
+
+    /// Parses a string body; `self.i` is just past the opening quote.
+    fn string(&mut self) -> Result<Span, ParseError> {
+        let start = self.i;
+        let mut escaped = false;
+        loop {
+            // Skip plain bytes eight at a time when none of them needs a look.
+            while let Some(chunk) = self.b.get(self.i..self.i + 8) {
+                let w = u64::from_le_bytes([
+                    chunk[0], chunk[1], chunk[2], chunk[3], chunk[4], chunk[5], chunk[6], chunk[7],
+                ]);
+                if has_special(w) {
+                    break;
+                }
+                self.i += 8;
+            }
+            match self.peek() {
+                Some(b'"') => {
+                    let span = Span::new(start, self.i - start, escaped);
+                    self.i += 1;
+                    return Ok(span);
+                }
+                Some(b'\\') => {
+                    escaped = true;
+                    self.i += 1;
+                    match self.peek() {
+                        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => self.i += 1,
+                        Some(b'u') => {
+                            self.i += 1;
+                            for _ in 0..4 {
+                                if !self.peek().is_some_and(|c| c.is_ascii_hexdigit()) {
+                                    return Err(self.err("invalid \\u escape"));
+                                }
+                                self.i += 1;
+                            }
+                        }
+                        _ => return Err(self.err("invalid escape in string")),
+                    }
+                }
+                Some(c) if c < 0x20 => {
+                    return Err(self.err("control character in string (must be escaped)"));
+                }
+                Some(_) => self.i += 1,
+                None => return Err(self.err("unterminated string")),
+            }
+        }
+    }
+
+    fn digits(&mut self) -> usize {
+        let s = self.i;
+        while self.peek().is_some_and(|c| c.is_ascii_digit()) {
+            self.i += 1;
+        }
+        self.i - s
+    }
+
+    fn number(&mut self) -> Result<Span, ParseError> {
+        let start = self.i;
+        if self.peek() == Some(b'-') {
+            self.i += 1;
+        }
+        match self.peek() {
+            Some(b'0') => {
+                self.i += 1;
+                if self.peek().is_some_and(|c| c.is_ascii_digit()) {
+                    return Err(self.err("leading zeros are not allowed in numbers"));
+                }
+            }
+            Some(b'1'..=b'9') => {
+                self.digits();
+            }
+            _ => return Err(self.err("invalid number")),
+        }
+        if self.peek() == Some(b'.') {
+            self.i += 1;
+            if self.digits() == 0 {
+                return Err(self.err("expected a digit after the decimal point"));
+            }
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.i += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.i += 1;
+            }
+            if self.digits() == 0 {
+                return Err(self.err("expected a digit in the exponent"));
+            }
+        }
+        Ok(Span::new(start, self.i - start, false))
+    }
+}
+
+/// True when one of the eight bytes is `"`, `\\` or a control character.
+#[inline]
+fn has_special(w: u64) -> bool {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let zero = |x: u64| x.wrapping_sub(LO) & !x & HI;
+    let quote = zero(w ^ (LO * b'"' as u64));
+    let backslash = zero(w ^ (LO * b'\\' as u64));
+    let control = w.wrapping_sub(LO * 0x20) & !w & HI;
+    (quote | backslash | control) != 0
+}
+
+/// Keeps only the last occurrence of each member name in `scratch[start..]`.
+fn dedup_members(src: &str, scratch: &mut Vec<(Span, Node)>, start: usize) {
+    let members = &scratch[start..];
+    let n = members.len();
+    if n < 2 {
+        return;
+    }
+    let name = |s: Span| -> Cow<'_, str> {
+        if s.escaped() {
+            Cow::Owned(unescape(&src[s.range()]))
+        } else {
+            Cow::Borrowed(&src[s.range()])
+        }
+    };
+    let any_escaped = members.iter().any(|(k, _)| k.escaped());
+    let dup = if n <= 12 && !any_escaped {
+        (1..n).any(|j| {
+            let kj = &src.as_bytes()[members[j].0.range()];
+            members[..j]
+                .iter()
+                .any(|(k, _)| &src.as_bytes()[k.range()] == kj)
+        })
+    } else {
+        let mut names: Vec<Cow<'_, str>> = members.iter().map(|(k, _)| name(*k)).collect();
+        names.sort_unstable();
+        names.windows(2).any(|w| w[0] == w[1])
+    };
+    if !dup {
+        return;
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut keep = vec![false; n];
+    for j in (0..n).rev() {
+        keep[j] = seen.insert(name(members[j].0).into_owned());
+    }
+    let mut j = 0;
+    scratch.retain(|_| {
+        // Entries before `start` belong to outer containers and are always kept.
+        let idx = j;
+        j += 1;
+        idx < start || keep[idx - start]
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<Document, ParseError> {
+        Document::parse(s.to_owned())
+    }
+
+    #[test]
+    fn parses_and_writes_back_compact() {
+        let d = parse(r#" { "a" : [1, 2.50, -3e2, true, null], "b\n": "x\"y", "c": {} } "#)
+            .expect("valid");
+        assert_eq!(
+            d.json(d.root),
+            r#"{"a":[1,2.50,-3e2,true,null],"b\n":"x\"y","c":{}}"#
+        );
+    }
+
+    #[test]
+    fn errors_name_line_and_column() {
+        let e = parse("{\n  \"a\": 1,\n  \"b\": tru\n}").expect_err("invalid");
+        assert_eq!((e.line, e.column), (3, 8));
+        let e = parse("[1, 2").expect_err("invalid");
+        assert_eq!(e.line, 1);
+        assert!(e.message.contains("expected"), "{e}");
+        assert!(parse("01").is_err());
+        assert!(parse("1.").is_err());
+        assert!(parse("\"a\tb\"").is_err());
+        assert!(parse("[1] x").is_err());
+        assert!(parse("").is_err());
+    }
+
+    #[test]
+    fn duplicate_member_names_keep_the_last() {
+        let d = parse(r#"{"a":1,"b":2,"a":3}"#).expect("valid");
+        assert_eq!(d.json(d.root), r#"{"b":2,"a":3}"#);
+    }
+
+    #[test]
+    fn deep_nesting_parses_without_recursion() {
+        let s = "[".repeat(50_000) + &"]".repeat(50_000);
+        let d = parse(&s).expect("valid");
+        assert_eq!(d.depth(), 50_000);
+        let s = "[".repeat(MAX_DEPTH + 1) + &"]".repeat(MAX_DEPTH + 1);
+        assert!(parse(&s).expect_err("too deep").message.contains("nesting"));
+    }
+
+    #[test]
+    fn unescapes_surrogate_pairs() {
+        assert_eq!(unescape(r"\ud83d\ude00 \u00e9\n"), "😀 é\n");
+        assert_eq!(unescape(r"\ud83d"), "\u{FFFD}");
+    }
+
+    #[test]
+    fn swar_finds_specials() {
+        assert!(!has_special(u64::from_le_bytes(*b"abcdefgh")));
+        assert!(has_special(u64::from_le_bytes(*b"abc\"efgh")));
+        assert!(has_special(u64::from_le_bytes(*b"abcdefg\\")));
+        assert!(has_special(u64::from_le_bytes(*b"\nbcdefgh")));
+        assert!(!has_special(u64::from_le_bytes(*b"\xc3\xa9cdefgh")));
+    }
+}
