@@ -65,6 +65,67 @@ pub(crate) fn parse_cell(raw: &[u8]) -> Result<Option<Decimal>, CellError> {
     }
 }
 
+/// Fastest path, for the cell `data[start..end]`: a plain
+/// `[+-]digits[.digits]` of at most 8 characters after the sign, parsed with
+/// word-wide arithmetic. Needs the 8 bytes ending at `end` to be in `data`
+/// (bytes before the cell are masked out). `None` means "use [`parse_cell`]".
+#[inline(always)]
+pub(crate) fn parse_short(data: &[u8], start: usize, end: usize) -> Option<Decimal> {
+    const ZEROS: u64 = 0x3030_3030_3030_3030;
+    if end < 8 || end <= start {
+        return None;
+    }
+    let (neg, start) = match data[start] {
+        b'-' => (true, start + 1),
+        b'+' => (false, start + 1),
+        _ => (false, start),
+    };
+    let n = end - start;
+    if n == 0 || n > 8 {
+        return None;
+    }
+    let word = u64::from_le_bytes(*data[end - 8..].first_chunk::<8>()?);
+    // The cell is the top `n` bytes; the bytes below become leading zeros.
+    let keep = if n == 8 {
+        u64::MAX
+    } else {
+        u64::MAX << (8 * (8 - n))
+    };
+    let w = (word & keep) | (ZEROS & !keep);
+    let x = w ^ ZEROS;
+    // High bit of a byte set where the byte is not an ASCII digit.
+    let non_digit =
+        (((x & 0x7f7f_7f7f_7f7f_7f7f) + 0x7676_7676_7676_7676) | x) & 0x8080_8080_8080_8080;
+    let (digits, scale) = if non_digit == 0 {
+        (w, 0)
+    } else {
+        if non_digit & (non_digit - 1) != 0 || n == 1 {
+            return None;
+        }
+        let k = non_digit.trailing_zeros() / 8;
+        if (w >> (8 * k)) as u8 != b'.' {
+            return None;
+        }
+        // Drop the point: shift the integer part up over it.
+        let low = w & ((1u64 << (8 * k)) - 1);
+        let high = if k == 7 {
+            0
+        } else {
+            w & (u64::MAX << (8 * (k + 1)))
+        };
+        ((low << 8) | high | 0x30, 7 - k)
+    };
+    let mut v = digits - ZEROS;
+    v = (v.wrapping_mul(10) + (v >> 8)) & 0x00ff_00ff_00ff_00ff;
+    v = (v.wrapping_mul(100) + (v >> 16)) & 0x0000_ffff_0000_ffff;
+    v = (v.wrapping_mul(10_000) + (v >> 32)) & 0xffff_ffff;
+    let m = v as i128;
+    Some(Decimal {
+        mantissa: if neg { -m } else { m },
+        scale,
+    })
+}
+
 /// Fast path: a plain `[+-]digits[.digits]` with at most 18 digits.
 #[inline]
 fn parse_u64(s: &[u8]) -> Option<Decimal> {
@@ -311,6 +372,61 @@ mod tests {
                 scale: 38
             }))
         );
+    }
+
+    #[test]
+    fn the_word_parser_agrees_with_the_general_one() {
+        let cases = [
+            "0",
+            "7",
+            "42",
+            "-42",
+            "+42",
+            "189.85",
+            "8.70",
+            "-0.05",
+            ".5",
+            "5.",
+            "-.5",
+            "99999999",
+            "9999.999",
+            "-1234567",
+            "12345678",
+            "1.2.3",
+            "-",
+            "+",
+            ".",
+            "-.",
+            "1e5",
+            " 12",
+            "12 ",
+            "\"12\"",
+            "1,5",
+            "1a",
+            "a1",
+            "123456789",
+            "00000001",
+            "0.0000001",
+        ];
+        for c in cases {
+            let mut data = b"xxxxxxxxxxxx".to_vec();
+            let start = data.len();
+            data.extend_from_slice(c.as_bytes());
+            let end = data.len();
+            data.extend_from_slice(b",yyyyyyyy");
+            let fast = parse_short(&data, start, end);
+            if let Some(f) = fast {
+                assert_eq!(parse_cell(c.as_bytes()), Ok(Some(f)), "{c}");
+            } else {
+                let plain = c.trim_start_matches(['-', '+']);
+                let simple = plain.len() <= 8
+                    && !plain.is_empty()
+                    && plain != "."
+                    && plain.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+                    && plain.bytes().filter(|&b| b == b'.').count() <= 1;
+                assert!(!simple, "fast path refused {c}");
+            }
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! bytes of the one summed cell that may straddle a chunk boundary, so memory
 //! does not depend on the input size.
 
-use crate::decimal::{CellError, DecimalSum, parse_cell};
+use crate::decimal::{CellError, Decimal, DecimalSum, parse_cell, parse_short};
 use crate::sys::classify::{BlockScan, Classifier};
 use crate::{ColumnSum, CsvSumError, SumOptions, Summary};
 
@@ -294,14 +294,7 @@ impl Summer {
         };
         match parsed {
             Ok(None) => {}
-            Ok(Some(d)) => {
-                if self.sums[target_no].add(d).is_err() {
-                    self.failure = Some(Failure::Overflow {
-                        row: self.rows + 1,
-                        column: (target_no + 1) * self.step,
-                    });
-                }
-            }
+            Ok(Some(d)) => self.add(target_no, d),
             Err(CellError::Invalid) if self.skip_invalid => self.skipped[target_no] += 1,
             Err(kind) => {
                 let shown = &cell[..cell.len().min(MAX_QUOTED)];
@@ -315,6 +308,21 @@ impl Summer {
             }
         }
         self.carry.clear();
+    }
+
+    /// Adds a parsed value to a summed column.
+    #[inline(always)]
+    fn add(&mut self, target_no: usize, d: Decimal) {
+        if self.sums.len() <= target_no {
+            self.sums.resize(target_no + 1, DecimalSum::default());
+            self.skipped.resize(target_no + 1, 0);
+        }
+        if self.sums[target_no].add(d).is_err() {
+            self.failure = Some(Failure::Overflow {
+                row: self.rows + 1,
+                column: (target_no + 1) * self.step,
+            });
+        }
     }
 
     /// Handles the end of the input as the end of the last record.
@@ -493,12 +501,28 @@ impl BlockScan for Summer {
                         self.carry.clear();
                         self.record_start = end + 1;
                     } else {
-                        let cell: &[u8] = if field_start >= base {
-                            &data[(field_start - base) as usize..p]
+                        let fast = if field_start >= base && !self.in_header {
+                            // A `\r` before the newline is not part of the cell.
+                            let e = if is_nl && p > 0 && data[p - 1] == b'\r' {
+                                p - 1
+                            } else {
+                                p
+                            };
+                            parse_short(data, (field_start - base) as usize, e)
                         } else {
-                            &data[..p]
+                            None
                         };
-                        self.take(target_no, field_start, cell);
+                        match fast {
+                            Some(d) => self.add(target_no, d),
+                            None => {
+                                let cell: &[u8] = if field_start >= base {
+                                    &data[(field_start - base) as usize..p]
+                                } else {
+                                    &data[..p]
+                                };
+                                self.take(target_no, field_start, cell);
+                            }
+                        }
                         if self.failure.is_some() {
                             self.bytes = base + len as u64;
                             return;
