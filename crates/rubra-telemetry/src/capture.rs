@@ -1,5 +1,5 @@
-//! An in-memory log sink for tests: pass a [`LogCapture`] to [`crate::init_with_writer`] or
-//! [`crate::SpanLayer::json`] and read the lines back.
+//! Log sinks for tests: [`LogCapture`] keeps lines in memory to read back; [`TestStderr`]
+//! writes through `eprint!` so the test harness captures them.
 
 use std::io;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -71,5 +71,29 @@ impl<'a> MakeWriter<'a> for LogCapture {
         CaptureWriter {
             buf: Arc::clone(&self.buf),
         }
+    }
+}
+
+/// A writer that goes through `eprint!`, which the test harness captures per test (plain
+/// writes to `std::io::stderr()` bypass that capture and clutter test output).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TestStderr;
+
+impl io::Write for TestStderr {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        eprint!("{}", String::from_utf8_lossy(data));
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for TestStderr {
+    type Writer = TestStderr;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        TestStderr
     }
 }

@@ -26,6 +26,7 @@ use serde_json::{Map, Value};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Level, Subscriber};
+use tracing_log::NormalizeEvent as _;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
@@ -209,6 +210,13 @@ fn push_json_str(out: &mut String, s: &str) {
     }
 }
 
+fn push_fields(out: &mut String, fields: &Map<String, Value>) {
+    match serde_json::to_string(fields) {
+        Ok(s) => out.push_str(&s),
+        Err(_) => out.push_str("{}"),
+    }
+}
+
 fn level_str(level: Level) -> &'static str {
     match level {
         Level::TRACE => "TRACE",
@@ -271,7 +279,7 @@ impl Closed<'_> {
             nanos(self.idle()),
             nanos(self.wall)
         );
-        out.push_str(&Value::Object(self.fields.clone()).to_string());
+        push_fields(out, self.fields);
     }
 }
 
@@ -398,13 +406,18 @@ where
             return;
         }
         let now = SystemTime::now();
-        let meta = event.metadata();
+        // Records bridged from the `log` crate carry their real target/file/line as fields.
+        let normalized = event.normalized_metadata();
+        let meta = normalized.as_ref().unwrap_or_else(|| event.metadata());
         let mut fields = Map::new();
         let mut message = None;
         event.record(&mut JsonVisitor {
             fields: &mut fields,
             message: Some(&mut message),
         });
+        if normalized.is_some() {
+            fields.retain(|k, _| !k.starts_with("log."));
+        }
         with_line(|buf| {
             buf.push_str("{\"ts\":\"");
             push_rfc3339(buf, now);
@@ -426,7 +439,7 @@ where
                 push_json_str(buf, m);
             }
             buf.push_str(",\"fields\":");
-            buf.push_str(&Value::Object(fields).to_string());
+            push_fields(buf, &fields);
             if let Some(scope) = ctx.event_scope(event) {
                 let mut names = Vec::new();
                 let mut leaf = None;

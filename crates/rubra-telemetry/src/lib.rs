@@ -25,6 +25,7 @@ mod format;
 pub mod layer;
 mod time;
 
+use std::io::IsTerminal as _;
 use std::sync::{Mutex, OnceLock};
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -33,7 +34,7 @@ use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
-pub use capture::{CaptureWriter, LogCapture};
+pub use capture::{CaptureWriter, LogCapture, TestStderr};
 pub use format::{LogFormat, ParseLogFormatError};
 pub use layer::{SPAN_HISTOGRAM, SpanLayer};
 /// The metrics facade, re-exported so callers record through the same version this crate
@@ -151,13 +152,35 @@ pub fn metrics_handle() -> Option<Telemetry> {
 /// handle and change nothing, whatever their configuration. If some other global tracing
 /// subscriber was installed first, logs keep going there and metrics still work.
 pub fn init(cfg: &TelemetryConfig) -> Result<Telemetry, TelemetryError> {
-    init_with_writer(cfg, std::io::stderr)
+    install(cfg, std::io::stderr, std::io::stderr().is_terminal())
+}
+
+/// Like [`init`], but log lines go to `writer` (a file, a [`LogCapture`], or
+/// [`TestStderr`]), without ANSI colours.
+pub fn init_with_writer<W>(cfg: &TelemetryConfig, writer: W) -> Result<Telemetry, TelemetryError>
+where
+    W: for<'w> MakeWriter<'w> + Clone + Send + Sync + 'static,
+{
+    install(cfg, writer, false)
+}
+
+/// For tests: JSON logs (filter from `RUST_LOG`, else `info`) written through `eprint!`, so
+/// the test harness captures them and shows them only for failing tests. Idempotent like
+/// [`init`].
+pub fn init_for_tests() -> Result<Telemetry, TelemetryError> {
+    init_with_writer(
+        &TelemetryConfig {
+            format: LogFormat::Json,
+            slow_ms: None,
+            filter: "info".to_owned(),
+        },
+        TestStderr,
+    )
 }
 
 static LOGGING: OnceLock<()> = OnceLock::new();
 
-/// Like [`init`], but log lines go to `writer` (a file, or an in-memory buffer in a test).
-pub fn init_with_writer<W>(cfg: &TelemetryConfig, writer: W) -> Result<Telemetry, TelemetryError>
+fn install<W>(cfg: &TelemetryConfig, writer: W, ansi: bool) -> Result<Telemetry, TelemetryError>
 where
     W: for<'w> MakeWriter<'w> + Clone + Send + Sync + 'static,
 {
@@ -173,7 +196,7 @@ where
             LogFormat::Text => {
                 let fmt = tracing_subscriber::fmt::layer()
                     .with_writer(writer.clone())
-                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+                    .with_ansi(ansi);
                 tracing_subscriber::registry()
                     .with(filter)
                     .with(fmt)

@@ -143,3 +143,20 @@ fn init_is_idempotent() {
         text.contains("after_init")
     );
 }
+
+#[test]
+fn text_layer_writes_only_slow_span_warnings() {
+    let cap = LogCapture::new();
+    let subscriber = rubra_telemetry::tracing_subscriber::registry()
+        .with(SpanLayer::text(cap.clone(), Some(5)).with_metrics(false));
+    tracing::subscriber::with_default(subscriber, || {
+        tracing::info_span!("quick").in_scope(|| {});
+        tracing::info_span!("sluggish", route = "/x")
+            .in_scope(|| std::thread::sleep(Duration::from_millis(10)));
+        tracing::info!("not written by this layer");
+    });
+    let text = cap.contents();
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(text.contains("WARN slow span it::sluggish"), "{text}");
+    assert!(text.contains("route=\"/x\""), "{text}");
+}
