@@ -75,6 +75,11 @@ pub(crate) fn parse_short(data: &[u8], start: usize, end: usize) -> Option<Decim
     if end < 8 || end <= start {
         return None;
     }
+    // A trailing `\r` (CRLF line end) is trimmed, as in `parse_cell`.
+    let end = end - usize::from(data[end - 1] == b'\r');
+    if end < 8 || end <= start {
+        return None;
+    }
     let (neg, start) = match data[start] {
         b'-' => (true, start + 1),
         b'+' => (false, start + 1),
@@ -418,7 +423,7 @@ mod tests {
             if let Some(f) = fast {
                 assert_eq!(parse_cell(c.as_bytes()), Ok(Some(f)), "{c}");
             } else {
-                let plain = c.trim_start_matches(['-', '+']);
+                let plain = c.trim_end_matches('\r').trim_start_matches(['-', '+']);
                 let simple = plain.len() <= 8
                     && !plain.is_empty()
                     && plain != "."

@@ -10,6 +10,8 @@
 //! does not depend on the input size.
 
 use crate::decimal::{CellError, Decimal, DecimalSum, parse_cell, parse_short};
+use std::hint::select_unpredictable;
+
 use crate::sys::classify::{BlockScan, Classifier};
 use crate::{ColumnSum, CsvSumError, SumOptions, Summary};
 
@@ -466,7 +468,7 @@ impl BlockScan for Summer {
                     }
                     let first_nl = if nls != 0 { nls.trailing_zeros() } else { 64 };
                     let tb = if cnt >= need {
-                        nth_set_bit(sep, need - 1)
+                        C::select(sep, (need - 1) as u32)
                     } else {
                         64
                     };
@@ -502,13 +504,7 @@ impl BlockScan for Summer {
                         self.record_start = end + 1;
                     } else {
                         let fast = if field_start >= base && !self.in_header {
-                            // A `\r` before the newline is not part of the cell.
-                            let e = if is_nl && p > 0 && data[p - 1] == b'\r' {
-                                p - 1
-                            } else {
-                                p
-                            };
-                            parse_short(data, (field_start - base) as usize, e)
+                            parse_short(data, (field_start - base) as usize, p)
                         } else {
                             None
                         };
@@ -527,19 +523,18 @@ impl BlockScan for Summer {
                             self.bytes = base + len as u64;
                             return;
                         }
-                        if is_nl {
-                            self.end_record(1, field_start, end, data, p);
+                        // Branch-free record end: whether this cell ends its
+                        // record is too irregular for the branch predictor.
+                        if self.in_header {
+                            self.in_header &= !is_nl;
+                        } else {
+                            self.rows += u64::from(is_nl);
                         }
+                        self.record_start = select_unpredictable(is_nl, end + 1, self.record_start);
                     }
-                    if is_nl {
-                        field = 0;
-                        next_target = step - 1;
-                        target_no = 0;
-                    } else {
-                        field += 1;
-                        next_target += step;
-                        target_no += 1;
-                    }
+                    field = select_unpredictable(is_nl, 0, field + 1);
+                    next_target = select_unpredictable(is_nl, step - 1, next_target + step);
+                    target_no = select_unpredictable(is_nl, 0, target_no + 1);
                     field_start = end + 1;
                 }
             }
@@ -584,15 +579,6 @@ fn prefix_xor(mut x: u64) -> u64 {
     x
 }
 
-/// Position of the `n`-th (0-based) set bit of `x`, which has more than `n`.
-#[inline(always)]
-fn nth_set_bit(mut x: u64, n: usize) -> u32 {
-    for _ in 0..n {
-        x &= x - 1;
-    }
-    x.trailing_zeros()
-}
-
 /// Mask of bits `0..=b`.
 #[inline(always)]
 fn through(b: u32) -> u64 {
@@ -607,11 +593,5 @@ mod tests {
     fn prefix_xor_marks_quoted_spans() {
         // quotes at 1 and 4: bits 1..=3 inside
         assert_eq!(prefix_xor(0b1_0010), 0b0_1110);
-    }
-
-    #[test]
-    fn nth_set_bit_counts_from_zero() {
-        assert_eq!(nth_set_bit(0b1011_0000, 0), 4);
-        assert_eq!(nth_set_bit(0b1011_0000, 2), 7);
     }
 }

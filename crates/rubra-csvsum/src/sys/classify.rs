@@ -19,6 +19,15 @@ pub(crate) struct BlockMasks {
 pub(crate) trait Classifier {
     /// Classifies `block` for the given delimiter.
     fn classify(block: &[u8; 64], delimiter: u8) -> BlockMasks;
+
+    /// Position of the `n`-th (0-based) set bit of `x`, which has more than `n`.
+    #[inline(always)]
+    fn select(mut x: u64, n: u32) -> u32 {
+        for _ in 0..n {
+            x &= x - 1;
+        }
+        x.trailing_zeros()
+    }
 }
 
 /// Something that scans input with a given [`Classifier`].
@@ -31,17 +40,58 @@ pub(crate) trait BlockScan {
 #[inline]
 pub(crate) fn scan<S: BlockScan>(s: &mut S, data: &[u8]) {
     #[cfg(target_arch = "x86_64")]
-    if has_avx2() {
-        // SAFETY: `scan_avx2` requires AVX2, BMI1, LZCNT and POPCNT, which
-        // `has_avx2` has just checked at run time.
-        unsafe { scan_avx2(s, data) };
-        return;
+    match best() {
+        Best::Avx2Pdep => {
+            // SAFETY: `best` checked at run time that the CPU has AVX2, BMI1,
+            // BMI2, LZCNT and POPCNT, all that `scan_avx2_pdep` requires.
+            unsafe { scan_avx2_pdep(s, data) };
+            return;
+        }
+        Best::Avx2 => {
+            // SAFETY: `best` checked at run time that the CPU has AVX2, BMI1,
+            // LZCNT and POPCNT, all that `scan_avx2` requires.
+            unsafe { scan_avx2(s, data) };
+            return;
+        }
+        Best::Baseline => {}
     }
     s.scan_blocks::<Baseline>(data);
 }
 
 #[cfg(target_arch = "x86_64")]
-#[inline]
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Best {
+    Baseline,
+    Avx2,
+    /// AVX2 and a fast `pdep` (not AMD before Zen 3, where it is microcoded).
+    Avx2Pdep,
+}
+
+#[cfg(target_arch = "x86_64")]
+fn best() -> Best {
+    use std::sync::OnceLock;
+    static BEST: OnceLock<Best> = OnceLock::new();
+    *BEST.get_or_init(|| {
+        if !has_avx2() {
+            return Best::Baseline;
+        }
+        if !std::is_x86_feature_detected!("bmi2") {
+            return Best::Avx2;
+        }
+        // CPUID leaf 0 gives the vendor, leaf 1 the family.
+        let vendor = std::arch::x86_64::__cpuid(0);
+        let amd = vendor.ebx == u32::from_le_bytes(*b"Auth");
+        let eax = std::arch::x86_64::__cpuid(1).eax;
+        let family = ((eax >> 8) & 0xf) + ((eax >> 20) & 0xff);
+        if amd && family < 0x19 {
+            Best::Avx2
+        } else {
+            Best::Avx2Pdep
+        }
+    })
+}
+
+#[cfg(target_arch = "x86_64")]
 fn has_avx2() -> bool {
     std::is_x86_feature_detected!("avx2")
         && std::is_x86_feature_detected!("bmi1")
@@ -54,6 +104,39 @@ fn has_avx2() -> bool {
 #[target_feature(enable = "avx2,bmi1,lzcnt,popcnt")]
 fn scan_avx2<S: BlockScan>(s: &mut S, data: &[u8]) {
     s.scan_blocks::<Avx2>(data);
+}
+
+/// The scanner compiled for AVX2 and BMI2, selecting bits with `pdep`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,bmi1,bmi2,lzcnt,popcnt")]
+fn scan_avx2_pdep<S: BlockScan>(s: &mut S, data: &[u8]) {
+    s.scan_blocks::<Avx2Pdep>(data);
+}
+
+/// AVX2 classification plus `pdep` bit selection.
+#[cfg(target_arch = "x86_64")]
+pub(crate) struct Avx2Pdep;
+
+#[cfg(target_arch = "x86_64")]
+impl Classifier for Avx2Pdep {
+    #[inline(always)]
+    fn classify(block: &[u8; 64], delimiter: u8) -> BlockMasks {
+        Avx2::classify(block, delimiter)
+    }
+
+    #[inline(always)]
+    fn select(x: u64, n: u32) -> u32 {
+        // SAFETY: `Avx2Pdep` is only used by `scan_avx2_pdep`, which is only
+        // called after `best` confirmed the CPU supports BMI2.
+        unsafe { select_pdep(x, n) }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "bmi1,bmi2")]
+#[inline]
+fn select_pdep(x: u64, n: u32) -> u32 {
+    std::arch::x86_64::_pdep_u64(1u64 << n, x).trailing_zeros()
 }
 
 /// SSE2 on x86-64 (always there), a portable loop elsewhere.
@@ -195,6 +278,25 @@ mod tests {
                 #[cfg(target_arch = "x86_64")]
                 if has_avx2() {
                     assert_eq!(Avx2::classify(&block, d), classify_portable(&block, d));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_selector_finds_the_nth_set_bit() {
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for _ in 0..2000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            for n in 0..x.count_ones() {
+                let want = Baseline::select(x, n);
+                assert_eq!((x >> want) & 1, 1);
+                assert_eq!((x & ((1u64 << want) - 1)).count_ones(), n);
+                #[cfg(target_arch = "x86_64")]
+                if best() == Best::Avx2Pdep {
+                    assert_eq!(Avx2Pdep::select(x, n), want);
                 }
             }
         }
