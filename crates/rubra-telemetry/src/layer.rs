@@ -54,6 +54,7 @@ pub struct SpanLayer<W> {
     output: Output,
     slow: Option<Duration>,
     metrics: bool,
+    tap: bool,
 }
 
 impl<W> fmt::Debug for SpanLayer<W> {
@@ -78,6 +79,7 @@ where
             output: Output::Json,
             slow: slow_ms.map(Duration::from_millis),
             metrics: true,
+            tap: false,
         }
     }
 
@@ -89,6 +91,7 @@ where
             output: Output::SlowText,
             slow: slow_ms.map(Duration::from_millis),
             metrics: true,
+            tap: false,
         }
     }
 
@@ -97,6 +100,16 @@ where
     pub fn with_metrics(mut self, on: bool) -> Self {
         self.metrics = on;
         self
+    }
+
+    /// Also copies every line, as JSON, to the [`crate::tap_logs`] taps (the global layer).
+    pub(crate) fn tapped(mut self) -> Self {
+        self.tap = true;
+        self
+    }
+
+    fn tapped_now(&self) -> bool {
+        self.tap && crate::capture::taps_active()
     }
 
     fn write_line(&self, buf: &str) {
@@ -364,45 +377,51 @@ where
                 .record(wall.as_secs_f64());
         }
         let slow = self.slow.is_some_and(|limit| wall > limit);
-        match self.output {
-            Output::Json => {
-                with_line(|buf| {
-                    closed.push_json(buf, now, "span_close", closed.level);
-                    buf.push_str("}\n");
-                    if slow {
-                        let slow_ms = self.slow.map_or(0, |d| d.as_millis());
-                        closed.push_json(buf, now, "slow_span", Level::WARN);
-                        let _ = writeln!(buf, ",\"slow_ms\":{slow_ms}}}");
-                    }
+        let json = self.output == Output::Json;
+        let tapped = self.tapped_now();
+        if json || tapped {
+            with_line(|buf| {
+                closed.push_json(buf, now, "span_close", closed.level);
+                buf.push_str("}\n");
+                if slow {
+                    let slow_ms = self.slow.map_or(0, |d| d.as_millis());
+                    closed.push_json(buf, now, "slow_span", Level::WARN);
+                    let _ = writeln!(buf, ",\"slow_ms\":{slow_ms}}}");
+                }
+                if json {
                     self.write_line(buf);
-                });
-            }
-            Output::SlowText if slow => {
-                with_line(|buf| {
-                    push_rfc3339(buf, now);
-                    let _ = write!(
-                        buf,
-                        "  WARN slow span {}::{} wall={:?} busy={:?} idle={:?} slow_ms={}",
-                        closed.target,
-                        closed.name,
-                        closed.wall,
-                        closed.busy,
-                        closed.idle(),
-                        self.slow.map_or(0, |d| d.as_millis())
-                    );
-                    for (k, v) in closed.fields {
-                        let _ = write!(buf, " {k}={v}");
-                    }
-                    buf.push('\n');
-                    self.write_line(buf);
-                });
-            }
-            Output::SlowText => {}
+                }
+                if tapped {
+                    crate::capture::write_taps(buf.as_bytes());
+                }
+            });
+        }
+        if !json && slow {
+            with_line(|buf| {
+                push_rfc3339(buf, now);
+                let _ = write!(
+                    buf,
+                    "  WARN slow span {}::{} wall={:?} busy={:?} idle={:?} slow_ms={}",
+                    closed.target,
+                    closed.name,
+                    closed.wall,
+                    closed.busy,
+                    closed.idle(),
+                    self.slow.map_or(0, |d| d.as_millis())
+                );
+                for (k, v) in closed.fields {
+                    let _ = write!(buf, " {k}={v}");
+                }
+                buf.push('\n');
+                self.write_line(buf);
+            });
         }
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        if self.output != Output::Json {
+        let json = self.output == Output::Json;
+        let tapped = self.tapped_now();
+        if !json && !tapped {
             return;
         }
         let now = SystemTime::now();
@@ -463,7 +482,12 @@ where
                 }
             }
             buf.push_str("}\n");
-            self.write_line(buf);
+            if json {
+                self.write_line(buf);
+            }
+            if tapped {
+                crate::capture::write_taps(buf.as_bytes());
+            }
         });
     }
 }

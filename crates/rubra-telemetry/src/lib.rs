@@ -34,7 +34,7 @@ use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
-pub use capture::{CaptureWriter, LogCapture, TestStderr};
+pub use capture::{CaptureWriter, LogCapture, LogTap, TestStderr, tap_logs};
 pub use format::{LogFormat, ParseLogFormatError};
 pub use layer::{SPAN_HISTOGRAM, SpanLayer};
 /// The metrics facade, re-exported so callers record through the same version this crate
@@ -191,7 +191,7 @@ where
         let _ = match cfg.format {
             LogFormat::Json => tracing_subscriber::registry()
                 .with(filter)
-                .with(SpanLayer::json(writer, cfg.slow_ms))
+                .with(SpanLayer::json(writer, cfg.slow_ms).tapped())
                 .try_init(),
             LogFormat::Text => {
                 let fmt = tracing_subscriber::fmt::layer()
@@ -200,7 +200,7 @@ where
                 tracing_subscriber::registry()
                     .with(filter)
                     .with(fmt)
-                    .with(SpanLayer::text(writer, cfg.slow_ms))
+                    .with(SpanLayer::text(writer, cfg.slow_ms).tapped())
                     .try_init()
             }
         };

@@ -317,3 +317,49 @@ fn unreadable_file_is_an_error_naming_it() {
         .expect_err("missing file");
     assert!(cli_err.to_string().contains("missing.json"), "{cli_err}");
 }
+
+#[tracing::instrument]
+fn deliberately_slow(i: u32) {
+    std::thread::sleep(Duration::from_millis(25));
+}
+
+#[tracing::instrument]
+fn quick_route(i: u32) {
+    std::thread::sleep(Duration::from_micros(200));
+}
+
+/// The shape of the server-level test: global telemetry, traffic on several threads, a tap,
+/// then the report ranks the slow function first with its exact call count.
+#[test]
+fn global_telemetry_tap_ranks_the_slow_function_first() {
+    rubra_telemetry::init_for_tests().expect("telemetry");
+    let tap = rubra_telemetry::tap_logs();
+    let workers: Vec<_> = (0..3)
+        .map(|t| {
+            std::thread::spawn(move || {
+                for i in 0..5 {
+                    deliberately_slow(t * 10 + i);
+                    quick_route(i);
+                    quick_route(i + 1);
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().expect("worker");
+    }
+    let report = run(
+        &tap.contents(),
+        &Options {
+            filter: Some(rubra_slowlog::Filter::new("^it::").expect("regex")),
+            ..Options::default()
+        },
+    );
+    assert_eq!(
+        report.functions[0].function, "it::deliberately_slow",
+        "{report:#?}"
+    );
+    assert_eq!(report.functions[0].calls, 15);
+    assert_eq!(row(&report, "quick_route").calls, 30);
+    assert_eq!(report.malformed, 0);
+}
