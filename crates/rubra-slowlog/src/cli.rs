@@ -74,6 +74,7 @@ fn options(args: &SlowlogArgs, top: Option<usize>) -> io::Result<Options> {
         since: args.since,
         until: args.until,
         filter,
+        threads: 0,
     })
 }
 

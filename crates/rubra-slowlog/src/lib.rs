@@ -25,6 +25,7 @@ mod compare;
 mod hist;
 mod input;
 pub mod output;
+mod parallel;
 mod parse;
 mod report;
 mod timefmt;

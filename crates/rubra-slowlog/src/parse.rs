@@ -7,14 +7,14 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::timefmt::parse_duration;
+use crate::timefmt::{Timestamp, parse_duration, parse_rfc3339};
 
 /// One closed span, as read from a line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct SpanClose<'a> {
     pub name: Cow<'a, str>,
     pub target: Cow<'a, str>,
-    pub ts: Option<Cow<'a, str>>,
+    pub ts: Option<Timestamp>,
     pub span_id: Option<u64>,
     pub parent_id: Option<u64>,
     pub busy_ns: u64,
@@ -83,7 +83,7 @@ fn rubra_close(r: Rubra<'_>) -> Parsed<'_> {
     Parsed::Close(SpanClose {
         name,
         target: r.target.unwrap_or(Cow::Borrowed("")),
-        ts: r.ts,
+        ts: r.ts.as_deref().and_then(parse_rfc3339),
         span_id: r.span_id,
         parent_id: r.parent_id,
         busy_ns: busy,
@@ -138,7 +138,11 @@ fn fallback(line: &[u8]) -> Parsed<'static> {
     Parsed::Close(SpanClose {
         name: Cow::Owned(name.to_owned()),
         target: Cow::Owned(str_of("target").unwrap_or_default()),
-        ts: str_of("timestamp").or_else(|| str_of("ts")).map(Cow::Owned),
+        ts: obj
+            .get("timestamp")
+            .or_else(|| obj.get("ts"))
+            .and_then(Value::as_str)
+            .and_then(parse_rfc3339),
         span_id: None,
         parent_id: None,
         busy_ns: busy,
@@ -208,7 +212,7 @@ mod tests {
             (c.busy_ns, c.idle_ns, c.wall_ns),
             (1_500_000, 3_000, 1_503_000)
         );
-        assert_eq!(c.ts.as_deref(), Some("2026-01-01T00:00:00.5Z"));
+        assert_eq!(c.ts, "2026-01-01T00:00:00.5Z".parse().ok());
         let flat = r#"{"timestamp":"x","message":"close","time.busy":"2ms","time.idle":"1ms","span.name":"flat","target":"t"}"#;
         let Parsed::Close(c) = parse_line(flat.as_bytes()) else {
             panic!("not a close")

@@ -2,6 +2,7 @@
 //! max, histogram percentiles, busy/idle and self time (wall time minus the wall time of
 //! direct children, linked through `span_id`/`parent_id`).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::{self, BufRead};
 use std::str::FromStr;
@@ -10,8 +11,9 @@ use serde::Serialize;
 
 use crate::hist::LogHistogram;
 use crate::input::{MAX_LINE_BYTES, for_each_line};
+use crate::parallel::{ParsedBlock, Rec};
 use crate::parse::{Parsed, SpanClose, parse_line};
-use crate::timefmt::{Timestamp, parse_rfc3339};
+use crate::timefmt::Timestamp;
 
 /// Spans still open (parents waiting for their own close) kept for self time; past this the
 /// links of further parents are dropped (counted in [`Report::unlinked`]).
@@ -107,6 +109,9 @@ pub struct Options {
     pub until: Option<Timestamp>,
     /// Count only functions matching this filter.
     pub filter: Option<Filter>,
+    /// Parsing threads: 0 picks the number of CPUs (at most 4), 1 parses on the calling
+    /// thread. The result is the same either way.
+    pub threads: usize,
 }
 
 /// One row of the report: every closed span of one function (`target::name`).
@@ -271,14 +276,15 @@ impl Analyzer {
     /// returned; what was read before it stays counted.
     pub fn feed<R: BufRead + ?Sized>(&mut self, source: &str, reader: &mut R) -> io::Result<()> {
         self.begin_source(source);
-        let result = for_each_line(reader, MAX_LINE_BYTES, |line| match line {
-            Some(l) => self.feed_line(l),
-            None => {
-                self.line_no += 1;
-                self.report.lines += 1;
-                self.malformed("line longer than 1 MiB");
-            }
-        });
+        let threads = match self.opts.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get().min(4)),
+            n => n,
+        };
+        let result = if threads > 1 {
+            crate::parallel::feed(self, reader, threads)
+        } else {
+            self.feed_sequential(reader)
+        };
         if let Err(e) = &result {
             self.report.errors.push(format!(
                 "{source}: read error after line {}: {e}",
@@ -286,6 +292,46 @@ impl Analyzer {
             ));
         }
         result
+    }
+
+    fn feed_sequential<R: BufRead + ?Sized>(&mut self, reader: &mut R) -> io::Result<()> {
+        for_each_line(reader, MAX_LINE_BYTES, |line| match line {
+            Some(l) => self.feed_line(l),
+            None => {
+                self.line_no += 1;
+                self.report.lines += 1;
+                self.malformed("line longer than 1 MiB");
+            }
+        })
+    }
+
+    /// Applies a block parsed on a worker thread (see `parallel`).
+    pub(crate) fn apply_block(&mut self, block: ParsedBlock) {
+        let base = self.line_no;
+        for rec in &block.recs {
+            match rec {
+                Rec::Close(c) => {
+                    let close = SpanClose {
+                        name: Cow::Borrowed(c.name.get(&block.data)),
+                        target: Cow::Borrowed(c.target.get(&block.data)),
+                        ts: c.ts,
+                        span_id: c.span_id,
+                        parent_id: c.parent_id,
+                        busy_ns: c.busy_ns,
+                        idle_ns: c.idle_ns,
+                        wall_ns: c.wall_ns,
+                    };
+                    self.close(&close);
+                }
+                Rec::Malformed { line, reason } => {
+                    self.line_no = base + u64::from(*line) + 1;
+                    self.malformed(reason);
+                }
+            }
+        }
+        self.line_no = base + u64::from(block.lines);
+        self.report.lines += u64::from(block.lines);
+        self.report.other_lines += block.other;
     }
 
     /// Counts one line (without its newline) of the current input.
@@ -325,7 +371,7 @@ impl Analyzer {
                 self.report.unlinked += 1;
             }
         }
-        let ts = c.ts.as_deref().and_then(parse_rfc3339);
+        let ts = c.ts;
         if self.opts.since.is_some() || self.opts.until.is_some() {
             let in_range = ts.is_some_and(|t| {
                 self.opts.since.is_none_or(|s| t >= s) && self.opts.until.is_none_or(|u| t <= u)

@@ -363,3 +363,45 @@ fn global_telemetry_tap_ranks_the_slow_function_first() {
     assert_eq!(row(&report, "quick_route").calls, 30);
     assert_eq!(report.malformed, 0);
 }
+
+/// Several 1 MiB blocks, parents and children straddling block edges, malformed and
+/// overlong lines: the parallel parse must give exactly the sequential result.
+#[test]
+fn parallel_parse_equals_sequential() {
+    let ts = "2026-01-01T00:00:00Z";
+    let mut log = String::new();
+    for i in 0..12_000u64 {
+        log += &close_line("leaf", 2, Some(1), 100 + i % 7, ts);
+        log += &close_line("leaf", 3, Some(1), 200 + i % 11, ts);
+        log += &close_line("root", 1, None, 1_000 + i % 13, ts);
+        if i == 5_000 {
+            log += "not json at all\n";
+            log += &"x".repeat(rubra_slowlog::MAX_LINE_BYTES + 10);
+            log += "\n";
+        }
+    }
+    let sequential = run(
+        &log,
+        &Options {
+            threads: 1,
+            ..Options::default()
+        },
+    );
+    for threads in [2, 3] {
+        let parallel = run(
+            &log,
+            &Options {
+                threads,
+                ..Options::default()
+            },
+        );
+        assert_eq!(parallel, sequential, "threads {threads}");
+    }
+    assert_eq!(sequential.malformed, 2);
+    assert_eq!(sequential.malformed_examples[0].line, 15_004);
+    assert_eq!(sequential.malformed_examples[1].line, 15_005);
+    assert_eq!(row(&sequential, "root").calls, 12_000);
+    let root = row(&sequential, "root");
+    let leaf = row(&sequential, "leaf");
+    assert_eq!(root.self_ns, root.total_ns - leaf.total_ns);
+}
