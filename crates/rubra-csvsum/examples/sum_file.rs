@@ -1,7 +1,8 @@
 //! Sums every N-th column of a CSV file on all cores and prints the result.
 //!
 //! `sum_file PATH [--step N] [--delimiter C] [--no-header] [--skip-invalid]
-//! [--threads N] [--stream]` (`--stream` uses one thread and a plain reader).
+//! [--threads N] [--stream] [--pread]` (`--stream` uses one thread and a plain
+//! reader; `--pread` reads with positioned reads instead of mapping the file).
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -13,6 +14,7 @@ fn main() -> ExitCode {
     let mut options = SumOptions::default();
     let mut control = Control::default();
     let mut stream = false;
+    let mut pread = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut value = || args.next().unwrap_or_default();
@@ -23,6 +25,7 @@ fn main() -> ExitCode {
             "--skip-invalid" => options.skip_invalid = true,
             "--threads" => control.threads = value().parse().unwrap_or(0),
             "--stream" => stream = true,
+            "--pread" => pread = true,
             _ => path = Some(a),
         }
     }
@@ -37,6 +40,10 @@ fn main() -> ExitCode {
         std::fs::File::open(&path)
             .map_err(Into::into)
             .and_then(|f| rubra_csvsum::sum_reader(f, &options, &control))
+    } else if pread {
+        std::fs::File::open(&path)
+            .map_err(Into::into)
+            .and_then(|f| rubra_csvsum::sum_read_at(&f, &options, &control))
     } else {
         rubra_csvsum::sum_file(&path, &options, &control)
     };

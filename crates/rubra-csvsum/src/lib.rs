@@ -26,6 +26,35 @@
 //! assert_eq!(summary.columns[0].sum, "2.00");
 //! # Ok::<(), rubra_csvsum::CsvSumError>(())
 //! ```
+//!
+//! # From a job runner
+//!
+//! - **Local file**: `sum_file(path, &options, &Control { cancel: Some(&flag),
+//!   progress: Some(&progress), ..Control::default() })` on a blocking thread
+//!   (`tokio::task::spawn_blocking`). Poll [`Progress::bytes`] /
+//!   [`Progress::rows`] for the job's progress; set the flag to cancel (the
+//!   run stops within one 256 KiB chunk per thread, well under a second).
+//! - **Object store, streaming**: keep one [`Summer`] per job and `feed` it
+//!   each body chunk as it arrives. If the download breaks, request the
+//!   object again from byte [`Summer::bytes`] (a range request) and keep
+//!   feeding the same summer: chunk boundaries never matter. If the object
+//!   changed (ETag), start over with a new summer. `feed` runs at over
+//!   1 GB/s, so it may be called inline between awaits, or on a blocking
+//!   thread fed through a channel to overlap download and parsing.
+//! - **Object store, all cores**: implement [`ReadAt`] with ranged GETs and call
+//!   [`sum_read_at`]; each thread then downloads and parses its own regions.
+//!
+//! Errors: [`CsvSumError::code`] gives a stable code for the API response;
+//! the message names the 1-based data row and column of a bad cell.
+//!
+//! # How it is fast
+//!
+//! Blocks of 64 bytes are classified with SIMD compares into bit masks
+//! (delimiters, newlines, quotes); a prefix XOR of the quote mask marks the
+//! bytes inside quotes; `popcount` skips whole blocks of unsummed fields, and
+//! `pdep` (or a loop) finds the separator that starts a summed one. Cells of
+//! up to 8 characters are parsed eight bytes at a time. Parallel runs cut the
+//! input at newlines and verify each cut when merging (see [`sum_bytes`]).
 #![deny(missing_docs)]
 
 mod decimal;
