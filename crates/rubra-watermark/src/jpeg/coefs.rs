@@ -1,0 +1,400 @@
+//! The whole-image coefficient path, for progressive and multi-scan JPEGs and for
+//! baseline files whose Huffman tables lack a symbol a changed block needs: decode
+//! every scan into DCT coefficients, edit the covered MCUs, and write one baseline
+//! scan with optimal Huffman tables. Coefficients outside the edit are untouched,
+//! so the decoded pixels there are too.
+
+use super::Corrupt;
+use super::edit::McuEditor;
+use super::huffman::{
+    BitReader, BitWriter, DecodeTable, EncodeTable, HuffSpec, count_block, find_marker,
+    optimal_table,
+};
+use super::parse::{Frame, Header, Process, Scan, Tables, apply_table_segment, parse_scan};
+
+/// A callback over blocks in MCU order: (component, block).
+type Visit<'v> = dyn FnMut(usize, &[i16; 64]) -> Result<(), Corrupt> + 'v;
+
+/// Progressive files with more scans than this are refused (scan bombs).
+const MAX_SCANS: usize = 1000;
+
+/// All coefficients of one component, in padded MCU layout.
+struct Plane {
+    bw: usize,
+    blocks: Vec<[i16; 64]>,
+}
+
+/// Decode tables, built lazily per scan.
+fn table(spec: &Option<HuffSpec>) -> Result<DecodeTable, Corrupt> {
+    DecodeTable::new(spec.as_ref().ok_or(Corrupt("missing huffman table"))?)
+}
+
+struct ScanState<'a> {
+    rd: BitReader<'a>,
+    preds: [i32; 4],
+    eobrun: u32,
+}
+
+fn decode_scan(
+    input: &[u8],
+    pos: usize,
+    frame: &Frame,
+    tables: &Tables,
+    scan: &Scan,
+    planes: &mut [Plane],
+) -> Result<usize, Corrupt> {
+    let progressive = frame.process == Process::Progressive;
+    let (ss, se, ah, al) = (
+        scan.ss as usize,
+        scan.se as usize,
+        scan.ah as u32,
+        scan.al as u32,
+    );
+    if progressive && (se > 63 || ss > se || (ss == 0 && se != 0) || al > 13) {
+        return Err(Corrupt("bad progressive scan parameters"));
+    }
+    if progressive && ss > 0 && scan.comps.len() != 1 {
+        return Err(Corrupt("interleaved AC scan"));
+    }
+    let need_dc = !progressive || (ss == 0 && ah == 0);
+    let need_ac = !progressive || ss > 0;
+    let mut dcs = Vec::new();
+    let mut acs = Vec::new();
+    for sc in &scan.comps {
+        dcs.push(if need_dc {
+            Some(table(&tables.dc[sc.td])?)
+        } else {
+            None
+        });
+        acs.push(if need_ac {
+            Some(table(&tables.ac[sc.ta])?)
+        } else {
+            None
+        });
+    }
+    let mut st = ScanState {
+        rd: BitReader::new(input, pos),
+        preds: [0; 4],
+        eobrun: 0,
+    };
+    let ri = tables.restart_interval;
+    let decode_one = |st: &mut ScanState, k: usize, blk: &mut [i16; 64]| -> Result<(), Corrupt> {
+        let rd = &mut st.rd;
+        if !progressive {
+            let (Some(dc), Some(ac)) = (&dcs[k], &acs[k]) else {
+                return Err(Corrupt("missing huffman table"));
+            };
+            return rd.decode_block(blk, &mut st.preds[k], dc, ac);
+        }
+        if ss == 0 {
+            if ah == 0 {
+                let dc = dcs[k].as_ref().ok_or(Corrupt("missing huffman table"))?;
+                let s = rd.symbol(dc)? as u32;
+                if s > 11 {
+                    return Err(Corrupt("bad DC magnitude"));
+                }
+                st.preds[k] += rd.receive_extend(s);
+                blk[0] = (st.preds[k] << al) as i16;
+            } else if rd.bits(1) == 1 {
+                blk[0] |= 1 << al;
+            }
+            return Ok(());
+        }
+        let ac = acs[k].as_ref().ok_or(Corrupt("missing huffman table"))?;
+        if ah == 0 {
+            if st.eobrun > 0 {
+                st.eobrun -= 1;
+                return Ok(());
+            }
+            let mut kk = ss;
+            while kk <= se {
+                let rs = rd.symbol(ac)?;
+                let (r, s) = ((rs >> 4) as u32, (rs & 15) as u32);
+                if s == 0 {
+                    if r < 15 {
+                        st.eobrun = (1 << r) - 1 + rd.bits(r);
+                        break;
+                    }
+                    kk += 16;
+                    continue;
+                }
+                kk += r as usize;
+                if kk > 63 {
+                    return Err(Corrupt("AC run past the end of a block"));
+                }
+                blk[kk] = (rd.receive_extend(s) << al) as i16;
+                kk += 1;
+            }
+            return Ok(());
+        }
+        // AC refinement (libjpeg's decode_mcu_AC_refine).
+        let p1: i16 = 1 << al;
+        let m1: i16 = -1 << al;
+        let mut kk = ss;
+        if st.eobrun == 0 {
+            while kk <= se {
+                let rs = rd.symbol(ac)?;
+                let mut r = (rs >> 4) as i32;
+                let s = rs & 15;
+                let mut val = 0i16;
+                if s != 0 {
+                    val = if rd.bits(1) == 1 { p1 } else { m1 };
+                } else if r != 15 {
+                    st.eobrun = (1 << r) + rd.bits(r as u32);
+                    break;
+                }
+                while kk <= se {
+                    let c = &mut blk[kk];
+                    if *c != 0 {
+                        if rd.bits(1) == 1 && (*c & p1) == 0 {
+                            *c += if *c >= 0 { p1 } else { m1 };
+                        }
+                    } else {
+                        r -= 1;
+                        if r < 0 {
+                            break;
+                        }
+                    }
+                    kk += 1;
+                }
+                if val != 0 {
+                    if kk > 63 {
+                        return Err(Corrupt("AC run past the end of a block"));
+                    }
+                    blk[kk] = val;
+                }
+                kk += 1;
+            }
+        }
+        if st.eobrun > 0 {
+            while kk <= se {
+                let c = &mut blk[kk];
+                if *c != 0 && rd.bits(1) == 1 && (*c & p1) == 0 {
+                    *c += if *c >= 0 { p1 } else { m1 };
+                }
+                kk += 1;
+            }
+            st.eobrun -= 1;
+        }
+        Ok(())
+    };
+
+    let (hm, vm) = frame.max_sampling();
+    if scan.comps.len() == 1 {
+        let ci = scan.comps[0].comp;
+        let (h, v) = frame.sampling(ci);
+        let cw = (frame.width * h).div_ceil(hm).div_ceil(8);
+        let ch = (frame.height * v).div_ceil(vm).div_ceil(8);
+        let bw = planes[ci].bw;
+        for n in 0..cw * ch {
+            if ri > 0 && n > 0 && n % ri == 0 {
+                st.rd.restart()?;
+                st.preds = [0; 4];
+                st.eobrun = 0;
+            }
+            let blk = &mut planes[ci].blocks[(n / cw) * bw + n % cw];
+            decode_one(&mut st, 0, blk)?;
+        }
+    } else {
+        let (mx_n, my_n) = frame.mcus();
+        for m in 0..mx_n * my_n {
+            if ri > 0 && m > 0 && m % ri == 0 {
+                st.rd.restart()?;
+                st.preds = [0; 4];
+                st.eobrun = 0;
+            }
+            let (mx, my) = (m % mx_n, m / mx_n);
+            for (k, sc) in scan.comps.iter().enumerate() {
+                let (h, v) = frame.sampling(sc.comp);
+                let bw = planes[sc.comp].bw;
+                for by in 0..v {
+                    for bx in 0..h {
+                        let blk = &mut planes[sc.comp].blocks[(my * v + by) * bw + mx * h + bx];
+                        decode_one(&mut st, k, blk)?;
+                    }
+                }
+            }
+        }
+    }
+    if st.rd.overrun() {
+        return Err(Corrupt("truncated entropy-coded data"));
+    }
+    Ok(find_marker(input, st.rd.pos).unwrap_or(input.len()))
+}
+
+fn be16(d: &[u8], i: usize) -> Option<usize> {
+    Some(((*d.get(i)? as usize) << 8) | *d.get(i + 1)? as usize)
+}
+
+/// Decode every scan, edit, and re-encode as a single baseline scan.
+pub(crate) fn run(input: &[u8], hdr: &Header, ed: &McuEditor) -> Result<Vec<u8>, Corrupt> {
+    let f = &hdr.frame;
+    let (mcus_x, mcus_y) = f.mcus();
+    let mut planes: Vec<Plane> = (0..f.comps.len())
+        .map(|i| {
+            let (h, v) = f.sampling(i);
+            Plane {
+                bw: mcus_x * h,
+                blocks: vec![[0i16; 64]; mcus_x * h * mcus_y * v],
+            }
+        })
+        .collect();
+    let mut tables = hdr.tables.clone();
+    let mut scan = hdr.scan.clone();
+    let mut pos = hdr.data_start;
+    let mut scans = 0;
+    loop {
+        scans += 1;
+        if scans > MAX_SCANS {
+            return Err(Corrupt("too many scans"));
+        }
+        pos = decode_scan(input, pos, f, &tables, &scan, &mut planes)?;
+        // Markers between scans.
+        let next = loop {
+            if input.get(pos) != Some(&0xFF) {
+                match find_marker(input, pos) {
+                    Some(m) => pos = m,
+                    None => break None,
+                }
+            }
+            if pos + 1 >= input.len() {
+                break None;
+            }
+            let marker = input[pos + 1];
+            match marker {
+                0xD9 => break None,
+                0xD0..=0xD7 | 0x01 | 0xFF => pos += if marker == 0xFF { 1 } else { 2 },
+                _ => {
+                    let len = be16(input, pos + 2).ok_or(Corrupt("truncated segment"))?;
+                    let body = input
+                        .get(pos + 4..pos + 2 + len)
+                        .ok_or(Corrupt("truncated segment"))?;
+                    if marker == 0xDA {
+                        let s = parse_scan(f, body)?;
+                        pos += 2 + len;
+                        break Some(s);
+                    }
+                    apply_table_segment(&mut tables, marker, body)?;
+                    pos += 2 + len;
+                }
+            }
+        };
+        match next {
+            Some(s) => scan = s,
+            None => break,
+        }
+    }
+
+    // Edit.
+    let (c0, r0, c1, r1) = ed.mcu_range();
+    let mut buf = [[0i16; 64]; 10];
+    for my in r0..=r1 {
+        for mx in c0..=c1 {
+            let mut n = 0;
+            for (ci, p) in planes.iter().enumerate() {
+                let (h, v) = f.sampling(ci);
+                for by in 0..v {
+                    for bx in 0..h {
+                        buf[n] = p.blocks[(my * v + by) * p.bw + mx * h + bx];
+                        n += 1;
+                    }
+                }
+            }
+            ed.edit(mx, my, &mut buf[..n]);
+            n = 0;
+            for (ci, p) in planes.iter_mut().enumerate() {
+                let (h, v) = f.sampling(ci);
+                for by in 0..v {
+                    for bx in 0..h {
+                        p.blocks[(my * v + by) * p.bw + mx * h + bx] = buf[n];
+                        n += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    // Optimal tables: luma uses set 0, chroma set 1.
+    let mut freq = [[[0u32; 257]; 2]; 2]; // [set][dc/ac]
+    let walk = |visit: &mut Visit| -> Result<(), Corrupt> {
+        for my in 0..mcus_y {
+            for mx in 0..mcus_x {
+                for (ci, p) in planes.iter().enumerate() {
+                    let (h, v) = f.sampling(ci);
+                    for by in 0..v {
+                        for bx in 0..h {
+                            visit(ci, &p.blocks[(my * v + by) * p.bw + mx * h + bx])?;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    };
+    let mut preds = [0i32; 4];
+    walk(&mut |ci, blk| {
+        let set = (ci > 0) as usize;
+        let [dc, ac] = &mut freq[set];
+        count_block(blk, &mut preds[ci], dc, ac);
+        Ok(())
+    })?;
+    let nsets = if f.comps.len() == 1 { 1 } else { 2 };
+    let specs: Vec<[HuffSpec; 2]> = (0..nsets)
+        .map(|s| [optimal_table(&freq[s][0]), optimal_table(&freq[s][1])])
+        .collect();
+    let enc: Vec<[EncodeTable; 2]> = specs
+        .iter()
+        .map(|[d, a]| Ok([EncodeTable::new(d)?, EncodeTable::new(a)?]))
+        .collect::<Result<_, Corrupt>>()?;
+
+    // Header: SOI, APPn/COM/DQT from the original, then SOF0, DHT, SOS.
+    let mut out = Vec::with_capacity(input.len());
+    out.extend_from_slice(&[0xFF, 0xD8]);
+    for seg in &hdr.segments {
+        if matches!(seg.marker, 0xE0..=0xEF | 0xFE | 0xDB) {
+            out.extend_from_slice(&input[seg.start..seg.end]);
+        }
+    }
+    let nf = f.comps.len();
+    let sof_len = 8 + 3 * nf;
+    out.extend_from_slice(&[0xFF, 0xC0, (sof_len >> 8) as u8, sof_len as u8, 8]);
+    out.extend_from_slice(&(f.height as u16).to_be_bytes());
+    out.extend_from_slice(&(f.width as u16).to_be_bytes());
+    out.push(nf as u8);
+    for c in &f.comps {
+        out.extend_from_slice(&[c.id, ((c.h << 4) | c.v) as u8, c.tq as u8]);
+    }
+    for (s, [d, a]) in specs.iter().enumerate() {
+        for (class, spec) in [(0u8, d), (1u8, a)] {
+            let len = 2 + 1 + 16 + spec.symbols.len();
+            out.extend_from_slice(&[
+                0xFF,
+                0xC4,
+                (len >> 8) as u8,
+                len as u8,
+                (class << 4) | s as u8,
+            ]);
+            out.extend_from_slice(&spec.counts);
+            out.extend_from_slice(&spec.symbols);
+        }
+    }
+    let sos_len = 6 + 2 * nf;
+    out.extend_from_slice(&[0xFF, 0xDA, (sos_len >> 8) as u8, sos_len as u8, nf as u8]);
+    for (ci, c) in f.comps.iter().enumerate() {
+        let s = (ci > 0) as u8;
+        out.extend_from_slice(&[c.id, (s << 4) | s]);
+    }
+    out.extend_from_slice(&[0, 63, 0]);
+
+    let mut wr = BitWriter::new(out);
+    let mut preds = [0i32; 4];
+    walk(&mut |ci, blk| {
+        let [d, a] = &enc[(ci > 0) as usize];
+        wr.encode_block(blk, &mut preds[ci], d, a)
+            .map_err(|_| Corrupt("internal: optimal table lacks a symbol"))
+    })?;
+    wr.pad();
+    let mut out = wr.out;
+    out.extend_from_slice(&[0xFF, 0xD9]);
+    Ok(out)
+}

@@ -1,0 +1,193 @@
+//! The baseline fast path: copy the entropy-coded bytes before the first changed
+//! MCU verbatim (found by a decode-only skip that tracks just the DC predictors,
+//! or by jumping to a restart marker), re-encode only the MCUs from there to just
+//! past the last changed one with the image's own Huffman tables, and copy the
+//! rest bit-shifted (or verbatim after a restart marker).
+
+use super::Corrupt;
+use super::edit::McuEditor;
+use super::huffman::{BitReader, BitWriter, DecodeTable, EncodeTable, find_marker};
+use super::parse::Header;
+
+/// Why the fast path could not finish.
+#[derive(Debug)]
+pub(crate) enum FastError {
+    /// The input is malformed.
+    Corrupt(Corrupt),
+    /// A changed block needs a symbol the image's Huffman tables lack.
+    MissingSymbol,
+}
+
+impl From<Corrupt> for FastError {
+    fn from(c: Corrupt) -> Self {
+        FastError::Corrupt(c)
+    }
+}
+
+/// Per-scan-component coding tables.
+struct CompTables {
+    dc: DecodeTable,
+    ac: DecodeTable,
+    edc: EncodeTable,
+    eac: EncodeTable,
+}
+
+/// Position just after the `n`-th (1-based) restart marker from `from`.
+fn after_nth_restart(data: &[u8], mut from: usize, n: usize) -> Result<usize, Corrupt> {
+    for _ in 0..n {
+        let m = find_marker(data, from).ok_or(Corrupt("missing restart marker"))?;
+        if !matches!(data.get(m + 1), Some(0xD0..=0xD7)) {
+            return Err(Corrupt("missing restart marker"));
+        }
+        from = m + 2;
+    }
+    Ok(from)
+}
+
+/// Copy destuffed bits from raw byte `p`, bit `b`, up to the next marker, into `wr`.
+/// Returns the marker's offset (or the end of the data).
+fn copy_bits(wr: &mut BitWriter, data: &[u8], p: usize, b: u32) -> usize {
+    let mut i = p;
+    if b > 0 {
+        let byte = data[i];
+        wr.put((byte & (0xFF >> b)) as u32, 8 - b);
+        i += if byte == 0xFF { 2 } else { 1 };
+    }
+    loop {
+        if let Some(chunk) = data.get(i..i + 4) {
+            let w = u32::from_be_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+            let v = !w;
+            if (v.wrapping_sub(0x0101_0101) & !v & 0x8080_8080) == 0 {
+                wr.put(w, 32);
+                i += 4;
+                continue;
+            }
+        }
+        match data.get(i) {
+            None => return i,
+            Some(0xFF) if data.get(i + 1) == Some(&0) => {
+                wr.put(0xFF, 8);
+                i += 2;
+            }
+            Some(0xFF) => return i,
+            Some(&x) => {
+                wr.put(x as u32, 8);
+                i += 1;
+            }
+        }
+    }
+}
+
+/// Run the fast path on a single-scan baseline JPEG whose scan lists the frame's
+/// components in frame order.
+pub(crate) fn run(input: &[u8], hdr: &Header, ed: &McuEditor) -> Result<Vec<u8>, FastError> {
+    let f = &hdr.frame;
+    let (mcus_x, mcus_y) = f.mcus();
+    let total = mcus_x * mcus_y;
+    let mut tables = Vec::new();
+    for sc in &hdr.scan.comps {
+        let dc = hdr.tables.dc[sc.td]
+            .as_ref()
+            .ok_or(Corrupt("missing DC table"))?;
+        let ac = hdr.tables.ac[sc.ta]
+            .as_ref()
+            .ok_or(Corrupt("missing AC table"))?;
+        tables.push(CompTables {
+            dc: DecodeTable::new(dc)?,
+            ac: DecodeTable::new(ac)?,
+            edc: EncodeTable::new(dc)?,
+            eac: EncodeTable::new(ac)?,
+        });
+    }
+    // Scan-component index of each block of an MCU.
+    let mut layout = Vec::new();
+    for (k, sc) in hdr.scan.comps.iter().enumerate() {
+        let (h, v) = f.sampling(sc.comp);
+        layout.extend(std::iter::repeat_n(k, h * v));
+    }
+    let nb = layout.len();
+    if nb > 10 {
+        return Err(Corrupt("more than 10 blocks per MCU").into());
+    }
+
+    let (c0, r0, c1, r1) = ed.mcu_range();
+    let m_first = r0 * mcus_x + c0;
+    let m_last = r1 * mcus_x + c1;
+    let ri = hdr.tables.restart_interval;
+    let mut preds = [0i32; 4];
+    let m_start;
+    let m_end;
+    let mut rd;
+    let mut wr;
+    if let Some(j0) = m_first.checked_div(ri) {
+        let start = if j0 == 0 {
+            hdr.data_start
+        } else {
+            after_nth_restart(input, hdr.data_start, j0)?
+        };
+        let mut out = Vec::with_capacity(input.len() + input.len() / 16 + 64);
+        out.extend_from_slice(&input[..start]);
+        wr = BitWriter::new(out);
+        rd = BitReader::new(input, start);
+        m_start = j0 * ri;
+        m_end = ((m_last / ri + 1) * ri).min(total);
+    } else {
+        rd = BitReader::new(input, hdr.data_start);
+        for _ in 0..m_first {
+            for &k in &layout {
+                let t = &tables[k];
+                rd.skip_block(&mut preds[k], &t.dc, &t.ac)?;
+            }
+        }
+        let (p, b) = rd.raw_bit_position()?;
+        let mut out = Vec::with_capacity(input.len() + input.len() / 16 + 64);
+        out.extend_from_slice(&input[..p]);
+        wr = BitWriter::new(out);
+        if b > 0 {
+            wr.put((input[p] >> (8 - b)) as u32, b);
+        }
+        m_start = m_first;
+        // One MCU past the last changed one, so the DC predictors are back in step.
+        m_end = (m_last + 2).min(total);
+    }
+
+    let mut enc_preds = preds;
+    let mut blocks = [[0i16; 64]; 10];
+    for m in m_start..m_end {
+        if ri > 0 && m > m_start && m % ri == 0 {
+            rd.restart()?;
+            preds = [0; 4];
+            enc_preds = [0; 4];
+            wr.marker(0xD0 + ((m / ri - 1) % 8) as u8);
+        }
+        for (bi, &k) in layout.iter().enumerate() {
+            let t = &tables[k];
+            rd.decode_block(&mut blocks[bi], &mut preds[k], &t.dc, &t.ac)?;
+        }
+        let (mx, my) = (m % mcus_x, m / mcus_x);
+        if (c0..=c1).contains(&mx) && (r0..=r1).contains(&my) {
+            ed.edit(mx, my, &mut blocks[..nb]);
+        }
+        for (bi, &k) in layout.iter().enumerate() {
+            let t = &tables[k];
+            wr.encode_block(&blocks[bi], &mut enc_preds[k], &t.edc, &t.eac)
+                .map_err(|_| FastError::MissingSymbol)?;
+        }
+    }
+    if rd.overrun() {
+        return Err(Corrupt("truncated entropy-coded data").into());
+    }
+    let rest = if ri == 0 && m_end < total {
+        let (p, b) = rd.raw_bit_position()?;
+        copy_bits(&mut wr, input, p, b)
+    } else {
+        find_marker(input, rd.pos).unwrap_or(input.len())
+    };
+    wr.pad();
+    let mut out = wr.out;
+    out.extend_from_slice(&input[rest..]);
+    if rest == input.len() {
+        out.extend_from_slice(&[0xFF, 0xD9]);
+    }
+    Ok(out)
+}

@@ -1,0 +1,630 @@
+//! Baseline JPEG Huffman coding: a 64-bit bit reader with table-driven lookahead
+//! (including a "skip" table that consumes a whole AC symbol plus its extra bits in
+//! one step), a stuffing bit writer, and optimal-table generation (Annex K.2).
+
+use super::Corrupt;
+
+/// Lookahead width of the decode tables, in bits.
+const LOOK: u32 = 10;
+
+/// A Huffman table as stored in a DHT segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct HuffSpec {
+    /// Number of codes of each length 1..=16.
+    pub counts: [u8; 16],
+    /// Symbols in code order.
+    pub symbols: Vec<u8>,
+}
+
+/// Canonical codes `(code, length, symbol)` of a spec; `Err` if the table is invalid.
+fn canonical(spec: &HuffSpec) -> Result<Vec<(u32, u32, u8)>, Corrupt> {
+    let mut out = Vec::with_capacity(spec.symbols.len());
+    let mut code: u32 = 0;
+    let mut idx = 0;
+    for len in 1..=16u32 {
+        for _ in 0..spec.counts[len as usize - 1] {
+            let sym = *spec
+                .symbols
+                .get(idx)
+                .ok_or(Corrupt("huffman table too short"))?;
+            out.push((code, len, sym));
+            code += 1;
+            idx += 1;
+        }
+        if code > (1 << len) {
+            return Err(Corrupt("invalid huffman table"));
+        }
+        code <<= 1;
+    }
+    Ok(out)
+}
+
+/// Decoding tables for one Huffman table.
+pub(crate) struct DecodeTable {
+    /// `(len << 8) | symbol` for codes of length <= LOOK, indexed by the next LOOK bits; 0 = slow path.
+    fast: Box<[u16; 1 << LOOK]>,
+    /// For AC tables: `total_bits | advance << 5` when code + extra bits fit in LOOK; 0 = slow path.
+    /// `advance` is run + 1, 16 for ZRL and 64 for EOB.
+    skip: Box<[u16; 1 << LOOK]>,
+    /// Largest code of each length (index 1..=16), -1 if none.
+    maxcode: [i32; 17],
+    /// `symbols[valptr[l] + code]` is the symbol of a code of length l.
+    valptr: [i32; 17],
+    symbols: Vec<u8>,
+}
+
+impl DecodeTable {
+    pub(crate) fn new(spec: &HuffSpec) -> Result<Self, Corrupt> {
+        let codes = canonical(spec)?;
+        let mut fast = Box::new([0u16; 1 << LOOK]);
+        let mut skip = Box::new([0u16; 1 << LOOK]);
+        let mut maxcode = [-1i32; 17];
+        let mut valptr = [0i32; 17];
+        for (i, &(code, len, sym)) in codes.iter().enumerate() {
+            if maxcode[len as usize] < 0 {
+                valptr[len as usize] = i as i32 - code as i32;
+            }
+            maxcode[len as usize] = code as i32;
+            if len <= LOOK {
+                let shift = LOOK - len;
+                let base = (code << shift) as usize;
+                let entry = ((len as u16) << 8) | sym as u16;
+                fast[base..base + (1 << shift)].fill(entry);
+                let (r, s) = ((sym >> 4) as u32, (sym & 15) as u32);
+                let total = len + s;
+                if total <= LOOK {
+                    let adv = match (r, s) {
+                        (15, 0) => 16,
+                        (_, 0) => 64,
+                        _ => r + 1,
+                    };
+                    skip[base..base + (1 << shift)].fill((total | (adv << 5)) as u16);
+                }
+            }
+        }
+        Ok(DecodeTable {
+            fast,
+            skip,
+            maxcode,
+            valptr,
+            symbols: codes.iter().map(|c| c.2).collect(),
+        })
+    }
+}
+
+#[inline(always)]
+fn has_ff(w: u64) -> bool {
+    let v = !w;
+    (v.wrapping_sub(0x0101_0101_0101_0101) & !v & 0x8080_8080_8080_8080) != 0
+}
+
+/// Reads entropy-coded data MSB first, removing byte stuffing; stops at markers
+/// (feeding zeros past them, counted so overruns can be detected).
+pub(crate) struct BitReader<'a> {
+    data: &'a [u8],
+    /// Next raw byte to load.
+    pub(crate) pos: usize,
+    buf: u64,
+    nbits: u32,
+    /// Zero bits fed past a marker or the end of the data.
+    fake_bits: u64,
+}
+
+impl<'a> BitReader<'a> {
+    pub(crate) fn new(data: &'a [u8], pos: usize) -> Self {
+        BitReader {
+            data,
+            pos,
+            buf: 0,
+            nbits: 0,
+            fake_bits: 0,
+        }
+    }
+
+    /// Make at least 56 bits available.
+    #[inline(always)]
+    fn refill(&mut self) {
+        if let Some(chunk) = self.data.get(self.pos..self.pos + 8) {
+            let mut arr = [0u8; 8];
+            arr.copy_from_slice(chunk);
+            let w = u64::from_be_bytes(arr);
+            if !has_ff(w) {
+                let k = (63 - self.nbits) >> 3;
+                let total = self.nbits + 8 * k;
+                self.buf |= (w >> self.nbits) & !(u64::MAX >> total);
+                self.nbits = total;
+                self.pos += k as usize;
+                return;
+            }
+        }
+        self.refill_slow();
+    }
+
+    #[cold]
+    fn refill_slow(&mut self) {
+        while self.nbits <= 56 {
+            let mut b = 0u8;
+            match self.data.get(self.pos) {
+                Some(&0xFF) => {
+                    if self.data.get(self.pos + 1) == Some(&0) {
+                        self.pos += 2;
+                        b = 0xFF;
+                    } else {
+                        self.fake_bits += 8;
+                    }
+                }
+                Some(&x) => {
+                    self.pos += 1;
+                    b = x;
+                }
+                None => self.fake_bits += 8,
+            }
+            self.buf |= (b as u64) << (56 - self.nbits);
+            self.nbits += 8;
+        }
+    }
+
+    #[inline(always)]
+    fn consume(&mut self, n: u32) {
+        self.buf <<= n;
+        self.nbits -= n;
+    }
+
+    /// True when bits past the end of the entropy-coded segment have been consumed.
+    pub(crate) fn overrun(&self) -> bool {
+        self.fake_bits > self.nbits as u64
+    }
+
+    /// Decode one symbol (refills as needed).
+    #[inline(always)]
+    pub(crate) fn symbol(&mut self, t: &DecodeTable) -> Result<u8, Corrupt> {
+        if self.nbits < 16 {
+            self.refill();
+        }
+        let e = t.fast[(self.buf >> (64 - LOOK)) as usize];
+        if e != 0 {
+            self.consume((e >> 8) as u32);
+            return Ok(e as u8);
+        }
+        self.symbol_slow(t)
+    }
+
+    #[cold]
+    fn symbol_slow(&mut self, t: &DecodeTable) -> Result<u8, Corrupt> {
+        for l in 1..=16u32 {
+            let code = (self.buf >> (64 - l)) as i32;
+            if code <= t.maxcode[l as usize] {
+                self.consume(l);
+                return t
+                    .symbols
+                    .get((t.valptr[l as usize] + code) as usize)
+                    .copied()
+                    .ok_or(Corrupt("bad huffman code"));
+            }
+        }
+        Err(Corrupt("bad huffman code"))
+    }
+
+    /// Read `s` (<= 16) raw bits.
+    #[inline(always)]
+    pub(crate) fn bits(&mut self, s: u32) -> u32 {
+        if s == 0 {
+            return 0;
+        }
+        if self.nbits < s {
+            self.refill();
+        }
+        let v = (self.buf >> (64 - s)) as u32;
+        self.consume(s);
+        v
+    }
+
+    /// Read `s` bits and sign-extend them as a JPEG magnitude category value.
+    #[inline(always)]
+    pub(crate) fn receive_extend(&mut self, s: u32) -> i32 {
+        if s == 0 {
+            return 0;
+        }
+        let v = self.bits(s) as i32;
+        if v < (1 << (s - 1)) {
+            v - (1 << s) + 1
+        } else {
+            v
+        }
+    }
+
+    /// Skip one block's AC coefficients (k = 1..63) without storing them.
+    #[inline(always)]
+    pub(crate) fn skip_ac(&mut self, t: &DecodeTable) -> Result<(), Corrupt> {
+        let mut k = 1u32;
+        while k < 64 {
+            if self.nbits < 32 {
+                self.refill();
+            }
+            let e = t.skip[(self.buf >> (64 - LOOK)) as usize];
+            if e != 0 {
+                self.consume((e & 31) as u32);
+                k += (e >> 5) as u32;
+                continue;
+            }
+            let rs = self.symbol(t)?;
+            let (r, s) = ((rs >> 4) as u32, (rs & 15) as u32);
+            if s == 0 {
+                if r != 15 {
+                    break;
+                }
+                k += 16;
+            } else {
+                self.bits(s);
+                k += r + 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Decode one sequential block into `blk` (zigzag order); `pred` is the DC predictor.
+    #[inline(always)]
+    pub(crate) fn decode_block(
+        &mut self,
+        blk: &mut [i16; 64],
+        pred: &mut i32,
+        dc: &DecodeTable,
+        ac: &DecodeTable,
+    ) -> Result<(), Corrupt> {
+        *blk = [0; 64];
+        let s = self.symbol(dc)? as u32;
+        if s > 11 {
+            return Err(Corrupt("bad DC magnitude"));
+        }
+        *pred += self.receive_extend(s);
+        blk[0] = *pred as i16;
+        let mut k = 1usize;
+        while k < 64 {
+            if self.nbits < 32 {
+                self.refill();
+            }
+            let rs = self.symbol(ac)?;
+            let (r, s) = ((rs >> 4) as usize, (rs & 15) as u32);
+            if s == 0 {
+                if r != 15 {
+                    break;
+                }
+                k += 16;
+            } else {
+                k += r;
+                let v = self.receive_extend(s);
+                if k > 63 {
+                    return Err(Corrupt("AC run past the end of a block"));
+                }
+                blk[k] = v as i16;
+                k += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Skip one block, keeping only the DC predictor up to date.
+    #[inline(always)]
+    pub(crate) fn skip_block(
+        &mut self,
+        pred: &mut i32,
+        dc: &DecodeTable,
+        ac: &DecodeTable,
+    ) -> Result<(), Corrupt> {
+        let s = self.symbol(dc)? as u32;
+        if s > 11 {
+            return Err(Corrupt("bad DC magnitude"));
+        }
+        *pred += self.receive_extend(s);
+        self.skip_ac(ac)
+    }
+
+    /// Byte and bit (0 = MSB) in the raw data where the next unread bit lives.
+    pub(crate) fn raw_bit_position(&self) -> Result<(usize, u32), Corrupt> {
+        if self.overrun() {
+            return Err(Corrupt("truncated entropy-coded data"));
+        }
+        let mut back = self.nbits as u64 - self.fake_bits;
+        let mut p = self.pos;
+        while back > 0 {
+            p -= 1;
+            if self.data[p] == 0 && p > 0 && self.data[p - 1] == 0xFF {
+                p -= 1;
+            }
+            if back <= 8 {
+                return Ok((p, 8 - back as u32));
+            }
+            back -= 8;
+        }
+        Ok((self.pos, 0))
+    }
+
+    /// Move past the next RSTn marker, discarding the padding before it.
+    pub(crate) fn restart(&mut self) -> Result<(), Corrupt> {
+        self.buf = 0;
+        self.nbits = 0;
+        self.fake_bits = 0;
+        let m = find_marker(self.data, self.pos).ok_or(Corrupt("missing restart marker"))?;
+        match self.data.get(m + 1) {
+            Some(0xD0..=0xD7) => {
+                self.pos = m + 2;
+                Ok(())
+            }
+            _ => Err(Corrupt("missing restart marker")),
+        }
+    }
+}
+
+/// Index of the next marker (0xFF followed by neither 0x00 nor 0xFF) at or after `from`.
+pub(crate) fn find_marker(data: &[u8], mut from: usize) -> Option<usize> {
+    loop {
+        let i = from + data.get(from..)?.iter().position(|&b| b == 0xFF)?;
+        match data.get(i + 1) {
+            Some(0x00) => from = i + 2,
+            Some(0xFF) => from = i + 1,
+            Some(_) => return Some(i),
+            None => return None,
+        }
+    }
+}
+
+/// Code and length for each symbol; length 0 = not in the table.
+pub(crate) struct EncodeTable {
+    code: [u16; 256],
+    len: [u8; 256],
+}
+
+impl EncodeTable {
+    pub(crate) fn new(spec: &HuffSpec) -> Result<Self, Corrupt> {
+        let mut t = EncodeTable {
+            code: [0; 256],
+            len: [0; 256],
+        };
+        for (code, len, sym) in canonical(spec)? {
+            t.code[sym as usize] = code as u16;
+            t.len[sym as usize] = len as u8;
+        }
+        Ok(t)
+    }
+}
+
+/// The encoder needed a symbol its Huffman table does not contain.
+#[derive(Debug)]
+pub(crate) struct MissingSymbol;
+
+/// Writes bits MSB first with 0xFF byte stuffing.
+pub(crate) struct BitWriter {
+    pub(crate) out: Vec<u8>,
+    acc: u64,
+    n: u32,
+}
+
+impl BitWriter {
+    pub(crate) fn new(out: Vec<u8>) -> Self {
+        BitWriter { out, acc: 0, n: 0 }
+    }
+
+    /// Append `len` (<= 32) bits.
+    #[inline(always)]
+    pub(crate) fn put(&mut self, bits: u32, len: u32) {
+        if len == 0 {
+            return;
+        }
+        self.acc = (self.acc << len) | (bits as u64 & ((1u64 << len) - 1));
+        self.n += len;
+        if self.n >= 32 {
+            self.n -= 32;
+            let w = (self.acc >> self.n) as u32;
+            self.emit32(w);
+        }
+    }
+
+    #[inline(always)]
+    fn emit32(&mut self, w: u32) {
+        let bytes = w.to_be_bytes();
+        let v = !w;
+        if (v.wrapping_sub(0x0101_0101) & !v & 0x8080_8080) == 0 {
+            self.out.extend_from_slice(&bytes);
+        } else {
+            for b in bytes {
+                self.out.push(b);
+                if b == 0xFF {
+                    self.out.push(0);
+                }
+            }
+        }
+    }
+
+    /// Pad with 1-bits to a byte boundary and flush.
+    pub(crate) fn pad(&mut self) {
+        let fill = (8 - self.n % 8) % 8;
+        self.put((1 << fill) - 1, fill);
+        while self.n >= 8 {
+            self.n -= 8;
+            let b = (self.acc >> self.n) as u8;
+            self.out.push(b);
+            if b == 0xFF {
+                self.out.push(0);
+            }
+        }
+    }
+
+    /// Write a marker (after padding).
+    pub(crate) fn marker(&mut self, m: u8) {
+        self.pad();
+        self.out.extend_from_slice(&[0xFF, m]);
+    }
+
+    /// Encode one block (zigzag order) given the DC predictor.
+    #[inline]
+    pub(crate) fn encode_block(
+        &mut self,
+        blk: &[i16; 64],
+        pred: &mut i32,
+        dc: &EncodeTable,
+        ac: &EncodeTable,
+    ) -> Result<(), MissingSymbol> {
+        let diff = blk[0] as i32 - *pred;
+        *pred = blk[0] as i32;
+        let (s, v) = magnitude(diff);
+        self.sym(dc, s as u8)?;
+        self.put(v, s);
+        let mut run = 0u32;
+        for &c in &blk[1..] {
+            if c == 0 {
+                run += 1;
+                continue;
+            }
+            while run >= 16 {
+                self.sym(ac, 0xF0)?;
+                run -= 16;
+            }
+            let (s, v) = magnitude(c as i32);
+            self.sym(ac, ((run << 4) | s) as u8)?;
+            self.put(v, s);
+            run = 0;
+        }
+        if run > 0 {
+            self.sym(ac, 0)?;
+        }
+        Ok(())
+    }
+
+    #[inline(always)]
+    fn sym(&mut self, t: &EncodeTable, s: u8) -> Result<(), MissingSymbol> {
+        let len = t.len[s as usize];
+        if len == 0 {
+            return Err(MissingSymbol);
+        }
+        self.put(t.code[s as usize] as u32, len as u32);
+        Ok(())
+    }
+}
+
+/// Magnitude category and the extra bits of a coefficient value.
+#[inline(always)]
+pub(crate) fn magnitude(v: i32) -> (u32, u32) {
+    if v == 0 {
+        return (0, 0);
+    }
+    let a = v.unsigned_abs();
+    let s = 32 - a.leading_zeros();
+    let bits = if v < 0 { (v - 1) as u32 } else { v as u32 };
+    (s, bits & ((1 << s) - 1))
+}
+
+/// Count the symbols one block would emit (for optimal tables).
+pub(crate) fn count_block(
+    blk: &[i16; 64],
+    pred: &mut i32,
+    dc: &mut [u32; 257],
+    ac: &mut [u32; 257],
+) {
+    let diff = blk[0] as i32 - *pred;
+    *pred = blk[0] as i32;
+    dc[magnitude(diff).0 as usize] += 1;
+    let mut run = 0u32;
+    for &c in &blk[1..] {
+        if c == 0 {
+            run += 1;
+            continue;
+        }
+        while run >= 16 {
+            ac[0xF0] += 1;
+            run -= 16;
+        }
+        ac[((run << 4) | magnitude(c as i32).0) as usize] += 1;
+        run = 0;
+    }
+    if run > 0 {
+        ac[0] += 1;
+    }
+}
+
+/// Build an optimal Huffman table with codes of at most 16 bits (libjpeg's
+/// `jpeg_gen_optimal_table`, Annex K.2).
+#[allow(clippy::needless_range_loop)] // mirrors the reference algorithm
+pub(crate) fn optimal_table(freq_in: &[u32; 257]) -> HuffSpec {
+    let mut freq = [0i64; 257];
+    for (f, &x) in freq.iter_mut().zip(freq_in.iter()) {
+        *f = x as i64;
+    }
+    // Reserve one code point so no real code is all ones.
+    freq[256] = 1;
+    let mut codesize = [0usize; 257];
+    let mut others = [-1i32; 257];
+    loop {
+        let mut c1: i32 = -1;
+        let mut v = i64::MAX;
+        for i in 0..=256 {
+            if freq[i] != 0 && freq[i] <= v {
+                v = freq[i];
+                c1 = i as i32;
+            }
+        }
+        let mut c2: i32 = -1;
+        v = i64::MAX;
+        for i in 0..=256 {
+            if freq[i] != 0 && freq[i] <= v && i as i32 != c1 {
+                v = freq[i];
+                c2 = i as i32;
+            }
+        }
+        if c2 < 0 {
+            break;
+        }
+        let (c1u, c2u) = (c1 as usize, c2 as usize);
+        freq[c1u] += freq[c2u];
+        freq[c2u] = 0;
+        let mut c = c1u;
+        codesize[c] += 1;
+        while others[c] >= 0 {
+            c = others[c] as usize;
+            codesize[c] += 1;
+        }
+        others[c] = c2;
+        c = c2u;
+        codesize[c] += 1;
+        while others[c] >= 0 {
+            c = others[c] as usize;
+            codesize[c] += 1;
+        }
+    }
+    let mut bits = [0i32; 33];
+    for &cs in codesize.iter() {
+        if cs > 0 {
+            bits[cs.min(32)] += 1;
+        }
+    }
+    let mut i = 32;
+    while i > 16 {
+        while bits[i] > 0 {
+            let mut j = i - 2;
+            while bits[j] == 0 {
+                j -= 1;
+            }
+            bits[i] -= 2;
+            bits[i - 1] += 1;
+            bits[j + 1] += 2;
+            bits[j] -= 1;
+        }
+        i -= 1;
+    }
+    while bits[i] == 0 {
+        i -= 1;
+    }
+    bits[i] -= 1; // remove the reserved code point
+    let mut counts = [0u8; 16];
+    for l in 1..=16 {
+        counts[l - 1] = bits[l] as u8;
+    }
+    let mut symbols = Vec::new();
+    for l in 1..=32 {
+        for (s, &cs) in codesize.iter().enumerate().take(256) {
+            if cs == l {
+                symbols.push(s as u8);
+            }
+        }
+    }
+    HuffSpec { counts, symbols }
+}

@@ -1,0 +1,96 @@
+//! JPEG watermarking in the DCT domain: only the 8×8 blocks under the overlay are
+//! decoded, blended and re-quantised; every other coefficient is kept, so pixels
+//! outside the MCU-aligned rectangle decode exactly as before.
+
+mod coefs;
+mod dct;
+mod edit;
+mod fast;
+mod huffman;
+mod parse;
+
+use crate::Route;
+use crate::error::{Result, WatermarkError};
+use crate::overlay::Overlay;
+use crate::placement::{Placement, clip};
+
+/// A malformed-input error from the JPEG internals, with a static reason.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Corrupt(pub &'static str);
+
+impl From<Corrupt> for WatermarkError {
+    fn from(c: Corrupt) -> Self {
+        WatermarkError::Corrupt(c.0.to_owned())
+    }
+}
+
+/// Width and height from the JPEG header.
+pub(crate) fn dimensions(input: &[u8]) -> Result<(u32, u32)> {
+    let hdr = parse::parse_header(input)?;
+    Ok((hdr.frame.width as u32, hdr.frame.height as u32))
+}
+
+/// Watermark a JPEG in the DCT domain when its structure allows, telling which
+/// route was taken; `Ok(None)` means "use the pixel path".
+pub(crate) fn watermark_dct(
+    input: &[u8],
+    overlay: &Overlay,
+    placement: Placement,
+    opacity: f32,
+    max_pixels: u64,
+) -> Result<Option<(Vec<u8>, Route)>> {
+    let hdr = parse::parse_header(input)?;
+    let f = &hdr.frame;
+    let (w, h) = (f.width as u32, f.height as u32);
+    if w as u64 * h as u64 > max_pixels {
+        return Err(WatermarkError::TooLarge {
+            width: w,
+            height: h,
+            limit: max_pixels,
+        });
+    }
+    let origin = placement.origin(w, h, overlay.width(), overlay.height());
+    clip(w, h, origin.0, origin.1, overlay.width(), overlay.height())?;
+
+    let supported_process = matches!(
+        f.process,
+        parse::Process::Sequential | parse::Process::Progressive
+    );
+    let (hm, vm) = f.max_sampling();
+    let sampling_ok = (0..f.comps.len()).all(|i| {
+        let (ch, cv) = f.sampling(i);
+        hm % ch == 0 && vm % cv == 0
+    });
+    let colour_ok = match f.comps.len() {
+        1 => true,
+        3 => hdr.adobe_transform != Some(0),
+        _ => false,
+    };
+    if !(supported_process && f.precision == 8 && sampling_ok && colour_ok) {
+        return Ok(None);
+    }
+    let mut qts = Vec::new();
+    for c in &f.comps {
+        qts.push(hdr.tables.qt[c.tq].ok_or(Corrupt("missing quantisation table"))?);
+    }
+    let Some(ed) = edit::McuEditor::new(f, &qts, overlay, origin, opacity) else {
+        return Ok(Some((input.to_vec(), Route::Unchanged)));
+    };
+    let s = &hdr.scan;
+    let single_baseline_scan = f.process == parse::Process::Sequential
+        && s.comps.len() == f.comps.len()
+        && s.comps.iter().enumerate().all(|(i, c)| c.comp == i)
+        && s.ss == 0
+        && s.se == 63
+        && s.ah == 0
+        && s.al == 0;
+    if single_baseline_scan {
+        match fast::run(input, &hdr, &ed) {
+            Ok(out) => return Ok(Some((out, Route::JpegFast))),
+            Err(fast::FastError::Corrupt(c)) => return Err(c.into()),
+            Err(fast::FastError::MissingSymbol) => {}
+        }
+    }
+    let out = coefs::run(input, &hdr, &ed)?;
+    Ok(Some((out, Route::JpegCoefficients)))
+}
