@@ -70,7 +70,7 @@ pub(crate) fn parse_cell(raw: &[u8]) -> Result<Option<Decimal>, CellError> {
 /// word-wide arithmetic. Needs the 8 bytes ending at `end` to be in `data`
 /// (bytes before the cell are masked out). `None` means "use [`parse_cell`]".
 #[inline(always)]
-pub(crate) fn parse_short(data: &[u8], start: usize, end: usize) -> Option<Decimal> {
+pub(crate) fn parse_short(data: &[u8], start: usize, end: usize) -> Option<(i64, u32)> {
     const ZEROS: u64 = 0x3030_3030_3030_3030;
     if end < 8 || end <= start {
         return None;
@@ -124,11 +124,9 @@ pub(crate) fn parse_short(data: &[u8], start: usize, end: usize) -> Option<Decim
     v = (v.wrapping_mul(10) + (v >> 8)) & 0x00ff_00ff_00ff_00ff;
     v = (v.wrapping_mul(100) + (v >> 16)) & 0x0000_ffff_0000_ffff;
     v = (v.wrapping_mul(10_000) + (v >> 32)) & 0xffff_ffff;
-    let m = v as i128;
-    Some(Decimal {
-        mantissa: if neg { -m } else { m },
-        scale,
-    })
+    // Branch-free negation: (v ^ -1) + 1 == -v.
+    let sign = -i64::from(neg);
+    Some(((v as i64 ^ sign) - sign, scale))
 }
 
 /// Fast path: a plain `[+-]digits[.digits]` with at most 18 digits.
@@ -285,6 +283,24 @@ impl DecimalSum {
         Ok(())
     }
 
+    /// Adds `mantissa / 10^scale` from the word parser (the common case: the
+    /// scale is the sum's scale already).
+    #[inline(always)]
+    pub(crate) fn add_short(&mut self, mantissa: i64, scale: u32) -> Result<(), Overflow> {
+        if scale == self.scale {
+            self.mantissa = self
+                .mantissa
+                .checked_add(i128::from(mantissa))
+                .ok_or(Overflow)?;
+            Ok(())
+        } else {
+            self.add(Decimal {
+                mantissa: i128::from(mantissa),
+                scale,
+            })
+        }
+    }
+
     /// Adds another sum (used when merging the partial sums of chunks).
     pub(crate) fn merge(&mut self, other: &DecimalSum) -> Result<(), Overflow> {
         self.add(Decimal {
@@ -420,8 +436,12 @@ mod tests {
             let end = data.len();
             data.extend_from_slice(b",yyyyyyyy");
             let fast = parse_short(&data, start, end);
-            if let Some(f) = fast {
-                assert_eq!(parse_cell(c.as_bytes()), Ok(Some(f)), "{c}");
+            if let Some((mantissa, scale)) = fast {
+                let want = Decimal {
+                    mantissa: i128::from(mantissa),
+                    scale,
+                };
+                assert_eq!(parse_cell(c.as_bytes()), Ok(Some(want)), "{c}");
             } else {
                 let plain = c.trim_end_matches('\r').trim_start_matches(['-', '+']);
                 let simple = plain.len() <= 8

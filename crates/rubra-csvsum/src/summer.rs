@@ -327,6 +327,28 @@ impl Summer {
         }
     }
 
+    /// Adds a value from the word parser to a summed column.
+    #[inline(always)]
+    fn add_short(&mut self, target_no: usize, mantissa: i64, scale: u32) {
+        match self.sums.get_mut(target_no) {
+            Some(sum) => {
+                if sum.add_short(mantissa, scale).is_err() {
+                    self.failure = Some(Failure::Overflow {
+                        row: self.rows + 1,
+                        column: (target_no + 1) * self.step,
+                    });
+                }
+            }
+            None => self.add(
+                target_no,
+                Decimal {
+                    mantissa: i128::from(mantissa),
+                    scale,
+                },
+            ),
+        }
+    }
+
     /// Handles the end of the input as the end of the last record.
     pub(crate) fn finish_raw(&mut self) {
         if self.failure.is_some() || self.quote_carry != 0 || self.bytes == self.record_start {
@@ -509,7 +531,7 @@ impl BlockScan for Summer {
                             None
                         };
                         match fast {
-                            Some(d) => self.add(target_no, d),
+                            Some((m, scale)) => self.add_short(target_no, m, scale),
                             None => {
                                 let cell: &[u8] = if field_start >= base {
                                     &data[(field_start - base) as usize..p]
