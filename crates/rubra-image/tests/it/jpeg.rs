@@ -1,0 +1,195 @@
+//! JPEG: within 0.002 of libjpeg-turbo's default full-resolution decode
+//! (`djpeg -ppm`), in every colour space and coding mode we accept.
+
+use jpeg_encoder::{ColorType, SamplingFactor};
+use rubra_image::{ImageFormat, Limits, RedReport, measure};
+
+use crate::helpers::*;
+
+const TOLERANCE: f64 = 0.002;
+
+fn ours(bytes: &[u8]) -> RedReport {
+    measure(bytes, &Limits::default()).expect("measures")
+}
+
+/// Asserts our red level is within the tolerance of djpeg's; returns ours.
+fn assert_close_to_djpeg(bytes: &[u8], what: &str) -> RedReport {
+    let report = ours(bytes);
+    if let Some(theirs) = djpeg_count(bytes) {
+        assert_eq!(report.counted_pixels, theirs.counted, "{what}");
+        let diff = (report.red - theirs.fraction()).abs();
+        eprintln!(
+            "{what}: ours {:.6} djpeg {:.6} diff {diff:.6}",
+            report.red,
+            theirs.fraction()
+        );
+        assert!(
+            diff <= TOLERANCE,
+            "{what}: ours {} djpeg {}",
+            report.red,
+            theirs.fraction()
+        );
+    }
+    report
+}
+
+fn photo(w: u16, h: u16, seed: u64) -> Vec<u8> {
+    reference_rgb(usize::from(w), usize::from(h), seed)
+}
+
+#[test]
+fn reference_image_matches_libjpeg_turbo() {
+    let bytes = reference_jpeg();
+    let r = assert_close_to_djpeg(&bytes, "reference 1980x1280 q90");
+    assert_eq!(
+        (r.format, r.width, r.height),
+        (ImageFormat::Jpeg, 1980, 1280)
+    );
+    assert!(r.red > 0.05, "the reference image has red in it: {}", r.red);
+}
+
+#[test]
+fn baseline_in_every_chroma_subsampling_matches_libjpeg_turbo() {
+    let (w, h) = (642, 401); // not a multiple of the MCU size
+    let rgb = photo(w, h, 11);
+    for (name, sampling) in [
+        ("4:4:4", SamplingFactor::F_1_1),
+        ("4:2:2", SamplingFactor::F_2_1),
+        ("4:2:0", SamplingFactor::F_2_2),
+        ("4:4:0", SamplingFactor::F_1_2),
+    ] {
+        let mut out = Vec::new();
+        let mut enc = jpeg_encoder::Encoder::new(&mut out, 85);
+        enc.set_sampling_factor(sampling);
+        enc.encode(&rgb, w, h, ColorType::Rgb).unwrap();
+        assert_close_to_djpeg(&out, name);
+    }
+}
+
+#[test]
+fn progressive_matches_libjpeg_turbo_and_baseline() {
+    let (w, h) = (500, 333);
+    let rgb = photo(w, h, 12);
+    let progressive = jpeg(&rgb, w, h, ColorType::Rgb, true, None);
+    let baseline = jpeg(&rgb, w, h, ColorType::Rgb, false, None);
+    // A progressive JPEG starts its frame with SOF2.
+    assert!(progressive.windows(2).any(|m| m == [0xFF, 0xC2]));
+    let p = assert_close_to_djpeg(&progressive, "progressive");
+    let b = ours(&baseline);
+    assert!((p.red - b.red).abs() < 0.002);
+}
+
+#[test]
+fn restart_intervals_are_decoded() {
+    let (w, h) = (300, 200);
+    let rgb = photo(w, h, 13);
+    let mut out = Vec::new();
+    let mut enc = jpeg_encoder::Encoder::new(&mut out, 90);
+    enc.set_restart_interval(4);
+    enc.encode(&rgb, w, h, ColorType::Rgb).unwrap();
+    assert_close_to_djpeg(&out, "restart intervals");
+}
+
+#[test]
+fn grayscale_jpeg_is_never_red() {
+    let (w, h) = (120u16, 90u16);
+    let grey: Vec<u8> = (0..usize::from(w) * usize::from(h))
+        .map(|i| (i % 251) as u8)
+        .collect();
+    let bytes = jpeg(&grey, w, h, ColorType::Luma, false, None);
+    let r = assert_close_to_djpeg(&bytes, "grey");
+    assert_eq!((r.red, r.red_pixels, r.counted_pixels), (0.0, 0, 120 * 90));
+}
+
+/// Naive CMYK of an RGB picture (K from the darkest channel).
+fn cmyk_of(rgb: &[u8]) -> Vec<u8> {
+    rgb.chunks_exact(3)
+        .flat_map(|p| {
+            let k = 255 - p[0].max(p[1]).max(p[2]);
+            let scale = |v: u8| {
+                if k == 255 {
+                    0
+                } else {
+                    ((255 - v - k) as u32 * 255 / (255 - k) as u32) as u8
+                }
+            };
+            [scale(p[0]), scale(p[1]), scale(p[2]), k]
+        })
+        .collect()
+}
+
+#[test]
+fn cmyk_and_ycck_convert_like_djpeg() {
+    let (w, h) = (320, 240);
+    let cmyk = cmyk_of(&photo(w, h, 14));
+    let plain = jpeg(&cmyk, w, h, ColorType::Cmyk, false, None);
+    let ycck = jpeg(&cmyk, w, h, ColorType::CmykAsYcck, false, None);
+    // Both carry an Adobe APP14 segment (transform 0 and 2).
+    assert!(plain.windows(5).any(|s| s == b"Adobe"));
+    let a = assert_close_to_djpeg(&plain, "CMYK");
+    let b = assert_close_to_djpeg(&ycck, "YCCK");
+    assert!(a.red > 0.01, "the CMYK picture keeps its red: {}", a.red);
+    assert!((a.red - b.red).abs() < 0.01);
+}
+
+#[test]
+fn cmyk_fixture_from_another_encoder() {
+    // tests/fixtures/cmyk.jpg: a 96×64 Adobe CMYK JPEG (left half red, right half
+    // blue), written by Pillow's libjpeg rather than by `jpeg-encoder`.
+    let bytes = include_bytes!("../fixtures/cmyk.jpg");
+    let r = assert_close_to_djpeg(bytes, "CMYK fixture");
+    assert_eq!((r.width, r.height), (96, 64));
+    assert!((r.red - 0.5).abs() < 0.02, "red {}", r.red);
+}
+
+#[test]
+fn exif_orientation_does_not_change_the_red_level() {
+    let (w, h) = (400u16, 240u16);
+    let rgb = photo(w, h, 15);
+    let plain = jpeg(&rgb, w, h, ColorType::Rgb, false, None);
+    let base = ours(&plain);
+    for orientation in 1..=8 {
+        let tagged = jpeg(
+            &rgb,
+            w,
+            h,
+            ColorType::Rgb,
+            false,
+            Some(&exif_orientation(orientation)),
+        );
+        assert!(tagged.windows(6).any(|s| s == b"Exif\0\0"));
+        let r = ours(&tagged);
+        // Same pixels, same dimensions as stored: identical result.
+        assert_eq!(
+            (r.red, r.width, r.height),
+            (base.red, w.into(), h.into()),
+            "{orientation}"
+        );
+    }
+    // The same picture stored rotated by 90° with orientation 6 ("rotate to
+    // display"): a permutation of the pixels, up to JPEG's own rounding.
+    let mut rotated = vec![0u8; rgb.len()];
+    let (wu, hu) = (usize::from(w), usize::from(h));
+    for y in 0..hu {
+        for x in 0..wu {
+            let (nx, ny) = (hu - 1 - y, x); // 90° clockwise: new width is h
+            rotated[(ny * hu + nx) * 3..][..3].copy_from_slice(&rgb[(y * wu + x) * 3..][..3]);
+        }
+    }
+    let stored = jpeg(
+        &rotated,
+        h,
+        w,
+        ColorType::Rgb,
+        false,
+        Some(&exif_orientation(8)),
+    );
+    let r = assert_close_to_djpeg(&stored, "rotated + EXIF 8");
+    assert_eq!((r.width, r.height), (u32::from(h), u32::from(w)));
+    assert!(
+        (r.red - base.red).abs() < 0.005,
+        "{} vs {}",
+        r.red,
+        base.red
+    );
+}

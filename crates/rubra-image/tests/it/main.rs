@@ -1,0 +1,12 @@
+//! Integration tests of the RED meter: every format with known red fractions,
+//! JPEG against libjpeg-turbo, decompression bombs, and hostile input.
+
+#![allow(clippy::unwrap_used)]
+
+#[path = "../../benches/reference.rs"]
+mod reference;
+
+mod formats;
+mod helpers;
+mod hostile;
+mod jpeg;
