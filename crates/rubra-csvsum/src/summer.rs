@@ -277,6 +277,11 @@ impl Summer {
             &cell_owned[..]
         };
         let cut = std::mem::take(&mut self.carry_cut);
+        // A UTF-8 byte order mark at the very start is not part of the cell.
+        let cell = match cell {
+            [0xEF, 0xBB, 0xBF, rest @ ..] if field_start == 0 => rest,
+            _ => cell,
+        };
         if self.in_header {
             if self.names.len() <= target_no {
                 self.names.resize(target_no + 1, None);

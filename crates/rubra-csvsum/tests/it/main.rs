@@ -319,3 +319,20 @@ fn progress_counts_bytes_and_rows() {
     assert_eq!(progress.bytes(), data.len() as u64);
     assert_eq!(progress.rows(), s.rows);
 }
+
+#[test]
+fn a_byte_order_mark_is_ignored() {
+    let options = SumOptions {
+        step: 1,
+        header: false,
+        ..SumOptions::default()
+    };
+    let s = whole(b"\xEF\xBB\xBF1.5\n2\n", &options).expect("sum");
+    assert_eq!(s.columns[0].sum, "3.5");
+    let with_header = SumOptions {
+        step: 1,
+        ..SumOptions::default()
+    };
+    let s = in_pieces(b"\xEF\xBB\xBFamount\n2\n", &with_header, &[1, 2]).expect("sum");
+    assert_eq!(s.columns[0].name, "amount");
+}
