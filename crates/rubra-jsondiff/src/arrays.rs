@@ -11,13 +11,38 @@
 //! sum of their per-number tolerances apart, so each element only checks the
 //! neighbours inside that window, with the real tolerant equality.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::hash::BuildHasherDefault;
 
-use crate::engine::{Cx, Disp, EXACT, Engine, Ptr, Side};
+use crate::engine::{Cx, Disp, EXACT, Engine, Ptr, Side, mix};
 use crate::parse::Node;
 use crate::path::{State, Step};
 use crate::policy::ArrayMode;
 use crate::report::Op;
+
+/// Hasher for keys that are already hashes: one mixing step, no SipHash.
+#[derive(Default)]
+struct PreHashed(u64);
+
+impl std::hash::Hasher for PreHashed {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = mix(self.0 ^ b as u64);
+        }
+    }
+    fn write_u32(&mut self, i: u32) {
+        self.0 = mix(i as u64);
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.0 = mix(i);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type Map<K, V> = HashMap<K, V, BuildHasherDefault<PreHashed>>;
+type Set<K> = HashSet<K, BuildHasherDefault<PreHashed>>;
 
 /// One step of an alignment of A's elements with B's (indices relative to the arrays).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -256,25 +281,32 @@ impl<'d> Engine<'d> {
         ecx: Cx<'d>,
         loose: bool,
     ) -> Vec<(u32, u32)> {
-        // count in A, count in B, index in A, index in B
-        let mut seen: HashMap<u64, (u32, u32, u32, u32)> = HashMap::new();
-        for i in a0..a1 {
-            let h = self.hash(Side::A, fa + i, ecx, loose);
-            let e = seen.entry(h).or_insert((0, 0, i, 0));
-            e.0 += 1;
-        }
-        for j in b0..b1 {
-            let h = self.hash(Side::B, fb + j, ecx, loose);
-            if let Some(e) = seen.get_mut(&h) {
-                e.1 += 1;
-                e.3 = j;
+        // Sorting beats a hash map here: 10^6 random probes miss the cache.
+        let mut ha: Vec<(u64, u32)> = (a0..a1)
+            .map(|i| (self.hash(Side::A, fa + i, ecx, loose), i))
+            .collect();
+        let mut hb: Vec<(u64, u32)> = (b0..b1)
+            .map(|j| (self.hash(Side::B, fb + j, ecx, loose), j))
+            .collect();
+        ha.sort_unstable();
+        hb.sort_unstable();
+        let run = |v: &[(u64, u32)], p: usize| v[p..].iter().take_while(|e| e.0 == v[p].0).count();
+        let mut pairs = Vec::new();
+        let (mut p, mut q) = (0, 0);
+        while p < ha.len() && q < hb.len() {
+            match ha[p].0.cmp(&hb[q].0) {
+                std::cmp::Ordering::Less => p += run(&ha, p),
+                std::cmp::Ordering::Greater => q += run(&hb, q),
+                std::cmp::Ordering::Equal => {
+                    let (ra, rb) = (run(&ha, p), run(&hb, q));
+                    if ra == 1 && rb == 1 {
+                        pairs.push((ha[p].1, hb[q].1));
+                    }
+                    p += ra;
+                    q += rb;
+                }
             }
         }
-        let mut pairs: Vec<(u32, u32)> = seen
-            .into_values()
-            .filter(|e| e.0 == 1 && e.1 == 1)
-            .map(|e| (e.2, e.3))
-            .collect();
         pairs.sort_unstable();
         pairs
     }
@@ -334,7 +366,8 @@ impl<'d> Engine<'d> {
             Side::A => Side::B,
             Side::B => Side::A,
         };
-        let mut exact: HashMap<u64, Vec<u32>> = HashMap::with_capacity(no as usize);
+        let mut exact: Map<u64, Vec<u32>> =
+            Map::with_capacity_and_hasher(no as usize, Default::default());
         for j in 0..no {
             let h = self.hash(other, fo + j, ecx, false);
             exact.entry(h).or_default().push(j);
@@ -380,8 +413,8 @@ impl<'d> Engine<'d> {
         first: u32,
         idx: Vec<u32>,
         ecx: Cx<'d>,
-    ) -> HashMap<u64, Vec<(f64, u32)>> {
-        let mut groups: HashMap<u64, Vec<(f64, u32)>> = HashMap::new();
+    ) -> Map<u64, Vec<(f64, u32)>> {
+        let mut groups: Map<u64, Vec<(f64, u32)>> = Map::default();
         for j in idx {
             let (lh, sum, _) = self.tolerant_key(side, first + j, ecx);
             groups.entry(lh).or_default().push((sum, j));
@@ -401,7 +434,8 @@ impl<'d> Engine<'d> {
         fb: u32,
         ecx: Cx<'d>,
     ) -> (Vec<u32>, Vec<u32>) {
-        let mut exact: HashMap<u64, Vec<u32>> = HashMap::with_capacity(ib.len());
+        let mut exact: Map<u64, Vec<u32>> =
+            Map::with_capacity_and_hasher(ib.len(), Default::default());
         for &j in ib.iter().rev() {
             let h = self.hash(Side::B, fb + j, ecx, false);
             exact.entry(h).or_default().push(j);
@@ -432,7 +466,7 @@ impl<'d> Engine<'d> {
         }
         // Tolerant phase over the leftovers.
         let groups = self.tolerant_groups(Side::B, fb, left_b, ecx);
-        let mut taken: HashMap<u32, ()> = HashMap::new();
+        let mut taken: Set<u32> = Set::default();
         let mut keyed_a: Vec<(u64, f64, f64, u32)> = left_a
             .iter()
             .map(|&i| {
@@ -447,14 +481,14 @@ impl<'d> Engine<'d> {
         for (lh, sum, reach, i) in keyed_a {
             let hit = groups.get(&lh).and_then(|g| {
                 window(g, sum, reach)
-                    .filter(|(_, j)| !taken.contains_key(j))
+                    .filter(|(_, j)| !taken.contains(j))
                     .take(WINDOW_CAP)
                     .find(|&&(_, j)| self.eq(fa + i, fb + j, ecx))
                     .map(|&(_, j)| j)
             });
             match hit {
                 Some(j) => {
-                    taken.insert(j, ());
+                    taken.insert(j);
                 }
                 None => still_a.push(i),
             }
@@ -464,7 +498,7 @@ impl<'d> Engine<'d> {
             .into_values()
             .flatten()
             .map(|(_, j)| j)
-            .filter(|j| !taken.contains_key(j))
+            .filter(|j| !taken.contains(j))
             .collect::<Vec<_>>();
         let mut still_b = still_b;
         still_b.sort_unstable();
@@ -485,7 +519,8 @@ impl<'d> Engine<'d> {
             st: State::DEAD,
             tol: &EXACT,
         };
-        let mut by_key: HashMap<u64, Vec<(u32, u32)>> = HashMap::with_capacity(nb as usize);
+        let mut by_key: Map<u64, Vec<(u32, u32)>> =
+            Map::with_capacity_and_hasher(nb as usize, Default::default());
         let mut loose_b = Vec::new();
         for j in (0..nb).rev() {
             match self.key_of(Side::B, fb + j, field) {
@@ -508,7 +543,21 @@ impl<'d> Engine<'d> {
             let h = self.hash(Side::A, k, exact, false);
             let hit = by_key.get_mut(&h).and_then(|c| {
                 let n = c.len();
-                let p = (0..n).rev().find(|&p| self.eq(k, c[p].0, exact))?;
+                let same_key: Vec<usize> = (0..n)
+                    .rev()
+                    .filter(|&p| self.eq(k, c[p].0, exact))
+                    .take(WINDOW_CAP)
+                    .collect();
+                // With repeated keys, prefer a partner that is equal as a whole.
+                let p = match same_key.as_slice() {
+                    [] => return None,
+                    [p] => *p,
+                    many => many
+                        .iter()
+                        .copied()
+                        .find(|&p| self.eq(fa + i, fb + c[p].1, ecx))
+                        .unwrap_or(many[0]),
+                };
                 Some(c.remove(p).1)
             });
             match hit {

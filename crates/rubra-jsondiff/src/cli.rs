@@ -207,23 +207,49 @@ pub fn compare(args: &DiffArgs, stdin: &mut dyn Read) -> Result<crate::Report, C
         ));
     }
     let opts = args.options()?;
-    let (ba, bb) = (read_input(&args.a, stdin)?, read_input(&args.b, stdin)?);
-    let parse = |bytes: Vec<u8>, name: &PathBuf| {
+    let timing = std::env::var_os("RUBRA_JSONDIFF_TIMING").is_some();
+    let t0 = std::time::Instant::now();
+    // Standard input is read first, on this thread; files are read by the parsers.
+    let stdin_bytes = if args.a.as_os_str() == "-" || args.b.as_os_str() == "-" {
+        Some(read_input(&PathBuf::from("-"), stdin)?)
+    } else {
+        None
+    };
+    let load = |name: &PathBuf, given: Option<Vec<u8>>| -> Result<Document, CliError> {
+        let bytes = match given {
+            Some(b) => b,
+            None => read_input(name, &mut std::io::empty())?,
+        };
         Document::parse_bytes(bytes).map_err(|source| CliError::Parse {
             name: name.display().to_string(),
             source,
         })
     };
+    let (sa, sb) = if args.a.as_os_str() == "-" {
+        (stdin_bytes, None)
+    } else {
+        (None, stdin_bytes)
+    };
     let (da, db) = std::thread::scope(|s| {
-        let ha = s.spawn(|| parse(ba, &args.a));
-        let db = parse(bb, &args.b);
+        let ha = s.spawn(|| load(&args.a, sa));
+        let db = load(&args.b, sb);
         (
             ha.join().unwrap_or_else(|e| std::panic::resume_unwind(e)),
             db,
         )
     });
     let (da, db) = (da?, db?);
+    let t1 = std::time::Instant::now();
     let report = crate::diff(&da, &db, &opts);
+    if timing {
+        eprintln!(
+            "read+parse {:.3}s, compare {:.3}s, {} + {} values",
+            (t1 - t0).as_secs_f64(),
+            t1.elapsed().as_secs_f64(),
+            da.len(),
+            db.len()
+        );
+    }
     // Freeing two large arenas takes a while and nobody waits for it.
     std::thread::spawn(move || drop((da, db)));
     Ok(report)

@@ -6,7 +6,6 @@
 //! numbers have at most 38 significant digits and exponents that are not too far
 //! apart; only beyond that does the tolerance test fall back to float64.
 
-use std::cmp::Ordering;
 use std::hash::Hasher;
 
 /// Canonical form of a literal: `sign · D × 10^exp` where `D` is the digit string
@@ -291,8 +290,9 @@ const POW10: [u128; 39] = {
     t
 };
 
-/// Exact `|a − b|` as `(m, e)` when it fits 128 bits, with `max(|a|,|b|)` at the same scale.
-fn exact_gap(a: &Canon<'_>, b: &Canon<'_>) -> Option<(u128, u128, i64)> {
+/// Exact `|a − b|` as `(gap, max(|a|,|b|), e)` scaled by `10^e` when it fits
+/// 128 bits, and whether `b > a`.
+fn exact_gap(a: &Canon<'_>, b: &Canon<'_>) -> Option<(u128, u128, i64, bool)> {
     let (ma, mb) = (a.mantissa()?, b.mantissa()?);
     let e = a.exp.min(b.exp);
     let scale = |m: u128, ex: i64| -> Option<u128> {
@@ -303,12 +303,13 @@ fn exact_gap(a: &Canon<'_>, b: &Canon<'_>) -> Option<(u128, u128, i64)> {
         m.checked_mul(*POW10.get(k)?)
     };
     let (sa, sb) = (scale(ma, a.exp)?, scale(mb, b.exp)?);
-    let gap = if a.neg == b.neg {
-        sa.abs_diff(sb)
-    } else {
-        sa.checked_add(sb)?
+    let (gap, b_larger) = match (a.neg, b.neg) {
+        (false, false) => (sa.abs_diff(sb), sb > sa),
+        (true, true) => (sa.abs_diff(sb), sb < sa),
+        (true, false) => (sa.checked_add(sb)?, true),
+        (false, true) => (sa.checked_add(sb)?, false),
     };
-    Some((gap, sa.max(sb), e))
+    Some((gap, sa.max(sb), e, b_larger))
 }
 
 /// Compares two validated literals under `tol` (see [`Tolerance`]).
@@ -324,7 +325,7 @@ pub(crate) fn num_eq(a: &str, b: &str, tol: &Tolerance) -> bool {
         return false;
     }
     match exact_gap(&ca, &cb) {
-        Some((gap, max, e)) => {
+        Some((gap, max, e, _)) => {
             if le_scaled(gap, e, tol.abs.m, tol.abs.e) {
                 return true;
             }
@@ -352,17 +353,8 @@ fn float_within(a: &str, b: &str, tol: &Tolerance) -> bool {
 /// `b − a` as a float64, for display.
 pub(crate) fn delta(a: &str, b: &str) -> Option<f64> {
     let (ca, cb) = (Canon::new(a), Canon::new(b));
-    if let Some((gap, _, e)) = exact_gap(&ca, &cb) {
+    if let Some((gap, _, e, b_larger)) = exact_gap(&ca, &cb) {
         let g: f64 = format!("{gap}e{e}").parse().ok()?;
-        let b_larger = match (ca.neg, cb.neg) {
-            (false, true) => false,
-            (true, false) => true,
-            _ => {
-                let fa: f64 = a.parse().ok()?;
-                let fb: f64 = b.parse().ok()?;
-                fb.partial_cmp(&fa) == Some(Ordering::Greater)
-            }
-        };
         return Some(if b_larger { g } else { -g });
     }
     let d = b.parse::<f64>().ok()? - a.parse::<f64>().ok()?;
@@ -433,6 +425,11 @@ mod tests {
         assert!((d - 1.9e-5).abs() < 1e-12);
         assert_eq!(delta("3", "1"), Some(-2.0));
         assert_eq!(delta("-1", "1"), Some(2.0));
+        assert_eq!(
+            delta("12345678901234567890", "12345678901234567891"),
+            Some(1.0)
+        );
+        assert_eq!(delta("-5", "-7"), Some(-2.0));
     }
 
     #[test]

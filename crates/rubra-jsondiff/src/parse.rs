@@ -287,8 +287,12 @@ impl Parser<'_> {
         if b.starts_with(&[0xEF, 0xBB, 0xBF]) {
             p.i = 3;
         }
-        let mut nodes: Vec<Node> = Vec::with_capacity(b.len() / 24 + 1);
-        let mut keys: Vec<Span> = Vec::with_capacity(b.len() / 24 + 1);
+        // Every value takes at least two bytes of input (one plus a separator), so
+        // this never reallocates; pages of the reserve that stay unused are never
+        // touched, so they cost address space, not memory.
+        let cap = b.len() / 2 + 2;
+        let mut nodes: Vec<Node> = Vec::with_capacity(cap);
+        let mut keys: Vec<Span> = Vec::with_capacity(cap);
         let mut scratch: Vec<(Span, Node)> = Vec::new();
         let mut stack: Vec<Frame> = Vec::new();
         let mut depth = 0usize;

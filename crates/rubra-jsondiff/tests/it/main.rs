@@ -1,0 +1,241 @@
+//! Integration tests: the CLI end to end (files, stdin, formats, exit codes,
+//! policy files) and property tests of the library.
+
+mod helpers;
+mod props;
+
+use helpers::{TempDir, run};
+use rubra_jsondiff::{Document, Options, apply, diff};
+
+const A: &str =
+    r#"{"items":[{"id":1,"price":1.000012,"at":"x"},{"id":2,"price":2}],"n":12345678901234567890}"#;
+const B: &str = r#"{"items":[{"id":1,"price":1.000031,"at":"y"},{"id":2,"price":2.000001}],"n":12345678901234567891}"#;
+
+#[test]
+fn equal_files_exit_0_and_print_nothing() {
+    let t = TempDir::new("eq");
+    let a = t.file("a.json", A);
+    let b = t.file("b.json", &A.replace("1.000012", "1.0000120"));
+    let o = run(&[&a, &b], "");
+    assert_eq!((o.code, o.out.as_str(), o.err.as_str()), (0, "", ""));
+}
+
+#[test]
+fn different_files_exit_1_with_readable_lines() {
+    let t = TempDir::new("ne");
+    let (a, b) = (t.file("a.json", A), t.file("b.json", B));
+    let o = run(&[&a, &b], "");
+    assert_eq!(o.code, 1, "{}", o.err);
+    assert_eq!(
+        o.out,
+        ".items[0].price: 1.000012 → 1.000031 (Δ 1.9e-5)\n\
+         .items[0].at: \"x\" → \"y\"\n\
+         .n: 12345678901234567890 → 12345678901234567891 (Δ 1)\n"
+    );
+    assert!(!o.out.contains('\x1b'), "no colour when not a terminal");
+    let o = run(&[&a, &b, "--color", "always"], "");
+    assert!(o.out.contains("\x1b[31m"));
+}
+
+#[test]
+fn stdin_is_read_for_dash() {
+    let t = TempDir::new("stdin");
+    let a = t.file("a.json", A);
+    assert_eq!(run(&[&a, "-"], A).code, 0);
+    assert_eq!(run(&["-", &a], B).code, 1);
+    let o = run(&["-", "-"], A);
+    assert_eq!(o.code, 2);
+    assert!(o.err.contains("only one"), "{}", o.err);
+}
+
+#[test]
+fn bad_json_exits_2_naming_file_line_and_column() {
+    let t = TempDir::new("bad");
+    let a = t.file("a.json", A);
+    let bad = t.file("bad.json", "{\n  \"a\": [1, 2,,]\n}");
+    let o = run(&[&a, &bad], "");
+    assert_eq!(o.code, 2);
+    assert!(o.err.contains("bad.json: line 2, column 14"), "{}", o.err);
+    let o = run(&[&a, "-"], "[1, 2");
+    assert_eq!(o.code, 2);
+    assert!(o.err.contains("-: line 1, column 6"), "{}", o.err);
+    let o = run(&[&a, &t.0.join("missing.json").to_string_lossy()], "");
+    assert_eq!(o.code, 2);
+    assert!(o.err.contains("cannot read"), "{}", o.err);
+    let o = run(&[&a, "-"], "\u{feff}{}");
+    assert_eq!(o.code, 1, "a byte-order mark is accepted: {}", o.err);
+}
+
+#[test]
+fn quiet_prints_nothing() {
+    let t = TempDir::new("quiet");
+    let (a, b) = (t.file("a.json", A), t.file("b.json", B));
+    let o = run(&["-q", &a, &b], "");
+    assert_eq!((o.code, o.out.as_str()), (1, ""));
+    assert_eq!(run(&["--quiet", &a, &a], "").code, 0);
+}
+
+#[test]
+fn tolerance_flags() {
+    let t = TempDir::new("tol");
+    let a = t.file("a.json", "[1.0001, 100.0, 3]");
+    let b = t.file("b.json", "[1.0002, 100.5, 3.0]");
+    assert_eq!(run(&[&a, &b], "").code, 1);
+    assert_eq!(
+        run(&[&a, &b, "--precision", "3"], "").out,
+        "[1]: 100.0 → 100.5 (Δ 0.5)\n"
+    );
+    assert_eq!(run(&[&a, &b, "--abs", "0.5"], "").code, 0);
+    assert_eq!(
+        run(&[&a, &b, "--precision", "3", "--rel", "0.01"], "").code,
+        0
+    );
+    let c = t.file("c.json", "[1.0001, 100.0, 3.00000001]");
+    assert_eq!(run(&[&a, &c], "").code, 0);
+    assert_eq!(run(&[&a, &c, "--exact"], "").code, 1);
+    let o = run(&[&a, &b, "--abs=-1"], "");
+    assert_eq!(o.code, 2);
+    assert!(o.err.contains("--abs"), "{}", o.err);
+}
+
+#[test]
+fn array_modes_and_ignores_from_flags() {
+    let t = TempDir::new("modes");
+    let a = t.file(
+        "a.json",
+        r#"{"tags":["x","y"],"items":[{"id":1,"v":1.5,"ts":1},{"id":2,"v":2}]}"#,
+    );
+    let b = t.file(
+        "b.json",
+        r#"{"tags":["y","x","x"],"items":[{"id":2,"v":2.0000001},{"id":1,"v":1.5,"ts":2}]}"#,
+    );
+    assert_eq!(run(&[&a, &b], "").code, 1);
+    let o = run(
+        &[
+            &a,
+            &b,
+            "--array",
+            "tags=set",
+            "--array",
+            "items[*]=key:id",
+            "--ignore",
+            "**.ts",
+        ],
+        "",
+    );
+    assert_eq!((o.code, o.out.as_str()), (0, ""), "{}", o.err);
+    let o = run(&[&a, &b, "--set", "--ignore", "items[*].ts"], "");
+    assert_eq!(o.code, 0, "{}{}", o.out, o.err);
+    let o = run(&[&a, &b, "--multiset", "--ignore", "items[*].ts"], "");
+    assert_eq!(o.out, ".tags[2]: + \"x\"\n");
+    let o = run(&[&a, &b, "--key", "id", "--array", "tags=set"], "");
+    assert_eq!(o.out, ".items[id=1].ts: 1 → 2 (Δ 1)\n");
+    let o = run(&[&a, &b, "--array", "tags=sorted"], "");
+    assert_eq!(o.code, 2);
+    assert!(o.err.contains("unknown array mode"), "{}", o.err);
+}
+
+#[test]
+fn policy_files_in_toml_and_json() {
+    let t = TempDir::new("policy");
+    let a = t.file(
+        "a.json",
+        r#"{"price":1.001,"tags":["a","b"],"meta":{"at":1}}"#,
+    );
+    let b = t.file(
+        "b.json",
+        r#"{"price":1.009,"tags":["b","a"],"meta":{"at":2}}"#,
+    );
+    let toml = t.file(
+        "p.toml",
+        "ignore = [\"**.at\"]\n[arrays]\ntags = \"set\"\n[tolerance]\n\"price\" = { abs = 0.01 }\n",
+    );
+    let json = t.file(
+        "p.json",
+        r#"{"ignore":["**.at"],"arrays":{"tags":"set"},"tolerance":{"price":{"abs":0.01}}}"#,
+    );
+    assert_eq!(run(&[&a, &b], "").code, 1);
+    for p in [&toml, &json] {
+        let o = run(&[&a, &b, "--policy", p], "");
+        assert_eq!((o.code, o.err.as_str()), (0, ""), "{p}");
+    }
+    let bad = t.file("bad.toml", "[arrays]\ntags = 3\n");
+    let o = run(&[&a, &b, "--policy", &bad], "");
+    assert_eq!(o.code, 2);
+    assert!(o.err.contains("arrays.tags"), "{}", o.err);
+}
+
+#[test]
+fn json_patch_output_applies() {
+    let t = TempDir::new("patch");
+    let (a, b) = (t.file("a.json", A), t.file("b.json", B));
+    let o = run(&[&a, &b, "--format", "json-patch"], "");
+    assert_eq!(o.code, 1);
+    assert!(
+        o.out
+            .contains(r#"{"op":"replace","path":"/items/0/price","value":1.000031}"#),
+        "{}",
+        o.out
+    );
+    // Parse the printed patch back into operations and apply it.
+    let ops = parse_patch(&o.out);
+    let da: Document = A.parse().expect("valid");
+    let db: Document = B.parse().expect("valid");
+    let patched: Document = apply(&da, &ops).expect("applies").parse().expect("valid");
+    assert!(diff(&patched, &db, &Options::default()).is_equal());
+    assert_eq!(run(&[&a, &a, "--format", "json-patch"], "").out, "[]\n");
+}
+
+#[test]
+fn json_output_lists_differences() {
+    let t = TempDir::new("json");
+    let (a, b) = (t.file("a.json", A), t.file("b.json", B));
+    let o = run(&[&a, &b, "--format", "json"], "");
+    let d: Document = o.out.parse().expect("the output is JSON");
+    assert!(d.len() > 3);
+    assert!(o.out.contains(r#"{"path":".n","kind":"changed","old":12345678901234567890,"new":12345678901234567891,"delta":1e0}"#), "{}", o.out);
+}
+
+#[test]
+fn deep_nesting_is_answered_not_crashed() {
+    let t = TempDir::new("deep");
+    let n = 10_000;
+    let a = t.file("a.json", &("[".repeat(n) + "1" + &"]".repeat(n)));
+    let b = t.file("b.json", &("[".repeat(n) + "1.5" + &"]".repeat(n)));
+    let o = run(&[&a, &b], "");
+    assert_eq!(o.code, 1);
+    assert!(o.out.ends_with("[0]: 1 → 1.5 (Δ 0.5)\n"));
+    let too_deep = rubra_jsondiff::MAX_DEPTH + 1;
+    let c = t.file("c.json", &("[".repeat(too_deep) + &"]".repeat(too_deep)));
+    let o = run(&[&a, &c], "");
+    assert_eq!(o.code, 2);
+    assert!(o.err.contains("nesting deeper than"), "{}", o.err);
+}
+
+/// Reads the `[{"op","path","value"}]` text this crate prints.
+fn parse_patch(text: &str) -> Vec<rubra_jsondiff::PatchOp> {
+    let _: Document = text.parse().expect("patch is JSON");
+    // One operation per line, as `Report::patch_json` prints them.
+    let mut ops = Vec::new();
+    for line in text.lines().filter(|l| l.trim_start().starts_with('{')) {
+        let l = line.trim().trim_end_matches(',');
+        let op = if l.contains(r#""op":"add""#) {
+            rubra_jsondiff::Op::Add
+        } else if l.contains(r#""op":"remove""#) {
+            rubra_jsondiff::Op::Remove
+        } else {
+            rubra_jsondiff::Op::Replace
+        };
+        let path_start = l.find(r#""path":""#).expect("path") + 8;
+        let path_end = path_start + l[path_start..].find('"').expect("end of path");
+        let value = l
+            .find(r#","value":"#)
+            .map(|p| l[p + 9..l.len() - 1].to_owned());
+        ops.push(rubra_jsondiff::PatchOp {
+            op,
+            path: l[path_start..path_end].to_owned(),
+            value,
+        });
+    }
+    ops
+}
