@@ -114,7 +114,7 @@ impl Control<'_> {
 
 /// Sums a CSV held in memory, on all cores.
 ///
-/// The input is cut into regions just after a newline (about four per
+/// The input is cut into regions just after a newline (about 16 per
 /// thread, at least 8 MiB each); regions are summed in parallel, each
 /// assuming that it starts on a record boundary, and merged in order. The
 /// merge checks that every assumption held (the records before a cut ended
@@ -313,7 +313,7 @@ fn run_regions(
             0 => MIN_REGION,
             n => n,
         };
-        (threads as u64 * 4).min(len / min_region).max(1)
+        (threads as u64 * 16).min(len / min_region).max(1)
     };
 
     // Region starts: just after the first newline at or after each even cut.
