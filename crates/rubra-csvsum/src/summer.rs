@@ -615,6 +615,66 @@ fn through(b: u32) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sys::classify::Baseline;
+
+    /// A CSV with every quoting feature, deterministic.
+    fn tricky_csv() -> Vec<u8> {
+        let mut out = b"a,b,c,d\r\n".to_vec();
+        let cells: [&[u8]; 9] = [
+            b"12",
+            b"-3.25",
+            b"\"4\"",
+            b"\"x,\"\"y\"\"\n\"",
+            b"",
+            b"1.5e2",
+            b"\"a\r\nb\"",
+            b"+7",
+            b"0.001",
+        ];
+        let mut x: u32 = 1;
+        for _ in 0..3000 {
+            let width = 1 + (x >> 7) as usize % 5;
+            for c in 0..width {
+                x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                let cell = cells[(x >> 13) as usize % cells.len()];
+                out.extend_from_slice(cell);
+                out.push(if c + 1 == width { b'\n' } else { b',' });
+            }
+        }
+        out
+    }
+
+    fn run<C: Classifier>(data: &[u8], step: usize) -> Summary {
+        let options = SumOptions {
+            step,
+            skip_invalid: true,
+            ..SumOptions::default()
+        };
+        let mut s = Summer::new(options).expect("options");
+        for chunk in data.chunks(777) {
+            s.scan_blocks::<C>(chunk);
+        }
+        s.finish().expect("sum")
+    }
+
+    #[test]
+    fn every_scanner_gives_the_same_sums() {
+        let data = tricky_csv();
+        for step in [1, 2, 3] {
+            let base = run::<Baseline>(&data, step);
+            assert!(base.rows > 2000);
+            #[cfg(target_arch = "x86_64")]
+            {
+                use crate::sys::classify::{Avx2, Avx2Pdep, Best, best};
+                if best() != Best::Baseline {
+                    assert_eq!(run::<Avx2>(&data, step), base);
+                }
+                if best() == Best::Avx2Pdep {
+                    assert_eq!(run::<Avx2Pdep>(&data, step), base);
+                }
+            }
+        }
+    }
 
     #[test]
     fn prefix_xor_marks_quoted_spans() {

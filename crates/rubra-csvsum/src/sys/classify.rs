@@ -60,7 +60,7 @@ pub(crate) fn scan<S: BlockScan>(s: &mut S, data: &[u8]) {
 
 #[cfg(target_arch = "x86_64")]
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Best {
+pub(crate) enum Best {
     Baseline,
     Avx2,
     /// AVX2 and a fast `pdep` (not AMD before Zen 3, where it is microcoded).
@@ -68,7 +68,7 @@ enum Best {
 }
 
 #[cfg(target_arch = "x86_64")]
-fn best() -> Best {
+pub(crate) fn best() -> Best {
     use std::sync::OnceLock;
     static BEST: OnceLock<Best> = OnceLock::new();
     *BEST.get_or_init(|| {
