@@ -42,6 +42,9 @@ pub struct SlowlogArgs {
     /// Compare two logs and show which functions got slower (by p50 and p95 ratios).
     #[arg(long, num_args = 2, value_names = ["OLD", "NEW"], conflicts_with = "files")]
     pub compare: Option<Vec<PathBuf>>,
+    /// Parsing threads (0: one per CPU, at most 4).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub threads: usize,
     /// With --compare: the p50 or p95 ratio from which a function counts as slower.
     #[arg(long, default_value_t = 1.2, value_name = "RATIO")]
     pub threshold: f64,
@@ -74,7 +77,7 @@ fn options(args: &SlowlogArgs, top: Option<usize>) -> io::Result<Options> {
         since: args.since,
         until: args.until,
         filter,
-        threads: 0,
+        threads: args.threads,
     })
 }
 
