@@ -7,6 +7,13 @@
 //! spans). Input is streamed: memory is bounded by the number of functions and of spans open
 //! at once, never by the size of the log. Percentiles come from a log-linear histogram and
 //! are within ±0.4 % (see [`LogHistogram`]); counts, totals, means, min and max are exact.
+//! Lines are parsed on worker threads ([`Options::threads`]) and applied in input order.
+//! Malformed lines (not JSON, truncated, missing fields, over [`MAX_LINE_BYTES`]) are counted
+//! in [`Report::malformed`], never fatal.
+//!
+//! Entry points: [`analyze`] (one reader), [`analyze_paths`] (files, `-` for stdin),
+//! [`Analyzer`] (feed inputs yourself), [`compare`] (two reports), [`output`] (table, JSON,
+//! CSV) and, with the default `cli` feature, [`cli::SlowlogArgs`] + [`cli::run`].
 //!
 //! ```
 //! let log = br#"{"ts":"2026-01-01T00:00:00Z","kind":"span_close","name":"slow","target":"app","span_id":1,"busy_ns":5000000,"idle_ns":0,"wall_ns":5000000}

@@ -15,9 +15,16 @@
 //! # let _ = body;
 //! ```
 //!
-//! Logs go to **stderr**; stdout stays free for what a command prints for its user (the
-//! first-start admin key, `rubra slowlog` tables, …). The JSON line format is documented in
-//! [`layer`].
+//! - Logs go to **stderr**; stdout stays free for what a command prints for its user (the
+//!   first-start admin key, `rubra slowlog` tables, …). The JSON line format is documented in
+//!   [`layer`]; `RUST_LOG`, when set, overrides [`TelemetryConfig::filter`].
+//! - Every span close is also recorded in the histogram [`SPAN_HISTOGRAM`]
+//!   (`rubra_span_duration_seconds{name,target}`). Every histogram whose name ends in
+//!   `_seconds` gets the [`LATENCY_BUCKETS`]; other histograms are rendered as summaries.
+//! - Tests: [`init_for_tests`] (JSON through `eprint!`, captured by the harness) and
+//!   [`tap_logs`] (an in-memory copy of the global log, e.g. to run `rubra_slowlog::analyze`
+//!   on a live in-process server). [`SpanLayer`] + [`LogCapture`] build a private subscriber
+//!   for `tracing::subscriber::with_default`.
 #![deny(missing_docs)]
 
 mod capture;
