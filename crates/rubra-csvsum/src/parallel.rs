@@ -136,7 +136,7 @@ pub fn sum_bytes(
 /// truncated or rewritten during the call**: with a mapping that can crash the
 /// process (SIGBUS). For files that may change, use [`sum_read_at`] with the
 /// opened [`File`](std::fs::File), which reads with `pread` instead (about
-/// 30% more CPU time on the benchmark machine). Files that cannot be mapped
+/// 5-30% more CPU time on the benchmark machine). Files that cannot be mapped
 /// fall back to `pread`; pipes and devices are read as a stream.
 #[cfg(unix)]
 pub fn sum_file(
