@@ -13,7 +13,7 @@ use rubra_slowlog::{Options, Report, SortKey, analyze};
 
 #[tracing::instrument]
 fn slow_query(n: u32) {
-    std::thread::sleep(Duration::from_millis(30));
+    std::thread::sleep(Duration::from_millis(40));
 }
 
 #[tracing::instrument]

@@ -87,9 +87,9 @@ fn idle_time_is_time_not_entered() {
 
 #[test]
 fn slow_spans_get_a_warn_line() {
-    let out = with_capture(Some(15), || {
+    let out = with_capture(Some(40), || {
         tracing::info_span!("slow_one", id = 1).in_scope(|| {
-            std::thread::sleep(Duration::from_millis(25));
+            std::thread::sleep(Duration::from_millis(60));
         });
         tracing::info_span!("fast_one").in_scope(|| {});
     });
@@ -97,7 +97,7 @@ fn slow_spans_get_a_warn_line() {
     assert_eq!(slow.len(), 1, "{out:#?}");
     assert_eq!(slow[0]["name"], "slow_one");
     assert_eq!(slow[0]["level"], "WARN");
-    assert_eq!(slow[0]["slow_ms"], 15);
+    assert_eq!(slow[0]["slow_ms"], 40);
     assert_eq!(slow[0]["fields"]["id"], 1);
     assert_eq!(out.iter().filter(|v| v["kind"] == "span_close").count(), 2);
 }
@@ -148,11 +148,11 @@ fn init_is_idempotent() {
 fn text_layer_writes_only_slow_span_warnings() {
     let cap = LogCapture::new();
     let subscriber = rubra_telemetry::tracing_subscriber::registry()
-        .with(SpanLayer::text(cap.clone(), Some(5)).with_metrics(false));
+        .with(SpanLayer::text(cap.clone(), Some(30)).with_metrics(false));
     tracing::subscriber::with_default(subscriber, || {
         tracing::info_span!("quick").in_scope(|| {});
         tracing::info_span!("sluggish", route = "/x")
-            .in_scope(|| std::thread::sleep(Duration::from_millis(10)));
+            .in_scope(|| std::thread::sleep(Duration::from_millis(50)));
         tracing::info!("not written by this layer");
     });
     let text = cap.contents();
