@@ -160,3 +160,47 @@ fn text_layer_writes_only_slow_span_warnings() {
     assert!(text.contains("WARN slow span it::sluggish"), "{text}");
     assert!(text.contains("route=\"/x\""), "{text}");
 }
+
+/// An instrumented future is busy while polled and idle while waiting between polls, as
+/// an async handler awaiting I/O is.
+#[test]
+fn instrumented_future_is_idle_between_polls() {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::{Context, Poll, Waker};
+    use tracing::Instrument as _;
+
+    struct TwoPolls(bool);
+    impl Future for TwoPolls {
+        type Output = ();
+        fn poll(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<()> {
+            std::thread::sleep(Duration::from_millis(5));
+            if self.0 {
+                Poll::Ready(())
+            } else {
+                self.0 = true;
+                Poll::Pending
+            }
+        }
+    }
+
+    let out = with_capture(None, || {
+        let mut fut = Box::pin(TwoPolls(false).instrument(tracing::info_span!("handler")));
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(fut.as_mut().poll(&mut cx).is_pending());
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(fut.as_mut().poll(&mut cx).is_ready());
+    });
+    let close = out
+        .iter()
+        .find(|v| v["kind"] == "span_close")
+        .expect("close");
+    assert!(
+        close["busy_ns"].as_u64().expect("busy") >= 10_000_000,
+        "{close}"
+    );
+    assert!(
+        close["idle_ns"].as_u64().expect("idle") >= 30_000_000,
+        "{close}"
+    );
+}
