@@ -114,14 +114,17 @@ pub fn run_to(args: &SlowlogArgs, out: &mut dyn Write) -> io::Result<ExitCode> {
         warn_about(&old_r);
         warn_about(&new_r);
         let cmp = compare::compare(&old_r, &new_r, args.threshold);
-        if args.json {
+        if args.json || args.csv {
+            // `slower` keeps counting every function; only the rows are cut.
             let mut cmp = cmp;
             if let Some(n) = args.top {
                 cmp.rows.truncate(n);
             }
-            output::write_compare_json(out, &cmp)?;
-        } else if args.csv {
-            output::write_compare_csv(out, &cmp)?;
+            if args.json {
+                output::write_compare_json(out, &cmp)?;
+            } else {
+                output::write_compare_csv(out, &cmp)?;
+            }
         } else {
             output::write_compare_table(out, &cmp, args.top)?;
         }
