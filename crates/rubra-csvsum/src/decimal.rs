@@ -76,7 +76,13 @@ pub(crate) fn parse_short(data: &[u8], start: usize, end: usize) -> Option<(i64,
         return None;
     }
     // A trailing `\r` (CRLF line end) is trimmed, as in `parse_cell`.
-    let end = end - usize::from(data[end - 1] == b'\r');
+    let mut end = end - usize::from(data[end - 1] == b'\r');
+    let mut start = start;
+    // So are the quotes of a quoted number.
+    if end >= start + 2 && data[start] == b'"' && data[end - 1] == b'"' {
+        start += 1;
+        end -= 1;
+    }
     if end < 8 || end <= start {
         return None;
     }
@@ -443,7 +449,12 @@ mod tests {
                 };
                 assert_eq!(parse_cell(c.as_bytes()), Ok(Some(want)), "{c}");
             } else {
-                let plain = c.trim_end_matches('\r').trim_start_matches(['-', '+']);
+                let c = c.trim_end_matches('\r');
+                let c = c
+                    .strip_prefix('"')
+                    .and_then(|c| c.strip_suffix('"'))
+                    .unwrap_or(c);
+                let plain = c.trim_start_matches(['-', '+']);
                 let simple = plain.len() <= 8
                     && !plain.is_empty()
                     && plain != "."

@@ -336,3 +336,51 @@ fn a_byte_order_mark_is_ignored() {
     let s = in_pieces(b"\xEF\xBB\xBFamount\n2\n", &with_header, &[1, 2]).expect("sum");
     assert_eq!(s.columns[0].name, "amount");
 }
+
+/// A ranged source that returns short reads, like an object store's ranged GETs.
+struct Ranged {
+    data: Vec<u8>,
+    fail_at: Option<u64>,
+}
+
+impl rubra_csvsum::ReadAt for Ranged {
+    fn size(&self) -> std::io::Result<u64> {
+        Ok(self.data.len() as u64)
+    }
+
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+        if self.fail_at.is_some_and(|f| offset >= f) {
+            return Err(std::io::Error::other("connection reset"));
+        }
+        let from = (offset as usize).min(self.data.len());
+        let n = buf.len().min(1000).min(self.data.len() - from);
+        buf[..n].copy_from_slice(&self.data[from..from + n]);
+        Ok(n)
+    }
+}
+
+#[test]
+fn sum_read_at_handles_short_reads_and_reports_read_errors() {
+    let mut rng = Rng::new(9);
+    let mut shape = Shape::plain(3_000, 12);
+    shape.quoted_text = 20;
+    let data = generate(&mut rng, &shape);
+    let want = reference(&data, &shape.options);
+    let control = Control {
+        min_region: 10_000,
+        ..Control::default()
+    };
+    let source = Ranged {
+        data: data.clone(),
+        fail_at: None,
+    };
+    let got = rubra_csvsum::sum_read_at(&source, &shape.options, &control).expect("sum");
+    assert_eq!(got, want);
+    let broken = Ranged {
+        data,
+        fail_at: Some(50_000),
+    };
+    let err = rubra_csvsum::sum_read_at(&broken, &shape.options, &control).expect_err("io");
+    assert!(matches!(err, CsvSumError::Io(_)), "{err:?}");
+    assert_eq!(err.code(), "csv_read_failed");
+}
