@@ -323,15 +323,7 @@ impl<'d> Engine<'d> {
         mode: &'d ArrayMode,
     ) -> Unmatched {
         match mode {
-            ArrayMode::Set => {
-                let a = self.set_missing(fa, na, fb, nb, ecx, Side::A);
-                let b = self.set_missing(fb, nb, fa, na, ecx, Side::B);
-                Unmatched {
-                    a,
-                    b,
-                    pairs: Vec::new(),
-                }
-            }
+            ArrayMode::Set => self.set(fa, na, fb, nb, ecx),
             ArrayMode::Key(field) => self.keyed(fa, na, fb, nb, ecx, field),
             _ => {
                 let (a, b) = self.multiset((0..na).collect(), (0..nb).collect(), fa, fb, ecx);
@@ -352,52 +344,121 @@ impl<'d> Engine<'d> {
         }
     }
 
-    /// Elements of `side`'s array that have no equal element in the other array.
-    fn set_missing(
+    /// Set comparison: the elements of each side with no equal element on the other.
+    fn set(&mut self, fa: u32, na: u32, fb: u32, nb: u32, ecx: Cx<'d>) -> Unmatched {
+        let ha = self.sorted_hashes(Side::A, fa, 0..na, ecx);
+        let hb = self.sorted_hashes(Side::B, fb, 0..nb, ecx);
+        let mut left_a = Vec::new();
+        let mut left_b = Vec::new();
+        for_groups(&ha, &hb, |ga, gb| {
+            if let ([(_, i)], [(_, j)]) = (ga, gb) {
+                if !self.eq(fa + i, fb + j, ecx) {
+                    left_a.push(*i);
+                    left_b.push(*j);
+                }
+                return;
+            }
+            let mut seen_b = vec![false; gb.len()];
+            for &(_, i) in ga {
+                let mut hit = false;
+                for (t, &(_, j)) in gb.iter().enumerate().take(WINDOW_CAP) {
+                    if self.eq(fa + i, fb + j, ecx) {
+                        hit = true;
+                        seen_b[t] = true;
+                    }
+                }
+                if !hit {
+                    left_a.push(i);
+                }
+            }
+            for (t, &(_, j)) in gb.iter().enumerate() {
+                if !seen_b[t]
+                    && !ga
+                        .iter()
+                        .take(WINDOW_CAP)
+                        .any(|&(_, i)| self.eq(fa + i, fb + j, ecx))
+                {
+                    left_b.push(j);
+                }
+            }
+        });
+        left_a.sort_unstable();
+        left_b.sort_unstable();
+        if (left_a.is_empty() && left_b.is_empty()) || is_exact(ecx) {
+            return Unmatched {
+                a: left_a,
+                b: left_b,
+                pairs: Vec::new(),
+            };
+        }
+        // Tolerant phase: a leftover may equal any element of the other side, but
+        // only those sharing its number-blind hash need a signature.
+        let a = self.set_tolerant(Side::A, fa, left_a, fb, nb, ecx);
+        let b = self.set_tolerant(Side::B, fb, left_b, fa, na, ecx);
+        Unmatched {
+            a,
+            b,
+            pairs: Vec::new(),
+        }
+    }
+
+    /// The leftovers `left` of `side` that have no tolerant match in the other array.
+    fn set_tolerant(
         &mut self,
+        side: Side,
         fs: u32,
-        ns: u32,
+        mut left: Vec<u32>,
         fo: u32,
         no: u32,
         ecx: Cx<'d>,
-        side: Side,
     ) -> Vec<u32> {
+        if left.is_empty() || no == 0 {
+            return left;
+        }
         let other = match side {
             Side::A => Side::B,
             Side::B => Side::A,
         };
-        let mut exact: Map<u64, Vec<u32>> =
-            Map::with_capacity_and_hasher(no as usize, Default::default());
-        for j in 0..no {
-            let h = self.hash(other, fo + j, ecx, false);
-            exact.entry(h).or_default().push(j);
-        }
-        let mut left = Vec::new();
-        for i in 0..ns {
-            let h = self.hash(side, fs + i, ecx, false);
-            let hit = exact.get(&h).is_some_and(|c| {
-                c.iter()
+        let keyed: Vec<(u64, f64, f64, u32)> = left
+            .iter()
+            .map(|&i| {
+                let (lh, s, r) = self.tolerant_key(side, fs + i, ecx);
+                (lh, s, r, i)
+            })
+            .collect();
+        let wanted: Set<u64> = keyed.iter().map(|k| k.0).collect();
+        let candidates: Vec<u32> = (0..no)
+            .filter(|&j| wanted.contains(&self.hash(other, fo + j, ecx, true)))
+            .collect();
+        let groups = self.tolerant_groups(other, fo, candidates, ecx);
+        left.clear();
+        for (lh, sum, reach, i) in keyed {
+            let hit = groups.get(&lh).is_some_and(|g| {
+                window(g, sum, reach)
                     .take(WINDOW_CAP)
-                    .any(|&j| self.eq_sides(side, fs + i, fo + j, ecx))
+                    .any(|&(_, j)| self.eq_sides(side, fs + i, fo + j, ecx))
             });
             if !hit {
                 left.push(i);
             }
         }
-        if left.is_empty() || no == 0 || is_exact(ecx) {
-            return left;
-        }
-        let groups = self.tolerant_groups(other, fo, (0..no).collect(), ecx);
-        left.retain(|&i| {
-            let (lh, sum, reach) = self.tolerant_key(side, fs + i, ecx);
-            let Some(g) = groups.get(&lh) else {
-                return true;
-            };
-            !window(g, sum, reach)
-                .take(WINDOW_CAP)
-                .any(|&(_, j)| self.eq_sides(side, fs + i, fo + j, ecx))
-        });
+        left.sort_unstable();
         left
+    }
+
+    /// `(exact hash, index)` of the elements `idx` of an array, sorted by hash.
+    fn sorted_hashes(
+        &mut self,
+        side: Side,
+        first: u32,
+        idx: impl Iterator<Item = u32>,
+        ecx: Cx<'d>,
+    ) -> Vec<(u64, u32)> {
+        let mut v: Vec<(u64, u32)> = idx
+            .map(|i| (self.hash(side, first + i, ecx, false), i))
+            .collect();
+        v.sort_unstable();
+        v
     }
 
     fn tolerant_key(&mut self, side: Side, id: u32, ecx: Cx<'d>) -> (u64, f64, f64) {
@@ -434,32 +495,32 @@ impl<'d> Engine<'d> {
         fb: u32,
         ecx: Cx<'d>,
     ) -> (Vec<u32>, Vec<u32>) {
-        let mut exact: Map<u64, Vec<u32>> =
-            Map::with_capacity_and_hasher(ib.len(), Default::default());
-        for &j in ib.iter().rev() {
-            let h = self.hash(Side::B, fb + j, ecx, false);
-            exact.entry(h).or_default().push(j);
-        }
+        let ha = self.sorted_hashes(Side::A, fa, ia.into_iter(), ecx);
+        let hb = self.sorted_hashes(Side::B, fb, ib.into_iter(), ecx);
         let mut left_a = Vec::new();
-        for i in ia {
-            let h = self.hash(Side::A, fa + i, ecx, false);
-            let mut hit = false;
-            if let Some(c) = exact.get_mut(&h) {
-                // Candidates are stacked in reverse, so popping keeps B's order.
-                let n = c.len();
-                if let Some(p) = (0..n.min(WINDOW_CAP))
-                    .map(|t| n - 1 - t)
-                    .find(|&p| self.eq(fa + i, fb + c[p], ecx))
-                {
-                    c.remove(p);
-                    hit = true;
+        let mut left_b = Vec::new();
+        for_groups(&ha, &hb, |ga, gb| {
+            if let ([(_, i)], [(_, j)]) = (ga, gb) {
+                if !self.eq(fa + i, fb + j, ecx) {
+                    left_a.push(*i);
+                    left_b.push(*j);
+                }
+                return;
+            }
+            let mut used = vec![false; gb.len()];
+            for &(_, i) in ga {
+                let p = (0..gb.len())
+                    .filter(|&p| !used[p])
+                    .take(WINDOW_CAP)
+                    .find(|&p| self.eq(fa + i, fb + gb[p].1, ecx));
+                match p {
+                    Some(p) => used[p] = true,
+                    None => left_a.push(i),
                 }
             }
-            if !hit {
-                left_a.push(i);
-            }
-        }
-        let mut left_b: Vec<u32> = exact.into_values().flatten().collect();
+            left_b.extend(gb.iter().zip(&used).filter(|(_, u)| !**u).map(|(e, _)| e.1));
+        });
+        left_a.sort_unstable();
         left_b.sort_unstable();
         if left_a.is_empty() || left_b.is_empty() || is_exact(ecx) {
             return (left_a, left_b);
@@ -519,53 +580,75 @@ impl<'d> Engine<'d> {
             st: State::DEAD,
             tol: &EXACT,
         };
-        let mut by_key: Map<u64, Vec<(u32, u32)>> =
-            Map::with_capacity_and_hasher(nb as usize, Default::default());
-        let mut loose_b = Vec::new();
-        for j in (0..nb).rev() {
-            match self.key_of(Side::B, fb + j, field) {
-                Some(k) => {
-                    let h = self.hash(Side::B, k, exact, false);
-                    by_key.entry(h).or_default().push((k, j));
+        // (hash of the key value, element index, key node), sorted by hash.
+        let mut keys = |side: Side, first: u32, n: u32, loose: &mut Vec<u32>| {
+            let mut v: Vec<(u64, u32, u32)> = Vec::with_capacity(n as usize);
+            for i in 0..n {
+                match self.key_of(side, first + i, field) {
+                    Some(k) => v.push((self.hash(side, k, exact, false), i, k)),
+                    None => loose.push(i),
                 }
-                None => loose_b.push(j),
             }
-        }
-        loose_b.reverse();
-        let mut pairs = Vec::new();
+            v.sort_unstable();
+            v
+        };
         let mut loose_a = Vec::new();
+        let mut loose_b = Vec::new();
+        let ka = keys(Side::A, fa, na, &mut loose_a);
+        let kb = keys(Side::B, fb, nb, &mut loose_b);
+        let mut pairs = Vec::new();
         let mut gone_a = Vec::new();
-        for i in 0..na {
-            let Some(k) = self.key_of(Side::A, fa + i, field) else {
-                loose_a.push(i);
-                continue;
+        let mut new_b = Vec::new();
+        let mut p = 0;
+        let mut q = 0;
+        while p < ka.len() || q < kb.len() {
+            let h = match (ka.get(p), kb.get(q)) {
+                (Some(x), Some(y)) => x.0.min(y.0),
+                (Some(x), None) => x.0,
+                (None, Some(y)) => y.0,
+                (None, None) => break,
             };
-            let h = self.hash(Side::A, k, exact, false);
-            let hit = by_key.get_mut(&h).and_then(|c| {
-                let n = c.len();
-                let same_key: Vec<usize> = (0..n)
-                    .rev()
-                    .filter(|&p| self.eq(k, c[p].0, exact))
-                    .take(WINDOW_CAP)
-                    .collect();
-                // With repeated keys, prefer a partner that is equal as a whole.
-                let p = match same_key.as_slice() {
-                    [] => return None,
-                    [p] => *p,
-                    many => many
-                        .iter()
-                        .copied()
-                        .find(|&p| self.eq(fa + i, fb + c[p].1, ecx))
-                        .unwrap_or(many[0]),
-                };
-                Some(c.remove(p).1)
-            });
-            match hit {
-                Some(j) => pairs.push((i, j)),
-                None => gone_a.push(i),
+            let ga_end = p + ka[p..].iter().take_while(|e| e.0 == h).count();
+            let gb_end = q + kb[q..].iter().take_while(|e| e.0 == h).count();
+            let (ga, gb) = (&ka[p..ga_end], &kb[q..gb_end]);
+            if let ([(_, i, x)], [(_, j, y)]) = (ga, gb) {
+                if self.eq(*x, *y, exact) {
+                    pairs.push((*i, *j));
+                } else {
+                    gone_a.push(*i);
+                    new_b.push(*j);
+                }
+            } else {
+                let mut used = vec![false; gb.len()];
+                for &(_, i, x) in ga {
+                    let same_key: Vec<usize> = (0..gb.len())
+                        .filter(|&t| !used[t] && self.eq(x, gb[t].2, exact))
+                        .take(WINDOW_CAP)
+                        .collect();
+                    // With repeated keys, prefer a partner that is equal as a whole.
+                    let pick = match same_key.as_slice() {
+                        [] => None,
+                        [t] => Some(*t),
+                        many => Some(
+                            many.iter()
+                                .copied()
+                                .find(|&t| self.eq(fa + i, fb + gb[t].1, ecx))
+                                .unwrap_or(many[0]),
+                        ),
+                    };
+                    match pick {
+                        Some(t) => {
+                            used[t] = true;
+                            pairs.push((i, gb[t].1));
+                        }
+                        None => gone_a.push(i),
+                    }
+                }
+                new_b.extend(gb.iter().zip(&used).filter(|(_, u)| !**u).map(|(e, _)| e.1));
             }
+            (p, q) = (ga_end, gb_end);
         }
-        let mut new_b: Vec<u32> = by_key.into_values().flatten().map(|(_, j)| j).collect();
+        pairs.sort_unstable();
         let (la, lb) = self.multiset(loose_a, loose_b, fa, fb, ecx);
         gone_a.extend(la);
         gone_a.sort_unstable();
@@ -625,6 +708,28 @@ impl<'d> Engine<'d> {
             self.added(fb + j, true);
             self.pop_elem();
         }
+    }
+}
+
+/// Calls `f` with each group of equal hashes: A's part and B's part (either may
+/// be empty). Both slices are sorted by hash.
+fn for_groups(
+    ha: &[(u64, u32)],
+    hb: &[(u64, u32)],
+    mut f: impl FnMut(&[(u64, u32)], &[(u64, u32)]),
+) {
+    let (mut p, mut q) = (0, 0);
+    while p < ha.len() || q < hb.len() {
+        let h = match (ha.get(p), hb.get(q)) {
+            (Some(x), Some(y)) => x.0.min(y.0),
+            (Some(x), None) => x.0,
+            (None, Some(y)) => y.0,
+            (None, None) => break,
+        };
+        let pe = p + ha[p..].iter().take_while(|e| e.0 == h).count();
+        let qe = q + hb[q..].iter().take_while(|e| e.0 == h).count();
+        f(&ha[p..pe], &hb[q..qe]);
+        (p, q) = (pe, qe);
     }
 }
 
