@@ -42,7 +42,7 @@ pub struct SlowlogArgs {
     /// Compare two logs and show which functions got slower (by p50 and p95 ratios).
     #[arg(long, num_args = 2, value_names = ["OLD", "NEW"], conflicts_with = "files")]
     pub compare: Option<Vec<PathBuf>>,
-    /// Parsing threads (0: one per CPU, at most 4).
+    /// Parsing threads (0: CPUs less one, at most 4, when there are 4 CPUs or more; else 1).
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub threads: usize,
     /// With --compare: the p50 or p95 ratio from which a function counts as slower.

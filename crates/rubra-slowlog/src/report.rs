@@ -109,8 +109,8 @@ pub struct Options {
     pub until: Option<Timestamp>,
     /// Count only functions matching this filter.
     pub filter: Option<Filter>,
-    /// Parsing threads: 0 picks the number of CPUs (at most 4), 1 parses on the calling
-    /// thread. The result is the same either way.
+    /// Parsing threads: 1 parses on the calling thread; 0 picks one per CPU less one (at
+    /// most 4) on machines with 4 CPUs or more, else 1. The result is the same either way.
     pub threads: usize,
 }
 
@@ -277,7 +277,11 @@ impl Analyzer {
     pub fn feed<R: BufRead + ?Sized>(&mut self, source: &str, reader: &mut R) -> io::Result<()> {
         self.begin_source(source);
         let threads = match self.opts.threads {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get().min(4)),
+            // On 2-3 CPUs (often shared) worker threads measured slower than one thread.
+            0 => match std::thread::available_parallelism().map_or(1, usize::from) {
+                n if n >= 4 => (n - 1).min(4),
+                _ => 1,
+            },
             n => n,
         };
         let result = if threads > 1 {
