@@ -13,7 +13,9 @@
 //!   download that can break and resume from [`Summer::bytes`].
 //! - [`sum_file`], [`sum_bytes`], [`sum_read_at`]: all cores, with a
 //!   [`Control`] for cancellation, live [`Progress`] and the thread count.
-//! - [`sum_reader`]: a plain [`std::io::Read`] on the calling thread.
+//! - [`sum_chunks`]: a sequence of chunks (a download) on all cores: the
+//!   calling thread pulls chunks, workers parse 4 MiB batches.
+//! - [`sum_reader`]: a plain [`std::io::Read`] (a pipe), through `sum_chunks`.
 //!
 //! ```
 //! use rubra_csvsum::{Control, SumOptions, sum_bytes};
@@ -61,6 +63,7 @@ mod decimal;
 mod error;
 mod options;
 mod parallel;
+mod pipeline;
 mod summary;
 mod summer;
 mod sys;
@@ -70,5 +73,6 @@ pub use options::SumOptions;
 #[cfg(unix)]
 pub use parallel::sum_file;
 pub use parallel::{Control, Progress, ReadAt, sum_bytes, sum_read_at, sum_reader};
+pub use pipeline::sum_chunks;
 pub use summary::{ColumnSum, Summary};
 pub use summer::Summer;

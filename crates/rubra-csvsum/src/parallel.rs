@@ -74,7 +74,7 @@ impl Progress {
         self.rows.load(Ordering::Relaxed)
     }
 
-    fn add(&self, bytes: u64, rows: u64) {
+    pub(crate) fn add(&self, bytes: u64, rows: u64) {
         self.bytes.fetch_add(bytes, Ordering::Relaxed);
         self.rows.fetch_add(rows, Ordering::Relaxed);
     }
@@ -91,20 +91,21 @@ pub struct Control<'a> {
     /// Worker threads; 0 means one per available core.
     pub threads: usize,
     /// Smallest region of the input given to a thread, in bytes; 0 means
-    /// 8 MiB. Smaller inputs are summed on the calling thread. Tests lower it
-    /// to exercise the region merging on small inputs.
+    /// 8 MiB (4 MiB batches for [`sum_chunks`](crate::sum_chunks)). Smaller
+    /// inputs are summed on one thread. Tests lower it to exercise the merging
+    /// on small inputs.
     pub min_region: u64,
 }
 
 impl Control<'_> {
-    fn check(&self) -> Result<(), CsvSumError> {
+    pub(crate) fn check(&self) -> Result<(), CsvSumError> {
         match self.cancel {
             Some(c) if c.load(Ordering::Relaxed) => Err(CsvSumError::Canceled),
             _ => Ok(()),
         }
     }
 
-    fn threads(&self) -> usize {
+    pub(crate) fn threads(&self) -> usize {
         match self.threads {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
@@ -167,7 +168,8 @@ pub fn sum_read_at(
     run(Input::Reader(source), len, options, control)
 }
 
-/// Sums a sequential stream (a pipe, a download) on the calling thread.
+/// Sums a sequential stream (a pipe, a download) on all cores, through
+/// [`sum_chunks`](crate::sum_chunks): this thread reads, workers parse.
 ///
 /// For a stream that can break and be resumed, drive a [`Summer`] directly.
 pub fn sum_reader(
@@ -175,23 +177,21 @@ pub fn sum_reader(
     options: &SumOptions,
     control: &Control<'_>,
 ) -> Result<Summary, CsvSumError> {
-    let mut summer = Summer::new(options.clone())?;
-    let mut buf = vec![0u8; CHUNK];
-    loop {
-        control.check()?;
-        let n = match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e.into()),
-        };
-        let rows = summer.rows();
-        summer.feed(&buf[..n])?;
-        if let Some(p) = control.progress {
-            p.add(n as u64, summer.rows() - rows);
+    let chunks = std::iter::from_fn(move || {
+        let mut buf = vec![0u8; CHUNK];
+        loop {
+            match reader.read(&mut buf) {
+                Ok(0) => return None,
+                Ok(n) => {
+                    buf.truncate(n);
+                    return Some(Ok(buf));
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Some(Err(e)),
+            }
         }
-    }
-    summer.finish()
+    });
+    crate::sum_chunks(chunks, options, control)
 }
 
 #[derive(Clone, Copy)]

@@ -5,7 +5,9 @@ mod helpers;
 use std::sync::atomic::AtomicBool;
 
 use helpers::{Rng, Shape, generate, reference};
-use rubra_csvsum::{Control, CsvSumError, SumOptions, Summary, Summer, sum_bytes, sum_reader};
+use rubra_csvsum::{
+    Control, CsvSumError, SumOptions, Summary, Summer, sum_bytes, sum_chunks, sum_reader,
+};
 
 fn whole(data: &[u8], options: &SumOptions) -> Result<Summary, CsvSumError> {
     let mut s = Summer::new(options.clone())?;
@@ -383,4 +385,72 @@ fn sum_read_at_handles_short_reads_and_reports_read_errors() {
     let err = rubra_csvsum::sum_read_at(&broken, &shape.options, &control).expect_err("io");
     assert!(matches!(err, CsvSumError::Io(_)), "{err:?}");
     assert_eq!(err.code(), "csv_read_failed");
+}
+
+#[test]
+fn sum_chunks_stops_on_a_read_error_and_on_cancel() {
+    let data = generate(&mut Rng::new(4), &Shape::plain(2_000, 10));
+    let control = Control {
+        threads: 2,
+        min_region: 1000,
+        ..Control::default()
+    };
+    let broken = data.chunks(500).enumerate().map(|(i, c)| {
+        if i == 20 {
+            Err(std::io::Error::other("reset"))
+        } else {
+            Ok(c)
+        }
+    });
+    let err = sum_chunks(broken, &SumOptions::default(), &control).expect_err("io");
+    assert!(matches!(err, CsvSumError::Io(_)), "{err:?}");
+
+    let cancel = AtomicBool::new(false);
+    let control = Control {
+        cancel: Some(&cancel),
+        ..control
+    };
+    let chunks = data.chunks(500).enumerate().map(|(i, c)| {
+        if i == 10 {
+            cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok::<_, std::io::Error>(c)
+    });
+    let err = sum_chunks(chunks, &SumOptions::default(), &control).expect_err("cancel");
+    assert!(matches!(err, CsvSumError::Canceled), "{err:?}");
+}
+
+#[test]
+fn sum_chunks_reports_the_global_row_of_a_bad_cell() {
+    let mut csv = b"a,b\n".to_vec();
+    for i in 0..3000 {
+        csv.extend_from_slice(format!("{i},\"{i}\"\n").as_bytes());
+    }
+    csv.extend_from_slice(b"1,x\n");
+    let options = SumOptions {
+        step: 2,
+        ..SumOptions::default()
+    };
+    let control = Control {
+        threads: 2,
+        min_region: 777,
+        ..Control::default()
+    };
+    let err = sum_chunks(
+        csv.chunks(100).map(Ok::<_, std::io::Error>),
+        &options,
+        &control,
+    )
+    .expect_err("bad cell");
+    assert!(
+        matches!(
+            err,
+            CsvSumError::InvalidNumber {
+                row: 3001,
+                column: 2,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 }
