@@ -51,7 +51,7 @@ def rubra(*extra):
 timed("rubra-csvsum sum_file (2 threads, mmap)", rubra(), children_cpu)
 timed("rubra-csvsum sum_file (1 thread, mmap)", rubra("--threads", "1"), children_cpu)
 timed("rubra-csvsum sum_read_at (2 threads, pread)", rubra("--pread"), children_cpu)
-timed("rubra-csvsum Summer (1 thread, read stream)", rubra("--stream"), children_cpu)
+timed("rubra-csvsum sum_reader (read() + 2 parser threads)", rubra("--stream"), children_cpu)
 
 try:
     import polars as pl

@@ -25,8 +25,8 @@ echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'), load $(c
 echo "file: $CSV, $(stat -c %s "$CSV") bytes"
 if [ -x /usr/bin/time ]; then
   rss=$(/usr/bin/time -v "$BIN/sum_file" "$CSV" 2>&1 >/dev/null | sed -n 's/.*Maximum resident set size (kbytes): //p')
-  echo "rubra-csvsum max RSS: $((rss / 1024)) MiB"
+  echo "rubra-csvsum sum_file max RSS: $((rss / 1024)) MiB"
   rss=$(/usr/bin/time -v "$BIN/sum_file" "$CSV" --stream 2>&1 >/dev/null | sed -n 's/.*Maximum resident set size (kbytes): //p')
-  echo "rubra-csvsum --stream max RSS: $((rss / 1024)) MiB"
+  echo "rubra-csvsum --stream (sum_reader) max RSS: $((rss / 1024)) MiB"
 fi
 python3 "$HERE/bench.py" "$BIN/sum_file" "$CSV" "$RUNS"

@@ -1,8 +1,8 @@
 //! Sums every N-th column of a CSV file on all cores and prints the result.
 //!
 //! `sum_file PATH [--step N] [--delimiter C] [--no-header] [--skip-invalid]
-//! [--threads N] [--stream] [--pread]` (`--stream` uses one thread and a plain
-//! reader; `--pread` reads with positioned reads instead of mapping the file).
+//! [--threads N] [--stream] [--pread]` (`--stream` reads the file as a plain
+//! stream through `sum_reader`; `--pread` reads with positioned reads instead of mapping the file).
 
 use std::process::ExitCode;
 use std::time::Instant;

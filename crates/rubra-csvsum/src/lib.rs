@@ -41,8 +41,11 @@
 //!   object again from byte [`Summer::bytes`] (a range request) and keep
 //!   feeding the same summer: chunk boundaries never matter. If the object
 //!   changed (ETag), start over with a new summer. `feed` runs at over
-//!   1 GB/s, so it may be called inline between awaits, or on a blocking
-//!   thread fed through a channel to overlap download and parsing.
+//!   1 GB/s on one core, so it may be called inline between awaits, or on a
+//!   blocking thread fed through a channel to overlap download and parsing.
+//! - **Object store, streaming on all cores**: run [`sum_chunks`] on a
+//!   blocking thread with an iterator that receives the body chunks from a
+//!   channel (a resumed download simply continues the sequence).
 //! - **Object store, all cores**: implement [`ReadAt`] with ranged GETs and call
 //!   [`sum_read_at`]; each thread then downloads and parses its own regions.
 //!
