@@ -454,3 +454,57 @@ fn sum_chunks_reports_the_global_row_of_a_bad_cell() {
         "{err:?}"
     );
 }
+
+/// Arbitrary bytes (malformed quotes included): every way in must agree, and
+/// nothing may panic.
+#[test]
+fn garbage_gives_the_same_outcome_every_way() {
+    let alphabet = b",;\"\n\r1.-e a9";
+    let mut rng = Rng::new(21);
+    for case in 0..3000 {
+        let len = rng.below(120) as usize;
+        let data: Vec<u8> = (0..len)
+            .map(|_| alphabet[rng.below(alphabet.len() as u64) as usize])
+            .collect();
+        let options = SumOptions {
+            step: 1 + rng.below(4) as usize,
+            delimiter: b',',
+            header: rng.chance(50),
+            skip_invalid: rng.chance(70),
+        };
+        let want = format!("{:?}", whole(&data, &options));
+        let show = || {
+            format!(
+                "case {case} {options:?} {:?}",
+                String::from_utf8_lossy(&data)
+            )
+        };
+        let bytewise: Vec<usize> = (1..data.len()).collect();
+        assert_eq!(
+            format!("{:?}", in_pieces(&data, &options, &bytewise)),
+            want,
+            "{}",
+            show()
+        );
+        assert_eq!(
+            format!("{:?}", parallel(&data, &options, 3)),
+            want,
+            "{}",
+            show()
+        );
+        let control = Control {
+            threads: 2,
+            min_region: 1 + rng.below(30),
+            ..Control::default()
+        };
+        let chunks = data
+            .chunks(1 + rng.below(20) as usize)
+            .map(Ok::<_, std::io::Error>);
+        assert_eq!(
+            format!("{:?}", sum_chunks(chunks, &options, &control)),
+            want,
+            "{}",
+            show()
+        );
+    }
+}
