@@ -26,7 +26,10 @@ struct Plane {
 
 /// Decode tables, built lazily per scan.
 fn table(spec: &Option<HuffSpec>) -> Result<DecodeTable, Corrupt> {
-    DecodeTable::new(spec.as_ref().ok_or(Corrupt("missing huffman table"))?)
+    DecodeTable::new(
+        spec.as_ref().ok_or(Corrupt("missing huffman table"))?,
+        false,
+    )
 }
 
 struct ScanState<'a> {

@@ -2,7 +2,7 @@
 //! blend the overlay in RGB, convert back, and re-quantise only the blocks whose
 //! footprint the overlay's visible pixels touch.
 
-use super::dct::{fdct_quantize, idct};
+use super::dct::{Quant, fdct_quantize, idct};
 use super::parse::Frame;
 use crate::overlay::Overlay;
 
@@ -22,6 +22,8 @@ pub(crate) struct McuEditor<'a> {
     mcu_h: usize,
     /// Per component: sampling factors, block offset within the MCU, quant table.
     comps: Vec<CompInfo>,
+    /// Full-resolution planes of one MCU, reused (every sample is overwritten).
+    scratch: std::cell::RefCell<Vec<f32>>,
 }
 
 struct CompInfo {
@@ -31,7 +33,7 @@ struct CompInfo {
     sx: usize,
     sy: usize,
     first_block: usize,
-    q: [u16; 64],
+    q: Quant,
 }
 
 impl<'a> McuEditor<'a> {
@@ -62,7 +64,7 @@ impl<'a> McuEditor<'a> {
                 sx: hm / h,
                 sy: vm / v,
                 first_block: first,
-                q: *q,
+                q: Quant::new(q),
             });
             first += h * v;
         }
@@ -77,6 +79,7 @@ impl<'a> McuEditor<'a> {
             y1: y1 as usize,
             mcu_w: 8 * hm,
             mcu_h: 8 * vm,
+            scratch: std::cell::RefCell::new(vec![0f32; 3 * 64 * hm * vm]),
             comps,
         })
     }
@@ -105,22 +108,35 @@ impl<'a> McuEditor<'a> {
         }
         // Full-resolution planes for the MCU (at most 32×32 each).
         let n = mw * mh;
-        let mut planes = [[0f32; 1024]; 3];
+        let mut scratch = self.scratch.borrow_mut();
+        let (p0, rest) = scratch.split_at_mut(n);
+        let (p1, p2) = rest.split_at_mut(n);
+        let planes = [p0, p1, &mut p2[..n]];
         for (ci, c) in self.comps.iter().enumerate() {
-            let plane = &mut planes[ci];
+            let plane = &mut *planes[ci];
             for by in 0..c.v {
                 for bx in 0..c.h {
                     let px = idct(&blocks[c.first_block + by * c.h + bx], &c.q);
-                    for y in 0..8 * c.sy {
-                        let py = by * 8 * c.sy + y;
-                        for x in 0..8 * c.sx {
-                            plane[py * mw + bx * 8 * c.sx + x] = px[(y / c.sy) * 8 + x / c.sx];
+                    let (x0, y0) = (bx * 8 * c.sx, by * 8 * c.sy);
+                    if c.sx == 1 && c.sy == 1 {
+                        for y in 0..8 {
+                            let d = (y0 + y) * mw + x0;
+                            plane[d..d + 8].copy_from_slice(&px[y * 8..y * 8 + 8]);
+                        }
+                    } else {
+                        for y in 0..8 {
+                            for x in 0..8 {
+                                let v = px[y * 8 + x];
+                                for dy in 0..c.sy {
+                                    let d = (y0 + y * c.sy + dy) * mw + x0 + x * c.sx;
+                                    plane[d..d + c.sx].fill(v);
+                                }
+                            }
                         }
                     }
                 }
             }
         }
-        let _ = n;
         let o = self.opacity;
         let gray = self.comps.len() == 1;
         for y in iy0..iy1 {
@@ -153,7 +169,7 @@ impl<'a> McuEditor<'a> {
         }
         // Re-quantise the blocks whose footprint intersects the blended area.
         for (ci, c) in self.comps.iter().enumerate() {
-            let plane = &planes[ci];
+            let plane = &*planes[ci];
             let (fw, fh) = (8 * c.sx, 8 * c.sy);
             for by in 0..c.v {
                 for bx in 0..c.h {

@@ -26,8 +26,8 @@ impl From<Corrupt> for FastError {
 
 /// Per-scan-component coding tables.
 struct CompTables {
-    dc: DecodeTable,
-    ac: DecodeTable,
+    dc: std::sync::Arc<DecodeTable>,
+    ac: std::sync::Arc<DecodeTable>,
     edc: EncodeTable,
     eac: EncodeTable,
 }
@@ -93,8 +93,8 @@ pub(crate) fn run(input: &[u8], hdr: &Header, ed: &McuEditor) -> Result<Vec<u8>,
             .as_ref()
             .ok_or(Corrupt("missing AC table"))?;
         tables.push(CompTables {
-            dc: DecodeTable::new(dc)?,
-            ac: DecodeTable::new(ac)?,
+            dc: DecodeTable::cached(dc, false)?,
+            ac: DecodeTable::cached(ac, true)?,
             edc: EncodeTable::new(dc)?,
             eac: EncodeTable::new(ac)?,
         });
@@ -160,12 +160,25 @@ pub(crate) fn run(input: &[u8], hdr: &Header, ed: &McuEditor) -> Result<Vec<u8>,
             enc_preds = [0; 4];
             wr.marker(0xD0 + ((m / ri - 1) % 8) as u8);
         }
+        let (mx, my) = (m % mcus_x, m / mcus_x);
+        let dirty = (c0..=c1).contains(&mx) && (r0..=r1).contains(&my);
+        if !dirty && preds == enc_preds {
+            // Unchanged MCU with the predictors in step: its bits are identical.
+            let from = rd.raw_bit_position()?;
+            for &k in &layout {
+                let t = &tables[k];
+                rd.skip_block(&mut preds[k], &t.dc, &t.ac)?;
+            }
+            enc_preds = preds;
+            let to = rd.raw_bit_position()?;
+            wr.copy_range(input, from, to);
+            continue;
+        }
         for (bi, &k) in layout.iter().enumerate() {
             let t = &tables[k];
             rd.decode_block(&mut blocks[bi], &mut preds[k], &t.dc, &t.ac)?;
         }
-        let (mx, my) = (m % mcus_x, m / mcus_x);
-        if (c0..=c1).contains(&mx) && (r0..=r1).contains(&my) {
+        if dirty {
             ed.edit(mx, my, &mut blocks[..nb]);
         }
         for (bi, &k) in layout.iter().enumerate() {

@@ -7,8 +7,11 @@ use super::Corrupt;
 /// Lookahead width of the decode tables, in bits.
 const LOOK: u32 = 10;
 
+/// Lookahead width of the multi-symbol AC skip table, in bits.
+const SKIP_LOOK: u32 = 12;
+
 /// A Huffman table as stored in a DHT segment.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct HuffSpec {
     /// Number of codes of each length 1..=16.
     pub counts: [u8; 16],
@@ -43,9 +46,11 @@ fn canonical(spec: &HuffSpec) -> Result<Vec<(u32, u32, u8)>, Corrupt> {
 pub(crate) struct DecodeTable {
     /// `(len << 8) | symbol` for codes of length <= LOOK, indexed by the next LOOK bits; 0 = slow path.
     fast: Box<[u16; 1 << LOOK]>,
-    /// For AC tables: `total_bits | advance << 5` when code + extra bits fit in LOOK; 0 = slow path.
-    /// `advance` is run + 1, 16 for ZRL and 64 for EOB.
-    skip: Box<[u16; 1 << LOOK]>,
+    /// For AC tables, indexed by the next [`SKIP_LOOK`] bits: as many whole
+    /// symbols (code + extra bits) as fit, packed as `bits | c << 5 | eob << 12`
+    /// where `c` is the sum of run+1 (16 for ZRL) plus one if the last symbol is an
+    /// EOB. The entry is valid at coefficient index k when `k + c <= 64`. 0 = slow path.
+    skip: Vec<u16>,
     /// Largest code of each length (index 1..=16), -1 if none.
     maxcode: [i32; 17],
     /// `symbols[valptr[l] + code]` is the symbol of a code of length l.
@@ -53,11 +58,41 @@ pub(crate) struct DecodeTable {
     symbols: Vec<u8>,
 }
 
+/// Built decode tables keyed by their spec: most images share a handful of
+/// tables (the Annex K defaults, an encoder's fixed set), and the skip table
+/// takes longer to build than a small image takes to skip.
+static DECODE_CACHE: std::sync::LazyLock<std::sync::Mutex<TableMap>> =
+    std::sync::LazyLock::new(Default::default);
+
+/// Spec and "is AC" to built table.
+type TableMap = std::collections::HashMap<(HuffSpec, bool), std::sync::Arc<DecodeTable>>;
+
+/// Entries kept in [`DECODE_CACHE`] before it is cleared.
+const DECODE_CACHE_MAX: usize = 64;
+
 impl DecodeTable {
-    pub(crate) fn new(spec: &HuffSpec) -> Result<Self, Corrupt> {
+    /// A shared, cached table for `spec`.
+    pub(crate) fn cached(spec: &HuffSpec, ac: bool) -> Result<std::sync::Arc<Self>, Corrupt> {
+        let key = (spec.clone(), ac);
+        if let Ok(cache) = DECODE_CACHE.lock()
+            && let Some(t) = cache.get(&key)
+        {
+            return Ok(t.clone());
+        }
+        let t = std::sync::Arc::new(DecodeTable::new(spec, ac)?);
+        if let Ok(mut cache) = DECODE_CACHE.lock() {
+            if cache.len() >= DECODE_CACHE_MAX {
+                cache.clear();
+            }
+            cache.insert(key, t.clone());
+        }
+        Ok(t)
+    }
+
+    /// Tables for a DC spec (`ac == false`) or an AC spec (which also gets the skip table).
+    pub(crate) fn new(spec: &HuffSpec, ac: bool) -> Result<Self, Corrupt> {
         let codes = canonical(spec)?;
         let mut fast = Box::new([0u16; 1 << LOOK]);
-        let mut skip = Box::new([0u16; 1 << LOOK]);
         let mut maxcode = [-1i32; 17];
         let mut valptr = [0i32; 17];
         for (i, &(code, len, sym)) in codes.iter().enumerate() {
@@ -70,25 +105,82 @@ impl DecodeTable {
                 let base = (code << shift) as usize;
                 let entry = ((len as u16) << 8) | sym as u16;
                 fast[base..base + (1 << shift)].fill(entry);
-                let (r, s) = ((sym >> 4) as u32, (sym & 15) as u32);
-                let total = len + s;
-                if total <= LOOK {
-                    let adv = match (r, s) {
-                        (15, 0) => 16,
-                        (_, 0) => 64,
-                        _ => r + 1,
-                    };
-                    skip[base..base + (1 << shift)].fill((total | (adv << 5)) as u16);
-                }
             }
         }
-        Ok(DecodeTable {
+        let mut t = DecodeTable {
             fast,
-            skip,
+            skip: Vec::new(),
             maxcode,
             valptr,
             symbols: codes.iter().map(|c| c.2).collect(),
-        })
+        };
+        if ac {
+            t.skip = t.build_skip();
+        }
+        Ok(t)
+    }
+
+    /// Decode a code at the top of a `avail`-bit window `w` (MSB-aligned in a u32 of
+    /// `avail` bits): `(len, symbol)` if a whole code fits.
+    fn code_in_window(&self, w: u32, avail: u32) -> Option<(u32, u8)> {
+        for l in 1..=avail.min(16) {
+            let code = (w >> (avail - l)) as i32;
+            if code <= self.maxcode[l as usize] {
+                return self
+                    .symbols
+                    .get((self.valptr[l as usize] + code) as usize)
+                    .map(|&s| (l, s));
+            }
+        }
+        None
+    }
+
+    /// The multi-symbol skip table for AC coding (see [`SKIP_LOOK`]).
+    fn build_skip(&self) -> Vec<u16> {
+        let mut skip = vec![0u16; 1 << SKIP_LOOK];
+        for (idx, e) in skip.iter_mut().enumerate() {
+            let mut pos = 0u32;
+            let mut c = 0u32;
+            let mut eob = false;
+            loop {
+                let avail = SKIP_LOOK - pos;
+                if avail == 0 {
+                    break;
+                }
+                let w = (idx as u32) & ((1 << avail) - 1);
+                let Some((l, sym)) = self.code_in_window(w, avail) else {
+                    break;
+                };
+                let (r, sz) = ((sym >> 4) as u32, (sym & 15) as u32);
+                if l + sz > avail {
+                    if pos == 0 {
+                        // One long symbol: the caller keeps >= 32 bits buffered.
+                        pos = l + sz;
+                        c = r + 1;
+                    }
+                    break;
+                }
+                let add = match (r, sz) {
+                    (15, 0) => 16,
+                    (_, 0) => 1,
+                    _ => r + 1,
+                };
+                // k >= 1 at run time, so sums past 63 could never be used.
+                if pos > 0 && c + add > 63 {
+                    break;
+                }
+                pos += l + sz;
+                c += add;
+                if sz == 0 && r != 15 {
+                    eob = true;
+                    break;
+                }
+            }
+            if pos > 0 && c <= 64 {
+                *e = (pos | (c << 5) | ((eob as u32) << 12)) as u16;
+            }
+        }
+        skip
     }
 }
 
@@ -241,10 +333,14 @@ impl<'a> BitReader<'a> {
             if self.nbits < 32 {
                 self.refill();
             }
-            let e = t.skip[(self.buf >> (64 - LOOK)) as usize];
-            if e != 0 {
-                self.consume((e & 31) as u32);
-                k += (e >> 5) as u32;
+            let e = t.skip[(self.buf >> (64 - SKIP_LOOK)) as usize] as u32;
+            let c = (e >> 5) & 127;
+            if e != 0 && k + c <= 64 {
+                self.consume(e & 31);
+                k += c;
+                if e & (1 << 12) != 0 {
+                    return Ok(());
+                }
                 continue;
             }
             let rs = self.symbol(t)?;
@@ -449,6 +545,31 @@ impl BitWriter {
         }
     }
 
+    /// Copy the destuffed bits of `data` from raw position `from` to `to`
+    /// (byte, bit-within-byte pairs as given by [`BitReader::raw_bit_position`]).
+    pub(crate) fn copy_range(&mut self, data: &[u8], from: (usize, u32), to: (usize, u32)) {
+        let (mut i, b) = from;
+        if i == to.0 {
+            let byte = data[i] as u32;
+            let len = to.1 - b;
+            self.put((byte >> (8 - to.1)) & ((1 << len) - 1), len);
+            return;
+        }
+        if b > 0 {
+            let byte = data[i];
+            self.put((byte & (0xFF >> b)) as u32, 8 - b);
+            i += if byte == 0xFF { 2 } else { 1 };
+        }
+        while i < to.0 {
+            let byte = data[i];
+            self.put(byte as u32, 8);
+            i += if byte == 0xFF { 2 } else { 1 };
+        }
+        if to.1 > 0 {
+            self.put((data[i] >> (8 - to.1)) as u32, to.1);
+        }
+    }
+
     /// Write a marker (after padding).
     pub(crate) fn marker(&mut self, m: u8) {
         self.pad();
@@ -469,22 +590,30 @@ impl BitWriter {
         let (s, v) = magnitude(diff);
         self.sym(dc, s as u8)?;
         self.put(v, s);
-        let mut run = 0u32;
-        for &c in &blk[1..] {
-            if c == 0 {
-                run += 1;
-                continue;
-            }
+        let mut mask = 0u64;
+        for (k, &c) in blk.iter().enumerate().skip(1) {
+            mask |= ((c != 0) as u64) << k;
+        }
+        let mut prev = 0u32;
+        while mask != 0 {
+            let k = mask.trailing_zeros();
+            mask &= mask - 1;
+            let mut run = k - prev - 1;
+            prev = k;
             while run >= 16 {
                 self.sym(ac, 0xF0)?;
                 run -= 16;
             }
-            let (s, v) = magnitude(c as i32);
-            self.sym(ac, ((run << 4) | s) as u8)?;
-            self.put(v, s);
-            run = 0;
+            let (s, v) = magnitude(blk[k as usize] as i32);
+            let sym = ((run << 4) | s) as usize;
+            let len = ac.len[sym] as u32;
+            if len == 0 {
+                return Err(MissingSymbol);
+            }
+            // Code and extra bits in one go: at most 16 + 10 bits.
+            self.put(((ac.code[sym] as u32) << s) | v, len + s);
         }
-        if run > 0 {
+        if prev < 63 {
             self.sym(ac, 0)?;
         }
         Ok(())
