@@ -72,36 +72,32 @@ pub(crate) fn parse_cell(raw: &[u8]) -> Result<Option<Decimal>, CellError> {
 #[inline(always)]
 pub(crate) fn parse_short(data: &[u8], start: usize, end: usize) -> Option<(i64, u32)> {
     const ZEROS: u64 = 0x3030_3030_3030_3030;
-    if end < 8 || end <= start {
+    if end < 8 || end <= start || end > data.len() {
         return None;
     }
-    // A trailing `\r` (CRLF line end) is trimmed, as in `parse_cell`.
-    let mut end = end - usize::from(data[end - 1] == b'\r');
-    let mut start = start;
-    // So are the quotes of a quoted number.
-    if end >= start + 2 && data[start] == b'"' && data[end - 1] == b'"' {
-        start += 1;
-        end -= 1;
+    let (mut start, mut end) = (start, end);
+    if !data[end - 1].is_ascii_digit() {
+        // Rare shapes: a trailing `\r` (CRLF line end) and the quotes of a
+        // quoted number are trimmed, as in `parse_cell`.
+        end -= usize::from(data[end - 1] == b'\r');
+        if end >= start + 2 && data[start] == b'"' && data[end - 1] == b'"' {
+            start += 1;
+            end -= 1;
+        }
+        if end < 8 || end <= start {
+            return None;
+        }
     }
-    if end < 8 || end <= start {
-        return None;
-    }
-    let (neg, start) = match data[start] {
-        b'-' => (true, start + 1),
-        b'+' => (false, start + 1),
-        _ => (false, start),
-    };
+    let first = data[start];
+    let neg = first == b'-';
+    let start = start + usize::from(neg || first == b'+');
     let n = end - start;
-    if n == 0 || n > 8 {
-        return None;
+    if n.wrapping_sub(1) >= 8 {
+        return None; // empty after the sign, or longer than 8
     }
     let word = u64::from_le_bytes(*data[end - 8..].first_chunk::<8>()?);
     // The cell is the top `n` bytes; the bytes below become leading zeros.
-    let keep = if n == 8 {
-        u64::MAX
-    } else {
-        u64::MAX << (8 * (8 - n))
-    };
+    let keep = u64::MAX << (8 * (8 - n));
     let w = (word & keep) | (ZEROS & !keep);
     let x = w ^ ZEROS;
     // High bit of a byte set where the byte is not an ASCII digit.
@@ -117,14 +113,11 @@ pub(crate) fn parse_short(data: &[u8], start: usize, end: usize) -> Option<(i64,
         if (w >> (8 * k)) as u8 != b'.' {
             return None;
         }
-        // Drop the point: shift the integer part up over it.
-        let low = w & ((1u64 << (8 * k)) - 1);
-        let high = if k == 7 {
-            0
-        } else {
-            w & (u64::MAX << (8 * (k + 1)))
-        };
-        ((low << 8) | high | 0x30, 7 - k)
+        // Drop the point: shift the integer part up over it. For k == 7 the
+        // shifted one falls off and `through_point` is all ones.
+        let below = (1u64 << (8 * k)) - 1;
+        let through_point = ((1u64 << (8 * k)) << 8).wrapping_sub(1);
+        (((w & below) << 8) | (w & !through_point) | 0x30, 7 - k)
     };
     let mut v = digits - ZEROS;
     v = (v.wrapping_mul(10) + (v >> 8)) & 0x00ff_00ff_00ff_00ff;
