@@ -105,7 +105,7 @@ impl<'d> Engine<'d> {
 
     fn ordered_diff(&mut self, fa: u32, na: u32, fb: u32, nb: u32, ecx: Cx<'d>) {
         let edits = self.align(fa, 0, na, fb, 0, nb, ecx, true);
-        let edits = pair_hunks(edits);
+        let edits = self.pair_hunks(edits, fa, fb, ecx);
         let mut pos = 0u32;
         for e in edits {
             if self.stop {
@@ -176,7 +176,7 @@ impl<'d> Engine<'d> {
             let max_d = (MYERS_BUDGET / (n + m)).clamp(8, 1000).min(n + m);
             match self.myers(fa, a0, n, fb, b0, m, ecx, max_d) {
                 Some(e) => e,
-                None if anchors => self.anchored(fa, a0, a1, fb, b0, b1, ecx),
+                None if anchors => self.resyncing(fa, a0, a1, fb, b0, b1, ecx),
                 None => {
                     // Positional: pair what lines up, delete or insert the rest.
                     let k = n.min(m) as u32;
@@ -234,6 +234,69 @@ impl<'d> Engine<'d> {
             trace.extend_from_slice(&v[(off - d) as usize..=(off + d) as usize]);
         }
         None
+    }
+
+    /// Walks both arrays in step; at each mismatch a small Myers window finds where
+    /// they agree again. Sparse edits in huge arrays cost one comparison per
+    /// element this way. Where no window resynchronises, the rest is anchored.
+    #[allow(clippy::too_many_arguments)]
+    fn resyncing(
+        &mut self,
+        fa: u32,
+        a0: u32,
+        a1: u32,
+        fb: u32,
+        b0: u32,
+        b1: u32,
+        ecx: Cx<'d>,
+    ) -> Vec<Edit> {
+        let mut out = Vec::new();
+        let (mut i, mut j) = (a0, b0);
+        let mut windows = 0usize;
+        let limit = ((a1 - a0) as usize / 16).max(4);
+        'walk: while i < a1 && j < b1 {
+            if self.eq(fa + i, fb + j, ecx) {
+                out.push(Edit::Keep(i, j));
+                i += 1;
+                j += 1;
+                continue;
+            }
+            windows += 1;
+            if windows > limit {
+                break;
+            }
+            for w in [32u32, 256] {
+                let (wa, wb) = ((a1 - i).min(w), (b1 - j).min(w));
+                let whole = i + wa == a1 && j + wb == b1;
+                let (n, m) = (wa as usize, wb as usize);
+                let Some(script) = self.myers(fa, i, n, fb, j, m, ecx, n + m) else {
+                    continue;
+                };
+                if whole {
+                    out.extend(script);
+                    return out;
+                }
+                // Commit up to a kept pair followed by another (or the window's end).
+                let sync = (0..script.len()).find(|&t| {
+                    matches!(script[t], Edit::Keep(..))
+                        && script
+                            .get(t + 1)
+                            .is_none_or(|e| matches!(e, Edit::Keep(..)))
+                });
+                if let Some(t) = sync {
+                    out.extend_from_slice(&script[..t]);
+                    if let Edit::Keep(x, y) = script[t] {
+                        (i, j) = (x, y);
+                    }
+                    continue 'walk;
+                }
+            }
+            break;
+        }
+        if i < a1 || j < b1 {
+            out.extend(self.anchored(fa, i, a1, fb, j, b1, ecx));
+        }
+        out
     }
 
     /// Anchors on elements unique on both sides (patience style), then aligns the gaps.
@@ -309,6 +372,67 @@ impl<'d> Engine<'d> {
         }
         pairs.sort_unstable();
         pairs
+    }
+
+    /// Turns each run of deletions and insertions between kept elements into
+    /// changes where an old and a new element belong together: first those with
+    /// the same shape and strings (a number-blind hash), in order, then position
+    /// by position in the gaps between them.
+    fn pair_hunks(&mut self, edits: Vec<Edit>, fa: u32, fb: u32, ecx: Cx<'d>) -> Vec<Edit> {
+        let mut out = Vec::with_capacity(edits.len());
+        let mut dels = Vec::new();
+        let mut ins = Vec::new();
+        for e in edits {
+            match e {
+                Edit::Del(i) => dels.push(i),
+                Edit::Ins(j) => ins.push(j),
+                other => {
+                    self.pair_hunk(&dels, &ins, fa, fb, ecx, &mut out);
+                    dels.clear();
+                    ins.clear();
+                    out.push(other);
+                }
+            }
+        }
+        self.pair_hunk(&dels, &ins, fa, fb, ecx, &mut out);
+        out
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn pair_hunk(
+        &mut self,
+        dels: &[u32],
+        ins: &[u32],
+        fa: u32,
+        fb: u32,
+        ecx: Cx<'d>,
+        out: &mut Vec<Edit>,
+    ) {
+        let matches = if dels.len() < 2 && ins.len() < 2 {
+            Vec::new()
+        } else {
+            let ha: Vec<u64> = dels
+                .iter()
+                .map(|&i| self.hash(Side::A, fa + i, ecx, true))
+                .collect();
+            let hb: Vec<u64> = ins
+                .iter()
+                .map(|&j| self.hash(Side::B, fb + j, ecx, true))
+                .collect();
+            monotone_matches(&ha, &hb)
+        };
+        let (mut p, mut q) = (0, 0);
+        let end = (dels.len(), ins.len());
+        for &(x, y) in matches.iter().chain(std::iter::once(&end)) {
+            let k = (x - p).min(y - q);
+            out.extend((0..k).map(|t| Edit::Change(dels[p + t], ins[q + t])));
+            out.extend(dels[p + k..x].iter().map(|&i| Edit::Del(i)));
+            out.extend(ins[q + k..y].iter().map(|&j| Edit::Ins(j)));
+            if (x, y) != end {
+                out.push(Edit::Change(dels[x], ins[y]));
+            }
+            (p, q) = (x + 1, y + 1);
+        }
     }
 
     // ---- unordered ---------------------------------------------------------
@@ -793,6 +917,48 @@ fn backtrack(trace: &[isize], d_end: isize, n: isize, m: isize, a0: u32, b0: u32
     out
 }
 
+/// Pairs `(x, y)` with `ha[x] == hb[y]`, increasing in both: a longest common
+/// subsequence for small hunks, a greedy in-order match with lookahead otherwise.
+fn monotone_matches(ha: &[u64], hb: &[u64]) -> Vec<(usize, usize)> {
+    let (n, m) = (ha.len(), hb.len());
+    if n * m <= 250_000 {
+        // lcs[x][y] = LCS length of ha[x..] and hb[y..]
+        let w = m + 1;
+        let mut lcs = vec![0u32; (n + 1) * w];
+        for x in (0..n).rev() {
+            for y in (0..m).rev() {
+                lcs[x * w + y] = if ha[x] == hb[y] {
+                    lcs[(x + 1) * w + y + 1] + 1
+                } else {
+                    lcs[(x + 1) * w + y].max(lcs[x * w + y + 1])
+                };
+            }
+        }
+        let (mut x, mut y, mut out) = (0, 0, Vec::new());
+        while x < n && y < m {
+            if ha[x] == hb[y] {
+                out.push((x, y));
+                x += 1;
+                y += 1;
+            } else if lcs[(x + 1) * w + y] >= lcs[x * w + y + 1] {
+                x += 1;
+            } else {
+                y += 1;
+            }
+        }
+        return out;
+    }
+    let mut out = Vec::new();
+    let mut y0 = 0;
+    for (x, h) in ha.iter().enumerate() {
+        if let Some(d) = hb[y0.min(m)..].iter().take(64).position(|g| g == h) {
+            out.push((x, y0 + d));
+            y0 += d + 1;
+        }
+    }
+    out
+}
+
 /// Longest chain of pairs increasing in both coordinates (pairs sorted by `i`).
 fn longest_increasing(pairs: &[(u32, u32)]) -> Vec<(u32, u32)> {
     let mut tails: Vec<usize> = Vec::new();
@@ -818,34 +984,6 @@ fn longest_increasing(pairs: &[(u32, u32)]) -> Vec<(u32, u32)> {
     out
 }
 
-/// Turns each run of deletions and insertions between kept elements into
-/// changes (paired in order) followed by the unpaired rest.
-fn pair_hunks(edits: Vec<Edit>) -> Vec<Edit> {
-    let mut out = Vec::with_capacity(edits.len());
-    let mut dels = Vec::new();
-    let mut ins = Vec::new();
-    let flush = |out: &mut Vec<Edit>, dels: &mut Vec<u32>, ins: &mut Vec<u32>| {
-        let k = dels.len().min(ins.len());
-        out.extend((0..k).map(|t| Edit::Change(dels[t], ins[t])));
-        out.extend(dels[k..].iter().map(|&i| Edit::Del(i)));
-        out.extend(ins[k..].iter().map(|&j| Edit::Ins(j)));
-        dels.clear();
-        ins.clear();
-    };
-    for e in edits {
-        match e {
-            Edit::Del(i) => dels.push(i),
-            Edit::Ins(j) => ins.push(j),
-            other => {
-                flush(&mut out, &mut dels, &mut ins);
-                out.push(other);
-            }
-        }
-    }
-    flush(&mut out, &mut dels, &mut ins);
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -858,23 +996,13 @@ mod tests {
     }
 
     #[test]
-    fn hunks_pair_in_order() {
-        let e = vec![
-            Edit::Keep(0, 0),
-            Edit::Del(1),
-            Edit::Del(2),
-            Edit::Ins(1),
-            Edit::Keep(3, 2),
-        ];
+    fn monotone_matches_follow_the_order() {
         assert_eq!(
-            pair_hunks(e),
-            vec![
-                Edit::Keep(0, 0),
-                Edit::Change(1, 1),
-                Edit::Del(2),
-                Edit::Keep(3, 2)
-            ]
+            monotone_matches(&[1, 2, 3], &[9, 2, 3]),
+            vec![(1, 1), (2, 2)]
         );
+        assert_eq!(monotone_matches(&[5], &[7, 5]), vec![(0, 1)]);
+        assert!(monotone_matches(&[1, 2], &[3, 4]).is_empty());
     }
 
     #[test]

@@ -175,6 +175,48 @@ mod tests {
     }
 
     #[test]
+    fn large_arrays_with_sparse_edits_stay_aligned() {
+        // Enough edits to exceed Myers' cap, so the resynchronising walk runs.
+        let n = 20_000;
+        let a: Vec<String> = (0..n)
+            .map(|i| format!("{{\"id\":{i},\"v\":1.5}}"))
+            .collect();
+        let mut b = Vec::new();
+        let mut edits = 0;
+        for (i, x) in a.iter().enumerate() {
+            if i % 50 == 7 {
+                edits += 1;
+                continue;
+            }
+            if i % 70 == 3 {
+                b.push("\"new\"".to_owned());
+                edits += 1;
+            }
+            b.push(if i % 90 == 5 {
+                x.replace("1.5", "2.5")
+            } else {
+                x.clone()
+            });
+        }
+        let (a, b) = (format!("[{}]", a.join(",")), format!("[{}]", b.join(",")));
+        let r = check(&a, &b, &Options::default());
+        let changed = r
+            .differences
+            .iter()
+            .filter(|d| d.path.ends_with(".v"))
+            .count();
+        assert_eq!(
+            changed,
+            (0..n).filter(|i| i % 90 == 5 && i % 50 != 7).count()
+        );
+        assert!(
+            r.differences.len() <= edits + changed,
+            "{}",
+            r.differences.len()
+        );
+    }
+
+    #[test]
     fn unordered_modes() {
         let set = Options {
             array_mode: ArrayMode::Set,
