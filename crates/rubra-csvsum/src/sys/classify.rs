@@ -113,7 +113,8 @@ fn scan_avx2_pdep<S: BlockScan>(s: &mut S, data: &[u8]) {
     s.scan_blocks::<Avx2Pdep>(data);
 }
 
-/// AVX2 classification plus `pdep` bit selection.
+/// AVX2 classification plus `pdep` bit selection. Use only where `best()`
+/// returned `Best::Avx2Pdep`.
 #[cfg(target_arch = "x86_64")]
 pub(crate) struct Avx2Pdep;
 
@@ -126,8 +127,9 @@ impl Classifier for Avx2Pdep {
 
     #[inline(always)]
     fn select(x: u64, n: u32) -> u32 {
-        // SAFETY: `Avx2Pdep` is only used by `scan_avx2_pdep`, which is only
-        // called after `best` confirmed the CPU supports BMI2.
+        // SAFETY: `Avx2Pdep` is only used after `best()` returned
+        // `Best::Avx2Pdep`, i.e. the CPU supports BMI2: by `scan_avx2_pdep`,
+        // and by tests that check `best()` first.
         unsafe { select_pdep(x, n) }
     }
 }
@@ -149,7 +151,8 @@ impl Classifier for Baseline {
     }
 }
 
-/// AVX2: two 32-byte compares per character class.
+/// AVX2: two 32-byte compares per character class. Use only where AVX2 was
+/// detected at run time.
 #[cfg(target_arch = "x86_64")]
 pub(crate) struct Avx2;
 
@@ -157,8 +160,9 @@ pub(crate) struct Avx2;
 impl Classifier for Avx2 {
     #[inline(always)]
     fn classify(block: &[u8; 64], delimiter: u8) -> BlockMasks {
-        // SAFETY: `Avx2` is only used by `scan_avx2`, which is only called
-        // after `has_avx2` confirmed the CPU supports AVX2.
+        // SAFETY: `Avx2` is only used after `has_avx2` (directly or through
+        // `best`) confirmed the CPU supports AVX2: by `scan_avx2`,
+        // `Avx2Pdep`, and tests that check first.
         unsafe { classify_avx2(block, delimiter) }
     }
 }
