@@ -508,3 +508,35 @@ fn garbage_gives_the_same_outcome_every_way() {
         );
     }
 }
+
+/// The JSON shape DESIGN §6 gives for a job's `result` (with `--features serde`).
+#[cfg(feature = "serde")]
+#[test]
+fn the_summary_serializes_to_the_design_shape() {
+    let s = whole(
+        b"c1,c2\n1,2.5\n3,x\n",
+        &SumOptions {
+            step: 2,
+            skip_invalid: true,
+            ..SumOptions::default()
+        },
+    )
+    .expect("sum");
+    let json = serde_json::to_value(&s).expect("json");
+    assert_eq!(
+        json,
+        serde_json::json!({"rows": 2, "columns": [{"index": 2, "name": "c2", "sum": "2.5", "skipped": 1}]})
+    );
+    let plain = whole(
+        b"c1,c2\n1,2.5\n",
+        &SumOptions {
+            step: 2,
+            ..SumOptions::default()
+        },
+    )
+    .expect("sum");
+    assert_eq!(
+        serde_json::to_value(&plain).expect("json"),
+        serde_json::json!({"rows": 1, "columns": [{"index": 2, "name": "c2", "sum": "2.5"}]})
+    );
+}
