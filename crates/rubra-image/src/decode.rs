@@ -29,7 +29,6 @@ pub struct Decoded {
     pixels: Pixels,
 }
 
-#[derive(Debug)]
 enum Pixels {
     /// Interleaved 8-bit RGB.
     Rgb8(Vec<u8>),
@@ -45,6 +44,21 @@ enum Pixels {
     Rgb16(Vec<u16>),
     /// Interleaved 16-bit RGBA.
     Rgba16(Vec<u16>),
+}
+
+impl std::fmt::Debug for Pixels {
+    /// The layout and sample count only: the samples themselves are megabytes.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Pixels::Rgb8(v) => write!(f, "Rgb8({} samples)", v.len()),
+            Pixels::Rgba8(v) => write!(f, "Rgba8({} samples)", v.len()),
+            Pixels::Gray { pixels } => write!(f, "Gray({pixels} pixels)"),
+            Pixels::GrayAlpha8(v) => write!(f, "GrayAlpha8({} samples)", v.len()),
+            Pixels::GrayAlpha16(v) => write!(f, "GrayAlpha16({} samples)", v.len()),
+            Pixels::Rgb16(v) => write!(f, "Rgb16({} samples)", v.len()),
+            Pixels::Rgba16(v) => write!(f, "Rgba16({} samples)", v.len()),
+        }
+    }
 }
 
 impl Decoded {

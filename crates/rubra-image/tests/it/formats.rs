@@ -322,3 +322,27 @@ fn webp_lossy_with_alpha_fixture() {
     assert_eq!((r.width, r.height, r.counted_pixels), (64, 48, 32 * 48));
     assert!((r.red - 0.5).abs() < 0.03, "red {}", r.red);
 }
+
+#[test]
+fn png_rgb_with_trns_colour_key() {
+    // tRNS on a truecolour PNG: the one colour (250, 0, 0) is fully transparent,
+    // so those red pixels are left out; (200, 0, 0) stays red and counted.
+    let (w, h) = (20u32, 10u32);
+    let rgb: Vec<u8> = (0..w * h)
+        .flat_map(|i| match i % 4 {
+            0 => [250, 0, 0],
+            1 => [200, 0, 0],
+            _ => [90, 90, 90],
+        })
+        .collect();
+    let mut out = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut out, w, h);
+        enc.set_color(png::ColorType::Rgb);
+        enc.set_depth(png::BitDepth::Eight);
+        enc.set_trns(vec![0, 250, 0, 0, 0, 0]);
+        enc.write_header().unwrap().write_image_data(&rgb).unwrap();
+    }
+    let r = measure(&out, &Limits::default()).unwrap();
+    assert_eq!((r.red_pixels, r.counted_pixels), (50, 150));
+}
