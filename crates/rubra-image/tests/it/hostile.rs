@@ -56,7 +56,10 @@ fn assert_fast<T>(f: impl FnOnce() -> T) -> T {
     let start = Instant::now();
     let out = f();
     let took = start.elapsed();
-    assert!(took < Duration::from_millis(50), "took {took:?}");
+    eprintln!("refused in {took:?}");
+    // Microseconds in practice; the margin is for a busy CI machine. Decoding
+    // 10^10 pixels would take minutes and 30 GB.
+    assert!(took < Duration::from_millis(250), "took {took:?}");
     out
 }
 
