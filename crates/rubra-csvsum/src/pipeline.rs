@@ -32,7 +32,13 @@ struct Batch {
     head: usize,
 }
 
-/// Sums a stream of chunks on all cores (see the [module docs](self)).
+/// Sums a stream of chunks on all cores.
+///
+/// The calling thread pulls chunks and packs them into 4 MiB batches;
+/// workers sum each batch from just after its first newline, speculatively;
+/// the calling thread merges the results in order, feeding each batch's head
+/// itself and summing a batch again if its first newline turned out to be
+/// inside quotes. At most `2 × threads + 1` batches are held at once.
 ///
 /// The iterator runs on the calling thread and may block (for example on a
 /// channel fed by an async download). Chunks may have any size and may split
