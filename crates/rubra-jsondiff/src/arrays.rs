@@ -470,8 +470,21 @@ impl<'d> Engine<'d> {
 
     /// Set comparison: the elements of each side with no equal element on the other.
     fn set(&mut self, fa: u32, na: u32, fb: u32, nb: u32, ecx: Cx<'d>) -> Unmatched {
-        let ha = self.sorted_hashes(Side::A, fa, 0..na, ecx);
-        let hb = self.sorted_hashes(Side::B, fb, 0..nb, ecx);
+        // One walk per element gives both hashes; the loose ones serve the
+        // tolerant phase without walking everything again.
+        let mut both = |side: Side, first: u32, n: u32| {
+            let mut exact = Vec::with_capacity(n as usize);
+            let mut loose = Vec::with_capacity(n as usize);
+            for i in 0..n {
+                let [e, l] = self.hashes(side, first + i, ecx);
+                exact.push((e, i));
+                loose.push(l);
+            }
+            exact.sort_unstable();
+            (exact, loose)
+        };
+        let (ha, loose_a) = both(Side::A, fa, na);
+        let (hb, loose_b) = both(Side::B, fb, nb);
         let mut left_a = Vec::new();
         let mut left_b = Vec::new();
         for_groups(&ha, &hb, |ga, gb| {
@@ -517,8 +530,8 @@ impl<'d> Engine<'d> {
         }
         // Tolerant phase: a leftover may equal any element of the other side, but
         // only those sharing its number-blind hash need a signature.
-        let a = self.set_tolerant(Side::A, fa, left_a, fb, nb, ecx);
-        let b = self.set_tolerant(Side::B, fb, left_b, fa, na, ecx);
+        let a = self.set_tolerant(Side::A, fa, left_a, fb, &loose_b, ecx);
+        let b = self.set_tolerant(Side::B, fb, left_b, fa, &loose_a, ecx);
         Unmatched {
             a,
             b,
@@ -533,10 +546,10 @@ impl<'d> Engine<'d> {
         fs: u32,
         mut left: Vec<u32>,
         fo: u32,
-        no: u32,
+        loose_other: &[u64],
         ecx: Cx<'d>,
     ) -> Vec<u32> {
-        if left.is_empty() || no == 0 {
+        if left.is_empty() || loose_other.is_empty() {
             return left;
         }
         let other = match side {
@@ -551,8 +564,8 @@ impl<'d> Engine<'d> {
             })
             .collect();
         let wanted: Set<u64> = keyed.iter().map(|k| k.0).collect();
-        let candidates: Vec<u32> = (0..no)
-            .filter(|&j| wanted.contains(&self.hash(other, fo + j, ecx, true)))
+        let candidates: Vec<u32> = (0..loose_other.len() as u32)
+            .filter(|&j| wanted.contains(&loose_other[j as usize]))
             .collect();
         let groups = self.tolerant_groups(other, fo, candidates, ecx);
         left.clear();

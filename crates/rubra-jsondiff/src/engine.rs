@@ -304,70 +304,89 @@ impl<'d> Engine<'d> {
     /// A hash consistent with [`Engine::eq`] at `cx` when `loose` (numbers all hash
     /// alike), and with exact equality otherwise.
     pub(crate) fn hash(&mut self, side: Side, id: u32, cx: Cx<'d>, loose: bool) -> u64 {
+        self.hashes(side, id, cx)[loose as usize]
+    }
+
+    /// Both hashes in one walk: `[exact, loose]`.
+    pub(crate) fn hashes(&mut self, side: Side, id: u32, cx: Cx<'d>) -> [u64; 2] {
         let doc = self.doc(side);
-        let mut h = FxHasher::default();
+        let mut h = [FxHasher::default(), FxHasher::default()];
+        let both = |h: &mut [FxHasher; 2], x: u64| {
+            h[0].write_u64(x);
+            h[1].write_u64(x);
+        };
         match doc.node(id) {
-            Node::Null => h.write_u8(1),
-            Node::Bool(v) => h.write_u8(2 + v as u8),
+            Node::Null => both(&mut h, 1),
+            Node::Bool(v) => both(&mut h, 2 + v as u64),
             Node::Num(s) => {
-                h.write_u8(4);
-                if !loose {
-                    Canon::new(doc.raw(s)).hash(&mut h);
-                }
+                both(&mut h, 4);
+                Canon::new(doc.raw(s)).hash(&mut h[0]);
             }
             Node::Str(s) => {
-                h.write_u8(5);
-                h.write(doc.text(s).as_bytes());
+                let mut sh = FxHasher::default();
+                sh.write(doc.text(s).as_bytes());
+                both(&mut h, 5);
+                both(&mut h, sh.finish());
             }
             Node::Arr(f, n) => {
-                h.write_u8(6);
+                both(&mut h, 6);
                 let mark = self.mark();
                 if let Some(ecx) = self.child(cx, Step::Index) {
                     match self.mode(cx) {
                         ArrayMode::Ordered => {
                             for i in f..f + n {
-                                let e = self.hash(side, i, ecx, loose);
-                                h.write_u64(e);
+                                let e = self.hashes(side, i, ecx);
+                                h[0].write_u64(e[0]);
+                                h[1].write_u64(e[1]);
                             }
                         }
                         ArrayMode::Set => {
-                            let mut es: Vec<u64> =
-                                (f..f + n).map(|i| self.hash(side, i, ecx, loose)).collect();
-                            es.sort_unstable();
-                            es.dedup();
-                            for e in es {
-                                h.write_u64(e);
+                            let es: Vec<[u64; 2]> =
+                                (f..f + n).map(|i| self.hashes(side, i, ecx)).collect();
+                            for k in 0..2 {
+                                let mut v: Vec<u64> = es.iter().map(|e| e[k]).collect();
+                                v.sort_unstable();
+                                v.dedup();
+                                for e in v {
+                                    h[k].write_u64(e);
+                                }
                             }
                         }
                         ArrayMode::Multiset | ArrayMode::Key(_) => {
-                            let mut sum = 0u64;
+                            let mut sum = [0u64; 2];
                             for i in f..f + n {
-                                sum = sum.wrapping_add(mix(self.hash(side, i, ecx, loose)));
+                                let e = self.hashes(side, i, ecx);
+                                sum[0] = sum[0].wrapping_add(mix(e[0]));
+                                sum[1] = sum[1].wrapping_add(mix(e[1]));
                             }
-                            h.write_u64(sum);
+                            h[0].write_u64(sum[0]);
+                            h[1].write_u64(sum[1]);
                         }
                     }
                 }
                 self.reset(mark);
             }
             Node::Obj(f, n) => {
-                h.write_u8(7);
-                let mut sum = 0u64;
+                both(&mut h, 7);
+                let mut sum = [0u64; 2];
                 for i in f..f + n {
                     let name = doc.key(i);
                     let mark = self.mark();
                     if let Some(ccx) = self.child(cx, Step::Key(&name)) {
                         let mut kh = FxHasher::default();
                         kh.write(name.as_bytes());
-                        let v = self.hash(side, i, ccx, loose);
-                        sum = sum.wrapping_add(mix(kh.finish() ^ v.rotate_left(17)));
+                        let k = kh.finish();
+                        let v = self.hashes(side, i, ccx);
+                        sum[0] = sum[0].wrapping_add(mix(k ^ v[0].rotate_left(17)));
+                        sum[1] = sum[1].wrapping_add(mix(k ^ v[1].rotate_left(17)));
                     }
                     self.reset(mark);
                 }
-                h.write_u64(sum);
+                h[0].write_u64(sum[0]);
+                h[1].write_u64(sum[1]);
             }
         }
-        h.finish()
+        [h[0].finish(), h[1].finish()]
     }
 
     /// Numeric signature for tolerant matching: the sum of the numbers a value
