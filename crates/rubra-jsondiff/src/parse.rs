@@ -459,7 +459,10 @@ impl Parser<'_> {
                 let w = u64::from_le_bytes([
                     chunk[0], chunk[1], chunk[2], chunk[3], chunk[4], chunk[5], chunk[6], chunk[7],
                 ]);
-                if has_special(w) {
+                let special = specials(w);
+                if special != 0 {
+                    // The lowest flagged byte is exactly the first special one.
+                    self.i += (special.trailing_zeros() / 8) as usize;
                     break;
                 }
                 self.i += 8;
@@ -540,16 +543,17 @@ impl Parser<'_> {
     }
 }
 
-/// True when one of the eight bytes is `"`, `\\` or a control character.
+/// High bits set in the bytes that are `"`, `\\` or a control character; the
+/// lowest set bit is exact (borrows only disturb the bytes above a match).
 #[inline]
-fn has_special(w: u64) -> bool {
+fn specials(w: u64) -> u64 {
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;
     let zero = |x: u64| x.wrapping_sub(LO) & !x & HI;
     let quote = zero(w ^ (LO * b'"' as u64));
     let backslash = zero(w ^ (LO * b'\\' as u64));
     let control = w.wrapping_sub(LO * 0x20) & !w & HI;
-    (quote | backslash | control) != 0
+    quote | backslash | control
 }
 
 /// Keeps only the last occurrence of each member name in `scratch[start..]`.
@@ -651,10 +655,15 @@ mod tests {
 
     #[test]
     fn swar_finds_specials() {
-        assert!(!has_special(u64::from_le_bytes(*b"abcdefgh")));
-        assert!(has_special(u64::from_le_bytes(*b"abc\"efgh")));
-        assert!(has_special(u64::from_le_bytes(*b"abcdefg\\")));
-        assert!(has_special(u64::from_le_bytes(*b"\nbcdefgh")));
-        assert!(!has_special(u64::from_le_bytes(*b"\xc3\xa9cdefgh")));
+        let first = |b: &[u8; 8]| match specials(u64::from_le_bytes(*b)) {
+            0 => None,
+            m => Some(m.trailing_zeros() / 8),
+        };
+        assert_eq!(first(b"abcdefgh"), None);
+        assert_eq!(first(b"abc\"efgh"), Some(3));
+        assert_eq!(first(b"abcdefg\\"), Some(7));
+        assert_eq!(first(b"\nbcdefgh"), Some(0));
+        assert_eq!(first(b"a\x00\"\x01efgh"), Some(1));
+        assert_eq!(first(b"\xc3\xa9cdefgh"), None);
     }
 }
