@@ -47,10 +47,11 @@ pub(crate) struct DecodeTable {
     /// `(len << 8) | symbol` for codes of length <= LOOK, indexed by the next LOOK bits; 0 = slow path.
     fast: Box<[u16; 1 << LOOK]>,
     /// For AC tables, indexed by the next [`SKIP_LOOK`] bits: as many whole
-    /// symbols (code + extra bits) as fit, packed as `bits | c << 5 | eob << 12`
-    /// where `c` is the sum of run+1 (16 for ZRL) plus one if the last symbol is an
-    /// EOB. The entry is valid at coefficient index k when `k + c <= 64`. 0 = slow path.
-    skip: Vec<u16>,
+    /// symbols (code + extra bits) as fit, packed as `bits | add << 8 | max_k << 16`.
+    /// The entry may be used at coefficient index `k <= max_k` (0 = never: slow
+    /// path); `add` is the sum of run+1 (16 for ZRL), plus 64 when the last symbol
+    /// is an EOB so the block loop ends.
+    skip: Box<[u32; 1 << SKIP_LOOK]>,
     /// Largest code of each length (index 1..=16), -1 if none.
     maxcode: [i32; 17],
     /// `symbols[valptr[l] + code]` is the symbol of a code of length l.
@@ -109,7 +110,7 @@ impl DecodeTable {
         }
         let mut t = DecodeTable {
             fast,
-            skip: Vec::new(),
+            skip: Box::new([0; 1 << SKIP_LOOK]),
             maxcode,
             valptr,
             symbols: codes.iter().map(|c| c.2).collect(),
@@ -136,8 +137,8 @@ impl DecodeTable {
     }
 
     /// The multi-symbol skip table for AC coding (see [`SKIP_LOOK`]).
-    fn build_skip(&self) -> Vec<u16> {
-        let mut skip = vec![0u16; 1 << SKIP_LOOK];
+    fn build_skip(&self) -> Box<[u32; 1 << SKIP_LOOK]> {
+        let mut skip = Box::new([0u32; 1 << SKIP_LOOK]);
         for (idx, e) in skip.iter_mut().enumerate() {
             let mut pos = 0u32;
             let mut c = 0u32;
@@ -176,8 +177,15 @@ impl DecodeTable {
                     break;
                 }
             }
-            if pos > 0 && c <= 64 {
-                *e = (pos | (c << 5) | ((eob as u32) << 12)) as u16;
+            if pos > 0 && c <= 63 {
+                // Without EOB the symbols must end by k = 63 (k + c <= 64); an EOB
+                // must itself sit at k <= 63 (k + c - 1 <= 63, c counting the EOB).
+                let (add, max_k) = if eob {
+                    (c - 1 + 64, 64 - c)
+                } else {
+                    (c, 64 - c)
+                };
+                *e = pos | (add << 8) | (max_k << 16);
             }
         }
         skip
@@ -330,17 +338,14 @@ impl<'a> BitReader<'a> {
     pub(crate) fn skip_ac(&mut self, t: &DecodeTable) -> Result<(), Corrupt> {
         let mut k = 1u32;
         while k < 64 {
-            if self.nbits < 32 {
+            // A step consumes at most 26 bits.
+            if self.nbits < 26 {
                 self.refill();
             }
-            let e = t.skip[(self.buf >> (64 - SKIP_LOOK)) as usize] as u32;
-            let c = (e >> 5) & 127;
-            if e != 0 && k + c <= 64 {
+            let e = t.skip[(self.buf >> (64 - SKIP_LOOK)) as usize];
+            if k <= e >> 16 {
                 self.consume(e & 31);
-                k += c;
-                if e & (1 << 12) != 0 {
-                    return Ok(());
-                }
+                k += (e >> 8) & 127;
                 continue;
             }
             let rs = self.symbol(t)?;
