@@ -186,7 +186,7 @@ pub(crate) fn fdct_quantize(px: &[f32; 64], q: &Quant) -> [i16; 64] {
         let lim = if k == 0 { 2047.0 } else { 1023.0 };
         // Round half away from zero without a libm call (no SSE4.1 baseline).
         let v = ws[n] * q.fdct[n];
-        out[k] = (v + 0.5f32.copysign(v)).max(-lim).min(lim) as i16;
+        out[k] = (v + 0.5f32.copysign(v)).clamp(-lim, lim) as i16;
     }
     out
 }

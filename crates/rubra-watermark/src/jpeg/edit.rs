@@ -151,13 +151,13 @@ impl<'a> McuEditor<'a> {
                 let (sr, sg, sb) = (p[0] as f32 * o, p[1] as f32 * o, p[2] as f32 * o);
                 let i = y * mw + x;
                 if gray {
-                    let yv = planes[0][i].max(0.0).min(255.0);
+                    let yv = planes[0][i].clamp(0.0, 255.0);
                     planes[0][i] = super::super::blend::luma(sr, sg, sb) + yv * (1.0 - a);
                 } else {
                     let (yy, cb, cr) = (planes[0][i], planes[1][i] - 128.0, planes[2][i] - 128.0);
-                    let r = (yy + 1.402 * cr).max(0.0).min(255.0);
-                    let g = (yy - 0.344_136 * cb - 0.714_136 * cr).max(0.0).min(255.0);
-                    let b = (yy + 1.772 * cb).max(0.0).min(255.0);
+                    let r = (yy + 1.402 * cr).clamp(0.0, 255.0);
+                    let g = (yy - 0.344_136 * cb - 0.714_136 * cr).clamp(0.0, 255.0);
+                    let b = (yy + 1.772 * cb).clamp(0.0, 255.0);
                     let r = sr + r * (1.0 - a);
                     let g = sg + g * (1.0 - a);
                     let b = sb + b * (1.0 - a);
