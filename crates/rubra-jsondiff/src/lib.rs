@@ -55,6 +55,7 @@ mod arrays;
 pub mod cli;
 mod engine;
 mod number;
+mod ordered;
 mod parse;
 pub mod patch;
 mod path;
