@@ -239,3 +239,33 @@ fn parse_patch(text: &str) -> Vec<rubra_jsondiff::PatchOp> {
     }
     ops
 }
+
+#[test]
+fn wires_as_a_rubra_subcommand() {
+    use clap::{CommandFactory, Parser, Subcommand};
+    #[derive(Parser)]
+    struct Rubra {
+        #[command(subcommand)]
+        cmd: Cmd,
+    }
+    #[derive(Subcommand)]
+    enum Cmd {
+        /// Compare two JSON documents (floats equal to 5 decimal places)
+        Diff(rubra_jsondiff::cli::DiffArgs),
+    }
+    let parsed = Rubra::try_parse_from(["rubra", "diff", "a.json", "-", "--key", "id", "-q"])
+        .expect("parses");
+    let Cmd::Diff(args) = parsed.cmd;
+    assert!(args.quiet && args.key.as_deref() == Some("id"));
+    let mut top = Rubra::command();
+    let help = top
+        .find_subcommand_mut("diff")
+        .expect("diff subcommand")
+        .render_long_help()
+        .to_string();
+    assert!(
+        help.contains("Exit status: 0 equal, 1 different, 2 error"),
+        "{help}"
+    );
+    assert!(help.contains("--precision"), "{help}");
+}
