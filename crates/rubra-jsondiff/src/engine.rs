@@ -254,6 +254,23 @@ impl<'d> Engine<'d> {
         (0..len).find(|&j| is(j)).map(|j| first + j)
     }
 
+    /// Finds in `doc`'s object `first..first+len` the member named like member
+    /// `x` of `from`, trying position `hint` first.
+    #[inline]
+    pub(crate) fn find_member(
+        from: &Document,
+        x: u32,
+        doc: &Document,
+        first: u32,
+        len: u32,
+        hint: u32,
+    ) -> Option<u32> {
+        if hint < len && from.same_key(x, doc, first + hint) {
+            return Some(first + hint);
+        }
+        (first..first + len).find(|&y| from.same_key(x, doc, y))
+    }
+
     fn key_index(
         doc: &Document,
         first: u32,
@@ -271,13 +288,21 @@ impl<'d> Engine<'d> {
         let index = Self::key_index(b, fb, nb);
         let mut matched = 0;
         for i in 0..na {
-            let name = a.key(fa + i);
             let mark = self.mark();
-            let Some(ccx) = self.child(cx, Step::Key(&name)) else {
+            let ccx = if cx.st.is_dead() {
+                Some(cx)
+            } else {
+                self.child(cx, Step::Key(&a.key(fa + i)))
+            };
+            let Some(ccx) = ccx else {
                 self.reset(mark);
                 continue;
             };
-            let ok = match Self::find(b, fb, nb, i, &name, index.as_ref()) {
+            let found = match &index {
+                Some(ix) => ix.get(&*a.key(fa + i)).copied(),
+                None => Self::find_member(a, fa + i, b, fb, nb, i),
+            };
+            let ok = match found {
                 Some(y) => self.eq(fa + i, y, ccx),
                 None => false,
             };
@@ -370,11 +395,15 @@ impl<'d> Engine<'d> {
                 both(&mut h, 7);
                 let mut sum = [0u64; 2];
                 for i in f..f + n {
-                    let name = doc.key(i);
                     let mark = self.mark();
-                    if let Some(ccx) = self.child(cx, Step::Key(&name)) {
+                    let ccx = if cx.st.is_dead() {
+                        Some(cx)
+                    } else {
+                        self.child(cx, Step::Key(&doc.key(i)))
+                    };
+                    if let Some(ccx) = ccx {
                         let mut kh = FxHasher::default();
-                        kh.write(name.as_bytes());
+                        doc.hash_key(i, &mut kh);
                         let k = kh.finish();
                         let v = self.hashes(side, i, ccx);
                         sum[0] = sum[0].wrapping_add(mix(k ^ v[0].rotate_left(17)));
@@ -477,11 +506,19 @@ impl<'d> Engine<'d> {
             if self.stop {
                 return;
             }
-            let name = a.key(fa + i);
             let mark = self.mark();
-            if let Some(ccx) = self.child(cx, Step::Key(&name)) {
+            let ccx = if cx.st.is_dead() {
+                Some(cx)
+            } else {
+                self.child(cx, Step::Key(&a.key(fa + i)))
+            };
+            let partner = match &b_index {
+                Some(ix) => ix.get(&*a.key(fa + i)).copied(),
+                None => Self::find_member(a, fa + i, b, fb, nb, i),
+            };
+            if let Some(ccx) = ccx {
                 self.path.push(Seg::Key(Side::A, fa + i));
-                match Self::find(b, fb, nb, i, &name, b_index.as_ref()) {
+                match partner {
                     Some(y) => {
                         found += 1;
                         self.diff(fa + i, y, ccx);
@@ -489,7 +526,7 @@ impl<'d> Engine<'d> {
                     None => self.removed(fa + i, true),
                 }
                 self.path.pop();
-            } else if Self::find(b, fb, nb, i, &name, b_index.as_ref()).is_some() {
+            } else if partner.is_some() {
                 found += 1;
             }
             self.reset(mark);

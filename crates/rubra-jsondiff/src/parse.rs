@@ -135,6 +135,29 @@ impl Document {
         &self.src[span.range()]
     }
 
+    /// Whether member `x` of this document and member `y` of `other` have the
+    /// same name; raw bytes when neither is escaped (no UTF-8 boundary checks).
+    #[inline]
+    pub(crate) fn same_key(&self, x: u32, other: &Document, y: u32) -> bool {
+        let (kx, ky) = (self.keys[x as usize], other.keys[y as usize]);
+        if kx.escaped() || ky.escaped() {
+            self.key(x) == other.key(y)
+        } else {
+            self.src.as_bytes()[kx.range()] == other.src.as_bytes()[ky.range()]
+        }
+    }
+
+    /// Feeds member `x`'s decoded name into a hasher.
+    #[inline]
+    pub(crate) fn hash_key(&self, x: u32, h: &mut impl std::hash::Hasher) {
+        let k = self.keys[x as usize];
+        if k.escaped() {
+            h.write(self.key(x).as_bytes());
+        } else {
+            h.write(&self.src.as_bytes()[k.range()]);
+        }
+    }
+
     /// A string's decoded value.
     pub(crate) fn text(&self, span: Span) -> Cow<'_, str> {
         let raw = self.raw(span);
