@@ -163,6 +163,18 @@ fn exact_outside_progressive() {
 }
 
 #[test]
+fn exact_outside_progressive_with_restart_intervals() {
+    exact_case(
+        JpegSpec {
+            progressive: true,
+            restart: 5,
+            ..JpegSpec::baseline((2, 2))
+        },
+        Route::JpegCoefficients,
+    );
+}
+
+#[test]
 fn exact_outside_optimized_tables() {
     // Optimised tables may lack symbols the edit needs; either route must be exact.
     for sampling in [(2, 2), (1, 1)] {
