@@ -100,6 +100,19 @@ impl<'d> Engine<'d> {
         ecx: Cx<'d>,
         mode: &'d ArrayMode,
     ) -> Unmatched {
+        if na == 1 && nb == 1 && matches!(mode, ArrayMode::Set | ArrayMode::Multiset) {
+            // One element each: no hashing, so nested singletons stay linear in depth.
+            let (a, b) = if self.eq(fa, fb, ecx) {
+                (Vec::new(), Vec::new())
+            } else {
+                (vec![0], vec![0])
+            };
+            return Unmatched {
+                a,
+                b,
+                pairs: Vec::new(),
+            };
+        }
         match mode {
             ArrayMode::Set => self.set(fa, na, fb, nb, ecx),
             ArrayMode::Key(field) => self.keyed(fa, na, fb, nb, ecx, field),
@@ -357,12 +370,17 @@ impl<'d> Engine<'d> {
         (still_a, still_b)
     }
 
-    /// The key member's node of an object element, if any.
+    /// The key member's node of an object element, if it has one with a scalar
+    /// value (containers as keys would be hashed again at every nesting level).
     fn key_of(&self, side: Side, id: u32, field: &str) -> Option<u32> {
         let doc = self.doc(side);
-        match doc.node(id) {
-            Node::Obj(f, n) => Engine::find(doc, f, n, 0, field, None),
-            _ => None,
+        let Node::Obj(f, n) = doc.node(id) else {
+            return None;
+        };
+        let k = Engine::find(doc, f, n, 0, field, None)?;
+        match doc.node(k) {
+            Node::Arr(..) | Node::Obj(..) => None,
+            _ => Some(k),
         }
     }
 

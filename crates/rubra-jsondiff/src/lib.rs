@@ -340,5 +340,19 @@ mod tests {
         assert!(r.differences[0].path.starts_with("[0][0]"));
         let o = r#"{"a":"#.repeat(n) + "1" + &"}".repeat(n);
         assert!(equal(&doc(&o), &doc(&o), &Options::default()));
+        for mode in [
+            ArrayMode::Set,
+            ArrayMode::Multiset,
+            ArrayMode::Key("k".into()),
+        ] {
+            let opts = Options {
+                array_mode: mode,
+                ..Options::default()
+            };
+            let r = diff(&doc(&a), &doc(&b), &opts);
+            assert_eq!(r.differences.len(), 2, "{:?}", opts.array_mode);
+            let k = r#"[{"k":1,"v":"#.repeat(n) + "1" + &"}]".repeat(n);
+            assert!(equal(&doc(&k), &doc(&k), &opts));
+        }
     }
 }
