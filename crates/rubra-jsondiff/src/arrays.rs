@@ -299,6 +299,14 @@ impl<'d> Engine<'d> {
         fb: u32,
         ecx: Cx<'d>,
     ) -> (Vec<u32>, Vec<u32>) {
+        if let ([i], [j]) = (ia.as_slice(), ib.as_slice()) {
+            // One element each: no hashing, so nested singletons stay linear in depth.
+            return if self.eq(fa + i, fb + j, ecx) {
+                (Vec::new(), Vec::new())
+            } else {
+                (ia, ib)
+            };
+        }
         let ha = self.sorted_hashes(Side::A, fa, ia.into_iter(), ecx);
         let hb = self.sorted_hashes(Side::B, fb, ib.into_iter(), ecx);
         let mut left_a = Vec::new();
