@@ -1,0 +1,194 @@
+//! Validated domain types shared by the store and the server: ids, keys, who is asking.
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::fmt;
+
+/// Milliseconds since the Unix epoch, UTC: the one time unit stored in both databases.
+pub fn now_ms() -> i64 {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// `n` random bytes from the operating system, hex encoded.
+pub fn random_id(n: usize) -> String {
+    hex::encode(random_bytes(n))
+}
+
+fn random_bytes(n: usize) -> Vec<u8> {
+    let mut buf = vec![0u8; n];
+    // The OS random source failing is unrecoverable; there is nothing sane to fall back to.
+    getrandom::fill(&mut buf).expect("operating system random source failed");
+    buf
+}
+
+/// The id of a client: `cl_` followed by 16 random hex digits.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct ClientId(String);
+
+impl ClientId {
+    /// A fresh random id.
+    pub fn generate() -> Self {
+        ClientId(format!("cl_{}", random_id(8)))
+    }
+
+    /// Accepts an id as it came from a URL or JSON; `None` if it cannot be a client id.
+    pub fn parse(s: &str) -> Option<Self> {
+        let hex = s.strip_prefix("cl_")?;
+        (hex.len() == 16 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+            .then(|| ClientId(s.to_owned()))
+    }
+
+    /// The id as stored.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Rebuilds an id read back from the database.
+    pub(crate) fn from_db(s: String) -> Self {
+        ClientId(s)
+    }
+}
+
+impl fmt::Display for ClientId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A client of the company: the owner of images, events, subscriptions, jobs and watches.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Client {
+    /// Its id.
+    pub id: ClientId,
+    /// Its unique name.
+    pub name: String,
+    /// When it was created, epoch ms.
+    pub created_at: i64,
+}
+
+/// Who is making a request, resolved from the bearer key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    /// An admin key: sees everything.
+    Admin,
+    /// A client key: sees only that client's data.
+    Client(ClientId),
+}
+
+impl Principal {
+    /// The scope of data this principal may see.
+    pub fn scope(&self) -> Scope {
+        match self {
+            Principal::Admin => Scope::All,
+            Principal::Client(id) => Scope::Client(id.clone()),
+        }
+    }
+
+    /// True for admin keys.
+    pub fn is_admin(&self) -> bool {
+        matches!(self, Principal::Admin)
+    }
+}
+
+/// Which rows a query may touch. Every store method on client-owned data takes one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// Every client's rows (admins).
+    All,
+    /// Only this client's rows.
+    Client(ClientId),
+}
+
+impl Scope {
+    /// The client filter to bind in SQL: `None` means no filter.
+    pub fn client_filter(&self) -> Option<&str> {
+        match self {
+            Scope::All => None,
+            Scope::Client(id) => Some(id.as_str()),
+        }
+    }
+}
+
+/// A bearer token as handed to its holder once: `rbk_` followed by 64 hex digits.
+///
+/// Only its [`KeyHash`] is ever stored.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKey(String);
+
+impl ApiKey {
+    /// A fresh key with 256 bits of randomness.
+    pub fn generate() -> Self {
+        ApiKey(format!("rbk_{}", random_id(32)))
+    }
+
+    /// Wraps a token as presented in an `Authorization` header.
+    pub fn from_token(token: &str) -> Self {
+        ApiKey(token.to_owned())
+    }
+
+    /// The token text, to show to its holder.
+    pub fn reveal(&self) -> &str {
+        &self.0
+    }
+
+    /// The hash under which the key is stored and looked up.
+    ///
+    /// A plain SHA-256 is right here (unlike for passwords): keys carry 256 random bits, so
+    /// there is nothing to brute-force, and the lookup stays a single indexed read.
+    pub fn hash(&self) -> KeyHash {
+        KeyHash(hex::encode(Sha256::digest(self.0.as_bytes())))
+    }
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ApiKey(<redacted>)")
+    }
+}
+
+/// The hex SHA-256 of an [`ApiKey`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct KeyHash(String);
+
+impl KeyHash {
+    /// The hash as stored.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A key to store: its hash and whom it belongs to.
+#[derive(Debug, Clone)]
+pub struct NewKey {
+    /// The hash of the token.
+    pub hash: KeyHash,
+    /// The owner.
+    pub principal: Principal,
+    /// A free-form label for people (e.g. "created by rubra admin").
+    pub label: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_id_roundtrip_and_rejects_garbage() {
+        let id = ClientId::generate();
+        assert_eq!(ClientId::parse(id.as_str()), Some(id));
+        assert_eq!(ClientId::parse("cl_123"), None);
+        assert_eq!(ClientId::parse("../etc/passwd"), None);
+    }
+
+    #[test]
+    fn key_hash_is_stable_and_key_is_redacted_in_debug() {
+        let k = ApiKey::from_token("rbk_abc");
+        assert_eq!(k.hash(), ApiKey::from_token("rbk_abc").hash());
+        assert_eq!(k.hash().as_str().len(), 64);
+        assert!(!format!("{k:?}").contains("abc"));
+    }
+}

@@ -1,0 +1,48 @@
+//! The one error type of the store crate.
+
+/// What can go wrong in the store or the blob store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique value (a client name, an id) already exists.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The database URL or storage URL is not usable.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// The database failed or is unreachable.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A schema migration failed.
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The blob store failed or is unreachable.
+    #[error("blob storage error: {0}")]
+    Blob(#[from] object_store::Error),
+    /// A local file operation failed.
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl StoreError {
+    /// True when the failure is the dependency being down or overloaded (maps to 503),
+    /// rather than a bug or bad input.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Database(
+                sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed
+            ) | StoreError::Blob(_)
+                | StoreError::Io(_)
+        )
+    }
+
+    /// Maps a unique-constraint violation to [`StoreError::Conflict`], other errors unchanged.
+    pub(crate) fn from_insert(err: sqlx::Error, what: &str) -> Self {
+        match &err {
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                StoreError::Conflict(format!("{what} already exists"))
+            }
+            _ => StoreError::Database(err),
+        }
+    }
+}

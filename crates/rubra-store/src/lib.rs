@@ -1,0 +1,86 @@
+//! Rubra's persistence layer.
+//!
+//! One [`Store`] trait holds every query the service needs, with two implementations:
+//! [`SqliteStore`] (the embedded default, WAL mode) and [`PgStore`] (scale-out). The server
+//! only ever sees `Arc<dyn Store>`, so the same integration tests run against both.
+//!
+//! Client isolation lives here, not in handlers: every query on client-owned data takes a
+//! [`Scope`], and a client scope can only ever match that client's rows. A row of another client
+//! is indistinguishable from a missing one (`Ok(None)`), so handlers answer 404, never leak data.
+//!
+//! Blobs (image bytes, overlays) live in a [`BlobStore`] on a local folder or S3.
+#![deny(missing_docs)]
+
+mod blob;
+mod domain;
+mod error;
+mod images;
+mod open;
+mod postgres;
+mod shared;
+mod sqlite;
+
+pub use blob::{BlobStore, BlobUrl, s3_builder};
+pub use domain::{ApiKey, Client, ClientId, KeyHash, NewKey, Principal, Scope, now_ms, random_id};
+pub use error::StoreError;
+pub use images::{ImageId, ImagePage, ImageRecord, NewEvent, image_blob_key};
+pub use open::{DatabaseUrl, open};
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+use async_trait::async_trait;
+
+/// Result type of every store operation.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Every query Rubra makes, implemented once per database.
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// A short name of the backend (`"sqlite"` or `"postgres"`), for logs and `/readyz`.
+    fn backend(&self) -> &'static str;
+
+    /// Applies the pending schema migrations. Safe to call from many processes at once.
+    async fn migrate(&self) -> Result<()>;
+
+    /// Checks that the database answers (used by `/readyz`).
+    async fn ping(&self) -> Result<()>;
+
+    /// Creates a client. Fails with [`StoreError::Conflict`] when the name is taken.
+    async fn create_client(&self, name: &str) -> Result<Client>;
+
+    /// Lists clients visible in `scope` (all for an admin, itself for a client), oldest first.
+    async fn list_clients(&self, scope: &Scope) -> Result<Vec<Client>>;
+
+    /// Looks a client up by id within `scope`.
+    async fn get_client(&self, scope: &Scope, id: &ClientId) -> Result<Option<Client>>;
+
+    /// Stores the hash of a new API key.
+    async fn insert_key(&self, key: &NewKey) -> Result<()>;
+
+    /// Resolves the hash of a presented bearer token to whoever holds it.
+    async fn principal_for_key(&self, hash: &KeyHash) -> Result<Option<Principal>>;
+
+    /// Stores the first admin key exactly once per installation.
+    ///
+    /// Returns `true` when this call stored it, `false` when an earlier start (of this or
+    /// another process sharing the database) already had; the key is then not stored.
+    async fn bootstrap_admin_key(&self, hash: &KeyHash) -> Result<bool>;
+
+    /// Looks an image up within `scope`.
+    async fn find_image(&self, scope: &Scope, id: &ImageId) -> Result<Option<ImageRecord>>;
+
+    /// Records a newly stored image and its red-measurement event in one transaction.
+    ///
+    /// When the client already has this image (a concurrent upload won), nothing is written
+    /// and the existing record is returned with `false`: one image, one event.
+    async fn insert_image(&self, image: &ImageRecord) -> Result<(ImageRecord, bool)>;
+
+    /// Deletes an image record within `scope`; `false` when there was none.
+    async fn delete_image(&self, scope: &Scope, id: &ImageId) -> Result<bool>;
+
+    /// A page of images within `scope`, newest first.
+    async fn list_images(&self, scope: &Scope, page: &ImagePage) -> Result<Vec<ImageRecord>>;
+
+    /// Records a red measurement that stored no image (`POST /red`).
+    async fn insert_event(&self, event: &NewEvent) -> Result<()>;
+}

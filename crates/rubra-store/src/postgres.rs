@@ -1,0 +1,45 @@
+//! The scale-out store: PostgreSQL shared by any number of `rubra` processes.
+
+use crate::Result;
+use crate::shared::{impl_store, shared_row_decoders};
+use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use std::time::Duration;
+
+/// A [`Store`] on a PostgreSQL database.
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// Connects to `url` (`postgres://user:pass@host:port/db`).
+    pub async fn connect(url: &str) -> Result<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await?;
+        Ok(PgStore { pool })
+    }
+
+    /// The underlying pool, for tests and maintenance.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+shared_row_decoders!(PgRow, sqlx::Postgres);
+
+impl_store!(PgStore, sqlx::Postgres, {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    /// sqlx takes an advisory lock around migrations, so processes starting together are safe.
+    async fn migrate(&self) -> Result<()> {
+        sqlx::migrate!("./migrations/postgres")
+            .run(&self.pool)
+            .await?;
+        Ok(())
+    }
+});

@@ -1,0 +1,295 @@
+//! Queries whose SQL is the same on SQLite and PostgreSQL, written once.
+//!
+//! Both databases accept `$N` placeholders, `ON CONFLICT`, and `CAST(.. AS TEXT)`, so most of
+//! the store is portable SQL. `impl_store!` expands to each backend's whole `impl Store` block:
+//! the portable methods written here, plus the backend's own methods (migrations, locking)
+//! passed in. (The block must be generated whole: `#[async_trait]` rewrites the methods it
+//! sees, and it runs before any macro inside the block would expand.)
+
+/// Implements `Store` for `$store` (with a `pool` field) on sqlx database `$db`, adding the
+/// backend-specific items given in braces.
+macro_rules! impl_store {
+    ($store:ty, $db:ty, { $($specific:tt)* }) => {
+        #[async_trait::async_trait]
+        impl $crate::Store for $store {
+        $($specific)*
+
+        async fn ping(&self) -> $crate::Result<()> {
+            sqlx::query("SELECT 1").execute(&self.pool).await?;
+            Ok(())
+        }
+
+        #[tracing::instrument(name = "store.create_client", skip(self))]
+        async fn create_client(&self, name: &str) -> $crate::Result<$crate::Client> {
+            let client = $crate::Client {
+                id: $crate::ClientId::generate(),
+                name: name.to_owned(),
+                created_at: $crate::now_ms(),
+            };
+            sqlx::query("INSERT INTO clients (id, name, created_at) VALUES ($1, $2, $3)")
+                .bind(client.id.as_str())
+                .bind(&client.name)
+                .bind(client.created_at)
+                .execute(&self.pool)
+                .await
+                .map_err(|e| $crate::StoreError::from_insert(e, "a client with this name"))?;
+            Ok(client)
+        }
+
+        #[tracing::instrument(name = "store.list_clients", skip_all)]
+        async fn list_clients(&self, scope: &$crate::Scope) -> $crate::Result<Vec<$crate::Client>> {
+            let rows = sqlx::query(
+                "SELECT id, name, created_at FROM clients \
+                 WHERE (CAST($1 AS TEXT) IS NULL OR id = $1) ORDER BY created_at, id",
+            )
+            .bind(scope.client_filter())
+            .fetch_all(&self.pool)
+            .await?;
+            rows.iter().map(client_from_row).collect()
+        }
+
+        #[tracing::instrument(name = "store.get_client", skip_all, fields(client = %id))]
+        async fn get_client(
+            &self,
+            scope: &$crate::Scope,
+            id: &$crate::ClientId,
+        ) -> $crate::Result<Option<$crate::Client>> {
+            let row = sqlx::query(
+                "SELECT id, name, created_at FROM clients \
+                 WHERE id = $1 AND (CAST($2 AS TEXT) IS NULL OR id = $2)",
+            )
+            .bind(id.as_str())
+            .bind(scope.client_filter())
+            .fetch_optional(&self.pool)
+            .await?;
+            row.as_ref().map(client_from_row).transpose()
+        }
+
+        #[tracing::instrument(name = "store.insert_key", skip_all)]
+        async fn insert_key(&self, key: &$crate::NewKey) -> $crate::Result<()> {
+            let (client, admin) = match &key.principal {
+                $crate::Principal::Admin => (None, true),
+                $crate::Principal::Client(id) => (Some(id.as_str()), false),
+            };
+            sqlx::query(
+                "INSERT INTO api_keys (key_hash, client_id, is_admin, label, created_at) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(key.hash.as_str())
+            .bind(client)
+            .bind(admin)
+            .bind(&key.label)
+            .bind($crate::now_ms())
+            .execute(&self.pool)
+            .await
+            .map_err(|e| $crate::StoreError::from_insert(e, "this key"))?;
+            Ok(())
+        }
+
+        #[tracing::instrument(name = "store.principal_for_key", skip_all)]
+        async fn principal_for_key(
+            &self,
+            hash: &$crate::KeyHash,
+        ) -> $crate::Result<Option<$crate::Principal>> {
+            let row = sqlx::query("SELECT client_id, is_admin FROM api_keys WHERE key_hash = $1")
+                .bind(hash.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+            let Some(row) = row else { return Ok(None) };
+            let client: Option<String> = sqlx::Row::try_get(&row, 0)?;
+            let admin: bool = sqlx::Row::try_get(&row, 1)?;
+            Ok(match (admin, client) {
+                (true, _) => Some($crate::Principal::Admin),
+                (false, Some(id)) => Some($crate::Principal::Client($crate::ClientId::from_db(id))),
+                (false, None) => None,
+            })
+        }
+
+        #[tracing::instrument(name = "store.bootstrap_admin_key", skip_all)]
+        async fn bootstrap_admin_key(&self, hash: &$crate::KeyHash) -> $crate::Result<bool> {
+            let mut tx = self.pool.begin().await?;
+            let claimed = sqlx::query(
+                "INSERT INTO meta (key, value) VALUES ('admin_bootstrapped', $1) \
+                 ON CONFLICT (key) DO NOTHING",
+            )
+            .bind($crate::now_ms().to_string())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            if claimed {
+                sqlx::query(
+                    "INSERT INTO api_keys (key_hash, client_id, is_admin, label, created_at) \
+                     VALUES ($1, NULL, TRUE, 'first admin key', $2)",
+                )
+                .bind(hash.as_str())
+                .bind($crate::now_ms())
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(claimed)
+        }
+
+        #[tracing::instrument(name = "store.find_image", skip_all, fields(image = %id))]
+        async fn find_image(
+            &self,
+            scope: &$crate::Scope,
+            id: &$crate::ImageId,
+        ) -> $crate::Result<Option<$crate::ImageRecord>> {
+            let row = sqlx::query(
+                "SELECT client_id, id, format, width, height, bytes, red, created_at FROM images \
+                 WHERE id = $1 AND (CAST($2 AS TEXT) IS NULL OR client_id = $2) \
+                 ORDER BY created_at LIMIT 1",
+            )
+            .bind(id.as_str())
+            .bind(scope.client_filter())
+            .fetch_optional(&self.pool)
+            .await?;
+            row.as_ref().map(image_from_row).transpose()
+        }
+
+        #[tracing::instrument(name = "store.insert_image", skip_all, fields(image = %image.id))]
+        async fn insert_image(
+            &self,
+            image: &$crate::ImageRecord,
+        ) -> $crate::Result<($crate::ImageRecord, bool)> {
+            let mut tx = self.pool.begin().await?;
+            let inserted = sqlx::query(
+                "INSERT INTO images (client_id, id, format, width, height, bytes, red, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (client_id, id) DO NOTHING",
+            )
+            .bind(image.client_id.as_str())
+            .bind(image.id.as_str())
+            .bind(&image.format)
+            .bind(i64::from(image.width))
+            .bind(i64::from(image.height))
+            .bind(i64::try_from(image.bytes).unwrap_or(i64::MAX))
+            .bind(image.red)
+            .bind(image.created_at)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            if !inserted {
+                tx.rollback().await?;
+                let scope = $crate::Scope::Client(image.client_id.clone());
+                let existing = self.find_image(&scope, &image.id).await?;
+                return Ok((existing.unwrap_or_else(|| image.clone()), false));
+            }
+            let event = $crate::NewEvent {
+                client_id: image.client_id.clone(),
+                image_id: Some(image.id.clone()),
+                red: image.red,
+                ts: image.created_at,
+            };
+            insert_event_in(&mut *tx, &event).await?;
+            tx.commit().await?;
+            Ok((image.clone(), true))
+        }
+
+        #[tracing::instrument(name = "store.delete_image", skip_all, fields(image = %id))]
+        async fn delete_image(
+            &self,
+            scope: &$crate::Scope,
+            id: &$crate::ImageId,
+        ) -> $crate::Result<bool> {
+            let done = sqlx::query(
+                "DELETE FROM images WHERE id = $1 AND (CAST($2 AS TEXT) IS NULL OR client_id = $2)",
+            )
+            .bind(id.as_str())
+            .bind(scope.client_filter())
+            .execute(&self.pool)
+            .await?;
+            Ok(done.rows_affected() > 0)
+        }
+
+        #[tracing::instrument(name = "store.list_images", skip_all)]
+        async fn list_images(
+            &self,
+            scope: &$crate::Scope,
+            page: &$crate::ImagePage,
+        ) -> $crate::Result<Vec<$crate::ImageRecord>> {
+            let (after_ts, after_id) = match &page.after {
+                Some((ts, id)) => (Some(*ts), Some(id.as_str())),
+                None => (None, None),
+            };
+            let rows = sqlx::query(
+                "SELECT client_id, id, format, width, height, bytes, red, created_at FROM images \
+                 WHERE (CAST($1 AS TEXT) IS NULL OR client_id = $1) \
+                   AND (CAST($2 AS BIGINT) IS NULL OR created_at >= $2) \
+                   AND (CAST($3 AS BIGINT) IS NULL OR created_at < $3) \
+                   AND (CAST($4 AS BIGINT) IS NULL OR created_at < $4 \
+                        OR (created_at = $4 AND id < $5)) \
+                 ORDER BY created_at DESC, id DESC LIMIT $6",
+            )
+            .bind(scope.client_filter())
+            .bind(page.from)
+            .bind(page.to)
+            .bind(after_ts)
+            .bind(after_id)
+            .bind(i64::from(page.limit))
+            .fetch_all(&self.pool)
+            .await?;
+            rows.iter().map(image_from_row).collect()
+        }
+
+        #[tracing::instrument(name = "store.insert_event", skip_all)]
+        async fn insert_event(&self, event: &$crate::NewEvent) -> $crate::Result<()> {
+            insert_event_in(&self.pool, event).await
+        }
+        }
+    };
+}
+
+/// Expands to the row decoders used by the shared methods, for one backend's row type.
+macro_rules! shared_row_decoders {
+    ($row:ty, $db:ty) => {
+        fn client_from_row(row: &$row) -> $crate::Result<$crate::Client> {
+            use sqlx::Row;
+            Ok($crate::Client {
+                id: $crate::ClientId::from_db(row.try_get(0)?),
+                name: row.try_get(1)?,
+                created_at: row.try_get(2)?,
+            })
+        }
+
+        fn image_from_row(row: &$row) -> $crate::Result<$crate::ImageRecord> {
+            use sqlx::Row;
+            let dim = |i: usize| -> $crate::Result<u32> {
+                let v: i64 = row.try_get(i)?;
+                Ok(u32::try_from(v).unwrap_or(0))
+            };
+            let bytes: i64 = row.try_get(5)?;
+            Ok($crate::ImageRecord {
+                client_id: $crate::ClientId::from_db(row.try_get(0)?),
+                id: $crate::ImageId::from_db(row.try_get(1)?),
+                format: row.try_get(2)?,
+                width: dim(3)?,
+                height: dim(4)?,
+                bytes: u64::try_from(bytes).unwrap_or(0),
+                red: row.try_get(6)?,
+                created_at: row.try_get(7)?,
+            })
+        }
+
+        /// Inserts one event on any executor (the pool, or an open transaction).
+        async fn insert_event_in<'e, E>(exec: E, event: &$crate::NewEvent) -> $crate::Result<()>
+        where
+            E: sqlx::Executor<'e, Database = $db>,
+        {
+            sqlx::query(
+                "INSERT INTO events (client_id, image_id, red, ts) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(event.client_id.as_str())
+            .bind(event.image_id.as_ref().map(|i| i.as_str()))
+            .bind(event.red)
+            .bind(event.ts)
+            .execute(exec)
+            .await?;
+            Ok(())
+        }
+    };
+}
+
+pub(crate) use {impl_store, shared_row_decoders};
