@@ -1,0 +1,204 @@
+//! Start-up and shutdown: open the data folder, the store and the blobs, make the first admin
+//! key, bind the listener, serve until told to stop.
+
+use crate::routes::router;
+use crate::settings::Settings;
+use crate::state::{AppState, KeyCache};
+use rubra_store::{ApiKey, BlobStore, Store};
+use rubra_telemetry::Telemetry;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The data folder could not be created or written.
+    #[error("data folder {path}: {source}")]
+    DataDir {
+        /// The folder.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The database or the blob storage could not be opened.
+    #[error(transparent)]
+    Store(#[from] rubra_store::StoreError),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Serving failed.
+    #[error("server error: {0}")]
+    Serve(std::io::Error),
+}
+
+/// The opened dependencies every process kind needs (the API server and the workers).
+#[derive(Clone)]
+pub struct Services {
+    /// The database.
+    pub store: Arc<dyn Store>,
+    /// Blob storage.
+    pub blobs: BlobStore,
+    /// The settings they were opened with.
+    pub settings: Arc<Settings>,
+}
+
+impl Services {
+    /// Creates the data folder, opens (and migrates) the database and opens the blob storage.
+    pub async fn open(settings: Settings) -> Result<Services, StartError> {
+        std::fs::create_dir_all(&settings.data_dir).map_err(|source| StartError::DataDir {
+            path: settings.data_dir.display().to_string(),
+            source,
+        })?;
+        let store = rubra_store::open(&settings.database).await?;
+        let blobs = BlobStore::open(&settings.storage, settings.s3_endpoint.as_deref())?;
+        tracing::info!(
+            database = %settings.database.redacted(),
+            storage = blobs.describe(),
+            "store opened"
+        );
+        Ok(Services {
+            store,
+            blobs,
+            settings: Arc::new(settings),
+        })
+    }
+}
+
+/// A bound, ready-to-run API server.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    admin_key: Option<ApiKey>,
+}
+
+impl Application {
+    /// Opens everything, makes the first admin key if this installation has none, and binds
+    /// the listen address (port 0 picks a free port, as the tests do).
+    pub async fn build(settings: Settings, telemetry: Telemetry) -> Result<Self, StartError> {
+        let services = Services::open(settings).await?;
+        let admin_key = bootstrap_admin_key(&services).await?;
+        let addr = services.settings.listen;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind { addr, source })?;
+        let state = AppState {
+            store: services.store,
+            blobs: services.blobs,
+            settings: services.settings,
+            keys: Arc::new(KeyCache::default()),
+            telemetry,
+            shutdown: CancellationToken::new(),
+        };
+        Ok(Application {
+            listener,
+            state,
+            admin_key,
+        })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or(self.state.settings.listen)
+    }
+
+    /// The admin key, if this start created it (it is shown once, then only its hash remains).
+    pub fn admin_key(&self) -> Option<&ApiKey> {
+        self.admin_key.as_ref()
+    }
+
+    /// The shared state, for tests that need to reach the store directly.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting, lets in-flight requests
+    /// finish, and signals background work to stop.
+    pub async fn run_until(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StartError> {
+        let token = self.state.shutdown.clone();
+        let app = router(self.state);
+        tracing::info!(addr = %self.listener.local_addr().map_err(StartError::Serve)?, "listening");
+        let serve_token = token.clone();
+        axum::serve(self.listener, app)
+            .with_graceful_shutdown(async move {
+                tokio::select! {
+                    () = shutdown => {}
+                    () = serve_token.cancelled() => {}
+                }
+                tracing::info!("shutting down: no new connections, finishing in-flight requests");
+            })
+            .await
+            .map_err(StartError::Serve)?;
+        token.cancel();
+        Ok(())
+    }
+}
+
+/// Creates the first admin key on a fresh installation and writes it to `admin.key`
+/// (mode 0600) in the data folder. Returns it when this call created it.
+async fn bootstrap_admin_key(services: &Services) -> Result<Option<ApiKey>, StartError> {
+    let key = ApiKey::generate();
+    if !services.store.bootstrap_admin_key(&key.hash()).await? {
+        return Ok(None);
+    }
+    let path = services.settings.data_dir.join("admin.key");
+    write_secret(&path, key.reveal()).map_err(|source| StartError::DataDir {
+        path: path.display().to_string(),
+        source,
+    })?;
+    Ok(Some(key))
+}
+
+fn write_secret(path: &Path, secret: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path)?;
+    writeln!(f, "{secret}")?;
+    f.sync_all()
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}

@@ -1,0 +1,26 @@
+//! Rubra's HTTP API and the processes around it.
+//!
+//! [`Settings`] are loaded once; [`Application::build`] opens the store and binds the
+//! listener; [`router`] is the whole API as an axum `Router` (tests call it directly or bind
+//! port 0). Handlers live in `routes/`, one file per resource; errors are [`ApiError`].
+#![deny(missing_docs)]
+
+mod app;
+mod error;
+mod extract;
+mod middleware;
+mod routes;
+mod settings;
+mod state;
+mod timefmt;
+
+pub use app::{Application, Services, StartError, shutdown_signal};
+pub use error::{ApiError, ApiResult};
+pub use routes::router;
+pub use settings::{ConfigArgs, Settings, SettingsError};
+pub use state::AppState;
+
+/// Administrative operations shared by the API and the `rubra admin` command.
+pub mod admin {
+    pub use crate::routes::clients::{CreatedClient, create_client_with_key};
+}

@@ -1,0 +1,65 @@
+//! Cross-cutting request handling: time limits, per-route metrics, panics as JSON errors.
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use std::any::Any;
+use std::time::Instant;
+
+/// Answers 503 `timeout` when a handler has not produced its response in time.
+///
+/// Only the time to the response head counts: a streamed body (SSE, downloads) may then
+/// run as long as it needs.
+pub async fn timeout(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let limit = state.settings.request_timeout;
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "timeout",
+            format!(
+                "the request did not complete within {} ms",
+                limit.as_millis()
+            ),
+        )
+        .into_response(),
+    }
+}
+
+/// Counts requests and records their latency per route template (`/images/{id}`, not the
+/// concrete path, so the number of series stays bounded).
+pub async fn record_metrics(req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().as_str().to_owned();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let resp = next.run(req).await;
+    let status = resp.status().as_u16().to_string();
+    let secs = started.elapsed().as_secs_f64();
+    rubra_telemetry::metrics::counter!(
+        "rubra_http_requests_total",
+        "method" => method.clone(), "route" => route.clone(), "status" => status
+    )
+    .increment(1);
+    rubra_telemetry::metrics::histogram!(
+        "rubra_http_request_duration_seconds",
+        "method" => method, "route" => route
+    )
+    .record(secs);
+    resp
+}
+
+/// Turns a handler panic into a 500 in the usual error shape (and logs it).
+pub fn panic_response(err: Box<dyn Any + Send + 'static>) -> Response<Body> {
+    let detail = err
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| err.downcast_ref::<&str>().copied())
+        .unwrap_or("unknown panic");
+    ApiError::internal(&format!("handler panicked: {detail}")).into_response()
+}

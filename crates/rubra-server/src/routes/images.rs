@@ -1,0 +1,426 @@
+//! `/images` and `/red`: store images content-addressed, measure their red level, record one
+//! statistics event per new measurement.
+//!
+//! Upload order matters for "nothing half-written, nothing accepted lost": all parts are
+//! measured first (so a bad part stores nothing), then each blob is written atomically, then
+//! its record and event are committed together. A crash between blob and record leaves an
+//! unreferenced blob, never a record without bytes.
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiQuery, Caller};
+use crate::state::AppState;
+use crate::timefmt::{format_ms, parse_instant};
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{FromRequest, Multipart, Path, Request, State};
+use axum::http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, ETAG};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use rubra_image::{Limits, RedReport};
+use rubra_store::{
+    ClientId, ImageId, ImagePage, ImageRecord, NewEvent, Principal, Scope, image_blob_key, now_ms,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+/// `?client=` — whose data an admin acts on (clients always act on their own).
+#[derive(Debug, Default, Deserialize)]
+pub struct OwnerQuery {
+    client: Option<String>,
+}
+
+/// The client an upload or measurement belongs to.
+async fn owner(state: &AppState, who: &Principal, q: &OwnerQuery) -> ApiResult<ClientId> {
+    match (who, &q.client) {
+        (Principal::Client(id), _) => Ok(id.clone()),
+        (Principal::Admin, Some(c)) => {
+            let id = ClientId::parse(c).ok_or_else(|| ApiError::not_found("client"))?;
+            state
+                .store
+                .get_client(&Scope::All, &id)
+                .await?
+                .map(|c| c.id)
+                .ok_or_else(|| ApiError::not_found("client"))
+        }
+        (Principal::Admin, None) => Err(ApiError::unprocessable(
+            "client_required",
+            "an admin key has no client of its own: add ?client=CLIENT_ID",
+        )),
+    }
+}
+
+/// The JSON form of an image record.
+#[derive(Debug, Serialize)]
+pub struct ImageInfo {
+    id: String,
+    format: String,
+    width: u32,
+    height: u32,
+    bytes: u64,
+    red: f64,
+    created_at: String,
+}
+
+impl From<&ImageRecord> for ImageInfo {
+    fn from(r: &ImageRecord) -> Self {
+        ImageInfo {
+            id: r.id.to_string(),
+            format: r.format.clone(),
+            width: r.width,
+            height: r.height,
+            bytes: r.bytes,
+            red: r.red,
+            created_at: format_ms(r.created_at),
+        }
+    }
+}
+
+fn image_error(e: &rubra_image::Error) -> ApiError {
+    let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+    ApiError::new(status, e.code(), e.to_string())
+}
+
+/// Content types accepted for a raw body: the four image types, or none/binary (then the
+/// bytes decide). The header is only a hint either way.
+fn raw_content_type_ok(headers: &HeaderMap) -> bool {
+    match headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) {
+        None => true,
+        Some(ct) => {
+            let ct = ct
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            ct.starts_with("image/") || ct == "application/octet-stream"
+        }
+    }
+}
+
+fn is_multipart(headers: &HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.to_ascii_lowercase().starts_with("multipart/form-data"))
+}
+
+/// The images in a request: the raw body, or every file part of a multipart form.
+async fn read_images(req: Request) -> ApiResult<(Vec<Bytes>, bool)> {
+    if is_multipart(req.headers()) {
+        let mut form = Multipart::from_request(req, &())
+            .await
+            .map_err(|e| ApiError::bad_request("bad_multipart", e.body_text()))?;
+        let mut parts = Vec::new();
+        while let Some(field) = form.next_field().await.map_err(multipart_error)? {
+            if field.file_name().is_none() && field.content_type().is_none() {
+                continue; // a plain form value, not a file
+            }
+            parts.push(field.bytes().await.map_err(multipart_error)?);
+        }
+        if parts.is_empty() {
+            return Err(ApiError::bad_request(
+                "no_files",
+                "the multipart form has no file part",
+            ));
+        }
+        Ok((parts, true))
+    } else {
+        if !raw_content_type_ok(req.headers()) {
+            return Err(ApiError::unsupported_media_type(
+                "send the image as image/jpeg, image/png, image/gif or image/webp, \
+                 or as multipart/form-data file parts",
+            ));
+        }
+        let body = Bytes::from_request(req, &()).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::too_large("body_too_large", "the request body is too large")
+            } else {
+                ApiError::bad_request("bad_body", e.body_text())
+            }
+        })?;
+        if body.is_empty() {
+            return Err(ApiError::bad_request(
+                "empty_body",
+                "the request body is empty",
+            ));
+        }
+        Ok((vec![body], false))
+    }
+}
+
+fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::too_large("body_too_large", "the request body is too large")
+    } else {
+        ApiError::bad_request("bad_multipart", e.body_text())
+    }
+}
+
+/// Measures on the blocking pool: decoding is CPU work that must not stall the event loop.
+async fn measure(bytes: Bytes, limits: Limits) -> ApiResult<RedReport> {
+    tokio::task::spawn_blocking(move || rubra_image::measure(&bytes, &limits))
+        .await
+        .map_err(|e| ApiError::internal(&e))?
+        .map_err(|e| image_error(&e))
+}
+
+fn limits(state: &AppState) -> Limits {
+    Limits::with_max_pixels(state.settings.max_pixels)
+}
+
+/// `POST /images`: a raw image or a multipart form of several.
+#[tracing::instrument(name = "http.images.upload", skip_all)]
+pub async fn upload(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    ApiQuery(q): ApiQuery<OwnerQuery>,
+    req: Request,
+) -> ApiResult<Response> {
+    let client = owner(&state, &who, &q).await?;
+    let (parts, multipart) = read_images(req).await?;
+    let scope = Scope::Client(client.clone());
+
+    // Measure everything before storing anything: one bad part refuses the whole request.
+    let mut pending = Vec::with_capacity(parts.len());
+    for (i, bytes) in parts.into_iter().enumerate() {
+        let id = ImageId::of(&bytes);
+        if let Some(existing) = state.store.find_image(&scope, &id).await? {
+            pending.push((bytes, id, Ok(existing)));
+            continue;
+        }
+        let report = measure(bytes.clone(), limits(&state)).await.map_err(|e| {
+            if multipart {
+                e.with_context(&format!("file part {}", i + 1))
+            } else {
+                e
+            }
+        })?;
+        pending.push((bytes, id, Err(report)));
+    }
+
+    let mut infos = Vec::with_capacity(pending.len());
+    let mut any_created = false;
+    for (bytes, id, known) in pending {
+        let record = match known {
+            Ok(existing) => existing,
+            Err(report) => {
+                let record = ImageRecord {
+                    client_id: client.clone(),
+                    id: id.clone(),
+                    format: report.format.as_str().to_owned(),
+                    width: report.width,
+                    height: report.height,
+                    bytes: bytes.len() as u64,
+                    red: report.red,
+                    created_at: now_ms(),
+                };
+                state
+                    .blobs
+                    .put(&image_blob_key(&client, &id), bytes)
+                    .await?;
+                let (record, created) = state.store.insert_image(&record).await?;
+                any_created |= created;
+                record
+            }
+        };
+        infos.push(ImageInfo::from(&record));
+    }
+    let status = if any_created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(if multipart {
+        (status, Json(json!(infos))).into_response()
+    } else {
+        (status, Json(json!(infos.pop()))).into_response()
+    })
+}
+
+fn parse_id(id: &str) -> ApiResult<ImageId> {
+    ImageId::parse(id).ok_or_else(|| ApiError::not_found("image"))
+}
+
+/// `HEAD /images/{id}`: 200 if the caller has it, else 404 — without reading the bytes.
+#[tracing::instrument(name = "http.images.head", skip_all, fields(image = %id))]
+pub async fn head(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let id = parse_id(&id)?;
+    let rec = state.store.find_image(&who.scope(), &id).await?;
+    let rec = rec.ok_or_else(|| ApiError::not_found("image"))?;
+    Ok((
+        [
+            (CONTENT_TYPE, mime_of(&rec.format).to_owned()),
+            (CONTENT_LENGTH, rec.bytes.to_string()),
+        ],
+        Body::empty(),
+    )
+        .into_response())
+}
+
+fn mime_of(format: &str) -> &'static str {
+    match format {
+        "jpeg" => "image/jpeg",
+        "png" => "image/png",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        _ => "application/octet-stream",
+    }
+}
+
+/// `GET /images/{id}`: the bytes with their content type.
+#[tracing::instrument(name = "http.images.get", skip_all, fields(image = %id))]
+pub async fn get(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let id = parse_id(&id)?;
+    let rec = state.store.find_image(&who.scope(), &id).await?;
+    let rec = rec.ok_or_else(|| ApiError::not_found("image"))?;
+    let bytes = state
+        .blobs
+        .get(&image_blob_key(&rec.client_id, &id))
+        .await?
+        .ok_or_else(|| ApiError::not_found("image bytes"))?;
+    Ok((
+        [
+            (CONTENT_TYPE, mime_of(&rec.format).to_owned()),
+            // Content-addressed: the bytes under an id never change.
+            (
+                CACHE_CONTROL,
+                "private, max-age=31536000, immutable".to_owned(),
+            ),
+            (ETAG, format!("\"{id}\"")),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+/// `GET /images/{id}/info`.
+#[tracing::instrument(name = "http.images.info", skip_all, fields(image = %id))]
+pub async fn info(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ImageInfo>> {
+    let id = parse_id(&id)?;
+    let rec = state.store.find_image(&who.scope(), &id).await?;
+    rec.as_ref()
+        .map(|r| Json(ImageInfo::from(r)))
+        .ok_or_else(|| ApiError::not_found("image"))
+}
+
+/// `DELETE /images/{id}`: the bytes first, then the record (see the module docs).
+#[tracing::instrument(name = "http.images.delete", skip_all, fields(image = %id))]
+pub async fn delete(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let id = parse_id(&id)?;
+    let scope = who.scope();
+    let rec = state.store.find_image(&scope, &id).await?;
+    let rec = rec.ok_or_else(|| ApiError::not_found("image"))?;
+    state
+        .blobs
+        .delete(&image_blob_key(&rec.client_id, &id))
+        .await?;
+    state
+        .store
+        .delete_image(&Scope::Client(rec.client_id), &id)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Query of `GET /images`.
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    from: Option<String>,
+    to: Option<String>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+/// `GET /images?from=&to=&limit=&cursor=`: a page of infos, newest first.
+#[tracing::instrument(name = "http.images.list", skip_all)]
+pub async fn list(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> ApiResult<Json<Value>> {
+    let bad = |m: String| ApiError::bad_request("invalid_query", m);
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=1000).contains(&limit) {
+        return Err(bad("limit must be between 1 and 1000".into()));
+    }
+    let page = ImagePage {
+        from: q
+            .from
+            .as_deref()
+            .map(parse_instant)
+            .transpose()
+            .map_err(bad)?,
+        to: q
+            .to
+            .as_deref()
+            .map(parse_instant)
+            .transpose()
+            .map_err(bad)?,
+        after: q.cursor.as_deref().map(parse_cursor).transpose()?,
+        limit,
+    };
+    let rows = state.store.list_images(&who.scope(), &page).await?;
+    let next = (rows.len() == limit as usize)
+        .then(|| rows.last().map(|r| format!("{}_{}", r.created_at, r.id)))
+        .flatten();
+    let items: Vec<ImageInfo> = rows.iter().map(ImageInfo::from).collect();
+    Ok(Json(json!({ "items": items, "next_cursor": next })))
+}
+
+fn parse_cursor(c: &str) -> ApiResult<(i64, ImageId)> {
+    let bad = || ApiError::bad_request("invalid_cursor", "the cursor is not one this API returned");
+    let (ts, id) = c.split_once('_').ok_or_else(bad)?;
+    Ok((
+        ts.parse().map_err(|_| bad())?,
+        ImageId::parse(id).ok_or_else(bad)?,
+    ))
+}
+
+/// `POST /red`: measure and record the event, store nothing.
+#[tracing::instrument(name = "http.red", skip_all)]
+pub async fn red(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    ApiQuery(q): ApiQuery<OwnerQuery>,
+    req: Request,
+) -> ApiResult<Json<Value>> {
+    let client = owner(&state, &who, &q).await?;
+    let (mut parts, multipart) = read_images(req).await?;
+    if multipart && parts.len() != 1 {
+        return Err(ApiError::bad_request(
+            "one_file",
+            "POST /red measures exactly one image",
+        ));
+    }
+    let bytes = parts.remove(0);
+    let report = measure(bytes, limits(&state)).await?;
+    let event = NewEvent {
+        client_id: client,
+        image_id: None,
+        red: report.red,
+        ts: now_ms(),
+    };
+    state.store.insert_event(&event).await?;
+    Ok(Json(json!({
+        "red": report.red,
+        "width": report.width,
+        "height": report.height,
+        "format": report.format.as_str(),
+    })))
+}

@@ -1,0 +1,54 @@
+//! The HTTP routes, one module per resource, and the router that joins them.
+
+pub(crate) mod clients;
+mod health;
+mod images;
+
+use crate::error::ApiError;
+use crate::middleware;
+use crate::state::AppState;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+
+/// Builds the whole application router on `state`.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .route("/clients", get(clients::list).post(clients::create))
+        .route("/clients/{id}", get(clients::get))
+        .route("/images", get(images::list).post(images::upload))
+        .route(
+            "/images/{id}",
+            get(images::get).head(images::head).delete(images::delete),
+        )
+        .route("/images/{id}/info", get(images::info))
+        .route("/red", post(images::red));
+
+    api.fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(state.settings.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::timeout,
+        ))
+        .layer(axum::middleware::from_fn(middleware::record_metrics))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            middleware::panic_response,
+        ))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("route")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this method is not allowed on this route",
+    )
+}

@@ -1,0 +1,328 @@
+//! Typed settings, loaded once at start-up and validated.
+//!
+//! Every setting can come from a flag, a `RUBRA_…` environment variable or `rubra.toml`, with
+//! the same name (`--data-dir`, `RUBRA_DATA_DIR`, `data-dir = "…"`), in that order of
+//! precedence. [`ConfigArgs`] is what clap and the TOML file fill in (everything optional);
+//! [`Settings`] is the validated result the rest of the program uses.
+
+use clap::Args;
+use rubra_store::{BlobUrl, DatabaseUrl};
+use rubra_telemetry::LogFormat;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Settings as given on the command line, in the environment or in `rubra.toml`.
+#[derive(Debug, Default, Clone, Args, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ConfigArgs {
+    /// Configuration file [default: ./rubra.toml if it exists].
+    #[arg(long, env = "RUBRA_CONFIG", value_name = "FILE", global = true)]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "RUBRA_LISTEN", value_name = "ADDR")]
+    pub listen: Option<String>,
+
+    /// Folder for the embedded database, blobs and the admin key [default: ./rubra-data].
+    #[arg(long, env = "RUBRA_DATA_DIR", value_name = "DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+
+    /// Database: sqlite://PATH or postgres://USER:PASS@HOST/DB [default: SQLite in the data dir].
+    #[arg(long, env = "RUBRA_DATABASE_URL", value_name = "URL", global = true)]
+    pub database_url: Option<String>,
+
+    /// Blob storage: a folder or s3://BUCKET/PREFIX [default: DATA_DIR/blobs].
+    #[arg(long, env = "RUBRA_STORAGE", value_name = "URL", global = true)]
+    pub storage: Option<String>,
+
+    /// Endpoint of an S3-compatible server (credentials and region from the AWS_* variables).
+    #[arg(long, env = "RUBRA_S3_ENDPOINT", value_name = "URL", global = true)]
+    pub s3_endpoint: Option<String>,
+
+    /// Log format: json or text [default: json unless stderr is a terminal].
+    #[arg(long, env = "RUBRA_LOG_FORMAT", value_name = "FORMAT", value_parser = ["json", "text"], global = true)]
+    pub log_format: Option<String>,
+
+    /// Log filter, e.g. "info" or "rubra_server=debug,info" [default: info].
+    #[arg(long, env = "RUBRA_LOG", value_name = "FILTER", global = true)]
+    pub log_filter: Option<String>,
+
+    /// Also log, at WARN, every span slower than this many milliseconds.
+    #[arg(long, env = "RUBRA_SLOW_MS", value_name = "N", global = true)]
+    pub slow_ms: Option<u64>,
+
+    /// Folder that local CSV job sources are resolved in (and confined to) [default: ./].
+    #[arg(long, env = "RUBRA_JOBS_LOCAL_ROOT", value_name = "DIR", global = true)]
+    pub jobs_local_root: Option<PathBuf>,
+
+    /// Hosts that overlay URLs and watches may fetch from, comma separated [default: none].
+    #[arg(
+        long,
+        env = "RUBRA_FETCH_ALLOW",
+        value_name = "HOST,…",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub fetch_allow: Option<Vec<String>>,
+
+    /// Largest accepted request body in bytes [default: 26214400 = 25 MiB].
+    #[arg(long, env = "RUBRA_MAX_BODY_BYTES", value_name = "N", global = true)]
+    pub max_body_bytes: Option<u64>,
+
+    /// Largest accepted image, width × height, checked before decoding [default: 50000000].
+    #[arg(long, env = "RUBRA_MAX_PIXELS", value_name = "N", global = true)]
+    pub max_pixels: Option<u64>,
+
+    /// Time limit for a request to produce its response, in ms [default: 30000].
+    #[arg(
+        long,
+        env = "RUBRA_REQUEST_TIMEOUT_MS",
+        value_name = "MS",
+        global = true
+    )]
+    pub request_timeout_ms: Option<u64>,
+}
+
+/// A setting that could not be used, named so that the user can find it.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// The configuration file could not be read.
+    #[error("cannot read configuration file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The configuration file is not valid TOML or has unknown keys.
+    #[error("invalid configuration file {path}: {message}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, which names the key and line.
+        message: String,
+    },
+    /// One setting has a bad value.
+    #[error("invalid value for `{key}` (--{key} / RUBRA_{env} / {key} in rubra.toml): {message}")]
+    Invalid {
+        /// The setting's name, as a flag without the dashes.
+        key: &'static str,
+        /// The same name as an environment variable suffix.
+        env: String,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+fn invalid(key: &'static str, message: impl std::fmt::Display) -> SettingsError {
+    SettingsError::Invalid {
+        key,
+        env: key.replace('-', "_").to_uppercase(),
+        message: message.to_string(),
+    }
+}
+
+/// The validated settings of one process.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Where the API listens.
+    pub listen: SocketAddr,
+    /// The data folder (SQLite database, local blobs, admin key).
+    pub data_dir: PathBuf,
+    /// The database.
+    pub database: DatabaseUrl,
+    /// The blob storage.
+    pub storage: BlobUrl,
+    /// Endpoint of an S3-compatible server, if not AWS itself.
+    pub s3_endpoint: Option<String>,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Log filter directive.
+    pub log_filter: String,
+    /// Slow-span threshold.
+    pub slow_ms: Option<u64>,
+    /// Root that local CSV job paths are confined to.
+    pub jobs_local_root: PathBuf,
+    /// Hosts that may be fetched from.
+    pub fetch_allow: Vec<String>,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// Largest accepted image in pixels.
+    pub max_pixels: u64,
+    /// Time limit for producing a response.
+    pub request_timeout: Duration,
+}
+
+impl ConfigArgs {
+    /// Fills every setting not given on the command line or in the environment from `other`
+    /// (the configuration file).
+    fn or(self, other: ConfigArgs) -> ConfigArgs {
+        ConfigArgs {
+            config: self.config,
+            listen: self.listen.or(other.listen),
+            data_dir: self.data_dir.or(other.data_dir),
+            database_url: self.database_url.or(other.database_url),
+            storage: self.storage.or(other.storage),
+            s3_endpoint: self.s3_endpoint.or(other.s3_endpoint),
+            log_format: self.log_format.or(other.log_format),
+            log_filter: self.log_filter.or(other.log_filter),
+            slow_ms: self.slow_ms.or(other.slow_ms),
+            jobs_local_root: self.jobs_local_root.or(other.jobs_local_root),
+            fetch_allow: self.fetch_allow.or(other.fetch_allow),
+            max_body_bytes: self.max_body_bytes.or(other.max_body_bytes),
+            max_pixels: self.max_pixels.or(other.max_pixels),
+            request_timeout_ms: self.request_timeout_ms.or(other.request_timeout_ms),
+        }
+    }
+}
+
+impl Settings {
+    /// Merges flags/environment with the configuration file and validates the result.
+    pub fn load(args: ConfigArgs) -> Result<Settings, SettingsError> {
+        let file = match &args.config {
+            Some(path) => Some(read_file(path)?),
+            None => {
+                let default = Path::new("rubra.toml");
+                default.exists().then(|| read_file(default)).transpose()?
+            }
+        };
+        Settings::validate(match file {
+            Some(file) => args.or(file),
+            None => args,
+        })
+    }
+
+    /// Validates merged arguments, applying defaults.
+    pub fn validate(a: ConfigArgs) -> Result<Settings, SettingsError> {
+        let listen = match a.listen.as_deref() {
+            None => SocketAddr::from(([127, 0, 0, 1], 8080)),
+            Some(s) => s
+                .parse()
+                .map_err(|e| invalid("listen", format!("{s:?}: {e}")))?,
+        };
+        let data_dir = a.data_dir.unwrap_or_else(|| PathBuf::from("rubra-data"));
+        let database = match a.database_url.as_deref() {
+            None => DatabaseUrl::default_in(&data_dir),
+            Some(s) => DatabaseUrl::parse(s).map_err(|e| invalid("database-url", e))?,
+        };
+        let storage = match a.storage.as_deref() {
+            None => BlobUrl::Local(data_dir.join("blobs")),
+            Some(s) => BlobUrl::parse(s).map_err(|e| invalid("storage", e))?,
+        };
+        if let Some(ep) = &a.s3_endpoint
+            && !(ep.starts_with("http://") || ep.starts_with("https://"))
+        {
+            return Err(invalid(
+                "s3-endpoint",
+                format!("{ep:?} is not an http(s) URL"),
+            ));
+        }
+        let log_format = match a.log_format.as_deref() {
+            None => LogFormat::default_for_terminal(),
+            Some(s) => LogFormat::from_str(s).map_err(|e| invalid("log-format", e))?,
+        };
+        let max_body_bytes = a.max_body_bytes.unwrap_or(25 * 1024 * 1024);
+        if max_body_bytes == 0 {
+            return Err(invalid("max-body-bytes", "must be greater than 0"));
+        }
+        let max_pixels = a.max_pixels.unwrap_or(50_000_000);
+        if max_pixels == 0 {
+            return Err(invalid("max-pixels", "must be greater than 0"));
+        }
+        let timeout_ms = a.request_timeout_ms.unwrap_or(30_000);
+        if timeout_ms == 0 {
+            return Err(invalid("request-timeout-ms", "must be greater than 0"));
+        }
+        let fetch_allow = a.fetch_allow.unwrap_or_default();
+        if let Some(bad) = fetch_allow.iter().find(|h| h.is_empty() || h.contains('/')) {
+            return Err(invalid(
+                "fetch-allow",
+                format!("{bad:?} is not a host name"),
+            ));
+        }
+        Ok(Settings {
+            listen,
+            data_dir,
+            database,
+            storage,
+            s3_endpoint: a.s3_endpoint,
+            log_format,
+            log_filter: a.log_filter.unwrap_or_else(|| "info".to_owned()),
+            slow_ms: a.slow_ms,
+            jobs_local_root: a.jobs_local_root.unwrap_or_else(|| PathBuf::from(".")),
+            fetch_allow,
+            max_body_bytes: usize::try_from(max_body_bytes)
+                .map_err(|_| invalid("max-body-bytes", "too large for this machine"))?,
+            max_pixels,
+            request_timeout: Duration::from_millis(timeout_ms),
+        })
+    }
+}
+
+fn read_file(path: &Path) -> Result<ConfigArgs, SettingsError> {
+    let text = std::fs::read_to_string(path).map_err(|source| SettingsError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| SettingsError::File {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_embedded_setup() {
+        let s = Settings::validate(ConfigArgs::default()).unwrap();
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.data_dir, PathBuf::from("rubra-data"));
+        assert!(matches!(s.database, DatabaseUrl::Sqlite(_)));
+        assert_eq!(s.storage, BlobUrl::Local(PathBuf::from("rubra-data/blobs")));
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let err = Settings::validate(ConfigArgs {
+            listen: Some("not-an-addr".into()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("`listen`") && msg.contains("RUBRA_LISTEN"),
+            "{msg}"
+        );
+
+        let err = Settings::validate(ConfigArgs {
+            database_url: Some("mysql://x".into()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("`database-url`"));
+    }
+
+    #[test]
+    fn file_values_fill_in_but_flags_win() {
+        let file: ConfigArgs = toml::from_str("listen = \"127.0.0.1:9000\"\nslow-ms = 5").unwrap();
+        let flags = ConfigArgs {
+            slow_ms: Some(7),
+            ..Default::default()
+        };
+        let s = Settings::validate(flags.or(file)).unwrap();
+        assert_eq!(s.listen.port(), 9000);
+        assert_eq!(s.slow_ms, Some(7));
+    }
+
+    #[test]
+    fn unknown_file_keys_are_refused_by_name() {
+        let err = toml::from_str::<ConfigArgs>("lissen = \"x\"").unwrap_err();
+        assert!(err.to_string().contains("lissen"), "{err}");
+    }
+}

@@ -1,0 +1,12 @@
+//! Integration tests of the HTTP API: each test spawns the real application on port 0 with
+//! its own data folder, and talks to it over HTTP.
+
+// Tests fail loudly on the first unexpected error; that is what unwrap is for here.
+#![allow(clippy::unwrap_used)]
+
+mod auth;
+mod errors;
+mod health;
+mod helpers;
+mod images;
+mod scale_out;
