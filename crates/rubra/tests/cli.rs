@@ -1,0 +1,208 @@
+//! The `rubra` binary itself: the README's run command, admin commands, bad configuration.
+
+// Tests fail loudly on the first unexpected error; that is what unwrap is for here.
+#![allow(clippy::unwrap_used)]
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+fn rubra() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_rubra"))
+}
+
+/// A `rubra serve` child process, killed on drop.
+struct Server {
+    child: Child,
+    base: String,
+    admin_key: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server(data_dir: &std::path::Path) -> Server {
+    let mut child = rubra()
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+            "--data-dir",
+        ])
+        .arg(data_dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn rubra serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let mut admin_key = String::new();
+    let base = loop {
+        let line = lines
+            .next()
+            .expect("server printed its address")
+            .expect("utf-8");
+        if line.starts_with("rbk_") {
+            admin_key = line.trim().to_owned();
+        }
+        if let Some(addr) = line.strip_prefix("rubra listening on ") {
+            break addr.trim().to_owned();
+        }
+    };
+    Server {
+        child,
+        base,
+        admin_key,
+    }
+}
+
+#[test]
+fn serve_prints_the_admin_key_once_and_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = start_server(&data);
+    assert!(
+        server.admin_key.starts_with("rbk_"),
+        "admin key printed on first start"
+    );
+    let rt = tokio_rt();
+    rt.block_on(async {
+        let http = reqwest::Client::new();
+        let health = http
+            .get(format!("{}/healthz", server.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(health.status(), 200);
+        let denied = http
+            .get(format!("{}/clients", server.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(denied.status(), 401);
+        let ok = http
+            .get(format!("{}/clients", server.base))
+            .bearer_auth(&server.admin_key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(ok.status(), 200);
+    });
+    drop(server);
+    // A second start on the same folder keeps the key and prints none.
+    let again = start_server(&data);
+    assert!(again.admin_key.is_empty());
+}
+
+#[test]
+fn admin_create_client_prints_a_working_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = rubra()
+        .args(["admin", "create-client", "acme", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let created: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let key = created["api_key"].as_str().unwrap().to_owned();
+    let server = start_server(&data);
+    tokio_rt().block_on(async {
+        let resp = reqwest::Client::new()
+            .get(format!("{}/clients", server.base))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let list: Value = resp.json().await.unwrap();
+        assert_eq!(list[0]["name"], "acme");
+    });
+}
+
+#[test]
+fn a_bad_setting_exits_2_naming_the_key() {
+    let out = rubra()
+        .args(["serve", "--listen", "nowhere"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("`listen`"), "{err}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("rubra.toml");
+    std::fs::write(&cfg, "slow-ms = \"fast\"\n").unwrap();
+    let out = rubra()
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("slow-ms"), "{err}");
+}
+
+#[test]
+fn environment_variables_configure_like_flags() {
+    let out = rubra()
+        .args(["serve"])
+        .env("RUBRA_DATABASE_URL", "mysql://nope")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("RUBRA_DATABASE_URL"));
+}
+
+fn tokio_rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+#[test]
+fn diff_is_wired_with_its_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.json");
+    let b = dir.path().join("b.json");
+    std::fs::write(&a, r#"{"price": 1.000001, "n": 12345678901234567890}"#).unwrap();
+    std::fs::write(&b, r#"{"price": 1.000004, "n": 12345678901234567890}"#).unwrap();
+    let same = rubra().arg("diff").arg(&a).arg(&b).output().unwrap();
+    assert_eq!(same.status.code(), Some(0), "within 5 decimal places");
+    std::fs::write(&b, r#"{"price": 1.000001, "n": 12345678901234567891}"#).unwrap();
+    let differ = rubra().arg("diff").arg(&a).arg(&b).output().unwrap();
+    assert_eq!(differ.status.code(), Some(1), "integers compared exactly");
+    std::fs::write(&b, "{").unwrap();
+    let bad = rubra().arg("diff").arg(&a).arg(&b).output().unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+}
+
+#[test]
+fn slowlog_is_wired_and_counts_malformed_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("rubra.log");
+    std::fs::write(&log, "not json\n").unwrap();
+    let out = rubra()
+        .arg("slowlog")
+        .arg(&log)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
