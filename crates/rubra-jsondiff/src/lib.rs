@@ -73,7 +73,11 @@ pub use report::{Difference, Kind, Op, PatchOp, Report};
 const INLINE_DEPTH: usize = 200;
 /// Stack reserved per nesting level on that thread: a level of keyed or unordered
 /// arrays takes several frames. Only touched pages cost memory.
-const STACK_PER_LEVEL: usize = if cfg!(debug_assertions) { 48 << 10 } else { 8 << 10 };
+const STACK_PER_LEVEL: usize = if cfg!(debug_assertions) {
+    48 << 10
+} else {
+    8 << 10
+};
 
 /// Compares `a` with `b`.
 ///
