@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# End-to-end RED benchmark: `POST /red` of the reference 1980×1280 q90 JPEG (~900 KB) against a
+# release `rubra serve` on the embedded default, driven by wrk on loopback, next to Pillow
+# (decode + HSV red count) measured in the same run. Prints a table.
+#
+# usage: bench/red-http/run.sh [SECONDS] [CONNECTIONS]     (default 20 s, 4 connections)
+# needs: wrk (apt-get install wrk); python3 with pillow and numpy for the comparison.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+SECS="${1:-20}"
+CONNS="${2:-4}"
+OUT=$(mktemp -d /tmp/rubra-red-http.XXXXXX)
+trap 'kill "${SERVER:-0}" 2>/dev/null || true; rm -rf "$OUT"' EXIT
+
+cargo build -q --release -p rubra -p rubra-image --example reference_image
+TARGET="${CARGO_TARGET_DIR:-target}/release"
+"$TARGET/examples/reference_image" "$OUT/ref.jpg" >/dev/null 2>&1
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"$TARGET/rubra" serve --listen "127.0.0.1:$PORT" --data-dir "$OUT/data" --log-filter warn \
+  >"$OUT/serve.out" 2>"$OUT/serve.err" &
+SERVER=$!
+for _ in $(seq 1 100); do curl -fs "127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
+ADMIN=$(cat "$OUT/data/admin.key")
+KEY=$(curl -fs -H "authorization: Bearer $ADMIN" -H 'content-type: application/json' \
+  -d '{"name":"bench"}' "127.0.0.1:$PORT/clients" | python3 -c 'import json,sys; print(json.load(sys.stdin)["api_key"])')
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+HZ=$(getconf CLK_TCK)
+# Warm-up, then the measured run.
+RUBRA_IMAGE="$OUT/ref.jpg" RUBRA_KEY="$KEY" wrk -t1 -c"$CONNS" -d3s -s bench/red-http/post.lua \
+  "http://127.0.0.1:$PORT/red" >/dev/null
+before=$(cpu_ticks "$SERVER")
+/usr/bin/time -f "%U %S" -o "$OUT/wrk.time" env RUBRA_IMAGE="$OUT/ref.jpg" RUBRA_KEY="$KEY" \
+  wrk -t1 -c"$CONNS" -d"${SECS}s" -s bench/red-http/post.lua "http://127.0.0.1:$PORT/red" >"$OUT/wrk.out"
+after=$(cpu_ticks "$SERVER")
+result=$(grep '^RESULT' "$OUT/wrk.out")
+load=$(cut -d' ' -f1 /proc/loadavg)
+
+pillow="n/a"
+if python3 -c 'import PIL, numpy' 2>/dev/null; then
+  # Pillow decode + HSV count: images/s from its CPU time per image, times the 2 cores.
+  pillow=$(python3 bench/red/pillow.py "$OUT/ref.jpg" 10 | python3 -c '
+import sys
+for line in sys.stdin:
+    name, wall_ms, cpu_ms, *_ = line.rstrip("\n").split("\t")
+    if name == "pillow_decode_hsv_red":
+        print(f"{2 * 1000 / float(cpu_ms):.1f}")')
+fi
+
+python3 - "$result" "$before" "$after" "$HZ" "$(cat "$OUT/wrk.time")" "$pillow" "$load" "$CONNS" <<'PY'
+import sys
+res = dict(kv.split("=") for kv in sys.argv[1].split()[1:])
+before, after, hz = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+wrk_user, wrk_sys = map(float, sys.argv[5].split())
+pillow, load, conns = sys.argv[6], sys.argv[7], sys.argv[8]
+secs = float(res["seconds"])
+ok = int(res["requests"]) - int(res["non2xx"]) - int(res["errors"])
+rate = ok / secs
+server_cpu = (after - before) / hz / secs
+wrk_cpu = (wrk_user + wrk_sys) / secs
+print(f"| POST /red, {conns} connections, {secs:.0f} s | images/s | p50 ms | p99 ms | server CPU (cores) | wrk CPU (cores) | errors | load avg |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|")
+print(f"| rubra serve (release, SQLite) | {rate:.1f} | {res['p50_ms']} | {res['p99_ms']} | {server_cpu:.2f} | {wrk_cpu:.2f} | {int(res['non2xx']) + int(res['errors'])} | {load} |")
+print(f"| Pillow decode + HSV count, 2 cores (same run, in process, no HTTP) | {pillow} | | | | | | |")
+PY
