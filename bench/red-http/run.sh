@@ -12,7 +12,8 @@ CONNS="${2:-4}"
 OUT=$(mktemp -d /tmp/rubra-red-http.XXXXXX)
 trap 'kill "${SERVER:-0}" 2>/dev/null || true; rm -rf "$OUT"' EXIT
 
-cargo build -q --release -p rubra -p rubra-image --example reference_image
+cargo build -q --release -p rubra
+cargo build -q --release -p rubra-image --example reference_image
 TARGET="${CARGO_TARGET_DIR:-target}/release"
 "$TARGET/examples/reference_image" "$OUT/ref.jpg" >/dev/null 2>&1
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

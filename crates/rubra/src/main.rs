@@ -27,6 +27,8 @@ enum Command {
     Admin(admin::AdminArgs),
     /// Compare two JSON documents (floats equal to 5 decimal places). Exit 0 equal, 1 different, 2 error.
     Diff(rubra_jsondiff::cli::DiffArgs),
+    /// Upload every image under a folder to POST /images (skips what the server has).
+    Upload(rubra_upload::cli::UploadArgs),
     /// Rank the slowest functions from rubra's JSON logs (files, .gz, or - for stdin).
     Slowlog(rubra_slowlog::cli::SlowlogArgs),
 }
@@ -39,6 +41,7 @@ fn main() -> ExitCode {
         Command::Admin(args) => with_runtime(admin::run(args)),
         Command::Diff(args) => rubra_jsondiff::cli::run(args),
         Command::Slowlog(args) => rubra_slowlog::cli::run(args),
+        Command::Upload(args) => rubra_upload::cli::run(args),
     }
 }
 
