@@ -238,8 +238,15 @@ pub async fn upload(
     })
 }
 
-fn parse_id(id: &str) -> ApiResult<ImageId> {
-    ImageId::parse(id).ok_or_else(|| ApiError::not_found("image"))
+/// The caller's image with this id: 404 for a malformed id, a missing image, or another
+/// client's image alike.
+async fn find_visible(state: &AppState, who: &Principal, id: &str) -> ApiResult<ImageRecord> {
+    let id = ImageId::parse(id).ok_or_else(|| ApiError::not_found("image"))?;
+    state
+        .store
+        .find_image(&who.scope(), &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("image"))
 }
 
 /// `HEAD /images/{id}`: 200 if the caller has it, else 404 — without reading the bytes.
@@ -249,9 +256,7 @@ pub async fn head(
     Caller(who): Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let id = parse_id(&id)?;
-    let rec = state.store.find_image(&who.scope(), &id).await?;
-    let rec = rec.ok_or_else(|| ApiError::not_found("image"))?;
+    let rec = find_visible(&state, &who, &id).await?;
     Ok((
         [
             (CONTENT_TYPE, mime_of(&rec.format).to_owned()),
@@ -279,12 +284,10 @@ pub async fn get(
     Caller(who): Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let id = parse_id(&id)?;
-    let rec = state.store.find_image(&who.scope(), &id).await?;
-    let rec = rec.ok_or_else(|| ApiError::not_found("image"))?;
+    let rec = find_visible(&state, &who, &id).await?;
     let bytes = state
         .blobs
-        .get(&image_blob_key(&rec.client_id, &id))
+        .get(&image_blob_key(&rec.client_id, &rec.id))
         .await?
         .ok_or_else(|| ApiError::not_found("image bytes"))?;
     Ok((
@@ -295,7 +298,7 @@ pub async fn get(
                 CACHE_CONTROL,
                 "private, max-age=31536000, immutable".to_owned(),
             ),
-            (ETAG, format!("\"{id}\"")),
+            (ETAG, format!("\"{}\"", rec.id)),
         ],
         bytes,
     )
@@ -309,11 +312,9 @@ pub async fn info(
     Caller(who): Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<ImageInfo>> {
-    let id = parse_id(&id)?;
-    let rec = state.store.find_image(&who.scope(), &id).await?;
-    rec.as_ref()
-        .map(|r| Json(ImageInfo::from(r)))
-        .ok_or_else(|| ApiError::not_found("image"))
+    Ok(Json(ImageInfo::from(
+        &find_visible(&state, &who, &id).await?,
+    )))
 }
 
 /// `DELETE /images/{id}`: the bytes first, then the record (see the module docs).
@@ -323,17 +324,14 @@ pub async fn delete(
     Caller(who): Caller,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let id = parse_id(&id)?;
-    let scope = who.scope();
-    let rec = state.store.find_image(&scope, &id).await?;
-    let rec = rec.ok_or_else(|| ApiError::not_found("image"))?;
+    let rec = find_visible(&state, &who, &id).await?;
     state
         .blobs
-        .delete(&image_blob_key(&rec.client_id, &id))
+        .delete(&image_blob_key(&rec.client_id, &rec.id))
         .await?;
     state
         .store
-        .delete_image(&Scope::Client(rec.client_id), &id)
+        .delete_image(&Scope::Client(rec.client_id), &rec.id)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
