@@ -61,6 +61,11 @@ impl ApiError {
         Self::new(StatusCode::PAYLOAD_TOO_LARGE, code, message)
     }
 
+    /// 413 `body_too_large`: the request body is over `max-body-bytes`.
+    pub fn body_too_large() -> Self {
+        Self::too_large("body_too_large", "the request body is too large")
+    }
+
     /// 415: a content type this endpoint does not take.
     pub fn unsupported_media_type(message: impl Into<String>) -> Self {
         Self::new(

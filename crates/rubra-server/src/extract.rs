@@ -84,9 +84,7 @@ fn json_rejection(r: JsonRejection) -> ApiError {
         JsonRejection::MissingJsonContentType(_) => {
             ApiError::unsupported_media_type("expected Content-Type: application/json")
         }
-        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            ApiError::too_large("body_too_large", "the request body is too large")
-        }
+        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::body_too_large(),
         other => ApiError::bad_request("bad_body", other.body_text()),
     }
 }

@@ -97,13 +97,6 @@ impl BlobStore {
         Arc::clone(&self.inner)
     }
 
-    fn path(&self, key: &str) -> ObjectPath {
-        match &self.prefix {
-            Some(p) => p.clone().join(key),
-            None => ObjectPath::from(key),
-        }
-    }
-
     fn path_of(&self, key: &str) -> ObjectPath {
         // Keys look like "images/ab/abcdef…": split on '/' into validated parts.
         key.split('/')
@@ -152,7 +145,7 @@ impl BlobStore {
 
     /// Checks that the storage answers (used by `/readyz`): a HEAD of a key that need not exist.
     pub async fn ping(&self) -> Result<()> {
-        match self.inner.head(&self.path("readyz-probe")).await {
+        match self.inner.head(&self.path_of("readyz-probe")).await {
             Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(e.into()),
         }

@@ -134,7 +134,7 @@ async fn read_images(req: Request) -> ApiResult<(Vec<Bytes>, bool)> {
         }
         let body = Bytes::from_request(req, &()).await.map_err(|e| {
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::too_large("body_too_large", "the request body is too large")
+                ApiError::body_too_large()
             } else {
                 ApiError::bad_request("bad_body", e.body_text())
             }
@@ -151,7 +151,7 @@ async fn read_images(req: Request) -> ApiResult<(Vec<Bytes>, bool)> {
 
 fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::too_large("body_too_large", "the request body is too large")
+        ApiError::body_too_large()
     } else {
         ApiError::bad_request("bad_multipart", e.body_text())
     }
