@@ -48,6 +48,8 @@ pub struct Services {
     pub blobs: BlobStore,
     /// The settings they were opened with.
     pub settings: Arc<Settings>,
+    /// This process's name in leases (`host-pid-random`), unique among live processes.
+    pub instance_id: Arc<str>,
 }
 
 impl Services {
@@ -68,14 +70,33 @@ impl Services {
             store,
             blobs,
             settings: Arc::new(settings),
+            instance_id: instance_id().into(),
         })
     }
+}
+
+/// A name for this process that no other live process has: host, pid and a random part.
+fn instance_id() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default();
+    let host = if host.is_empty() {
+        "host".to_owned()
+    } else {
+        host
+    };
+    format!(
+        "{host}-{}-{}",
+        std::process::id(),
+        rubra_store::random_id(4)
+    )
 }
 
 /// A bound, ready-to-run API server.
 pub struct Application {
     listener: TcpListener,
     state: AppState,
+    services: Services,
     admin_key: Option<ApiKey>,
 }
 
@@ -90,9 +111,9 @@ impl Application {
             .await
             .map_err(|source| StartError::Bind { addr, source })?;
         let state = AppState {
-            store: services.store,
-            blobs: services.blobs,
-            settings: services.settings,
+            store: services.store.clone(),
+            blobs: services.blobs.clone(),
+            settings: services.settings.clone(),
             keys: Arc::new(KeyCache::default()),
             telemetry,
             shutdown: CancellationToken::new(),
@@ -100,6 +121,7 @@ impl Application {
         Ok(Application {
             listener,
             state,
+            services,
             admin_key,
         })
     }
@@ -121,13 +143,14 @@ impl Application {
         &self.state
     }
 
-    /// Serves until `shutdown` completes, then stops accepting, lets in-flight requests
-    /// finish, and signals background work to stop.
+    /// Starts the workers, serves until `shutdown` completes, then stops accepting, lets
+    /// in-flight requests finish, and stops the workers.
     pub async fn run_until(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
         let token = self.state.shutdown.clone();
+        let workers = crate::workers::spawn(&self.services, &token);
         let app = router(self.state);
         tracing::info!(addr = %self.listener.local_addr().map_err(StartError::Serve)?, "listening");
         let serve_token = token.clone();
@@ -142,6 +165,7 @@ impl Application {
             .await
             .map_err(StartError::Serve)?;
         token.cancel();
+        workers.join().await;
         Ok(())
     }
 }

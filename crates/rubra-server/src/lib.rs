@@ -13,6 +13,7 @@ mod routes;
 mod settings;
 mod state;
 mod timefmt;
+pub mod workers;
 
 pub use app::{Application, Services, StartError, shutdown_signal};
 pub use error::{ApiError, ApiResult};

@@ -85,6 +85,27 @@ pub struct ConfigArgs {
         global = true
     )]
     pub request_timeout_ms: Option<u64>,
+
+    /// CSV jobs this process runs at once [default: 2].
+    #[arg(long, env = "RUBRA_JOB_WORKERS", value_name = "N", global = true)]
+    pub job_workers: Option<u32>,
+
+    /// Jobs of one client that may run at once across all processes [default: 2].
+    #[arg(long, env = "RUBRA_JOBS_PER_CLIENT", value_name = "N", global = true)]
+    pub jobs_per_client: Option<u32>,
+
+    /// Base URL of the Viber bot API [default: https://chatapi.viber.com].
+    #[arg(long, env = "RUBRA_VIBER_BASE_URL", value_name = "URL", global = true)]
+    pub viber_base_url: Option<String>,
+
+    /// Watches one client may hold [default: 100].
+    #[arg(
+        long,
+        env = "RUBRA_MAX_WATCHES_PER_CLIENT",
+        value_name = "N",
+        global = true
+    )]
+    pub max_watches_per_client: Option<u32>,
 }
 
 /// A setting that could not be used, named so that the user can find it.
@@ -155,6 +176,14 @@ pub struct Settings {
     pub max_pixels: u64,
     /// Time limit for producing a response.
     pub request_timeout: Duration,
+    /// CSV jobs this process runs at once (0: this process runs none).
+    pub job_workers: u32,
+    /// Jobs of one client running at once, across all processes.
+    pub jobs_per_client: u32,
+    /// Base URL of the Viber bot API (tests point it at a local fake).
+    pub viber_base_url: String,
+    /// Watches one client may hold.
+    pub max_watches_per_client: u32,
 }
 
 impl ConfigArgs {
@@ -176,6 +205,10 @@ impl ConfigArgs {
             max_body_bytes: self.max_body_bytes.or(other.max_body_bytes),
             max_pixels: self.max_pixels.or(other.max_pixels),
             request_timeout_ms: self.request_timeout_ms.or(other.request_timeout_ms),
+            job_workers: self.job_workers.or(other.job_workers),
+            jobs_per_client: self.jobs_per_client.or(other.jobs_per_client),
+            viber_base_url: self.viber_base_url.or(other.viber_base_url),
+            max_watches_per_client: self.max_watches_per_client.or(other.max_watches_per_client),
         }
     }
 }
@@ -244,6 +277,19 @@ impl Settings {
                 format!("{bad:?} is not a host name"),
             ));
         }
+        let jobs_per_client = a.jobs_per_client.unwrap_or(2);
+        if jobs_per_client == 0 {
+            return Err(invalid("jobs-per-client", "must be greater than 0"));
+        }
+        let viber_base_url = a
+            .viber_base_url
+            .unwrap_or_else(|| "https://chatapi.viber.com".to_owned());
+        if !(viber_base_url.starts_with("http://") || viber_base_url.starts_with("https://")) {
+            return Err(invalid(
+                "viber-base-url",
+                format!("{viber_base_url:?} is not an http(s) URL"),
+            ));
+        }
         Ok(Settings {
             listen,
             data_dir,
@@ -259,6 +305,10 @@ impl Settings {
                 .map_err(|_| invalid("max-body-bytes", "too large for this machine"))?,
             max_pixels,
             request_timeout: Duration::from_millis(timeout_ms),
+            job_workers: a.job_workers.unwrap_or(2),
+            jobs_per_client,
+            viber_base_url: viber_base_url.trim_end_matches('/').to_owned(),
+            max_watches_per_client: a.max_watches_per_client.unwrap_or(100),
         })
     }
 }

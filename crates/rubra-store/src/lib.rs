@@ -15,18 +15,24 @@ mod blob;
 mod domain;
 mod error;
 mod images;
+mod jobs;
+mod notify;
 mod open;
 mod postgres;
 mod shared;
 mod sqlite;
+mod stats;
 
 pub use blob::{BlobStore, BlobUrl, s3_builder};
 pub use domain::{ApiKey, Client, ClientId, KeyHash, NewKey, Principal, Scope, now_ms, random_id};
 pub use error::StoreError;
 pub use images::{ImageId, ImagePage, ImageRecord, NewEvent, image_blob_key};
+pub use jobs::JobQueue;
+pub use notify::NotifyStore;
 pub use open::{DatabaseUrl, open};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
+pub use stats::StatsStore;
 
 use async_trait::async_trait;
 
@@ -34,8 +40,11 @@ use async_trait::async_trait;
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// Every query Rubra makes, implemented once per database.
+///
+/// The queries of each feature live in their own trait and module ([`JobQueue`],
+/// [`StatsStore`], [`NotifyStore`]); `Store` joins them so the server holds one `Arc<dyn Store>`.
 #[async_trait]
-pub trait Store: Send + Sync + std::fmt::Debug {
+pub trait Store: JobQueue + StatsStore + NotifyStore + Send + Sync + std::fmt::Debug {
     /// A short name of the backend (`"sqlite"` or `"postgres"`), for logs and `/readyz`.
     fn backend(&self) -> &'static str;
 

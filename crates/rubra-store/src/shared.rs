@@ -183,7 +183,7 @@ macro_rules! impl_store {
                 red: image.red,
                 ts: image.created_at,
             };
-            insert_event_in(&mut *tx, &event).await?;
+            insert_event_in(&mut tx, &event).await?;
             tx.commit().await?;
             Ok((image.clone(), true))
         }
@@ -236,7 +236,10 @@ macro_rules! impl_store {
 
         #[tracing::instrument(name = "store.insert_event", skip_all)]
         async fn insert_event(&self, event: &$crate::NewEvent) -> $crate::Result<()> {
-            insert_event_in(&self.pool, event).await
+            let mut tx = self.pool.begin().await?;
+            insert_event_in(&mut tx, event).await?;
+            tx.commit().await?;
+            Ok(())
         }
         }
     };
@@ -273,20 +276,29 @@ macro_rules! shared_row_decoders {
             })
         }
 
-        /// Inserts one event on any executor (the pool, or an open transaction).
-        async fn insert_event_in<'e, E>(exec: E, event: &$crate::NewEvent) -> $crate::Result<()>
-        where
-            E: sqlx::Executor<'e, Database = $db>,
-        {
+        /// Inserts one event, and its notifications (the outbox), in an open transaction.
+        async fn insert_event_in(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            event: &$crate::NewEvent,
+        ) -> $crate::Result<()> {
+            let image_id = event.image_id.as_ref().map(|i| i.as_str());
             sqlx::query(
                 "INSERT INTO events (client_id, image_id, red, ts) VALUES ($1, $2, $3, $4)",
             )
             .bind(event.client_id.as_str())
-            .bind(event.image_id.as_ref().map(|i| i.as_str()))
+            .bind(image_id)
             .bind(event.red)
             .bind(event.ts)
-            .execute(exec)
+            .execute(&mut **tx)
             .await?;
+            sqlx::query($crate::notify::ENQUEUE_NOTIFICATIONS_SQL)
+                .bind(event.client_id.as_str())
+                .bind(image_id)
+                .bind(event.red)
+                .bind(event.ts)
+                .bind($crate::now_ms())
+                .execute(&mut **tx)
+                .await?;
             Ok(())
         }
     };

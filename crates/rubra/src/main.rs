@@ -110,9 +110,13 @@ async fn worker(args: ConfigArgs) -> anyhow::Result<ExitCode> {
         Ok(v) => v,
         Err(code) => return Ok(code),
     };
-    let _services = rubra_server::Services::open(settings).await?;
-    tracing::info!("worker started; waiting for work until SIGINT/SIGTERM");
+    let services = rubra_server::Services::open(settings).await?;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let workers = rubra_server::workers::spawn(&services, &shutdown);
+    tracing::info!(instance = %services.instance_id, "worker started; working until SIGINT/SIGTERM");
     rubra_server::shutdown_signal().await;
+    shutdown.cancel();
+    workers.join().await;
     tracing::info!("worker stopped");
     Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,30 @@
+//! Background work that every `rubra serve` and `rubra worker` process runs: each kind of
+//! worker leases its work from the store, so any number of processes share it and a dead
+//! process's work moves on when its lease expires.
+
+use crate::app::Services;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// The running workers of one process.
+pub struct Workers {
+    handles: Vec<JoinHandle<()>>,
+}
+
+/// Starts every worker this process runs; they stop when `shutdown` is cancelled.
+pub fn spawn(services: &Services, shutdown: &CancellationToken) -> Workers {
+    let handles = Vec::new();
+    let _ = (services, shutdown);
+    Workers { handles }
+}
+
+impl Workers {
+    /// Waits until every worker has stopped (after the shutdown token was cancelled).
+    pub async fn join(self) {
+        for handle in self.handles {
+            if let Err(e) = handle.await {
+                tracing::error!(error = %e, "a worker task failed");
+            }
+        }
+    }
+}
