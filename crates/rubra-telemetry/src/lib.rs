@@ -25,11 +25,13 @@
 //!   [`tap_logs`] (an in-memory copy of the global log, e.g. to run `rubra_slowlog::analyze`
 //!   on a live in-process server). [`SpanLayer`] + [`LogCapture`] build a private subscriber
 //!   for `tracing::subscriber::with_default`.
+//! - [`cpu_flamegraph`]: a CPU profile of the running process as a flamegraph SVG.
 #![deny(missing_docs)]
 
 mod capture;
 mod format;
 pub mod layer;
+mod profile;
 mod time;
 
 use std::io::IsTerminal as _;
@@ -47,6 +49,7 @@ pub use layer::{SPAN_HISTOGRAM, SpanLayer};
 /// The metrics facade, re-exported so callers record through the same version this crate
 /// installs a recorder for (`rubra_telemetry::metrics::counter!(…)`).
 pub use metrics;
+pub use profile::{ProfileError, cpu_flamegraph};
 /// Re-exported so callers build filters and layers against the same version.
 pub use tracing_subscriber;
 

@@ -158,8 +158,10 @@ fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
 }
 
 /// Measures on the blocking pool: decoding is CPU work that must not stall the event loop.
+/// The `image.measure` span runs on the blocking thread, so its busy time is the CPU time.
 async fn measure(bytes: Bytes, limits: Limits) -> ApiResult<RedReport> {
-    tokio::task::spawn_blocking(move || rubra_image::measure(&bytes, &limits))
+    let span = tracing::info_span!("image.measure", bytes = bytes.len());
+    tokio::task::spawn_blocking(move || span.in_scope(|| rubra_image::measure(&bytes, &limits)))
         .await
         .map_err(|e| ApiError::internal(&e))?
         .map_err(|e| image_error(&e))

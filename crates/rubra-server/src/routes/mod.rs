@@ -1,6 +1,7 @@
 //! The HTTP routes, one module per resource, and the router that joins them.
 
 pub(crate) mod clients;
+mod debug;
 mod health;
 mod images;
 
@@ -17,6 +18,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
+        .route("/debug/profile", get(debug::profile))
         .route("/clients", get(clients::list).post(clients::create))
         .route("/clients/{id}", get(clients::get))
         .route("/images", get(images::list).post(images::upload))

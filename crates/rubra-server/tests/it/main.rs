@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod auth;
+mod debug;
 mod errors;
 mod health;
 mod helpers;
