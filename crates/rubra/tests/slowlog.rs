@@ -119,6 +119,23 @@ fn slowlog_ranks_the_deliberately_slow_function_first_with_its_call_count() {
                 assert_eq!(r.status(), 200, "{:?}", r.text().await);
             }
         }
+        // /metrics shows the same spans, so a dashboard sees what slowlog sees.
+        let metrics = http
+            .get(format!("{}/metrics", server.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let count = metrics
+            .lines()
+            .find(|l| {
+                l.starts_with("rubra_span_duration_seconds_count")
+                    && l.contains("name=\"image.measure\"")
+            })
+            .unwrap_or_else(|| panic!("no image.measure histogram in:\n{metrics}"));
+        assert!(count.ends_with(&format!(" {SLOW_CALLS}")), "{count}");
     });
 
     // Span-close lines are written as spans close; wait until every measurement's is there.
