@@ -15,20 +15,21 @@ trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 "$BIN/examples/gen_images" "$WORK/images" "$N"
 du -sh "$WORK/images"
 
-start_server() { # $1: data dir, $2: port
+start_server() { # $1: data dir, $2: port; sets SERVER_PID and KEY
   "$BIN/rubra" serve --listen "127.0.0.1:$2" --data-dir "$1" --log-format json >"$1.log" 2>&1 &
+  SERVER_PID=$!
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$2/healthz" >/dev/null && break; sleep 0.1; done
-  curl -sf -X POST "http://127.0.0.1:$2/clients" -H "authorization: Bearer $(cat "$1/admin.key")" \
-    -H 'content-type: application/json' -d '{"name":"bench"}' | sed 's/.*"api_key":"\([^"]*\)".*/\1/'
+  KEY=$(curl -sf -X POST "http://127.0.0.1:$2/clients" -H "authorization: Bearer $(cat "$1/admin.key")" \
+    -H 'content-type: application/json' -d '{"name":"bench"}' | sed 's/.*"api_key":"\([^"]*\)".*/\1/')
 }
 
 # 1. The server alone: every image posted once, raw, C connections.
-KEY=$(start_server "$WORK/a" 18471)
+start_server "$WORK/a" 18471
 LOADGEN=$("$BIN/examples/loadgen" http://127.0.0.1:18471 "$KEY" "$WORK/images" "$C")
-kill %1; wait %1 2>/dev/null || true
+kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
 
 # 2. The uploader on a fresh server, then 3. a re-run.
-KEY=$(start_server "$WORK/b" 18472)
+start_server "$WORK/b" 18472
 t0=$(date +%s.%N)
 "$BIN/examples/upload" "$WORK/images" --server http://127.0.0.1:18472 --key "$KEY" -j "$C" -q >"$WORK/up1.txt"
 t1=$(date +%s.%N)

@@ -1,6 +1,7 @@
 //! The HTTP routes, one module per resource, and the router that joins them.
 
 pub(crate) mod clients;
+mod dashboard;
 mod debug;
 mod health;
 mod images;
@@ -15,6 +16,7 @@ use axum::routing::{get, post};
 /// Builds the whole application router on `state`.
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
+        .route("/", get(dashboard::page))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))

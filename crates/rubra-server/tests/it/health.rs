@@ -64,3 +64,18 @@ async fn admin_key_file_is_private_and_made_once() {
         assert_eq!(mode, 0o600);
     }
 }
+
+#[tokio::test]
+async fn the_dashboard_page_is_served_at_the_root() {
+    let app = spawn_app().await;
+    let resp = app.anon(Method::GET, "/").send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let body = resp.text().await.unwrap();
+    assert!(body.contains("<title>Rubra</title>") && body.contains("/stats?"));
+}
