@@ -319,10 +319,15 @@ pub trait JobQueue: Send + Sync {
         extend: Duration,
     ) -> Result<LeaseStatus>;
 
-    /// Writes the result of a job run under `lease`. The job becomes `succeeded`, or
-    /// `canceled` (without a result) if a cancel was asked for meanwhile. `None` when the lease
-    /// was lost: nothing is written.
-    async fn complete_job(&self, lease: &Lease, result: &JobResult) -> Result<Option<JobState>>;
+    /// Writes the result of a job run under `lease`, with its final progress. The job becomes
+    /// `succeeded`, or `canceled` (without a result) if a cancel was asked for meanwhile.
+    /// `None` when the lease was lost: nothing is written.
+    async fn complete_job(
+        &self,
+        lease: &Lease,
+        result: &JobResult,
+        progress: &JobProgress,
+    ) -> Result<Option<JobState>>;
 
     /// Records a failed run under `lease`. With `retry_at` (epoch ms) and attempts left, the
     /// job goes back to `queued`, claimable from then on; otherwise it becomes `failed`. The
@@ -643,6 +648,7 @@ macro_rules! impl_job_queue {
                 &self,
                 lease: &Lease,
                 result: &JobResult,
+                progress: &JobProgress,
             ) -> Result<Option<JobState>> {
                 use sqlx::Row;
                 let json = serde_json::to_string(result)
@@ -651,9 +657,7 @@ macro_rules! impl_job_queue {
                     "UPDATE jobs SET \
                         state = CASE WHEN cancel_requested THEN 'canceled' ELSE 'succeeded' END, \
                         result = CASE WHEN cancel_requested THEN NULL ELSE $4 END, \
-                        rows_done = CASE WHEN cancel_requested THEN rows_done ELSE $5 END, \
-                        bytes_done = CASE WHEN cancel_requested OR bytes_total IS NULL \
-                                          THEN bytes_done ELSE bytes_total END, \
+                        rows_done = $5, bytes_done = $7, bytes_total = $8, \
                         error_code = NULL, error = NULL, \
                         finished_at = $6, lease_owner = NULL, lease_until = NULL \
                      WHERE {HELD} RETURNING state"
@@ -662,8 +666,10 @@ macro_rules! impl_job_queue {
                 .bind(&lease.owner)
                 .bind(to_i32(lease.attempt))
                 .bind(json)
-                .bind(to_i64(result.rows))
+                .bind(to_i64(progress.rows))
                 .bind(now_ms())
+                .bind(to_i64(progress.bytes_done))
+                .bind(progress.bytes_total.map(to_i64))
                 .fetch_optional(self.pool())
                 .await?;
                 row.map(|r| {

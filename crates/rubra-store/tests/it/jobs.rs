@@ -76,6 +76,14 @@ fn result(rows: u64, sum: &str) -> JobResult {
     }
 }
 
+fn finished(rows: u64) -> JobProgress {
+    JobProgress {
+        bytes_done: 100,
+        bytes_total: Some(100),
+        rows,
+    }
+}
+
 async fn state_of(store: &Arc<dyn Store>, id: &JobId) -> JobState {
     store.get_job(&Scope::All, id).await.unwrap().unwrap().state
 }
@@ -223,7 +231,7 @@ async fn active_counts_follow_the_states(store: Arc<dyn Store>) {
         }
     );
     store
-        .complete_job(&first.lease, &result(1, "1"))
+        .complete_job(&first.lease, &result(1, "1"), &finished(1))
         .await
         .unwrap();
     assert_eq!(
@@ -288,7 +296,7 @@ async fn expired_lease_is_taken_over_and_the_old_holder_is_fenced(store: Arc<dyn
     );
     assert_eq!(
         store
-            .complete_job(&first.lease, &result(1, "999"))
+            .complete_job(&first.lease, &result(1, "999"), &finished(1))
             .await
             .unwrap(),
         None
@@ -305,7 +313,7 @@ async fn expired_lease_is_taken_over_and_the_old_holder_is_fenced(store: Arc<dyn
     assert!(!store.release_job(&first.lease).await.unwrap());
     assert_eq!(
         store
-            .complete_job(&second.lease, &result(3, "42.5"))
+            .complete_job(&second.lease, &result(3, "42.5"), &finished(3))
             .await
             .unwrap(),
         Some(JobState::Succeeded)
@@ -321,14 +329,17 @@ async fn result_is_written_once(store: Arc<dyn Store>) {
     let c = claim(&store, "w1", 10_000, 10).await.unwrap();
     assert_eq!(
         store
-            .complete_job(&c.lease, &result(2, "1.5"))
+            .complete_job(&c.lease, &result(2, "1.5"), &finished(2))
             .await
             .unwrap(),
         Some(JobState::Succeeded)
     );
     // The same lease again, or a failure after the fact, change nothing.
     assert_eq!(
-        store.complete_job(&c.lease, &result(9, "9")).await.unwrap(),
+        store
+            .complete_job(&c.lease, &result(9, "9"), &finished(9))
+            .await
+            .unwrap(),
         None
     );
     let failure = JobFailure {
@@ -370,7 +381,7 @@ async fn per_client_limit_is_respected(store: Arc<dyn Store>) {
     );
     // One of acme's finishes: its third may run.
     store
-        .complete_job(&got[0].lease, &result(1, "1"))
+        .complete_job(&got[0].lease, &result(1, "1"), &finished(1))
         .await
         .unwrap();
     let next = claim(&store, "w", 10_000, 2).await.unwrap();
@@ -480,7 +491,10 @@ async fn cancel_queued_running_and_finished(store: Arc<dyn Store>) {
     let c = claim(&store, "w", 10_000, 10).await.unwrap();
     store.cancel_job(&scope, &late).await.unwrap();
     assert_eq!(
-        store.complete_job(&c.lease, &result(1, "1")).await.unwrap(),
+        store
+            .complete_job(&c.lease, &result(1, "1"), &finished(1))
+            .await
+            .unwrap(),
         Some(JobState::Canceled)
     );
     assert!(
@@ -495,7 +509,10 @@ async fn cancel_queued_running_and_finished(store: Arc<dyn Store>) {
 
     let done = submit(&store, &a, "d.csv").await;
     let c = claim(&store, "w", 10_000, 10).await.unwrap();
-    store.complete_job(&c.lease, &result(1, "1")).await.unwrap();
+    store
+        .complete_job(&c.lease, &result(1, "1"), &finished(1))
+        .await
+        .unwrap();
     assert_eq!(
         store.cancel_job(&scope, &done).await.unwrap(),
         Some(CancelOutcome::AlreadyFinished(JobState::Succeeded))
