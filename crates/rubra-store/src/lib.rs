@@ -27,7 +27,11 @@ pub use blob::{BlobStore, BlobUrl, s3_builder};
 pub use domain::{ApiKey, Client, ClientId, KeyHash, NewKey, Principal, Scope, now_ms, random_id};
 pub use error::StoreError;
 pub use images::{ImageId, ImagePage, ImageRecord, NewEvent, image_blob_key};
-pub use jobs::JobQueue;
+pub use jobs::{
+    ActiveJobs, CancelOutcome, ClaimRequest, ClaimedJob, DEFAULT_MAX_ATTEMPTS, JobColumn,
+    JobFailure, JobId, JobPage, JobProgress, JobQueue, JobRecord, JobResult, JobSpec, JobState,
+    Lease, LeaseStatus, NewJob,
+};
 pub use notify::NotifyStore;
 pub use open::{DatabaseUrl, open};
 pub use postgres::PgStore;

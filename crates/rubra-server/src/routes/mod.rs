@@ -5,6 +5,7 @@ mod dashboard;
 mod debug;
 mod health;
 mod images;
+mod jobs;
 
 use crate::error::ApiError;
 use crate::middleware;
@@ -29,7 +30,10 @@ pub fn router(state: AppState) -> Router {
             get(images::get).head(images::head).delete(images::delete),
         )
         .route("/images/{id}/info", get(images::info))
-        .route("/red", post(images::red));
+        .route("/red", post(images::red))
+        .route("/jobs", get(jobs::list).post(jobs::submit))
+        .route("/jobs/active", get(jobs::active))
+        .route("/jobs/{id}", get(jobs::get).delete(jobs::cancel));
 
     api.fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

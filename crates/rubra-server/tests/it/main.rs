@@ -10,4 +10,5 @@ mod errors;
 mod health;
 mod helpers;
 mod images;
+mod jobs;
 mod scale_out;

@@ -9,6 +9,7 @@
 
 mod blobs;
 mod clients;
+mod jobs;
 
 use rubra_store::{DatabaseUrl, Store};
 use std::sync::Arc;
