@@ -9,6 +9,7 @@
 
 mod blobs;
 mod clients;
+mod stats;
 
 use rubra_store::{DatabaseUrl, Store};
 use std::sync::Arc;
