@@ -1,8 +1,10 @@
 //! The HTTP routes, one module per resource, and the router that joins them.
 
 pub(crate) mod clients;
+mod events;
 mod health;
 mod images;
+mod stats;
 
 use crate::error::ApiError;
 use crate::middleware;
@@ -25,7 +27,9 @@ pub fn router(state: AppState) -> Router {
             get(images::get).head(images::head).delete(images::delete),
         )
         .route("/images/{id}/info", get(images::info))
-        .route("/red", post(images::red));
+        .route("/red", post(images::red))
+        .route("/events", post(events::create))
+        .route("/stats", get(stats::get));
 
     api.fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
