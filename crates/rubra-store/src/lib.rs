@@ -36,7 +36,7 @@ pub use notify::NotifyStore;
 pub use open::{DatabaseUrl, open};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
-pub use stats::StatsStore;
+pub use stats::{BucketCount, BucketWidth, StatsQuery, StatsReport, StatsStore};
 
 use async_trait::async_trait;
 

@@ -2,6 +2,7 @@
 
 use crate::Result;
 use crate::shared::{impl_store, shared_row_decoders};
+use crate::stats::{PgWrites, Writer};
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use std::time::Duration;
 
@@ -9,6 +10,8 @@ use std::time::Duration;
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// This process's event writer: concurrent requests share one transaction (see `stats`).
+    writer: Writer,
 }
 
 impl PgStore {
@@ -19,12 +22,18 @@ impl PgStore {
             .acquire_timeout(Duration::from_secs(10))
             .connect(url)
             .await?;
-        Ok(PgStore { pool })
+        let writer = Writer::spawn(PgWrites::new(pool.clone()));
+        Ok(PgStore { pool, writer })
     }
 
     /// The underlying pool, for tests and maintenance.
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// The batching event writer.
+    pub(crate) fn writer(&self) -> &Writer {
+        &self.writer
     }
 }
 
@@ -40,6 +49,6 @@ impl_store!(PgStore, sqlx::Postgres, {
         sqlx::migrate!("./migrations/postgres")
             .run(&self.pool)
             .await?;
-        Ok(())
+        crate::stats::pg_backfill(&self.pool).await
     }
 });

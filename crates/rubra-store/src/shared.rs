@@ -154,37 +154,17 @@ macro_rules! impl_store {
             &self,
             image: &$crate::ImageRecord,
         ) -> $crate::Result<($crate::ImageRecord, bool)> {
-            let mut tx = self.pool.begin().await?;
-            let inserted = sqlx::query(
-                "INSERT INTO images (client_id, id, format, width, height, bytes, red, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (client_id, id) DO NOTHING",
-            )
-            .bind(image.client_id.as_str())
-            .bind(image.id.as_str())
-            .bind(&image.format)
-            .bind(i64::from(image.width))
-            .bind(i64::from(image.height))
-            .bind(i64::try_from(image.bytes).unwrap_or(i64::MAX))
-            .bind(image.red)
-            .bind(image.created_at)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-                == 1;
+            // Through the event writer: the image, its event, rollups and notifications
+            // commit together.
+            let inserted = self
+                .writer()
+                .submit($crate::stats::WriteOp::Image(image.clone()))
+                .await?;
             if !inserted {
-                tx.rollback().await?;
                 let scope = $crate::Scope::Client(image.client_id.clone());
                 let existing = self.find_image(&scope, &image.id).await?;
                 return Ok((existing.unwrap_or_else(|| image.clone()), false));
             }
-            let event = $crate::NewEvent {
-                client_id: image.client_id.clone(),
-                image_id: Some(image.id.clone()),
-                red: image.red,
-                ts: image.created_at,
-            };
-            insert_event_in(&mut tx, &event).await?;
-            tx.commit().await?;
             Ok((image.clone(), true))
         }
 
@@ -236,10 +216,10 @@ macro_rules! impl_store {
 
         #[tracing::instrument(name = "store.insert_event", skip_all)]
         async fn insert_event(&self, event: &$crate::NewEvent) -> $crate::Result<()> {
-            let mut tx = self.pool.begin().await?;
-            insert_event_in(&mut tx, event).await?;
-            tx.commit().await?;
-            Ok(())
+            self.writer()
+                .submit($crate::stats::WriteOp::Events(vec![event.clone()]))
+                .await
+                .map(|_| ())
         }
         }
     };
@@ -274,32 +254,6 @@ macro_rules! shared_row_decoders {
                 red: row.try_get(6)?,
                 created_at: row.try_get(7)?,
             })
-        }
-
-        /// Inserts one event, and its notifications (the outbox), in an open transaction.
-        async fn insert_event_in(
-            tx: &mut sqlx::Transaction<'_, $db>,
-            event: &$crate::NewEvent,
-        ) -> $crate::Result<()> {
-            let image_id = event.image_id.as_ref().map(|i| i.as_str());
-            sqlx::query(
-                "INSERT INTO events (client_id, image_id, red, ts) VALUES ($1, $2, $3, $4)",
-            )
-            .bind(event.client_id.as_str())
-            .bind(image_id)
-            .bind(event.red)
-            .bind(event.ts)
-            .execute(&mut **tx)
-            .await?;
-            sqlx::query($crate::notify::ENQUEUE_NOTIFICATIONS_SQL)
-                .bind(event.client_id.as_str())
-                .bind(image_id)
-                .bind(event.red)
-                .bind(event.ts)
-                .bind($crate::now_ms())
-                .execute(&mut **tx)
-                .await?;
-            Ok(())
         }
     };
 }

@@ -2,6 +2,7 @@
 
 use crate::Result;
 use crate::shared::{impl_store, shared_row_decoders};
+use crate::stats::{SqliteWrites, Writer};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
@@ -13,6 +14,9 @@ use std::time::Duration;
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// The one event writer: SQLite has one writer at a time, so event writes are batched
+    /// into group commits instead of queueing on the database lock (see `stats`).
+    writer: Writer,
 }
 
 impl SqliteStore {
@@ -33,12 +37,18 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(opts)
             .await?;
-        Ok(SqliteStore { pool })
+        let writer = Writer::spawn(SqliteWrites::new(pool.clone()));
+        Ok(SqliteStore { pool, writer })
     }
 
     /// The underlying pool, for tests and maintenance.
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    /// The batching event writer.
+    pub(crate) fn writer(&self) -> &Writer {
+        &self.writer
     }
 }
 
@@ -53,6 +63,6 @@ impl_store!(SqliteStore, sqlx::Sqlite, {
         sqlx::migrate!("./migrations/sqlite")
             .run(&self.pool)
             .await?;
-        Ok(())
+        crate::stats::sqlite_backfill(&self.pool).await
     }
 });

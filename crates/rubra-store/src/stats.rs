@@ -1,14 +1,338 @@
 //! RED_STATS storage: events, and the structures that keep `GET /stats` exact and fast.
+//!
+//! # What is stored
+//!
+//! - **Raw events** (`events`): one row per measurement with its `red`, `ts` (epoch ms) and a
+//!   *coarse bin* (`bin`, 0–1000: 0 is `red == 0`, `c` is `((c-1)/1000, c/1000]`). Two
+//!   covering indexes: `(client_id, ts, red)` for the ragged edges of a range, and
+//!   `(client_id, bin, ts, red)` for exact counting next to a threshold.
+//! - **Rollups** (`stats_rollups`): per client — and once more for all clients, under the
+//!   client key `*` — and per whole minute, hour and day (epoch-aligned UTC), a histogram of
+//!   `red` over 10 001 *fine bins* (0 is `red == 0`, `k` is `((k-1)/10⁴, k/10⁴]`), sparse and
+//!   varint-encoded in a BLOB. The rollups are updated in the same transaction as the events
+//!   they count, so they are never out of step with the raw rows.
+//!
+//! Bin edges are the correctly rounded doubles of decimal fractions, so a threshold with at
+//! most four decimals (`0.8`, `0.25`, `0.1234`) sits exactly on a fine edge, and every fine bin
+//! lies inside one coarse bin (fine `k` is in coarse `⌈k/10⌉`).
+//!
+//! # How a query is answered
+//!
+//! `total` and `above` (`red > threshold`) over `[from, to)`:
+//!
+//! 1. The raw edges `[from, a)` and `[b, to)` — `a`, `b` the first and last whole minute —
+//!    are counted from raw events (at most two minutes of rows, via `(client_id, ts, red)`).
+//! 2. `[a, b)` is covered greedily by the fewest whole days, hours and minutes (at most ~30
+//!    days + 46 hours + 118 minutes for a month); their rollup rows are read in at most five
+//!    range scans. Each histogram gives its total, and its "above" as the sum of the fine bins
+//!    strictly above the threshold's bin.
+//! 3. If the threshold lies strictly inside a fine bin `k` (more than four decimals), the
+//!    events of that bin are compared one by one: those in `[a, b)` with coarse bin `⌈k/10⌉`
+//!    and `threshold < red <= k/10⁴`, found via `(client_id, bin, ts, red)`. That reads about
+//!    1/1000 of the range's events (uniform data) — zero for round thresholds.
+//!
+//! All reads run in one read transaction (one snapshot), so counts are exact and consistent
+//! with concurrent writes. Buckets (`1m`, `5m`, `1h`, `1d`) are the same computation with the
+//! bucket boundaries as extra cut points, grouping each part by bucket.
+//!
+//! # How events are written
+//!
+//! Every write goes through one batching writer per store (see `ingest`): concurrent requests
+//! are joined into one transaction that inserts the events (multi-row `VALUES` on SQLite,
+//! `UNNEST` arrays on PostgreSQL), read-modify-writes the touched rollup rows, and writes the
+//! outbox rows (one notification per event and live subscription it exceeds, with the
+//! notification module's own per-event SQL, run only for events whose client has a
+//! subscription below their red). Callers are answered after the commit. On PostgreSQL, the
+//! rollup update is serialized across processes by a transaction-scoped advisory lock.
 
-use crate::{PgStore, SqliteStore};
+mod bins;
+mod hist;
+mod ingest;
+mod plan;
+mod postgres;
+mod query;
+mod sqlite;
+
+pub(crate) use ingest::{WriteOp, Writer};
+pub(crate) use postgres::{PgWrites, backfill as pg_backfill};
+pub(crate) use sqlite::{SqliteWrites, backfill as sqlite_backfill};
+
+use crate::{NewEvent, PgStore, Result, Scope, SqliteStore};
 use async_trait::async_trait;
+use bins::Split;
+use plan::{MINUTE, Run, ceil_to, floor_to};
+
+/// The width of the buckets of a statistics query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BucketWidth {
+    /// One minute.
+    Minute,
+    /// Five minutes.
+    FiveMinutes,
+    /// One hour.
+    Hour,
+    /// One day (UTC).
+    Day,
+}
+
+impl BucketWidth {
+    /// Parses `1m`, `5m`, `1h` or `1d`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "1m" => Some(BucketWidth::Minute),
+            "5m" => Some(BucketWidth::FiveMinutes),
+            "1h" => Some(BucketWidth::Hour),
+            "1d" => Some(BucketWidth::Day),
+            _ => None,
+        }
+    }
+
+    /// The width in milliseconds.
+    pub fn ms(self) -> i64 {
+        match self {
+            BucketWidth::Minute => plan::MINUTE,
+            BucketWidth::FiveMinutes => 5 * plan::MINUTE,
+            BucketWidth::Hour => plan::HOUR,
+            BucketWidth::Day => plan::DAY,
+        }
+    }
+
+    /// How it is written in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BucketWidth::Minute => "1m",
+            BucketWidth::FiveMinutes => "5m",
+            BucketWidth::Hour => "1h",
+            BucketWidth::Day => "1d",
+        }
+    }
+
+    /// How many buckets cover `[from, to)`.
+    pub fn count(self, from: i64, to: i64) -> i64 {
+        if to <= from {
+            return 0;
+        }
+        let origin = floor_to(from, self.ms());
+        (to - origin + self.ms() - 1) / self.ms()
+    }
+}
+
+/// A statistics query.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StatsQuery {
+    /// Start of the range, inclusive (epoch ms).
+    pub from: i64,
+    /// End of the range, exclusive (epoch ms).
+    pub to: i64,
+    /// Events with `red > threshold` (strictly) are counted as above. Must be finite.
+    pub threshold: f64,
+    /// Also count per bucket of this width, on the epoch-aligned UTC grid.
+    pub bucket: Option<BucketWidth>,
+}
+
+/// Counts of one bucket. Only the part of the bucket inside `[from, to)` is counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BucketCount {
+    /// The bucket's start (epoch ms, aligned to its width).
+    pub start: i64,
+    /// Events in the bucket.
+    pub total: u64,
+    /// Events in the bucket with `red > threshold`.
+    pub above: u64,
+}
+
+/// The answer to a [`StatsQuery`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatsReport {
+    /// Events in `[from, to)`.
+    pub total: u64,
+    /// Of those, the ones with `red > threshold`.
+    pub above: u64,
+    /// Per bucket, every bucket from the one holding `from` to the one holding `to - 1`
+    /// (empty ones included); empty without a bucket width.
+    pub buckets: Vec<BucketCount>,
+}
 
 /// Event ingestion and statistics queries (DESIGN §5).
 #[async_trait]
-pub trait StatsStore: Send + Sync {}
+pub trait StatsStore: Send + Sync {
+    /// Records `events` all or nothing, with their rollups and notifications, in one
+    /// transaction (possibly shared with other callers' writes). Returns once committed.
+    ///
+    /// Callers validate first: `red` finite in `[0, 1]`, the clients existing.
+    async fn insert_events(&self, events: Vec<NewEvent>) -> Result<()>;
+
+    /// Counts events of `scope` (one client, or all for [`Scope::All`]) over `[from, to)`.
+    async fn stats(&self, scope: &Scope, query: &StatsQuery) -> Result<StatsReport>;
+}
 
 #[async_trait]
-impl StatsStore for SqliteStore {}
+impl StatsStore for SqliteStore {
+    #[tracing::instrument(name = "store.insert_events", skip_all, fields(events = events.len()))]
+    async fn insert_events(&self, events: Vec<NewEvent>) -> Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        self.writer()
+            .submit(WriteOp::Events(events))
+            .await
+            .map(|_| ())
+    }
+
+    #[tracing::instrument(name = "store.stats", skip_all, fields(from = query.from, to = query.to))]
+    async fn stats(&self, scope: &Scope, query: &StatsQuery) -> Result<StatsReport> {
+        sqlite::stats(self.pool(), scope, query).await
+    }
+}
 
 #[async_trait]
-impl StatsStore for PgStore {}
+impl StatsStore for PgStore {
+    #[tracing::instrument(name = "store.insert_events", skip_all, fields(events = events.len()))]
+    async fn insert_events(&self, events: Vec<NewEvent>) -> Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        self.writer()
+            .submit(WriteOp::Events(events))
+            .await
+            .map(|_| ())
+    }
+
+    #[tracing::instrument(name = "store.stats", skip_all, fields(from = query.from, to = query.to))]
+    async fn stats(&self, scope: &Scope, query: &StatsQuery) -> Result<StatsReport> {
+        postgres::stats(self.pool(), scope, query).await
+    }
+}
+
+/// The reads a query needs, computed before touching the database.
+#[derive(Debug)]
+pub(crate) struct Plan {
+    /// Grid origin: bucket `k` starts at `origin + k * size`.
+    origin: i64,
+    size: i64,
+    /// Raw ranges counted row by row.
+    raw: Vec<(i64, i64)>,
+    /// Rollup runs.
+    runs: Vec<Run>,
+    /// The range whose events in the threshold's fine bin are compared one by one:
+    /// `(lo, hi, coarse bin, red upper edge)`.
+    scan: Option<(i64, i64, i32, f64)>,
+    split: Split,
+    report: StatsReport,
+}
+
+impl Plan {
+    pub(crate) fn new(q: &StatsQuery) -> Plan {
+        let (from, to) = (q.from, q.to.max(q.from));
+        let (origin, size, n) = match q.bucket {
+            Some(w) => (floor_to(from, w.ms()), w.ms(), w.count(from, to)),
+            None => (from, (to - from).max(1), 1),
+        };
+        let buckets = match q.bucket {
+            Some(_) => (0..n)
+                .map(|k| BucketCount {
+                    start: origin + k * size,
+                    total: 0,
+                    above: 0,
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        let split = bins::split(q.threshold);
+        let (a, b) = (ceil_to(from, MINUTE), floor_to(to, MINUTE));
+        let mut plan = Plan {
+            origin,
+            size,
+            raw: Vec::new(),
+            runs: Vec::new(),
+            scan: None,
+            split,
+            report: StatsReport {
+                total: 0,
+                above: 0,
+                buckets,
+            },
+        };
+        if from >= to {
+            return plan;
+        }
+        if a >= b {
+            plan.raw.push((from, to));
+            return plan;
+        }
+        plan.raw = [(from, a), (b, to)]
+            .into_iter()
+            .filter(|(lo, hi)| lo < hi)
+            .collect();
+        if q.bucket.is_some() {
+            for k in 0..n {
+                let lo = (origin + k * size).max(a);
+                let hi = (origin + (k + 1) * size).min(b);
+                plan::cover(lo, hi, &mut plan.runs);
+            }
+        } else {
+            plan::cover(a, b, &mut plan.runs);
+        }
+        if let Split::At { bin, exact: false } = split {
+            plan.scan = Some((
+                a,
+                b,
+                i32::from(bins::coarse_of_fine(bin)),
+                bins::fine_edge(bin),
+            ));
+        }
+        plan
+    }
+
+    fn slot(&mut self, k: i64) -> Option<&mut BucketCount> {
+        usize::try_from(k)
+            .ok()
+            .and_then(|k| self.report.buckets.get_mut(k))
+    }
+
+    fn add(&mut self, k: i64, total: u64, above: u64) {
+        self.report.total += total;
+        self.report.above += above;
+        if let Some(b) = self.slot(k) {
+            b.total += total;
+            b.above += above;
+        }
+    }
+
+    /// Adds one rollup row.
+    pub(crate) fn add_rollup(&mut self, start: i64, blob: &[u8]) {
+        let bin = match self.split {
+            Split::All => None,
+            Split::None => Some(bins::FINE),
+            Split::At { bin, .. } => Some(bin),
+        };
+        let (total, above) = hist::total_and_above(blob, bin);
+        self.add((start - self.origin) / self.size, total, above);
+    }
+
+    /// Adds raw counts of bucket `k`.
+    pub(crate) fn add_raw(&mut self, k: i64, total: i64, above: i64) {
+        self.add(k, to_u64(total), to_u64(above));
+    }
+
+    /// Adds events of the threshold's own bin found above it, in bucket `k`.
+    pub(crate) fn add_scanned(&mut self, k: i64, above: i64) {
+        self.add(k, 0, to_u64(above));
+    }
+
+    pub(crate) fn finish(self) -> StatsReport {
+        self.report
+    }
+}
+
+fn to_u64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+/// The rollup key and the raw-row client filter of a scope.
+pub(crate) fn scope_keys(scope: &Scope) -> (&str, Option<&str>) {
+    match scope {
+        Scope::All => (ingest::ALL_CLIENTS, None),
+        Scope::Client(id) => (id.as_str(), Some(id.as_str())),
+    }
+}

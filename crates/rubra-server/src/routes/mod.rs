@@ -3,9 +3,11 @@
 pub(crate) mod clients;
 mod dashboard;
 mod debug;
+mod events;
 mod health;
 mod images;
 mod jobs;
+mod stats;
 
 use crate::error::ApiError;
 use crate::middleware;
@@ -33,7 +35,9 @@ pub fn router(state: AppState) -> Router {
         .route("/red", post(images::red))
         .route("/jobs", get(jobs::list).post(jobs::submit))
         .route("/jobs/active", get(jobs::active))
-        .route("/jobs/{id}", get(jobs::get).delete(jobs::cancel));
+        .route("/jobs/{id}", get(jobs::get).delete(jobs::cancel))
+        .route("/events", post(events::create))
+        .route("/stats", get(stats::get));
 
     api.fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -12,3 +12,4 @@ mod helpers;
 mod images;
 mod jobs;
 mod scale_out;
+mod stats;

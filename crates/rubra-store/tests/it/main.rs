@@ -10,6 +10,7 @@
 mod blobs;
 mod clients;
 mod jobs;
+mod stats;
 
 use rubra_store::{DatabaseUrl, Store};
 use std::sync::Arc;

@@ -1,0 +1,229 @@
+//! `POST /events`: external producers (another RED) record measurements in batches of up to
+//! [`MAX_BATCH`], all or nothing.
+//!
+//! Body: a JSON array of `{"red": 0.5, "ts"?: "2026-…Z" | epoch ms, "image_id"?: "…",
+//! "client_id"?: "cl_…"}`. `ts` defaults to now; `client_id` is for admin keys (or
+//! `?client=` for the whole batch); a client key records only its own events. Every item is
+//! validated before anything is written; the first bad one is named by its index. Answers
+//! `201 {"accepted": n}` once the batch is committed (durable: a crash after the answer loses
+//! nothing), together with its rollups and notifications.
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiQuery, Caller};
+use crate::state::AppState;
+use crate::timefmt::parse_instant;
+use axum::Json;
+use axum::extract::{FromRequest, Request, State};
+use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
+use bytes::Bytes;
+use rubra_store::{ClientId, ImageId, NewEvent, Principal, Scope, now_ms};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+
+/// The most events one request may carry.
+pub const MAX_BATCH: usize = 10_000;
+
+/// The latest accepted timestamp: 9999-12-31T23:59:59.999Z.
+const MAX_TS: i64 = 253_402_300_799_999;
+
+/// One event as sent.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventIn {
+    red: f64,
+    #[serde(default)]
+    ts: Option<TsIn>,
+    #[serde(default)]
+    image_id: Option<String>,
+    #[serde(default)]
+    client_id: Option<String>,
+}
+
+/// A timestamp: epoch ms or RFC 3339 text.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum TsIn {
+    Ms(i64),
+    Text(String),
+}
+
+/// `?client=`: the client of every event of an admin's batch.
+#[derive(Debug, Default, Deserialize)]
+pub struct EventsQuery {
+    client: Option<String>,
+}
+
+fn invalid(i: usize, message: impl std::fmt::Display) -> ApiError {
+    ApiError::unprocessable("invalid_event", format!("events[{i}]: {message}"))
+}
+
+/// Parses the body: fast as typed items, and when that fails, item by item to name the bad one.
+fn parse_items(body: &[u8]) -> ApiResult<Vec<EventIn>> {
+    if let Ok(items) = serde_json::from_slice::<Vec<EventIn>>(body) {
+        return Ok(items);
+    }
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request("malformed_json", format!("malformed JSON: {e}")))?;
+    let Value::Array(items) = value else {
+        return Err(ApiError::unprocessable(
+            "invalid_events",
+            "the body must be a JSON array of events",
+        ));
+    };
+    if items.len() > MAX_BATCH {
+        return Err(too_many(items.len()));
+    }
+    for (i, item) in items.iter().enumerate() {
+        if let Err(e) = serde_json::from_value::<EventIn>(item.clone()) {
+            let msg = e.to_string();
+            let msg = if msg.contains("did not match any variant") {
+                "ts must be RFC 3339 text or integer epoch milliseconds".to_owned()
+            } else {
+                msg
+            };
+            return Err(invalid(i, msg));
+        }
+    }
+    Err(ApiError::unprocessable(
+        "invalid_events",
+        "the body must be a JSON array of events",
+    ))
+}
+
+fn too_many(n: usize) -> ApiError {
+    ApiError::unprocessable(
+        "too_many_events",
+        format!("a batch holds at most {MAX_BATCH} events, this one has {n}"),
+    )
+}
+
+/// `POST /events`.
+#[tracing::instrument(name = "http.events.create", skip_all, fields(events))]
+pub async fn create(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    ApiQuery(q): ApiQuery<EventsQuery>,
+    req: Request,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let json_body = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| {
+            let ct = ct
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            ct == "application/json" || ct.ends_with("+json")
+        });
+    if !json_body {
+        return Err(ApiError::unsupported_media_type(
+            "expected Content-Type: application/json",
+        ));
+    }
+    let body = Bytes::from_request(req, &()).await.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::body_too_large()
+        } else {
+            ApiError::bad_request("bad_body", e.body_text())
+        }
+    })?;
+    let items = parse_items(&body)?;
+    if items.len() > MAX_BATCH {
+        return Err(too_many(items.len()));
+    }
+    tracing::Span::current().record("events", items.len());
+
+    let batch_client = match (&who, &q.client) {
+        (Principal::Admin, Some(c)) => Some(existing_client(&state, c).await?),
+        (Principal::Client(id), Some(c)) if c != id.as_str() => {
+            return Err(ApiError::not_found("client"));
+        }
+        _ => None,
+    };
+    let now = now_ms();
+    let mut known: HashMap<String, bool> = HashMap::new();
+    let mut events = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        if !(item.red.is_finite() && (0.0..=1.0).contains(&item.red)) {
+            return Err(invalid(i, "red must be a finite number in [0, 1]"));
+        }
+        let ts = match item.ts {
+            None => now,
+            Some(TsIn::Ms(ms)) => ms,
+            Some(TsIn::Text(s)) => parse_instant(&s).map_err(|m| invalid(i, m))?,
+        };
+        if !(0..=MAX_TS).contains(&ts) {
+            return Err(invalid(
+                i,
+                "ts must lie between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z",
+            ));
+        }
+        let image_id = match item.image_id {
+            None => None,
+            Some(s) => Some(
+                ImageId::parse(&s)
+                    .ok_or_else(|| invalid(i, "image_id must be an image id (64 hex digits)"))?,
+            ),
+        };
+        let client_id = match (&who, item.client_id) {
+            (Principal::Client(own), None) => own.clone(),
+            (Principal::Client(own), Some(c)) if c == own.as_str() => own.clone(),
+            (Principal::Client(_), Some(_)) => {
+                return Err(invalid(
+                    i,
+                    "client_id: a client key records only its own events",
+                ));
+            }
+            (Principal::Admin, Some(c)) => {
+                let exists = match known.get(&c) {
+                    Some(&e) => e,
+                    None => {
+                        let e = match ClientId::parse(&c) {
+                            Some(id) => state.store.get_client(&Scope::All, &id).await?.is_some(),
+                            None => false,
+                        };
+                        known.insert(c.clone(), e);
+                        e
+                    }
+                };
+                if !exists {
+                    return Err(invalid(i, format!("client_id: no client {c:?}")));
+                }
+                ClientId::parse(&c).ok_or_else(|| invalid(i, "client_id is malformed"))?
+            }
+            (Principal::Admin, None) => batch_client.clone().ok_or_else(|| {
+                ApiError::unprocessable(
+                    "client_required",
+                    format!(
+                        "events[{i}]: an admin key has no client of its own: give client_id \
+                         in each event or ?client=CLIENT_ID"
+                    ),
+                )
+            })?,
+        };
+        events.push(NewEvent {
+            client_id,
+            image_id,
+            red: item.red,
+            ts,
+        });
+    }
+    let accepted = events.len();
+    state.store.insert_events(events).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "accepted": accepted }))))
+}
+
+async fn existing_client(state: &AppState, c: &str) -> ApiResult<ClientId> {
+    let id = ClientId::parse(c).ok_or_else(|| ApiError::not_found("client"))?;
+    state
+        .store
+        .get_client(&Scope::All, &id)
+        .await?
+        .map(|c| c.id)
+        .ok_or_else(|| ApiError::not_found("client"))
+}

@@ -1,0 +1,145 @@
+//! The histogram stored in each rollup row: counts per fine bin, sparse and varint-encoded.
+//!
+//! Layout: for every non-empty bin in increasing order, `varint(bin - previous_bin)` then
+//! `varint(count)` (the first delta is from 0). A busy day (every bin used) takes ~2–3 bytes
+//! per bin; a quiet minute only as many entries as it has distinct bins.
+
+/// Counts per fine bin, sorted by bin, no zero counts.
+pub(crate) type Bins = Vec<(u16, u64)>;
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn get_varint(buf: &[u8], pos: &mut usize) -> Option<u64> {
+    let mut v = 0u64;
+    let mut shift = 0;
+    loop {
+        let b = *buf.get(*pos)?;
+        *pos += 1;
+        v |= u64::from(b & 0x7f) << shift;
+        if b < 0x80 {
+            return Some(v);
+        }
+        shift += 7;
+        if shift > 63 {
+            return None;
+        }
+    }
+}
+
+/// Encodes sorted bins.
+pub(crate) fn encode(bins: &[(u16, u64)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bins.len() * 3);
+    let mut prev = 0u16;
+    for &(bin, n) in bins {
+        put_varint(&mut out, u64::from(bin - prev));
+        put_varint(&mut out, n);
+        prev = bin;
+    }
+    out
+}
+
+/// Iterates the (bin, count) entries of an encoded histogram. A corrupt tail ends the
+/// iteration (the store wrote every blob itself, so that would be a bug, not input).
+pub(crate) fn entries(buf: &[u8]) -> impl Iterator<Item = (u16, u64)> + '_ {
+    let mut pos = 0usize;
+    let mut bin = 0u64;
+    std::iter::from_fn(move || {
+        if pos >= buf.len() {
+            return None;
+        }
+        let delta = get_varint(buf, &mut pos)?;
+        let n = get_varint(buf, &mut pos)?;
+        bin += delta;
+        Some((u16::try_from(bin).ok()?, n))
+    })
+}
+
+/// Decodes a histogram.
+pub(crate) fn decode(buf: &[u8]) -> Bins {
+    entries(buf).collect()
+}
+
+/// Adds sorted `delta` into sorted `into`.
+pub(crate) fn merge(into: &[(u16, u64)], delta: &[(u16, u64)]) -> Bins {
+    let mut out = Vec::with_capacity(into.len() + delta.len());
+    let (mut i, mut j) = (0, 0);
+    while i < into.len() || j < delta.len() {
+        match (into.get(i), delta.get(j)) {
+            (Some(&(a, n)), Some(&(b, m))) if a == b => {
+                out.push((a, n + m));
+                i += 1;
+                j += 1;
+            }
+            (Some(&(a, n)), Some(&(b, _))) if a < b => {
+                out.push((a, n));
+                i += 1;
+            }
+            (Some(_), Some(&(b, m))) | (None, Some(&(b, m))) => {
+                out.push((b, m));
+                j += 1;
+            }
+            (Some(&(a, n)), None) => {
+                out.push((a, n));
+                i += 1;
+            }
+            (None, None) => break,
+        }
+    }
+    out
+}
+
+/// Counts from a list of fine bins (any order): sorted (bin, count) pairs.
+pub(crate) fn from_bins(mut bins: Vec<u16>) -> Bins {
+    bins.sort_unstable();
+    let mut out: Bins = Vec::new();
+    for b in bins {
+        match out.last_mut() {
+            Some((last, n)) if *last == b => *n += 1,
+            _ => out.push((b, 1)),
+        }
+    }
+    out
+}
+
+/// `(total, above)` of an encoded histogram where "above" is every bin `> bin`
+/// (`None` counts every event as above).
+pub(crate) fn total_and_above(buf: &[u8], bin: Option<u16>) -> (u64, u64) {
+    let (mut total, mut above) = (0u64, 0u64);
+    for (b, n) in entries(buf) {
+        total += n;
+        if bin.is_none_or(|k| b > k) {
+            above += n;
+        }
+    }
+    (total, above)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roundtrip_merge_and_sums() {
+        let a = from_bins(vec![5, 0, 10_000, 5, 300]);
+        assert_eq!(a, vec![(0, 1), (5, 2), (300, 1), (10_000, 1)]);
+        let enc = encode(&a);
+        assert_eq!(decode(&enc), a);
+        let b = from_bins(vec![5, 7, 7, 10_000]);
+        let m = merge(&a, &b);
+        assert_eq!(m, vec![(0, 1), (5, 3), (7, 2), (300, 1), (10_000, 2)]);
+        let enc = encode(&m);
+        assert_eq!(total_and_above(&enc, Some(5)), (9, 5));
+        assert_eq!(total_and_above(&enc, Some(0)), (9, 8));
+        assert_eq!(total_and_above(&enc, None), (9, 9));
+        assert_eq!(total_and_above(&enc, Some(10_000)), (9, 0));
+        let big = encode(&[(1, 1 << 40)]);
+        assert_eq!(decode(&big), vec![(1, 1 << 40)]);
+        assert_eq!(decode(&[]), vec![]);
+    }
+}

@@ -1,0 +1,240 @@
+//! The event write path shared by both backends: a batching writer (group commit) and the
+//! backend-independent parts of a batch — the rollup deltas and which events may notify.
+//!
+//! Every event write (`POST /events`, `POST /images`, `POST /red`) becomes a [`WriteOp`] sent
+//! to the store's one [`Writer`] task. The task takes the first waiting op, adds every other op
+//! already queued (up to [`MAX_GROUP_EVENTS`] events), and applies them all in one
+//! transaction: images, events, rollups and outbox rows. Each caller is answered only after
+//! that commit, so an acknowledged write survives a kill -9. While one transaction commits
+//! the next group queues up, so the batch size grows with the load by itself. If a group
+//! fails, each op is retried alone, so one caller's failure is never another's.
+
+use crate::stats::bins;
+use crate::stats::hist::{self, Bins};
+use crate::stats::plan::{LEVELS, floor_to};
+use crate::{ImageRecord, NewEvent, Result, StoreError};
+use async_trait::async_trait;
+use std::collections::HashMap;
+use tokio::sync::{mpsc, oneshot};
+
+/// The most events one group transaction takes (more stay queued for the next one).
+pub(crate) const MAX_GROUP_EVENTS: usize = 50_000;
+
+/// The rollup key of the "all clients" rows, summed for admins' all-client queries.
+pub(crate) const ALL_CLIENTS: &str = "*";
+
+/// One write submitted to the writer.
+#[derive(Debug)]
+pub(crate) enum WriteOp {
+    /// Events recorded all or nothing.
+    Events(Vec<NewEvent>),
+    /// A new image record and, when it is new, its event.
+    Image(ImageRecord),
+}
+
+impl WriteOp {
+    fn weight(&self) -> usize {
+        match self {
+            WriteOp::Events(e) => e.len().max(1),
+            WriteOp::Image(_) => 1,
+        }
+    }
+}
+
+/// Applies a group of writes in one transaction: one result per op (for an image: whether it
+/// was new; for events: `true`).
+#[async_trait]
+pub(crate) trait ApplyWrites: Send + Sync + 'static {
+    /// Applies `ops` in one transaction.
+    async fn apply(&self, ops: &[WriteOp]) -> Result<Vec<bool>>;
+}
+
+struct Job {
+    op: WriteOp,
+    reply: oneshot::Sender<Result<bool>>,
+}
+
+/// The handle to a store's writer task. Cheap to clone; the task ends with the last handle.
+#[derive(Clone)]
+pub(crate) struct Writer {
+    tx: mpsc::Sender<Job>,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Writer")
+    }
+}
+
+impl Writer {
+    /// Starts the writer task on the current tokio runtime.
+    pub(crate) fn spawn(applier: impl ApplyWrites) -> Writer {
+        let (tx, rx) = mpsc::channel::<Job>(4096);
+        tokio::spawn(run(applier, rx));
+        Writer { tx }
+    }
+
+    /// Submits one write and waits for its commit.
+    pub(crate) async fn submit(&self, op: WriteOp) -> Result<bool> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Job { op, reply })
+            .await
+            .map_err(|_| writer_gone())?;
+        answer.await.map_err(|_| writer_gone())?
+    }
+}
+
+fn writer_gone() -> StoreError {
+    StoreError::Database(sqlx::Error::PoolClosed)
+}
+
+async fn run(applier: impl ApplyWrites, mut rx: mpsc::Receiver<Job>) {
+    while let Some(first) = rx.recv().await {
+        let mut weight = first.op.weight();
+        let mut jobs = vec![first];
+        while weight < MAX_GROUP_EVENTS {
+            match rx.try_recv() {
+                Ok(job) => {
+                    weight += job.op.weight();
+                    jobs.push(job);
+                }
+                Err(_) => break,
+            }
+        }
+        apply_group(&applier, jobs, weight).await;
+    }
+}
+
+#[tracing::instrument(name = "store.write_group", skip_all, fields(ops = jobs.len(), events = weight))]
+async fn apply_group(applier: &impl ApplyWrites, jobs: Vec<Job>, weight: usize) {
+    let (ops, replies): (Vec<WriteOp>, Vec<_>) = jobs.into_iter().map(|j| (j.op, j.reply)).unzip();
+    match applier.apply(&ops).await {
+        Ok(results) => {
+            for (reply, r) in replies.into_iter().zip(results) {
+                let _ = reply.send(Ok(r));
+            }
+        }
+        Err(e) if ops.len() == 1 => {
+            if let Some(reply) = replies.into_iter().next() {
+                let _ = reply.send(Err(e));
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "group write failed; retrying each write alone");
+            for (op, reply) in ops.into_iter().zip(replies) {
+                let r = applier
+                    .apply(std::slice::from_ref(&op))
+                    .await
+                    .map(|v| v.first().copied().unwrap_or(false));
+                let _ = reply.send(r);
+            }
+        }
+    }
+}
+
+/// The event recorded for a newly stored image.
+pub(crate) fn image_event(image: &ImageRecord) -> NewEvent {
+    NewEvent {
+        client_id: image.client_id.clone(),
+        image_id: Some(image.id.clone()),
+        red: image.red,
+        ts: image.created_at,
+    }
+}
+
+/// The changes one batch makes to one rollup row.
+#[derive(Debug, PartialEq)]
+pub(crate) struct RollupDelta {
+    /// The client, or [`ALL_CLIENTS`].
+    pub client: String,
+    /// The level number.
+    pub level: i16,
+    /// The period start (epoch ms, aligned).
+    pub start: i64,
+    /// Counts to add.
+    pub bins: Bins,
+}
+
+impl RollupDelta {
+    /// The number of events this delta adds.
+    #[cfg(test)]
+    pub fn total(&self) -> u64 {
+        self.bins.iter().map(|&(_, n)| n).sum()
+    }
+
+    /// The row's new histogram, given its current one (empty when the row is new).
+    pub fn merged_into(&self, current: &[u8]) -> (i64, Vec<u8>) {
+        let merged = hist::merge(&hist::decode(current), &self.bins);
+        let total: u64 = merged.iter().map(|&(_, n)| n).sum();
+        (
+            i64::try_from(total).unwrap_or(i64::MAX),
+            hist::encode(&merged),
+        )
+    }
+}
+
+/// The rollup changes of a batch of events: per client and for all clients, per level and
+/// period. Sorted by key, so concurrent writers touch rows in one order.
+pub(crate) fn rollup_deltas<'a>(events: impl Iterator<Item = &'a NewEvent>) -> Vec<RollupDelta> {
+    let mut acc: HashMap<(&str, i16, i64), Vec<u16>> = HashMap::new();
+    for e in events {
+        let bin = bins::fine_bin(e.red);
+        for (level, span) in LEVELS {
+            let start = floor_to(e.ts, span);
+            for client in [e.client_id.as_str(), ALL_CLIENTS] {
+                acc.entry((client, level, start)).or_default().push(bin);
+            }
+        }
+    }
+    let mut out: Vec<RollupDelta> = acc
+        .into_iter()
+        .map(|((client, level, start), bins)| RollupDelta {
+            client: client.to_owned(),
+            level,
+            start,
+            bins: hist::from_bins(bins),
+        })
+        .collect();
+    out.sort_unstable_by(|a, b| (&a.client, a.level, a.start).cmp(&(&b.client, b.level, b.start)));
+    out
+}
+
+/// Whether an event may produce a notification: its client has a subscription with a lower
+/// threshold (`min_threshold`, over every subscription row, deleted or not, so this is never
+/// stricter than the outbox query itself, which makes the final choice).
+pub(crate) fn may_notify(event: &NewEvent, min_threshold: &HashMap<String, f64>) -> bool {
+    min_threshold
+        .get(event.client_id.as_str())
+        .is_some_and(|&t| event.red > t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ClientId;
+
+    #[test]
+    fn deltas_cover_every_level_for_the_client_and_for_all() {
+        let c = ClientId::generate();
+        let ev = |red: f64, ts: i64| NewEvent {
+            client_id: c.clone(),
+            image_id: None,
+            red,
+            ts,
+        };
+        let events = [ev(0.5, 61_000), ev(0.5, 62_000), ev(1.0, 3_600_000)];
+        let d = rollup_deltas(events.iter());
+        // 2 minutes + 2 hours + 1 day, for the client and for "*".
+        assert_eq!(d.len(), 10);
+        assert_eq!(d.iter().map(RollupDelta::total).sum::<u64>(), 3 * 3 * 2);
+        let day = d
+            .iter()
+            .find(|r| r.client == c.as_str() && r.level == 2)
+            .unwrap();
+        assert_eq!(day.bins, vec![(5000, 2), (10_000, 1)]);
+        let (total, blob) = day.merged_into(&hist::encode(&[(5000, 1)]));
+        assert_eq!(total, 4);
+        assert_eq!(hist::decode(&blob), vec![(5000, 3), (10_000, 1)]);
+    }
+}

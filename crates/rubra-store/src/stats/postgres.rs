@@ -1,0 +1,224 @@
+//! The PostgreSQL write path of events (`UNNEST` array inserts, rollups under an advisory
+//! lock) and its read path.
+
+use super::ingest::{self, ApplyWrites, RollupDelta, WriteOp};
+use super::{bins, query::stats_query_fn};
+use crate::{NewEvent, Result, StoreError};
+use async_trait::async_trait;
+use sqlx::postgres::PgPool;
+use sqlx::{Postgres, Transaction};
+use std::collections::{HashMap, HashSet};
+
+stats_query_fn!(PgPool, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY");
+
+/// The advisory lock key that serializes rollup updates across processes ("RUBRASTA").
+const ROLLUP_LOCK: i64 = 0x5255_4252_4153_5441;
+
+/// Applies write groups to a PostgreSQL database.
+pub(crate) struct PgWrites {
+    pool: PgPool,
+}
+
+impl PgWrites {
+    pub(crate) fn new(pool: PgPool) -> Self {
+        PgWrites { pool }
+    }
+}
+
+#[async_trait]
+impl ApplyWrites for PgWrites {
+    async fn apply(&self, ops: &[WriteOp]) -> Result<Vec<bool>> {
+        let mut tx = self.pool.begin().await?;
+        let mut results = Vec::with_capacity(ops.len());
+        let mut image_events = Vec::new();
+        for op in ops {
+            match op {
+                WriteOp::Image(image) => {
+                    let inserted = sqlx::query(super::sqlite::INSERT_IMAGE_SQL)
+                        .bind(image.client_id.as_str())
+                        .bind(image.id.as_str())
+                        .bind(&image.format)
+                        .bind(i64::from(image.width))
+                        .bind(i64::from(image.height))
+                        .bind(i64::try_from(image.bytes).unwrap_or(i64::MAX))
+                        .bind(image.red)
+                        .bind(image.created_at)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected()
+                        == 1;
+                    if inserted {
+                        image_events.push(ingest::image_event(image));
+                    }
+                    results.push(inserted);
+                }
+                WriteOp::Events(_) => results.push(true),
+            }
+        }
+        let events: Vec<&NewEvent> = ops
+            .iter()
+            .filter_map(|op| match op {
+                WriteOp::Events(e) => Some(e.iter()),
+                WriteOp::Image(_) => None,
+            })
+            .flatten()
+            .chain(image_events.iter())
+            .collect();
+        write_events(&mut tx, &events).await?;
+        tx.commit().await?;
+        Ok(results)
+    }
+}
+
+async fn write_events(tx: &mut Transaction<'_, Postgres>, events: &[&NewEvent]) -> Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let clients: Vec<&str> = events.iter().map(|e| e.client_id.as_str()).collect();
+    let images: Vec<Option<&str>> = events
+        .iter()
+        .map(|e| e.image_id.as_ref().map(|i| i.as_str()))
+        .collect();
+    let reds: Vec<f64> = events.iter().map(|e| e.red).collect();
+    let tss: Vec<i64> = events.iter().map(|e| e.ts).collect();
+    let bins: Vec<i32> = events
+        .iter()
+        .map(|e| i32::from(bins::coarse_of_fine(bins::fine_bin(e.red))))
+        .collect();
+    sqlx::query(
+        "INSERT INTO events (client_id, image_id, red, ts, bin) \
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::float8[], $4::int8[], $5::int4[])",
+    )
+    .bind(&clients)
+    .bind(&images)
+    .bind(&reds)
+    .bind(&tss)
+    .bind(&bins)
+    .execute(&mut **tx)
+    .await?;
+    write_rollups(tx, &ingest::rollup_deltas(events.iter().copied())).await?;
+    write_outbox(tx, events).await
+}
+
+async fn write_rollups(tx: &mut Transaction<'_, Postgres>, deltas: &[RollupDelta]) -> Result<()> {
+    if deltas.is_empty() {
+        return Ok(());
+    }
+    // Read-modify-write of shared rows: one process at a time, until this commit.
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(ROLLUP_LOCK)
+        .execute(&mut **tx)
+        .await?;
+    let clients: Vec<&str> = deltas.iter().map(|d| d.client.as_str()).collect();
+    let levels: Vec<i16> = deltas.iter().map(|d| d.level).collect();
+    let starts: Vec<i64> = deltas.iter().map(|d| d.start).collect();
+    let rows: Vec<(String, i16, i64, Vec<u8>)> = sqlx::query_as(
+        "SELECT r.client_id, r.level, r.period_start, r.hist FROM stats_rollups r \
+         JOIN UNNEST($1::text[], $2::int2[], $3::int8[]) AS u(c, l, s) \
+           ON r.client_id = u.c AND r.level = u.l AND r.period_start = u.s",
+    )
+    .bind(&clients)
+    .bind(&levels)
+    .bind(&starts)
+    .fetch_all(&mut **tx)
+    .await?;
+    let current: HashMap<(String, i16, i64), Vec<u8>> = rows
+        .into_iter()
+        .map(|(c, l, s, h)| ((c, l, s), h))
+        .collect();
+    let mut totals = Vec::with_capacity(deltas.len());
+    let mut hists = Vec::with_capacity(deltas.len());
+    for d in deltas {
+        let now = current
+            .get(&(d.client.clone(), d.level, d.start))
+            .map_or(&[][..], Vec::as_slice);
+        let (total, blob) = d.merged_into(now);
+        totals.push(total);
+        hists.push(blob);
+    }
+    sqlx::query(
+        "INSERT INTO stats_rollups (client_id, level, period_start, total, hist) \
+         SELECT * FROM UNNEST($1::text[], $2::int2[], $3::int8[], $4::int8[], $5::bytea[]) \
+         ON CONFLICT (client_id, level, period_start) \
+         DO UPDATE SET total = EXCLUDED.total, hist = EXCLUDED.hist",
+    )
+    .bind(&clients)
+    .bind(&levels)
+    .bind(&starts)
+    .bind(&totals)
+    .bind(&hists)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// The outbox: the notification module's per-event SQL, for the events that can match.
+async fn write_outbox(tx: &mut Transaction<'_, Postgres>, events: &[&NewEvent]) -> Result<()> {
+    let distinct: Vec<&str> = events
+        .iter()
+        .map(|e| e.client_id.as_str())
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let mins: Vec<(String, f64)> = sqlx::query_as(
+        "SELECT client_id, MIN(threshold) FROM subscriptions \
+         WHERE client_id = ANY($1::text[]) GROUP BY client_id",
+    )
+    .bind(&distinct)
+    .fetch_all(&mut **tx)
+    .await?;
+    if mins.is_empty() {
+        return Ok(());
+    }
+    let min_threshold: HashMap<String, f64> = mins.into_iter().collect();
+    let now = crate::now_ms();
+    for e in events {
+        if ingest::may_notify(e, &min_threshold) {
+            sqlx::query(crate::notify::ENQUEUE_NOTIFICATIONS_SQL)
+                .bind(e.client_id.as_str())
+                .bind(e.image_id.as_ref().map(|i| i.as_str()))
+                .bind(e.red)
+                .bind(e.ts)
+                .bind(now)
+                .execute(&mut **tx)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Fills the coarse bins and the rollups of events recorded before they existed (once per
+/// database, marked in `meta`; a second process starting at once waits for the first).
+pub(crate) async fn backfill(pool: &PgPool) -> Result<()> {
+    let mut tx = pool.begin().await?;
+    let claimed = sqlx::query(
+        "INSERT INTO meta (key, value) VALUES ('stats_rollups', '1') ON CONFLICT (key) DO NOTHING",
+    )
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    if claimed {
+        let rows: Vec<(i64, String, f64, i64)> =
+            sqlx::query_as("SELECT id, client_id, red, ts FROM events")
+                .fetch_all(&mut *tx)
+                .await?;
+        let mut events = Vec::with_capacity(rows.len());
+        for (id, client, red, ts) in rows {
+            let bin = i32::from(bins::coarse_of_fine(bins::fine_bin(red)));
+            sqlx::query("UPDATE events SET bin = $1 WHERE id = $2")
+                .bind(bin)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            events.push(NewEvent {
+                client_id: crate::ClientId::from_db(client),
+                image_id: None,
+                red,
+                ts,
+            });
+        }
+        write_rollups(&mut tx, &ingest::rollup_deltas(events.iter())).await?;
+    }
+    tx.commit().await.map_err(StoreError::from)
+}

@@ -1,0 +1,104 @@
+//! The statistics read path, written once for both backends (the SQL is portable; only the
+//! pool type and the statement opening the read transaction differ).
+
+/// Counts raw events of one client per bucket: `(k, total, above)`.
+pub(crate) const RAW_ONE_SQL: &str = "\
+    SELECT (ts - $1) / $2 AS k, COUNT(*), SUM(CASE WHEN red > $3 THEN 1 ELSE 0 END) \
+    FROM events WHERE client_id = $4 AND ts >= $5 AND ts < $6 GROUP BY k";
+
+/// [`RAW_ONE_SQL`] over every client (one index range per client).
+pub(crate) const RAW_ALL_SQL: &str = "\
+    SELECT (ts - $1) / $2 AS k, COUNT(*), SUM(CASE WHEN red > $3 THEN 1 ELSE 0 END) \
+    FROM events WHERE client_id IN (SELECT id FROM clients) AND ts >= $4 AND ts < $5 \
+    GROUP BY k";
+
+/// Counts, per bucket, the events of one coarse bin with `$7 < red <= $8`: `(k, above)`.
+pub(crate) const SCAN_ONE_SQL: &str = "\
+    SELECT (ts - $1) / $2 AS k, COUNT(*) FROM events \
+    WHERE client_id = $3 AND bin = $4 AND ts >= $5 AND ts < $6 AND red > $7 AND red <= $8 \
+    GROUP BY k";
+
+/// [`SCAN_ONE_SQL`] over every client.
+pub(crate) const SCAN_ALL_SQL: &str = "\
+    SELECT (ts - $1) / $2 AS k, COUNT(*) FROM events \
+    WHERE client_id IN (SELECT id FROM clients) AND bin = $3 AND ts >= $4 AND ts < $5 \
+      AND red > $6 AND red <= $7 \
+    GROUP BY k";
+
+/// One run of rollup rows: `(period_start, hist)`.
+pub(crate) const ROLLUP_RUN_SQL: &str = "\
+    SELECT period_start, hist FROM stats_rollups \
+    WHERE client_id = $1 AND level = $2 AND period_start >= $3 AND period_start < $4";
+
+/// Expands to `async fn stats(pool, scope, query)` for one backend.
+macro_rules! stats_query_fn {
+    ($pool:ty, $begin:expr) => {
+        /// Answers a statistics query in one read transaction (see the module docs).
+        pub(crate) async fn stats(
+            pool: &$pool,
+            scope: &$crate::Scope,
+            q: &$crate::stats::StatsQuery,
+        ) -> $crate::Result<$crate::stats::StatsReport> {
+            use $crate::stats::query::*;
+            let mut plan = $crate::stats::Plan::new(q);
+            let (key, client) = $crate::stats::scope_keys(scope);
+            let mut tx = pool.begin_with($begin).await?;
+            for run in plan.runs.clone() {
+                let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(ROLLUP_RUN_SQL)
+                    .bind(key)
+                    .bind(run.level)
+                    .bind(run.lo)
+                    .bind(run.hi)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                for (start, blob) in rows {
+                    plan.add_rollup(start, &blob);
+                }
+            }
+            for (lo, hi) in plan.raw.clone() {
+                let query = match client {
+                    Some(c) => sqlx::query_as(RAW_ONE_SQL)
+                        .bind(plan.origin)
+                        .bind(plan.size)
+                        .bind(q.threshold)
+                        .bind(c),
+                    None => sqlx::query_as(RAW_ALL_SQL)
+                        .bind(plan.origin)
+                        .bind(plan.size)
+                        .bind(q.threshold),
+                };
+                let rows: Vec<(i64, i64, i64)> =
+                    query.bind(lo).bind(hi).fetch_all(&mut *tx).await?;
+                for (k, total, above) in rows {
+                    plan.add_raw(k, total, above);
+                }
+            }
+            if let Some((lo, hi, coarse, upper)) = plan.scan {
+                let query = match client {
+                    Some(c) => sqlx::query_as(SCAN_ONE_SQL)
+                        .bind(plan.origin)
+                        .bind(plan.size)
+                        .bind(c),
+                    None => sqlx::query_as(SCAN_ALL_SQL)
+                        .bind(plan.origin)
+                        .bind(plan.size),
+                };
+                let rows: Vec<(i64, i64)> = query
+                    .bind(coarse)
+                    .bind(lo)
+                    .bind(hi)
+                    .bind(q.threshold)
+                    .bind(upper)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                for (k, above) in rows {
+                    plan.add_scanned(k, above);
+                }
+            }
+            tx.commit().await?;
+            Ok(plan.finish())
+        }
+    };
+}
+
+pub(crate) use stats_query_fn;

@@ -1,0 +1,217 @@
+//! The SQLite write path of events (one writer, multi-row inserts) and its read path.
+
+use super::ingest::{self, ApplyWrites, RollupDelta, WriteOp};
+use super::{bins, query::stats_query_fn};
+use crate::{NewEvent, Result};
+use async_trait::async_trait;
+use sqlx::sqlite::SqlitePool;
+use sqlx::{AssertSqlSafe, Sqlite, Transaction};
+use std::collections::{HashMap, HashSet};
+use std::sync::OnceLock;
+
+stats_query_fn!(SqlitePool, "BEGIN");
+
+/// Rows per multi-row `INSERT` (5 parameters each, well under SQLite's 32 766).
+const CHUNK: usize = 1000;
+
+/// Applies write groups to a SQLite database.
+pub(crate) struct SqliteWrites {
+    pool: SqlitePool,
+}
+
+impl SqliteWrites {
+    pub(crate) fn new(pool: SqlitePool) -> Self {
+        SqliteWrites { pool }
+    }
+}
+
+#[async_trait]
+impl ApplyWrites for SqliteWrites {
+    async fn apply(&self, ops: &[WriteOp]) -> Result<Vec<bool>> {
+        // IMMEDIATE: take the write lock up front (waiting out other writers with the busy
+        // timeout) rather than failing when a read would have to become a write.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut results = Vec::with_capacity(ops.len());
+        let mut image_events = Vec::new();
+        for op in ops {
+            match op {
+                WriteOp::Image(image) => {
+                    let inserted = sqlx::query(INSERT_IMAGE_SQL)
+                        .bind(image.client_id.as_str())
+                        .bind(image.id.as_str())
+                        .bind(&image.format)
+                        .bind(i64::from(image.width))
+                        .bind(i64::from(image.height))
+                        .bind(i64::try_from(image.bytes).unwrap_or(i64::MAX))
+                        .bind(image.red)
+                        .bind(image.created_at)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected()
+                        == 1;
+                    if inserted {
+                        image_events.push(ingest::image_event(image));
+                    }
+                    results.push(inserted);
+                }
+                WriteOp::Events(_) => results.push(true),
+            }
+        }
+        let events: Vec<&NewEvent> = ops
+            .iter()
+            .filter_map(|op| match op {
+                WriteOp::Events(e) => Some(e.iter()),
+                WriteOp::Image(_) => None,
+            })
+            .flatten()
+            .chain(image_events.iter())
+            .collect();
+        write_events(&mut tx, &events).await?;
+        tx.commit().await?;
+        Ok(results)
+    }
+}
+
+/// Inserts a new image record unless the client already has it.
+pub(crate) const INSERT_IMAGE_SQL: &str = "\
+    INSERT INTO images (client_id, id, format, width, height, bytes, red, created_at) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (client_id, id) DO NOTHING";
+
+fn insert_sql(rows: usize) -> String {
+    let mut sql = String::from("INSERT INTO events (client_id, image_id, red, ts, bin) VALUES ");
+    for i in 0..rows {
+        if i > 0 {
+            sql.push(',');
+        }
+        sql.push_str("(?,?,?,?,?)");
+    }
+    sql
+}
+
+/// Events, their rollups and their notifications, in an open transaction.
+async fn write_events(tx: &mut Transaction<'_, Sqlite>, events: &[&NewEvent]) -> Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    static FULL: OnceLock<String> = OnceLock::new();
+    for chunk in events.chunks(CHUNK) {
+        let sql = if chunk.len() == CHUNK {
+            FULL.get_or_init(|| insert_sql(CHUNK)).clone()
+        } else {
+            insert_sql(chunk.len())
+        };
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for e in chunk {
+            q = q
+                .bind(e.client_id.as_str())
+                .bind(e.image_id.as_ref().map(|i| i.as_str()))
+                .bind(e.red)
+                .bind(e.ts)
+                .bind(i32::from(bins::coarse_of_fine(bins::fine_bin(e.red))));
+        }
+        q.execute(&mut **tx).await?;
+    }
+    write_rollups(tx, &ingest::rollup_deltas(events.iter().copied())).await?;
+    write_outbox(tx, events).await
+}
+
+async fn write_rollups(tx: &mut Transaction<'_, Sqlite>, deltas: &[RollupDelta]) -> Result<()> {
+    for d in deltas {
+        let current: Option<Vec<u8>> = sqlx::query_scalar(
+            "SELECT hist FROM stats_rollups \
+             WHERE client_id = $1 AND level = $2 AND period_start = $3",
+        )
+        .bind(&d.client)
+        .bind(d.level)
+        .bind(d.start)
+        .fetch_optional(&mut **tx)
+        .await?;
+        let (total, blob) = d.merged_into(current.as_deref().unwrap_or_default());
+        sqlx::query(UPSERT_ROLLUP_SQL)
+            .bind(&d.client)
+            .bind(d.level)
+            .bind(d.start)
+            .bind(total)
+            .bind(blob)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+const UPSERT_ROLLUP_SQL: &str = "\
+    INSERT INTO stats_rollups (client_id, level, period_start, total, hist) \
+    VALUES ($1, $2, $3, $4, $5) \
+    ON CONFLICT (client_id, level, period_start) \
+    DO UPDATE SET total = excluded.total, hist = excluded.hist";
+
+/// The outbox: the notification module's per-event SQL, for the events that can match.
+async fn write_outbox(tx: &mut Transaction<'_, Sqlite>, events: &[&NewEvent]) -> Result<()> {
+    let mut min_threshold: HashMap<String, f64> = HashMap::new();
+    let mut seen: HashSet<&str> = HashSet::new();
+    for e in events {
+        if seen.insert(e.client_id.as_str()) {
+            let min: Option<f64> =
+                sqlx::query_scalar("SELECT MIN(threshold) FROM subscriptions WHERE client_id = $1")
+                    .bind(e.client_id.as_str())
+                    .fetch_one(&mut **tx)
+                    .await?;
+            if let Some(min) = min {
+                min_threshold.insert(e.client_id.as_str().to_owned(), min);
+            }
+        }
+    }
+    if min_threshold.is_empty() {
+        return Ok(());
+    }
+    let now = crate::now_ms();
+    for e in events {
+        if ingest::may_notify(e, &min_threshold) {
+            sqlx::query(crate::notify::ENQUEUE_NOTIFICATIONS_SQL)
+                .bind(e.client_id.as_str())
+                .bind(e.image_id.as_ref().map(|i| i.as_str()))
+                .bind(e.red)
+                .bind(e.ts)
+                .bind(now)
+                .execute(&mut **tx)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Fills the coarse bins and the rollups of events recorded before they existed (once per
+/// database, marked in `meta`).
+pub(crate) async fn backfill(pool: &SqlitePool) -> Result<()> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let claimed = sqlx::query(
+        "INSERT INTO meta (key, value) VALUES ('stats_rollups', '1') ON CONFLICT (key) DO NOTHING",
+    )
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    if claimed {
+        let rows: Vec<(i64, String, f64, i64)> =
+            sqlx::query_as("SELECT id, client_id, red, ts FROM events")
+                .fetch_all(&mut *tx)
+                .await?;
+        let mut events = Vec::with_capacity(rows.len());
+        for (id, client, red, ts) in rows {
+            sqlx::query("UPDATE events SET bin = $1 WHERE id = $2")
+                .bind(i32::from(bins::coarse_of_fine(bins::fine_bin(red))))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            events.push(NewEvent {
+                client_id: crate::ClientId::from_db(client),
+                image_id: None,
+                red,
+                ts,
+            });
+        }
+        write_rollups(&mut tx, &ingest::rollup_deltas(events.iter())).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}

@@ -1,0 +1,428 @@
+//! RED_STATS: exact counts against brute force, buckets, all-or-nothing batches, the outbox.
+
+use rubra_store::{
+    BucketWidth, ClientId, ImageId, ImageRecord, NewEvent, PgStore, Scope, SqliteStore, StatsQuery,
+    Store,
+};
+use std::sync::Arc;
+
+crate::both_backends!(
+    exact_counts_match_brute_force,
+    buckets_are_aligned_clipped_and_complete,
+    a_batch_with_a_bad_event_writes_nothing,
+    concurrent_batches_all_commit,
+);
+
+const MIN: i64 = 60_000;
+const HOUR: i64 = 3_600_000;
+const DAY: i64 = 86_400_000;
+
+/// A small deterministic generator (xorshift64*), so failures reproduce.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+fn ev(client: &ClientId, red: f64, ts: i64) -> NewEvent {
+    NewEvent {
+        client_id: client.clone(),
+        image_id: None,
+        red,
+        ts,
+    }
+}
+
+fn brute(events: &[NewEvent], client: Option<&ClientId>, q: &StatsQuery) -> (u64, u64) {
+    let mut total = 0;
+    let mut above = 0;
+    for e in events {
+        if client.is_some_and(|c| *c != e.client_id) || e.ts < q.from || e.ts >= q.to {
+            continue;
+        }
+        total += 1;
+        if e.red > q.threshold {
+            above += 1;
+        }
+    }
+    (total, above)
+}
+
+/// Reds that stress the bins: 0, 1, decimal edges, their neighbours, and arbitrary values.
+fn red(rng: &mut Rng) -> f64 {
+    match rng.below(8) {
+        0 => 0.0,
+        1 => 1.0,
+        2 => [0.5, 0.8, 0.25, 0.1234, 0.001][rng.below(5) as usize],
+        3 => {
+            let e = (rng.below(10_001) as f64) / 10_000.0;
+            let bits = e.to_bits();
+            f64::from_bits(if rng.below(2) == 0 {
+                bits + 1
+            } else {
+                bits.saturating_sub(1)
+            })
+            .clamp(0.0, 1.0)
+        }
+        // Many events in one narrow neighbourhood, so thresholds inside a fine bin matter.
+        4 => 0.73519 + rng.unit() * 0.00005,
+        _ => rng.unit(),
+    }
+}
+
+async fn exact_counts_match_brute_force(store: Arc<dyn Store>) {
+    let a = store.create_client("acme").await.unwrap().id;
+    let b = store.create_client("globex").await.unwrap().id;
+    let mut rng = Rng(0x5eed_1234_abcd_0001);
+    let base = 1_763_856_000_000 - 3 * HOUR; // 2025-11-22T21:00Z: ranges cross a UTC day
+    let span = 3 * DAY;
+    let mut events = Vec::new();
+    for batch in 0..12 {
+        let mut chunk = Vec::new();
+        for _ in 0..250 {
+            let client = if rng.below(3) == 0 { &b } else { &a };
+            // Clustered on whole minutes/hours/days now and then, to hit the boundaries.
+            let ts = match rng.below(6) {
+                0 => base + (rng.below(72) as i64) * HOUR,
+                1 => base + (rng.below(3 * 1440) as i64) * MIN - (rng.below(2) as i64),
+                _ => base + rng.below(span as u64) as i64,
+            };
+            chunk.push(ev(client, red(&mut rng), ts));
+        }
+        if batch % 4 == 0 {
+            for e in &chunk {
+                store.insert_event(e).await.unwrap();
+            }
+        } else {
+            store.insert_events(chunk.clone()).await.unwrap();
+        }
+        events.extend(chunk);
+    }
+    let reds: Vec<f64> = events.iter().map(|e| e.red).collect();
+    let tss: Vec<i64> = events.iter().map(|e| e.ts).collect();
+    for i in 0..400 {
+        let threshold = match i % 6 {
+            0 => reds[rng.below(reds.len() as u64) as usize], // red == threshold is not above
+            1 => [0.0, 0.5, 0.8, 1.0, -0.5, 1.5, 0.7352][rng.below(7) as usize],
+            2 => 0.73519 + rng.unit() * 0.00005,
+            _ => rng.unit(),
+        };
+        let pick = |rng: &mut Rng| -> i64 {
+            match rng.below(5) {
+                0 => tss[rng.below(tss.len() as u64) as usize], // an event exactly at the edge
+                1 => base + (rng.below(4) as i64) * DAY - 3 * HOUR,
+                2 => base + (rng.below(80) as i64) * HOUR,
+                3 => base + (rng.below(5000) as i64) * MIN,
+                _ => base - HOUR + rng.below((span + 2 * HOUR) as u64) as i64,
+            }
+        };
+        let (x, y) = (pick(&mut rng), pick(&mut rng));
+        let q = StatsQuery {
+            from: x.min(y),
+            to: x.max(y),
+            threshold,
+            bucket: None,
+        };
+        for (scope, client) in [
+            (Scope::Client(a.clone()), Some(&a)),
+            (Scope::Client(b.clone()), Some(&b)),
+            (Scope::All, None),
+        ] {
+            let got = store.stats(&scope, &q).await.unwrap();
+            assert_eq!(
+                (got.total, got.above),
+                brute(&events, client, &q),
+                "query {i} {q:?} scope {scope:?}"
+            );
+        }
+    }
+    // The whole span at once, every bucket width: per-bucket counts match too.
+    for w in [
+        BucketWidth::Minute,
+        BucketWidth::FiveMinutes,
+        BucketWidth::Hour,
+        BucketWidth::Day,
+    ] {
+        let q = StatsQuery {
+            from: base - 7 * MIN - 1234,
+            to: base + span + 13 * MIN + 77,
+            threshold: 0.73519 + 0.000_021,
+            bucket: Some(w),
+        };
+        let got = store.stats(&Scope::Client(a.clone()), &q).await.unwrap();
+        assert_eq!((got.total, got.above), brute(&events, Some(&a), &q));
+        assert_eq!(got.buckets.len() as i64, w.count(q.from, q.to));
+        for bk in &got.buckets {
+            let part = StatsQuery {
+                from: bk.start.max(q.from),
+                to: (bk.start + w.ms()).min(q.to),
+                ..q
+            };
+            assert_eq!(
+                (bk.total, bk.above),
+                brute(&events, Some(&a), &part),
+                "bucket {} of {w:?}",
+                bk.start
+            );
+        }
+    }
+}
+
+async fn buckets_are_aligned_clipped_and_complete(store: Arc<dyn Store>) {
+    let c = store.create_client("acme").await.unwrap().id;
+    let day = 20_000 * DAY; // 2024-10-04T00:00Z
+    store
+        .insert_events(vec![
+            ev(&c, 0.9, day + 10 * MIN),             // before `from`: not counted
+            ev(&c, 0.9, day + 40 * MIN),             // bucket 00:00, inside
+            ev(&c, 0.5, day + 59 * MIN + 59_999),    // bucket 00:00, last ms
+            ev(&c, 0.6, day + 2 * HOUR),             // bucket 02:00 (01:00 stays empty)
+            ev(&c, 0.95, day + 2 * HOUR + 30 * MIN), // at `to`: outside
+        ])
+        .await
+        .unwrap();
+    let q = StatsQuery {
+        from: day + 30 * MIN,
+        to: day + 2 * HOUR + 30 * MIN,
+        threshold: 0.5,
+        bucket: Some(BucketWidth::Hour),
+    };
+    let r = store.stats(&Scope::Client(c.clone()), &q).await.unwrap();
+    assert_eq!((r.total, r.above), (3, 2));
+    let got: Vec<(i64, u64, u64)> = r
+        .buckets
+        .iter()
+        .map(|b| (b.start, b.total, b.above))
+        .collect();
+    assert_eq!(
+        got,
+        vec![(day, 2, 1), (day + HOUR, 0, 0), (day + 2 * HOUR, 1, 1)]
+    );
+    // An empty range, and a range with no events at all.
+    let empty = StatsQuery { to: q.from, ..q };
+    let r = store
+        .stats(&Scope::Client(c.clone()), &empty)
+        .await
+        .unwrap();
+    assert_eq!((r.total, r.above, r.buckets.len()), (0, 0, 0));
+    let other = store.create_client("globex").await.unwrap().id;
+    let r = store.stats(&Scope::Client(other), &q).await.unwrap();
+    assert_eq!((r.total, r.above, r.buckets.len()), (0, 0, 3));
+}
+
+async fn a_batch_with_a_bad_event_writes_nothing(store: Arc<dyn Store>) {
+    let c = store.create_client("acme").await.unwrap().id;
+    let ghost = ClientId::parse("cl_0123456789abcdef").unwrap();
+    let mut batch: Vec<NewEvent> = (0..100).map(|i| ev(&c, 0.9, DAY + i)).collect();
+    batch.push(ev(&ghost, 0.9, DAY)); // no such client: the foreign key refuses it
+    assert!(store.insert_events(batch).await.is_err());
+    let q = StatsQuery {
+        from: 0,
+        to: 2 * DAY,
+        threshold: 0.0,
+        bucket: None,
+    };
+    let r = store.stats(&Scope::All, &q).await.unwrap();
+    assert_eq!((r.total, r.above), (0, 0));
+    // The store still works afterwards.
+    store.insert_events(vec![ev(&c, 0.9, DAY)]).await.unwrap();
+    let r = store.stats(&Scope::All, &q).await.unwrap();
+    assert_eq!((r.total, r.above), (1, 1));
+}
+
+async fn concurrent_batches_all_commit(store: Arc<dyn Store>) {
+    let c = store.create_client("acme").await.unwrap().id;
+    let mut tasks = Vec::new();
+    for t in 0..16i64 {
+        let store = Arc::clone(&store);
+        let c = c.clone();
+        tasks.push(tokio::spawn(async move {
+            let batch = (0..500)
+                .map(|i| ev(&c, (i % 100) as f64 / 100.0, t * 1000 + i))
+                .collect();
+            store.insert_events(batch).await
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let q = StatsQuery {
+        from: 0,
+        to: DAY,
+        threshold: 0.5,
+        bucket: None,
+    };
+    let r = store.stats(&Scope::Client(c), &q).await.unwrap();
+    assert_eq!((r.total, r.above), (16 * 500, 16 * 5 * 49));
+}
+
+/// A store together with direct SQL access to its database, for the outbox tests.
+enum Db {
+    /// The folder is kept alive with the store.
+    Sqlite(SqliteStore, #[allow(dead_code)] tempfile::TempDir),
+    Pg(PgStore),
+}
+
+impl Db {
+    fn store(&self) -> Arc<dyn Store> {
+        match self {
+            Db::Sqlite(s, _) => Arc::new(s.clone()),
+            Db::Pg(s) => Arc::new(s.clone()),
+        }
+    }
+
+    async fn exec(&self, sql: &'static str, args: (&str, &str, f64, Option<i64>)) {
+        let (id, client, threshold, deleted) = args;
+        let sql = sqlx::AssertSqlSafe(sql);
+        match self {
+            Db::Sqlite(s, _) => {
+                sqlx::query(sql)
+                    .bind(id)
+                    .bind(client)
+                    .bind(threshold)
+                    .bind(deleted)
+                    .execute(s.pool())
+                    .await
+                    .unwrap();
+            }
+            Db::Pg(s) => {
+                sqlx::query(sql)
+                    .bind(id)
+                    .bind(client)
+                    .bind(threshold)
+                    .bind(deleted)
+                    .execute(s.pool())
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+
+    /// (subscription id, red, event ts, image id) of every notification, sorted.
+    async fn notifications(&self) -> Vec<(String, f64, i64, Option<String>)> {
+        let sql = "SELECT subscription_id, red, event_ts, image_id FROM notifications";
+        let mut rows: Vec<(String, f64, i64, Option<String>)> = match self {
+            Db::Sqlite(s, _) => sqlx::query_as(sql).fetch_all(s.pool()).await.unwrap(),
+            Db::Pg(s) => sqlx::query_as(sql).fetch_all(s.pool()).await.unwrap(),
+        };
+        rows.sort_by(|x, y| x.partial_cmp(y).unwrap());
+        rows
+    }
+}
+
+async fn open_sqlite() -> Db {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("rubra.db").display());
+    let s = SqliteStore::connect(&url).await.unwrap();
+    s.migrate().await.unwrap();
+    Db::Sqlite(s, dir)
+}
+
+async fn open_pg(test: &str) -> Option<Db> {
+    let url = rubra_testkit::fresh_postgres(test).await?;
+    let s = PgStore::connect(&url).await.unwrap();
+    s.migrate().await.unwrap();
+    Some(Db::Pg(s))
+}
+
+const INSERT_SUB: &str = "INSERT INTO subscriptions \
+    (id, client_id, threshold, channel_type, channel, created_at, deleted_at) \
+    VALUES ($1, $2, $3, 'stream', '{\"type\":\"stream\"}', 0, $4)";
+
+async fn outbox_holds_one_notification_per_event_and_exceeded_subscription(db: Db) {
+    let store = db.store();
+    let a = store.create_client("acme").await.unwrap().id;
+    let b = store.create_client("globex").await.unwrap().id;
+    db.exec(INSERT_SUB, ("sub_a50", a.as_str(), 0.5, None))
+        .await;
+    db.exec(INSERT_SUB, ("sub_a80", a.as_str(), 0.8, None))
+        .await;
+    db.exec(INSERT_SUB, ("sub_a10_deleted", a.as_str(), 0.1, Some(5)))
+        .await;
+    db.exec(INSERT_SUB, ("sub_b00", b.as_str(), 0.0, None))
+        .await;
+
+    let mut rng = Rng(42);
+    let mut events = Vec::new();
+    for i in 0..300i64 {
+        let client = if i % 5 == 0 { &b } else { &a };
+        let red = match i % 7 {
+            0 => 0.5, // equal to a threshold: not above it
+            1 => 0.8,
+            2 => 0.0,
+            _ => rng.unit(),
+        };
+        events.push(ev(client, red, DAY + i));
+    }
+    store.insert_events(events[..200].to_vec()).await.unwrap();
+    for e in &events[200..250] {
+        store.insert_event(e).await.unwrap();
+    }
+    // Images record their event through the same path.
+    let mut images = Vec::new();
+    for e in &events[250..] {
+        let bytes = format!("image {}", e.ts);
+        let rec = ImageRecord {
+            client_id: e.client_id.clone(),
+            id: ImageId::of(bytes.as_bytes()),
+            format: "png".into(),
+            width: 1,
+            height: 1,
+            bytes: 1,
+            red: e.red,
+            created_at: e.ts,
+        };
+        let (_, created) = store.insert_image(&rec).await.unwrap();
+        assert!(created);
+        // The same image again records nothing.
+        let (_, again) = store.insert_image(&rec).await.unwrap();
+        assert!(!again);
+        images.push(rec);
+    }
+    // A failing batch leaves no notification behind either.
+    let ghost = ClientId::parse("cl_0123456789abcdef").unwrap();
+    let bad = vec![ev(&a, 0.99, DAY), ev(&ghost, 0.99, DAY)];
+    assert!(store.insert_events(bad).await.is_err());
+
+    let mut expected = Vec::new();
+    for (i, e) in events.iter().enumerate() {
+        let image = (i >= 250).then(|| images[i - 250].id.as_str().to_owned());
+        let subs: &[(&str, f64)] = if e.client_id == a {
+            &[("sub_a50", 0.5), ("sub_a80", 0.8)]
+        } else {
+            &[("sub_b00", 0.0)]
+        };
+        for &(sub, t) in subs {
+            if e.red > t {
+                expected.push((sub.to_owned(), e.red, e.ts, image.clone()));
+            }
+        }
+    }
+    expected.sort_by(|x, y| x.partial_cmp(y).unwrap());
+    assert!(expected.len() > 100, "the test data should notify often");
+    assert_eq!(db.notifications().await, expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_outbox() {
+    outbox_holds_one_notification_per_event_and_exceeded_subscription(open_sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_outbox() {
+    let Some(db) = open_pg("postgres_outbox").await else {
+        return;
+    };
+    outbox_holds_one_notification_per_event_and_exceeded_subscription(db).await;
+}
