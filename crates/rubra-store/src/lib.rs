@@ -29,6 +29,11 @@ pub use error::StoreError;
 pub use images::{ImageId, ImagePage, ImageRecord, NewEvent, image_blob_key};
 pub use jobs::JobQueue;
 pub use notify::NotifyStore;
+pub use notify::{
+    Channel, ClaimedNotification, DeliveryAttempt, LogPage, NewSubscription, Notification,
+    OutboxListener, Recorded, Subscription, SubscriptionId, SubscriptionState, Verdict,
+    outbox_bell, ring_outbox,
+};
 pub use open::{DatabaseUrl, open};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;

@@ -9,6 +9,7 @@
 
 mod blobs;
 mod clients;
+mod notify;
 
 use rubra_store::{DatabaseUrl, Store};
 use std::sync::Arc;
