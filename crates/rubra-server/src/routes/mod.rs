@@ -3,6 +3,8 @@
 pub(crate) mod clients;
 mod health;
 mod images;
+mod notifications;
+mod subscriptions;
 
 use crate::error::ApiError;
 use crate::middleware;
@@ -25,7 +27,18 @@ pub fn router(state: AppState) -> Router {
             get(images::get).head(images::head).delete(images::delete),
         )
         .route("/images/{id}/info", get(images::info))
-        .route("/red", post(images::red));
+        .route("/red", post(images::red))
+        .route(
+            "/subscriptions",
+            get(subscriptions::list).post(subscriptions::create),
+        )
+        .route(
+            "/subscriptions/{id}",
+            get(subscriptions::get).delete(subscriptions::delete),
+        )
+        .route("/subscriptions/{id}/resume", post(subscriptions::resume))
+        .route("/notifications", get(notifications::log))
+        .route("/notifications/stream", get(notifications::stream));
 
     api.fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -2,6 +2,8 @@
 //! worker leases its work from the store, so any number of processes share it and a dead
 //! process's work moves on when its lease expires.
 
+pub(crate) mod notify;
+
 use crate::app::Services;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -13,8 +15,9 @@ pub struct Workers {
 
 /// Starts every worker this process runs; they stop when `shutdown` is cancelled.
 pub fn spawn(services: &Services, shutdown: &CancellationToken) -> Workers {
-    let handles = Vec::new();
+    let mut handles = Vec::new();
     let _ = (services, shutdown);
+    handles.extend(notify::spawn(services, shutdown));
     Workers { handles }
 }
 

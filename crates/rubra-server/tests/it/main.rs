@@ -9,4 +9,5 @@ mod errors;
 mod health;
 mod helpers;
 mod images;
+mod notify;
 mod scale_out;
