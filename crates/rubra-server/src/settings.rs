@@ -106,6 +106,34 @@ pub struct ConfigArgs {
         global = true
     )]
     pub max_watches_per_client: Option<u32>,
+
+    /// Delays between notification delivery attempts, in ms, comma separated
+    /// [default: 1000,5000,30000,120000,600000,1800000,3600000,10800000,21600000,43200000].
+    #[arg(
+        long,
+        env = "RUBRA_NOTIFY_RETRY_MS",
+        value_name = "MS,…",
+        global = true
+    )]
+    pub notify_retry_ms: Option<String>,
+
+    /// Consecutive failed deliveries after which a subscription is paused [default: 20].
+    #[arg(
+        long,
+        env = "RUBRA_NOTIFY_PAUSE_AFTER",
+        value_name = "N",
+        global = true
+    )]
+    pub notify_pause_after: Option<u32>,
+
+    /// Time limit of one webhook or Viber call, in ms [default: 10000].
+    #[arg(
+        long,
+        env = "RUBRA_NOTIFY_TIMEOUT_MS",
+        value_name = "MS",
+        global = true
+    )]
+    pub notify_timeout_ms: Option<u64>,
 }
 
 /// A setting that could not be used, named so that the user can find it.
@@ -184,6 +212,12 @@ pub struct Settings {
     pub viber_base_url: String,
     /// Watches one client may hold.
     pub max_watches_per_client: u32,
+    /// Delays between notification delivery attempts.
+    pub notify_retry: rubra_notify::RetrySchedule,
+    /// Consecutive failed deliveries that pause a subscription.
+    pub notify_pause_after: u32,
+    /// Time limit of one delivery call.
+    pub notify_timeout: Duration,
 }
 
 impl ConfigArgs {
@@ -209,6 +243,9 @@ impl ConfigArgs {
             jobs_per_client: self.jobs_per_client.or(other.jobs_per_client),
             viber_base_url: self.viber_base_url.or(other.viber_base_url),
             max_watches_per_client: self.max_watches_per_client.or(other.max_watches_per_client),
+            notify_retry_ms: self.notify_retry_ms.or(other.notify_retry_ms),
+            notify_pause_after: self.notify_pause_after.or(other.notify_pause_after),
+            notify_timeout_ms: self.notify_timeout_ms.or(other.notify_timeout_ms),
         }
     }
 }
@@ -290,6 +327,19 @@ impl Settings {
                 format!("{viber_base_url:?} is not an http(s) URL"),
             ));
         }
+        let notify_retry = match a.notify_retry_ms.as_deref() {
+            None => rubra_notify::RetrySchedule::default(),
+            Some(s) => rubra_notify::RetrySchedule::parse_ms(s)
+                .map_err(|e| invalid("notify-retry-ms", e))?,
+        };
+        let notify_pause_after = a.notify_pause_after.unwrap_or(20);
+        if notify_pause_after == 0 {
+            return Err(invalid("notify-pause-after", "must be greater than 0"));
+        }
+        let notify_timeout_ms = a.notify_timeout_ms.unwrap_or(10_000);
+        if notify_timeout_ms == 0 {
+            return Err(invalid("notify-timeout-ms", "must be greater than 0"));
+        }
         Ok(Settings {
             listen,
             data_dir,
@@ -309,6 +359,9 @@ impl Settings {
             jobs_per_client,
             viber_base_url: viber_base_url.trim_end_matches('/').to_owned(),
             max_watches_per_client: a.max_watches_per_client.unwrap_or(100),
+            notify_retry,
+            notify_pause_after,
+            notify_timeout: Duration::from_millis(notify_timeout_ms),
         })
     }
 }

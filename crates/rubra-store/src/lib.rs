@@ -33,6 +33,11 @@ pub use jobs::{
     Lease, LeaseStatus, NewJob,
 };
 pub use notify::NotifyStore;
+pub use notify::{
+    Channel, ClaimedNotification, DeliveryAttempt, LogPage, NewSubscription, Notification,
+    OutboxListener, Recorded, Subscription, SubscriptionId, SubscriptionState, Verdict,
+    outbox_bell, ring_outbox,
+};
 pub use open::{DatabaseUrl, open};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;

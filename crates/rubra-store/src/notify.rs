@@ -1,25 +1,569 @@
 //! Subscriptions and the notification outbox: notifications are written in the same
 //! transaction as their event, and delivery workers lease them from the table.
+//!
+//! # How a notification moves
+//!
+//! [`ENQUEUE_NOTIFICATIONS_SQL`] writes one row per subscription an event exceeds, inside the
+//! event's transaction. A webhook or Viber row starts `pending` and due at once; a stream row
+//! is written `stream` (nothing to send: it is read by the live stream); a row of a paused
+//! subscription is written `held`.
+//!
+//! Workers [`claim`](NotifyStore::claim_notifications) due rows: the claim sets the lease owner
+//! and moves `next_attempt_at` to the end of the lease, so "due" is the single condition
+//! `state = 'pending' AND next_attempt_at <= now` (one partial index), and a row whose worker
+//! died is due again when its lease ends — another process takes it over without any sweeper.
+//! PostgreSQL claims with `FOR UPDATE SKIP LOCKED`; SQLite's claim is one `UPDATE … RETURNING`
+//! statement, atomic under its single writer.
+//!
+//! [`record_delivery`](NotifyStore::record_delivery) stores the verdict: delivered, retry at
+//! T (pending again, due at T), or failed (retries ran out). Every failed attempt counts
+//! towards the subscription's `consecutive_failures` (a success resets it); at the limit the
+//! subscription is paused with a `paused_reason` and its pending rows are `held` until
+//! [`resume_subscription`](NotifyStore::resume_subscription) makes them due again.
+//!
+//! # Reading for the live stream
+//!
+//! [`notifications_after`](NotifyStore::notifications_after) reads a client's rows by `seq`.
+//! On SQLite, seqs commit in order (one writer), so "seq > cursor" misses nothing. On
+//! PostgreSQL an identity value is taken before its transaction commits, so seq 9 may become
+//! visible after seq 10 was read. Readers therefore treat rows younger than
+//! [`replay_settle_ms`](NotifyStore::replay_settle_ms) as unsettled and re-read that window
+//! (the server's stream does so without sending a row twice), and a reconnect resumes from
+//! [`settled_cursor`](NotifyStore::settled_cursor), which may re-send the last few seconds —
+//! at-least-once, deduplicable by id, never a loss unless a transaction stays open longer
+//! than the settle time.
 
-use crate::{PgStore, SqliteStore};
+mod backend;
+
+use crate::{ClientId, PgStore, Result, Scope, SqliteStore};
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::sync::LazyLock;
+use tokio::sync::watch;
 
 /// Writes one notification per live subscription of client `$1` that an event with red `$3`
 /// exceeds. Parameters: `$1` client id, `$2` image id (nullable), `$3` red, `$4` event ts (ms),
 /// `$5` now (ms). Runs inside the transaction that inserts the event (the outbox pattern).
 pub(crate) const ENQUEUE_NOTIFICATIONS_SQL: &str = "\
     INSERT INTO notifications (client_id, subscription_id, channel_type, image_id, red, \
-                               threshold, event_ts, created_at, next_attempt_at) \
-    SELECT s.client_id, s.id, s.channel_type, $2, $3, s.threshold, $4, $5, $5 \
+                               threshold, event_ts, created_at, next_attempt_at, state) \
+    SELECT s.client_id, s.id, s.channel_type, $2, $3, s.threshold, $4, $5, $5, \
+           CASE WHEN s.channel_type = 'stream' THEN 'stream' \
+                WHEN s.state = 'paused' THEN 'held' ELSE 'pending' END \
     FROM subscriptions s \
     WHERE s.client_id = $1 AND s.deleted_at IS NULL AND $3 > s.threshold";
 
+static OUTBOX_BELL: LazyLock<watch::Sender<u64>> = LazyLock::new(|| watch::channel(0).0);
+
+/// Rings the in-process outbox doorbell: new notifications may be in the table.
+///
+/// Insert paths call it after committing; the PostgreSQL listener calls it when another
+/// process wrote some. A ring is only a hint to look now: waiters also poll, so a missed ring
+/// delays, never loses.
+pub fn ring_outbox() {
+    OUTBOX_BELL.send_modify(|n| *n = n.wrapping_add(1));
+}
+
+/// Listens to the in-process outbox doorbell (see [`ring_outbox`]).
+pub fn outbox_bell() -> watch::Receiver<u64> {
+    OUTBOX_BELL.subscribe()
+}
+
+/// The id of a subscription: `sub_` followed by 16 random hex digits.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct SubscriptionId(String);
+
+impl SubscriptionId {
+    /// A fresh random id.
+    pub fn generate() -> Self {
+        SubscriptionId(format!("sub_{}", crate::random_id(8)))
+    }
+
+    /// Accepts an id from a URL or a query; `None` if it cannot be a subscription id.
+    pub fn parse(s: &str) -> Option<Self> {
+        let hex = s.strip_prefix("sub_")?;
+        (hex.len() == 16 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+            .then(|| SubscriptionId(s.to_owned()))
+    }
+
+    /// The id as stored.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for SubscriptionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Where a subscription's notifications go.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Channel {
+    /// A signed POST to `url`.
+    Webhook {
+        /// The http(s) endpoint.
+        url: String,
+    },
+    /// A Viber bot message.
+    Viber {
+        /// The Viber user id.
+        receiver: String,
+        /// The bot's auth token (never shown back).
+        auth_token: String,
+    },
+    /// Only the live stream (`GET /notifications/stream`).
+    Stream,
+}
+
+impl Channel {
+    /// Checks the values: a webhook URL is http(s) with a host, Viber needs both fields.
+    pub fn validate(&self) -> Result<(), String> {
+        match self {
+            Channel::Webhook { url } => {
+                let parsed =
+                    url::Url::parse(url).map_err(|e| format!("webhook url {url:?}: {e}"))?;
+                if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
+                    return Err(format!("webhook url {url:?} is not an http(s) URL"));
+                }
+                Ok(())
+            }
+            Channel::Viber {
+                receiver,
+                auth_token,
+            } => {
+                if receiver.trim().is_empty() || auth_token.trim().is_empty() {
+                    return Err("a viber channel needs a receiver and an auth_token".to_owned());
+                }
+                if receiver.len() > 256 || auth_token.len() > 256 {
+                    return Err("viber receiver and auth_token are at most 256 bytes".to_owned());
+                }
+                Ok(())
+            }
+            Channel::Stream => Ok(()),
+        }
+    }
+
+    /// `webhook`, `viber` or `stream`, as stored in `channel_type`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Channel::Webhook { .. } => "webhook",
+            Channel::Viber { .. } => "viber",
+            Channel::Stream => "stream",
+        }
+    }
+
+    /// The channel as shown to API callers: secrets (the Viber token) redacted.
+    pub fn redacted(&self) -> serde_json::Value {
+        match self {
+            Channel::Viber { receiver, .. } => serde_json::json!({
+                "type": "viber", "receiver": receiver, "auth_token": "***"
+            }),
+            other => serde_json::to_value(other).unwrap_or(serde_json::Value::Null),
+        }
+    }
+}
+
+impl fmt::Debug for Channel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Channel({})", self.redacted())
+    }
+}
+
+/// Whether a subscription is being delivered to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SubscriptionState {
+    /// Delivered to.
+    Active,
+    /// Stopped after repeated failures; its notifications are held until it is resumed.
+    Paused,
+}
+
+impl SubscriptionState {
+    fn from_db(s: &str) -> Self {
+        if s == "paused" {
+            SubscriptionState::Paused
+        } else {
+            SubscriptionState::Active
+        }
+    }
+}
+
+/// A subscription as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Subscription {
+    /// Its id.
+    pub id: SubscriptionId,
+    /// The owner.
+    pub client_id: ClientId,
+    /// Notify when an event's red is strictly greater than this.
+    pub threshold: f64,
+    /// Where to.
+    pub channel: Channel,
+    /// The webhook signing secret (`whsec_…`), for webhook channels.
+    pub secret: Option<String>,
+    /// Active or paused.
+    pub state: SubscriptionState,
+    /// Why it was paused.
+    pub paused_reason: Option<String>,
+    /// Failed attempts since the last success.
+    pub consecutive_failures: i64,
+    /// Creation time, epoch ms.
+    pub created_at: i64,
+}
+
+/// A subscription to create.
+#[derive(Debug, Clone)]
+pub struct NewSubscription {
+    /// The owner.
+    pub client_id: ClientId,
+    /// The threshold, in [0, 1].
+    pub threshold: f64,
+    /// Where to (validated by the caller with [`Channel::validate`]).
+    pub channel: Channel,
+    /// The webhook secret text, for webhook channels.
+    pub secret: Option<String>,
+}
+
+/// One notification: an event that exceeded one subscription's threshold.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notification {
+    /// Its identity: the SSE event id, and the webhook id as `ntf_{seq}`.
+    pub seq: i64,
+    /// The owner.
+    pub client_id: ClientId,
+    /// The subscription it was made for.
+    pub subscription_id: SubscriptionId,
+    /// The channel type at the time.
+    pub channel_type: String,
+    /// The image measured, if stored.
+    pub image_id: Option<String>,
+    /// The event's red level.
+    pub red: f64,
+    /// The subscription's threshold at the time.
+    pub threshold: f64,
+    /// The event time, epoch ms.
+    pub event_ts: i64,
+    /// When the notification was written, epoch ms.
+    pub created_at: i64,
+    /// pending, delivered, failed, held, canceled or stream.
+    pub state: String,
+    /// Attempts made (counting the one a claim starts).
+    pub attempts: i64,
+}
+
+/// A notification leased to a worker, with its subscription.
+#[derive(Debug, Clone)]
+pub struct ClaimedNotification {
+    /// The notification; `attempts` counts the attempt this claim is for.
+    pub notification: Notification,
+    /// Its subscription.
+    pub subscription: Subscription,
+}
+
+/// What became of one delivery attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// The receiver accepted it.
+    Delivered,
+    /// Failed; try again at this time (epoch ms).
+    RetryAt(i64),
+    /// Failed, and retries ran out.
+    Failed,
+}
+
+/// The effect of [`NotifyStore::record_delivery`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Recorded {
+    /// False when this worker no longer held the lease (another took the row over), so
+    /// nothing was changed.
+    pub applied: bool,
+    /// True when this failure paused the subscription.
+    pub paused: bool,
+}
+
+/// One row of the delivery log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryAttempt {
+    /// The log row's id (assigned on insert; ignored when writing).
+    pub id: i64,
+    /// The notification.
+    pub notification_seq: i64,
+    /// Its subscription.
+    pub subscription_id: SubscriptionId,
+    /// The owner.
+    pub client_id: ClientId,
+    /// 1 for the first attempt.
+    pub attempt: i64,
+    /// When the attempt ended, epoch ms.
+    pub at: i64,
+    /// `delivered`, `retrying` or `failed`.
+    pub outcome: String,
+    /// The receiver's HTTP status, if it answered.
+    pub status_code: Option<i64>,
+    /// How long the attempt took.
+    pub latency_ms: i64,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+/// A page request over the delivery log, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct LogPage {
+    /// Only this subscription's attempts.
+    pub subscription: Option<SubscriptionId>,
+    /// Only attempts older than this log id (the previous page's last).
+    pub before_id: Option<i64>,
+    /// At most this many.
+    pub limit: u32,
+}
+
+/// A PostgreSQL `LISTEN` on the outbox doorbell.
+pub struct OutboxListener(sqlx::postgres::PgListener);
+
+impl OutboxListener {
+    /// Waits for the next ring; returns the client id that some process wrote notifications
+    /// for. Reconnects by itself; messages sent while reconnecting are lost (poll as well).
+    pub async fn recv(&mut self) -> Result<String> {
+        Ok(self.0.recv().await?.payload().to_owned())
+    }
+}
+
+impl fmt::Debug for OutboxListener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("OutboxListener")
+    }
+}
+
 /// Subscriptions, notifications and the delivery log (DESIGN §5).
 #[async_trait]
-pub trait NotifyStore: Send + Sync {}
+pub trait NotifyStore: Send + Sync {
+    /// Stores a new subscription.
+    async fn create_subscription(&self, new: &NewSubscription) -> Result<Subscription>;
 
-#[async_trait]
-impl NotifyStore for SqliteStore {}
+    /// A live (not deleted) subscription within `scope`.
+    async fn get_subscription(
+        &self,
+        scope: &Scope,
+        id: &SubscriptionId,
+    ) -> Result<Option<Subscription>>;
 
-#[async_trait]
-impl NotifyStore for PgStore {}
+    /// The live subscriptions within `scope`, oldest first.
+    async fn list_subscriptions(&self, scope: &Scope) -> Result<Vec<Subscription>>;
+
+    /// Deletes a subscription (softly: its delivery log stays readable) and cancels its
+    /// undelivered notifications; `false` when there was none.
+    async fn delete_subscription(&self, scope: &Scope, id: &SubscriptionId) -> Result<bool>;
+
+    /// Resumes a paused subscription: failures reset, held notifications due at once.
+    /// Resuming an active one changes nothing. `None` when there is no such subscription.
+    async fn resume_subscription(
+        &self,
+        scope: &Scope,
+        id: &SubscriptionId,
+    ) -> Result<Option<Subscription>>;
+
+    /// When the earliest pending notification is due (epoch ms), if any: lets a worker sleep
+    /// exactly as long as there is nothing to do.
+    async fn next_due_notification(&self) -> Result<Option<i64>>;
+
+    /// Leases up to `limit` due notifications to `owner` until `now + lease_ms`.
+    async fn claim_notifications(
+        &self,
+        owner: &str,
+        now: i64,
+        lease_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<ClaimedNotification>>;
+
+    /// Records the verdict on an attempt that `owner` made under its lease, and pauses the
+    /// subscription when this failure makes `pause_after` consecutive ones.
+    async fn record_delivery(
+        &self,
+        owner: &str,
+        claimed: &Notification,
+        verdict: Verdict,
+        error: Option<&str>,
+        pause_after: u32,
+    ) -> Result<Recorded>;
+
+    /// A client's notifications with `seq > after`, in seq order, at most `limit`.
+    async fn notifications_after(
+        &self,
+        client: &ClientId,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<Notification>>;
+
+    /// The highest seq of a client's notifications at or below `at_most` created before
+    /// `created_before` (0 if none): where a replay may safely resume from.
+    async fn settled_cursor(
+        &self,
+        client: &ClientId,
+        at_most: i64,
+        created_before: i64,
+    ) -> Result<i64>;
+
+    /// The highest seq of a client's notifications (0 if none).
+    async fn latest_notification_seq(&self, client: &ClientId) -> Result<i64>;
+
+    /// How long after its `created_at` a notification row may still become visible with a
+    /// seq below ones already read (0 on SQLite, whose writes commit in seq order).
+    fn replay_settle_ms(&self) -> i64;
+
+    /// Appends rows to the delivery log in one transaction.
+    async fn insert_delivery_attempts(&self, rows: &[DeliveryAttempt]) -> Result<()>;
+
+    /// A page of the delivery log within `scope`, newest first.
+    async fn list_delivery_attempts(
+        &self,
+        scope: &Scope,
+        page: &LogPage,
+    ) -> Result<Vec<DeliveryAttempt>>;
+
+    /// Listens for notifications written by any process (PostgreSQL); `None` on SQLite,
+    /// where every writer is in this process.
+    async fn listen_outbox(&self) -> Result<Option<OutboxListener>>;
+}
+
+backend::impl_notify_store!(
+    sqlite_impl,
+    SqliteStore,
+    sqlx::Sqlite,
+    sqlx::sqlite::SqliteRow,
+    {
+        fn replay_settle_ms(&self) -> i64 {
+            0
+        }
+
+        async fn listen_outbox(&self) -> Result<Option<OutboxListener>> {
+            Ok(None)
+        }
+
+        #[tracing::instrument(name = "store.claim_notifications", skip_all, fields(limit = limit))]
+        async fn claim_notifications(
+            &self,
+            owner: &str,
+            now: i64,
+            lease_ms: i64,
+            limit: u32,
+        ) -> Result<Vec<ClaimedNotification>> {
+            let until = now.saturating_add(lease_ms);
+            // One statement: SQLite's single writer makes select-and-lease atomic.
+            let rows = sqlx::query(
+                "UPDATE notifications \
+             SET lease_owner = $1, lease_until = $2, next_attempt_at = $2, \
+                 attempts = attempts + 1 \
+             WHERE seq IN (SELECT seq FROM notifications \
+                           WHERE state = 'pending' AND next_attempt_at <= $3 \
+                           ORDER BY next_attempt_at LIMIT $4) \
+             RETURNING seq, client_id, subscription_id, channel_type, image_id, red, \
+                       threshold, event_ts, created_at, state, attempts",
+            )
+            .bind(owner)
+            .bind(until)
+            .bind(now)
+            .bind(i64::from(limit))
+            .fetch_all(self.pool())
+            .await?;
+            let notes = rows
+                .iter()
+                .map(notification_from_row)
+                .collect::<Result<Vec<_>>>()?;
+            if notes.is_empty() {
+                return Ok(Vec::new());
+            }
+            let mut ids: Vec<&str> = notes.iter().map(|n| n.subscription_id.as_str()).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            let ids = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".to_owned());
+            let subs = sqlx::query(
+                "SELECT id, client_id, threshold, channel, secret, state, paused_reason, \
+                    consecutive_failures, created_at \
+             FROM subscriptions WHERE id IN (SELECT value FROM json_each($1))",
+            )
+            .bind(ids)
+            .fetch_all(self.pool())
+            .await?;
+            join_subscriptions(notes, &subs)
+        }
+    }
+);
+
+backend::impl_notify_store!(
+    postgres_impl,
+    PgStore,
+    sqlx::Postgres,
+    sqlx::postgres::PgRow,
+    {
+        /// Identity values are handed out before commit; a transaction holding one this long is
+        /// far outside normal operation (the event inserts take milliseconds).
+        fn replay_settle_ms(&self) -> i64 {
+            5_000
+        }
+
+        async fn listen_outbox(&self) -> Result<Option<OutboxListener>> {
+            let mut listener = sqlx::postgres::PgListener::connect_with(self.pool()).await?;
+            listener.listen("rubra_notifications").await?;
+            Ok(Some(OutboxListener(listener)))
+        }
+
+        #[tracing::instrument(name = "store.claim_notifications", skip_all, fields(limit = limit))]
+        async fn claim_notifications(
+            &self,
+            owner: &str,
+            now: i64,
+            lease_ms: i64,
+            limit: u32,
+        ) -> Result<Vec<ClaimedNotification>> {
+            let until = now.saturating_add(lease_ms);
+            // SKIP LOCKED: concurrent claimers in other processes pass over each other's rows
+            // instead of waiting for them.
+            let rows = sqlx::query(
+                "WITH due AS ( \
+                 SELECT seq FROM notifications \
+                 WHERE state = 'pending' AND next_attempt_at <= $3 \
+                 ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED) \
+             UPDATE notifications n \
+             SET lease_owner = $1, lease_until = $2, next_attempt_at = $2, \
+                 attempts = n.attempts + 1 \
+             FROM due WHERE n.seq = due.seq \
+             RETURNING n.seq, n.client_id, n.subscription_id, n.channel_type, n.image_id, \
+                       n.red, n.threshold, n.event_ts, n.created_at, n.state, n.attempts",
+            )
+            .bind(owner)
+            .bind(until)
+            .bind(now)
+            .bind(i64::from(limit))
+            .fetch_all(self.pool())
+            .await?;
+            let notes = rows
+                .iter()
+                .map(notification_from_row)
+                .collect::<Result<Vec<_>>>()?;
+            if notes.is_empty() {
+                return Ok(Vec::new());
+            }
+            let mut ids: Vec<String> = notes
+                .iter()
+                .map(|n| n.subscription_id.as_str().to_owned())
+                .collect();
+            ids.sort_unstable();
+            ids.dedup();
+            let subs = sqlx::query(
+                "SELECT id, client_id, threshold, channel, secret, state, paused_reason, \
+                    consecutive_failures, created_at \
+             FROM subscriptions WHERE id = ANY($1)",
+            )
+            .bind(ids)
+            .fetch_all(self.pool())
+            .await?;
+            join_subscriptions(notes, &subs)
+        }
+    }
+);

@@ -8,6 +8,8 @@ mod health;
 mod images;
 mod jobs;
 mod stats;
+mod notifications;
+mod subscriptions;
 
 use crate::error::ApiError;
 use crate::middleware;
@@ -37,7 +39,18 @@ pub fn router(state: AppState) -> Router {
         .route("/jobs/active", get(jobs::active))
         .route("/jobs/{id}", get(jobs::get).delete(jobs::cancel))
         .route("/events", post(events::create))
-        .route("/stats", get(stats::get));
+        .route("/stats", get(stats::get))
+        .route(
+            "/subscriptions",
+            get(subscriptions::list).post(subscriptions::create),
+        )
+        .route(
+            "/subscriptions/{id}",
+            get(subscriptions::get).delete(subscriptions::delete),
+        )
+        .route("/subscriptions/{id}/resume", post(subscriptions::resume))
+        .route("/notifications", get(notifications::log))
+        .route("/notifications/stream", get(notifications::stream));
 
     api.fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -3,6 +3,7 @@
 //! process's work moves on when its lease expires.
 
 pub(crate) mod jobs;
+pub(crate) mod notify;
 
 use crate::app::Services;
 use tokio::task::JoinHandle;
@@ -18,6 +19,7 @@ pub fn spawn(services: &Services, shutdown: &CancellationToken) -> Workers {
     let mut handles = Vec::new();
     let _ = (services, shutdown);
     handles.extend(jobs::spawn(services, shutdown));
+    handles.extend(notify::spawn(services, shutdown));
     Workers { handles }
 }
 

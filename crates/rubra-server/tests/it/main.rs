@@ -11,5 +11,6 @@ mod health;
 mod helpers;
 mod images;
 mod jobs;
+mod notify;
 mod scale_out;
 mod stats;

@@ -7,9 +7,9 @@ CREATE TABLE subscriptions (
     channel_type          TEXT NOT NULL,              -- webhook | viber | stream
     channel               TEXT NOT NULL,              -- the channel JSON as given (secrets included)
     secret                TEXT,                       -- whsec_… for webhooks
-    state                 TEXT NOT NULL DEFAULT 'active', -- active | paused
+    state                 TEXT NOT NULL DEFAULT 'active', -- active | paused (see paused_reason)
     paused_reason         TEXT,
-    consecutive_failures  INTEGER NOT NULL DEFAULT 0,
+    consecutive_failures  BIGINT NOT NULL DEFAULT 0,
     created_at            BIGINT NOT NULL,
     deleted_at            BIGINT                     -- soft delete keeps the delivery log readable
 );
@@ -26,15 +26,21 @@ CREATE TABLE notifications (
     threshold        DOUBLE PRECISION NOT NULL,
     event_ts         BIGINT NOT NULL,
     created_at       BIGINT NOT NULL,
-    state            TEXT NOT NULL DEFAULT 'pending', -- pending | delivered | failed
-    attempts         INTEGER NOT NULL DEFAULT 0,
+    -- pending: due at next_attempt_at (a claim pushes next_attempt_at to the lease's end, so
+    --          a dead worker's notification is simply due again then)
+    -- delivered | failed (retries ran out) | held (its subscription is paused)
+    -- | canceled (its subscription was deleted) | stream (stream channel: nothing to send)
+    state            TEXT NOT NULL DEFAULT 'pending',
+    attempts         BIGINT NOT NULL DEFAULT 0,
     next_attempt_at  BIGINT NOT NULL,
     lease_owner      TEXT,
     lease_until      BIGINT,
     delivered_at     BIGINT,
     last_error       TEXT
 );
-CREATE INDEX notifications_due ON notifications (state, next_attempt_at);
+-- Only pending rows are ever looked for by time, so the index holds only those.
+CREATE INDEX notifications_due ON notifications (next_attempt_at) WHERE state = 'pending';
+CREATE INDEX notifications_subscription_state ON notifications (subscription_id, state);
 CREATE INDEX notifications_client_seq ON notifications (client_id, seq);
 
 -- The delivery log: one row per attempt.
@@ -43,12 +49,24 @@ CREATE TABLE delivery_attempts (
     notification_seq BIGINT NOT NULL,
     subscription_id  TEXT NOT NULL,
     client_id        TEXT NOT NULL,
-    attempt          INTEGER NOT NULL,
+    attempt          BIGINT NOT NULL,
     at               BIGINT NOT NULL,
     outcome          TEXT NOT NULL,                   -- delivered | failed | retrying
-    status_code      INTEGER,
+    status_code      BIGINT,
     latency_ms       BIGINT NOT NULL,
     error            TEXT
 );
 CREATE INDEX delivery_attempts_client ON delivery_attempts (client_id, id);
 CREATE INDEX delivery_attempts_subscription ON delivery_attempts (subscription_id, id);
+
+-- The doorbell: other processes' delivery workers and live streams LISTEN here. The payload
+-- is the client id; PostgreSQL folds identical payloads of one transaction into one message.
+-- Listeners also poll, since NOTIFY has no replay.
+CREATE FUNCTION rubra_notifications_doorbell() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('rubra_notifications', NEW.client_id);
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER notifications_doorbell AFTER INSERT ON notifications
+    FOR EACH ROW EXECUTE FUNCTION rubra_notifications_doorbell();

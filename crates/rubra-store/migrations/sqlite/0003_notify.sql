@@ -7,7 +7,7 @@ CREATE TABLE subscriptions (
     channel_type          TEXT NOT NULL,              -- webhook | viber | stream
     channel               TEXT NOT NULL,              -- the channel JSON as given (secrets included)
     secret                TEXT,                       -- whsec_… for webhooks
-    state                 TEXT NOT NULL DEFAULT 'active', -- active | paused
+    state                 TEXT NOT NULL DEFAULT 'active', -- active | paused (see paused_reason)
     paused_reason         TEXT,
     consecutive_failures  INTEGER NOT NULL DEFAULT 0,
     created_at            INTEGER NOT NULL,
@@ -26,7 +26,11 @@ CREATE TABLE notifications (
     threshold        REAL NOT NULL,
     event_ts         INTEGER NOT NULL,
     created_at       INTEGER NOT NULL,
-    state            TEXT NOT NULL DEFAULT 'pending', -- pending | delivered | failed
+    -- pending: due at next_attempt_at (a claim pushes next_attempt_at to the lease's end, so
+    --          a dead worker's notification is simply due again then)
+    -- delivered | failed (retries ran out) | held (its subscription is paused)
+    -- | canceled (its subscription was deleted) | stream (stream channel: nothing to send)
+    state            TEXT NOT NULL DEFAULT 'pending',
     attempts         INTEGER NOT NULL DEFAULT 0,
     next_attempt_at  INTEGER NOT NULL,
     lease_owner      TEXT,
@@ -34,7 +38,9 @@ CREATE TABLE notifications (
     delivered_at     INTEGER,
     last_error       TEXT
 );
-CREATE INDEX notifications_due ON notifications (state, next_attempt_at);
+-- Only pending rows are ever looked for by time, so the index holds only those.
+CREATE INDEX notifications_due ON notifications (next_attempt_at) WHERE state = 'pending';
+CREATE INDEX notifications_subscription_state ON notifications (subscription_id, state);
 CREATE INDEX notifications_client_seq ON notifications (client_id, seq);
 
 -- The delivery log: one row per attempt.

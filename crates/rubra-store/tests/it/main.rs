@@ -11,6 +11,7 @@ mod blobs;
 mod clients;
 mod jobs;
 mod stats;
+mod notify;
 
 use rubra_store::{DatabaseUrl, Store};
 use std::sync::Arc;

@@ -1,0 +1,265 @@
+//! `/notifications`: the delivery log (every attempt, its status and latency) and the live
+//! stream of a client's notifications as Server-Sent Events.
+//!
+//! The stream: each event's `id` is the notification's `seq`; a client reconnecting with
+//! `Last-Event-ID` (or `?last_event_id=`) gets what it missed. The handler waits on the
+//! in-process doorbell (rung on PostgreSQL by other processes' `NOTIFY`s) and also polls, since
+//! the table is the truth. On PostgreSQL a seq can become visible after a higher one (identity
+//! values are taken before commit), so the stream keeps re-reading the last
+//! `replay_settle_ms` of rows — sending none twice — and a reconnect resumes from the last
+//! settled seq, which may repeat notifications of the last few seconds (at-least-once;
+//! deduplicate by id). The request time limit does not cut a stream: it only bounds the time
+//! to the response head.
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiQuery, Caller};
+use crate::state::AppState;
+use crate::timefmt::format_ms;
+use crate::workers::notify::{notification_json, webhook_id};
+use axum::Json;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::IntoResponse;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use rubra_store::{
+    ClientId, LogPage, Principal, Scope, Store, SubscriptionId, now_ms, outbox_bell,
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+
+/// How often a stream looks at the table when no doorbell rang.
+const STREAM_POLL: Duration = Duration::from_millis(250);
+/// Comment lines sent on an idle stream so proxies keep it open.
+const HEARTBEAT: Duration = Duration::from_secs(15);
+/// Rows read per query.
+const PAGE: u32 = 500;
+
+/// `GET /notifications` query.
+#[derive(Debug, Default, Deserialize)]
+pub struct LogQuery {
+    subscription: Option<String>,
+    cursor: Option<String>,
+    limit: Option<u32>,
+    client: Option<String>,
+}
+
+fn admin_client(q: Option<&String>) -> ApiResult<Option<ClientId>> {
+    q.map(|c| ClientId::parse(c).ok_or_else(|| ApiError::not_found("client")))
+        .transpose()
+}
+
+/// `GET /notifications?subscription=&cursor=&limit=`: the delivery log, newest first;
+/// `next_cursor` continues it.
+#[tracing::instrument(name = "http.notifications.log", skip_all)]
+pub async fn log(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    ApiQuery(q): ApiQuery<LogQuery>,
+) -> ApiResult<Json<Value>> {
+    let scope = match (&who, admin_client(q.client.as_ref())?) {
+        (Principal::Admin, Some(c)) => Scope::Client(c),
+        _ => who.scope(),
+    };
+    let subscription = match q.subscription.as_deref() {
+        None => None,
+        Some(s) => Some(SubscriptionId::parse(s).ok_or_else(|| {
+            ApiError::unprocessable("invalid_subscription", "not a subscription id")
+        })?),
+    };
+    let before_id = match q.cursor.as_deref() {
+        None => None,
+        Some(c) => Some(c.parse::<i64>().map_err(|_| {
+            ApiError::bad_request(
+                "invalid_cursor",
+                "cursor is the next_cursor of a previous page",
+            )
+        })?),
+    };
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let rows = state
+        .store
+        .list_delivery_attempts(
+            &scope,
+            &LogPage {
+                subscription,
+                before_id,
+                limit,
+            },
+        )
+        .await?;
+    let next = (rows.len() == limit as usize)
+        .then(|| rows.last().map(|r| r.id.to_string()))
+        .flatten();
+    let items: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            json!({
+                "id": r.id,
+                "notification_id": webhook_id(r.notification_seq),
+                "seq": r.notification_seq,
+                "subscription_id": r.subscription_id,
+                "client_id": r.client_id,
+                "attempt": r.attempt,
+                "at": format_ms(r.at),
+                "outcome": r.outcome,
+                "status_code": r.status_code,
+                "latency_ms": r.latency_ms,
+                "error": r.error,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "items": items, "next_cursor": next })))
+}
+
+/// `GET /notifications/stream` query.
+#[derive(Debug, Default, Deserialize)]
+pub struct StreamQuery {
+    last_event_id: Option<String>,
+    client: Option<String>,
+}
+
+/// `GET /notifications/stream`: the caller's notifications as Server-Sent Events.
+#[tracing::instrument(name = "http.notifications.stream", skip_all)]
+pub async fn stream(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    ApiQuery(q): ApiQuery<StreamQuery>,
+    headers: HeaderMap,
+) -> ApiResult<impl IntoResponse> {
+    let client = match (&who, admin_client(q.client.as_ref())?) {
+        (Principal::Client(id), _) => id.clone(),
+        (Principal::Admin, Some(c)) => c,
+        (Principal::Admin, None) => {
+            return Err(ApiError::unprocessable(
+                "client_required",
+                "an admin key has no client of its own: add ?client=CLIENT_ID",
+            ));
+        }
+    };
+    let last = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or(q.last_event_id);
+    let last = match last.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        None => None,
+        Some(s) => Some(s.parse::<i64>().map_err(|_| {
+            ApiError::bad_request(
+                "invalid_last_event_id",
+                "Last-Event-ID is a notification seq",
+            )
+        })?),
+    };
+    let store = state.store.clone();
+    let settle = store.replay_settle_ms();
+    let mut reader = StreamReader {
+        store: store.clone(),
+        client,
+        settle,
+        low: 0,
+        sent: BTreeSet::new(),
+    };
+    match last {
+        // Resume after what the client saw, re-reading the unsettled tail on PostgreSQL.
+        Some(l) if settle == 0 => reader.low = l,
+        Some(l) => {
+            reader.low = store
+                .settled_cursor(&reader.client, l, now_ms() - settle)
+                .await?
+        }
+        // A new stream starts at the present: the rows already there count as sent.
+        None => {
+            let latest = store.latest_notification_seq(&reader.client).await?;
+            reader.low = if settle == 0 {
+                latest
+            } else {
+                store
+                    .settled_cursor(&reader.client, latest, now_ms() - settle)
+                    .await?
+            };
+            reader.sent.extend((reader.low + 1)..=latest);
+        }
+    }
+    let (tx, rx) = mpsc::channel(64);
+    tokio::spawn(reader.run(tx, state.shutdown.clone()));
+    Ok(Sse::new(ReceiverStream::new(rx)).keep_alive(KeepAlive::new().interval(HEARTBEAT)))
+}
+
+struct StreamReader {
+    store: Arc<dyn Store>,
+    client: ClientId,
+    settle: i64,
+    /// Every notification with seq ≤ low has been sent (or was before the stream began).
+    low: i64,
+    /// Seqs above `low` already sent.
+    sent: BTreeSet<i64>,
+}
+
+impl StreamReader {
+    async fn run(
+        mut self,
+        tx: mpsc::Sender<Result<Event, Infallible>>,
+        shutdown: CancellationToken,
+    ) {
+        let mut bell = outbox_bell();
+        loop {
+            match self.pass(&tx).await {
+                Ok(true) => {}
+                Ok(false) => return, // the client went away
+                Err(e) => tracing::warn!(error = %e, "reading notifications for a stream failed"),
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tx.closed() => return,
+                _ = bell.changed() => {}
+                () = tokio::time::sleep(STREAM_POLL) => {}
+            }
+        }
+    }
+
+    /// Sends every unsent row above `low`, then moves `low` over the settled prefix. False
+    /// when the client is gone.
+    async fn pass(
+        &mut self,
+        tx: &mpsc::Sender<Result<Event, Infallible>>,
+    ) -> rubra_store::Result<bool> {
+        let settled_before = now_ms() - self.settle;
+        let mut cursor = self.low;
+        let mut settled = true;
+        loop {
+            let rows = self
+                .store
+                .notifications_after(&self.client, cursor, PAGE)
+                .await?;
+            for n in &rows {
+                cursor = n.seq;
+                if self.sent.insert(n.seq) {
+                    let event = Event::default()
+                        .id(n.seq.to_string())
+                        .event("notification")
+                        .data(notification_json(n).to_string());
+                    if tx.send(Ok(event)).await.is_err() {
+                        return Ok(false);
+                    }
+                }
+                settled = settled && (self.settle == 0 || n.created_at < settled_before);
+                if settled {
+                    self.low = n.seq;
+                }
+            }
+            if rows.len() < PAGE as usize {
+                break;
+            }
+        }
+        let low = self.low;
+        self.sent.retain(|&s| s > low);
+        Ok(true)
+    }
+}

@@ -1,0 +1,174 @@
+//! `/subscriptions`: a client's alert rules — notify when an event's red level is strictly
+//! above a threshold, by signed webhook, Viber or the live stream.
+//!
+//! A webhook subscription's signing secret is returned once, by `POST`; the Viber auth token is
+//! never shown back. A subscription whose deliveries keep failing is paused (its `state` and
+//! `paused_reason` say so) and its notifications are held, not dropped; `POST
+//! /subscriptions/{id}/resume` delivers them again.
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, ApiQuery, Caller};
+use crate::state::AppState;
+use crate::timefmt::format_ms;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use rubra_notify::WebhookSecret;
+use rubra_store::{
+    Channel, ClientId, NewSubscription, Principal, Scope, Subscription, SubscriptionId,
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// Body of `POST /subscriptions`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSubscription {
+    threshold: f64,
+    channel: Channel,
+}
+
+/// `?client=` — the client an admin creates a subscription for.
+#[derive(Debug, Default, Deserialize)]
+pub struct ClientQuery {
+    client: Option<String>,
+}
+
+/// The JSON of a subscription (the webhook secret only when `with_secret`).
+pub fn subscription_json(s: &Subscription, with_secret: bool) -> Value {
+    let mut v = json!({
+        "id": s.id,
+        "client_id": s.client_id,
+        "threshold": s.threshold,
+        "channel": s.channel.redacted(),
+        "state": s.state,
+        "paused_reason": s.paused_reason,
+        "consecutive_failures": s.consecutive_failures,
+        "created_at": format_ms(s.created_at),
+    });
+    if with_secret && let Some(secret) = &s.secret {
+        v["secret"] = json!(secret);
+    }
+    v
+}
+
+async fn owner(state: &AppState, who: &Principal, q: &ClientQuery) -> ApiResult<ClientId> {
+    match (who, &q.client) {
+        (Principal::Client(id), _) => Ok(id.clone()),
+        (Principal::Admin, Some(c)) => {
+            let id = ClientId::parse(c).ok_or_else(|| ApiError::not_found("client"))?;
+            state
+                .store
+                .get_client(&Scope::All, &id)
+                .await?
+                .map(|c| c.id)
+                .ok_or_else(|| ApiError::not_found("client"))
+        }
+        (Principal::Admin, None) => Err(ApiError::unprocessable(
+            "client_required",
+            "an admin key has no client of its own: add ?client=CLIENT_ID",
+        )),
+    }
+}
+
+fn parse_id(id: &str) -> ApiResult<SubscriptionId> {
+    SubscriptionId::parse(id).ok_or_else(|| ApiError::not_found("subscription"))
+}
+
+/// `POST /subscriptions` → 201 with the subscription (and, for a webhook, its secret).
+#[tracing::instrument(name = "http.subscriptions.create", skip_all)]
+pub async fn create(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    ApiQuery(q): ApiQuery<ClientQuery>,
+    ApiJson(body): ApiJson<CreateSubscription>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    if !(body.threshold.is_finite() && (0.0..=1.0).contains(&body.threshold)) {
+        return Err(ApiError::unprocessable(
+            "invalid_threshold",
+            "threshold must be a number in [0, 1]",
+        ));
+    }
+    body.channel
+        .validate()
+        .map_err(|m| ApiError::unprocessable("invalid_channel", m))?;
+    let client = owner(&state, &who, &q).await?;
+    let secret =
+        matches!(body.channel, Channel::Webhook { .. }).then(|| WebhookSecret::generate().reveal());
+    let sub = state
+        .store
+        .create_subscription(&NewSubscription {
+            client_id: client,
+            threshold: body.threshold,
+            channel: body.channel,
+            secret,
+        })
+        .await?;
+    tracing::info!(subscription = %sub.id, client = %sub.client_id, "subscription created");
+    Ok((StatusCode::CREATED, Json(subscription_json(&sub, true))))
+}
+
+/// `GET /subscriptions`: the caller's (an admin's: everyone's, or `?client=`'s).
+#[tracing::instrument(name = "http.subscriptions.list", skip_all)]
+pub async fn list(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    ApiQuery(q): ApiQuery<ClientQuery>,
+) -> ApiResult<Json<Value>> {
+    let scope = match (&who, &q.client) {
+        (Principal::Admin, Some(_)) => Scope::Client(owner(&state, &who, &q).await?),
+        _ => who.scope(),
+    };
+    let subs = state.store.list_subscriptions(&scope).await?;
+    let items: Vec<Value> = subs.iter().map(|s| subscription_json(s, false)).collect();
+    Ok(Json(json!({ "items": items })))
+}
+
+/// `GET /subscriptions/{id}`.
+#[tracing::instrument(name = "http.subscriptions.get", skip_all, fields(id = %id))]
+pub async fn get(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let id = parse_id(&id)?;
+    let sub = state
+        .store
+        .get_subscription(&who.scope(), &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("subscription"))?;
+    Ok(Json(subscription_json(&sub, false)))
+}
+
+/// `DELETE /subscriptions/{id}` → 204; undelivered notifications are canceled, the delivery
+/// log stays.
+#[tracing::instrument(name = "http.subscriptions.delete", skip_all, fields(id = %id))]
+pub async fn delete(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let id = parse_id(&id)?;
+    if state.store.delete_subscription(&who.scope(), &id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found("subscription"))
+    }
+}
+
+/// `POST /subscriptions/{id}/resume`: a paused subscription is active again, its failure
+/// count reset and its held notifications due at once. Resuming an active one is a no-op.
+#[tracing::instrument(name = "http.subscriptions.resume", skip_all, fields(id = %id))]
+pub async fn resume(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let id = parse_id(&id)?;
+    let sub = state
+        .store
+        .resume_subscription(&who.scope(), &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("subscription"))?;
+    Ok(Json(subscription_json(&sub, false)))
+}

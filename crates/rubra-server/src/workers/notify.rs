@@ -1,0 +1,360 @@
+//! Notification delivery: one dispatcher per process claims due notifications from the outbox
+//! (leases, so any number of processes share them), delivers each through `rubra-notify`,
+//! records the verdict, and logs every attempt through a batching writer.
+//!
+//! Waking up: the dispatcher looks at the outbox when the in-process doorbell rings
+//! ([`rubra_store::ring_outbox`]: rung by a PostgreSQL `LISTEN` for other processes' writes,
+//! and by resumed subscriptions), when the earliest retry falls due, and otherwise every
+//! [`POLL`] — the table is the truth, the bell only a hint. A retry carries the same
+//! `webhook-id` (`ntf_{seq}`) as the first attempt, with a fresh timestamp and signature.
+
+use crate::app::Services;
+use crate::timefmt::format_ms;
+use rubra_notify::{Outcome, RetrySchedule, Sender, ViberMessage, WebhookRequest, WebhookSecret};
+use rubra_store::{
+    Channel, ClaimedNotification, DeliveryAttempt, Notification, Store, Verdict, now_ms,
+    outbox_bell, ring_outbox,
+};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// The longest the dispatcher sleeps without looking at the outbox. The look is one indexed
+/// `MIN()` read, so polling this often costs little and bounds the delivery latency even where
+/// no doorbell rings.
+pub const POLL: Duration = Duration::from_millis(20);
+/// Deliveries one process runs at once.
+const CONCURRENCY: usize = 128;
+/// Most notifications claimed in one statement.
+const CLAIM_BATCH: u32 = 64;
+/// The delivery log is written at least this often…
+const LOG_FLUSH: Duration = Duration::from_millis(100);
+/// …or as soon as this many rows are waiting.
+const LOG_BATCH: usize = 256;
+
+/// The `webhook-id` of a notification, the same on every attempt.
+pub fn webhook_id(seq: i64) -> String {
+    format!("ntf_{seq}")
+}
+
+/// The JSON of a notification, as POSTed to webhooks and sent on the live stream.
+pub fn notification_json(n: &Notification) -> Value {
+    json!({
+        "type": "red.threshold_exceeded",
+        "timestamp": format_ms(n.created_at),
+        "data": {
+            "id": webhook_id(n.seq),
+            "seq": n.seq,
+            "subscription_id": n.subscription_id,
+            "client_id": n.client_id,
+            "image_id": n.image_id,
+            "red": n.red,
+            "threshold": n.threshold,
+            "event_ts": format_ms(n.event_ts),
+        }
+    })
+}
+
+/// Starts the dispatcher, the delivery-log writer and (on PostgreSQL) the doorbell listener.
+pub fn spawn(services: &Services, shutdown: &CancellationToken) -> Vec<JoinHandle<()>> {
+    let (log_tx, log_rx) = mpsc::unbounded_channel();
+    let settings = &services.settings;
+    let dispatcher = Dispatcher {
+        store: services.store.clone(),
+        owner: services.instance_id.clone(),
+        sender: Sender::new(settings.notify_timeout),
+        schedule: Arc::new(settings.notify_retry.clone()),
+        pause_after: settings.notify_pause_after,
+        viber_base_url: settings.viber_base_url.clone().into(),
+        // Long enough for the slowest attempt, so a live worker never loses its lease.
+        lease_ms: i64::try_from(settings.notify_timeout.as_millis()).unwrap_or(i64::MAX / 2)
+            + 30_000,
+        log: log_tx,
+    };
+    vec![
+        tokio::spawn(dispatcher.run(shutdown.clone())),
+        tokio::spawn(write_log(services.store.clone(), log_rx)),
+        tokio::spawn(listen_doorbell(services.store.clone(), shutdown.clone())),
+    ]
+}
+
+#[derive(Clone)]
+struct Dispatcher {
+    store: Arc<dyn Store>,
+    owner: Arc<str>,
+    sender: Sender,
+    schedule: Arc<RetrySchedule>,
+    pause_after: u32,
+    viber_base_url: Arc<str>,
+    lease_ms: i64,
+    log: mpsc::UnboundedSender<DeliveryAttempt>,
+}
+
+impl Dispatcher {
+    async fn run(self, shutdown: CancellationToken) {
+        let slots = Arc::new(Semaphore::new(CONCURRENCY));
+        let mut bell = outbox_bell();
+        while !shutdown.is_cancelled() {
+            let wait = match self.dispatch_due(&slots).await {
+                Ok(None) => continue,
+                Ok(Some(wait)) => wait,
+                Err(e) => {
+                    tracing::warn!(error = %e, "claiming notifications failed; retrying");
+                    Duration::from_secs(1)
+                }
+            };
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                _ = bell.changed() => {}
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+        // Let in-flight deliveries record their verdicts before the process goes.
+        let _ = slots.acquire_many(CONCURRENCY as u32).await;
+    }
+
+    /// Claims what is due (as far as free slots allow) and starts delivering it. Returns how
+    /// long to sleep before looking again: `None` when more may be due right now, else until
+    /// the earliest pending notification is due, at most [`POLL`].
+    async fn dispatch_due(&self, slots: &Arc<Semaphore>) -> rubra_store::Result<Option<Duration>> {
+        let now = now_ms();
+        match self.store.next_due_notification().await? {
+            Some(due) if due <= now => {}
+            Some(due) => {
+                let ms = u64::try_from(due - now).unwrap_or(0);
+                return Ok(Some(Duration::from_millis(ms).min(POLL)));
+            }
+            None => return Ok(Some(POLL)),
+        }
+        // Wait for at least one free slot rather than claiming what cannot start yet.
+        let first = slots.clone().acquire_owned().await;
+        let Ok(first) = first else {
+            return Ok(Some(POLL));
+        };
+        let free = u32::try_from(slots.available_permits() + 1).unwrap_or(CLAIM_BATCH);
+        let limit = free.min(CLAIM_BATCH);
+        let claimed = self
+            .store
+            .claim_notifications(&self.owner, now, self.lease_ms, limit)
+            .await?;
+        let count = claimed.len();
+        let full = count == limit as usize;
+        let mut first = Some(first);
+        for c in claimed {
+            let permit = match first.take() {
+                Some(p) => p,
+                None => match slots.clone().acquire_owned().await {
+                    Ok(p) => p,
+                    Err(_) => break,
+                },
+            };
+            let me = self.clone();
+            tokio::spawn(async move {
+                me.deliver(c).await;
+                drop(permit);
+            });
+        }
+        tracing::debug!(claimed = count, "notifications claimed");
+        Ok(if full { None } else { Some(POLL) })
+    }
+
+    /// One attempt: send, record the verdict, log it.
+    #[tracing::instrument(name = "notify.deliver", skip_all,
+                          fields(seq = c.notification.seq, attempt = c.notification.attempts,
+                                 channel = c.subscription.channel.kind()))]
+    async fn deliver(&self, c: ClaimedNotification) {
+        let n = &c.notification;
+        let outcome = self.send(&c).await;
+        let now = now_ms();
+        let attempts = u32::try_from(n.attempts).unwrap_or(u32::MAX);
+        let verdict = if outcome.is_success() {
+            Verdict::Delivered
+        } else {
+            match self.schedule.delay_after(attempts) {
+                Some(d) => Verdict::RetryAt(
+                    now.saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 2)),
+                ),
+                None => Verdict::Failed,
+            }
+        };
+        let label = match verdict {
+            Verdict::Delivered => "delivered",
+            Verdict::RetryAt(_) => "retrying",
+            Verdict::Failed => "failed",
+        };
+        match self
+            .store
+            .record_delivery(
+                &self.owner,
+                n,
+                verdict,
+                outcome.error.as_deref(),
+                self.pause_after,
+            )
+            .await
+        {
+            Ok(r) if r.paused => tracing::warn!(
+                subscription = %n.subscription_id,
+                error = outcome.error.as_deref().unwrap_or(""),
+                "subscription paused after repeated failures"
+            ),
+            Ok(_) => {}
+            // The lease runs out and the notification is tried again: at least once.
+            Err(e) => tracing::warn!(error = %e, seq = n.seq, "recording a delivery failed"),
+        }
+        let latency_ms = i64::try_from(outcome.latency.as_millis()).unwrap_or(i64::MAX);
+        rubra_telemetry::metrics::counter!(
+            "rubra_notify_deliveries_total",
+            "channel" => c.subscription.channel.kind(), "outcome" => label
+        )
+        .increment(1);
+        rubra_telemetry::metrics::histogram!(
+            "rubra_notify_delivery_duration_seconds",
+            "channel" => c.subscription.channel.kind()
+        )
+        .record(outcome.latency.as_secs_f64());
+        let _ = self.log.send(DeliveryAttempt {
+            id: 0,
+            notification_seq: n.seq,
+            subscription_id: n.subscription_id.clone(),
+            client_id: n.client_id.clone(),
+            attempt: n.attempts,
+            at: now,
+            outcome: label.to_owned(),
+            status_code: outcome.status.map(i64::from),
+            latency_ms,
+            error: outcome.error,
+        });
+        if matches!(verdict, Verdict::RetryAt(_)) {
+            // Wake the dispatcher so it sleeps until exactly this retry, not a whole poll.
+            ring_outbox();
+        }
+    }
+
+    async fn send(&self, c: &ClaimedNotification) -> Outcome {
+        let n = &c.notification;
+        match &c.subscription.channel {
+            Channel::Webhook { url } => {
+                let secret = c
+                    .subscription
+                    .secret
+                    .as_deref()
+                    .map(WebhookSecret::parse)
+                    .transpose();
+                let Ok(Some(secret)) = secret else {
+                    return failed_outright("the subscription has no usable signing secret");
+                };
+                let body = notification_json(n).to_string();
+                self.sender
+                    .webhook(&WebhookRequest {
+                        url,
+                        id: &webhook_id(n.seq),
+                        timestamp: now_ms() / 1000,
+                        body: body.as_bytes(),
+                        secret: &secret,
+                    })
+                    .await
+            }
+            Channel::Viber {
+                receiver,
+                auth_token,
+            } => {
+                let text = viber_text(n);
+                self.sender
+                    .viber(
+                        &self.viber_base_url,
+                        &ViberMessage {
+                            auth_token,
+                            receiver,
+                            sender_name: "Rubra",
+                            text: &text,
+                        },
+                    )
+                    .await
+            }
+            // Stream rows are never pending; nothing to send if one is claimed anyway.
+            Channel::Stream => Outcome {
+                status: None,
+                latency: Duration::ZERO,
+                error: None,
+            },
+        }
+    }
+}
+
+fn failed_outright(why: &str) -> Outcome {
+    Outcome {
+        status: None,
+        latency: Duration::ZERO,
+        error: Some(why.to_owned()),
+    }
+}
+
+/// The Viber message text of a notification.
+pub fn viber_text(n: &Notification) -> String {
+    let image = n
+        .image_id
+        .as_deref()
+        .map(|id| format!(" (image {})", &id[..id.len().min(12)]))
+        .unwrap_or_default();
+    format!(
+        "Red level {:.4} is above your threshold {:.4}{image} at {}.",
+        n.red,
+        n.threshold,
+        format_ms(n.event_ts)
+    )
+}
+
+/// Writes the delivery log in batches, so logging never holds up a delivery. Rows still
+/// buffered when the process is killed are lost from the log (the notifications' own state
+/// is recorded synchronously and is not).
+async fn write_log(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<DeliveryAttempt>) {
+    let mut buf = Vec::with_capacity(LOG_BATCH);
+    // The first row opens a window of at most LOG_FLUSH; the batch is written when the window
+    // ends or fills. recv_many answers 0 only when every sender is gone and nothing is left.
+    while rx.recv_many(&mut buf, LOG_BATCH).await > 0 {
+        let deadline = tokio::time::Instant::now() + LOG_FLUSH;
+        while buf.len() < LOG_BATCH {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(row)) => buf.push(row),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        if let Err(e) = store.insert_delivery_attempts(&buf).await {
+            tracing::warn!(error = %e, rows = buf.len(), "writing the delivery log failed");
+        }
+        buf.clear();
+    }
+}
+
+/// On PostgreSQL, turns other processes' `NOTIFY`s into in-process doorbell rings.
+async fn listen_doorbell(store: Arc<dyn Store>, shutdown: CancellationToken) {
+    loop {
+        let mut listener = match store.listen_outbox().await {
+            Ok(Some(l)) => l,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot LISTEN for notifications; polling only");
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(Duration::from_secs(5)) => continue,
+                }
+            }
+        };
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                got = listener.recv() => match got {
+                    Ok(_) => ring_outbox(),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "notification listener failed; reconnecting");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,466 @@
+//! The [`NotifyStore`](super::NotifyStore) queries whose SQL is the same on both databases,
+//! written once: `impl_notify_store!` expands to a module holding one backend's row decoders
+//! and its whole `impl NotifyStore` block, the backend's own methods (claiming, listening)
+//! passed in. (As in `shared.rs`, the block is generated whole because `#[async_trait]`
+//! rewrites the methods before any macro inside it would expand.)
+
+/// Columns of `subscriptions`, in the order `subscription_from_row` reads them.
+macro_rules! subscription_columns {
+    () => {
+        "id, client_id, threshold, channel, secret, state, paused_reason, \
+         consecutive_failures, created_at"
+    };
+}
+
+/// Columns of `notifications`, in the order `notification_from_row` reads them.
+macro_rules! notification_columns {
+    () => {
+        "seq, client_id, subscription_id, channel_type, image_id, red, threshold, event_ts, \
+         created_at, state, attempts"
+    };
+}
+
+/// Columns of `delivery_attempts`, in the order `attempt_from_row` reads them.
+macro_rules! attempt_columns {
+    () => {
+        "id, notification_seq, subscription_id, client_id, attempt, at, outcome, status_code, \
+         latency_ms, error"
+    };
+}
+
+macro_rules! impl_notify_store {
+    ($module:ident, $store:ty, $db:ty, $row:ty, { $($specific:tt)* }) => {
+        mod $module {
+            use super::*;
+            use crate::notify::backend::{attempt_columns, notification_columns, subscription_columns};
+            use sqlx::Row;
+
+            fn decode_err(e: impl std::error::Error + Send + Sync + 'static) -> crate::StoreError {
+                crate::StoreError::Database(sqlx::Error::Decode(Box::new(e)))
+            }
+
+            fn subscription_from_row(row: &$row) -> Result<Subscription> {
+                let channel: String = row.try_get(3)?;
+                let state: String = row.try_get(5)?;
+                Ok(Subscription {
+                    id: SubscriptionId(row.try_get(0)?),
+                    client_id: ClientId::from_db(row.try_get(1)?),
+                    threshold: row.try_get(2)?,
+                    channel: serde_json::from_str(&channel).map_err(decode_err)?,
+                    secret: row.try_get(4)?,
+                    state: SubscriptionState::from_db(&state),
+                    paused_reason: row.try_get(6)?,
+                    consecutive_failures: row.try_get(7)?,
+                    created_at: row.try_get(8)?,
+                })
+            }
+
+            fn notification_from_row(row: &$row) -> Result<Notification> {
+                Ok(Notification {
+                    seq: row.try_get(0)?,
+                    client_id: ClientId::from_db(row.try_get(1)?),
+                    subscription_id: SubscriptionId(row.try_get(2)?),
+                    channel_type: row.try_get(3)?,
+                    image_id: row.try_get(4)?,
+                    red: row.try_get(5)?,
+                    threshold: row.try_get(6)?,
+                    event_ts: row.try_get(7)?,
+                    created_at: row.try_get(8)?,
+                    state: row.try_get(9)?,
+                    attempts: row.try_get(10)?,
+                })
+            }
+
+            fn attempt_from_row(row: &$row) -> Result<DeliveryAttempt> {
+                Ok(DeliveryAttempt {
+                    id: row.try_get(0)?,
+                    notification_seq: row.try_get(1)?,
+                    subscription_id: SubscriptionId(row.try_get(2)?),
+                    client_id: ClientId::from_db(row.try_get(3)?),
+                    attempt: row.try_get(4)?,
+                    at: row.try_get(5)?,
+                    outcome: row.try_get(6)?,
+                    status_code: row.try_get(7)?,
+                    latency_ms: row.try_get(8)?,
+                    error: row.try_get(9)?,
+                })
+            }
+
+            /// Pairs claimed notifications with their subscriptions (read after the claim).
+            fn join_subscriptions(
+                notes: Vec<Notification>,
+                subs: &[$row],
+            ) -> Result<Vec<ClaimedNotification>> {
+                let subs = subs
+                    .iter()
+                    .map(subscription_from_row)
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(notes
+                    .into_iter()
+                    .filter_map(|notification| {
+                        let subscription = subs
+                            .iter()
+                            .find(|s| s.id == notification.subscription_id)?
+                            .clone();
+                        Some(ClaimedNotification { notification, subscription })
+                    })
+                    .collect())
+            }
+
+            #[async_trait]
+            impl NotifyStore for $store {
+                $($specific)*
+
+                #[tracing::instrument(name = "store.create_subscription", skip_all,
+                                      fields(client = %new.client_id))]
+                async fn create_subscription(&self, new: &NewSubscription) -> Result<Subscription> {
+                    let sub = Subscription {
+                        id: SubscriptionId::generate(),
+                        client_id: new.client_id.clone(),
+                        threshold: new.threshold,
+                        channel: new.channel.clone(),
+                        secret: new.secret.clone(),
+                        state: SubscriptionState::Active,
+                        paused_reason: None,
+                        consecutive_failures: 0,
+                        created_at: crate::now_ms(),
+                    };
+                    let channel = serde_json::to_string(&sub.channel).map_err(decode_err)?;
+                    sqlx::query(
+                        "INSERT INTO subscriptions \
+                         (id, client_id, threshold, channel_type, channel, secret, created_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    )
+                    .bind(sub.id.as_str())
+                    .bind(sub.client_id.as_str())
+                    .bind(sub.threshold)
+                    .bind(sub.channel.kind())
+                    .bind(channel)
+                    .bind(sub.secret.as_deref())
+                    .bind(sub.created_at)
+                    .execute(self.pool())
+                    .await
+                    .map_err(|e| crate::StoreError::from_insert(e, "this subscription"))?;
+                    Ok(sub)
+                }
+
+                #[tracing::instrument(name = "store.get_subscription", skip_all, fields(id = %id))]
+                async fn get_subscription(
+                    &self,
+                    scope: &Scope,
+                    id: &SubscriptionId,
+                ) -> Result<Option<Subscription>> {
+                    let row = sqlx::query(concat!(
+                        "SELECT ", subscription_columns!(), " FROM subscriptions \
+                         WHERE id = $1 AND deleted_at IS NULL \
+                           AND (CAST($2 AS TEXT) IS NULL OR client_id = $2)"
+                    ))
+                    .bind(id.as_str())
+                    .bind(scope.client_filter())
+                    .fetch_optional(self.pool())
+                    .await?;
+                    row.as_ref().map(subscription_from_row).transpose()
+                }
+
+                #[tracing::instrument(name = "store.list_subscriptions", skip_all)]
+                async fn list_subscriptions(&self, scope: &Scope) -> Result<Vec<Subscription>> {
+                    let rows = sqlx::query(concat!(
+                        "SELECT ", subscription_columns!(), " FROM subscriptions \
+                         WHERE deleted_at IS NULL \
+                           AND (CAST($1 AS TEXT) IS NULL OR client_id = $1) \
+                         ORDER BY created_at, id"
+                    ))
+                    .bind(scope.client_filter())
+                    .fetch_all(self.pool())
+                    .await?;
+                    rows.iter().map(subscription_from_row).collect()
+                }
+
+                #[tracing::instrument(name = "store.delete_subscription", skip_all, fields(id = %id))]
+                async fn delete_subscription(&self, scope: &Scope, id: &SubscriptionId) -> Result<bool> {
+                    let mut tx = self.pool().begin().await?;
+                    let done = sqlx::query(
+                        "UPDATE subscriptions SET deleted_at = $3 \
+                         WHERE id = $1 AND deleted_at IS NULL \
+                           AND (CAST($2 AS TEXT) IS NULL OR client_id = $2)",
+                    )
+                    .bind(id.as_str())
+                    .bind(scope.client_filter())
+                    .bind(crate::now_ms())
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    if done == 0 {
+                        tx.rollback().await?;
+                        return Ok(false);
+                    }
+                    sqlx::query(
+                        "UPDATE notifications SET state = 'canceled', lease_owner = NULL, \
+                                lease_until = NULL \
+                         WHERE subscription_id = $1 AND state IN ('pending', 'held')",
+                    )
+                    .bind(id.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                    tx.commit().await?;
+                    Ok(true)
+                }
+
+                #[tracing::instrument(name = "store.resume_subscription", skip_all, fields(id = %id))]
+                async fn resume_subscription(
+                    &self,
+                    scope: &Scope,
+                    id: &SubscriptionId,
+                ) -> Result<Option<Subscription>> {
+                    let mut tx = self.pool().begin().await?;
+                    let resumed = sqlx::query(
+                        "UPDATE subscriptions \
+                         SET state = 'active', paused_reason = NULL, consecutive_failures = 0 \
+                         WHERE id = $1 AND deleted_at IS NULL AND state = 'paused' \
+                           AND (CAST($2 AS TEXT) IS NULL OR client_id = $2)",
+                    )
+                    .bind(id.as_str())
+                    .bind(scope.client_filter())
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    if resumed > 0 {
+                        sqlx::query(
+                            "UPDATE notifications SET state = 'pending', next_attempt_at = $2 \
+                             WHERE subscription_id = $1 AND state = 'held'",
+                        )
+                        .bind(id.as_str())
+                        .bind(crate::now_ms())
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    tx.commit().await?;
+                    if resumed > 0 {
+                        super::ring_outbox();
+                    }
+                    self.get_subscription(scope, id).await
+                }
+
+                async fn next_due_notification(&self) -> Result<Option<i64>> {
+                    let due: Option<i64> = sqlx::query_scalar(
+                        "SELECT MIN(next_attempt_at) FROM notifications WHERE state = 'pending'",
+                    )
+                    .fetch_one(self.pool())
+                    .await?;
+                    Ok(due)
+                }
+
+                #[tracing::instrument(name = "store.record_delivery", skip_all,
+                                      fields(seq = claimed.seq, verdict = ?verdict))]
+                async fn record_delivery(
+                    &self,
+                    owner: &str,
+                    claimed: &Notification,
+                    verdict: Verdict,
+                    error: Option<&str>,
+                    pause_after: u32,
+                ) -> Result<Recorded> {
+                    let now = crate::now_ms();
+                    let sub = claimed.subscription_id.as_str();
+                    let mut tx = self.pool().begin().await?;
+                    // The subscription row is always locked before notification rows (here, in
+                    // delete and in resume), so these transactions cannot deadlock.
+                    if verdict == Verdict::Delivered {
+                        sqlx::query(
+                            "UPDATE subscriptions SET consecutive_failures = 0 \
+                             WHERE id = $1 AND consecutive_failures <> 0",
+                        )
+                        .bind(sub)
+                        .execute(&mut *tx)
+                        .await?;
+                        let done = sqlx::query(
+                            "UPDATE notifications \
+                             SET state = 'delivered', delivered_at = $2, lease_owner = NULL, \
+                                 lease_until = NULL, last_error = NULL \
+                             WHERE seq = $1 AND state = 'pending'",
+                        )
+                        .bind(claimed.seq)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                        if done == 0 {
+                            tx.rollback().await?;
+                            return Ok(Recorded::default());
+                        }
+                        tx.commit().await?;
+                        return Ok(Recorded { applied: true, paused: false });
+                    }
+                    let row = sqlx::query(
+                        "UPDATE subscriptions SET consecutive_failures = consecutive_failures + 1 \
+                         WHERE id = $1 RETURNING consecutive_failures, state",
+                    )
+                    .bind(sub)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    let (failures, state): (i64, String) = match &row {
+                        Some(r) => (r.try_get(0)?, r.try_get(1)?),
+                        None => (0, "active".to_owned()),
+                    };
+                    let (new_state, at) = match verdict {
+                        Verdict::RetryAt(at) => ("pending", at),
+                        _ => ("failed", now),
+                    };
+                    let done = sqlx::query(
+                        "UPDATE notifications \
+                         SET state = $2, next_attempt_at = $3, lease_owner = NULL, \
+                             lease_until = NULL, last_error = $4 \
+                         WHERE seq = $1 AND state = 'pending' AND lease_owner = $5",
+                    )
+                    .bind(claimed.seq)
+                    .bind(new_state)
+                    .bind(at)
+                    .bind(error)
+                    .bind(owner)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    if done == 0 {
+                        // Our lease ran out and another worker owns the row now.
+                        tx.rollback().await?;
+                        return Ok(Recorded::default());
+                    }
+                    let pause_now = pause_after > 0
+                        && failures >= i64::from(pause_after)
+                        && state == "active";
+                    if pause_now {
+                        let reason = format!(
+                            "paused after {failures} consecutive failed deliveries; last error: {}",
+                            error.unwrap_or("unknown")
+                        );
+                        sqlx::query(
+                            "UPDATE subscriptions SET state = 'paused', paused_reason = $2 \
+                             WHERE id = $1",
+                        )
+                        .bind(sub)
+                        .bind(reason)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    if pause_now || state == "paused" {
+                        // Hold what is waiting (this row included); rows leased right now
+                        // finish their attempt and are held when they record it.
+                        sqlx::query(
+                            "UPDATE notifications SET state = 'held' \
+                             WHERE subscription_id = $1 AND state = 'pending' \
+                               AND (lease_owner IS NULL OR lease_until < $2)",
+                        )
+                        .bind(sub)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    tx.commit().await?;
+                    Ok(Recorded { applied: true, paused: pause_now })
+                }
+
+                #[tracing::instrument(name = "store.notifications_after", skip_all, fields(after = after))]
+                async fn notifications_after(
+                    &self,
+                    client: &ClientId,
+                    after: i64,
+                    limit: u32,
+                ) -> Result<Vec<Notification>> {
+                    let rows = sqlx::query(concat!(
+                        "SELECT ", notification_columns!(), " FROM notifications \
+                         WHERE client_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+                    ))
+                    .bind(client.as_str())
+                    .bind(after)
+                    .bind(i64::from(limit))
+                    .fetch_all(self.pool())
+                    .await?;
+                    rows.iter().map(notification_from_row).collect()
+                }
+
+                async fn settled_cursor(
+                    &self,
+                    client: &ClientId,
+                    at_most: i64,
+                    created_before: i64,
+                ) -> Result<i64> {
+                    let seq: Option<i64> = sqlx::query_scalar(
+                        "SELECT seq FROM notifications \
+                         WHERE client_id = $1 AND seq <= $2 AND created_at < $3 \
+                         ORDER BY seq DESC LIMIT 1",
+                    )
+                    .bind(client.as_str())
+                    .bind(at_most)
+                    .bind(created_before)
+                    .fetch_optional(self.pool())
+                    .await?;
+                    Ok(seq.unwrap_or(0))
+                }
+
+                async fn latest_notification_seq(&self, client: &ClientId) -> Result<i64> {
+                    let seq: Option<i64> = sqlx::query_scalar(
+                        "SELECT MAX(seq) FROM notifications WHERE client_id = $1",
+                    )
+                    .bind(client.as_str())
+                    .fetch_one(self.pool())
+                    .await?;
+                    Ok(seq.unwrap_or(0))
+                }
+
+                #[tracing::instrument(name = "store.insert_delivery_attempts", skip_all,
+                                      fields(rows = rows.len()))]
+                async fn insert_delivery_attempts(&self, rows: &[DeliveryAttempt]) -> Result<()> {
+                    if rows.is_empty() {
+                        return Ok(());
+                    }
+                    let mut tx = self.pool().begin().await?;
+                    // 9 parameters a row: 500 rows stay far below either database's limit.
+                    for chunk in rows.chunks(500) {
+                        let mut q = sqlx::QueryBuilder::<$db>::new(
+                            "INSERT INTO delivery_attempts (notification_seq, subscription_id, \
+                             client_id, attempt, at, outcome, status_code, latency_ms, error) ",
+                        );
+                        q.push_values(chunk, |mut b, r| {
+                            b.push_bind(r.notification_seq)
+                                .push_bind(r.subscription_id.as_str().to_owned())
+                                .push_bind(r.client_id.as_str().to_owned())
+                                .push_bind(r.attempt)
+                                .push_bind(r.at)
+                                .push_bind(r.outcome.clone())
+                                .push_bind(r.status_code)
+                                .push_bind(r.latency_ms)
+                                .push_bind(r.error.clone());
+                        });
+                        q.build().execute(&mut *tx).await?;
+                    }
+                    tx.commit().await?;
+                    Ok(())
+                }
+
+                #[tracing::instrument(name = "store.list_delivery_attempts", skip_all)]
+                async fn list_delivery_attempts(
+                    &self,
+                    scope: &Scope,
+                    page: &LogPage,
+                ) -> Result<Vec<DeliveryAttempt>> {
+                    let rows = sqlx::query(concat!(
+                        "SELECT ", attempt_columns!(), " FROM delivery_attempts \
+                         WHERE (CAST($1 AS TEXT) IS NULL OR client_id = $1) \
+                           AND (CAST($2 AS TEXT) IS NULL OR subscription_id = $2) \
+                           AND (CAST($3 AS BIGINT) IS NULL OR id < $3) \
+                         ORDER BY id DESC LIMIT $4"
+                    ))
+                    .bind(scope.client_filter())
+                    .bind(page.subscription.as_ref().map(|s| s.as_str()))
+                    .bind(page.before_id)
+                    .bind(i64::from(page.limit))
+                    .fetch_all(self.pool())
+                    .await?;
+                    rows.iter().map(attempt_from_row).collect()
+                }
+            }
+        }
+    };
+}
+
+pub(crate) use {attempt_columns, impl_notify_store, notification_columns, subscription_columns};
