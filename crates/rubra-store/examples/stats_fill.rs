@@ -52,7 +52,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             })
             .collect();
         let store = store.clone();
-        pending.push(tokio::spawn(async move { store.insert_events(batch).await }));
+        pending.push(tokio::spawn(
+            async move { store.insert_events(batch).await },
+        ));
         if pending.len() >= 4 {
             pending.remove(0).await??;
         }
