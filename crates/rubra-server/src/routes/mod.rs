@@ -3,6 +3,8 @@
 pub(crate) mod clients;
 mod health;
 mod images;
+pub(crate) mod overlays;
+mod watermark;
 
 use crate::error::ApiError;
 use crate::middleware;
@@ -25,7 +27,15 @@ pub fn router(state: AppState) -> Router {
             get(images::get).head(images::head).delete(images::delete),
         )
         .route("/images/{id}/info", get(images::info))
-        .route("/red", post(images::red));
+        .route("/red", post(images::red))
+        .route("/overlays", get(overlays::list))
+        .route(
+            "/overlays/{name}",
+            get(overlays::get)
+                .put(overlays::put)
+                .delete(overlays::delete),
+        )
+        .route("/watermark", post(watermark::watermark));
 
     api.fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -10,3 +10,4 @@ mod health;
 mod helpers;
 mod images;
 mod scale_out;
+mod watermark;
