@@ -34,6 +34,9 @@ pub enum StartError {
         /// Why.
         source: std::io::Error,
     },
+    /// The HTTP client for overlay URLs could not be built.
+    #[error("cannot build the fetch client: {0}")]
+    Fetch(#[from] rubra_fetch::FetchError),
     /// Serving failed.
     #[error("server error: {0}")]
     Serve(std::io::Error),
@@ -117,6 +120,8 @@ impl Application {
             keys: Arc::new(KeyCache::default()),
             telemetry,
             shutdown: CancellationToken::new(),
+            overlays: Arc::default(),
+            remote_overlays: Arc::new(remote_overlay_cache(&services.settings)?),
         };
         Ok(Application {
             listener,
@@ -168,6 +173,20 @@ impl Application {
         workers.join().await;
         Ok(())
     }
+}
+
+/// The cache of overlays fetched from `--fetch-allow` hosts, limited like stored overlays.
+fn remote_overlay_cache(
+    settings: &Settings,
+) -> Result<rubra_fetch::FetchCache<crate::routes::overlays::OverlayEntry>, StartError> {
+    let mut policy =
+        rubra_fetch::FetchPolicy::new(rubra_fetch::AllowList::new(&settings.fetch_allow));
+    policy.max_bytes = crate::routes::overlays::MAX_OVERLAY_BYTES;
+    let fetcher = rubra_fetch::Fetcher::new(policy)?;
+    Ok(rubra_fetch::FetchCache::new(
+        fetcher,
+        rubra_fetch::CachePolicy::default(),
+    ))
 }
 
 /// Creates the first admin key on a fresh installation and writes it to `admin.key`

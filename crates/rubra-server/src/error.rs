@@ -144,5 +144,19 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<&rubra_watermark::WatermarkError> for ApiError {
+    fn from(err: &rubra_watermark::WatermarkError) -> Self {
+        let status = StatusCode::from_u16(err.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+        ApiError::new(status, err.code(), err.to_string())
+    }
+}
+
+impl From<rubra_fetch::FetchError> for ApiError {
+    fn from(err: rubra_fetch::FetchError) -> Self {
+        let status = StatusCode::from_u16(err.http_status()).unwrap_or(StatusCode::BAD_GATEWAY);
+        ApiError::new(status, err.code(), err.to_string())
+    }
+}
+
 /// Result type of handlers.
 pub type ApiResult<T> = Result<T, ApiError>;

@@ -24,6 +24,10 @@ pub struct AppState {
     pub telemetry: Telemetry,
     /// Cancelled when the process begins shutting down; long-running work watches it.
     pub shutdown: CancellationToken,
+    /// Decoded stored overlays by (client, name), checked against the blob's ETag.
+    pub overlays: Arc<crate::routes::overlays::OverlayCache>,
+    /// Overlays fetched from allow-listed sites (`overlay_url=`), revalidated on every use.
+    pub remote_overlays: Arc<rubra_fetch::FetchCache<crate::routes::overlays::OverlayEntry>>,
 }
 
 /// A short-lived cache of resolved API keys, so that authenticating a request costs no

@@ -54,6 +54,19 @@ impl BlobUrl {
     }
 }
 
+/// What a HEAD or a listing tells about a blob.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobMeta {
+    /// Its key, as given to [`BlobStore::put`].
+    pub key: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// The storage's entity tag: changes whenever the blob is replaced.
+    pub e_tag: Option<String>,
+    /// Last modification, epoch milliseconds.
+    pub last_modified_ms: i64,
+}
+
 /// A handle on the configured blob storage. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct BlobStore {
@@ -143,6 +156,49 @@ impl BlobStore {
         }
     }
 
+    /// Size, ETag and modification time of the blob at `key`; `None` when there is none.
+    /// The ETag changes whenever the blob is replaced, on both backends.
+    #[tracing::instrument(name = "blob.head", skip(self))]
+    pub async fn head(&self, key: &str) -> Result<Option<BlobMeta>> {
+        match self.inner.head(&self.path_of(key)).await {
+            Ok(m) => Ok(Some(self.meta(m))),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Every blob whose key starts with the folder `prefix` (e.g. `overlays/abc`), at any depth.
+    #[tracing::instrument(name = "blob.list", skip(self))]
+    pub async fn list(&self, prefix: &str) -> Result<Vec<BlobMeta>> {
+        use futures::TryStreamExt;
+        let path = self.path_of(prefix);
+        let metas: Vec<_> = match self.inner.list(Some(&path)).try_collect().await {
+            Ok(m) => m,
+            Err(object_store::Error::NotFound { .. }) => Vec::new(),
+            Err(e) => return Err(e.into()),
+        };
+        let mut out: Vec<BlobMeta> = metas.into_iter().map(|m| self.meta(m)).collect();
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+
+    fn meta(&self, m: object_store::ObjectMeta) -> BlobMeta {
+        let full = m.location.as_ref();
+        let key = match &self.prefix {
+            Some(p) => full
+                .strip_prefix(p.as_ref())
+                .map(|k| k.trim_start_matches('/'))
+                .unwrap_or(full),
+            None => full,
+        };
+        BlobMeta {
+            key: key.to_owned(),
+            size: m.size,
+            e_tag: m.e_tag,
+            last_modified_ms: m.last_modified.timestamp_millis(),
+        }
+    }
+
     /// Checks that the storage answers (used by `/readyz`): a HEAD of a key that need not exist.
     pub async fn ping(&self) -> Result<()> {
         match self.inner.head(&self.path_of("readyz-probe")).await {
@@ -219,5 +275,37 @@ mod tests {
         blobs.delete("images/ab/abc").await.unwrap();
         blobs.delete("images/ab/abc").await.unwrap();
         assert!(!blobs.exists("images/ab/abc").await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn local_head_and_list() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = BlobStore::open(&BlobUrl::Local(dir.path().to_owned()), None).unwrap();
+        assert_eq!(blobs.head("overlays/c1/a.png").await.unwrap(), None);
+        assert!(blobs.list("overlays/c1").await.unwrap().is_empty());
+        blobs
+            .put("overlays/c1/a.png", Bytes::from_static(b"one"))
+            .await
+            .unwrap();
+        blobs
+            .put("overlays/c1/b.png", Bytes::from_static(b"four"))
+            .await
+            .unwrap();
+        blobs
+            .put("overlays/c2/a.png", Bytes::from_static(b"x"))
+            .await
+            .unwrap();
+        let first = blobs.head("overlays/c1/a.png").await.unwrap().unwrap();
+        assert_eq!((first.key.as_str(), first.size), ("overlays/c1/a.png", 3));
+        let listed = blobs.list("overlays/c1").await.unwrap();
+        let keys: Vec<_> = listed.iter().map(|m| (m.key.as_str(), m.size)).collect();
+        assert_eq!(keys, [("overlays/c1/a.png", 3), ("overlays/c1/b.png", 4)]);
+        blobs
+            .put("overlays/c1/a.png", Bytes::from_static(b"two"))
+            .await
+            .unwrap();
+        let second = blobs.head("overlays/c1/a.png").await.unwrap().unwrap();
+        assert!(first.e_tag.is_some());
+        assert_ne!(first.e_tag, second.e_tag, "a replaced blob has a new ETag");
     }
 }

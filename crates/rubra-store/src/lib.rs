@@ -23,7 +23,7 @@ mod shared;
 mod sqlite;
 mod stats;
 
-pub use blob::{BlobStore, BlobUrl, s3_builder};
+pub use blob::{BlobMeta, BlobStore, BlobUrl, s3_builder};
 pub use domain::{ApiKey, Client, ClientId, KeyHash, NewKey, Principal, Scope, now_ms, random_id};
 pub use error::StoreError;
 pub use images::{ImageId, ImagePage, ImageRecord, NewEvent, image_blob_key};

@@ -23,6 +23,12 @@ pub(crate) fn png_dimensions(input: &[u8]) -> Result<(u32, u32)> {
     let b = input
         .get(16..24)
         .ok_or_else(|| WatermarkError::Corrupt("truncated PNG header".into()))?;
+    // Without this, garbage after the signature read as a huge size gave 413, not 400.
+    if input.get(12..16) != Some(b"IHDR") {
+        return Err(WatermarkError::Corrupt(
+            "PNG does not start with an IHDR chunk".into(),
+        ));
+    }
     let w = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
     let h = u32::from_be_bytes([b[4], b[5], b[6], b[7]]);
     Ok((w, h))

@@ -7,9 +7,11 @@ mod events;
 mod health;
 mod images;
 mod jobs;
-mod stats;
 mod notifications;
+pub(crate) mod overlays;
+mod stats;
 mod subscriptions;
+mod watermark;
 
 use crate::error::ApiError;
 use crate::middleware;
@@ -50,7 +52,15 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/subscriptions/{id}/resume", post(subscriptions::resume))
         .route("/notifications", get(notifications::log))
-        .route("/notifications/stream", get(notifications::stream));
+        .route("/notifications/stream", get(notifications::stream))
+        .route("/overlays", get(overlays::list))
+        .route(
+            "/overlays/{name}",
+            get(overlays::get)
+                .put(overlays::put)
+                .delete(overlays::delete),
+        )
+        .route("/watermark", post(watermark::watermark));
 
     api.fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -14,3 +14,4 @@ mod jobs;
 mod notify;
 mod scale_out;
 mod stats;
+mod watermark;

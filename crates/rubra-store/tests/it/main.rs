@@ -10,8 +10,8 @@
 mod blobs;
 mod clients;
 mod jobs;
-mod stats;
 mod notify;
+mod stats;
 
 use rubra_store::{DatabaseUrl, Store};
 use std::sync::Arc;

@@ -566,3 +566,50 @@ fn overlay_helpers() {
     assert_eq!(from_png.visible_bounds(), ov.visible_bounds());
     assert!(Overlay::from_png(b"not a png").is_err());
 }
+
+#[test]
+fn png_garbage_after_the_signature_is_corrupt_not_too_large() {
+    let mut bad = b"\x89PNG\r\n\x1a\n".to_vec();
+    bad.extend_from_slice(&[7u8; 100]);
+    let err =
+        watermark(&bad, &overlay(8, 8), Placement::Exact { x: 0, y: 0 }, 1.0).expect_err("garbage");
+    assert_eq!(err.http_status(), 400, "{err}");
+}
+
+#[test]
+fn blending_accuracy_inside_gray_and_progressive_jpeg() {
+    // The ±3 check of blending_accuracy_inside_jpeg, on the two other decoders' paths:
+    // grayscale (luma only) and progressive (the coefficient route).
+    let rgb = photo(W, H, 6);
+    let ov_px = overlay_rgba(OW, OH);
+    let ov = Overlay::from_rgba(OW as u32, OH as u32, ov_px.clone()).expect("overlay");
+    for spec in [
+        JpegSpec {
+            quality: 100,
+            gray: true,
+            ..JpegSpec::baseline((1, 1))
+        },
+        JpegSpec {
+            quality: 100,
+            progressive: true,
+            ..JpegSpec::baseline((1, 1))
+        },
+    ] {
+        let input = encode_jpeg(&rgb, W, H, spec);
+        let p = Placement::gravity(Gravity::NorthWest, 17, 11);
+        let out = watermark(&input, &ov, p, 0.7).expect("watermark");
+        let (before, w, h, ch) = decode_jpeg(&input);
+        let (after, ..) = decode_jpeg(&out);
+        let want = reference_composite(&before, w, h, ch, &ov_px, OW, OH, 17, 11, 0.7);
+        let mut worst = 0;
+        for j in 0..OH {
+            for i in 0..OW {
+                let k = ((11 + j) * w + 17 + i) * ch;
+                for c in 0..ch {
+                    worst = worst.max((want[k + c] as i32 - after[k + c] as i32).abs());
+                }
+            }
+        }
+        assert!(worst <= 3, "{spec:?}: max error {worst}");
+    }
+}

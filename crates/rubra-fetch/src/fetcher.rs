@@ -1,0 +1,356 @@
+//! One guarded HTTP GET: allow-listed hosts only (every redirect hop checked again), no
+//! internal addresses unless listed exactly, a body size limit, timeouts, conditional requests.
+
+use crate::allow::{AllowList, HostMatch};
+use crate::error::FetchError;
+use bytes::{Bytes, BytesMut};
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use reqwest::header::{
+    CACHE_CONTROL, CONTENT_LENGTH, ETAG, HeaderMap, IF_MODIFIED_SINCE, IF_NONE_MATCH,
+    LAST_MODIFIED, LOCATION,
+};
+use reqwest::{StatusCode, Url};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Limits and the allow-list of a [`Fetcher`].
+#[derive(Debug, Clone)]
+pub struct FetchPolicy {
+    /// Hosts that may be fetched from.
+    pub allow: AllowList,
+    /// Largest accepted response body.
+    pub max_bytes: usize,
+    /// Time limit for establishing a connection.
+    pub connect_timeout: Duration,
+    /// Time limit for a whole request, body included (per redirect hop).
+    pub timeout: Duration,
+    /// How many redirects are followed.
+    pub max_redirects: u8,
+}
+
+impl FetchPolicy {
+    /// A policy for `allow` with default limits: 8 MiB, 3 s to connect, 10 s per request,
+    /// 5 redirects.
+    pub fn new(allow: AllowList) -> FetchPolicy {
+        FetchPolicy {
+            allow,
+            max_bytes: 8 * 1024 * 1024,
+            connect_timeout: Duration::from_secs(3),
+            timeout: Duration::from_secs(10),
+            max_redirects: 5,
+        }
+    }
+}
+
+/// The validators of a cached copy, sent as `If-None-Match` / `If-Modified-Since`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Validators {
+    /// The `ETag` the copy came with.
+    pub etag: Option<String>,
+    /// The `Last-Modified` the copy came with.
+    pub last_modified: Option<String>,
+}
+
+impl Validators {
+    /// Whether there is anything to revalidate with.
+    pub fn is_empty(&self) -> bool {
+        self.etag.is_none() && self.last_modified.is_none()
+    }
+}
+
+/// A complete 200 response.
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// The body (at most [`FetchPolicy::max_bytes`]).
+    pub body: Bytes,
+    /// Its validators, for the next conditional request.
+    pub validators: Validators,
+    /// `Cache-Control: max-age`, when given (and no `no-cache`/`no-store`).
+    pub max_age: Option<Duration>,
+    /// The URL finally answered, after redirects.
+    pub url: Url,
+}
+
+/// The answer to a (possibly conditional) fetch.
+#[derive(Debug, Clone)]
+pub enum Fetched {
+    /// New content.
+    Modified(Response),
+    /// 304: the cached copy is still current.
+    NotModified {
+        /// `Cache-Control: max-age` of the 304, when given.
+        max_age: Option<Duration>,
+    },
+}
+
+/// An HTTP client that only reaches allow-listed hosts. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Fetcher {
+    client: reqwest::Client,
+    policy: Arc<FetchPolicy>,
+}
+
+/// The resolver's refusal, found again in reqwest's error chain to answer 403.
+#[derive(Debug)]
+struct Blocked(String);
+
+impl std::fmt::Display for Blocked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Blocked {}
+
+/// Resolves names, then drops the addresses the allow-list does not permit for that name.
+/// This is the check that counts: it runs at connect time, so a DNS answer that changes
+/// between a check and the connection (rebinding) cannot slip an internal address through.
+#[derive(Debug)]
+struct GuardedResolver {
+    allow: AllowList,
+}
+
+impl Resolve for GuardedResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let host = name.as_str().to_owned();
+        let how = self.allow.check(&host);
+        Box::pin(async move {
+            if how == HostMatch::Refused {
+                return Err(Box::new(Blocked(format!("{host} is not on the allow-list"))) as _);
+            }
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await?
+                .filter(|a| AllowList::address_allowed(how, a.ip()))
+                .collect();
+            if addrs.is_empty() {
+                return Err(Box::new(Blocked(format!(
+                    "{host} resolves only to internal addresses"
+                ))) as _);
+            }
+            Ok(Box::new(addrs.into_iter()) as Addrs)
+        })
+    }
+}
+
+impl Fetcher {
+    /// A fetcher with its own connection pool. Proxies from the environment are ignored: a
+    /// proxy would connect on our behalf and bypass the address checks.
+    pub fn new(policy: FetchPolicy) -> Result<Fetcher, FetchError> {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .connect_timeout(policy.connect_timeout)
+            .timeout(policy.timeout)
+            .user_agent(concat!("rubra/", env!("CARGO_PKG_VERSION")))
+            .dns_resolver(Arc::new(GuardedResolver {
+                allow: policy.allow.clone(),
+            }))
+            .build()
+            .map_err(|e| FetchError::Network(e.to_string()))?;
+        Ok(Fetcher {
+            client,
+            policy: Arc::new(policy),
+        })
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> &FetchPolicy {
+        &self.policy
+    }
+
+    /// Parses `url` and checks it against the allow-list without any network traffic.
+    pub fn check_url(&self, url: &str) -> Result<Url, FetchError> {
+        let url = Url::parse(url).map_err(|e| FetchError::InvalidUrl(format!("{url:?}: {e}")))?;
+        self.check(&url)?;
+        Ok(url)
+    }
+
+    fn check(&self, url: &Url) -> Result<(), FetchError> {
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(FetchError::InvalidUrl(format!(
+                "{url}: only http and https URLs can be fetched"
+            )));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(FetchError::InvalidUrl(format!(
+                "{url}: credentials in URLs are not accepted"
+            )));
+        }
+        let host = url
+            .host_str()
+            .ok_or_else(|| FetchError::InvalidUrl(format!("{url}: no host")))?;
+        let how = self.policy.allow.check(host);
+        if how == HostMatch::Refused {
+            return Err(FetchError::Forbidden(format!(
+                "{host} is not on the allow-list (--fetch-allow)"
+            )));
+        }
+        // IP literals never reach the resolver, so their address is checked here.
+        let literal = match url.host() {
+            Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
+            Some(url::Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
+            _ => None,
+        };
+        if let Some(ip) = literal
+            && !AllowList::address_allowed(how, ip)
+        {
+            return Err(FetchError::Forbidden(format!(
+                "{ip} is an internal address; only an exact allow-list entry may reach it"
+            )));
+        }
+        Ok(())
+    }
+
+    /// GETs `url`; with `validators`, conditionally (`If-None-Match`, `If-Modified-Since`).
+    /// Redirects are followed by hand so that every hop is checked against the allow-list.
+    #[tracing::instrument(name = "fetch.get", skip_all, fields(url = %url, conditional = validators.is_some()))]
+    pub async fn fetch(
+        &self,
+        url: &str,
+        validators: Option<&Validators>,
+    ) -> Result<Fetched, FetchError> {
+        let mut url = self.check_url(url)?;
+        for _ in 0..=self.policy.max_redirects {
+            let mut req = self.client.get(url.clone());
+            if let Some(v) = validators {
+                if let Some(etag) = &v.etag {
+                    req = req.header(IF_NONE_MATCH, etag.as_str());
+                }
+                if let Some(lm) = &v.last_modified {
+                    req = req.header(IF_MODIFIED_SINCE, lm.as_str());
+                }
+            }
+            let mut resp = req.send().await.map_err(map_reqwest)?;
+            let status = resp.status();
+            if status.is_redirection() && status != StatusCode::NOT_MODIFIED {
+                let next = resp
+                    .headers()
+                    .get(LOCATION)
+                    .and_then(|l| l.to_str().ok())
+                    .ok_or(FetchError::Status(status.as_u16()))?;
+                url = url
+                    .join(next)
+                    .map_err(|e| FetchError::InvalidUrl(format!("redirect to {next:?}: {e}")))?;
+                self.check(&url)?;
+                continue;
+            }
+            let max_age = max_age(resp.headers());
+            if status == StatusCode::NOT_MODIFIED {
+                return Ok(Fetched::NotModified { max_age });
+            }
+            if status != StatusCode::OK {
+                return Err(FetchError::Status(status.as_u16()));
+            }
+            let validators = Validators {
+                etag: header(resp.headers(), ETAG),
+                last_modified: header(resp.headers(), LAST_MODIFIED),
+            };
+            let body = self.read_body(&mut resp).await?;
+            return Ok(Fetched::Modified(Response {
+                body,
+                validators,
+                max_age,
+                url,
+            }));
+        }
+        Err(FetchError::TooManyRedirects)
+    }
+
+    /// An unconditional [`Fetcher::fetch`].
+    pub async fn get(&self, url: &str) -> Result<Response, FetchError> {
+        match self.fetch(url, None).await? {
+            Fetched::Modified(r) => Ok(r),
+            Fetched::NotModified { .. } => Err(FetchError::Status(304)),
+        }
+    }
+
+    async fn read_body(&self, resp: &mut reqwest::Response) -> Result<Bytes, FetchError> {
+        let limit = self.policy.max_bytes;
+        let declared = resp
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > limit as u64) {
+            return Err(FetchError::TooLarge { limit });
+        }
+        let mut body = BytesMut::with_capacity(declared.map_or(0, |n| n as usize));
+        while let Some(chunk) = resp.chunk().await.map_err(map_reqwest)? {
+            if body.len() + chunk.len() > limit {
+                return Err(FetchError::TooLarge { limit });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body.freeze())
+    }
+}
+
+fn header(h: &HeaderMap, name: reqwest::header::HeaderName) -> Option<String> {
+    h.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+}
+
+/// `max-age` from `Cache-Control`, unless `no-cache` or `no-store` is also there.
+fn max_age(h: &HeaderMap) -> Option<Duration> {
+    let mut age = None;
+    for value in h.get_all(CACHE_CONTROL) {
+        for directive in value.to_str().ok()?.split(',') {
+            let d = directive.trim().to_ascii_lowercase();
+            if d == "no-cache" || d == "no-store" {
+                return None;
+            }
+            if let Some(n) = d.strip_prefix("max-age=") {
+                age = n
+                    .trim_matches('"')
+                    .parse::<u64>()
+                    .ok()
+                    .map(Duration::from_secs);
+            }
+        }
+    }
+    age
+}
+
+fn map_reqwest(e: reqwest::Error) -> FetchError {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+    while let Some(s) = source {
+        if let Some(b) = s.downcast_ref::<Blocked>() {
+            return FetchError::Forbidden(b.0.clone());
+        }
+        source = s.source();
+    }
+    if e.is_timeout() {
+        FetchError::Timeout
+    } else {
+        let mut msg = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            msg.push_str(": ");
+            msg.push_str(&s.to_string());
+            source = s.source();
+        }
+        FetchError::Network(msg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    #[test]
+    fn cache_control_max_age() {
+        let mut h = HeaderMap::new();
+        assert_eq!(max_age(&h), None);
+        h.insert(
+            CACHE_CONTROL,
+            HeaderValue::from_static("public, max-age=30"),
+        );
+        assert_eq!(max_age(&h), Some(Duration::from_secs(30)));
+        h.insert(
+            CACHE_CONTROL,
+            HeaderValue::from_static("max-age=30, no-cache"),
+        );
+        assert_eq!(max_age(&h), None);
+    }
+}

@@ -1,0 +1,507 @@
+//! `/overlays`: PNG watermarks and overlays stored per client in the blob store under
+//! `overlays/{client_id}/{name}.png`, and the cache of their decoded form.
+//!
+//! The cache is keyed by (client, name) and remembers the blob's ETag. A PUT or DELETE in this
+//! process updates or drops the entry at once. Other processes sharing the storage are noticed
+//! by a HEAD of the blob at most once per [`OverlayCache::RECHECK`]: if its ETag changed the
+//! new PNG is downloaded and decoded, otherwise the decoded overlay is kept. So a change made
+//! through another process is seen within a second, at the cost of one HEAD per overlay per
+//! second — never one per request, which at 1000 watermarks/s would be the bottleneck.
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiQuery, Caller};
+use crate::state::AppState;
+use crate::timefmt::format_ms;
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Path, Request, State};
+use axum::http::header::{CONTENT_TYPE, ETAG};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use rubra_store::{BlobStore, ClientId, Principal, Scope};
+use rubra_watermark::{Overlay, WatermarkError};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Largest overlay PNG accepted, in bytes.
+pub const MAX_OVERLAY_BYTES: usize = 8 * 1024 * 1024;
+/// Largest overlay accepted, in pixels (width × height, read from the PNG header).
+pub const MAX_OVERLAY_PIXELS: u64 = 4096 * 4096;
+
+/// `?client=` — whose overlays an admin acts on.
+#[derive(Debug, Default, Deserialize)]
+pub struct OwnerQuery {
+    client: Option<String>,
+}
+
+/// The client whose overlays are meant: the caller's own, or `?client=` for an admin.
+pub(crate) async fn owner(
+    state: &AppState,
+    who: &Principal,
+    client: Option<&str>,
+) -> ApiResult<ClientId> {
+    match (who, client) {
+        (Principal::Client(id), _) => Ok(id.clone()),
+        (Principal::Admin, Some(c)) => {
+            let id = ClientId::parse(c).ok_or_else(|| ApiError::not_found("client"))?;
+            state
+                .store
+                .get_client(&Scope::All, &id)
+                .await?
+                .map(|c| c.id)
+                .ok_or_else(|| ApiError::not_found("client"))
+        }
+        (Principal::Admin, None) => Err(ApiError::unprocessable(
+            "client_required",
+            "an admin key has no client of its own: add ?client=CLIENT_ID",
+        )),
+    }
+}
+
+/// A validated overlay name: 1–64 of `A–Z a–z 0–9 . _ -`, not starting with a dot.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct OverlayName(String);
+
+impl OverlayName {
+    /// Validates `s`.
+    pub fn parse(s: &str) -> ApiResult<OverlayName> {
+        let ok = (1..=64).contains(&s.len())
+            && !s.starts_with('.')
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        if ok {
+            Ok(OverlayName(s.to_owned()))
+        } else {
+            Err(ApiError::bad_request(
+                "invalid_overlay_name",
+                format!(
+                    "overlay names are 1-64 characters of A-Z a-z 0-9 . _ - and do not start \
+                     with a dot; got {s:?}"
+                ),
+            ))
+        }
+    }
+
+    /// The name as given.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+fn blob_key(client: &ClientId, name: &OverlayName) -> String {
+    format!("overlays/{client}/{}.png", name.0)
+}
+
+fn blob_prefix(client: &ClientId) -> String {
+    format!("overlays/{client}")
+}
+
+/// How an overlay is sized for one request (`scale=` or `width=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Sizing {
+    /// As stored.
+    Native,
+    /// Multiplied by a factor (the f32's bits, so the key is hashable).
+    Scale(u32),
+    /// Resized to this width, keeping the aspect ratio.
+    Width(u32),
+}
+
+/// A decoded overlay and the resized variants requests asked for, so a `scale=` or
+/// `width=` costs one resize per overlay version, not one per request.
+#[derive(Debug)]
+pub struct OverlayEntry {
+    base: Arc<Overlay>,
+    sized: Mutex<Vec<(Sizing, Arc<Overlay>)>>,
+}
+
+impl OverlayEntry {
+    /// The most resized variants kept per overlay.
+    const MAX_VARIANTS: usize = 8;
+
+    /// Wraps a decoded overlay.
+    pub fn new(base: Overlay) -> Self {
+        OverlayEntry {
+            base: Arc::new(base),
+            sized: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Decodes a PNG into an entry (CPU work: call on the blocking pool).
+    pub fn from_png(bytes: &[u8]) -> Result<Self, WatermarkError> {
+        check_png_header(bytes)?;
+        Overlay::from_png(bytes).map(OverlayEntry::new)
+    }
+
+    /// The overlay at `sizing`, resized once and kept (CPU work: call on the blocking pool).
+    pub fn sized(&self, sizing: Sizing) -> Result<Arc<Overlay>, WatermarkError> {
+        if sizing == Sizing::Native {
+            return Ok(Arc::clone(&self.base));
+        }
+        let lock = || self.sized.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, o)) = lock().iter().find(|(s, _)| *s == sizing) {
+            return Ok(Arc::clone(o));
+        }
+        let resized = Arc::new(match sizing {
+            Sizing::Native => unreachable!("handled above"),
+            Sizing::Scale(bits) => self.base.scaled(f32::from_bits(bits))?,
+            Sizing::Width(w) => self.base.resized_to_width(w)?,
+        });
+        let mut variants = lock();
+        if variants.len() >= Self::MAX_VARIANTS {
+            variants.remove(0);
+        }
+        variants.push((sizing, Arc::clone(&resized)));
+        Ok(resized)
+    }
+
+    fn weight(&self) -> u64 {
+        u64::from(self.base.width()) * u64::from(self.base.height()) * 4
+    }
+}
+
+/// Width and height from a PNG's IHDR, checked against [`MAX_OVERLAY_PIXELS`] before
+/// anything is decoded.
+fn check_png_header(bytes: &[u8]) -> Result<(u32, u32), WatermarkError> {
+    if !bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        return Err(WatermarkError::Unsupported(
+            "an overlay must be a PNG".into(),
+        ));
+    }
+    if bytes.len() < 24 || &bytes[12..16] != b"IHDR" {
+        return Err(WatermarkError::Corrupt("PNG without an IHDR header".into()));
+    }
+    let be = |i: usize| u32::from_be_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
+    let (w, h) = (be(16), be(20));
+    if u64::from(w) * u64::from(h) > MAX_OVERLAY_PIXELS {
+        return Err(WatermarkError::TooLarge {
+            width: w,
+            height: h,
+            limit: MAX_OVERLAY_PIXELS,
+        });
+    }
+    Ok((w, h))
+}
+
+struct Cached {
+    entry: Arc<OverlayEntry>,
+    version: String,
+    checked_at: Instant,
+}
+
+/// Decoded stored overlays by (client, name); see the module docs for how it stays current.
+#[derive(Default)]
+pub struct OverlayCache {
+    map: Mutex<HashMap<(ClientId, OverlayName), Cached>>,
+}
+
+impl std::fmt::Debug for OverlayCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OverlayCache").finish_non_exhaustive()
+    }
+}
+
+fn version_of(meta: &rubra_store::BlobMeta) -> String {
+    // ETag where the storage gives one; size and time are a fallback, not a substitute.
+    format!(
+        "{}:{}:{}",
+        meta.e_tag.as_deref().unwrap_or(""),
+        meta.size,
+        meta.last_modified_ms
+    )
+}
+
+impl OverlayCache {
+    /// How long an entry is used without asking the storage whether the blob changed.
+    pub const RECHECK: Duration = Duration::from_secs(1);
+    /// Decoded bytes held at most (premultiplied RGBA); the map is cleared beyond it.
+    pub const MAX_BYTES: u64 = 512 * 1024 * 1024;
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(ClientId, OverlayName), Cached>> {
+        self.map.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The decoded overlay `name` of `client`; 404 when there is none.
+    #[tracing::instrument(name = "overlays.cache.get", skip_all, fields(name = %name.as_str(), hit))]
+    pub async fn get(
+        &self,
+        blobs: &BlobStore,
+        client: &ClientId,
+        name: &OverlayName,
+    ) -> ApiResult<Arc<OverlayEntry>> {
+        let key = (client.clone(), name.clone());
+        let known = {
+            let map = self.lock();
+            match map.get(&key) {
+                Some(c) if c.checked_at.elapsed() < Self::RECHECK => {
+                    tracing::Span::current().record("hit", "fresh");
+                    return Ok(Arc::clone(&c.entry));
+                }
+                Some(c) => Some((Arc::clone(&c.entry), c.version.clone())),
+                None => None,
+            }
+        };
+        let blob = blob_key(client, name);
+        let Some(meta) = blobs.head(&blob).await? else {
+            self.lock().remove(&key);
+            return Err(ApiError::not_found("overlay"));
+        };
+        let version = version_of(&meta);
+        if let Some((entry, v)) = known
+            && v == version
+        {
+            tracing::Span::current().record("hit", "revalidated");
+            self.insert(key, Arc::clone(&entry), version);
+            return Ok(entry);
+        }
+        tracing::Span::current().record("hit", "miss");
+        let bytes = blobs
+            .get(&blob)
+            .await?
+            .ok_or_else(|| ApiError::not_found("overlay"))?;
+        let entry = tokio::task::spawn_blocking(move || OverlayEntry::from_png(&bytes))
+            .await
+            .map_err(|e| ApiError::internal(&e))?
+            .map_err(|e| ApiError::internal(&format!("stored overlay {blob} unusable: {e}")))?;
+        let entry = Arc::new(entry);
+        self.insert(key, Arc::clone(&entry), version);
+        Ok(entry)
+    }
+
+    fn insert(&self, key: (ClientId, OverlayName), entry: Arc<OverlayEntry>, version: String) {
+        let mut map = self.lock();
+        let held: u64 = map.values().map(|c| c.entry.weight()).sum();
+        if held + entry.weight() > Self::MAX_BYTES {
+            map.clear();
+        }
+        map.insert(
+            key,
+            Cached {
+                entry,
+                version,
+                checked_at: Instant::now(),
+            },
+        );
+    }
+
+    /// Forgets (client, name): after a DELETE.
+    pub fn remove(&self, client: &ClientId, name: &OverlayName) {
+        self.lock().remove(&(client.clone(), name.clone()));
+    }
+}
+
+/// The JSON form of a stored overlay.
+#[derive(Debug, Serialize)]
+pub struct OverlayInfo {
+    name: String,
+    bytes: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    width: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    height: Option<u32>,
+    updated_at: String,
+}
+
+fn watermark_error(e: &WatermarkError) -> ApiError {
+    ApiError::from(e).with_context("overlay")
+}
+
+fn png_content_type_ok(headers: &HeaderMap) -> bool {
+    match headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) {
+        None => true,
+        Some(ct) => {
+            let ct = ct.split(';').next().unwrap_or("").trim();
+            ct.eq_ignore_ascii_case("image/png")
+                || ct.eq_ignore_ascii_case("application/octet-stream")
+        }
+    }
+}
+
+/// `PUT /overlays/{name}`: store a PNG (201 when new, 200 when replaced).
+#[tracing::instrument(name = "http.overlays.put", skip_all, fields(name = %name))]
+pub async fn put(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(name): Path<String>,
+    ApiQuery(q): ApiQuery<OwnerQuery>,
+    req: Request,
+) -> ApiResult<Response> {
+    let name = OverlayName::parse(&name)?;
+    let client = owner(&state, &who, q.client.as_deref()).await?;
+    if !png_content_type_ok(req.headers()) {
+        return Err(ApiError::unsupported_media_type(
+            "send the overlay as image/png",
+        ));
+    }
+    let body = Bytes::from_request(req, &()).await.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::body_too_large()
+        } else {
+            ApiError::bad_request("bad_body", e.body_text())
+        }
+    })?;
+    if body.len() > MAX_OVERLAY_BYTES {
+        return Err(ApiError::too_large(
+            "overlay_too_large",
+            format!("an overlay may be at most {MAX_OVERLAY_BYTES} bytes"),
+        ));
+    }
+    if body.is_empty() {
+        return Err(ApiError::bad_request(
+            "empty_body",
+            "the request body is empty",
+        ));
+    }
+    let png = body.clone();
+    let entry = tokio::task::spawn_blocking(move || OverlayEntry::from_png(&png))
+        .await
+        .map_err(|e| ApiError::internal(&e))?
+        .map_err(|e| watermark_error(&e))?;
+    let key = blob_key(&client, &name);
+    let existed = state.blobs.exists(&key).await?;
+    state.blobs.put(&key, body.clone()).await?;
+    let (width, height) = (entry.base.width(), entry.base.height());
+    match state.blobs.head(&key).await? {
+        Some(meta) => {
+            state
+                .overlays
+                .insert((client, name.clone()), Arc::new(entry), version_of(&meta))
+        }
+        None => state.overlays.remove(&client, &name),
+    }
+    let status = if existed {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    let info = OverlayInfo {
+        name: name.0,
+        bytes: body.len() as u64,
+        width: Some(width),
+        height: Some(height),
+        updated_at: format_ms(rubra_store::now_ms()),
+    };
+    Ok((status, Json(info)).into_response())
+}
+
+/// `GET /overlays/{name}`: the stored PNG.
+#[tracing::instrument(name = "http.overlays.get", skip_all, fields(name = %name))]
+pub async fn get(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(name): Path<String>,
+    ApiQuery(q): ApiQuery<OwnerQuery>,
+) -> ApiResult<Response> {
+    let name = OverlayName::parse(&name)?;
+    let client = owner(&state, &who, q.client.as_deref()).await?;
+    let key = blob_key(&client, &name);
+    let meta = state.blobs.head(&key).await?;
+    let bytes = state
+        .blobs
+        .get(&key)
+        .await?
+        .ok_or_else(|| ApiError::not_found("overlay"))?;
+    let mut resp = ([(CONTENT_TYPE, "image/png")], bytes).into_response();
+    if let Some(tag) = meta.and_then(|m| m.e_tag)
+        && let Ok(v) = format!("\"{}\"", tag.trim_matches('"')).parse()
+    {
+        resp.headers_mut().insert(ETAG, v);
+    }
+    Ok(resp)
+}
+
+/// `DELETE /overlays/{name}`: 204, or 404 when there is none.
+#[tracing::instrument(name = "http.overlays.delete", skip_all, fields(name = %name))]
+pub async fn delete(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(name): Path<String>,
+    ApiQuery(q): ApiQuery<OwnerQuery>,
+) -> ApiResult<StatusCode> {
+    let name = OverlayName::parse(&name)?;
+    let client = owner(&state, &who, q.client.as_deref()).await?;
+    let key = blob_key(&client, &name);
+    if !state.blobs.exists(&key).await? {
+        return Err(ApiError::not_found("overlay"));
+    }
+    state.blobs.delete(&key).await?;
+    state.overlays.remove(&client, &name);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /overlays`: `{"overlays": [{"name","bytes","updated_at"}]}`, sorted by name.
+#[tracing::instrument(name = "http.overlays.list", skip_all)]
+pub async fn list(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    ApiQuery(q): ApiQuery<OwnerQuery>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let client = owner(&state, &who, q.client.as_deref()).await?;
+    let prefix = blob_prefix(&client);
+    let overlays: Vec<OverlayInfo> = state
+        .blobs
+        .list(&prefix)
+        .await?
+        .into_iter()
+        .filter_map(|m| {
+            let name = m
+                .key
+                .strip_prefix(prefix.as_str())?
+                .strip_prefix('/')?
+                .strip_suffix(".png")?;
+            (!name.contains('/')).then(|| OverlayInfo {
+                name: name.to_owned(),
+                bytes: m.size,
+                width: None,
+                height: None,
+                updated_at: format_ms(m.last_modified_ms),
+            })
+        })
+        .collect();
+    Ok(Json(serde_json::json!({ "overlays": overlays })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_validated() {
+        for ok in ["logo", "a", "Beard-2.v1_final", &"x".repeat(64)] {
+            assert!(OverlayName::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            ".hidden",
+            "a/b",
+            "..",
+            "a b",
+            "ü",
+            &"x".repeat(65),
+            "a%2Fb",
+        ] {
+            assert!(OverlayName::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn png_header_is_checked_before_decoding() {
+        let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR".to_vec();
+        png.extend_from_slice(&100_000u32.to_be_bytes());
+        png.extend_from_slice(&100_000u32.to_be_bytes());
+        let err = OverlayEntry::from_png(&png).unwrap_err();
+        assert_eq!(err.http_status(), 413);
+        assert_eq!(
+            OverlayEntry::from_png(b"GIF89a").unwrap_err().http_status(),
+            415
+        );
+        assert_eq!(
+            OverlayEntry::from_png(b"\x89PNG\r\n\x1a\n")
+                .unwrap_err()
+                .http_status(),
+            400
+        );
+    }
+}

@@ -1,0 +1,251 @@
+//! `POST /watermark`: composite a stored (`overlay=NAME`) or remote (`overlay_url=URL`)
+//! overlay onto the JPEG or PNG body and answer the same format.
+//!
+//! JPEGs take the DCT path of `rubra-watermark` (only the blocks under the overlay change).
+//! The pixel work runs on the blocking pool so the async workers keep serving other requests.
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiQuery, Caller};
+use crate::routes::overlays::{OverlayEntry, OverlayName, Sizing, owner};
+use crate::state::AppState;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request, State};
+use axum::http::header::{CONTENT_TYPE, HeaderName};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use rubra_fetch::CacheError;
+use rubra_watermark::{Gravity, Options, Placement, Route, WatermarkError, watermark_with};
+use serde::Deserialize;
+use std::sync::Arc;
+
+/// Query parameters of `POST /watermark`.
+#[derive(Debug, Default, Deserialize)]
+pub struct WatermarkQuery {
+    overlay: Option<String>,
+    overlay_url: Option<String>,
+    gravity: Option<String>,
+    dx: Option<i64>,
+    dy: Option<i64>,
+    x: Option<i64>,
+    y: Option<i64>,
+    opacity: Option<f32>,
+    scale: Option<f32>,
+    width: Option<u32>,
+    client: Option<String>,
+}
+
+/// The header naming how the output was made (`jpeg-fast`, `jpeg-coefficients`, …).
+pub const ROUTE_HEADER: HeaderName = HeaderName::from_static("x-rubra-watermark-route");
+
+fn bad(message: impl Into<String>) -> ApiError {
+    ApiError::bad_request("invalid_query", message)
+}
+
+/// The sizing, placement and opacity asked for, validated before any work is done.
+fn parse_params(q: &WatermarkQuery) -> ApiResult<(Sizing, Placement, f32)> {
+    let sizing = match (q.scale, q.width) {
+        (Some(_), Some(_)) => return Err(bad("give scale= or width=, not both")),
+        (Some(s), None) if s.is_finite() && s > 0.0 && s <= 16.0 => Sizing::Scale(s.to_bits()),
+        (Some(s), None) => return Err(bad(format!("scale must be in (0, 16], got {s}"))),
+        (None, Some(w)) if (1..=8192).contains(&w) => Sizing::Width(w),
+        (None, Some(w)) => return Err(bad(format!("width must be in [1, 8192], got {w}"))),
+        (None, None) => Sizing::Native,
+    };
+    let placement = match (q.x, q.y) {
+        (Some(x), Some(y)) => {
+            if q.gravity.is_some() || q.dx.is_some() || q.dy.is_some() {
+                return Err(bad(
+                    "x/y place the overlay exactly: leave out gravity, dx and dy",
+                ));
+            }
+            Placement::Exact { x, y }
+        }
+        (Some(_), None) | (None, Some(_)) => return Err(bad("give both x and y")),
+        (None, None) => {
+            let gravity = match q.gravity.as_deref() {
+                None => Gravity::SouthEast,
+                Some(g) => g.parse::<Gravity>().map_err(|e| bad(e.to_string()))?,
+            };
+            Placement::gravity(gravity, q.dx.unwrap_or(0), q.dy.unwrap_or(0))
+        }
+    };
+    if [q.dx, q.dy, q.x, q.y]
+        .iter()
+        .flatten()
+        .any(|v| v.unsigned_abs() > 1 << 20)
+    {
+        return Err(bad("offsets must be within ±1048576 pixels"));
+    }
+    let opacity = q.opacity.unwrap_or(1.0);
+    if !(0.0..=1.0).contains(&opacity) {
+        return Err(bad(format!("opacity must be in [0, 1], got {opacity}")));
+    }
+    Ok((sizing, placement, opacity))
+}
+
+fn content_type_ok(headers: &HeaderMap) -> bool {
+    match headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) {
+        None => true,
+        Some(ct) => {
+            let ct = ct
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            ct == "image/jpeg" || ct == "image/png" || ct == "application/octet-stream"
+        }
+    }
+}
+
+/// The overlay the query names, from the stored-overlay cache or the remote cache.
+async fn resolve_overlay(
+    state: &AppState,
+    caller: &rubra_store::Principal,
+    q: &WatermarkQuery,
+) -> ApiResult<Arc<OverlayEntry>> {
+    match (&q.overlay, &q.overlay_url) {
+        (Some(name), None) => {
+            let name = OverlayName::parse(name)?;
+            let client = owner(state, caller, q.client.as_deref()).await?;
+            state.overlays.get(&state.blobs, &client, &name).await
+        }
+        (None, Some(url)) => {
+            let got = state
+                .remote_overlays
+                .get(url, |bytes| OverlayEntry::from_png(&bytes))
+                .await
+                .map_err(|e| match e {
+                    CacheError::Fetch(f) => ApiError::from(f),
+                    CacheError::Parse(p) => ApiError::unprocessable(
+                        "remote_overlay_unusable",
+                        format!("the overlay at overlay_url is not usable: {p}"),
+                    ),
+                })?;
+            tracing::debug!(outcome = ?got.outcome, "remote overlay");
+            Ok(got.value)
+        }
+        (Some(_), Some(_)) => Err(bad("give overlay= or overlay_url=, not both")),
+        (None, None) => Err(bad("overlay=NAME or overlay_url=URL is required")),
+    }
+}
+
+fn route_name(r: Route) -> &'static str {
+    match r {
+        Route::JpegFast => "jpeg-fast",
+        Route::JpegCoefficients => "jpeg-coefficients",
+        Route::JpegPixels => "jpeg-pixels",
+        Route::Png => "png",
+        Route::Unchanged => "unchanged",
+    }
+}
+
+/// `POST /watermark`: the body with the overlay composited, in the body's format.
+#[tracing::instrument(name = "http.watermark", skip_all, fields(bytes, route))]
+pub async fn watermark(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    ApiQuery(q): ApiQuery<WatermarkQuery>,
+    req: Request,
+) -> ApiResult<Response> {
+    let (sizing, placement, opacity) = parse_params(&q)?;
+    if !content_type_ok(req.headers()) {
+        return Err(ApiError::unsupported_media_type(
+            "send the image as image/jpeg or image/png",
+        ));
+    }
+    let body = Bytes::from_request(req, &()).await.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::body_too_large()
+        } else {
+            ApiError::bad_request("bad_body", e.body_text())
+        }
+    })?;
+    if body.is_empty() {
+        return Err(ApiError::bad_request(
+            "empty_body",
+            "the request body is empty",
+        ));
+    }
+    tracing::Span::current().record("bytes", body.len());
+    let entry = resolve_overlay(&state, &who, &q).await?;
+    let opts = Options {
+        opacity,
+        max_pixels: state.settings.max_pixels,
+        ..Options::new(placement)
+    };
+    let done = tokio::task::spawn_blocking(move || {
+        let overlay = entry.sized(sizing)?;
+        watermark_with(&body, &overlay, &opts)
+    })
+    .await
+    .map_err(|e| ApiError::internal(&e))?
+    .map_err(|e: WatermarkError| ApiError::from(&e))?;
+    tracing::Span::current().record("route", route_name(done.route));
+    Ok((
+        [
+            (
+                CONTENT_TYPE,
+                HeaderValue::from_static(done.format.mime_type()),
+            ),
+            (
+                ROUTE_HEADER,
+                HeaderValue::from_static(route_name(done.route)),
+            ),
+        ],
+        done.bytes,
+    )
+        .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(s: &str) -> WatermarkQuery {
+        serde_urlencoded_like(s)
+    }
+
+    /// Builds a query the way axum's `Query` would.
+    fn serde_urlencoded_like(s: &str) -> WatermarkQuery {
+        let uri: axum::http::Uri = format!("/watermark?{s}").parse().unwrap();
+        axum::extract::Query::<WatermarkQuery>::try_from_uri(&uri)
+            .unwrap()
+            .0
+    }
+
+    #[test]
+    fn parameters_are_validated() {
+        let (s, p, o) = parse_params(&q("overlay=a")).unwrap();
+        assert_eq!(
+            (s, p, o),
+            (
+                Sizing::Native,
+                Placement::gravity(Gravity::SouthEast, 0, 0),
+                1.0
+            )
+        );
+        let (s, p, _) = parse_params(&q("gravity=north&dx=3&dy=-4&width=100")).unwrap();
+        assert_eq!(
+            (s, p),
+            (
+                Sizing::Width(100),
+                Placement::gravity(Gravity::North, 3, -4)
+            )
+        );
+        let (_, p, o) = parse_params(&q("x=-5&y=7&opacity=0.5")).unwrap();
+        assert_eq!((p, o), (Placement::Exact { x: -5, y: 7 }, 0.5));
+        for bad in [
+            "gravity=up",
+            "x=1",
+            "x=1&y=2&gravity=north",
+            "scale=0",
+            "scale=2&width=10",
+            "width=0",
+            "opacity=1.5",
+            "dx=99999999",
+        ] {
+            assert!(parse_params(&q(bad)).is_err(), "{bad}");
+        }
+    }
+}
