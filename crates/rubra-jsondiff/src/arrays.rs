@@ -139,27 +139,32 @@ impl<'d> Engine<'d> {
     fn set(&mut self, fa: u32, na: u32, fb: u32, nb: u32, ecx: Cx<'d>) -> Unmatched {
         // One walk per element gives both hashes; the loose ones serve the
         // tolerant phase without walking everything again.
-        let mut both = |side: Side, first: u32, n: u32| {
-            let mut exact = Vec::with_capacity(n as usize);
-            let mut loose = Vec::with_capacity(n as usize);
-            for i in 0..n {
-                let [e, l] = self.hashes(side, first + i, ecx);
-                exact.push((e, i));
+        let (all_a, all_b) = self.all_hashes(
+            fa,
+            &(0..na).collect::<Vec<_>>(),
+            fb,
+            &(0..nb).collect::<Vec<_>>(),
+            ecx,
+        );
+        let both = |all: Vec<[u64; 2]>| {
+            let mut exact = Vec::with_capacity(all.len());
+            let mut loose = Vec::with_capacity(all.len());
+            for (i, [e, l]) in all.into_iter().enumerate() {
+                exact.push((e, i as u32));
                 loose.push(l);
             }
             exact.sort_unstable();
             (exact, loose)
         };
-        let (ha, loose_a) = both(Side::A, fa, na);
-        let (hb, loose_b) = both(Side::B, fb, nb);
+        let (ha, loose_a) = both(all_a);
+        let (hb, loose_b) = both(all_b);
         let mut left_a = Vec::new();
         let mut left_b = Vec::new();
+        // Lone pairs of a hash (nearly all of them) are checked afterwards, in bulk.
+        let mut lone = Vec::new();
         for_groups(&ha, &hb, |ga, gb| {
             if let ([(_, i)], [(_, j)]) = (ga, gb) {
-                if !self.eq(fa + i, fb + j, ecx) {
-                    left_a.push(*i);
-                    left_b.push(*j);
-                }
+                lone.push((*i, *j));
                 return;
             }
             let mut seen_b = vec![false; gb.len()];
@@ -186,6 +191,10 @@ impl<'d> Engine<'d> {
                 }
             }
         });
+        for (i, j) in self.unequal(&lone, fa, fb, ecx) {
+            left_a.push(i);
+            left_b.push(j);
+        }
         left_a.sort_unstable();
         left_b.sort_unstable();
         if (left_a.is_empty() && left_b.is_empty()) || is_exact(ecx) {
@@ -250,19 +259,39 @@ impl<'d> Engine<'d> {
         left
     }
 
-    /// `(exact hash, index)` of the elements `idx` of an array, sorted by hash.
-    fn sorted_hashes(
+    /// `[exact, loose]` hashes of A's elements `ia` and B's elements `ib`
+    /// (relative indices), in the order given; large arrays use every thread.
+    fn all_hashes(
         &mut self,
-        side: Side,
-        first: u32,
-        idx: impl Iterator<Item = u32>,
+        fa: u32,
+        ia: &[u32],
+        fb: u32,
+        ib: &[u32],
         ecx: Cx<'d>,
-    ) -> Vec<(u64, u32)> {
-        let mut v: Vec<(u64, u32)> = idx
-            .map(|i| (self.hash(side, first + i, ecx, false), i))
-            .collect();
-        v.sort_unstable();
-        v
+    ) -> (Vec<[u64; 2]>, Vec<[u64; 2]>) {
+        let na = ia.len();
+        let chunks = self.split(na + ib.len(), |e, r| {
+            r.map(|k| match k.checked_sub(na) {
+                None => e.hashes(Side::A, fa + ia[k], ecx),
+                Some(k) => e.hashes(Side::B, fb + ib[k], ecx),
+            })
+            .collect::<Vec<_>>()
+        });
+        let mut a = flat(chunks);
+        let b = a.split_off(na);
+        (a, b)
+    }
+
+    /// The pairs `(i, j)` whose elements `A[i]` and `B[j]` differ (relative
+    /// indices); large lists use every thread.
+    fn unequal(&mut self, pairs: &[(u32, u32)], fa: u32, fb: u32, ecx: Cx<'d>) -> Vec<(u32, u32)> {
+        flat(self.split(pairs.len(), |e, r| {
+            pairs[r]
+                .iter()
+                .copied()
+                .filter(|&(i, j)| !e.eq(fa + i, fb + j, ecx))
+                .collect::<Vec<_>>()
+        }))
     }
 
     fn tolerant_key(&mut self, side: Side, id: u32, ecx: Cx<'d>) -> (u64, f64, f64) {
@@ -307,16 +336,20 @@ impl<'d> Engine<'d> {
                 (ia, ib)
             };
         }
-        let ha = self.sorted_hashes(Side::A, fa, ia.into_iter(), ecx);
-        let hb = self.sorted_hashes(Side::B, fb, ib.into_iter(), ecx);
+        let (xa, xb) = self.all_hashes(fa, &ia, fb, &ib, ecx);
+        let sorted = |idx: Vec<u32>, h: Vec<[u64; 2]>| {
+            let mut v: Vec<(u64, u32)> = h.into_iter().map(|e| e[0]).zip(idx).collect();
+            v.sort_unstable();
+            v
+        };
+        let (ha, hb) = (sorted(ia, xa), sorted(ib, xb));
         let mut left_a = Vec::new();
         let mut left_b = Vec::new();
+        // Lone pairs of a hash (nearly all of them) are checked afterwards, in bulk.
+        let mut lone = Vec::new();
         for_groups(&ha, &hb, |ga, gb| {
             if let ([(_, i)], [(_, j)]) = (ga, gb) {
-                if !self.eq(fa + i, fb + j, ecx) {
-                    left_a.push(*i);
-                    left_b.push(*j);
-                }
+                lone.push((*i, *j));
                 return;
             }
             let mut used = vec![false; gb.len()];
@@ -332,6 +365,10 @@ impl<'d> Engine<'d> {
             }
             left_b.extend(gb.iter().zip(&used).filter(|(_, u)| !**u).map(|(e, _)| e.1));
         });
+        for (i, j) in self.unequal(&lone, fa, fb, ecx) {
+            left_a.push(i);
+            left_b.push(j);
+        }
         left_a.sort_unstable();
         left_b.sort_unstable();
         if left_a.is_empty() || left_b.is_empty() || is_exact(ecx) {
@@ -397,13 +434,27 @@ impl<'d> Engine<'d> {
             st: State::DEAD,
             tol: &EXACT,
         };
+        // The key node of every element and the hash of its value, on every thread.
+        let na_ = na as usize;
+        let mut found = flat(self.split(na_ + nb as usize, |e, r| {
+            r.map(|t| {
+                let (side, id) = match t.checked_sub(na_) {
+                    None => (Side::A, fa + t as u32),
+                    Some(t) => (Side::B, fb + t as u32),
+                };
+                e.key_of(side, id, field)
+                    .map(|k| (e.hash(side, k, exact, false), k))
+            })
+            .collect::<Vec<_>>()
+        }));
+        let found_b = found.split_off(na_);
         // (hash of the key value, element index, key node), sorted by hash.
-        let mut keys = |side: Side, first: u32, n: u32, loose: &mut Vec<u32>| {
-            let mut v: Vec<(u64, u32, u32)> = Vec::with_capacity(n as usize);
-            for i in 0..n {
-                match self.key_of(side, first + i, field) {
-                    Some(k) => v.push((self.hash(side, k, exact, false), i, k)),
-                    None => loose.push(i),
+        let keys = |found: Vec<Option<(u64, u32)>>, loose: &mut Vec<u32>| {
+            let mut v: Vec<(u64, u32, u32)> = Vec::with_capacity(found.len());
+            for (i, f) in found.into_iter().enumerate() {
+                match f {
+                    Some((h, k)) => v.push((h, i as u32, k)),
+                    None => loose.push(i as u32),
                 }
             }
             v.sort_unstable();
@@ -411,8 +462,11 @@ impl<'d> Engine<'d> {
         };
         let mut loose_a = Vec::new();
         let mut loose_b = Vec::new();
-        let ka = keys(Side::A, fa, na, &mut loose_a);
-        let kb = keys(Side::B, fb, nb, &mut loose_b);
+        let ka = keys(found, &mut loose_a);
+        let kb = keys(found_b, &mut loose_b);
+        // Lone pairs of a hash (nearly all of them): (i, j, key in A, key in B),
+        // checked afterwards in bulk.
+        let mut lone: Vec<(u32, u32, u32, u32)> = Vec::new();
         let mut pairs = Vec::new();
         let mut gone_a = Vec::new();
         let mut new_b = Vec::new();
@@ -429,12 +483,7 @@ impl<'d> Engine<'d> {
             let gb_end = q + kb[q..].iter().take_while(|e| e.0 == h).count();
             let (ga, gb) = (&ka[p..ga_end], &kb[q..gb_end]);
             if let ([(_, i, x)], [(_, j, y)]) = (ga, gb) {
-                if self.eq(*x, *y, exact) {
-                    pairs.push((*i, *j));
-                } else {
-                    gone_a.push(*i);
-                    new_b.push(*j);
-                }
+                lone.push((*i, *j, *x, *y));
             } else {
                 let mut used = vec![false; gb.len()];
                 for &(_, i, x) in ga {
@@ -465,6 +514,22 @@ impl<'d> Engine<'d> {
             }
             (p, q) = (ga_end, gb_end);
         }
+        // In A's order, so that at least one side is read sequentially.
+        lone.sort_unstable();
+        let same = flat(self.split(lone.len(), |e, r| {
+            lone[r]
+                .iter()
+                .map(|&(_, _, x, y)| e.eq(x, y, exact))
+                .collect::<Vec<_>>()
+        }));
+        for (&(i, j, _, _), same) in lone.iter().zip(same) {
+            if same {
+                pairs.push((i, j));
+            } else {
+                gone_a.push(i);
+                new_b.push(j);
+            }
+        }
         pairs.sort_unstable();
         let (la, lb) = self.multiset(loose_a, loose_b, fa, fb, ecx);
         gone_a.extend(la);
@@ -480,17 +545,24 @@ impl<'d> Engine<'d> {
 
     fn unordered_diff(&mut self, fa: u32, fb: u32, ecx: Cx<'d>, mode: &ArrayMode, u: Unmatched) {
         // Inner changes first, while every index of A is still where it was.
-        for &(i, j) in &u.pairs {
-            if self.stop {
-                return;
+        // Large lists of pairs are diffed on every thread, findings kept in order.
+        let pairs = &u.pairs;
+        self.split(pairs.len(), |e, r| {
+            for &(i, j) in &pairs[r] {
+                if e.stop {
+                    return;
+                }
+                let disp = match (mode, e.key_of(Side::A, fa + i, key_field(mode))) {
+                    (ArrayMode::Key(_), Some(k)) => Disp::Keyed(Side::A, k),
+                    _ => Disp::Index(i),
+                };
+                e.push_elem(disp, Ptr::Index(i));
+                e.diff(fa + i, fb + j, ecx);
+                e.pop_elem();
             }
-            let disp = match (mode, self.key_of(Side::A, fa + i, key_field(mode))) {
-                (ArrayMode::Key(_), Some(k)) => Disp::Keyed(Side::A, k),
-                _ => Disp::Index(i),
-            };
-            self.push_elem(disp, Ptr::Index(i));
-            self.diff(fa + i, fb + j, ecx);
-            self.pop_elem();
+        });
+        if self.stop {
+            return;
         }
         let keyed = matches!(mode, ArrayMode::Key(_));
         let disp = |e: &Self, side: Side, first: u32, i: u32| match e.key_of(
@@ -525,6 +597,14 @@ impl<'d> Engine<'d> {
             self.added(fb + j, true);
             self.pop_elem();
         }
+    }
+}
+
+/// The chunks' results of [`Engine::split`] as one list (no copy for one chunk).
+fn flat<T: Clone>(mut chunks: Vec<Vec<T>>) -> Vec<T> {
+    match chunks.len() {
+        1 => chunks.pop().unwrap_or_default(),
+        _ => chunks.concat(),
     }
 }
 

@@ -11,6 +11,7 @@ use crate::policy::{ArrayMode, Options};
 use crate::report::{Difference, Kind, Op, PatchOp, Report, json_string};
 
 /// What a path rule does when its pattern matches.
+#[derive(Clone, Copy)]
 enum Rule<'o> {
     Ignore,
     Array(&'o ArrayMode),
@@ -103,7 +104,14 @@ pub(crate) struct Engine<'d> {
     path: Vec<Seg>,
     pub(crate) out: Report,
     pub(crate) stop: bool,
+    /// Work lists at least this long are split across threads (`usize::MAX`: never).
+    par_min: usize,
+    /// Threads a split uses.
+    threads: usize,
 }
+
+/// Element counts from which unordered matching and keyed diffs use threads.
+const PAR_MIN: usize = 4096;
 
 impl<'d> Engine<'d> {
     pub(crate) fn new(a: &'d Document, b: &'d Document, opts: &'d Options) -> Self {
@@ -132,7 +140,104 @@ impl<'d> Engine<'d> {
             path: Vec::new(),
             out: Report::default(),
             stop: false,
+            par_min: usize::MAX,
+            threads: 1,
         }
+    }
+
+    /// Lets large work lists run on up to `threads` threads from `par_min`
+    /// elements on. Forks never split again, and `--quiet` (stop at the first
+    /// difference) stays sequential.
+    pub(crate) fn parallel(mut self, threads: usize, par_min: usize) -> Self {
+        if threads > 1 && !self.opts.stop_at_first {
+            self.threads = threads;
+            self.par_min = par_min.max(1);
+        }
+        self
+    }
+
+    /// Splits large work across the machine's cores (at most 8 threads), or
+    /// across `RUBRA_JSONDIFF_THREADS` threads when that is set (1: none).
+    pub(crate) fn parallel_default(self) -> Self {
+        let threads = std::env::var("RUBRA_JSONDIFF_THREADS")
+            .ok()
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+            .clamp(1, 8);
+        self.parallel(threads, PAR_MIN)
+    }
+
+    /// A copy of this engine at the same place of the walk (rule state and
+    /// path), with an empty report, that never splits work itself.
+    fn fork(&self) -> Engine<'d> {
+        Engine {
+            a: self.a,
+            b: self.b,
+            opts: self.opts,
+            matcher: self.matcher.clone(),
+            rules: self.rules.clone(),
+            has_ignores: self.has_ignores,
+            stack: self.stack.clone(),
+            path: self.path.clone(),
+            out: Report::default(),
+            stop: false,
+            par_min: usize::MAX,
+            threads: 1,
+        }
+    }
+
+    /// Runs `f` over `0..n`, split into one contiguous chunk per thread when `n`
+    /// is large, each chunk on a [`fork`](Engine::fork). Returns the chunks'
+    /// results in order and appends their findings to this report in chunk order,
+    /// so the report is the same as one sequential run over `0..n` gives.
+    pub(crate) fn split<T: Send>(
+        &mut self,
+        n: usize,
+        f: impl Fn(&mut Engine<'d>, std::ops::Range<usize>) -> T + Sync,
+    ) -> Vec<T> {
+        if n < self.par_min || self.threads < 2 || self.stop {
+            return vec![f(self, 0..n)];
+        }
+        let threads = self.threads.min(n);
+        let chunk = n.div_ceil(threads);
+        let parent: &Engine<'d> = self;
+        let f = &f;
+        let job = move |t: usize| {
+            move || {
+                let mut e = parent.fork();
+                let v = f(&mut e, t * chunk..((t + 1) * chunk).min(n));
+                (v, e.out)
+            }
+        };
+        // Sized like the deep-nesting thread of `crate::diff` (forks only exist
+        // for documents within `crate::INLINE_DEPTH`).
+        let stack = crate::stack_size(crate::INLINE_DEPTH);
+        let done: Vec<(T, Report)> = std::thread::scope(|s| {
+            let running: Vec<_> = (1..threads)
+                .map(|t| {
+                    std::thread::Builder::new()
+                        .name("rubra-jsondiff".into())
+                        .stack_size(stack)
+                        .spawn_scoped(s, job(t))
+                        .map_err(|_| t)
+                })
+                .collect();
+            let mut done = vec![job(0)()];
+            for r in running {
+                done.push(match r {
+                    Ok(h) => h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)),
+                    Err(t) => job(t)(),
+                });
+            }
+            done
+        });
+        let mut out = Vec::with_capacity(done.len());
+        for (v, r) in done {
+            self.out.differences.extend(r.differences);
+            self.out.patch.extend(r.patch);
+            out.push(v);
+        }
+        out
     }
 
     pub(crate) fn doc(&self, side: Side) -> &'d Document {
@@ -211,7 +316,8 @@ impl<'d> Engine<'d> {
 
     pub(crate) fn str_eq(&self, x: crate::parse::Span, y: crate::parse::Span) -> bool {
         let (ra, rb) = (self.a.raw(x), self.b.raw(y));
-        ra == rb || ((x.escaped() || y.escaped()) && self.a.text(x) == self.b.text(y))
+        crate::parse::bytes_eq(ra.as_bytes(), rb.as_bytes())
+            || ((x.escaped() || y.escaped()) && self.a.text(x) == self.b.text(y))
     }
 
     /// Whether node `x` of A equals node `y` of B under the rules at `cx`.

@@ -79,6 +79,11 @@ const STACK_PER_LEVEL: usize = if cfg!(debug_assertions) {
     8 << 10
 };
 
+/// Stack for a thread that compares documents `depth` levels deep.
+pub(crate) fn stack_size(depth: usize) -> usize {
+    (1 << 20) + depth * STACK_PER_LEVEL
+}
+
 /// Compares `a` with `b`.
 ///
 /// Every nesting depth that [`Document::parse`] accepts (up to [`MAX_DEPTH`]) gets
@@ -87,9 +92,10 @@ const STACK_PER_LEVEL: usize = if cfg!(debug_assertions) {
 pub fn diff(a: &Document, b: &Document, opts: &Options) -> Report {
     let depth = a.depth().max(b.depth());
     if depth <= INLINE_DEPTH {
-        return engine::Engine::new(a, b, opts).run();
+        // Large unordered and keyed arrays are matched and diffed on all cores.
+        return engine::Engine::new(a, b, opts).parallel_default().run();
     }
-    let stack = (1 << 20) + depth * STACK_PER_LEVEL;
+    let stack = stack_size(depth);
     std::thread::scope(|s| {
         match std::thread::Builder::new()
             .name("rubra-jsondiff".into())
@@ -332,6 +338,134 @@ mod tests {
             ..Options::default()
         };
         let r = diff(&doc("[1,2,3]"), &doc("[4,5,6]"), &o);
+        assert_eq!(r.differences.len(), 1);
+    }
+
+    /// A pseudo-random pair: arrays of objects with ids, prices near each other,
+    /// repeated elements, deletions, insertions, nested arrays and a shuffle.
+    fn random_pair(seed: u64, n: usize) -> (String, String) {
+        let mut x = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let mut next = move |m: u64| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (x >> 33) % m
+        };
+        let mut a = Vec::new();
+        let mut b = Vec::new();
+        for i in 0..n {
+            let price = format!("{}.{:06}", next(100), next(1_000_000));
+            let tags = format!("[{},{}]", next(4), next(4));
+            let elem = |p: &str, tags: &str, skip: u64| {
+                format!(
+                    r#"{{"id":{i},"p":{p},"tags":{tags},"skip":{skip},"n":{{"q":[{}]}}}}"#,
+                    i % 7
+                )
+            };
+            a.push(elem(&price, &tags, next(9)));
+            let roll = next(20);
+            if roll == 0 {
+                continue; // deleted
+            }
+            let p2 = match roll {
+                1 => format!("{price}0000001"),  // within the tolerance
+                2 => format!("{}.5", next(100)), // changed
+                _ => price.clone(),
+            };
+            let t2 = if roll == 3 {
+                "[9,9]".to_owned()
+            } else {
+                tags.clone()
+            };
+            b.push(elem(&p2, &t2, next(9)));
+            if roll == 4 {
+                b.push(format!(r#"{{"id":{},"p":1.5}}"#, n + i)); // inserted
+            }
+            if roll == 5 {
+                b.push(a[i].clone()); // repeated
+            }
+        }
+        // Shuffle B but keep runs in place so ordered mode has something to align.
+        for k in (1..b.len()).rev() {
+            if next(3) == 0 {
+                let j = next(k as u64 + 1) as usize;
+                b.swap(k, j);
+            }
+        }
+        let wrap = |v: &[String]| {
+            format!(
+                r#"{{"items":[{}],"nested":[[{}],[1,2.000001]],"skip":1}}"#,
+                v.join(","),
+                v[..v.len().min(5)].join(",")
+            )
+        };
+        (wrap(&a), wrap(&b))
+    }
+
+    #[test]
+    fn threads_give_the_same_report_as_one() {
+        let field: PathPattern = "items[*]".parse().expect("pattern");
+        let modes = [
+            ArrayMode::Ordered,
+            ArrayMode::Set,
+            ArrayMode::Multiset,
+            ArrayMode::Key("id".into()),
+        ];
+        for seed in 0..6 {
+            let (a, b) = random_pair(seed, 300);
+            let (da, db) = (doc(&a), doc(&b));
+            for mode in &modes {
+                for rules in [false, true] {
+                    let mut o = Options {
+                        array_mode: mode.clone(),
+                        patch: true,
+                        ..Options::default()
+                    };
+                    if rules {
+                        o.arrays = vec![(field.clone(), mode.clone())];
+                        o.array_mode = ArrayMode::Multiset;
+                        o.ignore = vec!["**.skip".parse().expect("pattern")];
+                        o.tolerances = vec![(
+                            "items[*].p".parse().expect("pattern"),
+                            Tolerance {
+                                abs: Decimal::parse("0.6").expect("decimal"),
+                                rel: Decimal::ZERO,
+                            },
+                        )];
+                    }
+                    let one = engine::Engine::new(&da, &db, &o).run();
+                    assert!(!one.is_equal());
+                    for (threads, par_min) in [(2, 1), (3, 2), (5, 64)] {
+                        let many = engine::Engine::new(&da, &db, &o)
+                            .parallel(threads, par_min)
+                            .run();
+                        assert_eq!(
+                            many, one,
+                            "seed {seed}, {mode:?}, rules {rules}, {threads} threads"
+                        );
+                    }
+                    // The patch of the threaded run still turns A into B.
+                    let many = engine::Engine::new(&da, &db, &o).parallel(3, 1).run();
+                    let patched = doc(&apply(&da, &many.patch).expect("patch applies"));
+                    assert!(diff(&patched, &db, &o).is_equal(), "seed {seed}, {mode:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn quiet_stays_sequential_with_threads() {
+        let (a, b) = random_pair(9, 200);
+        let o = Options {
+            array_mode: ArrayMode::Key("id".into()),
+            stop_at_first: true,
+            ..Options::default()
+        };
+        let r = engine::Engine::new(&doc(&a), &doc(&b), &o)
+            .parallel(4, 1)
+            .run();
         assert_eq!(r.differences.len(), 1);
     }
 

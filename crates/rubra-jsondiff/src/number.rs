@@ -314,7 +314,7 @@ fn exact_gap(a: &Canon<'_>, b: &Canon<'_>) -> Option<(u128, u128, i64, bool)> {
 
 /// Compares two validated literals under `tol` (see [`Tolerance`]).
 pub(crate) fn num_eq(a: &str, b: &str, tol: &Tolerance) -> bool {
-    if a == b {
+    if crate::parse::bytes_eq(a.as_bytes(), b.as_bytes()) {
         return true;
     }
     let (ca, cb) = (Canon::new(a), Canon::new(b));

@@ -143,7 +143,10 @@ impl Document {
         if kx.escaped() || ky.escaped() {
             self.key(x) == other.key(y)
         } else {
-            self.src.as_bytes()[kx.range()] == other.src.as_bytes()[ky.range()]
+            bytes_eq(
+                &self.src.as_bytes()[kx.range()],
+                &other.src.as_bytes()[ky.range()],
+            )
         }
     }
 
@@ -316,7 +319,10 @@ impl Parser<'_> {
         let cap = b.len() / 2 + 2;
         let mut nodes: Vec<Node> = Vec::with_capacity(cap);
         let mut keys: Vec<Span> = Vec::with_capacity(cap);
-        let mut scratch: Vec<(Span, Node)> = Vec::new();
+        // Members of the open containers, names and values apart so that closing
+        // a container copies each list in one go.
+        let mut scratch_keys: Vec<Span> = Vec::new();
+        let mut scratch: Vec<Node> = Vec::new();
         let mut stack: Vec<Frame> = Vec::new();
         let mut depth = 0usize;
         let root;
@@ -377,7 +383,8 @@ impl Parser<'_> {
                     root = (nodes.len() - 1) as u32;
                     break 'value;
                 };
-                scratch.push((frame.key, node));
+                scratch_keys.push(frame.key);
+                scratch.push(node);
                 p.ws();
                 match p.peek() {
                     Some(b',') => {
@@ -394,14 +401,14 @@ impl Parser<'_> {
                         let start = frame.start;
                         stack.pop();
                         if is_obj {
-                            dedup_members(&text, &mut scratch, start);
+                            dedup_members(&text, &mut scratch_keys, &mut scratch, start);
                         }
                         let first = nodes.len() as u32;
                         let len = (scratch.len() - start) as u32;
-                        for (k, n) in scratch.drain(start..) {
-                            keys.push(k);
-                            nodes.push(n);
-                        }
+                        keys.extend_from_slice(&scratch_keys[start..]);
+                        nodes.extend_from_slice(&scratch[start..]);
+                        scratch_keys.truncate(start);
+                        scratch.truncate(start);
                         node = if is_obj {
                             Node::Obj(first, len)
                         } else {
@@ -566,6 +573,19 @@ impl Parser<'_> {
     }
 }
 
+/// Byte equality; short slices (member names, most strings) are compared
+/// inline instead of through a `memcmp` call.
+#[inline]
+pub(crate) fn bytes_eq(x: &[u8], y: &[u8]) -> bool {
+    if x.len() != y.len() {
+        return false;
+    }
+    if x.len() > 16 {
+        return x == y;
+    }
+    x.iter().zip(y).all(|(p, q)| p == q)
+}
+
 /// High bits set in the bytes that are `"`, `\\` or a control character; the
 /// lowest set bit is exact (borrows only disturb the bytes above a match).
 #[inline]
@@ -579,9 +599,10 @@ fn specials(w: u64) -> u64 {
     quote | backslash | control
 }
 
-/// Keeps only the last occurrence of each member name in `scratch[start..]`.
-fn dedup_members(src: &str, scratch: &mut Vec<(Span, Node)>, start: usize) {
-    let members = &scratch[start..];
+/// Keeps only the last occurrence of each member name among the members
+/// `start..` of the open object (names in `keys`, values in `vals`).
+fn dedup_members(src: &str, keys: &mut Vec<Span>, vals: &mut Vec<Node>, start: usize) {
+    let members = &keys[start..];
     let n = members.len();
     if n < 2 {
         return;
@@ -593,16 +614,15 @@ fn dedup_members(src: &str, scratch: &mut Vec<(Span, Node)>, start: usize) {
             Cow::Borrowed(&src[s.range()])
         }
     };
-    let any_escaped = members.iter().any(|(k, _)| k.escaped());
+    let raw = |s: Span| &src.as_bytes()[s.range()];
+    let any_escaped = members.iter().any(|k| k.escaped());
     let dup = if n <= 12 && !any_escaped {
         (1..n).any(|j| {
-            let kj = &src.as_bytes()[members[j].0.range()];
-            members[..j]
-                .iter()
-                .any(|(k, _)| &src.as_bytes()[k.range()] == kj)
+            let kj = raw(members[j]);
+            members[..j].iter().any(|&k| bytes_eq(raw(k), kj))
         })
     } else {
-        let mut names: Vec<Cow<'_, str>> = members.iter().map(|(k, _)| name(*k)).collect();
+        let mut names: Vec<Cow<'_, str>> = members.iter().map(|&k| name(k)).collect();
         names.sort_unstable();
         names.windows(2).any(|w| w[0] == w[1])
     };
@@ -612,14 +632,19 @@ fn dedup_members(src: &str, scratch: &mut Vec<(Span, Node)>, start: usize) {
     let mut seen = std::collections::HashSet::new();
     let mut keep = vec![false; n];
     for j in (0..n).rev() {
-        keep[j] = seen.insert(name(members[j].0).into_owned());
+        keep[j] = seen.insert(name(members[j]).into_owned());
     }
+    // Entries before `start` belong to outer containers and are always kept.
+    let kept = |j: usize| j < start || keep[j - start];
     let mut j = 0;
-    scratch.retain(|_| {
-        // Entries before `start` belong to outer containers and are always kept.
-        let idx = j;
+    keys.retain(|_| {
         j += 1;
-        idx < start || keep[idx - start]
+        kept(j - 1)
+    });
+    let mut j = 0;
+    vals.retain(|_| {
+        j += 1;
+        kept(j - 1)
     });
 }
 
@@ -659,6 +684,15 @@ mod tests {
     fn duplicate_member_names_keep_the_last() {
         let d = parse(r#"{"a":1,"b":2,"a":3}"#).expect("valid");
         assert_eq!(d.json(d.root), r#"{"b":2,"a":3}"#);
+        // Inside open outer containers, whose members must all stay.
+        let d = parse(
+            r#"{"x":{"a":1,"a":2},"y":[{"b":1,"c":[2],"b":3}],"z":{"\u0061":1,"a":4},"x":{"a":5}}"#,
+        )
+        .expect("valid");
+        assert_eq!(
+            d.json(d.root),
+            r#"{"y":[{"c":[2],"b":3}],"z":{"a":4},"x":{"a":5}}"#
+        );
     }
 
     #[test]
