@@ -98,15 +98,6 @@ pub struct ConfigArgs {
     #[arg(long, env = "RUBRA_VIBER_BASE_URL", value_name = "URL", global = true)]
     pub viber_base_url: Option<String>,
 
-    /// Watches one client may hold [default: 100].
-    #[arg(
-        long,
-        env = "RUBRA_MAX_WATCHES_PER_CLIENT",
-        value_name = "N",
-        global = true
-    )]
-    pub max_watches_per_client: Option<u32>,
-
     /// Delays between notification delivery attempts, in ms, comma separated
     /// [default: 1000,5000,30000,120000,600000,1800000,3600000,10800000,21600000,43200000].
     #[arg(
@@ -210,8 +201,6 @@ pub struct Settings {
     pub jobs_per_client: u32,
     /// Base URL of the Viber bot API (tests point it at a local fake).
     pub viber_base_url: String,
-    /// Watches one client may hold.
-    pub max_watches_per_client: u32,
     /// Delays between notification delivery attempts.
     pub notify_retry: rubra_notify::RetrySchedule,
     /// Consecutive failed deliveries that pause a subscription.
@@ -242,7 +231,6 @@ impl ConfigArgs {
             job_workers: self.job_workers.or(other.job_workers),
             jobs_per_client: self.jobs_per_client.or(other.jobs_per_client),
             viber_base_url: self.viber_base_url.or(other.viber_base_url),
-            max_watches_per_client: self.max_watches_per_client.or(other.max_watches_per_client),
             notify_retry_ms: self.notify_retry_ms.or(other.notify_retry_ms),
             notify_pause_after: self.notify_pause_after.or(other.notify_pause_after),
             notify_timeout_ms: self.notify_timeout_ms.or(other.notify_timeout_ms),
@@ -358,7 +346,6 @@ impl Settings {
             job_workers: a.job_workers.unwrap_or(2),
             jobs_per_client,
             viber_base_url: viber_base_url.trim_end_matches('/').to_owned(),
-            max_watches_per_client: a.max_watches_per_client.unwrap_or(100),
             notify_retry,
             notify_pause_after,
             notify_timeout: Duration::from_millis(notify_timeout_ms),
