@@ -184,7 +184,13 @@ pub async fn stream(
                     .settled_cursor(&reader.client, latest, now_ms() - settle)
                     .await?
             };
-            reader.sent.extend((reader.low + 1)..=latest);
+            // Only rows that exist now: one committing later below `latest` is still sent.
+            let present = store
+                .notifications_after(&reader.client, reader.low, PAGE)
+                .await?;
+            reader
+                .sent
+                .extend(present.iter().map(|n| n.seq).filter(|&s| s <= latest));
         }
     }
     let (tx, rx) = mpsc::channel(64);
