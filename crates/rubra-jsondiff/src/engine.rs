@@ -190,12 +190,18 @@ impl<'d> Engine<'d> {
     /// is large, each chunk on a [`fork`](Engine::fork). Returns the chunks'
     /// results in order and appends their findings to this report in chunk order,
     /// so the report is the same as one sequential run over `0..n` gives.
+    /// Whether [`Engine::split`] would use threads for `n` items; callers take a
+    /// direct path otherwise (small arrays, nested ones, need no extra lists).
+    pub(crate) fn splits(&self, n: usize) -> bool {
+        n >= self.par_min && self.threads > 1 && !self.stop
+    }
+
     pub(crate) fn split<T: Send>(
         &mut self,
         n: usize,
         f: impl Fn(&mut Engine<'d>, std::ops::Range<usize>) -> T + Sync,
     ) -> Vec<T> {
-        if n < self.par_min || self.threads < 2 || self.stop {
+        if !self.splits(n) {
             return vec![f(self, 0..n)];
         }
         let threads = self.threads.min(n);
