@@ -270,6 +270,17 @@ impl<'d> Engine<'d> {
         ecx: Cx<'d>,
     ) -> (Vec<[u64; 2]>, Vec<[u64; 2]>) {
         let na = ia.len();
+        if !self.splits(na + ib.len()) {
+            let a = ia
+                .iter()
+                .map(|&i| self.hashes(Side::A, fa + i, ecx))
+                .collect();
+            let b = ib
+                .iter()
+                .map(|&j| self.hashes(Side::B, fb + j, ecx))
+                .collect();
+            return (a, b);
+        }
         let chunks = self.split(na + ib.len(), |e, r| {
             r.map(|k| match k.checked_sub(na) {
                 None => e.hashes(Side::A, fa + ia[k], ecx),
@@ -285,6 +296,13 @@ impl<'d> Engine<'d> {
     /// The pairs `(i, j)` whose elements `A[i]` and `B[j]` differ (relative
     /// indices); large lists use every thread.
     fn unequal(&mut self, pairs: &[(u32, u32)], fa: u32, fb: u32, ecx: Cx<'d>) -> Vec<(u32, u32)> {
+        if !self.splits(pairs.len()) {
+            return pairs
+                .iter()
+                .copied()
+                .filter(|&(i, j)| !self.eq(fa + i, fb + j, ecx))
+                .collect();
+        }
         flat(self.split(pairs.len(), |e, r| {
             pairs[r]
                 .iter()
@@ -436,18 +454,28 @@ impl<'d> Engine<'d> {
         };
         // The key node of every element and the hash of its value, on every thread.
         let na_ = na as usize;
-        let mut found = flat(self.split(na_ + nb as usize, |e, r| {
-            r.map(|t| {
-                let (side, id) = match t.checked_sub(na_) {
-                    None => (Side::A, fa + t as u32),
-                    Some(t) => (Side::B, fb + t as u32),
-                };
-                e.key_of(side, id, field)
-                    .map(|k| (e.hash(side, k, exact, false), k))
-            })
-            .collect::<Vec<_>>()
-        }));
-        let found_b = found.split_off(na_);
+        let key = |e: &mut Engine<'d>, side: Side, id: u32| {
+            e.key_of(side, id, field)
+                .map(|k| (e.hash(side, k, exact, false), k))
+        };
+        let (found, found_b) = if !self.splits(na_ + nb as usize) {
+            let a: Vec<_> = (0..na).map(|i| key(self, Side::A, fa + i)).collect();
+            let b: Vec<_> = (0..nb).map(|j| key(self, Side::B, fb + j)).collect();
+            (a, b)
+        } else {
+            let mut found = flat(self.split(na_ + nb as usize, |e, r| {
+                r.map(|t| {
+                    let (side, id) = match t.checked_sub(na_) {
+                        None => (Side::A, fa + t as u32),
+                        Some(t) => (Side::B, fb + t as u32),
+                    };
+                    key(e, side, id)
+                })
+                .collect::<Vec<_>>()
+            }));
+            let found_b = found.split_off(na_);
+            (found, found_b)
+        };
         // (hash of the key value, element index, key node), sorted by hash.
         let keys = |found: Vec<Option<(u64, u32)>>, loose: &mut Vec<u32>| {
             let mut v: Vec<(u64, u32, u32)> = Vec::with_capacity(found.len());
@@ -516,12 +544,18 @@ impl<'d> Engine<'d> {
         }
         // In A's order, so that at least one side is read sequentially.
         lone.sort_unstable();
-        let same = flat(self.split(lone.len(), |e, r| {
-            lone[r]
-                .iter()
-                .map(|&(_, _, x, y)| e.eq(x, y, exact))
-                .collect::<Vec<_>>()
-        }));
+        let same: Vec<bool> = if !self.splits(lone.len()) {
+            lone.iter()
+                .map(|&(_, _, x, y)| self.eq(x, y, exact))
+                .collect()
+        } else {
+            flat(self.split(lone.len(), |e, r| {
+                lone[r]
+                    .iter()
+                    .map(|&(_, _, x, y)| e.eq(x, y, exact))
+                    .collect::<Vec<_>>()
+            }))
+        };
         for (&(i, j, _, _), same) in lone.iter().zip(same) {
             if same {
                 pairs.push((i, j));

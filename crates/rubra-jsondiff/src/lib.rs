@@ -92,7 +92,8 @@ pub(crate) fn stack_size(depth: usize) -> usize {
 pub fn diff(a: &Document, b: &Document, opts: &Options) -> Report {
     let depth = a.depth().max(b.depth());
     if depth <= INLINE_DEPTH {
-        // Large unordered and keyed arrays are matched and diffed on all cores.
+        // Large unordered and keyed arrays can be matched and diffed on several
+        // threads (`RUBRA_JSONDIFF_THREADS`).
         return engine::Engine::new(a, b, opts).parallel_default().run();
     }
     let stack = stack_size(depth);
