@@ -765,7 +765,8 @@ macro_rules! impl_job_queue {
 }
 
 impl_job_queue!(SqliteStore, sqlx::sqlite::SqliteRow, {
-    /// One statement: SQLite takes the write lock when a write statement starts, so the
+    /// Oldest first; jobs submitted in the same millisecond keep their submission order
+    /// (`rowid` grows with each insert). One statement: SQLite takes the write lock when a write statement starts, so the
     /// candidate chosen by the inner SELECT (and the client's running count in it) cannot
     /// change before the UPDATE applies — in this process or any other on the same file.
     #[tracing::instrument(name = "store.claim_job", skip_all, fields(owner = %req.owner))]
@@ -774,7 +775,7 @@ impl_job_queue!(SqliteStore, sqlx::sqlite::SqliteRow, {
         self.settle_expired(now).await?;
         let sql = format!(
             "{TAKE} WHERE id = (SELECT j.id FROM jobs j WHERE {} \
-                                ORDER BY j.created_at, j.id LIMIT 1) {TAKE_RETURNING}",
+                                ORDER BY j.created_at, j.rowid LIMIT 1) {TAKE_RETURNING}",
             claimable("$1", "$4"),
         );
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -792,7 +793,8 @@ impl_job_queue!(SqliteStore, sqlx::sqlite::SqliteRow, {
 });
 
 impl_job_queue!(PgStore, sqlx::postgres::PgRow, {
-    /// Each try is one transaction: lock the oldest claimable row (`SKIP LOCKED`, so workers
+    /// Oldest first (`seq` breaks ties within a millisecond). Each try is one transaction:
+    /// lock the oldest claimable row (`SKIP LOCKED`, so workers
     /// never wait on each other's candidates), then take the client's advisory lock and count
     /// its running jobs again — claims of one client are serialized there, so two workers
     /// cannot both see "one below the limit". A client found at its limit is skipped on the
@@ -809,7 +811,7 @@ impl_job_queue!(PgStore, sqlx::postgres::PgRow, {
             let candidate = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "SELECT j.id, j.client_id FROM jobs j WHERE {} \
                    AND NOT (j.client_id = ANY($3)) \
-                 ORDER BY j.created_at, j.id LIMIT 1 FOR UPDATE SKIP LOCKED",
+                 ORDER BY j.created_at, j.seq LIMIT 1 FOR UPDATE SKIP LOCKED",
                 claimable("$1", "$2"),
             )))
             .bind(now)

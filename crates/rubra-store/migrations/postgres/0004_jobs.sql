@@ -3,6 +3,7 @@
 -- the lease and stores progress; an expired lease lets any worker take the job over.
 CREATE TABLE jobs (
     id                TEXT PRIMARY KEY,                 -- job_ + 16 hex
+    seq               BIGINT GENERATED ALWAYS AS IDENTITY, -- submission order within a millisecond
     client_id         TEXT NOT NULL REFERENCES clients(id) ON DELETE CASCADE,
     source            TEXT NOT NULL,                    -- as submitted: s3://b/k or a relative path
     step              INTEGER NOT NULL,

@@ -22,6 +22,7 @@ crate::both_backends!(
     transient_failures_retry_with_backoff_then_fail,
     lost_workers_use_up_the_attempts,
     release_requeues_without_counting_the_attempt,
+    jobs_submitted_in_the_same_millisecond_are_claimed_in_submission_order,
 );
 
 fn spec(source: &str) -> JobSpec {
@@ -619,4 +620,21 @@ async fn release_requeues_without_counting_the_attempt(store: Arc<dyn Store>) {
     let again = claim(&store, "w2", 10_000, 10).await.unwrap();
     assert_eq!((again.lease.job_id, again.lease.attempt), (id, 2));
     assert!(!store.release_job(&c.lease).await.unwrap());
+}
+
+/// Regression: claims were ordered by (created_at, random id), so jobs submitted within one
+/// millisecond ran in random order (and `per_client_limit_is_respected` failed now and then).
+async fn jobs_submitted_in_the_same_millisecond_are_claimed_in_submission_order(
+    store: Arc<dyn Store>,
+) {
+    let a = store.create_client("acme").await.unwrap().id;
+    let mut submitted = Vec::new();
+    for i in 0..30 {
+        submitted.push(submit(&store, &a, &format!("{i}.csv")).await);
+    }
+    let mut claimed = Vec::new();
+    while let Some(c) = claim(&store, "w", 10_000, 100).await {
+        claimed.push(c.lease.job_id);
+    }
+    assert_eq!(claimed, submitted);
 }
