@@ -299,14 +299,14 @@ impl Plan {
         }
     }
 
-    /// Adds one rollup row.
-    pub(crate) fn add_rollup(&mut self, start: i64, blob: &[u8]) {
-        let bin = match self.split {
-            Split::All => None,
-            Split::None => Some(bins::FINE),
-            Split::At { bin, .. } => Some(bin),
+    /// Adds one rollup row holding `total` events.
+    pub(crate) fn add_rollup(&mut self, start: i64, total: i64, blob: &[u8]) {
+        let total = to_u64(total);
+        let above = match self.split {
+            Split::All => total,
+            Split::None => 0,
+            Split::At { bin, .. } => total.saturating_sub(hist::at_or_below(blob, bin)),
         };
-        let (total, above) = hist::total_and_above(blob, bin);
         self.add((start - self.origin) / self.size, total, above);
     }
 
