@@ -24,8 +24,8 @@
 //!    are counted from raw events (at most two minutes of rows, via `(client_id, ts, red)`).
 //! 2. `[a, b)` is covered greedily by the fewest whole days, hours and minutes (at most ~30
 //!    days + 46 hours + 118 minutes for a month); their rollup rows are read in at most five
-//!    range scans. Each histogram gives its total, and its "above" as the sum of the fine bins
-//!    strictly above the threshold's bin.
+//!    range scans. Each row stores its total; its "above" is that total minus the fine bins at
+//!    or below the threshold's bin (the histogram is decoded only up to that bin).
 //! 3. If the threshold lies strictly inside a fine bin `k` (more than four decimals), the
 //!    events of that bin are compared one by one: those in `[a, b)` with coarse bin `⌈k/10⌉`
 //!    and `threshold < red <= k/10⁴`, found via `(client_id, bin, ts, red)`. That reads about
@@ -299,14 +299,14 @@ impl Plan {
         }
     }
 
-    /// Adds one rollup row.
-    pub(crate) fn add_rollup(&mut self, start: i64, blob: &[u8]) {
-        let bin = match self.split {
-            Split::All => None,
-            Split::None => Some(bins::FINE),
-            Split::At { bin, .. } => Some(bin),
+    /// Adds one rollup row holding `total` events.
+    pub(crate) fn add_rollup(&mut self, start: i64, total: i64, blob: &[u8]) {
+        let total = to_u64(total);
+        let above = match self.split {
+            Split::All => total,
+            Split::None => 0,
+            Split::At { bin, .. } => total.saturating_sub(hist::at_or_below(blob, bin)),
         };
-        let (total, above) = hist::total_and_above(blob, bin);
         self.add((start - self.origin) / self.size, total, above);
     }
 

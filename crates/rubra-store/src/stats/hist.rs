@@ -107,8 +107,18 @@ pub(crate) fn from_bins(mut bins: Vec<u16>) -> Bins {
     out
 }
 
+/// The events of an encoded histogram in bins `<= bin`: reads only up to that bin, so with
+/// the row's stored total, "above" costs a partial decode.
+pub(crate) fn at_or_below(buf: &[u8], bin: u16) -> u64 {
+    entries(buf)
+        .take_while(|&(b, _)| b <= bin)
+        .map(|(_, n)| n)
+        .sum()
+}
+
 /// `(total, above)` of an encoded histogram where "above" is every bin `> bin`
 /// (`None` counts every event as above).
+#[cfg(test)]
 pub(crate) fn total_and_above(buf: &[u8], bin: Option<u16>) -> (u64, u64) {
     let (mut total, mut above) = (0u64, 0u64);
     for (b, n) in entries(buf) {
@@ -138,6 +148,9 @@ mod tests {
         assert_eq!(total_and_above(&enc, Some(0)), (9, 8));
         assert_eq!(total_and_above(&enc, None), (9, 9));
         assert_eq!(total_and_above(&enc, Some(10_000)), (9, 0));
+        assert_eq!(at_or_below(&enc, 5), 4);
+        assert_eq!(at_or_below(&enc, 4), 1);
+        assert_eq!(at_or_below(&enc, 10_000), 9);
         let big = encode(&[(1, 1 << 40)]);
         assert_eq!(decode(&big), vec![(1, 1 << 40)]);
         assert_eq!(decode(&[]), vec![]);

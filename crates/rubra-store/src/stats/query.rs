@@ -25,9 +25,9 @@ pub(crate) const SCAN_ALL_SQL: &str = "\
       AND red > $6 AND red <= $7 \
     GROUP BY k";
 
-/// One run of rollup rows: `(period_start, hist)`.
+/// One run of rollup rows: `(period_start, total, hist)`.
 pub(crate) const ROLLUP_RUN_SQL: &str = "\
-    SELECT period_start, hist FROM stats_rollups \
+    SELECT period_start, total, hist FROM stats_rollups \
     WHERE client_id = $1 AND level = $2 AND period_start >= $3 AND period_start < $4";
 
 /// Expands to `async fn stats(pool, scope, query)` for one backend.
@@ -44,15 +44,15 @@ macro_rules! stats_query_fn {
             let (key, client) = $crate::stats::scope_keys(scope);
             let mut tx = pool.begin_with($begin).await?;
             for run in plan.runs.clone() {
-                let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(ROLLUP_RUN_SQL)
+                let rows: Vec<(i64, i64, Vec<u8>)> = sqlx::query_as(ROLLUP_RUN_SQL)
                     .bind(key)
                     .bind(run.level)
                     .bind(run.lo)
                     .bind(run.hi)
                     .fetch_all(&mut *tx)
                     .await?;
-                for (start, blob) in rows {
-                    plan.add_rollup(start, &blob);
+                for (start, total, blob) in rows {
+                    plan.add_rollup(start, total, &blob);
                 }
             }
             for (lo, hi) in plan.raw.clone() {
