@@ -131,6 +131,9 @@ async fn apply_group(applier: &impl ApplyWrites, jobs: Vec<Job>, weight: usize) 
             }
         }
     }
+    // The group may have written notifications: wake this process's delivery workers now
+    // rather than at their next poll (a hint only; they poll anyway).
+    crate::notify::ring_outbox();
 }
 
 /// The event recorded for a newly stored image.

@@ -17,8 +17,10 @@ async fn create_and_list_clients(store: Arc<dyn Store>) {
     let b = store.create_client("globex").await.unwrap();
     assert!(a.id.as_str().starts_with("cl_"));
     let all = store.list_clients(&Scope::All).await.unwrap();
-    let names: Vec<_> = all.iter().map(|c| c.name.as_str()).collect();
-    assert_eq!(names, ["acme", "globex"]);
+    // Oldest first; clients created in the same millisecond are ordered by id.
+    let mut expected = [a.clone(), b.clone()];
+    expected.sort_by(|x, y| (x.created_at, x.id.as_str()).cmp(&(y.created_at, y.id.as_str())));
+    assert_eq!(all, expected);
     assert_eq!(store.get_client(&Scope::All, &b.id).await.unwrap(), Some(b));
 }
 
