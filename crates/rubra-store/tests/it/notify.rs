@@ -85,7 +85,10 @@ async fn subscriptions_are_scoped_and_soft_deleted(store: Arc<dyn Store>) {
         .list_subscriptions(&Scope::Client(a.clone()))
         .await
         .unwrap();
-    assert_eq!(ids(of_a), [s1.id.clone(), s2.id.clone()]);
+    // Oldest first; subscriptions created in the same millisecond are ordered by id.
+    let mut expected = [s1.clone(), s2.clone()];
+    expected.sort_by(|x, y| (x.created_at, x.id.as_str()).cmp(&(y.created_at, y.id.as_str())));
+    assert_eq!(ids(of_a), expected.map(|s| s.id));
     assert_eq!(
         store.list_subscriptions(&Scope::All).await.unwrap().len(),
         3
