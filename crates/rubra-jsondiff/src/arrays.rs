@@ -587,7 +587,7 @@ impl<'d> Engine<'d> {
                     return;
                 }
                 let disp = match (mode, e.key_of(Side::A, fa + i, key_field(mode))) {
-                    (ArrayMode::Key(_), Some(k)) => Disp::Keyed(Side::A, k),
+                    (ArrayMode::Key(_), Some(k)) => Disp::Keyed(Side::A, k, i),
                     _ => Disp::Index(i),
                 };
                 e.push_elem(disp, Ptr::Index(i));
@@ -604,7 +604,7 @@ impl<'d> Engine<'d> {
             first + i,
             key_field(mode),
         ) {
-            Some(k) if keyed => Disp::Keyed(side, k),
+            Some(k) if keyed => Disp::Keyed(side, k, i),
             _ => Disp::Index(i),
         };
         for &i in &u.a {

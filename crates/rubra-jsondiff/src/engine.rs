@@ -36,8 +36,9 @@ pub(crate) enum Side {
 #[derive(Clone, Copy)]
 pub(crate) enum Disp {
     Index(u32),
-    /// `[field=value]`, the value being this node.
-    Keyed(Side, u32),
+    /// `[field=value]`, the value being this node; then the element's own index
+    /// in its document (for [`Difference::pointer`]).
+    Keyed(Side, u32, u32),
 }
 
 /// Where an element is in the document being patched.
@@ -683,8 +684,10 @@ impl<'d> Engine<'d> {
 
     fn note(&mut self, kind: Kind, old: Option<String>, new: Option<String>, delta: Option<f64>) {
         let path = self.display_path();
+        let pointer = self.doc_pointer();
         self.out.differences.push(Difference {
             path,
+            pointer,
             kind,
             old,
             new,
@@ -755,7 +758,7 @@ impl<'d> Engine<'d> {
                     out.push_str(&i.to_string());
                     out.push(']');
                 }
-                Seg::Elem(Disp::Keyed(side, key), _) => {
+                Seg::Elem(Disp::Keyed(side, key, _), _) => {
                     out.push('[');
                     // The field name is not stored in the segment; the key node's
                     // own member name is the field.
@@ -769,6 +772,26 @@ impl<'d> Engine<'d> {
         }
         if out.is_empty() {
             out.push('.');
+        }
+        out
+    }
+
+    /// The current path as a JSON Pointer into the documents themselves: array
+    /// positions are those of the first document, or of the second for added
+    /// elements (unlike [`Engine::pointer`], which follows the patch as it runs).
+    fn doc_pointer(&self) -> String {
+        let mut out = String::new();
+        for seg in &self.path {
+            out.push('/');
+            match *seg {
+                Seg::Key(side, id) => {
+                    let name = self.doc(side).key(id);
+                    out.push_str(&name.replace('~', "~0").replace('/', "~1"));
+                }
+                Seg::Elem(Disp::Index(i) | Disp::Keyed(_, _, i), _) => {
+                    out.push_str(&i.to_string())
+                }
+            }
         }
         out
     }

@@ -495,4 +495,32 @@ mod tests {
             assert!(equal(&doc(&k), &doc(&k), &opts));
         }
     }
+
+    #[test]
+    fn pointers_name_positions_in_the_documents() {
+        let ptrs = |a: &str, b: &str, mode: ArrayMode| {
+            let o = Options {
+                array_mode: mode,
+                ..Options::default()
+            };
+            let r = check(a, b, &o);
+            r.differences
+                .iter()
+                .map(|d| format!("{} {}", d.kind.as_str(), d.pointer))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            ptrs(r#"{"a/b":[1,2,3],"~":0}"#, r#"{"a/b":[1,3,4],"~":1}"#, ArrayMode::Ordered),
+            ["removed /a~1b/1", "added /a~1b/2", "changed /~0"]
+        );
+        assert_eq!(
+            ptrs(
+                r#"[{"id":1,"v":1},{"id":2,"v":2}]"#,
+                r#"[{"id":3,"v":3},{"id":2,"v":5}]"#,
+                ArrayMode::Key("id".into())
+            ),
+            ["changed /1/v", "removed /0", "added /0"]
+        );
+        assert_eq!(ptrs("1", "2", ArrayMode::Ordered), ["changed "]);
+    }
 }

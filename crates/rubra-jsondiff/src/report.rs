@@ -35,6 +35,10 @@ impl Kind {
 pub struct Difference {
     /// Where, as a readable path.
     pub path: String,
+    /// Where, as a JSON Pointer (RFC 6901) into the document the value is in: array
+    /// positions are those of the first document, or of the second for added
+    /// elements (keyed elements too), e.g. `/items/3/price`; `""` is the root.
+    pub pointer: String,
     /// Added, removed or changed.
     pub kind: Kind,
     /// The old value as compact JSON (numbers and strings exactly as written).
@@ -164,13 +168,15 @@ impl Report {
         out
     }
 
-    /// A JSON array of `{"path", "kind", "old", "new", "delta"}` objects.
+    /// A JSON array of `{"path", "pointer", "kind", "old", "new", "delta"}` objects.
     pub fn to_json(&self) -> String {
         let mut out = String::from("[");
         for (i, d) in self.differences.iter().enumerate() {
             out.push_str(if i == 0 { "\n  {" } else { ",\n  {" });
             out.push_str("\"path\":");
             json_string(&mut out, &d.path);
+            out.push_str(",\"pointer\":");
+            json_string(&mut out, &d.pointer);
             let _ = write!(out, ",\"kind\":\"{}\"", d.kind.as_str());
             if let Some(v) = &d.old {
                 let _ = write!(out, ",\"old\":{v}");
@@ -236,6 +242,7 @@ mod tests {
         let r = Report {
             differences: vec![Difference {
                 path: ".items[3].price".into(),
+                pointer: "/items/3/price".into(),
                 kind: Kind::Changed,
                 old: Some("1.000012".into()),
                 new: Some("1.000031".into()),

@@ -193,7 +193,7 @@ fn json_output_lists_differences() {
     let o = run(&[&a, &b, "--format", "json"], "");
     let d: Document = o.out.parse().expect("the output is JSON");
     assert!(d.len() > 3);
-    assert!(o.out.contains(r#"{"path":".n","kind":"changed","old":12345678901234567890,"new":12345678901234567891,"delta":1e0}"#), "{}", o.out);
+    assert!(o.out.contains(r#"{"path":".n","pointer":"/n","kind":"changed","old":12345678901234567890,"new":12345678901234567891,"delta":1e0}"#), "{}", o.out);
 }
 
 #[test]
