@@ -6,6 +6,9 @@ pub enum FetchError {
     /// The URL is malformed or not http(s). Maps to 400.
     #[error("invalid URL: {0}")]
     InvalidUrl(String),
+    /// A request header given by the caller is not valid HTTP. Maps to 400.
+    #[error("invalid request header: {0}")]
+    InvalidHeader(String),
     /// The host is not on the allow-list, resolves only to addresses it may not reach, or a
     /// redirect leads off the list. Maps to 403.
     #[error("fetching from this host is not allowed: {0}")]
@@ -34,7 +37,7 @@ impl FetchError {
     /// The HTTP status a server should answer its own caller with.
     pub fn http_status(&self) -> u16 {
         match self {
-            Self::InvalidUrl(_) => 400,
+            Self::InvalidUrl(_) | Self::InvalidHeader(_) => 400,
             Self::Forbidden(_) => 403,
             Self::TooLarge { .. } | Self::TooManyRedirects => 422,
             Self::Status(s) if *s < 500 => 422,
@@ -47,6 +50,7 @@ impl FetchError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::InvalidUrl(_) => "invalid_url",
+            Self::InvalidHeader(_) => "invalid_header",
             Self::Forbidden(_) => "fetch_forbidden",
             Self::TooLarge { .. } => "remote_too_large",
             Self::Status(_) => "remote_status",

@@ -204,15 +204,28 @@ impl Fetcher {
 
     /// GETs `url`; with `validators`, conditionally (`If-None-Match`, `If-Modified-Since`).
     /// Redirects are followed by hand so that every hop is checked against the allow-list.
-    #[tracing::instrument(name = "fetch.get", skip_all, fields(url = %url, conditional = validators.is_some()))]
     pub async fn fetch(
         &self,
         url: &str,
         validators: Option<&Validators>,
     ) -> Result<Fetched, FetchError> {
+        self.fetch_with(url, validators, &[]).await
+    }
+
+    /// [`Fetcher::fetch`] with extra request `headers` (name, value), sent on every hop —
+    /// for example a source's API token. A name or value that is not a valid HTTP header is
+    /// [`FetchError::InvalidHeader`].
+    #[tracing::instrument(name = "fetch.get", skip_all, fields(url = %url, conditional = validators.is_some()))]
+    pub async fn fetch_with(
+        &self,
+        url: &str,
+        validators: Option<&Validators>,
+        headers: &[(String, String)],
+    ) -> Result<Fetched, FetchError> {
+        let extra = request_headers(headers)?;
         let mut url = self.check_url(url)?;
         for _ in 0..=self.policy.max_redirects {
-            let mut req = self.client.get(url.clone());
+            let mut req = self.client.get(url.clone()).headers(extra.clone());
             if let Some(v) = validators {
                 if let Some(etag) = &v.etag {
                     req = req.header(IF_NONE_MATCH, etag.as_str());
@@ -284,6 +297,20 @@ impl Fetcher {
         }
         Ok(body.freeze())
     }
+}
+
+/// Checks and converts caller-given request headers.
+pub fn request_headers(headers: &[(String, String)]) -> Result<HeaderMap, FetchError> {
+    let mut map = HeaderMap::new();
+    for (name, value) in headers {
+        let n = reqwest::header::HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| FetchError::InvalidHeader(format!("{name:?} is not a header name")))?;
+        let v = reqwest::header::HeaderValue::from_str(value).map_err(|_| {
+            FetchError::InvalidHeader(format!("the value of {name:?} is not a header value"))
+        })?;
+        map.append(n, v);
+    }
+    Ok(map)
 }
 
 fn header(h: &HeaderMap, name: reqwest::header::HeaderName) -> Option<String> {

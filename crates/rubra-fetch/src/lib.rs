@@ -26,4 +26,4 @@ mod fetcher;
 pub use allow::{AllowList, HostMatch, is_public};
 pub use cache::{CacheError, CachePolicy, Cached, FetchCache, Outcome};
 pub use error::FetchError;
-pub use fetcher::{FetchPolicy, Fetched, Fetcher, Response, Validators};
+pub use fetcher::{FetchPolicy, Fetched, Fetcher, Response, Validators, request_headers};

@@ -8,7 +8,7 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use rubra_store::{ApiKey, Principal};
+use rubra_store::{ApiKey, ClientId, Principal, Scope};
 use serde::de::DeserializeOwned;
 
 /// Whoever sent the request, authenticated by `Authorization: Bearer <key>`.
@@ -42,6 +42,32 @@ impl FromRequestParts<AppState> for Caller {
         principal
             .map(Caller)
             .ok_or_else(|| ApiError::unauthorized("unknown API key"))
+    }
+}
+
+/// The client a request acts for: a client key's own client, or for an admin key the client
+/// named by `?client=` (which must exist). An admin without `?client=` gets 422
+/// `client_required`: an admin key has no client of its own.
+pub async fn client_of(
+    state: &AppState,
+    who: &Principal,
+    client: Option<&str>,
+) -> Result<ClientId, ApiError> {
+    match (who, client) {
+        (Principal::Client(id), _) => Ok(id.clone()),
+        (Principal::Admin, Some(c)) => {
+            let id = ClientId::parse(c).ok_or_else(|| ApiError::not_found("client"))?;
+            state
+                .store
+                .get_client(&Scope::All, &id)
+                .await?
+                .map(|c| c.id)
+                .ok_or_else(|| ApiError::not_found("client"))
+        }
+        (Principal::Admin, None) => Err(ApiError::unprocessable(
+            "client_required",
+            "an admin key has no client of its own: add ?client=CLIENT_ID",
+        )),
     }
 }
 

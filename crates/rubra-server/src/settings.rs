@@ -125,6 +125,37 @@ pub struct ConfigArgs {
         global = true
     )]
     pub notify_timeout_ms: Option<u64>,
+
+    /// Watches one client may have [default: 1000].
+    #[arg(
+        long,
+        env = "RUBRA_MAX_WATCHES_PER_CLIENT",
+        value_name = "N",
+        global = true
+    )]
+    pub max_watches_per_client: Option<u32>,
+
+    /// Watches this process polls at most; 0: it polls none [default: 10000].
+    #[arg(long, env = "RUBRA_WATCH_CAPACITY", value_name = "N", global = true)]
+    pub watch_capacity: Option<u32>,
+
+    /// How long a process holds its watches without renewing (another process takes over a
+    /// dead one's watches after this), in ms [default: 10000].
+    #[arg(long, env = "RUBRA_WATCH_LEASE_MS", value_name = "MS", global = true)]
+    pub watch_lease_ms: Option<u64>,
+
+    /// Largest watched document, in bytes [default: 8388608].
+    #[arg(
+        long,
+        env = "RUBRA_WATCH_MAX_BYTES",
+        value_name = "BYTES",
+        global = true
+    )]
+    pub watch_max_bytes: Option<u64>,
+
+    /// Time limit of one poll of a watched source, in ms [default: 5000].
+    #[arg(long, env = "RUBRA_WATCH_TIMEOUT_MS", value_name = "MS", global = true)]
+    pub watch_timeout_ms: Option<u64>,
 }
 
 /// A setting that could not be used, named so that the user can find it.
@@ -207,6 +238,16 @@ pub struct Settings {
     pub notify_pause_after: u32,
     /// Time limit of one delivery call.
     pub notify_timeout: Duration,
+    /// Watches one client may have.
+    pub max_watches_per_client: u32,
+    /// Watches this process polls at most (0: none).
+    pub watch_capacity: u32,
+    /// How long a process holds its watches without renewing.
+    pub watch_lease: Duration,
+    /// Largest watched document.
+    pub watch_max_bytes: usize,
+    /// Time limit of one poll.
+    pub watch_timeout: Duration,
 }
 
 impl ConfigArgs {
@@ -234,6 +275,11 @@ impl ConfigArgs {
             notify_retry_ms: self.notify_retry_ms.or(other.notify_retry_ms),
             notify_pause_after: self.notify_pause_after.or(other.notify_pause_after),
             notify_timeout_ms: self.notify_timeout_ms.or(other.notify_timeout_ms),
+            max_watches_per_client: self.max_watches_per_client.or(other.max_watches_per_client),
+            watch_capacity: self.watch_capacity.or(other.watch_capacity),
+            watch_lease_ms: self.watch_lease_ms.or(other.watch_lease_ms),
+            watch_max_bytes: self.watch_max_bytes.or(other.watch_max_bytes),
+            watch_timeout_ms: self.watch_timeout_ms.or(other.watch_timeout_ms),
         }
     }
 }
@@ -328,6 +374,19 @@ impl Settings {
         if notify_timeout_ms == 0 {
             return Err(invalid("notify-timeout-ms", "must be greater than 0"));
         }
+        let max_watches_per_client = a.max_watches_per_client.unwrap_or(1000);
+        let watch_lease_ms = a.watch_lease_ms.unwrap_or(10_000);
+        if watch_lease_ms < 500 {
+            return Err(invalid("watch-lease-ms", "must be at least 500"));
+        }
+        let watch_max_bytes = a.watch_max_bytes.unwrap_or(8 << 20);
+        if watch_max_bytes == 0 {
+            return Err(invalid("watch-max-bytes", "must be greater than 0"));
+        }
+        let watch_timeout_ms = a.watch_timeout_ms.unwrap_or(5_000);
+        if watch_timeout_ms == 0 {
+            return Err(invalid("watch-timeout-ms", "must be greater than 0"));
+        }
         Ok(Settings {
             listen,
             data_dir,
@@ -349,6 +408,12 @@ impl Settings {
             notify_retry,
             notify_pause_after,
             notify_timeout: Duration::from_millis(notify_timeout_ms),
+            max_watches_per_client,
+            watch_capacity: a.watch_capacity.unwrap_or(10_000),
+            watch_lease: Duration::from_millis(watch_lease_ms),
+            watch_max_bytes: usize::try_from(watch_max_bytes)
+                .map_err(|_| invalid("watch-max-bytes", "too large for this machine"))?,
+            watch_timeout: Duration::from_millis(watch_timeout_ms),
         })
     }
 }

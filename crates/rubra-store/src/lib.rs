@@ -22,6 +22,7 @@ mod postgres;
 mod shared;
 mod sqlite;
 mod stats;
+mod watches;
 
 pub use blob::{BlobMeta, BlobStore, BlobUrl, s3_builder};
 pub use domain::{ApiKey, Client, ClientId, KeyHash, NewKey, Principal, Scope, now_ms, random_id};
@@ -42,6 +43,10 @@ pub use open::{DatabaseUrl, open};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use stats::{BucketCount, BucketWidth, StatsQuery, StatsReport, StatsStore};
+pub use watches::{
+    Baseline, ChangeOp, ClaimedWatch, NewChange, NewWatch, PollOutcome, Watch, WatchChange,
+    WatchId, WatchLease, WatchSpec, WatchStore, ring_watch_changes, watch_changes_bell,
+};
 
 use async_trait::async_trait;
 
@@ -51,9 +56,11 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// Every query Rubra makes, implemented once per database.
 ///
 /// The queries of each feature live in their own trait and module ([`JobQueue`],
-/// [`StatsStore`], [`NotifyStore`]); `Store` joins them so the server holds one `Arc<dyn Store>`.
+/// [`StatsStore`], [`NotifyStore`], [`WatchStore`]); `Store` joins them so the server holds one `Arc<dyn Store>`.
 #[async_trait]
-pub trait Store: JobQueue + StatsStore + NotifyStore + Send + Sync + std::fmt::Debug {
+pub trait Store:
+    JobQueue + StatsStore + NotifyStore + WatchStore + Send + Sync + std::fmt::Debug
+{
     /// A short name of the backend (`"sqlite"` or `"postgres"`), for logs and `/readyz`.
     fn backend(&self) -> &'static str;
 

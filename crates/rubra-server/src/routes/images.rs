@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use rubra_image::{Limits, RedReport};
 use rubra_store::{
-    ClientId, ImageId, ImagePage, ImageRecord, NewEvent, Principal, Scope, image_blob_key, now_ms,
+    ImageId, ImagePage, ImageRecord, NewEvent, Principal, Scope, image_blob_key, now_ms,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -31,25 +31,6 @@ pub struct OwnerQuery {
 }
 
 /// The client an upload or measurement belongs to.
-async fn owner(state: &AppState, who: &Principal, q: &OwnerQuery) -> ApiResult<ClientId> {
-    match (who, &q.client) {
-        (Principal::Client(id), _) => Ok(id.clone()),
-        (Principal::Admin, Some(c)) => {
-            let id = ClientId::parse(c).ok_or_else(|| ApiError::not_found("client"))?;
-            state
-                .store
-                .get_client(&Scope::All, &id)
-                .await?
-                .map(|c| c.id)
-                .ok_or_else(|| ApiError::not_found("client"))
-        }
-        (Principal::Admin, None) => Err(ApiError::unprocessable(
-            "client_required",
-            "an admin key has no client of its own: add ?client=CLIENT_ID",
-        )),
-    }
-}
-
 /// The JSON form of an image record.
 #[derive(Debug, Serialize)]
 pub struct ImageInfo {
@@ -179,7 +160,7 @@ pub async fn upload(
     ApiQuery(q): ApiQuery<OwnerQuery>,
     req: Request,
 ) -> ApiResult<Response> {
-    let client = owner(&state, &who, &q).await?;
+    let client = crate::extract::client_of(&state, &who, q.client.as_deref()).await?;
     let (parts, multipart) = read_images(req).await?;
     let scope = Scope::Client(client.clone());
 
@@ -400,7 +381,7 @@ pub async fn red(
     ApiQuery(q): ApiQuery<OwnerQuery>,
     req: Request,
 ) -> ApiResult<Json<Value>> {
-    let client = owner(&state, &who, &q).await?;
+    let client = crate::extract::client_of(&state, &who, q.client.as_deref()).await?;
     let (mut parts, multipart) = read_images(req).await?;
     if multipart && parts.len() != 1 {
         return Err(ApiError::bad_request(

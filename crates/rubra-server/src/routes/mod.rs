@@ -11,6 +11,7 @@ mod notifications;
 pub(crate) mod overlays;
 mod stats;
 mod subscriptions;
+mod watches;
 mod watermark;
 
 use crate::error::ApiError;
@@ -60,7 +61,11 @@ pub fn router(state: AppState) -> Router {
                 .put(overlays::put)
                 .delete(overlays::delete),
         )
-        .route("/watermark", post(watermark::watermark));
+        .route("/watermark", post(watermark::watermark))
+        .route("/watches", get(watches::list).post(watches::create))
+        .route("/watches/{id}", get(watches::get).delete(watches::delete))
+        .route("/watches/{id}/changes", get(watches::changes))
+        .route("/watches/{id}/stream", get(watches::stream));
 
     api.fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -9,7 +9,7 @@
 //! second — never one per request, which at 1000 watermarks/s would be the bottleneck.
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiQuery, Caller};
+use crate::extract::{ApiQuery, Caller, client_of};
 use crate::state::AppState;
 use crate::timefmt::format_ms;
 use axum::Json;
@@ -18,7 +18,7 @@ use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::header::{CONTENT_TYPE, ETAG};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use rubra_store::{BlobStore, ClientId, Principal, Scope};
+use rubra_store::{BlobStore, ClientId};
 use rubra_watermark::{Overlay, WatermarkError};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -34,30 +34,6 @@ pub const MAX_OVERLAY_PIXELS: u64 = 4096 * 4096;
 #[derive(Debug, Default, Deserialize)]
 pub struct OwnerQuery {
     client: Option<String>,
-}
-
-/// The client whose overlays are meant: the caller's own, or `?client=` for an admin.
-pub(crate) async fn owner(
-    state: &AppState,
-    who: &Principal,
-    client: Option<&str>,
-) -> ApiResult<ClientId> {
-    match (who, client) {
-        (Principal::Client(id), _) => Ok(id.clone()),
-        (Principal::Admin, Some(c)) => {
-            let id = ClientId::parse(c).ok_or_else(|| ApiError::not_found("client"))?;
-            state
-                .store
-                .get_client(&Scope::All, &id)
-                .await?
-                .map(|c| c.id)
-                .ok_or_else(|| ApiError::not_found("client"))
-        }
-        (Principal::Admin, None) => Err(ApiError::unprocessable(
-            "client_required",
-            "an admin key has no client of its own: add ?client=CLIENT_ID",
-        )),
-    }
 }
 
 /// A validated overlay name: 1–64 of `A–Z a–z 0–9 . _ -`, not starting with a dot.
@@ -329,7 +305,7 @@ pub async fn put(
     req: Request,
 ) -> ApiResult<Response> {
     let name = OverlayName::parse(&name)?;
-    let client = owner(&state, &who, q.client.as_deref()).await?;
+    let client = client_of(&state, &who, q.client.as_deref()).await?;
     if !png_content_type_ok(req.headers()) {
         return Err(ApiError::unsupported_media_type(
             "send the overlay as image/png",
@@ -395,7 +371,7 @@ pub async fn get(
     ApiQuery(q): ApiQuery<OwnerQuery>,
 ) -> ApiResult<Response> {
     let name = OverlayName::parse(&name)?;
-    let client = owner(&state, &who, q.client.as_deref()).await?;
+    let client = client_of(&state, &who, q.client.as_deref()).await?;
     let key = blob_key(&client, &name);
     let meta = state.blobs.head(&key).await?;
     let bytes = state
@@ -421,7 +397,7 @@ pub async fn delete(
     ApiQuery(q): ApiQuery<OwnerQuery>,
 ) -> ApiResult<StatusCode> {
     let name = OverlayName::parse(&name)?;
-    let client = owner(&state, &who, q.client.as_deref()).await?;
+    let client = client_of(&state, &who, q.client.as_deref()).await?;
     let key = blob_key(&client, &name);
     if !state.blobs.exists(&key).await? {
         return Err(ApiError::not_found("overlay"));
@@ -438,7 +414,7 @@ pub async fn list(
     Caller(who): Caller,
     ApiQuery(q): ApiQuery<OwnerQuery>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let client = owner(&state, &who, q.client.as_deref()).await?;
+    let client = client_of(&state, &who, q.client.as_deref()).await?;
     let prefix = blob_prefix(&client);
     let overlays: Vec<OverlayInfo> = state
         .blobs

@@ -6,7 +6,7 @@
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiQuery, Caller};
-use crate::routes::overlays::{OverlayEntry, OverlayName, Sizing, owner};
+use crate::routes::overlays::{OverlayEntry, OverlayName, Sizing};
 use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request, State};
@@ -107,7 +107,7 @@ async fn resolve_overlay(
     match (&q.overlay, &q.overlay_url) {
         (Some(name), None) => {
             let name = OverlayName::parse(name)?;
-            let client = owner(state, caller, q.client.as_deref()).await?;
+            let client = crate::extract::client_of(state, caller, q.client.as_deref()).await?;
             state.overlays.get(&state.blobs, &client, &name).await
         }
         (None, Some(url)) => {

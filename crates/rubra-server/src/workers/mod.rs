@@ -4,6 +4,7 @@
 
 pub(crate) mod jobs;
 pub(crate) mod notify;
+pub(crate) mod watches;
 
 use crate::app::Services;
 use tokio::task::JoinHandle;
@@ -17,9 +18,9 @@ pub struct Workers {
 /// Starts every worker this process runs; they stop when `shutdown` is cancelled.
 pub fn spawn(services: &Services, shutdown: &CancellationToken) -> Workers {
     let mut handles = Vec::new();
-    let _ = (services, shutdown);
     handles.extend(jobs::spawn(services, shutdown));
     handles.extend(notify::spawn(services, shutdown));
+    handles.extend(watches::spawn(services, shutdown));
     Workers { handles }
 }
 

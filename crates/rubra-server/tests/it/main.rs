@@ -14,4 +14,5 @@ mod jobs;
 mod notify;
 mod scale_out;
 mod stats;
+mod watches;
 mod watermark;

@@ -12,6 +12,7 @@ mod clients;
 mod jobs;
 mod notify;
 mod stats;
+mod watches;
 
 use rubra_store::{DatabaseUrl, Store};
 use std::sync::Arc;

@@ -1,0 +1,106 @@
+//! One poll of a watched source: a conditional GET, and the changes against the baseline.
+
+use crate::WatchError;
+use crate::compare::{Change, Compare, changes, parse};
+use rubra_fetch::{Fetched, Fetcher, Validators};
+use std::time::Duration;
+
+/// A watched source and how to compare its versions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Source {
+    /// The http(s) URL.
+    pub url: String,
+    /// Extra request headers (name, value).
+    pub headers: Vec<(String, String)>,
+    /// How versions are compared.
+    pub compare: Compare,
+}
+
+/// What a poll found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Polled {
+    /// The source still serves the baseline: it answered 304, or the very same bytes. No
+    /// parse was needed.
+    Unchanged,
+    /// A new version (or the first one). `changes` is empty for the first version and when
+    /// only the formatting changed.
+    New {
+        /// The document as sent (the next baseline).
+        doc: String,
+        /// Its validators, for the next conditional request.
+        validators: Validators,
+        /// What changed since the baseline.
+        changes: Vec<Change>,
+    },
+}
+
+/// Polls `source` once against the `baseline` document (with its `validators`), if any.
+///
+/// The baseline stays what it was on every error: a source that sends garbage, or whose
+/// document no longer holds the watched pointer, fails the poll and is compared with the
+/// last good version when it recovers — an outage produces no phantom changes.
+pub async fn poll(
+    fetcher: &Fetcher,
+    source: &Source,
+    baseline: Option<&str>,
+    validators: &Validators,
+) -> Result<Polled, WatchError> {
+    // Without a baseline there is nothing to revalidate: ask for the whole document.
+    let conditional = baseline.is_some() && !validators.is_empty();
+    let fetched = fetcher
+        .fetch_with(
+            &source.url,
+            conditional.then_some(validators),
+            &source.headers,
+        )
+        .await?;
+    let response = match fetched {
+        Fetched::NotModified { .. } if baseline.is_some() => return Ok(Polled::Unchanged),
+        Fetched::NotModified { .. } => {
+            return Err(WatchError::Fetch(rubra_fetch::FetchError::Status(304)));
+        }
+        Fetched::Modified(r) => r,
+    };
+    if baseline.is_some_and(|b| b.as_bytes() == response.body.as_ref()) {
+        return Ok(Polled::Unchanged);
+    }
+    let doc = String::from_utf8(response.body.to_vec())
+        .map_err(|_| WatchError::Json("the body is not UTF-8".into()))?;
+    let changes = match baseline {
+        Some(old) => changes(old, &doc, &source.compare)?,
+        None => {
+            // The first version is only checked: it is the baseline, not a change.
+            parse(&doc)?;
+            if let Some(p) = &source.compare.pointer {
+                crate::select::select(&doc, p)?;
+            }
+            Vec::new()
+        }
+    };
+    Ok(Polled::New {
+        doc,
+        validators: response.validators,
+        changes,
+    })
+}
+
+/// The wait before the next poll after `failures` failed polls in a row: the interval, then
+/// doubling with each failure up to a minute (never less than the interval).
+pub fn next_delay(interval: Duration, failures: u32) -> Duration {
+    let cap = interval.max(Duration::from_secs(60));
+    interval.saturating_mul(1u32 << failures.min(16)).min(cap)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_a_minute() {
+        let s = Duration::from_secs(1);
+        let got: Vec<u64> = (0..9).map(|f| next_delay(s, f).as_secs()).collect();
+        assert_eq!(got, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
+        let slow = Duration::from_secs(120);
+        assert_eq!(next_delay(slow, 3), slow);
+    }
+}
