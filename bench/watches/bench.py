@@ -8,7 +8,8 @@
 `run` creates one watch per simulated game, waits for every baseline, resumes the
 simulator for S seconds, pauses it, waits 2 s, then compares per game the changes the
 simulator made with those the watch recorded, and writes the figures to FILE as JSON.
-`table` prints a markdown row per run and the medians.
+`table` prints a markdown row per run and the medians per poller (the file name up to its
+last `-`: `rubra-1.json`, `python-1.json`).
 """
 import argparse
 import difflib
@@ -182,35 +183,39 @@ COLS = [
     ("p99_ms", "p99 ms", "{:.0f}"),
     ("max_ms", "max ms", "{:.0f}"),
     ("late", "late", "{:d}"),
-    ("serve_cpu_pct", "serve CPU %", "{:.1f}"),
+    ("serve_cpu_pct", "poller CPU %", "{:.1f}"),
     ("sim_cpu_pct", "sim CPU %", "{:.1f}"),
 ]
 
 
 def table(a):
-    runs = []
+    groups = {}
     for path in a.files:
         with open(path) as f:
             r = json.load(f)
         r["late"] = r["matched"] - r["within"]
-        runs.append(r)
+        r["name"] = os.path.basename(path).removesuffix(".json")
+        groups.setdefault(r["name"].rsplit("-", 1)[0], []).append(r)
     limit = a.interval_ms + 200
     print(f"| run | {' | '.join(h for _, h, _ in COLS)} |")
     print(f"|---|{'---|' * len(COLS)}")
-    for i, r in enumerate(runs, 1):
-        print(f"| {i} | {' | '.join(fmt.format(r[k]) for k, _, fmt in COLS)} |")
-    med = []
-    for k, _, fmt in COLS:
-        m = statistics.median(r[k] for r in runs)
-        med.append(fmt.format(int(m)) if fmt == "{:d}" else fmt.format(m))
-    print(f"| median | {' | '.join(med)} |")
+    runs = []
+    for group, rs in groups.items():
+        for r in rs:
+            print(f"| {r['name']} | {' | '.join(fmt.format(r[k]) for k, _, fmt in COLS)} |")
+        med = []
+        for k, _, fmt in COLS:
+            m = statistics.median(r[k] for r in rs)
+            med.append(fmt.format(int(m)) if fmt == "{:d}" else fmt.format(m))
+        print(f"| **{group} median** | {' | '.join(med)} |")
+        runs += rs
     print()
     print(
         f"late = recorded more than {limit} ms (interval + 200 ms) after it was made; "
         "CPU as % of one core over the run (resume .. pause + 2 s)."
     )
-    for i, r in enumerate(runs, 1):
-        print(f"run {i} slowest (ms, game, sim seq): {r['slowest']}")
+    for r in runs:
+        print(f"{r['name']} slowest (ms, game, sim seq): {r['slowest']}")
 
 
 def main():

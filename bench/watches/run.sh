@@ -6,7 +6,10 @@
 # recorded are compared with the changes the simulator made (path, op, old, new, in order):
 # missing, extra, duplicates; latency = recorded ts - made ts; CPU of the `rubra serve`
 # process over the run (utime+stime from /proc) as % of one core. One fresh simulator and
-# server per run; prints a markdown table with one row per run and the medians.
+# server per run; then the same with bench/watches/baseline.py (a naive Python poller, one
+# thread per watch) in place of `rubra serve`, on a fresh simulator with the same seed, as the
+# reference measured in the same run (BASELINE=0 skips it). Prints a markdown table with one
+# row per run and the medians.
 #
 #   bench/watches/run.sh     # RUNS=3 DURATION=60 GAMES=100 INTERVAL_MS=1000 PORT=18490 SIM_PORT=18491
 #
@@ -23,6 +26,7 @@ INTERVAL_MS="${INTERVAL_MS:-1000}"
 PORT="${PORT:-18490}"
 SIM_PORT="${SIM_PORT:-18491}"
 SEED="${SEED:-1}"
+BASELINE="${BASELINE:-1}"
 
 cargo build --quiet --release -p rubra
 RUBRA="$TARGET/release/rubra"
@@ -54,8 +58,23 @@ for run in $(seq "$RUNS"); do
     python3 -c 'import json,sys; print(json.load(sys.stdin)["api_key"])')"
   python3 "$HERE/bench.py" run --server "http://127.0.0.1:$PORT" --key "$KEY" \
     --sim "http://127.0.0.1:$SIM_PORT" --serve-pid "$SERVE_PID" --sim-pid "$SIM_PID" \
-    --duration "$DURATION" --interval-ms "$INTERVAL_MS" --out "$WORK/run$run.json"
+    --duration "$DURATION" --interval-ms "$INTERVAL_MS" --out "$WORK/rubra-$run.json"
+  stop_all
+
+  [ "$BASELINE" = 1 ] || continue
+  "$RUBRA" simulate odds --games "$GAMES" --listen "127.0.0.1:$SIM_PORT" \
+    --seed "$((SEED + run))" --paused >"$WORK/sim.out" 2>&1 &
+  SIM_PID=$!
+  PIDS+=("$SIM_PID")
+  python3 "$HERE/baseline.py" "$PORT" >"$WORK/baseline.log" 2>&1 &
+  BASE_PID=$!
+  PIDS+=("$BASE_PID")
+  wait_http "http://127.0.0.1:$SIM_PORT/status"
+  wait_http "http://127.0.0.1:$PORT/healthz"
+  python3 "$HERE/bench.py" run --server "http://127.0.0.1:$PORT" --key none \
+    --sim "http://127.0.0.1:$SIM_PORT" --serve-pid "$BASE_PID" --sim-pid "$SIM_PID" \
+    --duration "$DURATION" --interval-ms "$INTERVAL_MS" --out "$WORK/python-$run.json"
   stop_all
 done
-python3 "$HERE/bench.py" table --interval-ms "$INTERVAL_MS" "$WORK"/run*.json
+python3 "$HERE/bench.py" table --interval-ms "$INTERVAL_MS" "$WORK"/rubra-*.json "$WORK"/python-*.json
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
