@@ -31,6 +31,8 @@ enum Command {
     Upload(rubra_upload::cli::UploadArgs),
     /// Rank the slowest functions from rubra's JSON logs (files, .gz, or - for stdin).
     Slowlog(rubra_slowlog::cli::SlowlogArgs),
+    /// Run simulated JSON sources locally (live games with changing odds) for demos and tests.
+    Simulate(rubra_simulate::cli::SimulateArgs),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +44,7 @@ fn main() -> ExitCode {
         Command::Diff(args) => rubra_jsondiff::cli::run(args),
         Command::Slowlog(args) => rubra_slowlog::cli::run(args),
         Command::Upload(args) => rubra_upload::cli::run(args),
+        Command::Simulate(args) => rubra_simulate::cli::run(args),
     }
 }
 
