@@ -788,9 +788,7 @@ impl<'d> Engine<'d> {
                     let name = self.doc(side).key(id);
                     out.push_str(&name.replace('~', "~0").replace('/', "~1"));
                 }
-                Seg::Elem(Disp::Index(i) | Disp::Keyed(_, _, i), _) => {
-                    out.push_str(&i.to_string())
-                }
+                Seg::Elem(Disp::Index(i) | Disp::Keyed(_, _, i), _) => out.push_str(&i.to_string()),
             }
         }
         out

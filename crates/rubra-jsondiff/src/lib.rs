@@ -54,6 +54,7 @@ mod arrays;
 #[cfg(feature = "cli")]
 pub mod cli;
 mod engine;
+mod memory;
 mod number;
 mod ordered;
 mod parse;
@@ -510,7 +511,11 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         assert_eq!(
-            ptrs(r#"{"a/b":[1,2,3],"~":0}"#, r#"{"a/b":[1,3,4],"~":1}"#, ArrayMode::Ordered),
+            ptrs(
+                r#"{"a/b":[1,2,3],"~":0}"#,
+                r#"{"a/b":[1,3,4],"~":1}"#,
+                ArrayMode::Ordered
+            ),
             ["removed /a~1b/1", "added /a~1b/2", "changed /~0"]
         );
         assert_eq!(

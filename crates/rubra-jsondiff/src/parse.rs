@@ -62,9 +62,25 @@ pub(crate) enum Node {
     Obj(u32, u32),
 }
 
+/// The text a document was parsed from: owned, or a mapped file.
+enum Source {
+    Owned(Box<str>),
+    Mapped(crate::memory::MappedText),
+}
+
+impl Source {
+    #[inline]
+    fn as_str(&self) -> &str {
+        match self {
+            Source::Owned(s) => s,
+            Source::Mapped(m) => m.as_str(),
+        }
+    }
+}
+
 /// A parsed JSON document. Cheap to compare, keeps the source text.
 pub struct Document {
-    src: Box<str>,
+    src: Source,
     pub(crate) nodes: Vec<Node>,
     pub(crate) keys: Vec<Span>,
     pub(crate) root: u32,
@@ -74,7 +90,7 @@ pub struct Document {
 impl fmt::Debug for Document {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Document")
-            .field("bytes", &self.src.len())
+            .field("bytes", &self.src().len())
             .field("nodes", &self.nodes.len())
             .field("depth", &self.depth)
             .finish()
@@ -92,7 +108,24 @@ impl Document {
     /// Parses a JSON text (RFC 8259). A leading byte-order mark is skipped.
     /// Duplicate member names: the last occurrence wins, as in most parsers.
     pub fn parse(text: String) -> Result<Self, ParseError> {
-        Parser::run(text)
+        Parser::run(Source::Owned(text.into_boxed_str()))
+    }
+
+    /// Reads and parses a file: large regular files are mapped rather than
+    /// copied (see the `memory` module). The outer error is the file's, the
+    /// inner one the JSON's.
+    pub(crate) fn read_file(path: &std::path::Path) -> std::io::Result<Result<Self, ParseError>> {
+        let file = std::fs::File::open(path)?;
+        let meta = file.metadata()?;
+        if !meta.is_file() || meta.len() < MAP_FROM {
+            let mut bytes = Vec::with_capacity(meta.len() as usize + 1);
+            std::io::Read::read_to_end(&mut &file, &mut bytes)?;
+            return Ok(Self::parse_bytes(bytes));
+        }
+        Ok(match crate::memory::MappedText::map(&file)? {
+            Ok(text) => Parser::run(Source::Mapped(text)),
+            Err((bytes, at)) => Err(error_at(&bytes, at, "invalid UTF-8")),
+        })
     }
 
     /// Parses raw bytes, reporting invalid UTF-8 with its line and column.
@@ -123,7 +156,18 @@ impl Document {
 
     /// Size of the source text in bytes.
     pub fn source_len(&self) -> usize {
-        self.src.len()
+        self.src().len()
+    }
+
+    #[inline]
+    fn src(&self) -> &str {
+        self.src.as_str()
+    }
+
+    /// The source text as bytes.
+    #[inline]
+    pub(crate) fn source_bytes(&self) -> &[u8] {
+        self.src().as_bytes()
     }
 
     pub(crate) fn node(&self, id: u32) -> Node {
@@ -132,7 +176,7 @@ impl Document {
 
     /// Raw text of a span: a number literal, or a string's inside without quotes.
     pub(crate) fn raw(&self, span: Span) -> &str {
-        &self.src[span.range()]
+        &self.src()[span.range()]
     }
 
     /// Whether member `x` of this document and member `y` of `other` have the
@@ -144,8 +188,8 @@ impl Document {
             self.key(x) == other.key(y)
         } else {
             bytes_eq(
-                &self.src.as_bytes()[kx.range()],
-                &other.src.as_bytes()[ky.range()],
+                &self.src().as_bytes()[kx.range()],
+                &other.src().as_bytes()[ky.range()],
             )
         }
     }
@@ -157,7 +201,7 @@ impl Document {
         if k.escaped() {
             h.write(self.key(x).as_bytes());
         } else {
-            h.write(&self.src.as_bytes()[k.range()]);
+            h.write(&self.src().as_bytes()[k.range()]);
         }
     }
 
@@ -299,8 +343,25 @@ struct Parser<'a> {
 
 const NO_KEY: Span = Span { start: 0, len: 0 };
 
+/// Files from this size on are mapped instead of read.
+const MAP_FROM: u64 = 1 << 20;
+
+/// What parsing produces besides the source: nodes, member names, root, depth.
+type Parsed = (Vec<Node>, Vec<Span>, u32, usize);
+
 impl Parser<'_> {
-    fn run(text: String) -> Result<Document, ParseError> {
+    fn run(src: Source) -> Result<Document, ParseError> {
+        let (nodes, keys, root, depth) = Self::parse(src.as_str())?;
+        Ok(Document {
+            src,
+            nodes,
+            keys,
+            root,
+            depth,
+        })
+    }
+
+    fn parse(text: &str) -> Result<Parsed, ParseError> {
         if text.len() >= (1 << 31) {
             return Err(ParseError {
                 line: 1,
@@ -401,7 +462,7 @@ impl Parser<'_> {
                         let start = frame.start;
                         stack.pop();
                         if is_obj {
-                            dedup_members(&text, &mut scratch_keys, &mut scratch, start);
+                            dedup_members(text, &mut scratch_keys, &mut scratch, start);
                         }
                         let first = nodes.len() as u32;
                         let len = (scratch.len() - start) as u32;
@@ -431,13 +492,7 @@ impl Parser<'_> {
         }
         nodes.shrink_to_fit();
         keys.shrink_to_fit();
-        Ok(Document {
-            src: text.into_boxed_str(),
-            nodes,
-            keys,
-            root,
-            depth,
-        })
+        Ok((nodes, keys, root, depth))
     }
 
     fn err(&self, message: impl Into<String>) -> ParseError {
