@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Benchmark rubra-jsondiff against deepdiff (PyPI) and jsondiffpatch (npm).
 #
-# Usage (from the repository root): bench/jsondiff/run.sh [N] [SMALL_N] [RUNS]
-#   N        elements of the large pair (default 500000, ~92 MB per file)
+# Usage (from the repository root): bench/jsondiff/run.sh [N] [SMALL_N] [RUNS] [SIZES]
+#   N        elements of the large pairs (default 500000)
 #   SMALL_N  elements of the pair also given to the competitors (default 10000)
-#   RUNS     runs per rubra-jsondiff case; the median wall time is reported (default 3)
+#   RUNS     runs per rubra-jsondiff case; the median wall time and CPU are reported (default 3)
+#   SIZES    object sizes in bytes, space-separated (default "100 185"): the first is
+#            issue 7's reference (500 000 objects of ~100 bytes, 2 x ~50 MB) and also
+#            sizes the competitors' pair; 185 is the harsher full layout (2 x ~88 MB)
 #   (competitors run once per case: they take seconds to minutes each)
 # Needs python3, node/npm and /usr/bin/time. Installs deepdiff with pip and
 # jsondiffpatch with npm into a temporary directory if they are missing.
@@ -13,6 +16,7 @@ set -euo pipefail
 N=${1:-500000}
 SMALL_N=${2:-10000}
 RUNS=${3:-3}
+SIZES=${4:-100 185}
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 WORK=${JSONDIFF_BENCH_DIR:-$(mktemp -d /tmp/jsondiff-bench.XXXXXX)}
@@ -22,15 +26,19 @@ echo "# building rubra-jsondiff (release)" >&2
 (cd "$ROOT" && cargo build --quiet --release -p rubra-jsondiff --example rubra-jsondiff)
 RJD="$CARGO_TARGET_DIR/release/examples/rubra-jsondiff"
 
-gen() { # n dir [--shuffle]
+gen() { # n dir object_bytes [--shuffle]
     mkdir -p "$2"
-    [ -s "$2/b.json" ] || python3 "$HERE/gen.py" "$1" "$2" ${3:-}
+    [ -s "$2/b.json" ] || python3 "$HERE/gen.py" "$1" "$2" --object-bytes "$3" ${4:-}
 }
+read -ra SIZE_LIST <<<"$SIZES"
 echo "# generating inputs in $WORK" >&2
-gen "$N" "$WORK/large"
-gen "$N" "$WORK/large-shuffled" --shuffle
-gen "$SMALL_N" "$WORK/small"
-gen "$SMALL_N" "$WORK/small-shuffled" --shuffle
+for z in "${SIZE_LIST[@]}"; do
+    gen "$N" "$WORK/b$z/large" "$z"
+    gen "$N" "$WORK/b$z/large-shuffled" "$z" --shuffle
+done
+SMALL_Z=${SIZE_LIST[0]}
+gen "$SMALL_N" "$WORK/b$SMALL_Z/small" "$SMALL_Z"
+gen "$SMALL_N" "$WORK/b$SMALL_Z/small-shuffled" "$SMALL_Z" --shuffle
 
 HAVE_DEEPDIFF=1
 python3 -c "import deepdiff" 2>/dev/null || pip install --quiet deepdiff >&2 || HAVE_DEEPDIFF=0
@@ -73,13 +81,16 @@ echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -
 echo
 echo "| tool           | input                       | mode         | wall (median) | CPU user+sys | max RSS | exit |"
 echo "|----------------|-----------------------------|--------------|---------|---------|---------|------|"
-L="$WORK/large" LS="$WORK/large-shuffled" S="$WORK/small" SS="$WORK/small-shuffled"
-LSZ="$N objects, 2×$(mb "$L/a.json") MB"
+for z in "${SIZE_LIST[@]}"; do
+    L="$WORK/b$z/large" LS="$WORK/b$z/large-shuffled"
+    LSZ="$N objects, 2×$(mb "$L/a.json") MB"
+    row rubra-jsondiff "$LSZ" ordered "$RJD" "$L/a.json" "$L/b.json"
+    row rubra-jsondiff "$LSZ" key:id "$RJD" "$LS/a.json" "$LS/b.json" --key id
+    row rubra-jsondiff "$LSZ" set "$RJD" "$LS/a.json" "$LS/b.json" --set
+    row rubra-jsondiff "$LSZ" multiset "$RJD" "$LS/a.json" "$LS/b.json" --multiset
+done
+S="$WORK/b$SMALL_Z/small" SS="$WORK/b$SMALL_Z/small-shuffled"
 SSZ="$SMALL_N objects, 2×$(mb "$S/a.json") MB"
-row rubra-jsondiff "$LSZ" ordered "$RJD" "$L/a.json" "$L/b.json"
-row rubra-jsondiff "$LSZ" key:id "$RJD" "$LS/a.json" "$LS/b.json" --key id
-row rubra-jsondiff "$LSZ" set "$RJD" "$LS/a.json" "$LS/b.json" --set
-row rubra-jsondiff "$LSZ" multiset "$RJD" "$LS/a.json" "$LS/b.json" --multiset
 row rubra-jsondiff "$SSZ" ordered "$RJD" "$S/a.json" "$S/b.json"
 row rubra-jsondiff "$SSZ" key:id "$RJD" "$SS/a.json" "$SS/b.json" --key id
 row rubra-jsondiff "$SSZ" set "$RJD" "$SS/a.json" "$SS/b.json" --set

@@ -191,6 +191,7 @@ impl<'d> Engine<'d> {
                 }
             }
         });
+        lone.sort_unstable();
         for (i, j) in self.unequal(&lone, fa, fb, ecx) {
             left_a.push(i);
             left_b.push(j);
@@ -295,21 +296,24 @@ impl<'d> Engine<'d> {
 
     /// The pairs `(i, j)` whose elements `A[i]` and `B[j]` differ (relative
     /// indices); large lists use every thread.
+    /// `pairs` are sorted by `i`, so A is read in order and B's elements are
+    /// prefetched a few pairs ahead.
     fn unequal(&mut self, pairs: &[(u32, u32)], fa: u32, fb: u32, ecx: Cx<'d>) -> Vec<(u32, u32)> {
+        let b = self.b;
+        let check = |e: &mut Engine<'d>, pairs: &[(u32, u32)]| {
+            let mut out = Vec::new();
+            for (k, &(i, j)) in pairs.iter().enumerate() {
+                b.warm_ahead(k, pairs.len(), |t| fb + pairs[t].1);
+                if !e.eq(fa + i, fb + j, ecx) {
+                    out.push((i, j));
+                }
+            }
+            out
+        };
         if !self.splits(pairs.len()) {
-            return pairs
-                .iter()
-                .copied()
-                .filter(|&(i, j)| !self.eq(fa + i, fb + j, ecx))
-                .collect();
+            return check(self, pairs);
         }
-        flat(self.split(pairs.len(), |e, r| {
-            pairs[r]
-                .iter()
-                .copied()
-                .filter(|&(i, j)| !e.eq(fa + i, fb + j, ecx))
-                .collect::<Vec<_>>()
-        }))
+        flat(self.split(pairs.len(), |e, r| check(e, &pairs[r])))
     }
 
     fn tolerant_key(&mut self, side: Side, id: u32, ecx: Cx<'d>) -> (u64, f64, f64) {
@@ -383,6 +387,7 @@ impl<'d> Engine<'d> {
             }
             left_b.extend(gb.iter().zip(&used).filter(|(_, u)| !**u).map(|(e, _)| e.1));
         });
+        lone.sort_unstable();
         for (i, j) in self.unequal(&lone, fa, fb, ecx) {
             left_a.push(i);
             left_b.push(j);
@@ -544,17 +549,19 @@ impl<'d> Engine<'d> {
         }
         // In A's order, so that at least one side is read sequentially.
         lone.sort_unstable();
+        let b = self.b;
+        let check = |e: &mut Engine<'d>, lone: &[(u32, u32, u32, u32)]| {
+            let mut same = Vec::with_capacity(lone.len());
+            for (k, &(_, _, x, y)) in lone.iter().enumerate() {
+                b.warm_ahead(k, lone.len(), |t| lone[t].3);
+                same.push(e.eq(x, y, exact));
+            }
+            same
+        };
         let same: Vec<bool> = if !self.splits(lone.len()) {
-            lone.iter()
-                .map(|&(_, _, x, y)| self.eq(x, y, exact))
-                .collect()
+            check(self, &lone)
         } else {
-            flat(self.split(lone.len(), |e, r| {
-                lone[r]
-                    .iter()
-                    .map(|&(_, _, x, y)| e.eq(x, y, exact))
-                    .collect::<Vec<_>>()
-            }))
+            flat(self.split(lone.len(), |e, r| check(e, &lone[r])))
         };
         for (&(i, j, _, _), same) in lone.iter().zip(same) {
             if same {
@@ -581,11 +588,14 @@ impl<'d> Engine<'d> {
         // Inner changes first, while every index of A is still where it was.
         // Large lists of pairs are diffed on every thread, findings kept in order.
         let pairs = &u.pairs;
+        let b = self.b;
         self.split(pairs.len(), |e, r| {
-            for &(i, j) in &pairs[r] {
+            let pairs = &pairs[r];
+            for (k, &(i, j)) in pairs.iter().enumerate() {
                 if e.stop {
                     return;
                 }
+                b.warm_ahead(k, pairs.len(), |t| fb + pairs[t].1);
                 let disp = match (mode, e.key_of(Side::A, fa + i, key_field(mode))) {
                     (ArrayMode::Key(_), Some(k)) => Disp::Keyed(Side::A, k, i),
                     _ => Disp::Index(i),

@@ -180,23 +180,15 @@ impl DiffArgs {
     }
 }
 
-fn read_input(name: &PathBuf, stdin: &mut dyn Read) -> Result<Vec<u8>, CliError> {
-    let shown = name.display().to_string();
-    if shown == "-" {
-        let mut buf = Vec::new();
-        stdin
-            .read_to_end(&mut buf)
-            .map_err(|source| CliError::Read {
-                name: shown,
-                source,
-            })?;
-        Ok(buf)
-    } else {
-        std::fs::read(name).map_err(|source| CliError::Read {
-            name: shown,
+fn read_stdin(stdin: &mut dyn Read) -> Result<Vec<u8>, CliError> {
+    let mut buf = Vec::new();
+    stdin
+        .read_to_end(&mut buf)
+        .map_err(|source| CliError::Read {
+            name: "-".into(),
             source,
-        })
-    }
+        })?;
+    Ok(buf)
 }
 
 /// Reads and parses both inputs (in parallel) and compares them.
@@ -211,16 +203,19 @@ pub fn compare(args: &DiffArgs, stdin: &mut dyn Read) -> Result<crate::Report, C
     let t0 = std::time::Instant::now();
     // Standard input is read first, on this thread; files are read by the parsers.
     let stdin_bytes = if args.a.as_os_str() == "-" || args.b.as_os_str() == "-" {
-        Some(read_input(&PathBuf::from("-"), stdin)?)
+        Some(read_stdin(stdin)?)
     } else {
         None
     };
     let load = |name: &PathBuf, given: Option<Vec<u8>>| -> Result<Document, CliError> {
-        let bytes = match given {
-            Some(b) => b,
-            None => read_input(name, &mut std::io::empty())?,
+        let parsed = match given {
+            Some(bytes) => Document::parse_bytes(bytes),
+            None => Document::read_file(name).map_err(|source| CliError::Read {
+                name: name.display().to_string(),
+                source,
+            })?,
         };
-        Document::parse_bytes(bytes).map_err(|source| CliError::Parse {
+        parsed.map_err(|source| CliError::Parse {
             name: name.display().to_string(),
             source,
         })

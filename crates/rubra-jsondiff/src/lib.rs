@@ -54,6 +54,7 @@ mod arrays;
 #[cfg(feature = "cli")]
 pub mod cli;
 mod engine;
+mod memory;
 mod number;
 mod ordered;
 mod parse;

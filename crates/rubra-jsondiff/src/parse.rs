@@ -62,9 +62,25 @@ pub(crate) enum Node {
     Obj(u32, u32),
 }
 
+/// The text a document was parsed from: owned, or a mapped file.
+enum Source {
+    Owned(Box<str>),
+    Mapped(crate::memory::MappedText),
+}
+
+impl Source {
+    #[inline]
+    fn as_str(&self) -> &str {
+        match self {
+            Source::Owned(s) => s,
+            Source::Mapped(m) => m.as_str(),
+        }
+    }
+}
+
 /// A parsed JSON document. Cheap to compare, keeps the source text.
 pub struct Document {
-    src: Box<str>,
+    src: Source,
     pub(crate) nodes: Vec<Node>,
     pub(crate) keys: Vec<Span>,
     pub(crate) root: u32,
@@ -74,7 +90,7 @@ pub struct Document {
 impl fmt::Debug for Document {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Document")
-            .field("bytes", &self.src.len())
+            .field("bytes", &self.src().len())
             .field("nodes", &self.nodes.len())
             .field("depth", &self.depth)
             .finish()
@@ -92,7 +108,24 @@ impl Document {
     /// Parses a JSON text (RFC 8259). A leading byte-order mark is skipped.
     /// Duplicate member names: the last occurrence wins, as in most parsers.
     pub fn parse(text: String) -> Result<Self, ParseError> {
-        Parser::run(text)
+        Parser::run(Source::Owned(text.into_boxed_str()))
+    }
+
+    /// Reads and parses a file: large regular files are mapped rather than
+    /// copied (see the `memory` module). The outer error is the file's, the
+    /// inner one the JSON's.
+    pub(crate) fn read_file(path: &std::path::Path) -> std::io::Result<Result<Self, ParseError>> {
+        let file = std::fs::File::open(path)?;
+        let meta = file.metadata()?;
+        if !meta.is_file() || meta.len() < MAP_FROM {
+            let mut bytes = Vec::with_capacity(meta.len() as usize + 1);
+            std::io::Read::read_to_end(&mut &file, &mut bytes)?;
+            return Ok(Self::parse_bytes(bytes));
+        }
+        Ok(match crate::memory::MappedText::map(&file)? {
+            Ok(text) => Parser::run(Source::Mapped(text)),
+            Err((bytes, at)) => Err(error_at(&bytes, at, "invalid UTF-8")),
+        })
     }
 
     /// Parses raw bytes, reporting invalid UTF-8 with its line and column.
@@ -123,7 +156,18 @@ impl Document {
 
     /// Size of the source text in bytes.
     pub fn source_len(&self) -> usize {
-        self.src.len()
+        self.src().len()
+    }
+
+    #[inline]
+    fn src(&self) -> &str {
+        self.src.as_str()
+    }
+
+    /// The source text as bytes.
+    #[inline]
+    pub(crate) fn source_bytes(&self) -> &[u8] {
+        self.src().as_bytes()
     }
 
     pub(crate) fn node(&self, id: u32) -> Node {
@@ -132,7 +176,7 @@ impl Document {
 
     /// Raw text of a span: a number literal, or a string's inside without quotes.
     pub(crate) fn raw(&self, span: Span) -> &str {
-        &self.src[span.range()]
+        &self.src()[span.range()]
     }
 
     /// Whether member `x` of this document and member `y` of `other` have the
@@ -144,8 +188,8 @@ impl Document {
             self.key(x) == other.key(y)
         } else {
             bytes_eq(
-                &self.src.as_bytes()[kx.range()],
-                &other.src.as_bytes()[ky.range()],
+                &self.src().as_bytes()[kx.range()],
+                &other.src().as_bytes()[ky.range()],
             )
         }
     }
@@ -157,7 +201,7 @@ impl Document {
         if k.escaped() {
             h.write(self.key(x).as_bytes());
         } else {
-            h.write(&self.src.as_bytes()[k.range()]);
+            h.write(&self.src().as_bytes()[k.range()]);
         }
     }
 
@@ -299,8 +343,32 @@ struct Parser<'a> {
 
 const NO_KEY: Span = Span { start: 0, len: 0 };
 
+/// Files from this size on are mapped instead of read.
+const MAP_FROM: u64 = 1 << 20;
+
+/// What parsing produces besides the source: nodes, member names, root, depth.
+type Parsed = (Vec<Node>, Vec<Span>, u32, usize);
+
+/// Why parsing failed; the parser's position says where. Two words, so results
+/// travel in registers (a [`ParseError`] is built once, at the end).
+type Fail = &'static str;
+
+/// The message for nesting past [`MAX_DEPTH`] (a test checks the number).
+const TOO_DEEP: Fail = "nesting deeper than 100000 levels is not supported";
+
 impl Parser<'_> {
-    fn run(text: String) -> Result<Document, ParseError> {
+    fn run(src: Source) -> Result<Document, ParseError> {
+        let (nodes, keys, root, depth) = Self::parse(src.as_str())?;
+        Ok(Document {
+            src,
+            nodes,
+            keys,
+            root,
+            depth,
+        })
+    }
+
+    fn parse(text: &str) -> Result<Parsed, ParseError> {
         if text.len() >= (1 << 31) {
             return Err(ParseError {
                 line: 1,
@@ -313,6 +381,13 @@ impl Parser<'_> {
         if b.starts_with(&[0xEF, 0xBB, 0xBF]) {
             p.i = 3;
         }
+        // The failure's position is where the parser stopped.
+        p.tree(text).map_err(|message| error_at(b, p.i, message))
+    }
+
+    fn tree(&mut self, text: &str) -> Result<Parsed, Fail> {
+        let p = self;
+        let b = p.b;
         // Every value takes at least two bytes of input (one plus a separator), so
         // this never reallocates; pages of the reserve that stay unused are never
         // touched, so they cost address space, not memory.
@@ -333,9 +408,7 @@ impl Parser<'_> {
                     let is_obj = p.b[p.i] == b'{';
                     p.i += 1;
                     if stack.len() >= MAX_DEPTH {
-                        return Err(p.err(format!(
-                            "nesting deeper than {MAX_DEPTH} levels is not supported"
-                        )));
+                        return Err(TOO_DEEP);
                     }
                     stack.push(Frame {
                         is_obj,
@@ -372,8 +445,8 @@ impl Parser<'_> {
                 Some(b'f') => p.literal("false", Node::Bool(false))?,
                 Some(b'n') => p.literal("null", Node::Null)?,
                 Some(b'-' | b'0'..=b'9') => Node::Num(p.number()?),
-                Some(_) => return Err(p.err("expected a JSON value")),
-                None => return Err(p.err("unexpected end of input, expected a value")),
+                Some(_) => return Err("expected a JSON value"),
+                None => return Err("unexpected end of input, expected a value"),
             };
             // Attach the finished value to its container, closing containers as we go.
             loop {
@@ -401,7 +474,7 @@ impl Parser<'_> {
                         let start = frame.start;
                         stack.pop();
                         if is_obj {
-                            dedup_members(&text, &mut scratch_keys, &mut scratch, start);
+                            dedup_members(text, &mut scratch_keys, &mut scratch, start);
                         }
                         let first = nodes.len() as u32;
                         let len = (scratch.len() - start) as u32;
@@ -416,32 +489,22 @@ impl Parser<'_> {
                         };
                     }
                     _ => {
-                        return Err(p.err(if frame.is_obj {
+                        return Err(if frame.is_obj {
                             "expected ',' or '}'"
                         } else {
                             "expected ',' or ']'"
-                        }));
+                        });
                     }
                 }
             }
         }
         p.ws();
         if p.i < p.b.len() {
-            return Err(p.err("trailing characters after the JSON value"));
+            return Err("trailing characters after the JSON value");
         }
         nodes.shrink_to_fit();
         keys.shrink_to_fit();
-        Ok(Document {
-            src: text.into_boxed_str(),
-            nodes,
-            keys,
-            root,
-            depth,
-        })
-    }
-
-    fn err(&self, message: impl Into<String>) -> ParseError {
-        error_at(self.b, self.i, message)
+        Ok((nodes, keys, root, depth))
     }
 
     #[inline]
@@ -456,31 +519,31 @@ impl Parser<'_> {
         }
     }
 
-    fn literal(&mut self, word: &str, node: Node) -> Result<Node, ParseError> {
+    fn literal(&mut self, word: &str, node: Node) -> Result<Node, Fail> {
         if self.b[self.i..].starts_with(word.as_bytes()) {
             self.i += word.len();
             Ok(node)
         } else {
-            Err(self.err("expected a JSON value"))
+            Err("expected a JSON value")
         }
     }
 
-    fn member_name(&mut self) -> Result<Span, ParseError> {
+    fn member_name(&mut self) -> Result<Span, Fail> {
         if self.peek() != Some(b'"') {
-            return Err(self.err("expected a member name in double quotes"));
+            return Err("expected a member name in double quotes");
         }
         self.i += 1;
         let key = self.string()?;
         self.ws();
         if self.peek() != Some(b':') {
-            return Err(self.err("expected ':' after the member name"));
+            return Err("expected ':' after the member name");
         }
         self.i += 1;
         Ok(key)
     }
 
     /// Parses a string body; `self.i` is just past the opening quote.
-    fn string(&mut self) -> Result<Span, ParseError> {
+    fn string(&mut self) -> Result<Span, Fail> {
         let start = self.i;
         let mut escaped = false;
         loop {
@@ -512,19 +575,19 @@ impl Parser<'_> {
                             self.i += 1;
                             for _ in 0..4 {
                                 if !self.peek().is_some_and(|c| c.is_ascii_hexdigit()) {
-                                    return Err(self.err("invalid \\u escape"));
+                                    return Err("invalid \\u escape");
                                 }
                                 self.i += 1;
                             }
                         }
-                        _ => return Err(self.err("invalid escape in string")),
+                        _ => return Err("invalid escape in string"),
                     }
                 }
                 Some(c) if c < 0x20 => {
-                    return Err(self.err("control character in string (must be escaped)"));
+                    return Err("control character in string (must be escaped)");
                 }
                 Some(_) => self.i += 1,
-                None => return Err(self.err("unterminated string")),
+                None => return Err("unterminated string"),
             }
         }
     }
@@ -537,7 +600,7 @@ impl Parser<'_> {
         self.i - s
     }
 
-    fn number(&mut self) -> Result<Span, ParseError> {
+    fn number(&mut self) -> Result<Span, Fail> {
         let start = self.i;
         if self.peek() == Some(b'-') {
             self.i += 1;
@@ -546,18 +609,18 @@ impl Parser<'_> {
             Some(b'0') => {
                 self.i += 1;
                 if self.peek().is_some_and(|c| c.is_ascii_digit()) {
-                    return Err(self.err("leading zeros are not allowed in numbers"));
+                    return Err("leading zeros are not allowed in numbers");
                 }
             }
             Some(b'1'..=b'9') => {
                 self.digits();
             }
-            _ => return Err(self.err("invalid number")),
+            _ => return Err("invalid number"),
         }
         if self.peek() == Some(b'.') {
             self.i += 1;
             if self.digits() == 0 {
-                return Err(self.err("expected a digit after the decimal point"));
+                return Err("expected a digit after the decimal point");
             }
         }
         if let Some(b'e' | b'E') = self.peek() {
@@ -566,7 +629,7 @@ impl Parser<'_> {
                 self.i += 1;
             }
             if self.digits() == 0 {
-                return Err(self.err("expected a digit in the exponent"));
+                return Err("expected a digit in the exponent");
             }
         }
         Ok(Span::new(start, self.i - start, false))
@@ -702,6 +765,7 @@ mod tests {
         assert_eq!(d.depth(), 50_000);
         let s = "[".repeat(MAX_DEPTH + 1) + &"]".repeat(MAX_DEPTH + 1);
         assert!(parse(&s).expect_err("too deep").message.contains("nesting"));
+        assert!(TOO_DEEP.contains(&MAX_DEPTH.to_string()));
     }
 
     #[test]

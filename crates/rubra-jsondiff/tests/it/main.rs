@@ -66,6 +66,55 @@ fn bad_json_exits_2_naming_file_line_and_column() {
     assert_eq!(o.code, 1, "a byte-order mark is accepted: {}", o.err);
 }
 
+/// Files of 1 MiB or more are mapped instead of read: the answer must be the
+/// one the same text gives through standard input, which is always read.
+#[test]
+fn large_files_are_mapped_and_compared_like_read_ones() {
+    let t = TempDir::new("map");
+    let elems = |price: &str| {
+        (0..30_000)
+            .map(|i| format!(r#"{{"id":{i},"name":"item é {i}","price":{price}}}"#))
+            .collect::<Vec<_>>()
+    };
+    let a = format!("[{}]", elems("1.5").join(","));
+    let mut b = elems("1.5000001");
+    b[777] = r#"{"id":777,"name":"changed","price":2.5}"#.to_owned();
+    b.swap(3, 29_000);
+    let b = format!("[{}]", b.join(","));
+    assert!(a.len() > 1 << 20 && b.len() > 1 << 20);
+    let (fa, fb) = (t.file("a.json", &a), t.file("b.json", &b));
+    for mode in [&[][..], &["--key", "id"][..], &["--set"][..]] {
+        let args = |x: &str, y: &str| {
+            let mut v = vec![x.to_owned(), y.to_owned()];
+            v.extend(mode.iter().map(|s| s.to_string()));
+            v
+        };
+        let files = args(&fa, &fb);
+        let files: Vec<&str> = files.iter().map(String::as_str).collect();
+        let mapped = run(&files, "");
+        let piped = args(&fa, "-");
+        let piped: Vec<&str> = piped.iter().map(String::as_str).collect();
+        let read = run(&piped, &b);
+        assert_eq!(mapped.code, 1, "{mode:?}: {}", mapped.err);
+        assert_eq!(mapped.out, read.out, "{mode:?}");
+        assert!(
+            mapped.out.contains("\"changed\""),
+            "{mode:?}: {}",
+            mapped.out
+        );
+    }
+    // Invalid UTF-8 in a mapped file is named with its line and column.
+    let mut bad = a.clone().into_bytes();
+    let at = bad.len() - 10;
+    bad[at] = 0xff;
+    let bad_path = t.0.join("bad.json");
+    std::fs::write(&bad_path, &bad).expect("write");
+    let o = run(&[&fa, &bad_path.to_string_lossy()], "");
+    assert_eq!(o.code, 2);
+    assert!(o.err.contains("bad.json: line 1, column"), "{}", o.err);
+    assert!(o.err.contains("invalid UTF-8"), "{}", o.err);
+}
+
 #[test]
 fn quiet_prints_nothing() {
     let t = TempDir::new("quiet");
