@@ -2,7 +2,10 @@
 """Times whole CSV jobs through the API (POST /jobs, then GET /jobs/{id} every 5 ms until
 it is final) and polars on the same data, and prints a markdown table.
 
-usage: bench.py BASE KEY LOCAL_SOURCE LOCAL_PATH S3_SOURCE S3_ENDPOINT RUNS
+usage: bench.py BASE KEY LOCAL_SOURCE LOCAL_PATH S3_SOURCE S3_ENDPOINT RUNS [BASE2 KEY2 S3_ENDPOINT2]
+
+BASE is a server whose S3 endpoint is S3_ENDPOINT (moto); the optional BASE2 is a second
+server whose S3 endpoint, S3_ENDPOINT2, serves the same object (the Rust S3 server).
 """
 import json
 import os
@@ -13,24 +16,26 @@ import urllib.request
 
 base, key, local_source, local_path, s3_source, s3_endpoint, runs = sys.argv[1:8]
 runs = int(runs)
+second = sys.argv[8:11] if len(sys.argv) >= 11 else None
 COLS = ["c10", "c20", "c30", "c40"]
 
 
-def call(method, path, body=None):
+def call(method, path, body=None, server=None):
+    url, token = server or (base, key)
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(base + path, data=data, method=method)
-    req.add_header("Authorization", "Bearer " + key)
+    req = urllib.request.Request(url + path, data=data, method=method)
+    req.add_header("Authorization", "Bearer " + token)
     if data is not None:
         req.add_header("Content-Type", "application/json")
     with urllib.request.urlopen(req) as r:
         return json.loads(r.read())
 
 
-def api_job(source):
+def api_job(source, server=None):
     t0 = time.perf_counter()
-    job = call("POST", "/jobs", {"source": source})
+    job = call("POST", "/jobs", {"source": source}, server)
     while True:
-        job = call("GET", "/jobs/" + job["id"])
+        job = call("GET", "/jobs/" + job["id"], None, server)
         if job["state"] in ("succeeded", "failed", "canceled"):
             break
         time.sleep(0.005)
@@ -70,6 +75,11 @@ print("| what | median wall s | all runs | sums c10 c20 c30 c40 |")
 print("|---|---|---|---|")
 measure("rubra POST /jobs → done, local disk", lambda: api_job(local_source))
 measure("rubra POST /jobs → done, S3 (moto)", lambda: api_job(s3_source))
+if second:
+    measure(
+        "rubra POST /jobs → done, S3 (s3_dir_server, Rust)",
+        lambda: api_job(s3_source, (second[0], second[1])),
+    )
 try:
     import polars  # noqa: F401
 
@@ -86,5 +96,8 @@ if have_polars:
         "aws_allow_http": "true",
     }
     measure("polars scan_csv sum, S3 (moto)", lambda: polars_job(s3_source, so))
+    if second:
+        so2 = dict(so, aws_endpoint_url=second[2])
+        measure("polars scan_csv sum, S3 (s3_dir_server, Rust)", lambda: polars_job(s3_source, so2))
 else:
     print("| polars | not installed | | |")

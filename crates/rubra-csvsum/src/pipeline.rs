@@ -1,13 +1,16 @@
 //! Parallel sums of a sequential stream of chunks (a download, a pipe).
 //!
-//! The calling thread pulls chunks, packs them into batches of 4 MiB and hands
-//! each batch to a worker, which sums it from just after its first newline,
-//! speculatively, as [`sum_bytes`](crate::sum_bytes) does with regions. The
-//! calling thread merges the results in order: it feeds each batch's head (up
-//! to that first newline) to the merged summer, then takes the worker's
-//! result if the merged summer ended exactly on a record boundary there, and
-//! otherwise sums the batch again itself. At most `2 × threads + 1` batches
-//! are held at once, so memory stays bounded.
+//! The calling thread pulls chunks and groups them, without copying, into batches of
+//! about 4 MiB; each batch goes to a worker, which sums it from just after its first
+//! newline, speculatively, as [`sum_bytes`](crate::sum_bytes) does with regions. The
+//! calling thread merges the results in order: it feeds each batch's head (up to that
+//! first newline) to the merged summer, then takes the worker's result if the merged
+//! summer ended exactly on a record boundary there, and otherwise sums the batch again
+//! itself. At most `2 × threads + 1` batches are held at once, so memory stays bounded.
+//!
+//! Batches hold the caller's chunks rather than a copy: a [`Summer`] takes its input
+//! in pieces anyway, and copying every byte once more into contiguous 4 MiB buffers
+//! (fresh pages each time) cost CPU that a download sharing two cores cannot spare.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -18,24 +21,62 @@ use crate::{Control, CsvSumError, SumOptions, Summary, Summer};
 /// Bytes per batch handed to a worker (unless [`Control::min_region`] is set).
 const BATCH: usize = 4 << 20;
 
-struct Job {
+/// Consecutive chunks of the input, summed as one unit of work.
+struct Chunks<B> {
+    parts: Vec<B>,
+    len: usize,
+}
+
+impl<B: AsRef<[u8]>> Chunks<B> {
+    /// Feeds bytes `from..to` of the batch (offsets within the batch) to `summer`.
+    fn feed(&self, summer: &mut Summer, from: usize, to: usize) {
+        let mut at = 0;
+        for part in &self.parts {
+            let part = part.as_ref();
+            let (lo, hi) = (from.max(at), to.min(at + part.len()));
+            if lo < hi {
+                summer.feed_raw(&part[lo - at..hi - at]);
+            }
+            at += part.len();
+            if at >= to {
+                break;
+            }
+        }
+    }
+
+    /// Length of the head: the bytes up to and including the first newline (all of
+    /// them if there is none).
+    fn head(&self) -> usize {
+        let mut at = 0;
+        for part in &self.parts {
+            let part = part.as_ref();
+            if let Some(i) = memchr::memchr(b'\n', part) {
+                return at + i + 1;
+            }
+            at += part.len();
+        }
+        at
+    }
+}
+
+struct Job<B> {
     index: usize,
-    batch: Arc<Vec<u8>>,
+    batch: Arc<Chunks<B>>,
     /// Length of the head: the bytes up to and including the first newline.
     head: usize,
     /// Input offset of the batch's first byte.
     offset: u64,
 }
 
-struct Batch {
-    bytes: Arc<Vec<u8>>,
+struct Batch<B> {
+    chunks: Arc<Chunks<B>>,
     head: usize,
 }
 
 /// Sums a stream of chunks on all cores.
 ///
-/// The calling thread pulls chunks and packs them into 4 MiB batches;
-/// workers sum each batch from just after its first newline, speculatively;
+/// The calling thread pulls chunks and groups them (without copying) into batches
+/// of about 4 MiB; workers sum each batch from just after its first newline, speculatively;
 /// the calling thread merges the results in order, feeding each batch's head
 /// itself and summing a batch again if its first newline turned out to be
 /// inside quotes. At most `2 × threads + 1` batches are held at once.
@@ -61,7 +102,7 @@ pub fn sum_chunks<I, B>(
 ) -> Result<Summary, CsvSumError>
 where
     I: IntoIterator<Item = io::Result<B>>,
-    B: AsRef<[u8]>,
+    B: AsRef<[u8]> + Send + Sync,
 {
     options.validate()?;
     let threads = control.threads().max(1);
@@ -83,7 +124,7 @@ where
         0 => BATCH,
         n => usize::try_from(n).unwrap_or(BATCH).max(1),
     };
-    let (job_tx, job_rx) = mpsc::sync_channel::<Job>(threads);
+    let (job_tx, job_rx) = mpsc::sync_channel::<Job<B>>(threads);
     let job_rx = Mutex::new(job_rx);
     std::thread::scope(|scope| {
         let (done_tx, done_rx) = mpsc::channel::<(usize, Summer)>();
@@ -102,9 +143,9 @@ where
                     let start = if job.index == 0 { 0 } else { job.head };
                     let header = job.index == 0 && options.header;
                     let mut s = Summer::at(options, job.offset + start as u64, header);
-                    s.feed_raw(&job.batch[start..]);
+                    job.batch.feed(&mut s, start, job.batch.len);
                     if let Some(p) = control.progress {
-                        p.add((job.batch.len() - start) as u64, s.rows());
+                        p.add((job.batch.len - start) as u64, s.rows());
                     }
                     if done_tx.send((job.index, s)).is_err() {
                         return;
@@ -123,53 +164,60 @@ where
         };
         let mut sent = 0usize;
         let mut offset = 0u64;
-        let mut pending: Vec<u8> = Vec::with_capacity(batch_len);
-        let mut send = |bytes: Vec<u8>, merge: &mut Merge<'_, '_>| -> Result<(), CsvSumError> {
-            let head = match memchr::memchr(b'\n', &bytes) {
-                Some(i) => i + 1,
-                None => bytes.len(),
-            };
-            let batch = Arc::new(bytes);
-            let len = batch.len() as u64;
-            merge.batches.insert(
-                sent,
-                Batch {
-                    bytes: Arc::clone(&batch),
-                    head,
-                },
-            );
-            let job = Job {
-                index: sent,
-                batch,
-                head,
-                offset,
-            };
-            job_tx
-                .send(job)
-                .map_err(|_| io::Error::other("csvsum worker stopped"))?;
-            sent += 1;
-            offset += len;
-            // Bound memory: wait for results while too many batches are held.
-            while merge.batches.len() > 2 * threads {
-                merge.wait(&done_rx)?;
-            }
-            Ok(())
+        let mut pending = Chunks {
+            parts: Vec::new(),
+            len: 0,
         };
+        let mut send =
+            |chunks: Chunks<B>, merge: &mut Merge<'_, '_, B>| -> Result<(), CsvSumError> {
+                let head = chunks.head();
+                let batch = Arc::new(chunks);
+                let len = batch.len as u64;
+                merge.batches.insert(
+                    sent,
+                    Batch {
+                        chunks: Arc::clone(&batch),
+                        head,
+                    },
+                );
+                let job = Job {
+                    index: sent,
+                    batch,
+                    head,
+                    offset,
+                };
+                job_tx
+                    .send(job)
+                    .map_err(|_| io::Error::other("csvsum worker stopped"))?;
+                sent += 1;
+                offset += len;
+                // Bound memory: wait for results while too many batches are held.
+                while merge.batches.len() > 2 * threads {
+                    merge.wait(&done_rx)?;
+                }
+                Ok(())
+            };
         for chunk in chunks {
             control.check()?;
             let chunk = chunk?;
-            let mut rest = chunk.as_ref();
-            while !rest.is_empty() {
-                let take = rest.len().min(batch_len - pending.len());
-                pending.extend_from_slice(&rest[..take]);
-                rest = &rest[take..];
-                if pending.len() == batch_len {
-                    let full = std::mem::replace(&mut pending, Vec::with_capacity(batch_len));
-                    send(full, &mut merge)?;
-                }
+            let n = chunk.as_ref().len();
+            if n == 0 {
+                continue;
+            }
+            pending.parts.push(chunk);
+            pending.len += n;
+            if pending.len >= batch_len {
+                let full = std::mem::replace(
+                    &mut pending,
+                    Chunks {
+                        parts: Vec::new(),
+                        len: 0,
+                    },
+                );
+                send(full, &mut merge)?;
             }
         }
-        if !pending.is_empty() {
+        if pending.len > 0 {
             send(pending, &mut merge)?;
         }
         // No more jobs: idle workers see the channel close and return.
@@ -185,16 +233,16 @@ where
 }
 
 /// The in-order merge of batch results.
-struct Merge<'c, 'a> {
+struct Merge<'c, 'a, B> {
     acc: Option<Summer>,
     /// Index of the next batch to merge.
     next: usize,
-    batches: BTreeMap<usize, Batch>,
+    batches: BTreeMap<usize, Batch<B>>,
     results: BTreeMap<usize, Summer>,
     control: &'c Control<'a>,
 }
 
-impl Merge<'_, '_> {
+impl<B: AsRef<[u8]>> Merge<'_, '_, B> {
     /// Waits for one result and merges every batch that is now ready.
     fn wait(&mut self, done: &mpsc::Receiver<(usize, Summer)>) -> Result<(), CsvSumError> {
         let (i, s) = done
@@ -215,7 +263,7 @@ impl Merge<'_, '_> {
                 continue;
             }
             let rows = acc.rows();
-            acc.feed_raw(&batch.bytes[..batch.head]);
+            batch.chunks.feed(acc, 0, batch.head);
             if let Some(p) = self.control.progress {
                 p.add(batch.head as u64, acc.rows() - rows);
             }
@@ -223,7 +271,7 @@ impl Merge<'_, '_> {
                 acc.absorb(s);
             } else {
                 // The batch's first newline was inside quotes: sum it again.
-                acc.feed_raw(&batch.bytes[batch.head..]);
+                batch.chunks.feed(acc, batch.head, batch.chunks.len);
             }
         }
         Ok(())
