@@ -13,10 +13,12 @@
 //! `state = 'pending' AND next_attempt_at <= now` (one partial index), and a row whose worker
 //! died is due again when its lease ends — another process takes it over without any sweeper.
 //! PostgreSQL claims with `FOR UPDATE SKIP LOCKED`; SQLite's claim is one `UPDATE … RETURNING`
-//! statement, atomic under its single writer.
+//! statement, atomic under its single writer; SQLite's notify writes first wait for the
+//! store's write gate, shared with the event writer, rather than in SQLite's busy handler.
 //!
 //! [`record_delivery`](NotifyStore::record_delivery) stores the verdict: delivered, retry at
-//! T (pending again, due at T), or failed (retries ran out). Every failed attempt counts
+//! T (pending again, due at T), or failed (retries ran out); `record_deliveries` stores many
+//! in one SQLite transaction. Every failed attempt counts
 //! towards the subscription's `consecutive_failures` (a success resets it); at the limit the
 //! subscription is paused with a `paused_reason` and its pending rows are `held` until
 //! [`resume_subscription`](NotifyStore::resume_subscription) makes them due again.
@@ -34,10 +36,15 @@
 //! than the settle time.
 
 mod backend;
+mod channel;
+mod postgres;
+mod sqlite;
+
+pub use channel::Channel;
 
 use crate::{ClientId, PgStore, Result, Scope, SqliteStore};
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::fmt;
 use std::sync::LazyLock;
 use tokio::sync::watch;
@@ -97,80 +104,6 @@ impl SubscriptionId {
 impl fmt::Display for SubscriptionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
-    }
-}
-
-/// Where a subscription's notifications go.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
-pub enum Channel {
-    /// A signed POST to `url`.
-    Webhook {
-        /// The http(s) endpoint.
-        url: String,
-    },
-    /// A Viber bot message.
-    Viber {
-        /// The Viber user id.
-        receiver: String,
-        /// The bot's auth token (never shown back).
-        auth_token: String,
-    },
-    /// Only the live stream (`GET /notifications/stream`).
-    Stream,
-}
-
-impl Channel {
-    /// Checks the values: a webhook URL is http(s) with a host, Viber needs both fields.
-    pub fn validate(&self) -> Result<(), String> {
-        match self {
-            Channel::Webhook { url } => {
-                let parsed =
-                    url::Url::parse(url).map_err(|e| format!("webhook url {url:?}: {e}"))?;
-                if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
-                    return Err(format!("webhook url {url:?} is not an http(s) URL"));
-                }
-                Ok(())
-            }
-            Channel::Viber {
-                receiver,
-                auth_token,
-            } => {
-                if receiver.trim().is_empty() || auth_token.trim().is_empty() {
-                    return Err("a viber channel needs a receiver and an auth_token".to_owned());
-                }
-                if receiver.len() > 256 || auth_token.len() > 256 {
-                    return Err("viber receiver and auth_token are at most 256 bytes".to_owned());
-                }
-                Ok(())
-            }
-            Channel::Stream => Ok(()),
-        }
-    }
-
-    /// `webhook`, `viber` or `stream`, as stored in `channel_type`.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Channel::Webhook { .. } => "webhook",
-            Channel::Viber { .. } => "viber",
-            Channel::Stream => "stream",
-        }
-    }
-
-    /// The channel as shown to API callers: secrets (the Viber token) redacted.
-    pub fn redacted(&self) -> serde_json::Value {
-        match self {
-            Channel::Viber { receiver, .. } => serde_json::json!({
-                "type": "viber", "receiver": receiver, "auth_token": "***"
-            }),
-            other => serde_json::to_value(other).unwrap_or(serde_json::Value::Null),
-        }
-    }
-}
-
-impl fmt::Debug for Channel {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Channel({})", self.redacted())
     }
 }
 
@@ -287,6 +220,17 @@ pub struct Recorded {
     pub paused: bool,
 }
 
+/// The verdict on one attempt, for [`NotifyStore::record_deliveries`].
+#[derive(Debug, Clone)]
+pub struct DeliveryVerdict {
+    /// The notification as claimed (its `attempts` counting this attempt).
+    pub notification: Notification,
+    /// What became of the attempt.
+    pub verdict: Verdict,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
 /// One row of the delivery log.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeliveryAttempt {
@@ -392,6 +336,17 @@ pub trait NotifyStore: Send + Sync {
         pause_after: u32,
     ) -> Result<Recorded>;
 
+    /// [`record_delivery`](NotifyStore::record_delivery) for many attempts at once (one
+    /// result each, in order): one transaction on SQLite, whose single writer would otherwise
+    /// commit once per delivery. All or nothing there: on an error nothing is recorded, the
+    /// leases run out and the notifications are tried again (at least once).
+    async fn record_deliveries(
+        &self,
+        owner: &str,
+        verdicts: &[DeliveryVerdict],
+        pause_after: u32,
+    ) -> Result<Vec<Recorded>>;
+
     /// A client's notifications with `seq > after`, in seq order, at most `limit`.
     async fn notifications_after(
         &self,
@@ -445,6 +400,36 @@ backend::impl_notify_store!(
             Ok(None)
         }
 
+        #[tracing::instrument(name = "store.record_delivery", skip_all,
+                              fields(seq = claimed.seq, verdict = ?verdict))]
+        async fn record_delivery(
+            &self,
+            owner: &str,
+            claimed: &Notification,
+            verdict: Verdict,
+            error: Option<&str>,
+            pause_after: u32,
+        ) -> Result<Recorded> {
+            let one = [DeliveryVerdict {
+                notification: claimed.clone(),
+                verdict,
+                error: error.map(str::to_owned),
+            }];
+            let recorded = super::sqlite::record_deliveries(self, owner, &one, pause_after).await?;
+            Ok(recorded.first().copied().unwrap_or_default())
+        }
+
+        #[tracing::instrument(name = "store.record_deliveries", skip_all,
+                              fields(verdicts = verdicts.len()))]
+        async fn record_deliveries(
+            &self,
+            owner: &str,
+            verdicts: &[DeliveryVerdict],
+            pause_after: u32,
+        ) -> Result<Vec<Recorded>> {
+            super::sqlite::record_deliveries(self, owner, verdicts, pause_after).await
+        }
+
         #[tracing::instrument(name = "store.claim_notifications", skip_all, fields(limit = limit))]
         async fn claim_notifications(
             &self,
@@ -454,6 +439,7 @@ backend::impl_notify_store!(
             limit: u32,
         ) -> Result<Vec<ClaimedNotification>> {
             let until = now.saturating_add(lease_ms);
+            let gate = self.write_gate().await;
             // One statement: SQLite's single writer makes select-and-lease atomic.
             let rows = sqlx::query(
                 "UPDATE notifications \
@@ -471,6 +457,7 @@ backend::impl_notify_store!(
             .bind(i64::from(limit))
             .fetch_all(self.pool())
             .await?;
+            drop(gate);
             let notes = rows
                 .iter()
                 .map(notification_from_row)
@@ -505,6 +492,51 @@ backend::impl_notify_store!(
         /// far outside normal operation (the event inserts take milliseconds).
         fn replay_settle_ms(&self) -> i64 {
             5_000
+        }
+
+        #[tracing::instrument(name = "store.record_delivery", skip_all,
+                              fields(seq = claimed.seq, verdict = ?verdict))]
+        async fn record_delivery(
+            &self,
+            owner: &str,
+            claimed: &Notification,
+            verdict: Verdict,
+            error: Option<&str>,
+            pause_after: u32,
+        ) -> Result<Recorded> {
+            super::postgres::record_delivery(
+                self.pool(),
+                owner,
+                claimed,
+                verdict,
+                error,
+                pause_after,
+            )
+            .await
+        }
+
+        /// One transaction per verdict: row locks let them run side by side here.
+        async fn record_deliveries(
+            &self,
+            owner: &str,
+            verdicts: &[DeliveryVerdict],
+            pause_after: u32,
+        ) -> Result<Vec<Recorded>> {
+            let mut out = Vec::with_capacity(verdicts.len());
+            for v in verdicts {
+                out.push(
+                    super::postgres::record_delivery(
+                        self.pool(),
+                        owner,
+                        &v.notification,
+                        v.verdict,
+                        v.error.as_deref(),
+                        pause_after,
+                    )
+                    .await?,
+                );
+            }
+            Ok(out)
         }
 
         async fn listen_outbox(&self) -> Result<Option<OutboxListener>> {

@@ -49,7 +49,9 @@ pub async fn get(
             .map(|v| parse_instant(v).map_err(|m| bad(format!("{name}: {m}"))))
             .transpose()
     };
-    let to = instant(&p.to, "to")?.unwrap_or(now);
+    // The default end is just after the current millisecond: `to` is exclusive, and an event
+    // stamped now (a moment ago, in this same millisecond) belongs to "the last 24 h".
+    let to = instant(&p.to, "to")?.unwrap_or(now.saturating_add(1));
     let from = instant(&p.from, "from")?.unwrap_or(to.saturating_sub(DEFAULT_SPAN_MS));
     if from > to {
         return Err(bad("from must not be after to"));

@@ -2,6 +2,10 @@
 //! (leases, so any number of processes share them), delivers each through `rubra-notify`,
 //! records the verdict, and logs every attempt through a batching writer.
 //!
+//! Verdicts go to one recorder task that stores everything waiting in one call
+//! ([`record_deliveries`](rubra_store::NotifyStore::record_deliveries): one transaction on
+//! SQLite), so a burst of deliveries costs one commit, not one each.
+//!
 //! Waking up: the dispatcher looks at the outbox when the in-process doorbell rings
 //! ([`rubra_store::ring_outbox`]: rung by a PostgreSQL `LISTEN` for other processes' writes,
 //! and by resumed subscriptions), when the earliest retry falls due, and otherwise every
@@ -12,8 +16,8 @@ use crate::app::Services;
 use crate::timefmt::format_ms;
 use rubra_notify::{Outcome, RetrySchedule, Sender, ViberMessage, WebhookRequest, WebhookSecret};
 use rubra_store::{
-    Channel, ClaimedNotification, DeliveryAttempt, Notification, Store, Verdict, now_ms,
-    outbox_bell, ring_outbox,
+    Channel, ClaimedNotification, DeliveryAttempt, DeliveryVerdict, Notification, Store, Verdict,
+    now_ms, outbox_bell, ring_outbox,
 };
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -34,6 +38,8 @@ const CLAIM_BATCH: u32 = 64;
 const LOG_FLUSH: Duration = Duration::from_millis(100);
 /// …or as soon as this many rows are waiting.
 const LOG_BATCH: usize = 256;
+/// Most verdicts recorded in one call (all that are waiting, up to this).
+const VERDICT_BATCH: usize = 512;
 
 /// The `webhook-id` of a notification, the same on every attempt.
 pub fn webhook_id(seq: i64) -> String {
@@ -61,20 +67,27 @@ pub fn notification_json(n: &Notification) -> Value {
 /// Starts the dispatcher, the delivery-log writer and (on PostgreSQL) the doorbell listener.
 pub fn spawn(services: &Services, shutdown: &CancellationToken) -> Vec<JoinHandle<()>> {
     let (log_tx, log_rx) = mpsc::unbounded_channel();
+    let (verdict_tx, verdict_rx) = mpsc::unbounded_channel();
     let settings = &services.settings;
     let dispatcher = Dispatcher {
         store: services.store.clone(),
         owner: services.instance_id.clone(),
         sender: Sender::new(settings.notify_timeout),
         schedule: Arc::new(settings.notify_retry.clone()),
-        pause_after: settings.notify_pause_after,
         viber_base_url: settings.viber_base_url.clone().into(),
         // Long enough for the slowest attempt, so a live worker never loses its lease.
         lease_ms: i64::try_from(settings.notify_timeout.as_millis()).unwrap_or(i64::MAX / 2)
             + 30_000,
         log: log_tx,
+        verdicts: verdict_tx,
     };
     vec![
+        tokio::spawn(record_verdicts(
+            services.store.clone(),
+            services.instance_id.clone(),
+            settings.notify_pause_after,
+            verdict_rx,
+        )),
         tokio::spawn(dispatcher.run(shutdown.clone())),
         tokio::spawn(write_log(services.store.clone(), log_rx)),
         tokio::spawn(listen_doorbell(services.store.clone(), shutdown.clone())),
@@ -87,10 +100,10 @@ struct Dispatcher {
     owner: Arc<str>,
     sender: Sender,
     schedule: Arc<RetrySchedule>,
-    pause_after: u32,
     viber_base_url: Arc<str>,
     lease_ms: i64,
     log: mpsc::UnboundedSender<DeliveryAttempt>,
+    verdicts: mpsc::UnboundedSender<DeliveryVerdict>,
 }
 
 impl Dispatcher {
@@ -185,26 +198,13 @@ impl Dispatcher {
             Verdict::RetryAt(_) => "retrying",
             Verdict::Failed => "failed",
         };
-        match self
-            .store
-            .record_delivery(
-                &self.owner,
-                n,
-                verdict,
-                outcome.error.as_deref(),
-                self.pause_after,
-            )
-            .await
-        {
-            Ok(r) if r.paused => tracing::warn!(
-                subscription = %n.subscription_id,
-                error = outcome.error.as_deref().unwrap_or(""),
-                "subscription paused after repeated failures"
-            ),
-            Ok(_) => {}
-            // The lease runs out and the notification is tried again: at least once.
-            Err(e) => tracing::warn!(error = %e, seq = n.seq, "recording a delivery failed"),
-        }
+        // Recorded by the recorder task, batched with other deliveries' verdicts. If the
+        // process dies first, the lease runs out and the notification is tried again.
+        let _ = self.verdicts.send(DeliveryVerdict {
+            notification: n.clone(),
+            verdict,
+            error: outcome.error.clone(),
+        });
         let latency_ms = i64::try_from(outcome.latency.as_millis()).unwrap_or(i64::MAX);
         rubra_telemetry::metrics::counter!(
             "rubra_notify_deliveries_total",
@@ -228,10 +228,6 @@ impl Dispatcher {
             latency_ms,
             error: outcome.error,
         });
-        if matches!(verdict, Verdict::RetryAt(_)) {
-            // Wake the dispatcher so it sleeps until exactly this retry, not a whole poll.
-            ring_outbox();
-        }
     }
 
     async fn send(&self, c: &ClaimedNotification) -> Outcome {
@@ -306,6 +302,41 @@ pub fn viber_text(n: &Notification) -> String {
         n.threshold,
         format_ms(n.event_ts)
     )
+}
+
+/// Records verdicts: everything waiting, in one call. Runs until every dispatcher handle (and
+/// so every delivery in flight) is gone, so verdicts of a shutdown's last deliveries are kept.
+async fn record_verdicts(
+    store: Arc<dyn Store>,
+    owner: Arc<str>,
+    pause_after: u32,
+    mut rx: mpsc::UnboundedReceiver<DeliveryVerdict>,
+) {
+    let mut buf = Vec::with_capacity(VERDICT_BATCH);
+    while rx.recv_many(&mut buf, VERDICT_BATCH).await > 0 {
+        match store.record_deliveries(&owner, &buf, pause_after).await {
+            Ok(recorded) => {
+                for (v, r) in buf.iter().zip(recorded) {
+                    if r.paused {
+                        tracing::warn!(
+                            subscription = %v.notification.subscription_id,
+                            error = v.error.as_deref().unwrap_or(""),
+                            "subscription paused after repeated failures"
+                        );
+                    }
+                }
+            }
+            // The leases run out and the notifications are tried again: at least once.
+            Err(e) => {
+                tracing::warn!(error = %e, verdicts = buf.len(), "recording deliveries failed")
+            }
+        }
+        if buf.iter().any(|v| matches!(v.verdict, Verdict::RetryAt(_))) {
+            // Wake the dispatcher so it sleeps until exactly this retry, not a whole poll.
+            ring_outbox();
+        }
+        buf.clear();
+    }
 }
 
 /// Writes the delivery log in batches, so logging never holds up a delivery. Rows still

@@ -178,6 +178,7 @@ macro_rules! impl_notify_store {
 
                 #[tracing::instrument(name = "store.delete_subscription", skip_all, fields(id = %id))]
                 async fn delete_subscription(&self, scope: &Scope, id: &SubscriptionId) -> Result<bool> {
+                    let _gate = self.write_gate().await;
                     let mut tx = self.pool().begin().await?;
                     let done = sqlx::query(
                         "UPDATE subscriptions SET deleted_at = $3 \
@@ -212,6 +213,7 @@ macro_rules! impl_notify_store {
                     scope: &Scope,
                     id: &SubscriptionId,
                 ) -> Result<Option<Subscription>> {
+                    let _gate = self.write_gate().await;
                     let mut tx = self.pool().begin().await?;
                     let resumed = sqlx::query(
                         "UPDATE subscriptions \
@@ -248,115 +250,6 @@ macro_rules! impl_notify_store {
                     .fetch_one(self.pool())
                     .await?;
                     Ok(due)
-                }
-
-                #[tracing::instrument(name = "store.record_delivery", skip_all,
-                                      fields(seq = claimed.seq, verdict = ?verdict))]
-                async fn record_delivery(
-                    &self,
-                    owner: &str,
-                    claimed: &Notification,
-                    verdict: Verdict,
-                    error: Option<&str>,
-                    pause_after: u32,
-                ) -> Result<Recorded> {
-                    let now = crate::now_ms();
-                    let sub = claimed.subscription_id.as_str();
-                    let mut tx = self.pool().begin().await?;
-                    // The subscription row is always locked before notification rows (here, in
-                    // delete and in resume), so these transactions cannot deadlock.
-                    if verdict == Verdict::Delivered {
-                        sqlx::query(
-                            "UPDATE subscriptions SET consecutive_failures = 0 \
-                             WHERE id = $1 AND consecutive_failures <> 0",
-                        )
-                        .bind(sub)
-                        .execute(&mut *tx)
-                        .await?;
-                        let done = sqlx::query(
-                            "UPDATE notifications \
-                             SET state = 'delivered', delivered_at = $2, lease_owner = NULL, \
-                                 lease_until = NULL, last_error = NULL \
-                             WHERE seq = $1 AND state = 'pending'",
-                        )
-                        .bind(claimed.seq)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected();
-                        if done == 0 {
-                            tx.rollback().await?;
-                            return Ok(Recorded::default());
-                        }
-                        tx.commit().await?;
-                        return Ok(Recorded { applied: true, paused: false });
-                    }
-                    let row = sqlx::query(
-                        "UPDATE subscriptions SET consecutive_failures = consecutive_failures + 1 \
-                         WHERE id = $1 RETURNING consecutive_failures, state",
-                    )
-                    .bind(sub)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    let (failures, state): (i64, String) = match &row {
-                        Some(r) => (r.try_get(0)?, r.try_get(1)?),
-                        None => (0, "active".to_owned()),
-                    };
-                    let (new_state, at) = match verdict {
-                        Verdict::RetryAt(at) => ("pending", at),
-                        _ => ("failed", now),
-                    };
-                    let done = sqlx::query(
-                        "UPDATE notifications \
-                         SET state = $2, next_attempt_at = $3, lease_owner = NULL, \
-                             lease_until = NULL, last_error = $4 \
-                         WHERE seq = $1 AND state = 'pending' AND lease_owner = $5",
-                    )
-                    .bind(claimed.seq)
-                    .bind(new_state)
-                    .bind(at)
-                    .bind(error)
-                    .bind(owner)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                    if done == 0 {
-                        // Our lease ran out and another worker owns the row now.
-                        tx.rollback().await?;
-                        return Ok(Recorded::default());
-                    }
-                    let pause_now = pause_after > 0
-                        && failures >= i64::from(pause_after)
-                        && state == "active";
-                    if pause_now {
-                        let reason = format!(
-                            "paused after {failures} consecutive failed deliveries; last error: {}",
-                            error.unwrap_or("unknown")
-                        );
-                        sqlx::query(
-                            "UPDATE subscriptions SET state = 'paused', paused_reason = $2 \
-                             WHERE id = $1",
-                        )
-                        .bind(sub)
-                        .bind(reason)
-                        .execute(&mut *tx)
-                        .await?;
-                    }
-                    if pause_now || state == "paused" {
-                        // Hold what is waiting (this row included); rows leased right now
-                        // finish their attempt and are held when they record it.
-                        sqlx::query(
-                            "UPDATE notifications SET state = 'held' \
-                             WHERE subscription_id = $1 AND state = 'pending' \
-                               AND (lease_owner IS NULL OR lease_until < $2)",
-                        )
-                        .bind(sub)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
-                    }
-                    tx.commit().await?;
-                    Ok(Recorded { applied: true, paused: pause_now })
                 }
 
                 #[tracing::instrument(name = "store.notifications_after", skip_all, fields(after = after))]
@@ -413,6 +306,7 @@ macro_rules! impl_notify_store {
                     if rows.is_empty() {
                         return Ok(());
                     }
+                    let _gate = self.write_gate().await;
                     let mut tx = self.pool().begin().await?;
                     // 9 parameters a row: 500 rows stay far below either database's limit.
                     for chunk in rows.chunks(500) {

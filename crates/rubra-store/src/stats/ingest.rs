@@ -15,7 +15,8 @@ use crate::stats::plan::{LEVELS, floor_to};
 use crate::{ImageRecord, NewEvent, Result, StoreError};
 use async_trait::async_trait;
 use std::collections::HashMap;
-use tokio::sync::{mpsc, oneshot};
+use std::sync::Arc;
+use tokio::sync::{Mutex, OwnedMutexGuard, mpsc, oneshot};
 
 /// The most events one group transaction takes (more stay queued for the next one).
 pub(crate) const MAX_GROUP_EVENTS: usize = 50_000;
@@ -58,6 +59,7 @@ struct Job {
 #[derive(Clone)]
 pub(crate) struct Writer {
     tx: mpsc::Sender<Job>,
+    gate: Arc<Mutex<()>>,
 }
 
 impl std::fmt::Debug for Writer {
@@ -70,8 +72,17 @@ impl Writer {
     /// Starts the writer task on the current tokio runtime.
     pub(crate) fn spawn(applier: impl ApplyWrites) -> Writer {
         let (tx, rx) = mpsc::channel::<Job>(4096);
-        tokio::spawn(run(applier, rx));
-        Writer { tx }
+        let gate = Arc::new(Mutex::new(()));
+        tokio::spawn(run(applier, rx, gate.clone()));
+        Writer { tx, gate }
+    }
+
+    /// Waits for the store's write gate: the writer task holds it while it applies a group,
+    /// and other write paths of the same database (the SQLite delivery bookkeeping) take it
+    /// before they begin. Writers then queue here, in order and without polling, instead of in
+    /// SQLite's busy handler, which sleeps up to 100 ms between retries of a locked database.
+    pub(crate) async fn gate(&self) -> OwnedMutexGuard<()> {
+        self.gate.clone().lock_owned().await
     }
 
     /// Submits one write and waits for its commit.
@@ -89,8 +100,10 @@ fn writer_gone() -> StoreError {
     StoreError::Database(sqlx::Error::PoolClosed)
 }
 
-async fn run(applier: impl ApplyWrites, mut rx: mpsc::Receiver<Job>) {
+async fn run(applier: impl ApplyWrites, mut rx: mpsc::Receiver<Job>, gate: Arc<Mutex<()>>) {
     while let Some(first) = rx.recv().await {
+        // Take the gate before gathering the group, so what queued while it was held joins.
+        let held = gate.lock().await;
         let mut weight = first.op.weight();
         let mut jobs = vec![first];
         while weight < MAX_GROUP_EVENTS {
@@ -103,6 +116,7 @@ async fn run(applier: impl ApplyWrites, mut rx: mpsc::Receiver<Job>) {
             }
         }
         apply_group(&applier, jobs, weight).await;
+        drop(held);
     }
 }
 

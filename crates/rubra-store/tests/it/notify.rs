@@ -1,8 +1,8 @@
 //! Subscriptions, the notification outbox, leases, verdicts, pausing and the delivery log.
 
 use rubra_store::{
-    Channel, ClientId, DeliveryAttempt, LogPage, NewEvent, NewSubscription, Scope, Store,
-    Subscription, SubscriptionState, Verdict, now_ms,
+    Channel, ClientId, DeliveryAttempt, DeliveryVerdict, LogPage, NewEvent, NewSubscription, Scope,
+    Store, Subscription, SubscriptionState, Verdict, now_ms,
 };
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -13,6 +13,7 @@ crate::both_backends!(
     claims_are_exclusive_and_an_expired_lease_is_taken_over,
     concurrent_claimers_never_share_a_notification,
     verdicts_move_notifications_and_a_lost_lease_changes_nothing,
+    a_batch_of_verdicts_is_recorded_as_one_by_one,
     repeated_failures_pause_and_resume_releases_held_notifications,
     deleting_a_subscription_cancels_its_undelivered_notifications,
     delivery_log_is_written_in_batches_and_read_in_pages,
@@ -297,6 +298,86 @@ async fn verdicts_move_notifications_and_a_lost_lease_changes_nothing(store: Arc
         .unwrap()
         .unwrap();
     assert_eq!(sub.consecutive_failures, 0, "a success resets the count");
+}
+
+/// `record_deliveries` (one transaction on SQLite) gives each verdict the effect it has alone,
+/// in order: a success resets the failures, the second failure pauses, a later failure of the
+/// paused subscription is held, and a verdict on a lease held by another owner changes nothing.
+async fn a_batch_of_verdicts_is_recorded_as_one_by_one(store: Arc<dyn Store>) {
+    let a = store.create_client("a").await.unwrap().id;
+    let sub = subscribe(&store, &a, 0.1, webhook()).await;
+    for _ in 0..5 {
+        event(&store, &a, 0.9).await;
+    }
+    let now = now_ms() + 1;
+    let mine = store
+        .claim_notifications("me", now, 60_000, 4)
+        .await
+        .unwrap();
+    let theirs = store
+        .claim_notifications("other", now, 60_000, 1)
+        .await
+        .unwrap();
+    assert_eq!((mine.len(), theirs.len()), (4, 1));
+    let v = |n: &rubra_store::Notification, verdict, error: Option<&str>| DeliveryVerdict {
+        notification: n.clone(),
+        verdict,
+        error: error.map(str::to_owned),
+    };
+    let batch = [
+        v(&mine[0].notification, Verdict::Delivered, None),
+        v(
+            &mine[1].notification,
+            Verdict::RetryAt(now),
+            Some("HTTP 503"),
+        ),
+        v(&mine[2].notification, Verdict::Failed, Some("HTTP 500")),
+        v(
+            &mine[3].notification,
+            Verdict::RetryAt(now),
+            Some("HTTP 503"),
+        ),
+        v(&theirs[0].notification, Verdict::Failed, Some("not mine")),
+    ];
+    let rec = store.record_deliveries("me", &batch, 2).await.unwrap();
+    let flags: Vec<(bool, bool)> = rec.iter().map(|r| (r.applied, r.paused)).collect();
+    assert_eq!(
+        flags,
+        [
+            (true, false),
+            (true, false),
+            (true, true),
+            (true, false),
+            (false, false)
+        ]
+    );
+    // Claims among equally due rows may come in any seq order: compare by seq.
+    let state_of: std::collections::HashMap<i64, String> = store
+        .notifications_after(&a, 0, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|n| (n.seq, n.state))
+        .collect();
+    let states: Vec<&str> = batch
+        .iter()
+        .map(|v| state_of[&v.notification.seq].as_str())
+        .collect();
+    assert_eq!(states, ["delivered", "held", "failed", "held", "pending"]);
+    let sub = store
+        .get_subscription(&Scope::All, &sub.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(sub.state, SubscriptionState::Paused);
+    assert_eq!(sub.consecutive_failures, 3);
+    assert!(
+        store
+            .record_deliveries("me", &[], 2)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 async fn repeated_failures_pause_and_resume_releases_held_notifications(store: Arc<dyn Store>) {
