@@ -7,65 +7,17 @@
 // Tests fail loudly on the first unexpected error; that is what unwrap is for here.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::{start_api, start_worker};
+
 use object_store::ObjectStoreExt;
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as ObjectPath;
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-
-/// A child process, killed on drop.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn rubra(args: &[&str], common: &[String]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_rubra"));
-    c.args(args).args(common);
-    c
-}
-
-/// Starts `rubra serve` (no job workers of its own); returns it, its URL and the admin key.
-fn start_api(common: &[String]) -> (Proc, String, String) {
-    let mut child = rubra(
-        &["serve", "--listen", "127.0.0.1:0", "--job-workers", "0"],
-        common,
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::null())
-    .spawn()
-    .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut key = String::new();
-    let base = loop {
-        let line = lines.next().expect("serve printed its address").unwrap();
-        if line.starts_with("rbk_") {
-            key = line.trim().to_owned();
-        }
-        if let Some(addr) = line.strip_prefix("rubra listening on ") {
-            break addr.trim().to_owned();
-        }
-    };
-    (Proc(child), base, key)
-}
-
-fn start_worker(common: &[String]) -> Proc {
-    Proc(
-        rubra(&["worker", "--job-workers", "1"], common)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    )
-}
 
 /// A CSV whose column 10 holds cents written as decimals; returns it and the exact sum.
 fn gen_csv(rows: usize) -> (Vec<u8>, String) {
@@ -191,7 +143,7 @@ async fn killed_worker_job_is_finished_by_another(test: &str, database_url: Opti
     if let Some(url) = database_url {
         common.extend(["--database-url".to_owned(), url]);
     }
-    let (_api, base, admin) = start_api(&common);
+    let (_api, base, admin) = start_api(&["--job-workers", "0"], &common);
     let http = reqwest::Client::new();
     let client: Value = http
         .post(format!("{base}/clients"))
@@ -216,13 +168,13 @@ async fn killed_worker_job_is_finished_by_another(test: &str, database_url: Opti
         .unwrap();
     let id = submitted["id"].as_str().unwrap().to_owned();
 
-    let mut first = start_worker(&common);
+    let mut first = start_worker(&["--job-workers", "1"], &common);
     wait_job(&http, &base, &key, &id, Duration::from_secs(30), |j| {
         j["state"] == "running" && !j["progress"]["bytes_total"].is_null()
     })
     .await;
     // The second worker starts while the first holds the lease: it must wait for expiry.
-    let _second = start_worker(&common);
+    let _second = start_worker(&["--job-workers", "1"], &common);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let job = get(&http, &base, &key, &format!("/jobs/{id}")).await;
     assert_eq!(job["state"], "running", "still mid-job when killed: {job}");

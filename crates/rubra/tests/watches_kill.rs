@@ -8,64 +8,16 @@
 // Tests fail loudly on the first unexpected error; that is what unwrap is for here.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::{start_api, start_worker};
+
 use rubra_simulate::{OddsConfig, OddsSim};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const GAMES: u32 = 8;
-
-/// A child process, killed on drop.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn rubra(args: &[&str], common: &[String]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_rubra"));
-    c.args(args).args(common);
-    c
-}
-
-/// `rubra serve` that polls no watches; returns it, its URL and the admin key.
-fn start_api(common: &[String]) -> (Proc, String, String) {
-    let mut child = rubra(
-        &["serve", "--listen", "127.0.0.1:0", "--watch-capacity", "0"],
-        common,
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::null())
-    .spawn()
-    .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut key = String::new();
-    let base = loop {
-        let line = lines.next().expect("serve printed its address").unwrap();
-        if line.starts_with("rbk_") {
-            key = line.trim().to_owned();
-        }
-        if let Some(addr) = line.strip_prefix("rubra listening on ") {
-            break addr.trim().to_owned();
-        }
-    };
-    (Proc(child), base, key)
-}
-
-fn start_poller(common: &[String]) -> Proc {
-    Proc(
-        rubra(&["worker", "--job-workers", "0"], common)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    )
-}
 
 async fn get(http: &reqwest::Client, base: &str, key: &str, path: &str) -> Value {
     http.get(format!("{base}{path}"))
@@ -103,9 +55,7 @@ fn show(path: &str, op: &str, old: &Value, new: &Value) -> String {
     format!("{path} {op} {old} {new}")
 }
 
-async fn killed_poller_is_replaced_and_no_change_is_lost_or_doubled(
-    database_url: Option<String>,
-) {
+async fn killed_poller_is_replaced_and_no_change_is_lost_or_doubled(database_url: Option<String>) {
     let sim = OddsSim::start(OddsConfig {
         games: GAMES,
         seed: 42,
@@ -128,7 +78,7 @@ async fn killed_poller_is_replaced_and_no_change_is_lost_or_doubled(
     if let Some(url) = database_url {
         common.extend(["--database-url".to_owned(), url]);
     }
-    let (_api, base, admin) = start_api(&common);
+    let (_api, base, admin) = start_api(&["--watch-capacity", "0"], &common);
     let http = reqwest::Client::new();
     let client: Value = http
         .post(format!("{base}/clients"))
@@ -156,7 +106,7 @@ async fn killed_poller_is_replaced_and_no_change_is_lost_or_doubled(
     }
 
     // Poller A takes every watch and sets the baselines; then the games start changing.
-    let mut a = start_poller(&common);
+    let mut a = start_worker(&["--job-workers", "0"], &common);
     let held = wait_all(&http, &base, &key, "got a baseline from A", |w| {
         w["baseline_at"].is_string() && w["polled_by"].is_string()
     })
@@ -172,7 +122,7 @@ async fn killed_poller_is_replaced_and_no_change_is_lost_or_doubled(
     sim.pause();
     let before_kill = sim.changes().len();
     assert!(before_kill > 0, "the games changed while A polled");
-    let _b = start_poller(&common);
+    let _b = start_worker(&["--job-workers", "0"], &common);
     wait_all(&http, &base, &key, "taken over by B", |w| {
         w["polled_by"].is_string() && w["polled_by"] != a_id
     })
@@ -184,7 +134,10 @@ async fn killed_poller_is_replaced_and_no_change_is_lost_or_doubled(
     tokio::time::sleep(Duration::from_millis(1500)).await;
 
     let made = sim.changes();
-    assert!(made.len() > before_kill, "the games changed after the takeover");
+    assert!(
+        made.len() > before_kill,
+        "the games changed after the takeover"
+    );
     let mut expected: BTreeMap<u32, Vec<String>> = BTreeMap::new();
     for c in &made {
         expected.entry(c.game).or_default().push(show(

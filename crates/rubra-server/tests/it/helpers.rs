@@ -5,6 +5,7 @@ use rubra_server::{Application, ConfigArgs, Settings};
 use rubra_telemetry::{LogFormat, TelemetryConfig};
 use serde_json::{Value, json};
 use std::path::PathBuf;
+use std::time::Duration;
 use tokio_util_shim::Shutdown;
 
 /// A running test server.
@@ -138,5 +139,57 @@ mod tokio_util_shim {
                 let _ = rx.await;
             })
         }
+    }
+}
+
+/// Reads Server-Sent Events from one of the API's streams.
+pub struct SseReader {
+    resp: reqwest::Response,
+    buf: String,
+}
+
+impl SseReader {
+    /// Opens the stream at `path` with `key`, resuming after `last` when given.
+    pub async fn open(app: &TestApp, key: &str, path: &str, last: Option<&str>) -> SseReader {
+        let mut req = app.with_key(key, Method::GET, path);
+        if let Some(l) = last {
+            req = req.header("last-event-id", l);
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        let ct = resp.headers()["content-type"].to_str().unwrap().to_owned();
+        assert!(ct.starts_with("text/event-stream"), "{ct}");
+        SseReader {
+            resp,
+            buf: String::new(),
+        }
+    }
+
+    /// The next event as (id, data), skipping comments (heartbeats).
+    pub async fn next(&mut self) -> (String, Value) {
+        let read = async {
+            loop {
+                while let Some(end) = self.buf.find("\n\n") {
+                    let block: String = self.buf.drain(..end + 2).collect();
+                    let mut id = None;
+                    let mut data = String::new();
+                    for line in block.lines() {
+                        if let Some(v) = line.strip_prefix("id:") {
+                            id = Some(v.trim().to_owned());
+                        } else if let Some(v) = line.strip_prefix("data:") {
+                            data.push_str(v.trim_start());
+                        }
+                    }
+                    if let Some(id) = id {
+                        return (id, serde_json::from_str(&data).unwrap());
+                    }
+                }
+                let chunk = self.resp.chunk().await.unwrap().expect("stream still open");
+                self.buf.push_str(std::str::from_utf8(&chunk).unwrap());
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), read)
+            .await
+            .expect("an event within 10 s")
     }
 }

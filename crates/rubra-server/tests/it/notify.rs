@@ -2,7 +2,7 @@
 //! receiver with the Standard Webhooks verifier, retries with one id, pausing, a fake Viber,
 //! the SSE stream with replay, client isolation, and two instances sharing PostgreSQL.
 
-use crate::helpers::{TestApp, assert_error, spawn_app_with};
+use crate::helpers::{SseReader, TestApp, assert_error, spawn_app_with};
 use axum::Router;
 use axum::http::{HeaderMap, StatusCode};
 use image::{ImageBuffer, Rgba, RgbaImage};
@@ -511,57 +511,6 @@ async fn subscriptions_validate_and_are_isolated_between_clients() {
     assert_error(resp, 404, "not_found").await;
 }
 
-/// A Server-Sent Events reader over a streaming response.
-struct SseReader {
-    resp: reqwest::Response,
-    buf: String,
-}
-
-impl SseReader {
-    async fn open(app: &TestApp, key: &str, last_event_id: Option<&str>) -> SseReader {
-        let mut req = app.with_key(key, Method::GET, "/notifications/stream");
-        if let Some(id) = last_event_id {
-            req = req.header("last-event-id", id);
-        }
-        let resp = req.send().await.unwrap();
-        assert_eq!(resp.status(), 200);
-        let ct = resp.headers()["content-type"].to_str().unwrap().to_owned();
-        assert!(ct.starts_with("text/event-stream"), "{ct}");
-        SseReader {
-            resp,
-            buf: String::new(),
-        }
-    }
-
-    /// The next event as (id, data), skipping comments (heartbeats).
-    async fn next(&mut self) -> (String, Value) {
-        let read = async {
-            loop {
-                while let Some(end) = self.buf.find("\n\n") {
-                    let block: String = self.buf.drain(..end + 2).collect();
-                    let mut id = None;
-                    let mut data = String::new();
-                    for line in block.lines() {
-                        if let Some(v) = line.strip_prefix("id:") {
-                            id = Some(v.trim().to_owned());
-                        } else if let Some(v) = line.strip_prefix("data:") {
-                            data.push_str(v.trim_start());
-                        }
-                    }
-                    if let Some(id) = id {
-                        return (id, serde_json::from_str(&data).unwrap());
-                    }
-                }
-                let chunk = self.resp.chunk().await.unwrap().expect("stream still open");
-                self.buf.push_str(std::str::from_utf8(&chunk).unwrap());
-            }
-        };
-        tokio::time::timeout(Duration::from_secs(10), read)
-            .await
-            .expect("an event within 10 s")
-    }
-}
-
 #[tokio::test]
 async fn the_stream_replays_what_was_missed_after_a_disconnect_and_shows_only_own_events() {
     // A short request time limit: a stream must outlive it.
@@ -571,7 +520,7 @@ async fn the_stream_replays_what_was_missed_after_a_disconnect_and_shows_only_ow
     subscribe(&app, &a, 0.1, json!({"type": "stream"})).await;
     subscribe(&app, &b, 0.1, json!({"type": "stream"})).await;
     red_event(&app, &a, 20).await; // before the stream opens: not sent to a new stream
-    let mut s = SseReader::open(&app, &a, None).await;
+    let mut s = SseReader::open(&app, &a, "/notifications/stream", None).await;
     tokio::time::sleep(Duration::from_millis(800)).await;
     red_event(&app, &a, 30).await;
     red_event(&app, &b, 90).await;
@@ -587,7 +536,7 @@ async fn the_stream_replays_what_was_missed_after_a_disconnect_and_shows_only_ow
     red_event(&app, &a, 50).await;
     red_event(&app, &b, 95).await;
     red_event(&app, &a, 60).await;
-    let mut s = SseReader::open(&app, &a, Some(&id2)).await;
+    let mut s = SseReader::open(&app, &a, "/notifications/stream", Some(&id2)).await;
     let (id3, n3) = s.next().await;
     let (id4, n4) = s.next().await;
     assert_eq!(
@@ -721,7 +670,7 @@ async fn the_stream_on_postgres_replays_at_least_once_after_a_disconnect() {
     let (_, b) = app.create_client("b").await;
     subscribe(&app, &a, 0.1, json!({"type": "stream"})).await;
     subscribe(&app, &b, 0.1, json!({"type": "stream"})).await;
-    let mut s = SseReader::open(&app, &a, None).await;
+    let mut s = SseReader::open(&app, &a, "/notifications/stream", None).await;
     red_event(&app, &a, 30).await;
     red_event(&app, &a, 40).await;
     let (_, n1) = s.next().await;
@@ -736,7 +685,7 @@ async fn the_stream_on_postgres_replays_at_least_once_after_a_disconnect() {
     red_event(&app, &a, 60).await;
     // Within the settle window the replay may repeat what was already seen (at-least-once),
     // but it brings everything missed, in seq order, and only this client's.
-    let mut s = SseReader::open(&app, &a, Some(&id2)).await;
+    let mut s = SseReader::open(&app, &a, "/notifications/stream", Some(&id2)).await;
     let mut reds = Vec::new();
     let mut last = 0i64;
     while !reds.contains(&60) {

@@ -4,7 +4,7 @@
 //! The JSON source is a small local HTTP server whose document the test sets; it answers
 //! `If-None-Match` with 304 and counts what it served.
 
-use crate::helpers::{TestApp, assert_error, spawn_app_with};
+use crate::helpers::{SseReader, TestApp, assert_error, spawn_app_with};
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -415,7 +415,7 @@ async fn the_stream_sends_changes_live_and_replays_after_last_event_id() {
     let id = w["id"].as_str().unwrap();
     wait_for(&app, &key, id, |w| w["baseline_at"].is_string()).await;
 
-    let mut live = SseReader::open(&app, &key, id, None).await;
+    let mut live = SseReader::open(&app, &key, &format!("/watches/{id}/stream"), None).await;
     for n in 1..=3 {
         src.set(json!({ "n": n }));
         wait_for(&app, &key, id, |w| w["last_seq"] == n).await;
@@ -429,7 +429,7 @@ async fn the_stream_sends_changes_live_and_replays_after_last_event_id() {
     drop(live);
 
     // Reconnecting after seq 1 replays 2 and 3, then goes on live.
-    let mut again = SseReader::open(&app, &key, id, Some("1")).await;
+    let mut again = SseReader::open(&app, &key, &format!("/watches/{id}/stream"), Some("1")).await;
     assert_eq!(again.next().await.0, "2");
     assert_eq!(again.next().await.0, "3");
     src.set(json!({"n": 4}));
@@ -447,55 +447,4 @@ async fn the_stream_sends_changes_live_and_replays_after_last_event_id() {
         .await
         .unwrap();
     assert_error(resp, 400, "invalid_last_event_id").await;
-}
-
-/// Reads Server-Sent Events from a watch's stream.
-struct SseReader {
-    resp: reqwest::Response,
-    buf: String,
-}
-
-impl SseReader {
-    async fn open(app: &TestApp, key: &str, id: &str, last: Option<&str>) -> SseReader {
-        let mut req = app.with_key(key, Method::GET, &format!("/watches/{id}/stream"));
-        if let Some(l) = last {
-            req = req.header("last-event-id", l);
-        }
-        let resp = req.send().await.unwrap();
-        assert_eq!(resp.status(), 200);
-        let ct = resp.headers()["content-type"].to_str().unwrap().to_owned();
-        assert!(ct.starts_with("text/event-stream"), "{ct}");
-        SseReader {
-            resp,
-            buf: String::new(),
-        }
-    }
-
-    /// The next event as (id, data), skipping comments (heartbeats).
-    async fn next(&mut self) -> (String, Value) {
-        let read = async {
-            loop {
-                while let Some(end) = self.buf.find("\n\n") {
-                    let block: String = self.buf.drain(..end + 2).collect();
-                    let mut id = None;
-                    let mut data = String::new();
-                    for line in block.lines() {
-                        if let Some(v) = line.strip_prefix("id:") {
-                            id = Some(v.trim().to_owned());
-                        } else if let Some(v) = line.strip_prefix("data:") {
-                            data.push_str(v.trim_start());
-                        }
-                    }
-                    if let Some(id) = id {
-                        return (id, serde_json::from_str(&data).unwrap());
-                    }
-                }
-                let chunk = self.resp.chunk().await.unwrap().expect("stream still open");
-                self.buf.push_str(std::str::from_utf8(&chunk).unwrap());
-            }
-        };
-        tokio::time::timeout(Duration::from_secs(10), read)
-            .await
-            .expect("an event within 10 s")
-    }
 }

@@ -1,0 +1,62 @@
+//! Real `rubra` processes for the multi-process tests: started with shared settings, killed
+//! on drop.
+
+// Each test binary uses a part of this module.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+/// A child process, killed on drop.
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `rubra ARGS COMMON…`.
+pub fn rubra(args: &[&str], common: &[String]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_rubra"));
+    c.args(args).args(common);
+    c
+}
+
+/// Starts `rubra serve --listen 127.0.0.1:0 EXTRA… COMMON…`; returns it, its URL and the
+/// admin key it printed.
+pub fn start_api(extra: &[&str], common: &[String]) -> (Proc, String, String) {
+    let mut args = vec!["serve", "--listen", "127.0.0.1:0"];
+    args.extend_from_slice(extra);
+    let mut child = rubra(&args, common)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut key = String::new();
+    let base = loop {
+        let line = lines.next().expect("serve printed its address").unwrap();
+        if line.starts_with("rbk_") {
+            key = line.trim().to_owned();
+        }
+        if let Some(addr) = line.strip_prefix("rubra listening on ") {
+            break addr.trim().to_owned();
+        }
+    };
+    (Proc(child), base, key)
+}
+
+/// Starts `rubra worker EXTRA… COMMON…`.
+pub fn start_worker(extra: &[&str], common: &[String]) -> Proc {
+    let mut args = vec!["worker"];
+    args.extend_from_slice(extra);
+    Proc(
+        rubra(&args, common)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
