@@ -188,6 +188,11 @@ pub struct Notification {
     pub state: String,
     /// Attempts made (counting the one a claim starts).
     pub attempts: i64,
+    /// For a notification made by a watch (not by a red event): the watch.
+    pub watch_id: Option<String>,
+    /// For a notification made by a watch: its changes, a JSON array of
+    /// `{seq, path, op, old, new}`.
+    pub changes: Option<String>,
 }
 
 /// A notification leased to a worker, with its subscription.
@@ -449,7 +454,7 @@ backend::impl_notify_store!(
                            WHERE state = 'pending' AND next_attempt_at <= $3 \
                            ORDER BY next_attempt_at LIMIT $4) \
              RETURNING seq, client_id, subscription_id, channel_type, image_id, red, \
-                       threshold, event_ts, created_at, state, attempts",
+                       threshold, event_ts, created_at, state, attempts, watch_id, changes",
             )
             .bind(owner)
             .bind(until)
@@ -566,7 +571,8 @@ backend::impl_notify_store!(
                  attempts = n.attempts + 1 \
              FROM due WHERE n.seq = due.seq \
              RETURNING n.seq, n.client_id, n.subscription_id, n.channel_type, n.image_id, \
-                       n.red, n.threshold, n.event_ts, n.created_at, n.state, n.attempts",
+                       n.red, n.threshold, n.event_ts, n.created_at, n.state, n.attempts, \
+                       n.watch_id, n.changes",
             )
             .bind(owner)
             .bind(until)

@@ -17,6 +17,9 @@
 //! its changes commit in `seq` order — a reader that has seen `seq` n has seen every change
 //! up to n. A process that lost the lease writes nothing, and the next holder diffs against
 //! the stored baseline: a change is recorded once, and none is lost to a takeover.
+//!
+//! When the watch names a subscription, the same transaction writes one notification carrying
+//! the poll's changes into the outbox, which the delivery workers send like any other.
 
 mod backend;
 
@@ -71,6 +74,9 @@ pub struct WatchSpec {
     pub key: Option<String>,
     /// Extra request headers (name, value), e.g. an API token of the source.
     pub headers: Vec<(String, String)>,
+    /// A subscription of the same client to notify (webhook, Viber, stream) of every poll
+    /// that found changes.
+    pub subscription: Option<crate::SubscriptionId>,
 }
 
 /// A watch to create.

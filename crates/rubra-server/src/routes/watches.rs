@@ -3,7 +3,8 @@
 //! A change is `{seq, ts, path, op, old, new}`: `seq` counts from 1 per watch (the SSE event
 //! id and the `since=` cursor), `path` is a JSON Pointer into the fetched document, `old` and
 //! `new` are the values exactly as the source wrote them. The first successful poll sets the
-//! baseline (`baseline_at`) and is not a change. Changes of a watch commit in `seq` order, so
+//! baseline (`baseline_at`) and is not a change. A watch with a `subscription_id` also sends
+//! every poll's changes through that subscription's channel (type `watch.changed`). Changes of a watch commit in `seq` order, so
 //! `since=` and `Last-Event-ID` never skip one.
 
 use crate::error::{ApiError, ApiResult};
@@ -16,7 +17,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use rubra_store::{
-    NewWatch, Scope, Store, StoreError, Watch, WatchChange, WatchId, WatchSpec, watch_changes_bell,
+    NewWatch, Scope, Store, StoreError, SubscriptionId, Watch, WatchChange, WatchId, WatchSpec,
+    watch_changes_bell,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -62,6 +64,7 @@ pub struct CreateWatch {
     key: Option<String>,
     #[serde(default)]
     headers: BTreeMap<String, String>,
+    subscription_id: Option<String>,
 }
 
 /// `?client=` — the client an admin acts for.
@@ -97,6 +100,7 @@ pub fn watch_json(w: &Watch) -> Value {
         "consecutive_failures": w.failures,
         "last_seq": w.last_seq,
         "polled_by": w.polled_by,
+        "subscription_id": w.spec.subscription,
     })
 }
 
@@ -142,6 +146,13 @@ async fn find(state: &AppState, scope: &Scope, id: &str) -> ApiResult<Watch> {
         .ok_or_else(|| ApiError::not_found("watch"))
 }
 
+fn no_subscription() -> ApiError {
+    ApiError::unprocessable(
+        "invalid_subscription",
+        "subscription_id must name a subscription of the same client",
+    )
+}
+
 fn validate(body: CreateWatch) -> ApiResult<WatchSpec> {
     let interval_ms = body.interval_ms.unwrap_or(1000);
     if !(MIN_INTERVAL_MS..=MAX_INTERVAL_MS).contains(&interval_ms) {
@@ -178,12 +189,17 @@ fn validate(body: CreateWatch) -> ApiResult<WatchSpec> {
     }
     rubra_fetch::request_headers(&headers)
         .map_err(|e| ApiError::unprocessable("invalid_header", e.to_string()))?;
+    let subscription = body
+        .subscription_id
+        .map(|s| SubscriptionId::parse(&s).ok_or_else(no_subscription))
+        .transpose()?;
     Ok(WatchSpec {
         url: body.url,
         interval_ms,
         pointer: body.pointer.filter(|p| !p.is_empty()),
         key: body.key,
         headers,
+        subscription,
     })
 }
 
@@ -203,6 +219,15 @@ pub async fn create(
         .check_url(&spec.url)
         .map_err(ApiError::from)?;
     let client = client_of(&state, &who, q.client.as_deref()).await?;
+    if let Some(sub) = &spec.subscription
+        && state
+            .store
+            .get_subscription(&Scope::Client(client.clone()), sub)
+            .await?
+            .is_none()
+    {
+        return Err(no_subscription());
+    }
     let limit = state.settings.max_watches_per_client;
     let watch = state
         .store

@@ -48,6 +48,28 @@ pub fn webhook_id(seq: i64) -> String {
 
 /// The JSON of a notification, as POSTed to webhooks and sent on the live stream.
 pub fn notification_json(n: &Notification) -> Value {
+    if let Some(watch) = &n.watch_id {
+        // The changes were stored as JSON by the watch poller; parsing them back can only fail
+        // on a damaged row, which then shows as null rather than stopping delivery.
+        let changes: Value = n
+            .changes
+            .as_deref()
+            .and_then(|c| serde_json::from_str(c).ok())
+            .unwrap_or(Value::Null);
+        return json!({
+            "type": "watch.changed",
+            "timestamp": format_ms(n.created_at),
+            "data": {
+                "id": webhook_id(n.seq),
+                "seq": n.seq,
+                "subscription_id": n.subscription_id,
+                "client_id": n.client_id,
+                "watch_id": watch,
+                "polled_at": format_ms(n.event_ts),
+                "changes": changes,
+            }
+        });
+    }
     json!({
         "type": "red.threshold_exceeded",
         "timestamp": format_ms(n.created_at),
@@ -291,6 +313,18 @@ fn failed_outright(why: &str) -> Outcome {
 
 /// The Viber message text of a notification.
 pub fn viber_text(n: &Notification) -> String {
+    if let Some(watch) = &n.watch_id {
+        let count = n
+            .changes
+            .as_deref()
+            .and_then(|c| serde_json::from_str::<Vec<Value>>(c).ok())
+            .map_or(0, |v| v.len());
+        return format!(
+            "Watch {watch} changed ({count} change{}) at {}.",
+            if count == 1 { "" } else { "s" },
+            format_ms(n.event_ts)
+        );
+    }
     let image = n
         .image_id
         .as_deref()

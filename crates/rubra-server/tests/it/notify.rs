@@ -702,3 +702,78 @@ async fn the_stream_on_postgres_replays_at_least_once_after_a_disconnect() {
         "{reds:?}"
     );
 }
+
+#[tokio::test]
+async fn a_watch_naming_a_subscription_sends_its_changes_as_a_signed_webhook() {
+    let app = spawn_app_with(|c| c.fetch_allow = Some(vec!["127.0.0.1".into()])).await;
+    let (_, key) = app.create_client("bookmaker").await;
+    let (_, other) = app.create_client("other").await;
+    // The watched source: a document the test changes.
+    let doc = Arc::new(Mutex::new(r#"{"odds":{"home":1.85}}"#.to_owned()));
+    let d = doc.clone();
+    let source = Router::new().route(
+        "/odds",
+        axum::routing::get(move || {
+            let d = d.clone();
+            async move { d.lock().unwrap().clone() }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/odds", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, source).await.unwrap() });
+
+    let rx = Receiver::start(|_, _| (200, String::new())).await;
+    let sub = subscribe(
+        &app,
+        &key,
+        0.5,
+        json!({"type": "webhook", "url": format!("{}/hook", rx.base)}),
+    )
+    .await;
+    let sub_id = sub["id"].as_str().unwrap();
+    // Only a subscription of the same client may be named.
+    let resp = app
+        .with_key(&other, Method::POST, "/watches")
+        .json(&json!({"url": url, "subscription_id": sub_id}))
+        .send()
+        .await
+        .unwrap();
+    assert_error(resp, 422, "invalid_subscription").await;
+    let resp = app
+        .with_key(&key, Method::POST, "/watches")
+        .json(&json!({"url": url, "interval_ms": 100, "subscription_id": sub_id}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let watch: Value = resp.json().await.unwrap();
+    assert_eq!(watch["subscription_id"], sub_id);
+    let id = watch["id"].as_str().unwrap().to_owned();
+    eventually("the baseline", 10, || async {
+        let w = get_json(&app, &key, &format!("/watches/{id}")).await;
+        w["baseline_at"].is_string().then_some(())
+    })
+    .await;
+    assert!(rx.seen().is_empty(), "the baseline is not a change");
+
+    *doc.lock().unwrap() = r#"{"odds":{"home":1.90},"live":true}"#.to_owned();
+    let got = rx.wait_for(1).await;
+    got[0].verify(sub["secret"].as_str().unwrap()).unwrap();
+    let body = got[0].json();
+    assert_eq!(body["type"], "watch.changed", "{body}");
+    assert_eq!(body["data"]["watch_id"], id.as_str());
+    assert_eq!(
+        body["data"]["changes"],
+        json!([
+            {"seq": 1, "path": "/odds/home", "op": "replace", "old": 1.85, "new": 1.9},
+            {"seq": 2, "path": "/live", "op": "add", "old": null, "new": true},
+        ])
+    );
+    // One notification per poll that found changes, recorded in the delivery log.
+    let log = eventually("the delivery log", 10, || async {
+        let log = get_json(&app, &key, "/notifications").await;
+        (!log["items"].as_array().unwrap().is_empty()).then_some(log)
+    })
+    .await;
+    assert_eq!(log["items"][0]["outcome"], "delivered", "{log}");
+}

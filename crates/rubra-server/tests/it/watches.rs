@@ -245,7 +245,7 @@ async fn watches_are_validated_scoped_and_limited() {
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), 204);
+    assert_eq!(resp.status(), 204, "{}", resp.text().await.unwrap());
     let resp = app
         .with_key(&a, Method::GET, &format!("/watches/{id}"))
         .send()

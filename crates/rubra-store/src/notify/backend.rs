@@ -16,7 +16,7 @@ macro_rules! subscription_columns {
 macro_rules! notification_columns {
     () => {
         "seq, client_id, subscription_id, channel_type, image_id, red, threshold, event_ts, \
-         created_at, state, attempts"
+         created_at, state, attempts, watch_id, changes"
     };
 }
 
@@ -68,6 +68,8 @@ macro_rules! impl_notify_store {
                     created_at: row.try_get(8)?,
                     state: row.try_get(9)?,
                     attempts: row.try_get(10)?,
+                    watch_id: row.try_get(11)?,
+                    changes: row.try_get(12)?,
                 })
             }
 

@@ -2,8 +2,8 @@
 //! placeholders and casts both accept).
 
 use super::{
-    Baseline, ChangeOp, ClaimedWatch, NewWatch, PollOutcome, Watch, WatchChange, WatchId,
-    WatchLease, WatchSpec, WatchStore, ring_watch_changes,
+    Baseline, ChangeOp, ClaimedWatch, NewChange, NewWatch, PollOutcome, Watch, WatchChange,
+    WatchId, WatchLease, WatchSpec, WatchStore, ring_watch_changes,
 };
 use crate::{ClientId, PgStore, Result, Scope, SqliteStore, StoreError, now_ms};
 use async_trait::async_trait;
@@ -11,7 +11,42 @@ use std::time::Duration;
 
 const WATCH_COLUMNS: &str = "id, client_id, url, interval_ms, pointer, array_key, headers, \
     created_at, baseline_at, last_ok_at, last_error, last_error_at, failures, last_seq, \
-    lease_owner, lease_until";
+    lease_owner, lease_until, subscription_id";
+
+/// One notification for a poll's changes when the watch names a live subscription of its
+/// client: `$1` watch, `$2` poll time, `$3` now, `$4` the changes as a JSON array. Paused
+/// subscriptions hold it, stream subscriptions only show it (as for red events).
+const NOTIFY_SUBSCRIPTION: &str = "\
+    INSERT INTO notifications (client_id, subscription_id, channel_type, image_id, red, \
+                               threshold, event_ts, created_at, next_attempt_at, state, \
+                               watch_id, changes) \
+    SELECT s.client_id, s.id, s.channel_type, NULL, 0.0, 0.0, $2, $3, $3, \
+           CASE WHEN s.channel_type = 'stream' THEN 'stream' \
+                WHEN s.state = 'paused' THEN 'held' ELSE 'pending' END, \
+           w.id, $4 \
+    FROM watches w JOIN subscriptions s ON s.id = w.subscription_id \
+    WHERE w.id = $1 AND s.client_id = w.client_id AND s.deleted_at IS NULL";
+
+/// The changes numbered from `first`, as the JSON array a watch notification carries (values
+/// copied verbatim).
+fn changes_json(first: i64, changes: &[NewChange]) -> String {
+    let mut out = String::from("[");
+    for (i, c) in changes.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let seq = first + i64::try_from(i).unwrap_or(0);
+        let path = serde_json::to_string(&c.path).unwrap_or_else(|_| "\"\"".to_owned());
+        out.push_str(&format!(
+            "{{\"seq\":{seq},\"path\":{path},\"op\":\"{}\",\"old\":{},\"new\":{}}}",
+            c.op.as_str(),
+            c.old.as_deref().unwrap_or("null"),
+            c.new.as_deref().unwrap_or("null"),
+        ));
+    }
+    out.push(']');
+    out
+}
 
 fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
@@ -47,6 +82,9 @@ macro_rules! impl_watch_store {
                         pointer: row.try_get(4)?,
                         key: row.try_get(5)?,
                         headers: decode_headers(&headers)?,
+                        subscription: row
+                            .try_get::<Option<String>, _>(16)?
+                            .and_then(|s| crate::SubscriptionId::parse(&s)),
                     },
                     created_at: row.try_get(7)?,
                     baseline_at: row.try_get(8)?,
@@ -70,8 +108,8 @@ macro_rules! impl_watch_store {
                 // one writer; on PostgreSQL two racing creates may pass the limit by one).
                 let row = sqlx::query(sqlx::AssertSqlSafe(format!(
                     "INSERT INTO watches (id, client_id, url, interval_ms, pointer, array_key, \
-                        headers, created_at) \
-                     SELECT $1, $2, $3, $4, $5, $6, $7, $8 \
+                        headers, created_at, subscription_id) \
+                     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $10 \
                      WHERE (SELECT COUNT(*) FROM watches WHERE client_id = $2) < $9 \
                      RETURNING {WATCH_COLUMNS}"
                 )))
@@ -84,6 +122,7 @@ macro_rules! impl_watch_store {
                 .bind(encode_headers(&w.spec.headers)?)
                 .bind(now)
                 .bind(i64::from(w.limit))
+                .bind(w.spec.subscription.as_ref().map(|s| s.as_str().to_owned()))
                 .fetch_optional(self.pool())
                 .await
                 .map_err(|e| StoreError::from_insert(e, "a watch with this id"))?;
@@ -126,28 +165,18 @@ macro_rules! impl_watch_store {
 
             #[tracing::instrument(name = "store.delete_watch", skip_all, fields(watch = %id))]
             async fn delete_watch(&self, scope: &Scope, id: &WatchId) -> Result<bool> {
-                let mut tx = self.pool().begin().await?;
-                let found = sqlx::query(
-                    "SELECT id FROM watches \
+                // One statement, its changes going with it by `ON DELETE CASCADE`. (A
+                // read-then-write transaction here failed on SQLite with "database is locked"
+                // whenever the poller wrote between its read and its write.)
+                let done = sqlx::query(
+                    "DELETE FROM watches \
                      WHERE id = $1 AND (CAST($2 AS TEXT) IS NULL OR client_id = $2)",
                 )
                 .bind(id.as_str())
                 .bind(scope.client_filter())
-                .fetch_optional(&mut *tx)
+                .execute(self.pool())
                 .await?;
-                if found.is_none() {
-                    return Ok(false);
-                }
-                sqlx::query("DELETE FROM watch_changes WHERE watch_id = $1")
-                    .bind(id.as_str())
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query("DELETE FROM watches WHERE id = $1")
-                    .bind(id.as_str())
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                Ok(true)
+                Ok(done.rows_affected() == 1)
             }
 
             #[tracing::instrument(name = "store.watch_changes", skip_all, fields(watch = %id))]
@@ -219,12 +248,12 @@ macro_rules! impl_watch_store {
                             lease: WatchLease {
                                 watch_id: watch.id.clone(),
                                 owner: owner.to_owned(),
-                                generation: r.try_get(16)?,
+                                generation: r.try_get(17)?,
                             },
                             baseline: Baseline {
-                                doc: r.try_get(17)?,
-                                etag: r.try_get(18)?,
-                                last_modified: r.try_get(19)?,
+                                doc: r.try_get(18)?,
+                                etag: r.try_get(19)?,
+                                last_modified: r.try_get(20)?,
                             },
                             watch,
                         })
@@ -331,6 +360,7 @@ macro_rules! impl_watch_store {
                     return Ok(None);
                 };
                 let last_seq: i64 = row.try_get(0)?;
+                let mut notified = false;
                 if let PollOutcome::Document { at, changes, .. } = outcome
                     && !changes.is_empty()
                 {
@@ -353,10 +383,22 @@ macro_rules! impl_watch_store {
                         });
                         b.build().execute(&mut *tx).await?;
                     }
+                    notified = sqlx::query(NOTIFY_SUBSCRIPTION)
+                        .bind(lease.watch_id.as_str())
+                        .bind(*at)
+                        .bind(now_ms())
+                        .bind(changes_json(first, changes))
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected()
+                        > 0;
                 }
                 tx.commit().await?;
                 if matches!(outcome, PollOutcome::Document { changes, .. } if !changes.is_empty()) {
                     ring_watch_changes();
+                }
+                if notified {
+                    crate::ring_outbox();
                 }
                 Ok(Some(last_seq))
             }

@@ -17,6 +17,7 @@ crate::both_backends!(
     failures_are_counted_and_cleared_by_a_success,
     released_watches_are_claimable_at_once,
     no_watch_is_claimed_twice_under_concurrency,
+    deleting_a_watch_while_it_is_polled_never_fails,
 );
 
 fn spec(url: &str) -> WatchSpec {
@@ -26,6 +27,7 @@ fn spec(url: &str) -> WatchSpec {
         pointer: Some("/games".into()),
         key: None,
         headers: vec![("x-token".into(), "s3cret".into())],
+        subscription: None,
     }
 }
 
@@ -310,4 +312,46 @@ async fn no_watch_is_claimed_twice_under_concurrency(store: Arc<dyn Store>) {
     let unique: HashSet<_> = seen.iter().cloned().collect();
     assert_eq!(unique.len(), seen.len(), "a watch was claimed twice");
     assert_eq!(unique, all);
+}
+
+/// A watch deleted while its poller records polls: the delete used to read, then write, in
+/// one transaction, and SQLite refused the write ("database is locked") when the poller had
+/// written in between.
+async fn deleting_a_watch_while_it_is_polled_never_fails(store: Arc<dyn Store>) {
+    let a = client(&store, "a").await;
+    for round in 0..10 {
+        let w = create(&store, &a, &format!("http://src.test/{round}")).await;
+        let claimed = store
+            .claim_watches("p1", Duration::from_secs(30), 10)
+            .await
+            .unwrap()
+            .remove(0);
+        let poller = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut n = 0;
+                while store
+                    .record_poll(
+                        &claimed.lease,
+                        &document(&format!("[{n}]"), vec![change("/0", "0", "1")]),
+                    )
+                    .await
+                    .unwrap()
+                    .is_some()
+                {
+                    n += 1;
+                }
+                n
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        assert!(
+            store
+                .delete_watch(&Scope::Client(a.clone()), &w.id)
+                .await
+                .unwrap()
+        );
+        poller.await.unwrap();
+        assert!(store.watch_changes(&w.id, 0, 10).await.unwrap().is_empty());
+    }
 }
