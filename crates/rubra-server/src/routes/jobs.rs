@@ -3,7 +3,7 @@
 //! workers; the workers (`workers::jobs`) run the job and write its result.
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, ApiQuery, Caller};
+use crate::extract::{ApiJson, ApiQuery, Caller, client_of};
 use crate::state::AppState;
 use crate::timefmt::format_ms;
 use crate::workers::jobs as job_workers;
@@ -62,22 +62,6 @@ fn read_scope(who: &Principal, client: Option<&str>) -> ApiResult<Scope> {
 }
 
 /// The client a new job belongs to.
-async fn owner(state: &AppState, who: &Principal, q: &ClientQuery) -> ApiResult<ClientId> {
-    match (who, &q.client) {
-        (Principal::Client(id), _) => Ok(id.clone()),
-        (Principal::Admin, Some(c)) => state
-            .store
-            .get_client(&Scope::All, &parse_client(c)?)
-            .await?
-            .map(|c| c.id)
-            .ok_or_else(|| ApiError::not_found("client")),
-        (Principal::Admin, None) => Err(ApiError::unprocessable(
-            "client_required",
-            "an admin key has no client of its own: add ?client=CLIENT_ID",
-        )),
-    }
-}
-
 fn source_error(e: &SourceError) -> ApiError {
     match e {
         SourceError::NotFound { .. } => ApiError::unprocessable(e.code(), e.to_string()),
@@ -166,7 +150,7 @@ pub async fn submit(
     ApiQuery(q): ApiQuery<ClientQuery>,
     ApiJson(body): ApiJson<SubmitBody>,
 ) -> ApiResult<Response> {
-    let client = owner(&state, &who, &q).await?;
+    let client = client_of(&state, &who, q.client.as_deref()).await?;
     let spec = spec_from(body)?;
     // Checked here so a bad or escaping path is refused before anything is queued; the
     // worker resolves it again before opening the file.

@@ -7,16 +7,14 @@
 //! /subscriptions/{id}/resume` delivers them again.
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, ApiQuery, Caller};
+use crate::extract::{ApiJson, ApiQuery, Caller, client_of};
 use crate::state::AppState;
 use crate::timefmt::format_ms;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use rubra_notify::WebhookSecret;
-use rubra_store::{
-    Channel, ClientId, NewSubscription, Principal, Scope, Subscription, SubscriptionId,
-};
+use rubra_store::{Channel, NewSubscription, Principal, Scope, Subscription, SubscriptionId};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -52,25 +50,6 @@ pub fn subscription_json(s: &Subscription, with_secret: bool) -> Value {
     v
 }
 
-async fn owner(state: &AppState, who: &Principal, q: &ClientQuery) -> ApiResult<ClientId> {
-    match (who, &q.client) {
-        (Principal::Client(id), _) => Ok(id.clone()),
-        (Principal::Admin, Some(c)) => {
-            let id = ClientId::parse(c).ok_or_else(|| ApiError::not_found("client"))?;
-            state
-                .store
-                .get_client(&Scope::All, &id)
-                .await?
-                .map(|c| c.id)
-                .ok_or_else(|| ApiError::not_found("client"))
-        }
-        (Principal::Admin, None) => Err(ApiError::unprocessable(
-            "client_required",
-            "an admin key has no client of its own: add ?client=CLIENT_ID",
-        )),
-    }
-}
-
 fn parse_id(id: &str) -> ApiResult<SubscriptionId> {
     SubscriptionId::parse(id).ok_or_else(|| ApiError::not_found("subscription"))
 }
@@ -92,7 +71,7 @@ pub async fn create(
     body.channel
         .validate()
         .map_err(|m| ApiError::unprocessable("invalid_channel", m))?;
-    let client = owner(&state, &who, &q).await?;
+    let client = client_of(&state, &who, q.client.as_deref()).await?;
     let secret =
         matches!(body.channel, Channel::Webhook { .. }).then(|| WebhookSecret::generate().reveal());
     let sub = state
@@ -116,7 +95,9 @@ pub async fn list(
     ApiQuery(q): ApiQuery<ClientQuery>,
 ) -> ApiResult<Json<Value>> {
     let scope = match (&who, &q.client) {
-        (Principal::Admin, Some(_)) => Scope::Client(owner(&state, &who, &q).await?),
+        (Principal::Admin, Some(_)) => {
+            Scope::Client(client_of(&state, &who, q.client.as_deref()).await?)
+        }
         _ => who.scope(),
     };
     let subs = state.store.list_subscriptions(&scope).await?;
