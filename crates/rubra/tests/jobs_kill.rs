@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{start_api, start_worker};
+use common::{create_client, get, start_api, start_worker};
 
 use object_store::ObjectStoreExt;
 use object_store::aws::AmazonS3Builder;
@@ -77,17 +77,6 @@ async fn slow_proxy(upstream: &str, bytes_per_sec: usize) -> String {
     endpoint
 }
 
-async fn get(http: &reqwest::Client, base: &str, key: &str, path: &str) -> Value {
-    http.get(format!("{base}{path}"))
-        .bearer_auth(key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
 async fn wait_job(
     http: &reqwest::Client,
     base: &str,
@@ -145,17 +134,7 @@ async fn killed_worker_job_is_finished_by_another(test: &str, database_url: Opti
     }
     let (_api, base, admin) = start_api(&["--job-workers", "0"], &common);
     let http = reqwest::Client::new();
-    let client: Value = http
-        .post(format!("{base}/clients"))
-        .bearer_auth(&admin)
-        .json(&json!({"name": "acme"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let key = client["api_key"].as_str().unwrap().to_owned();
+    let key = create_client(&http, &base, &admin, "acme").await;
     let submitted: Value = http
         .post(format!("{base}/jobs"))
         .bearer_auth(&key)

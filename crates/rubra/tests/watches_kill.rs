@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::{start_api, start_worker};
+use common::{create_client, get, start_api, start_worker};
 
 use rubra_simulate::{OddsConfig, OddsSim};
 use serde_json::{Value, json};
@@ -18,17 +18,6 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 const GAMES: u32 = 8;
-
-async fn get(http: &reqwest::Client, base: &str, key: &str, path: &str) -> Value {
-    http.get(format!("{base}{path}"))
-        .bearer_auth(key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
 
 /// Waits until every watch satisfies `done`; returns them.
 async fn wait_all(
@@ -80,17 +69,7 @@ async fn killed_poller_is_replaced_and_no_change_is_lost_or_doubled(database_url
     }
     let (_api, base, admin) = start_api(&["--watch-capacity", "0"], &common);
     let http = reqwest::Client::new();
-    let client: Value = http
-        .post(format!("{base}/clients"))
-        .bearer_auth(&admin)
-        .json(&json!({"name": "bookmaker"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let key = client["api_key"].as_str().unwrap().to_owned();
+    let key = create_client(&http, &base, &admin, "bookmaker").await;
     let mut game_of = BTreeMap::new();
     for game in 1..=GAMES {
         let resp = http

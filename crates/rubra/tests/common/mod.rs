@@ -4,6 +4,7 @@
 // Each test binary uses a part of this module.
 #![allow(dead_code, clippy::unwrap_used)]
 
+use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
@@ -59,4 +60,31 @@ pub fn start_worker(extra: &[&str], common: &[String]) -> Proc {
             .spawn()
             .unwrap(),
     )
+}
+
+/// `GET base+path` with `key`, as JSON.
+pub async fn get(http: &reqwest::Client, base: &str, key: &str, path: &str) -> Value {
+    http.get(format!("{base}{path}"))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Creates a client named `name` with the admin key; returns its API key.
+pub async fn create_client(http: &reqwest::Client, base: &str, admin: &str, name: &str) -> String {
+    let client: Value = http
+        .post(format!("{base}/clients"))
+        .bearer_auth(admin)
+        .json(&json!({ "name": name }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    client["api_key"].as_str().unwrap().to_owned()
 }
