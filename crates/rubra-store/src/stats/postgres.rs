@@ -2,6 +2,7 @@
 //! lock) and its read path.
 
 use super::ingest::{self, ApplyWrites, RollupDelta, WriteOp};
+use super::keys::{KeyCache, client_keys_fn, key_of};
 use super::{bins, query::stats_query_fn};
 use crate::{NewEvent, Result, StoreError};
 use async_trait::async_trait;
@@ -10,6 +11,7 @@ use sqlx::{Postgres, Transaction};
 use std::collections::{HashMap, HashSet};
 
 stats_query_fn!(PgPool, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY");
+client_keys_fn!(Postgres);
 
 /// The advisory lock key that serializes rollup updates across processes ("RUBRASTA").
 const ROLLUP_LOCK: i64 = 0x5255_4252_4153_5441;
@@ -17,11 +19,15 @@ const ROLLUP_LOCK: i64 = 0x5255_4252_4153_5441;
 /// Applies write groups to a PostgreSQL database.
 pub(crate) struct PgWrites {
     pool: PgPool,
+    keys: KeyCache,
 }
 
 impl PgWrites {
     pub(crate) fn new(pool: PgPool) -> Self {
-        PgWrites { pool }
+        PgWrites {
+            pool,
+            keys: KeyCache::default(),
+        }
     }
 }
 
@@ -64,17 +70,28 @@ impl ApplyWrites for PgWrites {
             .flatten()
             .chain(image_events.iter())
             .collect();
-        write_events(&mut tx, &events).await?;
+        let (keys, fresh) = client_keys(&mut tx, &self.keys, &events).await?;
+        write_events(&mut tx, &events, &keys).await?;
         tx.commit().await?;
+        self.keys.remember(fresh);
         Ok(results)
     }
 }
 
-async fn write_events(tx: &mut Transaction<'_, Postgres>, events: &[&NewEvent]) -> Result<()> {
+/// Events, their rollups and their notifications, in an open transaction. `keys` holds the
+/// key of every client of `events`.
+async fn write_events(
+    tx: &mut Transaction<'_, Postgres>,
+    events: &[&NewEvent],
+    keys: &HashMap<&str, i64>,
+) -> Result<()> {
     if events.is_empty() {
         return Ok(());
     }
-    let clients: Vec<&str> = events.iter().map(|e| e.client_id.as_str()).collect();
+    let ckeys = events
+        .iter()
+        .map(|e| key_of(keys, e.client_id.as_str()))
+        .collect::<Result<Vec<i64>>>()?;
     let images: Vec<Option<&str>> = events
         .iter()
         .map(|e| e.image_id.as_ref().map(|i| i.as_str()))
@@ -86,10 +103,10 @@ async fn write_events(tx: &mut Transaction<'_, Postgres>, events: &[&NewEvent]) 
         .map(|e| i32::from(bins::coarse_of_fine(bins::fine_bin(e.red))))
         .collect();
     sqlx::query(
-        "INSERT INTO events (client_id, image_id, red, ts, bin) \
-         SELECT * FROM UNNEST($1::text[], $2::text[], $3::float8[], $4::int8[], $5::int4[])",
+        "INSERT INTO events (ckey, image_id, red, ts, bin) \
+         SELECT * FROM UNNEST($1::int8[], $2::text[], $3::float8[], $4::int8[], $5::int4[])",
     )
-    .bind(&clients)
+    .bind(&ckeys)
     .bind(&images)
     .bind(&reds)
     .bind(&tss)
@@ -199,10 +216,9 @@ pub(crate) async fn backfill(pool: &PgPool) -> Result<()> {
     .rows_affected()
         == 1;
     if claimed {
-        let rows: Vec<(i64, String, f64, i64)> =
-            sqlx::query_as("SELECT id, client_id, red, ts FROM events")
-                .fetch_all(&mut *tx)
-                .await?;
+        let rows: Vec<(i64, String, f64, i64)> = sqlx::query_as(super::sqlite::BACKFILL_ROWS_SQL)
+            .fetch_all(&mut *tx)
+            .await?;
         let mut events = Vec::with_capacity(rows.len());
         for (id, client, red, ts) in rows {
             let bin = i32::from(bins::coarse_of_fine(bins::fine_bin(red)));

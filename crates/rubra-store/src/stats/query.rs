@@ -4,24 +4,24 @@
 /// Counts raw events of one client per bucket: `(k, total, above)`.
 pub(crate) const RAW_ONE_SQL: &str = "\
     SELECT (ts - $1) / $2 AS k, COUNT(*), SUM(CASE WHEN red > $3 THEN 1 ELSE 0 END) \
-    FROM events WHERE client_id = $4 AND ts >= $5 AND ts < $6 GROUP BY k";
+    FROM events WHERE ckey = (SELECT ckey FROM client_keys WHERE client_id = $4) AND ts >= $5 AND ts < $6 GROUP BY k";
 
 /// [`RAW_ONE_SQL`] over every client (one index range per client).
 pub(crate) const RAW_ALL_SQL: &str = "\
     SELECT (ts - $1) / $2 AS k, COUNT(*), SUM(CASE WHEN red > $3 THEN 1 ELSE 0 END) \
-    FROM events WHERE client_id IN (SELECT id FROM clients) AND ts >= $4 AND ts < $5 \
+    FROM events WHERE ckey IN (SELECT ckey FROM client_keys) AND ts >= $4 AND ts < $5 \
     GROUP BY k";
 
 /// Counts, per bucket, the events of one coarse bin with `$7 < red <= $8`: `(k, above)`.
 pub(crate) const SCAN_ONE_SQL: &str = "\
     SELECT (ts - $1) / $2 AS k, COUNT(*) FROM events \
-    WHERE client_id = $3 AND bin = $4 AND ts >= $5 AND ts < $6 AND red > $7 AND red <= $8 \
+    WHERE ckey = (SELECT ckey FROM client_keys WHERE client_id = $3) AND bin = $4 AND ts >= $5 AND ts < $6 AND red > $7 AND red <= $8 \
     GROUP BY k";
 
 /// [`SCAN_ONE_SQL`] over every client.
 pub(crate) const SCAN_ALL_SQL: &str = "\
     SELECT (ts - $1) / $2 AS k, COUNT(*) FROM events \
-    WHERE client_id IN (SELECT id FROM clients) AND bin = $3 AND ts >= $4 AND ts < $5 \
+    WHERE ckey IN (SELECT ckey FROM client_keys) AND bin = $3 AND ts >= $4 AND ts < $5 \
       AND red > $6 AND red <= $7 \
     GROUP BY k";
 

@@ -1,6 +1,7 @@
 //! The SQLite write path of events (one writer, multi-row inserts) and its read path.
 
 use super::ingest::{self, ApplyWrites, RollupDelta, WriteOp};
+use super::keys::{KeyCache, client_keys_fn, key_of};
 use super::{bins, query::stats_query_fn};
 use crate::{NewEvent, Result};
 use async_trait::async_trait;
@@ -10,6 +11,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;
 
 stats_query_fn!(SqlitePool, "BEGIN");
+client_keys_fn!(Sqlite);
 
 /// Rows per multi-row `INSERT` (5 parameters each, well under SQLite's 32 766).
 const CHUNK: usize = 1000;
@@ -31,6 +33,7 @@ const WRITER_WAL_AUTOCHECKPOINT: u32 = 16_384;
 pub(crate) struct SqliteWrites {
     pool: SqlitePool,
     conn: tokio::sync::Mutex<Option<SqliteConnection>>,
+    keys: KeyCache,
 }
 
 impl SqliteWrites {
@@ -38,6 +41,7 @@ impl SqliteWrites {
         SqliteWrites {
             pool,
             conn: tokio::sync::Mutex::new(None),
+            keys: KeyCache::default(),
         }
     }
 
@@ -45,7 +49,10 @@ impl SqliteWrites {
         let opts = (*self.pool.connect_options())
             .clone()
             .pragma("cache_size", format!("-{WRITER_CACHE_KIB}"))
-            .pragma("wal_autocheckpoint", WRITER_WAL_AUTOCHECKPOINT.to_string());
+            .pragma("wal_autocheckpoint", WRITER_WAL_AUTOCHECKPOINT.to_string())
+            // A multi-row INSERT keeps a statement journal (to undo itself alone); in memory,
+            // that is a copy instead of writes to a temporary file.
+            .pragma("temp_store", "MEMORY");
         Ok(opts.connect().await?)
     }
 }
@@ -62,7 +69,7 @@ impl ApplyWrites for SqliteWrites {
         let Some(conn) = slot.as_mut() else {
             return Err(crate::StoreError::Database(sqlx::Error::PoolClosed));
         };
-        let result = apply_on(conn, ops).await;
+        let result = apply_on(conn, &self.keys, ops).await;
         if result.is_err() {
             // A broken connection is replaced at the next group (the transaction, if any, was
             // rolled back when it was dropped).
@@ -72,7 +79,11 @@ impl ApplyWrites for SqliteWrites {
     }
 }
 
-async fn apply_on(conn: &mut SqliteConnection, ops: &[WriteOp]) -> Result<Vec<bool>> {
+async fn apply_on(
+    conn: &mut SqliteConnection,
+    cache: &KeyCache,
+    ops: &[WriteOp],
+) -> Result<Vec<bool>> {
     // IMMEDIATE: take the write lock up front (waiting out other writers with the busy
     // timeout) rather than failing when a read would have to become a write.
     let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
@@ -111,8 +122,10 @@ async fn apply_on(conn: &mut SqliteConnection, ops: &[WriteOp]) -> Result<Vec<bo
         .flatten()
         .chain(image_events.iter())
         .collect();
-    write_events(&mut tx, &events).await?;
+    let (keys, fresh) = client_keys(&mut tx, cache, &events).await?;
+    write_events(&mut tx, &events, &keys).await?;
     tx.commit().await?;
+    cache.remember(fresh);
     Ok(results)
 }
 
@@ -122,7 +135,7 @@ pub(crate) const INSERT_IMAGE_SQL: &str = "\
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (client_id, id) DO NOTHING";
 
 fn insert_sql(rows: usize) -> String {
-    let mut sql = String::from("INSERT INTO events (client_id, image_id, red, ts, bin) VALUES ");
+    let mut sql = String::from("INSERT INTO events (ckey, image_id, red, ts, bin) VALUES ");
     for i in 0..rows {
         if i > 0 {
             sql.push(',');
@@ -132,21 +145,29 @@ fn insert_sql(rows: usize) -> String {
     sql
 }
 
-/// Events, their rollups and their notifications, in an open transaction.
-async fn write_events(tx: &mut Transaction<'_, Sqlite>, events: &[&NewEvent]) -> Result<()> {
+/// Events, their rollups and their notifications, in an open transaction. `keys` holds the
+/// key of every client of `events`.
+async fn write_events(
+    tx: &mut Transaction<'_, Sqlite>,
+    events: &[&NewEvent],
+    keys: &HashMap<&str, i64>,
+) -> Result<()> {
     if events.is_empty() {
         return Ok(());
     }
-    // Inserted in the order of `(client_id, bin, ts, red)`: consecutive rows then land on the
+    // Inserted in the order of `(ckey, bin, ts, red)`: consecutive rows then land on the
     // same leaf of that index instead of jumping between a thousand bins (the rowid order
     // carries no meaning: every read goes through the indexes by client, time and value).
-    let mut sorted: Vec<(u16, &NewEvent)> = events
+    let mut sorted = events
         .iter()
-        .map(|e| (bins::coarse_of_fine(bins::fine_bin(e.red)), *e))
-        .collect();
-    sorted.sort_unstable_by(|(a, x), (b, y)| {
-        (x.client_id.as_str(), a, x.ts)
-            .cmp(&(y.client_id.as_str(), b, y.ts))
+        .map(|e| {
+            let key = key_of(keys, e.client_id.as_str())?;
+            Ok((key, bins::coarse_of_fine(bins::fine_bin(e.red)), *e))
+        })
+        .collect::<Result<Vec<(i64, u16, &NewEvent)>>>()?;
+    sorted.sort_unstable_by(|(k, a, x), (l, b, y)| {
+        (k, a, x.ts)
+            .cmp(&(l, b, y.ts))
             .then(x.red.total_cmp(&y.red))
     });
     static FULL: OnceLock<String> = OnceLock::new();
@@ -157,9 +178,9 @@ async fn write_events(tx: &mut Transaction<'_, Sqlite>, events: &[&NewEvent]) ->
             insert_sql(chunk.len())
         };
         let mut q = sqlx::query(AssertSqlSafe(sql));
-        for &(bin, e) in chunk {
+        for &(key, bin, e) in chunk {
             q = q
-                .bind(e.client_id.as_str())
+                .bind(key)
                 .bind(e.image_id.as_ref().map(|i| i.as_str()))
                 .bind(e.red)
                 .bind(e.ts)
@@ -236,6 +257,10 @@ async fn write_outbox(tx: &mut Transaction<'_, Sqlite>, events: &[&NewEvent]) ->
     Ok(())
 }
 
+/// The events a backfill reads, with their clients' text ids.
+pub(crate) const BACKFILL_ROWS_SQL: &str = "\
+    SELECT e.id, k.client_id, e.red, e.ts FROM events e JOIN client_keys k ON k.ckey = e.ckey";
+
 /// Fills the coarse bins and the rollups of events recorded before they existed (once per
 /// database, marked in `meta`).
 pub(crate) async fn backfill(pool: &SqlitePool) -> Result<()> {
@@ -248,10 +273,9 @@ pub(crate) async fn backfill(pool: &SqlitePool) -> Result<()> {
     .rows_affected()
         == 1;
     if claimed {
-        let rows: Vec<(i64, String, f64, i64)> =
-            sqlx::query_as("SELECT id, client_id, red, ts FROM events")
-                .fetch_all(&mut *tx)
-                .await?;
+        let rows: Vec<(i64, String, f64, i64)> = sqlx::query_as(BACKFILL_ROWS_SQL)
+            .fetch_all(&mut *tx)
+            .await?;
         let mut events = Vec::with_capacity(rows.len());
         for (id, client, red, ts) in rows {
             sqlx::query("UPDATE events SET bin = $1 WHERE id = $2")

@@ -322,18 +322,133 @@ impl Db {
 }
 
 async fn open_sqlite() -> Db {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("rubra.db").display());
-    let s = SqliteStore::connect(&url).await.unwrap();
-    s.migrate().await.unwrap();
-    Db::Sqlite(s, dir)
+    let db = open_sqlite_at(0).await;
+    db.store().migrate().await.unwrap();
+    db
 }
 
 async fn open_pg(test: &str) -> Option<Db> {
+    let db = open_pg_at(test, 0).await?;
+    db.store().migrate().await.unwrap();
+    Some(db)
+}
+
+/// A SQLite database migrated up to `version` only (0: none).
+async fn open_sqlite_at(version: i64) -> Db {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("rubra.db").display());
+    let s = SqliteStore::connect(&url).await.unwrap();
+    sqlx::migrate!("./migrations/sqlite")
+        .run_to(version, s.pool())
+        .await
+        .unwrap();
+    Db::Sqlite(s, dir)
+}
+
+/// A PostgreSQL database migrated up to `version` only (0: none).
+async fn open_pg_at(test: &str, version: i64) -> Option<Db> {
     let url = rubra_testkit::fresh_postgres(test).await?;
     let s = PgStore::connect(&url).await.unwrap();
-    s.migrate().await.unwrap();
+    sqlx::migrate!("./migrations/postgres")
+        .run_to(version, s.pool())
+        .await
+        .unwrap();
     Some(Db::Pg(s))
+}
+
+/// Events written as the first schema had them (text client id, no bin, no rollups).
+async fn insert_old_events(db: &Db, events: &[NewEvent]) {
+    let sql = "INSERT INTO events (client_id, image_id, red, ts) VALUES ($1, NULL, $2, $3)";
+    for e in events {
+        match db {
+            Db::Sqlite(s, _) => sqlx::query(sql)
+                .bind(e.client_id.as_str())
+                .bind(e.red)
+                .bind(e.ts)
+                .execute(s.pool())
+                .await
+                .map(|_| ()),
+            Db::Pg(s) => sqlx::query(sql)
+                .bind(e.client_id.as_str())
+                .bind(e.red)
+                .bind(e.ts)
+                .execute(s.pool())
+                .await
+                .map(|_| ()),
+        }
+        .unwrap();
+    }
+}
+
+/// A database that recorded events before the statistics migrations (no bins, no rollups,
+/// text client ids) counts them exactly once upgraded — the migrations move the rows, the
+/// backfill fills bins and rollups — and keeps counting new events with them.
+async fn events_recorded_before_the_stats_migrations_keep_their_counts(db: Db) {
+    let store = db.store();
+    let a = store.create_client("acme").await.unwrap().id;
+    let b = store.create_client("globex").await.unwrap().id;
+    let mut rng = Rng(0x01d0_0008);
+    let base = 1_763_856_000_000;
+    let mut events: Vec<NewEvent> = (0..400)
+        .map(|_| {
+            let client = if rng.below(3) == 0 { &b } else { &a };
+            ev(
+                client,
+                red(&mut rng),
+                base + rng.below(2 * DAY as u64) as i64,
+            )
+        })
+        .collect();
+    insert_old_events(&db, &events).await;
+    store.migrate().await.unwrap();
+    let later: Vec<NewEvent> = (0..200)
+        .map(|_| ev(&a, red(&mut rng), base + rng.below(2 * DAY as u64) as i64))
+        .collect();
+    store.insert_events(later.clone()).await.unwrap();
+    events.extend(later);
+    for i in 0..60 {
+        let threshold = match i % 3 {
+            0 => 0.73519 + rng.unit() * 0.00005,
+            1 => [0.0, 0.5, 0.8][rng.below(3) as usize],
+            _ => rng.unit(),
+        };
+        let (x, y) = (
+            base - HOUR + rng.below((2 * DAY + 2 * HOUR) as u64) as i64,
+            base - HOUR + rng.below((2 * DAY + 2 * HOUR) as u64) as i64,
+        );
+        let q = StatsQuery {
+            from: x.min(y),
+            to: x.max(y),
+            threshold,
+            bucket: None,
+        };
+        for (scope, client) in [
+            (Scope::Client(a.clone()), Some(&a)),
+            (Scope::Client(b.clone()), Some(&b)),
+            (Scope::All, None),
+        ] {
+            let r = store.stats(&scope, &q).await.unwrap();
+            assert_eq!(
+                (r.total, r.above),
+                brute(&events, client, &q),
+                "{q:?} {scope:?}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_events_recorded_before_the_stats_migrations_keep_their_counts() {
+    events_recorded_before_the_stats_migrations_keep_their_counts(open_sqlite_at(4).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_events_recorded_before_the_stats_migrations_keep_their_counts() {
+    let test = "postgres_events_recorded_before_the_stats_migrations_keep_their_counts";
+    let Some(db) = open_pg_at(test, 4).await else {
+        return;
+    };
+    events_recorded_before_the_stats_migrations_keep_their_counts(db).await;
 }
 
 const INSERT_SUB: &str = "INSERT INTO subscriptions \
