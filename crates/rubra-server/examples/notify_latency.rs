@@ -2,12 +2,13 @@
 //!
 //! Starts the real app in-process on the embedded default (SQLite in a temporary folder),
 //! creates `SUBS` clients with one webhook subscription each (threshold 0.1) pointing at a
-//! local receiver, then sends `RATE` `POST /red` events per second (open loop, round-robin
-//! over the clients, so every event makes exactly one notification) for `SECS` seconds. The
-//! receiver takes latency = its clock at arrival − the event's `event_ts` (the server's clock
-//! when it recorded the event; one machine, one clock, millisecond resolution).
+//! local receiver, then sends `RATE` events per second (open loop, round-robin over the
+//! clients, so every event makes exactly one notification) for `SECS` seconds: each a
+//! one-event `POST /events` (`SOURCE` = `events`, the default) or a small PNG to `POST /red`
+//! (`red`). The receiver takes latency = its clock at arrival − the event's `event_ts` (the
+//! server's clock when it recorded the event; one machine, one clock, millisecond resolution).
 //!
-//! `cargo run --release -p rubra-server --example notify_latency -- [RATE] [SECS] [SUBS]`
+//! `cargo run --release -p rubra-server --example notify_latency -- [RATE] [SECS] [SUBS] [SOURCE]`
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use axum::Router;
@@ -52,13 +53,16 @@ fn pct(sorted: &[i64], p: f64) -> i64 {
 
 #[tokio::main]
 async fn main() {
-    let args: Vec<u64> = std::env::args()
-        .skip(1)
-        .map(|a| a.parse().unwrap())
-        .collect();
-    let rate = args.first().copied().unwrap_or(1000);
-    let secs = args.get(1).copied().unwrap_or(10);
-    let subs = args.get(2).copied().unwrap_or(100) as usize;
+    let raw: Vec<String> = std::env::args().skip(1).collect();
+    let arg = |i: usize, default: u64| raw.get(i).map_or(default, |a| a.parse().unwrap());
+    let rate = arg(0, 1000);
+    let secs = arg(1, 10);
+    let subs = arg(2, 100) as usize;
+    let via_red = match raw.get(3).map(String::as_str) {
+        None | Some("events") => false,
+        Some("red") => true,
+        Some(other) => panic!("SOURCE must be events or red, not {other}"),
+    };
 
     // The receiver: latency of every webhook, and the ids seen (to count duplicates).
     type Seen = Arc<Mutex<(Vec<(i64, i64)>, Vec<String>)>>;
@@ -138,7 +142,15 @@ async fn main() {
         keys.push(key);
     }
 
-    let png = bytes::Bytes::from(png_half_red());
+    let (path, content_type, body) = if via_red {
+        ("red", "image/png", bytes::Bytes::from(png_half_red()))
+    } else {
+        (
+            "events",
+            "application/json",
+            bytes::Bytes::from_static(br#"[{"red": 0.5}]"#),
+        )
+    };
     let total = rate * secs;
     let started_ms = now_ms();
     let started = Instant::now();
@@ -150,24 +162,24 @@ async fn main() {
     for n in 0..total {
         tick.tick().await;
         let permit = in_flight.clone().acquire_owned().await.unwrap();
-        let (http, key, png, base, lat) = (
+        let (http, key, body, base, lat) = (
             http.clone(),
             keys[n as usize % subs].clone(),
-            png.clone(),
+            body.clone(),
             base.clone(),
             post_lat.clone(),
         );
         tasks.push(tokio::spawn(async move {
             let t = Instant::now();
             let resp = http
-                .post(format!("{base}/red"))
+                .post(format!("{base}/{path}"))
                 .bearer_auth(key)
-                .header("content-type", "image/png")
-                .body(png)
+                .header("content-type", content_type)
+                .body(body)
                 .send()
                 .await
                 .unwrap();
-            assert_eq!(resp.status(), 200);
+            assert!(resp.status().is_success(), "{}", resp.status());
             lat.lock().unwrap().push(t.elapsed().as_micros() as i64);
             drop(permit);
         }));
@@ -195,11 +207,11 @@ async fn main() {
     let mut posts = post_lat.lock().unwrap().clone();
     posts.sort_unstable();
     println!(
-        "| events | subs | target/s | achieved/s | delivered | duplicates | p50 ms | p90 ms | p99 ms | max ms | POST /red p99 ms |"
+        "| source | events | subs | target/s | achieved/s | delivered | duplicates | p50 ms | p90 ms | p99 ms | max ms | POST p99 ms |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     println!(
-        "| {total} | {subs} | {rate} | {:.0} | {} | {} | {} | {} | {} | {} | {:.1} |",
+        "| POST /{path} | {total} | {subs} | {rate} | {:.0} | {} | {} | {} | {} | {} | {} | {:.1} |",
         total as f64 / send_secs,
         distinct.len(),
         ids.len() - distinct.len(),

@@ -36,6 +36,17 @@ fn bad(m: impl Into<String>) -> ApiError {
     ApiError::bad_request("invalid_query", m)
 }
 
+/// The range `[from, to)` of a query made at `now`, given the `from` and `to` it names.
+///
+/// The default end is just after the current millisecond: `to` is exclusive, and an event
+/// stamped now (a moment ago, in this same millisecond) belongs to "the last 24 h". The
+/// default start is 24 hours before the end.
+fn range(now: i64, from: Option<i64>, to: Option<i64>) -> (i64, i64) {
+    let to = to.unwrap_or(now.saturating_add(1));
+    let from = from.unwrap_or(to.saturating_sub(DEFAULT_SPAN_MS));
+    (from, to)
+}
+
 /// `GET /stats`.
 #[tracing::instrument(name = "http.stats", skip_all)]
 pub async fn get(
@@ -49,10 +60,7 @@ pub async fn get(
             .map(|v| parse_instant(v).map_err(|m| bad(format!("{name}: {m}"))))
             .transpose()
     };
-    // The default end is just after the current millisecond: `to` is exclusive, and an event
-    // stamped now (a moment ago, in this same millisecond) belongs to "the last 24 h".
-    let to = instant(&p.to, "to")?.unwrap_or(now.saturating_add(1));
-    let from = instant(&p.from, "from")?.unwrap_or(to.saturating_sub(DEFAULT_SPAN_MS));
+    let (from, to) = range(now, instant(&p.from, "from")?, instant(&p.to, "to")?);
     if from > to {
         return Err(bad("from must not be after to"));
     }
@@ -124,4 +132,24 @@ pub async fn get(
         body["buckets"] = Value::Array(buckets);
     }
     Ok(Json(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_range_holds_an_event_of_this_millisecond() {
+        let now = 1_763_856_000_123;
+        let (from, to) = range(now, None, None);
+        // An event stamped `now` is inside `[from, to)`, and the range spans 24 hours.
+        assert!(from <= now && now < to);
+        assert_eq!(to - from, DEFAULT_SPAN_MS);
+        // Named bounds are kept as given; a named end moves the default start with it.
+        assert_eq!(range(now, Some(5), Some(9)), (5, 9));
+        assert_eq!(
+            range(now, None, Some(DEFAULT_SPAN_MS + 7)),
+            (7, DEFAULT_SPAN_MS + 7)
+        );
+    }
 }

@@ -71,7 +71,8 @@ async fn posted_events_are_counted_exactly() {
     let s = stats(&app, &key, &format!("from=0&to={}&threshold=1", DAY0 * 2)).await;
     assert_eq!(s["above"], 0);
     // Without ts an event is stamped now, so the default range (last 24 h) holds it, even when
-    // the query runs in the same millisecond (regression: default_range_holds_an_event_of_this_millisecond).
+    // the query runs in the same millisecond (deterministic unit test in routes/stats.rs:
+    // default_range_holds_an_event_of_this_millisecond).
     let resp = post_events(&app, &key, "/events", &json!([{"red": 0.9}])).await;
     assert_eq!(resp.status(), 201);
     let s = stats(&app, &key, "").await;

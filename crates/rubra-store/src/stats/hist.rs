@@ -4,6 +4,8 @@
 //! `varint(count)` (the first delta is from 0). A busy day (every bin used) takes ~2–3 bytes
 //! per bin; a quiet minute only as many entries as it has distinct bins.
 
+use crate::stats::bins;
+
 /// Counts per fine bin, sorted by bin, no zero counts.
 pub(crate) type Bins = Vec<(u16, u64)>;
 
@@ -95,7 +97,29 @@ pub(crate) fn merge(into: &[(u16, u64)], delta: &[(u16, u64)]) -> Bins {
 }
 
 /// Counts from a list of fine bins (any order): sorted (bin, count) pairs.
-pub(crate) fn from_bins(mut bins: Vec<u16>) -> Bins {
+pub(crate) fn from_bins(bins: Vec<u16>) -> Bins {
+    if bins.len() > COUNTING_FROM {
+        // Many events: one counter per possible bin beats sorting them.
+        let mut counts = vec![0u64; usize::from(bins::FINE) + 1];
+        for &b in &bins {
+            if let Some(c) = counts.get_mut(usize::from(b)) {
+                *c += 1;
+            } else {
+                return from_bins_sorted(bins);
+            }
+        }
+        return (0..=bins::FINE)
+            .zip(counts)
+            .filter(|&(_, n)| n > 0)
+            .collect();
+    }
+    from_bins_sorted(bins)
+}
+
+/// Above this many events, [`from_bins`] counts instead of sorting.
+const COUNTING_FROM: usize = 4096;
+
+fn from_bins_sorted(mut bins: Vec<u16>) -> Bins {
     bins.sort_unstable();
     let mut out: Bins = Vec::new();
     for b in bins {
@@ -151,6 +175,13 @@ mod tests {
         assert_eq!(at_or_below(&enc, 5), 4);
         assert_eq!(at_or_below(&enc, 4), 1);
         assert_eq!(at_or_below(&enc, 10_000), 9);
+        // Large inputs are counted rather than sorted, with the same answer.
+        let many: Vec<u16> = (0..20_000u32)
+            .map(|i| ((i * 7919) % 10_001) as u16)
+            .collect();
+        let mut sorted = many.clone();
+        sorted.sort_unstable();
+        assert_eq!(from_bins(many), from_bins_sorted(sorted));
         let big = encode(&[(1, 1 << 40)]);
         assert_eq!(decode(&big), vec![(1, 1 << 40)]);
         assert_eq!(decode(&[]), vec![]);

@@ -11,10 +11,10 @@
 
 use crate::stats::bins;
 use crate::stats::hist::{self, Bins};
-use crate::stats::plan::{LEVELS, floor_to};
+use crate::stats::plan::{LEVELS, MINUTE, floor_to};
 use crate::{ImageRecord, NewEvent, Result, StoreError};
 use async_trait::async_trait;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use tokio::sync::{Mutex, OwnedMutexGuard, mpsc, oneshot};
 
@@ -193,28 +193,47 @@ impl RollupDelta {
 
 /// The rollup changes of a batch of events: per client and for all clients, per level and
 /// period. Sorted by key, so concurrent writers touch rows in one order.
+///
+/// One pass groups the events by client and minute (the finest level; a live batch usually
+/// spans one or two), hashing each event once rather than once per row it counts in; every
+/// hour, day and all-clients row then gathers the bins of its minutes.
 pub(crate) fn rollup_deltas<'a>(events: impl Iterator<Item = &'a NewEvent>) -> Vec<RollupDelta> {
-    let mut acc: HashMap<(&str, i16, i64), Vec<u16>> = HashMap::new();
+    let mut minutes: Vec<((&str, i64), Vec<u16>)> = Vec::new();
+    let mut index: HashMap<(&str, i64), usize> = HashMap::new();
+    let mut last: Option<((&str, i64), usize)> = None;
     for e in events {
-        let bin = bins::fine_bin(e.red);
+        let key = (e.client_id.as_str(), floor_to(e.ts, MINUTE));
+        let slot = match last {
+            Some((k, i)) if k == key => i,
+            _ => *index.entry(key).or_insert_with(|| {
+                minutes.push((key, Vec::new()));
+                minutes.len() - 1
+            }),
+        };
+        last = Some((key, slot));
+        minutes[slot].1.push(bins::fine_bin(e.red));
+    }
+    // Each row gathers the fine bins of its minutes (a copy per row: linear in the events
+    // whatever their spread in time), counted once at the end.
+    let mut rows: BTreeMap<(&str, i16, i64), Vec<u16>> = BTreeMap::new();
+    for ((client, minute), fine) in &minutes {
         for (level, span) in LEVELS {
-            let start = floor_to(e.ts, span);
-            for client in [e.client_id.as_str(), ALL_CLIENTS] {
-                acc.entry((client, level, start)).or_default().push(bin);
+            let start = floor_to(*minute, span);
+            for key in [*client, ALL_CLIENTS] {
+                rows.entry((key, level, start))
+                    .or_default()
+                    .extend_from_slice(fine);
             }
         }
     }
-    let mut out: Vec<RollupDelta> = acc
-        .into_iter()
-        .map(|((client, level, start), bins)| RollupDelta {
+    rows.into_iter()
+        .map(|((client, level, start), fine)| RollupDelta {
             client: client.to_owned(),
             level,
             start,
-            bins: hist::from_bins(bins),
+            bins: hist::from_bins(fine),
         })
-        .collect();
-    out.sort_unstable_by(|a, b| (&a.client, a.level, a.start).cmp(&(&b.client, b.level, b.start)));
-    out
+        .collect()
 }
 
 /// Whether an event may produce a notification: its client has a subscription with a lower
@@ -253,5 +272,45 @@ mod tests {
         let (total, blob) = day.merged_into(&hist::encode(&[(5000, 1)]));
         assert_eq!(total, 4);
         assert_eq!(hist::decode(&blob), vec![(5000, 3), (10_000, 1)]);
+    }
+
+    #[test]
+    fn deltas_equal_a_count_per_row_for_events_spread_over_days_and_clients() {
+        let clients = [ClientId::generate(), ClientId::generate()];
+        let mut seed = 0x1234_5678_9abc_def1u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let events: Vec<NewEvent> = (0..6000)
+            .map(|_| NewEvent {
+                client_id: clients[(next() % 2) as usize].clone(),
+                image_id: None,
+                red: (next() % 10_001) as f64 / 10_000.0,
+                ts: (next() % (3 * 86_400_000)) as i64,
+            })
+            .collect();
+        let mut expected: BTreeMap<(String, i16, i64), Vec<u16>> = BTreeMap::new();
+        for e in &events {
+            for (level, span) in LEVELS {
+                for client in [e.client_id.as_str(), ALL_CLIENTS] {
+                    expected
+                        .entry((client.to_owned(), level, floor_to(e.ts, span)))
+                        .or_default()
+                        .push(bins::fine_bin(e.red));
+                }
+            }
+        }
+        let got: Vec<_> = rollup_deltas(events.iter())
+            .into_iter()
+            .map(|d| ((d.client, d.level, d.start), d.bins))
+            .collect();
+        let want: Vec<_> = expected
+            .into_iter()
+            .map(|(k, fine)| (k, hist::from_bins(fine)))
+            .collect();
+        assert_eq!(got, want);
     }
 }
