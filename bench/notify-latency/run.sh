@@ -6,7 +6,7 @@
 set -eu
 cd "$(dirname "$0")/../.."
 RATE=${1:-1000}; SECS=${2:-10}; SUBS=${3:-100}; RUNS=${4:-3}; SOURCE=${5:-events}
-cargo build --release -q -p rubra-server --example notify_latency
+[ -n "${SKIP_BUILD:-}" ] || cargo build --release -q -p rubra-server --example notify_latency
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg), cores: $(nproc)"
 i=0
 while [ "$i" -lt "$RUNS" ]; do

@@ -8,11 +8,15 @@
 //! prefetching a few elements ahead overlaps those misses.
 #![allow(unsafe_code)]
 
+#[cfg(feature = "cli")]
 use std::fs::File;
 
-/// A file's contents mapped read-only and checked once to be UTF-8.
+/// A file's contents mapped read-only and checked once to be UTF-8 (files are read by the
+/// command line only).
+#[cfg(feature = "cli")]
 pub(crate) struct MappedText(memmap2::Mmap);
 
+#[cfg(feature = "cli")]
 impl MappedText {
     /// Maps `file` (all pages at once: they are normally in the page cache) and
     /// checks that it is UTF-8; otherwise gives back the bytes and the offset of

@@ -65,6 +65,8 @@ pub(crate) enum Node {
 /// The text a document was parsed from: owned, or a mapped file.
 enum Source {
     Owned(Box<str>),
+    /// Only the command line reads files.
+    #[cfg(feature = "cli")]
     Mapped(crate::memory::MappedText),
 }
 
@@ -73,6 +75,7 @@ impl Source {
     fn as_str(&self) -> &str {
         match self {
             Source::Owned(s) => s,
+            #[cfg(feature = "cli")]
             Source::Mapped(m) => m.as_str(),
         }
     }
@@ -114,6 +117,7 @@ impl Document {
     /// Reads and parses a file: large regular files are mapped rather than
     /// copied (see the `memory` module). The outer error is the file's, the
     /// inner one the JSON's.
+    #[cfg(feature = "cli")]
     pub(crate) fn read_file(path: &std::path::Path) -> std::io::Result<Result<Self, ParseError>> {
         let file = std::fs::File::open(path)?;
         let meta = file.metadata()?;
@@ -344,6 +348,7 @@ struct Parser<'a> {
 const NO_KEY: Span = Span { start: 0, len: 0 };
 
 /// Files from this size on are mapped instead of read.
+#[cfg(feature = "cli")]
 const MAP_FROM: u64 = 1 << 20;
 
 /// What parsing produces besides the source: nodes, member names, root, depth.

@@ -22,12 +22,6 @@ const CHUNK: usize = 1000;
 /// back through the OS (the default cache is 2 MiB).
 const WRITER_CACHE_KIB: u32 = 64 * 1024;
 
-/// WAL pages after which the writer's commit checkpoints (the default is 1 000). Each group
-/// dirties the same ~thousand hot index pages again; with a longer WAL a checkpoint copies each
-/// of them back once for many groups, not once per group. Readers are unaffected; a crash
-/// only makes the WAL replay on open longer (≤ 64 MiB here).
-const WRITER_WAL_AUTOCHECKPOINT: u32 = 16_384;
-
 /// Applies write groups to a SQLite database, on a connection of its own (outside the pool)
 /// whose page cache stays warm between groups.
 pub(crate) struct SqliteWrites {
@@ -49,7 +43,6 @@ impl SqliteWrites {
         let opts = (*self.pool.connect_options())
             .clone()
             .pragma("cache_size", format!("-{WRITER_CACHE_KIB}"))
-            .pragma("wal_autocheckpoint", WRITER_WAL_AUTOCHECKPOINT.to_string())
             // Statement journals (multi-row statements that may have to undo themselves
             // alone) and temporary b-trees stay in memory instead of a temporary file.
             .pragma("temp_store", "MEMORY");
