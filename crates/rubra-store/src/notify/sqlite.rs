@@ -8,7 +8,8 @@
 
 use super::{DeliveryVerdict, Recorded, Verdict};
 use crate::{Result, SqliteStore};
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::{AssertSqlSafe, Row, Sqlite, Transaction};
+use std::collections::HashMap;
 use tokio::sync::OwnedMutexGuard;
 
 impl SqliteStore {
@@ -33,10 +34,79 @@ pub(super) async fn record_deliveries(
     let mut tx = store.pool().begin_with("BEGIN IMMEDIATE").await?;
     let now = crate::now_ms();
     let mut out = Vec::with_capacity(verdicts.len());
-    for v in verdicts {
-        out.push(record_one(&mut tx, owner, v, pause_after, now).await?);
+    // In order, but each run of successes in two statements: their effects do not depend on
+    // their order among themselves (each resets its subscription's failure count), only on
+    // their order relative to failures, which is kept.
+    let mut rest = verdicts;
+    while let Some(first) = rest.first() {
+        let run = rest
+            .iter()
+            .take_while(|v| v.verdict == Verdict::Delivered)
+            .count();
+        if run > 0 {
+            out.extend(record_delivered(&mut tx, &rest[..run], now).await?);
+            rest = &rest[run..];
+        } else {
+            out.push(record_one(&mut tx, owner, first, pause_after, now).await?);
+            rest = &rest[1..];
+        }
     }
     tx.commit().await?;
+    Ok(out)
+}
+
+/// Successful deliveries per statement (one parameter each).
+const DELIVERED_CHUNK: usize = 1000;
+
+/// Records successful deliveries: the pending ones become delivered, and their subscriptions'
+/// failure counts go back to zero — two statements per [`DELIVERED_CHUNK`].
+async fn record_delivered(
+    tx: &mut Transaction<'_, Sqlite>,
+    verdicts: &[DeliveryVerdict],
+    now: i64,
+) -> Result<Vec<Recorded>> {
+    let mut out = Vec::with_capacity(verdicts.len());
+    for chunk in verdicts.chunks(DELIVERED_CHUNK) {
+        let marks = vec!["(?)"; chunk.len()].join(",");
+        let sql = format!(
+            "WITH d(seq) AS (VALUES {marks}) \
+             UPDATE notifications \
+             SET state = 'delivered', delivered_at = ?, lease_owner = NULL, \
+                 lease_until = NULL, last_error = NULL \
+             WHERE seq IN (SELECT seq FROM d) AND state = 'pending' \
+             RETURNING seq, subscription_id"
+        );
+        let mut q = sqlx::query_as::<_, (i64, String)>(AssertSqlSafe(sql));
+        for v in chunk {
+            q = q.bind(v.notification.seq);
+        }
+        let done: HashMap<i64, String> = q
+            .bind(now)
+            .fetch_all(&mut **tx)
+            .await?
+            .into_iter()
+            .collect();
+        if !done.is_empty() {
+            let mut subs: Vec<&str> = done.values().map(String::as_str).collect();
+            subs.sort_unstable();
+            subs.dedup();
+            let marks = vec!["(?)"; subs.len()].join(",");
+            let sql = format!(
+                "WITH s(id) AS (VALUES {marks}) \
+                 UPDATE subscriptions SET consecutive_failures = 0 \
+                 WHERE id IN (SELECT id FROM s) AND consecutive_failures <> 0"
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for sub in subs {
+                q = q.bind(sub);
+            }
+            q.execute(&mut **tx).await?;
+        }
+        out.extend(chunk.iter().map(|v| Recorded {
+            applied: done.contains_key(&v.notification.seq),
+            paused: false,
+        }));
+    }
     Ok(out)
 }
 

@@ -7,7 +7,7 @@ use crate::{NewEvent, Result};
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnection, SqlitePool};
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Sqlite, Transaction};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::OnceLock;
 
 stats_query_fn!(SqlitePool, "BEGIN");
@@ -191,67 +191,121 @@ async fn write_events(
     write_outbox(tx, events).await
 }
 
+/// Rollup rows per statement (5 parameters each).
+const ROLLUP_CHUNK: usize = 1000;
+
+/// The touched rollup rows: read in one statement, merged, written back in one multi-row
+/// upsert (per [`ROLLUP_CHUNK`] rows). Every statement is a round trip to SQLite's thread,
+/// so a group costs a few of them whatever the number of rows.
 async fn write_rollups(tx: &mut Transaction<'_, Sqlite>, deltas: &[RollupDelta]) -> Result<()> {
-    for d in deltas {
-        let current: Option<Vec<u8>> = sqlx::query_scalar(
-            "SELECT hist FROM stats_rollups \
-             WHERE client_id = $1 AND level = $2 AND period_start = $3",
-        )
-        .bind(&d.client)
-        .bind(d.level)
-        .bind(d.start)
-        .fetch_optional(&mut **tx)
-        .await?;
-        let (total, blob) = d.merged_into(current.as_deref().unwrap_or_default());
-        sqlx::query(UPSERT_ROLLUP_SQL)
-            .bind(&d.client)
-            .bind(d.level)
-            .bind(d.start)
-            .bind(total)
-            .bind(blob)
-            .execute(&mut **tx)
-            .await?;
+    for chunk in deltas.chunks(ROLLUP_CHUNK) {
+        let mut sql = String::from("WITH k(c, l, s) AS (VALUES ");
+        push_tuples(&mut sql, chunk.len(), 3);
+        sql.push_str(
+            ") SELECT r.client_id, r.level, r.period_start, r.hist FROM k \
+             JOIN stats_rollups r ON r.client_id = k.c AND r.level = k.l AND r.period_start = k.s",
+        );
+        let mut q = sqlx::query_as::<_, (String, i16, i64, Vec<u8>)>(AssertSqlSafe(sql));
+        for d in chunk {
+            q = q.bind(&d.client).bind(d.level).bind(d.start);
+        }
+        let current: HashMap<(String, i16, i64), Vec<u8>> = q
+            .fetch_all(&mut **tx)
+            .await?
+            .into_iter()
+            .map(|(c, l, s, h)| ((c, l, s), h))
+            .collect();
+        let mut sql = String::from(
+            "INSERT INTO stats_rollups (client_id, level, period_start, total, hist) VALUES ",
+        );
+        push_tuples(&mut sql, chunk.len(), 5);
+        sql.push_str(
+            " ON CONFLICT (client_id, level, period_start) \
+             DO UPDATE SET total = excluded.total, hist = excluded.hist",
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for d in chunk {
+            let now = current
+                .get(&(d.client.clone(), d.level, d.start))
+                .map_or(&[][..], Vec::as_slice);
+            let (total, blob) = d.merged_into(now);
+            q = q
+                .bind(&d.client)
+                .bind(d.level)
+                .bind(d.start)
+                .bind(total)
+                .bind(blob);
+        }
+        q.execute(&mut **tx).await?;
     }
     Ok(())
 }
 
-const UPSERT_ROLLUP_SQL: &str = "\
-    INSERT INTO stats_rollups (client_id, level, period_start, total, hist) \
-    VALUES ($1, $2, $3, $4, $5) \
-    ON CONFLICT (client_id, level, period_start) \
-    DO UPDATE SET total = excluded.total, hist = excluded.hist";
-
-/// The outbox: the notification module's per-event SQL, for the events that can match.
-async fn write_outbox(tx: &mut Transaction<'_, Sqlite>, events: &[&NewEvent]) -> Result<()> {
-    let mut min_threshold: HashMap<String, f64> = HashMap::new();
-    let mut seen: HashSet<&str> = HashSet::new();
-    for e in events {
-        if seen.insert(e.client_id.as_str()) {
-            let min: Option<f64> =
-                sqlx::query_scalar("SELECT MIN(threshold) FROM subscriptions WHERE client_id = $1")
-                    .bind(e.client_id.as_str())
-                    .fetch_one(&mut **tx)
-                    .await?;
-            if let Some(min) = min {
-                min_threshold.insert(e.client_id.as_str().to_owned(), min);
-            }
+/// Appends `rows` placeholder tuples of `width` (`(?,?),(?,?)`).
+fn push_tuples(sql: &mut String, rows: usize, width: usize) {
+    for i in 0..rows {
+        sql.push_str(if i == 0 { "(" } else { ",(" });
+        for j in 0..width {
+            sql.push_str(if j == 0 { "?" } else { ",?" });
         }
+        sql.push(')');
     }
+}
+
+/// Events per outbox statement (5 parameters each).
+const OUTBOX_CHUNK: usize = 1000;
+
+/// The outbox: one notification per event and live subscription it exceeds (the rows of
+/// [`crate::notify::ENQUEUE_NOTIFICATIONS_SQL`], for many events per statement). Events whose
+/// client has no subscription below their red are left out before any statement is built.
+async fn write_outbox(tx: &mut Transaction<'_, Sqlite>, events: &[&NewEvent]) -> Result<()> {
+    let mut clients: Vec<&str> = events.iter().map(|e| e.client_id.as_str()).collect();
+    clients.sort_unstable();
+    clients.dedup();
+    let mut sql = String::from("WITH c(id) AS (VALUES ");
+    push_tuples(&mut sql, clients.len(), 1);
+    sql.push_str(
+        ") SELECT s.client_id, MIN(s.threshold) FROM c \
+         JOIN subscriptions s ON s.client_id = c.id GROUP BY s.client_id",
+    );
+    let mut q = sqlx::query_as::<_, (String, f64)>(AssertSqlSafe(sql));
+    for c in &clients {
+        q = q.bind(*c);
+    }
+    let min_threshold: HashMap<String, f64> = q.fetch_all(&mut **tx).await?.into_iter().collect();
     if min_threshold.is_empty() {
         return Ok(());
     }
+    let candidates: Vec<&NewEvent> = events
+        .iter()
+        .copied()
+        .filter(|e| ingest::may_notify(e, &min_threshold))
+        .collect();
     let now = crate::now_ms();
-    for e in events {
-        if ingest::may_notify(e, &min_threshold) {
-            sqlx::query(crate::notify::ENQUEUE_NOTIFICATIONS_SQL)
+    for chunk in candidates.chunks(OUTBOX_CHUNK) {
+        let mut sql = String::from("WITH e(k, client_id, image_id, red, ts) AS (VALUES ");
+        push_tuples(&mut sql, chunk.len(), 5);
+        sql.push_str(
+            ") INSERT INTO notifications (client_id, subscription_id, channel_type, image_id, \
+                 red, threshold, event_ts, created_at, next_attempt_at, state) \
+             SELECT s.client_id, s.id, s.channel_type, e.image_id, e.red, s.threshold, e.ts, \
+                    ?, ?, \
+                    CASE WHEN s.channel_type = 'stream' THEN 'stream' \
+                         WHEN s.state = 'paused' THEN 'held' ELSE 'pending' END \
+             FROM e JOIN subscriptions s \
+               ON s.client_id = e.client_id AND s.deleted_at IS NULL AND e.red > s.threshold \
+             ORDER BY e.k, s.id",
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for (k, e) in chunk.iter().enumerate() {
+            q = q
+                .bind(i64::try_from(k).unwrap_or(i64::MAX))
                 .bind(e.client_id.as_str())
                 .bind(e.image_id.as_ref().map(|i| i.as_str()))
                 .bind(e.red)
-                .bind(e.ts)
-                .bind(now)
-                .execute(&mut **tx)
-                .await?;
+                .bind(e.ts);
         }
+        q.bind(now).bind(now).execute(&mut **tx).await?;
     }
     Ok(())
 }
