@@ -256,7 +256,8 @@ fn push_tuples(sql: &mut String, rows: usize, width: usize) {
 const OUTBOX_CHUNK: usize = 1000;
 
 /// The outbox: one notification per event and live subscription it exceeds (the rows of
-/// [`crate::notify::ENQUEUE_NOTIFICATIONS_SQL`], for many events per statement). Events whose
+/// [`crate::notify::ENQUEUE_NOTIFICATIONS_SQL`], for many events per statement, numbered in
+/// the same order: by event, then by threshold and age of the subscription). Events whose
 /// client has no subscription below their red are left out before any statement is built.
 async fn write_outbox(tx: &mut Transaction<'_, Sqlite>, events: &[&NewEvent]) -> Result<()> {
     let mut clients: Vec<&str> = events.iter().map(|e| e.client_id.as_str()).collect();
@@ -294,7 +295,7 @@ async fn write_outbox(tx: &mut Transaction<'_, Sqlite>, events: &[&NewEvent]) ->
                          WHEN s.state = 'paused' THEN 'held' ELSE 'pending' END \
              FROM e JOIN subscriptions s \
                ON s.client_id = e.client_id AND s.deleted_at IS NULL AND e.red > s.threshold \
-             ORDER BY e.k, s.id",
+             ORDER BY e.k, s.threshold, s.rowid",
         );
         let mut q = sqlx::query(AssertSqlSafe(sql));
         for (k, e) in chunk.iter().enumerate() {
