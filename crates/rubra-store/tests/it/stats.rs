@@ -59,6 +59,36 @@ fn brute(events: &[NewEvent], client: Option<&ClientId>, q: &StatsQuery) -> (u64
     (total, above)
 }
 
+/// Asserts that `[from, to)` over `threshold` counts exactly what brute force counts, for each
+/// of `clients` and for all clients.
+async fn assert_counts_match_brute_force(
+    store: &Arc<dyn Store>,
+    events: &[NewEvent],
+    clients: [&ClientId; 2],
+    from: i64,
+    to: i64,
+    threshold: f64,
+) {
+    let q = StatsQuery {
+        from,
+        to,
+        threshold,
+        bucket: None,
+    };
+    let scopes = clients
+        .map(|c| (Scope::Client(c.clone()), Some(c)))
+        .into_iter()
+        .chain([(Scope::All, None)]);
+    for (scope, client) in scopes {
+        let got = store.stats(&scope, &q).await.unwrap();
+        assert_eq!(
+            (got.total, got.above),
+            brute(events, client, &q),
+            "{q:?} scope {scope:?}"
+        );
+    }
+}
+
 /// Reds that stress the bins: 0, 1, decimal edges, their neighbours, and arbitrary values.
 fn red(rng: &mut Rng) -> f64 {
     match rng.below(8) {
@@ -128,24 +158,8 @@ async fn exact_counts_match_brute_force(store: Arc<dyn Store>) {
             }
         };
         let (x, y) = (pick(&mut rng), pick(&mut rng));
-        let q = StatsQuery {
-            from: x.min(y),
-            to: x.max(y),
-            threshold,
-            bucket: None,
-        };
-        for (scope, client) in [
-            (Scope::Client(a.clone()), Some(&a)),
-            (Scope::Client(b.clone()), Some(&b)),
-            (Scope::All, None),
-        ] {
-            let got = store.stats(&scope, &q).await.unwrap();
-            assert_eq!(
-                (got.total, got.above),
-                brute(&events, client, &q),
-                "query {i} {q:?} scope {scope:?}"
-            );
-        }
+        assert_counts_match_brute_force(&store, &events, [&a, &b], x.min(y), x.max(y), threshold)
+            .await;
     }
     // The whole span at once, every bucket width: per-bucket counts match too.
     for w in [
@@ -416,24 +430,8 @@ async fn events_recorded_before_the_stats_migrations_keep_their_counts(db: Db) {
             base - HOUR + rng.below((2 * DAY + 2 * HOUR) as u64) as i64,
             base - HOUR + rng.below((2 * DAY + 2 * HOUR) as u64) as i64,
         );
-        let q = StatsQuery {
-            from: x.min(y),
-            to: x.max(y),
-            threshold,
-            bucket: None,
-        };
-        for (scope, client) in [
-            (Scope::Client(a.clone()), Some(&a)),
-            (Scope::Client(b.clone()), Some(&b)),
-            (Scope::All, None),
-        ] {
-            let r = store.stats(&scope, &q).await.unwrap();
-            assert_eq!(
-                (r.total, r.above),
-                brute(&events, client, &q),
-                "{q:?} {scope:?}"
-            );
-        }
+        assert_counts_match_brute_force(&store, &events, [&a, &b], x.min(y), x.max(y), threshold)
+            .await;
     }
 }
 
