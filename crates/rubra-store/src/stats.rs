@@ -8,11 +8,20 @@
 //!   `(ckey, ts, red)` for the ragged edges of a range, and `(ckey, bin, ts, red)` for exact
 //!   counting next to a threshold. Integer keys keep index entries about a third of the size
 //!   they had with the text client id, which is what ingest speed depends on.
-//! - **Rollups** (`stats_rollups`): per client — and once more for all clients, under the
-//!   client key `*` — and per whole minute, hour and day (epoch-aligned UTC), a histogram of
-//!   `red` over 10 001 *fine bins* (0 is `red == 0`, `k` is `((k-1)/10⁴, k/10⁴]`), sparse and
-//!   varint-encoded in a BLOB. The rollups are updated in the same transaction as the events
-//!   they count, so they are never out of step with the raw rows.
+//! - **Rollups**: per client — and once more for all clients, under the client key `*` — and
+//!   per whole minute, hour and day (epoch-aligned UTC), the counts of `red` over 10 001
+//!   *fine bins* (0 is `red == 0`, `k` is `((k-1)/10⁴, k/10⁴]`), split in two tables by
+//!   *band* (100 fine bins: band 0 is `red == 0`, band `b` is `((b-1)/100, b/100]`):
+//!   - `stats_periods`: one row per period with its total and its counts per band (≤ 101
+//!     varint pairs, a few hundred bytes);
+//!   - `stats_bands`: one row per period and band with that band's fine-bin counts, keyed
+//!     band first, so one band over a run of periods is one index range.
+//!
+//!   Both are sparse varint BLOBs (`hist`), updated in the same transaction as the events they
+//!   count, so they are never out of step with the raw rows. The split keeps every row small:
+//!   a query reads ~300 bytes per period instead of a 20 KB histogram (720 hourly buckets
+//!   over a month read ~0.4 MB, not 14 MB of overflow pages), and a write rewrites only the
+//!   bands its events fall in.
 //!
 //! Bin edges are the correctly rounded doubles of decimal fractions, so a threshold with at
 //! most four decimals (`0.8`, `0.25`, `0.1234`) sits exactly on a fine edge, and every fine bin
@@ -25,9 +34,10 @@
 //! 1. The raw edges `[from, a)` and `[b, to)` — `a`, `b` the first and last whole minute —
 //!    are counted from raw events (at most two minutes of rows, via `(ckey, ts, red)`).
 //! 2. `[a, b)` is covered greedily by the fewest whole days, hours and minutes (at most ~30
-//!    days + 46 hours + 118 minutes for a month); their rollup rows are read in at most five
-//!    range scans. Each row stores its total; its "above" is that total minus the fine bins at
-//!    or below the threshold's bin (the histogram is decoded only up to that bin).
+//!    days + 46 hours + 118 minutes for a month), read as at most five runs of period rows.
+//!    A period's "above" is the sum of its bands past the threshold's band `b`; unless the
+//!    threshold ends its band (at most two decimals), the run's rows of band `b` are read too
+//!    (one index range) and their fine bins past the threshold's fine bin are added.
 //! 3. If the threshold lies strictly inside a fine bin `k` (more than four decimals), the
 //!    events of that bin are compared one by one: those in `[a, b)` with coarse bin `⌈k/10⌉`
 //!    and `threshold < red <= k/10⁴`, found via `(ckey, bin, ts, red)`. That reads about
@@ -49,8 +59,8 @@
 //!
 //! On SQLite a group costs a handful of statements whatever its size — the event inserts
 //! (1 000 rows each, `INSERT OR ROLLBACK` so no statement journal is kept), one read and one
-//! multi-row upsert of the rollup rows, one outbox query and one outbox insert — because each
-//! statement is a round trip to the connection's thread. Events are inserted sorted by
+//! multi-row upsert of the period rows, the same for the band rows, one outbox query and one
+//! outbox insert — because each statement is a round trip to the connection's thread. Events are inserted sorted by
 //! `(ckey, bin, ts)`, so a group dirties the tail of each coarse bin once. The writer has its
 //! own connection with a 64 MiB page cache; the WAL is checkpointed by a background task, not
 //! by the commits.
@@ -310,15 +320,36 @@ impl Plan {
         }
     }
 
-    /// Adds one rollup row holding `total` events.
-    pub(crate) fn add_rollup(&mut self, start: i64, total: i64, blob: &[u8]) {
+    /// Adds one period row holding `total` events with counts per band `bands`: "above"
+    /// counts the bands past the threshold's band (see [`Plan::band`] for the rest).
+    pub(crate) fn add_period(&mut self, start: i64, total: i64, bands: &[u8]) {
         let total = to_u64(total);
         let above = match self.split {
             Split::All => total,
             Split::None => 0,
-            Split::At { bin, .. } => total.saturating_sub(hist::at_or_below(blob, bin)),
+            Split::At { bin, .. } => hist::above(bands, bins::band_of_fine(bin)),
         };
         self.add((start - self.origin) / self.size, total, above);
+    }
+
+    /// The band whose rows must be read as well: the threshold's band, unless the threshold's
+    /// fine bin ends it (a threshold with at most two decimals).
+    pub(crate) fn band(&self) -> Option<i16> {
+        match self.split {
+            Split::At { bin, .. } if !bins::ends_band(bin) => {
+                i16::try_from(bins::band_of_fine(bin)).ok()
+            }
+            _ => None,
+        }
+    }
+
+    /// Adds the events of the threshold's band row `hist` (of the period at `start`) that lie
+    /// in fine bins past the threshold's.
+    pub(crate) fn add_band(&mut self, start: i64, hist: &[u8]) {
+        if let Split::At { bin, .. } = self.split {
+            let above = hist::above(hist, bin);
+            self.add((start - self.origin) / self.size, 0, above);
+        }
     }
 
     /// Adds raw counts of bucket `k`.

@@ -49,6 +49,21 @@ pub(crate) fn coarse_of_fine(k: u16) -> u16 {
     k.div_ceil(FINE_PER_COARSE)
 }
 
+/// Fine bins per band: the rollups keep one histogram row per band (see `stats` docs).
+pub(crate) const FINE_PER_BAND: u16 = 100;
+
+/// The band (`0..=100`) that fine bin `k` lies in: band 0 is `red == 0`, band `b` holds fine
+/// bins `100(b-1)+1 ..= 100b`, that is `red` in `((b-1)/100, b/100]`.
+pub(crate) fn band_of_fine(k: u16) -> u16 {
+    k.div_ceil(FINE_PER_BAND)
+}
+
+/// Whether fine bin `k` is the last of its band: events above it are then exactly the events
+/// of the higher bands, and no band histogram has to be read.
+pub(crate) fn ends_band(k: u16) -> bool {
+    k.is_multiple_of(FINE_PER_BAND)
+}
+
 /// How a threshold splits the fine bins.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Split {
@@ -114,6 +129,12 @@ mod tests {
         assert_eq!(coarse_of_fine(10), 1);
         assert_eq!(coarse_of_fine(11), 2);
         assert_eq!(coarse_of_fine(FINE), 1000);
+        assert_eq!(band_of_fine(0), 0);
+        assert_eq!(band_of_fine(1), 1);
+        assert_eq!(band_of_fine(100), 1);
+        assert_eq!(band_of_fine(101), 2);
+        assert_eq!(band_of_fine(FINE), 100);
+        assert!(ends_band(0) && ends_band(2500) && !ends_band(2501));
     }
 
     #[test]

@@ -96,6 +96,22 @@ pub(crate) fn merge(into: &[(u16, u64)], delta: &[(u16, u64)]) -> Bins {
     out
 }
 
+/// Adds sorted `delta` into the encoded histogram `current` (empty for a new row): the new
+/// total and the new encoding.
+pub(crate) fn add(current: &[u8], delta: &[(u16, u64)]) -> (i64, Vec<u8>) {
+    let merged = merge(&decode(current), delta);
+    let total: u64 = merged.iter().map(|&(_, n)| n).sum();
+    (i64::try_from(total).unwrap_or(i64::MAX), encode(&merged))
+}
+
+/// The events of an encoded histogram in bins `> bin`.
+pub(crate) fn above(buf: &[u8], bin: u16) -> u64 {
+    entries(buf)
+        .skip_while(|&(b, _)| b <= bin)
+        .map(|(_, n)| n)
+        .sum()
+}
+
 /// Counts from a list of fine bins (any order): sorted (bin, count) pairs.
 pub(crate) fn from_bins(bins: Vec<u16>) -> Bins {
     if bins.len() > COUNTING_FROM {
@@ -131,15 +147,6 @@ fn from_bins_sorted(mut bins: Vec<u16>) -> Bins {
     out
 }
 
-/// The events of an encoded histogram in bins `<= bin`: reads only up to that bin, so with
-/// the row's stored total, "above" costs a partial decode.
-pub(crate) fn at_or_below(buf: &[u8], bin: u16) -> u64 {
-    entries(buf)
-        .take_while(|&(b, _)| b <= bin)
-        .map(|(_, n)| n)
-        .sum()
-}
-
 /// `(total, above)` of an encoded histogram where "above" is every bin `> bin`
 /// (`None` counts every event as above).
 #[cfg(test)]
@@ -172,9 +179,15 @@ mod tests {
         assert_eq!(total_and_above(&enc, Some(0)), (9, 8));
         assert_eq!(total_and_above(&enc, None), (9, 9));
         assert_eq!(total_and_above(&enc, Some(10_000)), (9, 0));
-        assert_eq!(at_or_below(&enc, 5), 4);
-        assert_eq!(at_or_below(&enc, 4), 1);
-        assert_eq!(at_or_below(&enc, 10_000), 9);
+        assert_eq!(above(&enc, 5), 5);
+        assert_eq!(above(&enc, 4), 8);
+        assert_eq!(above(&enc, 10_000), 0);
+        assert_eq!(add(&enc, &[(5, 1), (6, 2)]).0, 12);
+        assert_eq!(
+            decode(&add(&[], &[(6, 2)]).1),
+            vec![(6, 2)],
+            "a new row is the delta"
+        );
         // Large inputs are counted rather than sorted, with the same answer.
         let many: Vec<u16> = (0..20_000u32)
             .map(|i| ((i * 7919) % 10_001) as u16)

@@ -160,7 +160,8 @@ pub(crate) fn image_event(image: &ImageRecord) -> NewEvent {
     }
 }
 
-/// The changes one batch makes to one rollup row.
+/// The changes one batch makes to the rollups of one period: its period row (total and counts
+/// per band) and one band row per band it touches.
 #[derive(Debug, PartialEq)]
 pub(crate) struct RollupDelta {
     /// The client, or [`ALL_CLIENTS`].
@@ -169,25 +170,70 @@ pub(crate) struct RollupDelta {
     pub level: i16,
     /// The period start (epoch ms, aligned).
     pub start: i64,
-    /// Counts to add.
+    /// Counts to add, per fine bin.
     pub bins: Bins,
+    /// The same counts per band (for the period row).
+    pub bands: Bins,
 }
 
 impl RollupDelta {
+    fn new(client: &str, level: i16, start: i64, bins: Bins) -> RollupDelta {
+        let mut bands: Bins = Vec::new();
+        for &(bin, n) in &bins {
+            let band = bins::band_of_fine(bin);
+            match bands.last_mut() {
+                Some((b, m)) if *b == band => *m += n,
+                _ => bands.push((band, n)),
+            }
+        }
+        RollupDelta {
+            client: client.to_owned(),
+            level,
+            start,
+            bins,
+            bands,
+        }
+    }
+
     /// The number of events this delta adds.
     #[cfg(test)]
     pub fn total(&self) -> u64 {
         self.bins.iter().map(|&(_, n)| n).sum()
     }
 
-    /// The row's new histogram, given its current one (empty when the row is new).
-    pub fn merged_into(&self, current: &[u8]) -> (i64, Vec<u8>) {
-        let merged = hist::merge(&hist::decode(current), &self.bins);
-        let total: u64 = merged.iter().map(|&(_, n)| n).sum();
-        (
-            i64::try_from(total).unwrap_or(i64::MAX),
-            hist::encode(&merged),
-        )
+    /// The fine-bin counts to add to each band row: `(band, counts)`, by band.
+    pub fn per_band(&self) -> impl Iterator<Item = (u16, &[(u16, u64)])> + '_ {
+        self.bins
+            .chunk_by(|&(a, _), &(b, _)| bins::band_of_fine(a) == bins::band_of_fine(b))
+            .map(|run| (bins::band_of_fine(run[0].0), run))
+    }
+}
+
+/// The counts one batch adds to one band row.
+#[derive(Debug)]
+pub(crate) struct BandDelta<'a> {
+    /// The client, or [`ALL_CLIENTS`].
+    pub client: &'a str,
+    /// The level number.
+    pub level: i16,
+    /// The band number.
+    pub band: i16,
+    /// The period start.
+    pub start: i64,
+    /// Counts to add, per fine bin (all in `band`).
+    pub bins: &'a [(u16, u64)],
+}
+
+impl<'a> BandDelta<'a> {
+    /// The band rows a period delta touches.
+    pub fn of(d: &'a RollupDelta) -> impl Iterator<Item = BandDelta<'a>> + 'a {
+        d.per_band().map(move |(band, bins)| BandDelta {
+            client: &d.client,
+            level: d.level,
+            band: i16::try_from(band).unwrap_or(i16::MAX),
+            start: d.start,
+            bins,
+        })
     }
 }
 
@@ -227,11 +273,8 @@ pub(crate) fn rollup_deltas<'a>(events: impl Iterator<Item = &'a NewEvent>) -> V
         }
     }
     rows.into_iter()
-        .map(|((client, level, start), fine)| RollupDelta {
-            client: client.to_owned(),
-            level,
-            start,
-            bins: hist::from_bins(fine),
+        .map(|((client, level, start), fine)| {
+            RollupDelta::new(client, level, start, hist::from_bins(fine))
         })
         .collect()
 }
@@ -269,9 +312,12 @@ mod tests {
             .find(|r| r.client == c.as_str() && r.level == 2)
             .unwrap();
         assert_eq!(day.bins, vec![(5000, 2), (10_000, 1)]);
-        let (total, blob) = day.merged_into(&hist::encode(&[(5000, 1)]));
-        assert_eq!(total, 4);
-        assert_eq!(hist::decode(&blob), vec![(5000, 3), (10_000, 1)]);
+        assert_eq!(day.bands, vec![(50, 2), (100, 1)]);
+        let per_band: Vec<_> = day.per_band().collect();
+        assert_eq!(
+            per_band,
+            vec![(50, &[(5000, 2)][..]), (100, &[(10_000, 1)][..])]
+        );
     }
 
     #[test]

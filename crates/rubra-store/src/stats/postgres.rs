@@ -1,9 +1,9 @@
 //! The PostgreSQL write path of events (`UNNEST` array inserts, rollups under an advisory
 //! lock) and its read path.
 
-use super::ingest::{self, ApplyWrites, RollupDelta, WriteOp};
+use super::ingest::{self, ApplyWrites, BandDelta, RollupDelta, WriteOp};
 use super::keys::{KeyCache, client_keys_fn, key_of};
-use super::{bins, query::stats_query_fn};
+use super::{bins, hist, query::stats_query_fn};
 use crate::{NewEvent, Result, StoreError};
 use async_trait::async_trait;
 use sqlx::postgres::PgPool;
@@ -117,6 +117,8 @@ async fn write_events(
     write_outbox(tx, events).await
 }
 
+/// The touched period rows, then band rows: each kind read in one statement, merged, and
+/// written back in one `UNNEST` upsert.
 async fn write_rollups(tx: &mut Transaction<'_, Postgres>, deltas: &[RollupDelta]) -> Result<()> {
     if deltas.is_empty() {
         return Ok(());
@@ -130,7 +132,7 @@ async fn write_rollups(tx: &mut Transaction<'_, Postgres>, deltas: &[RollupDelta
     let levels: Vec<i16> = deltas.iter().map(|d| d.level).collect();
     let starts: Vec<i64> = deltas.iter().map(|d| d.start).collect();
     let rows: Vec<(String, i16, i64, Vec<u8>)> = sqlx::query_as(
-        "SELECT r.client_id, r.level, r.period_start, r.hist FROM stats_rollups r \
+        "SELECT r.client_id, r.level, r.period_start, r.bands FROM stats_periods r \
          JOIN UNNEST($1::text[], $2::int2[], $3::int8[]) AS u(c, l, s) \
            ON r.client_id = u.c AND r.level = u.l AND r.period_start = u.s",
     )
@@ -144,26 +146,68 @@ async fn write_rollups(tx: &mut Transaction<'_, Postgres>, deltas: &[RollupDelta
         .map(|(c, l, s, h)| ((c, l, s), h))
         .collect();
     let mut totals = Vec::with_capacity(deltas.len());
-    let mut hists = Vec::with_capacity(deltas.len());
+    let mut blobs = Vec::with_capacity(deltas.len());
     for d in deltas {
         let now = current
             .get(&(d.client.clone(), d.level, d.start))
             .map_or(&[][..], Vec::as_slice);
-        let (total, blob) = d.merged_into(now);
+        let (total, blob) = hist::add(now, &d.bands);
         totals.push(total);
-        hists.push(blob);
+        blobs.push(blob);
     }
     sqlx::query(
-        "INSERT INTO stats_rollups (client_id, level, period_start, total, hist) \
+        "INSERT INTO stats_periods (client_id, level, period_start, total, bands) \
          SELECT * FROM UNNEST($1::text[], $2::int2[], $3::int8[], $4::int8[], $5::bytea[]) \
          ON CONFLICT (client_id, level, period_start) \
-         DO UPDATE SET total = EXCLUDED.total, hist = EXCLUDED.hist",
+         DO UPDATE SET total = EXCLUDED.total, bands = EXCLUDED.bands",
     )
     .bind(&clients)
     .bind(&levels)
     .bind(&starts)
     .bind(&totals)
-    .bind(&hists)
+    .bind(&blobs)
+    .execute(&mut **tx)
+    .await?;
+
+    let bands: Vec<BandDelta> = deltas.iter().flat_map(BandDelta::of).collect();
+    let clients: Vec<&str> = bands.iter().map(|d| d.client).collect();
+    let levels: Vec<i16> = bands.iter().map(|d| d.level).collect();
+    let numbers: Vec<i16> = bands.iter().map(|d| d.band).collect();
+    let starts: Vec<i64> = bands.iter().map(|d| d.start).collect();
+    let rows: Vec<(String, i16, i16, i64, Vec<u8>)> = sqlx::query_as(
+        "SELECT r.client_id, r.level, r.band, r.period_start, r.hist FROM stats_bands r \
+         JOIN UNNEST($1::text[], $2::int2[], $3::int2[], $4::int8[]) AS u(c, l, b, s) \
+           ON r.client_id = u.c AND r.level = u.l AND r.band = u.b AND r.period_start = u.s",
+    )
+    .bind(&clients)
+    .bind(&levels)
+    .bind(&numbers)
+    .bind(&starts)
+    .fetch_all(&mut **tx)
+    .await?;
+    let current: HashMap<(String, i16, i16, i64), Vec<u8>> = rows
+        .into_iter()
+        .map(|(c, l, b, s, h)| ((c, l, b, s), h))
+        .collect();
+    let blobs: Vec<Vec<u8>> = bands
+        .iter()
+        .map(|d| {
+            let now = current
+                .get(&(d.client.to_owned(), d.level, d.band, d.start))
+                .map_or(&[][..], Vec::as_slice);
+            hist::add(now, d.bins).1
+        })
+        .collect();
+    sqlx::query(
+        "INSERT INTO stats_bands (client_id, level, band, period_start, hist) \
+         SELECT * FROM UNNEST($1::text[], $2::int2[], $3::int2[], $4::int8[], $5::bytea[]) \
+         ON CONFLICT (client_id, level, band, period_start) DO UPDATE SET hist = EXCLUDED.hist",
+    )
+    .bind(&clients)
+    .bind(&levels)
+    .bind(&numbers)
+    .bind(&starts)
+    .bind(&blobs)
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -204,29 +248,35 @@ async fn write_outbox(tx: &mut Transaction<'_, Postgres>, events: &[&NewEvent]) 
     Ok(())
 }
 
-/// Fills the coarse bins and the rollups of events recorded before they existed (once per
-/// database, marked in `meta`; a second process starting at once waits for the first).
+/// Fills what events recorded before a stats migration lack (once per database, each step
+/// marked in `meta`; a second process starting at once waits for the first): their coarse
+/// bins (`stats_rollups`, migration 0005) and the rollup rows (rebuilt from the events at
+/// `stats_bands`, migration 0009).
 pub(crate) async fn backfill(pool: &PgPool) -> Result<()> {
     let mut tx = pool.begin().await?;
-    let claimed = sqlx::query(
-        "INSERT INTO meta (key, value) VALUES ('stats_rollups', '1') ON CONFLICT (key) DO NOTHING",
-    )
-    .execute(&mut *tx)
-    .await?
-    .rows_affected()
-        == 1;
-    if claimed {
+    let mut claim = async |step: &str| -> Result<bool> {
+        let done = sqlx::query(super::query::CLAIM_BACKFILL_SQL)
+            .bind(step)
+            .execute(&mut *tx)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    };
+    let bins = claim("stats_rollups").await?;
+    let rollups = claim("stats_bands").await?;
+    if bins || rollups {
         let rows: Vec<(i64, String, f64, i64)> = sqlx::query_as(super::sqlite::BACKFILL_ROWS_SQL)
             .fetch_all(&mut *tx)
             .await?;
         let mut events = Vec::with_capacity(rows.len());
         for (id, client, red, ts) in rows {
-            let bin = i32::from(bins::coarse_of_fine(bins::fine_bin(red)));
-            sqlx::query("UPDATE events SET bin = $1 WHERE id = $2")
-                .bind(bin)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+            if bins {
+                let bin = i32::from(bins::coarse_of_fine(bins::fine_bin(red)));
+                sqlx::query("UPDATE events SET bin = $1 WHERE id = $2")
+                    .bind(bin)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             events.push(NewEvent {
                 client_id: crate::ClientId::from_db(client),
                 image_id: None,
@@ -234,7 +284,9 @@ pub(crate) async fn backfill(pool: &PgPool) -> Result<()> {
                 ts,
             });
         }
-        write_rollups(&mut tx, &ingest::rollup_deltas(events.iter())).await?;
+        if rollups {
+            write_rollups(&mut tx, &ingest::rollup_deltas(events.iter())).await?;
+        }
     }
     tx.commit().await.map_err(StoreError::from)
 }

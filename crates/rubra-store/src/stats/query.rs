@@ -33,10 +33,19 @@ pub(crate) const SCAN_ALL_SQL: &str = "\
       AND red > $6 AND red <= $7 \
     GROUP BY k";
 
-/// One run of rollup rows: `(period_start, total, hist)`.
-pub(crate) const ROLLUP_RUN_SQL: &str = "\
-    SELECT period_start, total, hist FROM stats_rollups \
+/// One run of period rows: `(period_start, total, counts per band)`.
+pub(crate) const PERIOD_RUN_SQL: &str = "\
+    SELECT period_start, total, bands FROM stats_periods \
     WHERE client_id = $1 AND level = $2 AND period_start >= $3 AND period_start < $4";
+
+/// One band's rows over a run of periods: `(period_start, fine-bin histogram)`.
+pub(crate) const BAND_RUN_SQL: &str = "\
+    SELECT period_start, hist FROM stats_bands \
+    WHERE client_id = $1 AND level = $2 AND band = $3 AND period_start >= $4 AND period_start < $5";
+
+/// Marks a backfill step as done; a row affected means this process does it now.
+pub(crate) const CLAIM_BACKFILL_SQL: &str =
+    "INSERT INTO meta (key, value) VALUES ($1, '1') ON CONFLICT (key) DO NOTHING";
 
 /// Expands to `async fn stats(pool, scope, query)` for one backend.
 macro_rules! stats_query_fn {
@@ -52,15 +61,28 @@ macro_rules! stats_query_fn {
             let (key, client) = $crate::stats::scope_keys(scope);
             let mut tx = pool.begin_with($begin).await?;
             for run in plan.runs.clone() {
-                let rows: Vec<(i64, i64, Vec<u8>)> = sqlx::query_as(ROLLUP_RUN_SQL)
+                let rows: Vec<(i64, i64, Vec<u8>)> = sqlx::query_as(PERIOD_RUN_SQL)
                     .bind(key)
                     .bind(run.level)
                     .bind(run.lo)
                     .bind(run.hi)
                     .fetch_all(&mut *tx)
                     .await?;
-                for (start, total, blob) in rows {
-                    plan.add_rollup(start, total, &blob);
+                for (start, total, bands) in rows {
+                    plan.add_period(start, total, &bands);
+                }
+                if let Some(band) = plan.band() {
+                    let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(BAND_RUN_SQL)
+                        .bind(key)
+                        .bind(run.level)
+                        .bind(band)
+                        .bind(run.lo)
+                        .bind(run.hi)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                    for (start, hist) in rows {
+                        plan.add_band(start, &hist);
+                    }
                 }
             }
             for (lo, hi) in plan.raw.clone() {

@@ -1,8 +1,8 @@
 //! The SQLite write path of events (one writer, multi-row inserts) and its read path.
 
-use super::ingest::{self, ApplyWrites, RollupDelta, WriteOp};
+use super::ingest::{self, ApplyWrites, BandDelta, RollupDelta, WriteOp};
 use super::keys::{KeyCache, client_keys_fn, key_of};
-use super::{bins, query::stats_query_fn};
+use super::{bins, hist, query::stats_query_fn};
 use crate::{NewEvent, Result};
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnection, SqlitePool};
@@ -191,19 +191,20 @@ async fn write_events(
     write_outbox(tx, events).await
 }
 
-/// Rollup rows per statement (5 parameters each).
+/// Rollup rows per statement (at most 5 parameters each).
 const ROLLUP_CHUNK: usize = 1000;
 
-/// The touched rollup rows: read in one statement, merged, written back in one multi-row
-/// upsert (per [`ROLLUP_CHUNK`] rows). Every statement is a round trip to SQLite's thread,
-/// so a group costs a few of them whatever the number of rows.
+/// The touched rollup rows — period rows, then band rows —, each kind read in one statement,
+/// merged, and written back in one multi-row upsert (per [`ROLLUP_CHUNK`] rows). Every
+/// statement is a round trip to SQLite's thread, so a group costs a few of them whatever the
+/// number of rows.
 async fn write_rollups(tx: &mut Transaction<'_, Sqlite>, deltas: &[RollupDelta]) -> Result<()> {
     for chunk in deltas.chunks(ROLLUP_CHUNK) {
         let mut sql = String::from("WITH k(c, l, s) AS (VALUES ");
         push_tuples(&mut sql, chunk.len(), 3);
         sql.push_str(
-            ") SELECT r.client_id, r.level, r.period_start, r.hist FROM k \
-             JOIN stats_rollups r ON r.client_id = k.c AND r.level = k.l AND r.period_start = k.s",
+            ") SELECT r.client_id, r.level, r.period_start, r.bands FROM k \
+             JOIN stats_periods r ON r.client_id = k.c AND r.level = k.l AND r.period_start = k.s",
         );
         let mut q = sqlx::query_as::<_, (String, i16, i64, Vec<u8>)>(AssertSqlSafe(sql));
         for d in chunk {
@@ -216,24 +217,66 @@ async fn write_rollups(tx: &mut Transaction<'_, Sqlite>, deltas: &[RollupDelta])
             .map(|(c, l, s, h)| ((c, l, s), h))
             .collect();
         let mut sql = String::from(
-            "INSERT INTO stats_rollups (client_id, level, period_start, total, hist) VALUES ",
+            "INSERT INTO stats_periods (client_id, level, period_start, total, bands) VALUES ",
         );
         push_tuples(&mut sql, chunk.len(), 5);
         sql.push_str(
             " ON CONFLICT (client_id, level, period_start) \
-             DO UPDATE SET total = excluded.total, hist = excluded.hist",
+             DO UPDATE SET total = excluded.total, bands = excluded.bands",
         );
         let mut q = sqlx::query(AssertSqlSafe(sql));
         for d in chunk {
             let now = current
                 .get(&(d.client.clone(), d.level, d.start))
                 .map_or(&[][..], Vec::as_slice);
-            let (total, blob) = d.merged_into(now);
+            let (total, blob) = hist::add(now, &d.bands);
             q = q
                 .bind(&d.client)
                 .bind(d.level)
                 .bind(d.start)
                 .bind(total)
+                .bind(blob);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    let bands: Vec<BandDelta> = deltas.iter().flat_map(BandDelta::of).collect();
+    for chunk in bands.chunks(ROLLUP_CHUNK) {
+        let mut sql = String::from("WITH k(c, l, b, s) AS (VALUES ");
+        push_tuples(&mut sql, chunk.len(), 4);
+        sql.push_str(
+            ") SELECT r.client_id, r.level, r.band, r.period_start, r.hist FROM k \
+             JOIN stats_bands r ON r.client_id = k.c AND r.level = k.l AND r.band = k.b \
+               AND r.period_start = k.s",
+        );
+        let mut q = sqlx::query_as::<_, (String, i16, i16, i64, Vec<u8>)>(AssertSqlSafe(sql));
+        for d in chunk {
+            q = q.bind(d.client).bind(d.level).bind(d.band).bind(d.start);
+        }
+        let current: HashMap<(String, i16, i16, i64), Vec<u8>> = q
+            .fetch_all(&mut **tx)
+            .await?
+            .into_iter()
+            .map(|(c, l, b, s, h)| ((c, l, b, s), h))
+            .collect();
+        let mut sql = String::from(
+            "INSERT INTO stats_bands (client_id, level, band, period_start, hist) VALUES ",
+        );
+        push_tuples(&mut sql, chunk.len(), 5);
+        sql.push_str(
+            " ON CONFLICT (client_id, level, band, period_start) \
+             DO UPDATE SET hist = excluded.hist",
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for d in chunk {
+            let now = current
+                .get(&(d.client.to_owned(), d.level, d.band, d.start))
+                .map_or(&[][..], Vec::as_slice);
+            let (_, blob) = hist::add(now, d.bins);
+            q = q
+                .bind(d.client)
+                .bind(d.level)
+                .bind(d.band)
+                .bind(d.start)
                 .bind(blob);
         }
         q.execute(&mut **tx).await?;
@@ -315,28 +358,33 @@ async fn write_outbox(tx: &mut Transaction<'_, Sqlite>, events: &[&NewEvent]) ->
 pub(crate) const BACKFILL_ROWS_SQL: &str = "\
     SELECT e.id, k.client_id, e.red, e.ts FROM events e JOIN client_keys k ON k.ckey = e.ckey";
 
-/// Fills the coarse bins and the rollups of events recorded before they existed (once per
-/// database, marked in `meta`).
+/// Fills what events recorded before a stats migration lack (once per database, each step
+/// marked in `meta`): their coarse bins (`stats_rollups`, migration 0005) and the rollup rows
+/// (rebuilt from the events at `stats_bands`, migration 0009).
 pub(crate) async fn backfill(pool: &SqlitePool) -> Result<()> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let claimed = sqlx::query(
-        "INSERT INTO meta (key, value) VALUES ('stats_rollups', '1') ON CONFLICT (key) DO NOTHING",
-    )
-    .execute(&mut *tx)
-    .await?
-    .rows_affected()
-        == 1;
-    if claimed {
+    let mut claim = async |step: &str| -> Result<bool> {
+        let done = sqlx::query(super::query::CLAIM_BACKFILL_SQL)
+            .bind(step)
+            .execute(&mut *tx)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    };
+    let bins = claim("stats_rollups").await?;
+    let rollups = claim("stats_bands").await?;
+    if bins || rollups {
         let rows: Vec<(i64, String, f64, i64)> = sqlx::query_as(BACKFILL_ROWS_SQL)
             .fetch_all(&mut *tx)
             .await?;
         let mut events = Vec::with_capacity(rows.len());
         for (id, client, red, ts) in rows {
-            sqlx::query("UPDATE events SET bin = $1 WHERE id = $2")
-                .bind(i32::from(bins::coarse_of_fine(bins::fine_bin(red))))
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+            if bins {
+                sqlx::query("UPDATE events SET bin = $1 WHERE id = $2")
+                    .bind(i32::from(bins::coarse_of_fine(bins::fine_bin(red))))
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             events.push(NewEvent {
                 client_id: crate::ClientId::from_db(client),
                 image_id: None,
@@ -344,7 +392,9 @@ pub(crate) async fn backfill(pool: &SqlitePool) -> Result<()> {
                 ts,
             });
         }
-        write_rollups(&mut tx, &ingest::rollup_deltas(events.iter())).await?;
+        if rollups {
+            write_rollups(&mut tx, &ingest::rollup_deltas(events.iter())).await?;
+        }
     }
     tx.commit().await?;
     Ok(())

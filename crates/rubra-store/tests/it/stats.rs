@@ -449,6 +449,102 @@ async fn postgres_events_recorded_before_the_stats_migrations_keep_their_counts(
     events_recorded_before_the_stats_migrations_keep_their_counts(db).await;
 }
 
+/// The coarse bin of `red` by its definition (`c` holds `((c-1)/1000, c/1000]`), for writing
+/// events as migration 0008 stored them.
+fn coarse_bin(red: f64) -> i64 {
+    (0..=1000i64)
+        .find(|&c| red <= c as f64 / 1000.0)
+        .unwrap_or(1000)
+}
+
+/// Events written as a database at migration 0008 held them — integer client keys, coarse
+/// bins, the bins' backfill step marked done — with their rollups in the one-histogram table
+/// that migration 0009 drops (left empty here: it is dropped unread).
+async fn insert_0008_events(db: &Db, events: &[NewEvent]) {
+    let keys = "INSERT INTO client_keys (client_id) SELECT id FROM clients";
+    let meta = "INSERT INTO meta (key, value) VALUES ('stats_rollups', '1')";
+    let event = "INSERT INTO events (ckey, image_id, red, ts, bin) \
+        SELECT ckey, NULL, $2, $3, $4 FROM client_keys WHERE client_id = $1";
+    // The same statement on either pool (the query's types differ per backend).
+    macro_rules! on_pool {
+        ($pool:ident => $query:expr) => {
+            match db {
+                Db::Sqlite(s, _) => {
+                    let $pool = s.pool();
+                    $query.await.map(|_| ())
+                }
+                Db::Pg(s) => {
+                    let $pool = s.pool();
+                    $query.await.map(|_| ())
+                }
+            }
+            .unwrap()
+        };
+    }
+    for sql in [keys, meta] {
+        on_pool!(pool => sqlx::query(sql).execute(pool));
+    }
+    for e in events {
+        on_pool!(pool => sqlx::query(event)
+            .bind(e.client_id.as_str())
+            .bind(e.red)
+            .bind(e.ts)
+            .bind(coarse_bin(e.red))
+            .execute(pool));
+    }
+}
+
+/// Migration 0009 drops the one-histogram rollups; the backfill rebuilds the band rows from
+/// the events, and every count stays exact.
+async fn rollups_dropped_by_the_band_migration_are_rebuilt_from_the_events(db: Db) {
+    let store = db.store();
+    let a = store.create_client("acme").await.unwrap().id;
+    let b = store.create_client("globex").await.unwrap().id;
+    let mut rng = Rng(0x0009_ba4d);
+    let base = 1_763_856_000_000;
+    let mut events: Vec<NewEvent> = (0..400)
+        .map(|_| {
+            let client = if rng.below(3) == 0 { &b } else { &a };
+            ev(client, red(&mut rng), base + rng.below(DAY as u64) as i64)
+        })
+        .collect();
+    insert_0008_events(&db, &events).await;
+    store.migrate().await.unwrap();
+    let later: Vec<NewEvent> = (0..200)
+        .map(|_| ev(&b, red(&mut rng), base + rng.below(DAY as u64) as i64))
+        .collect();
+    store.insert_events(later.clone()).await.unwrap();
+    events.extend(later);
+    for i in 0..60 {
+        let threshold = match i % 4 {
+            0 => 0.73519 + rng.unit() * 0.00005,
+            1 => [0.0, 0.5, 0.8, 0.1234][rng.below(4) as usize],
+            _ => rng.unit(),
+        };
+        let (x, y) = (
+            base - HOUR + rng.below((DAY + 2 * HOUR) as u64) as i64,
+            base - HOUR + rng.below((DAY + 2 * HOUR) as u64) as i64,
+        );
+        assert_counts_match_brute_force(&store, &events, [&a, &b], x.min(y), x.max(y), threshold)
+            .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_rollups_dropped_by_the_band_migration_are_rebuilt_from_the_events() {
+    rollups_dropped_by_the_band_migration_are_rebuilt_from_the_events(open_sqlite_at(8).await)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_rollups_dropped_by_the_band_migration_are_rebuilt_from_the_events() {
+    let test = "postgres_rollups_dropped_by_the_band_migration_are_rebuilt_from_the_events";
+    let Some(db) = open_pg_at(test, 8).await else {
+        return;
+    };
+    rollups_dropped_by_the_band_migration_are_rebuilt_from_the_events(db).await;
+}
+
 const INSERT_SUB: &str = "INSERT INTO subscriptions \
     (id, client_id, threshold, channel_type, channel, created_at, deleted_at) \
     VALUES ($1, $2, $3, 'stream', '{\"type\":\"stream\"}', 0, $4)";
