@@ -28,8 +28,14 @@ impl Workers {
     /// Waits until every worker has stopped (after the shutdown token was cancelled).
     pub async fn join(self) {
         for handle in self.handles {
-            if let Err(e) = handle.await {
-                tracing::error!(error = %e, "a worker task failed");
+            match handle.await {
+                Ok(()) => {}
+                // The runtime is going away under us (a test or an example ending without
+                // waiting for the shutdown): nothing failed.
+                Err(e) if e.is_cancelled() => {
+                    tracing::debug!(error = %e, "a worker task was cancelled");
+                }
+                Err(e) => tracing::error!(error = %e, "a worker task failed"),
             }
         }
     }
