@@ -23,9 +23,10 @@ pub struct SqliteStore {
 }
 
 /// Page cache of each pooled connection (KiB; SQLite's default is 2 MiB), filled only as pages
-/// are read. A month of hourly rollups of a busy client is ~15 MiB of histograms: with the
-/// default, every `bucket=1h` query over it read them back through the OS (3 500 `pread`s,
-/// ~30 ms at 10⁸ events); with this, a warm connection serves them from memory.
+/// are read. A statistics query with a threshold of more than four decimals walks its coarse
+/// bin of the raw index (~2 MiB of pages for a month at 10⁸ events); with the default cache
+/// those were read back through the OS (one `pread` per page) on every query, with this a
+/// warm connection serves the recently used bins from memory.
 const READER_CACHE_KIB: u32 = 32 * 1024;
 
 /// How often the background task copies the WAL back into the database file.

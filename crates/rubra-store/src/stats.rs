@@ -17,8 +17,8 @@
 //!   - `stats_bands`: one row per period and band with that band's fine-bin counts, keyed
 //!     band first, so one band over a run of periods is one index range.
 //!
-//!   Both are sparse varint BLOBs (`hist`), updated in the same transaction as the events they
-//!   count, so they are never out of step with the raw rows. The split keeps every row small:
+//!   Both BLOBs are sparse varint histograms (see `hist`), updated in the same transaction as
+//!   the events they count, so they are never out of step with the raw rows. The split keeps every row small:
 //!   a query reads ~300 bytes per period instead of a 20 KB histogram (720 hourly buckets
 //!   over a month read ~0.4 MB, not 14 MB of overflow pages), and a write rewrites only the
 //!   bands its events fall in.
@@ -35,9 +35,10 @@
 //!    are counted from raw events (at most two minutes of rows, via `(ckey, ts, red)`).
 //! 2. `[a, b)` is covered greedily by the fewest whole days, hours and minutes (at most ~30
 //!    days + 46 hours + 118 minutes for a month), read as at most five runs of period rows.
-//!    A period's "above" is the sum of its bands past the threshold's band `b`; unless the
-//!    threshold ends its band (at most two decimals), the run's rows of band `b` are read too
-//!    (one index range) and their fine bins past the threshold's fine bin are added.
+//!    A period's "above" is the sum of its bands past the band of the threshold's fine bin;
+//!    unless that fine bin is the last of its band (as for any threshold of at most two
+//!    decimals), the run's rows of that band are read too (one index range) and their fine
+//!    bins past the threshold's are added.
 //! 3. If the threshold lies strictly inside a fine bin `k` (more than four decimals), the
 //!    events of that bin are compared one by one: those in `[a, b)` with coarse bin `⌈k/10⌉`
 //!    and `threshold < red <= k/10⁴`, found via `(ckey, bin, ts, red)`. That reads about
@@ -65,6 +66,7 @@
 //! own connection with a 64 MiB page cache; the WAL is checkpointed by a background task, not
 //! by the commits.
 
+mod backfill;
 mod bins;
 mod hist;
 mod ingest;

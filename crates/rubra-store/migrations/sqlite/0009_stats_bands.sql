@@ -2,9 +2,10 @@
 -- with the total and the counts per band of 100 fine bins, and one row per band holding that
 -- band's fine-bin histogram. A query reads the period rows and at most the one band row the
 -- threshold falls in; a write rewrites only the bands its events touch.
--- The rows are rebuilt from the events at the next start (the `stats_bands` step of the
--- backfill), so the old one-histogram rows are dropped here.
-DROP TABLE stats_rollups;
+-- The old one-histogram rows are kept aside here; the `stats_bands` step of the backfill, run
+-- by the same `migrate()` right after the migrations, converts them a page at a time (work per
+-- period, not per event) and then drops them.
+ALTER TABLE stats_rollups RENAME TO stats_rollups_old;
 
 CREATE TABLE stats_periods (
     client_id     TEXT NOT NULL,

@@ -1,12 +1,13 @@
-//! The histogram stored in each rollup row: counts per fine bin, sparse and varint-encoded.
+//! The histograms stored in the rollup rows — counts per band in a period row, per fine bin in
+//! a band row —, sparse and varint-encoded.
 //!
 //! Layout: for every non-empty bin in increasing order, `varint(bin - previous_bin)` then
-//! `varint(count)` (the first delta is from 0). A busy day (every bin used) takes ~2–3 bytes
-//! per bin; a quiet minute only as many entries as it has distinct bins.
+//! `varint(count)` (the first delta is from 0). A busy band row takes ~2–3 bytes per fine bin
+//! (≤ 100 of them); a quiet minute only as many entries as it has distinct bins.
 
 use crate::stats::bins;
 
-/// Counts per fine bin, sorted by bin, no zero counts.
+/// Counts per bin (fine bin or band), sorted by bin, no zero counts.
 pub(crate) type Bins = Vec<(u16, u64)>;
 
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {

@@ -177,7 +177,8 @@ pub(crate) struct RollupDelta {
 }
 
 impl RollupDelta {
-    fn new(client: &str, level: i16, start: i64, bins: Bins) -> RollupDelta {
+    /// The delta adding `bins` (sorted fine-bin counts) to one period.
+    pub fn new(client: &str, level: i16, start: i64, bins: Bins) -> RollupDelta {
         let mut bands: Bins = Vec::new();
         for &(bin, n) in &bins {
             let band = bins::band_of_fine(bin);

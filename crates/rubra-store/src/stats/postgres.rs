@@ -3,14 +3,15 @@
 
 use super::ingest::{self, ApplyWrites, BandDelta, RollupDelta, WriteOp};
 use super::keys::{KeyCache, client_keys_fn, key_of};
-use super::{bins, hist, query::stats_query_fn};
-use crate::{NewEvent, Result, StoreError};
+use super::{backfill::backfill_fn, bins, hist, query::stats_query_fn};
+use crate::{NewEvent, Result};
 use async_trait::async_trait;
 use sqlx::postgres::PgPool;
 use sqlx::{Postgres, Transaction};
 use std::collections::{HashMap, HashSet};
 
 stats_query_fn!(PgPool, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY");
+backfill_fn!(PgPool, "BEGIN");
 client_keys_fn!(Postgres);
 
 /// The advisory lock key that serializes rollup updates across processes ("RUBRASTA").
@@ -246,47 +247,4 @@ async fn write_outbox(tx: &mut Transaction<'_, Postgres>, events: &[&NewEvent]) 
         }
     }
     Ok(())
-}
-
-/// Fills what events recorded before a stats migration lack (once per database, each step
-/// marked in `meta`; a second process starting at once waits for the first): their coarse
-/// bins (`stats_rollups`, migration 0005) and the rollup rows (rebuilt from the events at
-/// `stats_bands`, migration 0009).
-pub(crate) async fn backfill(pool: &PgPool) -> Result<()> {
-    let mut tx = pool.begin().await?;
-    let mut claim = async |step: &str| -> Result<bool> {
-        let done = sqlx::query(super::query::CLAIM_BACKFILL_SQL)
-            .bind(step)
-            .execute(&mut *tx)
-            .await?;
-        Ok(done.rows_affected() == 1)
-    };
-    let bins = claim("stats_rollups").await?;
-    let rollups = claim("stats_bands").await?;
-    if bins || rollups {
-        let rows: Vec<(i64, String, f64, i64)> = sqlx::query_as(super::sqlite::BACKFILL_ROWS_SQL)
-            .fetch_all(&mut *tx)
-            .await?;
-        let mut events = Vec::with_capacity(rows.len());
-        for (id, client, red, ts) in rows {
-            if bins {
-                let bin = i32::from(bins::coarse_of_fine(bins::fine_bin(red)));
-                sqlx::query("UPDATE events SET bin = $1 WHERE id = $2")
-                    .bind(bin)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            events.push(NewEvent {
-                client_id: crate::ClientId::from_db(client),
-                image_id: None,
-                red,
-                ts,
-            });
-        }
-        if rollups {
-            write_rollups(&mut tx, &ingest::rollup_deltas(events.iter())).await?;
-        }
-    }
-    tx.commit().await.map_err(StoreError::from)
 }

@@ -43,10 +43,6 @@ pub(crate) const BAND_RUN_SQL: &str = "\
     SELECT period_start, hist FROM stats_bands \
     WHERE client_id = $1 AND level = $2 AND band = $3 AND period_start >= $4 AND period_start < $5";
 
-/// Marks a backfill step as done; a row affected means this process does it now.
-pub(crate) const CLAIM_BACKFILL_SQL: &str =
-    "INSERT INTO meta (key, value) VALUES ($1, '1') ON CONFLICT (key) DO NOTHING";
-
 /// Expands to `async fn stats(pool, scope, query)` for one backend.
 macro_rules! stats_query_fn {
     ($pool:ty, $begin:expr) => {

@@ -2,7 +2,7 @@
 
 use super::ingest::{self, ApplyWrites, BandDelta, RollupDelta, WriteOp};
 use super::keys::{KeyCache, client_keys_fn, key_of};
-use super::{bins, hist, query::stats_query_fn};
+use super::{backfill::backfill_fn, bins, hist, query::stats_query_fn};
 use crate::{NewEvent, Result};
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnection, SqlitePool};
@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 
 stats_query_fn!(SqlitePool, "BEGIN");
+backfill_fn!(SqlitePool, "BEGIN IMMEDIATE");
 client_keys_fn!(Sqlite);
 
 /// Rows per multi-row `INSERT` (5 parameters each, well under SQLite's 32 766).
@@ -351,51 +352,5 @@ async fn write_outbox(tx: &mut Transaction<'_, Sqlite>, events: &[&NewEvent]) ->
         }
         q.bind(now).bind(now).execute(&mut **tx).await?;
     }
-    Ok(())
-}
-
-/// The events a backfill reads, with their clients' text ids.
-pub(crate) const BACKFILL_ROWS_SQL: &str = "\
-    SELECT e.id, k.client_id, e.red, e.ts FROM events e JOIN client_keys k ON k.ckey = e.ckey";
-
-/// Fills what events recorded before a stats migration lack (once per database, each step
-/// marked in `meta`): their coarse bins (`stats_rollups`, migration 0005) and the rollup rows
-/// (rebuilt from the events at `stats_bands`, migration 0009).
-pub(crate) async fn backfill(pool: &SqlitePool) -> Result<()> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let mut claim = async |step: &str| -> Result<bool> {
-        let done = sqlx::query(super::query::CLAIM_BACKFILL_SQL)
-            .bind(step)
-            .execute(&mut *tx)
-            .await?;
-        Ok(done.rows_affected() == 1)
-    };
-    let bins = claim("stats_rollups").await?;
-    let rollups = claim("stats_bands").await?;
-    if bins || rollups {
-        let rows: Vec<(i64, String, f64, i64)> = sqlx::query_as(BACKFILL_ROWS_SQL)
-            .fetch_all(&mut *tx)
-            .await?;
-        let mut events = Vec::with_capacity(rows.len());
-        for (id, client, red, ts) in rows {
-            if bins {
-                sqlx::query("UPDATE events SET bin = $1 WHERE id = $2")
-                    .bind(i32::from(bins::coarse_of_fine(bins::fine_bin(red))))
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            events.push(NewEvent {
-                client_id: crate::ClientId::from_db(client),
-                image_id: None,
-                red,
-                ts,
-            });
-        }
-        if rollups {
-            write_rollups(&mut tx, &ingest::rollup_deltas(events.iter())).await?;
-        }
-    }
-    tx.commit().await?;
     Ok(())
 }

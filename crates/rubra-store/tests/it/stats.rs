@@ -4,6 +4,7 @@ use rubra_store::{
     BucketWidth, ClientId, ImageId, ImageRecord, NewEvent, PgStore, Scope, SqliteStore, StatsQuery,
     Store,
 };
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 crate::both_backends!(
@@ -457,14 +458,43 @@ fn coarse_bin(red: f64) -> i64 {
         .unwrap_or(1000)
 }
 
+/// The fine bin of `red` by its definition (`k` holds `((k-1)/10⁴, k/10⁴]`).
+fn fine_bin(red: f64) -> u64 {
+    (0..=10_000u64)
+        .find(|&k| red <= k as f64 / 10_000.0)
+        .unwrap_or(10_000)
+}
+
+/// A histogram as migrations 0005–0008 stored it: for each non-empty fine bin in order,
+/// LEB128 varints of the bin's distance from the previous one and of its count.
+fn old_hist(counts: &BTreeMap<u64, u64>) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut put = |mut v: u64| {
+        while v >= 0x80 {
+            out.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    };
+    let mut prev = 0;
+    for (&bin, &n) in counts {
+        put(bin - prev);
+        put(n);
+        prev = bin;
+    }
+    out
+}
+
 /// Events written as a database at migration 0008 held them — integer client keys, coarse
-/// bins, the bins' backfill step marked done — with their rollups in the one-histogram table
-/// that migration 0009 drops (left empty here: it is dropped unread).
+/// bins, the bins' backfill step marked done — with their rollup rows (per client and `*`,
+/// per minute, hour and day) in the one-histogram table that migration 0009 sets aside.
 async fn insert_0008_events(db: &Db, events: &[NewEvent]) {
     let keys = "INSERT INTO client_keys (client_id) SELECT id FROM clients";
     let meta = "INSERT INTO meta (key, value) VALUES ('stats_rollups', '1')";
     let event = "INSERT INTO events (ckey, image_id, red, ts, bin) \
         SELECT ckey, NULL, $2, $3, $4 FROM client_keys WHERE client_id = $1";
+    let rollup = "INSERT INTO stats_rollups (client_id, level, period_start, total, hist) \
+        VALUES ($1, $2, $3, $4, $5)";
     // The same statement on either pool (the query's types differ per backend).
     macro_rules! on_pool {
         ($pool:ident => $query:expr) => {
@@ -484,6 +514,7 @@ async fn insert_0008_events(db: &Db, events: &[NewEvent]) {
     for sql in [keys, meta] {
         on_pool!(pool => sqlx::query(sql).execute(pool));
     }
+    let mut rollups: BTreeMap<(String, i16, i64), BTreeMap<u64, u64>> = BTreeMap::new();
     for e in events {
         on_pool!(pool => sqlx::query(event)
             .bind(e.client_id.as_str())
@@ -491,12 +522,32 @@ async fn insert_0008_events(db: &Db, events: &[NewEvent]) {
             .bind(e.ts)
             .bind(coarse_bin(e.red))
             .execute(pool));
+        for (level, span) in [(0i16, MIN), (1, HOUR), (2, DAY)] {
+            for client in [e.client_id.as_str(), "*"] {
+                let start = e.ts.div_euclid(span) * span;
+                *rollups
+                    .entry((client.to_owned(), level, start))
+                    .or_default()
+                    .entry(fine_bin(e.red))
+                    .or_default() += 1;
+            }
+        }
+    }
+    for ((client, level, start), counts) in &rollups {
+        let total = counts.values().sum::<u64>() as i64;
+        on_pool!(pool => sqlx::query(rollup)
+            .bind(client)
+            .bind(*level)
+            .bind(*start)
+            .bind(total)
+            .bind(old_hist(counts))
+            .execute(pool));
     }
 }
 
-/// Migration 0009 drops the one-histogram rollups; the backfill rebuilds the band rows from
-/// the events, and every count stays exact.
-async fn rollups_dropped_by_the_band_migration_are_rebuilt_from_the_events(db: Db) {
+/// Migration 0009 sets the one-histogram rollups aside; the backfill converts them into period
+/// and band rows (without reading the events), and every count stays exact.
+async fn rollups_of_a_0008_database_are_converted_into_band_rows(db: Db) {
     let store = db.store();
     let a = store.create_client("acme").await.unwrap().id;
     let b = store.create_client("globex").await.unwrap().id;
@@ -531,18 +582,17 @@ async fn rollups_dropped_by_the_band_migration_are_rebuilt_from_the_events(db: D
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_rollups_dropped_by_the_band_migration_are_rebuilt_from_the_events() {
-    rollups_dropped_by_the_band_migration_are_rebuilt_from_the_events(open_sqlite_at(8).await)
-        .await;
+async fn sqlite_rollups_of_a_0008_database_are_converted_into_band_rows() {
+    rollups_of_a_0008_database_are_converted_into_band_rows(open_sqlite_at(8).await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_rollups_dropped_by_the_band_migration_are_rebuilt_from_the_events() {
-    let test = "postgres_rollups_dropped_by_the_band_migration_are_rebuilt_from_the_events";
+async fn postgres_rollups_of_a_0008_database_are_converted_into_band_rows() {
+    let test = "postgres_rollups_of_a_0008_database_are_converted_into_band_rows";
     let Some(db) = open_pg_at(test, 8).await else {
         return;
     };
-    rollups_dropped_by_the_band_migration_are_rebuilt_from_the_events(db).await;
+    rollups_of_a_0008_database_are_converted_into_band_rows(db).await;
 }
 
 const INSERT_SUB: &str = "INSERT INTO subscriptions \
