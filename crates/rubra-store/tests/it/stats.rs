@@ -60,6 +60,30 @@ fn brute(events: &[NewEvent], client: Option<&ClientId>, q: &StatsQuery) -> (u64
     (total, above)
 }
 
+/// Runs [`assert_counts_match_brute_force`] for 60 random ranges around `[base, base + span)`
+/// (an hour wider on each side) and thresholds: round ones (on band and fine edges) and ones
+/// inside a fine bin.
+async fn assert_random_queries_match(
+    store: &Arc<dyn Store>,
+    events: &[NewEvent],
+    clients: [&ClientId; 2],
+    base: i64,
+    span: i64,
+    rng: &mut Rng,
+) {
+    for i in 0..60 {
+        let threshold = match i % 4 {
+            0 => 0.73519 + rng.unit() * 0.00005,
+            1 => [0.0, 0.5, 0.8, 0.1234][rng.below(4) as usize],
+            _ => rng.unit(),
+        };
+        let mut pick = || base - HOUR + rng.below((span + 2 * HOUR) as u64) as i64;
+        let (x, y) = (pick(), pick());
+        assert_counts_match_brute_force(store, events, clients, x.min(y), x.max(y), threshold)
+            .await;
+    }
+}
+
 /// Asserts that `[from, to)` over `threshold` counts exactly what brute force counts, for each
 /// of `clients` and for all clients.
 async fn assert_counts_match_brute_force(
@@ -421,19 +445,7 @@ async fn events_recorded_before_the_stats_migrations_keep_their_counts(db: Db) {
         .collect();
     store.insert_events(later.clone()).await.unwrap();
     events.extend(later);
-    for i in 0..60 {
-        let threshold = match i % 3 {
-            0 => 0.73519 + rng.unit() * 0.00005,
-            1 => [0.0, 0.5, 0.8][rng.below(3) as usize],
-            _ => rng.unit(),
-        };
-        let (x, y) = (
-            base - HOUR + rng.below((2 * DAY + 2 * HOUR) as u64) as i64,
-            base - HOUR + rng.below((2 * DAY + 2 * HOUR) as u64) as i64,
-        );
-        assert_counts_match_brute_force(&store, &events, [&a, &b], x.min(y), x.max(y), threshold)
-            .await;
-    }
+    assert_random_queries_match(&store, &events, [&a, &b], base, 2 * DAY, &mut rng).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -566,19 +578,7 @@ async fn rollups_of_a_0008_database_are_converted_into_band_rows(db: Db) {
         .collect();
     store.insert_events(later.clone()).await.unwrap();
     events.extend(later);
-    for i in 0..60 {
-        let threshold = match i % 4 {
-            0 => 0.73519 + rng.unit() * 0.00005,
-            1 => [0.0, 0.5, 0.8, 0.1234][rng.below(4) as usize],
-            _ => rng.unit(),
-        };
-        let (x, y) = (
-            base - HOUR + rng.below((DAY + 2 * HOUR) as u64) as i64,
-            base - HOUR + rng.below((DAY + 2 * HOUR) as u64) as i64,
-        );
-        assert_counts_match_brute_force(&store, &events, [&a, &b], x.min(y), x.max(y), threshold)
-            .await;
-    }
+    assert_random_queries_match(&store, &events, [&a, &b], base, DAY, &mut rng).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
