@@ -18,10 +18,10 @@
 //!     band first, so one band over a run of periods is one index range.
 //!
 //!   Both BLOBs are sparse varint histograms (see `hist`), updated in the same transaction as
-//!   the events they count, so they are never out of step with the raw rows. The split keeps every row small:
-//!   a query reads ~300 bytes per period instead of a 20 KB histogram (720 hourly buckets
-//!   over a month read ~0.4 MB, not 14 MB of overflow pages), and a write rewrites only the
-//!   bands its events fall in.
+//!   the events they count, so they are never out of step with the raw rows. The split keeps
+//!   every row small: a query reads ~300 bytes per period instead of a 20 KB histogram (720
+//!   hourly buckets over a month read ~0.4 MB, not 14 MB of overflow pages), and a write
+//!   rewrites only the bands its events fall in.
 //!
 //! Bin edges are the correctly rounded doubles of decimal fractions, so a threshold with at
 //! most four decimals (`0.8`, `0.25`, `0.1234`) sits exactly on a fine edge, and every fine bin
@@ -61,10 +61,10 @@
 //! On SQLite a group costs a handful of statements whatever its size — the event inserts
 //! (1 000 rows each, `INSERT OR ROLLBACK` so no statement journal is kept), one read and one
 //! multi-row upsert of the period rows, the same for the band rows, one outbox query and one
-//! outbox insert — because each statement is a round trip to the connection's thread. Events are inserted sorted by
-//! `(ckey, bin, ts)`, so a group dirties the tail of each coarse bin once. The writer has its
-//! own connection with a 64 MiB page cache; the WAL is checkpointed by a background task, not
-//! by the commits.
+//! outbox insert — because each statement is a round trip to the connection's thread. Events
+//! are inserted sorted by `(ckey, bin, ts)`, so a group dirties the tail of each coarse bin
+//! once. The writer has its own connection with a 64 MiB page cache; the WAL is checkpointed
+//! by a background task, not by the commits.
 
 mod backfill;
 mod bins;
@@ -335,7 +335,7 @@ impl Plan {
     }
 
     /// The band whose rows must be read as well: the threshold's band, unless the threshold's
-    /// fine bin ends it (a threshold with at most two decimals).
+    /// fine bin ends it (as it does for every threshold of at most two decimals).
     pub(crate) fn band(&self) -> Option<i16> {
         match self.split {
             Split::At { bin, .. } if !bins::ends_band(bin) => {

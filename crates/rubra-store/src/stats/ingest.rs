@@ -172,27 +172,16 @@ pub(crate) struct RollupDelta {
     pub start: i64,
     /// Counts to add, per fine bin.
     pub bins: Bins,
-    /// The same counts per band (for the period row).
-    pub bands: Bins,
 }
 
 impl RollupDelta {
     /// The delta adding `bins` (sorted fine-bin counts) to one period.
     pub fn new(client: &str, level: i16, start: i64, bins: Bins) -> RollupDelta {
-        let mut bands: Bins = Vec::new();
-        for &(bin, n) in &bins {
-            let band = bins::band_of_fine(bin);
-            match bands.last_mut() {
-                Some((b, m)) if *b == band => *m += n,
-                _ => bands.push((band, n)),
-            }
-        }
         RollupDelta {
             client: client.to_owned(),
             level,
             start,
             bins,
-            bands,
         }
     }
 
@@ -207,6 +196,13 @@ impl RollupDelta {
         self.bins
             .chunk_by(|&(a, _), &(b, _)| bins::band_of_fine(a) == bins::band_of_fine(b))
             .map(|run| (bins::band_of_fine(run[0].0), run))
+    }
+
+    /// The same counts per band, for the period row.
+    pub fn bands(&self) -> Bins {
+        self.per_band()
+            .map(|(band, run)| (band, run.iter().map(|&(_, n)| n).sum()))
+            .collect()
     }
 }
 
@@ -313,7 +309,7 @@ mod tests {
             .find(|r| r.client == c.as_str() && r.level == 2)
             .unwrap();
         assert_eq!(day.bins, vec![(5000, 2), (10_000, 1)]);
-        assert_eq!(day.bands, vec![(50, 2), (100, 1)]);
+        assert_eq!(day.bands(), vec![(50, 2), (100, 1)]);
         let per_band: Vec<_> = day.per_band().collect();
         assert_eq!(
             per_band,

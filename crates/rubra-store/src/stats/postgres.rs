@@ -152,7 +152,7 @@ async fn write_rollups(tx: &mut Transaction<'_, Postgres>, deltas: &[RollupDelta
         let now = current
             .get(&(d.client.clone(), d.level, d.start))
             .map_or(&[][..], Vec::as_slice);
-        let (total, blob) = hist::add(now, &d.bands);
+        let (total, blob) = hist::add(now, &d.bands());
         totals.push(total);
         blobs.push(blob);
     }

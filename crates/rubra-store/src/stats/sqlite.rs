@@ -230,7 +230,7 @@ async fn write_rollups(tx: &mut Transaction<'_, Sqlite>, deltas: &[RollupDelta])
             let now = current
                 .get(&(d.client.clone(), d.level, d.start))
                 .map_or(&[][..], Vec::as_slice);
-            let (total, blob) = hist::add(now, &d.bands);
+            let (total, blob) = hist::add(now, &d.bands());
             q = q
                 .bind(&d.client)
                 .bind(d.level)
