@@ -63,6 +63,9 @@ pub enum SourceError {
         /// The source as given.
         source_str: String,
     },
+    /// A local path was given but the operator configured no local root.
+    #[error("local job sources are disabled (the operator has set no jobs-local-root)")]
+    LocalDisabled,
     /// The configured local root itself cannot be resolved.
     #[error("the local root {root:?} cannot be resolved: {error}")]
     RootUnavailable {
@@ -81,6 +84,7 @@ impl SourceError {
             Self::OutsideRoot { .. } => "source_outside_root",
             Self::NotFound { .. } => "source_not_found",
             Self::NotAFile { .. } => "source_not_a_file",
+            Self::LocalDisabled => "local_sources_disabled",
             Self::RootUnavailable { .. } => "local_root_unavailable",
         }
     }
@@ -95,7 +99,7 @@ impl JobSource {
     /// so nothing outside the root is probed), then both the root and the path
     /// are canonicalized and the file must lie inside the root (a symbolic
     /// link that leads out is refused), exist, and be a regular file.
-    pub fn parse(source: &str, local_root: &Path) -> Result<Self, SourceError> {
+    pub fn parse(source: &str, local_root: Option<&Path>) -> Result<Self, SourceError> {
         let bad = |reason| SourceError::Bad {
             source_str: source.to_owned(),
             reason,
@@ -137,6 +141,7 @@ impl JobSource {
                 }
             }
         }
+        let local_root = local_root.ok_or(SourceError::LocalDisabled)?;
         let root = local_root
             .canonicalize()
             .map_err(|error| SourceError::RootUnavailable {

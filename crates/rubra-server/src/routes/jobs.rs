@@ -154,7 +154,7 @@ pub async fn submit(
     let spec = spec_from(body)?;
     // Checked here so a bad or escaping path is refused before anything is queued; the
     // worker resolves it again before opening the file.
-    JobSource::parse(&spec.source, &state.settings.jobs_local_root)
+    JobSource::parse(&spec.source, state.settings.jobs_local_root.as_deref())
         .map_err(|e| source_error(&e))?;
     let job = state
         .store

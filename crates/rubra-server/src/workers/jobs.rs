@@ -51,7 +51,7 @@ pub(crate) fn cancel_local(id: &JobId) {
 struct Ctx {
     store: Arc<dyn Store>,
     env: RunEnv,
-    local_root: PathBuf,
+    local_root: Option<PathBuf>,
     owner: String,
     shutdown: CancellationToken,
 }
@@ -182,7 +182,7 @@ enum Stop {
 )]
 async fn run_job(ctx: &Ctx, job: ClaimedJob) {
     let lease = &job.lease;
-    let source = match JobSource::parse(&job.spec.source, &ctx.local_root) {
+    let source = match JobSource::parse(&job.spec.source, ctx.local_root.as_deref()) {
         Ok(s) => s,
         Err(e) => {
             let failure = JobFailure {
