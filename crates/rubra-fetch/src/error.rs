@@ -66,3 +66,29 @@ impl FetchError {
             || matches!(self, Self::Status(s) if *s >= 500)
     }
 }
+
+impl From<reqwest::Error> for FetchError {
+    /// A refusal of the guarded resolver becomes [`FetchError::Forbidden`] with its reason; a
+    /// timeout [`FetchError::Timeout`]; anything else [`FetchError::Network`] with the chain
+    /// of causes.
+    fn from(e: reqwest::Error) -> FetchError {
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+        while let Some(s) = source {
+            if let Some(b) = s.downcast_ref::<crate::guard::Blocked>() {
+                return FetchError::Forbidden(b.0.clone());
+            }
+            source = s.source();
+        }
+        if e.is_timeout() {
+            return FetchError::Timeout;
+        }
+        let mut msg = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            msg.push_str(": ");
+            msg.push_str(&s.to_string());
+            source = s.source();
+        }
+        FetchError::Network(msg)
+    }
+}

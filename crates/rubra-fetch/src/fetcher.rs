@@ -1,16 +1,15 @@
-//! One guarded HTTP GET: allow-listed hosts only (every redirect hop checked again), no
-//! internal addresses unless listed exactly, a body size limit, timeouts, conditional requests.
+//! One guarded HTTP GET: allow-listed hosts only (every redirect hop checked again, the
+//! caller's headers kept to the first origin), no internal addresses unless listed exactly, a
+//! body size limit, timeouts, conditional requests.
 
-use crate::allow::{AllowList, HostMatch};
+use crate::allow::AllowList;
 use crate::error::FetchError;
-use bytes::{Bytes, BytesMut};
-use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use crate::guard::{Guard, Reach, read_capped};
+use bytes::Bytes;
 use reqwest::header::{
-    CACHE_CONTROL, CONTENT_LENGTH, ETAG, HeaderMap, IF_MODIFIED_SINCE, IF_NONE_MATCH,
-    LAST_MODIFIED, LOCATION,
+    CACHE_CONTROL, ETAG, HeaderMap, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED, LOCATION,
 };
 use reqwest::{StatusCode, Url};
-use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -88,68 +87,25 @@ pub enum Fetched {
 #[derive(Debug, Clone)]
 pub struct Fetcher {
     client: reqwest::Client,
+    guard: Guard,
     policy: Arc<FetchPolicy>,
 }
 
-/// The resolver's refusal, found again in reqwest's error chain to answer 403.
-#[derive(Debug)]
-struct Blocked(String);
-
-impl std::fmt::Display for Blocked {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for Blocked {}
-
-/// Resolves names, then drops the addresses the allow-list does not permit for that name.
-/// This is the check that counts: it runs at connect time, so a DNS answer that changes
-/// between a check and the connection (rebinding) cannot slip an internal address through.
-#[derive(Debug)]
-struct GuardedResolver {
-    allow: AllowList,
-}
-
-impl Resolve for GuardedResolver {
-    fn resolve(&self, name: Name) -> Resolving {
-        let host = name.as_str().to_owned();
-        let how = self.allow.check(&host);
-        Box::pin(async move {
-            if how == HostMatch::Refused {
-                return Err(Box::new(Blocked(format!("{host} is not on the allow-list"))) as _);
-            }
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .filter(|a| AllowList::address_allowed(how, a.ip()))
-                .collect();
-            if addrs.is_empty() {
-                return Err(Box::new(Blocked(format!(
-                    "{host} resolves only to internal addresses"
-                ))) as _);
-            }
-            Ok(Box::new(addrs.into_iter()) as Addrs)
-        })
-    }
-}
-
 impl Fetcher {
-    /// A fetcher with its own connection pool. Proxies from the environment are ignored: a
-    /// proxy would connect on our behalf and bypass the address checks.
+    /// A fetcher with its own connection pool, built on the [`Guard`] for the policy's
+    /// allow-list (addresses checked at connect time, no proxy, redirects by hand).
     pub fn new(policy: FetchPolicy) -> Result<Fetcher, FetchError> {
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
+        let guard = Guard::new(policy.allow.clone(), Reach::AllowListed);
+        let client = guard
+            .client_builder()
             .connect_timeout(policy.connect_timeout)
             .timeout(policy.timeout)
             .user_agent(concat!("rubra/", env!("CARGO_PKG_VERSION")))
-            .dns_resolver(Arc::new(GuardedResolver {
-                allow: policy.allow.clone(),
-            }))
             .build()
             .map_err(|e| FetchError::Network(e.to_string()))?;
         Ok(Fetcher {
             client,
+            guard,
             policy: Arc::new(policy),
         })
     }
@@ -161,45 +117,7 @@ impl Fetcher {
 
     /// Parses `url` and checks it against the allow-list without any network traffic.
     pub fn check_url(&self, url: &str) -> Result<Url, FetchError> {
-        let url = Url::parse(url).map_err(|e| FetchError::InvalidUrl(format!("{url:?}: {e}")))?;
-        self.check(&url)?;
-        Ok(url)
-    }
-
-    fn check(&self, url: &Url) -> Result<(), FetchError> {
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(FetchError::InvalidUrl(format!(
-                "{url}: only http and https URLs can be fetched"
-            )));
-        }
-        if !url.username().is_empty() || url.password().is_some() {
-            return Err(FetchError::InvalidUrl(format!(
-                "{url}: credentials in URLs are not accepted"
-            )));
-        }
-        let host = url
-            .host_str()
-            .ok_or_else(|| FetchError::InvalidUrl(format!("{url}: no host")))?;
-        let how = self.policy.allow.check(host);
-        if how == HostMatch::Refused {
-            return Err(FetchError::Forbidden(format!(
-                "{host} is not on the allow-list (--fetch-allow)"
-            )));
-        }
-        // IP literals never reach the resolver, so their address is checked here.
-        let literal = match url.host() {
-            Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
-            Some(url::Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
-            _ => None,
-        };
-        if let Some(ip) = literal
-            && !AllowList::address_allowed(how, ip)
-        {
-            return Err(FetchError::Forbidden(format!(
-                "{ip} is an internal address; only an exact allow-list entry may reach it"
-            )));
-        }
-        Ok(())
+        self.guard.parse_url(url)
     }
 
     /// GETs `url`; with `validators`, conditionally (`If-None-Match`, `If-Modified-Since`).
@@ -212,8 +130,10 @@ impl Fetcher {
         self.fetch_with(url, validators, &[]).await
     }
 
-    /// [`Fetcher::fetch`] with extra request `headers` (name, value), sent on every hop —
-    /// for example a source's API token. A name or value that is not a valid HTTP header is
+    /// [`Fetcher::fetch`] with extra request `headers` (name, value) — for example a source's
+    /// API token — sent to the first URL's origin (scheme, host and port) only: once a
+    /// redirect leaves it they are dropped for the rest of the chain, so a source cannot hand
+    /// its caller's token to another host. A name or value that is not a valid HTTP header is
     /// [`FetchError::InvalidHeader`].
     #[tracing::instrument(name = "fetch.get", skip_all, fields(url = %url, conditional = validators.is_some()))]
     pub async fn fetch_with(
@@ -224,8 +144,14 @@ impl Fetcher {
     ) -> Result<Fetched, FetchError> {
         let extra = request_headers(headers)?;
         let mut url = self.check_url(url)?;
+        let origin = url.origin();
+        let mut same_origin = true;
         for _ in 0..=self.policy.max_redirects {
-            let mut req = self.client.get(url.clone()).headers(extra.clone());
+            same_origin = same_origin && url.origin() == origin;
+            let mut req = self.client.get(url.clone());
+            if same_origin {
+                req = req.headers(extra.clone());
+            }
             if let Some(v) = validators {
                 if let Some(etag) = &v.etag {
                     req = req.header(IF_NONE_MATCH, etag.as_str());
@@ -234,7 +160,7 @@ impl Fetcher {
                     req = req.header(IF_MODIFIED_SINCE, lm.as_str());
                 }
             }
-            let mut resp = req.send().await.map_err(map_reqwest)?;
+            let mut resp = req.send().await?;
             let status = resp.status();
             if status.is_redirection() && status != StatusCode::NOT_MODIFIED {
                 let next = resp
@@ -245,7 +171,7 @@ impl Fetcher {
                 url = url
                     .join(next)
                     .map_err(|e| FetchError::InvalidUrl(format!("redirect to {next:?}: {e}")))?;
-                self.check(&url)?;
+                self.guard.check_url(&url)?;
                 continue;
             }
             let max_age = max_age(resp.headers());
@@ -280,22 +206,9 @@ impl Fetcher {
 
     async fn read_body(&self, resp: &mut reqwest::Response) -> Result<Bytes, FetchError> {
         let limit = self.policy.max_bytes;
-        let declared = resp
-            .headers()
-            .get(CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > limit as u64) {
-            return Err(FetchError::TooLarge { limit });
-        }
-        let mut body = BytesMut::with_capacity(declared.map_or(0, |n| n as usize));
-        while let Some(chunk) = resp.chunk().await.map_err(map_reqwest)? {
-            if body.len() + chunk.len() > limit {
-                return Err(FetchError::TooLarge { limit });
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(body.freeze())
+        read_capped(resp, limit)
+            .await?
+            .ok_or(FetchError::TooLarge { limit })
     }
 }
 
@@ -336,28 +249,6 @@ fn max_age(h: &HeaderMap) -> Option<Duration> {
         }
     }
     age
-}
-
-fn map_reqwest(e: reqwest::Error) -> FetchError {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
-    while let Some(s) = source {
-        if let Some(b) = s.downcast_ref::<Blocked>() {
-            return FetchError::Forbidden(b.0.clone());
-        }
-        source = s.source();
-    }
-    if e.is_timeout() {
-        FetchError::Timeout
-    } else {
-        let mut msg = e.to_string();
-        let mut source = std::error::Error::source(&e);
-        while let Some(s) = source {
-            msg.push_str(": ");
-            msg.push_str(&s.to_string());
-            source = s.source();
-        }
-        FetchError::Network(msg)
-    }
 }
 
 #[cfg(test)]

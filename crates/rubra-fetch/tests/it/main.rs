@@ -369,3 +369,96 @@ async fn unparsable_content_is_not_cached() {
     assert_eq!(ok.outcome, Outcome::Fetched);
     assert_eq!(remote.counts().1, 2);
 }
+
+/// A server on `ip` that records the `authorization` header of every request (None when
+/// absent) and answers `/to?url=…` with a 302 to that URL, anything else with "here".
+async fn header_recorder(ip: &str) -> (Arc<Mutex<Vec<Option<String>>>>, String) {
+    let seen: Arc<Mutex<Vec<Option<String>>>> = Arc::default();
+    let s = Arc::clone(&seen);
+    let app = Router::new().fallback(move |uri: axum::http::Uri, h: HeaderMap| {
+        let s = Arc::clone(&s);
+        async move {
+            let auth = h
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            s.lock().unwrap().push(auth);
+            match uri.query().and_then(|q| q.strip_prefix("url=")) {
+                Some(to) => (StatusCode::FOUND, [(LOCATION, to.to_owned())]).into_response(),
+                None => "here".into_response(),
+            }
+        }
+    });
+    let listener = tokio::net::TcpListener::bind((ip, 0)).await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (seen, base)
+}
+
+#[tokio::test]
+async fn watch_headers_are_not_forwarded_across_a_redirect_to_another_host() {
+    let (first, a) = header_recorder("127.0.0.1").await;
+    let (second, b) = header_recorder("127.0.0.2").await;
+    let f = fetcher(&["127.0.0.1", "127.0.0.2"]);
+    let token = vec![("authorization".to_owned(), "Bearer s3cret".to_owned())];
+    let got = f
+        .fetch_with(&format!("{a}/start?url={b}/doc"), None, &token)
+        .await
+        .unwrap();
+    assert!(matches!(got, rubra_fetch::Fetched::Modified(_)));
+    assert_eq!(*first.lock().unwrap(), [Some("Bearer s3cret".to_owned())]);
+    assert_eq!(*second.lock().unwrap(), [None], "the token left its host");
+    // Another port of the same host is another origin too, and once off the origin the
+    // headers stay off, even when a later hop comes back.
+    let (third, c) = header_recorder("127.0.0.1").await;
+    first.lock().unwrap().clear();
+    f.fetch_with(&format!("{a}/start?url={c}/to?url={a}/doc"), None, &token)
+        .await
+        .unwrap();
+    assert_eq!(*third.lock().unwrap(), [None]);
+    assert_eq!(
+        *first.lock().unwrap(),
+        [Some("Bearer s3cret".to_owned()), None]
+    );
+    // A redirect within the origin keeps them.
+    first.lock().unwrap().clear();
+    f.fetch_with(&format!("{a}/start?url=/doc"), None, &token)
+        .await
+        .unwrap();
+    assert_eq!(
+        *first.lock().unwrap(),
+        [
+            Some("Bearer s3cret".to_owned()),
+            Some("Bearer s3cret".to_owned())
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_host_port_allow_entry_allows_that_port_only() {
+    let (remote, port) = serve().await;
+    let (_, other) = header_recorder("127.0.0.1").await;
+    let f = fetcher(&[&format!("127.0.0.1:{port}")]);
+    let ok = f.get(&format!("http://127.0.0.1:{port}/o")).await.unwrap();
+    assert_eq!(&ok.body[..], b"version one");
+    let err = f.get(&format!("{other}/o")).await.unwrap_err();
+    assert!(matches!(err, FetchError::Forbidden(_)), "{err}");
+    // A redirect to another port of the listed host is refused too.
+    let err = f
+        .get(&format!("http://127.0.0.1:{port}/redirect-out"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, FetchError::Forbidden(_)), "{err}");
+    // A name with a port: listed exactly on that port, so it may resolve to loopback.
+    let f = fetcher(&[&format!("localhost:{port}")]);
+    let ok = f.get(&format!("http://localhost:{port}/o")).await.unwrap();
+    assert_eq!(&ok.body[..], b"version one");
+    let other_port = other.rsplit(':').next().unwrap();
+    let err = f
+        .get(&format!("http://localhost:{other_port}/o"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, FetchError::Forbidden(_)), "{err}");
+    // /o, /redirect-out, /o by name: never the refused hops.
+    assert_eq!(remote.counts().0, 3);
+}
