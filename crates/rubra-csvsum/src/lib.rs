@@ -74,7 +74,7 @@ mod sys;
 pub use error::CsvSumError;
 pub use options::SumOptions;
 #[cfg(unix)]
-pub use parallel::sum_file;
+pub use parallel::{sum_file, sum_open_file};
 pub use parallel::{Control, Progress, ReadAt, sum_bytes, sum_read_at, sum_reader};
 pub use pipeline::sum_chunks;
 pub use summary::{ColumnSum, Summary};

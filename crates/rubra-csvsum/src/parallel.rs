@@ -145,7 +145,17 @@ pub fn sum_file(
     options: &SumOptions,
     control: &Control<'_>,
 ) -> Result<Summary, CsvSumError> {
-    let file = std::fs::File::open(path)?;
+    sum_open_file(std::fs::File::open(path)?, options, control)
+}
+
+/// [`sum_file`] of a file already opened (for example through a capability
+/// that confined the open to a directory), with the same warning.
+#[cfg(unix)]
+pub fn sum_open_file(
+    file: std::fs::File,
+    options: &SumOptions,
+    control: &Control<'_>,
+) -> Result<Summary, CsvSumError> {
     let meta = file.metadata()?;
     if !meta.is_file() {
         // A pipe or a device: no length, no positioned reads.

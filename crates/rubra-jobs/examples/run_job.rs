@@ -6,11 +6,14 @@
 //!   run_job s3://bench/ref.csv
 //! run_job ref.csv --root /tmp [--pread] [--threads N]
 //! ```
+//!
+//! Whoever runs this names the source, so it may read it: the root is `--root`
+//! (default `.`), and an `s3://bucket/…` source's bucket is allowed.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
-use rubra_jobs::{JobSource, RunControl, RunEnv, S3Config, SumOptions, run};
+use rubra_jobs::{JobSource, LocalRoot, RunControl, RunEnv, S3Allow, S3Config, SumOptions, run};
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -32,8 +35,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             other => return Err(format!("unknown argument {other}").into()),
         }
     }
+    env.sources.local_root = Some(LocalRoot::open(&root)?);
+    if let Some(bucket) = source
+        .strip_prefix("s3://")
+        .and_then(|rest| rest.split_once('/'))
+        .map(|(bucket, _)| bucket)
+    {
+        env.sources.s3_allow = S3Allow::parse(&[bucket])?;
+    }
     let start = Instant::now();
-    let source = JobSource::parse(&source, &root)?;
+    let source = JobSource::parse(&source, &env.sources)?;
     let control = RunControl::new();
     let summary = run(&source, &SumOptions::default(), &env, &control).await?;
     let secs = start.elapsed().as_secs_f64();

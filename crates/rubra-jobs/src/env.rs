@@ -1,5 +1,6 @@
-//! How jobs reach their inputs: S3 settings, retry policy, timeouts, and the
-//! per-bucket client cache. Built once at start-up and shared by all jobs.
+//! How jobs reach their inputs: what they may read, S3 settings, retry policy,
+//! timeouts, and the per-bucket client cache. Built once at start-up and
+//! shared by all jobs.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -8,7 +9,7 @@ use std::time::Duration;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::{ClientOptions, RetryConfig};
 
-use crate::JobError;
+use crate::{JobError, SourcePolicy};
 
 /// How to reach the S3-compatible store.
 ///
@@ -72,6 +73,8 @@ impl RetryPolicy {
 /// connection pools, are cached per bucket.
 #[derive(Debug)]
 pub struct RunEnv {
+    /// What jobs may read (nothing by default).
+    pub sources: SourcePolicy,
     /// The S3 store.
     pub s3: S3Config,
     /// Retries of broken downloads.
@@ -99,11 +102,17 @@ impl Default for RunEnv {
 }
 
 impl RunEnv {
-    /// An environment with the given S3 settings and default retries
+    /// Most S3 clients kept at once; past it the cache starts over (clients
+    /// are cheap to rebuild, and a policy normally allows a few buckets).
+    pub const MAX_CACHED_STORES: usize = 64;
+
+    /// An environment with the given S3 settings, nothing readable (set
+    /// [`RunEnv::sources`]), and default retries
     /// (10 attempts, 100 ms → 10 s), a 30 s request timeout, a 20 s stall
     /// timeout, memory-mapped local files and all cores.
     pub fn new(s3: S3Config) -> Self {
         Self {
+            sources: SourcePolicy::default(),
             s3,
             retry: RetryPolicy::default(),
             request_timeout: Duration::from_secs(30),
@@ -114,7 +123,9 @@ impl RunEnv {
         }
     }
 
-    /// The client for `bucket`, built on first use and cached.
+    /// The client for `bucket`, built on first use and cached (at most
+    /// [`RunEnv::MAX_CACHED_STORES`] clients). Does not consult
+    /// [`RunEnv::sources`]: [`run`](crate::run) does before calling it.
     ///
     /// `object_store`'s own retries are switched off (`max_retries = 0`) and
     /// so is its whole-request timeout: this crate resumes broken bodies
@@ -145,6 +156,9 @@ impl RunEnv {
             b = b.with_region(r);
         }
         let store = Arc::new(b.build().map_err(|e| JobError::S3Config(e.to_string()))?);
+        if stores.len() >= Self::MAX_CACHED_STORES {
+            stores.clear();
+        }
         stores.insert(bucket.to_owned(), store.clone());
         Ok(store)
     }
@@ -153,6 +167,20 @@ impl RunEnv {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_client_cache_is_bounded() {
+        let env = RunEnv::new(S3Config {
+            endpoint: Some("http://127.0.0.1:1".into()),
+            allow_http: true,
+            region: Some("us-east-1".into()),
+        });
+        for i in 0..RunEnv::MAX_CACHED_STORES * 3 {
+            env.s3_store(&format!("bucket-{i}")).expect("client");
+        }
+        let cached = env.stores.lock().unwrap_or_else(PoisonError::into_inner).len();
+        assert!(cached <= RunEnv::MAX_CACHED_STORES, "{cached} clients cached");
+    }
 
     #[test]
     fn backoff_grows_to_the_cap_with_jitter() {

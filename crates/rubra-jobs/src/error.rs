@@ -12,8 +12,9 @@ pub enum JobError {
     #[error("canceled")]
     Canceled,
     /// The CSV itself is wrong (a bad number names its row and column), or
-    /// reading a local file failed.
-    #[error("{0}")]
+    /// reading a local file failed. The message never quotes the file: a bad
+    /// cell is named by row, column and column name, not by its content.
+    #[error("{}", csv_message(.0))]
     Csv(CsvSumError),
     /// The local source is no longer valid (it was removed or replaced by a
     /// link leading out of the root since the job was submitted).
@@ -88,5 +89,20 @@ impl From<CsvSumError> for JobError {
             CsvSumError::Canceled => Self::Canceled,
             e => Self::Csv(e),
         }
+    }
+}
+
+/// The message of a CSV error without the cell's content: a job's error is
+/// shown to the client and stored, and the file is not the client's to read
+/// beyond its header, sums and counts.
+fn csv_message(e: &CsvSumError) -> String {
+    match e {
+        CsvSumError::InvalidNumber {
+            row, column, name, ..
+        } => format!("row {row}, column {column} ({name}): not a number"),
+        CsvSumError::NumberOutOfRange {
+            row, column, name, ..
+        } => format!("row {row}, column {column} ({name}): number out of exact range"),
+        e => e.to_string(),
     }
 }

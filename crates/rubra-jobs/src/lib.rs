@@ -8,17 +8,21 @@
 //! ```no_run
 //! use std::path::Path;
 //! use std::sync::Arc;
-//! use rubra_jobs::{JobSource, RunControl, RunEnv, S3Config, run};
+//! use rubra_jobs::{JobSource, LocalRoot, RunControl, RunEnv, S3Allow, S3Config, run};
 //!
 //! # async fn worker() -> Result<(), Box<dyn std::error::Error>> {
-//! // Once, at start-up (clients are cached per bucket inside):
-//! let env = Arc::new(RunEnv::new(S3Config {
+//! // Once, at start-up (clients are cached per bucket inside). Nothing is
+//! // readable until the operator allows it:
+//! let mut env = RunEnv::new(S3Config {
 //!     endpoint: Some("http://127.0.0.1:5000".into()),
 //!     allow_http: true,
 //!     region: None,
-//! }));
-//! // At submission (POST /jobs): 400/404 with `err.code()` on error.
-//! let source = JobSource::parse("data/big.csv", Path::new("/srv/jobs"))?;
+//! });
+//! env.sources.local_root = Some(LocalRoot::open(Path::new("/srv/jobs"))?);
+//! env.sources.s3_allow = S3Allow::parse(&["bench", "shared/csv/"])?;
+//! let env = Arc::new(env);
+//! // At submission (POST /jobs): 400/403/404 with `err.code()` on error.
+//! let source = JobSource::parse("data/big.csv", &env.sources)?;
 //! // In the worker's tokio task:
 //! let control = RunControl::new(); // keep a clone: .cancel(), .progress.snapshot()
 //! let summary = run(&source, &rubra_csvsum::SumOptions::default(), &env, &control).await?;
@@ -46,10 +50,21 @@
 //! attempts from us, does not start over when the object changes (it just
 //! fails), and its whole-request timeout would cut large downloads.
 //!
+//! # What a job may read
+//!
+//! Only what the operator allowed in [`RunEnv::sources`] ([`SourcePolicy`]):
+//! files beneath one [`LocalRoot`], opened through a `cap-std` directory
+//! handle so that no path, link or swapped directory leads out of it, and the
+//! S3 buckets and prefixes of an [`S3Allow`] list. [`run`] checks the source
+//! against the policy again before it reads a byte. A job reports column
+//! names (the header), sums and row counts; an error names the row and column
+//! of a bad cell but never quotes the cell.
+//!
 //! # Error codes
 //!
 //! [`SourceError::code`]: `bad_source`, `source_outside_root`,
-//! `source_not_found`, `source_not_a_file`, `local_root_unavailable`.
+//! `source_not_found`, `source_not_a_file`, `source_unreadable`,
+//! `local_sources_disabled`, `source_not_allowed`.
 //! [`JobError::code`]: `canceled`, `object_not_found`,
 //! `object_access_denied`, `download_failed`, `s3_config`, `internal`, the
 //! source codes above (a local file that vanished or now escapes the root),
@@ -57,20 +72,28 @@
 //! (`csv_invalid_number`, … — the message names the row and column).
 #![deny(missing_docs)]
 
+mod allow;
 mod control;
 mod env;
 mod error;
 mod local;
+mod root;
 mod s3;
 mod source;
+
+pub use allow::{S3Allow, S3AllowError};
+pub use root::LocalRoot;
 
 pub use control::{JobProgress, ProgressSnapshot, RunControl};
 pub use env::{RetryPolicy, RunEnv, S3Config};
 pub use error::JobError;
 pub use rubra_csvsum::{SumOptions, Summary};
-pub use source::{JobSource, SourceError};
+pub use source::{JobSource, SourceError, SourcePolicy};
 
 /// Runs one job to completion: sums `source` with `options`.
+///
+/// The source is checked against `env.sources` first (the policy may have
+/// narrowed since it was parsed): nothing outside it is read.
 ///
 /// Returns when the sum is done, the job failed, or `control.cancel` was set
 /// ([`JobError::Canceled`], within a second). Progress is published in
@@ -81,8 +104,9 @@ pub async fn run(
     env: &RunEnv,
     control: &RunControl,
 ) -> Result<Summary, JobError> {
+    source.check(&source.display(), &env.sources)?;
     match source {
         JobSource::S3 { bucket, key } => s3::run(bucket, key, options, env, control).await,
-        JobSource::Local { path, root } => local::run(path, root, options, env, control).await,
+        JobSource::Local { path } => local::run(path, options, env, control).await,
     }
 }

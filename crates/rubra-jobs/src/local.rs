@@ -1,54 +1,56 @@
-//! Summing a local file on all cores, after checking again that it is still
-//! inside the local root.
+//! Summing a local file on all cores, opened beneath the local root.
 
 use rubra_csvsum::{Control, SumOptions, Summary};
 use std::path::Path;
 
-use crate::source::{Resolve, resolve_inside};
+use crate::source::denied;
 use crate::{JobError, RunControl, RunEnv, SourceError};
 
 pub(crate) async fn run(
-    path: &Path,
-    root: &Path,
+    relative: &Path,
     options: &SumOptions,
     env: &RunEnv,
     control: &RunControl,
 ) -> Result<Summary, JobError> {
     options.validate()?;
-    // The file may have been removed or swapped for a link since the job was
-    // submitted: resolve it again.
-    let shown = path.display().to_string();
-    let relative = path.strip_prefix(root).unwrap_or(path);
-    let path = resolve_inside(root, relative).map_err(|e| match e {
-        Resolve::NotFound => SourceError::NotFound { source_str: shown },
-        Resolve::NotAFile => SourceError::NotAFile { source_str: shown },
-        Resolve::Outside => SourceError::OutsideRoot {
-            source_str: shown,
-            reason: "it resolves outside the root through a link",
-        },
-    })?;
+    let root = env
+        .sources
+        .local_root
+        .clone()
+        .ok_or(SourceError::LocalDisabled)?;
+    let relative = relative.to_owned();
     let options = options.clone();
     let control = control.clone();
     let mmap = env.local_mmap;
     let threads = env.threads;
     let summary = tokio::task::spawn_blocking(move || {
+        // Opened beneath the root's handle: the file may have been removed, or
+        // it or a directory above it swapped for a link leading out, since the
+        // job was checked; such an open fails here, with no window between a
+        // check and the open.
+        let file = root
+            .open_file(&relative)
+            .map_err(|d| JobError::Source(denied(d, &relative.display().to_string())))?;
         let counters = control.progress.restart();
-        let file = std::fs::File::open(&path)?;
-        control.progress.set_total(file.metadata()?.len());
+        control.progress.set_total(file.metadata().map_err(csv_io)?.len());
         let c = Control {
             cancel: Some(control.cancel.as_ref()),
             progress: Some(&counters),
             threads,
             min_region: 0,
         };
-        if mmap {
-            drop(file);
-            rubra_csvsum::sum_file(&path, &options, &c)
+        let summed = if mmap {
+            rubra_csvsum::sum_open_file(file, &options, &c)
         } else {
             rubra_csvsum::sum_read_at(&file, &options, &c)
-        }
+        };
+        summed.map_err(JobError::from)
     })
     .await
     .map_err(|e| JobError::Internal(format!("parser task: {e}")))??;
     Ok(summary)
+}
+
+fn csv_io(e: std::io::Error) -> JobError {
+    JobError::from(rubra_csvsum::CsvSumError::Io(e))
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use object_store::ObjectStoreExt;
 use object_store::path::Path as ObjectPath;
-use rubra_jobs::{RetryPolicy, RunEnv, S3Config, SumOptions, Summary};
+use rubra_jobs::{LocalRoot, RetryPolicy, RunEnv, S3Allow, S3Config, SumOptions, Summary};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -46,6 +46,20 @@ pub fn env_for(endpoint: &str) -> RunEnv {
     };
     env.request_timeout = Duration::from_secs(5);
     env.stall_timeout = Duration::from_millis(500);
+    env
+}
+
+/// [`env_for`] with the whole of `bucket` allowed.
+pub fn env_allowing(endpoint: &str, bucket: &str) -> RunEnv {
+    let mut env = env_for(endpoint);
+    env.sources.s3_allow = S3Allow::parse(&[bucket]).expect("allow-list");
+    env
+}
+
+/// An environment whose local root is `root` (no S3 source allowed).
+pub fn env_in(root: &std::path::Path) -> RunEnv {
+    let mut env = env_for("http://127.0.0.1:1");
+    env.sources.local_root = Some(LocalRoot::open(root).expect("local root"));
     env
 }
 

@@ -3,12 +3,17 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rubra_jobs::{JobSource, RunControl, SumOptions, run};
+use rubra_jobs::{JobSource, RunControl, S3Allow, SumOptions, run};
 
-use crate::helpers::{Fault, Proxy, bucket, csv, env_for, expected, s3_endpoint, upload};
+use crate::helpers::{
+    Fault, Proxy, bucket, csv, env_allowing, env_for, expected, s3_endpoint, upload,
+};
 
 fn source(bucket: &str, key: &str) -> JobSource {
-    JobSource::parse(&format!("s3://{bucket}/{key}"), std::path::Path::new("/")).expect("s3 source")
+    JobSource::S3 {
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -23,7 +28,7 @@ async fn s3_job_gives_the_same_sums_as_a_local_sum() {
     let summary = run(
         &source(&b, "dir/a.csv"),
         &SumOptions::default(),
-        &env_for(&ep),
+        &env_allowing(&ep, &b),
         &control,
     )
     .await
@@ -59,7 +64,7 @@ async fn five_faults_in_one_download_give_the_same_sums() {
     let summary = run(
         &source(&b, "a.csv"),
         &SumOptions::default(),
-        &env_for(&proxy.endpoint),
+        &env_allowing(&proxy.endpoint, &b),
         &RunControl::new(),
     )
     .await
@@ -81,7 +86,7 @@ async fn drops_until_retries_run_out_fail_naming_the_cause_and_byte() {
     upload(&ep, &b, "a.csv", csv(20_000, 5)).await;
     let proxy = Proxy::start(&ep, vec![]).await;
     proxy.set_default(|| Fault::DropAfter(1000));
-    let mut env = env_for(&proxy.endpoint);
+    let mut env = env_allowing(&proxy.endpoint, &b);
     env.retry.max_attempts = 4;
     let err = run(
         &source(&b, "a.csv"),
@@ -107,7 +112,7 @@ async fn slowdown_until_retries_run_out_fails_naming_503() {
     upload(&ep, &b, "a.csv", csv(1000, 6)).await;
     let proxy = Proxy::start(&ep, vec![]).await;
     proxy.set_default(|| Fault::SlowDown);
-    let mut env = env_for(&proxy.endpoint);
+    let mut env = env_allowing(&proxy.endpoint, &b);
     env.retry.max_attempts = 3;
     let err = run(
         &source(&b, "a.csv"),
@@ -147,7 +152,7 @@ async fn an_object_replaced_mid_download_is_summed_again_from_the_start() {
     let summary = run(
         &source(&b, "a.csv"),
         &SumOptions::default(),
-        &env_for(&proxy.endpoint),
+        &env_allowing(&proxy.endpoint, &b),
         &control,
     )
     .await
@@ -174,7 +179,7 @@ async fn cancel_during_a_stalled_download_stops_within_a_second() {
         vec![Fault::StallAfter(200_000, Duration::from_secs(30))],
     )
     .await;
-    let mut env = env_for(&proxy.endpoint);
+    let mut env = env_allowing(&proxy.endpoint, &b);
     env.stall_timeout = Duration::from_secs(60);
     let env = Arc::new(env);
     let control = RunControl::new();
@@ -207,10 +212,64 @@ async fn a_missing_object_fails_at_once() {
     let err = run(
         &source(&b, "nope.csv"),
         &SumOptions::default(),
-        &env_for(&ep),
+        &env_allowing(&ep, &b),
         &RunControl::new(),
     )
     .await
     .expect_err("missing");
     assert_eq!(err.code(), "object_not_found", "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bucket_or_prefix_outside_the_allow_list_is_refused() {
+    let Some(ep) = s3_endpoint("a_bucket_or_prefix_outside_the_allow_list_is_refused") else {
+        return;
+    };
+    let b = bucket(&ep, "allow").await;
+    let other = bucket(&ep, "other").await;
+    let data = csv(100, 5);
+    for key in ["pub/a.csv", "pub-other/a.csv", "secret.csv"] {
+        upload(&ep, &b, key, data.clone()).await;
+    }
+    upload(&ep, &other, "pub/a.csv", data.clone()).await;
+    let mut env = env_for(&ep);
+    env.sources.s3_allow = S3Allow::parse(&[format!("{b}/pub/")]).expect("allow");
+    let ok = JobSource::parse(&format!("s3://{b}/pub/a.csv"), &env.sources).expect("allowed");
+    let summary = run(&ok, &SumOptions::default(), &env, &RunControl::new())
+        .await
+        .expect("run");
+    assert_eq!(summary, expected(&data));
+    for refused in [
+        format!("s3://{b}/secret.csv"),
+        format!("s3://{b}/pub-other/a.csv"),
+        format!("s3://{other}/pub/a.csv"),
+    ] {
+        let err = JobSource::parse(&refused, &env.sources).expect_err(&refused);
+        assert_eq!(err.code(), "source_not_allowed", "{refused}");
+        // Built by hand (as if queued under an older list), the runner refuses it too.
+        let (bucket, key) = refused["s3://".len()..].split_once('/').expect("url");
+        let source = JobSource::S3 {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+        };
+        let control = RunControl::new();
+        let err = run(&source, &SumOptions::default(), &env, &control)
+            .await
+            .expect_err(&refused);
+        assert_eq!(err.code(), "source_not_allowed", "{refused}");
+        assert_eq!(control.progress.snapshot().bytes_total, None, "nothing fetched");
+    }
+}
+
+#[tokio::test]
+async fn a_job_queued_before_the_allow_list_narrowed_is_refused_before_fetching() {
+    // Nothing listens on the endpoint: a fetch would end in download_failed.
+    let before = env_allowing("http://127.0.0.1:1", "data");
+    let source = JobSource::parse("s3://data/a.csv", &before.sources).expect("allowed then");
+    let mut after = env_for("http://127.0.0.1:1");
+    after.sources.s3_allow = S3Allow::parse(&["data/pub/"]).expect("allow");
+    let err = run(&source, &SumOptions::default(), &after, &RunControl::new())
+        .await
+        .expect_err("narrowed");
+    assert_eq!(err.code(), "source_not_allowed");
 }
