@@ -7,10 +7,10 @@
 //! - [`retry`]: when a failed delivery is tried again, and when it is given up.
 //! - [`send`]: the webhook POST and the Viber bot `send_message` call, each returning an
 //!   [`send::Outcome`] (status code, latency, error) rather than failing, so the caller can
-//!   record every attempt the same way.
+//!   record every attempt the same way. Webhooks go through `rubra-fetch`'s egress guard.
 //!
-//! The crate depends on no server or store crate: it is usable alone, e.g. by a receiver
-//! written in Rust that wants to check Rubra's signatures.
+//! The crate depends on no server or store crate (only on `rubra-fetch` for the guard): it is
+//! usable alone, e.g. by a receiver written in Rust that wants to check Rubra's signatures.
 #![deny(missing_docs)]
 
 pub mod retry;
@@ -18,5 +18,5 @@ pub mod send;
 pub mod signing;
 
 pub use retry::RetrySchedule;
-pub use send::{Outcome, Sender, ViberMessage, WebhookRequest};
+pub use send::{MAX_ANSWER_BYTES, Outcome, Sender, ViberMessage, WebhookRequest};
 pub use signing::{SigningError, VerifyError, WebhookSecret, sign, verify};

@@ -1,6 +1,11 @@
 //! `/subscriptions`: a client's alert rules — notify when an event's red level is strictly
 //! above a threshold, by signed webhook, Viber or the live stream.
 //!
+//! A webhook URL must pass the egress guard (`workers::notify::webhook_guard`): an internal
+//! address (IP literal or `localhost`) not listed in `--fetch-allow`, credentials in the URL, or
+//! plain http under `--webhook-https-only` is 422 `url_not_allowed`. Names are resolved, and
+//! checked again, when each delivery connects.
+//!
 //! A webhook subscription's signing secret is returned once, by `POST`; the Viber auth token is
 //! never shown back. A subscription whose deliveries keep failing is paused (its `state` and
 //! `paused_reason` say so) and its notifications are held, not dropped; `POST
@@ -10,9 +15,11 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiQuery, Caller, client_of};
 use crate::state::AppState;
 use crate::timefmt::format_ms;
+use crate::workers::notify::webhook_guard;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use rubra_fetch::FetchError;
 use rubra_notify::WebhookSecret;
 use rubra_store::{Channel, NewSubscription, Principal, Scope, Subscription, SubscriptionId};
 use serde::Deserialize;
@@ -50,6 +57,16 @@ pub fn subscription_json(s: &Subscription, with_secret: bool) -> Value {
     v
 }
 
+/// 422 `url_not_allowed`: the webhook URL is refused by the egress guard (an internal address
+/// not listed in `--fetch-allow`, credentials in the URL, http under `--webhook-https-only`).
+fn url_not_allowed(e: FetchError) -> ApiError {
+    let why = match e {
+        FetchError::Forbidden(m) | FetchError::InvalidUrl(m) => m,
+        other => other.to_string(),
+    };
+    ApiError::unprocessable("url_not_allowed", format!("webhook url not allowed: {why}"))
+}
+
 fn parse_id(id: &str) -> ApiResult<SubscriptionId> {
     SubscriptionId::parse(id).ok_or_else(|| ApiError::not_found("subscription"))
 }
@@ -71,6 +88,11 @@ pub async fn create(
     body.channel
         .validate()
         .map_err(|m| ApiError::unprocessable("invalid_channel", m))?;
+    if let Channel::Webhook { url } = &body.channel {
+        webhook_guard(&state.settings)
+            .parse_url(url)
+            .map_err(url_not_allowed)?;
+    }
     let client = client_of(&state, &who, q.client.as_deref()).await?;
     let secret =
         matches!(body.channel, Channel::Webhook { .. }).then(|| WebhookSecret::generate().reveal());

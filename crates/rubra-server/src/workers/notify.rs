@@ -11,9 +11,14 @@
 //! and by resumed subscriptions), when the earliest retry falls due, and otherwise every
 //! [`POLL`] — the table is the truth, the bell only a hint. A retry carries the same
 //! `webhook-id` (`ntf_{seq}`) as the first attempt, with a fresh timestamp and signature.
+//!
+//! Webhooks go through the egress guard of [`webhook_guard`] (the one `POST /subscriptions`
+//! checks URLs with): a refused address is a failed attempt like any other.
 
 use crate::app::Services;
+use crate::settings::Settings;
 use crate::timefmt::format_ms;
+use rubra_fetch::{AllowList, Guard, Reach};
 use rubra_notify::{Outcome, RetrySchedule, Sender, ViberMessage, WebhookRequest, WebhookSecret};
 use rubra_store::{
     Channel, ClaimedNotification, DeliveryAttempt, DeliveryVerdict, Notification, Store, Verdict,
@@ -40,6 +45,15 @@ const LOG_FLUSH: Duration = Duration::from_millis(100);
 const LOG_BATCH: usize = 256;
 /// Most verdicts recorded in one call (all that are waiting, up to this).
 const VERDICT_BATCH: usize = 512;
+
+/// The guard webhook URLs pass, at `POST /subscriptions` and at every attempt: any host at a
+/// public address; internal addresses (loopback, private, link-local, metadata…) only for hosts
+/// listed exactly in `--fetch-allow`; https only under `--webhook-https-only`, except for those
+/// hosts.
+pub fn webhook_guard(settings: &Settings) -> Guard {
+    Guard::new(AllowList::new(&settings.fetch_allow), Reach::Public)
+        .https_only(settings.webhook_https_only)
+}
 
 /// The `webhook-id` of a notification, the same on every attempt.
 pub fn webhook_id(seq: i64) -> String {
@@ -94,7 +108,7 @@ pub fn spawn(services: &Services, shutdown: &CancellationToken) -> Vec<JoinHandl
     let dispatcher = Dispatcher {
         store: services.store.clone(),
         owner: services.instance_id.clone(),
-        sender: Sender::new(settings.notify_timeout),
+        sender: Sender::new(settings.notify_timeout, webhook_guard(settings)),
         schedule: Arc::new(settings.notify_retry.clone()),
         viber_base_url: settings.viber_base_url.clone().into(),
         // Long enough for the slowest attempt, so a live worker never loses its lease.

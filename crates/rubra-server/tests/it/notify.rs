@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// A 10×10 PNG whose red level is exactly `k`/100.
-fn png_with_red(k: u32) -> Vec<u8> {
+pub(crate) fn png_with_red(k: u32) -> Vec<u8> {
     let img: RgbaImage = ImageBuffer::from_fn(10, 10, |x, y| {
         if y * 10 + x < k {
             Rgba([255, 0, 0, 255])
@@ -30,7 +30,7 @@ fn png_with_red(k: u32) -> Vec<u8> {
 }
 
 /// Records an event with red = k/100 through `POST /red`.
-async fn red_event(app: &TestApp, key: &str, k: u32) {
+pub(crate) async fn red_event(app: &TestApp, key: &str, k: u32) {
     let resp = app
         .with_key(key, Method::POST, "/red")
         .header("content-type", "image/png")
@@ -52,14 +52,14 @@ async fn subscribe(app: &TestApp, key: &str, threshold: f64, channel: Value) -> 
     resp.json().await.unwrap()
 }
 
-async fn get_json(app: &TestApp, key: &str, path: &str) -> Value {
+pub(crate) async fn get_json(app: &TestApp, key: &str, path: &str) -> Value {
     let resp = app.with_key(key, Method::GET, path).send().await.unwrap();
     assert_eq!(resp.status(), 200, "GET {path}");
     resp.json().await.unwrap()
 }
 
 /// Polls `check` until it answers `Some`, failing after `secs` seconds.
-async fn eventually<T, F, Fut>(what: &str, secs: u64, mut check: F) -> T
+pub(crate) async fn eventually<T, F, Fut>(what: &str, secs: u64, mut check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
@@ -76,8 +76,8 @@ where
 
 /// One request a receiver got.
 #[derive(Debug, Clone)]
-struct Received {
-    path: String,
+pub(crate) struct Received {
+    pub(crate) path: String,
     headers: HeaderMap,
     body: Vec<u8>,
 }
@@ -112,13 +112,13 @@ impl Received {
 
 /// A local HTTP receiver on port 0 that records every POST and answers `respond(n)` for the
 /// n-th (0-based) request, as a status and a body.
-struct Receiver {
-    base: String,
+pub(crate) struct Receiver {
+    pub(crate) base: String,
     seen: Arc<Mutex<Vec<Received>>>,
 }
 
 impl Receiver {
-    async fn start(
+    pub(crate) async fn start(
         respond: impl Fn(usize, &Received) -> (u16, String) + Send + Sync + 'static,
     ) -> Receiver {
         let seen: Arc<Mutex<Vec<Received>>> = Arc::default();
@@ -147,11 +147,11 @@ impl Receiver {
         Receiver { base, seen }
     }
 
-    fn seen(&self) -> Vec<Received> {
+    pub(crate) fn seen(&self) -> Vec<Received> {
         self.seen.lock().unwrap().clone()
     }
 
-    async fn wait_for(&self, n: usize) -> Vec<Received> {
+    pub(crate) async fn wait_for(&self, n: usize) -> Vec<Received> {
         eventually(&format!("{n} requests at the receiver"), 10, || async {
             let seen = self.seen();
             (seen.len() >= n).then_some(seen)
@@ -160,8 +160,11 @@ impl Receiver {
     }
 }
 
+/// Webhook receivers in these tests listen on 127.0.0.1, which only a `--fetch-allow` entry
+/// lets webhooks reach.
 async fn fast_retries_app() -> TestApp {
     spawn_app_with(|c| {
+        c.fetch_allow = Some(vec!["127.0.0.1".into()]);
         c.notify_retry_ms = Some("50,50,50,50,50".into());
         c.notify_timeout_ms = Some(2_000);
     })
@@ -284,6 +287,7 @@ async fn retries_use_the_same_webhook_id_after_the_receiver_fails_twice() {
 #[tokio::test]
 async fn a_failing_endpoint_pauses_its_subscription_and_resume_delivers_what_was_held() {
     let app = spawn_app_with(|c| {
+        c.fetch_allow = Some(vec!["127.0.0.1".into()]);
         c.notify_retry_ms = Some("20,20,20,20,20,20,20,20".into());
         c.notify_pause_after = Some(3);
     })
@@ -568,6 +572,7 @@ async fn start_instance(db: &str) -> (Instance, Option<String>) {
     let dir = tempfile::tempdir().unwrap();
     let mut args = crate::helpers::test_config(&dir);
     args.database_url = Some(db.to_owned());
+    args.fetch_allow = Some(vec!["127.0.0.1".into()]);
     let settings = rubra_server::Settings::validate(args).unwrap();
     let telemetry = rubra_telemetry::init(&rubra_telemetry::TelemetryConfig {
         format: rubra_telemetry::LogFormat::Json,
