@@ -43,6 +43,14 @@ impl std::hash::Hasher for PreHashed {
 type Map<K, V> = HashMap<K, V, BuildHasherDefault<PreHashed>>;
 type Set<K> = HashSet<K, BuildHasherDefault<PreHashed>>;
 
+/// Results of comparing element pairs of one set, by [`pair_key`].
+type Known = Map<u64, bool>;
+
+/// The key of the pair (A's element `i`, B's element `j`), relative indices.
+fn pair_key(i: u32, j: u32) -> u64 {
+    (i as u64) << 32 | j as u64
+}
+
 /// Most candidates one element may check in the tolerant phase.
 pub(crate) const WINDOW_CAP: usize = 1_000;
 
@@ -160,6 +168,10 @@ impl<'d> Engine<'d> {
         let (hb, loose_b) = both(all_b);
         let mut left_a = Vec::new();
         let mut left_b = Vec::new();
+        // Every pair is compared at most once, here and in the tolerant phase: a
+        // pair compared twice at each level of nested sets doubles the work per
+        // level (2^depth; a few hundred bytes of nesting took hours).
+        let mut known = Known::default();
         // Lone pairs of a hash (nearly all of them) are checked afterwards, in bulk.
         let mut lone = Vec::new();
         for_groups(&ha, &hb, |ga, gb| {
@@ -171,7 +183,9 @@ impl<'d> Engine<'d> {
             for &(_, i) in ga {
                 let mut hit = false;
                 for (t, &(_, j)) in gb.iter().enumerate().take(WINDOW_CAP) {
-                    if self.eq(fa + i, fb + j, ecx) {
+                    let eq = self.eq(fa + i, fb + j, ecx);
+                    known.insert(pair_key(i, j), eq);
+                    if eq {
                         hit = true;
                         seen_b[t] = true;
                     }
@@ -180,12 +194,14 @@ impl<'d> Engine<'d> {
                     left_a.push(i);
                 }
             }
+            // Below the cap every pair was compared above.
             for (t, &(_, j)) in gb.iter().enumerate() {
                 if !seen_b[t]
-                    && !ga
-                        .iter()
-                        .take(WINDOW_CAP)
-                        .any(|&(_, i)| self.eq(fa + i, fb + j, ecx))
+                    && (t < WINDOW_CAP
+                        || !ga
+                            .iter()
+                            .take(WINDOW_CAP)
+                            .any(|&(_, i)| self.eq(fa + i, fb + j, ecx)))
                 {
                     left_b.push(j);
                 }
@@ -193,6 +209,7 @@ impl<'d> Engine<'d> {
         });
         lone.sort_unstable();
         for (i, j) in self.unequal(&lone, fa, fb, ecx) {
+            known.insert(pair_key(i, j), false);
             left_a.push(i);
             left_b.push(j);
         }
@@ -207,8 +224,8 @@ impl<'d> Engine<'d> {
         }
         // Tolerant phase: a leftover may equal any element of the other side, but
         // only those sharing its number-blind hash need a signature.
-        let a = self.set_tolerant(Side::A, fa, left_a, fb, &loose_b, ecx);
-        let b = self.set_tolerant(Side::B, fb, left_b, fa, &loose_a, ecx);
+        let a = self.set_tolerant(Side::A, fa, left_a, fb, &loose_b, ecx, &mut known);
+        let b = self.set_tolerant(Side::B, fb, left_b, fa, &loose_a, ecx, &mut known);
         Unmatched {
             a,
             b,
@@ -216,7 +233,9 @@ impl<'d> Engine<'d> {
         }
     }
 
-    /// The leftovers `left` of `side` that have no tolerant match in the other array.
+    /// The leftovers `left` of `side` that have no tolerant match in the other array;
+    /// `known` holds the pairs already compared (and gets those compared here).
+    #[allow(clippy::too_many_arguments)]
     fn set_tolerant(
         &mut self,
         side: Side,
@@ -225,6 +244,7 @@ impl<'d> Engine<'d> {
         fo: u32,
         loose_other: &[u64],
         ecx: Cx<'d>,
+        known: &mut Known,
     ) -> Vec<u32> {
         if left.is_empty() || loose_other.is_empty() {
             return left;
@@ -248,9 +268,15 @@ impl<'d> Engine<'d> {
         left.clear();
         for (lh, sum, reach, i) in keyed {
             let hit = groups.get(&lh).is_some_and(|g| {
-                window(g, sum, reach)
-                    .take(WINDOW_CAP)
-                    .any(|&(_, j)| self.eq_sides(side, fs + i, fo + j, ecx))
+                window(g, sum, reach).take(WINDOW_CAP).any(|&(_, j)| {
+                    let key = match side {
+                        Side::A => pair_key(i, j),
+                        Side::B => pair_key(j, i),
+                    };
+                    *known
+                        .entry(key)
+                        .or_insert_with(|| self.eq_sides(side, fs + i, fo + j, ecx))
+                })
             });
             if !hit {
                 left.push(i);

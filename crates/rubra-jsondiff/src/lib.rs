@@ -70,8 +70,11 @@ pub use path::{PathPattern, PatternError};
 pub use policy::{ArrayMode, Options, PolicyError};
 pub use report::{Difference, Kind, Op, PatchOp, Report};
 
-/// Documents nested deeper than this are compared on a thread with a larger stack.
-const INLINE_DEPTH: usize = 200;
+/// Documents nested deeper than this are compared on a thread with a larger stack;
+/// up to it, the comparison takes well under 1 MiB of the caller's stack even in
+/// a debug build (measured at most ~7 KiB per level there, ~2 KiB in release), so
+/// it is safe on a 2 MiB thread (tokio's and the test harness's).
+const INLINE_DEPTH: usize = 128;
 /// Stack reserved per nesting level on that thread: a level of keyed or unordered
 /// arrays takes several frames. Only touched pages cost memory.
 const STACK_PER_LEVEL: usize = if cfg!(debug_assertions) {
@@ -88,8 +91,9 @@ pub(crate) fn stack_size(depth: usize) -> usize {
 /// Compares `a` with `b`.
 ///
 /// Every nesting depth that [`Document::parse`] accepts (up to [`MAX_DEPTH`]) gets
-/// a correct answer: deep documents are compared on a scoped thread whose stack
-/// is sized from their depth.
+/// a correct answer: documents deeper than a hundred levels or so are compared on
+/// a scoped thread whose stack is sized from their depth (if that thread cannot be
+/// started, on the caller's: the limit keeps that within ~1.2 MiB in release builds).
 pub fn diff(a: &Document, b: &Document, opts: &Options) -> Report {
     let depth = a.depth().max(b.depth());
     if depth <= INLINE_DEPTH {
@@ -473,7 +477,7 @@ mod tests {
 
     #[test]
     fn deep_nesting_gets_an_answer() {
-        let n = 10_000;
+        let n = MAX_DEPTH;
         let a = "[".repeat(n) + "1" + &"]".repeat(n);
         let b = "[".repeat(n) + "2" + &"]".repeat(n);
         let r = diff(&doc(&a), &doc(&b), &Options::default());
@@ -492,9 +496,97 @@ mod tests {
             };
             let r = diff(&doc(&a), &doc(&b), &opts);
             assert_eq!(r.differences.len(), 2, "{:?}", opts.array_mode);
-            let k = r#"[{"k":1,"v":"#.repeat(n) + "1" + &"}]".repeat(n);
+            let k = r#"[{"k":1,"v":"#.repeat(n / 2) + "1" + &"}]".repeat(n / 2);
             assert!(equal(&doc(&k), &doc(&k), &opts));
         }
+    }
+
+    /// Runs `f` on a thread with `stack` bytes of stack: a recursion per nesting
+    /// level would overflow it and abort the whole test binary.
+    fn on_stack<T: Send + 'static>(stack: usize, f: impl FnOnce() -> T + Send + 'static) -> T {
+        std::thread::Builder::new()
+            .stack_size(stack)
+            .spawn(f)
+            .expect("thread")
+            .join()
+            .unwrap_or_else(|e| std::panic::resume_unwind(e))
+    }
+
+    /// Attack: a 100 000-deep array or object (`[[[[…]]]]`, `{"a":{"a":…}}`) given
+    /// to the library is a parse error, refused without recursing (a 256 KiB stack).
+    #[test]
+    fn deep_json_attack_100000_levels_is_an_error_not_a_stack_overflow() {
+        on_stack(256 << 10, || {
+            let n = 100_000;
+            for text in [
+                "[".repeat(n) + &"]".repeat(n),
+                r#"{"a":"#.repeat(n) + "1" + &"}".repeat(n),
+                "[".repeat(n),
+            ] {
+                let e = Document::parse(text).expect_err("too deep");
+                assert!(e.message.contains("nesting deeper than"), "{e}");
+                assert!(e.message.contains(&MAX_DEPTH.to_string()), "{e}");
+            }
+        });
+    }
+
+    /// Attack: sets nested in sets whose elements differ only in a deep number
+    /// (`[[[…[1,1]…,1],1],1]` against the same ending in 2) once compared each
+    /// pair twice per level, 2^depth work: 40 levels (under 200 bytes) never ended.
+    #[test]
+    fn deep_json_attack_nested_sets_are_not_exponential() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let d = 40;
+            let a = doc(&("[".repeat(d) + "1" + &",1]".repeat(d)));
+            let b = doc(&("[".repeat(d) + "2" + &",1]".repeat(d)));
+            let o = Options {
+                array_mode: ArrayMode::Set,
+                ..Options::default()
+            };
+            let _ = tx.send((diff(&a, &b, &o).differences.len(), equal(&a, &b, &o)));
+        });
+        let got = rx.recv_timeout(std::time::Duration::from_secs(60));
+        assert_eq!(got, Ok((2, false)), "40 nested sets took over a minute");
+    }
+
+    /// Attack, at the limit: the deepest documents accepted are compared, patched
+    /// and printed in every array mode on a 2 MiB thread (tokio's and the test
+    /// harness's stack size) without overflowing it.
+    #[test]
+    fn deep_json_attack_at_the_depth_limit_fits_a_2_mib_stack() {
+        on_stack(2 << 20, || {
+            let n = MAX_DEPTH;
+            let shapes = [
+                ("[".repeat(n), "]".repeat(n)),
+                (r#"{"a":"#.repeat(n), "}".repeat(n)),
+                (r#"[{"id":1,"v":"#.repeat(n / 2), "}]".repeat(n / 2)),
+                ("[1,".repeat(n - 1), r#",{"x":2}]"#.repeat(n - 1)),
+            ];
+            for (open, close) in shapes {
+                let a = doc(&format!("{open}1{close}"));
+                let b = doc(&format!("{open}2{close}"));
+                for mode in [
+                    ArrayMode::Ordered,
+                    ArrayMode::Set,
+                    ArrayMode::Multiset,
+                    ArrayMode::Key("id".into()),
+                ] {
+                    let o = Options {
+                        array_mode: mode,
+                        patch: true,
+                        ..Options::default()
+                    };
+                    let r = diff(&a, &b, &o);
+                    assert!(!r.is_equal());
+                    assert!(equal(&a, &a, &o));
+                    let printed = r.to_text(false).len() + r.to_json().len();
+                    assert!(printed > 0 && !r.patch_json().is_empty());
+                    let patched = doc(&apply(&a, &r.patch).expect("patch applies"));
+                    assert!(equal(&patched, &b, &o), "{:?}", o.array_mode);
+                }
+            }
+        });
     }
 
     #[test]

@@ -248,17 +248,58 @@ fn json_output_lists_differences() {
 #[test]
 fn deep_nesting_is_answered_not_crashed() {
     let t = TempDir::new("deep");
-    let n = 10_000;
+    let n = rubra_jsondiff::MAX_DEPTH;
     let a = t.file("a.json", &("[".repeat(n) + "1" + &"]".repeat(n)));
     let b = t.file("b.json", &("[".repeat(n) + "1.5" + &"]".repeat(n)));
+    for format in ["text", "json", "json-patch"] {
+        let o = run(&[&a, &b, "--format", format], "");
+        assert_eq!(o.code, 1, "{format}: {}", o.err);
+    }
     let o = run(&[&a, &b], "");
-    assert_eq!(o.code, 1);
     assert!(o.out.ends_with("[0]: 1 → 1.5 (Δ 0.5)\n"));
-    let too_deep = rubra_jsondiff::MAX_DEPTH + 1;
+    let too_deep = n + 1;
     let c = t.file("c.json", &("[".repeat(too_deep) + &"]".repeat(too_deep)));
     let o = run(&[&a, &c], "");
     assert_eq!(o.code, 2);
     assert!(o.err.contains("nesting deeper than"), "{}", o.err);
+}
+
+/// Attack: 100 000-deep documents (JSONTestSuite's
+/// `n_structure_100000_opening_arrays.json`, and closed arrays and objects) are
+/// refused with exit 2 and a message naming the limit, never a stack overflow.
+#[test]
+fn deep_json_attack_100000_levels_exits_2_naming_the_limit() {
+    let t = TempDir::new("deep100k");
+    let n = 100_000;
+    let a = t.file("a.json", "[]");
+    // The column is that of the bracket that opens level 513.
+    for (name, text, column) in [
+        ("arrays.json", "[".repeat(n) + &"]".repeat(n), 513),
+        (
+            "objects.json",
+            r#"{"a":"#.repeat(n) + "1" + &"}".repeat(n),
+            512 * 5 + 1,
+        ),
+        ("n_structure_100000_opening_arrays.json", "[".repeat(n), 513),
+    ] {
+        let deep = t.file(name, &text);
+        for args in [&[a.as_str(), &deep][..], &[&deep, &deep, "--set"][..]] {
+            let o = run(args, "");
+            assert_eq!(o.code, 2, "{name}: {}", o.err);
+            assert!(
+                o.err.contains(&format!(
+                    "{name}: line 1, column {column}: nesting deeper than the depth limit of 512 levels"
+                )),
+                "{}",
+                o.err
+            );
+        }
+        let o = run(&[&a, "-"], &text);
+        assert_eq!(o.code, 2, "{name} on stdin: {}", o.err);
+    }
+    // i_structure_500_nested_arrays.json: implementation-defined; accepted here.
+    let i500 = t.file("i500.json", &("[".repeat(500) + &"]".repeat(500)));
+    assert_eq!(run(&[&i500, &i500], "").code, 0);
 }
 
 /// Reads the `[{"op","path","value"}]` text this crate prints.
