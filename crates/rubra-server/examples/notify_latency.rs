@@ -95,6 +95,8 @@ async fn main() {
         data_dir: Some(dir.path().join("data")),
         log_format: Some("json".into()),
         log_filter: Some("error".into()),
+        // The receiver is on loopback, which webhooks reach only when listed.
+        fetch_allow: Some(vec!["127.0.0.1".into()]),
         ..ConfigArgs::default()
     })
     .unwrap();
