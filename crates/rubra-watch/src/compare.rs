@@ -39,13 +39,44 @@ pub struct Change {
     pub new: Option<String>,
 }
 
-/// Parses `text` as JSON, naming the line and column of the first error.
+/// Deepest nesting of a watched document; a deeper one fails the poll
+/// ([`WatchError::TooDeep`]).
+///
+/// Below the comparer's own limit ([`rubra_jsondiff::MAX_DEPTH`]) because changes
+/// travel on as JSON read back with `serde_json`, whose recursion limit is 128
+/// levels: a change's value sits two levels down in a notification's list of
+/// changes, and every accepted document must come through whole.
+pub const MAX_DEPTH: usize = 100;
+
+/// Parses `text` as JSON, naming the line and column of the first error; refuses
+/// documents nested deeper than [`MAX_DEPTH`].
+///
+/// This is CPU work proportional to the document: [`crate::poll`] runs it on a
+/// blocking thread, and so should any async caller.
 pub fn parse(text: &str) -> Result<Document, WatchError> {
-    Document::parse(text.to_owned()).map_err(|e| WatchError::Json(e.to_string()))
+    let doc = Document::parse(text.to_owned()).map_err(|e| {
+        if e.is_too_deep() {
+            WatchError::TooDeep {
+                limit: MAX_DEPTH,
+                at: format!(", at line {}, column {}", e.line, e.column),
+            }
+        } else {
+            WatchError::Json(e.to_string())
+        }
+    })?;
+    if doc.depth() > MAX_DEPTH {
+        return Err(WatchError::TooDeep {
+            limit: MAX_DEPTH,
+            at: format!(" ({} levels)", doc.depth()),
+        });
+    }
+    Ok(doc)
 }
 
 /// Every change from `old` to `new` (two JSON texts), exact: numbers are compared as the
 /// decimals they are written as, so `1.5 → 1.50` is no change and `0.1 → 0.10000001` is one.
+///
+/// CPU work proportional to the documents: [`crate::poll`] runs it on a blocking thread.
 pub fn changes(old: &str, new: &str, how: &Compare) -> Result<Vec<Change>, WatchError> {
     let pointer = how.pointer.as_deref().unwrap_or("");
     // Both texts are checked whole first: a selection is only defined on valid JSON.

@@ -9,6 +9,19 @@ pub enum WatchError {
     /// The body is not JSON; the message names the line and column.
     #[error("the source did not send valid JSON: {0}")]
     Json(String),
+    /// The document nests deeper than a watch accepts ([`crate::MAX_DEPTH`]).
+    #[error(
+        "the source's document nests deeper than the depth limit of {limit} levels for watches{at}"
+    )]
+    TooDeep {
+        /// The limit.
+        limit: usize,
+        /// Where the parser stopped (`", at line L, column C"`), or empty.
+        at: String,
+    },
+    /// Parsing or comparing the document failed unexpectedly (a bug, reported, not a crash).
+    #[error("comparing the document failed: {0}")]
+    Internal(String),
     /// The watch's JSON Pointer is malformed.
     #[error("invalid JSON Pointer {0:?}: it must be empty or start with '/'")]
     InvalidPointer(String),
@@ -23,6 +36,8 @@ impl WatchError {
         match self {
             WatchError::Fetch(e) => e.code(),
             WatchError::Json(_) => "invalid_json",
+            WatchError::TooDeep { .. } => "json_too_deep",
+            WatchError::Internal(_) => "internal",
             WatchError::InvalidPointer(_) => "invalid_pointer",
             WatchError::PointerNotFound(_) => "pointer_not_found",
         }

@@ -26,7 +26,7 @@ mod error;
 mod poll;
 mod select;
 
-pub use compare::{Change, Compare, Op, changes, parse};
+pub use compare::{Change, Compare, MAX_DEPTH, Op, changes, parse};
 pub use error::WatchError;
 pub use poll::{Polled, Source, next_delay, poll};
 pub use select::{check_pointer, select};

@@ -64,24 +64,42 @@ pub async fn poll(
     if baseline.is_some_and(|b| b.as_bytes() == response.body.as_ref()) {
         return Ok(Polled::Unchanged);
     }
-    let doc = String::from_utf8(response.body.to_vec())
-        .map_err(|_| WatchError::Json("the body is not UTF-8".into()))?;
-    let changes = match baseline {
-        Some(old) => changes(old, &doc, &source.compare)?,
-        None => {
-            // The first version is only checked: it is the baseline, not a change.
-            parse(&doc)?;
-            if let Some(p) = &source.compare.pointer {
-                crate::select::select(&doc, p)?;
-            }
-            Vec::new()
-        }
-    };
+    // Parsing and comparing cost CPU in proportion to the document (up to the fetch size
+    // limit): a blocking thread does it, so the async workers keep serving meanwhile.
+    let body = response.body;
+    let baseline = baseline.map(str::to_owned);
+    let compare = source.compare.clone();
+    let (doc, changes) =
+        tokio::task::spawn_blocking(move || examine(&body, baseline.as_deref(), &compare))
+            .await
+            .map_err(|e| WatchError::Internal(e.to_string()))??;
     Ok(Polled::New {
         doc,
         validators: response.validators,
         changes,
     })
+}
+
+/// The new version's text and its changes against `baseline` (none for the first version).
+fn examine(
+    body: &[u8],
+    baseline: Option<&str>,
+    compare: &Compare,
+) -> Result<(String, Vec<Change>), WatchError> {
+    let doc = String::from_utf8(body.to_vec())
+        .map_err(|_| WatchError::Json("the body is not UTF-8".into()))?;
+    let changes = match baseline {
+        Some(old) => changes(old, &doc, compare)?,
+        None => {
+            // The first version is only checked: it is the baseline, not a change.
+            parse(&doc)?;
+            if let Some(p) = &compare.pointer {
+                crate::select::select(&doc, p)?;
+            }
+            Vec::new()
+        }
+    };
+    Ok((doc, changes))
 }
 
 /// The wait before the next poll after `failures` failed polls in a row: the interval, then

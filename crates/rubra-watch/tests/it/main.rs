@@ -155,3 +155,81 @@ async fn failures_name_the_cause() {
         "{err}"
     );
 }
+
+/// Attack: a source serving a 100 000-deep document (`[[[[…]]]]` or `{"a":{"a":…}}`) fails
+/// the poll with a clear depth error, first version or not; nothing overflows a stack.
+#[tokio::test]
+async fn deep_json_attack_fails_the_poll_with_a_depth_error() {
+    let (s, url) = source().await;
+    let f = fetcher(1 << 20);
+    let n = 100_000;
+    let mut src = Source {
+        url,
+        ..Source::default()
+    };
+    let arrays = "[".repeat(n) + &"]".repeat(n);
+    let objects = r#"{"a":"#.repeat(n) + "1" + &"}".repeat(n);
+    // 200 levels: past serde_json's recursion limit (128), within the comparer's (512).
+    let two_hundred = r#"{"a":"#.repeat(200) + "1" + &"}".repeat(200);
+    for (body, baseline, pointer) in [
+        (&arrays, None, None),
+        (&arrays, Some("[]"), None),
+        (&objects, Some(r#"{"a":1}"#), Some("/a")),
+        (&two_hundred, None, Some("/a/a")),
+        (&two_hundred, Some(r#"{"a":{"a":2}}"#), Some("/a/a")),
+    ] {
+        set(&s, 200, body, None);
+        src.compare.pointer = pointer.map(str::to_owned);
+        let err = poll(&f, &src, baseline, &Validators::default())
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "json_too_deep", "{err}");
+        assert!(
+            err.to_string().contains("depth limit of 100 levels"),
+            "{err}"
+        );
+    }
+}
+
+/// The deepest document a watch accepts is compared with a pointer, and every change,
+/// in the list form notifications carry, reads back with serde_json (limit 128 levels).
+#[tokio::test]
+async fn the_deepest_watched_document_is_compared_and_its_changes_read_back() {
+    let (s, url) = source().await;
+    let f = fetcher(1 << 20);
+    // With a one-level leaf, `n` levels in all.
+    let n = rubra_watch::MAX_DEPTH - 1;
+    let doc = |leaf: &str| r#"{"a":"#.repeat(n) + leaf + &"}".repeat(n);
+    let src = Source {
+        url,
+        compare: rubra_watch::Compare {
+            pointer: Some("/a".into()),
+            key: None,
+        },
+        ..Source::default()
+    };
+    set(&s, 200, &doc("[1]"), None);
+    assert!(matches!(
+        poll(&f, &src, None, &Validators::default()).await.unwrap(),
+        Polled::New { .. }
+    ));
+    let old = doc("1");
+    let Polled::New { changes, .. } = poll(&f, &src, Some(&old), &Validators::default())
+        .await
+        .unwrap()
+    else {
+        panic!("a new version")
+    };
+    assert_eq!(changes.len(), 1);
+    assert_eq!(changes[0].path, "/a".repeat(n));
+    // A change at the root holds the whole document: the deepest value there is.
+    let whole = rubra_watch::changes("1", &doc("[1]"), &rubra_watch::Compare::default()).unwrap();
+    for c in changes.iter().chain(&whole) {
+        let list = format!(
+            r#"[{{"seq":1,"path":"","op":"replace","old":{},"new":{}}}]"#,
+            c.old.as_deref().unwrap_or("null"),
+            c.new.as_deref().unwrap_or("null")
+        );
+        serde_json::from_str::<serde_json::Value>(&list).expect("reads back");
+    }
+}
