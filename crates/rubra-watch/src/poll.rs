@@ -88,16 +88,22 @@ fn examine(
 ) -> Result<(String, Vec<Change>), WatchError> {
     let doc = String::from_utf8(body.to_vec())
         .map_err(|_| WatchError::Json("the body is not UTF-8".into()))?;
-    let changes = match baseline {
-        Some(old) => changes(old, &doc, compare)?,
-        None => {
-            // The first version is only checked: it is the baseline, not a change.
-            parse(&doc)?;
-            if let Some(p) = &compare.pointer {
-                crate::select::select(&doc, p)?;
-            }
-            Vec::new()
+    let first = |doc: &str| -> Result<Vec<Change>, WatchError> {
+        // The first version is only checked: it is the baseline, not a change.
+        parse(doc)?;
+        if let Some(p) = &compare.pointer {
+            crate::select::select(doc, p)?;
         }
+        Ok(Vec::new())
+    };
+    let changes = match baseline {
+        Some(old) => match changes(old, &doc, compare) {
+            // A baseline stored before the depth limit can never be read again: the new
+            // version replaces it, as a first version would, instead of failing forever.
+            Err(WatchError::TooDeep { .. }) if parse(old).is_err() => first(&doc)?,
+            found => found?,
+        },
+        None => first(&doc)?,
     };
     Ok((doc, changes))
 }
@@ -112,6 +118,20 @@ pub fn next_delay(interval: Duration, failures: u32) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_baseline_deeper_than_the_limit_is_replaced_not_failed_forever() {
+        let n = crate::MAX_DEPTH + 1;
+        let old = "[".repeat(n) + &"]".repeat(n);
+        let how = Compare::default();
+        let (doc, changes) = examine(b"[1]", Some(&old), &how).expect("new baseline");
+        assert_eq!((doc.as_str(), changes.len()), ("[1]", 0));
+        let deeper = old.clone() + " ";
+        let err = examine(deeper.as_bytes(), Some(&old), &how).expect_err("too deep");
+        assert_eq!(err.code(), "json_too_deep");
+        let err = examine(deeper.as_bytes(), Some("[]"), &how).expect_err("too deep");
+        assert_eq!(err.code(), "json_too_deep");
+    }
 
     #[test]
     fn backoff_doubles_up_to_a_minute() {
