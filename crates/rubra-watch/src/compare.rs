@@ -58,7 +58,8 @@ pub fn parse(text: &str) -> Result<Document, WatchError> {
         if e.is_too_deep() {
             WatchError::TooDeep {
                 limit: MAX_DEPTH,
-                at: format!(", at line {}, column {}", e.line, e.column),
+                // The parser stops at its own, higher limit: only that is known.
+                at: format!(" (more than {} levels)", rubra_jsondiff::MAX_DEPTH),
             }
         } else {
             WatchError::Json(e.to_string())

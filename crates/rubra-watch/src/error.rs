@@ -16,7 +16,7 @@ pub enum WatchError {
     TooDeep {
         /// The limit.
         limit: usize,
-        /// Where the parser stopped (`", at line L, column C"`), or empty.
+        /// How deep the document is, as far as known (`" (101 levels)"`).
         at: String,
     },
     /// Parsing or comparing the document failed unexpectedly (a bug, reported, not a crash).
