@@ -448,3 +448,45 @@ async fn the_stream_sends_changes_live_and_replays_after_last_event_id() {
         .unwrap();
     assert_error(resp, 400, "invalid_last_event_id").await;
 }
+
+/// Attack: a watched source that serves a 100 000-deep document (`[[[[…]]]]` or
+/// `{"a":{"a":…}}`) fails the poll with an error naming the depth limit, and the server keeps
+/// serving (a stack overflow in the poller would abort this whole test binary).
+#[tokio::test]
+async fn deep_json_attack_a_100000_deep_source_fails_the_watch_and_the_server_keeps_serving() {
+    let app = app_with_source_allowed().await;
+    let (_, key) = app.create_client("a").await;
+    let n = 100_000;
+    // A source that starts deep, and one that turns deep after a good baseline.
+    let (deep, deep_url) = Source::start(json!({})).await;
+    deep.set_text(&("[".repeat(n) + &"]".repeat(n)));
+    let (turns, turns_url) = Source::start(json!({"a": 1})).await;
+    let first = create(&app, &key, json!({"url": deep_url, "interval_ms": 100})).await;
+    let later = create(&app, &key, json!({"url": turns_url, "interval_ms": 100})).await;
+    let later_id = later["id"].as_str().unwrap();
+    wait_for(&app, &key, later_id, |w| w["baseline_at"].is_string()).await;
+    turns.set_text(&(r#"{"a":"#.repeat(n) + "1" + &"}".repeat(n)));
+    for id in [first["id"].as_str().unwrap(), later_id] {
+        let w = wait_for(&app, &key, id, |w| {
+            w["consecutive_failures"].as_u64() >= Some(2)
+        })
+        .await;
+        assert_eq!(w["status"], "failing", "{w}");
+        let error = w["last_error"].as_str().unwrap();
+        assert!(error.contains("depth limit of 100 levels"), "{error}");
+        assert!(error.contains("json_too_deep"), "{error}");
+        assert_eq!(w["last_seq"], 0, "{w}");
+    }
+    let health = app
+        .http
+        .get(format!("{}/healthz", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    // Back to a shallow document: compared with the last good one, no phantom changes.
+    turns.set(json!({"a": 2}));
+    wait_for(&app, &key, later_id, |w| w["last_seq"] == 1).await;
+    let page = changes(&app, &key, later_id, "").await;
+    assert_eq!(lines(&page), [r#""replace" "/a" 1 2"#]);
+}
