@@ -42,7 +42,10 @@ pub use notify::{
 pub use open::{DatabaseUrl, open};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
-pub use stats::{BucketCount, BucketWidth, StatsQuery, StatsReport, StatsStore};
+pub use stats::{
+    BucketCount, BucketWidth, MAX_BUCKETS, StatsQuery, StatsQueryError, StatsReport, StatsStore,
+    Timestamp, TimestampOutOfRange,
+};
 pub use watches::{
     Baseline, ChangeOp, ClaimedWatch, NewChange, NewWatch, PollOutcome, Watch, WatchChange,
     WatchId, WatchLease, WatchSpec, WatchStore, ring_watch_changes, watch_changes_bell,

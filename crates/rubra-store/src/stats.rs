@@ -75,15 +75,21 @@ mod plan;
 mod postgres;
 mod query;
 mod sqlite;
+mod timestamp;
 
 pub(crate) use ingest::{WriteOp, Writer};
 pub(crate) use postgres::{PgWrites, backfill as pg_backfill};
 pub(crate) use sqlite::{SqliteWrites, backfill as sqlite_backfill};
+pub use timestamp::{Timestamp, TimestampOutOfRange};
 
 use crate::{NewEvent, PgStore, Result, Scope, SqliteStore};
 use async_trait::async_trait;
 use bins::Split;
 use plan::{MINUTE, Run, ceil_to, floor_to};
+
+/// The most buckets one query may ask for (a month of minutes fits): the answer lists every
+/// bucket, so its size grows with their number.
+pub const MAX_BUCKETS: u64 = 50_000;
 
 /// The width of the buckets of a statistics query.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,26 +137,107 @@ impl BucketWidth {
     }
 
     /// How many buckets cover `[from, to)`.
-    pub fn count(self, from: i64, to: i64) -> i64 {
+    pub fn count(self, from: Timestamp, to: Timestamp) -> u64 {
+        let (from, to) = (from.as_ms(), to.as_ms());
         if to <= from {
             return 0;
         }
+        // No overflow: both instants are below 2.6e14 and a width is at most a day.
         let origin = floor_to(from, self.ms());
-        (to - origin + self.ms() - 1) / self.ms()
+        u64::try_from((to - origin + self.ms() - 1) / self.ms()).unwrap_or(0)
     }
 }
 
-/// A statistics query.
+/// A statistics query, checked when it is made ([`StatsQuery::new`]): `from <= to`, a finite
+/// threshold, and at most [`MAX_BUCKETS`] buckets. The store plans and answers any such query
+/// at a cost that grows with the events it counts and the buckets it lists, never with the
+/// length of the range alone.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct StatsQuery {
-    /// Start of the range, inclusive (epoch ms).
-    pub from: i64,
-    /// End of the range, exclusive (epoch ms).
-    pub to: i64,
-    /// Events with `red > threshold` (strictly) are counted as above. Must be finite.
-    pub threshold: f64,
-    /// Also count per bucket of this width, on the epoch-aligned UTC grid.
-    pub bucket: Option<BucketWidth>,
+    from: Timestamp,
+    to: Timestamp,
+    threshold: f64,
+    bucket: Option<BucketWidth>,
+}
+
+/// Why a [`StatsQuery`] was refused.
+#[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
+pub enum StatsQueryError {
+    /// `from` is after `to`.
+    #[error("from ({}) is after to ({})", from.as_ms(), to.as_ms())]
+    Reversed {
+        /// The start asked for.
+        from: Timestamp,
+        /// The end asked for.
+        to: Timestamp,
+    },
+    /// The threshold is NaN or infinite.
+    #[error("threshold {0} is not a finite number")]
+    Threshold(f64),
+    /// The answer would list more than [`MAX_BUCKETS`] buckets.
+    #[error("{count} buckets of {} asked, at most {max}", width.as_str())]
+    TooManyBuckets {
+        /// Buckets the range covers.
+        count: u64,
+        /// Their width.
+        width: BucketWidth,
+        /// [`MAX_BUCKETS`].
+        max: u64,
+    },
+}
+
+impl StatsQuery {
+    /// Counts over `[from, to)` events with `red > threshold` as above, per bucket of `bucket`
+    /// (on the epoch-aligned UTC grid) if given.
+    pub fn new(
+        from: Timestamp,
+        to: Timestamp,
+        threshold: f64,
+        bucket: Option<BucketWidth>,
+    ) -> Result<StatsQuery, StatsQueryError> {
+        if from > to {
+            return Err(StatsQueryError::Reversed { from, to });
+        }
+        if !threshold.is_finite() {
+            return Err(StatsQueryError::Threshold(threshold));
+        }
+        if let Some(width) = bucket {
+            let count = width.count(from, to);
+            if count > MAX_BUCKETS {
+                return Err(StatsQueryError::TooManyBuckets {
+                    count,
+                    width,
+                    max: MAX_BUCKETS,
+                });
+            }
+        }
+        Ok(StatsQuery {
+            from,
+            to,
+            threshold,
+            bucket,
+        })
+    }
+
+    /// Start of the range, inclusive.
+    pub fn from(&self) -> Timestamp {
+        self.from
+    }
+
+    /// End of the range, exclusive.
+    pub fn to(&self) -> Timestamp {
+        self.to
+    }
+
+    /// Events with `red > threshold` (strictly) are counted as above.
+    pub fn threshold(&self) -> f64 {
+        self.threshold
+    }
+
+    /// The width of the buckets, if counted per bucket.
+    pub fn bucket(&self) -> Option<BucketWidth> {
+        self.bucket
+    }
 }
 
 /// Counts of one bucket. Only the part of the bucket inside `[from, to)` is counted.
@@ -202,7 +289,7 @@ impl StatsStore for SqliteStore {
             .map(|_| ())
     }
 
-    #[tracing::instrument(name = "store.stats", skip_all, fields(from = query.from, to = query.to))]
+    #[tracing::instrument(name = "store.stats", skip_all, fields(from = query.from.as_ms(), to = query.to.as_ms()))]
     async fn stats(&self, scope: &Scope, query: &StatsQuery) -> Result<StatsReport> {
         sqlite::stats(self.pool(), scope, query).await
     }
@@ -221,10 +308,23 @@ impl StatsStore for PgStore {
             .map(|_| ())
     }
 
-    #[tracing::instrument(name = "store.stats", skip_all, fields(from = query.from, to = query.to))]
+    #[tracing::instrument(name = "store.stats", skip_all, fields(from = query.from.as_ms(), to = query.to.as_ms()))]
     async fn stats(&self, scope: &Scope, query: &StatsQuery) -> Result<StatsReport> {
         postgres::stats(self.pool(), scope, query).await
     }
+}
+
+/// The rows a query read, in the order the store fetched them (see [`Plan::fold`]).
+#[derive(Debug, Default)]
+pub(crate) struct Fetched {
+    /// Period rows: `(period_start, total, counts per band)`.
+    pub periods: Vec<(i64, i64, Vec<u8>)>,
+    /// The threshold's band rows: `(period_start, fine-bin histogram)`.
+    pub bands: Vec<(i64, Vec<u8>)>,
+    /// Raw counts per bucket: `(k, total, above)`.
+    pub raw: Vec<(i64, i64, i64)>,
+    /// Events of the threshold's own fine bin found above it, per bucket: `(k, above)`.
+    pub scanned: Vec<(i64, i64)>,
 }
 
 /// The reads a query needs, computed before touching the database.
@@ -245,16 +345,22 @@ pub(crate) struct Plan {
 }
 
 impl Plan {
+    /// Plans `q`: the bucket grid, the raw edges and the rollup runs. The runs are found by
+    /// arithmetic, a few per level (see [`plan::cover`]), so planning costs the same for a
+    /// minute and for 10 000 years; only the list of buckets grows with the range, and a
+    /// [`StatsQuery`] holds at most [`MAX_BUCKETS`] of them.
     pub(crate) fn new(q: &StatsQuery) -> Plan {
-        let (from, to) = (q.from, q.to.max(q.from));
+        // No overflow below: both ends lie in `Timestamp`'s range (under 2.6e14), `from <= to`,
+        // and a bucket is at most a day wide.
+        let (from, to) = (q.from.as_ms(), q.to.as_ms());
         let (origin, size, n) = match q.bucket {
-            Some(w) => (floor_to(from, w.ms()), w.ms(), w.count(from, to)),
+            Some(w) => (floor_to(from, w.ms()), w.ms(), w.count(q.from, q.to)),
             None => (from, (to - from).max(1), 1),
         };
         let buckets = match q.bucket {
             Some(_) => (0..n)
                 .map(|k| BucketCount {
-                    start: origin + k * size,
+                    start: origin + i64::try_from(k).unwrap_or(i64::MAX) * size,
                     total: 0,
                     above: 0,
                 })
@@ -287,14 +393,9 @@ impl Plan {
             .into_iter()
             .filter(|(lo, hi)| lo < hi)
             .collect();
-        if q.bucket.is_some() {
-            for k in 0..n {
-                let lo = (origin + k * size).max(a);
-                let hi = (origin + (k + 1) * size).min(b);
-                plan::cover(lo, hi, &mut plan.runs);
-            }
-        } else {
-            plan::cover(a, b, &mut plan.runs);
+        match q.bucket {
+            Some(w) => plan::cover_buckets(a, b, w.ms(), &mut plan.runs),
+            None => plan::cover(a, b, &mut plan.runs),
         }
         if let Split::At { bin, exact: false } = split {
             plan.scan = Some((
@@ -305,6 +406,33 @@ impl Plan {
             ));
         }
         plan
+    }
+
+    /// Adds the rows a query read and returns the answer. This is the CPU part of a query
+    /// (decoding a histogram per period row: 50 000 of them for a month of minute buckets),
+    /// so it runs on the blocking pool, not on an async worker.
+    pub(crate) async fn fold(self, rows: Fetched) -> Result<StatsReport> {
+        match tokio::task::spawn_blocking(move || self.fold_now(rows)).await {
+            Ok(report) => Ok(report),
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => Err(crate::StoreError::Io(std::io::Error::other(e))),
+        }
+    }
+
+    fn fold_now(mut self, rows: Fetched) -> StatsReport {
+        for (start, total, bands) in rows.periods {
+            self.add_period(start, total, &bands);
+        }
+        for (start, hist) in rows.bands {
+            self.add_band(start, &hist);
+        }
+        for (k, total, above) in rows.raw {
+            self.add_raw(k, total, above);
+        }
+        for (k, above) in rows.scanned {
+            self.add_scanned(k, above);
+        }
+        self.report
     }
 
     fn slot(&mut self, k: i64) -> Option<&mut BucketCount> {
@@ -324,7 +452,7 @@ impl Plan {
 
     /// Adds one period row holding `total` events with counts per band `bands`: "above"
     /// counts the bands past the threshold's band (see [`Plan::band`] for the rest).
-    pub(crate) fn add_period(&mut self, start: i64, total: i64, bands: &[u8]) {
+    fn add_period(&mut self, start: i64, total: i64, bands: &[u8]) {
         let total = to_u64(total);
         let above = match self.split {
             Split::All => total,
@@ -347,7 +475,7 @@ impl Plan {
 
     /// Adds the events of the threshold's band row `hist` (of the period at `start`) that lie
     /// in fine bins past the threshold's.
-    pub(crate) fn add_band(&mut self, start: i64, hist: &[u8]) {
+    fn add_band(&mut self, start: i64, hist: &[u8]) {
         if let Split::At { bin, .. } = self.split {
             let above = hist::above(hist, bin);
             self.add((start - self.origin) / self.size, 0, above);
@@ -355,17 +483,13 @@ impl Plan {
     }
 
     /// Adds raw counts of bucket `k`.
-    pub(crate) fn add_raw(&mut self, k: i64, total: i64, above: i64) {
+    fn add_raw(&mut self, k: i64, total: i64, above: i64) {
         self.add(k, to_u64(total), to_u64(above));
     }
 
     /// Adds events of the threshold's own bin found above it, in bucket `k`.
-    pub(crate) fn add_scanned(&mut self, k: i64, above: i64) {
+    fn add_scanned(&mut self, k: i64, above: i64) {
         self.add(k, 0, to_u64(above));
-    }
-
-    pub(crate) fn finish(self) -> StatsReport {
-        self.report
     }
 }
 

@@ -2,7 +2,9 @@
 //! [`MAX_BATCH`], all or nothing.
 //!
 //! Body: a JSON array of `{"red": 0.5, "ts"?: "2026-…Z" | epoch ms, "image_id"?: "…",
-//! "client_id"?: "cl_…"}`. `ts` defaults to now; `client_id` is for admin keys (or
+//! "client_id"?: "cl_…"}`. `ts` defaults to now and lies between 1970-01-01T00:00:00Z and
+//! 9999-12-31T23:59:59.999Z (else 422 `invalid_event` naming `events[i].ts`, as a
+//! [`Timestamp`] holds no other value); `client_id` is for admin keys (or
 //! `?client=` for the whole batch); a client key records only its own events. Every item is
 //! validated before anything is written; the first bad one is named by its index. Answers
 //! `201 {"accepted": n}` once the batch is committed (durable: a crash after the answer loses
@@ -11,22 +13,19 @@
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiQuery, Caller};
 use crate::state::AppState;
-use crate::timefmt::parse_instant;
+use crate::timefmt::parse_timestamp;
 use axum::Json;
 use axum::extract::{FromRequest, Request, State};
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use bytes::Bytes;
-use rubra_store::{ClientId, ImageId, NewEvent, Principal, Scope, now_ms};
+use rubra_store::{ClientId, ImageId, NewEvent, Principal, Scope, Timestamp};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 
 /// The most events one request may carry.
 pub const MAX_BATCH: usize = 10_000;
-
-/// The latest accepted timestamp: 9999-12-31T23:59:59.999Z.
-const MAX_TS: i64 = 253_402_300_799_999;
 
 /// One event as sent.
 #[derive(Debug, Deserialize)]
@@ -41,11 +40,13 @@ struct EventIn {
     client_id: Option<String>,
 }
 
-/// A timestamp: epoch ms or RFC 3339 text.
+/// A timestamp as sent: epoch ms or RFC 3339 text. An integer past `i64::MAX` (up to
+/// `u64::MAX`) is read too, to be refused as out of range rather than as malformed.
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
 enum TsIn {
     Ms(i64),
+    Huge(u64),
     Text(String),
 }
 
@@ -78,11 +79,12 @@ fn parse_items(body: &[u8]) -> ApiResult<Vec<EventIn>> {
     for (i, item) in items.iter().enumerate() {
         if let Err(e) = serde_json::from_value::<EventIn>(item.clone()) {
             let msg = e.to_string();
-            let msg = if msg.contains("did not match any variant") {
-                "ts must be RFC 3339 text or integer epoch milliseconds".to_owned()
-            } else {
-                msg
-            };
+            if msg.contains("did not match any variant") {
+                return Err(invalid_ts(
+                    i,
+                    "must be RFC 3339 text or integer epoch milliseconds",
+                ));
+            }
             return Err(invalid(i, msg));
         }
     }
@@ -90,6 +92,28 @@ fn parse_items(body: &[u8]) -> ApiResult<Vec<EventIn>> {
         "invalid_events",
         "the body must be a JSON array of events",
     ))
+}
+
+fn invalid_ts(i: usize, message: impl std::fmt::Display) -> ApiError {
+    ApiError::unprocessable("invalid_event", format!("events[{i}].ts: {message}"))
+}
+
+/// The timestamp of item `i` as sent.
+fn timestamp(i: usize, ts: TsIn) -> ApiResult<Timestamp> {
+    let out_of_range = |ms: &dyn std::fmt::Display| {
+        invalid_ts(
+            i,
+            format!(
+                "{ms} is not between 1970-01-01T00:00:00Z (0) and 9999-12-31T23:59:59.999Z \
+                 (253402300799999)"
+            ),
+        )
+    };
+    match ts {
+        TsIn::Ms(ms) => Timestamp::from_ms(ms).map_err(|_| out_of_range(&ms)),
+        TsIn::Huge(ms) => Err(out_of_range(&ms)),
+        TsIn::Text(s) => parse_timestamp(&s).map_err(|e| invalid_ts(i, e)),
+    }
 }
 
 fn too_many(n: usize) -> ApiError {
@@ -145,7 +169,7 @@ pub async fn create(
         }
         _ => None,
     };
-    let now = now_ms();
+    let now = Timestamp::now();
     let mut known: HashMap<String, bool> = HashMap::new();
     let mut events = Vec::with_capacity(items.len());
     for (i, item) in items.into_iter().enumerate() {
@@ -154,15 +178,8 @@ pub async fn create(
         }
         let ts = match item.ts {
             None => now,
-            Some(TsIn::Ms(ms)) => ms,
-            Some(TsIn::Text(s)) => parse_instant(&s).map_err(|m| invalid(i, m))?,
+            Some(ts) => timestamp(i, ts)?,
         };
-        if !(0..=MAX_TS).contains(&ts) {
-            return Err(invalid(
-                i,
-                "ts must lie between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z",
-            ));
-        }
         let image_id = match item.image_id {
             None => None,
             Some(s) => Some(
@@ -210,7 +227,7 @@ pub async fn create(
             client_id,
             image_id,
             red: item.red,
-            ts,
+            ts: ts.as_ms(),
         });
     }
     let accepted = events.len();

@@ -9,7 +9,7 @@
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiQuery, Caller};
 use crate::state::AppState;
-use crate::timefmt::{format_ms, parse_instant};
+use crate::timefmt::{format_ms, query_timestamp};
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{FromRequest, Multipart, Path, Request, State};
@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use rubra_image::{Limits, RedReport};
 use rubra_store::{
-    ImageId, ImagePage, ImageRecord, NewEvent, Principal, Scope, image_blob_key, now_ms,
+    ImageId, ImagePage, ImageRecord, NewEvent, Principal, Scope, Timestamp, image_blob_key, now_ms,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -344,15 +344,13 @@ pub async fn list(
         from: q
             .from
             .as_deref()
-            .map(parse_instant)
-            .transpose()
-            .map_err(bad)?,
+            .map(|s| query_timestamp("from", s).map(Timestamp::as_ms))
+            .transpose()?,
         to: q
             .to
             .as_deref()
-            .map(parse_instant)
-            .transpose()
-            .map_err(bad)?,
+            .map(|s| query_timestamp("to", s).map(Timestamp::as_ms))
+            .transpose()?,
         after: q.cursor.as_deref().map(parse_cursor).transpose()?,
         limit,
     };

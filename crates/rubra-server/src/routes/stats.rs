@@ -1,24 +1,29 @@
 //! `GET /stats`: exact event counts over `[from, to)`, optionally per bucket.
 //!
-//! `from`/`to` are RFC 3339 or epoch ms (default: the last 24 hours up to now); `threshold`
-//! any finite number (default 0.5), `above` counting `red > threshold` strictly; `bucket` one
-//! of `1m`, `5m`, `1h`, `1d` on the epoch-aligned UTC grid, at most [`MAX_BUCKETS`] buckets,
-//! every bucket listed (empty ones too), each counting only its part inside `[from, to)`,
-//! and `partial: true` on a bucket that is not over yet. A client sees its own events; an
-//! admin all clients' or, with `client=`, one client's.
+//! `from`/`to` are RFC 3339 or epoch ms between 1970-01-01T00:00:00Z and
+//! 9999-12-31T23:59:59.999Z (default: the last 24 hours up to now; malformed: 400
+//! `invalid_query`, out of range: 422 `invalid_timestamp`, `from` after `to`: 400
+//! `invalid_query`); `threshold` any finite number (default 0.5), `above` counting
+//! `red > threshold` strictly; `bucket` one of `1m`, `5m`, `1h`, `1d` on the epoch-aligned UTC
+//! grid, at most [`MAX_BUCKETS`](rubra_store::MAX_BUCKETS) buckets (else 422
+//! `too_many_buckets`), every bucket listed
+//! (empty ones too), each counting only its part inside `[from, to)`, and `partial: true` on a
+//! bucket that is not over yet. A client sees its own events; an admin all clients' or, with
+//! `client=`, one client's. The store answers any range at a cost that does not grow with its
+//! length; the answer of a bucketed query is built and serialized on the blocking pool.
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiQuery, Caller};
 use crate::state::AppState;
-use crate::timefmt::{format_ms, parse_instant};
-use axum::Json;
+use crate::timefmt::{format_ms, query_timestamp};
 use axum::extract::State;
-use rubra_store::{BucketWidth, ClientId, Principal, Scope, StatsQuery, now_ms};
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
+use rubra_store::{
+    BucketWidth, ClientId, Principal, Scope, StatsQuery, StatsQueryError, StatsReport, Timestamp,
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
-
-/// The most buckets one query may ask for (a month of minutes fits).
-pub const MAX_BUCKETS: i64 = 50_000;
 
 const DEFAULT_SPAN_MS: i64 = 86_400_000;
 
@@ -40,10 +45,11 @@ fn bad(m: impl Into<String>) -> ApiError {
 ///
 /// The default end is just after the current millisecond: `to` is exclusive, and an event
 /// stamped now (a moment ago, in this same millisecond) belongs to "the last 24 h". The
-/// default start is 24 hours before the end.
-fn range(now: i64, from: Option<i64>, to: Option<i64>) -> (i64, i64) {
-    let to = to.unwrap_or(now.saturating_add(1));
-    let from = from.unwrap_or(to.saturating_sub(DEFAULT_SPAN_MS));
+/// default start is 24 hours before the end (neither leaves the range of a [`Timestamp`]:
+/// both saturate).
+fn range(now: Timestamp, from: Option<Timestamp>, to: Option<Timestamp>) -> (Timestamp, Timestamp) {
+    let to = to.unwrap_or(Timestamp::saturating_from_ms(now.as_ms() + 1));
+    let from = from.unwrap_or_else(|| Timestamp::saturating_from_ms(to.as_ms() - DEFAULT_SPAN_MS));
     (from, to)
 }
 
@@ -53,17 +59,12 @@ pub async fn get(
     State(state): State<AppState>,
     Caller(who): Caller,
     ApiQuery(p): ApiQuery<StatsParams>,
-) -> ApiResult<Json<Value>> {
-    let now = now_ms();
-    let instant = |s: &Option<String>, name: &str| -> ApiResult<Option<i64>> {
-        s.as_deref()
-            .map(|v| parse_instant(v).map_err(|m| bad(format!("{name}: {m}"))))
-            .transpose()
+) -> ApiResult<Response> {
+    let now = Timestamp::now();
+    let instant = |s: &Option<String>, name: &str| -> ApiResult<Option<Timestamp>> {
+        s.as_deref().map(|v| query_timestamp(name, v)).transpose()
     };
     let (from, to) = range(now, instant(&p.from, "from")?, instant(&p.to, "to")?);
-    if from > to {
-        return Err(bad("from must not be after to"));
-    }
     let threshold = match p.threshold.as_deref() {
         None => 0.5,
         Some(s) => s
@@ -80,15 +81,13 @@ pub async fn get(
                 .ok_or_else(|| bad(format!("bucket: {b:?} is not one of 1m, 5m, 1h, 1d")))?,
         ),
     };
-    if let Some(w) = bucket
-        && w.count(from, to) > MAX_BUCKETS
-    {
-        return Err(bad(format!(
-            "bucket: {} buckets of {} asked, at most {MAX_BUCKETS}",
-            w.count(from, to),
-            w.as_str()
-        )));
-    }
+    let query = StatsQuery::new(from, to, threshold, bucket).map_err(|e| match e {
+        StatsQueryError::Reversed { .. } => bad("from must not be after to"),
+        StatsQueryError::Threshold(_) => bad(format!("threshold: {e}")),
+        StatsQueryError::TooManyBuckets { .. } => {
+            ApiError::unprocessable("too_many_buckets", format!("bucket: {e}"))
+        }
+    })?;
     let scope = match (&who, p.client.as_deref()) {
         (Principal::Client(own), None) => Scope::Client(own.clone()),
         (Principal::Client(own), Some(c)) if c == own.as_str() => Scope::Client(own.clone()),
@@ -100,22 +99,29 @@ pub async fn get(
             Scope::Client(client.ok_or_else(|| ApiError::not_found("client"))?.id)
         }
     };
-    let query = StatsQuery {
-        from,
-        to,
-        threshold,
-        bucket,
-    };
     let report = state.store.stats(&scope, &query).await?;
+    let client = scope.client_filter().map(str::to_owned);
+    // Up to MAX_BUCKETS buckets are formatted and serialized: CPU work, off the async workers.
+    let body = tokio::task::spawn_blocking(move || {
+        serde_json::to_vec(&answer(&query, client.as_deref(), &report, now))
+    })
+    .await
+    .map_err(|e| ApiError::internal(&e))?
+    .map_err(|e| ApiError::internal(&e))?;
+    Ok(([(CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// The JSON answer to `query` (made at `now`) for the client filter `client`.
+fn answer(query: &StatsQuery, client: Option<&str>, report: &StatsReport, now: Timestamp) -> Value {
     let mut body = json!({
-        "from": format_ms(from),
-        "to": format_ms(to),
-        "threshold": threshold,
-        "client": scope.client_filter(),
+        "from": format_ms(query.from().as_ms()),
+        "to": format_ms(query.to().as_ms()),
+        "threshold": query.threshold(),
+        "client": client,
         "total": report.total,
         "above": report.above,
     });
-    if let Some(w) = bucket {
+    if let Some(w) = query.bucket() {
         let buckets: Vec<Value> = report
             .buckets
             .iter()
@@ -124,14 +130,15 @@ pub async fn get(
                     "start": format_ms(b.start),
                     "total": b.total,
                     "above": b.above,
-                    "partial": b.start + w.ms() > now,
+                    // No overflow: a bucket starts at most a day before `to`.
+                    "partial": b.start + w.ms() > now.as_ms(),
                 })
             })
             .collect();
         body["bucket"] = json!(w.as_str());
         body["buckets"] = Value::Array(buckets);
     }
-    Ok(Json(body))
+    body
 }
 
 #[cfg(test)]
@@ -140,16 +147,27 @@ mod tests {
 
     #[test]
     fn default_range_holds_an_event_of_this_millisecond() {
+        let ts = |ms| Timestamp::from_ms(ms).unwrap();
+        let ms = |(from, to): (Timestamp, Timestamp)| (from.as_ms(), to.as_ms());
         let now = 1_763_856_000_123;
-        let (from, to) = range(now, None, None);
+        let (from, to) = ms(range(ts(now), None, None));
         // An event stamped `now` is inside `[from, to)`, and the range spans 24 hours.
         assert!(from <= now && now < to);
         assert_eq!(to - from, DEFAULT_SPAN_MS);
         // Named bounds are kept as given; a named end moves the default start with it.
-        assert_eq!(range(now, Some(5), Some(9)), (5, 9));
+        assert_eq!(ms(range(ts(now), Some(ts(5)), Some(ts(9)))), (5, 9));
         assert_eq!(
-            range(now, None, Some(DEFAULT_SPAN_MS + 7)),
+            ms(range(ts(now), None, Some(ts(DEFAULT_SPAN_MS + 7)))),
             (7, DEFAULT_SPAN_MS + 7)
+        );
+        // The defaults stay inside the range of a timestamp at its ends.
+        assert_eq!(ms(range(ts(now), None, Some(ts(5)))), (0, 5));
+        assert_eq!(
+            ms(range(Timestamp::MAX, None, None)),
+            (
+                Timestamp::MAX.as_ms() - DEFAULT_SPAN_MS,
+                Timestamp::MAX.as_ms()
+            )
         );
     }
 }

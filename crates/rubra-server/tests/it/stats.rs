@@ -1,7 +1,7 @@
 //! `POST /events` and `GET /stats` over HTTP: validation, all-or-nothing, exact counts,
 //! buckets, isolation, admins, and events recorded by `/images` and `/red`.
 
-use crate::helpers::{TestApp, assert_error, spawn_app};
+use crate::helpers::{TestApp, assert_error, spawn_app, spawn_app_with};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -354,12 +354,20 @@ async fn buckets_are_aligned_with_empty_ones_and_partial_now() {
             .unwrap();
         assert_error(resp, 400, "invalid_query").await;
     }
+    // The answer lists every bucket, so their number is bounded.
     let resp = app
         .with_key(&key, Method::GET, "/stats?from=0&to=999999999999&bucket=1m")
         .send()
         .await
         .unwrap();
-    assert_error(resp, 400, "invalid_query").await;
+    let msg = assert_error(resp, 422, "too_many_buckets").await;
+    assert!(msg.contains("at most 50000"), "{msg}");
+    let resp = app
+        .with_key(&key, Method::GET, "/stats?from=0&to=3000000000&bucket=1m")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "50 000 buckets are fine");
 }
 
 /// Epoch ms of the RFC 3339 instants this API writes (`YYYY-MM-DDTHH:MM:SS.mmmZ`).
@@ -410,4 +418,182 @@ async fn images_and_red_record_events() {
         (Some(2), Some(1)),
         "{s}"
     );
+}
+
+/// The latest instant a client may send: 9999-12-31T23:59:59.999Z.
+const MAX_TS: i64 = 253_402_300_799_999;
+
+/// Spawns a server on a runtime of its own (two workers, like the 2-core box it runs on), on
+/// `database_url` or the embedded SQLite default. The runtime's thread is never joined: should
+/// a handler spin on a worker (the attack these tests pin), the test still gets to fail
+/// instead of hanging on that runtime's shutdown.
+fn spawn_app_on_own_runtime(database_url: Option<String>) -> TestApp {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("server runtime");
+        rt.block_on(async move {
+            let app = spawn_app_with(|c| c.database_url = database_url).await;
+            tx.send(app).expect("test waits for the app");
+            std::future::pending::<()>().await;
+        });
+    });
+    rx.recv().expect("the app starts")
+}
+
+/// Sends `GET path` and returns the status, error code, message and how long it took, or
+/// `None` when no answer came within `limit`.
+async fn timed_get(
+    app: &TestApp,
+    key: &str,
+    path: &str,
+    limit: std::time::Duration,
+) -> Option<(u16, Value, std::time::Duration)> {
+    let started = std::time::Instant::now();
+    let send = async {
+        let resp = app.with_key(key, Method::GET, path).send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json::<Value>().await.unwrap_or(Value::Null))
+    };
+    let (status, body) = tokio::time::timeout(limit, send).await.ok()?;
+    Some((status, body, started.elapsed()))
+}
+
+/// The attack: `GET /stats` with instants at the edges of i64 (and just past the year 9999)
+/// used to walk the range one day at a time on an async worker — minutes of CPU for
+/// `to=i64::MAX`, two such requests stalling a 2-core server — and to answer nonsense such as
+/// `"to":"1970-01-01T00:00:00.000Z"`. Each must now be a 422 naming the parameter at once,
+/// while `/healthz` and an ordinary `/stats` sent at the same time answer promptly.
+async fn assert_edge_ranges_are_refused_while_serving(app: &TestApp) {
+    let (_, key) = app.create_client("acme").await;
+    let body = json!([
+        {"red": 0.9, "ts": 0},
+        {"red": 0.2, "ts": DAY0},
+        {"red": 0.7, "ts": MAX_TS - 1},
+        {"red": 0.1, "ts": MAX_TS},
+    ]);
+    assert_eq!(post_events(app, &key, "/events", &body).await.status(), 201);
+    let bad: [(&str, &str); 10] = [
+        ("to=9223372036854775807", "to"),
+        ("from=0&to=9223372036854775807", "to"),
+        ("from=-9223372036854775808", "from"),
+        ("from=-9223372036854775808&to=9223372036854775807", "from"),
+        ("from=0&to=100000000000000000", "to"),
+        ("from=0&to=100000000000000000&bucket=1d", "to"),
+        ("from=-1&to=1000", "from"),
+        ("from=0&to=253402300800000", "to"),
+        ("from=0&to=10000-01-01T00:00:00Z", "to"),
+        ("from=0&to=9999-12-31T23:59:59.999-01:00", "to"),
+    ];
+    let limit = std::time::Duration::from_secs(10);
+    let attacks = bad.map(|(query, _)| {
+        let app = &*app;
+        let key = key.clone();
+        async move { timed_get(app, &key, &format!("/stats?{query}"), limit).await }
+    });
+    let ordinary = async {
+        // Sent a moment after the attacks, so they are already being handled.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let health = async {
+            let started = std::time::Instant::now();
+            let resp = tokio::time::timeout(limit, app.anon(Method::GET, "/healthz").send())
+                .await
+                .ok()?
+                .ok()?;
+            Some((resp.status().as_u16(), started.elapsed()))
+        };
+        let path = format!("/stats?from={DAY0}&to={}", DAY0 + 3_600_000);
+        let stats = timed_get(app, &key, &path, limit);
+        tokio::join!(health, stats)
+    };
+    let (answers, (health, stats)) = tokio::join!(futures_join_all(attacks), ordinary);
+    let prompt = std::time::Duration::from_secs(2);
+    let health = health.expect("/healthz answered while the attacks ran");
+    assert_eq!(health.0, 200);
+    assert!(health.1 < prompt, "/healthz took {:?}", health.1);
+    let (status, s, took) = stats.expect("an ordinary /stats answered while the attacks ran");
+    assert_eq!((status, &s["total"]), (200, &json!(1)), "{s}");
+    assert!(took < prompt, "an ordinary /stats took {took:?}");
+    for ((query, param), answer) in bad.iter().zip(answers) {
+        let (status, body, took) =
+            answer.unwrap_or_else(|| panic!("GET /stats?{query}: no answer within {limit:?}"));
+        assert_eq!(status, 422, "GET /stats?{query}: {body}");
+        assert_eq!(
+            body["error"]["code"], "invalid_timestamp",
+            "{query}: {body}"
+        );
+        let msg = body["error"]["message"].as_str().unwrap_or("");
+        assert!(msg.starts_with(&format!("{param}:")), "{query}: {msg}");
+        assert!(took < prompt, "GET /stats?{query} took {took:?}");
+    }
+    // The valid extreme, 1970 to the last millisecond of 9999, answers correctly and fast.
+    let query = format!("/stats?from=0&to={MAX_TS}&threshold=0.5");
+    let (status, s, took) = timed_get(app, &key, &query, limit)
+        .await
+        .expect("the valid extreme answers");
+    assert_eq!(status, 200, "{s}");
+    // `to` is exclusive: the event at the very last millisecond lies outside.
+    assert_eq!((&s["total"], &s["above"]), (&json!(3), &json!(2)), "{s}");
+    assert_eq!(s["from"], "1970-01-01T00:00:00.000Z");
+    assert_eq!(s["to"], "9999-12-31T23:59:59.999Z");
+    assert!(took < prompt, "{query} took {took:?}");
+}
+
+/// Awaits every future, in order (the test crate has no `futures` dependency).
+async fn futures_join_all<F: std::future::Future>(futures: [F; 10]) -> Vec<F::Output> {
+    let [a, b, c, d, e, f, g, h, i, j] = futures;
+    let (a, b, c, d, e, f, g, h, i, j) = tokio::join!(a, b, c, d, e, f, g, h, i, j);
+    vec![a, b, c, d, e, f, g, h, i, j]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_at_the_edges_of_i64_is_refused_at_once_while_the_server_keeps_serving() {
+    let app = spawn_app_on_own_runtime(None);
+    assert_edge_ranges_are_refused_while_serving(&app).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_at_the_edges_of_i64_is_refused_at_once_on_postgres() {
+    let test = "stats_at_the_edges_of_i64_is_refused_at_once_on_postgres";
+    let Some(db) = rubra_testkit::fresh_postgres(test).await else {
+        return;
+    };
+    let app = spawn_app_on_own_runtime(Some(db));
+    assert_edge_ranges_are_refused_while_serving(&app).await;
+}
+
+/// The attack: an event stamped past the year 9999 (or before 1970) would be stored and then
+/// drive the rollup arithmetic out of range; it is refused, naming `events[i].ts`.
+#[tokio::test]
+async fn events_with_a_ts_out_of_range_are_refused_naming_events_i_ts() {
+    let app = spawn_app().await;
+    let (_, key) = app.create_client("acme").await;
+    let ok = json!({"red": 0.5, "ts": DAY0});
+    for ts in [
+        json!(-1),
+        json!(i64::MIN),
+        json!(i64::MAX),
+        json!(MAX_TS + 1),
+        json!(100_000_000_000_000_000_i64),
+        json!(18_446_744_073_709_551_615_u64),
+        json!("10000-01-01T00:00:00Z"),
+        json!("9999-12-31T23:59:59.999-01:00"),
+        json!("1969-12-31T23:59:59.999Z"),
+    ] {
+        let body = json!([ok, ok, {"red": 0.5, "ts": ts}]);
+        let resp = post_events(&app, &key, "/events", &body).await;
+        let msg = assert_error(resp, 422, "invalid_event").await;
+        assert!(msg.starts_with("events[2].ts:"), "{ts}: {msg}");
+    }
+    // The extremes themselves are accepted, and nothing of the refused batches was kept.
+    let body = json!([{"red": 0.5, "ts": 0}, {"red": 0.5, "ts": MAX_TS}]);
+    assert_eq!(
+        post_events(&app, &key, "/events", &body).await.status(),
+        201
+    );
+    let s = stats(&app, &key, &format!("from=0&to={MAX_TS}&threshold=0")).await;
+    assert_eq!(s["total"], 1, "{s}");
 }

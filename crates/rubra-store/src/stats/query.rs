@@ -43,7 +43,9 @@ pub(crate) const BAND_RUN_SQL: &str = "\
     SELECT period_start, hist FROM stats_bands \
     WHERE client_id = $1 AND level = $2 AND band = $3 AND period_start >= $4 AND period_start < $5";
 
-/// Expands to `async fn stats(pool, scope, query)` for one backend.
+/// Expands to `async fn stats(pool, scope, query)` for one backend: the reads run in one read
+/// transaction on the async side (they wait on the database), and the rows are then added up
+/// on the blocking pool ([`Plan::fold`](crate::stats::Plan::fold)).
 macro_rules! stats_query_fn {
     ($pool:ty, $begin:expr) => {
         /// Answers a statistics query in one read transaction (see the module docs).
@@ -53,22 +55,21 @@ macro_rules! stats_query_fn {
             q: &$crate::stats::StatsQuery,
         ) -> $crate::Result<$crate::stats::StatsReport> {
             use $crate::stats::query::*;
-            let mut plan = $crate::stats::Plan::new(q);
+            let plan = $crate::stats::Plan::new(q);
             let (key, client) = $crate::stats::scope_keys(scope);
+            let mut rows = $crate::stats::Fetched::default();
             let mut tx = pool.begin_with($begin).await?;
-            for run in plan.runs.clone() {
-                let rows: Vec<(i64, i64, Vec<u8>)> = sqlx::query_as(PERIOD_RUN_SQL)
+            for run in &plan.runs {
+                let periods: Vec<(i64, i64, Vec<u8>)> = sqlx::query_as(PERIOD_RUN_SQL)
                     .bind(key)
                     .bind(run.level)
                     .bind(run.lo)
                     .bind(run.hi)
                     .fetch_all(&mut *tx)
                     .await?;
-                for (start, total, bands) in rows {
-                    plan.add_period(start, total, &bands);
-                }
+                rows.periods.extend(periods);
                 if let Some(band) = plan.band() {
-                    let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(BAND_RUN_SQL)
+                    let bands: Vec<(i64, Vec<u8>)> = sqlx::query_as(BAND_RUN_SQL)
                         .bind(key)
                         .bind(run.level)
                         .bind(band)
@@ -76,31 +77,26 @@ macro_rules! stats_query_fn {
                         .bind(run.hi)
                         .fetch_all(&mut *tx)
                         .await?;
-                    for (start, hist) in rows {
-                        plan.add_band(start, &hist);
-                    }
+                    rows.bands.extend(bands);
                 }
             }
-            for (lo, hi) in plan.raw.clone() {
+            for &(lo, hi) in &plan.raw {
                 let query = match client {
                     Some(c) => sqlx::query_as(RAW_ONE_SQL)
                         .bind(plan.origin)
                         .bind(plan.size)
-                        .bind(q.threshold)
+                        .bind(q.threshold())
                         .bind(c),
                     None => sqlx::query_as(RAW_ALL_SQL)
                         .bind(plan.origin)
                         .bind(plan.size)
-                        .bind(q.threshold),
+                        .bind(q.threshold()),
                 };
-                let rows: Vec<(i64, i64, i64)> =
-                    query.bind(lo).bind(hi).fetch_all(&mut *tx).await?;
-                for (k, total, above) in rows {
-                    plan.add_raw(k, total, above);
-                }
+                let raw: Vec<(i64, i64, i64)> = query.bind(lo).bind(hi).fetch_all(&mut *tx).await?;
+                rows.raw.extend(raw);
             }
             if let Some((lo, hi, coarse, upper)) = plan.scan {
-                let one = if q.bucket.is_some() {
+                let one = if q.bucket().is_some() {
                     SCAN_ONE_SQL
                 } else {
                     SCAN_ONE_TOTAL_SQL
@@ -114,20 +110,17 @@ macro_rules! stats_query_fn {
                         .bind(plan.origin)
                         .bind(plan.size),
                 };
-                let rows: Vec<(i64, i64)> = query
+                rows.scanned = query
                     .bind(coarse)
                     .bind(lo)
                     .bind(hi)
-                    .bind(q.threshold)
+                    .bind(q.threshold())
                     .bind(upper)
                     .fetch_all(&mut *tx)
                     .await?;
-                for (k, above) in rows {
-                    plan.add_scanned(k, above);
-                }
             }
             tx.commit().await?;
-            Ok(plan.finish())
+            plan.fold(rows).await
         }
     };
 }

@@ -2,7 +2,7 @@
 
 use rubra_store::{
     BucketWidth, ClientId, ImageId, ImageRecord, NewEvent, PgStore, Scope, SqliteStore, StatsQuery,
-    Store,
+    Store, Timestamp,
 };
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,6 +12,7 @@ crate::both_backends!(
     buckets_are_aligned_clipped_and_complete,
     a_batch_with_a_bad_event_writes_nothing,
     concurrent_batches_all_commit,
+    a_ten_thousand_year_range_is_counted_exactly_in_milliseconds,
 );
 
 const MIN: i64 = 60_000;
@@ -45,15 +46,22 @@ fn ev(client: &ClientId, red: f64, ts: i64) -> NewEvent {
     }
 }
 
+/// The query over `[from, to)` (epoch ms), which must be valid.
+fn query(from: i64, to: i64, threshold: f64, bucket: Option<BucketWidth>) -> StatsQuery {
+    let ts = |ms| Timestamp::from_ms(ms).unwrap();
+    StatsQuery::new(ts(from), ts(to), threshold, bucket).unwrap()
+}
+
 fn brute(events: &[NewEvent], client: Option<&ClientId>, q: &StatsQuery) -> (u64, u64) {
     let mut total = 0;
     let mut above = 0;
+    let (from, to) = (q.from().as_ms(), q.to().as_ms());
     for e in events {
-        if client.is_some_and(|c| *c != e.client_id) || e.ts < q.from || e.ts >= q.to {
+        if client.is_some_and(|c| *c != e.client_id) || e.ts < from || e.ts >= to {
             continue;
         }
         total += 1;
-        if e.red > q.threshold {
+        if e.red > q.threshold() {
             above += 1;
         }
     }
@@ -94,12 +102,7 @@ async fn assert_counts_match_brute_force(
     to: i64,
     threshold: f64,
 ) {
-    let q = StatsQuery {
-        from,
-        to,
-        threshold,
-        bucket: None,
-    };
+    let q = query(from, to, threshold, None);
     let scopes = clients
         .map(|c| (Scope::Client(c.clone()), Some(c)))
         .into_iter()
@@ -193,21 +196,22 @@ async fn exact_counts_match_brute_force(store: Arc<dyn Store>) {
         BucketWidth::Hour,
         BucketWidth::Day,
     ] {
-        let q = StatsQuery {
-            from: base - 7 * MIN - 1234,
-            to: base + span + 13 * MIN + 77,
-            threshold: 0.73519 + 0.000_021,
-            bucket: Some(w),
-        };
+        let q = query(
+            base - 7 * MIN - 1234,
+            base + span + 13 * MIN + 77,
+            0.73519 + 0.000_021,
+            Some(w),
+        );
         let got = store.stats(&Scope::Client(a.clone()), &q).await.unwrap();
         assert_eq!((got.total, got.above), brute(&events, Some(&a), &q));
-        assert_eq!(got.buckets.len() as i64, w.count(q.from, q.to));
+        assert_eq!(got.buckets.len() as u64, w.count(q.from(), q.to()));
         for bk in &got.buckets {
-            let part = StatsQuery {
-                from: bk.start.max(q.from),
-                to: (bk.start + w.ms()).min(q.to),
-                ..q
-            };
+            let part = query(
+                bk.start.max(q.from().as_ms()),
+                (bk.start + w.ms()).min(q.to().as_ms()),
+                q.threshold(),
+                None,
+            );
             assert_eq!(
                 (bk.total, bk.above),
                 brute(&events, Some(&a), &part),
@@ -231,12 +235,12 @@ async fn buckets_are_aligned_clipped_and_complete(store: Arc<dyn Store>) {
         ])
         .await
         .unwrap();
-    let q = StatsQuery {
-        from: day + 30 * MIN,
-        to: day + 2 * HOUR + 30 * MIN,
-        threshold: 0.5,
-        bucket: Some(BucketWidth::Hour),
-    };
+    let q = query(
+        day + 30 * MIN,
+        day + 2 * HOUR + 30 * MIN,
+        0.5,
+        Some(BucketWidth::Hour),
+    );
     let r = store.stats(&Scope::Client(c.clone()), &q).await.unwrap();
     assert_eq!((r.total, r.above), (3, 2));
     let got: Vec<(i64, u64, u64)> = r
@@ -249,7 +253,7 @@ async fn buckets_are_aligned_clipped_and_complete(store: Arc<dyn Store>) {
         vec![(day, 2, 1), (day + HOUR, 0, 0), (day + 2 * HOUR, 1, 1)]
     );
     // An empty range, and a range with no events at all.
-    let empty = StatsQuery { to: q.from, ..q };
+    let empty = query(day + 30 * MIN, day + 30 * MIN, 0.5, Some(BucketWidth::Hour));
     let r = store
         .stats(&Scope::Client(c.clone()), &empty)
         .await
@@ -266,12 +270,7 @@ async fn a_batch_with_a_bad_event_writes_nothing(store: Arc<dyn Store>) {
     let mut batch: Vec<NewEvent> = (0..100).map(|i| ev(&c, 0.9, DAY + i)).collect();
     batch.push(ev(&ghost, 0.9, DAY)); // no such client: the foreign key refuses it
     assert!(store.insert_events(batch).await.is_err());
-    let q = StatsQuery {
-        from: 0,
-        to: 2 * DAY,
-        threshold: 0.0,
-        bucket: None,
-    };
+    let q = query(0, 2 * DAY, 0.0, None);
     let r = store.stats(&Scope::All, &q).await.unwrap();
     assert_eq!((r.total, r.above), (0, 0));
     // The store still works afterwards.
@@ -296,14 +295,88 @@ async fn concurrent_batches_all_commit(store: Arc<dyn Store>) {
     for t in tasks {
         t.await.unwrap().unwrap();
     }
-    let q = StatsQuery {
-        from: 0,
-        to: DAY,
-        threshold: 0.5,
-        bucket: None,
-    };
+    let q = query(0, DAY, 0.5, None);
     let r = store.stats(&Scope::Client(c), &q).await.unwrap();
     assert_eq!((r.total, r.above), (16 * 500, 16 * 5 * 49));
+}
+
+/// The latest instant a client may send: 9999-12-31T23:59:59.999Z.
+const MAX_TS: i64 = 253_402_300_799_999;
+
+/// The attack: a range of 10 000 years (1970 to the last millisecond of 9999, the widest a
+/// client may ask) used to be planned one day at a time (~2.9 million steps on an async
+/// worker). It is counted exactly — events at both extremes, on period boundaries and in
+/// between — and each query takes milliseconds (100 ms for the three queries of a check is
+/// generous for a debug build on a busy box; the day-by-day plan took ~60 ms per query in a
+/// debug build on an idle one).
+async fn a_ten_thousand_year_range_is_counted_exactly_in_milliseconds(store: Arc<dyn Store>) {
+    let a = store.create_client("acme").await.unwrap().id;
+    let b = store.create_client("globex").await.unwrap().id;
+    let mut rng = Rng(0x5eed_1234_abcd_0002);
+    let mut events = Vec::new();
+    let stamps = [
+        0,
+        1,
+        MIN - 1,
+        MIN,
+        HOUR,
+        DAY - 1,
+        DAY,
+        1_763_856_000_000,
+        1_763_856_000_000 + 7 * HOUR + 3 * MIN + 5,
+        MAX_TS - DAY,
+        MAX_TS - HOUR + 1,
+        MAX_TS - MIN,
+        MAX_TS - 1,
+        MAX_TS,
+    ];
+    for (i, ts) in stamps.into_iter().enumerate() {
+        let client = if i % 3 == 0 { &b } else { &a };
+        events.push(ev(client, red(&mut rng), ts));
+        events.push(ev(&a, red(&mut rng), ts));
+    }
+    store.insert_events(events.clone()).await.unwrap();
+    let ranges = [
+        (0, MAX_TS),
+        (1, MAX_TS - 1),
+        (MIN, MAX_TS - MIN),
+        (DAY - 1, MAX_TS - HOUR + 1),
+        (0, 1),
+        (MAX_TS - DAY, MAX_TS),
+    ];
+    for (from, to) in ranges {
+        for threshold in [0.0, 0.5, 0.1234, 0.73519 + rng.unit() * 0.00005, rng.unit()] {
+            let started = std::time::Instant::now();
+            assert_counts_match_brute_force(&store, &events, [&a, &b], from, to, threshold).await;
+            // Three queries (two clients and all).
+            let took = started.elapsed();
+            assert!(
+                took < std::time::Duration::from_millis(100),
+                "[{from}, {to}) over {threshold}: {took:?}"
+            );
+        }
+    }
+    // Buckets at both ends of the range: every bucket matches brute force.
+    for (from, to, w) in [
+        (0, 3 * DAY + 5, BucketWidth::Day),
+        (MAX_TS - 3 * DAY - 5, MAX_TS, BucketWidth::Day),
+        (MAX_TS - 2 * HOUR, MAX_TS, BucketWidth::Minute),
+        (MAX_TS - 7 * DAY, MAX_TS, BucketWidth::FiveMinutes),
+    ] {
+        let q = query(from, to, 0.5, Some(w));
+        let got = store.stats(&Scope::Client(a.clone()), &q).await.unwrap();
+        assert_eq!((got.total, got.above), brute(&events, Some(&a), &q));
+        assert_eq!(got.buckets.len() as u64, w.count(q.from(), q.to()));
+        for bk in &got.buckets {
+            let part = query(bk.start.max(from), (bk.start + w.ms()).min(to), 0.5, None);
+            assert_eq!(
+                (bk.total, bk.above),
+                brute(&events, Some(&a), &part),
+                "bucket {} of {w:?}",
+                bk.start
+            );
+        }
+    }
 }
 
 /// A store together with direct SQL access to its database, for the outbox tests.
