@@ -188,6 +188,28 @@ fn diff_is_wired_with_its_exit_codes() {
     assert_eq!(bad.status.code(), Some(2));
 }
 
+/// Attack: `rubra diff` on a 100 000-deep document exits 2 with a message naming the depth
+/// limit, like any parse error, instead of overflowing the stack and aborting.
+#[test]
+fn deep_json_attack_diff_of_a_100000_deep_document_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.json");
+    let deep = dir.path().join("deep.json");
+    std::fs::write(&a, "[]").unwrap();
+    let n = 100_000;
+    for text in [
+        "[".repeat(n) + &"]".repeat(n),
+        r#"{"a":"#.repeat(n) + "1" + &"}".repeat(n),
+    ] {
+        std::fs::write(&deep, text).unwrap();
+        let out = rubra().arg("diff").arg(&a).arg(&deep).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains("deep.json: line 1, column"), "{err}");
+        assert!(err.contains("depth limit of 512 levels"), "{err}");
+    }
+}
+
 #[test]
 fn slowlog_is_wired_and_counts_malformed_lines() {
     let dir = tempfile::tempdir().unwrap();
