@@ -204,16 +204,33 @@ async fn bootstrap_admin_key(services: &Services) -> Result<Option<ApiKey>, Star
     Ok(Some(key))
 }
 
+/// Writes `secret` to a new file at `path` that only the owner can read (0600).
+///
+/// Whatever was at `path` is removed first without following it, and the file is then
+/// created exclusively (`O_CREAT | O_EXCL`, which never follows a link): a symbolic link
+/// planted there cannot redirect the key into another file, and a file left with a wider mode
+/// is replaced, not reused.
 fn write_secret(path: &Path, secret: &str) -> std::io::Result<()> {
     use std::io::Write;
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
     let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
+    opts.write(true).create_new(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
     let mut f = opts.open(path)?;
+    #[cfg(unix)]
+    {
+        // The umask may only narrow the mode; set it exactly anyway.
+        use std::os::unix::fs::PermissionsExt;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
     writeln!(f, "{secret}")?;
     f.sync_all()
 }

@@ -1,9 +1,14 @@
-//! Cross-cutting request handling: time limits, per-route metrics, panics as JSON errors.
+//! Cross-cutting request handling: time limits, per-route metrics, security headers, panics as
+//! JSON errors.
 
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
+use axum::http::header::{
+    REFERRER_POLICY, WWW_AUTHENTICATE, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
+};
+use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::any::Any;
@@ -27,6 +32,22 @@ pub async fn timeout(State(state): State<AppState>, req: Request, next: Next) ->
         )
         .into_response(),
     }
+}
+
+/// Adds the headers that keep a browser from misreading or framing any response: no content
+/// sniffing (an uploaded image is never run as HTML or script), no referrer leaking URLs with
+/// ids, no framing (clickjacking of the dashboard). 401s say how to authenticate.
+pub async fn security_headers(req: Request, next: Next) -> Response {
+    let mut resp = next.run(req).await;
+    let headers = resp.headers_mut();
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if resp.status() == StatusCode::UNAUTHORIZED {
+        resp.headers_mut()
+            .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    resp
 }
 
 /// Counts requests and records their latency per route template (`/images/{id}`, not the

@@ -101,7 +101,18 @@ pub trait Store:
     ///
     /// When the client already has this image (a concurrent upload won), nothing is written
     /// and the existing record is returned with `false`: one image, one event.
-    async fn insert_image(&self, image: &ImageRecord) -> Result<(ImageRecord, bool)>;
+    async fn insert_image(&self, image: &ImageRecord) -> Result<(ImageRecord, bool)> {
+        let mut one = self.insert_images(std::slice::from_ref(image)).await?;
+        // The writer answers one result per image; an empty answer would be a bug there.
+        one.pop().ok_or_else(|| {
+            StoreError::Database(sqlx::Error::Protocol("the writer answered no image".into()))
+        })
+    }
+
+    /// Records several newly stored images and their events in one transaction: all or none
+    /// (a multipart upload). Each is answered as by [`insert_image`](Self::insert_image), in
+    /// order.
+    async fn insert_images(&self, images: &[ImageRecord]) -> Result<Vec<(ImageRecord, bool)>>;
 
     /// Deletes an image record within `scope`; `false` when there was none.
     async fn delete_image(&self, scope: &Scope, id: &ImageId) -> Result<bool>;

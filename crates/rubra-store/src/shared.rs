@@ -149,23 +149,28 @@ macro_rules! impl_store {
             row.as_ref().map(image_from_row).transpose()
         }
 
-        #[tracing::instrument(name = "store.insert_image", skip_all, fields(image = %image.id))]
-        async fn insert_image(
+        #[tracing::instrument(name = "store.insert_images", skip_all, fields(images = images.len()))]
+        async fn insert_images(
             &self,
-            image: &$crate::ImageRecord,
-        ) -> $crate::Result<($crate::ImageRecord, bool)> {
-            // Through the event writer: the image, its event, rollups and notifications
+            images: &[$crate::ImageRecord],
+        ) -> $crate::Result<Vec<($crate::ImageRecord, bool)>> {
+            // Through the event writer: the images, their events, rollups and notifications
             // commit together.
             let inserted = self
                 .writer()
-                .submit($crate::stats::WriteOp::Image(image.clone()))
+                .submit($crate::stats::WriteOp::Images(images.to_vec()))
                 .await?;
-            if !inserted {
-                let scope = $crate::Scope::Client(image.client_id.clone());
-                let existing = self.find_image(&scope, &image.id).await?;
-                return Ok((existing.unwrap_or_else(|| image.clone()), false));
+            let mut out = Vec::with_capacity(images.len());
+            for (image, new) in images.iter().zip(inserted) {
+                if new {
+                    out.push((image.clone(), true));
+                } else {
+                    let scope = $crate::Scope::Client(image.client_id.clone());
+                    let existing = self.find_image(&scope, &image.id).await?;
+                    out.push((existing.unwrap_or_else(|| image.clone()), false));
+                }
             }
-            Ok((image.clone(), true))
+            Ok(out)
         }
 
         #[tracing::instrument(name = "store.delete_image", skip_all, fields(image = %id))]

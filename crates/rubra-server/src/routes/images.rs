@@ -1,10 +1,13 @@
 //! `/images` and `/red`: store images content-addressed, measure their red level, record one
 //! statistics event per new measurement.
 //!
-//! Upload order matters for "nothing half-written, nothing accepted lost": all parts are
-//! measured first (so a bad part stores nothing), then each blob is written atomically, then
-//! its record and event are committed together. A crash between blob and record leaves an
-//! unreferenced blob, never a record without bytes.
+//! Order matters for "nothing half-written, nothing accepted lost". An upload measures all
+//! parts first (so a bad part stores nothing), then writes every new blob (each atomically),
+//! then commits all new records and their events in one transaction: a multipart upload that
+//! fails on the way leaves none of its parts stored, and a crash leaves unreferenced blobs,
+//! never a record without bytes. A delete removes the record first, then the bytes, so a
+//! failure between the two leaves an unreferenced blob, never a record without bytes. Should
+//! a record still lose its bytes (storage lost them), uploading the image again restores them.
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiQuery, Caller};
@@ -165,11 +168,13 @@ pub async fn upload(
     let scope = Scope::Client(client.clone());
 
     // Measure everything before storing anything: one bad part refuses the whole request.
-    let mut pending = Vec::with_capacity(parts.len());
+    let mut known = Vec::with_capacity(parts.len());
+    let mut fresh = Vec::new();
     for (i, bytes) in parts.into_iter().enumerate() {
         let id = ImageId::of(&bytes);
         if let Some(existing) = state.store.find_image(&scope, &id).await? {
-            pending.push((bytes, id, Ok(existing)));
+            restore_missing_bytes(&state, &existing, bytes).await?;
+            known.push(Some(existing));
             continue;
         }
         let report = measure(bytes.clone(), limits(&state)).await.map_err(|e| {
@@ -179,30 +184,40 @@ pub async fn upload(
                 e
             }
         })?;
-        pending.push((bytes, id, Err(report)));
+        let record = ImageRecord {
+            client_id: client.clone(),
+            id: id.clone(),
+            format: report.format.as_str().to_owned(),
+            width: report.width,
+            height: report.height,
+            bytes: bytes.len() as u64,
+            red: report.red,
+            created_at: now_ms(),
+        };
+        fresh.push((bytes, record));
+        known.push(None);
     }
 
-    let mut infos = Vec::with_capacity(pending.len());
+    // Every new blob first, then every new record in one transaction: a failure on the way
+    // stores no record at all (the blobs written before it stay unreferenced, and an upload
+    // of the same bytes later writes them again).
+    for (bytes, record) in &fresh {
+        state
+            .blobs
+            .put(&image_blob_key(&client, &record.id), bytes.clone())
+            .await?;
+    }
+    let records: Vec<ImageRecord> = fresh.into_iter().map(|(_, r)| r).collect();
+    let mut inserted = state.store.insert_images(&records).await?.into_iter();
+    let mut infos = Vec::with_capacity(known.len());
     let mut any_created = false;
-    for (bytes, id, known) in pending {
-        let record = match known {
-            Ok(existing) => existing,
-            Err(report) => {
-                let record = ImageRecord {
-                    client_id: client.clone(),
-                    id: id.clone(),
-                    format: report.format.as_str().to_owned(),
-                    width: report.width,
-                    height: report.height,
-                    bytes: bytes.len() as u64,
-                    red: report.red,
-                    created_at: now_ms(),
-                };
-                state
-                    .blobs
-                    .put(&image_blob_key(&client, &id), bytes)
-                    .await?;
-                let (record, created) = state.store.insert_image(&record).await?;
+    for slot in known {
+        let record = match slot {
+            Some(existing) => existing,
+            None => {
+                let (record, created) = inserted
+                    .next()
+                    .ok_or_else(|| ApiError::internal(&"the store answered too few images"))?;
                 any_created |= created;
                 record
             }
@@ -219,6 +234,18 @@ pub async fn upload(
     } else {
         (status, Json(json!(infos.pop()))).into_response()
     })
+}
+
+/// Writes an already recorded image's bytes again when they are missing from storage (lost,
+/// or an earlier delete removed them after its record had been restored): an upload makes
+/// the image whole, whatever state it found.
+async fn restore_missing_bytes(state: &AppState, rec: &ImageRecord, bytes: Bytes) -> ApiResult<()> {
+    let key = image_blob_key(&rec.client_id, &rec.id);
+    if !state.blobs.exists(&key).await? {
+        tracing::warn!(image = %rec.id, "image record without bytes: writing them again");
+        state.blobs.put(&key, bytes).await?;
+    }
+    Ok(())
 }
 
 /// The caller's image with this id: 404 for a malformed id, a missing image, or another
@@ -300,7 +327,7 @@ pub async fn info(
     )))
 }
 
-/// `DELETE /images/{id}`: the bytes first, then the record (see the module docs).
+/// `DELETE /images/{id}`: the record first, then the bytes (see the module docs).
 #[tracing::instrument(name = "http.images.delete", skip_all, fields(image = %id))]
 pub async fn delete(
     State(state): State<AppState>,
@@ -308,14 +335,23 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let rec = find_visible(&state, &who, &id).await?;
-    state
+    if !state
+        .store
+        .delete_image(&Scope::Client(rec.client_id.clone()), &rec.id)
+        .await?
+    {
+        // A concurrent delete won; it removes the bytes.
+        return Ok(StatusCode::NO_CONTENT);
+    }
+    // The image is gone for the client now. Bytes left behind by a failure here are
+    // unreferenced, and an upload of the same image writes them again.
+    if let Err(e) = state
         .blobs
         .delete(&image_blob_key(&rec.client_id, &rec.id))
-        .await?;
-    state
-        .store
-        .delete_image(&Scope::Client(rec.client_id), &rec.id)
-        .await?;
+        .await
+    {
+        tracing::warn!(image = %rec.id, error = %e, "image deleted, but its bytes were not");
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 

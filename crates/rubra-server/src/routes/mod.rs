@@ -78,6 +78,8 @@ pub fn router(state: AppState) -> Router {
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             middleware::panic_response,
         ))
+        // Outermost, so panics and timeouts carry the headers too.
+        .layer(axum::middleware::from_fn(middleware::security_headers))
         .with_state(state)
 }
 

@@ -6,7 +6,9 @@
 
 mod auth;
 mod debug;
+mod egress;
 mod errors;
+mod hardening;
 mod health;
 mod helpers;
 mod images;

@@ -29,30 +29,30 @@ pub(crate) const ALL_CLIENTS: &str = "*";
 pub(crate) enum WriteOp {
     /// Events recorded all or nothing.
     Events(Vec<NewEvent>),
-    /// A new image record and, when it is new, its event.
-    Image(ImageRecord),
+    /// New image records (all or nothing) and, for each that is new, its event.
+    Images(Vec<ImageRecord>),
 }
 
 impl WriteOp {
     fn weight(&self) -> usize {
         match self {
             WriteOp::Events(e) => e.len().max(1),
-            WriteOp::Image(_) => 1,
+            WriteOp::Images(i) => i.len().max(1),
         }
     }
 }
 
-/// Applies a group of writes in one transaction: one result per op (for an image: whether it
-/// was new; for events: `true`).
+/// Applies a group of writes in one transaction: one result per op (for images: whether each
+/// was new; for events: nothing).
 #[async_trait]
 pub(crate) trait ApplyWrites: Send + Sync + 'static {
     /// Applies `ops` in one transaction.
-    async fn apply(&self, ops: &[WriteOp]) -> Result<Vec<bool>>;
+    async fn apply(&self, ops: &[WriteOp]) -> Result<Vec<Vec<bool>>>;
 }
 
 struct Job {
     op: WriteOp,
-    reply: oneshot::Sender<Result<bool>>,
+    reply: oneshot::Sender<Result<Vec<bool>>>,
 }
 
 /// The handle to a store's writer task. Cheap to clone; the task ends with the last handle.
@@ -85,8 +85,8 @@ impl Writer {
         self.gate.clone().lock_owned().await
     }
 
-    /// Submits one write and waits for its commit.
-    pub(crate) async fn submit(&self, op: WriteOp) -> Result<bool> {
+    /// Submits one write and waits for its commit. For images: whether each was new.
+    pub(crate) async fn submit(&self, op: WriteOp) -> Result<Vec<bool>> {
         let (reply, answer) = oneshot::channel();
         self.tx
             .send(Job { op, reply })
@@ -140,7 +140,7 @@ async fn apply_group(applier: &impl ApplyWrites, jobs: Vec<Job>, weight: usize) 
                 let r = applier
                     .apply(std::slice::from_ref(&op))
                     .await
-                    .map(|v| v.first().copied().unwrap_or(false));
+                    .map(|mut v| v.pop().unwrap_or_default());
                 let _ = reply.send(r);
             }
         }

@@ -34,39 +34,43 @@ impl PgWrites {
 
 #[async_trait]
 impl ApplyWrites for PgWrites {
-    async fn apply(&self, ops: &[WriteOp]) -> Result<Vec<bool>> {
+    async fn apply(&self, ops: &[WriteOp]) -> Result<Vec<Vec<bool>>> {
         let mut tx = self.pool.begin().await?;
         let mut results = Vec::with_capacity(ops.len());
         let mut image_events = Vec::new();
         for op in ops {
             match op {
-                WriteOp::Image(image) => {
-                    let inserted = sqlx::query(super::sqlite::INSERT_IMAGE_SQL)
-                        .bind(image.client_id.as_str())
-                        .bind(image.id.as_str())
-                        .bind(&image.format)
-                        .bind(i64::from(image.width))
-                        .bind(i64::from(image.height))
-                        .bind(i64::try_from(image.bytes).unwrap_or(i64::MAX))
-                        .bind(image.red)
-                        .bind(image.created_at)
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected()
-                        == 1;
-                    if inserted {
-                        image_events.push(ingest::image_event(image));
+                WriteOp::Images(images) => {
+                    let mut inserted_each = Vec::with_capacity(images.len());
+                    for image in images {
+                        let inserted = sqlx::query(super::sqlite::INSERT_IMAGE_SQL)
+                            .bind(image.client_id.as_str())
+                            .bind(image.id.as_str())
+                            .bind(&image.format)
+                            .bind(i64::from(image.width))
+                            .bind(i64::from(image.height))
+                            .bind(i64::try_from(image.bytes).unwrap_or(i64::MAX))
+                            .bind(image.red)
+                            .bind(image.created_at)
+                            .execute(&mut *tx)
+                            .await?
+                            .rows_affected()
+                            == 1;
+                        if inserted {
+                            image_events.push(ingest::image_event(image));
+                        }
+                        inserted_each.push(inserted);
                     }
-                    results.push(inserted);
+                    results.push(inserted_each);
                 }
-                WriteOp::Events(_) => results.push(true),
+                WriteOp::Events(_) => results.push(Vec::new()),
             }
         }
         let events: Vec<&NewEvent> = ops
             .iter()
             .filter_map(|op| match op {
                 WriteOp::Events(e) => Some(e.iter()),
-                WriteOp::Image(_) => None,
+                WriteOp::Images(_) => None,
             })
             .flatten()
             .chain(image_events.iter())

@@ -53,7 +53,7 @@ impl SqliteWrites {
 
 #[async_trait]
 impl ApplyWrites for SqliteWrites {
-    async fn apply(&self, ops: &[WriteOp]) -> Result<Vec<bool>> {
+    async fn apply(&self, ops: &[WriteOp]) -> Result<Vec<Vec<bool>>> {
         // Only the writer task calls this, so the lock is never contended; it is there to
         // keep the connection between calls.
         let mut slot = self.conn.lock().await;
@@ -77,7 +77,7 @@ async fn apply_on(
     conn: &mut SqliteConnection,
     cache: &KeyCache,
     ops: &[WriteOp],
-) -> Result<Vec<bool>> {
+) -> Result<Vec<Vec<bool>>> {
     // IMMEDIATE: take the write lock up front (waiting out other writers with the busy
     // timeout) rather than failing when a read would have to become a write.
     let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
@@ -85,33 +85,37 @@ async fn apply_on(
     let mut image_events = Vec::new();
     for op in ops {
         match op {
-            WriteOp::Image(image) => {
-                let inserted = sqlx::query(INSERT_IMAGE_SQL)
-                    .bind(image.client_id.as_str())
-                    .bind(image.id.as_str())
-                    .bind(&image.format)
-                    .bind(i64::from(image.width))
-                    .bind(i64::from(image.height))
-                    .bind(i64::try_from(image.bytes).unwrap_or(i64::MAX))
-                    .bind(image.red)
-                    .bind(image.created_at)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected()
-                    == 1;
-                if inserted {
-                    image_events.push(ingest::image_event(image));
+            WriteOp::Images(images) => {
+                let mut inserted_each = Vec::with_capacity(images.len());
+                for image in images {
+                    let inserted = sqlx::query(INSERT_IMAGE_SQL)
+                        .bind(image.client_id.as_str())
+                        .bind(image.id.as_str())
+                        .bind(&image.format)
+                        .bind(i64::from(image.width))
+                        .bind(i64::from(image.height))
+                        .bind(i64::try_from(image.bytes).unwrap_or(i64::MAX))
+                        .bind(image.red)
+                        .bind(image.created_at)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected()
+                        == 1;
+                    if inserted {
+                        image_events.push(ingest::image_event(image));
+                    }
+                    inserted_each.push(inserted);
                 }
-                results.push(inserted);
+                results.push(inserted_each);
             }
-            WriteOp::Events(_) => results.push(true),
+            WriteOp::Events(_) => results.push(Vec::new()),
         }
     }
     let events: Vec<&NewEvent> = ops
         .iter()
         .filter_map(|op| match op {
             WriteOp::Events(e) => Some(e.iter()),
-            WriteOp::Image(_) => None,
+            WriteOp::Images(_) => None,
         })
         .flatten()
         .chain(image_events.iter())
