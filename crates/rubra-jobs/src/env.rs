@@ -178,8 +178,15 @@ mod tests {
         for i in 0..RunEnv::MAX_CACHED_STORES * 3 {
             env.s3_store(&format!("bucket-{i}")).expect("client");
         }
-        let cached = env.stores.lock().unwrap_or_else(PoisonError::into_inner).len();
-        assert!(cached <= RunEnv::MAX_CACHED_STORES, "{cached} clients cached");
+        let cached = env
+            .stores
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len();
+        assert!(
+            cached <= RunEnv::MAX_CACHED_STORES,
+            "{cached} clients cached"
+        );
     }
 
     #[test]

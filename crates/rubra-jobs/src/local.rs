@@ -32,7 +32,9 @@ pub(crate) async fn run(
             .open_file(&relative)
             .map_err(|d| JobError::Source(denied(d, &relative.display().to_string())))?;
         let counters = control.progress.restart();
-        control.progress.set_total(file.metadata().map_err(csv_io)?.len());
+        control
+            .progress
+            .set_total(file.metadata().map_err(csv_io)?.len());
         let c = Control {
             cancel: Some(control.cancel.as_ref()),
             progress: Some(&counters),

@@ -260,7 +260,11 @@ mod tests {
     fn a_prefix_outside_the_allowed_prefix_is_refused() {
         let policy = allow(&["data/pub/"]);
         assert!(JobSource::parse("s3://data/pub/a.csv", &policy).is_ok());
-        for bad in ["s3://data/pub-x/a.csv", "s3://data/secret.csv", "s3://other/pub/a.csv"] {
+        for bad in [
+            "s3://data/pub-x/a.csv",
+            "s3://data/secret.csv",
+            "s3://other/pub/a.csv",
+        ] {
             let err = JobSource::parse(bad, &policy).err().map(|e| e.code());
             assert_eq!(err, Some("source_not_allowed"), "{bad}");
         }
@@ -269,7 +273,9 @@ mod tests {
     #[test]
     fn the_admin_key_through_a_job_without_a_local_root_is_refused() {
         for local in ["rubra-data/admin.key", "./x.csv", "../x.csv", "/etc/passwd"] {
-            let err = JobSource::parse(local, &allow(&["b"])).err().map(|e| e.code());
+            let err = JobSource::parse(local, &allow(&["b"]))
+                .err()
+                .map(|e| e.code());
             assert_eq!(err, Some("local_sources_disabled"), "{local}");
         }
     }

@@ -55,9 +55,27 @@ pub struct ConfigArgs {
     #[arg(long, env = "RUBRA_SLOW_MS", value_name = "N", global = true)]
     pub slow_ms: Option<u64>,
 
-    /// Folder that local CSV job sources are resolved in (and confined to) [default: ./].
+    /// Folder that local CSV job sources are resolved in (and confined to) [default: none, so
+    /// no local source is accepted]. It may not be `/` nor hold the data folder, the
+    /// configuration file or the admin key.
     #[arg(long, env = "RUBRA_JOBS_LOCAL_ROOT", value_name = "DIR", global = true)]
     pub jobs_local_root: Option<PathBuf>,
+
+    /// S3 buckets and prefixes that CSV jobs may read, comma separated: `bucket` (all of it)
+    /// or `bucket/prefix/` [default: none].
+    #[arg(
+        long,
+        env = "RUBRA_JOBS_S3_ALLOW",
+        value_name = "BUCKET[/PREFIX],…",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub jobs_s3_allow: Option<Vec<String>>,
+
+    /// Refuse plain http:// webhook URLs, except for hosts listed exactly in --fetch-allow
+    /// [default: false].
+    #[arg(long, env = "RUBRA_WEBHOOK_HTTPS_ONLY", value_name = "BOOL", global = true)]
+    pub webhook_https_only: Option<bool>,
 
     /// Hosts that overlay URLs and watches may fetch from, comma separated [default: none].
     #[arg(
@@ -216,8 +234,15 @@ pub struct Settings {
     pub log_filter: String,
     /// Slow-span threshold.
     pub slow_ms: Option<u64>,
-    /// Root that local CSV job paths are confined to.
-    pub jobs_local_root: PathBuf,
+    /// Root that local CSV job paths are confined to, open as a capability (None: no local
+    /// sources). Never `/` nor a folder holding the data folder, the configuration file, the
+    /// admin key, the SQLite database or the local blob folder, nor one inside the data folder.
+    pub jobs_local_root: Option<rubra_jobs::LocalRoot>,
+    /// S3 buckets and prefixes that CSV jobs may read (`bucket` or `bucket/prefix/`; empty:
+    /// no S3 source).
+    pub jobs_s3_allow: rubra_jobs::S3Allow,
+    /// Whether webhooks must use https:// (except hosts listed exactly in `fetch_allow`).
+    pub webhook_https_only: bool,
     /// Hosts that may be fetched from.
     pub fetch_allow: Vec<String>,
     /// Largest accepted request body.
@@ -265,6 +290,8 @@ impl ConfigArgs {
             log_filter: self.log_filter.or(other.log_filter),
             slow_ms: self.slow_ms.or(other.slow_ms),
             jobs_local_root: self.jobs_local_root.or(other.jobs_local_root),
+            jobs_s3_allow: self.jobs_s3_allow.or(other.jobs_s3_allow),
+            webhook_https_only: self.webhook_https_only.or(other.webhook_https_only),
             fetch_allow: self.fetch_allow.or(other.fetch_allow),
             max_body_bytes: self.max_body_bytes.or(other.max_body_bytes),
             max_pixels: self.max_pixels.or(other.max_pixels),
@@ -348,6 +375,29 @@ impl Settings {
                 format!("{bad:?} is not a host name"),
             ));
         }
+        let jobs_s3_allow = rubra_jobs::S3Allow::parse(a.jobs_s3_allow.as_deref().unwrap_or(&[]))
+            .map_err(|e| invalid("jobs-s3-allow", e))?;
+        let jobs_local_root = match &a.jobs_local_root {
+            None => None,
+            Some(root) => {
+                let config = match &a.config {
+                    Some(path) => Some(path.clone()),
+                    None => Some(PathBuf::from("rubra.toml")).filter(|p| p.exists()),
+                };
+                let mut guarded = vec![
+                    ("data folder", data_dir.clone()),
+                    ("admin key", data_dir.join("admin.key")),
+                ];
+                guarded.extend(config.map(|c| ("configuration file", c)));
+                if let DatabaseUrl::Sqlite(url) = &database {
+                    guarded.extend(sqlite_file(url).map(|f| ("SQLite database", f)));
+                }
+                if let BlobUrl::Local(blobs) = &storage {
+                    guarded.push(("blob folder", blobs.clone()));
+                }
+                Some(jobs_local_root(root, &data_dir, &guarded)?)
+            }
+        };
         let jobs_per_client = a.jobs_per_client.unwrap_or(2);
         if jobs_per_client == 0 {
             return Err(invalid("jobs-per-client", "must be greater than 0"));
@@ -396,7 +446,9 @@ impl Settings {
             log_format,
             log_filter: a.log_filter.unwrap_or_else(|| "info".to_owned()),
             slow_ms: a.slow_ms,
-            jobs_local_root: a.jobs_local_root.unwrap_or_else(|| PathBuf::from(".")),
+            jobs_local_root,
+            jobs_s3_allow,
+            webhook_https_only: a.webhook_https_only.unwrap_or(false),
             fetch_allow,
             max_body_bytes: usize::try_from(max_body_bytes)
                 .map_err(|_| invalid("max-body-bytes", "too large for this machine"))?,
@@ -416,6 +468,91 @@ impl Settings {
             watch_timeout: Duration::from_millis(watch_timeout_ms),
         })
     }
+}
+
+/// Opens the local job root after checking that it exposes nothing of the server's own: it is
+/// not `/`, holds none of the `guarded` paths, and is not inside the data folder (which holds
+/// every tenant's data). Paths are compared in canonical form; one that does not exist yet
+/// (the data folder before the first start) is resolved through its nearest existing
+/// ancestor, so a link in that ancestor is seen, and the rest is appended as it will be
+/// created.
+fn jobs_local_root(
+    root: &Path,
+    data_dir: &Path,
+    guarded: &[(&str, PathBuf)],
+) -> Result<rubra_jobs::LocalRoot, SettingsError> {
+    let bad = |m: String| invalid("jobs-local-root", m);
+    let canonical = root
+        .canonicalize()
+        .map_err(|e| bad(format!("{}: {e}", root.display())))?;
+    if !canonical.is_dir() {
+        return Err(bad(format!("{} is not a folder", root.display())));
+    }
+    if canonical.parent().is_none() {
+        return Err(bad(format!(
+            "{} is the file system root; name a folder that holds only job files",
+            root.display()
+        )));
+    }
+    for (what, path) in guarded {
+        let resolved = resolve_for_comparison(path)
+            .map_err(|e| bad(format!("cannot resolve the {what} {}: {e}", path.display())))?;
+        if resolved.starts_with(&canonical) {
+            return Err(bad(format!(
+                "{} holds the {what} ({}); name a folder that holds only job files",
+                root.display(),
+                resolved.display()
+            )));
+        }
+    }
+    let data = resolve_for_comparison(data_dir)
+        .map_err(|e| bad(format!("cannot resolve the data folder: {e}")))?;
+    if canonical.starts_with(&data) {
+        return Err(bad(format!(
+            "{} is inside the data folder ({})",
+            root.display(),
+            data.display()
+        )));
+    }
+    rubra_jobs::LocalRoot::open(&canonical).map_err(|e| bad(format!("{}: {e}", root.display())))
+}
+
+/// The canonical form of `path`, which may not exist yet: its nearest existing ancestor is
+/// canonicalized and the missing components are appended (`..` among them pops one, as it
+/// will once they are created as folders).
+fn resolve_for_comparison(path: &Path) -> std::io::Result<PathBuf> {
+    use std::path::Component;
+    let absolute = std::path::absolute(path)?;
+    let parts: Vec<Component<'_>> = absolute.components().collect();
+    let mut existing = parts.len();
+    let mut base = loop {
+        if existing == 0 {
+            break PathBuf::from("/");
+        }
+        if let Ok(c) = parts[..existing].iter().collect::<PathBuf>().canonicalize() {
+            break c;
+        }
+        existing -= 1;
+    };
+    for part in &parts[existing..] {
+        match part {
+            Component::Normal(p) => base.push(p),
+            Component::ParentDir => {
+                base.pop();
+            }
+            _ => {}
+        }
+    }
+    Ok(base)
+}
+
+/// The file of a `sqlite:` URL (`None` for an in-memory database).
+fn sqlite_file(url: &str) -> Option<PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty() && !path.starts_with(":memory:")).then(|| PathBuf::from(path))
 }
 
 fn read_file(path: &Path) -> Result<ConfigArgs, SettingsError> {
@@ -473,6 +610,157 @@ mod tests {
         let s = Settings::validate(flags.or(file)).unwrap();
         assert_eq!(s.listen.port(), 9000);
         assert_eq!(s.slow_ms, Some(7));
+    }
+
+    /// Validates with `data_dir` as the data folder and `root` as the jobs root.
+    fn with_jobs_root(data_dir: &Path, root: &Path) -> Result<Settings, SettingsError> {
+        Settings::validate(ConfigArgs {
+            data_dir: Some(data_dir.to_owned()),
+            jobs_local_root: Some(root.to_owned()),
+            ..Default::default()
+        })
+    }
+
+    fn refused(r: Result<Settings, SettingsError>, what: &str) {
+        let msg = r.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            msg.contains("`jobs-local-root`") && msg.contains(what),
+            "expected a refusal naming the {what}: {msg:?}"
+        );
+    }
+
+    #[test]
+    fn no_job_source_is_allowed_by_default() {
+        let s = Settings::validate(ConfigArgs::default()).unwrap();
+        assert!(s.jobs_local_root.is_none());
+        assert!(s.jobs_s3_allow.is_empty());
+    }
+
+    #[test]
+    fn start_up_refuses_the_file_system_root_as_jobs_root() {
+        let t = tempfile::tempdir().unwrap();
+        refused(
+            with_jobs_root(&t.path().join("data"), Path::new("/")),
+            "file system root",
+        );
+    }
+
+    #[test]
+    fn start_up_refuses_the_admin_key_through_a_jobs_root_at_the_data_folders_parent() {
+        let t = tempfile::tempdir().unwrap();
+        // The data folder does not exist yet (first start): still refused.
+        refused(
+            with_jobs_root(&t.path().join("rubra-data"), t.path()),
+            "data folder",
+        );
+        std::fs::create_dir(t.path().join("rubra-data")).unwrap();
+        std::fs::write(t.path().join("rubra-data/admin.key"), "k").unwrap();
+        refused(
+            with_jobs_root(&t.path().join("rubra-data"), t.path()),
+            "data folder",
+        );
+        // Spelled with `..` and a `.`: the same folder.
+        let roundabout = t.path().join("rubra-data/../.");
+        refused(
+            with_jobs_root(&t.path().join("rubra-data"), &roundabout),
+            "data folder",
+        );
+    }
+
+    #[test]
+    fn start_up_refuses_a_jobs_root_holding_the_admin_key_or_inside_the_data_folder() {
+        let t = tempfile::tempdir().unwrap();
+        let data = t.path().join("data");
+        std::fs::create_dir_all(data.join("jobs")).unwrap();
+        refused(with_jobs_root(&data, &data), "data folder");
+        refused(
+            with_jobs_root(&data, &data.join("jobs")),
+            "inside the data folder",
+        );
+    }
+
+    #[test]
+    fn start_up_refuses_a_jobs_root_reaching_the_data_folder_through_a_link() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(t.path().join("jobs/inner")).unwrap();
+        std::os::unix::fs::symlink(t.path().join("jobs/inner"), t.path().join("link")).unwrap();
+        // The data folder is jobs/inner/data, named through the link, and not created yet.
+        refused(
+            with_jobs_root(&t.path().join("link/data"), &t.path().join("jobs")),
+            "data folder",
+        );
+    }
+
+    #[test]
+    fn start_up_refuses_a_jobs_root_holding_the_config_file() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir(t.path().join("conf")).unwrap();
+        std::fs::write(t.path().join("conf/rubra.toml"), "").unwrap();
+        let r = Settings::validate(ConfigArgs {
+            config: Some(t.path().join("conf/rubra.toml")),
+            data_dir: Some(t.path().join("data")),
+            jobs_local_root: Some(t.path().join("conf")),
+            ..Default::default()
+        });
+        refused(r, "configuration file");
+    }
+
+    #[test]
+    fn start_up_refuses_a_jobs_root_holding_the_database_or_the_blobs() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir(t.path().join("shared")).unwrap();
+        let r = Settings::validate(ConfigArgs {
+            data_dir: Some(t.path().join("data")),
+            database_url: Some(format!(
+                "sqlite://{}?mode=rwc",
+                t.path().join("shared/x.db").display()
+            )),
+            jobs_local_root: Some(t.path().join("shared")),
+            ..Default::default()
+        });
+        refused(r, "SQLite database");
+        let r = Settings::validate(ConfigArgs {
+            data_dir: Some(t.path().join("data")),
+            storage: Some(t.path().join("shared/blobs").display().to_string()),
+            jobs_local_root: Some(t.path().join("shared")),
+            ..Default::default()
+        });
+        refused(r, "blob folder");
+    }
+
+    #[test]
+    fn a_jobs_root_beside_the_data_folder_is_accepted() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir(t.path().join("jobs")).unwrap();
+        let s = with_jobs_root(&t.path().join("data"), &t.path().join("jobs")).unwrap();
+        let root = s.jobs_local_root.expect("root");
+        assert_eq!(root.path(), t.path().join("jobs").canonicalize().unwrap());
+        refused(
+            with_jobs_root(&t.path().join("data"), &t.path().join("missing")),
+            "missing",
+        );
+    }
+
+    #[test]
+    fn s3_allow_entries_are_validated_by_name() {
+        let s = Settings::validate(ConfigArgs {
+            jobs_s3_allow: Some(vec!["bench".into(), "shared/csv/".into()]),
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(s.jobs_s3_allow.allows("shared", "csv/a.csv"));
+        assert!(!s.jobs_s3_allow.allows("shared", "csv-old/a.csv"));
+        for bad in ["", "s3://bench", "bench/pre", "/x/"] {
+            let err = Settings::validate(ConfigArgs {
+                jobs_s3_allow: Some(vec![bad.into()]),
+                ..Default::default()
+            })
+            .unwrap_err();
+            assert!(
+                err.to_string().contains("`jobs-s3-allow`"),
+                "{bad:?}: {err}"
+            );
+        }
     }
 
     #[test]

@@ -124,8 +124,8 @@ async fn killed_worker_job_is_finished_by_another(test: &str, database_url: Opti
         data.display().to_string(),
         "--s3-endpoint".to_owned(),
         proxy,
-        "--jobs-local-root".to_owned(),
-        dir.path().display().to_string(),
+        "--jobs-s3-allow".to_owned(),
+        bucket.bucket.clone(),
         "--log-format".to_owned(),
         "json".to_owned(),
     ];

@@ -112,13 +112,25 @@ async fn a_bad_cell_fails_the_job_naming_row_and_column() {
 #[tokio::test]
 async fn a_bad_cell_is_reported_by_position_without_its_content() {
     let root = tempfile::tempdir().expect("tempdir");
-    std::fs::write(root.path().join("bad.csv"), "a,b\n1,2\n3,hunter2-password\n").expect("write");
+    std::fs::write(
+        root.path().join("bad.csv"),
+        "a,b\n1,2\n3,hunter2-password\n",
+    )
+    .expect("write");
     let long = "9".repeat(60);
     std::fs::write(root.path().join("big.csv"), format!("a,b\n1,{long}\n")).expect("write");
     let env = env_in(root.path());
     for (file, code, message) in [
-        ("bad.csv", "csv_invalid_number", "row 2, column 2 (b): not a number"),
-        ("big.csv", "csv_number_out_of_range", "row 1, column 2 (b): number out of exact range"),
+        (
+            "bad.csv",
+            "csv_invalid_number",
+            "row 2, column 2 (b): not a number",
+        ),
+        (
+            "big.csv",
+            "csv_number_out_of_range",
+            "row 1, column 2 (b): number out of exact range",
+        ),
     ] {
         let source = JobSource::parse(file, &env.sources).expect("parse");
         let options = SumOptions {
@@ -146,7 +158,11 @@ async fn a_symlink_under_the_jobs_root_pointing_outside_is_refused() {
     let env = env_in(root.path());
     let climb = format!(
         "in/up/{}/admin.key",
-        outside.path().file_name().and_then(|n| n.to_str()).expect("name")
+        outside
+            .path()
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("name")
     );
     for source in ["k.csv", "d/admin.key", climb.as_str()] {
         let err = JobSource::parse(source, &env.sources).expect_err(source);

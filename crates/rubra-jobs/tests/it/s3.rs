@@ -257,7 +257,11 @@ async fn a_bucket_or_prefix_outside_the_allow_list_is_refused() {
             .await
             .expect_err(&refused);
         assert_eq!(err.code(), "source_not_allowed", "{refused}");
-        assert_eq!(control.progress.snapshot().bytes_total, None, "nothing fetched");
+        assert_eq!(
+            control.progress.snapshot().bytes_total,
+            None,
+            "nothing fetched"
+        );
     }
 }
 

@@ -1,6 +1,8 @@
-//! `/jobs`: CSV-sum jobs (DESIGN §6). Submitting validates the source at once (a local path
-//! that escapes the root is a 400 before anything is queued) and rings this process's
-//! workers; the workers (`workers::jobs`) run the job and write its result.
+//! `/jobs`: CSV-sum jobs (DESIGN §6). Submitting checks the source against what the operator
+//! allowed at once (a local path without a local root or escaping it is a 400, an S3 object
+//! outside `jobs-s3-allow` a 403, before anything is queued or fetched) and rings this
+//! process's workers; the workers (`workers::jobs`) check again, run the job and write its
+//! result.
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiQuery, Caller, client_of};
@@ -61,11 +63,14 @@ fn read_scope(who: &Principal, client: Option<&str>) -> ApiResult<Scope> {
     }
 }
 
-/// The client a new job belongs to.
+/// The response to a refused source: 422 for a missing file, 403 for an S3 object outside
+/// the allow-list, 400 otherwise.
 fn source_error(e: &SourceError) -> ApiError {
     match e {
         SourceError::NotFound { .. } => ApiError::unprocessable(e.code(), e.to_string()),
-        SourceError::RootUnavailable { .. } => ApiError::internal(e),
+        SourceError::NotAllowed { .. } => {
+            ApiError::new(StatusCode::FORBIDDEN, e.code(), e.to_string())
+        }
         _ => ApiError::bad_request(e.code(), e.to_string()),
     }
 }
@@ -152,9 +157,14 @@ pub async fn submit(
 ) -> ApiResult<Response> {
     let client = client_of(&state, &who, q.client.as_deref()).await?;
     let spec = spec_from(body)?;
-    // Checked here so a bad or escaping path is refused before anything is queued; the
-    // worker resolves it again before opening the file.
-    JobSource::parse(&spec.source, state.settings.jobs_local_root.as_deref())
+    // Checked here so a source the operator did not allow is refused before anything is
+    // queued or fetched; the worker checks again before reading (the file system may have
+    // changed, the allow-list narrowed). Off the async threads: it stats a local file.
+    let policy = job_workers::source_policy(&state.settings);
+    let source = spec.source.clone();
+    tokio::task::spawn_blocking(move || JobSource::parse(&source, &policy))
+        .await
+        .map_err(|e| ApiError::internal(&e))?
         .map_err(|e| source_error(&e))?;
     let job = state
         .store

@@ -9,13 +9,12 @@
 //! writes nothing. On shutdown, running jobs are stopped and given back to the queue.
 
 use crate::app::Services;
-use rubra_jobs::{JobError, JobSource, RunControl, RunEnv, S3Config, SumOptions};
+use rubra_jobs::{JobError, JobSource, RunControl, RunEnv, S3Config, SourcePolicy, SumOptions};
 use rubra_store::{
     ClaimRequest, ClaimedJob, JobColumn, JobFailure, JobId, JobProgress, JobResult, LeaseStatus,
     Store, now_ms,
 };
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{Notify, Semaphore};
@@ -48,10 +47,17 @@ pub(crate) fn cancel_local(id: &JobId) {
     }
 }
 
+/// What jobs may read, as the operator configured it.
+pub(crate) fn source_policy(settings: &crate::settings::Settings) -> SourcePolicy {
+    SourcePolicy {
+        local_root: settings.jobs_local_root.clone(),
+        s3_allow: settings.jobs_s3_allow.clone(),
+    }
+}
+
 struct Ctx {
     store: Arc<dyn Store>,
     env: RunEnv,
-    local_root: Option<PathBuf>,
     owner: String,
     shutdown: CancellationToken,
 }
@@ -74,10 +80,11 @@ pub(crate) fn spawn(services: &Services, shutdown: &CancellationToken) -> Option
     });
     // A memory-mapped file truncated underneath would kill the whole server with SIGBUS.
     env.local_mmap = false;
+    // What jobs may read, as configured now: a job queued under a wider policy is refused.
+    env.sources = source_policy(&services.settings);
     let ctx = Arc::new(Ctx {
         store: services.store.clone(),
         env,
-        local_root: services.settings.jobs_local_root.clone(),
         owner: services.instance_id.to_string(),
         shutdown: shutdown.clone(),
     });
@@ -182,7 +189,7 @@ enum Stop {
 )]
 async fn run_job(ctx: &Ctx, job: ClaimedJob) {
     let lease = &job.lease;
-    let source = match JobSource::parse(&job.spec.source, ctx.local_root.as_deref()) {
+    let source = match JobSource::parse(&job.spec.source, &ctx.env.sources) {
         Ok(s) => s,
         Err(e) => {
             let failure = JobFailure {

@@ -1,5 +1,6 @@
 //! CSV jobs through the real app: local disk and S3 with exact sums, cancel, path escapes,
-//! many jobs of one client under the per-client limit, client isolation.
+//! sources the operator did not allow, many jobs of one client under the per-client limit,
+//! client isolation.
 //!
 //! Expected sums are computed here from integer cents, independently of the summing engine.
 
@@ -287,8 +288,9 @@ async fn a_bad_number_fails_the_job_naming_row_and_column() {
         job["error"]["code"].as_str().unwrap().starts_with("csv_"),
         "{job}"
     );
+    // Named by position; the cell itself is not echoed.
     assert!(
-        message.contains('2') && message.contains("oops"),
+        message.contains("row 2, column 2") && !message.contains("oops"),
         "{message}"
     );
     // A finished job cannot be canceled.
@@ -314,10 +316,10 @@ async fn a_job_through_s3_has_exact_sums() {
         csv.bytes.clone(),
     )
     .await;
-    let root = tempfile::tempdir().unwrap();
     let endpoint = bucket.endpoint.clone();
+    let allow = bucket.bucket.clone();
     let app = spawn_app_with(move |c| {
-        c.jobs_local_root = Some(root.path().to_owned());
+        c.jobs_s3_allow = Some(vec![allow]);
         c.s3_endpoint = Some(endpoint);
     })
     .await;
@@ -357,9 +359,9 @@ async fn cancel_stops_a_running_job_within_a_second() {
     .await;
     // About 8 s for the whole file: far longer than the test waits.
     let proxy = slow_proxy(&bucket.endpoint, csv.bytes.len() / 8).await;
-    let root = tempfile::tempdir().unwrap();
+    let allow = bucket.bucket.clone();
     let app = spawn_app_with(move |c| {
-        c.jobs_local_root = Some(root.path().to_owned());
+        c.jobs_s3_allow = Some(vec![allow]);
         c.s3_endpoint = Some(proxy);
     })
     .await;
@@ -556,9 +558,9 @@ async fn many_jobs_of_one_client_run_under_the_limit_and_are_counted() {
     .await;
     // Each job takes about 1.5 s through the proxy.
     let proxy = slow_proxy(&bucket.endpoint, csvs[0].bytes.len() * 2 / 3).await;
-    let root = tempfile::tempdir().unwrap();
+    let allow = bucket.bucket.clone();
     let app = spawn_app_with(move |c| {
-        c.jobs_local_root = Some(root.path().to_owned());
+        c.jobs_s3_allow = Some(vec![allow]);
         c.s3_endpoint = Some(proxy);
         c.job_workers = Some(4);
         c.jobs_per_client = Some(2);
@@ -637,4 +639,171 @@ async fn many_jobs_of_one_client_run_under_the_limit_and_are_counted() {
     )
     .await;
     assert_eq!(job["result"], expected_result(&other));
+}
+
+/// The attack on the old embedded default: the jobs root was `.`, which holds the data
+/// folder, so `{"source": "rubra-data/admin.key", "step": 1}` summed the admin key and
+/// `GET /jobs/{id}` showed it as the first column's name. Now no local source is accepted
+/// until the operator names a jobs root.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_key_through_a_job_is_refused_on_the_embedded_default() {
+    // The data folder under the working directory, named relatively, as on the default.
+    let cwd = tempfile::tempdir_in(".").unwrap();
+    let name = cwd.path().file_name().unwrap().to_str().unwrap().to_owned();
+    let data = Path::new(&name).join("rubra-data");
+    let app = spawn_app_with({
+        let data = data.clone();
+        move |c| c.data_dir = Some(data)
+    })
+    .await;
+    assert!(data.join("admin.key").exists(), "the key is on disk");
+    let (_, key) = app.create_client("mallory").await;
+    let source = data.join("admin.key").display().to_string();
+    for source in [source.as_str(), "./x.csv", "../x.csv"] {
+        let resp = app
+            .with_key(&key, Method::POST, "/jobs")
+            .json(&json!({ "source": source, "step": 1 }))
+            .send()
+            .await
+            .unwrap();
+        if resp.status() == 202 {
+            // The old behaviour: show what the job read.
+            let id = resp.json::<Value>().await.unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            let job = wait_job(&app, &key, &id, Duration::from_secs(30), is_final).await;
+            panic!("{source} was accepted: {job}");
+        }
+        assert_error(resp, 400, "local_sources_disabled").await;
+    }
+    let list = get_json(&app, &key, "/jobs").await;
+    assert_eq!(list["items"], json!([]), "{list}");
+}
+
+/// `s3://any-bucket/key` was accepted: a client could read the header line of any object
+/// the server's credentials reach. Only the operator's `jobs-s3-allow` entries are readable,
+/// checked at submit (403, before anything is fetched or queued).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bucket_or_prefix_outside_the_allow_list_is_refused() {
+    let test = "a_bucket_or_prefix_outside_the_allow_list_is_refused";
+    let Some(bucket) = rubra_testkit::fresh_bucket(test).await else {
+        return;
+    };
+    let csv = gen_csv(500, 7);
+    for key in ["pub/a.csv", "pub-other/a.csv", "secret.csv"] {
+        upload(&bucket.endpoint, &bucket.bucket, key, csv.bytes.clone()).await;
+    }
+    let endpoint = bucket.endpoint.clone();
+    let allow = format!("{}/pub/", bucket.bucket);
+    let app = spawn_app_with(move |c| {
+        c.jobs_s3_allow = Some(vec![allow]);
+        c.s3_endpoint = Some(endpoint);
+    })
+    .await;
+    let (_, key) = app.create_client("mallory").await;
+    let b = &bucket.bucket;
+    for source in [
+        format!("s3://{b}/secret.csv"),
+        format!("s3://{b}/pub-other/a.csv"),
+        format!("s3://{b}-other/pub/a.csv"),
+        "s3://any-bucket/key".to_owned(),
+    ] {
+        let resp = app
+            .with_key(&key, Method::POST, "/jobs")
+            .json(&json!({ "source": source }))
+            .send()
+            .await
+            .unwrap();
+        assert_error(resp, 403, "source_not_allowed").await;
+    }
+    let list = get_json(&app, &key, "/jobs").await;
+    assert_eq!(list["items"], json!([]), "nothing queued: {list}");
+    // The allowed prefix works.
+    let id = submit(
+        &app,
+        &key,
+        json!({ "source": format!("s3://{b}/pub/a.csv") }),
+    )
+    .await;
+    let job = wait_job(&app, &key, &id, Duration::from_secs(60), is_final).await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    assert_eq!(job["result"], expected_result(&csv));
+}
+
+/// A job queued while its bucket was allowed, run by a worker started after the operator
+/// narrowed the list: the worker checks again and fails it without fetching (nothing listens
+/// on the S3 endpoint; a fetch would end in `download_failed`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_queued_before_the_allow_list_narrowed_fails_with_source_not_allowed() {
+    let api = spawn_app_with(|c| {
+        c.jobs_s3_allow = Some(vec!["data".into()]);
+        c.s3_endpoint = Some("http://127.0.0.1:1".into());
+        c.job_workers = Some(0);
+    })
+    .await;
+    let (_, key) = api.create_client("acme").await;
+    let id = submit(&api, &key, json!({ "source": "s3://data/secret/a.csv" })).await;
+    // A second process on the same database (so not through spawn_app: the admin key
+    // exists already), started with the narrowed list.
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = crate::helpers::test_config(&dir);
+    args.database_url = Some(format!(
+        "sqlite://{}",
+        api.data_dir.join("rubra.db").display()
+    ));
+    args.jobs_s3_allow = Some(vec!["data/pub/".into()]);
+    args.s3_endpoint = Some("http://127.0.0.1:1".into());
+    args.job_workers = Some(1);
+    let settings = rubra_server::Settings::validate(args).unwrap();
+    let telemetry = rubra_telemetry::init(&rubra_telemetry::TelemetryConfig {
+        format: rubra_telemetry::LogFormat::Json,
+        slow_ms: None,
+        filter: "warn".into(),
+    })
+    .unwrap();
+    let worker = rubra_server::Application::build(settings, telemetry)
+        .await
+        .unwrap();
+    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        worker
+            .run_until(async move {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    let job = wait_job(&api, &key, &id, Duration::from_secs(30), is_final).await;
+    assert_eq!(job["state"], "failed", "{job}");
+    assert_eq!(job["error"]["code"], "source_not_allowed", "{job}");
+    assert_eq!(job["attempts"], 1, "final, not retried: {job}");
+}
+
+/// A link under the jobs root that leads out of it is refused at submit, whether it names
+/// the file or a folder on the way, absolute or relative.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_symlink_under_the_jobs_root_pointing_outside_is_refused() {
+    let root = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("admin.key"), b"SECRET\n1\n").unwrap();
+    std::os::unix::fs::symlink(outside.path().join("admin.key"), root.path().join("k.csv"))
+        .unwrap();
+    std::os::unix::fs::symlink(outside.path(), root.path().join("d")).unwrap();
+    std::fs::create_dir(root.path().join("in")).unwrap();
+    std::os::unix::fs::symlink("../..", root.path().join("in/up")).unwrap();
+    let climb = format!(
+        "in/up/{}/admin.key",
+        outside.path().file_name().unwrap().to_str().unwrap()
+    );
+    let app = local_app(root.path(), 1, 2).await;
+    let (_, key) = app.create_client("mallory").await;
+    for source in ["k.csv", "d/admin.key", climb.as_str()] {
+        let resp = app
+            .with_key(&key, Method::POST, "/jobs")
+            .json(&json!({ "source": source, "step": 1 }))
+            .send()
+            .await
+            .unwrap();
+        assert_error(resp, 400, "source_outside_root").await;
+    }
 }
