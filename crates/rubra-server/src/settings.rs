@@ -74,10 +74,17 @@ pub struct ConfigArgs {
 
     /// Refuse plain http:// webhook URLs, except for hosts listed exactly in --fetch-allow
     /// [default: false].
-    #[arg(long, env = "RUBRA_WEBHOOK_HTTPS_ONLY", value_name = "BOOL", global = true)]
+    #[arg(
+        long,
+        env = "RUBRA_WEBHOOK_HTTPS_ONLY",
+        value_name = "BOOL",
+        global = true
+    )]
     pub webhook_https_only: Option<bool>,
 
-    /// Hosts that overlay URLs and watches may fetch from, comma separated [default: none].
+    /// Hosts that overlay URLs and watches may fetch from, and internal hosts webhooks may
+    /// reach, comma separated: `host`, `host:port` (that port only), `[v6]:port`, `*.domain` or
+    /// `*` (wildcards reach public addresses only) [default: none].
     #[arg(
         long,
         env = "RUBRA_FETCH_ALLOW",
@@ -369,12 +376,8 @@ impl Settings {
             return Err(invalid("request-timeout-ms", "must be greater than 0"));
         }
         let fetch_allow = a.fetch_allow.unwrap_or_default();
-        if let Some(bad) = fetch_allow.iter().find(|h| h.is_empty() || h.contains('/')) {
-            return Err(invalid(
-                "fetch-allow",
-                format!("{bad:?} is not a host name"),
-            ));
-        }
+        // host, host:port, [v6]:port, *.domain[:port] or *; a bad port names the entry.
+        rubra_fetch::AllowList::parse(&fetch_allow).map_err(|e| invalid("fetch-allow", e))?;
         let jobs_s3_allow = rubra_jobs::S3Allow::parse(a.jobs_s3_allow.as_deref().unwrap_or(&[]))
             .map_err(|e| invalid("jobs-s3-allow", e))?;
         let jobs_local_root = match &a.jobs_local_root {
