@@ -63,9 +63,9 @@ RS3="http://127.0.0.1:$RS3_PORT"
 # The servers' jobs root holds only the CSV files (a root may not hold a data folder): hard
 # links to them, or copies when $WORK is on another file system.
 mkdir -p "$WORK/jobs"
-for f in "$CSV" $([ "$MEM" = 1 ] && echo "$CSV2"); do
-  ln "$f" "$WORK/jobs/" 2>/dev/null || cp "$f" "$WORK/jobs/"
-done
+link_in() { ln "$1" "$WORK/jobs/" 2>/dev/null || cp "$1" "$WORK/jobs/"; }
+link_in "$CSV"
+if [ "$MEM" = 1 ]; then link_in "$CSV2"; fi
 
 # serve NAME PORT S3_ENDPOINT: starts a rubra server; sets KEY_<NAME> to a client's API key.
 serve() {
