@@ -3,6 +3,7 @@
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::fmt;
+use std::num::NonZeroU32;
 
 /// Milliseconds since the Unix epoch, UTC: the one time unit stored in both databases.
 pub fn now_ms() -> i64 {
@@ -68,6 +69,56 @@ pub struct Client {
     pub name: String,
     /// When it was created, epoch ms.
     pub created_at: i64,
+    /// Its own request rate limit, if an admin set one (`rate_limit_rps`, `rate_limit_burst`;
+    /// null: the server's default).
+    #[serde(flatten)]
+    pub rate_limit: RateLimitOverride,
+}
+
+/// A client's own request rate limit, set by an admin. A `None` part follows the server's
+/// default (`--rate-limit-rps`, `--rate-limit-burst`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize)]
+pub struct RateLimitOverride {
+    /// Requests per second.
+    #[serde(rename = "rate_limit_rps")]
+    pub rps: Option<NonZeroU32>,
+    /// The token bucket's size: requests at once above the rate.
+    #[serde(rename = "rate_limit_burst")]
+    pub burst: Option<NonZeroU32>,
+}
+
+impl RateLimitOverride {
+    /// Reads the two nullable columns; a value outside `1..=u32::MAX` (which the columns'
+    /// CHECK refuses) reads as the default.
+    pub(crate) fn from_db(rps: Option<i64>, burst: Option<i64>) -> Self {
+        let part = |v: Option<i64>| {
+            v.and_then(|v| u32::try_from(v).ok())
+                .and_then(NonZeroU32::new)
+        };
+        RateLimitOverride {
+            rps: part(rps),
+            burst: part(burst),
+        }
+    }
+}
+
+/// A change to a client's rate limit: `None` leaves a part as it is, `Some(None)` returns it
+/// to the server's default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RateLimitPatch {
+    /// New requests per second.
+    pub rps: Option<Option<NonZeroU32>>,
+    /// New bucket size.
+    pub burst: Option<Option<NonZeroU32>>,
+}
+
+/// Whoever holds a key, with what authenticating a request needs to know about them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyHolder {
+    /// Who it is.
+    pub principal: Principal,
+    /// The client's own rate limit (always the default for admin keys).
+    pub rate_limit: RateLimitOverride,
 }
 
 /// Who is making a request, resolved from the bearer key.

@@ -25,7 +25,10 @@ mod stats;
 mod watches;
 
 pub use blob::{BlobMeta, BlobStore, BlobUrl, s3_builder};
-pub use domain::{ApiKey, Client, ClientId, KeyHash, NewKey, Principal, Scope, now_ms, random_id};
+pub use domain::{
+    ApiKey, Client, ClientId, KeyHash, KeyHolder, NewKey, Principal, RateLimitOverride,
+    RateLimitPatch, Scope, now_ms, random_id,
+};
 pub use error::StoreError;
 pub use images::{ImageId, ImagePage, ImageRecord, NewEvent, image_blob_key};
 pub use jobs::{
@@ -85,8 +88,21 @@ pub trait Store:
     /// Stores the hash of a new API key.
     async fn insert_key(&self, key: &NewKey) -> Result<()>;
 
+    /// Changes a client's own rate limit; `None` when there is no such client.
+    async fn set_client_rate_limit(
+        &self,
+        id: &ClientId,
+        patch: &RateLimitPatch,
+    ) -> Result<Option<Client>>;
+
+    /// Resolves the hash of a presented bearer token to whoever holds it, with the client's
+    /// own rate limit, in one query.
+    async fn key_holder(&self, hash: &KeyHash) -> Result<Option<KeyHolder>>;
+
     /// Resolves the hash of a presented bearer token to whoever holds it.
-    async fn principal_for_key(&self, hash: &KeyHash) -> Result<Option<Principal>>;
+    async fn principal_for_key(&self, hash: &KeyHash) -> Result<Option<Principal>> {
+        Ok(self.key_holder(hash).await?.map(|h| h.principal))
+    }
 
     /// Stores the first admin key exactly once per installation.
     ///

@@ -25,6 +25,7 @@ macro_rules! impl_store {
                 id: $crate::ClientId::generate(),
                 name: name.to_owned(),
                 created_at: $crate::now_ms(),
+                rate_limit: $crate::RateLimitOverride::default(),
             };
             sqlx::query("INSERT INTO clients (id, name, created_at) VALUES ($1, $2, $3)")
                 .bind(client.id.as_str())
@@ -39,7 +40,7 @@ macro_rules! impl_store {
         #[tracing::instrument(name = "store.list_clients", skip_all)]
         async fn list_clients(&self, scope: &$crate::Scope) -> $crate::Result<Vec<$crate::Client>> {
             let rows = sqlx::query(
-                "SELECT id, name, created_at FROM clients \
+                "SELECT id, name, created_at, rate_limit_rps, rate_limit_burst FROM clients \
                  WHERE (CAST($1 AS TEXT) IS NULL OR id = $1) ORDER BY created_at, id",
             )
             .bind(scope.client_filter())
@@ -55,7 +56,7 @@ macro_rules! impl_store {
             id: &$crate::ClientId,
         ) -> $crate::Result<Option<$crate::Client>> {
             let row = sqlx::query(
-                "SELECT id, name, created_at FROM clients \
+                "SELECT id, name, created_at, rate_limit_rps, rate_limit_burst FROM clients \
                  WHERE id = $1 AND (CAST($2 AS TEXT) IS NULL OR id = $2)",
             )
             .bind(id.as_str())
@@ -86,23 +87,61 @@ macro_rules! impl_store {
             Ok(())
         }
 
-        #[tracing::instrument(name = "store.principal_for_key", skip_all)]
-        async fn principal_for_key(
+        #[tracing::instrument(name = "store.set_client_rate_limit", skip_all, fields(client = %id))]
+        async fn set_client_rate_limit(
+            &self,
+            id: &$crate::ClientId,
+            patch: &$crate::RateLimitPatch,
+        ) -> $crate::Result<Option<$crate::Client>> {
+            // One statement, so two admins changing the two parts at once both win.
+            let db = |v: Option<std::num::NonZeroU32>| v.map(|n| i64::from(n.get()));
+            let row = sqlx::query(
+                "UPDATE clients SET \
+                   rate_limit_rps = CASE WHEN $2 THEN $3 ELSE rate_limit_rps END, \
+                   rate_limit_burst = CASE WHEN $4 THEN $5 ELSE rate_limit_burst END \
+                 WHERE id = $1 \
+                 RETURNING id, name, created_at, rate_limit_rps, rate_limit_burst",
+            )
+            .bind(id.as_str())
+            .bind(patch.rps.is_some())
+            .bind(patch.rps.and_then(db))
+            .bind(patch.burst.is_some())
+            .bind(patch.burst.and_then(db))
+            .fetch_optional(&self.pool)
+            .await?;
+            row.as_ref().map(client_from_row).transpose()
+        }
+
+        #[tracing::instrument(name = "store.key_holder", skip_all)]
+        async fn key_holder(
             &self,
             hash: &$crate::KeyHash,
-        ) -> $crate::Result<Option<$crate::Principal>> {
-            let row = sqlx::query("SELECT client_id, is_admin FROM api_keys WHERE key_hash = $1")
-                .bind(hash.as_str())
-                .fetch_optional(&self.pool)
-                .await?;
+        ) -> $crate::Result<Option<$crate::KeyHolder>> {
+            let row = sqlx::query(
+                "SELECT k.client_id, k.is_admin, c.rate_limit_rps, c.rate_limit_burst \
+                 FROM api_keys k LEFT JOIN clients c ON c.id = k.client_id \
+                 WHERE k.key_hash = $1",
+            )
+            .bind(hash.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
             let Some(row) = row else { return Ok(None) };
             let client: Option<String> = sqlx::Row::try_get(&row, 0)?;
             let admin: bool = sqlx::Row::try_get(&row, 1)?;
-            Ok(match (admin, client) {
-                (true, _) => Some($crate::Principal::Admin),
-                (false, Some(id)) => Some($crate::Principal::Client($crate::ClientId::from_db(id))),
-                (false, None) => None,
-            })
+            // An admin key has no client row: the join gives NULLs, the default.
+            let rate_limit = $crate::RateLimitOverride::from_db(
+                sqlx::Row::try_get(&row, 2)?,
+                sqlx::Row::try_get(&row, 3)?,
+            );
+            let principal = match (admin, client) {
+                (true, _) => $crate::Principal::Admin,
+                (false, Some(id)) => $crate::Principal::Client($crate::ClientId::from_db(id)),
+                (false, None) => return Ok(None),
+            };
+            Ok(Some($crate::KeyHolder {
+                principal,
+                rate_limit,
+            }))
         }
 
         #[tracing::instrument(name = "store.bootstrap_admin_key", skip_all)]
@@ -239,6 +278,7 @@ macro_rules! shared_row_decoders {
                 id: $crate::ClientId::from_db(row.try_get(0)?),
                 name: row.try_get(1)?,
                 created_at: row.try_get(2)?,
+                rate_limit: $crate::RateLimitOverride::from_db(row.try_get(3)?, row.try_get(4)?),
             })
         }
 

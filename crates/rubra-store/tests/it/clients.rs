@@ -1,6 +1,10 @@
 //! Clients, keys, the first admin key, and scope isolation.
 
-use rubra_store::{ApiKey, NewKey, Principal, Scope, Store, StoreError};
+use rubra_store::{
+    ApiKey, ClientId, NewKey, Principal, RateLimitOverride, RateLimitPatch, Scope, Store,
+    StoreError,
+};
+use std::num::NonZeroU32;
 use std::sync::Arc;
 
 crate::both_backends!(
@@ -10,6 +14,7 @@ crate::both_backends!(
     admin_key_is_bootstrapped_exactly_once,
     a_client_scope_sees_only_itself,
     migrations_are_idempotent,
+    a_client_rate_limit_is_stored_and_read_with_its_key,
 );
 
 async fn create_and_list_clients(store: Arc<dyn Store>) {
@@ -100,4 +105,103 @@ async fn migrations_are_idempotent(store: Arc<dyn Store>) {
     store.migrate().await.unwrap();
     store.migrate().await.unwrap();
     store.ping().await.unwrap();
+}
+
+fn n(v: u32) -> Option<NonZeroU32> {
+    NonZeroU32::new(v)
+}
+
+async fn a_client_rate_limit_is_stored_and_read_with_its_key(store: Arc<dyn Store>) {
+    let c = store.create_client("acme").await.unwrap();
+    let other = store.create_client("globex").await.unwrap();
+    assert_eq!(c.rate_limit, RateLimitOverride::default());
+    let key = ApiKey::generate();
+    store
+        .insert_key(&NewKey {
+            hash: key.hash(),
+            principal: Principal::Client(c.id.clone()),
+            label: "t".into(),
+        })
+        .await
+        .unwrap();
+
+    let set = |rps, burst| RateLimitPatch { rps, burst };
+    let changed = store
+        .set_client_rate_limit(&c.id, &set(Some(n(5)), None))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (changed.rate_limit.rps, changed.rate_limit.burst),
+        (n(5), None)
+    );
+    // A part left out stays as it is.
+    let changed = store
+        .set_client_rate_limit(&c.id, &set(None, Some(n(9))))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (changed.rate_limit.rps, changed.rate_limit.burst),
+        (n(5), n(9))
+    );
+    let holder = store.key_holder(&key.hash()).await.unwrap().unwrap();
+    assert_eq!(holder.principal, Principal::Client(c.id.clone()));
+    assert_eq!(holder.rate_limit, changed.rate_limit);
+    assert_eq!(
+        store.get_client(&Scope::All, &c.id).await.unwrap(),
+        Some(changed.clone())
+    );
+    let listed = store.list_clients(&Scope::All).await.unwrap();
+    assert!(listed.contains(&changed), "{listed:?}");
+    // The other client keeps the default.
+    assert_eq!(
+        store
+            .get_client(&Scope::All, &other.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .rate_limit,
+        RateLimitOverride::default()
+    );
+
+    // Null returns a part to the default; the largest value round-trips.
+    let changed = store
+        .set_client_rate_limit(&c.id, &set(Some(None), Some(n(u32::MAX))))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (changed.rate_limit.rps, changed.rate_limit.burst),
+        (None, n(u32::MAX))
+    );
+    let holder = store.key_holder(&key.hash()).await.unwrap().unwrap();
+    assert_eq!(holder.rate_limit, changed.rate_limit);
+
+    let nobody = ClientId::generate();
+    assert_eq!(
+        store
+            .set_client_rate_limit(&nobody, &set(Some(n(1)), None))
+            .await
+            .unwrap(),
+        None
+    );
+    let admin = ApiKey::generate();
+    store
+        .insert_key(&NewKey {
+            hash: admin.hash(),
+            principal: Principal::Admin,
+            label: "t".into(),
+        })
+        .await
+        .unwrap();
+    let holder = store.key_holder(&admin.hash()).await.unwrap().unwrap();
+    assert_eq!(
+        (holder.principal, holder.rate_limit),
+        (Principal::Admin, RateLimitOverride::default())
+    );
+    assert_eq!(
+        store.key_holder(&ApiKey::generate().hash()).await.unwrap(),
+        None
+    );
 }
