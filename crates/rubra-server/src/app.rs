@@ -118,6 +118,7 @@ impl Application {
             blobs: services.blobs.clone(),
             settings: services.settings.clone(),
             keys: Arc::new(KeyCache::default()),
+            limiter: Arc::default(),
             telemetry,
             shutdown: CancellationToken::new(),
             overlays: Arc::default(),

@@ -1,17 +1,22 @@
-//! Request extractors that answer in the API's error shape: the caller's identity, and JSON
-//! and query parsing whose rejections become [`ApiError`]s instead of plain-text bodies.
+//! Request extractors that answer in the API's error shape: the caller's identity (charged to
+//! its rate limit), and JSON and query parsing whose rejections become [`ApiError`]s instead
+//! of plain-text bodies.
 
 use crate::error::ApiError;
+use crate::ratelimit::{Limit, retry_after_secs};
 use crate::state::AppState;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use rubra_store::{ApiKey, ClientId, Principal, Scope};
+use rubra_store::{ApiKey, ClientId, KeyHolder, Principal, Scope};
 use serde::de::DeserializeOwned;
 
-/// Whoever sent the request, authenticated by `Authorization: Bearer <key>`.
+/// Whoever sent the request, authenticated by `Authorization: Bearer <key>`, with the request
+/// taken from its rate limit: a client over its limit gets 429 `rate_limited` here, before any
+/// body is read (handlers take `Caller` or `Admin` before their body). Requests without a
+/// known key are answered 401 and charged to no one.
 #[derive(Debug, Clone)]
 pub struct Caller(pub Principal);
 
@@ -35,14 +40,47 @@ impl FromRequestParts<AppState> for Caller {
             .ok_or_else(|| {
                 ApiError::unauthorized("the Authorization header must be Bearer <key>")
             })?;
-        let principal = state
+        let hash = ApiKey::from_token(token).hash();
+        let holder = state
             .keys
-            .resolve(&state.store, &ApiKey::from_token(token))
-            .await?;
-        principal
-            .map(Caller)
-            .ok_or_else(|| ApiError::unauthorized("unknown API key"))
+            .resolve(&state.store, &hash)
+            .await?
+            .ok_or_else(|| ApiError::unauthorized("unknown API key"))?;
+        charge(state, &holder, hash.as_str())?;
+        Ok(Caller(holder.principal))
     }
+}
+
+/// Takes one request from the caller's token bucket: a client's (shared by all its keys, with
+/// the client's own limit if an admin set one), or an admin key's own (with the defaults: an
+/// admin may raise a client's limit, not flood the service).
+fn charge(state: &AppState, holder: &KeyHolder, key_hash: &str) -> Result<(), ApiError> {
+    let settings = &state.settings;
+    let limit = Limit {
+        rps: holder.rate_limit.rps.unwrap_or(settings.rate_limit_rps),
+        burst: holder.rate_limit.burst.unwrap_or(settings.rate_limit_burst),
+    };
+    let subject = match &holder.principal {
+        Principal::Client(id) => id.as_str(),
+        Principal::Admin => key_hash,
+    };
+    state.limiter.check(subject, limit).map_err(|wait| {
+        rubra_telemetry::metrics::counter!(
+            "rubra_rejected_requests_total",
+            "reason" => "rate_limited"
+        )
+        .increment(1);
+        let secs = retry_after_secs(wait);
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!(
+                "over the rate limit of {} requests per second (bursts of {}); retry in {secs} s",
+                limit.rps, limit.burst
+            ),
+        )
+        .with_retry_after(secs)
+    })
 }
 
 /// The client a request acts for: a client key's own client, or for an admin key the client

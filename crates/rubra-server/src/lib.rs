@@ -9,6 +9,7 @@ mod app;
 mod error;
 mod extract;
 mod middleware;
+mod ratelimit;
 mod routes;
 mod settings;
 mod state;

@@ -10,6 +10,7 @@ use rubra_store::{BlobUrl, DatabaseUrl};
 use rubra_telemetry::LogFormat;
 use serde::Deserialize;
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
@@ -225,6 +226,16 @@ fn invalid(key: &'static str, message: impl std::fmt::Display) -> SettingsError 
 /// The validated settings of one process.
 #[derive(Debug, Clone)]
 pub struct Settings {
+
+    /// Requests per second one client (or one admin key) may make to this process, unless an
+    /// admin set the client's own with `PATCH /clients/{id}` [default: 2000].
+    #[arg(long, env = "RUBRA_RATE_LIMIT_RPS", value_name = "N", global = true)]
+    pub rate_limit_rps: Option<u32>,
+
+    /// Requests one client may make at once above its rate (the token bucket's size)
+    /// [default: 4000].
+    #[arg(long, env = "RUBRA_RATE_LIMIT_BURST", value_name = "N", global = true)]
+    pub rate_limit_burst: Option<u32>,
     /// Where the API listens.
     pub listen: SocketAddr,
     /// The data folder (SQLite database, local blobs, admin key).
@@ -338,6 +349,10 @@ impl Settings {
     pub fn validate(a: ConfigArgs) -> Result<Settings, SettingsError> {
         let listen = match a.listen.as_deref() {
             None => SocketAddr::from(([127, 0, 0, 1], 8080)),
+    /// Requests per second of a client without its own limit, per process.
+    pub rate_limit_rps: NonZeroU32,
+    /// Token bucket size of a client without its own limit.
+    pub rate_limit_burst: NonZeroU32,
             Some(s) => s
                 .parse()
                 .map_err(|e| invalid("listen", format!("{s:?}: {e}")))?,
@@ -381,6 +396,8 @@ impl Settings {
         let jobs_s3_allow = rubra_jobs::S3Allow::parse(a.jobs_s3_allow.as_deref().unwrap_or(&[]))
             .map_err(|e| invalid("jobs-s3-allow", e))?;
         let jobs_local_root = match &a.jobs_local_root {
+            rate_limit_rps: self.rate_limit_rps.or(other.rate_limit_rps),
+            rate_limit_burst: self.rate_limit_burst.or(other.rate_limit_burst),
             None => None,
             Some(root) => {
                 let config = match &a.config {
@@ -543,6 +560,10 @@ fn resolve_for_comparison(path: &Path) -> std::io::Result<PathBuf> {
             Component::ParentDir => {
                 base.pop();
             }
+        let rate_limit_rps = NonZeroU32::new(a.rate_limit_rps.unwrap_or(2000))
+            .ok_or_else(|| invalid("rate-limit-rps", "must be greater than 0"))?;
+        let rate_limit_burst = NonZeroU32::new(a.rate_limit_burst.unwrap_or(4000))
+            .ok_or_else(|| invalid("rate-limit-burst", "must be greater than 0"))?;
             _ => {}
         }
     }
@@ -579,6 +600,8 @@ mod tests {
         assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(s.data_dir, PathBuf::from("rubra-data"));
         assert!(matches!(s.database, DatabaseUrl::Sqlite(_)));
+            rate_limit_rps,
+            rate_limit_burst,
         assert_eq!(s.storage, BlobUrl::Local(PathBuf::from("rubra-data/blobs")));
     }
 
@@ -772,3 +795,24 @@ mod tests {
         assert!(err.to_string().contains("lissen"), "{err}");
     }
 }
+
+    #[test]
+    fn rate_limits_default_and_refuse_zero_by_name() {
+        let s = Settings::validate(ConfigArgs::default()).unwrap();
+        assert_eq!(
+            (s.rate_limit_rps.get(), s.rate_limit_burst.get()),
+            (2000, 4000)
+        );
+        let file: ConfigArgs = toml::from_str("rate-limit-rps = 5\nrate-limit-burst = 7").unwrap();
+        let s = Settings::validate(file).unwrap();
+        assert_eq!((s.rate_limit_rps.get(), s.rate_limit_burst.get()), (5, 7));
+        for (rps, burst, key) in [(0, 1, "`rate-limit-rps`"), (1, 0, "`rate-limit-burst`")] {
+            let err = Settings::validate(ConfigArgs {
+                rate_limit_rps: Some(rps),
+                rate_limit_burst: Some(burst),
+                ..Default::default()
+            })
+            .unwrap_err();
+            assert!(err.to_string().contains(key), "{err}");
+        }
+    }

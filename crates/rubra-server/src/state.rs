@@ -1,11 +1,12 @@
-//! What every handler can reach: the store, the blobs, the settings, the key cache.
+//! What every handler can reach: the store, the blobs, the settings, the key cache and the
+//! rate limiter.
 
 use crate::error::ApiError;
 use crate::settings::Settings;
-use rubra_store::{ApiKey, BlobStore, KeyHash, Principal, Store};
+use rubra_store::{BlobStore, ClientId, KeyHash, KeyHolder, Principal, Store};
 use rubra_telemetry::Telemetry;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
@@ -20,6 +21,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// Bearer key → principal, cached briefly.
     pub keys: Arc<KeyCache>,
+    /// Token buckets of the clients (and admin keys) calling this process.
+    pub limiter: Arc<crate::ratelimit::RateLimiter>,
     /// Logs and metrics.
     pub telemetry: Telemetry,
     /// Cancelled when the process begins shutting down; long-running work watches it.
@@ -30,46 +33,219 @@ pub struct AppState {
     pub remote_overlays: Arc<rubra_fetch::FetchCache<crate::routes::overlays::OverlayEntry>>,
 }
 
-/// A short-lived cache of resolved API keys, so that authenticating a request costs no
-/// database round trip at high request rates. Entries live [`KeyCache::TTL`]; the map is
-/// cleared when it grows past [`KeyCache::MAX_ENTRIES`] so a flood of bad keys cannot grow it.
+/// A short-lived cache of API keys, so that authenticating a request costs no database round
+/// trip at high request rates.
+///
+/// A known key is kept [`KeyCache::TTL`] together with its client's own rate limit, so a limit
+/// changed by another process applies here within that time (the process that changed it
+/// forgets the client's keys at once: [`KeyCache::forget_client`]). An unknown key is
+/// remembered as unknown for [`KeyCache::UNKNOWN_TTL`], so a caller repeating a bad key costs
+/// one database query per that time instead of one per request; a key stored by another
+/// process after it was presented here works at the latest that long after (keys are made
+/// random, so only a key presented before it existed can wait at all). Each map holds at most
+/// [`KeyCache::MAX_ENTRIES`] (expired entries go first, then all), so a flood of random keys
+/// cannot grow memory.
+///
+/// Lookups take a shared read lock only; the write lock is taken to insert after a database
+/// answer.
 #[derive(Debug, Default)]
 pub struct KeyCache {
-    entries: Mutex<HashMap<KeyHash, (Principal, Instant)>>,
+    known: RwLock<HashMap<KeyHash, (KeyHolder, Instant)>>,
+    unknown: RwLock<HashMap<KeyHash, Instant>>,
 }
 
 impl KeyCache {
-    /// How long a resolved key is trusted without asking the database again.
-    pub const TTL: Duration = Duration::from_secs(30);
-    /// The most keys held at once.
+    /// How long a resolved key (and its client's rate limit) is trusted without asking the
+    /// database again.
+    pub const TTL: Duration = Duration::from_secs(5);
+    /// How long an unknown key is answered 401 without asking the database again.
+    pub const UNKNOWN_TTL: Duration = Duration::from_secs(5);
+    /// The most keys held in each of the known and unknown maps.
     pub const MAX_ENTRIES: usize = 10_000;
 
-    /// Resolves `key`, from the cache when fresh, else from the store. Unknown keys are not
-    /// cached, so a key created a moment ago works at once.
+    /// Resolves a key by its hash, from the cache when fresh, else from the store.
     pub async fn resolve(
         &self,
         store: &Arc<dyn Store>,
-        key: &ApiKey,
-    ) -> Result<Option<Principal>, ApiError> {
-        let hash = key.hash();
-        if let Some(p) = self.lookup(&hash) {
-            return Ok(Some(p));
-        }
-        let found = store.principal_for_key(&hash).await?;
-        if let Some(p) = &found {
-            let mut map = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-            if map.len() >= Self::MAX_ENTRIES {
-                map.clear();
+        hash: &KeyHash,
+    ) -> Result<Option<KeyHolder>, ApiError> {
+        self.resolve_with(hash, |h| async move { store.key_holder(&h).await })
+            .await
+    }
+
+    /// [`resolve`](Self::resolve) with the database lookup given as a function (tests count
+    /// the calls).
+    async fn resolve_with<F, Fut>(
+        &self,
+        hash: &KeyHash,
+        lookup: F,
+    ) -> Result<Option<KeyHolder>, ApiError>
+    where
+        F: FnOnce(KeyHash) -> Fut,
+        Fut: std::future::Future<Output = rubra_store::Result<Option<KeyHolder>>>,
+    {
+        {
+            let known = self.known.read().unwrap_or_else(|e| e.into_inner());
+            if let Some((holder, at)) = known.get(hash)
+                && at.elapsed() < Self::TTL
+            {
+                return Ok(Some(holder.clone()));
             }
-            map.insert(hash, (p.clone(), Instant::now()));
+        }
+        {
+            let unknown = self.unknown.read().unwrap_or_else(|e| e.into_inner());
+            if unknown
+                .get(hash)
+                .is_some_and(|at| at.elapsed() < Self::UNKNOWN_TTL)
+            {
+                return Ok(None);
+            }
+        }
+        let found = lookup(hash.clone()).await?;
+        let now = Instant::now();
+        match &found {
+            Some(holder) => bounded_insert(&self.known, hash, (holder.clone(), now), |(_, at)| {
+                at.elapsed() < Self::TTL
+            }),
+            None => bounded_insert(&self.unknown, hash, now, |at| {
+                at.elapsed() < Self::UNKNOWN_TTL
+            }),
         }
         Ok(found)
     }
 
-    fn lookup(&self, hash: &KeyHash) -> Option<Principal> {
-        let map = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        map.get(hash)
-            .filter(|(_, at)| at.elapsed() < Self::TTL)
-            .map(|(p, _)| p.clone())
+    /// Drops the cached keys of `client`, so that the next request reads its changed rate
+    /// limit from the database.
+    pub fn forget_client(&self, client: &ClientId) {
+        let mut known = self.known.write().unwrap_or_else(|e| e.into_inner());
+        known.retain(
+            |_, (holder, _)| !matches!(&holder.principal, Principal::Client(c) if c == client),
+        );
+    }
+
+    /// Forgets that `hash` was unknown (it has just been stored).
+    pub fn forget_unknown(&self, hash: &KeyHash) {
+        let mut unknown = self.unknown.write().unwrap_or_else(|e| e.into_inner());
+        unknown.remove(hash);
+    }
+}
+
+/// Inserts into a map of at most [`KeyCache::MAX_ENTRIES`]: when full, the entries no longer
+/// `fresh` go, and if that frees less than half, all go (so a full map of fresh entries is not
+/// scanned again on every insert).
+fn bounded_insert<V>(
+    map: &RwLock<HashMap<KeyHash, V>>,
+    hash: &KeyHash,
+    value: V,
+    fresh: impl Fn(&V) -> bool,
+) {
+    let mut map = map.write().unwrap_or_else(|e| e.into_inner());
+    if map.len() >= KeyCache::MAX_ENTRIES {
+        map.retain(|_, v| fresh(v));
+        if map.len() >= KeyCache::MAX_ENTRIES / 2 {
+            map.clear();
+        }
+    }
+    map.insert(hash.clone(), value);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rubra_store::{ApiKey, RateLimitOverride};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Resolves `hash` through `cache` with a lookup that counts its calls and answers `found`.
+    async fn resolve_counting(
+        cache: &KeyCache,
+        hash: &KeyHash,
+        found: Option<KeyHolder>,
+        calls: &AtomicUsize,
+    ) -> Option<KeyHolder> {
+        cache
+            .resolve_with(hash, |_| async move {
+                calls.fetch_add(1, Ordering::Relaxed);
+                Ok(found)
+            })
+            .await
+            .expect("lookup")
+    }
+
+    fn holder(client: &ClientId) -> KeyHolder {
+        KeyHolder {
+            principal: Principal::Client(client.clone()),
+            rate_limit: RateLimitOverride::default(),
+        }
+    }
+
+    /// Moves every entry's time back past its lifetime, as if that time had gone by.
+    fn age(cache: &KeyCache) {
+        let past = Instant::now() - KeyCache::TTL.max(KeyCache::UNKNOWN_TTL);
+        for (_, at) in cache.known.write().expect("lock").values_mut() {
+            *at = past;
+        }
+        for at in cache.unknown.write().expect("lock").values_mut() {
+            *at = past;
+        }
+    }
+
+    #[tokio::test]
+    async fn repeated_requests_with_one_unknown_key_cost_one_lookup_per_ttl() {
+        let cache = KeyCache::default();
+        let calls = AtomicUsize::new(0);
+        let hash = ApiKey::generate().hash();
+        for _ in 0..1000 {
+            assert_eq!(resolve_counting(&cache, &hash, None, &calls).await, None);
+        }
+        assert_eq!(calls.load(Ordering::Relaxed), 1);
+        age(&cache);
+        assert_eq!(resolve_counting(&cache, &hash, None, &calls).await, None);
+        assert_eq!(calls.load(Ordering::Relaxed), 2);
+    }
+
+    #[tokio::test]
+    async fn a_known_key_and_its_limit_are_read_again_after_the_ttl_or_when_forgotten() {
+        let cache = KeyCache::default();
+        let calls = AtomicUsize::new(0);
+        let client = ClientId::generate();
+        let hash = ApiKey::generate().hash();
+        let h = Some(holder(&client));
+        for _ in 0..100 {
+            assert_eq!(resolve_counting(&cache, &hash, h.clone(), &calls).await, h);
+        }
+        assert_eq!(calls.load(Ordering::Relaxed), 1);
+        age(&cache);
+        resolve_counting(&cache, &hash, h.clone(), &calls).await;
+        assert_eq!(calls.load(Ordering::Relaxed), 2);
+        // An admin changed the client's limit in this process: the next request reads it.
+        cache.forget_client(&ClientId::generate());
+        resolve_counting(&cache, &hash, h.clone(), &calls).await;
+        assert_eq!(calls.load(Ordering::Relaxed), 2, "another client's change");
+        cache.forget_client(&client);
+        resolve_counting(&cache, &hash, h.clone(), &calls).await;
+        assert_eq!(calls.load(Ordering::Relaxed), 3);
+    }
+
+    #[tokio::test]
+    async fn a_key_stored_in_this_process_after_being_refused_works_at_once() {
+        let cache = KeyCache::default();
+        let calls = AtomicUsize::new(0);
+        let hash = ApiKey::generate().hash();
+        assert_eq!(resolve_counting(&cache, &hash, None, &calls).await, None);
+        cache.forget_unknown(&hash);
+        let h = Some(holder(&ClientId::generate()));
+        assert_eq!(resolve_counting(&cache, &hash, h.clone(), &calls).await, h);
+    }
+
+    #[tokio::test]
+    async fn a_flood_of_random_keys_does_not_grow_the_cache_past_its_bound() {
+        let cache = KeyCache::default();
+        let calls = AtomicUsize::new(0);
+        for _ in 0..(KeyCache::MAX_ENTRIES * 3) {
+            let hash = ApiKey::generate().hash();
+            resolve_counting(&cache, &hash, None, &calls).await;
+            assert!(cache.unknown.read().expect("lock").len() <= KeyCache::MAX_ENTRIES);
+        }
+        assert!(cache.known.read().expect("lock").is_empty());
     }
 }

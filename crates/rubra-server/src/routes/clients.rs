@@ -1,4 +1,5 @@
-//! `/clients`: admins create clients and receive their first API key.
+//! `/clients`: admins create clients and receive their first API key, and set a client's own
+//! rate limit.
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Admin, ApiJson, Caller};
@@ -6,8 +7,9 @@ use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use rubra_store::{ApiKey, Client, ClientId, NewKey, Principal, Store};
-use serde::{Deserialize, Serialize};
+use rubra_store::{ApiKey, Client, ClientId, NewKey, Principal, RateLimitPatch, Store};
+use serde::{Deserialize, Deserializer, Serialize};
+use std::num::NonZeroU32;
 
 /// Body of `POST /clients`.
 #[derive(Debug, Deserialize)]
@@ -69,6 +71,10 @@ pub async fn create(
     ApiJson(body): ApiJson<CreateClient>,
 ) -> ApiResult<(StatusCode, Json<CreatedClient>)> {
     let created = create_client_with_key(state.store.as_ref(), &body.name).await?;
+    // Should this key have been presented before it existed, it works now, not in a while.
+    state
+        .keys
+        .forget_unknown(&ApiKey::from_token(&created.api_key).hash());
     tracing::info!(client = %created.client.id, name = %created.client.name, "client created");
     Ok((StatusCode::CREATED, Json(created)))
 }
@@ -96,4 +102,49 @@ pub async fn get(
         .await?
         .map(Json)
         .ok_or_else(|| ApiError::not_found("client"))
+}
+
+/// Body of `PATCH /clients/{id}`: a field left out stays as it is; `null` returns it to the
+/// server's default. Values are whole numbers from 1 to 4 294 967 295.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatchClient {
+    #[serde(default, deserialize_with = "present")]
+    rate_limit_rps: Option<Option<NonZeroU32>>,
+    #[serde(default, deserialize_with = "present")]
+    rate_limit_burst: Option<Option<NonZeroU32>>,
+}
+
+/// Tells a field given as `null` (`Some(None)`) from one left out (`None`, via `default`).
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
+/// `PATCH /clients/{id}` (admin): sets or clears the client's own rate limit. This process
+/// applies it to the next request; others within the key cache's lifetime.
+#[tracing::instrument(name = "http.clients.patch", skip_all, fields(client = %id))]
+pub async fn patch(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<PatchClient>,
+) -> ApiResult<Json<Client>> {
+    let id = ClientId::parse(&id).ok_or_else(|| ApiError::not_found("client"))?;
+    let patch = RateLimitPatch {
+        rps: body.rate_limit_rps,
+        burst: body.rate_limit_burst,
+    };
+    let client = state
+        .store
+        .set_client_rate_limit(&id, &patch)
+        .await?
+        .ok_or_else(|| ApiError::not_found("client"))?;
+    state.keys.forget_client(&client.id);
+    tracing::info!(
+        client = %client.id,
+        rps = ?client.rate_limit.rps,
+        burst = ?client.rate_limit.burst,
+        "client rate limit set"
+    );
+    Ok(Json(client))
 }

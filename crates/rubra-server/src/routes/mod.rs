@@ -30,7 +30,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(health::metrics))
         .route("/debug/profile", get(debug::profile))
         .route("/clients", get(clients::list).post(clients::create))
-        .route("/clients/{id}", get(clients::get))
+        .route("/clients/{id}", get(clients::get).patch(clients::patch))
         .route("/images", get(images::list).post(images::upload))
         .route(
             "/images/{id}",

@@ -13,6 +13,7 @@ mod health;
 mod helpers;
 mod images;
 mod jobs;
+mod limits;
 mod notify;
 mod scale_out;
 mod stats;
