@@ -15,7 +15,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiQuery, Caller};
 use crate::state::AppState;
 use crate::timefmt::format_ms;
-use crate::workers::notify::{notification_json, webhook_id};
+use crate::workers::notify::{notification_body, webhook_id};
 use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -250,7 +250,7 @@ impl StreamReader {
                     let event = Event::default()
                         .id(n.seq.to_string())
                         .event("notification")
-                        .data(notification_json(n).to_string());
+                        .data(notification_body(n));
                     if tx.send(Ok(event)).await.is_err() {
                         return Ok(false);
                     }

@@ -21,10 +21,12 @@ use crate::timefmt::format_ms;
 use rubra_fetch::{AllowList, Guard, Reach};
 use rubra_notify::{Outcome, RetrySchedule, Sender, ViberMessage, WebhookRequest, WebhookSecret};
 use rubra_store::{
-    Channel, ClaimedNotification, DeliveryAttempt, DeliveryVerdict, Notification, Store, Verdict,
-    now_ms, outbox_bell, ring_outbox,
+    Channel, ClaimedNotification, ClientId, DeliveryAttempt, DeliveryVerdict, Notification, Store,
+    SubscriptionId, Verdict, now_ms, outbox_bell, ring_outbox,
 };
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::json;
+use serde_json::value::RawValue;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc};
@@ -61,28 +63,9 @@ pub fn webhook_id(seq: i64) -> String {
 }
 
 /// The JSON of a notification, as POSTed to webhooks and sent on the live stream.
-pub fn notification_json(n: &Notification) -> Value {
+pub fn notification_body(n: &Notification) -> String {
     if let Some(watch) = &n.watch_id {
-        // The changes were stored as JSON by the watch poller; parsing them back can only fail
-        // on a damaged row, which then shows as null rather than stopping delivery.
-        let changes: Value = n
-            .changes
-            .as_deref()
-            .and_then(|c| serde_json::from_str(c).ok())
-            .unwrap_or(Value::Null);
-        return json!({
-            "type": "watch.changed",
-            "timestamp": format_ms(n.created_at),
-            "data": {
-                "id": webhook_id(n.seq),
-                "seq": n.seq,
-                "subscription_id": n.subscription_id,
-                "client_id": n.client_id,
-                "watch_id": watch,
-                "polled_at": format_ms(n.event_ts),
-                "changes": changes,
-            }
-        });
+        return watch_body(n, watch);
     }
     json!({
         "type": "red.threshold_exceeded",
@@ -98,6 +81,49 @@ pub fn notification_json(n: &Notification) -> Value {
             "event_ts": format_ms(n.event_ts),
         }
     })
+    .to_string()
+}
+
+/// A `watch.changed` notification. The changes were stored as JSON by the watch poller and
+/// are spliced in as they were written: read into a `serde_json::Value` they would lose the
+/// digits of numbers that an `f64` cannot hold, and their nesting would meet serde_json's
+/// recursion limit. A damaged row shows as null rather than stopping delivery.
+fn watch_body(n: &Notification, watch: &str) -> String {
+    #[derive(Serialize)]
+    struct Body<'a> {
+        r#type: &'static str,
+        timestamp: String,
+        data: Data<'a>,
+    }
+    #[derive(Serialize)]
+    struct Data<'a> {
+        id: String,
+        seq: i64,
+        subscription_id: &'a SubscriptionId,
+        client_id: &'a ClientId,
+        watch_id: &'a str,
+        polled_at: String,
+        changes: Option<&'a RawValue>,
+    }
+    let changes = n
+        .changes
+        .as_deref()
+        .and_then(|c| serde_json::from_str::<&RawValue>(c).ok());
+    let body = Body {
+        r#type: "watch.changed",
+        timestamp: format_ms(n.created_at),
+        data: Data {
+            id: webhook_id(n.seq),
+            seq: n.seq,
+            subscription_id: &n.subscription_id,
+            client_id: &n.client_id,
+            watch_id: watch,
+            polled_at: format_ms(n.event_ts),
+            changes,
+        },
+    };
+    // Serializing strings, integers and raw JSON cannot fail.
+    serde_json::to_string(&body).unwrap_or_else(|_| "null".to_owned())
 }
 
 /// Starts the dispatcher, the delivery-log writer and (on PostgreSQL) the doorbell listener.
@@ -279,7 +305,7 @@ impl Dispatcher {
                 let Ok(Some(secret)) = secret else {
                     return failed_outright("the subscription has no usable signing secret");
                 };
-                let body = notification_json(n).to_string();
+                let body = notification_body(n);
                 self.sender
                     .webhook(&WebhookRequest {
                         url,
@@ -331,7 +357,7 @@ pub fn viber_text(n: &Notification) -> String {
         let count = n
             .changes
             .as_deref()
-            .and_then(|c| serde_json::from_str::<Vec<Value>>(c).ok())
+            .and_then(|c| serde_json::from_str::<Vec<&RawValue>>(c).ok())
             .map_or(0, |v| v.len());
         return format!(
             "Watch {watch} changed ({count} change{}) at {}.",
@@ -435,5 +461,49 @@ async fn listen_doorbell(store: Arc<dyn Store>, shutdown: CancellationToken) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    fn watch_notification(changes: &str) -> Notification {
+        Notification {
+            seq: 7,
+            client_id: ClientId::parse("cl_0123456789abcdef").expect("client id"),
+            subscription_id: SubscriptionId::generate(),
+            channel_type: "webhook".into(),
+            image_id: None,
+            red: 0.0,
+            threshold: 0.0,
+            event_ts: 0,
+            created_at: 0,
+            state: "pending".into(),
+            attempts: 0,
+            watch_id: Some("wch_1".into()),
+            changes: Some(changes.into()),
+        }
+    }
+
+    #[test]
+    fn watch_changes_reach_the_receiver_with_every_digit_the_source_wrote() {
+        let changes = r#"[{"seq":1,"path":"/odds","op":"replace","old":1.850000000000000000001,"new":12345678901234567890123}]"#;
+        let body = notification_body(&watch_notification(changes));
+        assert!(body.contains(changes), "{body}");
+        let parsed: Value = serde_json::from_str(&body).expect("valid JSON");
+        assert_eq!(parsed["type"], "watch.changed");
+        assert_eq!(parsed["data"]["id"], "ntf_7");
+        assert_eq!(parsed["data"]["watch_id"], "wch_1");
+        let text = viber_text(&watch_notification(changes));
+        assert!(text.contains("(1 change)"), "{text}");
+    }
+
+    #[test]
+    fn a_damaged_changes_row_is_sent_as_null() {
+        let body = notification_body(&watch_notification("[{"));
+        let parsed: Value = serde_json::from_str(&body).expect("valid JSON");
+        assert_eq!(parsed["data"]["changes"], Value::Null);
     }
 }
