@@ -5,7 +5,7 @@
 use crate::helpers::{TestApp, assert_error, spawn_app_with, test_config};
 use reqwest::Method;
 use rubra_server::{Application, ConfigArgs, Settings};
-use rubra_store::{ApiKey, ClientId, NewKey, Principal, Store};
+use rubra_store::{ApiKey, ClientId, NewKey, Principal};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
