@@ -97,6 +97,10 @@ async fn main() {
         log_filter: Some("error".into()),
         // The receiver is on loopback, which webhooks reach only when listed.
         fetch_allow: Some(vec!["127.0.0.1".into()]),
+        // RATE may exceed the default per-client limit when SUBS is small: measure delivery,
+        // not the limiter.
+        rate_limit_rps: Some(1_000_000),
+        rate_limit_burst: Some(1_000_000),
         ..ConfigArgs::default()
     })
     .unwrap();
