@@ -1,6 +1,7 @@
 //! Start-up and shutdown: open the data folder, the store and the blobs, make the first admin
 //! key, bind the listener, serve until told to stop.
 
+use crate::admission::{Admission, StreamCaps};
 use crate::routes::router;
 use crate::settings::Settings;
 use crate::state::{AppState, KeyCache};
@@ -123,6 +124,12 @@ impl Application {
             shutdown: CancellationToken::new(),
             overlays: Arc::default(),
             remote_overlays: Arc::new(remote_overlay_cache(&services.settings)?),
+            admission: Admission::new(
+                services.settings.admission_slots,
+                services.settings.admission_queue,
+                services.settings.max_decode_pixels_in_flight,
+            ),
+            streams: StreamCaps::new(services.settings.max_streams_per_client),
         };
         Ok(Application {
             listener,
@@ -149,28 +156,32 @@ impl Application {
         &self.state
     }
 
-    /// Starts the workers, serves until `shutdown` completes, then stops accepting, lets
-    /// in-flight requests finish, and stops the workers.
+    /// Starts the workers, serves until `shutdown` completes (or the state's shutdown token is
+    /// cancelled), then stops accepting, ends the event streams, lets in-flight requests
+    /// finish, and stops the workers.
     pub async fn run_until(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
         let token = self.state.shutdown.clone();
-        let workers = crate::workers::spawn(&self.services, &token);
+        // The workers stop after the requests in flight, which may still hand them work.
+        let workers_token = CancellationToken::new();
+        let workers = crate::workers::spawn(&self.services, &workers_token);
+        let settings = Arc::clone(&self.state.settings);
         let app = router(self.state);
         tracing::info!(addr = %self.listener.local_addr().map_err(StartError::Serve)?, "listening");
-        let serve_token = token.clone();
-        axum::serve(self.listener, app)
-            .with_graceful_shutdown(async move {
-                tokio::select! {
-                    () = shutdown => {}
-                    () = serve_token.cancelled() => {}
-                }
-                tracing::info!("shutting down: no new connections, finishing in-flight requests");
-            })
-            .await
-            .map_err(StartError::Serve)?;
+        let stop_token = token.clone();
+        let stop = async move {
+            tokio::select! {
+                () = shutdown => {}
+                () = stop_token.cancelled() => {}
+            }
+            // Streams watch this token: they end now instead of holding the drain open.
+            stop_token.cancel();
+        };
+        crate::serve::serve(self.listener, app, &settings, stop).await;
         token.cancel();
+        workers_token.cancel();
         workers.join().await;
         Ok(())
     }

@@ -5,12 +5,14 @@
 //! port 0). Handlers live in `routes/`, one file per resource; errors are [`ApiError`].
 #![deny(missing_docs)]
 
+mod admission;
 mod app;
 mod error;
 mod extract;
 mod middleware;
 mod ratelimit;
 mod routes;
+mod serve;
 mod settings;
 mod state;
 mod timefmt;

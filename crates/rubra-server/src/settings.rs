@@ -112,6 +112,55 @@ pub struct ConfigArgs {
     )]
     pub request_timeout_ms: Option<u64>,
 
+    /// Image decodes and composites (POST /red, /images, /watermark, overlay uploads) run at
+    /// once [default: the number of cores].
+    #[arg(long, env = "RUBRA_ADMISSION_SLOTS", value_name = "N", global = true)]
+    pub admission_slots: Option<u32>,
+
+    /// Image requests that may wait for a free slot; more are refused at once with 503
+    /// overloaded [default: 4 × the cores, at least 8].
+    #[arg(long, env = "RUBRA_ADMISSION_QUEUE", value_name = "N", global = true)]
+    pub admission_queue: Option<u32>,
+
+    /// Decoded pixels (width × height) of the image requests running and waiting, together;
+    /// at least max-pixels [default: a quarter of the memory at 8 bytes per pixel].
+    #[arg(
+        long,
+        env = "RUBRA_MAX_DECODE_PIXELS_IN_FLIGHT",
+        value_name = "N",
+        global = true
+    )]
+    pub max_decode_pixels_in_flight: Option<u64>,
+
+    /// Time a connection has to send a request's headers, and an HTTP/1.1 connection to start
+    /// its next request, in ms [default: 10000].
+    #[arg(
+        long,
+        env = "RUBRA_HEADER_TIMEOUT_MS",
+        value_name = "MS",
+        global = true
+    )]
+    pub header_timeout_ms: Option<u64>,
+
+    /// A connection on which nothing is read or written for this long is closed (after the
+    /// request in flight, if any), in ms [default: 60000].
+    #[arg(long, env = "RUBRA_IDLE_TIMEOUT_MS", value_name = "MS", global = true)]
+    pub idle_timeout_ms: Option<u64>,
+
+    /// Connections open at once; further ones wait in the listen backlog until one closes
+    /// [default: 10000, or three quarters of the open-file limit when lower].
+    #[arg(long, env = "RUBRA_MAX_CONNECTIONS", value_name = "N", global = true)]
+    pub max_connections: Option<u32>,
+
+    /// Server-Sent Event streams one client (or the admin) may have open [default: 16].
+    #[arg(
+        long,
+        env = "RUBRA_MAX_STREAMS_PER_CLIENT",
+        value_name = "N",
+        global = true
+    )]
+    pub max_streams_per_client: Option<u32>,
+
     /// CSV jobs this process runs at once [default: 2].
     #[arg(long, env = "RUBRA_JOB_WORKERS", value_name = "N", global = true)]
     pub job_workers: Option<u32>,
@@ -182,6 +231,16 @@ pub struct ConfigArgs {
     /// Time limit of one poll of a watched source, in ms [default: 5000].
     #[arg(long, env = "RUBRA_WATCH_TIMEOUT_MS", value_name = "MS", global = true)]
     pub watch_timeout_ms: Option<u64>,
+
+    /// Requests per second one client (or one admin key) may make to this process, unless an
+    /// admin set the client's own with `PATCH /clients/{id}` [default: 2000].
+    #[arg(long, env = "RUBRA_RATE_LIMIT_RPS", value_name = "N", global = true)]
+    pub rate_limit_rps: Option<u32>,
+
+    /// Requests one client may make at once above its rate (the token bucket's size)
+    /// [default: 4000].
+    #[arg(long, env = "RUBRA_RATE_LIMIT_BURST", value_name = "N", global = true)]
+    pub rate_limit_burst: Option<u32>,
 }
 
 /// A setting that could not be used, named so that the user can find it.
@@ -226,16 +285,6 @@ fn invalid(key: &'static str, message: impl std::fmt::Display) -> SettingsError 
 /// The validated settings of one process.
 #[derive(Debug, Clone)]
 pub struct Settings {
-
-    /// Requests per second one client (or one admin key) may make to this process, unless an
-    /// admin set the client's own with `PATCH /clients/{id}` [default: 2000].
-    #[arg(long, env = "RUBRA_RATE_LIMIT_RPS", value_name = "N", global = true)]
-    pub rate_limit_rps: Option<u32>,
-
-    /// Requests one client may make at once above its rate (the token bucket's size)
-    /// [default: 4000].
-    #[arg(long, env = "RUBRA_RATE_LIMIT_BURST", value_name = "N", global = true)]
-    pub rate_limit_burst: Option<u32>,
     /// Where the API listens.
     pub listen: SocketAddr,
     /// The data folder (SQLite database, local blobs, admin key).
@@ -269,6 +318,20 @@ pub struct Settings {
     pub max_pixels: u64,
     /// Time limit for producing a response.
     pub request_timeout: Duration,
+    /// Image decodes and composites running at once.
+    pub admission_slots: usize,
+    /// Image requests that may wait for a slot.
+    pub admission_queue: usize,
+    /// Decoded pixels of running and waiting image requests together (≥ `max_pixels`).
+    pub max_decode_pixels_in_flight: u64,
+    /// Time to send a request's headers (and, on HTTP/1.1, to start the next request).
+    pub header_timeout: Duration,
+    /// A connection silent in both directions this long is closed.
+    pub idle_timeout: Duration,
+    /// Connections open at once.
+    pub max_connections: usize,
+    /// SSE streams open per client.
+    pub max_streams_per_client: usize,
     /// CSV jobs this process runs at once (0: this process runs none).
     pub job_workers: u32,
     /// Jobs of one client running at once, across all processes.
@@ -291,6 +354,10 @@ pub struct Settings {
     pub watch_max_bytes: usize,
     /// Time limit of one poll.
     pub watch_timeout: Duration,
+    /// Requests per second of a client without its own limit, per process.
+    pub rate_limit_rps: NonZeroU32,
+    /// Token bucket size of a client without its own limit.
+    pub rate_limit_burst: NonZeroU32,
 }
 
 impl ConfigArgs {
@@ -314,6 +381,15 @@ impl ConfigArgs {
             max_body_bytes: self.max_body_bytes.or(other.max_body_bytes),
             max_pixels: self.max_pixels.or(other.max_pixels),
             request_timeout_ms: self.request_timeout_ms.or(other.request_timeout_ms),
+            admission_slots: self.admission_slots.or(other.admission_slots),
+            admission_queue: self.admission_queue.or(other.admission_queue),
+            max_decode_pixels_in_flight: self
+                .max_decode_pixels_in_flight
+                .or(other.max_decode_pixels_in_flight),
+            header_timeout_ms: self.header_timeout_ms.or(other.header_timeout_ms),
+            idle_timeout_ms: self.idle_timeout_ms.or(other.idle_timeout_ms),
+            max_connections: self.max_connections.or(other.max_connections),
+            max_streams_per_client: self.max_streams_per_client.or(other.max_streams_per_client),
             job_workers: self.job_workers.or(other.job_workers),
             jobs_per_client: self.jobs_per_client.or(other.jobs_per_client),
             viber_base_url: self.viber_base_url.or(other.viber_base_url),
@@ -325,6 +401,8 @@ impl ConfigArgs {
             watch_lease_ms: self.watch_lease_ms.or(other.watch_lease_ms),
             watch_max_bytes: self.watch_max_bytes.or(other.watch_max_bytes),
             watch_timeout_ms: self.watch_timeout_ms.or(other.watch_timeout_ms),
+            rate_limit_rps: self.rate_limit_rps.or(other.rate_limit_rps),
+            rate_limit_burst: self.rate_limit_burst.or(other.rate_limit_burst),
         }
     }
 }
@@ -349,10 +427,6 @@ impl Settings {
     pub fn validate(a: ConfigArgs) -> Result<Settings, SettingsError> {
         let listen = match a.listen.as_deref() {
             None => SocketAddr::from(([127, 0, 0, 1], 8080)),
-    /// Requests per second of a client without its own limit, per process.
-    pub rate_limit_rps: NonZeroU32,
-    /// Token bucket size of a client without its own limit.
-    pub rate_limit_burst: NonZeroU32,
             Some(s) => s
                 .parse()
                 .map_err(|e| invalid("listen", format!("{s:?}: {e}")))?,
@@ -390,14 +464,48 @@ impl Settings {
         if timeout_ms == 0 {
             return Err(invalid("request-timeout-ms", "must be greater than 0"));
         }
+        let cores = crate::admission::cores();
+        let admission_slots = a.admission_slots.map_or(cores, |n| n as usize);
+        if admission_slots == 0 {
+            return Err(invalid("admission-slots", "must be greater than 0"));
+        }
+        let admission_queue = a
+            .admission_queue
+            .map_or_else(|| (4 * cores).max(8), |n| n as usize);
+        let max_decode_pixels_in_flight = match a.max_decode_pixels_in_flight {
+            None => crate::admission::default_pixel_budget(max_pixels),
+            Some(n) if n < max_pixels => {
+                return Err(invalid(
+                    "max-decode-pixels-in-flight",
+                    format!("must be at least max-pixels ({max_pixels}), or no image fits"),
+                ));
+            }
+            Some(n) => n,
+        };
+        let header_timeout_ms = a.header_timeout_ms.unwrap_or(10_000);
+        if header_timeout_ms == 0 {
+            return Err(invalid("header-timeout-ms", "must be greater than 0"));
+        }
+        let idle_timeout_ms = a.idle_timeout_ms.unwrap_or(60_000);
+        if idle_timeout_ms == 0 {
+            return Err(invalid("idle-timeout-ms", "must be greater than 0"));
+        }
+        let max_connections = a
+            .max_connections
+            .map_or_else(crate::serve::default_max_connections, |n| n as usize);
+        if max_connections == 0 {
+            return Err(invalid("max-connections", "must be greater than 0"));
+        }
+        let max_streams_per_client = a.max_streams_per_client.unwrap_or(16) as usize;
+        if max_streams_per_client == 0 {
+            return Err(invalid("max-streams-per-client", "must be greater than 0"));
+        }
         let fetch_allow = a.fetch_allow.unwrap_or_default();
         // host, host:port, [v6]:port, *.domain[:port] or *; a bad port names the entry.
         rubra_fetch::AllowList::parse(&fetch_allow).map_err(|e| invalid("fetch-allow", e))?;
         let jobs_s3_allow = rubra_jobs::S3Allow::parse(a.jobs_s3_allow.as_deref().unwrap_or(&[]))
             .map_err(|e| invalid("jobs-s3-allow", e))?;
         let jobs_local_root = match &a.jobs_local_root {
-            rate_limit_rps: self.rate_limit_rps.or(other.rate_limit_rps),
-            rate_limit_burst: self.rate_limit_burst.or(other.rate_limit_burst),
             None => None,
             Some(root) => {
                 let config = match &a.config {
@@ -457,6 +565,10 @@ impl Settings {
         if watch_timeout_ms == 0 {
             return Err(invalid("watch-timeout-ms", "must be greater than 0"));
         }
+        let rate_limit_rps = NonZeroU32::new(a.rate_limit_rps.unwrap_or(2000))
+            .ok_or_else(|| invalid("rate-limit-rps", "must be greater than 0"))?;
+        let rate_limit_burst = NonZeroU32::new(a.rate_limit_burst.unwrap_or(4000))
+            .ok_or_else(|| invalid("rate-limit-burst", "must be greater than 0"))?;
         Ok(Settings {
             listen,
             data_dir,
@@ -474,6 +586,13 @@ impl Settings {
                 .map_err(|_| invalid("max-body-bytes", "too large for this machine"))?,
             max_pixels,
             request_timeout: Duration::from_millis(timeout_ms),
+            admission_slots,
+            admission_queue,
+            max_decode_pixels_in_flight,
+            header_timeout: Duration::from_millis(header_timeout_ms),
+            idle_timeout: Duration::from_millis(idle_timeout_ms),
+            max_connections,
+            max_streams_per_client,
             job_workers: a.job_workers.unwrap_or(2),
             jobs_per_client,
             viber_base_url: viber_base_url.trim_end_matches('/').to_owned(),
@@ -486,6 +605,8 @@ impl Settings {
             watch_max_bytes: usize::try_from(watch_max_bytes)
                 .map_err(|_| invalid("watch-max-bytes", "too large for this machine"))?,
             watch_timeout: Duration::from_millis(watch_timeout_ms),
+            rate_limit_rps,
+            rate_limit_burst,
         })
     }
 }
@@ -560,10 +681,6 @@ fn resolve_for_comparison(path: &Path) -> std::io::Result<PathBuf> {
             Component::ParentDir => {
                 base.pop();
             }
-        let rate_limit_rps = NonZeroU32::new(a.rate_limit_rps.unwrap_or(2000))
-            .ok_or_else(|| invalid("rate-limit-rps", "must be greater than 0"))?;
-        let rate_limit_burst = NonZeroU32::new(a.rate_limit_burst.unwrap_or(4000))
-            .ok_or_else(|| invalid("rate-limit-burst", "must be greater than 0"))?;
             _ => {}
         }
     }
@@ -600,8 +717,6 @@ mod tests {
         assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(s.data_dir, PathBuf::from("rubra-data"));
         assert!(matches!(s.database, DatabaseUrl::Sqlite(_)));
-            rate_limit_rps,
-            rate_limit_burst,
         assert_eq!(s.storage, BlobUrl::Local(PathBuf::from("rubra-data/blobs")));
     }
 
@@ -794,7 +909,6 @@ mod tests {
         let err = toml::from_str::<ConfigArgs>("lissen = \"x\"").unwrap_err();
         assert!(err.to_string().contains("lissen"), "{err}");
     }
-}
 
     #[test]
     fn rate_limits_default_and_refuse_zero_by_name() {
@@ -816,3 +930,4 @@ mod tests {
             assert!(err.to_string().contains(key), "{err}");
         }
     }
+}

@@ -31,6 +31,10 @@ pub struct AppState {
     pub overlays: Arc<crate::routes::overlays::OverlayCache>,
     /// Overlays fetched from allow-listed sites (`overlay_url=`), revalidated on every use.
     pub remote_overlays: Arc<rubra_fetch::FetchCache<crate::routes::overlays::OverlayEntry>>,
+    /// The gate in front of image decoding and compositing (slots, queue, pixel budget).
+    pub admission: crate::admission::Admission,
+    /// Open Server-Sent Event streams per client.
+    pub streams: crate::admission::StreamCaps,
 }
 
 /// A short-lived cache of API keys, so that authenticating a request costs no database round

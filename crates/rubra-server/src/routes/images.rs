@@ -142,13 +142,22 @@ fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
 }
 
 /// Measures on the blocking pool: decoding is CPU work that must not stall the event loop.
-/// The `image.measure` span runs on the blocking thread, so its busy time is the CPU time.
-async fn measure(bytes: Bytes, limits: Limits) -> ApiResult<RedReport> {
+/// The header is probed first (microseconds, nothing decoded) so that the image's pixels are
+/// admitted (or refused at once) before any decoding; the admission is held by the blocking
+/// task, for as long as the decoding runs. The `image.measure` span runs on the blocking
+/// thread, so its busy time is the CPU time.
+async fn measure(state: &AppState, bytes: Bytes) -> ApiResult<RedReport> {
+    let limits = limits(state);
+    let info = rubra_image::probe_within(&bytes, &limits).map_err(|e| image_error(&e))?;
+    let admitted = state.admission.admit(info.pixels()).await?;
     let span = tracing::info_span!("image.measure", bytes = bytes.len());
-    tokio::task::spawn_blocking(move || span.in_scope(|| rubra_image::measure(&bytes, &limits)))
-        .await
-        .map_err(|e| ApiError::internal(&e))?
-        .map_err(|e| image_error(&e))
+    tokio::task::spawn_blocking(move || {
+        let _admitted = admitted;
+        span.in_scope(|| rubra_image::measure(&bytes, &limits))
+    })
+    .await
+    .map_err(|e| ApiError::internal(&e))?
+    .map_err(|e| image_error(&e))
 }
 
 fn limits(state: &AppState) -> Limits {
@@ -177,7 +186,7 @@ pub async fn upload(
             known.push(Some(existing));
             continue;
         }
-        let report = measure(bytes.clone(), limits(&state)).await.map_err(|e| {
+        let report = measure(&state, bytes.clone()).await.map_err(|e| {
             if multipart {
                 e.with_context(&format!("file part {}", i + 1))
             } else {
@@ -424,7 +433,7 @@ pub async fn red(
         ));
     }
     let bytes = parts.remove(0);
-    let report = measure(bytes, limits(&state)).await?;
+    let report = measure(&state, bytes).await?;
     let event = NewEvent {
         client_id: client,
         image_id: None,

@@ -143,6 +143,8 @@ pub async fn stream(
             ));
         }
     };
+    // Counted against the caller until the stream's reader ends (the client went away).
+    let slot = state.streams.open(&who)?;
     let last = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
@@ -194,7 +196,11 @@ pub async fn stream(
         }
     }
     let (tx, rx) = mpsc::channel(64);
-    tokio::spawn(reader.run(tx, state.shutdown.clone()));
+    let shutdown = state.shutdown.clone();
+    tokio::spawn(async move {
+        let _slot = slot;
+        reader.run(tx, shutdown).await;
+    });
     Ok(Sse::new(ReceiverStream::new(rx)).keep_alive(KeepAlive::new().interval(HEARTBEAT)))
 }
 

@@ -8,6 +8,7 @@
 //! through another process is seen within a second, at the cost of one HEAD per overlay per
 //! second — never one per request, which at 1000 watermarks/s would be the bottleneck.
 
+use crate::admission::Admission;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiQuery, Caller, client_of};
 use crate::state::AppState;
@@ -204,6 +205,7 @@ impl OverlayCache {
     pub async fn get(
         &self,
         blobs: &BlobStore,
+        admission: &Admission,
         client: &ClientId,
         name: &OverlayName,
     ) -> ApiResult<Arc<OverlayEntry>> {
@@ -237,10 +239,18 @@ impl OverlayCache {
             .get(&blob)
             .await?
             .ok_or_else(|| ApiError::not_found("overlay"))?;
-        let entry = tokio::task::spawn_blocking(move || OverlayEntry::from_png(&bytes))
-            .await
-            .map_err(|e| ApiError::internal(&e))?
-            .map_err(|e| ApiError::internal(&format!("stored overlay {blob} unusable: {e}")))?;
+        let unusable = |e: &dyn std::fmt::Display| {
+            ApiError::internal(&format!("stored overlay {blob} unusable: {e}"))
+        };
+        let (w, h) = check_png_header(&bytes).map_err(|e| unusable(&e))?;
+        let admitted = admission.admit(u64::from(w) * u64::from(h)).await?;
+        let entry = tokio::task::spawn_blocking(move || {
+            let _admitted = admitted;
+            OverlayEntry::from_png(&bytes)
+        })
+        .await
+        .map_err(|e| ApiError::internal(&e))?
+        .map_err(|e| unusable(&e))?;
         let entry = Arc::new(entry);
         self.insert(key, Arc::clone(&entry), version);
         Ok(entry)
@@ -330,11 +340,17 @@ pub async fn put(
             "the request body is empty",
         ));
     }
+    // Decoding is admitted like any image work, by the pixels its header announces.
+    let (w, h) = check_png_header(&body).map_err(|e| watermark_error(&e))?;
+    let admitted = state.admission.admit(u64::from(w) * u64::from(h)).await?;
     let png = body.clone();
-    let entry = tokio::task::spawn_blocking(move || OverlayEntry::from_png(&png))
-        .await
-        .map_err(|e| ApiError::internal(&e))?
-        .map_err(|e| watermark_error(&e))?;
+    let entry = tokio::task::spawn_blocking(move || {
+        let _admitted = admitted;
+        OverlayEntry::from_png(&png)
+    })
+    .await
+    .map_err(|e| ApiError::internal(&e))?
+    .map_err(|e| watermark_error(&e))?;
     let key = blob_key(&client, &name);
     let existed = state.blobs.exists(&key).await?;
     state.blobs.put(&key, body.clone()).await?;

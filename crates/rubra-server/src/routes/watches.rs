@@ -349,6 +349,8 @@ pub async fn stream(
     headers: HeaderMap,
 ) -> ApiResult<impl IntoResponse> {
     let watch = find(&state, &who.scope(), &id).await?;
+    // Counted against the caller until `follow` ends (the client went away).
+    let slot = state.streams.open(&who)?;
     let last = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
@@ -361,13 +363,17 @@ pub async fn stream(
         })?,
     };
     let (tx, rx) = mpsc::channel(64);
-    tokio::spawn(follow(
+    let following = follow(
         state.store.clone(),
         watch.id,
         cursor,
         tx,
         state.shutdown.clone(),
-    ));
+    );
+    tokio::spawn(async move {
+        let _slot = slot;
+        following.await;
+    });
     Ok(Sse::new(ReceiverStream::new(rx)).keep_alive(KeepAlive::new().interval(HEARTBEAT)))
 }
 

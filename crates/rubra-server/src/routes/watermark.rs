@@ -108,7 +108,10 @@ async fn resolve_overlay(
         (Some(name), None) => {
             let name = OverlayName::parse(name)?;
             let client = crate::extract::client_of(state, caller, q.client.as_deref()).await?;
-            state.overlays.get(&state.blobs, &client, &name).await
+            state
+                .overlays
+                .get(&state.blobs, &state.admission, &client, &name)
+                .await
         }
         (None, Some(url)) => {
             let got = state
@@ -174,7 +177,12 @@ pub async fn watermark(
         max_pixels: state.settings.max_pixels,
         ..Options::new(placement)
     };
+    // The body's pixels from its header; a header this probe cannot read is charged as the
+    // largest image allowed (the watermarker reads it itself and may still refuse it).
+    let pixels = rubra_image::probe(&body).map_or(state.settings.max_pixels, |i| i.pixels());
+    let admitted = state.admission.admit(pixels).await?;
     let done = tokio::task::spawn_blocking(move || {
+        let _admitted = admitted;
         let overlay = entry.sized(sizing)?;
         watermark_with(&body, &overlay, &opts)
     })

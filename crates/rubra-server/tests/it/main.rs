@@ -4,6 +4,7 @@
 // Tests fail loudly on the first unexpected error; that is what unwrap is for here.
 #![allow(clippy::unwrap_used)]
 
+mod admission;
 mod auth;
 mod debug;
 mod egress;

@@ -1,0 +1,381 @@
+//! Who gets in: CPU-heavy image work is admitted to a pool sized to the cores, behind a short
+//! bounded queue and a budget of decoded pixels in flight; SSE streams are capped per client.
+//! What cannot be admitted is refused at once (503 `overloaded`, 429 `too_many_streams`), so
+//! the requests already admitted keep their latency and nobody waits out the request timeout.
+
+use crate::error::ApiError;
+use axum::http::StatusCode;
+use rubra_store::{ClientId, Principal};
+use rubra_telemetry::metrics;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
+
+/// What a refused client is told to wait before trying again, in seconds.
+const RETRY_AFTER_SECS: u64 = 1;
+
+/// Counts a refused request under `rubra_rejected_requests_total{reason}`.
+pub fn count_rejection(reason: &'static str) {
+    metrics::counter!("rubra_rejected_requests_total", "reason" => reason).increment(1);
+}
+
+/// The gate in front of decoding and compositing: `slots` run at once, at most `max_waiting`
+/// wait for a slot, and the pixels of admitted and waiting requests together stay within
+/// `pixel_budget`. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Admission {
+    inner: Arc<Gate>,
+}
+
+#[derive(Debug)]
+struct Gate {
+    slots: Arc<Semaphore>,
+    waiting: AtomicUsize,
+    max_waiting: usize,
+    pixels: AtomicU64,
+    pixel_budget: u64,
+}
+
+/// The right to run one piece of CPU work; dropping it frees the slot and the pixels. Move it
+/// into the blocking task so they are held exactly as long as the work runs, even when the
+/// request is abandoned meanwhile.
+#[derive(Debug)]
+pub struct Admitted {
+    _slot: OwnedSemaphorePermit,
+    _pixels: PixelReservation,
+}
+
+/// Pixels counted against the budget until dropped.
+#[derive(Debug)]
+struct PixelReservation {
+    gate: Arc<Gate>,
+    pixels: u64,
+}
+
+impl Drop for PixelReservation {
+    fn drop(&mut self) {
+        let now = self.gate.pixels.fetch_sub(self.pixels, Ordering::AcqRel) - self.pixels;
+        metrics::gauge!("rubra_decode_pixels_in_flight").set(now as f64);
+    }
+}
+
+/// One place in the wait queue, given back when the wait ends (admitted or abandoned).
+struct QueuePlace<'a>(&'a Gate);
+
+impl Drop for QueuePlace<'_> {
+    fn drop(&mut self) {
+        let now = self.0.waiting.fetch_sub(1, Ordering::AcqRel) - 1;
+        metrics::gauge!("rubra_admission_queue_depth").set(now as f64);
+    }
+}
+
+impl Admission {
+    /// A gate with `slots` workers (at least 1), `max_waiting` queue places and a budget of
+    /// `pixel_budget` decoded pixels.
+    pub fn new(slots: usize, max_waiting: usize, pixel_budget: u64) -> Admission {
+        Admission {
+            inner: Arc::new(Gate {
+                slots: Arc::new(Semaphore::new(slots.max(1))),
+                waiting: AtomicUsize::new(0),
+                max_waiting,
+                pixels: AtomicU64::new(0),
+                pixel_budget,
+            }),
+        }
+    }
+
+    /// Admits work that decodes `pixels` pixels (width × height from the header probe), waiting
+    /// for a slot only when a queue place is free. Refuses at once with 503 `overloaded` (and
+    /// `Retry-After`) when the pixel budget or the queue is full, and with 413
+    /// `image_too_large` when `pixels` alone exceed the whole budget.
+    pub async fn admit(&self, pixels: u64) -> Result<Admitted, ApiError> {
+        let gate = &self.inner;
+        if pixels > gate.pixel_budget {
+            return Err(ApiError::too_large(
+                "image_too_large",
+                format!(
+                    "the image has {pixels} pixels; this server decodes at most {} pixels at \
+                     a time (max-decode-pixels-in-flight)",
+                    gate.pixel_budget
+                ),
+            ));
+        }
+        let reserved = self.reserve_pixels(pixels)?;
+        let slot = match Arc::clone(&gate.slots).try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(TryAcquireError::Closed) => return Err(overloaded("the server is shutting down")),
+            Err(TryAcquireError::NoPermits) => {
+                let place = self.queue_place()?;
+                let slot = Arc::clone(&gate.slots)
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| overloaded("the server is shutting down"))?;
+                drop(place);
+                slot
+            }
+        };
+        Ok(Admitted {
+            _slot: slot,
+            _pixels: reserved,
+        })
+    }
+
+    /// Counts `pixels` against the budget, or refuses when they do not fit now. Waiting
+    /// requests hold their pixels too, so one that was admitted to the queue is never refused
+    /// later for memory.
+    fn reserve_pixels(&self, pixels: u64) -> Result<PixelReservation, ApiError> {
+        let gate = &self.inner;
+        let mut current = gate.pixels.load(Ordering::Acquire);
+        loop {
+            let next = current.saturating_add(pixels);
+            if next > gate.pixel_budget {
+                return Err(overloaded(
+                    "too many image pixels are being decoded at the moment",
+                ));
+            }
+            match gate.pixels.compare_exchange_weak(
+                current,
+                next,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => {
+                    metrics::gauge!("rubra_decode_pixels_in_flight").set(next as f64);
+                    return Ok(PixelReservation {
+                        gate: Arc::clone(gate),
+                        pixels,
+                    });
+                }
+                Err(seen) => current = seen,
+            }
+        }
+    }
+
+    fn queue_place(&self) -> Result<QueuePlace<'_>, ApiError> {
+        let gate = &*self.inner;
+        let before = gate.waiting.fetch_add(1, Ordering::AcqRel);
+        let place = QueuePlace(gate);
+        if before >= gate.max_waiting {
+            drop(place);
+            return Err(overloaded(
+                "every worker is busy and the wait queue is full",
+            ));
+        }
+        metrics::gauge!("rubra_admission_queue_depth").set((before + 1) as f64);
+        Ok(place)
+    }
+}
+
+fn overloaded(why: &str) -> ApiError {
+    count_rejection("overloaded");
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "overloaded",
+        format!("{why}; retry in a moment"),
+    )
+    .with_retry_after(RETRY_AFTER_SECS)
+}
+
+/// Open Server-Sent Event streams per caller, at most `per_client` each. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct StreamCaps {
+    inner: Arc<StreamCounts>,
+}
+
+#[derive(Debug)]
+struct StreamCounts {
+    per_client: usize,
+    /// Open streams by caller; `None` is the admin.
+    open: Mutex<HashMap<Option<ClientId>, usize>>,
+    total: AtomicUsize,
+}
+
+/// One open stream, counted against its caller until dropped: move it into the task that
+/// feeds the stream, which ends when the client goes away.
+#[derive(Debug)]
+pub struct StreamSlot {
+    counts: Arc<StreamCounts>,
+    caller: Option<ClientId>,
+}
+
+impl StreamCaps {
+    /// Caps that allow `per_client` open streams per caller.
+    pub fn new(per_client: usize) -> StreamCaps {
+        StreamCaps {
+            inner: Arc::new(StreamCounts {
+                per_client,
+                open: Mutex::new(HashMap::new()),
+                total: AtomicUsize::new(0),
+            }),
+        }
+    }
+
+    /// Opens a stream for `who` (admin keys share one count), or refuses with 429
+    /// `too_many_streams` when the caller already has `per_client` open.
+    pub fn open(&self, who: &Principal) -> Result<StreamSlot, ApiError> {
+        let counts = &self.inner;
+        let caller = caller_of(who);
+        {
+            let mut open = counts.open.lock().unwrap_or_else(|e| e.into_inner());
+            let n = open.entry(caller.clone()).or_insert(0);
+            if *n >= counts.per_client {
+                drop(open);
+                count_rejection("too_many_streams");
+                return Err(ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too_many_streams",
+                    format!(
+                        "at most {} streams may be open per client (max-streams-per-client); \
+                         close one first",
+                        counts.per_client
+                    ),
+                )
+                .with_retry_after(RETRY_AFTER_SECS));
+            }
+            *n += 1;
+        }
+        let total = counts.total.fetch_add(1, Ordering::AcqRel) + 1;
+        metrics::gauge!("rubra_streams_open").set(total as f64);
+        Ok(StreamSlot {
+            counts: Arc::clone(counts),
+            caller,
+        })
+    }
+
+    /// Streams open now for `who`.
+    pub fn open_for(&self, who: &Principal) -> usize {
+        let open = self.inner.open.lock().unwrap_or_else(|e| e.into_inner());
+        open.get(&caller_of(who)).copied().unwrap_or(0)
+    }
+}
+
+fn caller_of(who: &Principal) -> Option<ClientId> {
+    match who {
+        Principal::Client(id) => Some(id.clone()),
+        Principal::Admin => None,
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        {
+            let mut open = self.counts.open.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(n) = open.get_mut(&self.caller) {
+                *n -= 1;
+                if *n == 0 {
+                    open.remove(&self.caller);
+                }
+            }
+        }
+        let total = self.counts.total.fetch_sub(1, Ordering::AcqRel) - 1;
+        metrics::gauge!("rubra_streams_open").set(total as f64);
+    }
+}
+
+/// The default budget of decoded pixels in flight: a quarter of the memory this process may
+/// use (the cgroup limit when lower than the physical memory) at 8 bytes per pixel (16-bit
+/// RGBA, the most a decoder holds per pixel), never below `max_pixels` so that the largest
+/// accepted image can always be decoded; 200 000 000 pixels (1.6 GB) when the memory cannot
+/// be read.
+pub fn default_pixel_budget(max_pixels: u64) -> u64 {
+    let budget = match usable_memory_bytes() {
+        Some(bytes) => bytes / 4 / 8,
+        None => 200_000_000,
+    };
+    budget.max(max_pixels)
+}
+
+/// Physical memory, or the cgroup v2 limit when lower (Linux); `None` elsewhere.
+fn usable_memory_bytes() -> Option<u64> {
+    let physical = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| {
+            let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+            let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kib.saturating_mul(1024))
+        })?;
+    let cgroup = std::fs::read_to_string("/sys/fs/cgroup/memory.max")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok());
+    Some(cgroup.map_or(physical, |c| c.min(physical)))
+}
+
+/// The cores this process may use (at least 1): the size of the admission pool.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn a_full_queue_refuses_at_once_and_a_freed_slot_admits_the_waiter() {
+        let gate = Admission::new(1, 1, 1_000);
+        let running = gate.admit(10).await.unwrap();
+        let waiter = {
+            let gate = gate.clone();
+            tokio::spawn(async move { gate.admit(10).await.map(drop) })
+        };
+        while gate.inner.waiting.load(Ordering::Acquire) == 0 {
+            tokio::task::yield_now().await;
+        }
+        let refused = gate.admit(10).await.unwrap_err();
+        assert_eq!(
+            (refused.status().as_u16(), refused.code()),
+            (503, "overloaded")
+        );
+        drop(running);
+        tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(gate.inner.pixels.load(Ordering::Acquire), 0);
+        assert_eq!(gate.inner.waiting.load(Ordering::Acquire), 0);
+    }
+
+    #[tokio::test]
+    async fn pixels_over_the_budget_are_refused_and_given_back() {
+        let gate = Admission::new(4, 4, 100);
+        let held = gate.admit(60).await.unwrap();
+        assert_eq!(gate.admit(50).await.unwrap_err().code(), "overloaded");
+        assert_eq!(gate.admit(101).await.unwrap_err().code(), "image_too_large");
+        drop(held);
+        gate.admit(100).await.unwrap();
+        assert_eq!(gate.inner.pixels.load(Ordering::Acquire), 0);
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_wait_gives_back_its_place_and_pixels() {
+        let gate = Admission::new(1, 1, 1_000);
+        let _running = gate.admit(10).await.unwrap();
+        let abandoned = tokio::time::timeout(Duration::from_millis(20), gate.admit(10)).await;
+        assert!(abandoned.is_err(), "still waiting");
+        assert_eq!(gate.inner.waiting.load(Ordering::Acquire), 0);
+        assert_eq!(gate.inner.pixels.load(Ordering::Acquire), 10);
+    }
+
+    #[test]
+    fn streams_are_capped_per_caller_and_counted_down_on_close() {
+        let caps = StreamCaps::new(2);
+        let a = Principal::Client(ClientId::generate());
+        let b = Principal::Admin;
+        let a1 = caps.open(&a).unwrap();
+        let _a2 = caps.open(&a).unwrap();
+        assert_eq!(caps.open(&a).unwrap_err().code(), "too_many_streams");
+        let _b = caps.open(&b).unwrap();
+        drop(a1);
+        assert_eq!(caps.open_for(&a), 1);
+        let _a3 = caps.open(&a).unwrap();
+        assert_eq!(caps.open_for(&b), 1);
+    }
+
+    #[test]
+    fn the_default_budget_holds_the_largest_image() {
+        assert!(default_pixel_budget(u64::MAX) == u64::MAX);
+        assert!(default_pixel_budget(1) >= 1);
+    }
+}
