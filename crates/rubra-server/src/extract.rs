@@ -24,6 +24,10 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        // Extracted once per request (e.g. by `Admin` and again by a handler): charged once.
+        if let Some(caller) = parts.extensions.get::<Caller>() {
+            return Ok(caller.clone());
+        }
         let header = parts
             .headers
             .get(AUTHORIZATION)
@@ -47,7 +51,9 @@ impl FromRequestParts<AppState> for Caller {
             .await?
             .ok_or_else(|| ApiError::unauthorized("unknown API key"))?;
         charge(state, &holder, hash.as_str())?;
-        Ok(Caller(holder.principal))
+        let caller = Caller(holder.principal);
+        parts.extensions.insert(caller.clone());
+        Ok(caller)
     }
 }
 
