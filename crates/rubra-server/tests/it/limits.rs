@@ -153,7 +153,11 @@ async fn an_admin_override_raises_and_lowers_one_clients_limit() {
     assert_eq!(resp.status(), 200);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(
-        (body["id"].as_str(), &body["rate_limit_rps"], &body["rate_limit_burst"]),
+        (
+            body["id"].as_str(),
+            &body["rate_limit_rps"],
+            &body["rate_limit_burst"]
+        ),
         (Some(low_id.as_str()), &json!(1), &json!(3))
     );
     let (ok, refused) = until_refused(&app, &low, 50).await;
@@ -381,7 +385,10 @@ async fn a_key_flood_of_one_unknown_key_is_answered_from_memory_until_it_exists(
 
     let key = ApiKey::generate();
     for _ in 0..20 {
-        assert_eq!(get(&http, &base, key.reveal(), "/images").await.status(), 401);
+        assert_eq!(
+            get(&http, &base, key.reveal(), "/images").await.status(),
+            401
+        );
     }
     // The key is stored behind the server's back (as another process would).
     let store = rubra_store::open(&Settings::validate(args).unwrap().database)
@@ -398,7 +405,10 @@ async fn a_key_flood_of_one_unknown_key_is_answered_from_memory_until_it_exists(
         .unwrap();
     let stored = Instant::now();
     // Still unknown from memory: the flood above did not ask the database each time...
-    assert_eq!(get(&http, &base, key.reveal(), "/images").await.status(), 401);
+    assert_eq!(
+        get(&http, &base, key.reveal(), "/images").await.status(),
+        401
+    );
     // ...and the key works once the memory of it lapses (5 s).
     loop {
         let status = get(&http, &base, key.reveal(), "/images").await.status();
