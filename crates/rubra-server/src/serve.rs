@@ -155,10 +155,14 @@ async fn connection(
     stopping: CancellationToken,
 ) {
     let _place = Place::new(permit);
-    let first = match tokio::time::timeout(limits.header_timeout, read_preface(&mut stream)).await {
-        Ok(Ok(first)) => first,
-        // Closed before a byte, a read error, or silence: nothing to answer.
-        Ok(Err(_)) | Err(_) => return,
+    let first = tokio::select! {
+        r = tokio::time::timeout(limits.header_timeout, read_preface(&mut stream)) => match r {
+            Ok(Ok(first)) => first,
+            // Closed before a byte, a read error, or silence: nothing to answer.
+            Ok(Err(_)) | Err(_) => return,
+        },
+        // A stopping server does not wait for a connection that has not said anything.
+        () = stopping.cancelled() => return,
     };
     let h2 = first.as_slice() == H2_PREFACE;
     let activity = Activity::new();
