@@ -54,6 +54,10 @@ pub fn is_red(r: u8, g: u8, b: u8) -> bool {
 /// - `3*|g-b| <= r-m` cannot hold for `|g-b| > 85`, and for `|g-b| <= 85`
 ///   `3*|g-b|` fits a `u8`, so `|g-b| <= 85 && 3*|g-b| <= r-m` is exact;
 /// - `r - m` never underflows because `m <= r`.
+///
+/// The arithmetic is written `wrapping_*` where it provably cannot wrap: release builds check
+/// overflow (`overflow-checks = true`), and a checked add per lane stops LLVM from
+/// vectorising the loop (measured: `count_red` 0.57 ms → 5.9 ms on the reference image).
 #[inline(always)]
 fn red_mask(r: u8, g: u8, b: u8) -> u8 {
     let m = r.min(g).min(b);
@@ -61,7 +65,7 @@ fn red_mask(r: u8, g: u8, b: u8) -> u8 {
     let bright = r >= 77;
     let sat = m <= (r >> 1);
     let ad = g.abs_diff(b);
-    let d = r - m;
+    let d = r.wrapping_sub(m); // m = min(r, g, b) <= r
     let hue = (ad <= 85) & (ad.wrapping_add(ad).wrapping_add(ad) <= d);
     u8::from(is_max & bright & sat & hue)
 }
@@ -90,7 +94,8 @@ pub(crate) fn rgb8_kernel(px: &[u8]) -> RedCount {
             b[i] = c[3 * i + 2];
         }
         for i in 0..LANES {
-            acc[i] += red_mask(r[i], g[i], b[i]);
+            // At most FLUSH (255) additions of 0 or 1 between flushes: never wraps.
+            acc[i] = acc[i].wrapping_add(red_mask(r[i], g[i], b[i]));
         }
         steps += 1;
         if steps == FLUSH {
@@ -136,8 +141,9 @@ pub(crate) fn rgba8_kernel(px: &[u8]) -> RedCount {
         }
         for i in 0..LANES {
             let opaque = a[i] >> 7;
-            acc_red[i] += red_mask(r[i], g[i], b[i]) & opaque;
-            acc_cnt[i] += opaque;
+            // At most FLUSH (255) additions of 0 or 1 between flushes: never wraps.
+            acc_red[i] = acc_red[i].wrapping_add(red_mask(r[i], g[i], b[i]) & opaque);
+            acc_cnt[i] = acc_cnt[i].wrapping_add(opaque);
         }
         steps += 1;
         if steps == FLUSH {
