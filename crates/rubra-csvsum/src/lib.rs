@@ -73,9 +73,9 @@ mod sys;
 
 pub use error::CsvSumError;
 pub use options::SumOptions;
+pub use parallel::{Control, Progress, ReadAt, sum_bytes, sum_read_at, sum_reader};
 #[cfg(unix)]
 pub use parallel::{sum_file, sum_open_file};
-pub use parallel::{Control, Progress, ReadAt, sum_bytes, sum_read_at, sum_reader};
 pub use pipeline::sum_chunks;
 pub use summary::{ColumnSum, Summary};
 pub use summer::Summer;
