@@ -203,16 +203,36 @@ fn remote_overlay_cache(
 
 /// Creates the first admin key on a fresh installation and writes it to `admin.key`
 /// (mode 0600) in the data folder. Returns it when this call created it.
+///
+/// The key is on disk before its hash is committed, so a failed write stops the start
+/// without using up the installation's one bootstrap: the next start makes a key again.
 async fn bootstrap_admin_key(services: &Services) -> Result<Option<ApiKey>, StartError> {
     let key = ApiKey::generate();
-    if !services.store.bootstrap_admin_key(&key.hash()).await? {
-        return Ok(None);
-    }
     let path = services.settings.data_dir.join("admin.key");
-    write_secret(&path, key.reveal()).map_err(|source| StartError::DataDir {
+    // A name of its own, so processes starting together on one data folder never share it.
+    let pending = services
+        .settings
+        .data_dir
+        .join(format!("admin.key.{}.new", rubra_store::random_id(8)));
+    let data_dir_error = |path: &Path, source| StartError::DataDir {
         path: path.display().to_string(),
         source,
-    })?;
+    };
+    write_secret(&pending, key.reveal()).map_err(|e| data_dir_error(&pending, e))?;
+    // Whatever sits at `admin.key` is replaced by the rename below; a folder cannot be.
+    if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
+        let _ = std::fs::remove_file(&pending);
+        return Err(data_dir_error(
+            &path,
+            std::io::Error::other("admin.key is a folder; move it away"),
+        ));
+    }
+    if !services.store.bootstrap_admin_key(&key.hash()).await? {
+        let _ = std::fs::remove_file(&pending);
+        return Ok(None);
+    }
+    // rename() replaces a file or a planted link itself, never what a link points to.
+    std::fs::rename(&pending, &path).map_err(|e| data_dir_error(&path, e))?;
     Ok(Some(key))
 }
 

@@ -5,6 +5,7 @@ use crate::helpers::{TestApp, assert_error, spawn_app, spawn_app_with};
 use image::{ImageBuffer, Rgba, RgbaImage};
 use reqwest::Method;
 use reqwest::multipart::{Form, Part};
+use rubra_server::{Application, Settings};
 use rubra_store::{BlobStore, BlobUrl, ClientId, ImageId, image_blob_key};
 use serde_json::Value;
 
@@ -240,4 +241,36 @@ async fn postgres_an_upload_restores_the_bytes_of_a_recorded_image() {
     .await;
     let blobs = BlobStore::open(&BlobUrl::parse(&storage).unwrap(), Some(&endpoint)).unwrap();
     check_an_upload_restores_the_bytes_of_a_recorded_image(app, blobs).await;
+}
+
+#[tokio::test]
+async fn a_failed_admin_key_write_leaves_the_bootstrap_to_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = crate::helpers::test_config(&dir);
+    let data = args.data_dir.clone().unwrap();
+    // Something the key cannot be written over: a folder where admin.key goes.
+    std::fs::create_dir_all(data.join("admin.key").join("x")).unwrap();
+    let telemetry = || {
+        rubra_telemetry::init(&rubra_telemetry::TelemetryConfig {
+            format: rubra_telemetry::LogFormat::Json,
+            slow_ms: None,
+            filter: "warn".into(),
+        })
+        .unwrap()
+    };
+    let first = Application::build(Settings::validate(args.clone()).unwrap(), telemetry()).await;
+    let err = first.err().expect("the first start fails").to_string();
+    assert!(err.contains("admin.key"), "{err}");
+    // The operator moves the folder away: the next start makes the admin key after all.
+    std::fs::remove_dir_all(data.join("admin.key")).unwrap();
+    let second = Application::build(Settings::validate(args).unwrap(), telemetry())
+        .await
+        .unwrap();
+    let key = second.admin_key().expect("the bootstrap was not used up");
+    assert_eq!(
+        std::fs::read_to_string(data.join("admin.key"))
+            .unwrap()
+            .trim(),
+        key.reveal()
+    );
 }
