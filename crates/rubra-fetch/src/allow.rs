@@ -243,11 +243,18 @@ fn parse_entry(raw: &str) -> Result<Option<Entry>, &'static str> {
 }
 
 fn normalise(host: &str) -> String {
-    host.trim()
+    let host = host
+        .trim()
         .trim_start_matches('[')
         .trim_end_matches(']')
         .trim_end_matches('.')
-        .to_ascii_lowercase()
+        .to_ascii_lowercase();
+    // An IP literal in its one canonical spelling, so `fd00:0::1` in the list matches a URL's
+    // `fd00::1`.
+    match host.parse::<IpAddr>() {
+        Ok(ip) => ip.to_string(),
+        Err(_) => host,
+    }
 }
 
 /// Whether `ip` is a globally routed unicast address: not loopback, private, link-local,
@@ -270,6 +277,7 @@ fn is_public_v4(ip: Ipv4Addr) -> bool {
         || (a == 192 && b == 168)
         || (a == 192 && b == 0 && c == 0)
         || (a == 192 && b == 0 && c == 2)
+        || (a == 192 && b == 88 && c == 99) // 6to4 relay anycast (deprecated)
         || (a == 198 && (b == 18 || b == 19))
         || (a == 198 && b == 51 && c == 100)
         || (a == 203 && b == 0 && c == 113)
@@ -292,6 +300,7 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
         || (s[0] == 0x2001 && s[1] == 0) // Teredo: tunnels to an address chosen by its relay
         || (s[0] == 0x0100 && s[1] == 0 && s[2] == 0 && s[3] == 0) // discard-only
         || (s[0] == 0x2002 && !is_public_v4(six_to_four(s))) // 6to4 of an internal IPv4
+        || (s[..4] == [0, 0, 0, 0] && s[4] == 0xffff && s[5] == 0) // IPv4-translated (SIIT)
         || (s[0] == 0 && s[1] == 0 && s[2] == 0 && s[3] == 0 && s[4] == 0 && s[5] == 0)) // IPv4-compatible
 }
 
@@ -418,6 +427,9 @@ mod tests {
             "2002:7f00:1::1",
             "2001:0:4136:e378::1",
             "::127.0.0.1",
+            "::ffff:0:127.0.0.1",
+            "::ffff:0:10.0.0.1",
+            "192.88.99.1",
         ] {
             let ip: IpAddr = ip.parse().unwrap();
             assert!(!AllowList::address_allowed(how, ip), "{ip} must be refused");
@@ -434,5 +446,14 @@ mod tests {
         }
         let ip: IpAddr = "127.0.0.1".parse().unwrap();
         assert!(AllowList::address_allowed(HostMatch::Exact, ip));
+    }
+
+    #[test]
+    fn an_ip_entry_matches_however_either_side_spells_the_address() {
+        let l = AllowList::new(["fd00:0:0::1", "[FE80::0001]"]);
+        assert_eq!(l.check("fd00::1"), HostMatch::Exact);
+        assert_eq!(l.check("[fd00:0::1]"), HostMatch::Exact);
+        assert_eq!(l.check("fe80::1"), HostMatch::Exact);
+        assert_eq!(l.check("fd00::2"), HostMatch::Refused);
     }
 }
