@@ -66,9 +66,15 @@ impl LocalRoot {
     /// was opened is a regular file.
     pub(crate) fn open_file(&self, relative: &Path) -> Result<std::fs::File, Denied> {
         self.check(relative)?;
+        let mut options = OpenOptions::new();
+        options.read(true);
+        // Non-blocking, so that a FIFO swapped in after the check does not hang the open
+        // waiting for a writer (reads of a regular file are unaffected by the flag).
+        #[cfg(unix)]
+        cap_std::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
         let file = self
             .dir
-            .open_with(relative, OpenOptions::new().read(true))
+            .open_with(relative, &options)
             .map_err(|e| denied(&e))?
             .into_std();
         // The check above ran on the path; this one on what was opened.
@@ -88,5 +94,72 @@ fn denied(e: &io::Error) -> Denied {
         io::ErrorKind::PermissionDenied if e.raw_os_error().is_none() => Denied::Outside,
         io::ErrorKind::PermissionDenied => Denied::Unreadable,
         _ => Denied::NotFound,
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+
+    #[test]
+    fn a_fifo_swapped_in_after_the_check_never_hangs_the_open() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (file, fifo) = (dir.path().join("data.csv"), dir.path().join("fifo"));
+        std::fs::write(&file, "a\n1\n").expect("file");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("mkfifo runs");
+        assert!(made.success());
+        let root = LocalRoot::open(dir.path()).expect("root");
+        let stop = Arc::new(AtomicBool::new(false));
+        // Swaps `data.csv` between the regular file and the FIFO as fast as it can.
+        let swapper = {
+            let (stop, dir) = (stop.clone(), dir.path().to_owned());
+            std::thread::spawn(move || {
+                let (csv, tmp) = (dir.join("data.csv"), dir.join("tmp"));
+                while !stop.load(Ordering::Relaxed) {
+                    let _ = std::fs::rename(dir.join("fifo"), &tmp);
+                    let _ = std::fs::rename(&csv, dir.join("fifo"));
+                    let _ = std::fs::rename(&tmp, &csv);
+                }
+            })
+        };
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for _ in 0..5_000 {
+                // Either a regular file or a refusal; never a hang on the FIFO.
+                let _ = root.open_file(Path::new("data.csv"));
+            }
+            let _ = done_tx.send(());
+        });
+        let finished = done_rx.recv_timeout(Duration::from_secs(30)).is_ok();
+        stop.store(true, Ordering::Relaxed);
+        let _ = swapper.join();
+        // Unblock an open stuck on the FIFO (old behaviour) so the test process can end.
+        if !finished {
+            for name in ["data.csv", "fifo", "tmp"] {
+                let _ = std::fs::OpenOptions::new()
+                    .write(true)
+                    .custom_flags_nonblock()
+                    .open(dir.path().join(name));
+            }
+        }
+        assert!(
+            finished,
+            "an open blocked on a FIFO swapped in after the check"
+        );
+    }
+
+    trait NonBlock {
+        fn custom_flags_nonblock(&mut self) -> &mut Self;
+    }
+
+    impl NonBlock for std::fs::OpenOptions {
+        fn custom_flags_nonblock(&mut self) -> &mut Self {
+            std::os::unix::fs::OpenOptionsExt::custom_flags(self, libc::O_NONBLOCK)
+        }
     }
 }
