@@ -68,6 +68,10 @@ pub enum CacheError<E> {
     /// The body arrived but `parse` refused it.
     #[error("the remote content is not usable: {0}")]
     Parse(E),
+    /// The body arrived but the `admit` hook of [`FetchCache::get_admitted`] refused to have
+    /// it parsed (too large, or no room now); nothing was parsed or kept.
+    #[error("the remote content was not admitted for parsing: {0}")]
+    Refused(E),
 }
 
 struct Entry<T> {
@@ -118,9 +122,31 @@ impl<T: Send + Sync + 'static> FetchCache<T> {
 
     /// The value at `url`, revalidated now (or shared with a fetch that completed while this
     /// call waited). `parse` runs on the blocking pool, only when new bytes arrive.
-    #[tracing::instrument(name = "fetch.cache.get", skip_all, fields(url = %url, outcome))]
     pub async fn get<E, F>(&self, url: &str, parse: F) -> Result<Cached<T>, CacheError<E>>
     where
+        F: FnOnce(Bytes) -> Result<T, E> + Send + 'static,
+        E: Send + 'static,
+    {
+        self.get_admitted(url, |_| std::future::ready(Ok(())), parse)
+            .await
+    }
+
+    /// Like [`FetchCache::get`], but new bytes are first shown to `admit`, which may refuse
+    /// to have them parsed (by their header, or because the machine is busy):
+    /// [`CacheError::Refused`], nothing parsed, nothing kept, the cached value (if any) left
+    /// as it was. What `admit` returns (e.g. a permit) is held until `parse` has finished.
+    /// Nothing is shown to `admit` when the cached value is used.
+    #[tracing::instrument(name = "fetch.cache.get", skip_all, fields(url = %url, outcome))]
+    pub async fn get_admitted<E, A, Fut, G, F>(
+        &self,
+        url: &str,
+        admit: A,
+        parse: F,
+    ) -> Result<Cached<T>, CacheError<E>>
+    where
+        A: FnOnce(&Bytes) -> Fut,
+        Fut: std::future::Future<Output = Result<G, E>>,
+        G: Send + 'static,
         F: FnOnce(Bytes) -> Result<T, E> + Send + 'static,
         E: Send + 'static,
     {
@@ -153,10 +179,14 @@ impl<T: Send + Sync + 'static> FetchCache<T> {
                 }
             }
             Ok(Fetched::Modified(resp)) => {
-                let value = tokio::task::spawn_blocking(move || parse(resp.body))
-                    .await
-                    .map_err(|e| FetchError::Network(format!("parser failed: {e}")))?
-                    .map_err(CacheError::Parse)?;
+                let admitted = admit(&resp.body).await.map_err(CacheError::Refused)?;
+                let value = tokio::task::spawn_blocking(move || {
+                    let _admitted = admitted;
+                    parse(resp.body)
+                })
+                .await
+                .map_err(|e| FetchError::Network(format!("parser failed: {e}")))?
+                .map_err(CacheError::Parse)?;
                 let entry = guard.insert(Entry {
                     value: Arc::new(value),
                     validators: resp.validators,

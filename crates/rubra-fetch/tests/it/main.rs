@@ -370,6 +370,70 @@ async fn unparsable_content_is_not_cached() {
     assert_eq!(remote.counts().1, 2);
 }
 
+#[tokio::test]
+async fn new_bytes_pass_the_admit_hook_before_parsing_and_a_refusal_keeps_nothing() {
+    let (remote, port) = serve().await;
+    let c: FetchCache<String> = cache(&["127.0.0.1"]);
+    let url = format!("http://127.0.0.1:{port}/o");
+    let parsed = Arc::new(AtomicUsize::new(0));
+    let counting = |parsed: &Arc<AtomicUsize>| {
+        let parsed = Arc::clone(parsed);
+        move |b: Bytes| {
+            parsed.fetch_add(1, Ordering::SeqCst);
+            text(b)
+        }
+    };
+    // Refused by what the hook sees of the body: not parsed, not kept.
+    let err = c
+        .get_admitted(
+            &url,
+            |b: &Bytes| {
+                let seen = b.clone();
+                async move { Err::<(), _>(format!("no room for {} bytes", seen.len())) }
+            },
+            counting(&parsed),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, CacheError::Refused(ref m) if m == "no room for 11 bytes"),
+        "{err}"
+    );
+    assert_eq!(parsed.load(Ordering::SeqCst), 0);
+    // Admitted: the permit is held while parsing and let go afterwards.
+    let permit = Arc::new(());
+    let held = Arc::clone(&permit);
+    let got = c
+        .get_admitted(
+            &url,
+            move |_: &Bytes| async move { Ok::<_, String>(held) },
+            counting(&parsed),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (got.value.as_str(), got.outcome),
+        ("version one", Outcome::Fetched)
+    );
+    assert_eq!(parsed.load(Ordering::SeqCst), 1);
+    assert_eq!(Arc::strong_count(&permit), 1, "the permit was let go");
+    // Revalidated (304): the hook is not asked again.
+    let got = c
+        .get_admitted(
+            &url,
+            |_: &Bytes| async { Err::<(), _>("asked".to_owned()) },
+            counting(&parsed),
+        )
+        .await
+        .unwrap();
+    assert_eq!(got.outcome, Outcome::Revalidated);
+    assert_eq!(
+        remote.counts().1,
+        2,
+        "the refused body was downloaded, not kept"
+    );
+}
+
 /// A server on `ip` that records the `authorization` header of every request (None when
 /// absent) and answers `/to?url=…` with a 302 to that URL, anything else with "here".
 async fn header_recorder(ip: &str) -> (Arc<Mutex<Vec<Option<String>>>>, String) {
