@@ -21,6 +21,7 @@ use axum::http::header::CONTENT_TYPE;
 use bytes::Bytes;
 use rubra_store::{ClientId, ImageId, NewEvent, Principal, Scope, Timestamp};
 use serde::Deserialize;
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, SeqAccess, Visitor};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 
@@ -60,38 +61,88 @@ fn invalid(i: usize, message: impl std::fmt::Display) -> ApiError {
     ApiError::unprocessable("invalid_event", format!("events[{i}]: {message}"))
 }
 
-/// Parses the body: fast as typed items, and when that fails, item by item to name the bad one.
-fn parse_items(body: &[u8]) -> ApiResult<Vec<EventIn>> {
-    if let Ok(items) = serde_json::from_slice::<Vec<EventIn>>(body) {
-        return Ok(items);
+/// Why the array could not be read, as far as serde's text-only errors cannot say it.
+#[derive(Debug, Default)]
+struct Failure {
+    /// The array had more than [`MAX_BATCH`] items.
+    too_many: bool,
+    /// The index of the first item that is not an event, and why.
+    item: Option<(usize, String)>,
+}
+
+/// Reads the array item by item: it stops at the first bad item (naming its index) and at item
+/// [`MAX_BATCH`] + 1, so a huge body never becomes a huge `Vec` or `Value` tree.
+struct Batch<'a>(&'a mut Failure);
+
+impl<'de> DeserializeSeed<'de> for Batch<'_> {
+    type Value = Vec<EventIn>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Vec<EventIn>, D::Error> {
+        d.deserialize_seq(self)
     }
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request("malformed_json", format!("malformed JSON: {e}")))?;
-    let Value::Array(items) = value else {
-        return Err(ApiError::unprocessable(
-            "invalid_events",
-            "the body must be a JSON array of events",
-        ));
-    };
-    if items.len() > MAX_BATCH {
-        return Err(too_many(items.len()));
+}
+
+impl<'de> Visitor<'de> for Batch<'_> {
+    type Value = Vec<EventIn>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON array of events")
     }
-    for (i, item) in items.iter().enumerate() {
-        if let Err(e) = serde_json::from_value::<EventIn>(item.clone()) {
-            let msg = e.to_string();
-            if msg.contains("did not match any variant") {
-                return Err(invalid_ts(
-                    i,
-                    "must be RFC 3339 text or integer epoch milliseconds",
-                ));
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<EventIn>, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(MAX_BATCH));
+        loop {
+            if items.len() == MAX_BATCH {
+                // One more item of any shape makes the batch too large; it is skipped, not built.
+                if seq.next_element::<IgnoredAny>()?.is_some() {
+                    self.0.too_many = true;
+                    return Err(serde::de::Error::custom("too many events"));
+                }
+                return Ok(items);
             }
-            return Err(invalid(i, msg));
+            match seq.next_element::<EventIn>() {
+                Ok(Some(item)) => items.push(item),
+                Ok(None) => return Ok(items),
+                Err(e) => {
+                    self.0.item = Some((items.len(), e.to_string()));
+                    return Err(e);
+                }
+            }
         }
     }
-    Err(ApiError::unprocessable(
-        "invalid_events",
-        "the body must be a JSON array of events",
-    ))
+}
+
+/// Parses the body into at most [`MAX_BATCH`] events, naming the first bad one.
+fn parse_items(body: &[u8]) -> ApiResult<Vec<EventIn>> {
+    let mut failure = Failure::default();
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let parsed = Batch(&mut failure)
+        .deserialize(&mut de)
+        .and_then(|items| de.end().map(|()| items));
+    let e = match parsed {
+        Ok(items) => return Ok(items),
+        Err(e) => e,
+    };
+    if e.is_syntax() || e.is_eof() {
+        return Err(ApiError::bad_request(
+            "malformed_json",
+            format!("malformed JSON: {e}"),
+        ));
+    }
+    if failure.too_many {
+        return Err(too_many());
+    }
+    match failure.item {
+        Some((i, msg)) if msg.contains("did not match any variant") => Err(invalid_ts(
+            i,
+            "must be RFC 3339 text or integer epoch milliseconds",
+        )),
+        Some((i, msg)) => Err(invalid(i, msg)),
+        None => Err(ApiError::unprocessable(
+            "invalid_events",
+            "the body must be a JSON array of events",
+        )),
+    }
 }
 
 fn invalid_ts(i: usize, message: impl std::fmt::Display) -> ApiError {
@@ -116,10 +167,10 @@ fn timestamp(i: usize, ts: TsIn) -> ApiResult<Timestamp> {
     }
 }
 
-fn too_many(n: usize) -> ApiError {
+fn too_many() -> ApiError {
     ApiError::unprocessable(
         "too_many_events",
-        format!("a batch holds at most {MAX_BATCH} events, this one has {n}"),
+        format!("a batch holds at most {MAX_BATCH} events, this one has more"),
     )
 }
 
@@ -156,10 +207,10 @@ pub async fn create(
             ApiError::bad_request("bad_body", e.body_text())
         }
     })?;
-    let items = parse_items(&body)?;
-    if items.len() > MAX_BATCH {
-        return Err(too_many(items.len()));
-    }
+    // Parsing up to max-body-bytes of JSON is real CPU: off the async threads.
+    let items = tokio::task::spawn_blocking(move || parse_items(&body))
+        .await
+        .map_err(|e| ApiError::internal(&e))??;
     tracing::Span::current().record("events", items.len());
 
     let batch_client = match (&who, &q.client) {
@@ -243,4 +294,45 @@ async fn existing_client(state: &AppState, c: &str) -> ApiResult<ClientId> {
         .await?
         .map(|c| c.id)
         .ok_or_else(|| ApiError::not_found("client"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(r: ApiResult<Vec<EventIn>>) -> (&'static str, String) {
+        let e = r.expect_err("refused");
+        (e.code(), e.to_string())
+    }
+
+    #[test]
+    fn a_batch_past_the_limit_is_refused_at_the_extra_item_without_reading_the_rest() {
+        // 10 001 events, then bytes that are not JSON at all: the parse stops before them.
+        let mut body = String::from("[");
+        for _ in 0..=MAX_BATCH {
+            body.push_str(r#"{"red":0.5},"#);
+        }
+        body.push_str("this is never read");
+        assert_eq!(code(parse_items(body.as_bytes())).0, "too_many_events");
+    }
+
+    #[test]
+    fn exactly_the_limit_is_accepted() {
+        let items = vec![r#"{"red":0.5}"#; MAX_BATCH].join(",");
+        let parsed = parse_items(format!("[{items}]").as_bytes()).expect("accepted");
+        assert_eq!(parsed.len(), MAX_BATCH);
+    }
+
+    #[test]
+    fn the_first_bad_item_is_named_and_malformed_json_is_a_400() {
+        let (c, msg) = code(parse_items(br#"[{"red":0.1},{"red":"x"}]"#));
+        assert_eq!(c, "invalid_event");
+        assert!(msg.contains("events[1]"), "{msg}");
+        let (c, msg) = code(parse_items(br#"[{"red":0.1},{"red":0.2,"ts":true}]"#));
+        assert_eq!(c, "invalid_event");
+        assert!(msg.contains("events[1].ts"), "{msg}");
+        assert_eq!(code(parse_items(br#"[{"red":0.1}"#)).0, "malformed_json");
+        assert_eq!(code(parse_items(br#"[{"red":0.1}] x"#)).0, "malformed_json");
+        assert_eq!(code(parse_items(br#"{"red":0.1}"#)).0, "invalid_events");
+    }
 }
