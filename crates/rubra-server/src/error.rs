@@ -149,6 +149,13 @@ impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match &err {
             StoreError::Conflict(msg) => ApiError::conflict(msg.clone()),
+            StoreError::QuotaExceeded(msg) => {
+                rubra_telemetry::metrics::counter!(
+                    "rubra_rejected_requests_total", "reason" => "quota_exceeded"
+                )
+                .increment(1);
+                ApiError::new(StatusCode::CONFLICT, "quota_exceeded", msg.clone())
+            }
             _ if err.is_unavailable() => {
                 tracing::warn!(error = %err, "dependency unavailable");
                 ApiError::unavailable("a storage dependency is unavailable; retry later")

@@ -210,6 +210,24 @@ pub struct ConfigArgs {
     )]
     pub max_watches_per_client: Option<u32>,
 
+    /// Live subscriptions one client may have [default: 1000].
+    #[arg(
+        long,
+        env = "RUBRA_MAX_SUBSCRIPTIONS_PER_CLIENT",
+        value_name = "N",
+        global = true
+    )]
+    pub max_subscriptions_per_client: Option<u32>,
+
+    /// Queued and running CSV jobs one client may have [default: 1000].
+    #[arg(
+        long,
+        env = "RUBRA_MAX_JOBS_PER_CLIENT",
+        value_name = "N",
+        global = true
+    )]
+    pub max_jobs_per_client: Option<u32>,
+
     /// Watches this process polls at most; 0: it polls none [default: 10000].
     #[arg(long, env = "RUBRA_WATCH_CAPACITY", value_name = "N", global = true)]
     pub watch_capacity: Option<u32>,
@@ -346,6 +364,10 @@ pub struct Settings {
     pub notify_timeout: Duration,
     /// Watches one client may have.
     pub max_watches_per_client: u32,
+    /// Live subscriptions one client may have.
+    pub max_subscriptions_per_client: u32,
+    /// Queued and running CSV jobs one client may have.
+    pub max_jobs_per_client: u32,
     /// Watches this process polls at most (0: none).
     pub watch_capacity: u32,
     /// How long a process holds its watches without renewing.
@@ -397,6 +419,10 @@ impl ConfigArgs {
             notify_pause_after: self.notify_pause_after.or(other.notify_pause_after),
             notify_timeout_ms: self.notify_timeout_ms.or(other.notify_timeout_ms),
             max_watches_per_client: self.max_watches_per_client.or(other.max_watches_per_client),
+            max_subscriptions_per_client: self
+                .max_subscriptions_per_client
+                .or(other.max_subscriptions_per_client),
+            max_jobs_per_client: self.max_jobs_per_client.or(other.max_jobs_per_client),
             watch_capacity: self.watch_capacity.or(other.watch_capacity),
             watch_lease_ms: self.watch_lease_ms.or(other.watch_lease_ms),
             watch_max_bytes: self.watch_max_bytes.or(other.watch_max_bytes),
@@ -553,6 +579,8 @@ impl Settings {
             return Err(invalid("notify-timeout-ms", "must be greater than 0"));
         }
         let max_watches_per_client = a.max_watches_per_client.unwrap_or(1000);
+        let max_subscriptions_per_client = a.max_subscriptions_per_client.unwrap_or(1000);
+        let max_jobs_per_client = a.max_jobs_per_client.unwrap_or(1000);
         let watch_lease_ms = a.watch_lease_ms.unwrap_or(10_000);
         if watch_lease_ms < 500 {
             return Err(invalid("watch-lease-ms", "must be at least 500"));
@@ -600,6 +628,8 @@ impl Settings {
             notify_pause_after,
             notify_timeout: Duration::from_millis(notify_timeout_ms),
             max_watches_per_client,
+            max_subscriptions_per_client,
+            max_jobs_per_client,
             watch_capacity: a.watch_capacity.unwrap_or(10_000),
             watch_lease: Duration::from_millis(watch_lease_ms),
             watch_max_bytes: usize::try_from(watch_max_bytes)

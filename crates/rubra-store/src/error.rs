@@ -6,6 +6,10 @@ pub enum StoreError {
     /// A unique value (a client name, an id) already exists.
     #[error("conflict: {0}")]
     Conflict(String),
+    /// The client already has as many of something as it may have; the message names the
+    /// quota and its limit.
+    #[error("{0}")]
+    QuotaExceeded(String),
     /// The database URL or storage URL is not usable.
     #[error("invalid configuration: {0}")]
     Config(String),

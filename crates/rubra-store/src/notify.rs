@@ -161,6 +161,8 @@ pub struct NewSubscription {
     pub channel: Channel,
     /// The webhook secret text, for webhook channels.
     pub secret: Option<String>,
+    /// The most live subscriptions the client may have, this one included.
+    pub limit: u32,
 }
 
 /// One notification: an event that exceeded one subscription's threshold.

@@ -86,7 +86,7 @@ pub struct NewWatch {
     pub client_id: ClientId,
     /// What to watch.
     pub spec: WatchSpec,
-    /// The owner's most watches; creating one more fails with [`StoreError::Conflict`].
+    /// The owner's most watches; creating one more fails with [`StoreError::QuotaExceeded`].
     pub limit: u32,
 }
 
@@ -261,7 +261,7 @@ pub fn watch_changes_bell() -> watch::Receiver<u64> {
 #[async_trait]
 pub trait WatchStore: Send + Sync {
     /// Creates a watch, unless its owner already has `limit` of them (then
-    /// [`StoreError::Conflict`]).
+    /// [`StoreError::QuotaExceeded`]).
     async fn create_watch(&self, watch: &NewWatch) -> Result<Watch>;
 
     /// Looks a watch up within `scope`.

@@ -172,6 +172,7 @@ pub async fn submit(
             client_id: client,
             spec,
             max_attempts: DEFAULT_MAX_ATTEMPTS,
+            limit: state.settings.max_jobs_per_client,
         })
         .await?;
     job_workers::wake();

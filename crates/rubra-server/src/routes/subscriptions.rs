@@ -103,6 +103,7 @@ pub async fn create(
             threshold: body.threshold,
             channel: body.channel,
             secret,
+            limit: state.settings.max_subscriptions_per_client,
         })
         .await?;
     tracing::info!(subscription = %sub.id, client = %sub.client_id, "subscription created");

@@ -17,7 +17,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use rubra_store::{
-    NewWatch, Scope, Store, StoreError, SubscriptionId, Watch, WatchChange, WatchId, WatchSpec,
+    NewWatch, Scope, Store, SubscriptionId, Watch, WatchChange, WatchId, WatchSpec,
     watch_changes_bell,
 };
 use serde::{Deserialize, Serialize};
@@ -236,15 +236,7 @@ pub async fn create(
             spec,
             limit,
         })
-        .await
-        .map_err(|e| match e {
-            StoreError::Conflict(_) => ApiError::new(
-                StatusCode::CONFLICT,
-                "watch_limit",
-                format!("this client already has {limit} watches, the most allowed"),
-            ),
-            other => other.into(),
-        })?;
+        .await?;
     tracing::info!(watch = %watch.id, client = %watch.client_id, url = %watch.spec.url, "watch created");
     crate::workers::watches::ring_claim();
     Ok((StatusCode::CREATED, Json(watch_json(&watch))))

@@ -16,6 +16,7 @@ mod images;
 mod jobs;
 mod limits;
 mod notify;
+mod quotas;
 mod scale_out;
 mod stats;
 mod watches;

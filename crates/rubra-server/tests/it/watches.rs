@@ -232,12 +232,13 @@ async fn watches_are_validated_scoped_and_limited() {
     // The limit (3 here) counts the client's own watches.
     create(&app, &a, json!({"url": url})).await;
     create(&app, &a, json!({"url": url})).await;
-    assert_error(
+    let msg = assert_error(
         post(&a, json!({"url": url})).await.unwrap(),
         409,
-        "watch_limit",
+        "quota_exceeded",
     )
     .await;
+    assert!(msg.contains("max-watches-per-client") && msg.contains('3'), "{msg}");
     create(&app, &b, json!({"url": url})).await;
 
     let resp = app

@@ -128,10 +128,14 @@ macro_rules! impl_notify_store {
                         created_at: crate::now_ms(),
                     };
                     let channel = serde_json::to_string(&sub.channel).map_err(decode_err)?;
-                    sqlx::query(
+                    // One statement: the count and the insert see the same snapshot (SQLite has
+                    // one writer; on PostgreSQL two racing creates may pass the limit by one).
+                    let inserted = sqlx::query(
                         "INSERT INTO subscriptions \
                          (id, client_id, threshold, channel_type, channel, secret, created_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                         SELECT $1, $2, $3, $4, $5, $6, $7 \
+                         WHERE (SELECT COUNT(*) FROM subscriptions \
+                                WHERE client_id = $2 AND deleted_at IS NULL) < $8",
                     )
                     .bind(sub.id.as_str())
                     .bind(sub.client_id.as_str())
@@ -140,9 +144,17 @@ macro_rules! impl_notify_store {
                     .bind(channel)
                     .bind(sub.secret.as_deref())
                     .bind(sub.created_at)
+                    .bind(i64::from(new.limit))
                     .execute(self.pool())
                     .await
                     .map_err(|e| crate::StoreError::from_insert(e, "this subscription"))?;
+                    if inserted.rows_affected() == 0 {
+                        return Err(crate::StoreError::QuotaExceeded(format!(
+                            "quota max-subscriptions-per-client: this client already has {} \
+                             subscriptions, the most allowed",
+                            new.limit
+                        )));
+                    }
                     Ok(sub)
                 }
 

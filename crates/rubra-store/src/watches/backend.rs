@@ -128,8 +128,9 @@ macro_rules! impl_watch_store {
                 .map_err(|e| StoreError::from_insert(e, "a watch with this id"))?;
                 match row {
                     Some(row) => Self::watch_from_row(&row, now),
-                    None => Err(StoreError::Conflict(format!(
-                        "the client already has {} watches, the most allowed",
+                    None => Err(StoreError::QuotaExceeded(format!(
+                        "quota max-watches-per-client: this client already has {} watches, \
+                         the most allowed",
                         w.limit
                     ))),
                 }

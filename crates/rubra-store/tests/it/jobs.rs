@@ -41,6 +41,7 @@ async fn submit(store: &Arc<dyn Store>, client: &ClientId, source: &str) -> JobI
             client_id: client.clone(),
             spec: spec(source),
             max_attempts: 3,
+            limit: 1000,
         })
         .await
         .unwrap();

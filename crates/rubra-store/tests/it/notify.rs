@@ -38,6 +38,7 @@ async fn subscribe(
             threshold,
             channel,
             secret: Some("whsec_x".into()),
+            limit: 1000,
         })
         .await
         .unwrap()

@@ -102,7 +102,7 @@ async fn per_client_limit_is_enforced(store: Arc<dyn Store>) {
     store.create_watch(&new(&a)).await.unwrap();
     store.create_watch(&new(&a)).await.unwrap();
     let err = store.create_watch(&new(&a)).await.unwrap_err();
-    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+    assert!(matches!(err, StoreError::QuotaExceeded(_)), "{err}");
     // Another client's count is its own.
     store.create_watch(&new(&b)).await.unwrap();
 }
