@@ -19,6 +19,7 @@ mod jobs;
 mod notify;
 mod open;
 mod postgres;
+mod retention;
 mod shared;
 mod sqlite;
 mod stats;
@@ -44,6 +45,7 @@ pub use notify::{
 };
 pub use open::{DatabaseUrl, open};
 pub use postgres::PgStore;
+pub use retention::{Retained, RetentionStore, SweepPlan, sweep};
 pub use sqlite::SqliteStore;
 pub use stats::{
     BucketCount, BucketWidth, MAX_BUCKETS, StatsQuery, StatsQueryError, StatsReport, StatsStore,
@@ -62,10 +64,10 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// Every query Rubra makes, implemented once per database.
 ///
 /// The queries of each feature live in their own trait and module ([`JobQueue`],
-/// [`StatsStore`], [`NotifyStore`], [`WatchStore`]); `Store` joins them so the server holds one `Arc<dyn Store>`.
+/// [`StatsStore`], [`NotifyStore`], [`WatchStore`], [`RetentionStore`]); `Store` joins them so the server holds one `Arc<dyn Store>`.
 #[async_trait]
 pub trait Store:
-    JobQueue + StatsStore + NotifyStore + WatchStore + Send + Sync + std::fmt::Debug
+    JobQueue + StatsStore + NotifyStore + WatchStore + RetentionStore + Send + Sync + std::fmt::Debug
 {
     /// A short name of the backend (`"sqlite"` or `"postgres"`), for logs and `/readyz`.
     fn backend(&self) -> &'static str;

@@ -11,6 +11,7 @@ mod blobs;
 mod clients;
 mod jobs;
 mod notify;
+mod retention;
 mod stats;
 mod watches;
 
