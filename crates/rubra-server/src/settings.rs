@@ -259,6 +259,44 @@ pub struct ConfigArgs {
     /// [default: 4000].
     #[arg(long, env = "RUBRA_RATE_LIMIT_BURST", value_name = "N", global = true)]
     pub rate_limit_burst: Option<u32>,
+
+    /// Days the delivery log and finished notifications are kept; 0 keeps them forever
+    /// [default: 30].
+    #[arg(
+        long,
+        env = "RUBRA_RETAIN_DELIVERIES_DAYS",
+        value_name = "DAYS",
+        global = true
+    )]
+    pub retain_deliveries_days: Option<u32>,
+
+    /// Days the changes of watched documents are kept; 0 keeps them forever [default: 30].
+    #[arg(
+        long,
+        env = "RUBRA_RETAIN_WATCH_CHANGES_DAYS",
+        value_name = "DAYS",
+        global = true
+    )]
+    pub retain_watch_changes_days: Option<u32>,
+
+    /// Days finished CSV jobs are kept; 0 keeps them forever [default: 30].
+    #[arg(
+        long,
+        env = "RUBRA_RETAIN_JOBS_DAYS",
+        value_name = "DAYS",
+        global = true
+    )]
+    pub retain_jobs_days: Option<u32>,
+
+    /// Days events are kept: only 0 (forever) is accepted, since `GET /stats` counts from
+    /// raw events [default: 0].
+    #[arg(
+        long,
+        env = "RUBRA_RETAIN_EVENTS_DAYS",
+        value_name = "DAYS",
+        global = true
+    )]
+    pub retain_events_days: Option<u32>,
 }
 
 /// A setting that could not be used, named so that the user can find it.
@@ -380,6 +418,12 @@ pub struct Settings {
     pub rate_limit_rps: NonZeroU32,
     /// Token bucket size of a client without its own limit.
     pub rate_limit_burst: NonZeroU32,
+    /// How long the delivery log and finished notifications are kept (`None`: forever).
+    pub retain_deliveries: Option<Duration>,
+    /// How long watch changes are kept (`None`: forever).
+    pub retain_watch_changes: Option<Duration>,
+    /// How long finished jobs are kept (`None`: forever).
+    pub retain_jobs: Option<Duration>,
 }
 
 impl ConfigArgs {
@@ -429,6 +473,12 @@ impl ConfigArgs {
             watch_timeout_ms: self.watch_timeout_ms.or(other.watch_timeout_ms),
             rate_limit_rps: self.rate_limit_rps.or(other.rate_limit_rps),
             rate_limit_burst: self.rate_limit_burst.or(other.rate_limit_burst),
+            retain_deliveries_days: self.retain_deliveries_days.or(other.retain_deliveries_days),
+            retain_watch_changes_days: self
+                .retain_watch_changes_days
+                .or(other.retain_watch_changes_days),
+            retain_jobs_days: self.retain_jobs_days.or(other.retain_jobs_days),
+            retain_events_days: self.retain_events_days.or(other.retain_events_days),
         }
     }
 }
@@ -597,6 +647,13 @@ impl Settings {
             .ok_or_else(|| invalid("rate-limit-rps", "must be greater than 0"))?;
         let rate_limit_burst = NonZeroU32::new(a.rate_limit_burst.unwrap_or(4000))
             .ok_or_else(|| invalid("rate-limit-burst", "must be greater than 0"))?;
+        if a.retain_events_days.is_some_and(|d| d != 0) {
+            return Err(invalid(
+                "retain-events-days",
+                "events are kept forever (0): GET /stats counts the edges of a range and \
+                 thresholds of more than four decimals from raw events",
+            ));
+        }
         Ok(Settings {
             listen,
             data_dir,
@@ -637,7 +694,18 @@ impl Settings {
             watch_timeout: Duration::from_millis(watch_timeout_ms),
             rate_limit_rps,
             rate_limit_burst,
+            retain_deliveries: retention_days(a.retain_deliveries_days),
+            retain_watch_changes: retention_days(a.retain_watch_changes_days),
+            retain_jobs: retention_days(a.retain_jobs_days),
         })
+    }
+}
+
+/// A retention in days (default 30) as a duration; 0 keeps forever (`None`).
+fn retention_days(days: Option<u32>) -> Option<Duration> {
+    match days.unwrap_or(30) {
+        0 => None,
+        d => Some(Duration::from_secs(u64::from(d) * 86_400)),
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub(crate) mod jobs;
 pub(crate) mod notify;
+pub(crate) mod retention;
 pub(crate) mod watches;
 
 use crate::app::Services;
@@ -21,6 +22,7 @@ pub fn spawn(services: &Services, shutdown: &CancellationToken) -> Workers {
     handles.extend(jobs::spawn(services, shutdown));
     handles.extend(notify::spawn(services, shutdown));
     handles.extend(watches::spawn(services, shutdown));
+    handles.extend(retention::spawn(services, shutdown));
     Workers { handles }
 }
 

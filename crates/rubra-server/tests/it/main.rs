@@ -17,6 +17,7 @@ mod jobs;
 mod limits;
 mod notify;
 mod quotas;
+mod retention;
 mod scale_out;
 mod stats;
 mod watches;
