@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use rubra_store::{ClientId, Principal};
 use rubra_telemetry::metrics;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
@@ -23,6 +23,14 @@ pub fn count_rejection(reason: &'static str) {
 /// The gate in front of decoding and compositing: `slots` run at once, at most `max_waiting`
 /// wait for a slot, and the pixels of admitted and waiting requests together stay within
 /// `pixel_budget`. Cheap to clone.
+///
+/// No client may take the whole gate: each caller (an API key's client; every admin key is
+/// one caller, also when it acts for a client with `?client=`) holds at most
+/// `max(1, (slots + max_waiting) × share / 100)` places (running and waiting together) and at
+/// most `pixel_budget × share / 100` pixels, except that a caller holding no pixels may always
+/// bring one image that fits in what is free. With a share of at most 50 %, at least two
+/// places and a budget of at least twice the largest image, a second caller's first request
+/// therefore always finds a place and room for its pixels, however the first one floods.
 #[derive(Debug, Clone)]
 pub struct Admission {
     inner: Arc<Gate>,
@@ -33,8 +41,24 @@ struct Gate {
     slots: Arc<Semaphore>,
     waiting: AtomicUsize,
     max_waiting: usize,
-    pixels: AtomicU64,
     pixel_budget: u64,
+    places_per_client: usize,
+    pixels_per_client: u64,
+    held: Mutex<Held>,
+}
+
+/// What the admitted and waiting requests hold, in all and per caller.
+#[derive(Debug, Default)]
+struct Held {
+    pixels: u64,
+    by_caller: HashMap<Option<ClientId>, Share>,
+}
+
+/// One caller's part of the gate: its places (running and waiting) and pixels.
+#[derive(Debug, Default, Clone, Copy)]
+struct Share {
+    places: usize,
+    pixels: u64,
 }
 
 /// The right to run one piece of CPU work; dropping it frees the slot and the pixels. Move it
@@ -43,19 +67,31 @@ struct Gate {
 #[derive(Debug)]
 pub struct Admitted {
     _slot: OwnedSemaphorePermit,
-    _pixels: PixelReservation,
+    _charge: Charge,
 }
 
-/// Pixels counted against the budget until dropped.
+/// A caller's place and pixels, counted against the gate until dropped.
 #[derive(Debug)]
-struct PixelReservation {
+struct Charge {
     gate: Arc<Gate>,
+    caller: Option<ClientId>,
     pixels: u64,
 }
 
-impl Drop for PixelReservation {
+impl Drop for Charge {
     fn drop(&mut self) {
-        let now = self.gate.pixels.fetch_sub(self.pixels, Ordering::AcqRel) - self.pixels;
+        let now = {
+            let mut held = self.gate.lock();
+            held.pixels -= self.pixels;
+            if let Some(share) = held.by_caller.get_mut(&self.caller) {
+                share.places -= 1;
+                share.pixels -= self.pixels;
+                if share.places == 0 {
+                    held.by_caller.remove(&self.caller);
+                }
+            }
+            held.pixels
+        };
         metrics::gauge!("rubra_decode_pixels_in_flight").set(now as f64);
     }
 }
@@ -70,26 +106,47 @@ impl Drop for QueuePlace<'_> {
     }
 }
 
+impl Gate {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Held> {
+        self.held.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 impl Admission {
     /// A gate with `slots` workers (at least 1), `max_waiting` queue places and a budget of
-    /// `pixel_budget` decoded pixels.
-    pub fn new(slots: usize, max_waiting: usize, pixel_budget: u64) -> Admission {
+    /// `pixel_budget` decoded pixels, of which one caller may hold `client_share_percent`
+    /// (1–100; see the type's docs for the rule).
+    pub fn new(
+        slots: usize,
+        max_waiting: usize,
+        pixel_budget: u64,
+        client_share_percent: u8,
+    ) -> Admission {
+        let slots = slots.max(1);
+        let share = u64::from(client_share_percent.clamp(1, 100));
+        let places = (slots + max_waiting) as u64 * share / 100;
         Admission {
             inner: Arc::new(Gate {
-                slots: Arc::new(Semaphore::new(slots.max(1))),
+                slots: Arc::new(Semaphore::new(slots)),
                 waiting: AtomicUsize::new(0),
                 max_waiting,
-                pixels: AtomicU64::new(0),
                 pixel_budget,
+                places_per_client: usize::try_from(places).unwrap_or(usize::MAX).max(1),
+                pixels_per_client: u64::try_from(
+                    u128::from(pixel_budget) * u128::from(share) / 100,
+                )
+                .unwrap_or(u64::MAX),
+                held: Mutex::new(Held::default()),
             }),
         }
     }
 
-    /// Admits work that decodes `pixels` pixels (width × height from the header probe), waiting
-    /// for a slot only when a queue place is free. Refuses at once with 503 `overloaded` (and
-    /// `Retry-After`) when the pixel budget or the queue is full, and with 413
-    /// `image_too_large` when `pixels` alone exceed the whole budget.
-    pub async fn admit(&self, pixels: u64) -> Result<Admitted, ApiError> {
+    /// Admits work for `who` that decodes `pixels` pixels (width × height from the header
+    /// probe), waiting for a slot only when a queue place is free. Refuses at once with 503
+    /// `overloaded` (and `Retry-After`) when the pixel budget or the queue is full or `who`
+    /// already holds its share, and with 413 `image_too_large` when `pixels` alone exceed the
+    /// whole budget.
+    pub async fn admit(&self, who: &Principal, pixels: u64) -> Result<Admitted, ApiError> {
         let gate = &self.inner;
         if pixels > gate.pixel_budget {
             return Err(ApiError::too_large(
@@ -101,7 +158,7 @@ impl Admission {
                 ),
             ));
         }
-        let reserved = self.reserve_pixels(pixels)?;
+        let charge = self.charge(caller_of(who), pixels)?;
         let slot = match Arc::clone(&gate.slots).try_acquire_owned() {
             Ok(slot) => slot,
             Err(TryAcquireError::Closed) => return Err(overloaded("the server is shutting down")),
@@ -117,39 +174,52 @@ impl Admission {
         };
         Ok(Admitted {
             _slot: slot,
-            _pixels: reserved,
+            _charge: charge,
         })
     }
 
-    /// Counts `pixels` against the budget, or refuses when they do not fit now. Waiting
-    /// requests hold their pixels too, so one that was admitted to the queue is never refused
-    /// later for memory.
-    fn reserve_pixels(&self, pixels: u64) -> Result<PixelReservation, ApiError> {
+    /// Counts one place and `pixels` against the caller's share and the budget, or refuses
+    /// when they do not fit now. Waiting requests hold their place and pixels too, so one that
+    /// was admitted to the queue is never refused later for memory.
+    fn charge(&self, caller: Option<ClientId>, pixels: u64) -> Result<Charge, ApiError> {
         let gate = &self.inner;
-        let mut current = gate.pixels.load(Ordering::Acquire);
-        loop {
-            let next = current.saturating_add(pixels);
+        let now = {
+            let mut held = gate.lock();
+            let mine = held.by_caller.get(&caller).copied().unwrap_or_default();
+            if mine.places >= gate.places_per_client {
+                drop(held);
+                return Err(overloaded(&format!(
+                    "this client already has {} image requests running or waiting, its share \
+                     of the server (admission-client-share)",
+                    mine.places
+                )));
+            }
+            if mine.pixels > 0 && mine.pixels.saturating_add(pixels) > gate.pixels_per_client {
+                drop(held);
+                return Err(overloaded(
+                    "this client already has its share of the image pixels being decoded \
+                     (admission-client-share)",
+                ));
+            }
+            let next = held.pixels.saturating_add(pixels);
             if next > gate.pixel_budget {
+                drop(held);
                 return Err(overloaded(
                     "too many image pixels are being decoded at the moment",
                 ));
             }
-            match gate.pixels.compare_exchange_weak(
-                current,
-                next,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => {
-                    metrics::gauge!("rubra_decode_pixels_in_flight").set(next as f64);
-                    return Ok(PixelReservation {
-                        gate: Arc::clone(gate),
-                        pixels,
-                    });
-                }
-                Err(seen) => current = seen,
-            }
-        }
+            held.pixels = next;
+            let share = held.by_caller.entry(caller.clone()).or_default();
+            share.places += 1;
+            share.pixels += pixels;
+            next
+        };
+        metrics::gauge!("rubra_decode_pixels_in_flight").set(now as f64);
+        Ok(Charge {
+            gate: Arc::clone(gate),
+            caller,
+            pixels,
+        })
     }
 
     fn queue_place(&self) -> Result<QueuePlace<'_>, ApiError> {
@@ -311,18 +381,20 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
+    const ME: Principal = Principal::Admin;
+
     #[tokio::test]
     async fn a_full_queue_refuses_at_once_and_a_freed_slot_admits_the_waiter() {
-        let gate = Admission::new(1, 1, 1_000);
-        let running = gate.admit(10).await.unwrap();
+        let gate = Admission::new(1, 1, 1_000, 100);
+        let running = gate.admit(&ME, 10).await.unwrap();
         let waiter = {
             let gate = gate.clone();
-            tokio::spawn(async move { gate.admit(10).await.map(drop) })
+            tokio::spawn(async move { gate.admit(&ME, 10).await.map(drop) })
         };
         while gate.inner.waiting.load(Ordering::Acquire) == 0 {
             tokio::task::yield_now().await;
         }
-        let refused = gate.admit(10).await.unwrap_err();
+        let refused = gate.admit(&ME, 10).await.unwrap_err();
         assert_eq!(
             (refused.status().as_u16(), refused.code()),
             (503, "overloaded")
@@ -333,29 +405,62 @@ mod tests {
             .unwrap()
             .unwrap()
             .unwrap();
-        assert_eq!(gate.inner.pixels.load(Ordering::Acquire), 0);
+        assert_eq!(gate.inner.lock().pixels, 0);
         assert_eq!(gate.inner.waiting.load(Ordering::Acquire), 0);
     }
 
     #[tokio::test]
     async fn pixels_over_the_budget_are_refused_and_given_back() {
-        let gate = Admission::new(4, 4, 100);
-        let held = gate.admit(60).await.unwrap();
-        assert_eq!(gate.admit(50).await.unwrap_err().code(), "overloaded");
-        assert_eq!(gate.admit(101).await.unwrap_err().code(), "image_too_large");
+        let gate = Admission::new(4, 4, 100, 100);
+        let held = gate.admit(&ME, 60).await.unwrap();
+        assert_eq!(gate.admit(&ME, 50).await.unwrap_err().code(), "overloaded");
+        assert_eq!(
+            gate.admit(&ME, 101).await.unwrap_err().code(),
+            "image_too_large"
+        );
         drop(held);
-        gate.admit(100).await.unwrap();
-        assert_eq!(gate.inner.pixels.load(Ordering::Acquire), 0);
+        gate.admit(&ME, 100).await.unwrap();
+        assert_eq!(gate.inner.lock().pixels, 0);
     }
 
     #[tokio::test]
     async fn an_abandoned_wait_gives_back_its_place_and_pixels() {
-        let gate = Admission::new(1, 1, 1_000);
-        let _running = gate.admit(10).await.unwrap();
-        let abandoned = tokio::time::timeout(Duration::from_millis(20), gate.admit(10)).await;
+        let gate = Admission::new(1, 1, 1_000, 100);
+        let _running = gate.admit(&ME, 10).await.unwrap();
+        let abandoned = tokio::time::timeout(Duration::from_millis(20), gate.admit(&ME, 10)).await;
         assert!(abandoned.is_err(), "still waiting");
         assert_eq!(gate.inner.waiting.load(Ordering::Acquire), 0);
-        assert_eq!(gate.inner.pixels.load(Ordering::Acquire), 10);
+        assert_eq!(gate.inner.lock().pixels, 10);
+    }
+
+    #[tokio::test]
+    async fn one_caller_holds_at_most_its_share_of_the_places_and_pixels() {
+        // 3 slots + 1 waiting place, half each: 2 places and 500 pixels per caller (and a
+        // slot for every request below, so none of them waits).
+        let gate = Admission::new(3, 1, 1_000, 50);
+        let (a, b) = (
+            Principal::Client(ClientId::generate()),
+            Principal::Client(ClientId::generate()),
+        );
+        // A first image may be larger than the share; nothing more then fits the share.
+        let big = gate.admit(&a, 700).await.unwrap();
+        assert_eq!(gate.admit(&a, 1).await.unwrap_err().code(), "overloaded");
+        let other = gate.admit(&b, 300).await.unwrap();
+        drop((big, other));
+        let a1 = gate.admit(&a, 250).await.unwrap();
+        let a2 = gate.admit(&a, 250).await.unwrap();
+        let refused = gate.admit(&a, 1).await.unwrap_err();
+        assert_eq!(
+            (refused.status().as_u16(), refused.code()),
+            (503, "overloaded")
+        );
+        // Admin keys are one caller of their own.
+        let admin = gate.admit(&ME, 100).await.unwrap();
+        drop(a1);
+        let a3 = gate.admit(&a, 250).await.unwrap();
+        drop((a2, a3, admin));
+        assert_eq!(gate.inner.lock().pixels, 0);
+        assert!(gate.inner.lock().by_caller.is_empty());
     }
 
     #[test]

@@ -133,6 +133,7 @@ impl Application {
         };
         Ok(Application {
             listener,
+                services.settings.admission_client_share,
             state,
             services,
             admin_key,

@@ -132,6 +132,17 @@ pub struct ConfigArgs {
     )]
     pub max_decode_pixels_in_flight: Option<u64>,
 
+    /// Percent of the admission places (slots + queue, at least one) and of the pixel budget
+    /// one client (or the admin) may hold; 50 or less keeps room for another client's first
+    /// request, 100 lets one client take the whole gate [default: 50].
+    #[arg(
+        long,
+        env = "RUBRA_ADMISSION_CLIENT_SHARE",
+        value_name = "PERCENT",
+        global = true
+    )]
+    pub admission_client_share: Option<u8>,
+
     /// Time a connection has to send a request's headers, and an HTTP/1.1 connection to start
     /// its next request, in ms [default: 10000].
     #[arg(
@@ -410,6 +421,8 @@ pub struct Settings {
     pub watch_capacity: u32,
     /// How long a process holds its watches without renewing.
     pub watch_lease: Duration,
+    /// Percent (1–100) of the admission places and pixel budget one client may hold.
+    pub admission_client_share: u8,
     /// Largest watched document.
     pub watch_max_bytes: usize,
     /// Time limit of one poll.
@@ -488,6 +501,7 @@ impl Settings {
     pub fn load(args: ConfigArgs) -> Result<Settings, SettingsError> {
         let file = match &args.config {
             Some(path) => Some(read_file(path)?),
+            admission_client_share: self.admission_client_share.or(other.admission_client_share),
             None => {
                 let default = Path::new("rubra.toml");
                 default.exists().then(|| read_file(default)).transpose()?
@@ -601,6 +615,13 @@ impl Settings {
                 }
                 Some(jobs_local_root(root, &data_dir, &guarded)?)
             }
+        let admission_client_share = a.admission_client_share.unwrap_or(50);
+        if !(1..=100).contains(&admission_client_share) {
+            return Err(invalid(
+                "admission-client-share",
+                "must be 1 to 100 (percent)",
+            ));
+        }
         };
         let jobs_per_client = a.jobs_per_client.unwrap_or(2);
         if jobs_per_client == 0 {
@@ -726,6 +747,7 @@ fn jobs_local_root(
         .map_err(|e| bad(format!("{}: {e}", root.display())))?;
     if !canonical.is_dir() {
         return Err(bad(format!("{} is not a folder", root.display())));
+            admission_client_share,
     }
     if canonical.parent().is_none() {
         return Err(bad(format!(

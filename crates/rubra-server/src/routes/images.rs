@@ -144,12 +144,17 @@ fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
 /// Measures on the blocking pool: decoding is CPU work that must not stall the event loop.
 /// The header is probed first (microseconds, nothing decoded) so that the image's pixels are
 /// admitted (or refused at once) before any decoding; the admission is held by the blocking
-/// task, for as long as the decoding runs. The `image.measure` span runs on the blocking
-/// thread, so its busy time is the CPU time.
-async fn measure(state: &AppState, bytes: Bytes) -> ApiResult<RedReport> {
+/// task, for as long as the decoding runs, and charged to `who` (the key that sent the
+/// request, also when an admin acts for a client). The `image.measure` span runs on the
+/// blocking thread, so its busy time is the CPU time.
+async fn measure(
+    state: &AppState,
+    who: &rubra_store::Principal,
+    bytes: Bytes,
+) -> ApiResult<RedReport> {
     let limits = limits(state);
     let info = rubra_image::probe_within(&bytes, &limits).map_err(|e| image_error(&e))?;
-    let admitted = state.admission.admit(info.pixels()).await?;
+    let admitted = state.admission.admit(who, info.pixels()).await?;
     let span = tracing::info_span!("image.measure", bytes = bytes.len());
     tokio::task::spawn_blocking(move || {
         let _admitted = admitted;
@@ -186,7 +191,7 @@ pub async fn upload(
             known.push(Some(existing));
             continue;
         }
-        let report = measure(&state, bytes.clone()).await.map_err(|e| {
+        let report = measure(&state, &who, bytes.clone()).await.map_err(|e| {
             if multipart {
                 e.with_context(&format!("file part {}", i + 1))
             } else {
@@ -433,7 +438,7 @@ pub async fn red(
         ));
     }
     let bytes = parts.remove(0);
-    let report = measure(&state, bytes).await?;
+    let report = measure(&state, &who, bytes).await?;
     let event = NewEvent {
         client_id: client,
         image_id: None,

@@ -19,7 +19,7 @@ use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::header::{CONTENT_TYPE, ETAG};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use rubra_store::{BlobStore, ClientId};
+use rubra_store::{BlobStore, ClientId, Principal};
 use rubra_watermark::{Overlay, WatermarkError};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -141,7 +141,7 @@ impl OverlayEntry {
 
 /// Width and height from a PNG's IHDR, checked against [`MAX_OVERLAY_PIXELS`] before
 /// anything is decoded.
-fn check_png_header(bytes: &[u8]) -> Result<(u32, u32), WatermarkError> {
+pub(crate) fn check_png_header(bytes: &[u8]) -> Result<(u32, u32), WatermarkError> {
     if !bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
         return Err(WatermarkError::Unsupported(
             "an overlay must be a PNG".into(),
@@ -200,12 +200,15 @@ impl OverlayCache {
         self.map.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The decoded overlay `name` of `client`; 404 when there is none.
+    /// The decoded overlay `name` of `client`; 404 when there is none. Decoding is admitted
+    /// like any image work and charged to `who` (the caller, which may be an admin acting for
+    /// `client`).
     #[tracing::instrument(name = "overlays.cache.get", skip_all, fields(name = %name.as_str(), hit))]
     pub async fn get(
         &self,
         blobs: &BlobStore,
         admission: &Admission,
+        who: &Principal,
         client: &ClientId,
         name: &OverlayName,
     ) -> ApiResult<Arc<OverlayEntry>> {
@@ -243,7 +246,7 @@ impl OverlayCache {
             ApiError::internal(&format!("stored overlay {blob} unusable: {e}"))
         };
         let (w, h) = check_png_header(&bytes).map_err(|e| unusable(&e))?;
-        let admitted = admission.admit(u64::from(w) * u64::from(h)).await?;
+        let admitted = admission.admit(who, u64::from(w) * u64::from(h)).await?;
         let entry = tokio::task::spawn_blocking(move || {
             let _admitted = admitted;
             OverlayEntry::from_png(&bytes)
@@ -342,7 +345,10 @@ pub async fn put(
     }
     // Decoding is admitted like any image work, by the pixels its header announces.
     let (w, h) = check_png_header(&body).map_err(|e| watermark_error(&e))?;
-    let admitted = state.admission.admit(u64::from(w) * u64::from(h)).await?;
+    let admitted = state
+        .admission
+        .admit(&who, u64::from(w) * u64::from(h))
+        .await?;
     let png = body.clone();
     let entry = tokio::task::spawn_blocking(move || {
         let _admitted = admitted;

@@ -6,7 +6,7 @@
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiQuery, Caller};
-use crate::routes::overlays::{OverlayEntry, OverlayName, Sizing};
+use crate::routes::overlays::{OverlayEntry, OverlayName, Sizing, check_png_header};
 use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request, State};
@@ -110,20 +110,29 @@ async fn resolve_overlay(
             let client = crate::extract::client_of(state, caller, q.client.as_deref()).await?;
             state
                 .overlays
-                .get(&state.blobs, &state.admission, &client, &name)
+                .get(&state.blobs, &state.admission, caller, &client, &name)
                 .await
         }
         (None, Some(url)) => {
+            // New bytes are admitted like any image work, by the pixels their PNG header
+            // announces, before they are decoded; a cached overlay costs no admission.
+            let admission = state.admission.clone();
+            let who = caller.clone();
+            let admit = move |png: &Bytes| {
+                let header = check_png_header(png).map_err(|e| remote_unusable(&e));
+                async move {
+                    let (w, h) = header?;
+                    admission.admit(&who, u64::from(w) * u64::from(h)).await
+                }
+            };
+            let decode = |png: Bytes| OverlayEntry::from_png(&png).map_err(|e| remote_unusable(&e));
             let got = state
                 .remote_overlays
-                .get(url, |bytes| OverlayEntry::from_png(&bytes))
+                .get_admitted(url, admit, decode)
                 .await
                 .map_err(|e| match e {
                     CacheError::Fetch(f) => ApiError::from(f),
-                    CacheError::Parse(p) => ApiError::unprocessable(
-                        "remote_overlay_unusable",
-                        format!("the overlay at overlay_url is not usable: {p}"),
-                    ),
+                    CacheError::Parse(e) | CacheError::Refused(e) => e,
                 })?;
             tracing::debug!(outcome = ?got.outcome, "remote overlay");
             Ok(got.value)
@@ -131,6 +140,13 @@ async fn resolve_overlay(
         (Some(_), Some(_)) => Err(bad("give overlay= or overlay_url=, not both")),
         (None, None) => Err(bad("overlay=NAME or overlay_url=URL is required")),
     }
+}
+
+fn remote_unusable(e: &WatermarkError) -> ApiError {
+    ApiError::unprocessable(
+        "remote_overlay_unusable",
+        format!("the overlay at overlay_url is not usable: {e}"),
+    )
 }
 
 fn route_name(r: Route) -> &'static str {
@@ -180,7 +196,7 @@ pub async fn watermark(
     // The body's pixels from its header; a header this probe cannot read is charged as the
     // largest image allowed (the watermarker reads it itself and may still refuse it).
     let pixels = rubra_image::probe(&body).map_or(state.settings.max_pixels, |i| i.pixels());
-    let admitted = state.admission.admit(pixels).await?;
+    let admitted = state.admission.admit(&who, pixels).await?;
     let done = tokio::task::spawn_blocking(move || {
         let _admitted = admitted;
         let overlay = entry.sized(sizing)?;

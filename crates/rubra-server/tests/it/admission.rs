@@ -91,6 +91,8 @@ async fn red_flood_beyond_the_pool_and_its_queue_is_refused_at_once_with_503_ove
     let app = spawn_app_with(|c| {
         c.admission_slots = Some(1);
         c.admission_queue = Some(1);
+        // The whole gate to one client: this is about the pool and its queue, not the share.
+        c.admission_client_share = Some(100);
     })
     .await;
     let (_, key) = app.create_client("flood").await;
@@ -213,6 +215,16 @@ fn a_pixel_budget_below_max_pixels_is_refused_at_start_up() {
     assert!(s.max_decode_pixels_in_flight >= s.max_pixels);
     assert!(s.admission_queue >= 8 && s.admission_queue >= 4 * s.admission_slots);
     assert_eq!(s.max_streams_per_client, 16);
+    assert_eq!(s.admission_client_share, 50);
+    for share in [0, 101] {
+        let err = Settings::validate(ConfigArgs {
+            admission_client_share: Some(share),
+            ..ConfigArgs::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("`admission-client-share`"), "{err}");
+    }
     assert_eq!(s.header_timeout, Duration::from_secs(10));
 }
 
@@ -403,4 +415,140 @@ async fn shutdown_is_not_held_open_by_streams_or_silent_connections() {
         .unwrap();
     assert!(started.elapsed() < Duration::from_secs(5));
     drop(stream);
+}
+
+/// Spawns one `POST /red` of `png` for `key`; its status once answered.
+fn red_in_background(app: &TestApp, key: &str, png: &[u8]) -> tokio::task::JoinHandle<u16> {
+    let req = app
+        .with_key(key, Method::POST, "/red")
+        .header("content-type", "image/png")
+        .body(png.to_vec());
+    tokio::spawn(async move { req.send().await.unwrap().status().as_u16() })
+}
+
+#[tokio::test]
+async fn one_client_flooding_the_image_gate_leaves_room_for_another() {
+    let pixels = u64::from(SIDE) * u64::from(SIDE);
+    let png = big_png(SIDE, SIDE);
+
+    // Places: one slot and three waiting places; the flooder may hold two of the four.
+    let app = spawn_app_with(|c| {
+        c.admission_slots = Some(1);
+        c.admission_queue = Some(3);
+        c.max_pixels = Some(pixels);
+        c.max_decode_pixels_in_flight = Some(pixels * 10);
+    })
+    .await;
+    let (_, hog) = app.create_client("hog").await;
+    let (_, other) = app.create_client("other").await;
+    let flood: Vec<_> = (0..4)
+        .map(|_| red_in_background(&app, &hog, &png))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let results = red_flood(&app, &other, &png, 1).await;
+    assert_eq!(
+        results[0].0, 200,
+        "the other client was refused: {results:?}"
+    );
+    let mut statuses = Vec::new();
+    for f in flood {
+        statuses.push(f.await.unwrap());
+    }
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 200, 503, 503], "the flooder's own requests");
+
+    // Pixels: room for two and a half images; the flooder may hold half of it (or its
+    // first image, whatever its size), so the other client's image still fits.
+    let app = spawn_app_with(|c| {
+        c.admission_slots = Some(4);
+        c.admission_queue = Some(8);
+        c.max_pixels = Some(pixels);
+        c.max_decode_pixels_in_flight = Some(pixels * 5 / 2);
+    })
+    .await;
+    let (_, hog) = app.create_client("hog").await;
+    let (_, other) = app.create_client("other").await;
+    let flood: Vec<_> = (0..3)
+        .map(|_| red_in_background(&app, &hog, &png))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let results = red_flood(&app, &other, &png, 1).await;
+    assert_eq!(
+        results[0].0, 200,
+        "the other client was refused: {results:?}"
+    );
+    let mut statuses = Vec::new();
+    for f in flood {
+        statuses.push(f.await.unwrap());
+    }
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 503, 503], "the flooder's own requests");
+}
+
+/// Serves `png` at any path on 127.0.0.1; the port and how many GETs it answered.
+async fn png_site(png: Vec<u8>) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let gets = std::sync::Arc::new(AtomicUsize::new(0));
+    let counted = std::sync::Arc::clone(&gets);
+    let router = axum::Router::new().fallback(move || {
+        let png = png.clone();
+        counted.fetch_add(1, Ordering::SeqCst);
+        async move { ([("content-type", "image/png")], png) }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    (port, gets)
+}
+
+#[tokio::test]
+async fn overlay_url_decodes_pass_the_admission_gate() {
+    let pixels = u64::from(SIDE) * u64::from(SIDE);
+    let (port, gets) = png_site(big_png(100, 100)).await;
+    // Room for the held image and 100 pixels more: the 8×8 body fits, the 100×100 overlay
+    // does not.
+    let app = spawn_app_with(|c| {
+        c.admission_slots = Some(4);
+        c.admission_queue = Some(4);
+        c.max_pixels = Some(pixels);
+        c.max_decode_pixels_in_flight = Some(pixels + 100);
+        c.fetch_allow = Some(vec!["127.0.0.1".into()]);
+    })
+    .await;
+    let (_, holder) = app.create_client("holder").await;
+    let (_, a) = app.create_client("a").await;
+    let held = red_in_background(&app, &holder, &big_png(SIDE, SIDE));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let path = format!("/watermark?overlay_url=http://127.0.0.1:{port}/o.png&x=0&y=0");
+    let resp = app
+        .with_key(&a, Method::POST, &path)
+        .header("content-type", "image/png")
+        .body(big_png(8, 8))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap()),
+        Some("1")
+    );
+    assert_error(resp, 503, "overloaded").await;
+    assert!(
+        !held.is_finished(),
+        "the refusal came while the held image decoded"
+    );
+    assert_eq!(held.await.unwrap(), 200);
+
+    // Once the budget is free the same overlay is fetched again (nothing was kept from the
+    // refused request) and used.
+    let resp = app
+        .with_key(&a, Method::POST, &path)
+        .header("content-type", "image/png")
+        .body(big_png(8, 8))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(gets.load(std::sync::atomic::Ordering::SeqCst), 2);
 }
