@@ -1,5 +1,6 @@
 //! Who gets in: CPU-heavy image work is admitted to a pool sized to the cores, behind a short
-//! bounded queue and a budget of decoded pixels in flight; SSE streams are capped per client.
+//! bounded queue and a budget of decoded pixels in flight, of which no client may hold more
+//! than its share; SSE streams are capped per client.
 //! What cannot be admitted is refused at once (503 `overloaded`, 429 `too_many_streams`), so
 //! the requests already admitted keep their latency and nobody waits out the request timeout.
 
