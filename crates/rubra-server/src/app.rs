@@ -108,6 +108,10 @@ impl Application {
     /// Opens everything, makes the first admin key if this installation has none, and binds
     /// the listen address (port 0 picks a free port, as the tests do).
     pub async fn build(settings: Settings, telemetry: Telemetry) -> Result<Self, StartError> {
+        match crate::serve::raise_open_file_limit() {
+            Some(n) => tracing::info!(open_files = n, "open-file limit"),
+            None => tracing::info!("open-file limit: unlimited or unknown"),
+        }
         let services = Services::open(settings).await?;
         let admin_key = bootstrap_admin_key(&services).await?;
         let addr = services.settings.listen;
@@ -120,6 +124,7 @@ impl Application {
             settings: services.settings.clone(),
             keys: Arc::new(KeyCache::default()),
             limiter: Arc::default(),
+            anonymous: Arc::default(),
             telemetry,
             shutdown: CancellationToken::new(),
             overlays: Arc::default(),
@@ -128,12 +133,12 @@ impl Application {
                 services.settings.admission_slots,
                 services.settings.admission_queue,
                 services.settings.max_decode_pixels_in_flight,
+                services.settings.admission_client_share,
             ),
             streams: StreamCaps::new(services.settings.max_streams_per_client),
         };
         Ok(Application {
             listener,
-                services.settings.admission_client_share,
             state,
             services,
             admin_key,

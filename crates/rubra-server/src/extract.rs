@@ -1,22 +1,29 @@
 //! Request extractors that answer in the API's error shape: the caller's identity (charged to
-//! its rate limit), and JSON and query parsing whose rejections become [`ApiError`]s instead
-//! of plain-text bodies.
+//! its rate limit, or to its address's when it has no valid key), and JSON and query parsing
+//! whose rejections become [`ApiError`]s instead of plain-text bodies.
 
 use crate::error::ApiError;
 use crate::ratelimit::{Limit, retry_after_secs};
 use crate::state::AppState;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use rubra_store::{ApiKey, ClientId, KeyHolder, Principal, Scope};
 use serde::de::DeserializeOwned;
+use std::net::SocketAddr;
+use std::time::Duration;
 
 /// Whoever sent the request, authenticated by `Authorization: Bearer <key>`, with the request
 /// taken from its rate limit: a client over its limit gets 429 `rate_limited` here, before any
-/// body is read (handlers take `Caller` or `Admin` before their body). Requests without a
-/// known key are answered 401 and charged to no one.
+/// body is read (handlers take `Caller` or `Admin` before their body).
+///
+/// Requests without a valid key (none, or one the database does not know) are answered 401
+/// and charged to their address's bucket of `rate-limit-anonymous-*`; when it is empty they
+/// get 429 `rate_limited` instead, before the database is asked about their key. A key that
+/// is not cached is charged there too before its lookup, and given back when it proves
+/// valid.
 #[derive(Debug, Clone)]
 pub struct Caller(pub Principal);
 
@@ -28,10 +35,12 @@ impl FromRequestParts<AppState> for Caller {
         if let Some(caller) = parts.extensions.get::<Caller>() {
             return Ok(caller.clone());
         }
-        let header = parts
-            .headers
-            .get(AUTHORIZATION)
-            .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer <key> header"))?;
+        let Some(header) = parts.headers.get(AUTHORIZATION) else {
+            charge_anonymous(state, parts)?;
+            return Err(ApiError::unauthorized(
+                "missing Authorization: Bearer <key> header",
+            ));
+        };
         let token = header
             .to_str()
             .ok()
@@ -40,16 +49,32 @@ impl FromRequestParts<AppState> for Caller {
                     .or_else(|| h.strip_prefix("bearer "))
             })
             .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| {
-                ApiError::unauthorized("the Authorization header must be Bearer <key>")
-            })?;
+            .filter(|t| !t.is_empty());
+        let Some(token) = token else {
+            charge_anonymous(state, parts)?;
+            return Err(ApiError::unauthorized(
+                "the Authorization header must be Bearer <key>",
+            ));
+        };
         let hash = ApiKey::from_token(token).hash();
-        let holder = state
-            .keys
-            .resolve(&state.store, &hash)
-            .await?
-            .ok_or_else(|| ApiError::unauthorized("unknown API key"))?;
+        let found = match state.keys.cached(&hash) {
+            Some(Some(holder)) => Some(holder),
+            Some(None) => {
+                charge_anonymous(state, parts)?;
+                None
+            }
+            None => {
+                // Charged before the lookup, so a flood of random keys costs the database at
+                // most the address's rate; a key that proves valid is given back.
+                let subject = charge_anonymous(state, parts)?;
+                let found = state.keys.look_up(&state.store, &hash).await?;
+                if found.is_some() {
+                    state.anonymous.refund(&subject, anonymous_limit(state));
+                }
+                found
+            }
+        };
+        let holder = found.ok_or_else(|| ApiError::unauthorized("unknown API key"))?;
         charge(state, &holder, hash.as_str())?;
         let caller = Caller(holder.principal);
         parts.extensions.insert(caller.clone());
@@ -71,22 +96,57 @@ fn charge(state: &AppState, holder: &KeyHolder, key_hash: &str) -> Result<(), Ap
         Principal::Admin => key_hash,
     };
     state.limiter.check(subject, limit).map_err(|wait| {
-        rubra_telemetry::metrics::counter!(
-            "rubra_rejected_requests_total",
-            "reason" => "rate_limited"
-        )
-        .increment(1);
-        let secs = retry_after_secs(wait);
-        ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
+        rate_limited(wait, |secs| {
             format!(
                 "over the rate limit of {} requests per second (bursts of {}); retry in {secs} s",
                 limit.rps, limit.burst
-            ),
-        )
-        .with_retry_after(secs)
+            )
+        })
     })
+}
+
+/// The limit of requests without a valid key, per address.
+fn anonymous_limit(state: &AppState) -> Limit {
+    Limit {
+        rps: state.settings.rate_limit_anonymous_rps,
+        burst: state.settings.rate_limit_anonymous_burst,
+    }
+}
+
+/// Takes one request from the bucket of the request's address, for requests without a valid
+/// key; answers the bucket's name (to give the request back if its key proves valid).
+/// Requests that did not come through the server (in-process tests) share one bucket.
+fn charge_anonymous(state: &AppState, parts: &Parts) -> Result<String, ApiError> {
+    let subject = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or_else(
+            || "-".to_owned(),
+            |ConnectInfo(peer)| crate::serve::client_address(peer.ip()).to_string(),
+        );
+    let limit = anonymous_limit(state);
+    match state.anonymous.check(&subject, limit) {
+        Ok(()) => Ok(subject),
+        Err(wait) => Err(rate_limited(wait, |secs| {
+            format!(
+                "too many requests without a valid API key from this address (at most {} per \
+                 second, bursts of {}); retry in {secs} s",
+                limit.rps, limit.burst
+            )
+        })),
+    }
+}
+
+/// 429 `rate_limited` with `Retry-After` for a wait, counted in the rejection metric.
+fn rate_limited(wait: Duration, message: impl FnOnce(u64) -> String) -> ApiError {
+    rubra_telemetry::metrics::counter!(
+        "rubra_rejected_requests_total",
+        "reason" => "rate_limited"
+    )
+    .increment(1);
+    let secs = retry_after_secs(wait);
+    ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message(secs))
+        .with_retry_after(secs)
 }
 
 /// The client a request acts for: a client key's own client, or for an admin key the client

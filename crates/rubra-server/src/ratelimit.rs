@@ -1,6 +1,7 @@
-//! Request rate limits per client: one token bucket per client (and per admin key), kept as
-//! a GCRA "theoretical arrival time" in a single atomic, in a sharded map so concurrent
-//! requests take only a shared read lock and one compare-and-swap.
+//! Request rate limits: one token bucket per client (and per admin key), and one per address
+//! for requests without a valid key, kept as a GCRA "theoretical arrival time" in a single
+//! atomic, in a sharded map so concurrent requests take only a shared read lock and one
+//! compare-and-swap.
 //!
 //! Written here rather than taken from `governor`: its keyed limiter holds one quota for all
 //! keys, while clients carry their own limits (set by an admin), and its keyed store pulls in
@@ -110,6 +111,19 @@ impl RateLimiter {
         take(tat, limit, now)
     }
 
+    /// Gives back one request taken from `subject`'s bucket under `limit` (a request charged
+    /// before it was known whether it should be, that turned out not to be).
+    pub fn refund(&self, subject: &str, limit: Limit) {
+        let shard = &self.shards[self.hasher.hash_one(subject) as usize % SHARDS];
+        let buckets = shard.buckets.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(tat) = buckets.get(subject) {
+            // Cannot fail: the closure always answers.
+            let _ = tat.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| {
+                Some(t.saturating_sub(limit.interval_ns()))
+            });
+        }
+    }
+
     /// Buckets held, for tests of eviction.
     #[cfg(test)]
     fn len(&self) -> usize {
@@ -204,6 +218,23 @@ mod tests {
         assert!(l.check_at("a", limit(1, 1), SEC).is_err());
         // Raised: room again at once.
         assert!(l.check_at("a", limit(1000, 100), SEC).is_ok());
+    }
+
+    #[test]
+    fn a_refunded_request_can_be_made_again() {
+        let l = RateLimiter::default();
+        let lim = limit(1, 2);
+        assert!(l.check_at("a", lim, SEC).is_ok());
+        assert!(l.check_at("a", lim, SEC).is_ok());
+        assert!(l.check_at("a", lim, SEC).is_err());
+        l.refund("a", lim);
+        assert!(l.check_at("a", lim, SEC).is_ok());
+        assert!(l.check_at("a", lim, SEC).is_err());
+        // A subject without a bucket has nothing to give back, and gets no more than a burst.
+        l.refund("b", lim);
+        assert!(l.check_at("b", lim, SEC).is_ok());
+        assert!(l.check_at("b", lim, SEC).is_ok());
+        assert!(l.check_at("b", lim, SEC).is_err());
     }
 
     #[test]

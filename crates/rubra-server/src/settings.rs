@@ -163,6 +163,16 @@ pub struct ConfigArgs {
     #[arg(long, env = "RUBRA_MAX_CONNECTIONS", value_name = "N", global = true)]
     pub max_connections: Option<u32>,
 
+    /// Connections one client address may have open at once; further ones are closed at
+    /// accept [default: 256].
+    #[arg(
+        long,
+        env = "RUBRA_MAX_CONNECTIONS_PER_IP",
+        value_name = "N",
+        global = true
+    )]
+    pub max_connections_per_ip: Option<u32>,
+
     /// Server-Sent Event streams one client (or the admin) may have open [default: 16].
     #[arg(
         long,
@@ -270,6 +280,26 @@ pub struct ConfigArgs {
     /// [default: 4000].
     #[arg(long, env = "RUBRA_RATE_LIMIT_BURST", value_name = "N", global = true)]
     pub rate_limit_burst: Option<u32>,
+
+    /// Requests per second one address may make without a valid key (no key, or an unknown
+    /// one), per process [default: 20].
+    #[arg(
+        long,
+        env = "RUBRA_RATE_LIMIT_ANONYMOUS_RPS",
+        value_name = "N",
+        global = true
+    )]
+    pub rate_limit_anonymous_rps: Option<u32>,
+
+    /// Requests without a valid key one address may make at once above that rate
+    /// [default: 100].
+    #[arg(
+        long,
+        env = "RUBRA_RATE_LIMIT_ANONYMOUS_BURST",
+        value_name = "N",
+        global = true
+    )]
+    pub rate_limit_anonymous_burst: Option<u32>,
 
     /// Days the delivery log and finished notifications are kept; 0 keeps them forever
     /// [default: 30].
@@ -391,12 +421,16 @@ pub struct Settings {
     pub admission_queue: usize,
     /// Decoded pixels of running and waiting image requests together (≥ `max_pixels`).
     pub max_decode_pixels_in_flight: u64,
+    /// Percent (1–100) of the admission places and pixel budget one client may hold.
+    pub admission_client_share: u8,
     /// Time to send a request's headers (and, on HTTP/1.1, to start the next request).
     pub header_timeout: Duration,
     /// A connection silent in both directions this long is closed.
     pub idle_timeout: Duration,
     /// Connections open at once.
     pub max_connections: usize,
+    /// Connections open at once from one client address.
+    pub max_connections_per_ip: usize,
     /// SSE streams open per client.
     pub max_streams_per_client: usize,
     /// CSV jobs this process runs at once (0: this process runs none).
@@ -421,8 +455,6 @@ pub struct Settings {
     pub watch_capacity: u32,
     /// How long a process holds its watches without renewing.
     pub watch_lease: Duration,
-    /// Percent (1–100) of the admission places and pixel budget one client may hold.
-    pub admission_client_share: u8,
     /// Largest watched document.
     pub watch_max_bytes: usize,
     /// Time limit of one poll.
@@ -431,6 +463,10 @@ pub struct Settings {
     pub rate_limit_rps: NonZeroU32,
     /// Token bucket size of a client without its own limit.
     pub rate_limit_burst: NonZeroU32,
+    /// Requests per second without a valid key, per client address and process.
+    pub rate_limit_anonymous_rps: NonZeroU32,
+    /// Token bucket size of requests without a valid key, per client address.
+    pub rate_limit_anonymous_burst: NonZeroU32,
     /// How long the delivery log and finished notifications are kept (`None`: forever).
     pub retain_deliveries: Option<Duration>,
     /// How long watch changes are kept (`None`: forever).
@@ -465,9 +501,11 @@ impl ConfigArgs {
             max_decode_pixels_in_flight: self
                 .max_decode_pixels_in_flight
                 .or(other.max_decode_pixels_in_flight),
+            admission_client_share: self.admission_client_share.or(other.admission_client_share),
             header_timeout_ms: self.header_timeout_ms.or(other.header_timeout_ms),
             idle_timeout_ms: self.idle_timeout_ms.or(other.idle_timeout_ms),
             max_connections: self.max_connections.or(other.max_connections),
+            max_connections_per_ip: self.max_connections_per_ip.or(other.max_connections_per_ip),
             max_streams_per_client: self.max_streams_per_client.or(other.max_streams_per_client),
             job_workers: self.job_workers.or(other.job_workers),
             jobs_per_client: self.jobs_per_client.or(other.jobs_per_client),
@@ -486,6 +524,12 @@ impl ConfigArgs {
             watch_timeout_ms: self.watch_timeout_ms.or(other.watch_timeout_ms),
             rate_limit_rps: self.rate_limit_rps.or(other.rate_limit_rps),
             rate_limit_burst: self.rate_limit_burst.or(other.rate_limit_burst),
+            rate_limit_anonymous_rps: self
+                .rate_limit_anonymous_rps
+                .or(other.rate_limit_anonymous_rps),
+            rate_limit_anonymous_burst: self
+                .rate_limit_anonymous_burst
+                .or(other.rate_limit_anonymous_burst),
             retain_deliveries_days: self.retain_deliveries_days.or(other.retain_deliveries_days),
             retain_watch_changes_days: self
                 .retain_watch_changes_days
@@ -501,7 +545,6 @@ impl Settings {
     pub fn load(args: ConfigArgs) -> Result<Settings, SettingsError> {
         let file = match &args.config {
             Some(path) => Some(read_file(path)?),
-            admission_client_share: self.admission_client_share.or(other.admission_client_share),
             None => {
                 let default = Path::new("rubra.toml");
                 default.exists().then(|| read_file(default)).transpose()?
@@ -572,6 +615,13 @@ impl Settings {
             }
             Some(n) => n,
         };
+        let admission_client_share = a.admission_client_share.unwrap_or(50);
+        if !(1..=100).contains(&admission_client_share) {
+            return Err(invalid(
+                "admission-client-share",
+                "must be 1 to 100 (percent)",
+            ));
+        }
         let header_timeout_ms = a.header_timeout_ms.unwrap_or(10_000);
         if header_timeout_ms == 0 {
             return Err(invalid("header-timeout-ms", "must be greater than 0"));
@@ -585,6 +635,10 @@ impl Settings {
             .map_or_else(crate::serve::default_max_connections, |n| n as usize);
         if max_connections == 0 {
             return Err(invalid("max-connections", "must be greater than 0"));
+        }
+        let max_connections_per_ip = a.max_connections_per_ip.unwrap_or(256) as usize;
+        if max_connections_per_ip == 0 {
+            return Err(invalid("max-connections-per-ip", "must be greater than 0"));
         }
         let max_streams_per_client = a.max_streams_per_client.unwrap_or(16) as usize;
         if max_streams_per_client == 0 {
@@ -615,13 +669,6 @@ impl Settings {
                 }
                 Some(jobs_local_root(root, &data_dir, &guarded)?)
             }
-        let admission_client_share = a.admission_client_share.unwrap_or(50);
-        if !(1..=100).contains(&admission_client_share) {
-            return Err(invalid(
-                "admission-client-share",
-                "must be 1 to 100 (percent)",
-            ));
-        }
         };
         let jobs_per_client = a.jobs_per_client.unwrap_or(2);
         if jobs_per_client == 0 {
@@ -668,6 +715,11 @@ impl Settings {
             .ok_or_else(|| invalid("rate-limit-rps", "must be greater than 0"))?;
         let rate_limit_burst = NonZeroU32::new(a.rate_limit_burst.unwrap_or(4000))
             .ok_or_else(|| invalid("rate-limit-burst", "must be greater than 0"))?;
+        let rate_limit_anonymous_rps = NonZeroU32::new(a.rate_limit_anonymous_rps.unwrap_or(20))
+            .ok_or_else(|| invalid("rate-limit-anonymous-rps", "must be greater than 0"))?;
+        let rate_limit_anonymous_burst =
+            NonZeroU32::new(a.rate_limit_anonymous_burst.unwrap_or(100))
+                .ok_or_else(|| invalid("rate-limit-anonymous-burst", "must be greater than 0"))?;
         if a.retain_events_days.is_some_and(|d| d != 0) {
             return Err(invalid(
                 "retain-events-days",
@@ -695,9 +747,11 @@ impl Settings {
             admission_slots,
             admission_queue,
             max_decode_pixels_in_flight,
+            admission_client_share,
             header_timeout: Duration::from_millis(header_timeout_ms),
             idle_timeout: Duration::from_millis(idle_timeout_ms),
             max_connections,
+            max_connections_per_ip,
             max_streams_per_client,
             job_workers: a.job_workers.unwrap_or(2),
             jobs_per_client,
@@ -715,6 +769,8 @@ impl Settings {
             watch_timeout: Duration::from_millis(watch_timeout_ms),
             rate_limit_rps,
             rate_limit_burst,
+            rate_limit_anonymous_rps,
+            rate_limit_anonymous_burst,
             retain_deliveries: retention_days(a.retain_deliveries_days),
             retain_watch_changes: retention_days(a.retain_watch_changes_days),
             retain_jobs: retention_days(a.retain_jobs_days),
@@ -747,7 +803,6 @@ fn jobs_local_root(
         .map_err(|e| bad(format!("{}: {e}", root.display())))?;
     if !canonical.is_dir() {
         return Err(bad(format!("{} is not a folder", root.display())));
-            admission_client_share,
     }
     if canonical.parent().is_none() {
         return Err(bad(format!(

@@ -1,5 +1,5 @@
 //! What every handler can reach: the store, the blobs, the settings, the key cache and the
-//! rate limiter.
+//! rate limiters.
 
 use crate::error::ApiError;
 use crate::settings::Settings;
@@ -23,6 +23,8 @@ pub struct AppState {
     pub keys: Arc<KeyCache>,
     /// Token buckets of the clients (and admin keys) calling this process.
     pub limiter: Arc<crate::ratelimit::RateLimiter>,
+    /// Token buckets of the addresses sending requests without a valid key.
+    pub anonymous: Arc<crate::ratelimit::RateLimiter>,
     /// Logs and metrics.
     pub telemetry: Telemetry,
     /// Cancelled when the process begins shutting down; long-running work watches it.
@@ -67,6 +69,34 @@ impl KeyCache {
     /// The most keys held in each of the known and unknown maps.
     pub const MAX_ENTRIES: usize = 10_000;
 
+    /// The cache's answer for a key, without asking the database: `Some(Some(_))` a known
+    /// key, `Some(None)` a key recently found unknown, `None` not cached (or no longer fresh).
+    pub fn cached(&self, hash: &KeyHash) -> Option<Option<KeyHolder>> {
+        {
+            let known = self.known.read().unwrap_or_else(|e| e.into_inner());
+            if let Some((holder, at)) = known.get(hash)
+                && at.elapsed() < Self::TTL
+            {
+                return Some(Some(holder.clone()));
+            }
+        }
+        let unknown = self.unknown.read().unwrap_or_else(|e| e.into_inner());
+        unknown
+            .get(hash)
+            .is_some_and(|at| at.elapsed() < Self::UNKNOWN_TTL)
+            .then_some(None)
+    }
+
+    /// Asks the store about a key (whether or not it is cached) and caches the answer.
+    pub async fn look_up(
+        &self,
+        store: &Arc<dyn Store>,
+        hash: &KeyHash,
+    ) -> Result<Option<KeyHolder>, ApiError> {
+        self.look_up_with(hash, |h| async move { store.key_holder(&h).await })
+            .await
+    }
+
     /// Resolves a key by its hash, from the cache when fresh, else from the store.
     pub async fn resolve(
         &self,
@@ -88,23 +118,22 @@ impl KeyCache {
         F: FnOnce(KeyHash) -> Fut,
         Fut: std::future::Future<Output = rubra_store::Result<Option<KeyHolder>>>,
     {
-        {
-            let known = self.known.read().unwrap_or_else(|e| e.into_inner());
-            if let Some((holder, at)) = known.get(hash)
-                && at.elapsed() < Self::TTL
-            {
-                return Ok(Some(holder.clone()));
-            }
+        match self.cached(hash) {
+            Some(answer) => Ok(answer),
+            None => self.look_up_with(hash, lookup).await,
         }
-        {
-            let unknown = self.unknown.read().unwrap_or_else(|e| e.into_inner());
-            if unknown
-                .get(hash)
-                .is_some_and(|at| at.elapsed() < Self::UNKNOWN_TTL)
-            {
-                return Ok(None);
-            }
-        }
+    }
+
+    /// [`look_up`](Self::look_up) with the database lookup given as a function.
+    async fn look_up_with<F, Fut>(
+        &self,
+        hash: &KeyHash,
+        lookup: F,
+    ) -> Result<Option<KeyHolder>, ApiError>
+    where
+        F: FnOnce(KeyHash) -> Fut,
+        Fut: std::future::Future<Output = rubra_store::Result<Option<KeyHolder>>>,
+    {
         let found = lookup(hash.clone()).await?;
         let now = Instant::now();
         match &found {

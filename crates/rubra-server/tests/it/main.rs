@@ -6,6 +6,7 @@
 
 mod admission;
 mod auth;
+mod connections;
 mod debug;
 mod egress;
 mod errors;
