@@ -22,9 +22,9 @@ IMG="$OUT/reference.jpg"
 OV="$OUT/overlay.png"
 
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-# The load comes from one key: its rate limit and admission share (issue #18) are lifted so the server is measured.
+# The load comes from one key: its rate limit (issue #18) is lifted so the server is measured.
 "$TARGET/rubra" serve --listen "127.0.0.1:$PORT" --data-dir "$OUT/data" --log-filter warn \
-  --rate-limit-rps 1000000 --rate-limit-burst 1000000 --admission-client-share 100 \
+  --rate-limit-rps 1000000 --rate-limit-burst 1000000 \
   >"$OUT/serve.out" 2>"$OUT/serve.err" &
 SERVER=$!
 for _ in $(seq 1 100); do curl -fs "127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
