@@ -384,6 +384,19 @@ mod tests {
 
     const ME: Principal = Principal::Admin;
 
+    #[test]
+    fn by_default_one_client_may_run_eight_image_requests_at_once() {
+        for cores in [1, 2, 4, 16, 64] {
+            let queue = crate::settings::default_admission_queue(cores);
+            let gate = Admission::new(cores, queue, 1 << 40, 50);
+            assert!(
+                gate.inner.places_per_client >= 8,
+                "{cores} cores: {} places",
+                gate.inner.places_per_client
+            );
+        }
+    }
+
     #[tokio::test]
     async fn a_full_queue_refuses_at_once_and_a_freed_slot_admits_the_waiter() {
         let gate = Admission::new(1, 1, 1_000, 100);

@@ -118,7 +118,8 @@ pub struct ConfigArgs {
     pub admission_slots: Option<u32>,
 
     /// Image requests that may wait for a free slot; more are refused at once with 503
-    /// overloaded [default: 4 × the cores, at least 8].
+    /// overloaded [default: 8 × the cores, at least 16, so that one client's share (half by
+    /// default) still runs 8 requests at once].
     #[arg(long, env = "RUBRA_ADMISSION_QUEUE", value_name = "N", global = true)]
     pub admission_queue: Option<u32>,
 
@@ -604,7 +605,7 @@ impl Settings {
         }
         let admission_queue = a
             .admission_queue
-            .map_or_else(|| (4 * cores).max(8), |n| n as usize);
+            .map_or_else(|| default_admission_queue(cores), |n| n as usize);
         let max_decode_pixels_in_flight = match a.max_decode_pixels_in_flight {
             None => crate::admission::default_pixel_budget(max_pixels),
             Some(n) if n < max_pixels => {
@@ -869,6 +870,13 @@ fn sqlite_file(url: &str) -> Option<PathBuf> {
         .or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next().unwrap_or(rest);
     (!path.is_empty() && !path.starts_with(":memory:")).then(|| PathBuf::from(path))
+}
+
+/// The admission queue when none is set: 8 × the cores, at least 16. With the default share
+/// (half of slots + queue) one client may then hold at least 8 places, as many as the
+/// benchmarks' and a bulk uploader's connections, while another client always finds room.
+pub(crate) fn default_admission_queue(cores: usize) -> usize {
+    (8 * cores).max(16)
 }
 
 fn read_file(path: &Path) -> Result<ConfigArgs, SettingsError> {
