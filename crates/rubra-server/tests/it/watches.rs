@@ -238,7 +238,10 @@ async fn watches_are_validated_scoped_and_limited() {
         "quota_exceeded",
     )
     .await;
-    assert!(msg.contains("max-watches-per-client") && msg.contains('3'), "{msg}");
+    assert!(
+        msg.contains("max-watches-per-client") && msg.contains('3'),
+        "{msg}"
+    );
     create(&app, &b, json!({"url": url})).await;
 
     let resp = app
