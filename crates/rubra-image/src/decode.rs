@@ -155,10 +155,12 @@ fn too_large(info: &ImageInfo, limits: &Limits) -> Error {
 fn decode_jpeg(bytes: &[u8], header: &Header, limits: &Limits) -> Result<Pixels> {
     match header.jpeg_sof {
         Some((0xC0..=0xC2, 8)) => {}
+        Some((0xC9 | 0xCA, 8)) => {
+            check_eoi(bytes, header)?;
+            return decode_arithmetic_jpeg(bytes, header, limits);
+        }
         Some((_, 8)) => {
-            return Err(Error::Unsupported(
-                "lossless, hierarchical or arithmetic-coded JPEG".into(),
-            ));
+            return Err(Error::Unsupported("lossless or hierarchical JPEG".into()));
         }
         _ => {
             return Err(Error::Unsupported(
@@ -166,14 +168,47 @@ fn decode_jpeg(bytes: &[u8], header: &Header, limits: &Limits) -> Result<Pixels>
             ));
         }
     }
-    // Every scan of a complete JPEG is followed by an EOI marker; 0xFF 0xD9 cannot
-    // occur inside entropy-coded data (0xFF is stuffed as 0xFF 0x00 there), so its
-    // absence after the first scan means the file was cut short. The decoder itself
-    // would fill the missing rows with grey, as libjpeg does, and report nothing.
+    check_eoi(bytes, header)?;
+    decode_huffman_jpeg(bytes, header, limits)
+}
+
+/// Every scan of a complete JPEG is followed by an EOI marker; 0xFF 0xD9 cannot
+/// occur inside entropy-coded data (0xFF is stuffed as 0xFF 0x00 there), so its
+/// absence after the first scan means the file was cut short. The decoders
+/// themselves would fill the missing rows with grey, as libjpeg does, and report
+/// nothing.
+fn check_eoi(bytes: &[u8], header: &Header) -> Result<()> {
     let scans = bytes.get(header.jpeg_scan_start..).unwrap_or_default();
     if !scans.windows(2).rev().any(|w| w == [0xFF, 0xD9]) {
         return Err(Error::Truncated);
     }
+    Ok(())
+}
+
+/// Arithmetic-coded JPEG (SOF9, SOF10): rewritten by `rubra-watermark` as one
+/// Huffman-coded baseline scan with exactly the same DCT coefficients (what
+/// `jpegtran` does), which then decodes like any other JPEG: the pixels are
+/// those of decoding the arithmetic-coded file itself. The rewrite holds every
+/// coefficient (2 bytes a sample), so it is bounded by the allocation limit too.
+fn decode_arithmetic_jpeg(bytes: &[u8], header: &Header, limits: &Limits) -> Result<Pixels> {
+    // 64 coefficients of 2 bytes per 8×8 block, up to 4 components, plus padding.
+    if header.info.pixels().saturating_mul(8) > limits.max_alloc {
+        return Err(too_large(&header.info, limits));
+    }
+    let baseline = rubra_watermark::jpeg_to_baseline(bytes, limits.max_pixels).map_err(|e| {
+        use rubra_watermark::WatermarkError as W;
+        match e {
+            W::Unsupported(s) => Error::Unsupported(format!("JPEG: {s}")),
+            W::TooLarge { .. } => too_large(&header.info, limits),
+            other => Error::Corrupt(format!("JPEG: {other}")),
+        }
+    })?;
+    let header = read_header(&baseline)?;
+    decode_huffman_jpeg(&baseline, &header, limits)
+}
+
+/// Baseline, extended-sequential and progressive Huffman-coded 8-bit JPEG.
+fn decode_huffman_jpeg(bytes: &[u8], header: &Header, limits: &Limits) -> Result<Pixels> {
     let options = DecoderOptions::default()
         .set_strict_mode(false)
         .set_max_width(usize::from(u16::MAX))

@@ -23,20 +23,26 @@
 //! 0 when nothing was counted. Grey images (grey JPEG, grey PNG) are never red.
 //!
 //! # Format notes
-//! - **JPEG**: baseline, extended-sequential Huffman and progressive, 8-bit;
-//!   grey, YCbCr, RGB (Adobe transform 0), CMYK and YCCK. CMYK/YCCK become RGB
+//! - **JPEG**: baseline, extended-sequential and progressive, Huffman- or
+//!   arithmetic-coded, 8-bit; grey, YCbCr, RGB (Adobe transform 0), CMYK and
+//!   YCCK. An arithmetic-coded file is first rewritten with Huffman coding and
+//!   the very same DCT coefficients (as `jpegtran` does), so it decodes to the
+//!   pixels of the file itself. CMYK/YCCK become RGB
 //!   as libjpeg-turbo's `djpeg` writes them to PPM: samples taken as Adobe's
 //!   inverted CMYK, `R = C·K/255` (rounded), likewise G from M and B from Y. The
 //!   result is within 0.002 of the red level computed on libjpeg-turbo's
 //!   default full-resolution decode (tested against `djpeg`). Lossless,
-//!   hierarchical, arithmetic-coded and 12-bit JPEGs are [`Error::Unsupported`].
+//!   hierarchical and 12-bit JPEGs are [`Error::Unsupported`].
 //!   A JPEG without an end-of-image marker after its data is [`Error::Truncated`].
 //! - **EXIF orientation** is not applied: rotating or mirroring only permutes
 //!   pixels, so the fraction of red pixels is the same either way.
 //! - **PNG**: every bit depth and colour type; palettes and `tRNS` are expanded
-//!   to RGBA first. 16-bit samples are rounded to the nearest 8-bit value,
-//!   `(v*255 + 32767) / 65535` (see the note on `to_u8` in the source): exact
-//!   and deterministic. The first (default) image of an APNG.
+//!   to RGBA first. 16-bit samples (colour and alpha) become 8-bit by PNG's
+//!   recommended scaling (PNG specification §13.12), rounded to the nearest:
+//!   `round(v·255/65535)`, computed exactly as `(v·255 + 32767) / 65535`.
+//!   Decoders that keep the high byte instead (`v >> 8`, as Pillow does) differ
+//!   on the samples just below a rounding step, so their red level can differ
+//!   in the fifth decimal. The first (default) image of an APNG.
 //! - **GIF**: the first frame, on its logical screen; the area it leaves
 //!   uncovered is transparent and therefore not counted.
 //! - **WebP**: lossy and lossless (and the first frame of an animation).

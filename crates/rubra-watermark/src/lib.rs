@@ -68,11 +68,13 @@ impl Format {
 pub enum Route {
     /// Baseline JPEG: prefix and suffix copied, only the MCUs around the overlay re-encoded.
     JpegFast,
-    /// JPEG: all coefficients decoded (progressive, multi-scan, or a Huffman table
-    /// lacking a needed symbol) and written as one baseline scan with optimal tables;
+    /// JPEG: all coefficients decoded (progressive, multi-scan, arithmetic-coded, or a
+    /// Huffman table lacking a needed symbol) and written as one baseline scan with
+    /// optimal tables;
     /// still lossless outside the edited blocks.
     JpegCoefficients,
-    /// JPEG decoded to pixels and encoded again (CMYK, 12-bit, arithmetic coding, …).
+    /// JPEG decoded to pixels and encoded again (CMYK, Adobe RGB, sampling factors
+    /// that do not divide each other).
     JpegPixels,
     /// PNG decoded, blended and encoded with fast compression.
     Png,
@@ -139,6 +141,22 @@ pub fn watermark(
         ..Options::new(placement)
     };
     watermark_with(input, overlay, &opts).map(|w| w.bytes)
+}
+
+/// Rewrites a JPEG as one baseline, Huffman-coded scan with optimal tables and
+/// exactly the same DCT coefficients, as `jpegtran` does: any decoder then gives
+/// the same pixels for the output as for the input. Reads arithmetic-coded
+/// (SOF9, SOF10), progressive and multi-scan files; keeps the APPn, COM and DQT
+/// segments. This is how decoders that read only Huffman coding are handed an
+/// arithmetic-coded JPEG.
+///
+/// # Errors
+/// [`WatermarkError::TooLarge`] over `max_pixels` (checked from the header
+/// first); [`WatermarkError::Unsupported`] for sample precisions other than 8
+/// bits and for lossless or hierarchical JPEG; [`WatermarkError::Corrupt`] for
+/// malformed data.
+pub fn jpeg_to_baseline(input: &[u8], max_pixels: u64) -> Result<Vec<u8>> {
+    jpeg::to_baseline(input, max_pixels)
 }
 
 /// [`watermark`] with explicit limits and strategy, reporting the route taken.

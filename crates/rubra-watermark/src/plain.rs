@@ -1,5 +1,6 @@
 //! The pixel path: decode → blend → encode. Used for PNG, and for JPEGs the DCT
-//! path cannot handle (CMYK, 12-bit, arithmetic coding, odd sampling).
+//! path cannot handle (CMYK, Adobe RGB, odd sampling; arithmetic-coded ones are
+//! rewritten with Huffman coding first).
 
 use crate::blend::blend_into;
 use crate::error::{Result, WatermarkError};
@@ -93,10 +94,18 @@ pub(crate) fn watermark_jpeg_pixels(
     use zune_core::bytestream::ZCursor;
     use zune_core::colorspace::ColorSpace;
     use zune_core::options::DecoderOptions;
-    let (w, h) = crate::jpeg::dimensions(input)?;
-    check_size(w, h, max_pixels)?;
+    let (w, h) = crate::jpeg::checked_dimensions(input, max_pixels)?;
     let origin = placement.origin(w, h, overlay.width(), overlay.height());
     let rect = clip(w, h, origin.0, origin.1, overlay.width(), overlay.height())?;
+    // The pixel decoder reads Huffman coding only: an arithmetic-coded file is
+    // first rewritten with the same coefficients (so the same pixels).
+    let huffman;
+    let input = if crate::jpeg::is_arithmetic(input)? {
+        huffman = crate::jpeg::to_baseline(input, max_pixels)?;
+        &huffman[..]
+    } else {
+        input
+    };
     let mut probe = zune_jpeg::JpegDecoder::new(ZCursor::new(input));
     probe
         .decode_headers()

@@ -346,3 +346,28 @@ fn png_rgb_with_trns_colour_key() {
     let r = measure(&out, &Limits::default()).unwrap();
     assert_eq!((r.red_pixels, r.counted_pixels), (50, 150));
 }
+
+#[test]
+fn png_16_bit_samples_become_round_v_255_over_65535_not_the_high_byte() {
+    // Every 16-bit value as the red sample of a pixel with green = blue = 0: the
+    // pixel is red exactly when round(v·255/65535) >= 77 (DESIGN §4), computed
+    // here in floating point, independently of the crate's integer form.
+    let expected = (0..=u16::MAX)
+        .filter(|&v| (f64::from(v) * 255.0 / 65535.0).round() >= 77.0)
+        .count() as u64;
+    let high_byte = (0..=u16::MAX).filter(|&v| v >> 8 >= 77).count() as u64;
+    assert_ne!(expected, high_byte, "the two rules differ on this image");
+    let samples: Vec<u8> = (0..=u16::MAX)
+        .flat_map(|v| [v.to_be_bytes(), [0, 0], [0, 0]].concat())
+        .collect();
+    let bytes = png(
+        256,
+        256,
+        png::ColorType::Rgb,
+        png::BitDepth::Sixteen,
+        &samples,
+        None,
+    );
+    let r = measure(&bytes, &Limits::default()).unwrap();
+    assert_eq!((r.red_pixels, r.counted_pixels), (expected, 65536));
+}

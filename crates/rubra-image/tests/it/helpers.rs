@@ -135,6 +135,32 @@ pub fn exif_orientation(orientation: u16) -> Vec<u8> {
     v
 }
 
+/// `jpegtran ARGS` (libjpeg-turbo) applied to `jpeg`, or `None` (with a
+/// message) when `jpegtran` is not installed.
+pub fn jpegtran(jpeg: &[u8], args: &[&str]) -> Option<Vec<u8>> {
+    let child = Command::new("jpegtran")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let Ok(mut child) = child else {
+        eprintln!("SKIPPED: jpegtran not found; install libjpeg-turbo-progs");
+        return None;
+    };
+    let mut stdin = child.stdin.take().expect("stdin");
+    let input = jpeg.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
+    let out = child.wait_with_output().expect("jpegtran runs");
+    writer.join().expect("writer").expect("write to jpegtran");
+    assert!(
+        out.status.success(),
+        "jpegtran failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(out.stdout)
+}
+
 /// The red count of libjpeg-turbo's default full-resolution decode
 /// (`djpeg -ppm`), or `None` (with a message) when `djpeg` is not installed.
 pub fn djpeg_count(jpeg: &[u8]) -> Option<RedCount> {

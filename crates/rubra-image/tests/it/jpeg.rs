@@ -193,3 +193,124 @@ fn exif_orientation_does_not_change_the_red_level() {
         base.red
     );
 }
+
+/// `cjpeg -quality 85 -arithmetic -sample 2x2 -restart 2` of a 161×117 picture
+/// with a red disc: libjpeg-turbo's arithmetic coding, like its `testimgari.jpg`.
+const ARITH_FIXTURE: &[u8] = include_bytes!("../fixtures/arith_seq_420_restart.jpg");
+
+#[test]
+fn arithmetic_coded_jpeg_is_measured_not_unsupported() {
+    // Issue #24: this was 415 unsupported_image, though Pillow decodes it.
+    let r = assert_close_to_djpeg(ARITH_FIXTURE, "arithmetic fixture");
+    assert_eq!((r.width, r.height), (161, 117));
+    assert!(r.red > 0.1, "the fixture has a red disc: {}", r.red);
+    // The same coefficients with Huffman coding measure identically.
+    if let Some(huffman) = jpegtran(ARITH_FIXTURE, &[]) {
+        assert_eq!(ours(&huffman), r);
+    }
+}
+
+/// A 12-bit JPEG is unsupported (415), never corrupt.
+#[test]
+fn twelve_bit_jpeg_is_unsupported() {
+    let mut j = vec![0xFF, 0xD8, 0xFF, 0xDB, 0x00, 0x43, 0x00];
+    j.extend_from_slice(&[1; 64]);
+    j.extend_from_slice(&[0xFF, 0xC1, 0x00, 0x0B, 12, 0, 8, 0, 8, 1, 1, 0x11, 0]);
+    for class in [0x00, 0x10] {
+        j.extend_from_slice(&[0xFF, 0xC4, 0x00, 0x14, class, 1]);
+        j.extend_from_slice(&[0; 16]);
+    }
+    j.extend_from_slice(&[
+        0xFF, 0xDA, 0x00, 0x08, 1, 1, 0x00, 0, 63, 0, 0x3F, 0xFF, 0xD9,
+    ]);
+    let err = measure(&j, &Limits::default()).unwrap_err();
+    assert_eq!(
+        (err.http_status(), err.code()),
+        (415, "unsupported_image"),
+        "{err}"
+    );
+}
+
+/// Issue #24's set: every kind of JPEG a client sends measures like libjpeg-turbo's
+/// decode, and watermarks (the watermark keeps the size and measures again).
+#[test]
+fn every_kind_of_jpeg_measures_like_libjpeg_turbo_and_watermarks() {
+    let (w, h) = (402u16, 301u16);
+    let rgb = photo(w, h, 16);
+    let with = |sampling: SamplingFactor, progressive: bool, restart: u16| {
+        let mut out = Vec::new();
+        let mut enc = jpeg_encoder::Encoder::new(&mut out, 87);
+        enc.set_sampling_factor(sampling);
+        enc.set_progressive(progressive);
+        enc.set_restart_interval(restart);
+        enc.encode(&rgb, w, h, ColorType::Rgb).unwrap();
+        out
+    };
+    let grey: Vec<u8> = rgb.chunks_exact(3).map(|p| p[1]).collect();
+    let baseline = with(SamplingFactor::F_2_2, false, 0);
+    let mut set: Vec<(String, Vec<u8>)> = vec![
+        ("baseline 4:2:0".into(), baseline.clone()),
+        (
+            "baseline 4:4:4".into(),
+            with(SamplingFactor::F_1_1, false, 0),
+        ),
+        (
+            "baseline 4:2:2".into(),
+            with(SamplingFactor::F_2_1, false, 0),
+        ),
+        ("progressive".into(), with(SamplingFactor::F_2_2, true, 0)),
+        (
+            "restart markers".into(),
+            with(SamplingFactor::F_2_2, false, 3),
+        ),
+        (
+            "grayscale".into(),
+            jpeg(&grey, w, h, ColorType::Luma, false, None),
+        ),
+        (
+            "CMYK".into(),
+            jpeg(&cmyk_of(&rgb), w, h, ColorType::Cmyk, false, None),
+        ),
+        (
+            "EXIF-rotated".into(),
+            jpeg(
+                &rgb,
+                w,
+                h,
+                ColorType::Rgb,
+                false,
+                Some(&exif_orientation(6)),
+            ),
+        ),
+        ("arithmetic fixture".into(), ARITH_FIXTURE.to_vec()),
+    ];
+    for (name, args) in [
+        ("arithmetic-coded", &["-arithmetic"][..]),
+        (
+            "arithmetic-coded progressive",
+            &["-arithmetic", "-progressive"],
+        ),
+    ] {
+        if let Some(bytes) = jpegtran(&baseline, args) {
+            set.push((name.into(), bytes));
+        }
+    }
+    let overlay =
+        rubra_watermark::Overlay::from_rgba(60, 20, [200, 0, 0, 255].repeat(60 * 20)).unwrap();
+    let placement = rubra_watermark::Placement::gravity(rubra_watermark::Gravity::SouthEast, 5, 5);
+    for (name, bytes) in set {
+        let before = assert_close_to_djpeg(&bytes, &name);
+        let out = rubra_watermark::watermark(&bytes, &overlay, placement, 1.0)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let after = assert_close_to_djpeg(&out, &format!("{name}, watermarked"));
+        assert_eq!(
+            (after.width, after.height),
+            (before.width, before.height),
+            "{name}"
+        );
+        if name != "grayscale" && name != "CMYK" {
+            // 1 200 pure red pixels land on the picture.
+            assert!(after.red_pixels > before.red_pixels, "{name}");
+        }
+    }
+}

@@ -10,7 +10,7 @@ use super::huffman::{
     BitReader, BitWriter, DecodeTable, EncodeTable, HuffSpec, count_block, find_marker,
     optimal_table,
 };
-use super::parse::{Frame, Header, Process, Scan, Tables, apply_table_segment, parse_scan};
+use super::parse::{Frame, Header, Scan, Tables, apply_table_segment, parse_scan};
 
 /// A callback over blocks in MCU order: (component, block).
 type Visit<'v> = dyn FnMut(usize, &[i16; 64]) -> Result<(), Corrupt> + 'v;
@@ -19,7 +19,7 @@ type Visit<'v> = dyn FnMut(usize, &[i16; 64]) -> Result<(), Corrupt> + 'v;
 const MAX_SCANS: usize = 1000;
 
 /// All coefficients of one component, in padded MCU layout.
-struct Plane {
+pub(super) struct Plane {
     bw: usize,
     blocks: Vec<[i16; 64]>,
 }
@@ -32,81 +32,126 @@ fn table(spec: &Option<HuffSpec>) -> Result<DecodeTable, Corrupt> {
     )
 }
 
-struct ScanState<'a> {
+/// Decodes the blocks of one scan, one at a time, in the order [`walk_scan`]
+/// visits them; the entropy coding (Huffman or arithmetic) is the implementor's.
+pub(super) trait BlockDecoder {
+    /// Moves past a restart marker and resets the coder's state.
+    fn restart(&mut self) -> Result<(), Corrupt>;
+    /// Decodes (or refines) the next block, of the scan's `k`-th component.
+    fn block(&mut self, k: usize, blk: &mut [i16; 64]) -> Result<(), Corrupt>;
+}
+
+/// Checks the spectral selection and successive approximation of a progressive scan.
+pub(super) fn check_progressive_scan(scan: &Scan) -> Result<(), Corrupt> {
+    let (ss, se, al) = (scan.ss, scan.se, scan.al);
+    if se > 63 || ss > se || (ss == 0 && se != 0) || al > 13 {
+        return Err(Corrupt("bad progressive scan parameters"));
+    }
+    if ss > 0 && scan.comps.len() != 1 {
+        return Err(Corrupt("interleaved AC scan"));
+    }
+    Ok(())
+}
+
+/// Visits the blocks of a scan in coding order (interleaved MCUs, or the
+/// component's own block grid for a one-component scan), restarting every `ri`
+/// MCUs.
+pub(super) fn walk_scan(
+    frame: &Frame,
+    scan: &Scan,
+    planes: &mut [Plane],
+    ri: usize,
+    dec: &mut impl BlockDecoder,
+) -> Result<(), Corrupt> {
+    let (hm, vm) = frame.max_sampling();
+    if scan.comps.len() == 1 {
+        let ci = scan.comps[0].comp;
+        let (h, v) = frame.sampling(ci);
+        let cw = (frame.width * h).div_ceil(hm).div_ceil(8);
+        let ch = (frame.height * v).div_ceil(vm).div_ceil(8);
+        let bw = planes[ci].bw;
+        for n in 0..cw * ch {
+            if ri > 0 && n > 0 && n % ri == 0 {
+                dec.restart()?;
+            }
+            let blk = &mut planes[ci].blocks[(n / cw) * bw + n % cw];
+            dec.block(0, blk)?;
+        }
+    } else {
+        let (mx_n, my_n) = frame.mcus();
+        for m in 0..mx_n * my_n {
+            if ri > 0 && m > 0 && m % ri == 0 {
+                dec.restart()?;
+            }
+            let (mx, my) = (m % mx_n, m / mx_n);
+            for (k, sc) in scan.comps.iter().enumerate() {
+                let (h, v) = frame.sampling(sc.comp);
+                let bw = planes[sc.comp].bw;
+                for by in 0..v {
+                    for bx in 0..h {
+                        let blk = &mut planes[sc.comp].blocks[(my * v + by) * bw + mx * h + bx];
+                        dec.block(k, blk)?;
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A Huffman-coded scan being decoded.
+struct HuffmanScan<'a> {
     rd: BitReader<'a>,
     preds: [i32; 4],
     eobrun: u32,
+    dcs: Vec<Option<DecodeTable>>,
+    acs: Vec<Option<DecodeTable>>,
+    progressive: bool,
+    ss: usize,
+    se: usize,
+    ah: u32,
+    al: u32,
 }
 
-fn decode_scan(
-    input: &[u8],
-    pos: usize,
-    frame: &Frame,
-    tables: &Tables,
-    scan: &Scan,
-    planes: &mut [Plane],
-) -> Result<usize, Corrupt> {
-    let progressive = frame.process == Process::Progressive;
-    let (ss, se, ah, al) = (
-        scan.ss as usize,
-        scan.se as usize,
-        scan.ah as u32,
-        scan.al as u32,
-    );
-    if progressive && (se > 63 || ss > se || (ss == 0 && se != 0) || al > 13) {
-        return Err(Corrupt("bad progressive scan parameters"));
+impl BlockDecoder for HuffmanScan<'_> {
+    fn restart(&mut self) -> Result<(), Corrupt> {
+        self.rd.restart()?;
+        self.preds = [0; 4];
+        self.eobrun = 0;
+        Ok(())
     }
-    if progressive && ss > 0 && scan.comps.len() != 1 {
-        return Err(Corrupt("interleaved AC scan"));
-    }
-    let need_dc = !progressive || (ss == 0 && ah == 0);
-    let need_ac = !progressive || ss > 0;
-    let mut dcs = Vec::new();
-    let mut acs = Vec::new();
-    for sc in &scan.comps {
-        dcs.push(if need_dc {
-            Some(table(&tables.dc[sc.td])?)
-        } else {
-            None
-        });
-        acs.push(if need_ac {
-            Some(table(&tables.ac[sc.ta])?)
-        } else {
-            None
-        });
-    }
-    let mut st = ScanState {
-        rd: BitReader::new(input, pos),
-        preds: [0; 4],
-        eobrun: 0,
-    };
-    let ri = tables.restart_interval;
-    let decode_one = |st: &mut ScanState, k: usize, blk: &mut [i16; 64]| -> Result<(), Corrupt> {
-        let rd = &mut st.rd;
-        if !progressive {
-            let (Some(dc), Some(ac)) = (&dcs[k], &acs[k]) else {
+
+    fn block(&mut self, k: usize, blk: &mut [i16; 64]) -> Result<(), Corrupt> {
+        let (ss, se, ah, al) = (self.ss, self.se, self.ah, self.al);
+        let rd = &mut self.rd;
+        if !self.progressive {
+            let (Some(dc), Some(ac)) = (&self.dcs[k], &self.acs[k]) else {
                 return Err(Corrupt("missing huffman table"));
             };
-            return rd.decode_block(blk, &mut st.preds[k], dc, ac);
+            return rd.decode_block(blk, &mut self.preds[k], dc, ac);
         }
         if ss == 0 {
             if ah == 0 {
-                let dc = dcs[k].as_ref().ok_or(Corrupt("missing huffman table"))?;
+                let dc = self.dcs[k]
+                    .as_ref()
+                    .ok_or(Corrupt("missing huffman table"))?;
                 let s = rd.symbol(dc)? as u32;
                 if s > 11 {
                     return Err(Corrupt("bad DC magnitude"));
                 }
-                st.preds[k] += rd.receive_extend(s);
-                blk[0] = (st.preds[k] << al) as i16;
+                self.preds[k] = self.preds[k].wrapping_add(rd.receive_extend(s));
+                blk[0] = (self.preds[k] << al) as i16;
             } else if rd.bits(1) == 1 {
                 blk[0] |= 1 << al;
             }
             return Ok(());
         }
-        let ac = acs[k].as_ref().ok_or(Corrupt("missing huffman table"))?;
+        let ac = self.acs[k]
+            .as_ref()
+            .ok_or(Corrupt("missing huffman table"))?;
         if ah == 0 {
-            if st.eobrun > 0 {
-                st.eobrun -= 1;
+            if self.eobrun > 0 {
+                self.eobrun -= 1;
                 return Ok(());
             }
             let mut kk = ss;
@@ -115,7 +160,7 @@ fn decode_scan(
                 let (r, s) = ((rs >> 4) as u32, (rs & 15) as u32);
                 if s == 0 {
                     if r < 15 {
-                        st.eobrun = (1 << r) - 1 + rd.bits(r);
+                        self.eobrun = (1 << r) - 1 + rd.bits(r);
                         break;
                     }
                     kk += 16;
@@ -134,7 +179,7 @@ fn decode_scan(
         let p1: i16 = 1 << al;
         let m1: i16 = -1 << al;
         let mut kk = ss;
-        if st.eobrun == 0 {
+        if self.eobrun == 0 {
             while kk <= se {
                 let rs = rd.symbol(ac)?;
                 let mut r = (rs >> 4) as i32;
@@ -143,14 +188,14 @@ fn decode_scan(
                 if s != 0 {
                     val = if rd.bits(1) == 1 { p1 } else { m1 };
                 } else if r != 15 {
-                    st.eobrun = (1 << r) + rd.bits(r as u32);
+                    self.eobrun = (1 << r) + rd.bits(r as u32);
                     break;
                 }
                 while kk <= se {
                     let c = &mut blk[kk];
                     if *c != 0 {
                         if rd.bits(1) == 1 && (*c & p1) == 0 {
-                            *c += if *c >= 0 { p1 } else { m1 };
+                            *c = c.wrapping_add(if *c >= 0 { p1 } else { m1 });
                         }
                     } else {
                         r -= 1;
@@ -169,68 +214,84 @@ fn decode_scan(
                 kk += 1;
             }
         }
-        if st.eobrun > 0 {
+        if self.eobrun > 0 {
             while kk <= se {
                 let c = &mut blk[kk];
                 if *c != 0 && rd.bits(1) == 1 && (*c & p1) == 0 {
-                    *c += if *c >= 0 { p1 } else { m1 };
+                    *c = c.wrapping_add(if *c >= 0 { p1 } else { m1 });
                 }
                 kk += 1;
             }
-            st.eobrun -= 1;
+            self.eobrun -= 1;
         }
         Ok(())
-    };
-
-    let (hm, vm) = frame.max_sampling();
-    if scan.comps.len() == 1 {
-        let ci = scan.comps[0].comp;
-        let (h, v) = frame.sampling(ci);
-        let cw = (frame.width * h).div_ceil(hm).div_ceil(8);
-        let ch = (frame.height * v).div_ceil(vm).div_ceil(8);
-        let bw = planes[ci].bw;
-        for n in 0..cw * ch {
-            if ri > 0 && n > 0 && n % ri == 0 {
-                st.rd.restart()?;
-                st.preds = [0; 4];
-                st.eobrun = 0;
-            }
-            let blk = &mut planes[ci].blocks[(n / cw) * bw + n % cw];
-            decode_one(&mut st, 0, blk)?;
-        }
-    } else {
-        let (mx_n, my_n) = frame.mcus();
-        for m in 0..mx_n * my_n {
-            if ri > 0 && m > 0 && m % ri == 0 {
-                st.rd.restart()?;
-                st.preds = [0; 4];
-                st.eobrun = 0;
-            }
-            let (mx, my) = (m % mx_n, m / mx_n);
-            for (k, sc) in scan.comps.iter().enumerate() {
-                let (h, v) = frame.sampling(sc.comp);
-                let bw = planes[sc.comp].bw;
-                for by in 0..v {
-                    for bx in 0..h {
-                        let blk = &mut planes[sc.comp].blocks[(my * v + by) * bw + mx * h + bx];
-                        decode_one(&mut st, k, blk)?;
-                    }
-                }
-            }
-        }
     }
-    if st.rd.overrun() {
+}
+
+/// Decodes one scan into `planes`; returns where the data after it starts.
+fn decode_scan(
+    input: &[u8],
+    pos: usize,
+    frame: &Frame,
+    tables: &Tables,
+    scan: &Scan,
+    planes: &mut [Plane],
+) -> Result<usize, Corrupt> {
+    let progressive = frame.process.is_progressive();
+    if progressive {
+        check_progressive_scan(scan)?;
+    }
+    if frame.process.is_arithmetic() {
+        return super::arith::decode_scan(input, pos, frame, tables, scan, planes);
+    }
+    let (ss, se, ah, al) = (
+        scan.ss as usize,
+        scan.se as usize,
+        scan.ah as u32,
+        scan.al as u32,
+    );
+    let need_dc = !progressive || (ss == 0 && ah == 0);
+    let need_ac = !progressive || ss > 0;
+    let mut dcs = Vec::new();
+    let mut acs = Vec::new();
+    for sc in &scan.comps {
+        dcs.push(if need_dc {
+            Some(table(&tables.dc[sc.td])?)
+        } else {
+            None
+        });
+        acs.push(if need_ac {
+            Some(table(&tables.ac[sc.ta])?)
+        } else {
+            None
+        });
+    }
+    let mut dec = HuffmanScan {
+        rd: BitReader::new(input, pos),
+        preds: [0; 4],
+        eobrun: 0,
+        dcs,
+        acs,
+        progressive,
+        ss,
+        se,
+        ah,
+        al,
+    };
+    walk_scan(frame, scan, planes, tables.restart_interval, &mut dec)?;
+    if dec.rd.overrun() {
         return Err(Corrupt("truncated entropy-coded data"));
     }
-    Ok(find_marker(input, st.rd.pos).unwrap_or(input.len()))
+    Ok(find_marker(input, dec.rd.pos).unwrap_or(input.len()))
 }
 
 fn be16(d: &[u8], i: usize) -> Option<usize> {
     Some(((*d.get(i)? as usize) << 8) | *d.get(i + 1)? as usize)
 }
 
-/// Decode every scan, edit, and re-encode as a single baseline scan.
-pub(crate) fn run(input: &[u8], hdr: &Header, ed: &McuEditor) -> Result<Vec<u8>, Corrupt> {
+/// Decode every scan, edit (when there is an editor), and re-encode as a single
+/// baseline scan.
+pub(crate) fn run(input: &[u8], hdr: &Header, ed: Option<&McuEditor>) -> Result<Vec<u8>, Corrupt> {
     let f = &hdr.frame;
     let (mcus_x, mcus_y) = f.mcus();
     let mut planes: Vec<Plane> = (0..f.comps.len())
@@ -288,7 +349,14 @@ pub(crate) fn run(input: &[u8], hdr: &Header, ed: &McuEditor) -> Result<Vec<u8>,
         }
     }
 
-    // Edit.
+    if let Some(ed) = ed {
+        edit(f, ed, &mut planes);
+    }
+    write_baseline(input, hdr, &planes)
+}
+
+/// Applies `ed` to the MCUs it covers.
+fn edit(f: &Frame, ed: &McuEditor, planes: &mut [Plane]) {
     let (c0, r0, c1, r1) = ed.mcu_range();
     let mut buf = [[0i16; 64]; 10];
     for my in r0..=r1 {
@@ -316,7 +384,13 @@ pub(crate) fn run(input: &[u8], hdr: &Header, ed: &McuEditor) -> Result<Vec<u8>,
             }
         }
     }
+}
 
+/// Writes the coefficients as one baseline scan with optimal Huffman tables,
+/// keeping the original's APPn, COM and DQT segments.
+fn write_baseline(input: &[u8], hdr: &Header, planes: &[Plane]) -> Result<Vec<u8>, Corrupt> {
+    let f = &hdr.frame;
+    let (mcus_x, mcus_y) = f.mcus();
     // Optimal tables: luma uses set 0, chroma set 1.
     let mut freq = [[[0u32; 257]; 2]; 2]; // [set][dc/ac]
     let walk = |visit: &mut Visit| -> Result<(), Corrupt> {

@@ -2,6 +2,7 @@
 //! decoded, blended and re-quantised; every other coefficient is kept, so pixels
 //! outside the MCU-aligned rectangle decode exactly as before.
 
+mod arith;
 mod coefs;
 mod dct;
 mod edit;
@@ -24,10 +25,50 @@ impl From<Corrupt> for WatermarkError {
     }
 }
 
-/// Width and height from the JPEG header.
-pub(crate) fn dimensions(input: &[u8]) -> Result<(u32, u32)> {
+/// Width and height from the JPEG header, after [`check_frame`].
+pub(crate) fn checked_dimensions(input: &[u8], max_pixels: u64) -> Result<(u32, u32)> {
     let hdr = parse::parse_header(input)?;
+    check_frame(&hdr.frame, max_pixels)?;
     Ok((hdr.frame.width as u32, hdr.frame.height as u32))
+}
+
+/// Whether the JPEG's entropy coding is arithmetic (SOF9, SOF10).
+pub(crate) fn is_arithmetic(input: &[u8]) -> Result<bool> {
+    Ok(parse::parse_header(input)?.frame.process.is_arithmetic())
+}
+
+/// Refuses what no route of this crate reads: more than `max_pixels`, a sample
+/// precision other than 8 bits, lossless and hierarchical coding.
+fn check_frame(f: &parse::Frame, max_pixels: u64) -> Result<()> {
+    let (w, h) = (f.width as u32, f.height as u32);
+    if w as u64 * h as u64 > max_pixels {
+        return Err(WatermarkError::TooLarge {
+            width: w,
+            height: h,
+            limit: max_pixels,
+        });
+    }
+    if f.precision != 8 {
+        return Err(WatermarkError::Unsupported(format!(
+            "{}-bit JPEG (only 8-bit samples are supported)",
+            f.precision
+        )));
+    }
+    if let parse::Process::Other(m) = f.process {
+        return Err(WatermarkError::Unsupported(format!(
+            "lossless or hierarchical JPEG (SOF{})",
+            m - 0xC0
+        )));
+    }
+    Ok(())
+}
+
+/// Rewrites a JPEG as one baseline Huffman-coded scan with the same DCT
+/// coefficients (see [`crate::jpeg_to_baseline`]).
+pub(crate) fn to_baseline(input: &[u8], max_pixels: u64) -> Result<Vec<u8>> {
+    let hdr = parse::parse_header(input)?;
+    check_frame(&hdr.frame, max_pixels)?;
+    Ok(coefs::run(input, &hdr, None)?)
 }
 
 /// Watermark a JPEG in the DCT domain when its structure allows, telling which
@@ -41,21 +82,11 @@ pub(crate) fn watermark_dct(
 ) -> Result<Option<(Vec<u8>, Route)>> {
     let hdr = parse::parse_header(input)?;
     let f = &hdr.frame;
+    check_frame(f, max_pixels)?;
     let (w, h) = (f.width as u32, f.height as u32);
-    if w as u64 * h as u64 > max_pixels {
-        return Err(WatermarkError::TooLarge {
-            width: w,
-            height: h,
-            limit: max_pixels,
-        });
-    }
     let origin = placement.origin(w, h, overlay.width(), overlay.height());
     clip(w, h, origin.0, origin.1, overlay.width(), overlay.height())?;
 
-    let supported_process = matches!(
-        f.process,
-        parse::Process::Sequential | parse::Process::Progressive
-    );
     let (hm, vm) = f.max_sampling();
     let sampling_ok = (0..f.comps.len()).all(|i| {
         let (ch, cv) = f.sampling(i);
@@ -66,7 +97,7 @@ pub(crate) fn watermark_dct(
         3 => hdr.adobe_transform != Some(0),
         _ => false,
     };
-    if !(supported_process && f.precision == 8 && sampling_ok && colour_ok) {
+    if !(sampling_ok && colour_ok) {
         return Ok(None);
     }
     let mut qts = Vec::new();
@@ -91,6 +122,6 @@ pub(crate) fn watermark_dct(
             Err(fast::FastError::MissingSymbol) => {}
         }
     }
-    let out = coefs::run(input, &hdr, &ed)?;
+    let out = coefs::run(input, &hdr, Some(&ed))?;
     Ok(Some((out, Route::JpegCoefficients)))
 }

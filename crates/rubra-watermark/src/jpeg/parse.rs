@@ -11,8 +11,24 @@ pub(crate) enum Process {
     Sequential,
     /// SOF2: progressive DCT, Huffman.
     Progressive,
-    /// Anything else (lossless, arithmetic, hierarchical).
+    /// SOF9: sequential DCT, arithmetic coding.
+    SequentialArith,
+    /// SOF10: progressive DCT, arithmetic coding.
+    ProgressiveArith,
+    /// Anything else (lossless, hierarchical).
     Other(u8),
+}
+
+impl Process {
+    /// Progressive (Huffman or arithmetic).
+    pub fn is_progressive(self) -> bool {
+        matches!(self, Process::Progressive | Process::ProgressiveArith)
+    }
+
+    /// Arithmetic-coded (sequential or progressive).
+    pub fn is_arithmetic(self) -> bool {
+        matches!(self, Process::SequentialArith | Process::ProgressiveArith)
+    }
 }
 
 /// One frame component.
@@ -87,6 +103,27 @@ pub(crate) struct Tables {
     pub dc: [Option<HuffSpec>; 4],
     pub ac: [Option<HuffSpec>; 4],
     pub restart_interval: usize,
+    pub arith: ArithConditioning,
+}
+
+/// Arithmetic-coding conditioning (DAC segments): the DC bounds `L`, `U` and
+/// the AC split `Kx` of each of the four tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ArithConditioning {
+    pub dc_l: [u8; 4],
+    pub dc_u: [u8; 4],
+    pub ac_k: [u8; 4],
+}
+
+impl Default for ArithConditioning {
+    /// T.81's defaults when no DAC segment is given: L = 0, U = 1, Kx = 5.
+    fn default() -> Self {
+        ArithConditioning {
+            dc_l: [0; 4],
+            dc_u: [1; 4],
+            ac_k: [5; 4],
+        }
+    }
 }
 
 /// A marker segment seen before the first scan.
@@ -119,7 +156,7 @@ fn be16(d: &[u8], i: usize) -> Result<usize, Corrupt> {
     }
 }
 
-/// Apply a DQT, DHT or DRI segment body to `t`.
+/// Apply a DQT, DHT, DAC or DRI segment body to `t`.
 pub(crate) fn apply_table_segment(t: &mut Tables, marker: u8, body: &[u8]) -> Result<(), Corrupt> {
     match marker {
         0xDB => {
@@ -178,6 +215,30 @@ pub(crate) fn apply_table_segment(t: &mut Tables, marker: u8, body: &[u8]) -> Re
             }
         }
         0xDD => t.restart_interval = be16(body, 0)?,
+        0xCC => {
+            for pair in body.chunks(2) {
+                let &[tc_tb, cs] = pair else {
+                    return Err(Corrupt("truncated DAC"));
+                };
+                let (tc, tb) = (tc_tb >> 4, usize::from(tc_tb & 15));
+                if tb > 3 || tc > 1 {
+                    return Err(Corrupt("bad DAC"));
+                }
+                if tc == 0 {
+                    let (l, u) = (cs & 15, cs >> 4);
+                    if l > u {
+                        return Err(Corrupt("bad DAC"));
+                    }
+                    t.arith.dc_l[tb] = l;
+                    t.arith.dc_u[tb] = u;
+                } else {
+                    if !(1..=63).contains(&cs) {
+                        return Err(Corrupt("bad DAC"));
+                    }
+                    t.arith.ac_k[tb] = cs;
+                }
+            }
+        }
         _ => {}
     }
     Ok(())
@@ -221,6 +282,8 @@ fn parse_frame(marker: u8, body: &[u8]) -> Result<Frame, Corrupt> {
     let process = match marker {
         0xC0 | 0xC1 => Process::Sequential,
         0xC2 => Process::Progressive,
+        0xC9 => Process::SequentialArith,
+        0xCA => Process::ProgressiveArith,
         m => Process::Other(m),
     };
     let nf = body[5] as usize;
@@ -300,7 +363,7 @@ pub(crate) fn parse_header(d: &[u8]) -> Result<Header, Corrupt> {
                 }
                 frame = Some(parse_frame(marker, body)?);
             }
-            0xDB | 0xC4 | 0xDD => apply_table_segment(&mut tables, marker, body)?,
+            0xDB | 0xC4 | 0xDD | 0xCC => apply_table_segment(&mut tables, marker, body)?,
             0xEE if body.len() >= 12 && body.starts_with(b"Adobe") => adobe = Some(body[11]),
             0xDA => {
                 let frame = frame.ok_or(Corrupt("SOS before SOF"))?;

@@ -105,21 +105,24 @@ pub fn encode_jpeg(rgb: &[u8], w: usize, h: usize, spec: JpegSpec) -> Vec<u8> {
 }
 
 /// Reference decode: libjpeg-turbo's `djpeg` when installed (zune-jpeg misreads
-/// some valid multi-scan baseline files), zune-jpeg otherwise.
+/// some valid multi-scan baseline files), zune-jpeg otherwise (after rewriting the
+/// file as one Huffman-coded scan, which zune-jpeg reads whatever the coding was).
 /// Returns (pixels, width, height, channels).
 pub fn decode_jpeg(data: &[u8]) -> (Vec<u8>, usize, usize, usize) {
     if let Some(r) = djpeg(data) {
         return r;
     }
     use zune_core::bytestream::ZCursor;
-    let mut d = zune_jpeg::JpegDecoder::new(ZCursor::new(data));
+    let data = rubra_watermark::jpeg_to_baseline(data, u64::MAX).expect("rewrite as baseline");
+    let mut d = zune_jpeg::JpegDecoder::new(ZCursor::new(&data));
     let px = d.decode().expect("reference decode");
     let info = d.info().expect("info");
     let (w, h) = (info.width as usize, info.height as usize);
     (px.clone(), w, h, px.len() / (w * h))
 }
 
-fn djpeg(data: &[u8]) -> Option<(Vec<u8>, usize, usize, usize)> {
+/// libjpeg-turbo's decode, `None` when `djpeg` is not installed.
+pub fn djpeg(data: &[u8]) -> Option<(Vec<u8>, usize, usize, usize)> {
     use std::io::Write;
     let mut child = std::process::Command::new("djpeg")
         .arg("-pnm")

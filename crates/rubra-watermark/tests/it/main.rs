@@ -1,6 +1,7 @@
 //! Integration tests: pixel-exactness outside the MCU-aligned rectangle for every
 //! JPEG flavour, blending accuracy inside, placement, clipping and corrupt inputs.
 
+mod coding;
 mod helpers;
 
 use helpers::*;

@@ -1,0 +1,177 @@
+//! JPEG codings other than 8-bit Huffman (issue #24): arithmetic-coded files are
+//! read, rewritten with the same coefficients and watermarked (they were refused
+//! as corrupt); 12-bit, lossless and hierarchical files are unsupported (415) on
+//! every strategy, never "corrupt" (400).
+
+use crate::helpers::*;
+use crate::{H, OH, OW, W, check_exact, placements};
+use rubra_watermark::{
+    Gravity, Options, Placement, Route, Strategy, WatermarkError, jpeg_to_baseline, watermark_with,
+};
+
+/// `cjpeg -quality 85 -arithmetic -sample 2x2 -restart 2` of a 161×117 picture.
+const ARITH_SEQUENTIAL: &[u8] = include_bytes!("../fixtures/arith_seq_420_restart.jpg");
+/// `cjpeg -quality 85 -arithmetic -progressive -sample 2x1` of the same picture.
+const ARITH_PROGRESSIVE: &[u8] = include_bytes!("../fixtures/arith_progressive_422.jpg");
+
+/// Arithmetic-coded JPEGs: the two fixtures, and with `cjpeg` every sampling,
+/// grey, restart intervals and progressive (with and without restarts).
+fn arithmetic_jpegs() -> Vec<(String, Vec<u8>)> {
+    let mut out = vec![
+        (
+            "fixture sequential 4:2:0 restart".to_owned(),
+            ARITH_SEQUENTIAL.to_vec(),
+        ),
+        (
+            "fixture progressive 4:2:2".to_owned(),
+            ARITH_PROGRESSIVE.to_vec(),
+        ),
+    ];
+    if !cjpeg_available() {
+        eprintln!(
+            "SKIPPED the cjpeg variants: cjpeg not found (apt-get install -y libjpeg-turbo-progs)"
+        );
+        return out;
+    }
+    let rgb = photo(W, H, 21);
+    let variants: &[(&[&str], bool)] = &[
+        (&["-sample", "1x1"], false),
+        (&["-sample", "2x2"], false),
+        (&["-sample", "2x1"], false),
+        (&["-sample", "1x2", "-restart", "1"], false),
+        (&["-restart", "3B"], false),
+        (&[], true),
+        (&["-progressive", "-sample", "2x2"], false),
+        (&["-progressive", "-sample", "1x1", "-restart", "1"], false),
+        (&["-progressive"], true),
+    ];
+    for (args, gray) in variants {
+        let mut all = vec!["-quality", "88", "-arithmetic"];
+        all.extend_from_slice(args);
+        let name = format!(
+            "cjpeg {}{}",
+            all.join(" "),
+            if *gray { " (grey)" } else { "" }
+        );
+        out.push((name, cjpeg(&rgb, W, H, &all, *gray)));
+    }
+    out
+}
+
+fn sof(jpeg: &[u8]) -> u8 {
+    let at = jpeg
+        .windows(2)
+        .position(|m| m[0] == 0xFF && matches!(m[1], 0xC0..=0xC3 | 0xC9..=0xCB))
+        .expect("a frame header");
+    jpeg[at + 1]
+}
+
+#[test]
+fn arithmetic_coded_jpeg_rewrites_to_the_same_pixels_as_libjpeg_turbo_decodes() {
+    for (name, arith) in arithmetic_jpegs() {
+        assert!(
+            matches!(sof(&arith), 0xC9 | 0xCA),
+            "{name} is arithmetic-coded"
+        );
+        let baseline = jpeg_to_baseline(&arith, u64::MAX).expect(&name);
+        assert_eq!(sof(&baseline), 0xC0, "{name}");
+        let Some(reference) = djpeg(&arith) else {
+            eprintln!("SKIPPED: djpeg not found (apt-get install -y libjpeg-turbo-progs)");
+            return;
+        };
+        // Same coefficients, so libjpeg-turbo decodes both to the same pixels.
+        assert!(decode_jpeg(&baseline) == reference, "{name}: pixels differ");
+    }
+}
+
+#[test]
+fn arithmetic_coded_jpeg_is_watermarked_not_corrupt() {
+    let ov = overlay(OW, OH);
+    for (name, arith) in arithmetic_jpegs() {
+        let (_, w, h, ch) = decode_jpeg(&arith);
+        let spec = if ch == 1 {
+            JpegSpec {
+                gray: true,
+                ..JpegSpec::baseline((1, 1))
+            }
+        } else {
+            // The protected rectangle only needs the largest sampling factors.
+            let (hs, vs) = match name.as_str() {
+                n if n.contains("2x2") || n.contains("4:2:0") || !n.contains("-sample") => (2, 2),
+                n if n.contains("2x1") || n.contains("4:2:2") => (2, 1),
+                n if n.contains("1x2") => (1, 2),
+                _ => (1, 1),
+            };
+            JpegSpec::baseline((hs, vs))
+        };
+        let placements = if (w, h) == (W, H) {
+            placements()
+        } else {
+            vec![Placement::gravity(Gravity::SouthEast, 7, 5)]
+        };
+        for p in placements {
+            let route = check_exact(&arith, &spec, p, &ov);
+            assert_eq!(route, Route::JpegCoefficients, "{name} {p:?}");
+        }
+        let pixels = Options {
+            strategy: Strategy::Pixels,
+            ..Options::new(Placement::gravity(Gravity::SouthEast, 7, 5))
+        };
+        let out = watermark_with(&arith, &ov, &pixels).expect(&name);
+        assert_eq!(out.route, Route::JpegPixels);
+        assert_eq!(decode_jpeg(&out.bytes).1, w, "{name}");
+    }
+}
+
+/// A complete, valid 8×8 grey JPEG with 12-bit samples (SOF1, P = 12): one block,
+/// DC difference 0 and end-of-block, each a 1-bit code.
+fn twelve_bit_jpeg() -> Vec<u8> {
+    let mut j = vec![0xFF, 0xD8];
+    j.extend_from_slice(&[0xFF, 0xDB, 0x00, 0x43, 0x00]);
+    j.extend_from_slice(&[1; 64]);
+    j.extend_from_slice(&[0xFF, 0xC1, 0x00, 0x0B, 12, 0, 8, 0, 8, 1, 1, 0x11, 0]);
+    for class in [0x00, 0x10] {
+        j.extend_from_slice(&[0xFF, 0xC4, 0x00, 0x14, class, 1]);
+        j.extend_from_slice(&[0; 15]);
+        j.push(0x00); // the one symbol: DC category 0, or AC end-of-block
+    }
+    j.extend_from_slice(&[0xFF, 0xDA, 0x00, 0x08, 1, 1, 0x00, 0, 63, 0]);
+    j.push(0b0011_1111); // "0" (DC), "0" (EOB), padded with ones
+    j.extend_from_slice(&[0xFF, 0xD9]);
+    j
+}
+
+#[test]
+fn twelve_bit_lossless_and_hierarchical_jpegs_are_unsupported_not_corrupt() {
+    let ov = overlay(4, 4);
+    let mut cases = vec![("12-bit", twelve_bit_jpeg())];
+    let base = encode_jpeg(&photo(64, 48, 3), 64, 48, JpegSpec::baseline((2, 2)));
+    for (name, marker) in [
+        ("lossless", 0xC3),
+        ("hierarchical", 0xC5),
+        ("lossless arithmetic", 0xCB),
+    ] {
+        let mut j = base.clone();
+        let at = j.windows(2).position(|m| m == [0xFF, 0xC0]).expect("SOF0");
+        j[at + 1] = marker;
+        cases.push((name, j));
+    }
+    for (name, jpeg) in cases {
+        for strategy in [Strategy::Auto, Strategy::Pixels] {
+            let opts = Options {
+                strategy,
+                ..Options::new(Placement::gravity(Gravity::Center, 0, 0))
+            };
+            let err = watermark_with(&jpeg, &ov, &opts).expect_err(name);
+            assert!(
+                matches!(err, WatermarkError::Unsupported(_)),
+                "{name} {strategy:?}: {err}"
+            );
+            assert_eq!((err.http_status(), err.code()), (415, "unsupported_image"));
+        }
+        assert!(matches!(
+            jpeg_to_baseline(&jpeg, u64::MAX),
+            Err(WatermarkError::Unsupported(_))
+        ));
+    }
+}
