@@ -13,6 +13,10 @@ pub enum StoreError {
     /// The database URL or storage URL is not usable.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// The TLS connection to PostgreSQL could not be made: the server's certificate was not
+    /// trusted, or the server does not speak TLS where `sslmode` requires it.
+    #[error("database TLS: {0}")]
+    DatabaseTls(String),
     /// The database failed or is unreachable.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),

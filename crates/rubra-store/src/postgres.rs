@@ -21,7 +21,8 @@ impl PgStore {
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(10))
             .connect(url)
-            .await?;
+            .await
+            .map_err(|e| crate::open::connect_error(url, e))?;
         let writer = Writer::spawn(PgWrites::new(pool.clone()));
         Ok(PgStore { pool, writer })
     }

@@ -10,6 +10,8 @@
 use rubra_store::random_id;
 use sqlx::Connection;
 
+pub mod tls;
+
 fn required() -> bool {
     std::env::var("RUBRA_TEST_REQUIRE_SERVICES").is_ok_and(|v| v == "1")
 }
