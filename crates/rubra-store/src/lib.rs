@@ -39,9 +39,9 @@ pub use jobs::{
 };
 pub use notify::NotifyStore;
 pub use notify::{
-    Channel, ClaimedNotification, DeliveryAttempt, DeliveryVerdict, LogPage, NewSubscription,
-    Notification, OutboxListener, Recorded, Subscription, SubscriptionId, SubscriptionState,
-    Verdict, outbox_bell, ring_outbox,
+    Channel, ClaimLimits, ClaimedNotification, DeliveryAttempt, DeliveryVerdict, LogPage,
+    NewSubscription, Notification, OutboxListener, Recorded, Subscription, SubscriptionId,
+    SubscriptionState, Verdict, outbox_bell, ring_outbox,
 };
 pub use open::{DatabaseUrl, open};
 pub use postgres::PgStore;

@@ -37,10 +37,12 @@
 
 mod backend;
 mod channel;
+mod fair;
 mod postgres;
 mod sqlite;
 
 pub use channel::Channel;
+pub use fair::ClaimLimits;
 
 use crate::{ClientId, PgStore, Result, Scope, SqliteStore};
 use async_trait::async_trait;
@@ -323,13 +325,15 @@ pub trait NotifyStore: Send + Sync {
     /// exactly as long as there is nothing to do.
     async fn next_due_notification(&self) -> Result<Option<i64>>;
 
-    /// Leases up to `limit` due notifications to `owner` until `now + lease_ms`.
+    /// Leases due notifications to `owner` until `now + lease_ms`: at most `limits.total`,
+    /// taken fairly over subscriptions and clients within their caps (see [`ClaimLimits`]),
+    /// in seq order.
     async fn claim_notifications(
         &self,
         owner: &str,
         now: i64,
         lease_ms: i64,
-        limit: u32,
+        limits: &ClaimLimits,
     ) -> Result<Vec<ClaimedNotification>>;
 
     /// Records the verdict on an attempt that `owner` made under its lease, and pauses the
@@ -377,6 +381,10 @@ pub trait NotifyStore: Send + Sync {
     /// How long after its `created_at` a notification row may still become visible with a
     /// seq below ones already read (0 on SQLite, whose writes commit in seq order).
     fn replay_settle_ms(&self) -> i64;
+
+    /// Notifications waiting for delivery or being delivered, over every process (a count
+    /// over the pending index, for the `rubra_notifications_pending` gauge).
+    async fn pending_notifications(&self) -> Result<u64>;
 
     /// Appends rows to the delivery log in one transaction.
     async fn insert_delivery_attempts(&self, rows: &[DeliveryAttempt]) -> Result<()>;
@@ -437,50 +445,61 @@ backend::impl_notify_store!(
             super::sqlite::record_deliveries(self, owner, verdicts, pause_after).await
         }
 
-        #[tracing::instrument(name = "store.claim_notifications", skip_all, fields(limit = limit))]
+        #[tracing::instrument(name = "store.claim_notifications", skip_all,
+                              fields(limit = limits.total))]
         async fn claim_notifications(
             &self,
             owner: &str,
             now: i64,
             lease_ms: i64,
-            limit: u32,
+            limits: &ClaimLimits,
         ) -> Result<Vec<ClaimedNotification>> {
             let until = now.saturating_add(lease_ms);
+            let candidates = read_candidates(self.pool(), now, limits.total).await?;
+            let picks = fair::plan(&candidates, limits);
+            if picks.is_empty() {
+                return Ok(Vec::new());
+            }
             let gate = self.write_gate().await;
-            // One statement: SQLite's single writer makes select-and-lease atomic.
-            let rows = sqlx::query(
-                "UPDATE notifications \
-             SET lease_owner = $1, lease_until = $2, next_attempt_at = $2, \
-                 attempts = attempts + 1 \
-             WHERE seq IN (SELECT seq FROM notifications \
-                           WHERE state = 'pending' AND next_attempt_at <= $3 \
-                           ORDER BY next_attempt_at LIMIT $4) \
-             RETURNING seq, client_id, subscription_id, channel_type, image_id, red, \
-                       threshold, event_ts, created_at, state, attempts, watch_id, changes",
-            )
-            .bind(owner)
-            .bind(until)
-            .bind(now)
-            .bind(i64::from(limit))
-            .fetch_all(self.pool())
-            .await?;
+            // Under the write gate, in one transaction: nobody else leases in between.
+            let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+            let mut rows = Vec::new();
+            for (sub, n) in &picks {
+                rows.extend(
+                    sqlx::query(concat!(
+                        "UPDATE notifications \
+                         SET lease_owner = $1, lease_until = $2, next_attempt_at = $2, \
+                             attempts = attempts + 1 \
+                         WHERE seq IN (SELECT seq FROM notifications \
+                                       WHERE subscription_id = $3 AND state = 'pending' \
+                                         AND next_attempt_at <= $4 \
+                                       ORDER BY next_attempt_at LIMIT $5) \
+                         RETURNING ",
+                        notification_columns!()
+                    ))
+                    .bind(owner)
+                    .bind(until)
+                    .bind(sub)
+                    .bind(now)
+                    .bind(i64::from(*n))
+                    .fetch_all(&mut *tx)
+                    .await?,
+                );
+            }
+            tx.commit().await?;
             drop(gate);
-            let notes = rows
+            let mut notes = rows
                 .iter()
                 .map(notification_from_row)
                 .collect::<Result<Vec<_>>>()?;
-            if notes.is_empty() {
-                return Ok(Vec::new());
-            }
-            let mut ids: Vec<&str> = notes.iter().map(|n| n.subscription_id.as_str()).collect();
-            ids.sort_unstable();
-            ids.dedup();
+            notes.sort_by_key(|n| n.seq);
+            let ids: Vec<&str> = picks.iter().map(|(s, _)| s.as_str()).collect();
             let ids = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".to_owned());
-            let subs = sqlx::query(
-                "SELECT id, client_id, threshold, channel, secret, state, paused_reason, \
-                    consecutive_failures, created_at \
-             FROM subscriptions WHERE id IN (SELECT value FROM json_each($1))",
-            )
+            let subs = sqlx::query(concat!(
+                "SELECT ",
+                subscription_columns!(),
+                " FROM subscriptions WHERE id IN (SELECT value FROM json_each($1))"
+            ))
             .bind(ids)
             .fetch_all(self.pool())
             .await?;
@@ -552,58 +571,61 @@ backend::impl_notify_store!(
             Ok(Some(OutboxListener(listener)))
         }
 
-        #[tracing::instrument(name = "store.claim_notifications", skip_all, fields(limit = limit))]
+        #[tracing::instrument(name = "store.claim_notifications", skip_all,
+                              fields(limit = limits.total))]
         async fn claim_notifications(
             &self,
             owner: &str,
             now: i64,
             lease_ms: i64,
-            limit: u32,
+            limits: &ClaimLimits,
         ) -> Result<Vec<ClaimedNotification>> {
             let until = now.saturating_add(lease_ms);
+            let candidates = read_candidates(self.pool(), now, limits.total).await?;
+            let picks = fair::plan(&candidates, limits);
+            if picks.is_empty() {
+                return Ok(Vec::new());
+            }
+            let (subs, counts): (Vec<String>, Vec<i64>) =
+                picks.into_iter().map(|(s, n)| (s, i64::from(n))).unzip();
             // SKIP LOCKED: concurrent claimers in other processes pass over each other's rows
             // instead of waiting for them.
             let rows = sqlx::query(
-                "WITH due AS ( \
-                 SELECT seq FROM notifications \
-                 WHERE state = 'pending' AND next_attempt_at <= $3 \
-                 ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED) \
-             UPDATE notifications n \
-             SET lease_owner = $1, lease_until = $2, next_attempt_at = $2, \
-                 attempts = n.attempts + 1 \
-             FROM due WHERE n.seq = due.seq \
-             RETURNING n.seq, n.client_id, n.subscription_id, n.channel_type, n.image_id, \
-                       n.red, n.threshold, n.event_ts, n.created_at, n.state, n.attempts, \
-                       n.watch_id, n.changes",
+                "WITH pick AS (SELECT p.sub, p.n FROM unnest($4::text[], $5::bigint[]) AS p(sub, n)), \
+                 due AS (SELECT d.seq FROM pick CROSS JOIN LATERAL ( \
+                     SELECT seq FROM notifications \
+                     WHERE subscription_id = pick.sub AND state = 'pending' \
+                       AND next_attempt_at <= $3 \
+                     ORDER BY next_attempt_at LIMIT pick.n FOR UPDATE SKIP LOCKED) d) \
+                 UPDATE notifications n \
+                 SET lease_owner = $1, lease_until = $2, next_attempt_at = $2, \
+                     attempts = n.attempts + 1 \
+                 FROM due WHERE n.seq = due.seq \
+                 RETURNING n.seq, n.client_id, n.subscription_id, n.channel_type, n.image_id, \
+                           n.red, n.threshold, n.event_ts, n.created_at, n.state, n.attempts, \
+                           n.watch_id, n.changes",
             )
             .bind(owner)
             .bind(until)
             .bind(now)
-            .bind(i64::from(limit))
+            .bind(&subs)
+            .bind(&counts)
             .fetch_all(self.pool())
             .await?;
-            let notes = rows
+            let mut notes = rows
                 .iter()
                 .map(notification_from_row)
                 .collect::<Result<Vec<_>>>()?;
-            if notes.is_empty() {
-                return Ok(Vec::new());
-            }
-            let mut ids: Vec<String> = notes
-                .iter()
-                .map(|n| n.subscription_id.as_str().to_owned())
-                .collect();
-            ids.sort_unstable();
-            ids.dedup();
-            let subs = sqlx::query(
-                "SELECT id, client_id, threshold, channel, secret, state, paused_reason, \
-                    consecutive_failures, created_at \
-             FROM subscriptions WHERE id = ANY($1)",
-            )
-            .bind(ids)
+            notes.sort_by_key(|n| n.seq);
+            let rows = sqlx::query(concat!(
+                "SELECT ",
+                subscription_columns!(),
+                " FROM subscriptions WHERE id = ANY($1)"
+            ))
+            .bind(&subs)
             .fetch_all(self.pool())
             .await?;
-            join_subscriptions(notes, &subs)
+            join_subscriptions(notes, &rows)
         }
     }
 );

@@ -88,6 +88,33 @@ macro_rules! impl_notify_store {
                 })
             }
 
+            /// The subscriptions with pending notifications, for [`fair::plan`].
+            async fn read_candidates(
+                pool: &sqlx::Pool<$db>,
+                now: i64,
+                total: u32,
+            ) -> Result<Vec<fair::Candidate>> {
+                let rows = sqlx::query(fair::CANDIDATES_SQL)
+                    .bind(now)
+                    .bind(i64::from(total))
+                    .fetch_all(pool)
+                    .await?;
+                rows.iter()
+                    .map(|row| {
+                        let due: i64 = row.try_get(2)?;
+                        let in_flight: i64 = row.try_get(3)?;
+                        let first_at: Option<i64> = row.try_get(4)?;
+                        Ok(fair::Candidate {
+                            subscription: row.try_get(0)?,
+                            client: row.try_get(1)?,
+                            due: u32::try_from(due).unwrap_or(u32::MAX),
+                            in_flight: u32::try_from(in_flight).unwrap_or(u32::MAX),
+                            first_at: first_at.unwrap_or(i64::MAX),
+                        })
+                    })
+                    .collect()
+            }
+
             /// Pairs claimed notifications with their subscriptions (read after the claim).
             fn join_subscriptions(
                 notes: Vec<Notification>,
@@ -312,6 +339,15 @@ macro_rules! impl_notify_store {
                     .fetch_one(self.pool())
                     .await?;
                     Ok(seq.unwrap_or(0))
+                }
+
+                async fn pending_notifications(&self) -> Result<u64> {
+                    let n: i64 = sqlx::query_scalar(
+                        "SELECT COUNT(*) FROM notifications WHERE state = 'pending'",
+                    )
+                    .fetch_one(self.pool())
+                    .await?;
+                    Ok(u64::try_from(n).unwrap_or(0))
                 }
 
                 #[tracing::instrument(name = "store.insert_delivery_attempts", skip_all,

@@ -1,8 +1,8 @@
 //! Subscriptions, the notification outbox, leases, verdicts, pausing and the delivery log.
 
 use rubra_store::{
-    Channel, ClientId, DeliveryAttempt, DeliveryVerdict, LogPage, NewEvent, NewSubscription, Scope,
-    Store, Subscription, SubscriptionState, Verdict, now_ms,
+    Channel, ClaimLimits, ClientId, DeliveryAttempt, DeliveryVerdict, LogPage, NewEvent,
+    NewSubscription, Scope, Store, Subscription, SubscriptionState, Verdict, now_ms,
 };
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -18,6 +18,8 @@ crate::both_backends!(
     deleting_a_subscription_cancels_its_undelivered_notifications,
     delivery_log_is_written_in_batches_and_read_in_pages,
     replay_cursors,
+    a_subscription_backlog_holds_only_its_share_of_delivery_slots,
+    a_client_holds_only_its_share_while_another_client_waits,
 );
 
 fn webhook() -> Channel {
@@ -142,7 +144,7 @@ async fn an_event_makes_one_notification_per_exceeded_subscription(store: Arc<dy
     assert_eq!(store.notifications_after(&b, 0, 100).await.unwrap(), []);
     // Only the webhook row is for workers; the stream row has nothing to send.
     let claimed = store
-        .claim_notifications("w", now_ms(), 30_000, 10)
+        .claim_notifications("w", now_ms(), 30_000, &ClaimLimits::total(10))
         .await
         .unwrap();
     assert_eq!(claimed.len(), 1);
@@ -158,17 +160,17 @@ async fn claims_are_exclusive_and_an_expired_lease_is_taken_over(store: Arc<dyn 
     }
     let now = now_ms() + 1;
     let first = store
-        .claim_notifications("one", now, 1_000, 2)
+        .claim_notifications("one", now, 1_000, &ClaimLimits::total(2))
         .await
         .unwrap();
     let second = store
-        .claim_notifications("two", now, 1_000, 10)
+        .claim_notifications("two", now, 1_000, &ClaimLimits::total(10))
         .await
         .unwrap();
     assert_eq!((first.len(), second.len()), (2, 1));
     assert!(
         store
-            .claim_notifications("three", now, 1_000, 10)
+            .claim_notifications("three", now, 1_000, &ClaimLimits::total(10))
             .await
             .unwrap()
             .is_empty()
@@ -180,7 +182,7 @@ async fn claims_are_exclusive_and_an_expired_lease_is_taken_over(store: Arc<dyn 
     );
     // Nobody recorded anything: after the leases end, another worker takes all three over.
     let later = store
-        .claim_notifications("three", now + 1_000, 1_000, 10)
+        .claim_notifications("three", now + 1_000, 1_000, &ClaimLimits::total(10))
         .await
         .unwrap();
     let seqs: HashSet<i64> = later.iter().map(|c| c.notification.seq).collect();
@@ -208,7 +210,7 @@ async fn concurrent_claimers_never_share_a_notification(store: Arc<dyn Store>) {
             let mut mine = Vec::new();
             loop {
                 let got = store
-                    .claim_notifications(&format!("w{w}"), now, 60_000, 7)
+                    .claim_notifications(&format!("w{w}"), now, 60_000, &ClaimLimits::total(7))
                     .await
                     .unwrap();
                 if got.is_empty() {
@@ -235,7 +237,7 @@ async fn verdicts_move_notifications_and_a_lost_lease_changes_nothing(store: Arc
     }
     let now = now_ms() + 1;
     let c = store
-        .claim_notifications("me", now, 60_000, 3)
+        .claim_notifications("me", now, 60_000, &ClaimLimits::total(3))
         .await
         .unwrap();
     let (n1, n2, n3) = (&c[0].notification, &c[1].notification, &c[2].notification);
@@ -277,13 +279,13 @@ async fn verdicts_move_notifications_and_a_lost_lease_changes_nothing(store: Arc
     // The retry is due at its time, not before.
     assert!(
         store
-            .claim_notifications("me", retry_at - 1, 60_000, 10)
+            .claim_notifications("me", retry_at - 1, 60_000, &ClaimLimits::total(10))
             .await
             .unwrap()
             .is_empty()
     );
     let again = store
-        .claim_notifications("me", retry_at, 60_000, 10)
+        .claim_notifications("me", retry_at, 60_000, &ClaimLimits::total(10))
         .await
         .unwrap();
     assert_eq!(again.len(), 1);
@@ -312,11 +314,11 @@ async fn a_batch_of_verdicts_is_recorded_as_one_by_one(store: Arc<dyn Store>) {
     }
     let now = now_ms() + 1;
     let mine = store
-        .claim_notifications("me", now, 60_000, 4)
+        .claim_notifications("me", now, 60_000, &ClaimLimits::total(4))
         .await
         .unwrap();
     let theirs = store
-        .claim_notifications("other", now, 60_000, 1)
+        .claim_notifications("other", now, 60_000, &ClaimLimits::total(1))
         .await
         .unwrap();
     assert_eq!((mine.len(), theirs.len()), (4, 1));
@@ -389,7 +391,7 @@ async fn repeated_failures_pause_and_resume_releases_held_notifications(store: A
     }
     let now = now_ms() + 1;
     let c = store
-        .claim_notifications("me", now, 60_000, 2)
+        .claim_notifications("me", now, 60_000, &ClaimLimits::total(2))
         .await
         .unwrap();
     let first = store
@@ -430,7 +432,7 @@ async fn repeated_failures_pause_and_resume_releases_held_notifications(store: A
     event(&store, &a, 0.9).await;
     assert!(
         store
-            .claim_notifications("me", now + 120_000, 60_000, 10)
+            .claim_notifications("me", now + 120_000, 60_000, &ClaimLimits::total(10))
             .await
             .unwrap()
             .is_empty()
@@ -452,7 +454,7 @@ async fn repeated_failures_pause_and_resume_releases_held_notifications(store: A
     assert_eq!(resumed.paused_reason, None);
     assert_eq!(resumed.consecutive_failures, 0);
     let back = store
-        .claim_notifications("me", now_ms() + 1, 60_000, 10)
+        .claim_notifications("me", now_ms() + 1, 60_000, &ClaimLimits::total(10))
         .await
         .unwrap();
     assert_eq!(back.len(), 4);
@@ -473,7 +475,7 @@ async fn deleting_a_subscription_cancels_its_undelivered_notifications(store: Ar
     event(&store, &a, 0.9).await;
     event(&store, &a, 0.9).await;
     let c = store
-        .claim_notifications("me", now_ms() + 1, 60_000, 1)
+        .claim_notifications("me", now_ms() + 1, 60_000, &ClaimLimits::total(1))
         .await
         .unwrap();
     store
@@ -501,7 +503,7 @@ async fn deleting_a_subscription_cancels_its_undelivered_notifications(store: Ar
     );
     assert!(
         store
-            .claim_notifications("me", now_ms() + 1, 60_000, 10)
+            .claim_notifications("me", now_ms() + 1, 60_000, &ClaimLimits::total(10))
             .await
             .unwrap()
             .is_empty()
@@ -616,4 +618,97 @@ async fn replay_cursors(store: Arc<dyn Store>) {
             .unwrap(),
         0
     );
+}
+
+async fn a_subscription_backlog_holds_only_its_share_of_delivery_slots(store: Arc<dyn Store>) {
+    let noisy = store.create_client("noisy").await.unwrap().id;
+    let polite = store.create_client("polite").await.unwrap().id;
+    let flood = subscribe(&store, &noisy, 0.0, webhook()).await;
+    let calm = subscribe(&store, &polite, 0.0, webhook()).await;
+    for _ in 0..40 {
+        event(&store, &noisy, 0.9).await;
+    }
+    // The polite client's notification is the youngest of all, behind the whole backlog.
+    event(&store, &polite, 0.9).await;
+    let limits = ClaimLimits {
+        total: 64,
+        per_subscription: 4,
+        per_client: 64,
+    };
+    let now = now_ms() + 1;
+    let first = store
+        .claim_notifications("w", now, 60_000, &limits)
+        .await
+        .unwrap();
+    let count = |claimed: &[rubra_store::ClaimedNotification], id: &rubra_store::SubscriptionId| {
+        claimed
+            .iter()
+            .filter(|c| &c.notification.subscription_id == id)
+            .count()
+    };
+    assert_eq!(count(&first, &flood.id), 4, "the backlog takes its cap");
+    assert_eq!(
+        count(&first, &calm.id),
+        1,
+        "the polite row is not left behind"
+    );
+    // Its four are in flight: another claim (any process) takes none of the backlog.
+    let second = store
+        .claim_notifications("other", now, 60_000, &limits)
+        .await
+        .unwrap();
+    assert!(second.is_empty(), "{second:?}");
+    // A verdict frees one slot of the subscription, and exactly one more is taken.
+    store
+        .record_delivery("w", &first[0].notification, Verdict::Delivered, None, 0)
+        .await
+        .unwrap();
+    let third = store
+        .claim_notifications("w", now, 60_000, &limits)
+        .await
+        .unwrap();
+    assert_eq!(count(&third, &flood.id), 1);
+    // Once the leases run out they count no more.
+    let later = store
+        .claim_notifications("w", now + 60_001, 60_000, &limits)
+        .await
+        .unwrap();
+    assert_eq!(count(&later, &flood.id), 4);
+}
+
+async fn a_client_holds_only_its_share_while_another_client_waits(store: Arc<dyn Store>) {
+    let noisy = store.create_client("noisy").await.unwrap().id;
+    let polite = store.create_client("polite").await.unwrap().id;
+    let mut many = Vec::new();
+    for _ in 0..5 {
+        many.push(subscribe(&store, &noisy, 0.0, webhook()).await);
+    }
+    let calm = subscribe(&store, &polite, 0.0, webhook()).await;
+    for _ in 0..4 {
+        event(&store, &noisy, 0.9).await;
+    }
+    event(&store, &polite, 0.9).await;
+    let limits = ClaimLimits {
+        total: 64,
+        per_subscription: 2,
+        per_client: 6,
+    };
+    let claimed = store
+        .claim_notifications("w", now_ms() + 1, 60_000, &limits)
+        .await
+        .unwrap();
+    let of = |client: &ClientId| {
+        claimed
+            .iter()
+            .filter(|c| &c.notification.client_id == client)
+            .count()
+    };
+    // 20 rows of the noisy client are due over 5 subscriptions; it gets its 6, no more.
+    assert_eq!(of(&noisy), 6);
+    assert_eq!(of(&polite), 1);
+    assert!(claimed.iter().any(|c| c.subscription.id == calm.id));
+    let seqs: Vec<i64> = claimed.iter().map(|c| c.notification.seq).collect();
+    let mut sorted = seqs.clone();
+    sorted.sort_unstable();
+    assert_eq!(seqs, sorted, "claimed rows come in seq order");
 }
