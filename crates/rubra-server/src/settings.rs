@@ -223,6 +223,26 @@ pub struct ConfigArgs {
     )]
     pub notify_timeout_ms: Option<u64>,
 
+    /// Deliveries of one subscription in flight at once, over every process: a slow endpoint
+    /// holds at most this many delivery slots [default: 16].
+    #[arg(
+        long,
+        env = "RUBRA_NOTIFY_MAX_IN_FLIGHT_PER_SUBSCRIPTION",
+        value_name = "N",
+        global = true
+    )]
+    pub notify_max_in_flight_per_subscription: Option<u32>,
+
+    /// Percent of a process's delivery slots (128) one client's deliveries may hold, counted
+    /// over every process; the rest stays free for the other clients [default: 50].
+    #[arg(
+        long,
+        env = "RUBRA_NOTIFY_CLIENT_SHARE",
+        value_name = "PERCENT",
+        global = true
+    )]
+    pub notify_client_share: Option<u8>,
+
     /// Watches one client may have [default: 1000].
     #[arg(
         long,
@@ -446,6 +466,10 @@ pub struct Settings {
     pub notify_pause_after: u32,
     /// Time limit of one delivery call.
     pub notify_timeout: Duration,
+    /// Deliveries of one subscription in flight at once.
+    pub notify_max_in_flight_per_subscription: u32,
+    /// Percent (1–100) of the delivery slots one client may hold.
+    pub notify_client_share: u8,
     /// Watches one client may have.
     pub max_watches_per_client: u32,
     /// Live subscriptions one client may have.
@@ -514,6 +538,10 @@ impl ConfigArgs {
             notify_retry_ms: self.notify_retry_ms.or(other.notify_retry_ms),
             notify_pause_after: self.notify_pause_after.or(other.notify_pause_after),
             notify_timeout_ms: self.notify_timeout_ms.or(other.notify_timeout_ms),
+            notify_max_in_flight_per_subscription: self
+                .notify_max_in_flight_per_subscription
+                .or(other.notify_max_in_flight_per_subscription),
+            notify_client_share: self.notify_client_share.or(other.notify_client_share),
             max_watches_per_client: self.max_watches_per_client.or(other.max_watches_per_client),
             max_subscriptions_per_client: self
                 .max_subscriptions_per_client
@@ -697,6 +725,18 @@ impl Settings {
         if notify_timeout_ms == 0 {
             return Err(invalid("notify-timeout-ms", "must be greater than 0"));
         }
+        let notify_max_in_flight_per_subscription =
+            a.notify_max_in_flight_per_subscription.unwrap_or(16);
+        if notify_max_in_flight_per_subscription == 0 {
+            return Err(invalid(
+                "notify-max-in-flight-per-subscription",
+                "must be greater than 0",
+            ));
+        }
+        let notify_client_share = a.notify_client_share.unwrap_or(50);
+        if !(1..=100).contains(&notify_client_share) {
+            return Err(invalid("notify-client-share", "must be 1 to 100 (percent)"));
+        }
         let max_watches_per_client = a.max_watches_per_client.unwrap_or(1000);
         let max_subscriptions_per_client = a.max_subscriptions_per_client.unwrap_or(1000);
         let max_jobs_per_client = a.max_jobs_per_client.unwrap_or(1000);
@@ -760,6 +800,8 @@ impl Settings {
             notify_retry,
             notify_pause_after,
             notify_timeout: Duration::from_millis(notify_timeout_ms),
+            notify_max_in_flight_per_subscription,
+            notify_client_share,
             max_watches_per_client,
             max_subscriptions_per_client,
             max_jobs_per_client,

@@ -12,6 +12,12 @@
 //! [`POLL`] — the table is the truth, the bell only a hint. A retry carries the same
 //! `webhook-id` (`ntf_{seq}`) as the first attempt, with a fresh timestamp and signature.
 //!
+//! Fairness: every claim takes, per subscription and per client, only as many notifications as
+//! their caps leave ([`ClaimLimits`]: `--notify-max-in-flight-per-subscription`, and
+//! `--notify-client-share` of the [`CONCURRENCY`] slots), counting the ones in flight in every
+//! process, so a slow endpoint slows only its own subscription. A recorded verdict frees a
+//! subscription's place, so the recorder wakes the dispatcher after each batch.
+//!
 //! Webhooks go through the egress guard of [`webhook_guard`] (the one `POST /subscriptions`
 //! checks URLs with): a refused address is a failed attempt like any other.
 
@@ -21,15 +27,15 @@ use crate::timefmt::format_ms;
 use rubra_fetch::{AllowList, Guard, Reach};
 use rubra_notify::{Outcome, RetrySchedule, Sender, ViberMessage, WebhookRequest, WebhookSecret};
 use rubra_store::{
-    Channel, ClaimedNotification, ClientId, DeliveryAttempt, DeliveryVerdict, Notification, Store,
-    SubscriptionId, Verdict, now_ms, outbox_bell, ring_outbox,
+    Channel, ClaimLimits, ClaimedNotification, ClientId, DeliveryAttempt, DeliveryVerdict,
+    Notification, Store, SubscriptionId, Verdict, now_ms, outbox_bell, ring_outbox,
 };
 use serde::Serialize;
 use serde_json::json;
 use serde_json::value::RawValue;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -38,7 +44,7 @@ use tokio_util::sync::CancellationToken;
 /// no doorbell rings.
 pub const POLL: Duration = Duration::from_millis(20);
 /// Deliveries one process runs at once.
-const CONCURRENCY: usize = 128;
+pub const CONCURRENCY: usize = 128;
 /// Most notifications claimed in one statement.
 const CLAIM_BATCH: u32 = 64;
 /// The delivery log is written at least this often…
@@ -131,6 +137,8 @@ pub fn spawn(services: &Services, shutdown: &CancellationToken) -> Vec<JoinHandl
     let (log_tx, log_rx) = mpsc::unbounded_channel();
     let (verdict_tx, verdict_rx) = mpsc::unbounded_channel();
     let settings = &services.settings;
+    let recorded = Arc::new(Notify::new());
+    let client_slots = (CONCURRENCY * usize::from(settings.notify_client_share)).div_ceil(100);
     let dispatcher = Dispatcher {
         store: services.store.clone(),
         owner: services.instance_id.clone(),
@@ -142,6 +150,11 @@ pub fn spawn(services: &Services, shutdown: &CancellationToken) -> Vec<JoinHandl
             + 30_000,
         log: log_tx,
         verdicts: verdict_tx,
+        fairness: Fairness {
+            per_subscription: settings.notify_max_in_flight_per_subscription,
+            per_client: u32::try_from(client_slots).unwrap_or(u32::MAX).max(1),
+        },
+        recorded: recorded.clone(),
     };
     vec![
         tokio::spawn(record_verdicts(
@@ -149,6 +162,7 @@ pub fn spawn(services: &Services, shutdown: &CancellationToken) -> Vec<JoinHandl
             services.instance_id.clone(),
             settings.notify_pause_after,
             verdict_rx,
+            recorded,
         )),
         tokio::spawn(dispatcher.run(shutdown.clone())),
         tokio::spawn(write_log(services.store.clone(), log_rx)),
@@ -166,6 +180,16 @@ struct Dispatcher {
     lease_ms: i64,
     log: mpsc::UnboundedSender<DeliveryAttempt>,
     verdicts: mpsc::UnboundedSender<DeliveryVerdict>,
+    fairness: Fairness,
+    /// Notified by the recorder after each batch of verdicts: places were freed.
+    recorded: Arc<Notify>,
+}
+
+/// The per-subscription and per-client caps of every claim.
+#[derive(Clone, Copy)]
+struct Fairness {
+    per_subscription: u32,
+    per_client: u32,
 }
 
 impl Dispatcher {
@@ -184,6 +208,7 @@ impl Dispatcher {
             tokio::select! {
                 () = shutdown.cancelled() => break,
                 _ = bell.changed() => {}
+                () = self.recorded.notified() => {}
                 () = tokio::time::sleep(wait) => {}
             }
         }
@@ -211,9 +236,14 @@ impl Dispatcher {
         };
         let free = u32::try_from(slots.available_permits() + 1).unwrap_or(CLAIM_BATCH);
         let limit = free.min(CLAIM_BATCH);
+        let limits = ClaimLimits {
+            total: limit,
+            per_subscription: self.fairness.per_subscription,
+            per_client: self.fairness.per_client,
+        };
         let claimed = self
             .store
-            .claim_notifications(&self.owner, now, self.lease_ms, limit)
+            .claim_notifications(&self.owner, now, self.lease_ms, &limits)
             .await?;
         let count = claimed.len();
         let full = count == limit as usize;
@@ -228,7 +258,10 @@ impl Dispatcher {
             };
             let me = self.clone();
             tokio::spawn(async move {
+                let in_flight = rubra_telemetry::metrics::gauge!("rubra_notify_in_flight");
+                in_flight.increment(1.0);
                 me.deliver(c).await;
+                in_flight.decrement(1.0);
                 drop(permit);
             });
         }
@@ -385,6 +418,7 @@ async fn record_verdicts(
     owner: Arc<str>,
     pause_after: u32,
     mut rx: mpsc::UnboundedReceiver<DeliveryVerdict>,
+    recorded: Arc<Notify>,
 ) {
     let mut buf = Vec::with_capacity(VERDICT_BATCH);
     while rx.recv_many(&mut buf, VERDICT_BATCH).await > 0 {
@@ -405,6 +439,8 @@ async fn record_verdicts(
                 tracing::warn!(error = %e, verdicts = buf.len(), "recording deliveries failed")
             }
         }
+        // Each verdict ended a lease: its subscription and client may take another place.
+        recorded.notify_one();
         if buf.iter().any(|v| matches!(v.verdict, Verdict::RetryAt(_))) {
             // Wake the dispatcher so it sleeps until exactly this retry, not a whole poll.
             ring_outbox();

@@ -782,3 +782,94 @@ async fn a_watch_naming_a_subscription_sends_its_changes_as_a_signed_webhook() {
     .await;
     assert_eq!(log["items"][0]["outcome"], "delivered", "{log}");
 }
+
+/// A receiver that answers every POST with 200 after `delay`, counting what it got.
+async fn slow_receiver(delay: Duration) -> (String, Arc<AtomicUsize>) {
+    let count = Arc::new(AtomicUsize::new(0));
+    let c = count.clone();
+    let app = Router::new().fallback(move || {
+        let c = c.clone();
+        async move {
+            c.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(delay).await;
+            StatusCode::OK
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (base, count)
+}
+
+/// Issue #18: one client's slow endpoints once held all 128 delivery slots, so another client's
+/// webhook waited for them to answer. Ten subscriptions of the noisy client to an endpoint
+/// that takes 6 s each get 40 notifications: without caps they would fill every slot.
+#[tokio::test]
+async fn a_slow_endpoint_of_one_client_does_not_delay_another_clients_webhook() {
+    let app = spawn_app_with(|c| {
+        c.fetch_allow = Some(vec!["127.0.0.1".into()]);
+        c.notify_timeout_ms = Some(20_000);
+    })
+    .await;
+    let (_, noisy) = app.create_client("noisy").await;
+    let (_, polite) = app.create_client("polite").await;
+    let (slow, slow_count) = slow_receiver(Duration::from_secs(6)).await;
+    for _ in 0..10 {
+        subscribe(&app, &noisy, 0.1, json!({"type": "webhook", "url": slow})).await;
+    }
+    let rx = Receiver::start(|_, _| (204, String::new())).await;
+    subscribe(
+        &app,
+        &polite,
+        0.1,
+        json!({"type": "webhook", "url": rx.base}),
+    )
+    .await;
+    let batch: Vec<Value> = (0..40).map(|_| json!({"red": 0.9})).collect();
+    let resp = app
+        .with_key(&noisy, Method::POST, "/events")
+        .json(&batch)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201, "POST /events");
+    // The flood has taken what it may: 16 per subscription, 64 (half the slots) in all.
+    let held = eventually("the noisy client's deliveries to start", 5, || async {
+        let n = slow_count.load(Ordering::SeqCst);
+        (n >= 64).then_some(n)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let held_now = slow_count.load(Ordering::SeqCst);
+    assert!(
+        (64..=64 + 8).contains(&held_now),
+        "the noisy client holds {held_now} slots (first seen {held}); its share is 64"
+    );
+    let started = Instant::now();
+    red_event(&app, &polite, 50).await;
+    rx.wait_for(1).await;
+    let waited = started.elapsed();
+    assert!(
+        waited < Duration::from_secs(2),
+        "the polite client's webhook took {waited:?} behind the slow endpoint"
+    );
+    // The operator sees it: deliveries in flight (this process's recorder is shared with other
+    // tests' servers, so at least the noisy client's 64) and the outbox depth.
+    let metrics = app
+        .anon(Method::GET, "/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let gauge = |name: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
+    };
+    let in_flight = gauge("rubra_notify_in_flight").expect("rubra_notify_in_flight");
+    assert!(in_flight >= 64.0, "{in_flight}");
+    assert!(gauge("rubra_notifications_pending").is_some(), "{metrics}");
+    assert!(gauge("rubra_jobs_queued").is_some(), "{metrics}");
+}
