@@ -41,6 +41,9 @@ pub enum StartError {
     /// Serving failed.
     #[error("server error: {0}")]
     Serve(std::io::Error),
+    /// The HTTPS certificate or key could not be used; the message names the file.
+    #[error("{0}")]
+    Tls(String),
 }
 
 /// The opened dependencies every process kind needs (the API server and the workers).
@@ -99,6 +102,7 @@ fn instance_id() -> String {
 /// A bound, ready-to-run API server.
 pub struct Application {
     listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     state: AppState,
     services: Services,
     admin_key: Option<ApiKey>,
@@ -112,6 +116,12 @@ impl Application {
             Some(n) => tracing::info!(open_files = n, "open-file limit"),
             None => tracing::info!("open-file limit: unlimited or unknown"),
         }
+        // The certificate first: a bad file stops the start before anything is opened.
+        let certificates = settings
+            .tls
+            .clone()
+            .map(crate::tls::Certificates::load)
+            .transpose()?;
         let services = Services::open(settings).await?;
         let admin_key = bootstrap_admin_key(&services).await?;
         let addr = services.settings.listen;
@@ -137,8 +147,16 @@ impl Application {
             ),
             streams: StreamCaps::new(services.settings.max_streams_per_client),
         };
+        let tls = match certificates {
+            Some(certificates) => {
+                certificates.reload_on_sighup(state.shutdown.clone())?;
+                Some(certificates.acceptor()?)
+            }
+            None => None,
+        };
         Ok(Application {
             listener,
+            tls,
             state,
             services,
             admin_key,
@@ -150,6 +168,11 @@ impl Application {
         self.listener
             .local_addr()
             .unwrap_or(self.state.settings.listen)
+    }
+
+    /// `https` with `--tls-cert`, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
     }
 
     /// The admin key, if this start created it (it is shown once, then only its hash remains).
@@ -185,7 +208,7 @@ impl Application {
             // Streams watch this token: they end now instead of holding the drain open.
             stop_token.cancel();
         };
-        crate::serve::serve(self.listener, app, &settings, stop).await;
+        crate::serve::serve(self.listener, self.tls, app, &settings, stop).await;
         token.cancel();
         workers_token.cancel();
         workers.join().await;

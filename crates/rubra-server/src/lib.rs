@@ -16,6 +16,7 @@ mod serve;
 mod settings;
 mod state;
 mod timefmt;
+mod tls;
 pub mod workers;
 
 pub use app::{Application, Services, StartError, shutdown_signal};
@@ -23,6 +24,7 @@ pub use error::{ApiError, ApiResult};
 pub use routes::router;
 pub use settings::{ConfigArgs, Settings, SettingsError};
 pub use state::AppState;
+pub use tls::{Certificates, TlsFiles};
 
 /// Administrative operations shared by the API and the `rubra admin` command.
 pub mod admin {

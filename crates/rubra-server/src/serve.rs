@@ -6,8 +6,10 @@
 //! in flight finish. Each request carries its peer's address (`ConnectInfo<SocketAddr>`).
 //!
 //! `axum::serve` has none of these limits, so connections are driven with hyper directly:
-//! HTTP/1.1, or HTTP/2 when the client opens with the HTTP/2 preface (prior knowledge), as
-//! `axum::serve` did.
+//! HTTP/1.1, or HTTP/2 when the client opens with the HTTP/2 preface (prior knowledge, or
+//! after choosing `h2` by ALPN), as `axum::serve` did. With `--tls-cert` every connection
+//! starts with a TLS handshake, which must finish within the header timeout like the headers
+//! it carries.
 
 use crate::settings::Settings;
 use axum::Router;
@@ -31,6 +33,8 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
 use tokio_util::sync::CancellationToken;
 
 /// The first bytes of every HTTP/2 connection with prior knowledge (RFC 9113 §3.4).
@@ -96,11 +100,12 @@ pub fn client_address(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// Serves `app` on `listener` until `stop` completes, then stops accepting, lets every
-/// connection finish its request in flight (at most the request timeout and a grace period),
-/// and returns.
+/// Serves `app` on `listener` (over TLS with `tls`) until `stop` completes, then stops
+/// accepting, lets every connection finish its request in flight (at most the request timeout
+/// and a grace period), and returns.
 pub async fn serve(
     listener: TcpListener,
+    tls: Option<TlsAcceptor>,
     app: Router,
     settings: &Settings,
     stop: impl std::future::Future<Output = ()>,
@@ -151,6 +156,7 @@ pub async fn serve(
         }
         tokio::spawn(connection(
             stream,
+            tls.clone(),
             peer,
             app.clone(),
             limits,
@@ -259,7 +265,8 @@ impl Drop for Place {
 
 /// Serves one connection until the client closes it, it times out, or the server stops.
 async fn connection(
-    mut stream: TcpStream,
+    stream: TcpStream,
+    tls: Option<TlsAcceptor>,
     peer: SocketAddr,
     app: Router,
     limits: Limits,
@@ -267,11 +274,26 @@ async fn connection(
     stopping: CancellationToken,
 ) {
     let _place = place;
-    let first = tokio::select! {
-        r = tokio::time::timeout(limits.header_timeout, read_preface(&mut stream)) => match r {
-            Ok(Ok(first)) => first,
-            // Closed before a byte, a read error, or silence: nothing to answer.
-            Ok(Err(_)) | Err(_) => return,
+    // The handshake counts against the header timeout: a client that never finishes it holds
+    // a place just like one that never sends its headers.
+    let opening = async {
+        let mut stream = match tls {
+            Some(acceptor) => Stream::Tls(Box::new(acceptor.accept(stream).await?)),
+            None => Stream::Plain(stream),
+        };
+        let first = read_preface(&mut stream).await?;
+        Ok::<_, io::Error>((stream, first))
+    };
+    let (stream, first) = tokio::select! {
+        r = tokio::time::timeout(limits.header_timeout, opening) => match r {
+            Ok(Ok(opened)) => opened,
+            // Closed before a byte, a failed handshake, a read error, or silence: nothing to
+            // answer.
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, error = %e, "connection closed before its first request");
+                return;
+            }
+            Err(_) => return,
         },
         // A stopping server does not wait for a connection that has not said anything.
         () = stopping.cancelled() => return,
@@ -439,7 +461,7 @@ async fn drive<C: Graceful>(
 
 /// Reads the first bytes: as many as it takes to tell the HTTP/2 preface from anything else
 /// (one, for an HTTP/1 request). Fails when the client closes first.
-async fn read_preface(stream: &mut TcpStream) -> io::Result<Vec<u8>> {
+async fn read_preface(stream: &mut Stream) -> io::Result<Vec<u8>> {
     let mut buf = Vec::with_capacity(H2_PREFACE.len());
     while buf.len() < H2_PREFACE.len() && H2_PREFACE.starts_with(&buf) {
         let mut chunk = [0u8; 24];
@@ -515,12 +537,77 @@ impl Activity {
     }
 }
 
-/// The connection's socket, replaying the bytes read to choose the protocol and noting when
+/// A connection's byte stream: the socket itself, or TLS over it.
+enum Stream {
+    Plain(TcpStream),
+    // Boxed: a TLS session is a few hundred bytes, and most servers run without one.
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, data),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, data),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Stream::Plain(s) => s.is_write_vectored(),
+            Stream::Tls(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// The connection's stream, replaying the bytes read to choose the protocol and noting when
 /// bytes move.
 struct Tracked {
     prefix: Vec<u8>,
     at: usize,
-    inner: TcpStream,
+    inner: Stream,
     activity: Arc<Activity>,
 }
 

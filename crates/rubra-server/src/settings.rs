@@ -28,6 +28,15 @@ pub struct ConfigArgs {
     #[arg(long, env = "RUBRA_LISTEN", value_name = "ADDR")]
     pub listen: Option<String>,
 
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key; both re-read on SIGHUP)
+    /// [default: plain HTTP].
+    #[arg(long, env = "RUBRA_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "RUBRA_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+
     /// Folder for the embedded database, blobs and the admin key [default: ./rubra-data].
     #[arg(long, env = "RUBRA_DATA_DIR", value_name = "DIR", global = true)]
     pub data_dir: Option<PathBuf>,
@@ -243,6 +252,24 @@ pub struct ConfigArgs {
     )]
     pub notify_client_share: Option<u8>,
 
+    /// Overlays one client may store [default: 100].
+    #[arg(
+        long,
+        env = "RUBRA_MAX_OVERLAYS_PER_CLIENT",
+        value_name = "N",
+        global = true
+    )]
+    pub max_overlays_per_client: Option<u32>,
+
+    /// Bytes of all the overlays one client stores together [default: 268435456, 256 MiB].
+    #[arg(
+        long,
+        env = "RUBRA_MAX_OVERLAY_BYTES_PER_CLIENT",
+        value_name = "BYTES",
+        global = true
+    )]
+    pub max_overlay_bytes_per_client: Option<u64>,
+
     /// Watches one client may have [default: 1000].
     #[arg(
         long,
@@ -405,6 +432,8 @@ fn invalid(key: &'static str, message: impl std::fmt::Display) -> SettingsError 
 pub struct Settings {
     /// Where the API listens.
     pub listen: SocketAddr,
+    /// HTTPS certificate and key files (`None`: plain HTTP).
+    pub tls: Option<crate::tls::TlsFiles>,
     /// The data folder (SQLite database, local blobs, admin key).
     pub data_dir: PathBuf,
     /// The database.
@@ -472,6 +501,10 @@ pub struct Settings {
     pub notify_client_share: u8,
     /// Watches one client may have.
     pub max_watches_per_client: u32,
+    /// Overlays one client may store.
+    pub max_overlays_per_client: u32,
+    /// Bytes of one client's overlays together.
+    pub max_overlay_bytes_per_client: u64,
     /// Live subscriptions one client may have.
     pub max_subscriptions_per_client: u32,
     /// Queued and running CSV jobs one client may have.
@@ -507,6 +540,8 @@ impl ConfigArgs {
         ConfigArgs {
             config: self.config,
             listen: self.listen.or(other.listen),
+            tls_cert: self.tls_cert.or(other.tls_cert),
+            tls_key: self.tls_key.or(other.tls_key),
             data_dir: self.data_dir.or(other.data_dir),
             database_url: self.database_url.or(other.database_url),
             storage: self.storage.or(other.storage),
@@ -543,6 +578,12 @@ impl ConfigArgs {
                 .or(other.notify_max_in_flight_per_subscription),
             notify_client_share: self.notify_client_share.or(other.notify_client_share),
             max_watches_per_client: self.max_watches_per_client.or(other.max_watches_per_client),
+            max_overlays_per_client: self
+                .max_overlays_per_client
+                .or(other.max_overlays_per_client),
+            max_overlay_bytes_per_client: self
+                .max_overlay_bytes_per_client
+                .or(other.max_overlay_bytes_per_client),
             max_subscriptions_per_client: self
                 .max_subscriptions_per_client
                 .or(other.max_subscriptions_per_client),
@@ -592,6 +633,12 @@ impl Settings {
             Some(s) => s
                 .parse()
                 .map_err(|e| invalid("listen", format!("{s:?}: {e}")))?,
+        };
+        let tls = match (a.tls_cert, a.tls_key) {
+            (Some(cert), Some(key)) => Some(crate::tls::TlsFiles { cert, key }),
+            (None, None) => None,
+            (Some(_), None) => return Err(invalid("tls-key", "--tls-cert needs --tls-key too")),
+            (None, Some(_)) => return Err(invalid("tls-cert", "--tls-key needs --tls-cert too")),
         };
         let data_dir = a.data_dir.unwrap_or_else(|| PathBuf::from("rubra-data"));
         let database = match a.database_url.as_deref() {
@@ -770,6 +817,7 @@ impl Settings {
         }
         Ok(Settings {
             listen,
+            tls,
             data_dir,
             database,
             storage,
@@ -803,6 +851,8 @@ impl Settings {
             notify_max_in_flight_per_subscription,
             notify_client_share,
             max_watches_per_client,
+            max_overlays_per_client: a.max_overlays_per_client.unwrap_or(100),
+            max_overlay_bytes_per_client: a.max_overlay_bytes_per_client.unwrap_or(256 << 20),
             max_subscriptions_per_client,
             max_jobs_per_client,
             watch_capacity: a.watch_capacity.unwrap_or(10_000),

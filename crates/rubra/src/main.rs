@@ -103,7 +103,7 @@ async fn serve(args: ConfigArgs) -> anyhow::Result<ExitCode> {
         );
         println!("{}", key.reveal());
     }
-    println!("rubra listening on http://{}", app.local_addr());
+    println!("rubra listening on {}://{}", app.scheme(), app.local_addr());
     app.run_until(rubra_server::shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
 }
