@@ -89,3 +89,22 @@ async fn postgres_tls_honours_sslmode_and_sslrootcert() {
         assert!(msg.contains("sslrootcert"), "sslmode={mode}: {msg}");
     }
 }
+
+#[tokio::test]
+async fn sslmode_require_refuses_a_server_without_tls() {
+    // The shared test server of scripts/test.sh runs without TLS.
+    let Some(url) =
+        rubra_testkit::fresh_postgres("sslmode_require_refuses_a_server_without_tls").await
+    else {
+        return;
+    };
+    let sep = if url.contains('?') { '&' } else { '?' };
+    open(&format!("{url}{sep}sslmode=prefer"))
+        .await
+        .expect("prefer falls back to plain");
+    let err = open(&format!("{url}{sep}sslmode=require"))
+        .await
+        .expect_err("require without TLS on the server");
+    assert!(matches!(err, StoreError::DatabaseTls(_)), "{err:?}");
+    assert!(err.to_string().contains("TLS"), "{err}");
+}
