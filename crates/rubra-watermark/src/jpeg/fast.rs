@@ -1,6 +1,6 @@
 //! The baseline fast path: copy the entropy-coded bytes before the first changed
 //! MCU verbatim (found by a decode-only skip that tracks just the DC predictors,
-//! or by jumping to a restart marker), re-encode only the MCUs from there to just
+//! see `skip`, or by jumping to a restart marker), re-encode only the MCUs from there to just
 //! past the last changed one with the image's own Huffman tables, and copy the
 //! rest bit-shifted (or verbatim after a restart marker).
 
@@ -8,6 +8,7 @@ use super::Corrupt;
 use super::edit::McuEditor;
 use super::huffman::{BitReader, BitWriter, DecodeTable, EncodeTable, find_marker};
 use super::parse::Header;
+use super::skip::{BlockCoding, skip_mcus};
 
 /// Why the fast path could not finish.
 #[derive(Debug)]
@@ -132,13 +133,11 @@ pub(crate) fn run(input: &[u8], hdr: &Header, ed: &McuEditor) -> Result<Vec<u8>,
         m_start = j0 * ri;
         m_end = ((m_last / ri + 1) * ri).min(total);
     } else {
-        rd = BitReader::new(input, hdr.data_start);
-        for _ in 0..m_first {
-            for &k in &layout {
-                let t = &tables[k];
-                rd.skip_block(&mut preds[k], &t.dc, &t.ac)?;
-            }
-        }
+        let blocks: Vec<BlockCoding> = layout
+            .iter()
+            .map(|&k| (k, &*tables[k].dc, &*tables[k].ac))
+            .collect();
+        (rd, preds) = skip_mcus(input, hdr.data_start, m_first, total, &blocks)?;
         let (p, b) = rd.raw_bit_position()?;
         let mut out = Vec::with_capacity(input.len() + input.len() / 16 + 64);
         out.extend_from_slice(&input[..p]);

@@ -193,7 +193,7 @@ impl DecodeTable {
 }
 
 #[inline(always)]
-fn has_ff(w: u64) -> bool {
+pub(crate) fn has_ff(w: u64) -> bool {
     let v = !w;
     (v.wrapping_sub(0x0101_0101_0101_0101) & !v & 0x8080_8080_8080_8080) != 0
 }
@@ -223,7 +223,7 @@ impl<'a> BitReader<'a> {
 
     /// Make at least 56 bits available.
     #[inline(always)]
-    fn refill(&mut self) {
+    pub(crate) fn refill(&mut self) {
         if let Some(chunk) = self.data.get(self.pos..self.pos + 8) {
             let mut arr = [0u8; 8];
             arr.copy_from_slice(chunk);
@@ -338,28 +338,45 @@ impl<'a> BitReader<'a> {
     pub(crate) fn skip_ac(&mut self, t: &DecodeTable) -> Result<(), Corrupt> {
         let mut k = 1u32;
         while k < 64 {
-            // A step consumes at most 26 bits.
-            if self.nbits < 26 {
-                self.refill();
-            }
-            let e = t.skip[(self.buf >> (64 - SKIP_LOOK)) as usize];
-            if k <= e >> 16 {
-                self.consume(e & 31);
-                k += (e >> 8) & 127;
-                continue;
-            }
-            let rs = self.symbol(t)?;
-            let (r, s) = ((rs >> 4) as u32, (rs & 15) as u32);
-            if s == 0 {
-                if r != 15 {
-                    break;
-                }
-                k += 16;
-            } else {
-                self.bits(s);
-                k += r + 1;
-            }
+            self.ac_step(t, &mut k)?;
         }
+        Ok(())
+    }
+
+    /// One step of an AC skip at coefficient `k` (1..=63): as many whole symbols
+    /// as the skip table holds for the next bits, or one symbol the slow way.
+    /// Leaves `k` at 64 or more once the block has ended.
+    #[inline(always)]
+    pub(crate) fn ac_step(&mut self, t: &DecodeTable, k: &mut u32) -> Result<(), Corrupt> {
+        // A step consumes at most 26 bits.
+        if self.nbits < 26 {
+            self.refill();
+        }
+        let e = t.skip[(self.buf >> (64 - SKIP_LOOK)) as usize];
+        if *k <= e >> 16 {
+            self.consume(e & 31);
+            *k += (e >> 8) & 127;
+            return Ok(());
+        }
+        let rs = self.symbol(t)?;
+        let (r, s) = ((rs >> 4) as u32, (rs & 15) as u32);
+        if s == 0 {
+            *k += if r == 15 { 16 } else { 64 };
+        } else {
+            self.bits(s);
+            *k += r + 1;
+        }
+        Ok(())
+    }
+
+    /// Decode a DC difference and add it to the predictor `pred`.
+    #[inline(always)]
+    pub(crate) fn skip_dc(&mut self, pred: &mut i32, dc: &DecodeTable) -> Result<(), Corrupt> {
+        let s = self.symbol(dc)? as u32;
+        if s > 11 {
+            return Err(Corrupt("bad DC magnitude"));
+        }
+        *pred = pred.wrapping_add(self.receive_extend(s));
         Ok(())
     }
 
@@ -377,7 +394,7 @@ impl<'a> BitReader<'a> {
         if s > 11 {
             return Err(Corrupt("bad DC magnitude"));
         }
-        *pred += self.receive_extend(s);
+        *pred = pred.wrapping_add(self.receive_extend(s));
         blk[0] = *pred as i16;
         let mut k = 1usize;
         while k < 64 {
@@ -412,12 +429,39 @@ impl<'a> BitReader<'a> {
         dc: &DecodeTable,
         ac: &DecodeTable,
     ) -> Result<(), Corrupt> {
-        let s = self.symbol(dc)? as u32;
-        if s > 11 {
-            return Err(Corrupt("bad DC magnitude"));
-        }
-        *pred += self.receive_extend(s);
+        self.skip_dc(pred, dc)?;
         self.skip_ac(ac)
+    }
+
+    /// The reader's registers: next raw byte, bit buffer (MSB first), bits in
+    /// it, and zero bits fed past the end of the segment.
+    pub(crate) fn parts(&self) -> (usize, u64, u32, u64) {
+        (self.pos, self.buf, self.nbits, self.fake_bits)
+    }
+
+    /// A reader with the given registers (see [`BitReader::parts`]).
+    pub(crate) fn from_parts(data: &'a [u8], parts: (usize, u64, u32, u64)) -> Self {
+        let (pos, buf, nbits, fake_bits) = parts;
+        BitReader {
+            data,
+            pos,
+            buf,
+            nbits,
+            fake_bits,
+        }
+    }
+
+    /// The fast-lookup entry for the next bits: `(len << 8) | symbol`, or 0
+    /// when the code is longer than the lookup width.
+    #[inline(always)]
+    pub(crate) fn peek_fast(t: &DecodeTable, buf: u64) -> u16 {
+        t.fast[(buf >> (64 - LOOK)) as usize]
+    }
+
+    /// The skip-table entry for the next bits (see `DecodeTable::skip`).
+    #[inline(always)]
+    pub(crate) fn peek_skip(t: &DecodeTable, buf: u64) -> u32 {
+        t.skip[(buf >> (64 - SKIP_LOOK)) as usize]
     }
 
     /// Byte and bit (0 = MSB) in the raw data where the next unread bit lives.

@@ -9,6 +9,7 @@ mod edit;
 mod fast;
 mod huffman;
 mod parse;
+mod skip;
 
 use crate::Route;
 use crate::error::{Result, WatermarkError};

@@ -1,0 +1,515 @@
+//! The skip over a baseline scan's MCUs before the first changed one, as two
+//! decoding chains stepped in turn: the true one from the start of the scan and
+//! a speculative one from the middle of the stretch. Alone, a chain is bound by
+//! the latency of table lookup → shift → next lookup; two independent chains,
+//! each kept in registers, let the CPU overlap them. Huffman codes
+//! resynchronise by themselves, so the speculative chain soon decodes the true
+//! symbols with the true MCU boundaries; the true chain checks that when it
+//! gets there (the same bit position at an MCU boundary means the same decoding
+//! from there on), and from that point on the speculative chain's DC sums,
+//! offset by the true predictors, are exact. When the chains never meet, the
+//! true chain simply decodes everything itself.
+
+use super::Corrupt;
+use super::huffman::{BitReader, DecodeTable, has_ff};
+
+/// What a block of the MCU is coded with: its scan component and DC and AC tables.
+pub(crate) type BlockCoding<'t> = (usize, &'t DecodeTable, &'t DecodeTable);
+
+/// Stretches shorter than this many MCUs are skipped by one chain.
+const MIN_PAIRED_MCUS: usize = 64;
+
+/// The speculative chain gives up after this many decoding errors.
+const MAX_RESTARTS: u32 = 16;
+
+/// A decoding chain's registers, plain values so that both chains stay in CPU
+/// registers (the rare slow paths take and return them by value).
+#[derive(Clone, Copy)]
+struct Chain {
+    /// Next raw byte to load.
+    pos: usize,
+    /// Bit buffer, MSB first, and the bits in it.
+    buf: u64,
+    nbits: u32,
+    /// Zero bits fed past the end of the segment.
+    fake: u64,
+    /// Block within the MCU, and coefficient within the block (0: DC next).
+    blk: u32,
+    k: u32,
+    /// MCUs completed.
+    mcus: usize,
+}
+
+impl Chain {
+    fn at(rd: &BitReader, mcus: usize) -> Chain {
+        let (pos, buf, nbits, fake) = rd.parts();
+        Chain {
+            pos,
+            buf,
+            nbits,
+            fake,
+            blk: 0,
+            k: 0,
+            mcus,
+        }
+    }
+
+    /// A chain at raw position `(byte, bit)`, at an MCU boundary.
+    fn at_bit(data: &[u8], (byte, bit): (usize, u32), mcus: usize) -> Chain {
+        let mut rd = BitReader::new(data, byte);
+        rd.bits(bit);
+        Chain::at(&rd, mcus)
+    }
+
+    fn reader<'a>(&self, data: &'a [u8]) -> BitReader<'a> {
+        BitReader::from_parts(data, (self.pos, self.buf, self.nbits, self.fake))
+    }
+
+    fn set_reader(&mut self, rd: &BitReader) {
+        (self.pos, self.buf, self.nbits, self.fake) = rd.parts();
+    }
+
+    fn overrun(&self) -> bool {
+        self.fake > u64::from(self.nbits)
+    }
+
+    #[inline(always)]
+    fn consume(&mut self, n: u32) {
+        self.buf <<= n;
+        self.nbits -= n;
+    }
+
+    /// Makes at least 56 bits available.
+    #[inline(always)]
+    fn refill(&mut self, data: &[u8]) {
+        if let Some(chunk) = data.get(self.pos..self.pos + 8) {
+            let mut arr = [0u8; 8];
+            arr.copy_from_slice(chunk);
+            let w = u64::from_be_bytes(arr);
+            if !has_ff(w) {
+                let k = (63 - self.nbits) >> 3;
+                let total = self.nbits + 8 * k;
+                self.buf |= (w >> self.nbits) & !(u64::MAX >> total);
+                self.nbits = total;
+                self.pos += k as usize;
+                return;
+            }
+        }
+        *self = refill_slow(data, *self);
+    }
+
+    /// Decodes the DC difference of the current block into `preds` and moves
+    /// to its first AC coefficient.
+    #[inline(always)]
+    fn dc(
+        &mut self,
+        data: &[u8],
+        blocks: &[BlockCoding],
+        preds: &mut [i32; 4],
+    ) -> Result<(), Corrupt> {
+        // A 16-bit code and 11 bits of value.
+        if self.nbits < 32 {
+            self.refill(data);
+        }
+        let (comp, dc, _) = blocks[self.blk as usize];
+        let e = BitReader::peek_fast(dc, self.buf);
+        let s = if e != 0 {
+            self.consume(u32::from(e >> 8));
+            u32::from(e & 0xFF)
+        } else {
+            let (c, s) = slow_symbol(data, *self, dc)?;
+            *self = c;
+            u32::from(s)
+        };
+        if s > 11 {
+            return Err(Corrupt("bad DC magnitude"));
+        }
+        if s > 0 {
+            let v = (self.buf >> (64 - s)) as i32;
+            self.consume(s);
+            let v = if v < (1 << (s - 1)) {
+                v - (1 << s) + 1
+            } else {
+                v
+            };
+            preds[comp] = preds[comp].wrapping_add(v);
+        }
+        self.k = 1;
+        Ok(())
+    }
+
+    /// One AC step with table `ac`: as many whole symbols as the skip table
+    /// holds for the next bits, or one symbol the slow way. `k` reaches 64 or
+    /// more when the block ends.
+    #[inline(always)]
+    fn ac_step(&mut self, data: &[u8], ac: &DecodeTable) -> Result<(), Corrupt> {
+        // At most 31 bits: a 16-bit code and 15 more.
+        if self.nbits < 32 {
+            self.refill(data);
+        }
+        let e = BitReader::peek_skip(ac, self.buf);
+        if self.k <= e >> 16 {
+            self.consume(e & 31);
+            self.k += (e >> 8) & 127;
+            return Ok(());
+        }
+        let e = BitReader::peek_fast(ac, self.buf);
+        let rs = if e != 0 {
+            self.consume(u32::from(e >> 8));
+            e as u8
+        } else {
+            let (c, rs) = slow_symbol(data, *self, ac)?;
+            *self = c;
+            rs
+        };
+        let (r, s) = (u32::from(rs >> 4), u32::from(rs & 15));
+        if s == 0 {
+            self.k += if r == 15 { 16 } else { 64 };
+        } else {
+            self.consume(s);
+            self.k += r + 1;
+        }
+        Ok(())
+    }
+
+    /// After a block's last AC step: moves to the next block; true when that
+    /// completed an MCU (the chain then stands at an MCU boundary).
+    #[inline(always)]
+    fn end_block(&mut self, blocks: usize) -> bool {
+        self.blk += 1;
+        if (self.blk as usize) < blocks {
+            return false;
+        }
+        self.blk = 0;
+        self.mcus += 1;
+        true
+    }
+
+    /// Decodes alone, from an MCU boundary, until `count` MCUs are done.
+    fn run_to(
+        &mut self,
+        data: &[u8],
+        blocks: &[BlockCoding],
+        preds: &mut [i32; 4],
+        count: usize,
+    ) -> Result<(), Corrupt> {
+        while self.mcus < count {
+            for &(_, _, ac) in blocks {
+                self.dc(data, blocks, preds)?;
+                while self.k < 64 {
+                    self.ac_step(data, ac)?;
+                }
+                self.end_block(blocks.len());
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn refill_slow(data: &[u8], mut c: Chain) -> Chain {
+    let mut rd = c.reader(data);
+    rd.refill();
+    c.set_reader(&rd);
+    c
+}
+
+/// A symbol whose code is longer than the fast lookup.
+#[cold]
+#[inline(never)]
+fn slow_symbol(data: &[u8], mut c: Chain, t: &DecodeTable) -> Result<(Chain, u8), Corrupt> {
+    let mut rd = c.reader(data);
+    let s = rd.symbol(t)?;
+    c.set_reader(&rd);
+    Ok((c, s))
+}
+
+/// Where the speculative chain stood after one of its MCUs.
+#[derive(Clone, Copy)]
+struct Checkpoint {
+    at: (usize, u32),
+    preds: [i32; 4],
+    mcus: usize,
+}
+
+/// Skips the first `count` MCUs of the scan whose data starts at `start`
+/// (`total` MCUs, no restart markers); returns the reader at MCU `count` and
+/// the DC predictors there.
+pub(crate) fn skip_mcus<'a>(
+    data: &'a [u8],
+    start: usize,
+    count: usize,
+    total: usize,
+    blocks: &[BlockCoding],
+) -> Result<(BitReader<'a>, [i32; 4]), Corrupt> {
+    let mut a = Chain::at(&BitReader::new(data, start), 0);
+    let mut pa = [0i32; 4];
+    if count < MIN_PAIRED_MCUS || total == 0 || blocks.is_empty() {
+        a.run_to(data, blocks, &mut pa, count)?;
+        return Ok((a.reader(data), pa));
+    }
+    // The speculative chain starts half-way through the stretch, by the share of
+    // MCUs (the bytes per MCU vary, so this is an estimate).
+    let stretch = (data.len() - start) as u64 * count as u64 / total as u64;
+    let mut split = start + (stretch / 2) as usize;
+    if data[split - 1] == 0xFF {
+        split += 1; // not on a stuffed zero
+    }
+    let mut b = Chain::at(&BitReader::new(data, split), 0);
+    let mut pb = [0i32; 4];
+    let mut restarts = 0;
+    let mut checkpoints: Vec<Checkpoint> = Vec::with_capacity(count / 2 + 64);
+    // First checkpoint the true chain has not yet passed.
+    let mut next = 0;
+    let n = blocks.len();
+    a.dc(data, blocks, &mut pa)?;
+    let mut b_ok = b.dc(data, blocks, &mut pb).is_ok();
+    loop {
+        if b_ok {
+            // Both chains inside a block: step them in turn until one ends it.
+            let (ta, tb) = (blocks[a.blk as usize].2, blocks[b.blk as usize].2);
+            while a.k < 64 && b.k < 64 {
+                a.ac_step(data, ta)?;
+                if b.ac_step(data, tb).is_err() {
+                    b_ok = false;
+                    break;
+                }
+            }
+        }
+        if !b_ok {
+            // An invalid code: the speculative chain is not in step yet; start it
+            // again a little further on.
+            restarts += 1;
+            checkpoints.clear();
+            next = 0;
+            if restarts > MAX_RESTARTS {
+                return finish_alone(data, blocks, a, pa, &[], 0, count);
+            }
+            b = Chain::at(&BitReader::new(data, b.pos), 0);
+            pb = [0; 4];
+            b_ok = b.dc(data, blocks, &mut pb).is_ok();
+            continue;
+        }
+        if a.k >= 64 {
+            if a.end_block(n) {
+                if a.mcus >= count {
+                    return Ok((a.reader(data), pa));
+                }
+                if let Some(met) = meeting(data, &a, &checkpoints, &mut next)? {
+                    return finish(data, blocks, &a, pa, &checkpoints, met, count);
+                }
+            }
+            a.dc(data, blocks, &mut pa)?;
+        }
+        if b.k >= 64 {
+            if b.end_block(n) {
+                if b.overrun() || b.mcus > count {
+                    // Past the end of the data, or further than the stretch: the
+                    // true chain goes on alone (and may still meet a checkpoint).
+                    return finish_alone(data, blocks, a, pa, &checkpoints, next, count);
+                }
+                checkpoints.push(Checkpoint {
+                    at: b.reader(data).raw_bit_position()?,
+                    preds: pb,
+                    mcus: b.mcus,
+                });
+            }
+            b_ok = b.dc(data, blocks, &mut pb).is_ok();
+        }
+    }
+}
+
+/// Whether the true chain `a`, at an MCU boundary, stands on a checkpoint;
+/// `next` is the first checkpoint it has not passed.
+fn meeting(
+    data: &[u8],
+    a: &Chain,
+    checkpoints: &[Checkpoint],
+    next: &mut usize,
+) -> Result<Option<usize>, Corrupt> {
+    // The reader holds up to 8 bytes beyond its bit position.
+    match checkpoints.get(*next) {
+        Some(cp) if a.pos + 8 >= cp.at.0 => {}
+        _ => return Ok(None),
+    }
+    let here = a.reader(data).raw_bit_position()?;
+    while checkpoints.get(*next).is_some_and(|cp| cp.at < here) {
+        *next += 1;
+    }
+    Ok(checkpoints
+        .get(*next)
+        .is_some_and(|cp| cp.at == here)
+        .then_some(*next))
+}
+
+/// The speculative chain stopped: the true chain goes on alone, meeting one of
+/// the checkpoints kept if it can.
+fn finish_alone<'a>(
+    data: &'a [u8],
+    blocks: &[BlockCoding],
+    mut a: Chain,
+    mut pa: [i32; 4],
+    checkpoints: &[Checkpoint],
+    mut next: usize,
+    count: usize,
+) -> Result<(BitReader<'a>, [i32; 4]), Corrupt> {
+    // `a` may be inside a block: finish it first.
+    if a.k > 0 {
+        while a.k < 64 {
+            a.ac_step(data, blocks[a.blk as usize].2)?;
+        }
+        if !a.end_block(blocks.len()) {
+            loop {
+                a.dc(data, blocks, &mut pa)?;
+                while a.k < 64 {
+                    a.ac_step(data, blocks[a.blk as usize].2)?;
+                }
+                if a.end_block(blocks.len()) {
+                    break;
+                }
+            }
+        }
+        if a.mcus >= count {
+            return Ok((a.reader(data), pa));
+        }
+        if let Some(met) = meeting(data, &a, checkpoints, &mut next)? {
+            return finish(data, blocks, &a, pa, checkpoints, met, count);
+        }
+    }
+    while a.mcus < count {
+        a.run_to(data, blocks, &mut pa, a.mcus + 1)?;
+        if a.mcus < count
+            && let Some(met) = meeting(data, &a, checkpoints, &mut next)?
+        {
+            return finish(data, blocks, &a, pa, checkpoints, met, count);
+        }
+    }
+    Ok((a.reader(data), pa))
+}
+
+/// The true chain `a` (predictors `pa`) stands exactly on checkpoint `met`:
+/// continue from the checkpoint at MCU `count` if the speculative chain went
+/// that far, else from its last checkpoint, with its DC sums offset to the truth.
+fn finish<'a>(
+    data: &'a [u8],
+    blocks: &[BlockCoding],
+    a: &Chain,
+    pa: [i32; 4],
+    checkpoints: &[Checkpoint],
+    met: usize,
+    count: usize,
+) -> Result<(BitReader<'a>, [i32; 4]), Corrupt> {
+    #[cfg(test)]
+    MEETINGS.with(|m| m.set(m.get() + 1));
+    let base = checkpoints[met];
+    let offset = |p: [i32; 4]| -> [i32; 4] {
+        std::array::from_fn(|i| pa[i].wrapping_add(p[i].wrapping_sub(base.preds[i])))
+    };
+    // Checkpoints are one MCU apart: checkpoint `met + j` is MCU `a.mcus + j`.
+    let cp = checkpoints
+        .get(met + (count - a.mcus))
+        .or(checkpoints.last())
+        .copied()
+        .unwrap_or(base);
+    let mut preds = offset(cp.preds);
+    let mut lane = Chain::at_bit(data, cp.at, a.mcus + (cp.mcus - base.mcus));
+    lane.run_to(data, blocks, &mut preds, count)?;
+    Ok((lane.reader(data), preds))
+}
+
+#[cfg(test)]
+thread_local! {
+    /// How many skips were finished by the speculative chain (tests only).
+    static MEETINGS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::jpeg::parse::parse_header;
+
+    /// A noisy picture with smooth parts, like a photo, as a baseline JPEG.
+    fn photo_jpeg(w: u16, h: u16, quality: u8, sampling: jpeg_encoder::SamplingFactor) -> Vec<u8> {
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        let mut rgb = Vec::with_capacity(usize::from(w) * usize::from(h) * 3);
+        for y in 0..usize::from(h) {
+            for x in 0..usize::from(w) {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                let n = (seed >> 58) as usize;
+                rgb.push(((x * 255 / usize::from(w)) ^ n) as u8);
+                rgb.push(((y * 3 + x) % 256) as u8);
+                rgb.push((((x / 9 + y / 7) % 2) * 200 + n) as u8);
+            }
+        }
+        let mut out = Vec::new();
+        let mut enc = jpeg_encoder::Encoder::new(&mut out, quality);
+        enc.set_sampling_factor(sampling);
+        enc.encode(&rgb, w, h, jpeg_encoder::ColorType::Rgb)
+            .unwrap();
+        out
+    }
+
+    /// The skip with one chain and the plain reader: the reference.
+    fn one_chain(
+        data: &[u8],
+        start: usize,
+        count: usize,
+        blocks: &[BlockCoding],
+    ) -> ((usize, u32), [i32; 4]) {
+        let mut rd = BitReader::new(data, start);
+        let mut preds = [0; 4];
+        for _ in 0..count {
+            for &(k, dc, ac) in blocks {
+                rd.skip_block(&mut preds[k], dc, ac).unwrap();
+            }
+        }
+        (rd.raw_bit_position().unwrap(), preds)
+    }
+
+    #[test]
+    fn two_chains_land_where_one_does_and_meet() {
+        use jpeg_encoder::SamplingFactor as S;
+        for (w, h, q, sampling) in [
+            (640, 480, 90, S::F_2_2),
+            (500, 333, 75, S::F_1_1),
+            (333, 257, 95, S::F_2_1),
+        ] {
+            let data = photo_jpeg(w, h, q, sampling);
+            let hdr = parse_header(&data).unwrap();
+            let f = &hdr.frame;
+            let (mx, my) = f.mcus();
+            let mut tables = Vec::new();
+            for sc in &hdr.scan.comps {
+                let dc = DecodeTable::new(hdr.tables.dc[sc.td].as_ref().unwrap(), false).unwrap();
+                let ac = DecodeTable::new(hdr.tables.ac[sc.ta].as_ref().unwrap(), true).unwrap();
+                tables.push((dc, ac));
+            }
+            let mut blocks: Vec<BlockCoding> = Vec::new();
+            for (k, sc) in hdr.scan.comps.iter().enumerate() {
+                let (sh, sv) = f.sampling(sc.comp);
+                for _ in 0..sh * sv {
+                    blocks.push((k, &tables[k].0, &tables[k].1));
+                }
+            }
+            let before = MEETINGS.with(|m| m.get());
+            let total = mx * my;
+            for count in [0, 1, 63, 64, 65, total / 3, total / 2, total - 1, total] {
+                let (rd, preds) = skip_mcus(&data, hdr.data_start, count, total, &blocks).unwrap();
+                let got = (rd.raw_bit_position().unwrap(), preds);
+                assert_eq!(
+                    got,
+                    one_chain(&data, hdr.data_start, count, &blocks),
+                    "{w}x{h} q{q} at MCU {count} of {total}"
+                );
+            }
+            assert!(
+                MEETINGS.with(|m| m.get()) > before,
+                "{w}x{h}: the chains never met"
+            );
+        }
+    }
+}
