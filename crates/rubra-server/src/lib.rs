@@ -10,6 +10,7 @@ mod app;
 mod error;
 mod extract;
 mod middleware;
+mod quotas;
 mod ratelimit;
 mod routes;
 mod serve;

@@ -1,6 +1,6 @@
 //! Validated domain types shared by the store and the server: ids, keys, who is asking.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fmt;
 use std::num::NonZeroU32;
@@ -73,6 +73,82 @@ pub struct Client {
     /// null: the server's default).
     #[serde(flatten)]
     pub rate_limit: RateLimitOverride,
+    /// Its own quotas, where an admin set them (a missing one: the server's default).
+    pub quotas: QuotaOverrides,
+}
+
+/// A client's own quotas, set by an admin; `None` follows the server's default
+/// (`--max-subscriptions-per-client` and the like). Stored as one JSON object.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuotaOverrides {
+    /// Live subscriptions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscriptions: Option<u64>,
+    /// Queued and running jobs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jobs: Option<u64>,
+    /// Watches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watches: Option<u64>,
+    /// Stored overlays.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overlays: Option<u64>,
+    /// Bytes of all stored overlays together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overlay_bytes: Option<u64>,
+}
+
+impl QuotaOverrides {
+    /// Reads the `quotas` column; a damaged value reads as "all defaults" (and says so in the
+    /// log), so a bad row never locks a client out.
+    pub(crate) fn from_db(text: Option<String>) -> Self {
+        let Some(text) = text else {
+            return QuotaOverrides::default();
+        };
+        serde_json::from_str(&text).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "a client's quotas column is not valid; using defaults");
+            QuotaOverrides::default()
+        })
+    }
+
+    /// The column's value: NULL when nothing is overridden.
+    pub(crate) fn to_db(self) -> Option<String> {
+        (self != QuotaOverrides::default())
+            .then(|| serde_json::to_string(&self).unwrap_or_else(|_| "{}".to_owned()))
+    }
+
+    /// Applies a change: each `Some(v)` of `patch` sets that quota to `v` (`Some(None)`
+    /// returns it to the default); `None` leaves it.
+    pub fn apply(mut self, patch: &QuotaPatch) -> Self {
+        let set = |slot: &mut Option<u64>, change: Option<Option<u64>>| {
+            if let Some(v) = change {
+                *slot = v;
+            }
+        };
+        set(&mut self.subscriptions, patch.subscriptions);
+        set(&mut self.jobs, patch.jobs);
+        set(&mut self.watches, patch.watches);
+        set(&mut self.overlays, patch.overlays);
+        set(&mut self.overlay_bytes, patch.overlay_bytes);
+        self
+    }
+}
+
+/// A change to a client's quotas: per quota, `None` leaves it, `Some(None)` returns it to the
+/// default, `Some(Some(n))` sets it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QuotaPatch {
+    /// Live subscriptions.
+    pub subscriptions: Option<Option<u64>>,
+    /// Queued and running jobs.
+    pub jobs: Option<Option<u64>>,
+    /// Watches.
+    pub watches: Option<Option<u64>>,
+    /// Stored overlays.
+    pub overlays: Option<Option<u64>>,
+    /// Bytes of all stored overlays together.
+    pub overlay_bytes: Option<Option<u64>>,
 }
 
 /// A client's own request rate limit, set by an admin. A `None` part follows the server's

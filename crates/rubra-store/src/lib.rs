@@ -27,8 +27,8 @@ mod watches;
 
 pub use blob::{BlobMeta, BlobStore, BlobUrl, s3_builder};
 pub use domain::{
-    ApiKey, Client, ClientId, KeyHash, KeyHolder, NewKey, Principal, RateLimitOverride,
-    RateLimitPatch, Scope, now_ms, random_id,
+    ApiKey, Client, ClientId, KeyHash, KeyHolder, NewKey, Principal, QuotaOverrides, QuotaPatch,
+    RateLimitOverride, RateLimitPatch, Scope, now_ms, random_id,
 };
 pub use error::StoreError;
 pub use images::{ImageId, ImagePage, ImageRecord, NewEvent, image_blob_key};
@@ -96,6 +96,9 @@ pub trait Store:
         id: &ClientId,
         patch: &RateLimitPatch,
     ) -> Result<Option<Client>>;
+
+    /// Changes a client's own quotas; `None` when there is no such client.
+    async fn set_client_quotas(&self, id: &ClientId, patch: &QuotaPatch) -> Result<Option<Client>>;
 
     /// Resolves the hash of a presented bearer token to whoever holds it, with the client's
     /// own rate limit, in one query.

@@ -26,6 +26,7 @@ macro_rules! impl_store {
                 name: name.to_owned(),
                 created_at: $crate::now_ms(),
                 rate_limit: $crate::RateLimitOverride::default(),
+                quotas: $crate::QuotaOverrides::default(),
             };
             sqlx::query("INSERT INTO clients (id, name, created_at) VALUES ($1, $2, $3)")
                 .bind(client.id.as_str())
@@ -40,7 +41,7 @@ macro_rules! impl_store {
         #[tracing::instrument(name = "store.list_clients", skip_all)]
         async fn list_clients(&self, scope: &$crate::Scope) -> $crate::Result<Vec<$crate::Client>> {
             let rows = sqlx::query(
-                "SELECT id, name, created_at, rate_limit_rps, rate_limit_burst FROM clients \
+                "SELECT id, name, created_at, rate_limit_rps, rate_limit_burst, quotas FROM clients \
                  WHERE (CAST($1 AS TEXT) IS NULL OR id = $1) ORDER BY created_at, id",
             )
             .bind(scope.client_filter())
@@ -56,7 +57,7 @@ macro_rules! impl_store {
             id: &$crate::ClientId,
         ) -> $crate::Result<Option<$crate::Client>> {
             let row = sqlx::query(
-                "SELECT id, name, created_at, rate_limit_rps, rate_limit_burst FROM clients \
+                "SELECT id, name, created_at, rate_limit_rps, rate_limit_burst, quotas FROM clients \
                  WHERE id = $1 AND (CAST($2 AS TEXT) IS NULL OR id = $2)",
             )
             .bind(id.as_str())
@@ -100,7 +101,7 @@ macro_rules! impl_store {
                    rate_limit_rps = CASE WHEN $2 THEN $3 ELSE rate_limit_rps END, \
                    rate_limit_burst = CASE WHEN $4 THEN $5 ELSE rate_limit_burst END \
                  WHERE id = $1 \
-                 RETURNING id, name, created_at, rate_limit_rps, rate_limit_burst",
+                 RETURNING id, name, created_at, rate_limit_rps, rate_limit_burst, quotas",
             )
             .bind(id.as_str())
             .bind(patch.rps.is_some())
@@ -110,6 +111,40 @@ macro_rules! impl_store {
             .fetch_optional(&self.pool)
             .await?;
             row.as_ref().map(client_from_row).transpose()
+        }
+
+        #[tracing::instrument(name = "store.set_client_quotas", skip_all, fields(client = %id))]
+        async fn set_client_quotas(
+            &self,
+            id: &$crate::ClientId,
+            patch: &$crate::QuotaPatch,
+        ) -> $crate::Result<Option<$crate::Client>> {
+            // Read, change, write back only if nobody changed it meanwhile (else again), so
+            // two admins changing different quotas at once both win.
+            loop {
+                let current: Option<Option<String>> =
+                    sqlx::query_scalar("SELECT quotas FROM clients WHERE id = $1")
+                        .bind(id.as_str())
+                        .fetch_optional(&self.pool)
+                        .await?;
+                let Some(current) = current else {
+                    return Ok(None);
+                };
+                let next = $crate::QuotaOverrides::from_db(current.clone()).apply(patch);
+                let row = sqlx::query(
+                    "UPDATE clients SET quotas = $2 \
+                     WHERE id = $1 AND COALESCE(quotas, '') = COALESCE($3, '') \
+                     RETURNING id, name, created_at, rate_limit_rps, rate_limit_burst, quotas",
+                )
+                .bind(id.as_str())
+                .bind(next.to_db())
+                .bind(current)
+                .fetch_optional(&self.pool)
+                .await?;
+                if let Some(row) = row {
+                    return client_from_row(&row).map(Some);
+                }
+            }
         }
 
         #[tracing::instrument(name = "store.key_holder", skip_all)]
@@ -279,6 +314,7 @@ macro_rules! shared_row_decoders {
                 name: row.try_get(1)?,
                 created_at: row.try_get(2)?,
                 rate_limit: $crate::RateLimitOverride::from_db(row.try_get(3)?, row.try_get(4)?),
+                quotas: $crate::QuotaOverrides::from_db(row.try_get(5)?),
             })
         }
 

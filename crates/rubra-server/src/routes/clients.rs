@@ -7,7 +7,7 @@ use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use rubra_store::{ApiKey, Client, ClientId, NewKey, Principal, RateLimitPatch, Store};
+use rubra_store::{ApiKey, Client, ClientId, NewKey, Principal, QuotaPatch, RateLimitPatch, Store};
 use serde::{Deserialize, Deserializer, Serialize};
 use std::num::NonZeroU32;
 
@@ -113,6 +113,25 @@ pub struct PatchClient {
     rate_limit_rps: Option<Option<NonZeroU32>>,
     #[serde(default, deserialize_with = "present")]
     rate_limit_burst: Option<Option<NonZeroU32>>,
+    #[serde(default)]
+    quotas: Option<PatchQuotas>,
+}
+
+/// The `quotas` of `PATCH /clients/{id}`: per quota, a whole number sets it, `null` returns it
+/// to the server's default, leaving it out keeps it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatchQuotas {
+    #[serde(default, deserialize_with = "present")]
+    subscriptions: Option<Option<u64>>,
+    #[serde(default, deserialize_with = "present")]
+    jobs: Option<Option<u64>>,
+    #[serde(default, deserialize_with = "present")]
+    watches: Option<Option<u64>>,
+    #[serde(default, deserialize_with = "present")]
+    overlays: Option<Option<u64>>,
+    #[serde(default, deserialize_with = "present")]
+    overlay_bytes: Option<Option<u64>>,
 }
 
 /// Tells a field given as `null` (`Some(None)`) from one left out (`None`, via `default`).
@@ -120,7 +139,7 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Optio
     T::deserialize(d).map(Some)
 }
 
-/// `PATCH /clients/{id}` (admin): sets or clears the client's own rate limit. This process
+/// `PATCH /clients/{id}` (admin): sets or clears the client's own rate limit and quotas. This process
 /// applies it to the next request; others within the key cache's lifetime.
 #[tracing::instrument(name = "http.clients.patch", skip_all, fields(client = %id))]
 pub async fn patch(
@@ -134,11 +153,26 @@ pub async fn patch(
         rps: body.rate_limit_rps,
         burst: body.rate_limit_burst,
     };
-    let client = state
+    let mut client = state
         .store
         .set_client_rate_limit(&id, &patch)
         .await?
         .ok_or_else(|| ApiError::not_found("client"))?;
+    if let Some(q) = body.quotas {
+        let patch = QuotaPatch {
+            subscriptions: q.subscriptions,
+            jobs: q.jobs,
+            watches: q.watches,
+            overlays: q.overlays,
+            overlay_bytes: q.overlay_bytes,
+        };
+        client = state
+            .store
+            .set_client_quotas(&id, &patch)
+            .await?
+            .ok_or_else(|| ApiError::not_found("client"))?;
+        tracing::info!(client = %client.id, quotas = ?client.quotas, "client quotas set");
+    }
     state.keys.forget_client(&client.id);
     tracing::info!(
         client = %client.id,

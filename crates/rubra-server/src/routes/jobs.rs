@@ -6,6 +6,7 @@
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiQuery, Caller, client_of};
+use crate::quotas::{self, Quota};
 use crate::state::AppState;
 use crate::timefmt::format_ms;
 use crate::workers::jobs as job_workers;
@@ -166,13 +167,14 @@ pub async fn submit(
         .await
         .map_err(|e| ApiError::internal(&e))?
         .map_err(|e| source_error(&e))?;
+    let limit = quotas::limit_u32(&state, &client, Quota::Jobs).await?;
     let job = state
         .store
         .submit_job(&NewJob {
             client_id: client,
             spec,
             max_attempts: DEFAULT_MAX_ATTEMPTS,
-            limit: state.settings.max_jobs_per_client,
+            limit,
         })
         .await?;
     job_workers::wake();

@@ -11,6 +11,7 @@
 use crate::admission::Admission;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiQuery, Caller, client_of};
+use crate::quotas::{self, Quota};
 use crate::state::AppState;
 use crate::timefmt::format_ms;
 use axum::Json;
@@ -172,6 +173,8 @@ struct Cached {
 #[derive(Default)]
 pub struct OverlayCache {
     map: Mutex<HashMap<(ClientId, OverlayName), Cached>>,
+    /// Held while an upload checks the overlay quotas and stores its blob.
+    quota: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for OverlayCache {
@@ -195,6 +198,12 @@ impl OverlayCache {
     pub const RECHECK: Duration = Duration::from_secs(1);
     /// Decoded bytes held at most (premultiplied RGBA); the map is cleared beyond it.
     pub const MAX_BYTES: u64 = 512 * 1024 * 1024;
+
+    /// The lock an upload holds from its quota check until its blob is stored (uploads of
+    /// overlays are rare, so one lock for all clients costs nothing).
+    pub async fn quota_lock(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.quota.lock().await
+    }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(ClientId, OverlayName), Cached>> {
         self.map.lock().unwrap_or_else(|e| e.into_inner())
@@ -358,7 +367,9 @@ pub async fn put(
     .map_err(|e| ApiError::internal(&e))?
     .map_err(|e| watermark_error(&e))?;
     let key = blob_key(&client, &name);
-    let existed = state.blobs.exists(&key).await?;
+    // Check-and-store under one lock, so two uploads at once cannot both pass a quota here.
+    let _quota_lock = state.overlays.quota_lock().await;
+    let existed = check_quotas(&state, &client, &name, body.len() as u64).await?;
     state.blobs.put(&key, body.clone()).await?;
     let (width, height) = (entry.base.width(), entry.base.height());
     match state.blobs.head(&key).await? {
@@ -382,6 +393,39 @@ pub async fn put(
         updated_at: format_ms(rubra_store::now_ms()),
     };
     Ok((status, Json(info)).into_response())
+}
+
+/// Refuses an overlay that would pass the client's overlay quotas (count, and bytes of all
+/// together, the overlay it replaces not counted); answers whether `name` exists already.
+async fn check_quotas(
+    state: &AppState,
+    client: &ClientId,
+    name: &OverlayName,
+    bytes: u64,
+) -> ApiResult<bool> {
+    let prefix = blob_prefix(client);
+    let stored = state.blobs.list(&prefix).await?;
+    let key = blob_key(client, name);
+    let replaced = stored.iter().find(|m| m.key == key).map(|m| m.size);
+    let count = stored.len() as u64 - u64::from(replaced.is_some());
+    let max_count = quotas::limit(state, client, Quota::Overlays).await?;
+    if count + 1 > max_count {
+        return Err(quotas::exceeded(
+            Quota::Overlays,
+            max_count,
+            &format!("this client already stores {count} overlays"),
+        ));
+    }
+    let total: u64 = stored.iter().map(|m| m.size).sum::<u64>() - replaced.unwrap_or(0);
+    let max_bytes = quotas::limit(state, client, Quota::OverlayBytes).await?;
+    if total.saturating_add(bytes) > max_bytes {
+        return Err(quotas::exceeded(
+            Quota::OverlayBytes,
+            max_bytes,
+            &format!("this client's overlays take {total} bytes and this one {bytes} more"),
+        ));
+    }
+    Ok(replaced.is_some())
 }
 
 /// `GET /overlays/{name}`: the stored PNG.

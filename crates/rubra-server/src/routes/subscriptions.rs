@@ -13,6 +13,7 @@
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiQuery, Caller, client_of};
+use crate::quotas::{self, Quota};
 use crate::state::AppState;
 use crate::timefmt::format_ms;
 use crate::workers::notify::webhook_guard;
@@ -96,6 +97,7 @@ pub async fn create(
     let client = client_of(&state, &who, q.client.as_deref()).await?;
     let secret =
         matches!(body.channel, Channel::Webhook { .. }).then(|| WebhookSecret::generate().reveal());
+    let limit = quotas::limit_u32(&state, &client, Quota::Subscriptions).await?;
     let sub = state
         .store
         .create_subscription(&NewSubscription {
@@ -103,7 +105,7 @@ pub async fn create(
             threshold: body.threshold,
             channel: body.channel,
             secret,
-            limit: state.settings.max_subscriptions_per_client,
+            limit,
         })
         .await?;
     tracing::info!(subscription = %sub.id, client = %sub.client_id, "subscription created");

@@ -9,6 +9,7 @@
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiQuery, Caller, client_of};
+use crate::quotas::{self, Quota};
 use crate::state::AppState;
 use crate::timefmt::format_ms;
 use axum::Json;
@@ -228,7 +229,7 @@ pub async fn create(
     {
         return Err(no_subscription());
     }
-    let limit = state.settings.max_watches_per_client;
+    let limit = quotas::limit_u32(&state, &client, Quota::Watches).await?;
     let watch = state
         .store
         .create_watch(&NewWatch {

@@ -108,3 +108,139 @@ async fn queued_jobs_past_the_quota_are_refused_and_a_canceled_one_frees_its_pla
     assert!(resp.status().is_success(), "{}", resp.status());
     assert_eq!(post(&app, &a, "/jobs", job).await.status(), 202);
 }
+
+async fn patch_client(app: &TestApp, id: &str, body: Value) -> Value {
+    let resp = app
+        .admin(Method::PATCH, &format!("/clients/{id}"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "PATCH /clients/{id}");
+    resp.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn an_admin_sets_one_clients_own_quota_and_null_returns_it_to_the_default() {
+    let app = spawn_app_with(|c| c.max_subscriptions_per_client = Some(1)).await;
+    let (a_id, a) = app.create_client("a").await;
+    let (_, b) = app.create_client("b").await;
+    let stream = json!({"threshold": 0.5, "channel": {"type": "stream"}});
+    let client = patch_client(&app, &a_id, json!({"quotas": {"subscriptions": 3}})).await;
+    assert_eq!(client["quotas"], json!({"subscriptions": 3}), "{client}");
+    for _ in 0..3 {
+        assert_eq!(
+            post(&app, &a, "/subscriptions", stream.clone())
+                .await
+                .status(),
+            201
+        );
+    }
+    let msg = assert_error(
+        post(&app, &a, "/subscriptions", stream.clone()).await,
+        409,
+        "quota_exceeded",
+    )
+    .await;
+    assert!(msg.contains("3"), "{msg}");
+    // The other client keeps the default of 1.
+    assert_eq!(
+        post(&app, &b, "/subscriptions", stream.clone())
+            .await
+            .status(),
+        201
+    );
+    assert_error(
+        post(&app, &b, "/subscriptions", stream.clone()).await,
+        409,
+        "quota_exceeded",
+    )
+    .await;
+    // Other parts of the client are left alone; null clears the override.
+    let client = patch_client(&app, &a_id, json!({"rate_limit_rps": 50})).await;
+    assert_eq!(client["quotas"], json!({"subscriptions": 3}), "{client}");
+    let client = patch_client(&app, &a_id, json!({"quotas": {"subscriptions": null}})).await;
+    assert_eq!(client["quotas"], json!({}), "{client}");
+    assert_eq!(client["rate_limit_rps"], 50, "{client}");
+    // Unknown quotas and negative values are refused, naming the problem.
+    for bad in [
+        json!({"quotas": {"images": 3}}),
+        json!({"quotas": {"jobs": -1}}),
+    ] {
+        let resp = app
+            .admin(Method::PATCH, &format!("/clients/{a_id}"))
+            .json(&bad)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 422, "{bad}");
+    }
+    // A client cannot raise its own quota.
+    let resp = app
+        .with_key(&a, Method::PATCH, &format!("/clients/{a_id}"))
+        .json(&json!({"quotas": {"subscriptions": 1000}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+}
+
+fn tiny_png(seed: u8, side: u32) -> Vec<u8> {
+    // Noise, so the PNG does not compress: its size grows with `side`.
+    let mut x = u32::from(seed) | 1;
+    let img = image::RgbaImage::from_fn(side, side, |_, _| {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        image::Rgba(x.to_le_bytes())
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}
+
+async fn put_png(app: &TestApp, key: &str, name: &str, body: Vec<u8>) -> reqwest::Response {
+    app.with_key(key, Method::PUT, &format!("/overlays/{name}"))
+        .header("content-type", "image/png")
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn overlays_past_the_count_or_bytes_quota_are_refused_and_a_replacement_is_not_counted_twice()
+{
+    let small = tiny_png(1, 8);
+    let big = tiny_png(2, 64); // 64×64×4 bytes of noise: about 16 KiB.
+    let limit = u64::try_from(2 * small.len() + big.len() / 2).unwrap();
+    let app = spawn_app_with(move |c| {
+        c.max_overlays_per_client = Some(2);
+        c.max_overlay_bytes_per_client = Some(limit);
+    })
+    .await;
+    let (b_id, a) = app.create_client("a").await;
+    assert_eq!(put_png(&app, &a, "one", small.clone()).await.status(), 201);
+    assert_eq!(put_png(&app, &a, "two", small.clone()).await.status(), 201);
+    let msg = assert_error(
+        put_png(&app, &a, "three", small.clone()).await,
+        409,
+        "quota_exceeded",
+    )
+    .await;
+    assert!(msg.contains("max-overlays-per-client"), "{msg}");
+    // Replacing one is not a new overlay…
+    assert_eq!(put_png(&app, &a, "two", small.clone()).await.status(), 200);
+    // …but a replacement too big for the bytes quota is refused, and the old one stays.
+    let msg = assert_error(put_png(&app, &a, "two", big).await, 409, "quota_exceeded").await;
+    assert!(msg.contains("max-overlay-bytes-per-client"), "{msg}");
+    let resp = app
+        .with_key(&a, Method::GET, "/overlays/two")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.bytes().await.unwrap().as_ref(), small.as_slice());
+    // An admin lifts the count for this client.
+    patch_client(&app, &b_id, json!({"quotas": {"overlays": 3}})).await;
+    assert_eq!(put_png(&app, &a, "three", small).await.status(), 201);
+}

@@ -1,8 +1,8 @@
 //! Clients, keys, the first admin key, and scope isolation.
 
 use rubra_store::{
-    ApiKey, ClientId, NewKey, Principal, RateLimitOverride, RateLimitPatch, Scope, Store,
-    StoreError,
+    ApiKey, ClientId, NewKey, Principal, QuotaOverrides, QuotaPatch, RateLimitOverride,
+    RateLimitPatch, Scope, Store, StoreError,
 };
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -15,6 +15,7 @@ crate::both_backends!(
     a_client_scope_sees_only_itself,
     migrations_are_idempotent,
     a_client_rate_limit_is_stored_and_read_with_its_key,
+    quota_overrides_merge_and_concurrent_changes_all_win,
 );
 
 async fn create_and_list_clients(store: Arc<dyn Store>) {
@@ -203,5 +204,69 @@ async fn a_client_rate_limit_is_stored_and_read_with_its_key(store: Arc<dyn Stor
     assert_eq!(
         store.key_holder(&ApiKey::generate().hash()).await.unwrap(),
         None
+    );
+}
+
+async fn quota_overrides_merge_and_concurrent_changes_all_win(store: Arc<dyn Store>) {
+    let c = store.create_client("acme").await.unwrap();
+    assert_eq!(c.quotas, QuotaOverrides::default());
+    let got = store
+        .set_client_quotas(
+            &c.id,
+            &QuotaPatch {
+                subscriptions: Some(Some(5)),
+                overlay_bytes: Some(Some(1 << 40)),
+                ..QuotaPatch::default()
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.quotas.subscriptions, Some(5));
+    assert_eq!(got.quotas.overlay_bytes, Some(1 << 40));
+    // Eight admins change eight different things at once: none is lost.
+    let mut tasks = Vec::new();
+    for i in 0..8u64 {
+        let store = store.clone();
+        let id = c.id.clone();
+        tasks.push(tokio::spawn(async move {
+            let patch = match i % 4 {
+                0 => QuotaPatch {
+                    jobs: Some(Some(i)),
+                    ..QuotaPatch::default()
+                },
+                1 => QuotaPatch {
+                    watches: Some(Some(i)),
+                    ..QuotaPatch::default()
+                },
+                2 => QuotaPatch {
+                    overlays: Some(Some(i)),
+                    ..QuotaPatch::default()
+                },
+                _ => QuotaPatch {
+                    subscriptions: Some(None),
+                    ..QuotaPatch::default()
+                },
+            };
+            store.set_client_quotas(&id, &patch).await.unwrap().unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let read = store.get_client(&Scope::All, &c.id).await.unwrap().unwrap();
+    assert!(read.quotas.jobs.is_some() && read.quotas.watches.is_some());
+    assert!(read.quotas.overlays.is_some());
+    assert_eq!(read.quotas.subscriptions, None);
+    assert_eq!(read.quotas.overlay_bytes, Some(1 << 40));
+    assert!(
+        store
+            .set_client_quotas(
+                &ClientId::parse("cl_0000000000000000").unwrap(),
+                &QuotaPatch::default()
+            )
+            .await
+            .unwrap()
+            .is_none()
     );
 }
