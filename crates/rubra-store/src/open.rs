@@ -62,21 +62,25 @@ pub const SSL_MODES: [&str; 6] = [
     "verify-full",
 ];
 
+/// The `sslmode` of a PostgreSQL URL, if it names one.
+fn ssl_mode(url: &str) -> Option<String> {
+    // sqlx reports a malformed URL itself, with its own words.
+    let parsed = url::Url::parse(url).ok()?;
+    parsed
+        .query_pairs()
+        .find(|(key, _)| matches!(key.as_ref(), "sslmode" | "ssl-mode"))
+        .map(|(_, value)| value.into_owned())
+}
+
 /// Refuses an `sslmode` that is not one of [`SSL_MODES`] (a typo must not turn TLS off).
 fn check_ssl_mode(url: &str) -> Result<()> {
-    let Ok(parsed) = url::Url::parse(url) else {
-        // sqlx reports a malformed URL itself, with its own words.
-        return Ok(());
-    };
-    for (key, value) in parsed.query_pairs() {
-        if matches!(key.as_ref(), "sslmode" | "ssl-mode") && !SSL_MODES.contains(&value.as_ref()) {
-            return Err(StoreError::Config(format!(
-                "unknown sslmode {value:?} in the database URL: expected one of {}",
-                SSL_MODES.join(", ")
-            )));
-        }
+    match ssl_mode(url) {
+        Some(mode) if !SSL_MODES.contains(&mode.as_str()) => Err(StoreError::Config(format!(
+            "unknown sslmode {mode:?} in the database URL: expected one of {}",
+            SSL_MODES.join(", ")
+        ))),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 /// Says what went wrong when a PostgreSQL connection could not be made over TLS (the
@@ -133,7 +137,18 @@ fn untrusted_certificate(host: &str, cert: &rustls::CertificateError) -> String 
 pub async fn open(url: &DatabaseUrl) -> Result<Arc<dyn Store>> {
     let store: Arc<dyn Store> = match url {
         DatabaseUrl::Sqlite(u) => Arc::new(SqliteStore::connect(u).await?),
-        DatabaseUrl::Postgres(u) => Arc::new(PgStore::connect(u).await?),
+        DatabaseUrl::Postgres(u) => {
+            if ssl_mode(u).as_deref() == Some("verify-ca") {
+                // sqlx trusts Mozilla's roots besides sslrootcert (libpq trusts sslrootcert
+                // alone), and verify-ca does not check the name: any publicly trusted
+                // certificate, for any host, passes.
+                tracing::warn!(
+                    "sslmode=verify-ca also accepts a certificate that a public CA issued for any \
+                     host name; use sslmode=verify-full"
+                );
+            }
+            Arc::new(PgStore::connect(u).await?)
+        }
     };
     store.migrate().await?;
     Ok(store)
