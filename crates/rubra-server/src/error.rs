@@ -156,6 +156,13 @@ impl From<StoreError> for ApiError {
                 .increment(1);
                 ApiError::new(StatusCode::CONFLICT, "quota_exceeded", msg.clone())
             }
+            StoreError::TooManyNotifications(msg) => {
+                rubra_telemetry::metrics::counter!(
+                    "rubra_rejected_requests_total", "reason" => "too_many_notifications"
+                )
+                .increment(1);
+                ApiError::unprocessable("too_many_notifications", msg.clone())
+            }
             _ if err.is_unavailable() => {
                 tracing::warn!(error = %err, "dependency unavailable");
                 ApiError::unavailable("a storage dependency is unavailable; retry later")

@@ -10,6 +10,10 @@ pub enum StoreError {
     /// quota and its limit.
     #[error("{0}")]
     QuotaExceeded(String),
+    /// One write would make more notifications than one transaction may (see
+    /// `MAX_NOTIFICATIONS_PER_WRITE`); nothing was written.
+    #[error("{0}")]
+    TooManyNotifications(String),
     /// The database URL or storage URL is not usable.
     #[error("invalid configuration: {0}")]
     Config(String),

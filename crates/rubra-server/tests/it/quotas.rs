@@ -244,3 +244,53 @@ async fn overlays_past_the_count_or_bytes_quota_are_refused_and_a_replacement_is
     patch_client(&app, &b_id, json!({"quotas": {"overlays": 3}})).await;
     assert_eq!(put_png(&app, &a, "three", small).await.status(), 201);
 }
+
+/// Issue #18: one `POST /events` once wrote events × subscriptions notification rows in one
+/// transaction (10⁷ with the defaults), holding the single writer while every other tenant's
+/// writes waited. Past 100 000 the batch is refused whole, before any row is written.
+#[tokio::test]
+async fn a_batch_whose_fan_out_passes_the_bound_is_refused_and_writes_nothing() {
+    let app = spawn_app_with(|_| {}).await;
+    let (_, a) = app.create_client("a").await;
+    let stream = json!({"threshold": 0.0, "channel": {"type": "stream"}});
+    for _ in 0..11 {
+        assert_eq!(
+            post(&app, &a, "/subscriptions", stream.clone())
+                .await
+                .status(),
+            201
+        );
+    }
+    // 10 000 events above 11 thresholds: 110 000 notifications.
+    let batch: Vec<Value> = (0..10_000).map(|_| json!({"red": 0.5})).collect();
+    let msg = assert_error(
+        post(&app, &a, "/events", Value::Array(batch)).await,
+        422,
+        "too_many_notifications",
+    )
+    .await;
+    assert!(
+        msg.contains("100000") && msg.contains("smaller batches"),
+        "{msg}"
+    );
+    let stats = app
+        .with_key(&a, Method::GET, "/stats")
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(
+        stats["total"], 0,
+        "nothing of the refused batch was written: {stats}"
+    );
+    // A batch within the bound goes through.
+    let batch: Vec<Value> = (0..100).map(|_| json!({"red": 0.5})).collect();
+    assert_eq!(
+        post(&app, &a, "/events", Value::Array(batch))
+            .await
+            .status(),
+        201
+    );
+}

@@ -226,17 +226,19 @@ async fn write_outbox(tx: &mut Transaction<'_, Postgres>, events: &[&NewEvent]) 
         .collect::<HashSet<_>>()
         .into_iter()
         .collect();
-    let mins: Vec<(String, f64)> = sqlx::query_as(
-        "SELECT client_id, MIN(threshold) FROM subscriptions \
-         WHERE client_id = ANY($1::text[]) GROUP BY client_id",
+    let rows: Vec<(String, f64)> = sqlx::query_as(
+        "SELECT client_id, threshold FROM subscriptions \
+         WHERE client_id = ANY($1::text[]) AND deleted_at IS NULL",
     )
     .bind(&distinct)
     .fetch_all(&mut **tx)
     .await?;
-    if mins.is_empty() {
+    let thresholds = ingest::Thresholds::from_rows(rows);
+    if thresholds.is_empty() {
         return Ok(());
     }
-    let min_threshold: HashMap<String, f64> = mins.into_iter().collect();
+    thresholds.check(events)?;
+    let min_threshold = thresholds.minimums();
     let now = crate::now_ms();
     for e in events {
         if ingest::may_notify(e, &min_threshold) {

@@ -314,17 +314,19 @@ async fn write_outbox(tx: &mut Transaction<'_, Sqlite>, events: &[&NewEvent]) ->
     let mut sql = String::from("WITH c(id) AS (VALUES ");
     push_tuples(&mut sql, clients.len(), 1);
     sql.push_str(
-        ") SELECT s.client_id, MIN(s.threshold) FROM c \
-         JOIN subscriptions s ON s.client_id = c.id GROUP BY s.client_id",
+        ") SELECT s.client_id, s.threshold FROM c \
+         JOIN subscriptions s ON s.client_id = c.id AND s.deleted_at IS NULL",
     );
     let mut q = sqlx::query_as::<_, (String, f64)>(AssertSqlSafe(sql));
     for c in &clients {
         q = q.bind(*c);
     }
-    let min_threshold: HashMap<String, f64> = q.fetch_all(&mut **tx).await?.into_iter().collect();
-    if min_threshold.is_empty() {
+    let thresholds = ingest::Thresholds::from_rows(q.fetch_all(&mut **tx).await?);
+    if thresholds.is_empty() {
         return Ok(());
     }
+    thresholds.check(events)?;
+    let min_threshold = thresholds.minimums();
     let candidates: Vec<&NewEvent> = events
         .iter()
         .copied()
