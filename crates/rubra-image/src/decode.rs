@@ -245,6 +245,9 @@ fn decode_huffman_jpeg(bytes: &[u8], header: &Header, limits: &Limits) -> Result
     if size as u64 != needed || needed > limits.max_alloc {
         return Err(too_large(&header.info, limits));
     }
+    #[cfg(feature = "libjpeg-turbo")]
+    let pixels = decode_with_libjpeg_turbo(bytes, w, h, gray)?;
+    #[cfg(not(feature = "libjpeg-turbo"))]
     let pixels = decoder.decode().map_err(jpeg_error)?;
     Ok(if gray {
         Pixels::Gray {
@@ -253,6 +256,31 @@ fn decode_huffman_jpeg(bytes: &[u8], header: &Header, limits: &Limits) -> Result
     } else {
         Pixels::Rgb8(pixels)
     })
+}
+
+/// libjpeg-turbo's default decode (accurate integer IDCT, fancy upsampling):
+/// the pixels `djpeg` and Pillow produce.
+#[cfg(feature = "libjpeg-turbo")]
+fn decode_with_libjpeg_turbo(bytes: &[u8], w: usize, h: usize, gray: bool) -> Result<Vec<u8>> {
+    let (format, channels) = if gray {
+        (turbojpeg::PixelFormat::GRAY, 1)
+    } else {
+        (turbojpeg::PixelFormat::RGB, 3)
+    };
+    let mut pixels = vec![0u8; w * h * channels];
+    let mut decompressor = turbojpeg::Decompressor::new()
+        .map_err(|e| Error::Corrupt(format!("JPEG: libjpeg-turbo: {e}")))?;
+    let image = turbojpeg::Image {
+        pixels: &mut pixels[..],
+        width: w,
+        pitch: w * channels,
+        height: h,
+        format,
+    };
+    decompressor
+        .decompress(bytes, image)
+        .map_err(|e| Error::Corrupt(format!("JPEG: libjpeg-turbo: {e}")))?;
+    Ok(pixels)
 }
 
 /// Four-component JPEGs (CMYK, YCCK) go through `jpeg-decoder`: zune-jpeg
