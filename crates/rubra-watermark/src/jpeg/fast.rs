@@ -152,25 +152,38 @@ pub(crate) fn run(input: &[u8], hdr: &Header, ed: &McuEditor) -> Result<Vec<u8>,
 
     let mut enc_preds = preds;
     let mut blocks = [[0i16; 64]; 10];
-    for m in m_start..m_end {
+    let is_dirty = |m: usize| {
+        let (mx, my) = (m % mcus_x, m / mcus_x);
+        (c0..=c1).contains(&mx) && (r0..=r1).contains(&my)
+    };
+    let mut m = m_start;
+    while m < m_end {
         if ri > 0 && m > m_start && m % ri == 0 {
             rd.restart()?;
             preds = [0; 4];
             enc_preds = [0; 4];
             wr.marker(0xD0 + ((m / ri - 1) % 8) as u8);
         }
-        let (mx, my) = (m % mcus_x, m / mcus_x);
-        let dirty = (c0..=c1).contains(&mx) && (r0..=r1).contains(&my);
+        let dirty = is_dirty(m);
         if !dirty && preds == enc_preds {
-            // Unchanged MCU with the predictors in step: its bits are identical.
+            // Unchanged MCUs with the predictors in step: their bits are
+            // identical, so the whole run up to the next changed MCU (or restart
+            // marker) is skipped and copied in one go.
+            let mut run_end = m + 1;
+            while run_end < m_end && !is_dirty(run_end) && (ri == 0 || run_end % ri != 0) {
+                run_end += 1;
+            }
             let from = rd.raw_bit_position()?;
-            for &k in &layout {
-                let t = &tables[k];
-                rd.skip_block(&mut preds[k], &t.dc, &t.ac)?;
+            for _ in m..run_end {
+                for &k in &layout {
+                    let t = &tables[k];
+                    rd.skip_block(&mut preds[k], &t.dc, &t.ac)?;
+                }
             }
             enc_preds = preds;
             let to = rd.raw_bit_position()?;
             wr.copy_range(input, from, to);
+            m = run_end;
             continue;
         }
         for (bi, &k) in layout.iter().enumerate() {
@@ -178,13 +191,14 @@ pub(crate) fn run(input: &[u8], hdr: &Header, ed: &McuEditor) -> Result<Vec<u8>,
             rd.decode_block(&mut blocks[bi], &mut preds[k], &t.dc, &t.ac)?;
         }
         if dirty {
-            ed.edit(mx, my, &mut blocks[..nb]);
+            ed.edit(m % mcus_x, m / mcus_x, &mut blocks[..nb]);
         }
         for (bi, &k) in layout.iter().enumerate() {
             let t = &tables[k];
             wr.encode_block(&blocks[bi], &mut enc_preds[k], &t.edc, &t.eac)
                 .map_err(|_| FastError::MissingSymbol)?;
         }
+        m += 1;
     }
     if rd.overrun() {
         return Err(Corrupt("truncated entropy-coded data").into());

@@ -610,6 +610,16 @@ impl BitWriter {
             i += if byte == 0xFF { 2 } else { 1 };
         }
         while i < to.0 {
+            // Four bytes at a time where none of them is 0xFF (no stuffing).
+            if i + 4 <= to.0 {
+                let w = u32::from_be_bytes([data[i], data[i + 1], data[i + 2], data[i + 3]]);
+                let v = !w;
+                if (v.wrapping_sub(0x0101_0101) & !v & 0x8080_8080) == 0 {
+                    self.put(w, 32);
+                    i += 4;
+                    continue;
+                }
+            }
             let byte = data[i];
             self.put(byte as u32, 8);
             i += if byte == 0xFF { 2 } else { 1 };
