@@ -73,25 +73,31 @@ impl Chain {
         self.fake > u64::from(self.nbits)
     }
 
+    /// Drops `n` bits. Callers never take more than the buffer holds (a step
+    /// reads at most 31 bits from at least 32), so the arithmetic is written
+    /// `wrapping_*`: release builds check overflow, and the checks sat on the
+    /// critical path of the chain.
     #[inline(always)]
     fn consume(&mut self, n: u32) {
-        self.buf <<= n;
-        self.nbits -= n;
+        self.buf = self.buf.wrapping_shl(n);
+        self.nbits = self.nbits.wrapping_sub(n);
     }
 
     /// Makes at least 56 bits available.
     #[inline(always)]
     fn refill(&mut self, data: &[u8]) {
-        if let Some(chunk) = data.get(self.pos..self.pos + 8) {
+        // pos never exceeds data.len(), so pos + 8 cannot wrap.
+        if let Some(chunk) = data.get(self.pos..self.pos.wrapping_add(8)) {
             let mut arr = [0u8; 8];
             arr.copy_from_slice(chunk);
             let w = u64::from_be_bytes(arr);
             if !has_ff(w) {
-                let k = (63 - self.nbits) >> 3;
-                let total = self.nbits + 8 * k;
-                self.buf |= (w >> self.nbits) & !(u64::MAX >> total);
+                // nbits < 32 here, so total stays within 56..=63.
+                let k = 63u32.wrapping_sub(self.nbits) >> 3;
+                let total = self.nbits.wrapping_add(8 * k);
+                self.buf |= w.wrapping_shr(self.nbits) & !u64::MAX.wrapping_shr(total);
                 self.nbits = total;
-                self.pos += k as usize;
+                self.pos = self.pos.wrapping_add(k as usize);
                 return;
             }
         }
@@ -150,7 +156,8 @@ impl Chain {
         let e = BitReader::peek_skip(ac, self.buf);
         if self.k <= e >> 16 {
             self.consume(e & 31);
-            self.k += (e >> 8) & 127;
+            // k <= 63 and the table adds at most 127.
+            self.k = self.k.wrapping_add((e >> 8) & 127);
             return Ok(());
         }
         let e = BitReader::peek_fast(ac, self.buf);
