@@ -6,7 +6,9 @@
 #
 # Needs: cargo; `vips` (apt-get install -y libvips-tools); python3 with Pillow
 # (pip install pillow). Missing competitors are skipped with a message.
-# Usage: bench/watermark/compare.sh [iterations]   (env: TARGET_DIR, WORKDIR)
+# Usage: bench/watermark/compare.sh [iterations]   (env: TARGET_DIR, WORKDIR, OLD_BIN)
+# OLD_BIN: a cpu_time example built from an older commit; its rows are measured in the
+# same run, alternating with the current build's, so the two can be compared.
 set -euo pipefail
 N=${1:-200}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -27,17 +29,22 @@ rows=()
 row() { rows+=("$(printf '| %-44s | %10s | %12s | %14s |' "$1" "$2" "$3" "$4")"); }
 
 # rubra-watermark, in process.
+builds=("$TARGET_DIR/release/examples/cpu_time")
+[ -n "${OLD_BIN:-}" ] && builds+=("$OLD_BIN")
 for spec in "auto 1" "auto 2" "pixels 1"; do
     set -- $spec
     iters=$N
     [ "$1" = pixels ] && iters=$(( N / 10 > 5 ? N / 10 : 5 ))
-    line=$("$TARGET_DIR/release/examples/cpu_time" "$IMG" "$OV" southeast "$iters" "$1" "$2")
-    echo "$line" >&2
-    cpu=$(sed -E 's/.*cpu ([0-9.]+) ms\/image.*/\1/' <<<"$line")
-    per_core=$(sed -E 's/.*=> ([0-9]+) images\/s per core.*/\1/' <<<"$line")
-    thr=$(sed -E 's/.*throughput ([0-9]+) images\/s.*/\1/' <<<"$line")
-    label="rubra-watermark ($1 path, $2 thread(s))"
-    row "$label" "$thr" "$cpu" "$per_core"
+    for bin in "${builds[@]}"; do
+        line=$("$bin" "$IMG" "$OV" southeast "$iters" "$1" "$2")
+        echo "$line" >&2
+        cpu=$(sed -E 's/.*cpu ([0-9.]+) ms\/image.*/\1/' <<<"$line")
+        per_core=$(sed -E 's/.*=> ([0-9]+) images\/s per core.*/\1/' <<<"$line")
+        thr=$(sed -E 's/.*throughput ([0-9]+) images\/s.*/\1/' <<<"$line")
+        label="rubra-watermark ($1 path, $2 thread(s))"
+        [ "$bin" = "${OLD_BIN:-}" ] && label="old build: $label"
+        row "$label" "$thr" "$cpu" "$per_core"
+    done
 done
 
 # libvips CLI, one process per image (as a server shelling out would).
