@@ -7,7 +7,9 @@
 //! decodes to exactly the same pixels as the input (no generation loss). For
 //! baseline files the entropy-coded bytes before the first changed MCU are
 //! copied verbatim and those after the last one are copied bit-shifted, so the
-//! cost is one decode-only pass over the prefix plus a few MCU rows.
+//! cost is one decode-only pass over the prefix (run as two overlapping
+//! decoding chains, the second one speculative) plus a few MCU rows.
+//! Arithmetic-coded JPEGs are read too (and written back Huffman-coded).
 //!
 //! ```no_run
 //! use rubra_watermark::{Gravity, Overlay, Placement, watermark};
