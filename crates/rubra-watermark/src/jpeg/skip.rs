@@ -519,4 +519,39 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn corrupted_entropy_data_is_an_error_or_a_result_never_a_panic() {
+        let data = photo_jpeg(640, 480, 90, jpeg_encoder::SamplingFactor::F_2_2);
+        let hdr = parse_header(&data).unwrap();
+        let (mx, my) = hdr.frame.mcus();
+        let dc = DecodeTable::new(hdr.tables.dc[0].as_ref().unwrap(), false).unwrap();
+        let ac = DecodeTable::new(hdr.tables.ac[0].as_ref().unwrap(), true).unwrap();
+        let dc1 = DecodeTable::new(hdr.tables.dc[1].as_ref().unwrap(), false).unwrap();
+        let ac1 = DecodeTable::new(hdr.tables.ac[1].as_ref().unwrap(), true).unwrap();
+        let blocks: Vec<BlockCoding> = vec![
+            (0, &dc, &ac),
+            (0, &dc, &ac),
+            (0, &dc, &ac),
+            (0, &dc, &ac),
+            (1, &dc1, &ac1),
+            (2, &dc1, &ac1),
+        ];
+        let mut seed = 7u64;
+        for round in 0..300 {
+            let mut bad = data.clone();
+            for _ in 0..1 + round % 8 {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                let at = hdr.data_start + (seed as usize) % (bad.len() - hdr.data_start - 2);
+                bad[at] = (seed >> 32) as u8;
+            }
+            if round % 50 == 0 {
+                bad.truncate(hdr.data_start + (seed as usize) % (bad.len() - hdr.data_start));
+            }
+            let count = (seed as usize >> 8) % (mx * my + 1);
+            let _ = skip_mcus(&bad, hdr.data_start, count, mx * my, &blocks);
+        }
+    }
 }

@@ -175,3 +175,29 @@ fn twelve_bit_lossless_and_hierarchical_jpegs_are_unsupported_not_corrupt() {
         ));
     }
 }
+
+#[test]
+fn corrupted_arithmetic_coded_data_is_an_error_or_a_result_never_a_panic() {
+    let ov = overlay(20, 10);
+    let mut seed = 11u64;
+    for fixture in [ARITH_SEQUENTIAL, ARITH_PROGRESSIVE] {
+        // Past the headers: the first scan starts after the last DHT/DAC/SOS bytes.
+        let start = fixture.len() / 3;
+        for round in 0..200 {
+            let mut bad = fixture.to_vec();
+            for _ in 0..1 + round % 6 {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                let at = start + (seed as usize) % (bad.len() - start);
+                bad[at] = (seed >> 40) as u8;
+            }
+            if round % 40 == 0 {
+                bad.truncate(start + (seed as usize) % (bad.len() - start));
+            }
+            let opts = Options::new(Placement::gravity(Gravity::SouthEast, 3, 3));
+            let _ = watermark_with(&bad, &ov, &opts);
+            let _ = jpeg_to_baseline(&bad, u64::MAX);
+        }
+    }
+}
