@@ -6,6 +6,9 @@
 //! blob store, which has no transactions: their quotas are checked against a listing of the
 //! client's overlays under a lock held for the whole check-and-store, in this process; two
 //! processes storing overlays of one client at the same instant may pass the quota by one.
+//! Stored image bytes are kept per client with every image insert and delete, and an upload
+//! is checked against them before its bytes are stored; uploads running at the same moment
+//! may together pass the quota by their own sizes (each at most `--max-body-bytes`).
 
 use crate::error::{ApiError, ApiResult};
 use crate::settings::Settings;
@@ -25,10 +28,12 @@ pub enum Quota {
     Overlays,
     /// Bytes of all stored overlays together.
     OverlayBytes,
+    /// Bytes of all stored images together.
+    ImageBytes,
 }
 
 impl Quota {
-    /// The server's default for this quota.
+    /// The server's default for this quota (`u64::MAX`: unlimited).
     pub fn default_in(self, settings: &Settings) -> u64 {
         match self {
             Quota::Subscriptions => u64::from(settings.max_subscriptions_per_client),
@@ -36,6 +41,7 @@ impl Quota {
             Quota::Watches => u64::from(settings.max_watches_per_client),
             Quota::Overlays => u64::from(settings.max_overlays_per_client),
             Quota::OverlayBytes => settings.max_overlay_bytes_per_client,
+            Quota::ImageBytes => settings.max_image_bytes_per_client.unwrap_or(u64::MAX),
         }
     }
 
@@ -47,6 +53,7 @@ impl Quota {
             Quota::Watches => own.watches,
             Quota::Overlays => own.overlays,
             Quota::OverlayBytes => own.overlay_bytes,
+            Quota::ImageBytes => own.image_bytes,
         }
     }
 
@@ -58,6 +65,7 @@ impl Quota {
             Quota::Watches => "max-watches-per-client",
             Quota::Overlays => "max-overlays-per-client",
             Quota::OverlayBytes => "max-overlay-bytes-per-client",
+            Quota::ImageBytes => "max-image-bytes-per-client",
         }
     }
 }
@@ -81,7 +89,7 @@ pub async fn limit_u32(state: &AppState, client: &ClientId, quota: Quota) -> Api
     Ok(u32::try_from(limit(state, client, quota).await?).unwrap_or(u32::MAX))
 }
 
-/// The 409 of a quota that an overlay would pass.
+/// The 409 of a quota that an upload would pass.
 pub fn exceeded(quota: Quota, limit: u64, detail: &str) -> ApiError {
     ApiError::from(rubra_store::StoreError::QuotaExceeded(format!(
         "quota {}: {detail}, the limit is {limit}",

@@ -270,6 +270,15 @@ pub struct ConfigArgs {
     )]
     pub max_overlay_bytes_per_client: Option<u64>,
 
+    /// Bytes of all the images one client stores together [default: unlimited].
+    #[arg(
+        long,
+        env = "RUBRA_MAX_IMAGE_BYTES_PER_CLIENT",
+        value_name = "BYTES",
+        global = true
+    )]
+    pub max_image_bytes_per_client: Option<u64>,
+
     /// Watches one client may have [default: 1000].
     #[arg(
         long,
@@ -505,6 +514,8 @@ pub struct Settings {
     pub max_overlays_per_client: u32,
     /// Bytes of one client's overlays together.
     pub max_overlay_bytes_per_client: u64,
+    /// Bytes of one client's images together (`None`: unlimited).
+    pub max_image_bytes_per_client: Option<u64>,
     /// Live subscriptions one client may have.
     pub max_subscriptions_per_client: u32,
     /// Queued and running CSV jobs one client may have.
@@ -584,6 +595,9 @@ impl ConfigArgs {
             max_overlay_bytes_per_client: self
                 .max_overlay_bytes_per_client
                 .or(other.max_overlay_bytes_per_client),
+            max_image_bytes_per_client: self
+                .max_image_bytes_per_client
+                .or(other.max_image_bytes_per_client),
             max_subscriptions_per_client: self
                 .max_subscriptions_per_client
                 .or(other.max_subscriptions_per_client),
@@ -853,6 +867,7 @@ impl Settings {
             max_watches_per_client,
             max_overlays_per_client: a.max_overlays_per_client.unwrap_or(100),
             max_overlay_bytes_per_client: a.max_overlay_bytes_per_client.unwrap_or(256 << 20),
+            max_image_bytes_per_client: a.max_image_bytes_per_client,
             max_subscriptions_per_client,
             max_jobs_per_client,
             watch_capacity: a.watch_capacity.unwrap_or(10_000),

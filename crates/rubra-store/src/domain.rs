@@ -97,6 +97,9 @@ pub struct QuotaOverrides {
     /// Bytes of all stored overlays together.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub overlay_bytes: Option<u64>,
+    /// Bytes of all stored images together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_bytes: Option<u64>,
 }
 
 impl QuotaOverrides {
@@ -131,6 +134,7 @@ impl QuotaOverrides {
         set(&mut self.watches, patch.watches);
         set(&mut self.overlays, patch.overlays);
         set(&mut self.overlay_bytes, patch.overlay_bytes);
+        set(&mut self.image_bytes, patch.image_bytes);
         self
     }
 }
@@ -149,6 +153,8 @@ pub struct QuotaPatch {
     pub overlays: Option<Option<u64>>,
     /// Bytes of all stored overlays together.
     pub overlay_bytes: Option<Option<u64>>,
+    /// Bytes of all stored images together.
+    pub image_bytes: Option<Option<u64>>,
 }
 
 /// A client's own request rate limit, set by an admin. A `None` part follows the server's

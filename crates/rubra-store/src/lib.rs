@@ -138,6 +138,9 @@ pub trait Store:
     /// Deletes an image record within `scope`; `false` when there was none.
     async fn delete_image(&self, scope: &Scope, id: &ImageId) -> Result<bool>;
 
+    /// The bytes of the images a client stores (kept with every insert and delete).
+    async fn stored_image_bytes(&self, client: &ClientId) -> Result<u64>;
+
     /// A page of images within `scope`, newest first.
     async fn list_images(&self, scope: &Scope, page: &ImagePage) -> Result<Vec<ImageRecord>>;
 

@@ -253,14 +253,36 @@ macro_rules! impl_store {
             scope: &$crate::Scope,
             id: &$crate::ImageId,
         ) -> $crate::Result<bool> {
-            let done = sqlx::query(
-                "DELETE FROM images WHERE id = $1 AND (CAST($2 AS TEXT) IS NULL OR client_id = $2)",
+            // The record and the client's stored bytes change together.
+            let mut tx = self.pool.begin().await?;
+            let gone: Option<(String, i64)> = sqlx::query_as(
+                "DELETE FROM images WHERE id = $1 AND (CAST($2 AS TEXT) IS NULL OR client_id = $2) \
+                 RETURNING client_id, bytes",
             )
             .bind(id.as_str())
             .bind(scope.client_filter())
-            .execute(&self.pool)
+            .fetch_optional(&mut *tx)
             .await?;
-            Ok(done.rows_affected() > 0)
+            let Some((client, bytes)) = gone else {
+                return Ok(false);
+            };
+            sqlx::query($crate::stats::ADD_IMAGE_BYTES_SQL)
+                .bind(client)
+                .bind(-bytes)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(true)
+        }
+
+        #[tracing::instrument(name = "store.stored_image_bytes", skip_all, fields(client = %client))]
+        async fn stored_image_bytes(&self, client: &$crate::ClientId) -> $crate::Result<u64> {
+            let bytes: Option<i64> =
+                sqlx::query_scalar("SELECT image_bytes FROM client_usage WHERE client_id = $1")
+                    .bind(client.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?;
+            Ok(bytes.map_or(0, |b| u64::try_from(b).unwrap_or(0)))
         }
 
         #[tracing::instrument(name = "store.list_images", skip_all)]

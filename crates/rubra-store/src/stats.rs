@@ -77,7 +77,7 @@ mod query;
 mod sqlite;
 mod timestamp;
 
-pub(crate) use ingest::{WriteOp, Writer};
+pub(crate) use ingest::{ADD_IMAGE_BYTES_SQL, WriteOp, Writer};
 pub(crate) use postgres::{PgWrites, backfill as pg_backfill};
 pub(crate) use sqlite::{SqliteWrites, backfill as sqlite_backfill};
 pub use timestamp::{Timestamp, TimestampOutOfRange};

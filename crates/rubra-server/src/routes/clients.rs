@@ -132,6 +132,8 @@ pub struct PatchQuotas {
     overlays: Option<Option<u64>>,
     #[serde(default, deserialize_with = "present")]
     overlay_bytes: Option<Option<u64>>,
+    #[serde(default, deserialize_with = "present")]
+    image_bytes: Option<Option<u64>>,
 }
 
 /// Tells a field given as `null` (`Some(None)`) from one left out (`None`, via `default`).
@@ -165,6 +167,7 @@ pub async fn patch(
             watches: q.watches,
             overlays: q.overlays,
             overlay_bytes: q.overlay_bytes,
+            image_bytes: q.image_bytes,
         };
         client = state
             .store

@@ -11,6 +11,7 @@
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiQuery, Caller};
+use crate::quotas::{self, Quota};
 use crate::state::AppState;
 use crate::timefmt::{format_ms, query_timestamp};
 use axum::Json;
@@ -22,7 +23,8 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use rubra_image::{Limits, RedReport};
 use rubra_store::{
-    ImageId, ImagePage, ImageRecord, NewEvent, Principal, Scope, Timestamp, image_blob_key, now_ms,
+    ClientId, ImageId, ImagePage, ImageRecord, NewEvent, Principal, Scope, Timestamp,
+    image_blob_key, now_ms,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -212,6 +214,7 @@ pub async fn upload(
         known.push(None);
     }
 
+    check_image_bytes(&state, &client, fresh.iter().map(|(b, _)| b.len() as u64).sum()).await?;
     // Every new blob first, then every new record in one transaction: a failure on the way
     // stores no record at all (the blobs written before it stay unreferenced, and an upload
     // of the same bytes later writes them again).
@@ -248,6 +251,27 @@ pub async fn upload(
     } else {
         (status, Json(json!(infos.pop()))).into_response()
     })
+}
+
+/// Refuses new images of `adding` bytes that would take the client past its stored-bytes
+/// quota (unlimited by default: then nothing is read).
+async fn check_image_bytes(state: &AppState, client: &ClientId, adding: u64) -> ApiResult<()> {
+    if adding == 0 {
+        return Ok(());
+    }
+    let limit = quotas::limit(state, client, Quota::ImageBytes).await?;
+    if limit == u64::MAX {
+        return Ok(());
+    }
+    let stored = state.store.stored_image_bytes(client).await?;
+    if stored.saturating_add(adding) > limit {
+        return Err(quotas::exceeded(
+            Quota::ImageBytes,
+            limit,
+            &format!("this client stores {stored} bytes of images and these are {adding} more"),
+        ));
+    }
+    Ok(())
 }
 
 /// Writes an already recorded image's bytes again when they are missing from storage (lost,

@@ -187,7 +187,7 @@ async fn an_admin_sets_one_clients_own_quota_and_null_returns_it_to_the_default(
 
 fn tiny_png(seed: u8, side: u32) -> Vec<u8> {
     // Noise, so the PNG does not compress: its size grows with `side`.
-    let mut x = u32::from(seed) | 1;
+    let mut x = u32::from(seed).wrapping_mul(0x9E37_79B9) | 1;
     let img = image::RgbaImage::from_fn(side, side, |_, _| {
         x ^= x << 13;
         x ^= x >> 17;
@@ -293,4 +293,42 @@ async fn a_batch_whose_fan_out_passes_the_bound_is_refused_and_writes_nothing() 
             .status(),
         201
     );
+}
+
+async fn upload(app: &TestApp, key: &str, body: Vec<u8>) -> reqwest::Response {
+    app.with_key(key, Method::POST, "/images")
+        .header("content-type", "image/png")
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn images_past_the_stored_bytes_quota_are_refused_and_a_delete_frees_their_bytes() {
+    let (one, two, three) = (tiny_png(3, 8), tiny_png(4, 8), tiny_png(5, 8));
+    let limit = u64::try_from(one.len() + two.len() + three.len() / 2).unwrap();
+    let app = spawn_app_with(move |c| c.max_image_bytes_per_client = Some(limit)).await;
+    let (a_id, a) = app.create_client("a").await;
+    let (_, b) = app.create_client("b").await;
+    let first: Value = upload(&app, &a, one.clone()).await.json().await.unwrap();
+    assert_eq!(upload(&app, &a, two).await.status(), 201);
+    let msg = assert_error(upload(&app, &a, three.clone()).await, 409, "quota_exceeded").await;
+    assert!(msg.contains("max-image-bytes-per-client"), "{msg}");
+    // The same image again stores nothing new: not refused.
+    assert_eq!(upload(&app, &a, one).await.status(), 200);
+    // Another client has its own quota.
+    assert_eq!(upload(&app, &b, three.clone()).await.status(), 201);
+    let id = first["id"].as_str().unwrap();
+    let resp = app
+        .with_key(&a, Method::DELETE, &format!("/images/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    assert_eq!(upload(&app, &a, three.clone()).await.status(), 201);
+    // Full again; an admin raises this client's quota.
+    assert_error(upload(&app, &a, tiny_png(6, 8)).await, 409, "quota_exceeded").await;
+    patch_client(&app, &a_id, json!({"quotas": {"image_bytes": 1_000_000}})).await;
+    assert_eq!(upload(&app, &a, tiny_png(6, 8)).await.status(), 201);
 }

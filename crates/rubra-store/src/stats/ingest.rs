@@ -285,6 +285,25 @@ pub(crate) fn may_notify(event: &NewEvent, min_threshold: &HashMap<String, f64>)
         .is_some_and(|&t| event.red > t)
 }
 
+/// Adds `$2` bytes to the stored image bytes of client `$1` (a delta, negative on delete).
+pub(crate) const ADD_IMAGE_BYTES_SQL: &str = "\
+    INSERT INTO client_usage (client_id, image_bytes) VALUES ($1, $2) \
+    ON CONFLICT (client_id) DO UPDATE \
+    SET image_bytes = client_usage.image_bytes + excluded.image_bytes";
+
+/// The bytes of newly inserted images per client, for [`ADD_IMAGE_BYTES_SQL`].
+pub(crate) fn image_bytes_by_client<'a>(
+    inserted: impl Iterator<Item = &'a ImageRecord>,
+) -> BTreeMap<&'a str, i64> {
+    let mut out: BTreeMap<&str, i64> = BTreeMap::new();
+    for image in inserted {
+        let add = i64::try_from(image.bytes).unwrap_or(i64::MAX);
+        let slot = out.entry(image.client_id.as_str()).or_default();
+        *slot = slot.saturating_add(add);
+    }
+    out
+}
+
 /// The most notification rows one write transaction may make (events × the live
 /// subscriptions they exceed). A `POST /events` of 10 000 events to a client with 1 000
 /// subscriptions below them would otherwise write 10⁷ rows while holding the single SQLite

@@ -38,6 +38,7 @@ impl ApplyWrites for PgWrites {
         let mut tx = self.pool.begin().await?;
         let mut results = Vec::with_capacity(ops.len());
         let mut image_events = Vec::new();
+        let mut new_images = Vec::new();
         for op in ops {
             match op {
                 WriteOp::Images(images) => {
@@ -58,6 +59,7 @@ impl ApplyWrites for PgWrites {
                             == 1;
                         if inserted {
                             image_events.push(ingest::image_event(image));
+                            new_images.push(image);
                         }
                         inserted_each.push(inserted);
                     }
@@ -77,6 +79,13 @@ impl ApplyWrites for PgWrites {
             .collect();
         let (keys, fresh) = client_keys(&mut tx, &self.keys, &events).await?;
         write_events(&mut tx, &events, &keys).await?;
+        for (client, bytes) in ingest::image_bytes_by_client(new_images.into_iter()) {
+            sqlx::query(ingest::ADD_IMAGE_BYTES_SQL)
+                .bind(client)
+                .bind(bytes)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         self.keys.remember(fresh);
         Ok(results)

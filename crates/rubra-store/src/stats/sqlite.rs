@@ -83,6 +83,7 @@ async fn apply_on(
     let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
     let mut results = Vec::with_capacity(ops.len());
     let mut image_events = Vec::new();
+    let mut new_images = Vec::new();
     for op in ops {
         match op {
             WriteOp::Images(images) => {
@@ -103,6 +104,7 @@ async fn apply_on(
                         == 1;
                     if inserted {
                         image_events.push(ingest::image_event(image));
+                        new_images.push(image);
                     }
                     inserted_each.push(inserted);
                 }
@@ -122,6 +124,13 @@ async fn apply_on(
         .collect();
     let (keys, fresh) = client_keys(&mut tx, cache, &events).await?;
     write_events(&mut tx, &events, &keys).await?;
+    for (client, bytes) in ingest::image_bytes_by_client(new_images.into_iter()) {
+        sqlx::query(ingest::ADD_IMAGE_BYTES_SQL)
+            .bind(client)
+            .bind(bytes)
+            .execute(&mut *tx)
+            .await?;
+    }
     tx.commit().await?;
     cache.remember(fresh);
     Ok(results)

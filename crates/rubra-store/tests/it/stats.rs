@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 crate::both_backends!(
+    stored_image_bytes_follow_inserts_and_deletes,
     exact_counts_match_brute_force,
     buckets_are_aligned_clipped_and_complete,
     a_batch_with_a_bad_event_writes_nothing,
@@ -757,4 +758,50 @@ async fn postgres_outbox() {
         return;
     };
     outbox_holds_one_notification_per_event_and_exceeded_subscription(db).await;
+}
+
+async fn stored_image_bytes_follow_inserts_and_deletes(store: Arc<dyn Store>) {
+    let a = store.create_client("a").await.unwrap().id;
+    let b = store.create_client("b").await.unwrap().id;
+    let image = |client: &ClientId, name: &str, bytes: u64| ImageRecord {
+        client_id: client.clone(),
+        id: ImageId::of(name.as_bytes()),
+        format: "png".into(),
+        width: 1,
+        height: 1,
+        bytes,
+        red: 0.5,
+        created_at: 1_000,
+    };
+    assert_eq!(store.stored_image_bytes(&a).await.unwrap(), 0);
+    let first = image(&a, "one", 100);
+    store
+        .insert_images(&[first.clone(), image(&a, "two", 20), image(&b, "one", 7)])
+        .await
+        .unwrap();
+    // The same image again adds nothing.
+    store.insert_images(&[first.clone()]).await.unwrap();
+    assert_eq!(store.stored_image_bytes(&a).await.unwrap(), 120);
+    assert_eq!(store.stored_image_bytes(&b).await.unwrap(), 7);
+    assert!(
+        store
+            .delete_image(&Scope::Client(a.clone()), &first.id)
+            .await
+            .unwrap()
+    );
+    // Deleting it again, or through another client's scope, takes nothing off.
+    assert!(
+        !store
+            .delete_image(&Scope::Client(a.clone()), &first.id)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .delete_image(&Scope::Client(b.clone()), &ImageId::of(b"two"))
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.stored_image_bytes(&a).await.unwrap(), 20);
+    assert_eq!(store.stored_image_bytes(&b).await.unwrap(), 7);
 }
