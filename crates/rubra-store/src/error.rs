@@ -21,6 +21,10 @@ pub enum StoreError {
     /// trusted, or the server does not speak TLS where `sslmode` requires it.
     #[error("database TLS: {0}")]
     DatabaseTls(String),
+    /// The secret key file is unusable, a stored secret does not open, or a stored secret is
+    /// sealed under a key that the key file does not hold.
+    #[error("secret key: {0}")]
+    SecretKey(String),
     /// The database failed or is unreachable.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),

@@ -20,6 +20,7 @@ mod notify;
 mod open;
 mod postgres;
 mod retention;
+mod secrets;
 mod shared;
 mod sqlite;
 mod stats;
@@ -46,6 +47,7 @@ pub use notify::{
 pub use open::{DatabaseUrl, open};
 pub use postgres::PgStore;
 pub use retention::{Retained, RetentionStore, SweepPlan, sweep};
+pub use secrets::{Place, Sealed, SecretBox, SecretStore, split_sealed};
 pub use sqlite::SqliteStore;
 pub use stats::{
     BucketCount, BucketWidth, MAX_BUCKETS, StatsQuery, StatsQueryError, StatsReport, StatsStore,
@@ -67,7 +69,15 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// [`StatsStore`], [`NotifyStore`], [`WatchStore`], [`RetentionStore`]); `Store` joins them so the server holds one `Arc<dyn Store>`.
 #[async_trait]
 pub trait Store:
-    JobQueue + StatsStore + NotifyStore + WatchStore + RetentionStore + Send + Sync + std::fmt::Debug
+    JobQueue
+    + StatsStore
+    + NotifyStore
+    + WatchStore
+    + RetentionStore
+    + SecretStore
+    + Send
+    + Sync
+    + std::fmt::Debug
 {
     /// A short name of the backend (`"sqlite"` or `"postgres"`), for logs and `/readyz`.
     fn backend(&self) -> &'static str;
@@ -137,9 +147,6 @@ pub trait Store:
 
     /// Deletes an image record within `scope`; `false` when there was none.
     async fn delete_image(&self, scope: &Scope, id: &ImageId) -> Result<bool>;
-
-    /// The bytes of the images a client stores (kept with every insert and delete).
-    async fn stored_image_bytes(&self, client: &ClientId) -> Result<u64>;
 
     /// A page of images within `scope`, newest first.
     async fn list_images(&self, scope: &Scope, page: &ImagePage) -> Result<Vec<ImageRecord>>;

@@ -129,8 +129,8 @@ impl SubscriptionState {
     }
 }
 
-/// A subscription as stored.
-#[derive(Debug, Clone, PartialEq)]
+/// A subscription as stored (its secrets opened: they are sealed in the database).
+#[derive(Clone, PartialEq)]
 pub struct Subscription {
     /// Its id.
     pub id: SubscriptionId,
@@ -142,6 +142,10 @@ pub struct Subscription {
     pub channel: Channel,
     /// The webhook signing secret (`whsec_…`), for webhook channels.
     pub secret: Option<String>,
+    /// The secret before the last rotation, still signing until `previous_secret_until`.
+    pub previous_secret: Option<String>,
+    /// Until when (epoch ms) deliveries are signed with `previous_secret` as well.
+    pub previous_secret_until: Option<i64>,
     /// Active or paused.
     pub state: SubscriptionState,
     /// Why it was paused.
@@ -150,6 +154,36 @@ pub struct Subscription {
     pub consecutive_failures: i64,
     /// Creation time, epoch ms.
     pub created_at: i64,
+}
+
+impl Subscription {
+    /// The webhook secrets that sign a delivery at `now` (epoch ms): the current one, and the
+    /// previous one while its overlap lasts.
+    pub fn signing_secrets(&self, now: i64) -> Vec<&str> {
+        let previous = match (&self.previous_secret, self.previous_secret_until) {
+            (Some(p), Some(until)) if now < until => Some(p.as_str()),
+            _ => None,
+        };
+        self.secret.as_deref().into_iter().chain(previous).collect()
+    }
+}
+
+/// Secrets stay out of logs and panics.
+impl fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Subscription")
+            .field("id", &self.id)
+            .field("client_id", &self.client_id)
+            .field("threshold", &self.threshold)
+            .field("channel", &self.channel)
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("previous_secret_until", &self.previous_secret_until)
+            .field("state", &self.state)
+            .field("paused_reason", &self.paused_reason)
+            .field("consecutive_failures", &self.consecutive_failures)
+            .field("created_at", &self.created_at)
+            .finish()
+    }
 }
 
 /// A subscription to create.
@@ -312,6 +346,17 @@ pub trait NotifyStore: Send + Sync {
     /// Deletes a subscription (softly: its delivery log stays readable) and cancels its
     /// undelivered notifications; `false` when there was none.
     async fn delete_subscription(&self, scope: &Scope, id: &SubscriptionId) -> Result<bool>;
+
+    /// Replaces a webhook subscription's signing secret with `new_secret`; the old one keeps
+    /// signing (beside the new) until `overlap_until` (epoch ms). A rotation during an overlap
+    /// ends the older secret's. `None` when there is no such webhook subscription in `scope`.
+    async fn rotate_webhook_secret(
+        &self,
+        scope: &Scope,
+        id: &SubscriptionId,
+        new_secret: &str,
+        overlap_until: i64,
+    ) -> Result<Option<Subscription>>;
 
     /// Resumes a paused subscription: failures reset, held notifications due at once.
     /// Resuming an active one changes nothing. `None` when there is no such subscription.
@@ -503,7 +548,7 @@ backend::impl_notify_store!(
             .bind(ids)
             .fetch_all(self.pool())
             .await?;
-            join_subscriptions(notes, &subs)
+            join_subscriptions(notes, &subs, self.secrets())
         }
     }
 );
@@ -625,7 +670,7 @@ backend::impl_notify_store!(
             .bind(&subs)
             .fetch_all(self.pool())
             .await?;
-            join_subscriptions(notes, &rows)
+            join_subscriptions(notes, &rows, self.secrets())
         }
     }
 );

@@ -1,6 +1,7 @@
 //! The scale-out store: PostgreSQL shared by any number of `rubra` processes.
 
 use crate::Result;
+use crate::secrets::{SecretSlot, impl_secret_store};
 use crate::shared::{impl_store, shared_row_decoders};
 use crate::stats::{PgWrites, Writer};
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
@@ -12,6 +13,8 @@ pub struct PgStore {
     pool: PgPool,
     /// This process's event writer: concurrent requests share one transaction (see `stats`).
     writer: Writer,
+    /// The key that seals stored secrets (see `secrets`).
+    secrets: SecretSlot,
 }
 
 impl PgStore {
@@ -24,7 +27,11 @@ impl PgStore {
             .await
             .map_err(|e| crate::open::connect_error(url, e))?;
         let writer = Writer::spawn(PgWrites::new(pool.clone()));
-        Ok(PgStore { pool, writer })
+        Ok(PgStore {
+            pool,
+            writer,
+            secrets: SecretSlot::default(),
+        })
     }
 
     /// The underlying pool, for tests and maintenance.
@@ -36,7 +43,14 @@ impl PgStore {
     pub(crate) fn writer(&self) -> &Writer {
         &self.writer
     }
+
+    /// The key that seals stored secrets.
+    pub(crate) fn secrets(&self) -> &SecretSlot {
+        &self.secrets
+    }
 }
+
+impl_secret_store!(PgStore, sqlx::Postgres);
 
 shared_row_decoders!(PgRow, sqlx::Postgres);
 

@@ -1,6 +1,7 @@
 //! The embedded default: SQLite in WAL mode in the data folder.
 
 use crate::Result;
+use crate::secrets::{SecretSlot, impl_secret_store};
 use crate::shared::{impl_store, shared_row_decoders};
 use crate::stats::{SqliteWrites, Writer};
 use sqlx::sqlite::{
@@ -20,6 +21,8 @@ pub struct SqliteStore {
     writer: Writer,
     /// The background checkpointer; stops when the last clone of the store is dropped.
     _checkpointer: Arc<Checkpointer>,
+    /// The key that seals stored secrets (see `secrets`).
+    secrets: SecretSlot,
 }
 
 /// Page cache of each pooled connection (KiB; SQLite's default is 2 MiB), filled only as pages
@@ -92,6 +95,7 @@ impl SqliteStore {
             pool,
             writer,
             _checkpointer: checkpointer,
+            secrets: SecretSlot::default(),
         })
     }
 
@@ -104,7 +108,14 @@ impl SqliteStore {
     pub(crate) fn writer(&self) -> &Writer {
         &self.writer
     }
+
+    /// The key that seals stored secrets.
+    pub(crate) fn secrets(&self) -> &SecretSlot {
+        &self.secrets
+    }
 }
+
+impl_secret_store!(SqliteStore, sqlx::Sqlite);
 
 shared_row_decoders!(SqliteRow, sqlx::Sqlite);
 

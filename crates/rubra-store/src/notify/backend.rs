@@ -8,7 +8,7 @@
 macro_rules! subscription_columns {
     () => {
         "id, client_id, threshold, channel, secret, state, paused_reason, \
-         consecutive_failures, created_at"
+         consecutive_failures, created_at, previous_secret, previous_secret_until"
     };
 }
 
@@ -33,26 +33,54 @@ macro_rules! impl_notify_store {
         mod $module {
             use super::*;
             use crate::notify::backend::{attempt_columns, notification_columns, subscription_columns};
+            use crate::secrets::{Place, SecretSlot};
             use sqlx::Row;
 
             fn decode_err(e: impl std::error::Error + Send + Sync + 'static) -> crate::StoreError {
                 crate::StoreError::Database(sqlx::Error::Decode(Box::new(e)))
             }
 
-            fn subscription_from_row(row: &$row) -> Result<Subscription> {
+            /// A subscription row, its secrets opened with `secrets`.
+            fn subscription_from_row(row: &$row, secrets: &SecretSlot) -> Result<Subscription> {
+                let id: String = row.try_get(0)?;
                 let channel: String = row.try_get(3)?;
                 let state: String = row.try_get(5)?;
+                let place = Place::WebhookSecret(&id);
+                let open = |v: Option<String>| v.map(|v| secrets.open(&v, place)).transpose();
+                let secret = open(row.try_get(4)?)?;
+                let previous_secret = open(row.try_get(9)?)?;
+                let channel = match serde_json::from_str(&channel).map_err(decode_err)? {
+                    Channel::Viber { receiver, auth_token } => Channel::Viber {
+                        receiver,
+                        auth_token: secrets.open(&auth_token, Place::ViberToken(&id))?,
+                    },
+                    other => other,
+                };
                 Ok(Subscription {
-                    id: SubscriptionId(row.try_get(0)?),
+                    id: SubscriptionId(id),
                     client_id: ClientId::from_db(row.try_get(1)?),
                     threshold: row.try_get(2)?,
-                    channel: serde_json::from_str(&channel).map_err(decode_err)?,
-                    secret: row.try_get(4)?,
+                    channel,
+                    secret,
+                    previous_secret,
+                    previous_secret_until: row.try_get(10)?,
                     state: SubscriptionState::from_db(&state),
                     paused_reason: row.try_get(6)?,
                     consecutive_failures: row.try_get(7)?,
                     created_at: row.try_get(8)?,
                 })
+            }
+
+            /// The channel JSON as stored: a Viber token sealed for subscription `id`.
+            fn stored_channel(channel: &Channel, id: &str, secrets: &SecretSlot) -> Result<String> {
+                let sealed = match channel {
+                    Channel::Viber { receiver, auth_token } => Channel::Viber {
+                        receiver: receiver.clone(),
+                        auth_token: secrets.seal(auth_token, Place::ViberToken(id))?,
+                    },
+                    other => other.clone(),
+                };
+                serde_json::to_string(&sealed).map_err(decode_err)
             }
 
             fn notification_from_row(row: &$row) -> Result<Notification> {
@@ -119,10 +147,11 @@ macro_rules! impl_notify_store {
             fn join_subscriptions(
                 notes: Vec<Notification>,
                 subs: &[$row],
+                secrets: &SecretSlot,
             ) -> Result<Vec<ClaimedNotification>> {
                 let subs = subs
                     .iter()
-                    .map(subscription_from_row)
+                    .map(|r| subscription_from_row(r, secrets))
                     .collect::<Result<Vec<_>>>()?;
                 Ok(notes
                     .into_iter()
@@ -149,12 +178,19 @@ macro_rules! impl_notify_store {
                         threshold: new.threshold,
                         channel: new.channel.clone(),
                         secret: new.secret.clone(),
+                        previous_secret: None,
+                        previous_secret_until: None,
                         state: SubscriptionState::Active,
                         paused_reason: None,
                         consecutive_failures: 0,
                         created_at: crate::now_ms(),
                     };
-                    let channel = serde_json::to_string(&sub.channel).map_err(decode_err)?;
+                    let channel = stored_channel(&sub.channel, sub.id.as_str(), self.secrets())?;
+                    let secret = sub
+                        .secret
+                        .as_deref()
+                        .map(|s| self.secrets().seal(s, Place::WebhookSecret(sub.id.as_str())))
+                        .transpose()?;
                     // One statement: the count and the insert see the same snapshot (SQLite has
                     // one writer; on PostgreSQL two racing creates may pass the limit by one).
                     let inserted = sqlx::query(
@@ -169,7 +205,7 @@ macro_rules! impl_notify_store {
                     .bind(sub.threshold)
                     .bind(sub.channel.kind())
                     .bind(channel)
-                    .bind(sub.secret.as_deref())
+                    .bind(secret)
                     .bind(sub.created_at)
                     .bind(i64::from(new.limit))
                     .execute(self.pool())
@@ -200,7 +236,9 @@ macro_rules! impl_notify_store {
                     .bind(scope.client_filter())
                     .fetch_optional(self.pool())
                     .await?;
-                    row.as_ref().map(subscription_from_row).transpose()
+                    row.as_ref()
+                        .map(|r| subscription_from_row(r, self.secrets()))
+                        .transpose()
                 }
 
                 #[tracing::instrument(name = "store.list_subscriptions", skip_all)]
@@ -214,7 +252,9 @@ macro_rules! impl_notify_store {
                     .bind(scope.client_filter())
                     .fetch_all(self.pool())
                     .await?;
-                    rows.iter().map(subscription_from_row).collect()
+                    rows.iter()
+                        .map(|r| subscription_from_row(r, self.secrets()))
+                        .collect()
                 }
 
                 #[tracing::instrument(name = "store.delete_subscription", skip_all, fields(id = %id))]
@@ -246,6 +286,38 @@ macro_rules! impl_notify_store {
                     .await?;
                     tx.commit().await?;
                     Ok(true)
+                }
+
+                #[tracing::instrument(name = "store.rotate_webhook_secret", skip_all, fields(id = %id))]
+                async fn rotate_webhook_secret(
+                    &self,
+                    scope: &Scope,
+                    id: &SubscriptionId,
+                    new_secret: &str,
+                    overlap_until: i64,
+                ) -> Result<Option<Subscription>> {
+                    let sealed = self
+                        .secrets()
+                        .seal(new_secret, Place::WebhookSecret(id.as_str()))?;
+                    // One statement: the current secret (sealed for this row, whichever column
+                    // holds it) becomes the previous one as the new one is stored.
+                    let done = sqlx::query(
+                        "UPDATE subscriptions \
+                         SET previous_secret = secret, previous_secret_until = $3, secret = $4 \
+                         WHERE id = $1 AND deleted_at IS NULL AND channel_type = 'webhook' \
+                           AND (CAST($2 AS TEXT) IS NULL OR client_id = $2)",
+                    )
+                    .bind(id.as_str())
+                    .bind(scope.client_filter())
+                    .bind(overlap_until)
+                    .bind(sealed)
+                    .execute(self.pool())
+                    .await?
+                    .rows_affected();
+                    if done == 0 {
+                        return Ok(None);
+                    }
+                    self.get_subscription(scope, id).await
                 }
 
                 #[tracing::instrument(name = "store.resume_subscription", skip_all, fields(id = %id))]

@@ -10,7 +10,7 @@ use tokio::sync::OwnedMutexGuard;
 
 impl PgStore {
     /// PostgreSQL locks rows, not the database: delivery bookkeeping needs no gate.
-    pub(super) async fn write_gate(&self) -> Option<OwnedMutexGuard<()>> {
+    pub(crate) async fn write_gate(&self) -> Option<OwnedMutexGuard<()>> {
         None
     }
 }

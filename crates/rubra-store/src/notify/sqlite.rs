@@ -14,7 +14,7 @@ use tokio::sync::OwnedMutexGuard;
 
 impl SqliteStore {
     /// The store's write gate, shared with the event writer.
-    pub(super) async fn write_gate(&self) -> Option<OwnedMutexGuard<()>> {
+    pub(crate) async fn write_gate(&self) -> Option<OwnedMutexGuard<()>> {
         Some(self.writer().gate().await)
     }
 }

@@ -5,6 +5,7 @@ use super::{
     Baseline, ChangeOp, ClaimedWatch, NewChange, NewWatch, PollOutcome, Watch, WatchChange,
     WatchId, WatchLease, WatchSpec, WatchStore, ring_watch_changes,
 };
+use crate::secrets::Place;
 use crate::{ClientId, PgStore, Result, Scope, SqliteStore, StoreError, now_ms};
 use async_trait::async_trait;
 use std::time::Duration;
@@ -66,15 +67,18 @@ fn decode_headers(text: &str) -> Result<Vec<(String, String)>> {
 macro_rules! impl_watch_store {
     ($store:ty, $row:ty, $db:ty) => {
         impl $store {
-            fn watch_from_row(row: &$row, now: i64) -> Result<Watch> {
+            /// A watch row, its headers opened with the store's secret key.
+            fn watch_from_row(&self, row: &$row, now: i64) -> Result<Watch> {
                 use sqlx::Row;
+                let id: String = row.try_get(0)?;
                 let interval: i64 = row.try_get(3)?;
                 let headers: String = row.try_get(6)?;
+                let headers = self.secrets().open(&headers, Place::WatchHeaders(&id))?;
                 let failures: i64 = row.try_get(12)?;
                 let owner: Option<String> = row.try_get(14)?;
                 let until: i64 = row.try_get(15)?;
                 Ok(Watch {
-                    id: WatchId(row.try_get(0)?),
+                    id: WatchId(id),
                     client_id: ClientId::from_db(row.try_get(1)?),
                     spec: WatchSpec {
                         url: row.try_get(2)?,
@@ -119,7 +123,10 @@ macro_rules! impl_watch_store {
                 .bind(i64::from(w.spec.interval_ms))
                 .bind(w.spec.pointer.as_deref())
                 .bind(w.spec.key.as_deref())
-                .bind(encode_headers(&w.spec.headers)?)
+                .bind(
+                    self.secrets()
+                        .seal(&encode_headers(&w.spec.headers)?, Place::WatchHeaders(id.as_str()))?,
+                )
                 .bind(now)
                 .bind(i64::from(w.limit))
                 .bind(w.spec.subscription.as_ref().map(|s| s.as_str().to_owned()))
@@ -127,7 +134,7 @@ macro_rules! impl_watch_store {
                 .await
                 .map_err(|e| StoreError::from_insert(e, "a watch with this id"))?;
                 match row {
-                    Some(row) => Self::watch_from_row(&row, now),
+                    Some(row) => self.watch_from_row(&row, now),
                     None => Err(StoreError::QuotaExceeded(format!(
                         "quota max-watches-per-client: this client already has {} watches, \
                          the most allowed",
@@ -147,7 +154,7 @@ macro_rules! impl_watch_store {
                 .fetch_optional(self.pool())
                 .await?;
                 let now = now_ms();
-                row.map(|r| Self::watch_from_row(&r, now)).transpose()
+                row.map(|r| self.watch_from_row(&r, now)).transpose()
             }
 
             #[tracing::instrument(name = "store.list_watches", skip_all)]
@@ -161,7 +168,7 @@ macro_rules! impl_watch_store {
                 .fetch_all(self.pool())
                 .await?;
                 let now = now_ms();
-                rows.iter().map(|r| Self::watch_from_row(r, now)).collect()
+                rows.iter().map(|r| self.watch_from_row(r, now)).collect()
             }
 
             #[tracing::instrument(name = "store.delete_watch", skip_all, fields(watch = %id))]
@@ -244,7 +251,7 @@ macro_rules! impl_watch_store {
                 .await?;
                 rows.iter()
                     .map(|r| {
-                        let watch = Self::watch_from_row(r, now)?;
+                        let watch = self.watch_from_row(r, now)?;
                         Ok(ClaimedWatch {
                             lease: WatchLease {
                                 watch_id: watch.id.clone(),

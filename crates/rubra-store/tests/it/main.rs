@@ -12,27 +12,36 @@ mod clients;
 mod jobs;
 mod notify;
 mod retention;
+mod secrets;
 mod stats;
 mod watches;
 
-use rubra_store::{DatabaseUrl, Store};
+use rubra_store::{DatabaseUrl, SecretBox, Store};
 use std::sync::Arc;
+
+/// Opens a store at `url` with a fresh secret key loaded, as a server start does.
+async fn open_with_key(url: &DatabaseUrl) -> Arc<dyn Store> {
+    let store = rubra_store::open(url).await.expect("open store");
+    let keys = SecretBox::parse(&SecretBox::generate_line()).expect("a generated key parses");
+    store
+        .use_secret_keys(keys)
+        .await
+        .expect("load the secret key");
+    store
+}
 
 /// A fresh SQLite store in its own temporary folder (kept alive by the returned guard).
 pub async fn sqlite() -> (Arc<dyn Store>, Option<tempfile::TempDir>) {
     let dir = tempfile::tempdir().expect("tempdir");
     let url = DatabaseUrl::default_in(dir.path());
-    (
-        rubra_store::open(&url).await.expect("open sqlite"),
-        Some(dir),
-    )
+    (open_with_key(&url).await, Some(dir))
 }
 
 /// A fresh PostgreSQL store in its own database, or `None` when PostgreSQL is not configured.
 pub async fn postgres(test: &str) -> Option<(Arc<dyn Store>, Option<tempfile::TempDir>)> {
     let url = rubra_testkit::fresh_postgres(test).await?;
     let url = DatabaseUrl::parse(&url).expect("postgres url");
-    Some((rubra_store::open(&url).await.expect("open postgres"), None))
+    Some((open_with_key(&url).await, None))
 }
 
 /// Generates `sqlite::$name` and `postgres::$name` tests from `async fn $name(Arc<dyn Store>)`.
