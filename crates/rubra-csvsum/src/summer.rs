@@ -18,6 +18,10 @@ mod scan;
 const MAX_CELL: usize = 4096;
 /// How much of a bad cell an error message quotes.
 const MAX_QUOTED: usize = 64;
+/// A UTF-8 byte order mark, ignored at the very start of the input.
+const BOM: [u8; 3] = [0xEF, 0xBB, 0xBF];
+/// [`Summer::bom`] of a summer that does not start at the input's first byte.
+const NOT_AT_START: u8 = u8::MAX;
 
 /// Why a summer stopped, before column names are attached.
 #[derive(Clone, Debug)]
@@ -95,6 +99,9 @@ pub struct Summer {
     last_byte: u8,
     /// Input offset of the next byte to be fed.
     bytes: u64,
+    /// How many of the input's first bytes are a byte order mark, so far (3: the
+    /// input starts with one; [`NOT_AT_START`] for a summer of a later part).
+    bom: u8,
 
     rows: u64,
     sums: Vec<DecimalSum>,
@@ -128,6 +135,7 @@ impl Summer {
             carry_cut: false,
             last_byte: b'\n',
             bytes: offset,
+            bom: if offset == 0 { 0 } else { NOT_AT_START },
             rows: 0,
             sums: Vec::new(),
             skipped: Vec::new(),
@@ -173,6 +181,17 @@ impl Summer {
     /// resolves failures only for chunks it keeps).
     pub(crate) fn feed_raw(&mut self, chunk: &[u8]) {
         if self.failure.is_none() && !chunk.is_empty() {
+            if u64::from(self.bom) == self.bytes && self.bytes < 3 {
+                // Still matching a byte order mark: the first three bytes may
+                // come in several chunks.
+                let at = self.bytes as usize;
+                let n = chunk
+                    .iter()
+                    .zip(&BOM[at..])
+                    .take_while(|(a, b)| a == b)
+                    .count();
+                self.bom += n as u8;
+            }
             crate::sys::classify::scan(self, chunk);
         }
     }
@@ -236,10 +255,16 @@ impl Summer {
     }
 
     /// Is the record that ends with the newline at `end` (chunk position `p`)
-    /// and whose only field starts at `field_start` empty or just `\r`?
+    /// and whose only field starts at `field_start` empty or just `\r`? A byte
+    /// order mark that starts the input is not part of the record.
     #[inline]
     fn is_blank(&self, field_start: u64, end: u64, data: &[u8], p: usize) -> bool {
-        match end - field_start {
+        let bom = if field_start == 0 && self.bom == 3 {
+            3
+        } else {
+            0
+        };
+        match (end - field_start).saturating_sub(bom) {
             0 => true,
             1 => {
                 let prev = if p > 0 { data[p - 1] } else { self.last_byte };

@@ -339,6 +339,34 @@ fn a_byte_order_mark_is_ignored() {
     assert_eq!(s.columns[0].name, "amount");
 }
 
+/// Found by the `csv` crate oracle (tests/prop_oracle.rs): a byte order mark
+/// followed by a line end made a record of its own (the header, or a data row
+/// of zeros), shifting the real header into the data.
+#[test]
+fn a_byte_order_mark_on_a_blank_first_line_is_a_blank_line() {
+    let data = include_bytes!("../fixtures/bom_on_a_blank_first_line.csv");
+    let options = SumOptions {
+        step: 2,
+        ..SumOptions::default()
+    };
+    let every_split = (0..=data.len()).map(|cut| in_pieces(data, &options, &[cut]));
+    for s in std::iter::once(whole(data, &options)).chain(every_split) {
+        let s = s.expect("sum");
+        assert_eq!(s.rows, 2);
+        assert_eq!(s.columns[0].name, "amount");
+        assert_eq!(s.columns[0].sum, "1.5");
+    }
+    let alone = SumOptions {
+        step: 1,
+        header: false,
+        ..SumOptions::default()
+    };
+    for bom_only in [&b"\xEF\xBB\xBF"[..], b"\xEF\xBB\xBF\n", b"\xEF\xBB\xBF\r\n"] {
+        let s = whole(bom_only, &alone).expect("sum");
+        assert_eq!((s.rows, s.columns.len()), (0, 0), "{bom_only:?}");
+    }
+}
+
 /// A ranged source that returns short reads, like an object store's ranged GETs.
 struct Ranged {
     data: Vec<u8>,
