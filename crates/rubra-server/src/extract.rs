@@ -19,7 +19,9 @@ use std::time::Duration;
 /// taken from its rate limit: a client over its limit gets 429 `rate_limited` here, before any
 /// body is read (handlers take `Caller` or `Admin` before their body).
 ///
-/// Requests without a valid key (none, or one the database does not know) are answered 401
+/// A key past its `expires_at` is answered 401 `key_expired`, a key of a disabled client 401
+/// `client_disabled` (neither is charged to a rate limit: both are answered from the key
+/// cache). Requests without a valid key (none, or one the database does not know) are answered 401
 /// and charged to their address's bucket of `rate-limit-anonymous-*`; when it is empty they
 /// get 429 `rate_limited` instead, before the database is asked about their key. A key that
 /// is not cached is charged there too before its lookup, and given back when it proves
@@ -75,6 +77,20 @@ impl FromRequestParts<AppState> for Caller {
             }
         };
         let holder = found.ok_or_else(|| ApiError::unauthorized("unknown API key"))?;
+        if holder.client_disabled {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "client_disabled",
+                "this key's client is disabled; an admin can enable it again",
+            ));
+        }
+        if holder.expired(rubra_store::now_ms()) {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "key_expired",
+                format!("API key {} has expired; make a new one", holder.key_id),
+            ));
+        }
         charge(state, &holder, hash.as_str())?;
         let caller = Caller(holder.principal);
         parts.extensions.insert(caller.clone());

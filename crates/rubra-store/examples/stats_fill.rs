@@ -21,11 +21,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let client = store.create_client("bench").await?;
     let key = ApiKey::generate();
     store
-        .insert_key(&NewKey {
-            hash: key.hash(),
-            principal: Principal::Client(client.id.clone()),
-            label: "stats_fill".into(),
-        })
+        .insert_key(&NewKey::new(
+            &key,
+            Principal::Client(client.id.clone()),
+            "stats_fill",
+        ))
         .await?;
     let end = rubra_store::now_ms();
     let span = days * 86_400_000;

@@ -75,6 +75,11 @@ pub struct Client {
     pub rate_limit: RateLimitOverride,
     /// Its own quotas, where an admin set them (a missing one: the server's default).
     pub quotas: QuotaOverrides,
+    /// True while an admin has it disabled: its keys are refused (`401 client_disabled`) and
+    /// its jobs, watches and deliveries wait.
+    pub disabled: bool,
+    /// Since when it is disabled, epoch ms; null while enabled.
+    pub disabled_at: Option<i64>,
 }
 
 /// A client's own quotas, set by an admin; `None` follows the server's default
@@ -201,6 +206,21 @@ pub struct KeyHolder {
     pub principal: Principal,
     /// The client's own rate limit (always the default for admin keys).
     pub rate_limit: RateLimitOverride,
+    /// The key's public id.
+    pub key_id: KeyId,
+    /// When the key stops working, epoch ms; `None`: never.
+    pub expires_at: Option<i64>,
+    /// When the key was last recorded as used, epoch ms (recorded at most once a minute).
+    pub last_used_at: Option<i64>,
+    /// True when the key's client is disabled (never for admin keys).
+    pub client_disabled: bool,
+}
+
+impl KeyHolder {
+    /// True when the key has expired at `now_ms`.
+    pub fn expired(&self, now_ms: i64) -> bool {
+        self.expires_at.is_some_and(|at| at <= now_ms)
+    }
 }
 
 /// Who is making a request, resolved from the bearer key.
@@ -268,6 +288,15 @@ impl ApiKey {
         &self.0
     }
 
+    /// The first [`ApiKey::PREFIX_LEN`] characters, shown in key lists so their holder can tell
+    /// keys apart: `rbk_` and 32 of the key's 256 random bits, which leaves 224 to guess.
+    pub fn prefix(&self) -> &str {
+        self.0.get(..Self::PREFIX_LEN).unwrap_or(self.0.as_str())
+    }
+
+    /// How many leading characters [`prefix`](Self::prefix) shows.
+    pub const PREFIX_LEN: usize = 12;
+
     /// The hash under which the key is stored and looked up.
     ///
     /// A plain SHA-256 is right here (unlike for passwords): keys carry 256 random bits, so
@@ -301,8 +330,78 @@ pub struct NewKey {
     pub hash: KeyHash,
     /// The owner.
     pub principal: Principal,
-    /// A free-form label for people (e.g. "created by rubra admin").
+    /// A free-form label for people (e.g. "created by rubra admin"); the key's `name`.
     pub label: String,
+    /// The first characters of the token ([`ApiKey::prefix`]), shown in key lists.
+    pub prefix: Option<String>,
+    /// When the key stops working, epoch ms; `None`: never.
+    pub expires_at: Option<i64>,
+}
+
+impl NewKey {
+    /// A key that never expires, for `principal`, named `label`.
+    pub fn new(key: &ApiKey, principal: Principal, label: impl Into<String>) -> Self {
+        NewKey {
+            hash: key.hash(),
+            principal,
+            label: label.into(),
+            prefix: Some(key.prefix().to_owned()),
+            expires_at: None,
+        }
+    }
+}
+
+/// The public id of an API key: `key_` followed by 16 hex digits. Naming a key by it (to list
+/// or revoke it) reveals nothing of the token.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct KeyId(String);
+
+impl KeyId {
+    /// A fresh random id.
+    pub fn generate() -> Self {
+        KeyId(format!("key_{}", random_id(8)))
+    }
+
+    /// Accepts an id as it came from a URL; `None` if it cannot be a key id.
+    pub fn parse(s: &str) -> Option<Self> {
+        let hex = s.strip_prefix("key_")?;
+        (hex.len() == 16 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then(|| KeyId(s.to_owned()))
+    }
+
+    /// The id as stored.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Rebuilds an id read back from the database.
+    pub(crate) fn from_db(s: String) -> Self {
+        KeyId(s)
+    }
+}
+
+impl fmt::Display for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What may be shown about a stored key: never the token, nor its hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeyInfo {
+    /// Its public id.
+    pub id: KeyId,
+    /// Its name (`label` in the database).
+    pub name: String,
+    /// The first characters of the token, to tell keys apart; null for keys made before keys
+    /// had names.
+    pub prefix: Option<String>,
+    /// When it was made, epoch ms.
+    pub created_at: i64,
+    /// When it stops working, epoch ms; null: never.
+    pub expires_at: Option<i64>,
+    /// When it was last used, epoch ms, to the minute (written at most once a minute).
+    pub last_used_at: Option<i64>,
 }
 
 #[cfg(test)]
@@ -323,5 +422,16 @@ mod tests {
         assert_eq!(k.hash(), ApiKey::from_token("rbk_abc").hash());
         assert_eq!(k.hash().as_str().len(), 64);
         assert!(!format!("{k:?}").contains("abc"));
+    }
+
+    #[test]
+    fn key_id_roundtrip_and_prefix_shows_only_the_start() {
+        let id = KeyId::generate();
+        assert_eq!(KeyId::parse(id.as_str()), Some(id));
+        assert_eq!(KeyId::parse("key_12"), None);
+        let key = ApiKey::generate();
+        assert_eq!(key.prefix().len(), ApiKey::PREFIX_LEN);
+        assert!(key.reveal().starts_with(key.prefix()));
+        assert_eq!(ApiKey::from_token("ab").prefix(), "ab");
     }
 }

@@ -356,13 +356,16 @@ const JOB_COLUMNS: &str = "id, client_id, source, step, delimiter, header, skip_
     bytes_total, rows_done, result, error_code, error";
 
 /// The condition on `jobs j` that a claim may take it: queued and due, or running with an
-/// expired lease that may be taken over; of a client under the limit. `now` and `limit` are
-/// the placeholders to use.
+/// expired lease that may be taken over; of a client under the limit and not disabled (a
+/// disabled client's jobs wait, a job already running finishes). `now` and `limit` are the
+/// placeholders to use.
 fn claimable(now: &str, limit: &str) -> String {
     format!(
         "((j.state = 'queued' AND j.run_after <= {now}) \
           OR (j.state = 'running' AND j.lease_until < {now} AND NOT j.cancel_requested \
               AND j.attempts < j.max_attempts)) \
+        AND NOT EXISTS (SELECT 1 FROM clients c \
+                        WHERE c.id = j.client_id AND c.disabled_at IS NOT NULL) \
         AND (SELECT COUNT(*) FROM jobs r \
              WHERE r.client_id = j.client_id AND r.state = 'running' \
                AND r.lease_until >= {now}) < {limit}"

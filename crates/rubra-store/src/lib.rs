@@ -16,6 +16,7 @@ mod domain;
 mod error;
 mod images;
 mod jobs;
+mod keys;
 mod notify;
 mod open;
 mod postgres;
@@ -28,8 +29,8 @@ mod watches;
 
 pub use blob::{BlobMeta, BlobStore, BlobUrl, s3_builder};
 pub use domain::{
-    ApiKey, Client, ClientId, KeyHash, KeyHolder, NewKey, Principal, QuotaOverrides, QuotaPatch,
-    RateLimitOverride, RateLimitPatch, Scope, now_ms, random_id,
+    ApiKey, Client, ClientId, KeyHash, KeyHolder, KeyId, KeyInfo, NewKey, Principal,
+    QuotaOverrides, QuotaPatch, RateLimitOverride, RateLimitPatch, Scope, now_ms, random_id,
 };
 pub use error::StoreError;
 pub use images::{ImageId, ImagePage, ImageRecord, NewEvent, image_blob_key};
@@ -38,6 +39,7 @@ pub use jobs::{
     JobFailure, JobId, JobPage, JobProgress, JobQueue, JobRecord, JobResult, JobSpec, JobState,
     Lease, LeaseStatus, NewJob,
 };
+pub use keys::{KeyStore, LAST_USED_EVERY_MS, Revoked};
 pub use notify::NotifyStore;
 pub use notify::{
     Channel, ClaimLimits, ClaimedNotification, DeliveryAttempt, DeliveryVerdict, LogPage,
@@ -74,6 +76,7 @@ pub trait Store:
     + NotifyStore
     + WatchStore
     + RetentionStore
+    + KeyStore
     + SecretStore
     + Send
     + Sync
@@ -97,8 +100,9 @@ pub trait Store:
     /// Looks a client up by id within `scope`.
     async fn get_client(&self, scope: &Scope, id: &ClientId) -> Result<Option<Client>>;
 
-    /// Stores the hash of a new API key.
-    async fn insert_key(&self, key: &NewKey) -> Result<()>;
+    /// Stores the hash of a new API key, under a fresh [`KeyId`]; answers what may be shown
+    /// about it.
+    async fn insert_key(&self, key: &NewKey) -> Result<KeyInfo>;
 
     /// Changes a client's own rate limit; `None` when there is no such client.
     async fn set_client_rate_limit(
@@ -111,7 +115,7 @@ pub trait Store:
     async fn set_client_quotas(&self, id: &ClientId, patch: &QuotaPatch) -> Result<Option<Client>>;
 
     /// Resolves the hash of a presented bearer token to whoever holds it, with the client's
-    /// own rate limit, in one query.
+    /// own rate limit, the key's expiry and whether the client is disabled, in one query.
     async fn key_holder(&self, hash: &KeyHash) -> Result<Option<KeyHolder>>;
 
     /// Resolves the hash of a presented bearer token to whoever holds it.
@@ -147,6 +151,9 @@ pub trait Store:
 
     /// Deletes an image record within `scope`; `false` when there was none.
     async fn delete_image(&self, scope: &Scope, id: &ImageId) -> Result<bool>;
+
+    /// The bytes of the images a client stores (kept with every insert and delete).
+    async fn stored_image_bytes(&self, client: &ClientId) -> Result<u64>;
 
     /// A page of images within `scope`, newest first.
     async fn list_images(&self, scope: &Scope, page: &ImagePage) -> Result<Vec<ImageRecord>>;

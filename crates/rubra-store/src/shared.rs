@@ -27,6 +27,8 @@ macro_rules! impl_store {
                 created_at: $crate::now_ms(),
                 rate_limit: $crate::RateLimitOverride::default(),
                 quotas: $crate::QuotaOverrides::default(),
+                disabled: false,
+                disabled_at: None,
             };
             sqlx::query("INSERT INTO clients (id, name, created_at) VALUES ($1, $2, $3)")
                 .bind(client.id.as_str())
@@ -41,7 +43,7 @@ macro_rules! impl_store {
         #[tracing::instrument(name = "store.list_clients", skip_all)]
         async fn list_clients(&self, scope: &$crate::Scope) -> $crate::Result<Vec<$crate::Client>> {
             let rows = sqlx::query(
-                "SELECT id, name, created_at, rate_limit_rps, rate_limit_burst, quotas FROM clients \
+                "SELECT id, name, created_at, rate_limit_rps, rate_limit_burst, quotas, disabled_at FROM clients \
                  WHERE (CAST($1 AS TEXT) IS NULL OR id = $1) ORDER BY created_at, id",
             )
             .bind(scope.client_filter())
@@ -57,7 +59,7 @@ macro_rules! impl_store {
             id: &$crate::ClientId,
         ) -> $crate::Result<Option<$crate::Client>> {
             let row = sqlx::query(
-                "SELECT id, name, created_at, rate_limit_rps, rate_limit_burst, quotas FROM clients \
+                "SELECT id, name, created_at, rate_limit_rps, rate_limit_burst, quotas, disabled_at FROM clients \
                  WHERE id = $1 AND (CAST($2 AS TEXT) IS NULL OR id = $2)",
             )
             .bind(id.as_str())
@@ -68,24 +70,36 @@ macro_rules! impl_store {
         }
 
         #[tracing::instrument(name = "store.insert_key", skip_all)]
-        async fn insert_key(&self, key: &$crate::NewKey) -> $crate::Result<()> {
+        async fn insert_key(&self, key: &$crate::NewKey) -> $crate::Result<$crate::KeyInfo> {
             let (client, admin) = match &key.principal {
                 $crate::Principal::Admin => (None, true),
                 $crate::Principal::Client(id) => (Some(id.as_str()), false),
             };
+            let info = $crate::KeyInfo {
+                id: $crate::KeyId::generate(),
+                name: key.label.clone(),
+                prefix: key.prefix.clone(),
+                created_at: $crate::now_ms(),
+                expires_at: key.expires_at,
+                last_used_at: None,
+            };
             sqlx::query(
-                "INSERT INTO api_keys (key_hash, client_id, is_admin, label, created_at) \
-                 VALUES ($1, $2, $3, $4, $5)",
+                "INSERT INTO api_keys (key_hash, client_id, is_admin, label, created_at, id, \
+                                       prefix, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             )
             .bind(key.hash.as_str())
             .bind(client)
             .bind(admin)
-            .bind(&key.label)
-            .bind($crate::now_ms())
+            .bind(&info.name)
+            .bind(info.created_at)
+            .bind(info.id.as_str())
+            .bind(&info.prefix)
+            .bind(info.expires_at)
             .execute(&self.pool)
             .await
             .map_err(|e| $crate::StoreError::from_insert(e, "this key"))?;
-            Ok(())
+            Ok(info)
         }
 
         #[tracing::instrument(name = "store.set_client_rate_limit", skip_all, fields(client = %id))]
@@ -101,7 +115,7 @@ macro_rules! impl_store {
                    rate_limit_rps = CASE WHEN $2 THEN $3 ELSE rate_limit_rps END, \
                    rate_limit_burst = CASE WHEN $4 THEN $5 ELSE rate_limit_burst END \
                  WHERE id = $1 \
-                 RETURNING id, name, created_at, rate_limit_rps, rate_limit_burst, quotas",
+                 RETURNING id, name, created_at, rate_limit_rps, rate_limit_burst, quotas, disabled_at",
             )
             .bind(id.as_str())
             .bind(patch.rps.is_some())
@@ -134,7 +148,7 @@ macro_rules! impl_store {
                 let row = sqlx::query(
                     "UPDATE clients SET quotas = $2 \
                      WHERE id = $1 AND COALESCE(quotas, '') = COALESCE($3, '') \
-                     RETURNING id, name, created_at, rate_limit_rps, rate_limit_burst, quotas",
+                     RETURNING id, name, created_at, rate_limit_rps, rate_limit_burst, quotas, disabled_at",
                 )
                 .bind(id.as_str())
                 .bind(next.to_db())
@@ -153,7 +167,8 @@ macro_rules! impl_store {
             hash: &$crate::KeyHash,
         ) -> $crate::Result<Option<$crate::KeyHolder>> {
             let row = sqlx::query(
-                "SELECT k.client_id, k.is_admin, c.rate_limit_rps, c.rate_limit_burst \
+                "SELECT k.client_id, k.is_admin, c.rate_limit_rps, c.rate_limit_burst, k.id, \
+                        k.expires_at, k.last_used_at, c.disabled_at \
                  FROM api_keys k LEFT JOIN clients c ON c.id = k.client_id \
                  WHERE k.key_hash = $1",
             )
@@ -173,9 +188,14 @@ macro_rules! impl_store {
                 (false, Some(id)) => $crate::Principal::Client($crate::ClientId::from_db(id)),
                 (false, None) => return Ok(None),
             };
+            let disabled_at: Option<i64> = sqlx::Row::try_get(&row, 7)?;
             Ok(Some($crate::KeyHolder {
                 principal,
                 rate_limit,
+                key_id: $crate::KeyId::from_db(sqlx::Row::try_get(&row, 4)?),
+                expires_at: sqlx::Row::try_get(&row, 5)?,
+                last_used_at: sqlx::Row::try_get(&row, 6)?,
+                client_disabled: disabled_at.is_some(),
             }))
         }
 
@@ -193,11 +213,12 @@ macro_rules! impl_store {
                 == 1;
             if claimed {
                 sqlx::query(
-                    "INSERT INTO api_keys (key_hash, client_id, is_admin, label, created_at) \
-                     VALUES ($1, NULL, TRUE, 'first admin key', $2)",
+                    "INSERT INTO api_keys (key_hash, client_id, is_admin, label, created_at, id) \
+                     VALUES ($1, NULL, TRUE, 'first admin key', $2, $3)",
                 )
                 .bind(hash.as_str())
                 .bind($crate::now_ms())
+                .bind($crate::KeyId::generate().as_str())
                 .execute(&mut *tx)
                 .await?;
             }
@@ -329,14 +350,17 @@ macro_rules! impl_store {
 /// Expands to the row decoders used by the shared methods, for one backend's row type.
 macro_rules! shared_row_decoders {
     ($row:ty, $db:ty) => {
-        fn client_from_row(row: &$row) -> $crate::Result<$crate::Client> {
+        pub(crate) fn client_from_row(row: &$row) -> $crate::Result<$crate::Client> {
             use sqlx::Row;
+            let disabled_at: Option<i64> = row.try_get(6)?;
             Ok($crate::Client {
                 id: $crate::ClientId::from_db(row.try_get(0)?),
                 name: row.try_get(1)?,
                 created_at: row.try_get(2)?,
                 rate_limit: $crate::RateLimitOverride::from_db(row.try_get(3)?, row.try_get(4)?),
                 quotas: $crate::QuotaOverrides::from_db(row.try_get(5)?),
+                disabled: disabled_at.is_some(),
+                disabled_at,
             })
         }
 

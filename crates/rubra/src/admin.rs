@@ -1,8 +1,10 @@
-//! `rubra admin`: create clients and keys, run migrations, from the command line.
+//! `rubra admin`: create clients and keys, list and revoke keys, disable and enable clients,
+//! run migrations, from the command line.
 
 use clap::{Args, Subcommand};
+use rubra_server::admin;
 use rubra_server::{ConfigArgs, Services, Settings};
-use rubra_store::{ApiKey, NewKey, Principal};
+use rubra_store::{ApiKey, ClientId, KeyId, NewKey, Principal, Scope, Store};
 use std::process::ExitCode;
 
 /// Arguments of `rubra admin`.
@@ -23,6 +25,39 @@ enum AdminCommand {
     },
     /// Create another admin key and print it (e.g. when admin.key was lost).
     CreateAdminKey,
+    /// Make another API key for a client and print it (once) with its id, as JSON.
+    CreateKey {
+        /// The client's id (`cl_…`).
+        client: String,
+        /// A name for people.
+        #[arg(long)]
+        name: Option<String>,
+        /// When the key stops working: RFC 3339 or epoch milliseconds.
+        #[arg(long)]
+        expires_at: Option<String>,
+    },
+    /// List a client's keys as JSON (never the keys themselves).
+    ListKeys {
+        /// The client's id.
+        client: String,
+    },
+    /// Revoke a client's key (its last one too); every process refuses it within a second.
+    RevokeKey {
+        /// The client's id.
+        client: String,
+        /// The key's id (`key_…`).
+        key_id: String,
+    },
+    /// Disable a client: its keys are refused, its jobs, watches and deliveries wait.
+    DisableClient {
+        /// The client's id.
+        client: String,
+    },
+    /// Enable a disabled client again.
+    EnableClient {
+        /// The client's id.
+        client: String,
+    },
     /// Apply pending database migrations and exit.
     Migrate,
 }
@@ -38,6 +73,14 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
     };
     // Opening the services applies migrations.
     let services = Services::open(settings).await?;
+    match keys(services.store.as_ref(), &args.command).await {
+        Some(Ok(())) => return Ok(ExitCode::SUCCESS),
+        Some(Err(e)) => {
+            eprintln!("rubra: {e}");
+            return Ok(ExitCode::FAILURE);
+        }
+        None => {}
+    }
     match args.command {
         AdminCommand::Migrate => {
             println!("migrations applied ({})", services.store.backend());
@@ -56,14 +99,97 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
             let key = ApiKey::generate();
             services
                 .store
-                .insert_key(&NewKey {
-                    hash: key.hash(),
-                    principal: Principal::Admin,
-                    label: "created by rubra admin".to_owned(),
-                })
+                .insert_key(&NewKey::new(
+                    &key,
+                    Principal::Admin,
+                    "created by rubra admin",
+                ))
                 .await?;
             println!("{}", key.reveal());
         }
+        AdminCommand::CreateKey { .. }
+        | AdminCommand::ListKeys { .. }
+        | AdminCommand::RevokeKey { .. }
+        | AdminCommand::DisableClient { .. }
+        | AdminCommand::EnableClient { .. } => {}
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// An API error as the command line shows it: its message.
+fn api(e: rubra_server::ApiError) -> anyhow::Error {
+    anyhow::anyhow!("{e}")
+}
+
+/// Runs the key and client-state commands (the same operations as the API's); `None` for
+/// the other commands.
+async fn keys(store: &dyn Store, command: &AdminCommand) -> Option<anyhow::Result<()>> {
+    let client = |id: &str| {
+        ClientId::parse(id).ok_or_else(|| anyhow::anyhow!("{id} is not a client id (cl_…)"))
+    };
+    let result = match command {
+        AdminCommand::CreateKey {
+            client: id,
+            name,
+            expires_at,
+        } => {
+            async {
+                let expires = match expires_at {
+                    Some(t) => Some(
+                        rubra_server::admin::parse_instant(t)
+                            .map_err(|e| anyhow::anyhow!("--expires-at: {e}"))?,
+                    ),
+                    None => None,
+                };
+                let created = admin::create_key(store, &client(id)?, name.as_deref(), expires)
+                    .await
+                    .map_err(api)?;
+                println!("{}", serde_json::to_string_pretty(&created)?);
+                Ok(())
+            }
+            .await
+        }
+        AdminCommand::ListKeys { client: id } => {
+            async {
+                let id = client(id)?;
+                if store.get_client(&Scope::All, &id).await?.is_none() {
+                    anyhow::bail!("no client {id}");
+                }
+                let keys: Vec<admin::KeyView> = store
+                    .list_keys(&id)
+                    .await?
+                    .into_iter()
+                    .map(admin::KeyView::from)
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&keys)?);
+                Ok(())
+            }
+            .await
+        }
+        AdminCommand::RevokeKey { client: id, key_id } => {
+            async {
+                let key = KeyId::parse(key_id)
+                    .ok_or_else(|| anyhow::anyhow!("{key_id} is not a key id"))?;
+                admin::revoke_key(store, &client(id)?, &key, false)
+                    .await
+                    .map_err(api)?;
+                println!("revoked {key}");
+                Ok(())
+            }
+            .await
+        }
+        AdminCommand::DisableClient { client: id } | AdminCommand::EnableClient { client: id } => {
+            async {
+                let disabled = matches!(command, AdminCommand::DisableClient { .. });
+                let c = admin::set_client_disabled(store, &client(id)?, disabled)
+                    .await
+                    .map_err(api)?;
+                println!("{}", serde_json::to_string_pretty(&c)?);
+                Ok(())
+            }
+            .await
+        }
+        _ => return None,
+    };
+    Some(result)
 }

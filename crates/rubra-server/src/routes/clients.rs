@@ -1,5 +1,5 @@
-//! `/clients`: admins create clients and receive their first API key, and set a client's own
-//! rate limit.
+//! `/clients`: admins create clients and receive their first API key, set a client's own
+//! rate limit and quotas, and disable or enable it.
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Admin, ApiJson, Caller};
@@ -51,11 +51,11 @@ pub async fn create_client_with_key(
     let client = store.create_client(name).await?;
     let key = ApiKey::generate();
     store
-        .insert_key(&NewKey {
-            hash: key.hash(),
-            principal: Principal::Client(client.id.clone()),
-            label: "first key".to_owned(),
-        })
+        .insert_key(&NewKey::new(
+            &key,
+            Principal::Client(client.id.clone()),
+            "first key",
+        ))
         .await?;
     Ok(CreatedClient {
         client,
@@ -115,6 +115,10 @@ pub struct PatchClient {
     rate_limit_burst: Option<Option<NonZeroU32>>,
     #[serde(default)]
     quotas: Option<PatchQuotas>,
+    /// `true` disables the client (its keys get 401 `client_disabled`; its jobs, watches and
+    /// deliveries wait), `false` enables it again.
+    #[serde(default)]
+    disabled: Option<bool>,
 }
 
 /// The `quotas` of `PATCH /clients/{id}`: per quota, a whole number sets it, `null` returns it
@@ -141,8 +145,23 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Optio
     T::deserialize(d).map(Some)
 }
 
-/// `PATCH /clients/{id}` (admin): sets or clears the client's own rate limit and quotas. This process
-/// applies it to the next request; others within the key cache's lifetime.
+/// Disables or enables a client. Shared by the API and `rubra admin disable-client`.
+pub async fn set_client_disabled(
+    store: &dyn Store,
+    id: &ClientId,
+    disabled: bool,
+) -> Result<Client, ApiError> {
+    let client = store
+        .set_client_disabled(id, disabled)
+        .await?
+        .ok_or_else(|| ApiError::not_found("client"))?;
+    tracing::info!(client = %client.id, disabled, "client disabled state set");
+    Ok(client)
+}
+
+/// `PATCH /clients/{id}` (admin): sets or clears the client's own rate limit and quotas, and
+/// disables or enables it. This process applies it to the next request; others within the key
+/// cache's lifetime (1 s).
 #[tracing::instrument(name = "http.clients.patch", skip_all, fields(client = %id))]
 pub async fn patch(
     State(state): State<AppState>,
@@ -175,6 +194,9 @@ pub async fn patch(
             .await?
             .ok_or_else(|| ApiError::not_found("client"))?;
         tracing::info!(client = %client.id, quotas = ?client.quotas, "client quotas set");
+    }
+    if let Some(disabled) = body.disabled {
+        client = set_client_disabled(state.store.as_ref(), &id, disabled).await?;
     }
     state.keys.forget_client(&client.id);
     tracing::info!(

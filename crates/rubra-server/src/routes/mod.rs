@@ -7,6 +7,7 @@ mod events;
 mod health;
 mod images;
 mod jobs;
+pub(crate) mod keys;
 mod notifications;
 pub(crate) mod overlays;
 mod stats;
@@ -19,7 +20,7 @@ use crate::middleware;
 use crate::state::AppState;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 
 /// Builds the whole application router on `state`.
 pub fn router(state: AppState) -> Router {
@@ -31,6 +32,8 @@ pub fn router(state: AppState) -> Router {
         .route("/debug/profile", get(debug::profile))
         .route("/clients", get(clients::list).post(clients::create))
         .route("/clients/{id}", get(clients::get).patch(clients::patch))
+        .route("/clients/{id}/keys", get(keys::list).post(keys::create))
+        .route("/clients/{id}/keys/{key_id}", delete(keys::revoke))
         .route("/images", get(images::list).post(images::upload))
         .route(
             "/images/{id}",

@@ -396,11 +396,7 @@ async fn a_key_flood_of_one_unknown_key_is_answered_from_memory_until_it_exists(
         .unwrap();
     let client = store.create_client("late").await.unwrap();
     store
-        .insert_key(&NewKey {
-            hash: key.hash(),
-            principal: Principal::Client(client.id),
-            label: "late".into(),
-        })
+        .insert_key(&NewKey::new(&key, Principal::Client(client.id), "late"))
         .await
         .unwrap();
     let stored = Instant::now();

@@ -15,6 +15,7 @@ mod health;
 mod helpers;
 mod images;
 mod jobs;
+mod keys;
 mod limits;
 mod notify;
 mod quotas;

@@ -56,7 +56,8 @@ pub(crate) struct Candidate {
     pub first_at: i64,
 }
 
-/// One candidate per subscription with pending rows. Parameters: `$1` now (ms), `$2` the most
+/// One candidate per subscription with pending rows, leaving out disabled clients (their
+/// deliveries wait until they are enabled). Parameters: `$1` now (ms), `$2` the most
 /// due rows worth counting per subscription. The recursive part walks the distinct
 /// subscription ids of pending rows in index order, one seek each; the three scalar
 /// subqueries are range reads of the same index.
@@ -79,7 +80,9 @@ pub(crate) const CANDIDATES_SQL: &str = "\
         (SELECT min(n.next_attempt_at) FROM notifications n \
                 WHERE n.state = 'pending' AND n.subscription_id = subs.id) AS first_at \
     FROM subs JOIN subscriptions s ON s.id = subs.id \
-    WHERE subs.id IS NOT NULL";
+    WHERE subs.id IS NOT NULL \
+      AND NOT EXISTS (SELECT 1 FROM clients c \
+                      WHERE c.id = s.client_id AND c.disabled_at IS NOT NULL)";
 
 /// How many due rows to lease from each subscription: slots handed out one per subscription per
 /// round, the subscription due longest first, while the subscription is under

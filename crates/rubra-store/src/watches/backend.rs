@@ -49,6 +49,11 @@ fn changes_json(first: i64, changes: &[NewChange]) -> String {
     out
 }
 
+/// The condition on `watches` that its client is not disabled: a disabled client's watches are
+/// not claimed, and their leases are not renewed, so that polling stops at the next renewal.
+const ENABLED: &str = "NOT EXISTS (SELECT 1 FROM clients c \
+    WHERE c.id = watches.client_id AND c.disabled_at IS NOT NULL)";
+
 fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
@@ -240,6 +245,7 @@ macro_rules! impl_watch_store {
                         lease_until = $3 \
                      WHERE lease_until < $1 AND id IN \
                         (SELECT id FROM watches WHERE lease_until < $1 \
+                           AND {ENABLED} \
                          ORDER BY lease_until, id LIMIT $4) \
                      RETURNING {WATCH_COLUMNS}, lease_gen, doc, etag, last_modified"
                 )))
@@ -272,9 +278,21 @@ macro_rules! impl_watch_store {
             #[tracing::instrument(name = "store.renew_watches", skip_all, fields(owner = %owner))]
             async fn renew_watches(&self, owner: &str, lease: Duration) -> Result<Vec<WatchLease>> {
                 use sqlx::Row;
+                // A disabled client's watches are let go (not just left to expire), so that
+                // they are claimed afresh, by any process, once the client is enabled.
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "UPDATE watches SET lease_owner = NULL, lease_until = 0 \
+                     WHERE lease_owner = $1 AND NOT {ENABLED}"
+                )))
+                .bind(owner)
+                .execute(self.pool())
+                .await?;
                 let rows = sqlx::query(
-                    "UPDATE watches SET lease_until = $2 WHERE lease_owner = $1 \
-                     RETURNING id, lease_gen",
+                    sqlx::AssertSqlSafe(format!(
+                        "UPDATE watches SET lease_until = $2 WHERE lease_owner = $1 \
+                           AND {ENABLED} \
+                         RETURNING id, lease_gen"
+                    )),
                 )
                 .bind(owner)
                 .bind(now_ms().saturating_add(ms(lease)))

@@ -44,11 +44,7 @@ async fn keys_resolve_to_their_principal(store: Arc<dyn Store>) {
         (&client_key, Principal::Client(c.id.clone())),
         (&admin_key, Principal::Admin),
     ] {
-        let new = NewKey {
-            hash: key.hash(),
-            principal,
-            label: "t".into(),
-        };
+        let new = NewKey::new(key, principal, "t");
         store.insert_key(&new).await.unwrap();
     }
     assert_eq!(
@@ -118,11 +114,7 @@ async fn a_client_rate_limit_is_stored_and_read_with_its_key(store: Arc<dyn Stor
     assert_eq!(c.rate_limit, RateLimitOverride::default());
     let key = ApiKey::generate();
     store
-        .insert_key(&NewKey {
-            hash: key.hash(),
-            principal: Principal::Client(c.id.clone()),
-            label: "t".into(),
-        })
+        .insert_key(&NewKey::new(&key, Principal::Client(c.id.clone()), "t"))
         .await
         .unwrap();
 
@@ -189,11 +181,7 @@ async fn a_client_rate_limit_is_stored_and_read_with_its_key(store: Arc<dyn Stor
     );
     let admin = ApiKey::generate();
     store
-        .insert_key(&NewKey {
-            hash: admin.hash(),
-            principal: Principal::Admin,
-            label: "t".into(),
-        })
+        .insert_key(&NewKey::new(&admin, Principal::Admin, "t"))
         .await
         .unwrap();
     let holder = store.key_holder(&admin.hash()).await.unwrap().unwrap();

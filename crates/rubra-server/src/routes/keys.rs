@@ -1,0 +1,240 @@
+//! `/clients/{id}/keys`: a client's API keys — made (the key shown once), listed (never the
+//! key), revoked. A client manages its own keys, an admin any client's.
+//!
+//! Rotation is: make a new key, move to it, revoke the old one. A client may revoke any of
+//! its keys, the one it is using included, but not its last one (409 `last_key`): that would
+//! lock it out until an admin made it a new key. An admin may revoke a client's last key (a
+//! leaked key must be stoppable at once). A revoked key is refused by this process at once
+//! and by every other within a second (see `KeyCache`).
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::Caller;
+use crate::state::AppState;
+use crate::timefmt::{format_ms, parse_timestamp};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use rubra_store::{
+    ApiKey, ClientId, KeyId, KeyInfo, NewKey, Principal, Revoked, Scope, Store, now_ms,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Most keys one client may hold.
+pub const MAX_KEYS_PER_CLIENT: usize = 100;
+/// Longest key name, in characters.
+const MAX_NAME_CHARS: usize = 100;
+
+/// Body of `POST /clients/{id}/keys`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKey {
+    /// A name for people (default: "key").
+    #[serde(default)]
+    name: Option<String>,
+    /// When the key stops working: RFC 3339 or epoch milliseconds; in the future.
+    #[serde(default)]
+    expires_at: Option<Value>,
+}
+
+/// A key as listed: never the key itself.
+#[derive(Debug, Serialize)]
+pub struct KeyView {
+    /// Its id, to revoke it by.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// The first characters of the key, to tell keys apart (null for keys made before keys
+    /// had prefixes).
+    pub prefix: Option<String>,
+    /// When it was made (RFC 3339).
+    pub created_at: String,
+    /// When it stops working (RFC 3339); null: never.
+    pub expires_at: Option<String>,
+    /// When it was last used (RFC 3339), to the minute; null: never.
+    pub last_used_at: Option<String>,
+}
+
+impl From<KeyInfo> for KeyView {
+    fn from(k: KeyInfo) -> Self {
+        KeyView {
+            id: k.id.as_str().to_owned(),
+            name: k.name,
+            prefix: k.prefix,
+            created_at: format_ms(k.created_at),
+            expires_at: k.expires_at.map(format_ms),
+            last_used_at: k.last_used_at.map(format_ms),
+        }
+    }
+}
+
+/// A new key: shown this once, only its hash is kept.
+#[derive(Debug, Serialize)]
+pub struct CreatedKey {
+    /// What will be listed about it.
+    #[serde(flatten)]
+    pub key: KeyView,
+    /// The key itself.
+    pub api_key: String,
+}
+
+/// Makes a key for `client` (which must exist). Shared by the API and `rubra admin create-key`.
+pub async fn create_key(
+    store: &dyn Store,
+    client: &ClientId,
+    name: Option<&str>,
+    expires_at: Option<i64>,
+) -> Result<CreatedKey, ApiError> {
+    let name = name.unwrap_or("key").trim();
+    if name.is_empty()
+        || name.chars().count() > MAX_NAME_CHARS
+        || name.chars().any(char::is_control)
+    {
+        return Err(ApiError::unprocessable(
+            "invalid_name",
+            format!("a key name is 1–{MAX_NAME_CHARS} characters without control characters"),
+        ));
+    }
+    if let Some(at) = expires_at
+        && at <= now_ms()
+    {
+        return Err(ApiError::unprocessable(
+            "invalid_expires_at",
+            "expires_at must be in the future",
+        ));
+    }
+    if store.get_client(&Scope::All, client).await?.is_none() {
+        return Err(ApiError::not_found("client"));
+    }
+    // Counted before the insert: requests racing here may pass the cap by their number.
+    if store.list_keys(client).await?.len() >= MAX_KEYS_PER_CLIENT {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "quota_exceeded",
+            format!("a client holds at most {MAX_KEYS_PER_CLIENT} keys; revoke one first"),
+        ));
+    }
+    let key = ApiKey::generate();
+    let mut new = NewKey::new(&key, Principal::Client(client.clone()), name);
+    new.expires_at = expires_at;
+    let info = store.insert_key(&new).await?;
+    Ok(CreatedKey {
+        key: info.into(),
+        api_key: key.reveal().to_owned(),
+    })
+}
+
+/// Revokes key `key` of `client`; `keep_last` refuses to revoke the client's last key (409
+/// `last_key`). Shared by the API and `rubra admin revoke-key`.
+pub async fn revoke_key(
+    store: &dyn Store,
+    client: &ClientId,
+    key: &KeyId,
+    keep_last: bool,
+) -> Result<(), ApiError> {
+    match store.revoke_key(client, key, keep_last).await? {
+        Revoked::Revoked => Ok(()),
+        Revoked::NotFound => Err(ApiError::not_found("key")),
+        Revoked::LastKey => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "last_key",
+            "this is the client's last key: make another first (an admin may revoke it)",
+        )),
+    }
+}
+
+/// The client of the path, if the caller may manage its keys: its own client, or any for an
+/// admin. Anything else is 404, as for a client that does not exist.
+fn client_in_path(who: &Principal, id: &str) -> Result<ClientId, ApiError> {
+    let id = ClientId::parse(id).ok_or_else(|| ApiError::not_found("client"))?;
+    match who {
+        Principal::Admin => Ok(id),
+        Principal::Client(own) if *own == id => Ok(id),
+        Principal::Client(_) => Err(ApiError::not_found("client")),
+    }
+}
+
+/// Reads `expires_at` as given: RFC 3339 text or a whole number of epoch milliseconds.
+fn expires_at(v: Option<Value>) -> Result<Option<i64>, ApiError> {
+    let text = match v {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::String(s)) => s,
+        Some(Value::Number(n)) => n.to_string(),
+        Some(_) => {
+            return Err(ApiError::unprocessable(
+                "invalid_expires_at",
+                "expires_at is RFC 3339 text or epoch milliseconds",
+            ));
+        }
+    };
+    parse_timestamp(&text)
+        .map(|t| Some(t.as_ms()))
+        .map_err(|e| ApiError::unprocessable("invalid_expires_at", format!("expires_at: {e}")))
+}
+
+/// `POST /clients/{id}/keys`: `201` with the new key, shown once.
+#[tracing::instrument(name = "http.keys.create", skip_all, fields(client = %id))]
+pub async fn create(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<CreatedKey>)> {
+    let client = client_in_path(&who, &id)?;
+    // The body is optional: none makes a key named "key" that never expires.
+    let body: CreateKey = if body.iter().all(u8::is_ascii_whitespace) {
+        CreateKey::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            if e.is_data() {
+                ApiError::unprocessable("invalid_fields", e.to_string())
+            } else {
+                ApiError::bad_request("malformed_json", e.to_string())
+            }
+        })?
+    };
+    let expires = expires_at(body.expires_at)?;
+    let created = create_key(state.store.as_ref(), &client, body.name.as_deref(), expires).await?;
+    // Should this key have been presented before it existed, it works now, not in a while.
+    state
+        .keys
+        .forget_unknown(&ApiKey::from_token(&created.api_key).hash());
+    tracing::info!(client = %client, key = %created.key.id, "key created");
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+/// `GET /clients/{id}/keys`: the client's keys, oldest first.
+#[tracing::instrument(name = "http.keys.list", skip_all, fields(client = %id))]
+pub async fn list(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<KeyView>>> {
+    let client = client_in_path(&who, &id)?;
+    if state
+        .store
+        .get_client(&Scope::All, &client)
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::not_found("client"));
+    }
+    let keys = state.store.list_keys(&client).await?;
+    Ok(Json(keys.into_iter().map(KeyView::from).collect()))
+}
+
+/// `DELETE /clients/{id}/keys/{key_id}`: `204`; refused from this process's cache at once.
+#[tracing::instrument(name = "http.keys.revoke", skip_all, fields(client = %id, key = %key_id))]
+pub async fn revoke(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path((id, key_id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let client = client_in_path(&who, &id)?;
+    let key = KeyId::parse(&key_id).ok_or_else(|| ApiError::not_found("key"))?;
+    revoke_key(state.store.as_ref(), &client, &key, !who.is_admin()).await?;
+    state.keys.forget_client(&client);
+    tracing::info!(client = %client, key = %key, "key revoked");
+    Ok(StatusCode::NO_CONTENT)
+}

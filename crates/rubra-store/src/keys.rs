@@ -1,0 +1,185 @@
+//! The API key lifecycle and disabling clients (issue #19): listing and revoking a client's
+//! keys, recording when a key was last used, and turning a client off and on.
+//!
+//! Keys are made with [`Store::insert_key`](crate::Store::insert_key) and resolved with
+//! [`Store::key_holder`](crate::Store::key_holder); a revoked key's row is deleted, so it
+//! resolves to nothing. A disabled client's jobs, watches and deliveries are left out of the
+//! claim queries (`clients.disabled_at IS NULL` in `jobs`, `watches` and `notify::fair`).
+
+use crate::{Client, ClientId, KeyHash, KeyId, KeyInfo, PgStore, Result, SqliteStore};
+use async_trait::async_trait;
+
+/// How often at most a key's `last_used_at` is written: a busy key costs one write a minute,
+/// not one per request.
+pub const LAST_USED_EVERY_MS: i64 = 60_000;
+
+/// What [`KeyStore::revoke_key`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Revoked {
+    /// The key is gone.
+    Revoked,
+    /// The client has no key with that id.
+    NotFound,
+    /// It is the client's last key and the caller asked to keep the last one.
+    LastKey,
+}
+
+/// The key lifecycle's queries.
+#[async_trait]
+pub trait KeyStore {
+    /// The keys of `client`, oldest first (never the token or its hash).
+    async fn list_keys(&self, client: &ClientId) -> Result<Vec<KeyInfo>>;
+
+    /// Revokes key `id` of `client`. With `keep_last`, the client's last key is not revoked
+    /// ([`Revoked::LastKey`]); the check and the delete are serialized per client (on the
+    /// client's row), so two revocations at once cannot both pass it.
+    async fn revoke_key(&self, client: &ClientId, id: &KeyId, keep_last: bool) -> Result<Revoked>;
+
+    /// Disables or enables a client; `None` when there is no such client. Disabling an already
+    /// disabled client keeps its first `disabled_at`.
+    async fn set_client_disabled(&self, id: &ClientId, disabled: bool) -> Result<Option<Client>>;
+
+    /// Records that the key with `hash` was used at `at_ms`, unless that was already recorded
+    /// less than [`LAST_USED_EVERY_MS`] before; answers whether it wrote.
+    async fn touch_key(&self, hash: &KeyHash, at_ms: i64) -> Result<bool>;
+}
+
+const KEY_COLUMNS: &str = "id, label, prefix, created_at, expires_at, last_used_at";
+
+/// Implements [`KeyStore`] for `$store` on row type `$row` (the SQL is the same on both).
+macro_rules! impl_key_store {
+    ($store:ty, $row:ty) => {
+        impl $store {
+            fn key_from_row(row: &$row) -> Result<KeyInfo> {
+                use sqlx::Row;
+                Ok(KeyInfo {
+                    id: KeyId::from_db(row.try_get(0)?),
+                    name: row.try_get(1)?,
+                    prefix: row.try_get(2)?,
+                    created_at: row.try_get(3)?,
+                    expires_at: row.try_get(4)?,
+                    last_used_at: row.try_get(5)?,
+                })
+            }
+        }
+
+        #[async_trait]
+        impl KeyStore for $store {
+            #[tracing::instrument(name = "store.list_keys", skip_all, fields(client = %client))]
+            async fn list_keys(&self, client: &ClientId) -> Result<Vec<KeyInfo>> {
+                let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "SELECT {KEY_COLUMNS} FROM api_keys WHERE client_id = $1 \
+                     ORDER BY created_at, id"
+                )))
+                .bind(client.as_str())
+                .fetch_all(self.pool())
+                .await?;
+                rows.iter().map(Self::key_from_row).collect()
+            }
+
+            #[tracing::instrument(name = "store.revoke_key", skip_all, fields(client = %client, key = %id))]
+            async fn revoke_key(
+                &self,
+                client: &ClientId,
+                id: &KeyId,
+                keep_last: bool,
+            ) -> Result<Revoked> {
+                let mut tx = self.pool().begin().await?;
+                // Locks the client's row (PostgreSQL) or the database (SQLite) first, so a
+                // concurrent revocation of the client's other key waits and then counts anew.
+                let locked = sqlx::query("UPDATE clients SET id = id WHERE id = $1")
+                    .bind(client.as_str())
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if locked == 0 {
+                    tx.rollback().await?;
+                    return Ok(Revoked::NotFound);
+                }
+                if keep_last {
+                    let others: i64 = sqlx::query_scalar(
+                        "SELECT COUNT(*) FROM api_keys WHERE client_id = $1 AND id <> $2",
+                    )
+                    .bind(client.as_str())
+                    .bind(id.as_str())
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    if others == 0 {
+                        let exists: i64 = sqlx::query_scalar(
+                            "SELECT COUNT(*) FROM api_keys WHERE client_id = $1 AND id = $2",
+                        )
+                        .bind(client.as_str())
+                        .bind(id.as_str())
+                        .fetch_one(&mut *tx)
+                        .await?;
+                        tx.rollback().await?;
+                        return Ok(if exists == 0 {
+                            Revoked::NotFound
+                        } else {
+                            Revoked::LastKey
+                        });
+                    }
+                }
+                let gone = sqlx::query("DELETE FROM api_keys WHERE client_id = $1 AND id = $2")
+                    .bind(client.as_str())
+                    .bind(id.as_str())
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                tx.commit().await?;
+                Ok(if gone == 0 {
+                    Revoked::NotFound
+                } else {
+                    Revoked::Revoked
+                })
+            }
+
+            #[tracing::instrument(name = "store.set_client_disabled", skip_all, fields(client = %id))]
+            async fn set_client_disabled(
+                &self,
+                id: &ClientId,
+                disabled: bool,
+            ) -> Result<Option<Client>> {
+                let row = sqlx::query(
+                    "UPDATE clients SET disabled_at = \
+                       CASE WHEN $2 THEN COALESCE(disabled_at, $3) ELSE NULL END \
+                     WHERE id = $1 \
+                     RETURNING id, name, created_at, rate_limit_rps, rate_limit_burst, quotas, \
+                               disabled_at",
+                )
+                .bind(id.as_str())
+                .bind(disabled)
+                .bind(crate::now_ms())
+                .fetch_optional(self.pool())
+                .await?;
+                row.as_ref().map(client_from_row).transpose()
+            }
+
+            #[tracing::instrument(name = "store.touch_key", skip_all)]
+            async fn touch_key(&self, hash: &KeyHash, at_ms: i64) -> Result<bool> {
+                let done = sqlx::query(
+                    "UPDATE api_keys SET last_used_at = $2 WHERE key_hash = $1 \
+                     AND (last_used_at IS NULL OR last_used_at <= $3)",
+                )
+                .bind(hash.as_str())
+                .bind(at_ms)
+                .bind(at_ms.saturating_sub(LAST_USED_EVERY_MS))
+                .execute(self.pool())
+                .await?;
+                Ok(done.rows_affected() > 0)
+            }
+        }
+    };
+}
+
+mod sqlite_impl {
+    use super::*;
+    use crate::sqlite::client_from_row;
+    impl_key_store!(SqliteStore, sqlx::sqlite::SqliteRow);
+}
+
+mod postgres_impl {
+    use super::*;
+    use crate::postgres::client_from_row;
+    impl_key_store!(PgStore, sqlx::postgres::PgRow);
+}
