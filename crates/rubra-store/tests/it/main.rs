@@ -10,6 +10,7 @@
 mod blobs;
 mod clients;
 mod jobs;
+mod keys;
 mod notify;
 mod retention;
 mod secrets;
