@@ -19,4 +19,4 @@ pub mod signing;
 
 pub use retry::RetrySchedule;
 pub use send::{MAX_ANSWER_BYTES, Outcome, Sender, ViberMessage, WebhookRequest};
-pub use signing::{SigningError, VerifyError, WebhookSecret, sign, verify};
+pub use signing::{SigningError, VerifyError, WebhookSecret, sign, sign_all, verify};

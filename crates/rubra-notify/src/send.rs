@@ -46,6 +46,9 @@ pub struct WebhookRequest<'a> {
     pub body: &'a [u8],
     /// The subscription's key.
     pub secret: &'a WebhookSecret,
+    /// The key before a rotation, while it still signs: the request then carries both
+    /// signatures, so a receiver that knows either accepts it.
+    pub previous_secret: Option<&'a WebhookSecret>,
 }
 
 /// A Viber bot text message.
@@ -105,7 +108,10 @@ impl Sender {
                 };
             }
         };
-        let signature = signing::sign(req.secret, req.id, req.timestamp, req.body);
+        let secrets: Vec<&WebhookSecret> = std::iter::once(req.secret)
+            .chain(req.previous_secret)
+            .collect();
+        let signature = signing::sign_all(&secrets, req.id, req.timestamp, req.body);
         let sent = self
             .webhooks
             .post(url)
@@ -285,6 +291,7 @@ mod tests {
                 timestamp: now,
                 body: br#"{"a":1}"#,
                 secret: &secret,
+                previous_secret: None,
             })
             .await;
         assert_eq!(out.status, Some(204));
@@ -313,6 +320,7 @@ mod tests {
             timestamp: 1,
             body: b"{}",
             secret: &secret,
+            previous_secret: None,
         };
         let out = sender.webhook(&req).await;
         assert_eq!(out.status, Some(500));
@@ -426,6 +434,7 @@ mod tests {
                     timestamp: 1,
                     body: b"{}",
                     secret: &secret,
+                    previous_secret: None,
                 })
                 .await;
             // A 2xx is success whatever follows it; the answer is not read past the cap.
@@ -466,6 +475,7 @@ mod tests {
                     timestamp: 1,
                     body: b"{}",
                     secret: &secret,
+                    previous_secret: None,
                 })
                 .await;
             assert_eq!(out.status, None);
@@ -493,6 +503,7 @@ mod tests {
                 timestamp: 1,
                 body: b"{}",
                 secret: &secret,
+                previous_secret: None,
             })
             .await;
         assert_eq!(out.status, Some(307));

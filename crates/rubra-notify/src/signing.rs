@@ -112,6 +112,16 @@ pub fn sign(secret: &WebhookSecret, id: &str, timestamp: i64, body: &[u8]) -> St
     format!("v1,{}", B64.encode(tag))
 }
 
+/// The `webhook-signature` header value signed by each of `secrets`: their `v1,<base64>`
+/// signatures separated by spaces, as the specification allows during a secret rotation.
+pub fn sign_all(secrets: &[&WebhookSecret], id: &str, timestamp: i64, body: &[u8]) -> String {
+    secrets
+        .iter()
+        .map(|s| sign(s, id, timestamp, body))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// The three headers of a received webhook, as text.
 #[derive(Debug, Clone, Copy)]
 pub struct ReceivedHeaders<'a> {
@@ -231,6 +241,24 @@ mod tests {
         assert_eq!(
             verify(&secret, none, VECTOR_BODY, VECTOR_TS, 300),
             Err(VerifyError::MissingHeader(HEADER_SIGNATURE))
+        );
+    }
+
+    #[test]
+    fn a_header_signed_by_two_secrets_verifies_under_either() {
+        let (old, new) = (WebhookSecret::generate(), WebhookSecret::generate());
+        let header = sign_all(&[&new, &old], VECTOR_ID, VECTOR_TS, VECTOR_BODY);
+        assert_eq!(header.split(' ').count(), 2);
+        let ts = VECTOR_TS.to_string();
+        for secret in [&old, &new] {
+            let h = headers(VECTOR_ID, &ts, &header);
+            verify(secret, h, VECTOR_BODY, VECTOR_TS, 300).unwrap();
+        }
+        let other = WebhookSecret::generate();
+        let h = headers(VECTOR_ID, &ts, &header);
+        assert_eq!(
+            verify(&other, h, VECTOR_BODY, VECTOR_TS, 300),
+            Err(VerifyError::NoMatch)
         );
     }
 

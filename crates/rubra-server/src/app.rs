@@ -44,6 +44,10 @@ pub enum StartError {
     /// The HTTPS certificate or key could not be used; the message names the file.
     #[error("{0}")]
     Tls(String),
+    /// The secret key file could not be made or read, or it lacks a key that stored secrets
+    /// are sealed under; the message names the file.
+    #[error("{0}")]
+    SecretKey(String),
 }
 
 /// The opened dependencies every process kind needs (the API server and the workers).
@@ -67,6 +71,20 @@ impl Services {
             source,
         })?;
         let store = rubra_store::open(&settings.database).await?;
+        let keys = settings.secret_key.load().map_err(StartError::SecretKey)?;
+        let key_file = settings.secret_key.path.display();
+        let sealed = store.use_secret_keys(keys).await.map_err(|e| match e {
+            rubra_store::StoreError::SecretKey(m) => {
+                StartError::SecretKey(format!("{key_file}: {m}"))
+            }
+            other => StartError::Store(other),
+        })?;
+        if sealed.sealed > 0 {
+            tracing::info!(
+                sealed = sealed.sealed,
+                "secrets stored in plaintext were sealed"
+            );
+        }
         let blobs = BlobStore::open(&settings.storage, settings.s3_endpoint.as_deref())?;
         tracing::info!(
             database = %settings.database.redacted(),
@@ -271,7 +289,7 @@ async fn bootstrap_admin_key(services: &Services) -> Result<Option<ApiKey>, Star
 /// created exclusively (`O_CREAT | O_EXCL`, which never follows a link): a symbolic link
 /// planted there cannot redirect the key into another file, and a file left with a wider mode
 /// is replaced, not reused.
-fn write_secret(path: &Path, secret: &str) -> std::io::Result<()> {
+pub(crate) fn write_secret(path: &Path, secret: &str) -> std::io::Result<()> {
     use std::io::Write;
     match std::fs::remove_file(path) {
         Ok(()) => {}

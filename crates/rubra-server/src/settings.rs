@@ -37,6 +37,17 @@ pub struct ConfigArgs {
     #[arg(long, env = "RUBRA_TLS_KEY", value_name = "FILE")]
     pub tls_key: Option<PathBuf>,
 
+    /// The key file that seals stored secrets (webhook secrets, Viber tokens, watch headers):
+    /// one `id:base64key` a line, the first seals, all open; every process sharing the
+    /// database needs the same file [default: DATA_DIR/secret.key, made on first start].
+    #[arg(long, env = "RUBRA_SECRET_KEY_FILE", value_name = "FILE", global = true)]
+    pub secret_key_file: Option<PathBuf>,
+
+    /// How long a rotated webhook secret keeps signing deliveries beside the new one, in
+    /// seconds [default: 86400].
+    #[arg(long, env = "RUBRA_WEBHOOK_SECRET_OVERLAP_SECS", value_name = "SECS")]
+    pub webhook_secret_overlap_secs: Option<u32>,
+
     /// Folder for the embedded database, blobs and the admin key [default: ./rubra-data].
     #[arg(long, env = "RUBRA_DATA_DIR", value_name = "DIR", global = true)]
     pub data_dir: Option<PathBuf>,
@@ -445,6 +456,10 @@ pub struct Settings {
     pub tls: Option<crate::tls::TlsFiles>,
     /// The data folder (SQLite database, local blobs, admin key).
     pub data_dir: PathBuf,
+    /// The key file that seals stored secrets.
+    pub secret_key: crate::secret_key::SecretKeyFile,
+    /// How long a rotated webhook secret keeps signing beside the new one.
+    pub webhook_secret_overlap: Duration,
     /// The database.
     pub database: DatabaseUrl,
     /// The blob storage.
@@ -553,6 +568,10 @@ impl ConfigArgs {
             listen: self.listen.or(other.listen),
             tls_cert: self.tls_cert.or(other.tls_cert),
             tls_key: self.tls_key.or(other.tls_key),
+            secret_key_file: self.secret_key_file.or(other.secret_key_file),
+            webhook_secret_overlap_secs: self
+                .webhook_secret_overlap_secs
+                .or(other.webhook_secret_overlap_secs),
             data_dir: self.data_dir.or(other.data_dir),
             database_url: self.database_url.or(other.database_url),
             storage: self.storage.or(other.storage),
@@ -659,6 +678,18 @@ impl Settings {
             None => DatabaseUrl::default_in(&data_dir),
             Some(s) => DatabaseUrl::parse(s).map_err(|e| invalid("database-url", e))?,
         };
+        let secret_key = match &a.secret_key_file {
+            Some(path) => crate::secret_key::SecretKeyFile {
+                path: path.clone(),
+                create_if_missing: false,
+            },
+            None => crate::secret_key::SecretKeyFile {
+                path: data_dir.join(crate::secret_key::DEFAULT_NAME),
+                create_if_missing: true,
+            },
+        };
+        let webhook_secret_overlap =
+            Duration::from_secs(u64::from(a.webhook_secret_overlap_secs.unwrap_or(86_400)));
         let storage = match a.storage.as_deref() {
             None => BlobUrl::Local(data_dir.join("blobs")),
             Some(s) => BlobUrl::parse(s).map_err(|e| invalid("storage", e))?,
@@ -749,6 +780,7 @@ impl Settings {
                 let mut guarded = vec![
                     ("data folder", data_dir.clone()),
                     ("admin key", data_dir.join("admin.key")),
+                    ("secret key file", secret_key.path.clone()),
                 ];
                 guarded.extend(config.map(|c| ("configuration file", c)));
                 if let DatabaseUrl::Sqlite(url) = &database {
@@ -833,6 +865,8 @@ impl Settings {
             listen,
             tls,
             data_dir,
+            secret_key,
+            webhook_secret_overlap,
             database,
             storage,
             s3_endpoint: a.s3_endpoint,

@@ -60,6 +60,9 @@ enum AdminCommand {
     },
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Re-seal every stored secret (webhook secrets, Viber tokens, watch headers) under the
+    /// first key of the secret key file; the keys after it may then be removed from the file.
+    RotateSecrets,
 }
 
 /// Runs one admin command against the configured database.
@@ -106,6 +109,15 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
                 ))
                 .await?;
             println!("{}", key.reveal());
+        }
+        AdminCommand::RotateSecrets => {
+            let done = services.store.rotate_secret_keys().await?;
+            println!(
+                "{} stored secrets re-sealed under the first key of {}; the other keys may now \
+                 be removed from it",
+                done.resealed,
+                services.settings.secret_key.path.display()
+            );
         }
         AdminCommand::CreateKey { .. }
         | AdminCommand::ListKeys { .. }

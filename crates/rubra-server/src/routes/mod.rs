@@ -55,6 +55,10 @@ pub fn router(state: AppState) -> Router {
             get(subscriptions::get).delete(subscriptions::delete),
         )
         .route("/subscriptions/{id}/resume", post(subscriptions::resume))
+        .route(
+            "/subscriptions/{id}/rotate-secret",
+            post(subscriptions::rotate_secret),
+        )
         .route("/notifications", get(notifications::log))
         .route("/notifications/stream", get(notifications::stream))
         .route("/overlays", get(overlays::list))

@@ -7,7 +7,9 @@
 //! checked again, when each delivery connects.
 //!
 //! A webhook subscription's signing secret is returned once, by `POST`; the Viber auth token is
-//! never shown back. A subscription whose deliveries keep failing is paused (its `state` and
+//! never shown back. `POST /subscriptions/{id}/rotate-secret` returns a new secret, once; the
+//! old one goes on signing beside it for `--webhook-secret-overlap-secs` (24 h), so a
+//! receiver that checks either finds one that matches while it switches. A subscription whose deliveries keep failing is paused (its `state` and
 //! `paused_reason` say so) and its notifications are held, not dropped; `POST
 //! /subscriptions/{id}/resume` delivers them again.
 
@@ -160,6 +162,43 @@ pub async fn delete(
     } else {
         Err(ApiError::not_found("subscription"))
     }
+}
+
+/// `POST /subscriptions/{id}/rotate-secret` → the webhook subscription with its new secret
+/// (shown this once) and `previous_secret_until`, until when deliveries carry the old
+/// secret's signature too. A rotation during an overlap ends the older secret's at once.
+#[tracing::instrument(name = "http.subscriptions.rotate_secret", skip_all, fields(id = %id))]
+pub async fn rotate_secret(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let id = parse_id(&id)?;
+    let scope = who.scope();
+    let current = state
+        .store
+        .get_subscription(&scope, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("subscription"))?;
+    if !matches!(current.channel, Channel::Webhook { .. }) {
+        return Err(ApiError::unprocessable(
+            "not_a_webhook",
+            "only a webhook subscription has a signing secret",
+        ));
+    }
+    let overlap =
+        i64::try_from(state.settings.webhook_secret_overlap.as_millis()).unwrap_or(i64::MAX);
+    let until = rubra_store::now_ms().saturating_add(overlap);
+    let secret = WebhookSecret::generate().reveal();
+    let sub = state
+        .store
+        .rotate_webhook_secret(&scope, &id, &secret, until)
+        .await?
+        .ok_or_else(|| ApiError::not_found("subscription"))?;
+    tracing::info!(subscription = %sub.id, "webhook secret rotated");
+    let mut body = subscription_json(&sub, true);
+    body["previous_secret_until"] = json!(sub.previous_secret_until.map(format_ms));
+    Ok(Json(body))
 }
 
 /// `POST /subscriptions/{id}/resume`: a paused subscription is active again, its failure

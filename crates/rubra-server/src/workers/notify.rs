@@ -338,6 +338,12 @@ impl Dispatcher {
                 let Ok(Some(secret)) = secret else {
                     return failed_outright("the subscription has no usable signing secret");
                 };
+                // The previous secret signs too while its overlap lasts (a rotation).
+                let previous = c
+                    .subscription
+                    .signing_secrets(now_ms())
+                    .get(1)
+                    .and_then(|p| WebhookSecret::parse(p).ok());
                 let body = notification_body(n);
                 self.sender
                     .webhook(&WebhookRequest {
@@ -346,6 +352,7 @@ impl Dispatcher {
                         timestamp: now_ms() / 1000,
                         body: body.as_bytes(),
                         secret: &secret,
+                        previous_secret: previous.as_ref(),
                     })
                     .await
             }

@@ -21,6 +21,7 @@ mod notify;
 mod quotas;
 mod retention;
 mod scale_out;
+mod secrets;
 mod stats;
 mod watches;
 mod watermark;

@@ -91,8 +91,13 @@ impl Received {
         serde_json::from_slice(&self.body).unwrap()
     }
 
+    /// The `webhook-signature` header: one or more space-separated signatures.
+    pub(crate) fn signature(&self) -> Option<&str> {
+        self.header("webhook-signature")
+    }
+
     /// Checks the Standard Webhooks signature with `secret`.
-    fn verify(&self, secret: &str) -> Result<(), rubra_notify::VerifyError> {
+    pub(crate) fn verify(&self, secret: &str) -> Result<(), rubra_notify::VerifyError> {
         let secret = WebhookSecret::parse(secret).unwrap();
         let now = i64::try_from(
             std::time::SystemTime::now()
@@ -568,10 +573,16 @@ struct Instance {
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
-async fn start_instance(db: &str) -> (Instance, Option<String>) {
+/// Starts an instance on `db`; instances sharing a database share the secret key file
+/// `key_file` (made by the first).
+async fn start_instance(db: &str, key_file: &std::path::Path) -> (Instance, Option<String>) {
     let dir = tempfile::tempdir().unwrap();
     let mut args = crate::helpers::test_config(&dir);
     args.database_url = Some(db.to_owned());
+    if !key_file.exists() {
+        std::fs::write(key_file, rubra_store::SecretBox::generate_line()).unwrap();
+    }
+    args.secret_key_file = Some(key_file.to_owned());
     args.fetch_allow = Some(vec!["127.0.0.1".into()]);
     let settings = rubra_server::Settings::validate(args).unwrap();
     let telemetry = rubra_telemetry::init(&rubra_telemetry::TelemetryConfig {
@@ -608,8 +619,10 @@ async fn two_instances_on_postgres_deliver_each_notification_once() {
     let Some(db) = rubra_testkit::fresh_postgres("two_instances_deliver_once").await else {
         return;
     };
-    let (one, admin) = start_instance(&db).await;
-    let (two, none) = start_instance(&db).await;
+    let keys = tempfile::tempdir().unwrap();
+    let key_file = keys.path().join("secret.key");
+    let (one, admin) = start_instance(&db, &key_file).await;
+    let (two, none) = start_instance(&db, &key_file).await;
     let admin = admin.expect("the first instance made the admin key");
     assert!(none.is_none());
     let http = reqwest::Client::new();

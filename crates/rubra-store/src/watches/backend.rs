@@ -63,6 +63,18 @@ fn encode_headers(headers: &[(String, String)]) -> Result<String> {
         .map_err(|e| StoreError::Config(format!("cannot encode watch headers: {e}")))
 }
 
+/// The headers as stored: sealed for watch `id`, unless there are none.
+fn stored_headers(
+    headers: &[(String, String)],
+    id: &WatchId,
+    secrets: &crate::secrets::SecretSlot,
+) -> Result<String> {
+    if headers.is_empty() {
+        return Ok(crate::secrets::NO_HEADERS.to_owned());
+    }
+    secrets.seal(&encode_headers(headers)?, Place::WatchHeaders(id.as_str()))
+}
+
 fn decode_headers(text: &str) -> Result<Vec<(String, String)>> {
     serde_json::from_str(text)
         .map_err(|e| StoreError::Config(format!("stored watch headers are not valid: {e}")))
@@ -128,10 +140,7 @@ macro_rules! impl_watch_store {
                 .bind(i64::from(w.spec.interval_ms))
                 .bind(w.spec.pointer.as_deref())
                 .bind(w.spec.key.as_deref())
-                .bind(
-                    self.secrets()
-                        .seal(&encode_headers(&w.spec.headers)?, Place::WatchHeaders(id.as_str()))?,
-                )
+                .bind(stored_headers(&w.spec.headers, &id, self.secrets())?)
                 .bind(now)
                 .bind(i64::from(w.limit))
                 .bind(w.spec.subscription.as_ref().map(|s| s.as_str().to_owned()))
