@@ -71,7 +71,15 @@ impl Services {
             source,
         })?;
         let store = rubra_store::open(&settings.database).await?;
-        let keys = settings.secret_key.load().map_err(StartError::SecretKey)?;
+        let (keys, created) = settings.secret_key.load().map_err(StartError::SecretKey)?;
+        if created && matches!(settings.database, rubra_store::DatabaseUrl::Postgres(_)) {
+            // Another process that made its own key could not read what this one seals.
+            tracing::warn!(
+                file = %settings.secret_key.path.display(),
+                "a new secret key file was made for a PostgreSQL database: give every process \
+                 sharing it this same file with --secret-key-file"
+            );
+        }
         let key_file = settings.secret_key.path.display();
         let sealed = store.use_secret_keys(keys).await.map_err(|e| match e {
             rubra_store::StoreError::SecretKey(m) => {

@@ -18,13 +18,15 @@ pub struct SecretKeyFile {
 }
 
 impl SecretKeyFile {
-    /// Reads the keys, first making the file when it is missing and may be made. The message
-    /// of an error names the file, never a key.
-    pub fn load(&self) -> Result<SecretBox, String> {
+    /// Reads the keys, first making the file when it is missing and may be made (the flag
+    /// says it was). The message of an error names the file, never a key.
+    pub fn load(&self) -> Result<(SecretBox, bool), String> {
         let path = &self.path;
+        let mut created = false;
         if self.create_if_missing && std::fs::symlink_metadata(path).is_err() {
             create(path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
             tracing::info!(file = %path.display(), "secret key file created");
+            created = true;
         }
         let text = std::fs::read_to_string(path).map_err(|e| {
             format!(
@@ -34,7 +36,8 @@ impl SecretKeyFile {
             )
         })?;
         warn_if_others_can_read(path);
-        SecretBox::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+        let keys = SecretBox::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok((keys, created))
     }
 }
 
@@ -81,14 +84,16 @@ mod tests {
             path: dir.path().join(DEFAULT_NAME),
             create_if_missing: true,
         };
-        let first = file.load().unwrap();
+        let (first, created) = file.load().unwrap();
+        assert!(created);
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
             let mode = std::fs::metadata(&file.path).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
-        let again = file.load().unwrap();
+        let (again, created) = file.load().unwrap();
+        assert!(!created);
         assert_eq!(first.key_ids(), again.key_ids());
         // Nothing left behind but the file.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
