@@ -60,7 +60,19 @@ impl FromRequestParts<AppState> for Caller {
         };
         let hash = ApiKey::from_token(token).hash();
         let found = match state.keys.cached(&hash) {
-            Some(Some(holder)) => Some(holder),
+            Some(Some(holder)) => {
+                if state.keys.refresh_due(&hash) {
+                    let (keys, store, hash) =
+                        (state.keys.clone(), state.store.clone(), hash.clone());
+                    tokio::spawn(async move {
+                        if let Err(e) = keys.look_up(&store, &hash).await {
+                            tracing::warn!(error = %e.code(), "refreshing a cached key failed");
+                        }
+                        keys.refresh_done(&hash);
+                    });
+                }
+                Some(holder)
+            }
             Some(None) => {
                 charge_anonymous(state, parts)?;
                 None

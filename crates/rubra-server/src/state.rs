@@ -63,6 +63,8 @@ pub struct AppState {
 pub struct KeyCache {
     known: RwLock<HashMap<KeyHash, (KeyHolder, Instant)>>,
     unknown: RwLock<HashMap<KeyHash, Instant>>,
+    /// Known keys being read again ahead of their expiry (see [`KeyCache::refresh_due`]).
+    refreshing: std::sync::Mutex<std::collections::HashSet<KeyHash>>,
 }
 
 impl KeyCache {
@@ -91,6 +93,34 @@ impl KeyCache {
             .get(hash)
             .is_some_and(|at| at.elapsed() < Self::UNKNOWN_TTL)
             .then_some(None)
+    }
+
+    /// Whether a known key should be read again now, ahead of its expiry: `true` (once, until
+    /// [`refresh_done`](Self::refresh_done)) when its entry is past half of [`KeyCache::TTL`]
+    /// and no refresh of it is running. A busy key is so read again in the background about
+    /// twice a second, by one task, and its requests never find it expired and all go to the
+    /// database at once; the entry itself still expires at `TTL`, so the bound holds.
+    pub fn refresh_due(&self, hash: &KeyHash) -> bool {
+        let aging = {
+            let known = self.known.read().unwrap_or_else(|e| e.into_inner());
+            known
+                .get(hash)
+                .is_some_and(|(_, at)| at.elapsed() >= Self::TTL / 2)
+        };
+        aging
+            && self
+                .refreshing
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(hash.clone())
+    }
+
+    /// Ends a refresh started after [`refresh_due`](Self::refresh_due) answered `true`.
+    pub fn refresh_done(&self, hash: &KeyHash) {
+        self.refreshing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(hash);
     }
 
     /// Asks the store about a key (whether or not it is cached) and caches the answer. A key
@@ -290,6 +320,34 @@ mod tests {
         cache.forget_client(&client);
         resolve_counting(&cache, &hash, h.clone(), &calls).await;
         assert_eq!(calls.load(Ordering::Relaxed), 3);
+    }
+
+    #[tokio::test]
+    async fn a_busy_key_is_read_again_by_one_refresh_before_it_expires() {
+        let cache = KeyCache::default();
+        let calls = AtomicUsize::new(0);
+        let hash = ApiKey::generate().hash();
+        let h = Some(holder(&ClientId::generate()));
+        resolve_counting(&cache, &hash, h.clone(), &calls).await;
+        assert!(!cache.refresh_due(&hash), "fresh");
+        // Past half its life: one refresh, however many requests ask; still served meanwhile.
+        let half = Instant::now() - KeyCache::TTL / 2;
+        for (_, at) in cache.known.write().expect("lock").values_mut() {
+            *at = half;
+        }
+        assert!(cache.refresh_due(&hash));
+        assert!(!cache.refresh_due(&hash), "one refresh at a time");
+        assert_eq!(cache.cached(&hash), Some(h.clone()));
+        cache
+            .look_up_with(&hash, |_| async { Ok(h.clone()) })
+            .await
+            .expect("lookup");
+        cache.refresh_done(&hash);
+        assert!(!cache.refresh_due(&hash), "fresh again");
+        assert!(
+            !cache.refresh_due(&ApiKey::generate().hash()),
+            "unknown keys are not refreshed"
+        );
     }
 
     #[tokio::test]
