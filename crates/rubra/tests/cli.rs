@@ -228,3 +228,84 @@ fn slowlog_is_wired_and_counts_malformed_lines() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn admin_rotate_secrets_reseals_under_the_new_key_so_the_old_one_can_be_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = rubra()
+        .args(["admin", "create-client", "acme", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let created: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let key = created["api_key"].as_str().unwrap().to_owned();
+    let key_file = data.join("secret.key");
+    let old = std::fs::read_to_string(&key_file).unwrap();
+
+    let server = start_server(&data);
+    let secret = tokio_rt().block_on(async {
+        let resp = reqwest::Client::new()
+            .post(format!("{}/subscriptions", server.base))
+            .bearer_auth(&key)
+            .json(&serde_json::json!({"threshold": 0.5,
+                   "channel": {"type": "webhook", "url": "https://hooks.test/h"}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 201);
+        let sub: Value = resp.json().await.unwrap();
+        sub["secret"].as_str().unwrap().to_owned()
+    });
+    drop(server);
+
+    // A new key goes first; the old one stays listed until everything is re-sealed.
+    let new = rubra_store::SecretBox::generate_line();
+    let new_id = new.split_once(':').unwrap().0.to_owned();
+    std::fs::write(&key_file, format!("{new}\n{old}")).unwrap();
+    let out = rubra()
+        .args([
+            "admin",
+            "rotate-secrets",
+            "--log-format",
+            "json",
+            "--data-dir",
+        ])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.starts_with("1 stored secrets re-sealed"), "{said}");
+
+    tokio_rt().block_on(async {
+        let url = format!("sqlite://{}", data.join("rubra.db").display());
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        let stored: String = sqlx::query_scalar("SELECT secret FROM subscriptions")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert!(stored.starts_with(&format!("enc:v1:{new_id}:")), "{stored}");
+        assert!(!stored.contains(&secret));
+    });
+
+    // The old key removed, the server starts and the subscription is there.
+    std::fs::write(&key_file, &new).unwrap();
+    let server = start_server(&data);
+    tokio_rt().block_on(async {
+        let resp = reqwest::Client::new()
+            .get(format!("{}/subscriptions", server.base))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let list: Value = resp.json().await.unwrap();
+        assert_eq!(list["items"].as_array().unwrap().len(), 1, "{list}");
+    });
+}
