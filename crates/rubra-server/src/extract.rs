@@ -10,7 +10,7 @@ use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use rubra_store::{ApiKey, ClientId, KeyHolder, Principal, Scope};
+use rubra_store::{ApiKey, ClientId, KeyHash, KeyHolder, Principal, Scope};
 use serde::de::DeserializeOwned;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -106,8 +106,52 @@ impl FromRequestParts<AppState> for Caller {
         charge(state, &holder, hash.as_str())?;
         let caller = Caller(holder.principal);
         parts.extensions.insert(caller.clone());
+        parts.extensions.insert(CallerKey(hash));
         Ok(caller)
     }
+}
+
+/// The hash of the key a request was authenticated with, for handlers that keep serving the
+/// caller after the response head (streams): taken as `Extension<CallerKey>` after [`Caller`].
+#[derive(Debug, Clone)]
+pub struct CallerKey(pub KeyHash);
+
+/// A token cancelled when the process shuts down or when the caller's key is no longer
+/// accepted — revoked, expired, or its client disabled — as the key cache sees it, checked
+/// every [`KeyCache::TTL`](crate::state::KeyCache::TTL); so an open stream ends within 2 s
+/// of its key being taken back, in any process. The checks stop when `alive` (the stream's
+/// sender) has been dropped.
+pub fn until_key_refused<T: Send + 'static>(
+    state: &AppState,
+    key: &CallerKey,
+    alive: &tokio::sync::mpsc::Sender<T>,
+) -> tokio_util::sync::CancellationToken {
+    let stop = state.shutdown.child_token();
+    let (keys, store, hash) = (state.keys.clone(), state.store.clone(), key.0.clone());
+    let (token, alive) = (stop.clone(), alive.downgrade());
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = token.cancelled() => return,
+                () = tokio::time::sleep(crate::state::KeyCache::TTL) => {}
+            }
+            if alive.upgrade().is_none() {
+                return;
+            }
+            let accepted = match keys.resolve(&store, &hash).await {
+                Ok(Some(h)) => !h.client_disabled && !h.expired(rubra_store::now_ms()),
+                Ok(None) => false,
+                // The database is away: the stream goes on; the next check decides.
+                Err(_) => true,
+            };
+            if !accepted {
+                tracing::info!("the stream's key is no longer accepted; the stream ends");
+                token.cancel();
+                return;
+            }
+        }
+    });
+    stop
 }
 
 /// Takes one request from the caller's token bucket: a client's (shared by all its keys, with

@@ -130,6 +130,7 @@ pub struct StreamQuery {
 pub async fn stream(
     State(state): State<AppState>,
     Caller(who): Caller,
+    axum::Extension(key): axum::Extension<crate::extract::CallerKey>,
     ApiQuery(q): ApiQuery<StreamQuery>,
     headers: HeaderMap,
 ) -> ApiResult<impl IntoResponse> {
@@ -196,7 +197,8 @@ pub async fn stream(
         }
     }
     let (tx, rx) = mpsc::channel(64);
-    let shutdown = state.shutdown.clone();
+    // Ends with the process, or when the key is revoked or its client disabled.
+    let shutdown = crate::extract::until_key_refused(&state, &key, &tx);
     tokio::spawn(async move {
         let _slot = slot;
         reader.run(tx, shutdown).await;

@@ -337,6 +337,7 @@ pub struct StreamQuery {
 pub async fn stream(
     State(state): State<AppState>,
     Caller(who): Caller,
+    axum::Extension(key): axum::Extension<crate::extract::CallerKey>,
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<StreamQuery>,
     headers: HeaderMap,
@@ -356,13 +357,9 @@ pub async fn stream(
         })?,
     };
     let (tx, rx) = mpsc::channel(64);
-    let following = follow(
-        state.store.clone(),
-        watch.id,
-        cursor,
-        tx,
-        state.shutdown.clone(),
-    );
+    // Ends with the process, or when the key is revoked or its client disabled.
+    let stop = crate::extract::until_key_refused(&state, &key, &tx);
+    let following = follow(state.store.clone(), watch.id, cursor, tx, stop);
     tokio::spawn(async move {
         let _slot = slot;
         following.await;

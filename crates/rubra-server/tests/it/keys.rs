@@ -376,3 +376,71 @@ async fn a_disabled_client_is_refused_by_another_process_within_two_seconds() {
     assert_eq!(body["error"]["code"], "client_disabled", "{body}");
     assert!(took < Duration::from_secs(2), "refused after {took:?}");
 }
+
+/// How long after `since` the open stream `resp` ends (its body is read to the end).
+async fn ended_after(mut resp: reqwest::Response, since: Instant) -> Duration {
+    let read = async {
+        while resp.chunk().await.ok().flatten().is_some() {}
+        since.elapsed()
+    };
+    tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .expect("the stream still open 10 s after its key was taken back")
+}
+
+#[tokio::test]
+async fn an_open_stream_ends_when_its_key_is_revoked_or_its_client_disabled() {
+    let app = spawn_app_with(|c| c.fetch_allow = Some(vec!["127.0.0.1".into()])).await;
+    let (id, key) = app.create_client("acme").await;
+    let me = format!("/clients/{id}");
+    let made = new_key(&app, &key, &id, json!({"name": "second"})).await;
+    let second = made["api_key"].as_str().unwrap().to_owned();
+    let watch: Value = app
+        .with_key(&key, Method::POST, "/watches")
+        .json(&json!({"url": "http://127.0.0.1:9/doc.json", "interval_ms": 60000}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let watch_stream = format!("/watches/{}/stream", watch["id"].as_str().unwrap());
+    let open = |k: &str, path: &str| app.with_key(k, Method::GET, path).send();
+
+    // Revoked: both kinds of stream opened with the key end.
+    let notes = open(&key, "/notifications/stream").await.unwrap();
+    let changes = open(&key, &watch_stream).await.unwrap();
+    assert_eq!(
+        (notes.status().as_u16(), changes.status().as_u16()),
+        (200, 200)
+    );
+    let first_id = list(&app, &second, &id).await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let resp = app
+        .with_key(&second, Method::DELETE, &format!("{me}/keys/{first_id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    let revoked = Instant::now();
+    let (a, b) = tokio::join!(ended_after(notes, revoked), ended_after(changes, revoked));
+    assert!(
+        a.max(b) < Duration::from_secs(2),
+        "ended after {a:?} and {b:?}"
+    );
+
+    // Disabled: a stream of the client's other key ends too.
+    let notes = open(&second, "/notifications/stream").await.unwrap();
+    assert_eq!(notes.status(), 200);
+    let resp = app
+        .admin(Method::PATCH, &me)
+        .json(&json!({"disabled": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let took = ended_after(notes, Instant::now()).await;
+    assert!(took < Duration::from_secs(2), "ended after {took:?}");
+}
