@@ -130,6 +130,88 @@ fn admin_create_client_prints_a_working_key() {
     });
 }
 
+/// Runs `rubra admin ARGS --data-dir DATA`, asserting success; its standard output.
+fn admin(data: &std::path::Path, args: &[&str]) -> String {
+    let out = rubra()
+        .arg("admin")
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn admin_makes_lists_and_revokes_keys_and_disables_clients() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let created: Value = serde_json::from_str(&admin(&data, &["create-client", "acme"])).unwrap();
+    let (id, first) = (
+        created["id"].as_str().unwrap().to_owned(),
+        created["api_key"].as_str().unwrap().to_owned(),
+    );
+    let made: Value = serde_json::from_str(&admin(
+        &data,
+        &[
+            "create-key",
+            &id,
+            "--name",
+            "ops",
+            "--expires-at",
+            "2999-01-01T00:00:00Z",
+        ],
+    ))
+    .unwrap();
+    let ops = made["api_key"].as_str().unwrap().to_owned();
+    assert_eq!(made["name"], "ops");
+    assert_eq!(made["expires_at"], "2999-01-01T00:00:00.000Z");
+    let listed = admin(&data, &["list-keys", &id]);
+    assert!(
+        !listed.contains(&first) && !listed.contains(&ops),
+        "{listed}"
+    );
+    let keys: Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(keys.as_array().unwrap().len(), 2);
+    let first_id = keys[0]["id"].as_str().unwrap().to_owned();
+    admin(&data, &["revoke-key", &id, &first_id]);
+    let off: Value = serde_json::from_str(&admin(&data, &["disable-client", &id])).unwrap();
+    assert_eq!(off["disabled"], true);
+
+    let server = start_server(&data);
+    let get = |key: &str| {
+        let url = format!("{}/clients/{id}", server.base);
+        let key = key.to_owned();
+        async move {
+            let resp = reqwest::Client::new()
+                .get(url)
+                .bearer_auth(key)
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status().as_u16();
+            let body: Value = resp.json().await.unwrap();
+            (status, body["error"]["code"].as_str().map(str::to_owned))
+        }
+    };
+    tokio_rt().block_on(async {
+        assert_eq!(get(&first).await, (401, Some("unauthorized".into())));
+        assert_eq!(get(&ops).await, (401, Some("client_disabled".into())));
+    });
+    let on: Value = serde_json::from_str(&admin(&data, &["enable-client", &id])).unwrap();
+    assert_eq!(on["disabled"], false);
+    // The running server learns it within its key cache's second.
+    tokio_rt().block_on(async {
+        tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+        assert_eq!(get(&ops).await.0, 200);
+    });
+}
+
 #[test]
 fn a_bad_setting_exits_2_naming_the_key() {
     let out = rubra()

@@ -444,3 +444,31 @@ async fn an_open_stream_ends_when_its_key_is_revoked_or_its_client_disabled() {
     let took = ended_after(notes, Instant::now()).await;
     assert!(took < Duration::from_secs(2), "ended after {took:?}");
 }
+
+#[tokio::test]
+async fn a_client_holds_at_most_a_hundred_keys() {
+    let app = spawn_app().await;
+    let (id, key) = app.create_client("acme").await;
+    // The first key is one of the hundred.
+    for _ in 1..rubra_server::admin::MAX_KEYS_PER_CLIENT {
+        new_key(&app, &key, &id, json!({})).await;
+    }
+    let resp = app
+        .with_key(&key, Method::POST, &format!("/clients/{id}/keys"))
+        .send()
+        .await
+        .unwrap();
+    let msg = assert_error(resp, 409, "quota_exceeded").await;
+    assert!(msg.contains("100"), "{msg}");
+    // Revoking one makes room.
+    let keys = list(&app, &key, &id).await;
+    assert_eq!(keys.len(), 100);
+    let last = keys[99]["id"].as_str().unwrap();
+    let resp = app
+        .with_key(&key, Method::DELETE, &format!("/clients/{id}/keys/{last}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    new_key(&app, &key, &id, json!({})).await;
+}
