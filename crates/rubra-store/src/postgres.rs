@@ -48,6 +48,16 @@ impl PgStore {
     pub(crate) fn secrets(&self) -> &SecretSlot {
         &self.secrets
     }
+
+    /// After a sealing pass: rewrites the two tables so the dead row versions holding the
+    /// replaced values leave the data files (the tables are small: one row per subscription
+    /// or watch; the lock is held for that long, once per pass that changed anything).
+    async fn scrub_replaced_secrets(&self) -> Result<()> {
+        sqlx::query("VACUUM FULL subscriptions, watches")
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
 }
 
 impl_secret_store!(PgStore, sqlx::Postgres);

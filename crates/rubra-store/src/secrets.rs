@@ -18,6 +18,12 @@
 //! migration has no key, so [`SecretStore::use_secret_keys`] seals the values still in
 //! plaintext when a process starts, and refuses to start when a sealed value names a key that
 //! the file lacks (a process with another key file would write values the others cannot read).
+//!
+//! A value replaced by a pass can outlive its row in the database's files: SQLite keeps freed
+//! cell space and old WAL frames, PostgreSQL dead tuples. After a pass that rewrote anything,
+//! SQLite's WAL is truncated (its connections run with `secure_delete=FAST`, which zeroes
+//! freed space in the pages they write) and PostgreSQL rewrites the two tables with
+//! `VACUUM FULL`. Backups taken before still hold what they held.
 
 use crate::{Result, StoreError};
 use async_trait::async_trait;
@@ -480,6 +486,11 @@ macro_rules! impl_secret_store {
                         .await?;
                 }
                 tx.commit().await?;
+                drop(_gate);
+                // The values just replaced may linger in free space and old log pages.
+                if let Err(e) = self.scrub_replaced_secrets().await {
+                    tracing::warn!(error = %e, "could not scrub the replaced secrets' old pages");
+                }
                 Ok(plan.counts)
             }
         }

@@ -110,6 +110,18 @@ impl Db {
         }
     }
 
+    /// The bytes of the SQLite database's files (the database, its WAL and shared memory).
+    fn sqlite_files(&self) -> Vec<u8> {
+        let dir = self._dir.as_ref().expect("a SQLite database").path();
+        let mut all = Vec::new();
+        for name in ["rubra.db", "rubra.db-wal", "rubra.db-shm"] {
+            if let Ok(bytes) = std::fs::read(dir.join(name)) {
+                all.extend(bytes);
+            }
+        }
+        all
+    }
+
     /// Every stored secret value: webhook secrets (current and previous), channels, headers.
     async fn stored(&self) -> Vec<String> {
         let mut all = self
@@ -423,4 +435,57 @@ async fn a_rotated_webhook_secret_signs_beside_the_old_one_until_the_overlap_end
     let listed = store.list_subscriptions(&scope).await.unwrap();
     let listed = listed.iter().find(|s| s.id == hook.id).unwrap();
     assert_eq!(listed.previous_secret.as_deref(), Some(old.as_str()));
+}
+
+fn holds(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgraded_sqlite_file_keeps_no_trace_of_the_plaintext_it_sealed() {
+    const OLD_SECRET: &str = "whsec_written_in_plaintext_by_an_older_version";
+    const OLD_TOKEN: &str = "viber-token-written-in-plaintext-0042";
+    const OLD_HEADER: &str = "header-written-in-plaintext-0042";
+    let db = Db::sqlite().await;
+    let k = key();
+    let store = db.store(&k).await.unwrap();
+    let c = store.create_client("c").await.unwrap().id;
+    let (hook, vib) = fill(&store, &c).await;
+    // The rows as a version before sealing wrote them, with the pages that held them.
+    db.exec(
+        "UPDATE subscriptions SET secret = $1 WHERE id = $2",
+        OLD_SECRET,
+        hook.id.as_str(),
+    )
+    .await;
+    let channel = serde_json::json!({"type": "viber", "receiver": "r", "auth_token": OLD_TOKEN});
+    db.exec(
+        "UPDATE subscriptions SET channel = $1 WHERE id = $2",
+        &channel.to_string(),
+        vib.id.as_str(),
+    )
+    .await;
+    let headers = serde_json::to_string(&[("authorization", OLD_HEADER)]).unwrap();
+    db.exec(
+        "UPDATE watches SET headers = $1 WHERE client_id = $2",
+        &headers,
+        c.as_str(),
+    )
+    .await;
+    assert!(
+        holds(&db.sqlite_files(), OLD_TOKEN),
+        "the test wrote no plaintext"
+    );
+
+    // The first start of the version that seals.
+    db.store(&k).await.unwrap();
+    let files = db.sqlite_files();
+    for plain in [OLD_SECRET, OLD_TOKEN, OLD_HEADER] {
+        assert!(
+            !holds(&files, plain),
+            "{plain:?} is still in the database's files"
+        );
+    }
 }
