@@ -81,9 +81,9 @@ pub(crate) fn parse_rfc3339(s: &str) -> Option<Timestamp> {
     if !(1..=12).contains(&mo) || !(1..=31).contains(&d) {
         return None;
     }
-    let day_ns = days_from_civil(y, mo, d).checked_mul(86_400_000_000_000)?;
+    let day_s = days_from_civil(y, mo, d) * 86_400;
     if b.len() == 10 {
-        return Some(Timestamp(day_ns));
+        return from_secs(day_s, 0);
     }
     if b.len() < 20 || !matches!(b[10], b'T' | b't' | b' ') || b[13] != b':' || b[16] != b':' {
         return None;
@@ -118,8 +118,14 @@ pub(crate) fn parse_rfc3339(s: &str) -> Option<Timestamp> {
         }
         _ => return None,
     };
-    let secs = h * 3600 + mi * 60 + se - offset_s;
-    Some(Timestamp(day_ns + secs * 1_000_000_000 + frac_ns))
+    from_secs(day_s + h * 3600 + mi * 60 + se - offset_s, frac_ns)
+}
+
+/// `secs` seconds and `nanos` nanoseconds after the epoch, if that fits in an `i64` of
+/// nanoseconds (1677-09-21T00:12:43.145224192Z to 2262-04-11T23:47:16.854775807Z).
+fn from_secs(secs: i64, nanos: i64) -> Option<Timestamp> {
+    let ns = i128::from(secs) * 1_000_000_000 + i128::from(nanos);
+    i64::try_from(ns).ok().map(Timestamp)
 }
 
 /// Parses tracing-subscriber's `time.busy`/`time.idle` values (`1.23ms`, `4.5µs`, `789ns`,

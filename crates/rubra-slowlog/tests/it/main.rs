@@ -405,3 +405,39 @@ fn parallel_parse_equals_sequential() {
     let leaf = row(&sequential, "leaf");
     assert_eq!(root.self_ns, root.total_ns - leaf.total_ns);
 }
+
+/// A log line whose `ts` is on the last day that nanoseconds since 1970 fit in an
+/// `i64` (2262-04-11) but later in the day overflowed the addition of the time of
+/// day: a panic (overflow checks are on in release) instead of a line without time.
+/// Times on the first day of the range (1677-09-21) were refused.
+#[test]
+fn a_timestamp_past_the_i64_nanosecond_range_is_refused_not_a_panic() {
+    let log = include_bytes!("../fixtures/ts_past_the_i64_nanosecond_range.log");
+    let report = analyze(
+        &log[..],
+        &Options {
+            threads: 1,
+            ..Options::default()
+        },
+    )
+    .expect("analyze");
+    assert_eq!(report.spans, 2);
+    assert_eq!(report.last_ts.as_deref(), Some("2026-01-02T03:04:05Z"));
+    for late in [
+        "2262-04-11T23:59:59Z",
+        "2262-04-11T23:47:16.854775808Z",
+        "2262-04-12",
+    ] {
+        assert!(late.parse::<rubra_slowlog::Timestamp>().is_err(), "{late}");
+    }
+    let last = "2262-04-11T23:47:16.854775807Z".parse::<rubra_slowlog::Timestamp>();
+    assert_eq!(last.map(|t| t.0), Ok(i64::MAX));
+    // The first day of the range was refused whole (found by tests/prop_timestamp.rs).
+    let first = "1677-09-21T00:12:43.145224192Z".parse::<rubra_slowlog::Timestamp>();
+    assert_eq!(first.map(|t| t.0), Ok(i64::MIN));
+    assert!(
+        "1677-09-21T00:12:43.145224191Z"
+            .parse::<rubra_slowlog::Timestamp>()
+            .is_err()
+    );
+}
