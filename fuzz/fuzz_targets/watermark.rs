@@ -1,0 +1,99 @@
+//! rubra-watermark on any JPEG or PNG: it either refuses with an error or returns
+//! an image of the same format and size that decodes, and for a JPEG that
+//! zune-jpeg decodes, every pixel outside the overlay's 16-pixel blocks is
+//! unchanged. The first byte picks the placement and opacity.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use rubra_watermark::{Format, Gravity, Options, Overlay, Placement, Route, watermark_with};
+use zune_core::options::DecoderOptions;
+use zune_jpeg::JpegDecoder;
+
+const SIDE: u32 = 8;
+
+fn decode_jpeg(bytes: &[u8]) -> Option<(usize, usize, usize, Vec<u8>)> {
+    let options = DecoderOptions::default()
+        .set_max_width(4096)
+        .set_max_height(4096);
+    let mut d = JpegDecoder::new_with_options(zune_core::bytestream::ZCursor::new(bytes), options);
+    let pixels = d.decode().ok()?;
+    let (w, h) = d.dimensions()?;
+    let channels = d.output_colorspace()?.num_components();
+    Some((w, h, channels, pixels))
+}
+
+fuzz_target!(|input: &[u8]| {
+    let Some((&pick, image)) = input.split_first() else {
+        return;
+    };
+    let rgba: Vec<u8> = (0..SIDE * SIDE)
+        .flat_map(|i| [255, 0, 0, (i * 4) as u8])
+        .collect();
+    let overlay = Overlay::from_rgba(SIDE, SIDE, rgba).expect("overlay");
+    let gravity = [
+        Gravity::North,
+        Gravity::South,
+        Gravity::East,
+        Gravity::West,
+        Gravity::NorthEast,
+        Gravity::NorthWest,
+    ];
+    let placement = Placement::gravity(
+        gravity[usize::from(pick) % gravity.len()],
+        i64::from(pick >> 4),
+        0,
+    );
+    let options = Options {
+        opacity: f32::from(pick) / 255.0,
+        max_pixels: 1 << 20,
+        ..Options::new(placement)
+    };
+    let Ok(out) = watermark_with(image, &overlay, &options) else {
+        return;
+    };
+    match out.format {
+        Format::Png => {
+            let a = image::load_from_memory(image).expect("a watermarked PNG was readable");
+            let b = image::load_from_memory(&out.bytes).expect("the output PNG decodes");
+            assert_eq!((a.width(), a.height()), (b.width(), b.height()));
+        }
+        Format::Jpeg => {
+            let (w, h, c, after) = decode_jpeg(&out.bytes).expect("the output JPEG decodes");
+            let Some((w0, h0, c0, before)) = decode_jpeg(image) else {
+                return;
+            };
+            assert_eq!((w, h, c), (w0, h0, c0));
+            if !matches!(
+                out.route,
+                Route::JpegFast | Route::JpegCoefficients | Route::Unchanged
+            ) {
+                return;
+            }
+            // Blocks are at most 16 pixels; upsampled chroma may reach one more block.
+            let (ox, oy) = placement.origin(w as u32, h as u32, SIDE, SIDE);
+            let (x0, x1) = (
+                (ox.div_euclid(16) - 1) * 16,
+                ((ox + i64::from(SIDE)).div_euclid(16) + 2) * 16,
+            );
+            let (y0, y1) = (
+                (oy.div_euclid(16) - 1) * 16,
+                ((oy + i64::from(SIDE)).div_euclid(16) + 2) * 16,
+            );
+            for y in 0..h {
+                for x in 0..w {
+                    let (xi, yi) = (x as i64, y as i64);
+                    if (x0..x1).contains(&xi) && (y0..y1).contains(&yi) {
+                        continue;
+                    }
+                    let i = (y * w + x) * c;
+                    assert_eq!(
+                        before[i..i + c],
+                        after[i..i + c],
+                        "pixel ({x}, {y}) changed, route {:?}",
+                        out.route
+                    );
+                }
+            }
+        }
+    }
+});
