@@ -8,10 +8,10 @@ use crate::error::ApiError;
 use axum::http::StatusCode;
 use rubra_store::{ClientId, Principal};
 use rubra_telemetry::metrics;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
+use tokio::sync::oneshot;
 
 /// What a refused client is told to wait before trying again, in seconds.
 const RETRY_AFTER_SECS: u64 = 1;
@@ -32,6 +32,11 @@ pub fn count_rejection(reason: &'static str) {
 /// bring one image that fits in what is free. With a share of at most 50 %, at least two
 /// places and a budget of at least twice the largest image, a second caller's first request
 /// therefore always finds a place and room for its pixels, however the first one floods.
+///
+/// Slots are handed to waiting requests fairly between callers: each caller waits in its own
+/// line, and a freed slot goes to the next caller in turn (round robin), not to whoever asked
+/// first. A caller with one image waiting therefore gets the next or nearly the next slot,
+/// however many the flooding caller has queued.
 #[derive(Debug, Clone)]
 pub struct Admission {
     inner: Arc<Gate>,
@@ -39,13 +44,38 @@ pub struct Admission {
 
 #[derive(Debug)]
 struct Gate {
-    slots: Arc<Semaphore>,
+    slots: Mutex<Slots>,
     waiting: AtomicUsize,
     max_waiting: usize,
     pixel_budget: u64,
     places_per_client: usize,
     pixels_per_client: u64,
     held: Mutex<Held>,
+}
+
+/// The worker slots: how many are free, and who waits for one, by caller.
+#[derive(Debug, Default)]
+struct Slots {
+    free: usize,
+    /// Each caller's waiting requests, oldest first.
+    lines: HashMap<Option<ClientId>, VecDeque<oneshot::Sender<Slot>>>,
+    /// Callers with a waiting request, in the order they are served next.
+    turn: VecDeque<Option<ClientId>>,
+}
+
+/// A running slot; dropping it hands the slot to the next waiting caller in turn.
+#[derive(Debug)]
+struct Slot {
+    /// `None` once handed on by other means (see [`Gate::release`]).
+    gate: Option<Arc<Gate>>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Some(gate) = self.gate.take() {
+            Gate::release(&gate);
+        }
+    }
 }
 
 /// What the admitted and waiting requests hold, in all and per caller.
@@ -67,7 +97,7 @@ struct Share {
 /// request is abandoned meanwhile.
 #[derive(Debug)]
 pub struct Admitted {
-    _slot: OwnedSemaphorePermit,
+    _slot: Slot,
     _charge: Charge,
 }
 
@@ -111,6 +141,87 @@ impl Gate {
     fn lock(&self) -> std::sync::MutexGuard<'_, Held> {
         self.held.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    fn lock_slots(&self) -> std::sync::MutexGuard<'_, Slots> {
+        self.slots.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A slot now if one is free and nobody waits (waiters go first), else `None`.
+    fn try_slot(gate: &Arc<Gate>) -> Option<Slot> {
+        let mut slots = gate.lock_slots();
+        if slots.free > 0 && slots.turn.is_empty() {
+            slots.free -= 1;
+            return Some(Slot {
+                gate: Some(Arc::clone(gate)),
+            });
+        }
+        None
+    }
+
+    /// A slot now if one came free meanwhile, else a place in `caller`'s line (checked under
+    /// the same lock as [`Gate::release`], so a slot freed in between is never missed): the
+    /// receiver gets a slot when it is this caller's turn.
+    fn wait_for_slot(
+        gate: &Arc<Gate>,
+        caller: &Option<ClientId>,
+    ) -> Result<Slot, oneshot::Receiver<Slot>> {
+        let mut slots = gate.lock_slots();
+        if slots.free > 0 && slots.turn.is_empty() {
+            slots.free -= 1;
+            return Ok(Slot {
+                gate: Some(Arc::clone(gate)),
+            });
+        }
+        let (tx, rx) = oneshot::channel();
+        let line = slots.lines.entry(caller.clone()).or_default();
+        let was_empty = line.is_empty();
+        line.push_back(tx);
+        if was_empty {
+            slots.turn.push_back(caller.clone());
+        }
+        Err(rx)
+    }
+
+    /// A slot came free: to the first waiter of the caller whose turn it is (that caller goes
+    /// to the back of the turn if it still waits), or back to the free count. Waiters that
+    /// gave up (their request ended) are passed over.
+    fn release(gate: &Arc<Gate>) {
+        loop {
+            let next = {
+                let mut slots = gate.lock_slots();
+                let mut found = None;
+                while let Some(caller) = slots.turn.pop_front() {
+                    let Some(line) = slots.lines.get_mut(&caller) else {
+                        continue;
+                    };
+                    let waiter = line.pop_front();
+                    if line.is_empty() {
+                        slots.lines.remove(&caller);
+                    } else {
+                        slots.turn.push_back(caller);
+                    }
+                    if let Some(w) = waiter {
+                        found = Some(w);
+                        break;
+                    }
+                }
+                if found.is_none() {
+                    slots.free += 1;
+                }
+                found
+            };
+            let Some(waiter) = next else { return };
+            let slot = Slot {
+                gate: Some(Arc::clone(gate)),
+            };
+            match waiter.send(slot) {
+                Ok(()) => return,
+                // The waiter is gone: disarm the slot (its drop would hand it on recursively)
+                // and hand it on here instead.
+                Err(mut slot) => slot.gate = None,
+            }
+        }
+    }
 }
 
 impl Admission {
@@ -128,7 +239,10 @@ impl Admission {
         let places = (slots + max_waiting) as u64 * share / 100;
         Admission {
             inner: Arc::new(Gate {
-                slots: Arc::new(Semaphore::new(slots)),
+                slots: Mutex::new(Slots {
+                    free: slots,
+                    ..Slots::default()
+                }),
                 waiting: AtomicUsize::new(0),
                 max_waiting,
                 pixel_budget,
@@ -159,16 +273,18 @@ impl Admission {
                 ),
             ));
         }
-        let charge = self.charge(caller_of(who), pixels)?;
-        let slot = match Arc::clone(&gate.slots).try_acquire_owned() {
-            Ok(slot) => slot,
-            Err(TryAcquireError::Closed) => return Err(overloaded("the server is shutting down")),
-            Err(TryAcquireError::NoPermits) => {
+        let caller = caller_of(who);
+        let charge = self.charge(caller.clone(), pixels)?;
+        let slot = match Gate::try_slot(gate) {
+            Some(slot) => slot,
+            None => {
                 let place = self.queue_place()?;
-                let slot = Arc::clone(&gate.slots)
-                    .acquire_owned()
-                    .await
-                    .map_err(|_| overloaded("the server is shutting down"))?;
+                let slot = match Gate::wait_for_slot(gate, &caller) {
+                    Ok(slot) => slot,
+                    Err(line) => line
+                        .await
+                        .map_err(|_| overloaded("the server is shutting down"))?,
+                };
                 drop(place);
                 slot
             }
@@ -395,6 +511,74 @@ mod tests {
                 gate.inner.places_per_client
             );
         }
+    }
+
+    /// Issue #18, the noisy-neighbour benchmark: waiters were served first come, first
+    /// served, so another client's image waited behind every image the flood had queued.
+    #[tokio::test]
+    async fn another_clients_waiting_image_gets_the_next_slot_not_the_end_of_the_floods_line() {
+        let flood = Principal::Client(ClientId::parse("cl_00000000000000aa").unwrap());
+        let polite = Principal::Client(ClientId::parse("cl_00000000000000bb").unwrap());
+        let gate = Admission::new(1, 16, 1 << 30, 100);
+        let running = gate.admit(&flood, 10).await.unwrap();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<&'static str>();
+        let mut tasks = Vec::new();
+        for _ in 0..6 {
+            let (g, f, tx) = (gate.clone(), flood.clone(), tx.clone());
+            tasks.push(tokio::spawn(async move {
+                let admitted = g.admit(&f, 10).await.unwrap();
+                tx.send("flood").unwrap();
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                drop(admitted);
+            }));
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let (g, p) = (gate.clone(), polite.clone());
+        tasks.push(tokio::spawn(async move {
+            let admitted = g.admit(&p, 10).await.unwrap();
+            tx.send("polite").unwrap();
+            drop(admitted);
+        }));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        drop(running);
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let mut order = Vec::new();
+        while let Ok(who) = rx.try_recv() {
+            order.push(who);
+        }
+        let at = order.iter().position(|w| *w == "polite").unwrap();
+        assert!(at <= 1, "the polite image ran {}th: {order:?}", at + 1);
+    }
+
+    #[tokio::test]
+    async fn a_waiter_that_gives_up_passes_its_turn_on() {
+        let a = Principal::Client(ClientId::parse("cl_00000000000000aa").unwrap());
+        let b = Principal::Client(ClientId::parse("cl_00000000000000bb").unwrap());
+        let gate = Admission::new(1, 16, 1 << 30, 100);
+        let running = gate.admit(&a, 10).await.unwrap();
+        let abandoned = {
+            let g = gate.clone();
+            let a = a.clone();
+            tokio::spawn(async move { g.admit(&a, 10).await.map(drop) })
+        };
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let waiting = {
+            let g = gate.clone();
+            tokio::spawn(async move { g.admit(&b, 10).await.map(drop) })
+        };
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        abandoned.abort();
+        let _ = abandoned.await;
+        drop(running);
+        tokio::time::timeout(Duration::from_secs(2), waiting)
+            .await
+            .expect("the slot reached the next waiter")
+            .unwrap()
+            .unwrap();
+        // And the slot is free again afterwards.
+        assert!(Gate::try_slot(&gate.inner).is_some());
     }
 
     #[tokio::test]
