@@ -1171,6 +1171,20 @@ mod tests {
     }
 
     #[test]
+    fn a_jobs_root_holding_the_secret_key_file_is_refused_so_no_job_reads_the_key() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir(t.path().join("shared")).unwrap();
+        std::fs::write(t.path().join("shared/secret.key"), "k:AAAA").unwrap();
+        let r = Settings::validate(ConfigArgs {
+            data_dir: Some(t.path().join("data")),
+            secret_key_file: Some(t.path().join("shared/secret.key")),
+            jobs_local_root: Some(t.path().join("shared")),
+            ..Default::default()
+        });
+        refused(r, "secret key file");
+    }
+
+    #[test]
     fn start_up_refuses_a_jobs_root_holding_the_database_or_the_blobs() {
         let t = tempfile::tempdir().unwrap();
         std::fs::create_dir(t.path().join("shared")).unwrap();
