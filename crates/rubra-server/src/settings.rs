@@ -40,7 +40,12 @@ pub struct ConfigArgs {
     /// The key file that seals stored secrets (webhook secrets, Viber tokens, watch headers):
     /// one `id:base64key` a line, the first seals, all open; every process sharing the
     /// database needs the same file [default: DATA_DIR/secret.key, made on first start].
-    #[arg(long, env = "RUBRA_SECRET_KEY_FILE", value_name = "FILE", global = true)]
+    #[arg(
+        long,
+        env = "RUBRA_SECRET_KEY_FILE",
+        value_name = "FILE",
+        global = true
+    )]
     pub secret_key_file: Option<PathBuf>,
 
     /// How long a rotated webhook secret keeps signing deliveries beside the new one, in
