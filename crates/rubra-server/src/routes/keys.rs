@@ -109,6 +109,10 @@ pub async fn create_key(
     }
     // Counted before the insert: requests racing here may pass the cap by their number.
     if store.list_keys(client).await?.len() >= MAX_KEYS_PER_CLIENT {
+        rubra_telemetry::metrics::counter!(
+            "rubra_rejected_requests_total", "reason" => "quota_exceeded"
+        )
+        .increment(1);
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "quota_exceeded",
