@@ -8,6 +8,11 @@
 //! that commit, so an acknowledged write survives a kill -9. While one transaction commits
 //! the next group queues up, so the batch size grows with the load by itself. If a group
 //! fails, each op is retried alone, so one caller's failure is never another's.
+//!
+//! Fair between clients: waiting ops are kept in one line per client, and a group takes them
+//! round robin, one op per client per round, at most [`MAX_CLIENT_GROUP_EVENTS`] of one
+//! client. A client flooding the writer with big batches therefore delays another client's
+//! write by about one group, not by everything it has queued.
 
 use crate::stats::bins;
 use crate::stats::hist::{self, Bins};
@@ -20,6 +25,14 @@ use tokio::sync::{Mutex, OwnedMutexGuard, mpsc, oneshot};
 
 /// The most events one group transaction takes (more stay queued for the next one).
 pub(crate) const MAX_GROUP_EVENTS: usize = 50_000;
+
+/// The most events of one client in one group (its first op always fits): what another
+/// client's write waits for at most when it arrives behind a flood.
+pub(crate) const MAX_CLIENT_GROUP_EVENTS: usize = 20_000;
+
+/// Ops taken out of the channel into the per-client lines at most (the rest wait in the
+/// channel, whose bound makes submitters wait).
+const MAX_LINED_OPS: usize = 4096;
 
 /// The rollup key of the "all clients" rows, summed for admins' all-client queries.
 pub(crate) const ALL_CLIENTS: &str = "*";
@@ -39,6 +52,76 @@ impl WriteOp {
             WriteOp::Events(e) => e.len().max(1),
             WriteOp::Images(i) => i.len().max(1),
         }
+    }
+
+    /// The client whose line the op waits in: its first item's (an admin's batch for many
+    /// clients waits in the first one's).
+    fn client(&self) -> &str {
+        match self {
+            WriteOp::Events(e) => e.first().map_or("", |e| e.client_id.as_str()),
+            WriteOp::Images(i) => i.first().map_or("", |i| i.client_id.as_str()),
+        }
+    }
+}
+
+/// Waiting ops, one line per client, and whose turn is next.
+#[derive(Default)]
+struct Lines {
+    by_client: HashMap<String, std::collections::VecDeque<Job>>,
+    turn: std::collections::VecDeque<String>,
+    len: usize,
+}
+
+impl Lines {
+    fn push(&mut self, job: Job) {
+        let client = job.op.client().to_owned();
+        let line = self.by_client.entry(client.clone()).or_default();
+        if line.is_empty() {
+            self.turn.push_back(client);
+        }
+        line.push_back(job);
+        self.len += 1;
+    }
+
+    /// The next group: one op per client per round, in turn, until the group holds
+    /// [`MAX_GROUP_EVENTS`] or no client may add more (at most [`MAX_CLIENT_GROUP_EVENTS`]
+    /// each, its first op always). Clients left waiting keep their place in the turn.
+    fn take_group(&mut self) -> (Vec<Job>, usize) {
+        let mut jobs = Vec::new();
+        let mut weight = 0;
+        let mut taken: HashMap<String, usize> = HashMap::new();
+        let mut passed = std::collections::VecDeque::new();
+        while weight < MAX_GROUP_EVENTS {
+            let Some(client) = self.turn.pop_front() else {
+                break;
+            };
+            let Some(line) = self.by_client.get_mut(&client) else {
+                continue;
+            };
+            let next = line.front().map_or(0, |j| j.op.weight());
+            let mine = taken.entry(client.clone()).or_default();
+            if *mine > 0 && *mine + next > MAX_CLIENT_GROUP_EVENTS {
+                passed.push_back(client);
+                continue;
+            }
+            let Some(job) = line.pop_front() else {
+                continue;
+            };
+            *mine += next;
+            weight += next;
+            self.len -= 1;
+            jobs.push(job);
+            if line.is_empty() {
+                self.by_client.remove(&client);
+            } else {
+                self.turn.push_back(client);
+            }
+        }
+        // Those that had their fill this time go first next time.
+        while let Some(c) = passed.pop_back() {
+            self.turn.push_front(c);
+        }
+        (jobs, weight)
     }
 }
 
@@ -101,21 +184,26 @@ fn writer_gone() -> StoreError {
 }
 
 async fn run(applier: impl ApplyWrites, mut rx: mpsc::Receiver<Job>, gate: Arc<Mutex<()>>) {
-    while let Some(first) = rx.recv().await {
+    let mut lines = Lines::default();
+    loop {
+        if lines.len == 0 {
+            match rx.recv().await {
+                Some(job) => lines.push(job),
+                None => return,
+            }
+        }
         // Take the gate before gathering the group, so what queued while it was held joins.
         let held = gate.lock().await;
-        let mut weight = first.op.weight();
-        let mut jobs = vec![first];
-        while weight < MAX_GROUP_EVENTS {
+        while lines.len < MAX_LINED_OPS {
             match rx.try_recv() {
-                Ok(job) => {
-                    weight += job.op.weight();
-                    jobs.push(job);
-                }
+                Ok(job) => lines.push(job),
                 Err(_) => break,
             }
         }
-        apply_group(&applier, jobs, weight).await;
+        let (jobs, weight) = lines.take_group();
+        if !jobs.is_empty() {
+            apply_group(&applier, jobs, weight).await;
+        }
         drop(held);
     }
 }
@@ -370,6 +458,57 @@ impl Thresholds {
 mod tests {
     use super::*;
     use crate::ClientId;
+
+    fn job_of(client: &ClientId, events: usize) -> Job {
+        let e = NewEvent {
+            client_id: client.clone(),
+            image_id: None,
+            red: 0.5,
+            ts: 0,
+        };
+        Job {
+            op: WriteOp::Events(vec![e; events]),
+            reply: oneshot::channel().0,
+        }
+    }
+
+    /// Issue #18, the noisy-neighbour benchmark: the writer took ops first come, first served,
+    /// 50 000 events a group, so a 10-event batch waited behind everything a flood had queued.
+    #[test]
+    fn another_clients_batch_joins_the_next_group_ahead_of_the_floods_queue() {
+        let (flood, polite) = (ClientId::generate(), ClientId::generate());
+        let mut lines = Lines::default();
+        for _ in 0..32 {
+            lines.push(job_of(&flood, 5_000));
+        }
+        lines.push(job_of(&polite, 10));
+        let (jobs, weight) = lines.take_group();
+        let clients: Vec<&str> = jobs.iter().map(|j| j.op.client()).collect();
+        assert!(clients.contains(&polite.as_str()), "{clients:?}");
+        assert!(weight <= MAX_CLIENT_GROUP_EVENTS + 10, "{weight}");
+        // The flood goes on in later groups, nothing lost or reordered within it.
+        let mut rest = 0;
+        while lines.len > 0 {
+            let (jobs, weight) = lines.take_group();
+            assert!(!jobs.is_empty() && weight <= MAX_CLIENT_GROUP_EVENTS);
+            rest += jobs.len();
+        }
+        assert_eq!(rest + clients.len(), 33);
+    }
+
+    #[test]
+    fn a_client_alone_still_gets_whole_groups_and_an_oversized_op_goes_alone() {
+        let c = ClientId::generate();
+        let mut lines = Lines::default();
+        lines.push(job_of(&c, 30_000));
+        for _ in 0..10 {
+            lines.push(job_of(&c, 1_000));
+        }
+        let (jobs, weight) = lines.take_group();
+        assert_eq!((jobs.len(), weight), (1, 30_000));
+        let (jobs, weight) = lines.take_group();
+        assert_eq!((jobs.len(), weight), (10, 10_000));
+    }
 
     #[test]
     fn fan_out_counts_the_thresholds_strictly_below_the_red_and_refuses_past_the_bound() {

@@ -780,7 +780,10 @@ async fn stored_image_bytes_follow_inserts_and_deletes(store: Arc<dyn Store>) {
         .await
         .unwrap();
     // The same image again adds nothing.
-    store.insert_images(&[first.clone()]).await.unwrap();
+    store
+        .insert_images(std::slice::from_ref(&first))
+        .await
+        .unwrap();
     assert_eq!(store.stored_image_bytes(&a).await.unwrap(), 120);
     assert_eq!(store.stored_image_bytes(&b).await.unwrap(), 7);
     assert!(
