@@ -295,6 +295,15 @@ pub struct ConfigArgs {
     )]
     pub max_image_bytes_per_client: Option<u64>,
 
+    /// API keys one client may hold, expired ones included until revoked [default: 100].
+    #[arg(
+        long,
+        env = "RUBRA_MAX_KEYS_PER_CLIENT",
+        value_name = "N",
+        global = true
+    )]
+    pub max_keys_per_client: Option<u32>,
+
     /// Watches one client may have [default: 1000].
     #[arg(
         long,
@@ -528,6 +537,8 @@ pub struct Settings {
     pub notify_max_in_flight_per_subscription: u32,
     /// Percent (1–100) of the delivery slots one client may hold.
     pub notify_client_share: u8,
+    /// API keys one client may hold.
+    pub max_keys_per_client: u32,
     /// Watches one client may have.
     pub max_watches_per_client: u32,
     /// Overlays one client may store.
@@ -612,6 +623,7 @@ impl ConfigArgs {
                 .notify_max_in_flight_per_subscription
                 .or(other.notify_max_in_flight_per_subscription),
             notify_client_share: self.notify_client_share.or(other.notify_client_share),
+            max_keys_per_client: self.max_keys_per_client.or(other.max_keys_per_client),
             max_watches_per_client: self.max_watches_per_client.or(other.max_watches_per_client),
             max_overlays_per_client: self
                 .max_overlays_per_client
@@ -835,6 +847,13 @@ impl Settings {
         if !(1..=100).contains(&notify_client_share) {
             return Err(invalid("notify-client-share", "must be 1 to 100 (percent)"));
         }
+        let max_keys_per_client = a.max_keys_per_client.unwrap_or(100);
+        if max_keys_per_client == 0 {
+            return Err(invalid(
+                "max-keys-per-client",
+                "must be at least 1 (a client needs a key)",
+            ));
+        }
         let max_watches_per_client = a.max_watches_per_client.unwrap_or(1000);
         let max_subscriptions_per_client = a.max_subscriptions_per_client.unwrap_or(1000);
         let max_jobs_per_client = a.max_jobs_per_client.unwrap_or(1000);
@@ -903,6 +922,7 @@ impl Settings {
             notify_timeout: Duration::from_millis(notify_timeout_ms),
             notify_max_in_flight_per_subscription,
             notify_client_share,
+            max_keys_per_client,
             max_watches_per_client,
             max_overlays_per_client: a.max_overlays_per_client.unwrap_or(100),
             max_overlay_bytes_per_client: a.max_overlay_bytes_per_client.unwrap_or(256 << 20),

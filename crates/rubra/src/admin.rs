@@ -76,7 +76,8 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
     };
     // Opening the services applies migrations.
     let services = Services::open(settings).await?;
-    match keys(services.store.as_ref(), &args.command).await {
+    let max_keys = services.settings.max_keys_per_client;
+    match keys(services.store.as_ref(), max_keys, &args.command).await {
         Some(Ok(())) => return Ok(ExitCode::SUCCESS),
         Some(Err(e)) => {
             eprintln!("rubra: {e}");
@@ -135,7 +136,11 @@ fn api(e: rubra_server::ApiError) -> anyhow::Error {
 
 /// Runs the key and client-state commands (the same operations as the API's); `None` for
 /// the other commands.
-async fn keys(store: &dyn Store, command: &AdminCommand) -> Option<anyhow::Result<()>> {
+async fn keys(
+    store: &dyn Store,
+    max_keys: u32,
+    command: &AdminCommand,
+) -> Option<anyhow::Result<()>> {
     let client = |id: &str| {
         ClientId::parse(id).ok_or_else(|| anyhow::anyhow!("{id} is not a client id (cl_…)"))
     };
@@ -153,9 +158,10 @@ async fn keys(store: &dyn Store, command: &AdminCommand) -> Option<anyhow::Resul
                     ),
                     None => None,
                 };
-                let created = admin::create_key(store, &client(id)?, name.as_deref(), expires)
-                    .await
-                    .map_err(api)?;
+                let created =
+                    admin::create_key(store, max_keys, &client(id)?, name.as_deref(), expires)
+                        .await
+                        .map_err(api)?;
                 println!("{}", serde_json::to_string_pretty(&created)?);
                 Ok(())
             }

@@ -21,8 +21,6 @@ use rubra_store::{
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// Most keys one client may hold.
-pub const MAX_KEYS_PER_CLIENT: usize = 100;
 /// Longest key name, in characters.
 const MAX_NAME_CHARS: usize = 100;
 
@@ -79,9 +77,11 @@ pub struct CreatedKey {
     pub api_key: String,
 }
 
-/// Makes a key for `client` (which must exist). Shared by the API and `rubra admin create-key`.
+/// Makes a key for `client` (which must exist and hold fewer than `max_keys` keys). Shared by
+/// the API and `rubra admin create-key`.
 pub async fn create_key(
     store: &dyn Store,
+    max_keys: u32,
     client: &ClientId,
     name: Option<&str>,
     expires_at: Option<i64>,
@@ -108,7 +108,8 @@ pub async fn create_key(
         return Err(ApiError::not_found("client"));
     }
     // Counted before the insert: requests racing here may pass the cap by their number.
-    if store.list_keys(client).await?.len() >= MAX_KEYS_PER_CLIENT {
+    let held = store.list_keys(client).await?.len();
+    if u32::try_from(held).unwrap_or(u32::MAX) >= max_keys {
         rubra_telemetry::metrics::counter!(
             "rubra_rejected_requests_total", "reason" => "quota_exceeded"
         )
@@ -116,7 +117,9 @@ pub async fn create_key(
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "quota_exceeded",
-            format!("a client holds at most {MAX_KEYS_PER_CLIENT} keys; revoke one first"),
+            format!(
+                "a client holds at most {max_keys} keys (max-keys-per-client); revoke one first"
+            ),
         ));
     }
     let key = ApiKey::generate();
@@ -199,7 +202,14 @@ pub async fn create(
         })?
     };
     let expires = expires_at(body.expires_at)?;
-    let created = create_key(state.store.as_ref(), &client, body.name.as_deref(), expires).await?;
+    let created = create_key(
+        state.store.as_ref(),
+        state.settings.max_keys_per_client,
+        &client,
+        body.name.as_deref(),
+        expires,
+    )
+    .await?;
     // Should this key have been presented before it existed, it works now, not in a while.
     state
         .keys
