@@ -33,7 +33,8 @@ run_one() {
   rm -rf "$OUT/data"
   # The load comes from one key: its rate limit (issue #18) is lifted so the server is measured.
   "$TARGET/rubra" serve --listen "127.0.0.1:$port" --data-dir "$OUT/data" --log-filter warn \
-    --rate-limit-rps 1000000 --rate-limit-burst 1000000 "$@" \
+    --rate-limit-rps 1000000 --rate-limit-burst 1000000 \
+    --rate-limit-events-per-sec 100000000 --rate-limit-events-burst 100000000 "$@" \
     >"$OUT/serve.out" 2>"$OUT/serve.err" &
   SERVER=$!
   for _ in $(seq 1 100); do curl -fs "127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done

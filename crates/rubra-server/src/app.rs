@@ -160,6 +160,7 @@ impl Application {
             settings: services.settings.clone(),
             keys: Arc::new(KeyCache::default()),
             limiter: Arc::default(),
+            events: Arc::default(),
             anonymous: Arc::default(),
             telemetry,
             shutdown: CancellationToken::new(),

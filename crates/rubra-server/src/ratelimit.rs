@@ -84,17 +84,23 @@ impl RateLimiter {
     /// Takes one request from `subject`'s bucket under `limit`. When it is empty, answers how
     /// long until the next request would be let through, and takes nothing.
     pub fn check(&self, subject: &str, limit: Limit) -> Result<(), Duration> {
-        let now = u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        self.check_at(subject, limit, now)
+        self.check_n(subject, limit, 1)
     }
 
-    /// [`check`](Self::check) at `now` ns since the epoch.
-    fn check_at(&self, subject: &str, limit: Limit, now: u64) -> Result<(), Duration> {
+    /// Takes `n` units at once from `subject`'s bucket (a batch's items, where the limit is in
+    /// items per second): all or none. `n` above the burst can never be let through.
+    pub fn check_n(&self, subject: &str, limit: Limit, n: u32) -> Result<(), Duration> {
+        let now = u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.check_at(subject, limit, now, n)
+    }
+
+    /// [`check_n`](Self::check_n) at `now` ns since the epoch.
+    fn check_at(&self, subject: &str, limit: Limit, now: u64, n: u32) -> Result<(), Duration> {
         let shard = &self.shards[self.hasher.hash_one(subject) as usize % SHARDS];
         {
             let buckets = shard.buckets.read().unwrap_or_else(|e| e.into_inner());
             if let Some(tat) = buckets.get(subject) {
-                return take(tat, limit, now);
+                return take(tat, limit, now, n);
             }
         }
         let mut buckets = shard.buckets.write().unwrap_or_else(|e| e.into_inner());
@@ -108,7 +114,7 @@ impl RateLimiter {
         let tat = buckets
             .entry(subject.into())
             .or_insert_with(|| AtomicU64::new(0));
-        take(tat, limit, now)
+        take(tat, limit, now, n)
     }
 
     /// Gives back one request taken from `subject`'s bucket under `limit` (a request charged
@@ -134,10 +140,10 @@ impl RateLimiter {
     }
 }
 
-/// GCRA on one bucket: a request moves the arrival time one interval past
-/// `max(arrival, now)`, and is refused when that would put it more than the tolerance ahead.
-fn take(tat: &AtomicU64, limit: Limit, now: u64) -> Result<(), Duration> {
-    let interval = limit.interval_ns();
+/// GCRA on one bucket: `n` units move the arrival time `n` intervals past
+/// `max(arrival, now)`, and are refused when that would put it more than the tolerance ahead.
+fn take(tat: &AtomicU64, limit: Limit, now: u64, n: u32) -> Result<(), Duration> {
+    let interval = limit.interval_ns().saturating_mul(u64::from(n));
     let tolerance = limit.tolerance_ns();
     let mut current = tat.load(Ordering::Relaxed);
     loop {
@@ -172,69 +178,84 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_takes_its_size_all_or_nothing_and_one_above_the_burst_never_passes() {
+        let l = RateLimiter::default();
+        let lim = limit(1000, 2000);
+        let t0 = SEC;
+        assert_eq!(l.check_at("a", lim, t0, 1500), Ok(()));
+        // 600 more do not fit the 500 left: refused whole, nothing taken.
+        assert!(l.check_at("a", lim, t0, 600).is_err());
+        assert_eq!(l.check_at("a", lim, t0, 500), Ok(()));
+        // After a second, 1 000 more.
+        assert!(l.check_at("a", lim, t0 + SEC, 1001).is_err());
+        assert_eq!(l.check_at("a", lim, t0 + SEC, 1000), Ok(()));
+        assert!(l.check_at("b", lim, t0, 2001).is_err());
+    }
+
+    #[test]
     fn a_burst_is_let_through_then_one_request_per_interval() {
         let l = RateLimiter::default();
         let lim = limit(2, 3);
         let t0 = 10 * SEC;
         for _ in 0..3 {
-            assert_eq!(l.check_at("a", lim, t0), Ok(()));
+            assert_eq!(l.check_at("a", lim, t0, 1), Ok(()));
         }
         // Empty: the next token is 0.5 s away.
-        assert_eq!(l.check_at("a", lim, t0), Err(Duration::from_millis(500)));
+        assert_eq!(l.check_at("a", lim, t0, 1), Err(Duration::from_millis(500)));
         assert_eq!(
-            l.check_at("a", lim, t0 + SEC / 4),
+            l.check_at("a", lim, t0 + SEC / 4, 1),
             Err(Duration::from_millis(250))
         );
-        assert_eq!(l.check_at("a", lim, t0 + SEC / 2), Ok(()));
-        assert!(l.check_at("a", lim, t0 + SEC / 2).is_err());
+        assert_eq!(l.check_at("a", lim, t0 + SEC / 2, 1), Ok(()));
+        assert!(l.check_at("a", lim, t0 + SEC / 2, 1).is_err());
         // After burst / rps seconds of quiet the whole burst is back, no more.
         let later = t0 + SEC / 2 + 3 * SEC / 2;
         for _ in 0..3 {
-            assert_eq!(l.check_at("a", lim, later), Ok(()));
+            assert_eq!(l.check_at("a", lim, later, 1), Ok(()));
         }
-        assert!(l.check_at("a", lim, later).is_err());
+        assert!(l.check_at("a", lim, later, 1).is_err());
     }
 
     #[test]
     fn refused_requests_take_nothing_and_subjects_are_apart() {
         let l = RateLimiter::default();
         let lim = limit(1, 1);
-        assert!(l.check_at("a", lim, SEC).is_ok());
+        assert!(l.check_at("a", lim, SEC, 1).is_ok());
         for _ in 0..100 {
-            assert!(l.check_at("a", lim, SEC).is_err());
+            assert!(l.check_at("a", lim, SEC, 1).is_err());
         }
         // A hammering client waits exactly one interval, not longer for having hammered.
-        assert!(l.check_at("a", lim, 2 * SEC).is_ok());
-        assert!(l.check_at("b", lim, SEC).is_ok());
+        assert!(l.check_at("a", lim, 2 * SEC, 1).is_ok());
+        assert!(l.check_at("b", lim, SEC, 1).is_ok());
     }
 
     #[test]
     fn a_changed_limit_applies_to_the_existing_bucket() {
         let l = RateLimiter::default();
         for _ in 0..10 {
-            assert!(l.check_at("a", limit(1000, 10), SEC).is_ok());
+            assert!(l.check_at("a", limit(1000, 10), SEC, 1).is_ok());
         }
         // Lowered: the bucket, 10 ms ahead, is over a 1/s, burst 1 tolerance.
-        assert!(l.check_at("a", limit(1, 1), SEC).is_err());
+        assert!(l.check_at("a", limit(1, 1), SEC, 1).is_err());
         // Raised: room again at once.
-        assert!(l.check_at("a", limit(1000, 100), SEC).is_ok());
+        assert!(l.check_at("a", limit(1000, 100), SEC, 1).is_ok());
     }
 
     #[test]
     fn a_refunded_request_can_be_made_again() {
         let l = RateLimiter::default();
         let lim = limit(1, 2);
-        assert!(l.check_at("a", lim, SEC).is_ok());
-        assert!(l.check_at("a", lim, SEC).is_ok());
-        assert!(l.check_at("a", lim, SEC).is_err());
+        assert!(l.check_at("a", lim, SEC, 1).is_ok());
+        assert!(l.check_at("a", lim, SEC, 1).is_ok());
+        assert!(l.check_at("a", lim, SEC, 1).is_err());
         l.refund("a", lim);
-        assert!(l.check_at("a", lim, SEC).is_ok());
-        assert!(l.check_at("a", lim, SEC).is_err());
+        assert!(l.check_at("a", lim, SEC, 1).is_ok());
+        assert!(l.check_at("a", lim, SEC, 1).is_err());
         // A subject without a bucket has nothing to give back, and gets no more than a burst.
         l.refund("b", lim);
-        assert!(l.check_at("b", lim, SEC).is_ok());
-        assert!(l.check_at("b", lim, SEC).is_ok());
-        assert!(l.check_at("b", lim, SEC).is_err());
+        assert!(l.check_at("b", lim, SEC, 1).is_ok());
+        assert!(l.check_at("b", lim, SEC, 1).is_ok());
+        assert!(l.check_at("b", lim, SEC, 1).is_err());
     }
 
     #[test]
@@ -244,8 +265,8 @@ mod tests {
         assert_eq!(retry_after_secs(Duration::from_millis(1001)), 2);
         let l = RateLimiter::default();
         let lim = limit(1, 1);
-        assert!(l.check_at("a", lim, SEC).is_ok());
-        let wait = l.check_at("a", lim, SEC + 1).unwrap_err();
+        assert!(l.check_at("a", lim, SEC, 1).is_ok());
+        let wait = l.check_at("a", lim, SEC + 1, 1).unwrap_err();
         assert_eq!(retry_after_secs(wait), 1);
     }
 
@@ -254,9 +275,9 @@ mod tests {
         let l = RateLimiter::default();
         let lim = limit(u32::MAX, u32::MAX);
         for _ in 0..1000 {
-            assert!(l.check_at("a", lim, u64::MAX / 2).is_ok());
+            assert!(l.check_at("a", lim, u64::MAX / 2, 1).is_ok());
         }
-        assert!(l.check_at("b", limit(1, u32::MAX), 0).is_ok());
+        assert!(l.check_at("b", limit(1, u32::MAX), 0, 1).is_ok());
     }
 
     #[test]
@@ -265,12 +286,12 @@ mod tests {
         let lim = limit(10, 1);
         // 10 000 clients, each one request, 1 ms apart: a bucket is full again 100 ms later.
         for i in 0..10_000u64 {
-            assert!(l.check_at(&format!("c{i}"), lim, i * 1_000_000).is_ok());
+            assert!(l.check_at(&format!("c{i}"), lim, i * 1_000_000, 1).is_ok());
         }
         // At most ~100 are within their 100 ms; sweeps at doubling sizes keep the rest bounded.
         assert!(l.len() <= SHARDS * MIN_SWEEP_AT * 2, "{} buckets", l.len());
         // A bucket in use is never dropped: the last client is still limited.
-        assert!(l.check_at("c9999", lim, 9_999 * 1_000_000).is_err());
+        assert!(l.check_at("c9999", lim, 9_999 * 1_000_000, 1).is_err());
     }
 
     #[test]
@@ -282,7 +303,7 @@ mod tests {
                 let l = Arc::clone(&l);
                 std::thread::spawn(move || {
                     (0..500)
-                        .filter(|_| l.check_at("a", lim, 5 * SEC).is_ok())
+                        .filter(|_| l.check_at("a", lim, 5 * SEC, 1).is_ok())
                         .count()
                 })
             })

@@ -363,6 +363,27 @@ pub struct ConfigArgs {
     #[arg(long, env = "RUBRA_RATE_LIMIT_BURST", value_name = "N", global = true)]
     pub rate_limit_burst: Option<u32>,
 
+    /// Events per second one client (or the admins together) may record through
+    /// `POST /events`, per process: what one client may take of the single event writer
+    /// [default: 50000].
+    #[arg(
+        long,
+        env = "RUBRA_RATE_LIMIT_EVENTS_PER_SEC",
+        value_name = "N",
+        global = true
+    )]
+    pub rate_limit_events_per_sec: Option<u32>,
+
+    /// Events one client may record at once above that rate; at least 10000, the largest
+    /// batch [default: 100000].
+    #[arg(
+        long,
+        env = "RUBRA_RATE_LIMIT_EVENTS_BURST",
+        value_name = "N",
+        global = true
+    )]
+    pub rate_limit_events_burst: Option<u32>,
+
     /// Requests per second one address may make without a valid key (no key, or an unknown
     /// one), per process [default: 20].
     #[arg(
@@ -563,6 +584,10 @@ pub struct Settings {
     pub rate_limit_rps: NonZeroU32,
     /// Token bucket size of a client without its own limit.
     pub rate_limit_burst: NonZeroU32,
+    /// Events per second one client may record through `POST /events`, per process.
+    pub rate_limit_events_per_sec: NonZeroU32,
+    /// Events one client may record at once above that rate.
+    pub rate_limit_events_burst: NonZeroU32,
     /// Requests per second without a valid key, per client address and process.
     pub rate_limit_anonymous_rps: NonZeroU32,
     /// Token bucket size of requests without a valid key, per client address.
@@ -644,6 +669,12 @@ impl ConfigArgs {
             watch_timeout_ms: self.watch_timeout_ms.or(other.watch_timeout_ms),
             rate_limit_rps: self.rate_limit_rps.or(other.rate_limit_rps),
             rate_limit_burst: self.rate_limit_burst.or(other.rate_limit_burst),
+            rate_limit_events_per_sec: self
+                .rate_limit_events_per_sec
+                .or(other.rate_limit_events_per_sec),
+            rate_limit_events_burst: self
+                .rate_limit_events_burst
+                .or(other.rate_limit_events_burst),
             rate_limit_anonymous_rps: self
                 .rate_limit_anonymous_rps
                 .or(other.rate_limit_anonymous_rps),
@@ -873,6 +904,21 @@ impl Settings {
             .ok_or_else(|| invalid("rate-limit-rps", "must be greater than 0"))?;
         let rate_limit_burst = NonZeroU32::new(a.rate_limit_burst.unwrap_or(4000))
             .ok_or_else(|| invalid("rate-limit-burst", "must be greater than 0"))?;
+        let rate_limit_events_per_sec =
+            NonZeroU32::new(a.rate_limit_events_per_sec.unwrap_or(50_000))
+                .ok_or_else(|| invalid("rate-limit-events-per-sec", "must be greater than 0"))?;
+        let rate_limit_events_burst = a.rate_limit_events_burst.unwrap_or(100_000);
+        let rate_limit_events_burst = NonZeroU32::new(rate_limit_events_burst)
+            .filter(|b| b.get() as usize >= crate::routes::events::MAX_BATCH)
+            .ok_or_else(|| {
+                invalid(
+                    "rate-limit-events-burst",
+                    format!(
+                        "must be at least {}, the largest batch",
+                        crate::routes::events::MAX_BATCH
+                    ),
+                )
+            })?;
         let rate_limit_anonymous_rps = NonZeroU32::new(a.rate_limit_anonymous_rps.unwrap_or(20))
             .ok_or_else(|| invalid("rate-limit-anonymous-rps", "must be greater than 0"))?;
         let rate_limit_anonymous_burst =
@@ -936,6 +982,8 @@ impl Settings {
             watch_timeout: Duration::from_millis(watch_timeout_ms),
             rate_limit_rps,
             rate_limit_burst,
+            rate_limit_events_per_sec,
+            rate_limit_events_burst,
             rate_limit_anonymous_rps,
             rate_limit_anonymous_burst,
             retain_deliveries: retention_days(a.retain_deliveries_days),

@@ -25,6 +25,8 @@ pub struct AppState {
     pub limiter: Arc<crate::ratelimit::RateLimiter>,
     /// Token buckets of the addresses sending requests without a valid key.
     pub anonymous: Arc<crate::ratelimit::RateLimiter>,
+    /// Token buckets of events recorded through `POST /events`, per client.
+    pub events: Arc<crate::ratelimit::RateLimiter>,
     /// Logs and metrics.
     pub telemetry: Telemetry,
     /// Cancelled when the process begins shutting down; long-running work watches it.

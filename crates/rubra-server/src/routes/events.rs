@@ -10,8 +10,10 @@
 //! `201 {"accepted": n}` once the batch is committed (durable: a crash after the answer loses
 //! nothing), together with its rollups and notifications.
 
+use crate::admission::count_rejection;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiQuery, Caller};
+use crate::ratelimit::{Limit, retry_after_secs};
 use crate::state::AppState;
 use crate::timefmt::parse_timestamp;
 use axum::Json;
@@ -174,6 +176,37 @@ fn too_many() -> ApiError {
     )
 }
 
+/// Takes `count` events from the caller's event bucket (`rate-limit-events-per-sec`; the
+/// admin keys share one), or refuses the whole batch with 429 `rate_limited`: the cost of a
+/// batch to the single event writer grows with its size, which the request rate limit does
+/// not see.
+fn charge_events(state: &AppState, who: &Principal, count: usize) -> ApiResult<()> {
+    let settings = &state.settings;
+    let limit = Limit {
+        rps: settings.rate_limit_events_per_sec,
+        burst: settings.rate_limit_events_burst,
+    };
+    let subject = match who {
+        Principal::Client(id) => id.as_str(),
+        Principal::Admin => "admin",
+    };
+    let n = u32::try_from(count).unwrap_or(u32::MAX);
+    state.events.check_n(subject, limit, n).map_err(|wait| {
+        count_rejection("rate_limited");
+        let secs = retry_after_secs(wait);
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!(
+                "over the event rate limit of {} events per second (bursts of {}); this batch \
+                 has {count}; retry in {secs} s",
+                limit.rps, limit.burst
+            ),
+        )
+        .with_retry_after(secs)
+    })
+}
+
 /// `POST /events`.
 #[tracing::instrument(name = "http.events.create", skip_all, fields(events))]
 pub async fn create(
@@ -212,6 +245,7 @@ pub async fn create(
         .await
         .map_err(|e| ApiError::internal(&e))??;
     tracing::Span::current().record("events", items.len());
+    charge_events(&state, &who, items.len())?;
 
     let batch_client = match (&who, &q.client) {
         (Principal::Admin, Some(c)) => Some(existing_client(&state, c).await?),

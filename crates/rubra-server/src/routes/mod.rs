@@ -3,7 +3,7 @@
 pub(crate) mod clients;
 mod dashboard;
 mod debug;
-mod events;
+pub(crate) mod events;
 mod health;
 mod images;
 mod jobs;

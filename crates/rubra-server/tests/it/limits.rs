@@ -419,3 +419,45 @@ async fn a_key_flood_of_one_unknown_key_is_answered_from_memory_until_it_exists(
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// Issue #18, the noisy-neighbour benchmark: a client posting 5 000-event batches as fast as
+/// they were answered was never refused (its requests stayed far under the request rate), and
+/// everyone's writes waited behind its batches in the single event writer.
+#[tokio::test]
+async fn a_flood_of_event_batches_is_refused_with_429_by_its_event_rate_and_others_are_not() {
+    let app = spawn_app_with(|c| {
+        c.rate_limit_events_per_sec = Some(1_000);
+        c.rate_limit_events_burst = Some(10_000);
+    })
+    .await;
+    let (_, flood) = app.create_client("flood").await;
+    let (_, polite) = app.create_client("polite").await;
+    let batch: Vec<Value> = (0..6_000).map(|_| json!({"red": 0.5})).collect();
+    let post = |key: String, body: Vec<Value>| {
+        let req = app.with_key(&key, Method::POST, "/events").json(&body);
+        async move { req.send().await.unwrap() }
+    };
+    assert_eq!(post(flood.clone(), batch.clone()).await.status(), 201);
+    // 4 000 events are left in the bucket: the next 6 000 are refused whole.
+    let refused = post(flood.clone(), batch.clone()).await;
+    let retry = rate_limited(refused).await;
+    assert!((1..=3).contains(&retry), "Retry-After {retry}");
+    // Nothing of the refused batch was recorded.
+    let stats: Value = app
+        .with_key(&flood, Method::GET, "/stats")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats["total"], 6_000, "{stats}");
+    // Another client has its own bucket.
+    assert_eq!(post(polite, batch).await.status(), 201);
+    // A burst below the largest batch is refused at start.
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = test_config(&dir);
+    args.rate_limit_events_burst = Some(9_999);
+    let err = Settings::validate(args).unwrap_err().to_string();
+    assert!(err.contains("rate-limit-events-burst"), "{err}");
+}
