@@ -2,11 +2,13 @@
 # Runs every cargo-fuzz target of fuzz/ for SECONDS each (default 30), one after the
 # other, and fails on the first crash (its input is left in fuzz/artifacts/<target>/).
 # Needs a nightly toolchain and cargo-fuzz (installed from crates.io when missing).
-# Seeds: fuzz/examples/make_seeds.rs writes fuzz/corpus/ when it is missing; the image
-# fixtures of rubra-image and rubra-watermark are added to the image targets' corpora.
-# FUZZ_TARGETS="csvsum slowlog" runs only those; FUZZ_FEATURES=watch adds watch_pointer
-# (its HTTP client makes the sanitizer build much longer). A summary line per target
-# (time, coverage, features, runs) is printed at the end and written to fuzz/last-run.txt.
+# Seeds: fuzz/seeds/<target>/ (written by fuzz/examples/make_seeds.rs, checked in) and the
+# image fixtures of rubra-image and rubra-watermark; what the fuzzer learns goes to
+# fuzz/corpus/<target>/ (not checked in), which later runs start from.
+# FUZZ_TARGETS="csvsum slowlog" runs only those; FUZZ_FEATURES= (empty) leaves out
+# watch_pointer, whose HTTP client (rustls, aws-lc) lengthens the build by minutes.
+# A summary line per target (time, exit status, libFuzzer's last "#runs cov: ft: ..."
+# line) is printed and written to fuzz/last-run.txt.
 set -euo pipefail
 seconds=${1:-30}
 cd "$(dirname "$0")/../fuzz"
@@ -15,7 +17,7 @@ if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
   cargo install cargo-fuzz --locked
 fi
 
-features=${FUZZ_FEATURES:-}
+features=${FUZZ_FEATURES-watch}
 default_targets="csvsum jsondiff_parse jsondiff_patch image_probe watermark jpeg_baseline slowlog timestamp"
 if [ "$features" = watch ]; then default_targets="$default_targets watch_pointer"; fi
 targets=${FUZZ_TARGETS:-$default_targets}
@@ -26,10 +28,6 @@ if [ -n "$features" ]; then build_flags+=(--features "$features"); fi
 echo "== building the fuzz targets"
 cargo +nightly fuzz build ${build_flags[@]+"${build_flags[@]}"}
 
-if [ ! -d corpus ]; then
-  echo "== generating the seed corpora"
-  cargo run --quiet --example make_seeds
-fi
 for t in image_probe jpeg_baseline watermark; do
   mkdir -p "corpus/$t"
   for f in ../crates/rubra-image/tests/fixtures/* ../crates/rubra-watermark/tests/fixtures/*; do
@@ -56,10 +54,10 @@ for t in $targets; do
   dict=$(dict_for "$t")
   args=(-max_total_time="$seconds" -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1)
   if [ -n "$dict" ]; then args+=(-dict="$dict"); fi
-  mkdir -p "corpus/$t"
+  mkdir -p "corpus/$t" "seeds/$t"
   start=$(date +%s)
   status=0
-  cargo +nightly fuzz run ${build_flags[@]+"${build_flags[@]}"} "$t" "corpus/$t" -- "${args[@]}" >"logs/$t.log" 2>&1 || status=$?
+  cargo +nightly fuzz run ${build_flags[@]+"${build_flags[@]}"} "$t" "corpus/$t" "seeds/$t" -- "${args[@]}" >"logs/$t.log" 2>&1 || status=$?
   took=$(( $(date +%s) - start ))
   # libFuzzer's last status line: "#N DONE cov: C ft: F corp: ..." (or the crash).
   last=$(grep -E '^#[0-9]+' "logs/$t.log" | tail -n 1 || true)

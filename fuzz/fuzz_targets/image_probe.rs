@@ -1,6 +1,7 @@
-//! rubra-image's header probe against the `image` crate's: when both read the
-//! dimensions of the same bytes, they agree on format, width and height; the red
-//! meter never panics and reports a level within [0, 1] over at most every pixel.
+//! rubra-image's header probe against the `image` crate's (PNG, GIF, WebP) and
+//! zune-jpeg's (JPEG): when both read the dimensions of the same bytes, they agree
+//! on format, width and height; the red meter never panics and reports a level
+//! within [0, 1] over at most every pixel.
 #![no_main]
 
 use std::io::Cursor;
@@ -24,6 +25,16 @@ fuzz_target!(|input: &[u8]| {
         );
         assert!(same, "{info:?} vs {format:?}");
         assert_eq!((info.width, info.height), (w, h), "{format:?}");
+    }
+    if let Ok(info) = &ours
+        && info.format == ImageFormat::Jpeg
+    {
+        let mut d = zune_jpeg::JpegDecoder::new(zune_core::bytestream::ZCursor::new(input));
+        if d.decode_headers().is_ok()
+            && let Some((w, h)) = d.dimensions()
+        {
+            assert_eq!((info.width as usize, info.height as usize), (w, h), "JPEG");
+        }
     }
     if let Ok(report) = measure(input, &Limits::with_max_pixels(1 << 20)) {
         assert!((0.0..=1.0).contains(&report.red), "{report:?}");
