@@ -511,3 +511,43 @@ proptest! {
         }
     }
 }
+
+/// Any bytes from CSV's alphabet: stray quotes, lone `\r`, byte order marks anywhere.
+fn hostile() -> impl Strategy<Value = Vec<u8>> {
+    let piece = prop_oneof![
+        4 => prop::sample::select(b"0123456789.,;\"\r\n e-+a\t".to_vec()).prop_map(|b| vec![b]),
+        1 => Just(BOM.to_vec()),
+        1 => Just(b"\"\"".to_vec()),
+        1 => Just(b"\r\n".to_vec()),
+        1 => Just(b"1e38".to_vec()),
+        1 => Just(b"99999999999999999999".to_vec()),
+    ];
+    prop::collection::vec(piece, 0..80).prop_map(|p| p.concat())
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn hostile_bytes_give_the_whole_input_answer_in_every_chunking(
+        data in hostile(),
+        step in 1usize..4,
+        delimiter in prop::sample::select(b",; \t".to_vec()),
+        header in any::<bool>(),
+        skip_invalid in any::<bool>(),
+        threads in 1usize..4,
+        min_region in 1u64..32,
+    ) {
+        let options = SumOptions { step, delimiter, header, skip_invalid };
+        let whole = format!("{:?}", fed(&data, &options, []));
+        for cut in 0..=data.len() {
+            prop_assert_eq!(&format!("{:?}", fed(&data, &options, [cut])), &whole, "cut at {} of {}", cut, show(&data));
+        }
+        prop_assert_eq!(&format!("{:?}", fed(&data, &options, 0..data.len())), &whole, "byte by byte");
+        let control = Control { threads, min_region, ..Control::default() };
+        let parallel = sum_bytes(&data, &options, &control);
+        if !matches!(parallel, Err(CsvSumError::SumOverflow { .. })) && !whole.contains("SumOverflow") {
+            prop_assert_eq!(&format!("{parallel:?}"), &whole, "sum_bytes {}", show(&data));
+        }
+    }
+}
