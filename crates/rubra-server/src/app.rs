@@ -65,33 +65,27 @@ pub struct Services {
 
 impl Services {
     /// Creates the data folder, opens (and migrates) the database and opens the blob storage.
+    ///
+    /// Loads the secret key file into the store first (see [`Services::open_without_secret_key`]).
     pub async fn open(settings: Settings) -> Result<Services, StartError> {
+        Self::open_with(settings, true).await
+    }
+
+    /// [`Services::open`] without the secret key file, for admin commands that touch no
+    /// secret (`migrate`, clients and keys): they need not run where the key file is. Such a
+    /// store refuses to write a secret, and a sealed one does not open in it.
+    pub async fn open_without_secret_key(settings: Settings) -> Result<Services, StartError> {
+        Self::open_with(settings, false).await
+    }
+
+    async fn open_with(settings: Settings, secret_key: bool) -> Result<Services, StartError> {
         std::fs::create_dir_all(&settings.data_dir).map_err(|source| StartError::DataDir {
             path: settings.data_dir.display().to_string(),
             source,
         })?;
         let store = rubra_store::open(&settings.database).await?;
-        let (keys, created) = settings.secret_key.load().map_err(StartError::SecretKey)?;
-        if created && matches!(settings.database, rubra_store::DatabaseUrl::Postgres(_)) {
-            // Another process that made its own key could not read what this one seals.
-            tracing::warn!(
-                file = %settings.secret_key.path.display(),
-                "a new secret key file was made for a PostgreSQL database: give every process \
-                 sharing it this same file with --secret-key-file"
-            );
-        }
-        let key_file = settings.secret_key.path.display();
-        let sealed = store.use_secret_keys(keys).await.map_err(|e| match e {
-            rubra_store::StoreError::SecretKey(m) => {
-                StartError::SecretKey(format!("{key_file}: {m}"))
-            }
-            other => StartError::Store(other),
-        })?;
-        if sealed.sealed > 0 {
-            tracing::info!(
-                sealed = sealed.sealed,
-                "secrets stored in plaintext were sealed"
-            );
+        if secret_key {
+            load_secret_key(store.as_ref(), &settings).await?;
         }
         let blobs = BlobStore::open(&settings.storage, settings.s3_endpoint.as_deref())?;
         tracing::info!(
@@ -106,6 +100,32 @@ impl Services {
             instance_id: instance_id().into(),
         })
     }
+}
+
+/// Reads the secret key file (making it on the default path) and hands it to the store, which
+/// refuses it when stored secrets are sealed under a key it lacks and seals the plaintext ones.
+async fn load_secret_key(store: &dyn Store, settings: &Settings) -> Result<(), StartError> {
+    let (keys, created) = settings.secret_key.load().map_err(StartError::SecretKey)?;
+    if created && matches!(settings.database, rubra_store::DatabaseUrl::Postgres(_)) {
+        // Another process that made its own key could not read what this one seals.
+        tracing::warn!(
+            file = %settings.secret_key.path.display(),
+            "a new secret key file was made for a PostgreSQL database: give every process \
+             sharing it this same file with --secret-key-file"
+        );
+    }
+    let key_file = settings.secret_key.path.display();
+    let sealed = store.use_secret_keys(keys).await.map_err(|e| match e {
+        rubra_store::StoreError::SecretKey(m) => StartError::SecretKey(format!("{key_file}: {m}")),
+        other => StartError::Store(other),
+    })?;
+    if sealed.sealed > 0 {
+        tracing::info!(
+            sealed = sealed.sealed,
+            "secrets stored in plaintext were sealed"
+        );
+    }
+    Ok(())
 }
 
 /// A name for this process that no other live process has: host, pid and a random part.

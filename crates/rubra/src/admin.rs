@@ -74,8 +74,13 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    // Opening the services applies migrations.
-    let services = Services::open(settings).await?;
+    // Opening the services applies migrations. Only a command that reads or writes secrets
+    // needs the secret key file.
+    let services = if matches!(args.command, AdminCommand::RotateSecrets) {
+        Services::open(settings).await?
+    } else {
+        Services::open_without_secret_key(settings).await?
+    };
     let max_keys = services.settings.max_keys_per_client;
     match keys(services.store.as_ref(), max_keys, &args.command).await {
         Some(Ok(())) => return Ok(ExitCode::SUCCESS),

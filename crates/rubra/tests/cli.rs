@@ -324,9 +324,8 @@ fn admin_rotate_secrets_reseals_under_the_new_key_so_the_old_one_can_be_dropped(
     let created: Value = serde_json::from_slice(&out.stdout).unwrap();
     let key = created["api_key"].as_str().unwrap().to_owned();
     let key_file = data.join("secret.key");
-    let old = std::fs::read_to_string(&key_file).unwrap();
-
     let server = start_server(&data);
+    let old = std::fs::read_to_string(&key_file).unwrap();
     let secret = tokio_rt().block_on(async {
         let resp = reqwest::Client::new()
             .post(format!("{}/subscriptions", server.base))
@@ -390,4 +389,52 @@ fn admin_rotate_secrets_reseals_under_the_new_key_so_the_old_one_can_be_dropped(
         let list: Value = resp.json().await.unwrap();
         assert_eq!(list["items"].as_array().unwrap().len(), 1, "{list}");
     });
+}
+
+#[test]
+fn admin_commands_that_touch_no_secret_run_without_the_key_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = rubra()
+        .args(["admin", "create-client", "acme", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let created: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let key = created["api_key"].as_str().unwrap().to_owned();
+    let server = start_server(&data);
+    tokio_rt().block_on(async {
+        let resp = reqwest::Client::new()
+            .post(format!("{}/subscriptions", server.base))
+            .bearer_auth(&key)
+            .json(&serde_json::json!({"threshold": 0.5,
+                   "channel": {"type": "webhook", "url": "https://hooks.test/h"}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 201);
+    });
+    drop(server);
+    // An operator's machine without the key file (it lives with the servers).
+    let key_file = data.join("secret.key");
+    std::fs::rename(&key_file, dir.path().join("elsewhere.key")).unwrap();
+    for args in [&["migrate"][..], &["create-client", "globex"][..]] {
+        let out = rubra()
+            .arg("admin")
+            .args(args)
+            .args(["--log-format", "json", "--data-dir"])
+            .arg(&data)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(
+        !key_file.exists(),
+        "no key was made by a command that needs none"
+    );
 }
