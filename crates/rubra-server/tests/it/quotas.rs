@@ -328,7 +328,12 @@ async fn images_past_the_stored_bytes_quota_are_refused_and_a_delete_frees_their
     assert_eq!(resp.status(), 204);
     assert_eq!(upload(&app, &a, three.clone()).await.status(), 201);
     // Full again; an admin raises this client's quota.
-    assert_error(upload(&app, &a, tiny_png(6, 8)).await, 409, "quota_exceeded").await;
+    assert_error(
+        upload(&app, &a, tiny_png(6, 8)).await,
+        409,
+        "quota_exceeded",
+    )
+    .await;
     patch_client(&app, &a_id, json!({"quotas": {"image_bytes": 1_000_000}})).await;
     assert_eq!(upload(&app, &a, tiny_png(6, 8)).await.status(), 201);
 }
