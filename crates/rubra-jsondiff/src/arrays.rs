@@ -626,7 +626,7 @@ impl<'d> Engine<'d> {
                     (ArrayMode::Key(_), Some(k)) => Disp::Keyed(Side::A, k, i),
                     _ => Disp::Index(i),
                 };
-                e.push_elem(disp, Ptr::Index(i));
+                e.push_elem(disp, Ptr::Index(i), j);
                 e.diff(fa + i, fb + j, ecx);
                 e.pop_elem();
             }
@@ -648,13 +648,13 @@ impl<'d> Engine<'d> {
                 return;
             }
             let d = disp(self, Side::A, fa, i);
-            self.push_elem(d, Ptr::Index(i));
+            self.push_elem(d, Ptr::Index(i), i);
             self.removed(fa + i, false);
             self.pop_elem();
         }
         // Removing from the back keeps the earlier indices valid.
         for &i in u.a.iter().rev() {
-            self.push_elem(Disp::Index(i), Ptr::Index(i));
+            self.push_elem(Disp::Index(i), Ptr::Index(i), i);
             self.op(Op::Remove, None);
             self.pop_elem();
         }
@@ -663,7 +663,7 @@ impl<'d> Engine<'d> {
                 return;
             }
             let d = disp(self, Side::B, fb, j);
-            self.push_elem(d, Ptr::End);
+            self.push_elem(d, Ptr::End, j);
             self.added(fb + j, true);
             self.pop_elem();
         }

@@ -51,7 +51,9 @@ pub(crate) enum Ptr {
 #[derive(Clone, Copy)]
 enum Seg {
     Key(Side, u32),
-    Elem(Disp, Ptr),
+    /// An array element: how it is shown, where the patch finds it, and its index
+    /// in the second document (for the pointers of added values).
+    Elem(Disp, Ptr, u32),
 }
 
 pub(crate) static EXACT: Tolerance = Tolerance::EXACT;
@@ -674,8 +676,10 @@ impl<'d> Engine<'d> {
 
     // ---- recording ---------------------------------------------------------
 
-    pub(crate) fn push_elem(&mut self, disp: Disp, ptr: Ptr) {
-        self.path.push(Seg::Elem(disp, ptr));
+    /// Enters an array element; `in_b` is its index in the second document (any
+    /// index for an element only the first document has).
+    pub(crate) fn push_elem(&mut self, disp: Disp, ptr: Ptr, in_b: u32) {
+        self.path.push(Seg::Elem(disp, ptr, in_b));
     }
 
     pub(crate) fn pop_elem(&mut self) {
@@ -684,7 +688,7 @@ impl<'d> Engine<'d> {
 
     fn note(&mut self, kind: Kind, old: Option<String>, new: Option<String>, delta: Option<f64>) {
         let path = self.display_path();
-        let pointer = self.doc_pointer();
+        let pointer = self.doc_pointer(kind == Kind::Added);
         self.out.differences.push(Difference {
             path,
             pointer,
@@ -753,12 +757,12 @@ impl<'d> Engine<'d> {
                         out.push(']');
                     }
                 }
-                Seg::Elem(Disp::Index(i), _) => {
+                Seg::Elem(Disp::Index(i), ..) => {
                     out.push('[');
                     out.push_str(&i.to_string());
                     out.push(']');
                 }
-                Seg::Elem(Disp::Keyed(side, key, _), _) => {
+                Seg::Elem(Disp::Keyed(side, key, _), ..) => {
                     out.push('[');
                     // The field name is not stored in the segment; the key node's
                     // own member name is the field.
@@ -776,10 +780,10 @@ impl<'d> Engine<'d> {
         out
     }
 
-    /// The current path as a JSON Pointer into the documents themselves: array
-    /// positions are those of the first document, or of the second for added
-    /// elements (unlike [`Engine::pointer`], which follows the patch as it runs).
-    fn doc_pointer(&self) -> String {
+    /// The current path as a JSON Pointer into the document the value is in: array
+    /// positions are those of the second document for an added value (`in_b`), else
+    /// of the first (unlike [`Engine::pointer`], which follows the patch as it runs).
+    fn doc_pointer(&self, in_b: bool) -> String {
         let mut out = String::new();
         for seg in &self.path {
             out.push('/');
@@ -788,7 +792,10 @@ impl<'d> Engine<'d> {
                     let name = self.doc(side).key(id);
                     out.push_str(&name.replace('~', "~0").replace('/', "~1"));
                 }
-                Seg::Elem(Disp::Index(i) | Disp::Keyed(_, _, i), _) => out.push_str(&i.to_string()),
+                Seg::Elem(_, _, j) if in_b => out.push_str(&j.to_string()),
+                Seg::Elem(Disp::Index(i) | Disp::Keyed(_, _, i), ..) => {
+                    out.push_str(&i.to_string());
+                }
             }
         }
         out
@@ -803,8 +810,8 @@ impl<'d> Engine<'d> {
                     let name = self.doc(side).key(id);
                     out.push_str(&name.replace('~', "~0").replace('/', "~1"));
                 }
-                Seg::Elem(_, Ptr::Index(i)) => out.push_str(&i.to_string()),
-                Seg::Elem(_, Ptr::End) => out.push('-'),
+                Seg::Elem(_, Ptr::Index(i), _) => out.push_str(&i.to_string()),
+                Seg::Elem(_, Ptr::End, _) => out.push('-'),
             }
         }
         out

@@ -28,18 +28,18 @@ impl<'d> Engine<'d> {
             match e {
                 Edit::Keep(..) => pos += 1,
                 Edit::Change(i, j) => {
-                    self.push_elem(Disp::Index(i), Ptr::Index(pos));
+                    self.push_elem(Disp::Index(i), Ptr::Index(pos), j);
                     self.diff(fa + i, fb + j, ecx);
                     self.pop_elem();
                     pos += 1;
                 }
                 Edit::Del(i) => {
-                    self.push_elem(Disp::Index(i), Ptr::Index(pos));
+                    self.push_elem(Disp::Index(i), Ptr::Index(pos), i);
                     self.removed(fa + i, true);
                     self.pop_elem();
                 }
                 Edit::Ins(j) => {
-                    self.push_elem(Disp::Index(j), Ptr::Index(pos));
+                    self.push_elem(Disp::Index(j), Ptr::Index(pos), j);
                     self.added(fb + j, true);
                     self.pop_elem();
                     pos += 1;

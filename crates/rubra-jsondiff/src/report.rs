@@ -36,8 +36,8 @@ pub struct Difference {
     /// Where, as a readable path.
     pub path: String,
     /// Where, as a JSON Pointer (RFC 6901) into the document the value is in: array
-    /// positions are those of the first document, or of the second for added
-    /// elements (keyed elements too), e.g. `/items/3/price`; `""` is the root.
+    /// positions are those of the second document for an added value (all the way
+    /// down), of the first otherwise, e.g. `/items/3/price`; `""` is the root.
     pub pointer: String,
     /// Added, removed or changed.
     pub kind: Kind,

@@ -359,3 +359,34 @@ fn wires_as_a_rubra_subcommand() {
     );
     assert!(help.contains("--precision"), "{help}");
 }
+
+/// Found by tests/prop_parser.rs: a member added inside an array element that moved
+/// (element 3 of A is element 2 of B) had a pointer with A's position for the
+/// element, `/rows/3/a`, which resolves in neither document.
+#[test]
+fn the_pointer_of_an_added_value_names_positions_in_the_second_document() {
+    let a = doc(include_str!(
+        "../fixtures/added_under_a_moved_element.a.json"
+    ));
+    let b = doc(include_str!(
+        "../fixtures/added_under_a_moved_element.b.json"
+    ));
+    let found: Vec<(String, String)> = diff(&a, &b, &Options::default())
+        .differences
+        .iter()
+        .map(|d| (d.kind.as_str().to_owned(), d.pointer.clone()))
+        .collect();
+    let want = [
+        ("removed", "/rows/0"),
+        ("changed", "/rows/2"),
+        ("added", "/rows/2/a"),
+    ];
+    assert_eq!(
+        found,
+        want.map(|(k, p)| (k.to_owned(), p.to_owned())).to_vec()
+    );
+}
+
+fn doc(text: &str) -> Document {
+    text.parse().expect("valid JSON")
+}
