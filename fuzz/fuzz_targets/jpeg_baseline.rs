@@ -9,8 +9,8 @@ use zune_jpeg::JpegDecoder;
 
 fn decode(bytes: &[u8]) -> Option<(usize, usize, Vec<u8>)> {
     let options = DecoderOptions::default()
-        .set_max_width(4096)
-        .set_max_height(4096);
+        .set_max_width(1 << 20)
+        .set_max_height(1 << 20);
     let mut d = JpegDecoder::new_with_options(zune_core::bytestream::ZCursor::new(bytes), options);
     let pixels = d.decode().ok()?;
     let (w, h) = d.dimensions()?;
