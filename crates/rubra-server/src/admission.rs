@@ -295,23 +295,6 @@ impl Admission {
         })
     }
 
-    /// Refuses at once, before its body is read, a request of a caller that already holds its
-    /// share of places: [`admit`](Self::admit) would refuse it after the upload anyway, and a
-    /// flood's refused uploads would otherwise cost the server every byte of them.
-    pub fn precheck(&self, who: &Principal) -> Result<(), ApiError> {
-        let gate = &self.inner;
-        let held = gate.lock();
-        let places = held
-            .by_caller
-            .get(&caller_of(who))
-            .map_or(0, |share| share.places);
-        drop(held);
-        if places >= gate.places_per_client {
-            return Err(share_full(places));
-        }
-        Ok(())
-    }
-
     /// Counts one place and `pixels` against the caller's share and the budget, or refuses
     /// when they do not fit now. Waiting requests hold their place and pixels too, so one that
     /// was admitted to the queue is never refused later for memory.
@@ -322,7 +305,11 @@ impl Admission {
             let mine = held.by_caller.get(&caller).copied().unwrap_or_default();
             if mine.places >= gate.places_per_client {
                 drop(held);
-                return Err(share_full(mine.places));
+                return Err(overloaded(&format!(
+                    "this client already has {} image requests running or waiting, its share \
+                     of the server (admission-client-share)",
+                    mine.places
+                )));
             }
             if mine.pixels > 0 && mine.pixels.saturating_add(pixels) > gate.pixels_per_client {
                 drop(held);
@@ -365,13 +352,6 @@ impl Admission {
         metrics::gauge!("rubra_admission_queue_depth").set((before + 1) as f64);
         Ok(place)
     }
-}
-
-fn share_full(places: usize) -> ApiError {
-    overloaded(&format!(
-        "this client already has {places} image requests running or waiting, its share of the \
-         server (admission-client-share)"
-    ))
 }
 
 fn overloaded(why: &str) -> ApiError {
@@ -570,28 +550,6 @@ mod tests {
         }
         let at = order.iter().position(|w| *w == "polite").unwrap();
         assert!(at <= 1, "the polite image ran {}th: {order:?}", at + 1);
-    }
-
-    #[tokio::test]
-    async fn a_caller_at_its_share_is_refused_before_its_body_is_read() {
-        let a = Principal::Client(ClientId::parse("cl_00000000000000aa").unwrap());
-        let b = Principal::Client(ClientId::parse("cl_00000000000000bb").unwrap());
-        // 1 slot + 3 waiting at 50 %: two places each.
-        let gate = Admission::new(1, 3, 1 << 30, 50);
-        assert!(gate.precheck(&a).is_ok());
-        let first = gate.admit(&a, 10).await.unwrap();
-        let second = {
-            let g = gate.clone();
-            let a = a.clone();
-            tokio::spawn(async move { g.admit(&a, 10).await.map(drop) })
-        };
-        tokio::time::sleep(Duration::from_millis(10)).await;
-        let refused = gate.precheck(&a).unwrap_err();
-        assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
-        assert!(gate.precheck(&b).is_ok(), "another caller is not refused");
-        drop(first);
-        second.await.unwrap().unwrap();
-        assert!(gate.precheck(&a).is_ok());
     }
 
     #[tokio::test]

@@ -180,7 +180,6 @@ pub async fn upload(
     req: Request,
 ) -> ApiResult<Response> {
     let client = crate::extract::client_of(&state, &who, q.client.as_deref()).await?;
-    state.admission.precheck(&who)?;
     let (parts, multipart) = read_images(req).await?;
     let scope = Scope::Client(client.clone());
 
@@ -215,12 +214,7 @@ pub async fn upload(
         known.push(None);
     }
 
-    check_image_bytes(
-        &state,
-        &client,
-        fresh.iter().map(|(b, _)| b.len() as u64).sum(),
-    )
-    .await?;
+    check_image_bytes(&state, &client, fresh.iter().map(|(b, _)| b.len() as u64).sum()).await?;
     // Every new blob first, then every new record in one transaction: a failure on the way
     // stores no record at all (the blobs written before it stay unreferenced, and an upload
     // of the same bytes later writes them again).
@@ -460,7 +454,6 @@ pub async fn red(
     req: Request,
 ) -> ApiResult<Json<Value>> {
     let client = crate::extract::client_of(&state, &who, q.client.as_deref()).await?;
-    state.admission.precheck(&who)?;
     let (mut parts, multipart) = read_images(req).await?;
     if multipart && parts.len() != 1 {
         return Err(ApiError::bad_request(

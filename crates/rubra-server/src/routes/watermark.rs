@@ -168,7 +168,6 @@ pub async fn watermark(
     req: Request,
 ) -> ApiResult<Response> {
     let (sizing, placement, opacity) = parse_params(&q)?;
-    state.admission.precheck(&who)?;
     if !content_type_ok(req.headers()) {
         return Err(ApiError::unsupported_media_type(
             "send the image as image/jpeg or image/png",
