@@ -176,11 +176,8 @@ fn too_many() -> ApiError {
     )
 }
 
-/// Takes `count` events from the caller's event bucket (`rate-limit-events-per-sec`; the
-/// admin keys share one), or refuses the whole batch with 429 `rate_limited`: the cost of a
-/// batch to the single event writer grows with its size, which the request rate limit does
-/// not see.
-fn charge_events(state: &AppState, who: &Principal, count: usize) -> ApiResult<()> {
+/// The caller's event bucket: its subject and limit.
+fn event_bucket<'a>(state: &AppState, who: &'a Principal) -> (&'a str, Limit) {
     let settings = &state.settings;
     let limit = Limit {
         rps: settings.rate_limit_events_per_sec,
@@ -190,6 +187,21 @@ fn charge_events(state: &AppState, who: &Principal, count: usize) -> ApiResult<(
         Principal::Client(id) => id.as_str(),
         Principal::Admin => "admin",
     };
+    (subject, limit)
+}
+
+/// Gives one event back to the caller's bucket.
+fn refund_event(state: &AppState, who: &Principal) {
+    let (subject, limit) = event_bucket(state, who);
+    state.events.refund(subject, limit);
+}
+
+/// Takes `count` events from the caller's event bucket (`rate-limit-events-per-sec`; the
+/// admin keys share one), or refuses the whole batch with 429 `rate_limited`: the cost of a
+/// batch to the single event writer grows with its size, which the request rate limit does
+/// not see.
+fn charge_events(state: &AppState, who: &Principal, count: usize) -> ApiResult<()> {
+    let (subject, limit) = event_bucket(state, who);
     let n = u32::try_from(count).unwrap_or(u32::MAX);
     state.events.check_n(subject, limit, n).map_err(|wait| {
         count_rejection("rate_limited");
@@ -198,8 +210,8 @@ fn charge_events(state: &AppState, who: &Principal, count: usize) -> ApiResult<(
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limited",
             format!(
-                "over the event rate limit of {} events per second (bursts of {}); this batch \
-                 has {count}; retry in {secs} s",
+                "over the event rate limit of {} events per second (bursts of {}); retry in \
+                 {secs} s, or send smaller batches",
                 limit.rps, limit.burst
             ),
         )
@@ -241,11 +253,18 @@ pub async fn create(
         }
     })?;
     // Parsing up to max-body-bytes of JSON is real CPU: off the async threads.
+    // One event first, before the parse: a client whose event bucket is empty is refused
+    // without its batch costing the CPU of parsing it (a flood's refused batches did).
+    charge_events(&state, &who, 1)?;
     let items = tokio::task::spawn_blocking(move || parse_items(&body))
         .await
         .map_err(|e| ApiError::internal(&e))??;
     tracing::Span::current().record("events", items.len());
-    charge_events(&state, &who, items.len())?;
+    if let Err(refused) = charge_events(&state, &who, items.len().saturating_sub(1)) {
+        // The batch is refused whole: the one event taken before the parse goes back.
+        refund_event(&state, &who);
+        return Err(refused);
+    }
 
     let batch_client = match (&who, &q.client) {
         (Principal::Admin, Some(c)) => Some(existing_client(&state, c).await?),
