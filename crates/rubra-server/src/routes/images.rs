@@ -214,7 +214,12 @@ pub async fn upload(
         known.push(None);
     }
 
-    check_image_bytes(&state, &client, fresh.iter().map(|(b, _)| b.len() as u64).sum()).await?;
+    check_image_bytes(
+        &state,
+        &client,
+        fresh.iter().map(|(b, _)| b.len() as u64).sum(),
+    )
+    .await?;
     // Every new blob first, then every new record in one transaction: a failure on the way
     // stores no record at all (the blobs written before it stay unreferenced, and an upload
     // of the same bytes later writes them again).
