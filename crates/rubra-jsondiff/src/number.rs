@@ -296,7 +296,8 @@ fn exact_gap(a: &Canon<'_>, b: &Canon<'_>) -> Option<(u128, u128, i64, bool)> {
     let (ma, mb) = (a.mantissa()?, b.mantissa()?);
     let e = a.exp.min(b.exp);
     let scale = |m: u128, ex: i64| -> Option<u128> {
-        let k = usize::try_from(ex - e).ok()?;
+        // Exponents saturate near the ends of i64, so their difference may not fit.
+        let k = usize::try_from(ex.checked_sub(e)?).ok()?;
         if m == 0 {
             return Some(0);
         }

@@ -390,3 +390,20 @@ fn the_pointer_of_an_added_value_names_positions_in_the_second_document() {
 fn doc(text: &str) -> Document {
     text.parse().expect("valid JSON")
 }
+
+/// Found by the jsondiff_patch fuzz target: comparing `1` with `1.01E-400803333333333333301`
+/// under a tolerance overflowed an `i64` exponent difference (a panic: overflow checks
+/// are on in release builds too).
+#[test]
+fn an_exponent_past_the_i64_range_is_compared_without_overflow() {
+    let a = doc(include_str!("../fixtures/exponent_past_i64.a.json"));
+    let b = doc(include_str!("../fixtures/exponent_past_i64.b.json"));
+    let report = diff(&a, &b, &Options::default());
+    let pointers: Vec<&str> = report
+        .differences
+        .iter()
+        .map(|d| d.pointer.as_str())
+        .collect();
+    assert_eq!(pointers, ["/c"]);
+    assert!(diff(&b, &a, &Options::default()).differences.len() == 1);
+}
