@@ -70,18 +70,30 @@ impl Quota {
     }
 }
 
-/// What `quota` allows `client`: its own value if an admin set one, else the default. One
-/// query (creates are rare next to reads).
-pub async fn limit(state: &AppState, client: &ClientId, quota: Quota) -> ApiResult<u64> {
-    let own = state
+/// The quotas an admin set for `client` (none for an unknown one). One query; read it once
+/// when several quotas are checked together.
+pub async fn own(state: &AppState, client: &ClientId) -> ApiResult<QuotaOverrides> {
+    Ok(state
         .store
         .get_client(&Scope::All, client)
         .await?
         .map(|c| c.quotas)
-        .unwrap_or_default();
-    Ok(quota
-        .overridden_in(&own)
-        .unwrap_or_else(|| quota.default_in(&state.settings)))
+        .unwrap_or_default())
+}
+
+impl Quota {
+    /// What this quota allows a client with these own quotas: its own value if an admin set
+    /// one, else the default.
+    pub fn allowed(self, own: &QuotaOverrides, settings: &Settings) -> u64 {
+        self.overridden_in(own)
+            .unwrap_or_else(|| self.default_in(settings))
+    }
+}
+
+/// What `quota` allows `client`: its own value if an admin set one, else the default. One
+/// query (creates are rare next to reads).
+pub async fn limit(state: &AppState, client: &ClientId, quota: Quota) -> ApiResult<u64> {
+    Ok(quota.allowed(&own(state, client).await?, &state.settings))
 }
 
 /// [`limit`] for the store's counted quotas, which take a `u32`.

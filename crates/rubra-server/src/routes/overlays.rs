@@ -408,7 +408,8 @@ async fn check_quotas(
     let key = blob_key(client, name);
     let replaced = stored.iter().find(|m| m.key == key).map(|m| m.size);
     let count = stored.len() as u64 - u64::from(replaced.is_some());
-    let max_count = quotas::limit(state, client, Quota::Overlays).await?;
+    let own = quotas::own(state, client).await?;
+    let max_count = Quota::Overlays.allowed(&own, &state.settings);
     if count + 1 > max_count {
         return Err(quotas::exceeded(
             Quota::Overlays,
@@ -417,7 +418,7 @@ async fn check_quotas(
         ));
     }
     let total: u64 = stored.iter().map(|m| m.size).sum::<u64>() - replaced.unwrap_or(0);
-    let max_bytes = quotas::limit(state, client, Quota::OverlayBytes).await?;
+    let max_bytes = Quota::OverlayBytes.allowed(&own, &state.settings);
     if total.saturating_add(bytes) > max_bytes {
         return Err(quotas::exceeded(
             Quota::OverlayBytes,
