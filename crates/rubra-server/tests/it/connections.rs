@@ -126,14 +126,7 @@ async fn one_address_cannot_take_every_connection() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let metrics = app
-        .anon(Method::GET, "/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics
             .lines()
@@ -202,14 +195,7 @@ async fn a_flood_of_random_keys_is_limited_per_address_before_the_database() {
         .await
         .unwrap();
     assert_error(resp, 401, "unauthorized").await;
-    let metrics = app
-        .anon(Method::GET, "/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics
             .lines()

@@ -32,14 +32,7 @@ async fn metrics_count_requests_per_route_template() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    let text = app
-        .anon(Method::GET, "/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics().await;
     assert!(text.contains("rubra_http_requests_total"), "{text}");
     assert!(
         text.contains("route=\"/clients/{id}\""),

@@ -78,6 +78,18 @@ impl TestApp {
         self.http.request(method, format!("{}{}", self.base, path))
     }
 
+    /// The text of `GET /metrics` (no key needed). The recorder is the test process's, shared
+    /// by every server the tests start.
+    pub async fn metrics(&self) -> String {
+        self.anon(Method::GET, "/metrics")
+            .send()
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+
     /// A request to `path` with `key`.
     pub fn with_key(&self, key: &str, method: Method, path: &str) -> RequestBuilder {
         self.anon(method, path).bearer_auth(key)

@@ -84,14 +84,7 @@ async fn a_client_flooding_past_its_rate_gets_429_and_others_are_served() {
             .unwrap();
         assert_eq!(resp.status(), 401);
     }
-    let metrics = app
-        .anon(Method::GET, "/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics
             .lines()

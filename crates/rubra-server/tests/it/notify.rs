@@ -868,14 +868,7 @@ async fn a_slow_endpoint_of_one_client_does_not_delay_another_clients_webhook() 
     );
     // The operator sees it: deliveries in flight (this process's recorder is shared with other
     // tests' servers, so at least the noisy client's 64) and the outbox depth.
-    let metrics = app
-        .anon(Method::GET, "/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     let gauge = |name: &str| {
         metrics
             .lines()

@@ -56,14 +56,7 @@ async fn subscriptions_past_the_quota_are_refused_and_a_deleted_one_frees_its_pl
         .unwrap();
     assert_eq!(resp.status(), 204);
     assert_eq!(post(&app, &a, "/subscriptions", stream).await.status(), 201);
-    let metrics = app
-        .anon(Method::GET, "/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(metrics.contains("reason=\"quota_exceeded\""), "{metrics}");
 }
 

@@ -2,7 +2,6 @@
 //! `retain-deliveries-days` shortly after start, keeps recent ones, and counts what it deleted.
 
 use crate::helpers::spawn_app_with;
-use reqwest::Method;
 use rubra_server::Settings;
 use rubra_store::{ClientId, DatabaseUrl, DeliveryAttempt, LogPage, Scope, SubscriptionId, now_ms};
 use std::time::Duration;
@@ -67,14 +66,7 @@ async fn the_sweeper_of_a_running_server_deletes_back_dated_delivery_log_rows() 
         vec![now, now - day + 60_000],
         "the recent rows stay"
     );
-    let metrics = app
-        .anon(Method::GET, "/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     // Other tests' servers share this process's recorder: at least these two were counted.
     let deleted: f64 = metrics
         .lines()
