@@ -303,6 +303,14 @@ pub(crate) fn run(input: &[u8], hdr: &Header, ed: Option<&McuEditor>) -> Result<
             }
         })
         .collect();
+    // The output carries the header's DQT segments only, so each component's
+    // table must be defined there and be the one in force when the component's
+    // first scan starts (decoders latch it then, as libjpeg does: a DQT between
+    // scans changes nothing for components already scanned).
+    if f.comps.iter().any(|c| hdr.tables.qt[c.tq].is_none()) {
+        return Err(Corrupt("a component's quantisation table is not defined"));
+    }
+    let mut scanned = vec![false; f.comps.len()];
     let mut tables = hdr.tables.clone();
     let mut scan = hdr.scan.clone();
     let mut pos = hdr.data_start;
@@ -311,6 +319,15 @@ pub(crate) fn run(input: &[u8], hdr: &Header, ed: Option<&McuEditor>) -> Result<
         scans += 1;
         if scans > MAX_SCANS {
             return Err(Corrupt("too many scans"));
+        }
+        for sc in &scan.comps {
+            let tq = f.comps[sc.comp].tq;
+            if !std::mem::replace(&mut scanned[sc.comp], true) && tables.qt[tq] != hdr.tables.qt[tq]
+            {
+                return Err(Corrupt(
+                    "a quantisation table is redefined before its component's first scan",
+                ));
+            }
         }
         pos = decode_scan(input, pos, f, &tables, &scan, &mut planes)?;
         // Markers between scans.
@@ -412,8 +429,7 @@ fn write_baseline(input: &[u8], hdr: &Header, planes: &[Plane]) -> Result<Vec<u8
     walk(&mut |ci, blk| {
         let set = (ci > 0) as usize;
         let [dc, ac] = &mut freq[set];
-        count_block(blk, &mut preds[ci], dc, ac);
-        Ok(())
+        count_block(blk, &mut preds[ci], dc, ac)
     })?;
     let nsets = if f.comps.len() == 1 { 1 } else { 2 };
     let specs: Vec<[HuffSpec; 2]> = (0..nsets)

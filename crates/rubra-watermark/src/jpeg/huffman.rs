@@ -701,16 +701,31 @@ pub(crate) fn magnitude(v: i32) -> (u32, u32) {
     (s, bits & ((1 << s) - 1))
 }
 
-/// Count the symbols one block would emit (for optimal tables).
+/// Largest DC difference category of 8-bit DCT coefficients (T.81 Table F.1);
+/// libjpeg's encoder refuses larger ones ("DCT coefficient out of range").
+const MAX_DC_BITS: u32 = 11;
+/// Largest AC coefficient category of 8-bit DCT coefficients (T.81 Table F.2).
+const MAX_AC_BITS: u32 = 10;
+
+/// Count the symbols one block would emit (for optimal tables). Refuses
+/// coefficients no 8-bit encoder can produce: arithmetic-coded or progressive
+/// data decode to 16-bit values whose categories either are not valid DC
+/// symbols (decoders reject a DC table holding a symbol over 15) or spill into
+/// the run nibble of an AC symbol.
 pub(crate) fn count_block(
     blk: &[i16; 64],
     pred: &mut i32,
     dc: &mut [u32; 257],
     ac: &mut [u32; 257],
-) {
+) -> Result<(), Corrupt> {
+    const OUT_OF_RANGE: Corrupt = Corrupt("DCT coefficient out of range for an 8-bit JPEG");
     let diff = blk[0] as i32 - *pred;
     *pred = blk[0] as i32;
-    dc[magnitude(diff).0 as usize] += 1;
+    let s = magnitude(diff).0;
+    if s > MAX_DC_BITS {
+        return Err(OUT_OF_RANGE);
+    }
+    dc[s as usize] += 1;
     let mut run = 0u32;
     for &c in &blk[1..] {
         if c == 0 {
@@ -721,12 +736,17 @@ pub(crate) fn count_block(
             ac[0xF0] += 1;
             run -= 16;
         }
-        ac[((run << 4) | magnitude(c as i32).0) as usize] += 1;
+        let s = magnitude(c as i32).0;
+        if s > MAX_AC_BITS {
+            return Err(OUT_OF_RANGE);
+        }
+        ac[((run << 4) | s) as usize] += 1;
         run = 0;
     }
     if run > 0 {
         ac[0] += 1;
     }
+    Ok(())
 }
 
 /// Build an optimal Huffman table with codes of at most 16 bits (libjpeg's

@@ -2,6 +2,7 @@
 //! JPEG flavour, blending accuracy inside, placement, clipping and corrupt inputs.
 
 mod coding;
+mod fuzz_findings;
 mod helpers;
 
 use helpers::*;

@@ -1,0 +1,146 @@
+//! Regression tests for the inputs the cargo-fuzz targets `watermark` and
+//! `jpeg_baseline` found (issue #20), kept under `tests/fixtures/fuzz_*`: each was
+//! accepted and rewritten into a JPEG that neither zune-jpeg nor libjpeg-turbo's
+//! `djpeg` could decode.
+
+use crate::helpers::*;
+use rubra_watermark::{
+    Gravity, Options, Placement, WatermarkError, jpeg_to_baseline, watermark_with,
+};
+
+/// SOF9 whose chroma components use quantisation table 1, which no DQT defines
+/// (the fuzzer turned the second DQT marker into the reserved JPG11 marker).
+const UNDEFINED_QUANTISATION_TABLE: &[u8] =
+    include_bytes!("../fixtures/fuzz_undefined_quantisation_table.jpg");
+/// SOF10 whose arithmetic-coded DC scan decodes to DC values so far apart that a
+/// difference needs 16 bits: no baseline Huffman DC symbol can carry it.
+const DC_DIFFERENCE_OUT_OF_RANGE: &[u8] =
+    include_bytes!("../fixtures/fuzz_dc_difference_out_of_range.jpg");
+
+/// zune-jpeg's verdict, with the limits the fuzz targets use.
+fn zune_decodes(jpeg: &[u8]) -> bool {
+    let options = zune_core::options::DecoderOptions::default()
+        .set_max_width(1 << 20)
+        .set_max_height(1 << 20);
+    let mut d = zune_jpeg::JpegDecoder::new_with_options(
+        zune_core::bytestream::ZCursor::new(jpeg),
+        options,
+    );
+    d.decode().is_ok()
+}
+
+/// Either refused as corrupt (400), or an output both decoders read.
+fn corrupt_or_decodable(result: rubra_watermark::Result<Vec<u8>>, what: &str) {
+    match result {
+        Err(e) => assert!(
+            matches!(e, WatermarkError::Corrupt(_)) && e.http_status() == 400,
+            "{what}: {e}"
+        ),
+        Ok(out) => {
+            assert!(
+                zune_decodes(&out),
+                "{what}: zune-jpeg cannot decode the output"
+            );
+            // djpeg (when installed) panics inside the helper on a decode failure.
+            let _ = djpeg(&out);
+        }
+    }
+}
+
+#[test]
+fn jpeg_baseline_output_zune_cannot_decode_undefined_quantisation_table_is_corrupt() {
+    let result = jpeg_to_baseline(UNDEFINED_QUANTISATION_TABLE, 1 << 20);
+    assert!(
+        matches!(&result, Err(WatermarkError::Corrupt(m)) if m.contains("quantisation table")),
+        "{:?}",
+        result.as_ref().map(Vec::len)
+    );
+    corrupt_or_decodable(result, "jpeg_to_baseline");
+    let opts = Options::new(Placement::gravity(Gravity::South, 0, 0));
+    let wm = watermark_with(UNDEFINED_QUANTISATION_TABLE, &overlay(8, 8), &opts);
+    corrupt_or_decodable(wm.map(|w| w.bytes), "watermark");
+}
+
+#[test]
+fn watermark_output_zune_cannot_decode_dc_difference_out_of_range_is_corrupt() {
+    // The fuzzer's placement (first byte 7: South, 0, 0 at opacity 7/255) and full opacity.
+    for opacity in [7.0 / 255.0, 1.0] {
+        let opts = Options {
+            opacity,
+            max_pixels: 1 << 20,
+            ..Options::new(Placement::gravity(Gravity::South, 0, 0))
+        };
+        let wm = watermark_with(DC_DIFFERENCE_OUT_OF_RANGE, &overlay(8, 8), &opts);
+        assert!(
+            matches!(&wm, Err(WatermarkError::Corrupt(m)) if m.contains("out of range")),
+            "{:?}",
+            wm.as_ref().map(|w| w.route)
+        );
+        corrupt_or_decodable(wm.map(|w| w.bytes), "watermark");
+    }
+    corrupt_or_decodable(
+        jpeg_to_baseline(DC_DIFFERENCE_OUT_OF_RANGE, 1 << 20),
+        "jpeg_to_baseline",
+    );
+}
+
+/// A sequential 4:2:0 JPEG from `cjpeg` in one scan per component, with a DQT
+/// redefining table `tq` as all ones inserted before the second scan; `None`
+/// without `cjpeg` and `djpeg`.
+fn with_dqt_before_second_scan(tq: u8) -> Option<Vec<u8>> {
+    if !cjpeg_available() {
+        return None;
+    }
+    let script =
+        std::env::temp_dir().join(format!("rubra-wm-scans-{}-{tq}.txt", std::process::id()));
+    std::fs::write(&script, "0;\n1;\n2;\n").expect("scan script");
+    let path = script.to_str().expect("utf-8 path");
+    let jpeg = cjpeg(
+        &photo(64, 48, 5),
+        64,
+        48,
+        &["-quality", "80", "-scans", path],
+        false,
+    );
+    let _ = std::fs::remove_file(&script);
+    let sos: Vec<usize> = jpeg
+        .windows(2)
+        .enumerate()
+        .filter(|(_, m)| m == &[0xFF, 0xDA])
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(sos.len(), 3, "one scan per component");
+    let mut dqt = vec![0xFF, 0xDB, 0, 67, tq];
+    dqt.extend_from_slice(&[1; 64]);
+    let mut out = jpeg[..sos[1]].to_vec();
+    out.extend_from_slice(&dqt);
+    out.extend_from_slice(&jpeg[sos[1]..]);
+    Some(out)
+}
+
+#[test]
+fn quantisation_table_redefined_before_a_components_first_scan_is_corrupt_not_ignored() {
+    // Found while fixing the finding above: the rewrite copies the header's DQT
+    // segments, so a table a later component is first scanned with must be those.
+    let Some(input) = with_dqt_before_second_scan(1) else {
+        eprintln!("SKIPPED: cjpeg not found (apt-get install -y libjpeg-turbo-progs)");
+        return;
+    };
+    match jpeg_to_baseline(&input, 1 << 20) {
+        Err(e) => assert!(matches!(e, WatermarkError::Corrupt(_)), "{e}"),
+        Ok(out) => assert!(
+            decode_jpeg(&out) == decode_jpeg(&input),
+            "the rewrite decodes to other pixels than the input"
+        ),
+    }
+}
+
+#[test]
+fn quantisation_table_redefined_after_its_components_scan_is_ignored_as_decoders_do() {
+    let Some(input) = with_dqt_before_second_scan(0) else {
+        eprintln!("SKIPPED: cjpeg not found (apt-get install -y libjpeg-turbo-progs)");
+        return;
+    };
+    let out = jpeg_to_baseline(&input, 1 << 20).expect("a luma table redefined after its scan");
+    assert!(decode_jpeg(&out) == decode_jpeg(&input), "pixels changed");
+}
