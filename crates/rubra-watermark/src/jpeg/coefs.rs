@@ -7,8 +7,8 @@
 use super::Corrupt;
 use super::edit::McuEditor;
 use super::huffman::{
-    BitReader, BitWriter, DecodeTable, EncodeTable, HuffSpec, count_block, find_marker,
-    optimal_table,
+    BitReader, BitWriter, DecodeTable, EncodeTable, HuffSpec, check_dc_table, count_block,
+    find_marker, optimal_table,
 };
 use super::parse::{Frame, Header, Scan, Tables, apply_table_segment, parse_scan};
 
@@ -256,6 +256,9 @@ fn decode_scan(
     let mut acs = Vec::new();
     for sc in &scan.comps {
         dcs.push(if need_dc {
+            if let Some(spec) = &tables.dc[sc.td] {
+                check_dc_table(spec)?;
+            }
             Some(table(&tables.dc[sc.td])?)
         } else {
             None

@@ -6,7 +6,7 @@
 
 use super::Corrupt;
 use super::edit::McuEditor;
-use super::huffman::{BitReader, BitWriter, DecodeTable, EncodeTable, find_marker};
+use super::huffman::{BitReader, BitWriter, DecodeTable, EncodeTable, check_dc_table, find_marker};
 use super::parse::Header;
 use super::skip::{BlockCoding, skip_mcus};
 
@@ -90,6 +90,7 @@ pub(crate) fn run(input: &[u8], hdr: &Header, ed: &McuEditor) -> Result<Vec<u8>,
         let dc = hdr.tables.dc[sc.td]
             .as_ref()
             .ok_or(Corrupt("missing DC table"))?;
+        check_dc_table(dc)?;
         let ac = hdr.tables.ac[sc.ta]
             .as_ref()
             .ok_or(Corrupt("missing AC table"))?;

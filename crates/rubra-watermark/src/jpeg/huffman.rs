@@ -34,12 +34,24 @@ fn canonical(spec: &HuffSpec) -> Result<Vec<(u32, u32, u8)>, Corrupt> {
             code += 1;
             idx += 1;
         }
-        if code > (1 << len) {
+        // T.81 C: no code is all ones, so the codes of each length leave one free
+        // (libjpeg and zune-jpeg refuse a table that fills the code space).
+        if code >= (1 << len) {
             return Err(Corrupt("invalid huffman table"));
         }
         code <<= 1;
     }
     Ok(out)
+}
+
+/// A DC symbol is a difference category: decoders (libjpeg, zune-jpeg) refuse a
+/// DC table holding one past 15, so a file with one is corrupt, and so would be
+/// an output that copies it.
+pub(crate) fn check_dc_table(spec: &HuffSpec) -> Result<(), Corrupt> {
+    if spec.symbols.iter().any(|&s| s > 15) {
+        return Err(Corrupt("DC huffman table with a symbol over 15"));
+    }
+    Ok(())
 }
 
 /// Decoding tables for one Huffman table.

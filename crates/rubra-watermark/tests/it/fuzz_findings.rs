@@ -17,6 +17,11 @@ const UNDEFINED_QUANTISATION_TABLE: &[u8] =
 const DC_DIFFERENCE_OUT_OF_RANGE: &[u8] =
     include_bytes!("../fixtures/fuzz_dc_difference_out_of_range.jpg");
 
+/// Baseline 17×24 whose luma DC Huffman table holds symbol 16 (a DC difference
+/// category past 15, which libjpeg and zune-jpeg refuse in a DC table).
+const DC_HUFFMAN_SYMBOL_OVER_15: &[u8] =
+    include_bytes!("../fixtures/fuzz_dc_huffman_symbol_over_15.jpg");
+
 /// zune-jpeg's verdict, with the limits the fuzz targets use.
 fn zune_decodes(jpeg: &[u8]) -> bool {
     let options = zune_core::options::DecoderOptions::default()
@@ -143,4 +148,66 @@ fn quantisation_table_redefined_after_its_components_scan_is_ignored_as_decoders
     };
     let out = jpeg_to_baseline(&input, 1 << 20).expect("a luma table redefined after its scan");
     assert!(decode_jpeg(&out) == decode_jpeg(&input), "pixels changed");
+}
+
+#[test]
+fn watermark_output_zune_cannot_decode_dc_huffman_symbol_over_15_is_corrupt() {
+    for opacity in [7.0 / 255.0, 1.0] {
+        let opts = Options {
+            opacity,
+            max_pixels: 1 << 20,
+            ..Options::new(Placement::gravity(Gravity::South, 0, 0))
+        };
+        let wm = watermark_with(DC_HUFFMAN_SYMBOL_OVER_15, &overlay(8, 8), &opts);
+        assert!(
+            matches!(&wm, Err(WatermarkError::Corrupt(_))),
+            "{:?}",
+            wm.as_ref().map(|w| w.route)
+        );
+    }
+    corrupt_or_decodable(
+        jpeg_to_baseline(DC_HUFFMAN_SYMBOL_OVER_15, 1 << 20),
+        "jpeg_to_baseline",
+    );
+}
+
+/// `jpeg` with one more symbol (12) of the longest length in its luma DC table,
+/// which fills the code space: the all-ones code that T.81 reserves becomes a code.
+fn with_complete_luma_dc_table(jpeg: &[u8]) -> Vec<u8> {
+    let mut i = 2;
+    while i + 4 <= jpeg.len() && jpeg[i] == 0xFF {
+        let len = usize::from(u16::from_be_bytes([jpeg[i + 2], jpeg[i + 3]]));
+        // One table per DHT segment, as jpeg-encoder writes them.
+        if jpeg[i + 1] == 0xC4 && jpeg[i + 4] == 0x00 {
+            let counts = &jpeg[i + 5..i + 21];
+            let longest = counts.iter().rposition(|&c| c > 0).expect("a code");
+            let n: usize = counts.iter().map(|&c| usize::from(c)).sum();
+            let mut out = jpeg[..i].to_vec();
+            out.extend_from_slice(&[0xFF, 0xC4]);
+            out.extend_from_slice(&(len as u16 + 1).to_be_bytes());
+            out.push(0x00);
+            let mut counts = counts.to_vec();
+            counts[longest] += 1;
+            out.extend_from_slice(&counts);
+            out.extend_from_slice(&jpeg[i + 21..i + 21 + n]);
+            out.push(12);
+            out.extend_from_slice(&jpeg[i + 2 + len..]);
+            return out;
+        }
+        i += 2 + len;
+    }
+    panic!("no luma DC table");
+}
+
+#[test]
+fn huffman_table_using_the_all_ones_code_is_corrupt_as_decoders_say() {
+    // Found while fixing the finding above: a table whose codes fill the whole code
+    // space was accepted and copied to the output, which decoders then refuse.
+    let jpeg = encode_jpeg(&photo(64, 48, 3), 64, 48, JpegSpec::baseline((2, 2)));
+    let bad = with_complete_luma_dc_table(&jpeg);
+    assert!(!zune_decodes(&bad), "zune-jpeg refuses the table");
+    let opts = Options::new(Placement::gravity(Gravity::SouthEast, 0, 0));
+    let wm = watermark_with(&bad, &overlay(8, 8), &opts);
+    corrupt_or_decodable(wm.map(|w| w.bytes), "watermark");
+    corrupt_or_decodable(jpeg_to_baseline(&bad, 1 << 20), "jpeg_to_baseline");
 }
