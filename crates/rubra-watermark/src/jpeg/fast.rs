@@ -212,9 +212,43 @@ pub(crate) fn run(input: &[u8], hdr: &Header, ed: &McuEditor) -> Result<Vec<u8>,
     };
     wr.pad();
     let mut out = wr.out;
-    out.extend_from_slice(&input[rest..]);
-    if rest == input.len() {
-        out.extend_from_slice(&[0xFF, 0xD9]);
+    let (scan_end, eoi) = scan_end_and_eoi(input, rest);
+    out.extend_from_slice(&input[rest..scan_end]);
+    match eoi {
+        Some(eoi) => out.extend_from_slice(&input[eoi..]),
+        None => out.extend_from_slice(&[0xFF, 0xD9]),
     }
     Ok(out)
+}
+
+/// From `from` (inside the scan or at its end): where the scan's entropy-coded data
+/// ends (the first marker that is not a restart marker), and the input's EOI, found
+/// by walking the segments between the two, or `None` when there is none. Those
+/// segments are dropped from the output: in a single-scan file they can only be
+/// tables no scan uses, or damage, which decoders read differently once the
+/// entropy-coded bytes before them have moved (zune-jpeg decoded one input with a
+/// bad DHT there and refused the output).
+fn scan_end_and_eoi(input: &[u8], from: usize) -> (usize, Option<usize>) {
+    let mut pos = from;
+    let scan_end = loop {
+        match find_marker(input, pos) {
+            Some(m) if (0xD0..=0xD7).contains(&input[m + 1]) => pos = m + 2,
+            Some(m) => break m,
+            None => return (input.len(), None),
+        }
+    };
+    pos = scan_end;
+    loop {
+        let Some(m) = find_marker(input, pos) else {
+            return (scan_end, None);
+        };
+        match input[m + 1] {
+            0xD9 => return (scan_end, Some(m)),
+            0x01 | 0xD0..=0xD7 => pos = m + 2,
+            _ => match input.get(m + 2..m + 4) {
+                Some(&[hi, lo]) => pos = m + 2 + ((usize::from(hi) << 8) | usize::from(lo)),
+                _ => return (scan_end, None),
+            },
+        }
+    }
 }

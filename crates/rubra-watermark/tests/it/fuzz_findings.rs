@@ -5,7 +5,7 @@
 
 use crate::helpers::*;
 use rubra_watermark::{
-    Gravity, Options, Placement, WatermarkError, jpeg_to_baseline, watermark_with,
+    Gravity, Options, Overlay, Placement, WatermarkError, jpeg_to_baseline, watermark_with,
 };
 
 /// SOF9 whose chroma components use quantisation table 1, which no DQT defines
@@ -21,6 +21,19 @@ const DC_DIFFERENCE_OUT_OF_RANGE: &[u8] =
 /// category past 15, which libjpeg and zune-jpeg refuse in a DC table).
 const DC_HUFFMAN_SYMBOL_OVER_15: &[u8] =
     include_bytes!("../fixtures/fuzz_dc_huffman_symbol_over_15.jpg");
+
+/// Baseline 17×24 followed, before any EOI, by 18 stray bytes and a DHT segment
+/// with a bad table class: zune-jpeg decodes it (and djpeg refuses it).
+const BOGUS_SEGMENT_AFTER_THE_SCAN: &[u8] =
+    include_bytes!("../fixtures/fuzz_bogus_segment_after_the_scan.jpg");
+
+/// The `watermark` fuzz target's overlay: 8×8 red with alpha rising 0, 4, 8, …
+fn fuzz_overlay() -> Overlay {
+    let rgba: Vec<u8> = (0..64u32)
+        .flat_map(|i| [255, 0, 0, (i * 4) as u8])
+        .collect();
+    Overlay::from_rgba(8, 8, rgba).expect("overlay")
+}
 
 /// zune-jpeg's verdict, with the limits the fuzz targets use.
 fn zune_decodes(jpeg: &[u8]) -> bool {
@@ -62,7 +75,7 @@ fn jpeg_baseline_output_zune_cannot_decode_undefined_quantisation_table_is_corru
     );
     corrupt_or_decodable(result, "jpeg_to_baseline");
     let opts = Options::new(Placement::gravity(Gravity::South, 0, 0));
-    let wm = watermark_with(UNDEFINED_QUANTISATION_TABLE, &overlay(8, 8), &opts);
+    let wm = watermark_with(UNDEFINED_QUANTISATION_TABLE, &fuzz_overlay(), &opts);
     corrupt_or_decodable(wm.map(|w| w.bytes), "watermark");
 }
 
@@ -75,7 +88,7 @@ fn watermark_output_zune_cannot_decode_dc_difference_out_of_range_is_corrupt() {
             max_pixels: 1 << 20,
             ..Options::new(Placement::gravity(Gravity::South, 0, 0))
         };
-        let wm = watermark_with(DC_DIFFERENCE_OUT_OF_RANGE, &overlay(8, 8), &opts);
+        let wm = watermark_with(DC_DIFFERENCE_OUT_OF_RANGE, &fuzz_overlay(), &opts);
         assert!(
             matches!(&wm, Err(WatermarkError::Corrupt(m)) if m.contains("out of range")),
             "{:?}",
@@ -158,7 +171,7 @@ fn watermark_output_zune_cannot_decode_dc_huffman_symbol_over_15_is_corrupt() {
             max_pixels: 1 << 20,
             ..Options::new(Placement::gravity(Gravity::South, 0, 0))
         };
-        let wm = watermark_with(DC_HUFFMAN_SYMBOL_OVER_15, &overlay(8, 8), &opts);
+        let wm = watermark_with(DC_HUFFMAN_SYMBOL_OVER_15, &fuzz_overlay(), &opts);
         assert!(
             matches!(&wm, Err(WatermarkError::Corrupt(_))),
             "{:?}",
@@ -207,7 +220,27 @@ fn huffman_table_using_the_all_ones_code_is_corrupt_as_decoders_say() {
     let bad = with_complete_luma_dc_table(&jpeg);
     assert!(!zune_decodes(&bad), "zune-jpeg refuses the table");
     let opts = Options::new(Placement::gravity(Gravity::SouthEast, 0, 0));
-    let wm = watermark_with(&bad, &overlay(8, 8), &opts);
+    let wm = watermark_with(&bad, &fuzz_overlay(), &opts);
     corrupt_or_decodable(wm.map(|w| w.bytes), "watermark");
     corrupt_or_decodable(jpeg_to_baseline(&bad, 1 << 20), "jpeg_to_baseline");
+}
+
+#[test]
+fn watermark_output_zune_cannot_decode_bogus_segment_after_the_scan_is_dropped() {
+    assert!(zune_decodes(BOGUS_SEGMENT_AFTER_THE_SCAN));
+    for (gravity, opacity) in [(Gravity::South, 7.0 / 255.0), (Gravity::North, 1.0)] {
+        let opts = Options {
+            opacity,
+            max_pixels: 1 << 20,
+            ..Options::new(Placement::gravity(gravity, 0, 0))
+        };
+        let out = watermark_with(BOGUS_SEGMENT_AFTER_THE_SCAN, &fuzz_overlay(), &opts)
+            .expect("zune-jpeg decodes the input");
+        assert!(
+            zune_decodes(&out.bytes),
+            "{gravity:?}: zune-jpeg cannot decode the output ({:?})",
+            out.route
+        );
+        // (djpeg decodes it too, warning about the input's stray bytes, which are kept.)
+    }
 }
