@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod admission;
+mod audit;
 mod auth;
 mod connections;
 mod debug;
@@ -13,6 +14,7 @@ mod errors;
 mod hardening;
 mod health;
 mod helpers;
+mod hostile;
 mod images;
 mod jobs;
 mod keys;
