@@ -5,7 +5,6 @@
 #![allow(clippy::unwrap_used)]
 
 mod admission;
-mod audit;
 mod auth;
 mod connections;
 mod debug;
