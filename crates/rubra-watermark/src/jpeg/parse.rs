@@ -247,7 +247,8 @@ pub(crate) fn apply_table_segment(t: &mut Tables, marker: u8, body: &[u8]) -> Re
 /// Parse an SOS body.
 pub(crate) fn parse_scan(frame: &Frame, body: &[u8]) -> Result<Scan, Corrupt> {
     let ns = *body.first().ok_or(Corrupt("bad SOS"))? as usize;
-    if ns == 0 || ns > 4 || body.len() < 1 + 2 * ns + 3 {
+    // T.81 B.2.3: Ls = 6 + 2·Ns exactly (libjpeg and zune-jpeg refuse any other).
+    if ns == 0 || ns > 4 || body.len() != 1 + 2 * ns + 3 {
         return Err(Corrupt("bad SOS"));
     }
     let mut comps = Vec::with_capacity(ns);
@@ -287,7 +288,8 @@ fn parse_frame(marker: u8, body: &[u8]) -> Result<Frame, Corrupt> {
         m => Process::Other(m),
     };
     let nf = body[5] as usize;
-    if nf == 0 || body.len() < 6 + 3 * nf {
+    // T.81 B.2.2: Lf = 8 + 3·Nf exactly.
+    if nf == 0 || body.len() != 6 + 3 * nf {
         return Err(Corrupt("bad SOF"));
     }
     let mut comps = Vec::with_capacity(nf);

@@ -27,6 +27,10 @@ const DC_HUFFMAN_SYMBOL_OVER_15: &[u8] =
 const BOGUS_SEGMENT_AFTER_THE_SCAN: &[u8] =
     include_bytes!("../fixtures/fuzz_bogus_segment_after_the_scan.jpg");
 
+/// Baseline 20×33 whose SOS segment says 28 bytes where its three components make
+/// 12 (the fuzzer wrote 16 bytes over the start of the entropy-coded data).
+const SOS_LENGTH_TOO_LONG: &[u8] = include_bytes!("../fixtures/fuzz_sos_length_too_long.jpg");
+
 /// The `watermark` fuzz target's overlay: 8×8 red with alpha rising 0, 4, 8, …
 fn fuzz_overlay() -> Overlay {
     let rgba: Vec<u8> = (0..64u32)
@@ -243,4 +247,44 @@ fn watermark_output_zune_cannot_decode_bogus_segment_after_the_scan_is_dropped()
         );
         // (djpeg decodes it too, warning about the input's stray bytes, which are kept.)
     }
+}
+
+#[test]
+fn watermark_output_zune_cannot_decode_sos_length_too_long_is_corrupt() {
+    let opts = Options {
+        opacity: 7.0 / 255.0,
+        max_pixels: 1 << 20,
+        ..Options::new(Placement::gravity(Gravity::South, 0, 0))
+    };
+    let wm = watermark_with(SOS_LENGTH_TOO_LONG, &fuzz_overlay(), &opts);
+    assert!(
+        matches!(&wm, Err(WatermarkError::Corrupt(_))),
+        "{:?}",
+        wm.as_ref().map(|w| w.route)
+    );
+    corrupt_or_decodable(
+        jpeg_to_baseline(SOS_LENGTH_TOO_LONG, 1 << 20),
+        "jpeg_to_baseline",
+    );
+}
+
+#[test]
+fn frame_header_longer_than_its_components_is_corrupt_as_decoders_say() {
+    // Found with the finding above: the SOF length was checked as a minimum too.
+    let jpeg = encode_jpeg(&photo(64, 48, 3), 64, 48, JpegSpec::baseline((2, 2)));
+    let at = jpeg
+        .windows(2)
+        .position(|m| m == [0xFF, 0xC0])
+        .expect("SOF0");
+    let len = usize::from(u16::from_be_bytes([jpeg[at + 2], jpeg[at + 3]]));
+    let mut bad = jpeg[..at + 2].to_vec();
+    bad.extend_from_slice(&(len as u16 + 1).to_be_bytes());
+    bad.extend_from_slice(&jpeg[at + 4..at + 2 + len]);
+    bad.push(0);
+    bad.extend_from_slice(&jpeg[at + 2 + len..]);
+    assert!(!zune_decodes(&bad), "zune-jpeg refuses the frame header");
+    let opts = Options::new(Placement::gravity(Gravity::SouthEast, 0, 0));
+    let wm = watermark_with(&bad, &fuzz_overlay(), &opts);
+    corrupt_or_decodable(wm.map(|w| w.bytes), "watermark");
+    corrupt_or_decodable(jpeg_to_baseline(&bad, 1 << 20), "jpeg_to_baseline");
 }
