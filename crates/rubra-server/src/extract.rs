@@ -10,7 +10,7 @@ use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use rubra_store::{ApiKey, ClientId, KeyHash, KeyHolder, Principal, Scope};
+use rubra_store::{Actor, ApiKey, ClientId, KeyHash, KeyHolder, Principal, Scope};
 use serde::de::DeserializeOwned;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -104,10 +104,38 @@ impl FromRequestParts<AppState> for Caller {
             ));
         }
         charge(state, &holder, hash.as_str())?;
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(peer)| peer.ip().to_canonical());
+        parts.extensions.insert(ActingAs(Actor::key(
+            &holder.principal,
+            holder.key_id.clone(),
+            peer,
+        )));
         let caller = Caller(holder.principal);
         parts.extensions.insert(caller.clone());
         parts.extensions.insert(CallerKey(hash));
         Ok(caller)
+    }
+}
+
+/// Who a request acts as, for the audit log: its key's id and kind and the address it came
+/// from. Taken like [`Caller`] (it authenticates the request first), by handlers that change
+/// something the audit log records.
+#[derive(Debug, Clone)]
+pub struct ActingAs(pub Actor);
+
+impl FromRequestParts<AppState> for ActingAs {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        Caller::from_request_parts(parts, state).await?;
+        parts
+            .extensions
+            .get::<ActingAs>()
+            .cloned()
+            .ok_or_else(|| ApiError::unauthorized("unknown API key"))
     }
 }
 

@@ -432,6 +432,15 @@ pub struct ConfigArgs {
     )]
     pub retain_jobs_days: Option<u32>,
 
+    /// Days audit log rows are kept; 0 keeps them forever [default: 400].
+    #[arg(
+        long,
+        env = "RUBRA_RETAIN_AUDIT_DAYS",
+        value_name = "DAYS",
+        global = true
+    )]
+    pub retain_audit_days: Option<u32>,
+
     /// Days events are kept: only 0 (forever) is accepted, since `GET /stats` counts from
     /// raw events [default: 0].
     #[arg(
@@ -598,6 +607,8 @@ pub struct Settings {
     pub retain_watch_changes: Option<Duration>,
     /// How long finished jobs are kept (`None`: forever).
     pub retain_jobs: Option<Duration>,
+    /// How long audit log rows are kept (`None`: forever).
+    pub retain_audit: Option<Duration>,
 }
 
 impl ConfigArgs {
@@ -686,6 +697,7 @@ impl ConfigArgs {
                 .retain_watch_changes_days
                 .or(other.retain_watch_changes_days),
             retain_jobs_days: self.retain_jobs_days.or(other.retain_jobs_days),
+            retain_audit_days: self.retain_audit_days.or(other.retain_audit_days),
             retain_events_days: self.retain_events_days.or(other.retain_events_days),
         }
     }
@@ -989,13 +1001,23 @@ impl Settings {
             retain_deliveries: retention_days(a.retain_deliveries_days),
             retain_watch_changes: retention_days(a.retain_watch_changes_days),
             retain_jobs: retention_days(a.retain_jobs_days),
+            retain_audit: retention_days_or(a.retain_audit_days, DEFAULT_RETAIN_AUDIT_DAYS),
         })
     }
 }
 
+/// Days the audit log is kept unless `--retain-audit-days` says otherwise: over a year, so
+/// a yearly review finds the whole year.
+const DEFAULT_RETAIN_AUDIT_DAYS: u32 = 400;
+
 /// A retention in days (default 30) as a duration; 0 keeps forever (`None`).
 fn retention_days(days: Option<u32>) -> Option<Duration> {
-    match days.unwrap_or(30) {
+    retention_days_or(days, 30)
+}
+
+/// A retention in days (default `default`) as a duration; 0 keeps forever (`None`).
+fn retention_days_or(days: Option<u32>, default: u32) -> Option<Duration> {
+    match days.unwrap_or(default) {
         0 => None,
         d => Some(Duration::from_secs(u64::from(d) * 86_400)),
     }

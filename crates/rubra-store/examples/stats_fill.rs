@@ -18,14 +18,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let events: u64 = events.parse()?;
     let days: i64 = days.parse()?;
     let store = rubra_store::open(&DatabaseUrl::parse(url)?).await?;
-    let client = store.create_client("bench").await?;
+    let client = store
+        .create_client("bench", &rubra_store::Actor::system())
+        .await?;
     let key = ApiKey::generate();
     store
-        .insert_key(&NewKey::new(
-            &key,
-            Principal::Client(client.id.clone()),
-            "stats_fill",
-        ))
+        .insert_key(
+            &NewKey::new(&key, Principal::Client(client.id.clone()), "stats_fill"),
+            &rubra_store::Actor::system(),
+        )
         .await?;
     let end = rubra_store::now_ms();
     let span = days * 86_400_000;

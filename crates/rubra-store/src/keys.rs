@@ -6,7 +6,9 @@
 //! resolves to nothing. A disabled client's jobs, watches and deliveries are left out of the
 //! claim queries (`clients.disabled_at IS NULL` in `jobs`, `watches` and `notify::fair`).
 
-use crate::{Client, ClientId, KeyHash, KeyId, KeyInfo, PgStore, Result, SqliteStore};
+use crate::{
+    Action, Actor, Change, Client, ClientId, KeyHash, KeyId, KeyInfo, PgStore, Result, SqliteStore,
+};
 use async_trait::async_trait;
 
 /// How often at most a key's `last_used_at` is written: a busy key costs one write a minute,
@@ -32,12 +34,24 @@ pub trait KeyStore {
 
     /// Revokes key `id` of `client`. With `keep_last`, the client's last key is not revoked
     /// ([`Revoked::LastKey`]); the check and the delete are serialized per client (on the
-    /// client's row), so two revocations at once cannot both pass it.
-    async fn revoke_key(&self, client: &ClientId, id: &KeyId, keep_last: bool) -> Result<Revoked>;
+    /// client's row), so two revocations at once cannot both pass it. A revocation is
+    /// recorded in the audit log as done by `actor`.
+    async fn revoke_key(
+        &self,
+        client: &ClientId,
+        id: &KeyId,
+        keep_last: bool,
+        actor: &Actor,
+    ) -> Result<Revoked>;
 
-    /// Disables or enables a client; `None` when there is no such client. Disabling an already
-    /// disabled client keeps its first `disabled_at`.
-    async fn set_client_disabled(&self, id: &ClientId, disabled: bool) -> Result<Option<Client>>;
+    /// Disables or enables a client (audited as done by `actor`); `None` when there is no such
+    /// client. Disabling an already disabled client keeps its first `disabled_at`.
+    async fn set_client_disabled(
+        &self,
+        id: &ClientId,
+        disabled: bool,
+        actor: &Actor,
+    ) -> Result<Option<Client>>;
 
     /// Records that the key with `hash` was used at `at_ms`, unless that was already recorded
     /// less than [`LAST_USED_EVERY_MS`] before; answers whether it wrote.
@@ -83,7 +97,9 @@ macro_rules! impl_key_store {
                 client: &ClientId,
                 id: &KeyId,
                 keep_last: bool,
+                actor: &Actor,
             ) -> Result<Revoked> {
+                let _gate = self.write_gate().await;
                 let mut tx = self.pool().begin().await?;
                 // Locks the client's row (PostgreSQL) or the database (SQLite) first, so a
                 // concurrent revocation of the client's other key waits and then counts anew.
@@ -126,12 +142,14 @@ macro_rules! impl_key_store {
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();
+                if gone == 0 {
+                    tx.rollback().await?;
+                    return Ok(Revoked::NotFound);
+                }
+                let change = Change::new(Some(client), Action::KeyRevoke, id.as_str());
+                crate::audit::write(&mut *tx, actor, &change).await?;
                 tx.commit().await?;
-                Ok(if gone == 0 {
-                    Revoked::NotFound
-                } else {
-                    Revoked::Revoked
-                })
+                Ok(Revoked::Revoked)
             }
 
             #[tracing::instrument(name = "store.set_client_disabled", skip_all, fields(client = %id))]
@@ -139,7 +157,10 @@ macro_rules! impl_key_store {
                 &self,
                 id: &ClientId,
                 disabled: bool,
+                actor: &Actor,
             ) -> Result<Option<Client>> {
+                let _gate = self.write_gate().await;
+                let mut tx = self.pool().begin().await?;
                 let row = sqlx::query(
                     "UPDATE clients SET disabled_at = \
                        CASE WHEN $2 THEN COALESCE(disabled_at, $3) ELSE NULL END \
@@ -150,9 +171,21 @@ macro_rules! impl_key_store {
                 .bind(id.as_str())
                 .bind(disabled)
                 .bind(crate::now_ms())
-                .fetch_optional(self.pool())
+                .fetch_optional(&mut *tx)
                 .await?;
-                row.as_ref().map(client_from_row).transpose()
+                let Some(client) = row.as_ref().map(client_from_row).transpose()? else {
+                    tx.rollback().await?;
+                    return Ok(None);
+                };
+                let action = if disabled {
+                    Action::ClientDisable
+                } else {
+                    Action::ClientEnable
+                };
+                crate::audit::write(&mut *tx, actor, &Change::new(Some(id), action, id.as_str()))
+                    .await?;
+                tx.commit().await?;
+                Ok(Some(client))
             }
 
             #[tracing::instrument(name = "store.touch_key", skip_all)]

@@ -11,6 +11,7 @@
 //! Blobs (image bytes, overlays) live in a [`BlobStore`] on a local folder or S3.
 #![deny(missing_docs)]
 
+mod audit;
 mod blob;
 mod domain;
 mod error;
@@ -27,6 +28,7 @@ mod sqlite;
 mod stats;
 mod watches;
 
+pub use audit::{Action, Actor, ActorKind, AuditPage, AuditRecord, AuditStore, Change};
 pub use blob::{BlobMeta, BlobStore, BlobUrl, s3_builder};
 pub use domain::{
     ApiKey, Client, ClientId, KeyHash, KeyHolder, KeyId, KeyInfo, NewKey, Principal,
@@ -78,6 +80,7 @@ pub trait Store:
     + RetentionStore
     + KeyStore
     + SecretStore
+    + AuditStore
     + Send
     + Sync
     + std::fmt::Debug
@@ -91,8 +94,9 @@ pub trait Store:
     /// Checks that the database answers (used by `/readyz`).
     async fn ping(&self) -> Result<()>;
 
-    /// Creates a client. Fails with [`StoreError::Conflict`] when the name is taken.
-    async fn create_client(&self, name: &str) -> Result<Client>;
+    /// Creates a client, recorded in the audit log as done by `actor`. Fails with
+    /// [`StoreError::Conflict`] when the name is taken.
+    async fn create_client(&self, name: &str, actor: &Actor) -> Result<Client>;
 
     /// Lists clients visible in `scope` (all for an admin, itself for a client), oldest first.
     async fn list_clients(&self, scope: &Scope) -> Result<Vec<Client>>;
@@ -100,19 +104,27 @@ pub trait Store:
     /// Looks a client up by id within `scope`.
     async fn get_client(&self, scope: &Scope, id: &ClientId) -> Result<Option<Client>>;
 
-    /// Stores the hash of a new API key, under a fresh [`KeyId`]; answers what may be shown
-    /// about it.
-    async fn insert_key(&self, key: &NewKey) -> Result<KeyInfo>;
+    /// Stores the hash of a new API key, under a fresh [`KeyId`], recorded in the audit log
+    /// as made by `actor`; answers what may be shown about it.
+    async fn insert_key(&self, key: &NewKey, actor: &Actor) -> Result<KeyInfo>;
 
-    /// Changes a client's own rate limit; `None` when there is no such client.
+    /// Changes a client's own rate limit (audited as done by `actor`); `None` when there is
+    /// no such client.
     async fn set_client_rate_limit(
         &self,
         id: &ClientId,
         patch: &RateLimitPatch,
+        actor: &Actor,
     ) -> Result<Option<Client>>;
 
-    /// Changes a client's own quotas; `None` when there is no such client.
-    async fn set_client_quotas(&self, id: &ClientId, patch: &QuotaPatch) -> Result<Option<Client>>;
+    /// Changes a client's own quotas (audited as done by `actor`); `None` when there is no
+    /// such client.
+    async fn set_client_quotas(
+        &self,
+        id: &ClientId,
+        patch: &QuotaPatch,
+        actor: &Actor,
+    ) -> Result<Option<Client>>;
 
     /// Resolves the hash of a presented bearer token to whoever holds it, with the client's
     /// own rate limit, the key's expiry and whether the client is disabled, in one query.

@@ -330,8 +330,12 @@ impl fmt::Debug for OutboxListener {
 /// Subscriptions, notifications and the delivery log (DESIGN §5).
 #[async_trait]
 pub trait NotifyStore: Send + Sync {
-    /// Stores a new subscription.
-    async fn create_subscription(&self, new: &NewSubscription) -> Result<Subscription>;
+    /// Stores a new subscription, recorded in the audit log as made by `actor`.
+    async fn create_subscription(
+        &self,
+        new: &NewSubscription,
+        actor: &crate::Actor,
+    ) -> Result<Subscription>;
 
     /// A live (not deleted) subscription within `scope`.
     async fn get_subscription(
@@ -344,18 +348,25 @@ pub trait NotifyStore: Send + Sync {
     async fn list_subscriptions(&self, scope: &Scope) -> Result<Vec<Subscription>>;
 
     /// Deletes a subscription (softly: its delivery log stays readable) and cancels its
-    /// undelivered notifications; `false` when there was none.
-    async fn delete_subscription(&self, scope: &Scope, id: &SubscriptionId) -> Result<bool>;
+    /// undelivered notifications, audited as done by `actor`; `false` when there was none.
+    async fn delete_subscription(
+        &self,
+        scope: &Scope,
+        id: &SubscriptionId,
+        actor: &crate::Actor,
+    ) -> Result<bool>;
 
     /// Replaces a webhook subscription's signing secret with `new_secret`; the old one keeps
     /// signing (beside the new) until `overlap_until` (epoch ms). A rotation during an overlap
-    /// ends the older secret's. `None` when there is no such webhook subscription in `scope`.
+    /// ends the older secret's. Audited as done by `actor`. `None` when there is no such
+    /// webhook subscription in `scope`.
     async fn rotate_webhook_secret(
         &self,
         scope: &Scope,
         id: &SubscriptionId,
         new_secret: &str,
         overlap_until: i64,
+        actor: &crate::Actor,
     ) -> Result<Option<Subscription>>;
 
     /// Resumes a paused subscription: failures reset, held notifications due at once.

@@ -22,15 +22,18 @@ pub enum Retained {
     /// Jobs that finished (succeeded, failed, canceled) before the cutoff. Queued and running
     /// jobs stay, however old.
     Jobs,
+    /// Audit log rows written before the cutoff.
+    AuditLog,
 }
 
 impl Retained {
     /// Every kind, in the order a sweep deletes them.
-    pub const ALL: [Retained; 4] = [
+    pub const ALL: [Retained; 5] = [
         Retained::DeliveryAttempts,
         Retained::Notifications,
         Retained::WatchChanges,
         Retained::Jobs,
+        Retained::AuditLog,
     ];
 
     /// The table's name, as the `table` label of metrics and in logs.
@@ -40,11 +43,13 @@ impl Retained {
             Retained::Notifications => "notifications",
             Retained::WatchChanges => "watch_changes",
             Retained::Jobs => "jobs",
+            Retained::AuditLog => "audit_log",
         }
     }
 
     /// One batch: `$1` the cutoff (epoch ms), `$2` the batch size. The same SQL on both
-    /// databases; each inner `SELECT` walks an index of the cutoff column (migration 0011).
+    /// databases; each inner `SELECT` walks an index of the cutoff column (migrations 0011,
+    /// 0017).
     fn delete_sql(self) -> &'static str {
         match self {
             Retained::DeliveryAttempts => {
@@ -64,6 +69,10 @@ impl Retained {
                 "DELETE FROM jobs WHERE id IN \
                  (SELECT id FROM jobs WHERE finished_at IS NOT NULL AND finished_at < $1 \
                   AND state IN ('succeeded', 'failed', 'canceled') LIMIT $2)"
+            }
+            Retained::AuditLog => {
+                "DELETE FROM audit_log WHERE seq IN \
+                 (SELECT seq FROM audit_log WHERE at < $1 LIMIT $2)"
             }
         }
     }

@@ -298,9 +298,9 @@ pub trait SecretStore: Send + Sync {
     /// (a sealed value is left as it is, so running it again does nothing).
     async fn use_secret_keys(&self, keys: SecretBox) -> Result<Sealed>;
 
-    /// Re-seals every stored secret that is not under the current key, in one transaction.
-    /// Fails when no key is loaded.
-    async fn rotate_secret_keys(&self) -> Result<Sealed>;
+    /// Re-seals every stored secret that is not under the current key, in one transaction
+    /// with its audit row (by `actor`). Fails when no key is loaded.
+    async fn rotate_secret_keys(&self, actor: &crate::Actor) -> Result<Sealed>;
 }
 
 /// One stored value to rewrite: the table and column, the row, what was read and what to
@@ -442,12 +442,14 @@ impl<'a> Planner<'a> {
 macro_rules! impl_secret_store {
     ($store:ty, $db:ty) => {
         impl $store {
-            /// Reads every stored secret, plans the pass, and writes it in one transaction.
+            /// Reads every stored secret, plans the pass, and writes it in one transaction; a
+            /// rotation (`rotate_by`) is recorded in the audit log in that transaction.
             async fn reseal_stored(
                 &self,
                 keys: &$crate::secrets::SecretBox,
-                rotate: bool,
+                rotate_by: Option<&$crate::Actor>,
             ) -> $crate::Result<$crate::secrets::Sealed> {
+                let rotate = rotate_by.is_some();
                 use sqlx::Row;
                 use $crate::secrets::{Planner, REWRITE_PREVIOUS_SECRET, REWRITE_SECRET};
                 let mut plan = Planner::new(keys, rotate);
@@ -470,7 +472,7 @@ macro_rules! impl_secret_store {
                     plan.watch_headers(&id, row.try_get(1)?)?;
                 }
                 plan.check()?;
-                if plan.rewrites.is_empty() {
+                if plan.rewrites.is_empty() && !rotate {
                     return Ok(plan.counts);
                 }
                 let _gate = self.write_gate().await;
@@ -484,6 +486,15 @@ macro_rules! impl_secret_store {
                         .bind(&r.old)
                         .execute(&mut *tx)
                         .await?;
+                }
+                if let Some(actor) = rotate_by {
+                    let change = $crate::Change::new(
+                        None,
+                        $crate::Action::SecretsRotate,
+                        keys.current_key_id(),
+                    )
+                    .with_detail(serde_json::json!({ "resealed": plan.counts.resealed }));
+                    $crate::audit::write(&mut *tx, actor, &change).await?;
                 }
                 tx.commit().await?;
                 drop(_gate);
@@ -503,17 +514,20 @@ macro_rules! impl_secret_store {
                 keys: $crate::secrets::SecretBox,
             ) -> $crate::Result<$crate::secrets::Sealed> {
                 let keys = std::sync::Arc::new(keys);
-                let counts = self.reseal_stored(&keys, false).await?;
+                let counts = self.reseal_stored(&keys, None).await?;
                 self.secrets().set(keys);
                 Ok(counts)
             }
 
             #[tracing::instrument(name = "store.rotate_secret_keys", skip_all)]
-            async fn rotate_secret_keys(&self) -> $crate::Result<$crate::secrets::Sealed> {
+            async fn rotate_secret_keys(
+                &self,
+                actor: &$crate::Actor,
+            ) -> $crate::Result<$crate::secrets::Sealed> {
                 let keys = self.secrets().get().ok_or_else(|| {
                     $crate::StoreError::SecretKey("no secret key is loaded".to_owned())
                 })?;
-                self.reseal_stored(&keys, true).await
+                self.reseal_stored(&keys, Some(actor)).await
             }
         }
     };

@@ -19,8 +19,12 @@ macro_rules! impl_store {
             Ok(())
         }
 
-        #[tracing::instrument(name = "store.create_client", skip(self))]
-        async fn create_client(&self, name: &str) -> $crate::Result<$crate::Client> {
+        #[tracing::instrument(name = "store.create_client", skip(self, actor))]
+        async fn create_client(
+            &self,
+            name: &str,
+            actor: &$crate::Actor,
+        ) -> $crate::Result<$crate::Client> {
             let client = $crate::Client {
                 id: $crate::ClientId::generate(),
                 name: name.to_owned(),
@@ -30,13 +34,23 @@ macro_rules! impl_store {
                 disabled: false,
                 disabled_at: None,
             };
+            let _gate = self.write_gate().await;
+            let mut tx = self.pool.begin().await?;
             sqlx::query("INSERT INTO clients (id, name, created_at) VALUES ($1, $2, $3)")
                 .bind(client.id.as_str())
                 .bind(&client.name)
                 .bind(client.created_at)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await
                 .map_err(|e| $crate::StoreError::from_insert(e, "a client with this name"))?;
+            let change = $crate::Change::new(
+                Some(&client.id),
+                $crate::Action::ClientCreate,
+                client.id.as_str(),
+            )
+            .with_detail(serde_json::json!({ "name": client.name }));
+            $crate::audit::write(&mut *tx, actor, &change).await?;
+            tx.commit().await?;
             Ok(client)
         }
 
@@ -70,11 +84,16 @@ macro_rules! impl_store {
         }
 
         #[tracing::instrument(name = "store.insert_key", skip_all)]
-        async fn insert_key(&self, key: &$crate::NewKey) -> $crate::Result<$crate::KeyInfo> {
-            let (client, admin) = match &key.principal {
+        async fn insert_key(
+            &self,
+            key: &$crate::NewKey,
+            actor: &$crate::Actor,
+        ) -> $crate::Result<$crate::KeyInfo> {
+            let (owner, admin) = match &key.principal {
                 $crate::Principal::Admin => (None, true),
-                $crate::Principal::Client(id) => (Some(id.as_str()), false),
+                $crate::Principal::Client(id) => (Some(id), false),
             };
+            let client = owner.map($crate::ClientId::as_str);
             let info = $crate::KeyInfo {
                 id: $crate::KeyId::generate(),
                 name: key.label.clone(),
@@ -83,6 +102,8 @@ macro_rules! impl_store {
                 expires_at: key.expires_at,
                 last_used_at: None,
             };
+            let _gate = self.write_gate().await;
+            let mut tx = self.pool.begin().await?;
             sqlx::query(
                 "INSERT INTO api_keys (key_hash, client_id, is_admin, label, created_at, id, \
                                        prefix, expires_at) \
@@ -96,9 +117,17 @@ macro_rules! impl_store {
             .bind(info.id.as_str())
             .bind(&info.prefix)
             .bind(info.expires_at)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(|e| $crate::StoreError::from_insert(e, "this key"))?;
+            let change = $crate::Change::new(owner, $crate::Action::KeyCreate, info.id.as_str())
+                .with_detail(serde_json::json!({
+                    "name": info.name,
+                    "admin": admin,
+                    "expires_at": info.expires_at,
+                }));
+            $crate::audit::write(&mut *tx, actor, &change).await?;
+            tx.commit().await?;
             Ok(info)
         }
 
@@ -107,9 +136,12 @@ macro_rules! impl_store {
             &self,
             id: &$crate::ClientId,
             patch: &$crate::RateLimitPatch,
+            actor: &$crate::Actor,
         ) -> $crate::Result<Option<$crate::Client>> {
             // One statement, so two admins changing the two parts at once both win.
             let db = |v: Option<std::num::NonZeroU32>| v.map(|n| i64::from(n.get()));
+            let _gate = self.write_gate().await;
+            let mut tx = self.pool.begin().await?;
             let row = sqlx::query(
                 "UPDATE clients SET \
                    rate_limit_rps = CASE WHEN $2 THEN $3 ELSE rate_limit_rps END, \
@@ -122,9 +154,21 @@ macro_rules! impl_store {
             .bind(patch.rps.and_then(db))
             .bind(patch.burst.is_some())
             .bind(patch.burst.and_then(db))
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *tx)
             .await?;
-            row.as_ref().map(client_from_row).transpose()
+            let Some(client) = row.as_ref().map(client_from_row).transpose()? else {
+                tx.rollback().await?;
+                return Ok(None);
+            };
+            let change =
+                $crate::Change::new(Some(id), $crate::Action::ClientRateLimit, id.as_str())
+                    .with_detail(serde_json::json!({
+                        "rps": client.rate_limit.rps.map(std::num::NonZeroU32::get),
+                        "burst": client.rate_limit.burst.map(std::num::NonZeroU32::get),
+                    }));
+            $crate::audit::write(&mut *tx, actor, &change).await?;
+            tx.commit().await?;
+            Ok(Some(client))
         }
 
         #[tracing::instrument(name = "store.set_client_quotas", skip_all, fields(client = %id))]
@@ -132,6 +176,7 @@ macro_rules! impl_store {
             &self,
             id: &$crate::ClientId,
             patch: &$crate::QuotaPatch,
+            actor: &$crate::Actor,
         ) -> $crate::Result<Option<$crate::Client>> {
             // Read, change, write back only if nobody changed it meanwhile (else again), so
             // two admins changing different quotas at once both win.
@@ -145,6 +190,8 @@ macro_rules! impl_store {
                     return Ok(None);
                 };
                 let next = $crate::QuotaOverrides::from_db(current.clone()).apply(patch);
+                let _gate = self.write_gate().await;
+                let mut tx = self.pool.begin().await?;
                 let row = sqlx::query(
                     "UPDATE clients SET quotas = $2 \
                      WHERE id = $1 AND COALESCE(quotas, '') = COALESCE($3, '') \
@@ -153,11 +200,19 @@ macro_rules! impl_store {
                 .bind(id.as_str())
                 .bind(next.to_db())
                 .bind(current)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *tx)
                 .await?;
-                if let Some(row) = row {
-                    return client_from_row(&row).map(Some);
-                }
+                let Some(row) = row else {
+                    tx.rollback().await?;
+                    continue;
+                };
+                let client = client_from_row(&row)?;
+                let change =
+                    $crate::Change::new(Some(id), $crate::Action::ClientQuotas, id.as_str())
+                        .with_detail(serde_json::json!({ "quotas": next }));
+                $crate::audit::write(&mut *tx, actor, &change).await?;
+                tx.commit().await?;
+                return Ok(Some(client));
             }
         }
 
@@ -212,15 +267,19 @@ macro_rules! impl_store {
             .rows_affected()
                 == 1;
             if claimed {
+                let id = $crate::KeyId::generate();
                 sqlx::query(
                     "INSERT INTO api_keys (key_hash, client_id, is_admin, label, created_at, id) \
                      VALUES ($1, NULL, TRUE, 'first admin key', $2, $3)",
                 )
                 .bind(hash.as_str())
                 .bind($crate::now_ms())
-                .bind($crate::KeyId::generate().as_str())
+                .bind(id.as_str())
                 .execute(&mut *tx)
                 .await?;
+                let change = $crate::Change::new(None, $crate::Action::KeyCreate, id.as_str())
+                    .with_detail(serde_json::json!({ "name": "first admin key", "admin": true }));
+                $crate::audit::write(&mut *tx, &$crate::Actor::system(), &change).await?;
             }
             tx.commit().await?;
             Ok(claimed)

@@ -261,8 +261,8 @@ pub fn watch_changes_bell() -> watch::Receiver<u64> {
 #[async_trait]
 pub trait WatchStore: Send + Sync {
     /// Creates a watch, unless its owner already has `limit` of them (then
-    /// [`StoreError::QuotaExceeded`]).
-    async fn create_watch(&self, watch: &NewWatch) -> Result<Watch>;
+    /// [`StoreError::QuotaExceeded`]); recorded in the audit log as made by `actor`.
+    async fn create_watch(&self, watch: &NewWatch, actor: &crate::Actor) -> Result<Watch>;
 
     /// Looks a watch up within `scope`.
     async fn get_watch(&self, scope: &Scope, id: &WatchId) -> Result<Option<Watch>>;
@@ -270,8 +270,10 @@ pub trait WatchStore: Send + Sync {
     /// The watches within `scope`, oldest first.
     async fn list_watches(&self, scope: &Scope) -> Result<Vec<Watch>>;
 
-    /// Deletes a watch and its changes within `scope`; `false` when there was none.
-    async fn delete_watch(&self, scope: &Scope, id: &WatchId) -> Result<bool>;
+    /// Deletes a watch and its changes within `scope`, audited as done by `actor`; `false`
+    /// when there was none.
+    async fn delete_watch(&self, scope: &Scope, id: &WatchId, actor: &crate::Actor)
+    -> Result<bool>;
 
     /// Up to `limit` changes of a watch with `seq > since`, oldest first.
     async fn watch_changes(&self, id: &WatchId, since: i64, limit: u32)

@@ -4,7 +4,7 @@
 use clap::{Args, Subcommand};
 use rubra_server::admin;
 use rubra_server::{ConfigArgs, Services, Settings};
-use rubra_store::{ApiKey, ClientId, KeyId, NewKey, Principal, Scope, Store};
+use rubra_store::{Actor, ApiKey, ClientId, KeyId, NewKey, Principal, Scope, Store};
 use std::process::ExitCode;
 
 /// Arguments of `rubra admin`.
@@ -95,7 +95,12 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
             println!("migrations applied ({})", services.store.backend());
         }
         AdminCommand::CreateClient { name } => {
-            match rubra_server::admin::create_client_with_key(services.store.as_ref(), &name).await
+            match rubra_server::admin::create_client_with_key(
+                services.store.as_ref(),
+                &name,
+                &Actor::cli(),
+            )
+            .await
             {
                 Ok(created) => println!("{}", serde_json::to_string_pretty(&created)?),
                 Err(e) => {
@@ -108,16 +113,15 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
             let key = ApiKey::generate();
             services
                 .store
-                .insert_key(&NewKey::new(
-                    &key,
-                    Principal::Admin,
-                    "created by rubra admin",
-                ))
+                .insert_key(
+                    &NewKey::new(&key, Principal::Admin, "created by rubra admin"),
+                    &Actor::cli(),
+                )
                 .await?;
             println!("{}", key.reveal());
         }
         AdminCommand::RotateSecrets => {
-            let done = services.store.rotate_secret_keys().await?;
+            let done = services.store.rotate_secret_keys(&Actor::cli()).await?;
             println!(
                 "{} stored secrets re-sealed under the first key of {}; the other keys may now \
                  be removed from it",
@@ -163,10 +167,16 @@ async fn keys(
                     ),
                     None => None,
                 };
-                let created =
-                    admin::create_key(store, max_keys, &client(id)?, name.as_deref(), expires)
-                        .await
-                        .map_err(api)?;
+                let created = admin::create_key(
+                    store,
+                    max_keys,
+                    &client(id)?,
+                    name.as_deref(),
+                    expires,
+                    &Actor::cli(),
+                )
+                .await
+                .map_err(api)?;
                 println!("{}", serde_json::to_string_pretty(&created)?);
                 Ok(())
             }
@@ -193,7 +203,7 @@ async fn keys(
             async {
                 let key = KeyId::parse(key_id)
                     .ok_or_else(|| anyhow::anyhow!("{key_id} is not a key id"))?;
-                admin::revoke_key(store, &client(id)?, &key, false)
+                admin::revoke_key(store, &client(id)?, &key, false, &Actor::cli())
                     .await
                     .map_err(api)?;
                 println!("revoked {key}");
@@ -204,7 +214,7 @@ async fn keys(
         AdminCommand::DisableClient { client: id } | AdminCommand::EnableClient { client: id } => {
             async {
                 let disabled = matches!(command, AdminCommand::DisableClient { .. });
-                let c = admin::set_client_disabled(store, &client(id)?, disabled)
+                let c = admin::set_client_disabled(store, &client(id)?, disabled, &Actor::cli())
                     .await
                     .map_err(api)?;
                 println!("{}", serde_json::to_string_pretty(&c)?);

@@ -2,12 +2,14 @@
 //! rate limit and quotas, and disable or enable it.
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Admin, ApiJson, Caller};
+use crate::extract::{ActingAs, Admin, ApiJson, Caller};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use rubra_store::{ApiKey, Client, ClientId, NewKey, Principal, QuotaPatch, RateLimitPatch, Store};
+use rubra_store::{
+    Actor, ApiKey, Client, ClientId, NewKey, Principal, QuotaPatch, RateLimitPatch, Scope, Store,
+};
 use serde::{Deserialize, Deserializer, Serialize};
 use std::num::NonZeroU32;
 
@@ -42,20 +44,21 @@ pub fn validate_client_name(name: &str) -> Result<(), String> {
     }
 }
 
-/// Creates a client and its first key. Shared by the API and `rubra admin create-client`.
+/// Creates a client and its first key, both audited as done by `actor`. Shared by the API and
+/// `rubra admin create-client`.
 pub async fn create_client_with_key(
     store: &dyn Store,
     name: &str,
+    actor: &Actor,
 ) -> Result<CreatedClient, ApiError> {
     validate_client_name(name).map_err(|m| ApiError::unprocessable("invalid_name", m))?;
-    let client = store.create_client(name).await?;
+    let client = store.create_client(name, actor).await?;
     let key = ApiKey::generate();
     store
-        .insert_key(&NewKey::new(
-            &key,
-            Principal::Client(client.id.clone()),
-            "first key",
-        ))
+        .insert_key(
+            &NewKey::new(&key, Principal::Client(client.id.clone()), "first key"),
+            actor,
+        )
         .await?;
     Ok(CreatedClient {
         client,
@@ -68,9 +71,10 @@ pub async fn create_client_with_key(
 pub async fn create(
     State(state): State<AppState>,
     _admin: Admin,
+    ActingAs(actor): ActingAs,
     ApiJson(body): ApiJson<CreateClient>,
 ) -> ApiResult<(StatusCode, Json<CreatedClient>)> {
-    let created = create_client_with_key(state.store.as_ref(), &body.name).await?;
+    let created = create_client_with_key(state.store.as_ref(), &body.name, &actor).await?;
     // Should this key have been presented before it existed, it works now, not in a while.
     state
         .keys
@@ -145,14 +149,16 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Optio
     T::deserialize(d).map(Some)
 }
 
-/// Disables or enables a client. Shared by the API and `rubra admin disable-client`.
+/// Disables or enables a client, audited as done by `actor`. Shared by the API and
+/// `rubra admin disable-client`.
 pub async fn set_client_disabled(
     store: &dyn Store,
     id: &ClientId,
     disabled: bool,
+    actor: &Actor,
 ) -> Result<Client, ApiError> {
     let client = store
-        .set_client_disabled(id, disabled)
+        .set_client_disabled(id, disabled, actor)
         .await?
         .ok_or_else(|| ApiError::not_found("client"))?;
     tracing::info!(client = %client.id, disabled, "client disabled state set");
@@ -166,6 +172,7 @@ pub async fn set_client_disabled(
 pub async fn patch(
     State(state): State<AppState>,
     _admin: Admin,
+    ActingAs(actor): ActingAs,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<PatchClient>,
 ) -> ApiResult<Json<Client>> {
@@ -174,11 +181,16 @@ pub async fn patch(
         rps: body.rate_limit_rps,
         burst: body.rate_limit_burst,
     };
-    let mut client = state
-        .store
-        .set_client_rate_limit(&id, &patch)
-        .await?
-        .ok_or_else(|| ApiError::not_found("client"))?;
+    // Only what the body changes is written (and audited).
+    let client = if patch.rps.is_some() || patch.burst.is_some() {
+        state
+            .store
+            .set_client_rate_limit(&id, &patch, &actor)
+            .await?
+    } else {
+        state.store.get_client(&Scope::All, &id).await?
+    };
+    let mut client = client.ok_or_else(|| ApiError::not_found("client"))?;
     if let Some(q) = body.quotas {
         let patch = QuotaPatch {
             subscriptions: q.subscriptions,
@@ -190,13 +202,13 @@ pub async fn patch(
         };
         client = state
             .store
-            .set_client_quotas(&id, &patch)
+            .set_client_quotas(&id, &patch, &actor)
             .await?
             .ok_or_else(|| ApiError::not_found("client"))?;
         tracing::info!(client = %client.id, quotas = ?client.quotas, "client quotas set");
     }
     if let Some(disabled) = body.disabled {
-        client = set_client_disabled(state.store.as_ref(), &id, disabled).await?;
+        client = set_client_disabled(state.store.as_ref(), &id, disabled, &actor).await?;
     }
     state.keys.forget_client(&client.id);
     tracing::info!(

@@ -8,7 +8,7 @@
 //! and by every other within a second (see `KeyCache`).
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::Caller;
+use crate::extract::{ActingAs, Caller};
 use crate::state::AppState;
 use crate::timefmt::{format_ms, parse_timestamp};
 use axum::Json;
@@ -16,7 +16,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use rubra_store::{
-    ApiKey, ClientId, KeyId, KeyInfo, NewKey, Principal, Revoked, Scope, Store, now_ms,
+    Actor, ApiKey, ClientId, KeyId, KeyInfo, NewKey, Principal, Revoked, Scope, Store, now_ms,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -77,14 +77,15 @@ pub struct CreatedKey {
     pub api_key: String,
 }
 
-/// Makes a key for `client` (which must exist and hold fewer than `max_keys` keys). Shared by
-/// the API and `rubra admin create-key`.
+/// Makes a key for `client` (which must exist and hold fewer than `max_keys` keys), audited as
+/// made by `actor`. Shared by the API and `rubra admin create-key`.
 pub async fn create_key(
     store: &dyn Store,
     max_keys: u32,
     client: &ClientId,
     name: Option<&str>,
     expires_at: Option<i64>,
+    actor: &Actor,
 ) -> Result<CreatedKey, ApiError> {
     let name = name.unwrap_or("key").trim();
     if name.is_empty()
@@ -125,7 +126,7 @@ pub async fn create_key(
     let key = ApiKey::generate();
     let mut new = NewKey::new(&key, Principal::Client(client.clone()), name);
     new.expires_at = expires_at;
-    let info = store.insert_key(&new).await?;
+    let info = store.insert_key(&new, actor).await?;
     Ok(CreatedKey {
         key: info.into(),
         api_key: key.reveal().to_owned(),
@@ -133,14 +134,15 @@ pub async fn create_key(
 }
 
 /// Revokes key `key` of `client`; `keep_last` refuses to revoke the client's last key (409
-/// `last_key`). Shared by the API and `rubra admin revoke-key`.
+/// `last_key`); audited as done by `actor`. Shared by the API and `rubra admin revoke-key`.
 pub async fn revoke_key(
     store: &dyn Store,
     client: &ClientId,
     key: &KeyId,
     keep_last: bool,
+    actor: &Actor,
 ) -> Result<(), ApiError> {
-    match store.revoke_key(client, key, keep_last).await? {
+    match store.revoke_key(client, key, keep_last, actor).await? {
         Revoked::Revoked => Ok(()),
         Revoked::NotFound => Err(ApiError::not_found("key")),
         Revoked::LastKey => Err(ApiError::new(
@@ -185,6 +187,7 @@ fn expires_at(v: Option<Value>) -> Result<Option<i64>, ApiError> {
 pub async fn create(
     State(state): State<AppState>,
     Caller(who): Caller,
+    ActingAs(actor): ActingAs,
     Path(id): Path<String>,
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<CreatedKey>)> {
@@ -208,6 +211,7 @@ pub async fn create(
         &client,
         body.name.as_deref(),
         expires,
+        &actor,
     )
     .await?;
     // Should this key have been presented before it existed, it works now, not in a while.
@@ -243,11 +247,12 @@ pub async fn list(
 pub async fn revoke(
     State(state): State<AppState>,
     Caller(who): Caller,
+    ActingAs(actor): ActingAs,
     Path((id, key_id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     let client = client_in_path(&who, &id)?;
     let key = KeyId::parse(&key_id).ok_or_else(|| ApiError::not_found("key"))?;
-    revoke_key(state.store.as_ref(), &client, &key, !who.is_admin()).await?;
+    revoke_key(state.store.as_ref(), &client, &key, !who.is_admin(), &actor).await?;
     state.keys.forget_client(&client);
     tracing::info!(client = %client, key = %key, "key revoked");
     Ok(StatusCode::NO_CONTENT)

@@ -1,5 +1,6 @@
 //! The HTTP routes, one module per resource, and the router that joins them.
 
+mod audit;
 pub(crate) mod clients;
 mod dashboard;
 mod debug;
@@ -30,6 +31,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .route("/debug/profile", get(debug::profile))
+        .route("/audit", get(audit::list))
         .route("/clients", get(clients::list).post(clients::create))
         .route("/clients/{id}", get(clients::get).patch(clients::patch))
         .route("/clients/{id}/keys", get(keys::list).post(keys::create))

@@ -10,7 +10,7 @@
 
 use crate::admission::Admission;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiQuery, Caller, client_of};
+use crate::extract::{ActingAs, ApiQuery, Caller, client_of};
 use crate::quotas::{self, Quota};
 use crate::state::AppState;
 use crate::timefmt::format_ms;
@@ -20,7 +20,7 @@ use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::header::{CONTENT_TYPE, ETAG};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use rubra_store::{BlobStore, ClientId, Principal};
+use rubra_store::{Action, BlobStore, Change, ClientId, Principal};
 use rubra_watermark::{Overlay, WatermarkError};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -322,6 +322,7 @@ fn png_content_type_ok(headers: &HeaderMap) -> bool {
 pub async fn put(
     State(state): State<AppState>,
     Caller(who): Caller,
+    ActingAs(actor): ActingAs,
     Path(name): Path<String>,
     ApiQuery(q): ApiQuery<OwnerQuery>,
     req: Request,
@@ -370,8 +371,15 @@ pub async fn put(
     // Check-and-store under one lock, so two uploads at once cannot both pass a quota here.
     let _quota_lock = state.overlays.quota_lock().await;
     let existed = check_quotas(&state, &client, &name, body.len() as u64).await?;
-    state.blobs.put(&key, body.clone()).await?;
     let (width, height) = (entry.base.width(), entry.base.height());
+    // Overlays have no database row to share a transaction with: the audit row goes first,
+    // so no overlay changes unrecorded (a failed blob write leaves the row of an attempt).
+    let change = Change::new(Some(&client), Action::OverlayPut, name.as_str()).with_detail(
+        serde_json::json!({ "bytes": body.len(), "width": width, "height": height,
+                            "replaced": existed }),
+    );
+    state.store.record_audit(&actor, &change).await?;
+    state.blobs.put(&key, body.clone()).await?;
     match state.blobs.head(&key).await? {
         Some(meta) => {
             state
@@ -460,6 +468,7 @@ pub async fn get(
 pub async fn delete(
     State(state): State<AppState>,
     Caller(who): Caller,
+    ActingAs(actor): ActingAs,
     Path(name): Path<String>,
     ApiQuery(q): ApiQuery<OwnerQuery>,
 ) -> ApiResult<StatusCode> {
@@ -469,6 +478,8 @@ pub async fn delete(
     if !state.blobs.exists(&key).await? {
         return Err(ApiError::not_found("overlay"));
     }
+    let change = Change::new(Some(&client), Action::OverlayDelete, name.as_str());
+    state.store.record_audit(&actor, &change).await?;
     state.blobs.delete(&key).await?;
     state.overlays.remove(&client, &name);
     Ok(StatusCode::NO_CONTENT)

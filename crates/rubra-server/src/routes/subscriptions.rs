@@ -14,7 +14,7 @@
 //! /subscriptions/{id}/resume` delivers them again.
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, ApiQuery, Caller, client_of};
+use crate::extract::{ActingAs, ApiJson, ApiQuery, Caller, client_of};
 use crate::quotas::{self, Quota};
 use crate::state::AppState;
 use crate::timefmt::format_ms;
@@ -79,6 +79,7 @@ fn parse_id(id: &str) -> ApiResult<SubscriptionId> {
 pub async fn create(
     State(state): State<AppState>,
     Caller(who): Caller,
+    ActingAs(actor): ActingAs,
     ApiQuery(q): ApiQuery<ClientQuery>,
     ApiJson(body): ApiJson<CreateSubscription>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
@@ -102,13 +103,16 @@ pub async fn create(
     let limit = quotas::limit_u32(&state, &client, Quota::Subscriptions).await?;
     let sub = state
         .store
-        .create_subscription(&NewSubscription {
-            client_id: client,
-            threshold: body.threshold,
-            channel: body.channel,
-            secret,
-            limit,
-        })
+        .create_subscription(
+            &NewSubscription {
+                client_id: client,
+                threshold: body.threshold,
+                channel: body.channel,
+                secret,
+                limit,
+            },
+            &actor,
+        )
         .await?;
     tracing::info!(subscription = %sub.id, client = %sub.client_id, "subscription created");
     Ok((StatusCode::CREATED, Json(subscription_json(&sub, true))))
@@ -154,10 +158,15 @@ pub async fn get(
 pub async fn delete(
     State(state): State<AppState>,
     Caller(who): Caller,
+    ActingAs(actor): ActingAs,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let id = parse_id(&id)?;
-    if state.store.delete_subscription(&who.scope(), &id).await? {
+    if state
+        .store
+        .delete_subscription(&who.scope(), &id, &actor)
+        .await?
+    {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found("subscription"))
@@ -171,6 +180,7 @@ pub async fn delete(
 pub async fn rotate_secret(
     State(state): State<AppState>,
     Caller(who): Caller,
+    ActingAs(actor): ActingAs,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let id = parse_id(&id)?;
@@ -192,7 +202,7 @@ pub async fn rotate_secret(
     let secret = WebhookSecret::generate().reveal();
     let sub = state
         .store
-        .rotate_webhook_secret(&scope, &id, &secret, until)
+        .rotate_webhook_secret(&scope, &id, &secret, until, &actor)
         .await?
         .ok_or_else(|| ApiError::not_found("subscription"))?;
     tracing::info!(subscription = %sub.id, "webhook secret rotated");

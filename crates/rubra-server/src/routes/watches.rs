@@ -8,7 +8,7 @@
 //! `since=` and `Last-Event-ID` never skip one.
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, ApiQuery, Caller, client_of};
+use crate::extract::{ActingAs, ApiJson, ApiQuery, Caller, client_of};
 use crate::quotas::{self, Quota};
 use crate::state::AppState;
 use crate::timefmt::format_ms;
@@ -210,6 +210,7 @@ fn validate(body: CreateWatch) -> ApiResult<WatchSpec> {
 pub async fn create(
     State(state): State<AppState>,
     Caller(who): Caller,
+    ActingAs(actor): ActingAs,
     ApiQuery(q): ApiQuery<ClientQuery>,
     ApiJson(body): ApiJson<CreateWatch>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
@@ -232,11 +233,14 @@ pub async fn create(
     let limit = quotas::limit_u32(&state, &client, Quota::Watches).await?;
     let watch = state
         .store
-        .create_watch(&NewWatch {
-            client_id: client,
-            spec,
-            limit,
-        })
+        .create_watch(
+            &NewWatch {
+                client_id: client,
+                spec,
+                limit,
+            },
+            &actor,
+        )
         .await?;
     tracing::info!(watch = %watch.id, client = %watch.client_id, url = %watch.spec.url, "watch created");
     crate::workers::watches::ring_claim();
@@ -276,10 +280,11 @@ pub async fn get(
 pub async fn delete(
     State(state): State<AppState>,
     Caller(who): Caller,
+    ActingAs(actor): ActingAs,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let id = parse_id(&id)?;
-    if state.store.delete_watch(&who.scope(), &id).await? {
+    if state.store.delete_watch(&who.scope(), &id, &actor).await? {
         tracing::info!(watch = %id, "watch deleted");
         Ok(StatusCode::NO_CONTENT)
     } else {

@@ -387,9 +387,15 @@ async fn a_key_flood_of_one_unknown_key_is_answered_from_memory_until_it_exists(
     let store = rubra_store::open(&Settings::validate(args).unwrap().database)
         .await
         .unwrap();
-    let client = store.create_client("late").await.unwrap();
+    let client = store
+        .create_client("late", &rubra_store::Actor::system())
+        .await
+        .unwrap();
     store
-        .insert_key(&NewKey::new(&key, Principal::Client(client.id), "late"))
+        .insert_key(
+            &NewKey::new(&key, Principal::Client(client.id), "late"),
+            &rubra_store::Actor::system(),
+        )
         .await
         .unwrap();
     let stored = Instant::now();

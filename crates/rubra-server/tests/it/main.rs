@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod admission;
+mod audit;
 mod auth;
 mod connections;
 mod debug;

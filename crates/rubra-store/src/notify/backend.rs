@@ -171,7 +171,11 @@ macro_rules! impl_notify_store {
 
                 #[tracing::instrument(name = "store.create_subscription", skip_all,
                                       fields(client = %new.client_id))]
-                async fn create_subscription(&self, new: &NewSubscription) -> Result<Subscription> {
+                async fn create_subscription(
+                    &self,
+                    new: &NewSubscription,
+                    actor: &crate::Actor,
+                ) -> Result<Subscription> {
                     let sub = Subscription {
                         id: SubscriptionId::generate(),
                         client_id: new.client_id.clone(),
@@ -193,6 +197,8 @@ macro_rules! impl_notify_store {
                         .transpose()?;
                     // One statement: the count and the insert see the same snapshot (SQLite has
                     // one writer; on PostgreSQL two racing creates may pass the limit by one).
+                    let _gate = self.write_gate().await;
+                    let mut tx = self.pool().begin().await?;
                     let inserted = sqlx::query(
                         "INSERT INTO subscriptions \
                          (id, client_id, threshold, channel_type, channel, secret, created_at) \
@@ -208,16 +214,28 @@ macro_rules! impl_notify_store {
                     .bind(secret)
                     .bind(sub.created_at)
                     .bind(i64::from(new.limit))
-                    .execute(self.pool())
+                    .execute(&mut *tx)
                     .await
                     .map_err(|e| crate::StoreError::from_insert(e, "this subscription"))?;
                     if inserted.rows_affected() == 0 {
+                        tx.rollback().await?;
                         return Err(crate::StoreError::QuotaExceeded(format!(
                             "quota max-subscriptions-per-client: this client already has {} \
                              subscriptions, the most allowed",
                             new.limit
                         )));
                     }
+                    let change = crate::Change::new(
+                        Some(&sub.client_id),
+                        crate::Action::SubscriptionCreate,
+                        sub.id.as_str(),
+                    )
+                    .with_detail(serde_json::json!({
+                        "channel": sub.channel.kind(),
+                        "threshold": sub.threshold,
+                    }));
+                    crate::audit::write(&mut *tx, actor, &change).await?;
+                    tx.commit().await?;
                     Ok(sub)
                 }
 
@@ -258,24 +276,35 @@ macro_rules! impl_notify_store {
                 }
 
                 #[tracing::instrument(name = "store.delete_subscription", skip_all, fields(id = %id))]
-                async fn delete_subscription(&self, scope: &Scope, id: &SubscriptionId) -> Result<bool> {
+                async fn delete_subscription(
+                    &self,
+                    scope: &Scope,
+                    id: &SubscriptionId,
+                    actor: &crate::Actor,
+                ) -> Result<bool> {
                     let _gate = self.write_gate().await;
                     let mut tx = self.pool().begin().await?;
-                    let done = sqlx::query(
+                    let owner: Option<String> = sqlx::query_scalar(
                         "UPDATE subscriptions SET deleted_at = $3 \
                          WHERE id = $1 AND deleted_at IS NULL \
-                           AND (CAST($2 AS TEXT) IS NULL OR client_id = $2)",
+                           AND (CAST($2 AS TEXT) IS NULL OR client_id = $2) \
+                         RETURNING client_id",
                     )
                     .bind(id.as_str())
                     .bind(scope.client_filter())
                     .bind(crate::now_ms())
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                    if done == 0 {
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    let Some(owner) = owner.map(crate::ClientId::from_db) else {
                         tx.rollback().await?;
                         return Ok(false);
-                    }
+                    };
+                    let change = crate::Change::new(
+                        Some(&owner),
+                        crate::Action::SubscriptionDelete,
+                        id.as_str(),
+                    );
+                    crate::audit::write(&mut *tx, actor, &change).await?;
                     sqlx::query(
                         "UPDATE notifications SET state = 'canceled', lease_owner = NULL, \
                                 lease_until = NULL \
@@ -295,28 +324,41 @@ macro_rules! impl_notify_store {
                     id: &SubscriptionId,
                     new_secret: &str,
                     overlap_until: i64,
+                    actor: &crate::Actor,
                 ) -> Result<Option<Subscription>> {
                     let sealed = self
                         .secrets()
                         .seal(new_secret, Place::WebhookSecret(id.as_str()))?;
                     // One statement: the current secret (sealed for this row, whichever column
                     // holds it) becomes the previous one as the new one is stored.
-                    let done = sqlx::query(
+                    let _gate = self.write_gate().await;
+                    let mut tx = self.pool().begin().await?;
+                    let owner: Option<String> = sqlx::query_scalar(
                         "UPDATE subscriptions \
                          SET previous_secret = secret, previous_secret_until = $3, secret = $4 \
                          WHERE id = $1 AND deleted_at IS NULL AND channel_type = 'webhook' \
-                           AND (CAST($2 AS TEXT) IS NULL OR client_id = $2)",
+                           AND (CAST($2 AS TEXT) IS NULL OR client_id = $2) \
+                         RETURNING client_id",
                     )
                     .bind(id.as_str())
                     .bind(scope.client_filter())
                     .bind(overlap_until)
                     .bind(sealed)
-                    .execute(self.pool())
-                    .await?
-                    .rows_affected();
-                    if done == 0 {
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    let Some(owner) = owner.map(crate::ClientId::from_db) else {
+                        tx.rollback().await?;
                         return Ok(None);
-                    }
+                    };
+                    let change = crate::Change::new(
+                        Some(&owner),
+                        crate::Action::SubscriptionRotateSecret,
+                        id.as_str(),
+                    )
+                    .with_detail(serde_json::json!({ "previous_valid_until": overlap_until }));
+                    crate::audit::write(&mut *tx, actor, &change).await?;
+                    tx.commit().await?;
+                    drop(_gate);
                     self.get_subscription(scope, id).await
                 }
 

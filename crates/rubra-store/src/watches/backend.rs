@@ -122,9 +122,11 @@ macro_rules! impl_watch_store {
         #[async_trait]
         impl WatchStore for $store {
             #[tracing::instrument(name = "store.create_watch", skip_all, fields(client = %w.client_id))]
-            async fn create_watch(&self, w: &NewWatch) -> Result<Watch> {
+            async fn create_watch(&self, w: &NewWatch, actor: &crate::Actor) -> Result<Watch> {
                 let id = WatchId::generate();
                 let now = now_ms();
+                let _gate = self.write_gate().await;
+                let mut tx = self.pool().begin().await?;
                 // One statement: the count and the insert see the same snapshot (SQLite has
                 // one writer; on PostgreSQL two racing creates may pass the limit by one).
                 let row = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -144,17 +146,28 @@ macro_rules! impl_watch_store {
                 .bind(now)
                 .bind(i64::from(w.limit))
                 .bind(w.spec.subscription.as_ref().map(|s| s.as_str().to_owned()))
-                .fetch_optional(self.pool())
+                .fetch_optional(&mut *tx)
                 .await
                 .map_err(|e| StoreError::from_insert(e, "a watch with this id"))?;
-                match row {
-                    Some(row) => self.watch_from_row(&row, now),
-                    None => Err(StoreError::QuotaExceeded(format!(
+                let Some(row) = row else {
+                    tx.rollback().await?;
+                    return Err(StoreError::QuotaExceeded(format!(
                         "quota max-watches-per-client: this client already has {} watches, \
                          the most allowed",
                         w.limit
-                    ))),
-                }
+                    )));
+                };
+                let watch = self.watch_from_row(&row, now)?;
+                let change = crate::Change::new(
+                    Some(&w.client_id),
+                    crate::Action::WatchCreate,
+                    id.as_str(),
+                )
+                // Not the URL: its query or user part may carry a credential.
+                .with_detail(serde_json::json!({ "interval_ms": w.spec.interval_ms }));
+                crate::audit::write(&mut *tx, actor, &change).await?;
+                tx.commit().await?;
+                Ok(watch)
             }
 
             #[tracing::instrument(name = "store.get_watch", skip_all, fields(watch = %id))]
@@ -186,19 +199,36 @@ macro_rules! impl_watch_store {
             }
 
             #[tracing::instrument(name = "store.delete_watch", skip_all, fields(watch = %id))]
-            async fn delete_watch(&self, scope: &Scope, id: &WatchId) -> Result<bool> {
-                // One statement, its changes going with it by `ON DELETE CASCADE`. (A
-                // read-then-write transaction here failed on SQLite with "database is locked"
-                // whenever the poller wrote between its read and its write.)
-                let done = sqlx::query(
+            async fn delete_watch(
+                &self,
+                scope: &Scope,
+                id: &WatchId,
+                actor: &crate::Actor,
+            ) -> Result<bool> {
+                // The delete first, its changes going with it by `ON DELETE CASCADE`, then its
+                // audit row. (A read-then-write transaction here failed on SQLite with
+                // "database is locked" whenever the poller wrote between its read and its
+                // write; a transaction that writes first takes the lock at once.)
+                let _gate = self.write_gate().await;
+                let mut tx = self.pool().begin().await?;
+                let owner: Option<String> = sqlx::query_scalar(
                     "DELETE FROM watches \
-                     WHERE id = $1 AND (CAST($2 AS TEXT) IS NULL OR client_id = $2)",
+                     WHERE id = $1 AND (CAST($2 AS TEXT) IS NULL OR client_id = $2) \
+                     RETURNING client_id",
                 )
                 .bind(id.as_str())
                 .bind(scope.client_filter())
-                .execute(self.pool())
+                .fetch_optional(&mut *tx)
                 .await?;
-                Ok(done.rows_affected() == 1)
+                let Some(owner) = owner.map(crate::ClientId::from_db) else {
+                    tx.rollback().await?;
+                    return Ok(false);
+                };
+                let change =
+                    crate::Change::new(Some(&owner), crate::Action::WatchDelete, id.as_str());
+                crate::audit::write(&mut *tx, actor, &change).await?;
+                tx.commit().await?;
+                Ok(true)
             }
 
             #[tracing::instrument(name = "store.watch_changes", skip_all, fields(watch = %id))]

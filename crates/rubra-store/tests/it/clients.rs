@@ -19,8 +19,14 @@ crate::both_backends!(
 );
 
 async fn create_and_list_clients(store: Arc<dyn Store>) {
-    let a = store.create_client("acme").await.unwrap();
-    let b = store.create_client("globex").await.unwrap();
+    let a = store
+        .create_client("acme", &rubra_store::Actor::system())
+        .await
+        .unwrap();
+    let b = store
+        .create_client("globex", &rubra_store::Actor::system())
+        .await
+        .unwrap();
     assert!(a.id.as_str().starts_with("cl_"));
     let all = store.list_clients(&Scope::All).await.unwrap();
     // Oldest first; clients created in the same millisecond are ordered by id.
@@ -31,13 +37,22 @@ async fn create_and_list_clients(store: Arc<dyn Store>) {
 }
 
 async fn duplicate_client_name_is_a_conflict(store: Arc<dyn Store>) {
-    store.create_client("acme").await.unwrap();
-    let err = store.create_client("acme").await.unwrap_err();
+    store
+        .create_client("acme", &rubra_store::Actor::system())
+        .await
+        .unwrap();
+    let err = store
+        .create_client("acme", &rubra_store::Actor::system())
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
 }
 
 async fn keys_resolve_to_their_principal(store: Arc<dyn Store>) {
-    let c = store.create_client("acme").await.unwrap();
+    let c = store
+        .create_client("acme", &rubra_store::Actor::system())
+        .await
+        .unwrap();
     let client_key = ApiKey::generate();
     let admin_key = ApiKey::generate();
     for (key, principal) in [
@@ -45,7 +60,10 @@ async fn keys_resolve_to_their_principal(store: Arc<dyn Store>) {
         (&admin_key, Principal::Admin),
     ] {
         let new = NewKey::new(key, principal, "t");
-        store.insert_key(&new).await.unwrap();
+        store
+            .insert_key(&new, &rubra_store::Actor::system())
+            .await
+            .unwrap();
     }
     assert_eq!(
         store.principal_for_key(&client_key.hash()).await.unwrap(),
@@ -87,8 +105,14 @@ async fn admin_key_is_bootstrapped_exactly_once(store: Arc<dyn Store>) {
 }
 
 async fn a_client_scope_sees_only_itself(store: Arc<dyn Store>) {
-    let a = store.create_client("acme").await.unwrap();
-    let b = store.create_client("globex").await.unwrap();
+    let a = store
+        .create_client("acme", &rubra_store::Actor::system())
+        .await
+        .unwrap();
+    let b = store
+        .create_client("globex", &rubra_store::Actor::system())
+        .await
+        .unwrap();
     let scope_a = Scope::Client(a.id.clone());
     assert_eq!(store.get_client(&scope_a, &b.id).await.unwrap(), None);
     assert_eq!(
@@ -109,18 +133,27 @@ fn n(v: u32) -> Option<NonZeroU32> {
 }
 
 async fn a_client_rate_limit_is_stored_and_read_with_its_key(store: Arc<dyn Store>) {
-    let c = store.create_client("acme").await.unwrap();
-    let other = store.create_client("globex").await.unwrap();
+    let c = store
+        .create_client("acme", &rubra_store::Actor::system())
+        .await
+        .unwrap();
+    let other = store
+        .create_client("globex", &rubra_store::Actor::system())
+        .await
+        .unwrap();
     assert_eq!(c.rate_limit, RateLimitOverride::default());
     let key = ApiKey::generate();
     store
-        .insert_key(&NewKey::new(&key, Principal::Client(c.id.clone()), "t"))
+        .insert_key(
+            &NewKey::new(&key, Principal::Client(c.id.clone()), "t"),
+            &rubra_store::Actor::system(),
+        )
         .await
         .unwrap();
 
     let set = |rps, burst| RateLimitPatch { rps, burst };
     let changed = store
-        .set_client_rate_limit(&c.id, &set(Some(n(5)), None))
+        .set_client_rate_limit(&c.id, &set(Some(n(5)), None), &rubra_store::Actor::system())
         .await
         .unwrap()
         .unwrap();
@@ -130,7 +163,7 @@ async fn a_client_rate_limit_is_stored_and_read_with_its_key(store: Arc<dyn Stor
     );
     // A part left out stays as it is.
     let changed = store
-        .set_client_rate_limit(&c.id, &set(None, Some(n(9))))
+        .set_client_rate_limit(&c.id, &set(None, Some(n(9))), &rubra_store::Actor::system())
         .await
         .unwrap()
         .unwrap();
@@ -160,7 +193,11 @@ async fn a_client_rate_limit_is_stored_and_read_with_its_key(store: Arc<dyn Stor
 
     // Null returns a part to the default; the largest value round-trips.
     let changed = store
-        .set_client_rate_limit(&c.id, &set(Some(None), Some(n(u32::MAX))))
+        .set_client_rate_limit(
+            &c.id,
+            &set(Some(None), Some(n(u32::MAX))),
+            &rubra_store::Actor::system(),
+        )
         .await
         .unwrap()
         .unwrap();
@@ -174,14 +211,21 @@ async fn a_client_rate_limit_is_stored_and_read_with_its_key(store: Arc<dyn Stor
     let nobody = ClientId::generate();
     assert_eq!(
         store
-            .set_client_rate_limit(&nobody, &set(Some(n(1)), None))
+            .set_client_rate_limit(
+                &nobody,
+                &set(Some(n(1)), None),
+                &rubra_store::Actor::system()
+            )
             .await
             .unwrap(),
         None
     );
     let admin = ApiKey::generate();
     store
-        .insert_key(&NewKey::new(&admin, Principal::Admin, "t"))
+        .insert_key(
+            &NewKey::new(&admin, Principal::Admin, "t"),
+            &rubra_store::Actor::system(),
+        )
         .await
         .unwrap();
     let holder = store.key_holder(&admin.hash()).await.unwrap().unwrap();
@@ -196,7 +240,10 @@ async fn a_client_rate_limit_is_stored_and_read_with_its_key(store: Arc<dyn Stor
 }
 
 async fn quota_overrides_merge_and_concurrent_changes_all_win(store: Arc<dyn Store>) {
-    let c = store.create_client("acme").await.unwrap();
+    let c = store
+        .create_client("acme", &rubra_store::Actor::system())
+        .await
+        .unwrap();
     assert_eq!(c.quotas, QuotaOverrides::default());
     let got = store
         .set_client_quotas(
@@ -206,6 +253,7 @@ async fn quota_overrides_merge_and_concurrent_changes_all_win(store: Arc<dyn Sto
                 overlay_bytes: Some(Some(1 << 40)),
                 ..QuotaPatch::default()
             },
+            &rubra_store::Actor::system(),
         )
         .await
         .unwrap()
@@ -236,7 +284,11 @@ async fn quota_overrides_merge_and_concurrent_changes_all_win(store: Arc<dyn Sto
                     ..QuotaPatch::default()
                 },
             };
-            store.set_client_quotas(&id, &patch).await.unwrap().unwrap();
+            store
+                .set_client_quotas(&id, &patch, &rubra_store::Actor::system())
+                .await
+                .unwrap()
+                .unwrap();
         }));
     }
     for t in tasks {
@@ -251,7 +303,8 @@ async fn quota_overrides_merge_and_concurrent_changes_all_win(store: Arc<dyn Sto
         store
             .set_client_quotas(
                 &ClientId::parse("cl_0000000000000000").unwrap(),
-                &QuotaPatch::default()
+                &QuotaPatch::default(),
+                &rubra_store::Actor::system(),
             )
             .await
             .unwrap()

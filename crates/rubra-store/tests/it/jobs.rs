@@ -110,8 +110,16 @@ async fn claim_within(
 }
 
 async fn submit_get_list_and_scope(store: Arc<dyn Store>) {
-    let a = store.create_client("acme").await.unwrap().id;
-    let b = store.create_client("globex").await.unwrap().id;
+    let a = store
+        .create_client("acme", &rubra_store::Actor::system())
+        .await
+        .unwrap()
+        .id;
+    let b = store
+        .create_client("globex", &rubra_store::Actor::system())
+        .await
+        .unwrap()
+        .id;
     let mut mine = Vec::new();
     for i in 0..5 {
         mine.push(submit(&store, &a, &format!("data/{i}.csv")).await);
@@ -198,8 +206,16 @@ async fn submit_get_list_and_scope(store: Arc<dyn Store>) {
 }
 
 async fn active_counts_follow_the_states(store: Arc<dyn Store>) {
-    let a = store.create_client("acme").await.unwrap().id;
-    let b = store.create_client("globex").await.unwrap().id;
+    let a = store
+        .create_client("acme", &rubra_store::Actor::system())
+        .await
+        .unwrap()
+        .id;
+    let b = store
+        .create_client("globex", &rubra_store::Actor::system())
+        .await
+        .unwrap()
+        .id;
     for i in 0..3 {
         submit(&store, &a, &format!("{i}.csv")).await;
     }
@@ -253,7 +269,11 @@ async fn active_counts_follow_the_states(store: Arc<dyn Store>) {
 }
 
 async fn expired_lease_is_taken_over_and_the_old_holder_is_fenced(store: Arc<dyn Store>) {
-    let a = store.create_client("acme").await.unwrap().id;
+    let a = store
+        .create_client("acme", &rubra_store::Actor::system())
+        .await
+        .unwrap()
+        .id;
     let id = submit(&store, &a, "x.csv").await;
     let first = claim(&store, "dead-worker", 300, 10).await.unwrap();
     assert_eq!(first.lease.job_id, id);
@@ -326,7 +346,11 @@ async fn expired_lease_is_taken_over_and_the_old_holder_is_fenced(store: Arc<dyn
 }
 
 async fn result_is_written_once(store: Arc<dyn Store>) {
-    let a = store.create_client("acme").await.unwrap().id;
+    let a = store
+        .create_client("acme", &rubra_store::Actor::system())
+        .await
+        .unwrap()
+        .id;
     let id = submit(&store, &a, "x.csv").await;
     let c = claim(&store, "w1", 10_000, 10).await.unwrap();
     assert_eq!(
@@ -365,8 +389,16 @@ async fn result_is_written_once(store: Arc<dyn Store>) {
 }
 
 async fn per_client_limit_is_respected(store: Arc<dyn Store>) {
-    let a = store.create_client("acme").await.unwrap().id;
-    let b = store.create_client("globex").await.unwrap().id;
+    let a = store
+        .create_client("acme", &rubra_store::Actor::system())
+        .await
+        .unwrap()
+        .id;
+    let b = store
+        .create_client("globex", &rubra_store::Actor::system())
+        .await
+        .unwrap()
+        .id;
     let a1 = submit(&store, &a, "1.csv").await;
     let a2 = submit(&store, &a, "2.csv").await;
     let a3 = submit(&store, &a, "3.csv").await;
@@ -392,7 +424,11 @@ async fn per_client_limit_is_respected(store: Arc<dyn Store>) {
 }
 
 async fn per_client_limit_holds_under_concurrent_claims(store: Arc<dyn Store>) {
-    let a = store.create_client("acme").await.unwrap().id;
+    let a = store
+        .create_client("acme", &rubra_store::Actor::system())
+        .await
+        .unwrap()
+        .id;
     for i in 0..12 {
         submit(&store, &a, &format!("{i}.csv")).await;
     }
@@ -427,7 +463,13 @@ async fn per_client_limit_holds_under_concurrent_claims(store: Arc<dyn Store>) {
 async fn no_job_is_claimed_twice_under_concurrency(store: Arc<dyn Store>) {
     let mut clients = Vec::new();
     for i in 0..4 {
-        clients.push(store.create_client(&format!("c{i}")).await.unwrap().id);
+        clients.push(
+            store
+                .create_client(&format!("c{i}"), &rubra_store::Actor::system())
+                .await
+                .unwrap()
+                .id,
+        );
     }
     let mut submitted = HashSet::new();
     for i in 0..40 {
@@ -455,7 +497,11 @@ async fn no_job_is_claimed_twice_under_concurrency(store: Arc<dyn Store>) {
 }
 
 async fn cancel_queued_running_and_finished(store: Arc<dyn Store>) {
-    let a = store.create_client("acme").await.unwrap().id;
+    let a = store
+        .create_client("acme", &rubra_store::Actor::system())
+        .await
+        .unwrap()
+        .id;
     let scope = Scope::Client(a.clone());
     let queued = submit(&store, &a, "q.csv").await;
     assert_eq!(
@@ -524,7 +570,11 @@ async fn cancel_queued_running_and_finished(store: Arc<dyn Store>) {
 }
 
 async fn expired_lease_of_a_canceled_job_settles_as_canceled(store: Arc<dyn Store>) {
-    let a = store.create_client("acme").await.unwrap().id;
+    let a = store
+        .create_client("acme", &rubra_store::Actor::system())
+        .await
+        .unwrap()
+        .id;
     let id = submit(&store, &a, "x.csv").await;
     claim(&store, "dead", 200, 10).await.unwrap();
     store
@@ -540,7 +590,11 @@ async fn expired_lease_of_a_canceled_job_settles_as_canceled(store: Arc<dyn Stor
 }
 
 async fn transient_failures_retry_with_backoff_then_fail(store: Arc<dyn Store>) {
-    let a = store.create_client("acme").await.unwrap().id;
+    let a = store
+        .create_client("acme", &rubra_store::Actor::system())
+        .await
+        .unwrap()
+        .id;
     let id = submit(&store, &a, "x.csv").await;
     let failure = JobFailure {
         code: "download_failed".into(),
@@ -587,7 +641,11 @@ async fn transient_failures_retry_with_backoff_then_fail(store: Arc<dyn Store>) 
 }
 
 async fn lost_workers_use_up_the_attempts(store: Arc<dyn Store>) {
-    let a = store.create_client("acme").await.unwrap().id;
+    let a = store
+        .create_client("acme", &rubra_store::Actor::system())
+        .await
+        .unwrap()
+        .id;
     let id = submit(&store, &a, "x.csv").await;
     for attempt in 1..=3 {
         let c = claim_within(
@@ -608,7 +666,11 @@ async fn lost_workers_use_up_the_attempts(store: Arc<dyn Store>) {
 }
 
 async fn release_requeues_without_counting_the_attempt(store: Arc<dyn Store>) {
-    let a = store.create_client("acme").await.unwrap().id;
+    let a = store
+        .create_client("acme", &rubra_store::Actor::system())
+        .await
+        .unwrap()
+        .id;
     let id = submit(&store, &a, "x.csv").await;
     let c = claim(&store, "stopping", 10_000, 10).await.unwrap();
     assert!(store.release_job(&c.lease).await.unwrap());
@@ -628,7 +690,11 @@ async fn release_requeues_without_counting_the_attempt(store: Arc<dyn Store>) {
 async fn jobs_submitted_in_the_same_millisecond_are_claimed_in_submission_order(
     store: Arc<dyn Store>,
 ) {
-    let a = store.create_client("acme").await.unwrap().id;
+    let a = store
+        .create_client("acme", &rubra_store::Actor::system())
+        .await
+        .unwrap()
+        .id;
     let mut submitted = Vec::new();
     for i in 0..30 {
         submitted.push(submit(&store, &a, &format!("{i}.csv")).await);

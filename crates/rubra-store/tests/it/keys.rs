@@ -22,7 +22,10 @@ crate::both_backends!(
 async fn key_for(store: &Arc<dyn Store>, client: &ClientId, name: &str) -> (ApiKey, KeyId) {
     let key = ApiKey::generate();
     let info = store
-        .insert_key(&NewKey::new(&key, Principal::Client(client.clone()), name))
+        .insert_key(
+            &NewKey::new(&key, Principal::Client(client.clone()), name),
+            &rubra_store::Actor::system(),
+        )
         .await
         .unwrap();
     (key, info.id)
@@ -31,13 +34,20 @@ async fn key_for(store: &Arc<dyn Store>, client: &ClientId, name: &str) -> (ApiK
 async fn keys_are_listed_without_their_secret_and_a_revoked_key_stops_resolving(
     store: Arc<dyn Store>,
 ) {
-    let c = store.create_client("acme").await.unwrap().id;
+    let c = store
+        .create_client("acme", &rubra_store::Actor::system())
+        .await
+        .unwrap()
+        .id;
     let (first, first_id) = key_for(&store, &c, "ci").await;
     let second = ApiKey::generate();
     let expires = now_ms() + 3_600_000;
     let mut new = NewKey::new(&second, Principal::Client(c.clone()), "laptop");
     new.expires_at = Some(expires);
-    let second_info = store.insert_key(&new).await.unwrap();
+    let second_info = store
+        .insert_key(&new, &rubra_store::Actor::system())
+        .await
+        .unwrap();
     assert!(second_info.id.as_str().starts_with("key_"));
 
     let list = store.list_keys(&c).await.unwrap();
@@ -60,13 +70,19 @@ async fn keys_are_listed_without_their_secret_and_a_revoked_key_stops_resolving(
     assert!(holder.expired(expires));
 
     assert_eq!(
-        store.revoke_key(&c, &first_id, true).await.unwrap(),
+        store
+            .revoke_key(&c, &first_id, true, &rubra_store::Actor::system())
+            .await
+            .unwrap(),
         Revoked::Revoked
     );
     assert_eq!(store.key_holder(&first.hash()).await.unwrap(), None);
     assert!(store.key_holder(&second.hash()).await.unwrap().is_some());
     assert_eq!(
-        store.revoke_key(&c, &first_id, false).await.unwrap(),
+        store
+            .revoke_key(&c, &first_id, false, &rubra_store::Actor::system())
+            .await
+            .unwrap(),
         Revoked::NotFound,
         "a key is revoked once"
     );
@@ -81,20 +97,36 @@ async fn keys_are_listed_without_their_secret_and_a_revoked_key_stops_resolving(
 }
 
 async fn a_client_cannot_revoke_another_clients_key(store: Arc<dyn Store>) {
-    let a = store.create_client("a").await.unwrap().id;
-    let b = store.create_client("b").await.unwrap().id;
+    let a = store
+        .create_client("a", &rubra_store::Actor::system())
+        .await
+        .unwrap()
+        .id;
+    let b = store
+        .create_client("b", &rubra_store::Actor::system())
+        .await
+        .unwrap()
+        .id;
     let (a_key, a_id) = key_for(&store, &a, "a1").await;
     key_for(&store, &a, "a2").await;
     key_for(&store, &b, "b1").await;
     assert_eq!(
-        store.revoke_key(&b, &a_id, false).await.unwrap(),
+        store
+            .revoke_key(&b, &a_id, false, &rubra_store::Actor::system())
+            .await
+            .unwrap(),
         Revoked::NotFound
     );
     assert!(store.key_holder(&a_key.hash()).await.unwrap().is_some());
     assert_eq!(store.list_keys(&b).await.unwrap().len(), 1);
     assert_eq!(
         store
-            .revoke_key(&ClientId::generate(), &a_id, false)
+            .revoke_key(
+                &ClientId::generate(),
+                &a_id,
+                false,
+                &rubra_store::Actor::system()
+            )
             .await
             .unwrap(),
         Revoked::NotFound
@@ -104,7 +136,7 @@ async fn a_client_cannot_revoke_another_clients_key(store: Arc<dyn Store>) {
 async fn the_last_key_is_kept_when_asked_even_when_two_revocations_race(store: Arc<dyn Store>) {
     for round in 0..10 {
         let c = store
-            .create_client(&format!("race{round}"))
+            .create_client(&format!("race{round}"), &rubra_store::Actor::system())
             .await
             .unwrap()
             .id;
@@ -113,8 +145,16 @@ async fn the_last_key_is_kept_when_asked_even_when_two_revocations_race(store: A
         let (s1, s2) = (store.clone(), store.clone());
         let (c1, c2) = (c.clone(), c.clone());
         let (r1, r2) = tokio::join!(
-            tokio::spawn(async move { s1.revoke_key(&c1, &one, true).await.unwrap() }),
-            tokio::spawn(async move { s2.revoke_key(&c2, &two, true).await.unwrap() }),
+            tokio::spawn(async move {
+                s1.revoke_key(&c1, &one, true, &rubra_store::Actor::system())
+                    .await
+                    .unwrap()
+            }),
+            tokio::spawn(async move {
+                s2.revoke_key(&c2, &two, true, &rubra_store::Actor::system())
+                    .await
+                    .unwrap()
+            }),
         );
         let mut got = [r1.unwrap(), r2.unwrap()];
         got.sort_by_key(|r| format!("{r:?}"));
@@ -123,7 +163,10 @@ async fn the_last_key_is_kept_when_asked_even_when_two_revocations_race(store: A
         assert_eq!(left.len(), 1, "round {round}");
         // Without the guard (an admin), the last key goes too.
         assert_eq!(
-            store.revoke_key(&c, &left[0].id, false).await.unwrap(),
+            store
+                .revoke_key(&c, &left[0].id, false, &rubra_store::Actor::system())
+                .await
+                .unwrap(),
             Revoked::Revoked
         );
         assert!(store.list_keys(&c).await.unwrap().is_empty());
@@ -131,7 +174,11 @@ async fn the_last_key_is_kept_when_asked_even_when_two_revocations_race(store: A
 }
 
 async fn last_used_is_written_at_most_once_a_minute(store: Arc<dyn Store>) {
-    let c = store.create_client("acme").await.unwrap().id;
+    let c = store
+        .create_client("acme", &rubra_store::Actor::system())
+        .await
+        .unwrap()
+        .id;
     let (key, _) = key_for(&store, &c, "k").await;
     let t = now_ms();
     assert!(store.touch_key(&key.hash(), t).await.unwrap());
@@ -155,8 +202,16 @@ async fn last_used_is_written_at_most_once_a_minute(store: Arc<dyn Store>) {
 }
 
 async fn a_disabled_client_is_seen_with_its_keys_until_enabled(store: Arc<dyn Store>) {
-    let c = store.create_client("acme").await.unwrap().id;
-    let other = store.create_client("other").await.unwrap().id;
+    let c = store
+        .create_client("acme", &rubra_store::Actor::system())
+        .await
+        .unwrap()
+        .id;
+    let other = store
+        .create_client("other", &rubra_store::Actor::system())
+        .await
+        .unwrap()
+        .id;
     let (key, _) = key_for(&store, &c, "k").await;
     let (other_key, _) = key_for(&store, &other, "k").await;
     assert!(
@@ -168,7 +223,11 @@ async fn a_disabled_client_is_seen_with_its_keys_until_enabled(store: Arc<dyn St
             .client_disabled
     );
 
-    let off = store.set_client_disabled(&c, true).await.unwrap().unwrap();
+    let off = store
+        .set_client_disabled(&c, true, &rubra_store::Actor::system())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(off.disabled);
     let since = off.disabled_at.unwrap();
     let holder = store.key_holder(&key.hash()).await.unwrap().unwrap();
@@ -182,7 +241,11 @@ async fn a_disabled_client_is_seen_with_its_keys_until_enabled(store: Arc<dyn St
             .client_disabled
     );
     tokio::time::sleep(Duration::from_millis(5)).await;
-    let again = store.set_client_disabled(&c, true).await.unwrap().unwrap();
+    let again = store
+        .set_client_disabled(&c, true, &rubra_store::Actor::system())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
         again.disabled_at,
         Some(since),
@@ -191,7 +254,11 @@ async fn a_disabled_client_is_seen_with_its_keys_until_enabled(store: Arc<dyn St
     let read = store.get_client(&Scope::All, &c).await.unwrap().unwrap();
     assert_eq!(read, again);
 
-    let on = store.set_client_disabled(&c, false).await.unwrap().unwrap();
+    let on = store
+        .set_client_disabled(&c, false, &rubra_store::Actor::system())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(!on.disabled);
     assert_eq!(on.disabled_at, None);
     assert!(
@@ -204,7 +271,7 @@ async fn a_disabled_client_is_seen_with_its_keys_until_enabled(store: Arc<dyn St
     );
     assert_eq!(
         store
-            .set_client_disabled(&ClientId::generate(), true)
+            .set_client_disabled(&ClientId::generate(), true, &rubra_store::Actor::system())
             .await
             .unwrap(),
         None
@@ -214,8 +281,16 @@ async fn a_disabled_client_is_seen_with_its_keys_until_enabled(store: Arc<dyn St
 async fn a_disabled_clients_jobs_watches_and_deliveries_are_not_claimed_until_enabled(
     store: Arc<dyn Store>,
 ) {
-    let off = store.create_client("off").await.unwrap().id;
-    let on = store.create_client("on").await.unwrap().id;
+    let off = store
+        .create_client("off", &rubra_store::Actor::system())
+        .await
+        .unwrap()
+        .id;
+    let on = store
+        .create_client("on", &rubra_store::Actor::system())
+        .await
+        .unwrap()
+        .id;
     for c in [&off, &on] {
         store
             .submit_job(&NewJob {
@@ -233,30 +308,36 @@ async fn a_disabled_clients_jobs_watches_and_deliveries_are_not_claimed_until_en
             .await
             .unwrap();
         store
-            .create_watch(&NewWatch {
-                client_id: c.clone(),
-                spec: WatchSpec {
-                    url: "http://src.test/x".into(),
-                    interval_ms: 1000,
-                    pointer: None,
-                    key: None,
-                    headers: Vec::new(),
-                    subscription: None,
+            .create_watch(
+                &NewWatch {
+                    client_id: c.clone(),
+                    spec: WatchSpec {
+                        url: "http://src.test/x".into(),
+                        interval_ms: 1000,
+                        pointer: None,
+                        key: None,
+                        headers: Vec::new(),
+                        subscription: None,
+                    },
+                    limit: 100,
                 },
-                limit: 100,
-            })
+                &rubra_store::Actor::system(),
+            )
             .await
             .unwrap();
         store
-            .create_subscription(&NewSubscription {
-                client_id: c.clone(),
-                threshold: 0.1,
-                channel: Channel::Webhook {
-                    url: "http://127.0.0.1:9/hook".into(),
+            .create_subscription(
+                &NewSubscription {
+                    client_id: c.clone(),
+                    threshold: 0.1,
+                    channel: Channel::Webhook {
+                        url: "http://127.0.0.1:9/hook".into(),
+                    },
+                    secret: Some("whsec_x".into()),
+                    limit: 100,
                 },
-                secret: Some("whsec_x".into()),
-                limit: 100,
-            })
+                &rubra_store::Actor::system(),
+            )
             .await
             .unwrap();
         store
@@ -281,7 +362,10 @@ async fn a_disabled_clients_jobs_watches_and_deliveries_are_not_claimed_until_en
     } else {
         (on, off)
     };
-    store.set_client_disabled(&off, true).await.unwrap();
+    store
+        .set_client_disabled(&off, true, &rubra_store::Actor::system())
+        .await
+        .unwrap();
 
     let lease = Duration::from_secs(30);
     let req = |owner: &str| ClaimRequest {
@@ -308,7 +392,10 @@ async fn a_disabled_clients_jobs_watches_and_deliveries_are_not_claimed_until_en
     assert_eq!(notes[0].subscription.client_id, on);
 
     // Enabled again: everything that waited is claimed.
-    store.set_client_disabled(&off, false).await.unwrap();
+    store
+        .set_client_disabled(&off, false, &rubra_store::Actor::system())
+        .await
+        .unwrap();
     let job = store.claim_job(&req("w")).await.unwrap().unwrap();
     assert_eq!(job.client_id, off);
     let notes = store

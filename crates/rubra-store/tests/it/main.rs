@@ -7,6 +7,7 @@
 // Tests fail loudly on the first unexpected error; that is what unwrap is for here.
 #![allow(clippy::unwrap_used)]
 
+mod audit;
 mod blobs;
 mod clients;
 mod jobs;

@@ -35,13 +35,16 @@ async fn subscribe(
     channel: Channel,
 ) -> Subscription {
     store
-        .create_subscription(&NewSubscription {
-            client_id: client.clone(),
-            threshold,
-            channel,
-            secret: Some("whsec_x".into()),
-            limit: 1000,
-        })
+        .create_subscription(
+            &NewSubscription {
+                client_id: client.clone(),
+                threshold,
+                channel,
+                secret: Some("whsec_x".into()),
+                limit: 1000,
+            },
+            &rubra_store::Actor::system(),
+        )
         .await
         .unwrap()
 }
@@ -59,8 +62,16 @@ async fn event(store: &Arc<dyn Store>, client: &ClientId, red: f64) {
 }
 
 async fn subscriptions_are_scoped_and_soft_deleted(store: Arc<dyn Store>) {
-    let a = store.create_client("a").await.unwrap().id;
-    let b = store.create_client("b").await.unwrap().id;
+    let a = store
+        .create_client("a", &rubra_store::Actor::system())
+        .await
+        .unwrap()
+        .id;
+    let b = store
+        .create_client("b", &rubra_store::Actor::system())
+        .await
+        .unwrap()
+        .id;
     let viber = Channel::Viber {
         receiver: "r".into(),
         auth_token: "t".into(),
@@ -99,10 +110,25 @@ async fn subscriptions_are_scoped_and_soft_deleted(store: Arc<dyn Store>) {
     );
     // Another client cannot delete it; its owner can, once.
     let b_scope = Scope::Client(b.clone());
-    assert!(!store.delete_subscription(&b_scope, &s1.id).await.unwrap());
+    assert!(
+        !store
+            .delete_subscription(&b_scope, &s1.id, &rubra_store::Actor::system())
+            .await
+            .unwrap()
+    );
     let a_scope = Scope::Client(a.clone());
-    assert!(store.delete_subscription(&a_scope, &s1.id).await.unwrap());
-    assert!(!store.delete_subscription(&a_scope, &s1.id).await.unwrap());
+    assert!(
+        store
+            .delete_subscription(&a_scope, &s1.id, &rubra_store::Actor::system())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .delete_subscription(&a_scope, &s1.id, &rubra_store::Actor::system())
+            .await
+            .unwrap()
+    );
     assert_eq!(
         store.get_subscription(&a_scope, &s1.id).await.unwrap(),
         None
@@ -118,8 +144,16 @@ async fn subscriptions_are_scoped_and_soft_deleted(store: Arc<dyn Store>) {
 }
 
 async fn an_event_makes_one_notification_per_exceeded_subscription(store: Arc<dyn Store>) {
-    let a = store.create_client("a").await.unwrap().id;
-    let b = store.create_client("b").await.unwrap().id;
+    let a = store
+        .create_client("a", &rubra_store::Actor::system())
+        .await
+        .unwrap()
+        .id;
+    let b = store
+        .create_client("b", &rubra_store::Actor::system())
+        .await
+        .unwrap()
+        .id;
     let low = subscribe(&store, &a, 0.5, webhook()).await;
     let _equal = subscribe(&store, &a, 0.8, webhook()).await;
     let _high = subscribe(&store, &a, 0.9, webhook()).await;
@@ -153,7 +187,11 @@ async fn an_event_makes_one_notification_per_exceeded_subscription(store: Arc<dy
 }
 
 async fn claims_are_exclusive_and_an_expired_lease_is_taken_over(store: Arc<dyn Store>) {
-    let a = store.create_client("a").await.unwrap().id;
+    let a = store
+        .create_client("a", &rubra_store::Actor::system())
+        .await
+        .unwrap()
+        .id;
     subscribe(&store, &a, 0.1, webhook()).await;
     for _ in 0..3 {
         event(&store, &a, 0.9).await;
@@ -196,7 +234,11 @@ async fn claims_are_exclusive_and_an_expired_lease_is_taken_over(store: Arc<dyn 
 }
 
 async fn concurrent_claimers_never_share_a_notification(store: Arc<dyn Store>) {
-    let a = store.create_client("a").await.unwrap().id;
+    let a = store
+        .create_client("a", &rubra_store::Actor::system())
+        .await
+        .unwrap()
+        .id;
     subscribe(&store, &a, 0.1, webhook()).await;
     subscribe(&store, &a, 0.2, webhook()).await;
     for _ in 0..50 {
@@ -230,7 +272,11 @@ async fn concurrent_claimers_never_share_a_notification(store: Arc<dyn Store>) {
 }
 
 async fn verdicts_move_notifications_and_a_lost_lease_changes_nothing(store: Arc<dyn Store>) {
-    let a = store.create_client("a").await.unwrap().id;
+    let a = store
+        .create_client("a", &rubra_store::Actor::system())
+        .await
+        .unwrap()
+        .id;
     let sub = subscribe(&store, &a, 0.1, webhook()).await;
     for _ in 0..3 {
         event(&store, &a, 0.9).await;
@@ -307,7 +353,11 @@ async fn verdicts_move_notifications_and_a_lost_lease_changes_nothing(store: Arc
 /// in order: a success resets the failures, the second failure pauses, a later failure of the
 /// paused subscription is held, and a verdict on a lease held by another owner changes nothing.
 async fn a_batch_of_verdicts_is_recorded_as_one_by_one(store: Arc<dyn Store>) {
-    let a = store.create_client("a").await.unwrap().id;
+    let a = store
+        .create_client("a", &rubra_store::Actor::system())
+        .await
+        .unwrap()
+        .id;
     let sub = subscribe(&store, &a, 0.1, webhook()).await;
     for _ in 0..5 {
         event(&store, &a, 0.9).await;
@@ -384,7 +434,11 @@ async fn a_batch_of_verdicts_is_recorded_as_one_by_one(store: Arc<dyn Store>) {
 }
 
 async fn repeated_failures_pause_and_resume_releases_held_notifications(store: Arc<dyn Store>) {
-    let a = store.create_client("a").await.unwrap().id;
+    let a = store
+        .create_client("a", &rubra_store::Actor::system())
+        .await
+        .unwrap()
+        .id;
     let sub = subscribe(&store, &a, 0.1, webhook()).await;
     for _ in 0..3 {
         event(&store, &a, 0.9).await;
@@ -459,7 +513,11 @@ async fn repeated_failures_pause_and_resume_releases_held_notifications(store: A
         .unwrap();
     assert_eq!(back.len(), 4);
     // Another client cannot resume it.
-    let b = store.create_client("b").await.unwrap().id;
+    let b = store
+        .create_client("b", &rubra_store::Actor::system())
+        .await
+        .unwrap()
+        .id;
     assert!(
         store
             .resume_subscription(&Scope::Client(b), &sub.id)
@@ -470,7 +528,11 @@ async fn repeated_failures_pause_and_resume_releases_held_notifications(store: A
 }
 
 async fn deleting_a_subscription_cancels_its_undelivered_notifications(store: Arc<dyn Store>) {
-    let a = store.create_client("a").await.unwrap().id;
+    let a = store
+        .create_client("a", &rubra_store::Actor::system())
+        .await
+        .unwrap()
+        .id;
     let sub = subscribe(&store, &a, 0.1, webhook()).await;
     event(&store, &a, 0.9).await;
     event(&store, &a, 0.9).await;
@@ -484,7 +546,11 @@ async fn deleting_a_subscription_cancels_its_undelivered_notifications(store: Ar
         .unwrap();
     assert!(
         store
-            .delete_subscription(&Scope::Client(a.clone()), &sub.id)
+            .delete_subscription(
+                &Scope::Client(a.clone()),
+                &sub.id,
+                &rubra_store::Actor::system()
+            )
             .await
             .unwrap()
     );
@@ -511,8 +577,16 @@ async fn deleting_a_subscription_cancels_its_undelivered_notifications(store: Ar
 }
 
 async fn delivery_log_is_written_in_batches_and_read_in_pages(store: Arc<dyn Store>) {
-    let a = store.create_client("a").await.unwrap().id;
-    let b = store.create_client("b").await.unwrap().id;
+    let a = store
+        .create_client("a", &rubra_store::Actor::system())
+        .await
+        .unwrap()
+        .id;
+    let b = store
+        .create_client("b", &rubra_store::Actor::system())
+        .await
+        .unwrap()
+        .id;
     let sa = subscribe(&store, &a, 0.1, webhook()).await;
     let sb = subscribe(&store, &b, 0.1, webhook()).await;
     let row = |client: &ClientId, sub: &Subscription, i: i64| DeliveryAttempt {
@@ -586,7 +660,11 @@ async fn delivery_log_is_written_in_batches_and_read_in_pages(store: Arc<dyn Sto
 }
 
 async fn replay_cursors(store: Arc<dyn Store>) {
-    let a = store.create_client("a").await.unwrap().id;
+    let a = store
+        .create_client("a", &rubra_store::Actor::system())
+        .await
+        .unwrap()
+        .id;
     subscribe(&store, &a, 0.1, Channel::Stream).await;
     assert_eq!(store.latest_notification_seq(&a).await.unwrap(), 0);
     for _ in 0..3 {
@@ -621,8 +699,16 @@ async fn replay_cursors(store: Arc<dyn Store>) {
 }
 
 async fn a_subscription_backlog_holds_only_its_share_of_delivery_slots(store: Arc<dyn Store>) {
-    let noisy = store.create_client("noisy").await.unwrap().id;
-    let polite = store.create_client("polite").await.unwrap().id;
+    let noisy = store
+        .create_client("noisy", &rubra_store::Actor::system())
+        .await
+        .unwrap()
+        .id;
+    let polite = store
+        .create_client("polite", &rubra_store::Actor::system())
+        .await
+        .unwrap()
+        .id;
     let flood = subscribe(&store, &noisy, 0.0, webhook()).await;
     let calm = subscribe(&store, &polite, 0.0, webhook()).await;
     for _ in 0..40 {
@@ -677,8 +763,16 @@ async fn a_subscription_backlog_holds_only_its_share_of_delivery_slots(store: Ar
 }
 
 async fn a_client_holds_only_its_share_while_another_client_waits(store: Arc<dyn Store>) {
-    let noisy = store.create_client("noisy").await.unwrap().id;
-    let polite = store.create_client("polite").await.unwrap().id;
+    let noisy = store
+        .create_client("noisy", &rubra_store::Actor::system())
+        .await
+        .unwrap()
+        .id;
+    let polite = store
+        .create_client("polite", &rubra_store::Actor::system())
+        .await
+        .unwrap()
+        .id;
     let mut many = Vec::new();
     for _ in 0..5 {
         many.push(subscribe(&store, &noisy, 0.0, webhook()).await);

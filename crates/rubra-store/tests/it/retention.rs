@@ -100,42 +100,55 @@ async fn counts(
 }
 
 async fn the_sweeper_deletes_only_what_is_old(store: Arc<dyn Store>) {
-    let a = store.create_client("a").await.unwrap().id;
+    let a = store
+        .create_client("a", &rubra_store::Actor::system())
+        .await
+        .unwrap()
+        .id;
     let webhook = store
-        .create_subscription(&NewSubscription {
-            client_id: a.clone(),
-            threshold: 0.5,
-            channel: Channel::Webhook {
-                url: "http://127.0.0.1:9/hook".into(),
+        .create_subscription(
+            &NewSubscription {
+                client_id: a.clone(),
+                threshold: 0.5,
+                channel: Channel::Webhook {
+                    url: "http://127.0.0.1:9/hook".into(),
+                },
+                secret: Some("whsec_x".into()),
+                limit: 1000,
             },
-            secret: Some("whsec_x".into()),
-            limit: 1000,
-        })
+            &rubra_store::Actor::system(),
+        )
         .await
         .unwrap();
     let stream = store
-        .create_subscription(&NewSubscription {
-            client_id: a.clone(),
-            threshold: 0.5,
-            channel: Channel::Stream,
-            secret: None,
-            limit: 1000,
-        })
+        .create_subscription(
+            &NewSubscription {
+                client_id: a.clone(),
+                threshold: 0.5,
+                channel: Channel::Stream,
+                secret: None,
+                limit: 1000,
+            },
+            &rubra_store::Actor::system(),
+        )
         .await
         .unwrap();
     let watch = store
-        .create_watch(&NewWatch {
-            client_id: a.clone(),
-            spec: WatchSpec {
-                url: "http://src.test/1".into(),
-                interval_ms: 1000,
-                pointer: None,
-                key: None,
-                headers: Vec::new(),
-                subscription: None,
+        .create_watch(
+            &NewWatch {
+                client_id: a.clone(),
+                spec: WatchSpec {
+                    url: "http://src.test/1".into(),
+                    interval_ms: 1000,
+                    pointer: None,
+                    key: None,
+                    headers: Vec::new(),
+                    subscription: None,
+                },
+                limit: 100,
             },
-            limit: 100,
-        })
+            &rubra_store::Actor::system(),
+        )
         .await
         .unwrap();
     let claimed = store
@@ -210,6 +223,15 @@ async fn the_sweeper_deletes_only_what_is_old(store: Arc<dyn Store>) {
         batch: 2,
         pause: Duration::from_millis(1),
     };
+    // Every audited change of this test (the client, subscriptions, the watch) was made
+    // before the cutoff.
+    let all_audit = rubra_store::AuditPage {
+        client: None,
+        before: None,
+        limit: 1000,
+    };
+    let audit_rows = store.list_audit(&all_audit).await.unwrap().len() as u64;
+    assert!(audit_rows >= 3, "{audit_rows}");
     let deleted = sweep(store.as_ref(), &plan, || true).await.unwrap();
     assert_eq!(
         deleted,
@@ -218,8 +240,10 @@ async fn the_sweeper_deletes_only_what_is_old(store: Arc<dyn Store>) {
             (Retained::Notifications, 1),
             (Retained::WatchChanges, 3),
             (Retained::Jobs, 1),
+            (Retained::AuditLog, audit_rows),
         ]
     );
+    assert!(store.list_audit(&all_audit).await.unwrap().is_empty());
     // Kept: 1 recent log row; the old pending webhook notification and both recent ones;
     // the 2 recent changes; the running job, the queued one and the recent canceled one.
     assert_eq!(counts(&store, &a, &watch.id).await, (1, 3, 2, 3));

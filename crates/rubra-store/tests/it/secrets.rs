@@ -151,13 +151,16 @@ async fn subscribe(store: &Arc<dyn Store>, client: &ClientId, channel: Channel) 
     let secret = matches!(channel, Channel::Webhook { .. })
         .then(|| format!("whsec_{}", rubra_store::random_id(24)));
     store
-        .create_subscription(&NewSubscription {
-            client_id: client.clone(),
-            threshold: 0.5,
-            channel,
-            secret,
-            limit: 100,
-        })
+        .create_subscription(
+            &NewSubscription {
+                client_id: client.clone(),
+                threshold: 0.5,
+                channel,
+                secret,
+                limit: 100,
+            },
+            &rubra_store::Actor::system(),
+        )
         .await
         .unwrap()
 }
@@ -180,18 +183,21 @@ async fn fill(store: &Arc<dyn Store>, client: &ClientId) -> (Subscription, Subsc
     let hook = subscribe(store, client, webhook()).await;
     let vib = subscribe(store, client, viber()).await;
     store
-        .create_watch(&NewWatch {
-            client_id: client.clone(),
-            spec: WatchSpec {
-                url: "https://source.test/doc.json".into(),
-                interval_ms: 60_000,
-                pointer: None,
-                key: None,
-                headers: vec![("authorization".into(), HEADER.into())],
-                subscription: None,
+        .create_watch(
+            &NewWatch {
+                client_id: client.clone(),
+                spec: WatchSpec {
+                    url: "https://source.test/doc.json".into(),
+                    interval_ms: 60_000,
+                    pointer: None,
+                    key: None,
+                    headers: vec![("authorization".into(), HEADER.into())],
+                    subscription: None,
+                },
+                limit: 100,
             },
-            limit: 100,
-        })
+            &rubra_store::Actor::system(),
+        )
         .await
         .unwrap();
     (hook, vib)
@@ -209,7 +215,11 @@ fn assert_nothing_in_plaintext(stored: &[String], plain: &[&str]) {
 async fn secrets_are_stored_sealed_and_open_back(db: Db) {
     let k = key();
     let store = db.store(&k).await.unwrap();
-    let c = store.create_client("c").await.unwrap().id;
+    let c = store
+        .create_client("c", &rubra_store::Actor::system())
+        .await
+        .unwrap()
+        .id;
     let (hook, vib) = fill(&store, &c).await;
     let secret = hook.secret.clone().unwrap();
     assert_nothing_in_plaintext(
@@ -241,8 +251,16 @@ async fn secrets_are_stored_sealed_and_open_back(db: Db) {
 
 async fn a_sealed_secret_copied_into_another_subscription_does_not_open(db: Db) {
     let store = db.store(&key()).await.unwrap();
-    let victim = store.create_client("victim").await.unwrap().id;
-    let attacker = store.create_client("attacker").await.unwrap().id;
+    let victim = store
+        .create_client("victim", &rubra_store::Actor::system())
+        .await
+        .unwrap()
+        .id;
+    let attacker = store
+        .create_client("attacker", &rubra_store::Actor::system())
+        .await
+        .unwrap()
+        .id;
     let (v_hook, v_viber) = fill(&store, &victim).await;
     let a_hook = subscribe(&store, &attacker, webhook()).await;
     let a_viber = subscribe(&store, &attacker, viber()).await;
@@ -279,7 +297,11 @@ async fn a_sealed_secret_copied_into_another_subscription_does_not_open(db: Db) 
 async fn plaintext_rows_from_before_are_sealed_at_start_and_only_once(db: Db) {
     let k = key();
     let store = db.store(&k).await.unwrap();
-    let c = store.create_client("c").await.unwrap().id;
+    let c = store
+        .create_client("c", &rubra_store::Actor::system())
+        .await
+        .unwrap()
+        .id;
     let (hook, vib) = fill(&store, &c).await;
     // Rows as a version before sealing wrote them.
     let plain_channel = serde_json::to_string(&viber()).unwrap();
@@ -335,7 +357,11 @@ async fn plaintext_rows_from_before_are_sealed_at_start_and_only_once(db: Db) {
 async fn a_start_with_a_key_file_lacking_a_stored_key_is_refused(db: Db) {
     let k1 = key();
     let store = db.store(&k1).await.unwrap();
-    let c = store.create_client("c").await.unwrap().id;
+    let c = store
+        .create_client("c", &rubra_store::Actor::system())
+        .await
+        .unwrap()
+        .id;
     fill(&store, &c).await;
     let before = db.stored().await;
     // Another process with its own, different key file: it would write secrets that the
@@ -354,7 +380,11 @@ async fn a_start_with_a_key_file_lacking_a_stored_key_is_refused(db: Db) {
 async fn rotation_reseals_everything_under_the_first_key(db: Db) {
     let (old, new) = (key(), key());
     let store = db.store(&old).await.unwrap();
-    let c = store.create_client("c").await.unwrap().id;
+    let c = store
+        .create_client("c", &rubra_store::Actor::system())
+        .await
+        .unwrap()
+        .id;
     let (hook, vib) = fill(&store, &c).await;
     store
         .rotate_webhook_secret(
@@ -362,12 +392,16 @@ async fn rotation_reseals_everything_under_the_first_key(db: Db) {
             &hook.id,
             "whsec_second",
             now_ms() + 60_000,
+            &rubra_store::Actor::system(),
         )
         .await
         .unwrap()
         .unwrap();
     let rotated = db.store(&format!("{new}\n{old}")).await.unwrap();
-    let counts = rotated.rotate_secret_keys().await.unwrap();
+    let counts = rotated
+        .rotate_secret_keys(&rubra_store::Actor::system())
+        .await
+        .unwrap();
     // Secret, previous secret, Viber token, watch headers.
     assert_eq!((counts.sealed, counts.resealed), (0, 4));
     for v in db.stored().await {
@@ -393,13 +427,28 @@ async fn rotation_reseals_everything_under_the_first_key(db: Db) {
         only_new.list_watches(&scope).await.unwrap()[0].spec.headers[0].1,
         HEADER
     );
-    assert_eq!(only_new.rotate_secret_keys().await.unwrap().resealed, 0);
+    assert_eq!(
+        only_new
+            .rotate_secret_keys(&rubra_store::Actor::system())
+            .await
+            .unwrap()
+            .resealed,
+        0
+    );
 }
 
 async fn a_rotated_webhook_secret_signs_beside_the_old_one_until_the_overlap_ends(db: Db) {
     let store = db.store(&key()).await.unwrap();
-    let a = store.create_client("a").await.unwrap().id;
-    let b = store.create_client("b").await.unwrap().id;
+    let a = store
+        .create_client("a", &rubra_store::Actor::system())
+        .await
+        .unwrap()
+        .id;
+    let b = store
+        .create_client("b", &rubra_store::Actor::system())
+        .await
+        .unwrap()
+        .id;
     let (hook, vib) = fill(&store, &a).await;
     let old = hook.secret.clone().unwrap();
     let until = now_ms() + 60_000;
@@ -407,20 +456,38 @@ async fn a_rotated_webhook_secret_signs_beside_the_old_one_until_the_overlap_end
     // Another client's subscription, and a channel without a secret, are not rotated.
     assert!(
         store
-            .rotate_webhook_secret(&Scope::Client(b), &hook.id, "whsec_new", until)
+            .rotate_webhook_secret(
+                &Scope::Client(b),
+                &hook.id,
+                "whsec_new",
+                until,
+                &rubra_store::Actor::system()
+            )
             .await
             .unwrap()
             .is_none()
     );
     assert!(
         store
-            .rotate_webhook_secret(&scope, &vib.id, "whsec_new", until)
+            .rotate_webhook_secret(
+                &scope,
+                &vib.id,
+                "whsec_new",
+                until,
+                &rubra_store::Actor::system()
+            )
             .await
             .unwrap()
             .is_none()
     );
     let got = store
-        .rotate_webhook_secret(&scope, &hook.id, "whsec_new", until)
+        .rotate_webhook_secret(
+            &scope,
+            &hook.id,
+            "whsec_new",
+            until,
+            &rubra_store::Actor::system(),
+        )
         .await
         .unwrap()
         .unwrap();
@@ -451,7 +518,11 @@ async fn an_upgraded_sqlite_file_keeps_no_trace_of_the_plaintext_it_sealed() {
     let db = Db::sqlite().await;
     let k = key();
     let store = db.store(&k).await.unwrap();
-    let c = store.create_client("c").await.unwrap().id;
+    let c = store
+        .create_client("c", &rubra_store::Actor::system())
+        .await
+        .unwrap()
+        .id;
     let (hook, vib) = fill(&store, &c).await;
     // The rows as a version before sealing wrote them, with the pages that held them.
     db.exec(

@@ -141,8 +141,16 @@ fn red(rng: &mut Rng) -> f64 {
 }
 
 async fn exact_counts_match_brute_force(store: Arc<dyn Store>) {
-    let a = store.create_client("acme").await.unwrap().id;
-    let b = store.create_client("globex").await.unwrap().id;
+    let a = store
+        .create_client("acme", &rubra_store::Actor::system())
+        .await
+        .unwrap()
+        .id;
+    let b = store
+        .create_client("globex", &rubra_store::Actor::system())
+        .await
+        .unwrap()
+        .id;
     let mut rng = Rng(0x5eed_1234_abcd_0001);
     let base = 1_763_856_000_000 - 3 * HOUR; // 2025-11-22T21:00Z: ranges cross a UTC day
     let span = 3 * DAY;
@@ -224,7 +232,11 @@ async fn exact_counts_match_brute_force(store: Arc<dyn Store>) {
 }
 
 async fn buckets_are_aligned_clipped_and_complete(store: Arc<dyn Store>) {
-    let c = store.create_client("acme").await.unwrap().id;
+    let c = store
+        .create_client("acme", &rubra_store::Actor::system())
+        .await
+        .unwrap()
+        .id;
     let day = 20_000 * DAY; // 2024-10-04T00:00Z
     store
         .insert_events(vec![
@@ -260,13 +272,21 @@ async fn buckets_are_aligned_clipped_and_complete(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!((r.total, r.above, r.buckets.len()), (0, 0, 0));
-    let other = store.create_client("globex").await.unwrap().id;
+    let other = store
+        .create_client("globex", &rubra_store::Actor::system())
+        .await
+        .unwrap()
+        .id;
     let r = store.stats(&Scope::Client(other), &q).await.unwrap();
     assert_eq!((r.total, r.above, r.buckets.len()), (0, 0, 3));
 }
 
 async fn a_batch_with_a_bad_event_writes_nothing(store: Arc<dyn Store>) {
-    let c = store.create_client("acme").await.unwrap().id;
+    let c = store
+        .create_client("acme", &rubra_store::Actor::system())
+        .await
+        .unwrap()
+        .id;
     let ghost = ClientId::parse("cl_0123456789abcdef").unwrap();
     let mut batch: Vec<NewEvent> = (0..100).map(|i| ev(&c, 0.9, DAY + i)).collect();
     batch.push(ev(&ghost, 0.9, DAY)); // no such client: the foreign key refuses it
@@ -281,7 +301,11 @@ async fn a_batch_with_a_bad_event_writes_nothing(store: Arc<dyn Store>) {
 }
 
 async fn concurrent_batches_all_commit(store: Arc<dyn Store>) {
-    let c = store.create_client("acme").await.unwrap().id;
+    let c = store
+        .create_client("acme", &rubra_store::Actor::system())
+        .await
+        .unwrap()
+        .id;
     let mut tasks = Vec::new();
     for t in 0..16i64 {
         let store = Arc::clone(&store);
@@ -311,8 +335,16 @@ const MAX_TS: i64 = 253_402_300_799_999;
 /// generous for a debug build on a busy box; the day-by-day plan took ~60 ms per query in a
 /// debug build on an idle one).
 async fn a_ten_thousand_year_range_is_counted_exactly_in_milliseconds(store: Arc<dyn Store>) {
-    let a = store.create_client("acme").await.unwrap().id;
-    let b = store.create_client("globex").await.unwrap().id;
+    let a = store
+        .create_client("acme", &rubra_store::Actor::system())
+        .await
+        .unwrap()
+        .id;
+    let b = store
+        .create_client("globex", &rubra_store::Actor::system())
+        .await
+        .unwrap()
+        .id;
     let mut rng = Rng(0x5eed_1234_abcd_0002);
     let mut events = Vec::new();
     let stamps = [
@@ -393,6 +425,29 @@ impl Db {
             Db::Sqlite(s, _) => Arc::new(s.clone()),
             Db::Pg(s) => Arc::new(s.clone()),
         }
+    }
+
+    /// A client made with the SQL of the older schema this database is at (which has no
+    /// audit log yet for `create_client` to write to).
+    async fn old_client(&self, name: &str) -> ClientId {
+        let id = ClientId::generate();
+        let sql = "INSERT INTO clients (id, name, created_at) VALUES ($1, $2, 0)";
+        match self {
+            Db::Sqlite(s, _) => sqlx::query(sql)
+                .bind(id.as_str())
+                .bind(name)
+                .execute(s.pool())
+                .await
+                .map(drop),
+            Db::Pg(s) => sqlx::query(sql)
+                .bind(id.as_str())
+                .bind(name)
+                .execute(s.pool())
+                .await
+                .map(drop),
+        }
+        .unwrap();
+        id
     }
 
     async fn exec(&self, sql: &'static str, args: (&str, &str, f64, Option<i64>)) {
@@ -498,8 +553,8 @@ async fn insert_old_events(db: &Db, events: &[NewEvent]) {
 /// backfill fills bins and rollups — and keeps counting new events with them.
 async fn events_recorded_before_the_stats_migrations_keep_their_counts(db: Db) {
     let store = db.store();
-    let a = store.create_client("acme").await.unwrap().id;
-    let b = store.create_client("globex").await.unwrap().id;
+    let a = db.old_client("acme").await;
+    let b = db.old_client("globex").await;
     let mut rng = Rng(0x01d0_0008);
     let base = 1_763_856_000_000;
     let mut events: Vec<NewEvent> = (0..400)
@@ -635,8 +690,8 @@ async fn insert_0008_events(db: &Db, events: &[NewEvent]) {
 /// and band rows (without reading the events), and every count stays exact.
 async fn rollups_of_a_0008_database_are_converted_into_band_rows(db: Db) {
     let store = db.store();
-    let a = store.create_client("acme").await.unwrap().id;
-    let b = store.create_client("globex").await.unwrap().id;
+    let a = db.old_client("acme").await;
+    let b = db.old_client("globex").await;
     let mut rng = Rng(0x0009_ba4d);
     let base = 1_763_856_000_000;
     let mut events: Vec<NewEvent> = (0..400)
@@ -675,8 +730,16 @@ const INSERT_SUB: &str = "INSERT INTO subscriptions \
 
 async fn outbox_holds_one_notification_per_event_and_exceeded_subscription(db: Db) {
     let store = db.store();
-    let a = store.create_client("acme").await.unwrap().id;
-    let b = store.create_client("globex").await.unwrap().id;
+    let a = store
+        .create_client("acme", &rubra_store::Actor::system())
+        .await
+        .unwrap()
+        .id;
+    let b = store
+        .create_client("globex", &rubra_store::Actor::system())
+        .await
+        .unwrap()
+        .id;
     db.exec(INSERT_SUB, ("sub_a50", a.as_str(), 0.5, None))
         .await;
     db.exec(INSERT_SUB, ("sub_a80", a.as_str(), 0.8, None))
@@ -761,8 +824,16 @@ async fn postgres_outbox() {
 }
 
 async fn stored_image_bytes_follow_inserts_and_deletes(store: Arc<dyn Store>) {
-    let a = store.create_client("a").await.unwrap().id;
-    let b = store.create_client("b").await.unwrap().id;
+    let a = store
+        .create_client("a", &rubra_store::Actor::system())
+        .await
+        .unwrap()
+        .id;
+    let b = store
+        .create_client("b", &rubra_store::Actor::system())
+        .await
+        .unwrap()
+        .id;
     let image = |client: &ClientId, name: &str, bytes: u64| ImageRecord {
         client_id: client.clone(),
         id: ImageId::of(name.as_bytes()),

@@ -32,16 +32,23 @@ fn spec(url: &str) -> WatchSpec {
 }
 
 async fn client(store: &Arc<dyn Store>, name: &str) -> ClientId {
-    store.create_client(name).await.unwrap().id
+    store
+        .create_client(name, &rubra_store::Actor::system())
+        .await
+        .unwrap()
+        .id
 }
 
 async fn create(store: &Arc<dyn Store>, client: &ClientId, url: &str) -> rubra_store::Watch {
     store
-        .create_watch(&NewWatch {
-            client_id: client.clone(),
-            spec: spec(url),
-            limit: 100,
-        })
+        .create_watch(
+            &NewWatch {
+                client_id: client.clone(),
+                spec: spec(url),
+                limit: 100,
+            },
+            &rubra_store::Actor::system(),
+        )
         .await
         .unwrap()
 }
@@ -85,9 +92,24 @@ async fn create_get_list_delete_and_scope(store: Arc<dyn Store>) {
     assert_eq!(listed, vec![w.clone()]);
     assert_eq!(store.list_watches(&Scope::All).await.unwrap().len(), 2);
 
-    assert!(!store.delete_watch(&mine, &other.id).await.unwrap());
-    assert!(store.delete_watch(&mine, &w.id).await.unwrap());
-    assert!(!store.delete_watch(&mine, &w.id).await.unwrap());
+    assert!(
+        !store
+            .delete_watch(&mine, &other.id, &rubra_store::Actor::system())
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .delete_watch(&mine, &w.id, &rubra_store::Actor::system())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .delete_watch(&mine, &w.id, &rubra_store::Actor::system())
+            .await
+            .unwrap()
+    );
     assert_eq!(store.get_watch(&Scope::All, &w.id).await.unwrap(), None);
     assert!(store.watch_changes(&w.id, 0, 10).await.unwrap().is_empty());
 }
@@ -99,12 +121,24 @@ async fn per_client_limit_is_enforced(store: Arc<dyn Store>) {
         spec: spec("http://src.test/x"),
         limit: 2,
     };
-    store.create_watch(&new(&a)).await.unwrap();
-    store.create_watch(&new(&a)).await.unwrap();
-    let err = store.create_watch(&new(&a)).await.unwrap_err();
+    store
+        .create_watch(&new(&a), &rubra_store::Actor::system())
+        .await
+        .unwrap();
+    store
+        .create_watch(&new(&a), &rubra_store::Actor::system())
+        .await
+        .unwrap();
+    let err = store
+        .create_watch(&new(&a), &rubra_store::Actor::system())
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::QuotaExceeded(_)), "{err}");
     // Another client's count is its own.
-    store.create_watch(&new(&b)).await.unwrap();
+    store
+        .create_watch(&new(&b), &rubra_store::Actor::system())
+        .await
+        .unwrap();
 }
 
 async fn claimed_watches_are_held_until_their_lease_expires(store: Arc<dyn Store>) {
@@ -347,7 +381,11 @@ async fn deleting_a_watch_while_it_is_polled_never_fails(store: Arc<dyn Store>) 
         tokio::time::sleep(Duration::from_millis(30)).await;
         assert!(
             store
-                .delete_watch(&Scope::Client(a.clone()), &w.id)
+                .delete_watch(
+                    &Scope::Client(a.clone()),
+                    &w.id,
+                    &rubra_store::Actor::system()
+                )
                 .await
                 .unwrap()
         );
