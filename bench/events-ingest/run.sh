@@ -34,6 +34,7 @@ run_one() {
   # The load comes from one key: its rate limit (issue #18) is lifted so the server is measured.
   "$TARGET/rubra" serve --listen "127.0.0.1:$port" --data-dir "$OUT/data" --log-filter warn \
     --rate-limit-rps 1000000 --rate-limit-burst 1000000 \
+    --rate-limit-upload-bytes-per-sec 4000000000 --rate-limit-upload-burst-bytes 4000000000 \
     --rate-limit-events-per-sec 100000000 --rate-limit-events-burst 100000000 "$@" \
     >"$OUT/serve.out" 2>"$OUT/serve.err" &
   SERVER=$!

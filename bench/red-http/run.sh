@@ -20,6 +20,7 @@ PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 # The load comes from one key: its rate limit (issue #18) is lifted so the server is measured.
 "$TARGET/rubra" serve --listen "127.0.0.1:$PORT" --data-dir "$OUT/data" --log-filter warn \
   --rate-limit-rps 1000000 --rate-limit-burst 1000000 \
+    --rate-limit-upload-bytes-per-sec 4000000000 --rate-limit-upload-burst-bytes 4000000000 \
   >"$OUT/serve.out" 2>"$OUT/serve.err" &
 SERVER=$!
 for _ in $(seq 1 100); do curl -fs "127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done

@@ -18,7 +18,8 @@ du -sh "$WORK/images"
 start_server() { # $1: data dir, $2: port; sets SERVER_PID and KEY
   # One key drives the load (the re-run sends ~3 000 HEADs/s): its rate limit is lifted.
   "$BIN/rubra" serve --listen "127.0.0.1:$2" --data-dir "$1" --log-format json \
-    --rate-limit-rps 1000000 --rate-limit-burst 1000000 >"$1.log" 2>&1 &
+    --rate-limit-rps 1000000 --rate-limit-burst 1000000 \
+    --rate-limit-upload-bytes-per-sec 4000000000 --rate-limit-upload-burst-bytes 4000000000 >"$1.log" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$2/healthz" >/dev/null && break; sleep 0.1; done
   KEY=$(curl -sf -X POST "http://127.0.0.1:$2/clients" -H "authorization: Bearer $(cat "$1/admin.key")" \

@@ -182,6 +182,7 @@ impl Application {
             limiter: Arc::default(),
             events: Arc::default(),
             anonymous: Arc::default(),
+            uploads: Arc::default(),
             telemetry,
             shutdown: CancellationToken::new(),
             overlays: Arc::default(),

@@ -17,6 +17,7 @@ mod secret_key;
 mod serve;
 mod settings;
 mod state;
+mod throttle;
 mod timefmt;
 mod tls;
 pub mod workers;

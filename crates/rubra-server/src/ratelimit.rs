@@ -96,16 +96,21 @@ impl RateLimiter {
 
     /// [`check_n`](Self::check_n) at `now` ns since the epoch.
     fn check_at(&self, subject: &str, limit: Limit, now: u64, n: u32) -> Result<(), Duration> {
+        self.with_bucket(subject, now, |tat| take(tat, limit, now, n))
+    }
+
+    /// Runs `f` on `subject`'s bucket, made (full) if it has none. A shard that has grown is
+    /// swept first: only full buckets go, their state being the same as a new one's.
+    fn with_bucket<R>(&self, subject: &str, now: u64, f: impl FnOnce(&AtomicU64) -> R) -> R {
         let shard = &self.shards[self.hasher.hash_one(subject) as usize % SHARDS];
         {
             let buckets = shard.buckets.read().unwrap_or_else(|e| e.into_inner());
             if let Some(tat) = buckets.get(subject) {
-                return take(tat, limit, now, n);
+                return f(tat);
             }
         }
         let mut buckets = shard.buckets.write().unwrap_or_else(|e| e.into_inner());
         if buckets.len() >= shard.sweep_at.load(Ordering::Relaxed) {
-            // Only full buckets go: their state is the same as a new one's.
             buckets.retain(|_, tat| tat.load(Ordering::Relaxed) > now);
             shard
                 .sweep_at
@@ -114,7 +119,30 @@ impl RateLimiter {
         let tat = buckets
             .entry(subject.into())
             .or_insert_with(|| AtomicU64::new(0));
-        take(tat, limit, now, n)
+        f(tat)
+    }
+
+    /// Takes `n` units from `subject`'s bucket whatever it holds, and answers how long the
+    /// caller must wait before using them (zero while the bucket has them): for pacing a
+    /// stream (upload bytes) rather than refusing it. Waits add up in order of the calls.
+    pub fn reserve_n(&self, subject: &str, limit: Limit, n: u32) -> Duration {
+        let now = u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.reserve_at(subject, limit, now, n)
+    }
+
+    /// [`reserve_n`](Self::reserve_n) at `now` ns since the epoch.
+    fn reserve_at(&self, subject: &str, limit: Limit, now: u64, n: u32) -> Duration {
+        let interval = limit.interval_ns().saturating_mul(u64::from(n));
+        let tolerance = limit.tolerance_ns();
+        self.with_bucket(subject, now, |tat| {
+            let before = tat
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| {
+                    Some(t.max(now).saturating_add(interval))
+                })
+                .unwrap_or_else(|t| t);
+            let next = before.max(now).saturating_add(interval);
+            Duration::from_nanos((next - now).saturating_sub(tolerance))
+        })
     }
 
     /// Gives back one request taken from `subject`'s bucket under `limit` (a request charged
@@ -190,6 +218,25 @@ mod tests {
         assert!(l.check_at("a", lim, t0 + SEC, 1001).is_err());
         assert_eq!(l.check_at("a", lim, t0 + SEC, 1000), Ok(()));
         assert!(l.check_at("b", lim, t0, 2001).is_err());
+    }
+
+    #[test]
+    fn reserved_units_are_taken_at_once_and_paced_in_order() {
+        let l = RateLimiter::default();
+        let lim = limit(1000, 2000);
+        let t0 = SEC;
+        // Within the burst: no wait.
+        assert_eq!(l.reserve_at("a", lim, t0, 1500), Duration::ZERO);
+        // Past it: taken anyway, and the waits add up (500 over, then 1 000 more over).
+        assert_eq!(l.reserve_at("a", lim, t0, 1000), Duration::from_millis(500));
+        assert_eq!(
+            l.reserve_at("a", lim, t0, 1000),
+            Duration::from_millis(1500)
+        );
+        // Another subject has its own bucket; a check sees what was reserved.
+        assert_eq!(l.reserve_at("b", lim, t0, 10), Duration::ZERO);
+        assert!(l.check_at("a", lim, t0 + SEC, 1).is_err());
+        assert_eq!(l.check_at("a", lim, t0 + 3 * SEC, 1), Ok(()));
     }
 
     #[test]

@@ -384,6 +384,27 @@ pub struct ConfigArgs {
     )]
     pub rate_limit_events_burst: Option<u32>,
 
+    /// Request body bytes per second one client (or the admins together) may send, per
+    /// process; past it the server reads its uploads more slowly (TCP back-pressure), so a
+    /// flood of large uploads costs the others no CPU [default: 33554432, 32 MiB/s].
+    #[arg(
+        long,
+        env = "RUBRA_RATE_LIMIT_UPLOAD_BYTES_PER_SEC",
+        value_name = "BYTES",
+        global = true
+    )]
+    pub rate_limit_upload_bytes_per_sec: Option<u32>,
+
+    /// Request body bytes one client may send at full speed above that rate; at least 1 MiB
+    /// [default: 67108864, 64 MiB].
+    #[arg(
+        long,
+        env = "RUBRA_RATE_LIMIT_UPLOAD_BURST_BYTES",
+        value_name = "BYTES",
+        global = true
+    )]
+    pub rate_limit_upload_burst_bytes: Option<u32>,
+
     /// Requests per second one address may make without a valid key (no key, or an unknown
     /// one), per process [default: 20].
     #[arg(
@@ -597,6 +618,10 @@ pub struct Settings {
     pub rate_limit_events_per_sec: NonZeroU32,
     /// Events one client may record at once above that rate.
     pub rate_limit_events_burst: NonZeroU32,
+    /// Request body bytes per second per client, past which its uploads are read slowly.
+    pub rate_limit_upload_bytes_per_sec: NonZeroU32,
+    /// Request body bytes one client may send at full speed above that rate.
+    pub rate_limit_upload_burst_bytes: NonZeroU32,
     /// Requests per second without a valid key, per client address and process.
     pub rate_limit_anonymous_rps: NonZeroU32,
     /// Token bucket size of requests without a valid key, per client address.
@@ -686,6 +711,12 @@ impl ConfigArgs {
             rate_limit_events_burst: self
                 .rate_limit_events_burst
                 .or(other.rate_limit_events_burst),
+            rate_limit_upload_bytes_per_sec: self
+                .rate_limit_upload_bytes_per_sec
+                .or(other.rate_limit_upload_bytes_per_sec),
+            rate_limit_upload_burst_bytes: self
+                .rate_limit_upload_burst_bytes
+                .or(other.rate_limit_upload_burst_bytes),
             rate_limit_anonymous_rps: self
                 .rate_limit_anonymous_rps
                 .or(other.rate_limit_anonymous_rps),
@@ -916,6 +947,19 @@ impl Settings {
             .ok_or_else(|| invalid("rate-limit-rps", "must be greater than 0"))?;
         let rate_limit_burst = NonZeroU32::new(a.rate_limit_burst.unwrap_or(4000))
             .ok_or_else(|| invalid("rate-limit-burst", "must be greater than 0"))?;
+        let rate_limit_upload_bytes_per_sec = NonZeroU32::new(
+            a.rate_limit_upload_bytes_per_sec.unwrap_or(32 << 20),
+        )
+        .ok_or_else(|| invalid("rate-limit-upload-bytes-per-sec", "must be greater than 0"))?;
+        let rate_limit_upload_burst_bytes =
+            NonZeroU32::new(a.rate_limit_upload_burst_bytes.unwrap_or(64 << 20))
+                .filter(|b| b.get() >= crate::throttle::MAX_FRAME_BYTES)
+                .ok_or_else(|| {
+                    invalid(
+                        "rate-limit-upload-burst-bytes",
+                        format!("must be at least {}", crate::throttle::MAX_FRAME_BYTES),
+                    )
+                })?;
         let rate_limit_events_per_sec =
             NonZeroU32::new(a.rate_limit_events_per_sec.unwrap_or(50_000))
                 .ok_or_else(|| invalid("rate-limit-events-per-sec", "must be greater than 0"))?;
@@ -996,6 +1040,8 @@ impl Settings {
             rate_limit_burst,
             rate_limit_events_per_sec,
             rate_limit_events_burst,
+            rate_limit_upload_bytes_per_sec,
+            rate_limit_upload_burst_bytes,
             rate_limit_anonymous_rps,
             rate_limit_anonymous_burst,
             retain_deliveries: retention_days(a.retain_deliveries_days),

@@ -81,6 +81,10 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(state.settings.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
+            crate::throttle::throttle_uploads,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
             middleware::timeout,
         ))
         .layer(axum::middleware::from_fn(middleware::record_metrics))

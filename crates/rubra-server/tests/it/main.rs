@@ -25,5 +25,6 @@ mod retention;
 mod scale_out;
 mod secrets;
 mod stats;
+mod uploads;
 mod watches;
 mod watermark;
