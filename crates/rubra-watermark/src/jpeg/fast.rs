@@ -212,7 +212,7 @@ pub(crate) fn run(input: &[u8], hdr: &Header, ed: &McuEditor) -> Result<Vec<u8>,
     };
     wr.pad();
     let mut out = wr.out;
-    let (scan_end, eoi) = scan_end_and_eoi(input, rest);
+    let (scan_end, eoi) = scan_end_and_eoi(input, rest)?;
     out.extend_from_slice(&input[rest..scan_end]);
     match eoi {
         Some(eoi) => out.extend_from_slice(&input[eoi..]),
@@ -228,26 +228,35 @@ pub(crate) fn run(input: &[u8], hdr: &Header, ed: &McuEditor) -> Result<Vec<u8>,
 /// tables no scan uses, or damage, which decoders read differently once the
 /// entropy-coded bytes before them have moved (zune-jpeg decoded one input with a
 /// bad DHT there and refused the output).
-fn scan_end_and_eoi(input: &[u8], from: usize) -> (usize, Option<usize>) {
+///
+/// # Errors
+/// A second SOI or a frame header there is corrupt, as libjpeg says ("two SOI
+/// markers", "two SOF markers"): the scan was cut short, and zune-jpeg, which reads
+/// on past an SOI, would see other pixels in the input than in the output.
+fn scan_end_and_eoi(input: &[u8], from: usize) -> Result<(usize, Option<usize>), Corrupt> {
     let mut pos = from;
     let scan_end = loop {
         match find_marker(input, pos) {
             Some(m) if (0xD0..=0xD7).contains(&input[m + 1]) => pos = m + 2,
             Some(m) => break m,
-            None => return (input.len(), None),
+            None => return Ok((input.len(), None)),
         }
     };
     pos = scan_end;
     loop {
         let Some(m) = find_marker(input, pos) else {
-            return (scan_end, None);
+            return Ok((scan_end, None));
         };
         match input[m + 1] {
-            0xD9 => return (scan_end, Some(m)),
+            0xD9 => return Ok((scan_end, Some(m))),
+            0xD8 => return Err(Corrupt("a second SOI marker")),
+            0xC0..=0xCF if !matches!(input[m + 1], 0xC4 | 0xC8 | 0xCC) => {
+                return Err(Corrupt("a second frame header"));
+            }
             0x01 | 0xD0..=0xD7 => pos = m + 2,
             _ => match input.get(m + 2..m + 4) {
                 Some(&[hi, lo]) => pos = m + 2 + ((usize::from(hi) << 8) | usize::from(lo)),
-                _ => return (scan_end, None),
+                _ => return Ok((scan_end, None)),
             },
         }
     }

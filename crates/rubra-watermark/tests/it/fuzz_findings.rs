@@ -31,6 +31,10 @@ const BOGUS_SEGMENT_AFTER_THE_SCAN: &[u8] =
 /// 12 (the fuzzer wrote 16 bytes over the start of the entropy-coded data).
 const SOS_LENGTH_TOO_LONG: &[u8] = include_bytes!("../fixtures/fuzz_sos_length_too_long.jpg");
 
+/// Baseline 20×33 with an SOI marker inside its entropy-coded data: libjpeg ends
+/// the scan there and stops ("two SOI markers"); zune-jpeg reads on past it.
+const SOI_INSIDE_THE_SCAN: &[u8] = include_bytes!("../fixtures/fuzz_soi_inside_the_scan.jpg");
+
 /// The `watermark` fuzz target's overlay: 8×8 red with alpha rising 0, 4, 8, …
 fn fuzz_overlay() -> Overlay {
     let rgba: Vec<u8> = (0..64u32)
@@ -287,4 +291,21 @@ fn frame_header_longer_than_its_components_is_corrupt_as_decoders_say() {
     let wm = watermark_with(&bad, &fuzz_overlay(), &opts);
     corrupt_or_decodable(wm.map(|w| w.bytes), "watermark");
     corrupt_or_decodable(jpeg_to_baseline(&bad, 1 << 20), "jpeg_to_baseline");
+}
+
+#[test]
+fn watermark_pixel_changed_outside_the_overlay_soi_inside_the_scan_is_corrupt() {
+    // The fuzzer's first byte 0x2F: NorthWest, 2, 0 at opacity 47/255. The fast route
+    // copied the scan up to the SOI, so the pixels after it differed from zune-jpeg's.
+    let opts = Options {
+        opacity: 47.0 / 255.0,
+        max_pixels: 1 << 20,
+        ..Options::new(Placement::gravity(Gravity::NorthWest, 2, 0))
+    };
+    let wm = watermark_with(SOI_INSIDE_THE_SCAN, &fuzz_overlay(), &opts);
+    assert!(
+        matches!(&wm, Err(WatermarkError::Corrupt(_))),
+        "{:?}",
+        wm.as_ref().map(|w| w.route)
+    );
 }
