@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every cargo-fuzz target of fuzz/ for SECONDS each (default 30), one after the
 # other, and fails on the first crash (its input is left in fuzz/artifacts/<target>/).
-# Needs a nightly toolchain and cargo-fuzz (installed from crates.io when missing).
+# Needs a nightly toolchain and cargo-fuzz (both installed when missing).
 # Seeds: fuzz/seeds/<target>/ (written by fuzz/examples/make_seeds.rs, checked in) and the
 # image fixtures of rubra-image and rubra-watermark; what the fuzzer learns goes to
 # fuzz/corpus/<target>/ (not checked in), which later runs start from.
@@ -13,6 +13,10 @@ set -euo pipefail
 seconds=${1:-30}
 cd "$(dirname "$0")/../fuzz"
 
+# libFuzzer's instrumentation needs nightly; a fresh machine may have stable only.
+if ! cargo +nightly --version >/dev/null 2>&1; then
+  rustup toolchain install nightly --profile minimal
+fi
 if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
   cargo install cargo-fuzz --locked
 fi
