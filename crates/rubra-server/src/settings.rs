@@ -73,7 +73,8 @@ pub struct ConfigArgs {
     #[arg(long, env = "RUBRA_LOG_FORMAT", value_name = "FORMAT", value_parser = ["json", "text"], global = true)]
     pub log_format: Option<String>,
 
-    /// Log filter, e.g. "info" or "rubra_server=debug,info" [default: info].
+    /// Log filter, e.g. "info" or "rubra_server=debug,info"; beats `RUST_LOG`, which is
+    /// used only when this is not set anywhere [default: info].
     #[arg(long, env = "RUBRA_LOG", value_name = "FILTER", global = true)]
     pub log_filter: Option<String>,
 
@@ -997,7 +998,7 @@ impl Settings {
             storage,
             s3_endpoint: a.s3_endpoint,
             log_format,
-            log_filter: a.log_filter.unwrap_or_else(|| "info".to_owned()),
+            log_filter: log_filter(a.log_filter, std::env::var("RUST_LOG").ok()),
             slow_ms: a.slow_ms,
             jobs_local_root,
             jobs_s3_allow,
@@ -1050,6 +1051,15 @@ impl Settings {
             retain_audit: retention_days_or(a.retain_audit_days, DEFAULT_RETAIN_AUDIT_DAYS),
         })
     }
+}
+
+/// The log filter: the flag (or `RUBRA_LOG`, or `log-filter` in the configuration file)
+/// when given, else `RUST_LOG` when set and not empty, else `info`. Flags win over the
+/// generic variable, as for every other setting.
+fn log_filter(given: Option<String>, rust_log: Option<String>) -> String {
+    given
+        .or(rust_log.filter(|v| !v.trim().is_empty()))
+        .unwrap_or_else(|| "info".to_owned())
 }
 
 /// Days the audit log is kept unless `--retain-audit-days` says otherwise: over a year, so
@@ -1175,6 +1185,17 @@ fn read_file(path: &Path) -> Result<ConfigArgs, SettingsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_log_filter_flag_beats_rust_log() {
+        let flag = Some("warn".to_owned());
+        let env = Some("debug".to_owned());
+        assert_eq!(log_filter(flag.clone(), env.clone()), "warn");
+        assert_eq!(log_filter(flag, None), "warn");
+        assert_eq!(log_filter(None, env), "debug");
+        assert_eq!(log_filter(None, Some("  ".to_owned())), "info");
+        assert_eq!(log_filter(None, None), "info");
+    }
 
     #[test]
     fn defaults_are_the_embedded_setup() {

@@ -575,7 +575,7 @@ macro_rules! impl_job_queue {
                 rows.iter().map(Self::job_from_row).collect()
             }
 
-            #[tracing::instrument(name = "store.active_jobs", skip_all)]
+            #[tracing::instrument(level = "debug", name = "store.active_jobs", skip_all)]
             async fn active_jobs(&self, scope: &Scope) -> Result<ActiveJobs> {
                 use sqlx::Row;
                 let row = sqlx::query(
@@ -786,7 +786,7 @@ impl_job_queue!(SqliteStore, sqlx::sqlite::SqliteRow, {
     /// (`rowid` grows with each insert). One statement: SQLite takes the write lock when a write statement starts, so the
     /// candidate chosen by the inner SELECT (and the client's running count in it) cannot
     /// change before the UPDATE applies — in this process or any other on the same file.
-    #[tracing::instrument(name = "store.claim_job", skip_all, fields(owner = %req.owner))]
+    #[tracing::instrument(level = "debug", name = "store.claim_job", skip_all, fields(owner = %req.owner))]
     async fn claim_job(&self, req: &ClaimRequest) -> Result<Option<ClaimedJob>> {
         let now = now_ms();
         self.settle_expired(now).await?;
@@ -816,7 +816,7 @@ impl_job_queue!(PgStore, sqlx::postgres::PgRow, {
     /// its running jobs again — claims of one client are serialized there, so two workers
     /// cannot both see "one below the limit". A client found at its limit is skipped on the
     /// next try (in a fresh transaction, so no two advisory locks are ever held at once).
-    #[tracing::instrument(name = "store.claim_job", skip_all, fields(owner = %req.owner))]
+    #[tracing::instrument(level = "debug", name = "store.claim_job", skip_all, fields(owner = %req.owner))]
     async fn claim_job(&self, req: &ClaimRequest) -> Result<Option<ClaimedJob>> {
         use sqlx::Row;
         let now = now_ms();

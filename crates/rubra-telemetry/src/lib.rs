@@ -17,7 +17,7 @@
 //!
 //! - Logs go to **stderr**; stdout stays free for what a command prints for its user (the
 //!   first-start admin key, `rubra slowlog` tables, …). The JSON line format is documented in
-//!   [`layer`]; `RUST_LOG`, when set, overrides [`TelemetryConfig::filter`].
+//!   [`layer`]; the filter is [`TelemetryConfig::filter`] (tests: `RUST_LOG`, else `info`).
 //! - Every span close is also recorded in the histogram [`SPAN_HISTOGRAM`]
 //!   (`rubra_span_duration_seconds{name,target}`). Every histogram whose name ends in
 //!   `_seconds` gets the [`LATENCY_BUCKETS`]; other histograms are rendered as summaries.
@@ -66,8 +66,9 @@ pub struct TelemetryConfig {
     pub format: LogFormat,
     /// Spans whose wall time exceeds this many milliseconds are also logged at WARN.
     pub slow_ms: Option<u64>,
-    /// An `EnvFilter` directive such as `info` or `info,rubra_store=debug`. When the
-    /// `RUST_LOG` environment variable is set and non-empty it wins.
+    /// An `EnvFilter` directive such as `info` or `info,rubra_store=debug` (the caller
+    /// decides what wins over what; `rubra`'s settings take `RUST_LOG` only when no flag
+    /// or setting gave one).
     pub filter: String,
 }
 
@@ -182,7 +183,10 @@ pub fn init_for_tests() -> Result<Telemetry, TelemetryError> {
         &TelemetryConfig {
             format: LogFormat::Json,
             slow_ms: None,
-            filter: "info".to_owned(),
+            filter: std::env::var("RUST_LOG")
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+                .unwrap_or_else(|| "info".to_owned()),
         },
         TestStderr,
     )
@@ -218,12 +222,12 @@ where
     Ok(telemetry)
 }
 
-/// Parses the filter directive; `RUST_LOG` (when set and non-empty) takes precedence.
+/// Parses the filter directive (empty: `info`).
 fn build_filter(directive: &str) -> Result<EnvFilter, TelemetryError> {
-    let directive = match std::env::var("RUST_LOG") {
-        Ok(v) if !v.trim().is_empty() => v,
-        _ if directive.trim().is_empty() => "info".to_owned(),
-        _ => directive.to_owned(),
+    let directive = if directive.trim().is_empty() {
+        "info".to_owned()
+    } else {
+        directive.to_owned()
     };
     EnvFilter::builder()
         .parse(&directive)

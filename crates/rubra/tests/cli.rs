@@ -438,3 +438,68 @@ fn admin_commands_that_touch_no_secret_run_without_the_key_file() {
         "no key was made by a command that needs none"
     );
 }
+
+/// Runs `rubra serve` on a fresh folder with `extra` flags and `RUST_LOG` as given, idle for
+/// `idle`; answers its stderr lines from the `listening` event on.
+fn idle_log(extra: &[&str], rust_log: Option<&str>, idle: std::time::Duration) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("stderr.log");
+    let mut cmd = rubra();
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
+        .args(extra)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .env_remove("RUST_LOG")
+        .env_remove("RUBRA_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(std::fs::File::create(&log_path).unwrap()));
+    if let Some(v) = rust_log {
+        cmd.env("RUST_LOG", v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    while let Some(Ok(line)) = lines.next() {
+        if line.starts_with("rubra listening on ") {
+            break;
+        }
+    }
+    std::thread::sleep(idle);
+    let _ = child.kill();
+    let _ = child.wait();
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let all: Vec<String> = log.lines().map(str::to_owned).collect();
+    let start = all
+        .iter()
+        .position(|l| l.contains("\"listening\""))
+        .map_or(0, |i| i + 1);
+    all[start..].to_vec()
+}
+
+#[test]
+fn an_idle_server_writes_no_log_lines_of_polling_that_found_nothing() {
+    // It used to write four a second (claim_job and claim_watches span closes at INFO).
+    let lines = idle_log(&[], None, std::time::Duration::from_secs(3));
+    let noise: Vec<&String> = lines
+        .iter()
+        .filter(|l| !l.contains("retention sweep done"))
+        .collect();
+    assert!(
+        noise.len() <= 1,
+        "{} lines in 3 idle seconds: {noise:#?}",
+        noise.len()
+    );
+}
+
+#[test]
+fn the_log_filter_flag_beats_rust_log() {
+    let lines = idle_log(
+        &["--log-filter", "warn"],
+        Some("debug"),
+        std::time::Duration::from_millis(1500),
+    );
+    let below_warn: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("\"level\":\"INFO\"") || l.contains("\"level\":\"DEBUG\""))
+        .collect();
+    assert!(below_warn.is_empty(), "RUST_LOG=debug won: {below_warn:#?}");
+}

@@ -263,7 +263,7 @@ macro_rules! impl_watch_store {
                     .collect()
             }
 
-            #[tracing::instrument(name = "store.claim_watches", skip_all, fields(owner = %owner))]
+            #[tracing::instrument(level = "debug", name = "store.claim_watches", skip_all, fields(owner = %owner))]
             async fn claim_watches(
                 &self,
                 owner: &str,
@@ -314,7 +314,7 @@ macro_rules! impl_watch_store {
                     .collect()
             }
 
-            #[tracing::instrument(name = "store.renew_watches", skip_all, fields(owner = %owner))]
+            #[tracing::instrument(level = "debug", name = "store.renew_watches", skip_all, fields(owner = %owner))]
             async fn renew_watches(&self, owner: &str, lease: Duration) -> Result<Vec<WatchLease>> {
                 use sqlx::Row;
                 // A disabled client's watches are let go (not just left to expire), so that
