@@ -35,7 +35,9 @@ impl fmt::Display for Timestamp {
             (rem / 60) % 60,
             rem % 60
         )?;
-        if nanos != 0 {
+        // Printed to the microsecond: a fraction under one is left out, as ".000000"
+        // would read back as another time than the one it printed (issue #20).
+        if nanos / 1000 != 0 {
             write!(f, ".{:06}", nanos / 1000)?;
         }
         f.write_str("Z")
@@ -186,6 +188,19 @@ pub fn human_duration(ns: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timestamp_fuzz_sub_microsecond_fraction_prints_as_it_parses_back() {
+        // The `timestamp` fuzz target's input: 115.96… ns past the second printed as
+        // ".000000", which parses back as a whole second and prints without a fraction.
+        let t: Timestamp = "2026-01-02T03:04:10.00000011596069009475823834+01:30"
+            .parse()
+            .expect("valid");
+        let shown = t.to_string();
+        let back: Timestamp = shown.parse().expect("printed form parses");
+        assert_eq!(back.to_string(), shown);
+        assert_eq!(shown, "2026-01-02T01:34:10Z");
+    }
 
     #[test]
     fn rfc3339_round_trips_and_honours_offsets() {
