@@ -35,6 +35,12 @@ const SOS_LENGTH_TOO_LONG: &[u8] = include_bytes!("../fixtures/fuzz_sos_length_t
 /// the scan there and stops ("two SOI markers"); zune-jpeg reads on past it.
 const SOI_INSIDE_THE_SCAN: &[u8] = include_bytes!("../fixtures/fuzz_soi_inside_the_scan.jpg");
 
+/// Baseline 20×33 whose entropy-coded data runs into fill bytes and the undefined
+/// marker 0xFF76, followed by more data: libjpeg stops ("Unsupported marker type
+/// 0x76"); zune-jpeg reads on past it.
+const UNKNOWN_MARKER_INSIDE_THE_SCAN: &[u8] =
+    include_bytes!("../fixtures/fuzz_unknown_marker_inside_the_scan.jpg");
+
 /// The `watermark` fuzz target's overlay: 8×8 red with alpha rising 0, 4, 8, …
 fn fuzz_overlay() -> Overlay {
     let rgba: Vec<u8> = (0..64u32)
@@ -303,6 +309,21 @@ fn watermark_pixel_changed_outside_the_overlay_soi_inside_the_scan_is_corrupt() 
         ..Options::new(Placement::gravity(Gravity::NorthWest, 2, 0))
     };
     let wm = watermark_with(SOI_INSIDE_THE_SCAN, &fuzz_overlay(), &opts);
+    assert!(
+        matches!(&wm, Err(WatermarkError::Corrupt(_))),
+        "{:?}",
+        wm.as_ref().map(|w| w.route)
+    );
+}
+
+#[test]
+fn watermark_pixel_changed_outside_the_overlay_unknown_marker_inside_the_scan_is_corrupt() {
+    let opts = Options {
+        opacity: 47.0 / 255.0,
+        max_pixels: 1 << 20,
+        ..Options::new(Placement::gravity(Gravity::NorthWest, 2, 0))
+    };
+    let wm = watermark_with(UNKNOWN_MARKER_INSIDE_THE_SCAN, &fuzz_overlay(), &opts);
     assert!(
         matches!(&wm, Err(WatermarkError::Corrupt(_))),
         "{:?}",
