@@ -33,7 +33,9 @@ pub use tls::{Certificates, TlsFiles};
 /// Administrative operations shared by the API and the `rubra admin` command.
 pub mod admin {
     pub use crate::routes::clients::{CreatedClient, create_client_with_key, set_client_disabled};
-    pub use crate::routes::keys::{CreatedKey, KeyView, create_key, revoke_key};
+    pub use crate::routes::keys::{
+        CreatedKey, KeyView, create_admin_key, create_key, revoke_admin_key, revoke_key,
+    };
 
     /// Reads an instant given as RFC 3339 text or epoch milliseconds, as the API does.
     pub fn parse_instant(s: &str) -> Result<i64, String> {

@@ -219,6 +219,12 @@ impl KeyCache {
         );
     }
 
+    /// Forgets key `id` (revoked): this process refuses it from its next request.
+    pub fn forget_key(&self, id: &rubra_store::KeyId) {
+        let mut known = self.known.write().unwrap_or_else(|e| e.into_inner());
+        known.retain(|_, (holder, _)| holder.key_id != *id);
+    }
+
     /// Forgets that `hash` was unknown (it has just been stored).
     pub fn forget_unknown(&self, hash: &KeyHash) {
         let mut unknown = self.unknown.write().unwrap_or_else(|e| e.into_inner());

@@ -53,6 +53,14 @@ pub trait KeyStore {
         actor: &Actor,
     ) -> Result<Option<Client>>;
 
+    /// The admin keys, oldest first (never the token or its hash).
+    async fn list_admin_keys(&self) -> Result<Vec<KeyInfo>>;
+
+    /// Revokes admin key `id`, unless it is the last admin key ([`Revoked::LastKey`]: an
+    /// installation keeps one); audited as done by `actor`. Revocations are serialized on
+    /// one row of `meta`, so two at once cannot revoke the last two keys.
+    async fn revoke_admin_key(&self, id: &KeyId, actor: &Actor) -> Result<Revoked>;
+
     /// Records that the key with `hash` was used at `at_ms`, unless that was already recorded
     /// less than [`LAST_USED_EVERY_MS`] before; answers whether it wrote.
     async fn touch_key(&self, hash: &KeyHash, at_ms: i64) -> Result<bool>;
@@ -186,6 +194,62 @@ macro_rules! impl_key_store {
                     .await?;
                 tx.commit().await?;
                 Ok(Some(client))
+            }
+
+            #[tracing::instrument(name = "store.list_admin_keys", skip_all)]
+            async fn list_admin_keys(&self) -> Result<Vec<KeyInfo>> {
+                let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "SELECT {KEY_COLUMNS} FROM api_keys WHERE is_admin \
+                     ORDER BY created_at, id"
+                )))
+                .fetch_all(self.pool())
+                .await?;
+                rows.iter().map(Self::key_from_row).collect()
+            }
+
+            #[tracing::instrument(name = "store.revoke_admin_key", skip_all, fields(key = %id))]
+            async fn revoke_admin_key(&self, id: &KeyId, actor: &Actor) -> Result<Revoked> {
+                let _gate = self.write_gate().await;
+                let mut tx = self.pool().begin().await?;
+                // A write first: it takes SQLite's lock, and on PostgreSQL this row's, so a
+                // concurrent revocation waits here and then counts anew.
+                sqlx::query(
+                    "INSERT INTO meta (key, value) VALUES ('admin_keys_revoked_at', $1) \
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                )
+                .bind(crate::now_ms().to_string())
+                .execute(&mut *tx)
+                .await?;
+                let exists: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM api_keys WHERE is_admin AND id = $1",
+                )
+                .bind(id.as_str())
+                .fetch_one(&mut *tx)
+                .await?;
+                let others: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM api_keys WHERE is_admin AND id <> $1",
+                )
+                .bind(id.as_str())
+                .fetch_one(&mut *tx)
+                .await?;
+                let verdict = match (exists, others) {
+                    (0, _) => Revoked::NotFound,
+                    (_, 0) => Revoked::LastKey,
+                    _ => Revoked::Revoked,
+                };
+                if verdict != Revoked::Revoked {
+                    tx.rollback().await?;
+                    return Ok(verdict);
+                }
+                sqlx::query("DELETE FROM api_keys WHERE is_admin AND id = $1")
+                    .bind(id.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                let change = Change::new(None, Action::KeyRevoke, id.as_str())
+                    .with_detail(serde_json::json!({ "admin": true }));
+                crate::audit::write(&mut *tx, actor, &change).await?;
+                tx.commit().await?;
+                Ok(Revoked::Revoked)
             }
 
             #[tracing::instrument(name = "store.touch_key", skip_all)]

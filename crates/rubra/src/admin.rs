@@ -25,6 +25,13 @@ enum AdminCommand {
     },
     /// Create another admin key and print it (e.g. when admin.key was lost).
     CreateAdminKey,
+    /// List the admin keys as JSON (never the keys themselves).
+    ListAdminKeys,
+    /// Revoke an admin key (not the last one); every process refuses it within a second.
+    RevokeAdminKey {
+        /// The key's id (`key_…`, from list-admin-keys).
+        key_id: String,
+    },
     /// Make another API key for a client and print it (once) with its id, as JSON.
     CreateKey {
         /// The client's id (`cl_…`).
@@ -132,6 +139,8 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
         AdminCommand::CreateKey { .. }
         | AdminCommand::ListKeys { .. }
         | AdminCommand::RevokeKey { .. }
+        | AdminCommand::ListAdminKeys
+        | AdminCommand::RevokeAdminKey { .. }
         | AdminCommand::DisableClient { .. }
         | AdminCommand::EnableClient { .. } => {}
     }
@@ -204,6 +213,31 @@ async fn keys(
                 let key = KeyId::parse(key_id)
                     .ok_or_else(|| anyhow::anyhow!("{key_id} is not a key id"))?;
                 admin::revoke_key(store, &client(id)?, &key, false, &Actor::cli())
+                    .await
+                    .map_err(api)?;
+                println!("revoked {key}");
+                Ok(())
+            }
+            .await
+        }
+        AdminCommand::ListAdminKeys => {
+            async {
+                let keys: Vec<admin::KeyView> = store
+                    .list_admin_keys()
+                    .await?
+                    .into_iter()
+                    .map(admin::KeyView::from)
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&keys)?);
+                Ok(())
+            }
+            .await
+        }
+        AdminCommand::RevokeAdminKey { key_id } => {
+            async {
+                let key = KeyId::parse(key_id)
+                    .ok_or_else(|| anyhow::anyhow!("{key_id} is not a key id"))?;
+                admin::revoke_admin_key(store, &key, &Actor::cli())
                     .await
                     .map_err(api)?;
                 println!("revoked {key}");

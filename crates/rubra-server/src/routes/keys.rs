@@ -8,7 +8,7 @@
 //! and by every other within a second (see `KeyCache`).
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ActingAs, Caller};
+use crate::extract::{ActingAs, Admin, Caller};
 use crate::state::AppState;
 use crate::timefmt::{format_ms, parse_timestamp};
 use axum::Json;
@@ -87,6 +87,48 @@ pub async fn create_key(
     expires_at: Option<i64>,
     actor: &Actor,
 ) -> Result<CreatedKey, ApiError> {
+    if store.get_client(&Scope::All, client).await?.is_none() {
+        return Err(ApiError::not_found("client"));
+    }
+    let held = store.list_keys(client).await?.len();
+    let owner = Principal::Client(client.clone());
+    make_key(store, max_keys, held, owner, name, expires_at, actor).await
+}
+
+/// Makes another admin key (at most `max_keys` of them), audited as made by `actor`. Shared
+/// by `POST /admin/keys` and `rubra admin create-admin-key`.
+pub async fn create_admin_key(
+    store: &dyn Store,
+    max_keys: u32,
+    name: Option<&str>,
+    expires_at: Option<i64>,
+    actor: &Actor,
+) -> Result<CreatedKey, ApiError> {
+    let held = store.list_admin_keys().await?.len();
+    let name = name.or(Some("admin key"));
+    make_key(
+        store,
+        max_keys,
+        held,
+        Principal::Admin,
+        name,
+        expires_at,
+        actor,
+    )
+    .await
+}
+
+/// Checks the name, the expiry and the count (`held` of at most `max_keys`), then stores a
+/// new key for `owner`.
+async fn make_key(
+    store: &dyn Store,
+    max_keys: u32,
+    held: usize,
+    owner: Principal,
+    name: Option<&str>,
+    expires_at: Option<i64>,
+    actor: &Actor,
+) -> Result<CreatedKey, ApiError> {
     let name = name.unwrap_or("key").trim();
     if name.is_empty()
         || name.chars().count() > MAX_NAME_CHARS
@@ -105,11 +147,7 @@ pub async fn create_key(
             "expires_at must be in the future",
         ));
     }
-    if store.get_client(&Scope::All, client).await?.is_none() {
-        return Err(ApiError::not_found("client"));
-    }
     // Counted before the insert: requests racing here may pass the cap by their number.
-    let held = store.list_keys(client).await?.len();
     if u32::try_from(held).unwrap_or(u32::MAX) >= max_keys {
         rubra_telemetry::metrics::counter!(
             "rubra_rejected_requests_total", "reason" => "quota_exceeded"
@@ -119,12 +157,13 @@ pub async fn create_key(
             StatusCode::CONFLICT,
             "quota_exceeded",
             format!(
-                "a client holds at most {max_keys} keys (max-keys-per-client); revoke one first"
+                "a client (and the admins together) hold at most {max_keys} keys \
+                 (max-keys-per-client); revoke one first"
             ),
         ));
     }
     let key = ApiKey::generate();
-    let mut new = NewKey::new(&key, Principal::Client(client.clone()), name);
+    let mut new = NewKey::new(&key, owner, name);
     new.expires_at = expires_at;
     let info = store.insert_key(&new, actor).await?;
     Ok(CreatedKey {
@@ -192,18 +231,7 @@ pub async fn create(
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<CreatedKey>)> {
     let client = client_in_path(&who, &id)?;
-    // The body is optional: none makes a key named "key" that never expires.
-    let body: CreateKey = if body.iter().all(u8::is_ascii_whitespace) {
-        CreateKey::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|e| {
-            if e.is_data() {
-                ApiError::unprocessable("invalid_fields", e.to_string())
-            } else {
-                ApiError::bad_request("malformed_json", e.to_string())
-            }
-        })?
-    };
+    let body = optional_body(&body)?;
     let expires = expires_at(body.expires_at)?;
     let created = create_key(
         state.store.as_ref(),
@@ -256,4 +284,86 @@ pub async fn revoke(
     state.keys.forget_client(&client);
     tracing::info!(client = %client, key = %key, "key revoked");
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Revokes admin key `key` unless it is the last one (409 `last_key`); audited as done by
+/// `actor`. Shared by `DELETE /admin/keys/{key_id}` and `rubra admin revoke-admin-key`.
+pub async fn revoke_admin_key(
+    store: &dyn Store,
+    key: &KeyId,
+    actor: &Actor,
+) -> Result<(), ApiError> {
+    match store.revoke_admin_key(key, actor).await? {
+        Revoked::Revoked => Ok(()),
+        Revoked::NotFound => Err(ApiError::not_found("key")),
+        Revoked::LastKey => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "last_key",
+            "this is the last admin key: make another first",
+        )),
+    }
+}
+
+/// `GET /admin/keys` (admin): the admin keys, oldest first, never the keys.
+#[tracing::instrument(name = "http.admin_keys.list", skip_all)]
+pub async fn list_admin(
+    State(state): State<AppState>,
+    _admin: Admin,
+) -> ApiResult<Json<Vec<KeyView>>> {
+    let keys = state.store.list_admin_keys().await?;
+    Ok(Json(keys.into_iter().map(KeyView::from).collect()))
+}
+
+/// `POST /admin/keys` (admin): `201` with a new admin key, shown once.
+#[tracing::instrument(name = "http.admin_keys.create", skip_all)]
+pub async fn create_admin(
+    State(state): State<AppState>,
+    _admin: Admin,
+    ActingAs(actor): ActingAs,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<CreatedKey>)> {
+    let body = optional_body(&body)?;
+    let created = create_admin_key(
+        state.store.as_ref(),
+        state.settings.max_keys_per_client,
+        body.name.as_deref(),
+        expires_at(body.expires_at)?,
+        &actor,
+    )
+    .await?;
+    state
+        .keys
+        .forget_unknown(&ApiKey::from_token(&created.api_key).hash());
+    tracing::info!(key = %created.key.id, "admin key created");
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+/// `DELETE /admin/keys/{key_id}` (admin): `204`; refused by this process at once and by
+/// every other within a second; the last admin key: `409 last_key`.
+#[tracing::instrument(name = "http.admin_keys.revoke", skip_all, fields(key = %key_id))]
+pub async fn revoke_admin(
+    State(state): State<AppState>,
+    _admin: Admin,
+    ActingAs(actor): ActingAs,
+    Path(key_id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let key = KeyId::parse(&key_id).ok_or_else(|| ApiError::not_found("key"))?;
+    revoke_admin_key(state.store.as_ref(), &key, &actor).await?;
+    state.keys.forget_key(&key);
+    tracing::info!(key = %key, "admin key revoked");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The optional body of a key creation: none makes a key that never expires, named by default.
+fn optional_body(body: &[u8]) -> Result<CreateKey, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(CreateKey::default());
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        if e.is_data() {
+            ApiError::unprocessable("invalid_fields", e.to_string())
+        } else {
+            ApiError::bad_request("malformed_json", e.to_string())
+        }
+    })
 }

@@ -31,6 +31,11 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .route("/debug/profile", get(debug::profile))
+        .route(
+            "/admin/keys",
+            get(keys::list_admin).post(keys::create_admin),
+        )
+        .route("/admin/keys/{key_id}", delete(keys::revoke_admin))
         .route("/audit", get(audit::list))
         .route("/clients", get(clients::list).post(clients::create))
         .route("/clients/{id}", get(clients::get).patch(clients::patch))

@@ -472,3 +472,66 @@ async fn a_client_holds_at_most_max_keys_per_client_keys() {
     assert_eq!(resp.status(), 204);
     new_key(&app, &key, &id, json!({})).await;
 }
+
+#[tokio::test]
+async fn a_leaked_admin_key_can_be_revoked() {
+    let app = spawn_app().await;
+    let (_, client_key) = app.create_client("acme").await;
+    // A second admin key, made with the first.
+    let resp = app
+        .admin(Method::POST, "/admin/keys")
+        .json(&json!({ "name": "ops laptop" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let second: Value = resp.json().await.unwrap();
+    let second_key = second["api_key"].as_str().unwrap().to_owned();
+    assert_eq!(status(&app, &second_key, "/clients").await, 200);
+    let listed: Value = app
+        .with_key(&second_key, Method::GET, "/admin/keys")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let listed = listed.as_array().unwrap();
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert!(
+        !serde_json::to_string(listed)
+            .unwrap()
+            .contains(&app.admin_key)
+    );
+    let first_id = listed.iter().find(|k| k["id"] != second["id"]).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Clients have no business here.
+    assert_eq!(status(&app, &client_key, "/admin/keys").await, 403);
+    // The first key (say it leaked) is revoked with the second, and refused at once.
+    let resp = app
+        .with_key(
+            &second_key,
+            Method::DELETE,
+            &format!("/admin/keys/{first_id}"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    assert_eq!(status(&app, &app.admin_key, "/clients").await, 401);
+    // The last admin key stays.
+    let second_id = second["id"].as_str().unwrap();
+    let resp = app
+        .with_key(
+            &second_key,
+            Method::DELETE,
+            &format!("/admin/keys/{second_id}"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_error(resp, 409, "last_key").await;
+    assert_eq!(status(&app, &second_key, "/clients").await, 200);
+}

@@ -17,7 +17,62 @@ crate::both_backends!(
     last_used_is_written_at_most_once_a_minute,
     a_disabled_client_is_seen_with_its_keys_until_enabled,
     a_disabled_clients_jobs_watches_and_deliveries_are_not_claimed_until_enabled,
+    admin_keys_are_listed_and_revoked_but_never_the_last,
 );
+
+async fn admin_keys_are_listed_and_revoked_but_never_the_last(store: Arc<dyn Store>) {
+    let actor = rubra_store::Actor::system();
+    let first = ApiKey::generate();
+    let second = ApiKey::generate();
+    let c = store.create_client("acme", &actor).await.unwrap().id;
+    let (client_key, client_key_id) = key_for(&store, &c, "ci").await;
+    for key in [&first, &second] {
+        store
+            .insert_key(&NewKey::new(key, Principal::Admin, "ops"), &actor)
+            .await
+            .unwrap();
+    }
+    let admins = store.list_admin_keys().await.unwrap();
+    assert_eq!(admins.len(), 2, "{admins:?}");
+    assert!(!format!("{admins:?}").contains(first.reveal()));
+    // A client's key is not an admin key.
+    assert_eq!(
+        store
+            .revoke_admin_key(&client_key_id, &actor)
+            .await
+            .unwrap(),
+        Revoked::NotFound
+    );
+    assert!(
+        store
+            .key_holder(&client_key.hash())
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        store.revoke_admin_key(&admins[0].id, &actor).await.unwrap(),
+        Revoked::Revoked
+    );
+    assert!(store.key_holder(&first.hash()).await.unwrap().is_none());
+    assert_eq!(
+        store.revoke_admin_key(&admins[1].id, &actor).await.unwrap(),
+        Revoked::LastKey,
+        "an installation keeps one admin key"
+    );
+    assert!(store.key_holder(&second.hash()).await.unwrap().is_some());
+    let log = store
+        .list_audit(&rubra_store::AuditPage {
+            client: None,
+            before: None,
+            limit: 10,
+        })
+        .await
+        .unwrap();
+    assert_eq!(log[0].action, "key.revoke");
+    assert_eq!(log[0].target, admins[0].id.as_str());
+    assert_eq!(log[0].client_id, None);
+}
 
 async fn key_for(store: &Arc<dyn Store>, client: &ClientId, name: &str) -> (ApiKey, KeyId) {
     let key = ApiKey::generate();
