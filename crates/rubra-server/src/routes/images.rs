@@ -17,7 +17,10 @@ use crate::timefmt::{format_ms, query_timestamp};
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{FromRequest, Multipart, Path, Request, State};
-use axum::http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, ETAG};
+use axum::http::header::{
+    ACCEPT_RANGES, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, ETAG, IF_NONE_MATCH,
+    IF_RANGE, RANGE,
+};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -330,32 +333,128 @@ fn mime_of(format: &str) -> &'static str {
     }
 }
 
-/// `GET /images/{id}`: the bytes with their content type.
+/// `GET /images/{id}`: the bytes with their content type. The id is the ETag (the bytes
+/// under an id never change): `If-None-Match` naming it answers 304 without reading them;
+/// one `Range: bytes=…` answers 206 with that part (416 when it lies past the end; several
+/// ranges, or an `If-Range` naming another ETag, answer the whole image).
 #[tracing::instrument(name = "http.images.get", skip_all, fields(image = %id))]
 pub async fn get(
     State(state): State<AppState>,
     Caller(who): Caller,
     Path(id): Path<String>,
+    headers: HeaderMap,
 ) -> ApiResult<Response> {
     let rec = find_visible(&state, &who, &id).await?;
+    let etag = format!("\"{}\"", rec.id);
+    let cached = [
+        // Content-addressed: the bytes under an id never change.
+        (
+            CACHE_CONTROL,
+            "private, max-age=31536000, immutable".to_owned(),
+        ),
+        (ETAG, etag.clone()),
+    ];
+    if header_str(&headers, IF_NONE_MATCH).is_some_and(|v| etag_matches(v, &etag)) {
+        return Ok((StatusCode::NOT_MODIFIED, cached).into_response());
+    }
     let bytes = state
         .blobs
         .get(&image_blob_key(&rec.client_id, &rec.id))
         .await?
         .ok_or_else(|| ApiError::not_found("image bytes"))?;
-    Ok((
-        [
-            (CONTENT_TYPE, mime_of(&rec.format).to_owned()),
-            // Content-addressed: the bytes under an id never change.
-            (
-                CACHE_CONTROL,
-                "private, max-age=31536000, immutable".to_owned(),
+    let content_type = (CONTENT_TYPE, mime_of(&rec.format).to_owned());
+    let accept = (ACCEPT_RANGES, "bytes".to_owned());
+    let range = header_str(&headers, RANGE)
+        .filter(|_| header_str(&headers, IF_RANGE).is_none_or(|v| etag_matches(v, &etag)));
+    let total = bytes.len() as u64;
+    match range.map(|r| byte_range(r, total)) {
+        Some(Ranged::Part(start, end)) => {
+            let part = bytes.slice(start as usize..=end as usize);
+            let content_range = (CONTENT_RANGE, format!("bytes {start}-{end}/{total}"));
+            Ok((
+                StatusCode::PARTIAL_CONTENT,
+                cached,
+                [content_type, accept, content_range],
+                part,
+            )
+                .into_response())
+        }
+        Some(Ranged::Unsatisfiable) => Ok((
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            [(CONTENT_RANGE, format!("bytes */{total}"))],
+            ApiError::new(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "range_not_satisfiable",
+                format!("the image has {total} bytes"),
             ),
-            (ETAG, format!("\"{}\"", rec.id)),
-        ],
-        bytes,
-    )
-        .into_response())
+        )
+            .into_response()),
+        Some(Ranged::Whole) | None => Ok((cached, [content_type, accept], bytes).into_response()),
+    }
+}
+
+/// A header's value as text, if it is.
+fn header_str(headers: &HeaderMap, name: axum::http::HeaderName) -> Option<&str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Whether an `If-None-Match` or `If-Range` value names `etag` (weak or strong) or is `*`.
+fn etag_matches(value: &str, etag: &str) -> bool {
+    value
+        .split(',')
+        .map(str::trim)
+        .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag)
+}
+
+/// What a `Range` header asks of a body of `total` bytes.
+#[derive(Debug, PartialEq, Eq)]
+enum Ranged {
+    /// Bytes `start..=end`.
+    Part(u64, u64),
+    /// Nothing of it lies within the body.
+    Unsatisfiable,
+    /// The whole body: the header is not one single byte range this answers.
+    Whole,
+}
+
+/// Reads one `bytes=START-END`, `bytes=START-` or `bytes=-SUFFIX` range (RFC 9110 §14.1.2).
+fn byte_range(value: &str, total: u64) -> Ranged {
+    let Some(spec) = value.trim().strip_prefix("bytes=") else {
+        return Ranged::Whole;
+    };
+    if spec.contains(',') {
+        return Ranged::Whole;
+    }
+    let Some((first, last)) = spec.trim().split_once('-') else {
+        return Ranged::Whole;
+    };
+    let number = |s: &str| -> Option<u64> {
+        let s = s.trim();
+        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse().ok())
+            .flatten()
+    };
+    match (first.trim().is_empty(), number(first), number(last)) {
+        // The last SUFFIX bytes.
+        (true, _, Some(suffix)) => {
+            if suffix == 0 || total == 0 {
+                Ranged::Unsatisfiable
+            } else {
+                Ranged::Part(total.saturating_sub(suffix), total - 1)
+            }
+        }
+        (false, Some(start), end) if last.trim().is_empty() || end.is_some() => {
+            if start >= total {
+                return Ranged::Unsatisfiable;
+            }
+            match end {
+                Some(end) if end < start => Ranged::Whole,
+                Some(end) => Ranged::Part(start, end.min(total - 1)),
+                None => Ranged::Part(start, total - 1),
+            }
+        }
+        _ => Ranged::Whole,
+    }
 }
 
 /// `GET /images/{id}/info`.

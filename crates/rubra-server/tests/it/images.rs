@@ -308,3 +308,81 @@ async fn listing_pages_newest_first() {
         .unwrap();
     assert_error(resp, 400, "invalid_query").await;
 }
+
+#[tokio::test]
+async fn get_image_answers_if_none_match_with_304_and_a_range_with_206() {
+    let app = spawn_app().await;
+    let (_, key) = app.create_client("acme").await;
+    let png = png_with_red(16, 16, 40);
+    let resp = post_image(&app, &key, png.clone(), "image/png").await;
+    assert_eq!(resp.status(), 201);
+    let id = resp.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = format!("/images/{id}");
+    let get = |headers: &[(&str, &str)]| {
+        let mut req = app.with_key(&key, Method::GET, &path);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        req.send()
+    };
+
+    let whole = get(&[]).await.unwrap();
+    assert_eq!(whole.status(), 200);
+    assert_eq!(whole.headers()["accept-ranges"], "bytes");
+    let etag = whole.headers()["etag"].to_str().unwrap().to_owned();
+    assert_eq!(whole.bytes().await.unwrap(), png);
+
+    for tag in [
+        etag.clone(),
+        format!("W/{etag}"),
+        format!("\"x\", {etag}"),
+        "*".into(),
+    ] {
+        let resp = get(&[("if-none-match", &tag)]).await.unwrap();
+        assert_eq!(resp.status(), 304, "If-None-Match: {tag}");
+        assert_eq!(resp.headers()["etag"], etag.as_str());
+        assert!(resp.bytes().await.unwrap().is_empty());
+    }
+    assert_eq!(
+        get(&[("if-none-match", "\"other\"")])
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
+    let n = png.len();
+    for (range, from, to) in [
+        ("bytes=0-9", 0, 9),
+        ("bytes=10-", 10, n - 1),
+        ("bytes=-5", n - 5, n - 1),
+        (&format!("bytes=3-{}", n + 100) as &str, 3, n - 1),
+    ] {
+        let resp = get(&[("range", range)]).await.unwrap();
+        assert_eq!(resp.status(), 206, "{range}");
+        assert_eq!(
+            resp.headers()["content-range"],
+            format!("bytes {from}-{to}/{n}").as_str()
+        );
+        assert_eq!(resp.bytes().await.unwrap(), png[from..=to], "{range}");
+    }
+    let past = get(&[("range", &format!("bytes={n}-"))]).await.unwrap();
+    assert_eq!(
+        past.headers()["content-range"],
+        format!("bytes */{n}").as_str()
+    );
+    assert_error(past, 416, "range_not_satisfiable").await;
+    // Several ranges, a range that is not bytes, or If-Range naming another version: whole.
+    for headers in [
+        vec![("range", "bytes=0-1,4-5")],
+        vec![("range", "lines=1-2")],
+        vec![("range", "bytes=0-1"), ("if-range", "\"other\"")],
+    ] {
+        let resp = get(&headers).await.unwrap();
+        assert_eq!(resp.status(), 200, "{headers:?}");
+        assert_eq!(resp.bytes().await.unwrap(), png);
+    }
+}
