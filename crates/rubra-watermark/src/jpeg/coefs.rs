@@ -325,8 +325,14 @@ pub(crate) fn run(input: &[u8], hdr: &Header, ed: Option<&McuEditor>) -> Result<
         }
         for sc in &scan.comps {
             let tq = f.comps[sc.comp].tq;
-            if !std::mem::replace(&mut scanned[sc.comp], true) && tables.qt[tq] != hdr.tables.qt[tq]
-            {
+            let first = !std::mem::replace(&mut scanned[sc.comp], true);
+            // T.81 B.2.3: in sequential mode each component is in exactly one scan
+            // (libjpeg: "Didn't expect more than one scan"; decoders disagree on
+            // which scan's coefficients count).
+            if !first && !f.process.is_progressive() {
+                return Err(Corrupt("a component in two scans of a sequential JPEG"));
+            }
+            if first && tables.qt[tq] != hdr.tables.qt[tq] {
                 return Err(Corrupt(
                     "a quantisation table is redefined before its component's first scan",
                 ));

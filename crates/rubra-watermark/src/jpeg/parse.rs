@@ -366,7 +366,14 @@ pub(crate) fn parse_header(d: &[u8]) -> Result<Header, Corrupt> {
                 frame = Some(parse_frame(marker, body)?);
             }
             0xDB | 0xC4 | 0xDD | 0xCC => apply_table_segment(&mut tables, marker, body)?,
-            0xEE if body.len() >= 12 && body.starts_with(b"Adobe") => adobe = Some(body[11]),
+            0xEE if body.len() >= 12 && body.starts_with(b"Adobe") => {
+                // T.872 defines transforms 0 (none), 1 (YCbCr) and 2 (YCCK); zune-jpeg
+                // refuses any other, so an output keeping the segment would not decode.
+                if body[11] > 2 {
+                    return Err(Corrupt("unknown Adobe colour transform"));
+                }
+                adobe = Some(body[11]);
+            }
             0xDA => {
                 let frame = frame.ok_or(Corrupt("SOS before SOF"))?;
                 let scan = parse_scan(&frame, body)?;

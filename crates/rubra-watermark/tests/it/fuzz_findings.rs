@@ -41,6 +41,15 @@ const SOI_INSIDE_THE_SCAN: &[u8] = include_bytes!("../fixtures/fuzz_soi_inside_t
 const UNKNOWN_MARKER_INSIDE_THE_SCAN: &[u8] =
     include_bytes!("../fixtures/fuzz_unknown_marker_inside_the_scan.jpg");
 
+/// Baseline 17×24 with a second full scan after new tables: libjpeg stops ("Didn't
+/// expect more than one scan"), zune-jpeg shows other pixels than a decode of both.
+const COMPONENT_IN_TWO_SEQUENTIAL_SCANS: &[u8] =
+    include_bytes!("../fixtures/fuzz_component_in_two_sequential_scans.jpg");
+/// SOF10 after an APP14 "Adobe" segment with colour transform 7 (T.872 defines 0, 1
+/// and 2): zune-jpeg refuses any other.
+const UNKNOWN_ADOBE_TRANSFORM: &[u8] =
+    include_bytes!("../fixtures/fuzz_unknown_adobe_transform.jpg");
+
 /// The `watermark` fuzz target's overlay: 8×8 red with alpha rising 0, 4, 8, …
 fn fuzz_overlay() -> Overlay {
     let rgba: Vec<u8> = (0..64u32)
@@ -328,5 +337,30 @@ fn watermark_pixel_changed_outside_the_overlay_unknown_marker_inside_the_scan_is
         matches!(&wm, Err(WatermarkError::Corrupt(_))),
         "{:?}",
         wm.as_ref().map(|w| w.route)
+    );
+}
+
+#[test]
+fn jpeg_baseline_pixels_changed_component_in_two_sequential_scans_is_corrupt() {
+    let result = jpeg_to_baseline(COMPONENT_IN_TWO_SEQUENTIAL_SCANS, 1 << 20);
+    assert!(
+        matches!(&result, Err(WatermarkError::Corrupt(_))),
+        "{:?}",
+        result.as_ref().map(Vec::len)
+    );
+}
+
+#[test]
+fn watermark_output_zune_cannot_decode_unknown_adobe_transform_is_corrupt() {
+    let opts = Options {
+        opacity: 7.0 / 255.0,
+        max_pixels: 1 << 20,
+        ..Options::new(Placement::gravity(Gravity::South, 0, 0))
+    };
+    let wm = watermark_with(UNKNOWN_ADOBE_TRANSFORM, &fuzz_overlay(), &opts);
+    corrupt_or_decodable(wm.map(|w| w.bytes), "watermark");
+    corrupt_or_decodable(
+        jpeg_to_baseline(UNKNOWN_ADOBE_TRANSFORM, 1 << 20),
+        "jpeg_to_baseline",
     );
 }
