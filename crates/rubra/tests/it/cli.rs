@@ -1,15 +1,10 @@
 //! The `rubra` binary itself: the README's run command, admin commands, bad configuration.
 
-// Tests fail loudly on the first unexpected error; that is what unwrap is for here.
-#![allow(clippy::unwrap_used)]
-
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 
-fn rubra() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_rubra"))
-}
+use crate::helpers::rubra;
 
 /// A `rubra serve` child process, killed on drop.
 struct Server {

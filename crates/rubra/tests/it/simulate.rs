@@ -1,15 +1,10 @@
 //! `rubra simulate odds`: its help, and a run that prints its URL and serves the games.
 
-// Tests fail loudly on the first unexpected error; that is what unwrap is for here.
-#![allow(clippy::unwrap_used)]
-
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
-fn rubra() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_rubra"))
-}
+use crate::helpers::rubra;
 
 #[test]
 fn simulate_odds_help_names_every_flag() {

@@ -5,12 +5,7 @@
 //! Three processes share one database (a SQLite file, and PostgreSQL when configured): the
 //! API (`--watch-capacity 0`, it polls nothing), poller A, and poller B started after A died.
 
-// Tests fail loudly on the first unexpected error; that is what unwrap is for here.
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
-use common::{create_client, get, start_api, start_worker};
+use crate::helpers::{create_client, get, start_api, start_worker};
 
 use rubra_simulate::{OddsConfig, OddsSim};
 use serde_json::{Value, json};

@@ -1,20 +1,15 @@
 //! A `rubra serve` killed with SIGKILL right after answering `POST /events` loses neither the
 //! accepted events nor their notifications (the outbox is written in the same transaction).
 
-// Tests fail loudly on the first unexpected error; that is what unwrap is for here.
-#![allow(clippy::unwrap_used)]
-
 use serde_json::{Value, json};
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions, Connection};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::str::FromStr;
 
-fn rubra() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_rubra"))
-}
+use crate::helpers::rubra;
 
 /// A `rubra serve` child process, killed on drop.
 struct Server {

@@ -4,12 +4,7 @@
 //! Real processes on a shared database (a SQLite file, and PostgreSQL when configured) and
 //! the test S3 server behind a slow proxy, so the job is still running when the worker dies.
 
-// Tests fail loudly on the first unexpected error; that is what unwrap is for here.
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
-use common::{create_client, get, start_api, start_worker};
+use crate::helpers::{create_client, get, start_api, start_worker};
 
 use object_store::ObjectStoreExt;
 use object_store::aws::AmazonS3Builder;

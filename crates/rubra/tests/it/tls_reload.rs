@@ -2,10 +2,6 @@
 //! re-reads its certificate when sent SIGHUP while an open connection goes on, and refuses to
 //! start with one file alone.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
 use rubra_testkit::tls::{ServerCert, TestCa};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
@@ -86,7 +82,7 @@ fn rubra_serve_reloads_its_certificate_on_sighup() {
         "--data-dir".to_owned(),
         dir.path().join("data").display().to_string(),
     ];
-    let (server, base, _admin) = common::start_api(
+    let (server, base, _admin) = crate::helpers::start_api(
         &[
             "--tls-cert",
             cert_file.to_str().unwrap(),
@@ -132,7 +128,7 @@ fn rubra_serve_reloads_its_certificate_on_sighup() {
 #[test]
 fn rubra_serve_refuses_a_certificate_without_its_key() {
     let dir = tempfile::tempdir().unwrap();
-    let out = common::rubra(
+    let out = crate::helpers::rubra_with(
         &["serve", "--listen", "127.0.0.1:0", "--tls-cert", "api.crt"],
         &["--data-dir".to_owned(), dir.path().display().to_string()],
     )

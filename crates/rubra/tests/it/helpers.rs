@@ -1,9 +1,6 @@
 //! Real `rubra` processes for the multi-process tests: started with shared settings, killed
 //! on drop.
 
-// Each test binary uses a part of this module.
-#![allow(dead_code, clippy::unwrap_used)]
-
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -18,9 +15,14 @@ impl Drop for Proc {
     }
 }
 
+/// The `rubra` binary built for these tests.
+pub fn rubra() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_rubra"))
+}
+
 /// `rubra ARGS COMMON…`.
-pub fn rubra(args: &[&str], common: &[String]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_rubra"));
+pub fn rubra_with(args: &[&str], common: &[String]) -> Command {
+    let mut c = rubra();
     c.args(args).args(common);
     c
 }
@@ -30,7 +32,7 @@ pub fn rubra(args: &[&str], common: &[String]) -> Command {
 pub fn start_api(extra: &[&str], common: &[String]) -> (Proc, String, String) {
     let mut args = vec!["serve", "--listen", "127.0.0.1:0"];
     args.extend_from_slice(extra);
-    let mut child = rubra(&args, common)
+    let mut child = rubra_with(&args, common)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -54,7 +56,7 @@ pub fn start_worker(extra: &[&str], common: &[String]) -> Proc {
     let mut args = vec!["worker"];
     args.extend_from_slice(extra);
     Proc(
-        rubra(&args, common)
+        rubra_with(&args, common)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -3,17 +3,12 @@
 //! must rank the deliberately slow function (the red meter on a large noisy image) first by
 //! self time, with exactly the number of calls made.
 
-// Tests fail loudly on the first unexpected error; that is what unwrap is for here.
-#![allow(clippy::unwrap_used)]
-
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-fn rubra() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_rubra"))
-}
+use crate::helpers::rubra;
 
 struct Server {
     child: Child,
