@@ -13,6 +13,7 @@ mod clients;
 mod jobs;
 mod keys;
 mod notify;
+mod pg_tls;
 mod retention;
 mod secrets;
 mod stats;
