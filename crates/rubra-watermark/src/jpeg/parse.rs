@@ -338,7 +338,11 @@ pub(crate) fn parse_header(d: &[u8]) -> Result<Header, Corrupt> {
             return Err(Corrupt("expected a marker"));
         }
         let marker = *d.get(i + 1).ok_or(Corrupt("truncated header"))?;
-        if marker == 0xD8 || (0xD0..=0xD7).contains(&marker) || marker == 0x01 {
+        if marker == 0xD8 {
+            // libjpeg: "two SOI markers"; zune-jpeg refuses it too.
+            return Err(Corrupt("a second SOI marker"));
+        }
+        if (0xD0..=0xD7).contains(&marker) || marker == 0x01 {
             i += 2;
             continue;
         }

@@ -50,6 +50,11 @@ const COMPONENT_IN_TWO_SEQUENTIAL_SCANS: &[u8] =
 const UNKNOWN_ADOBE_TRANSFORM: &[u8] =
     include_bytes!("../fixtures/fuzz_unknown_adobe_transform.jpg");
 
+/// Baseline 20×33 with a second SOI marker between its DQT segments (libjpeg: "two
+/// SOI markers"; zune-jpeg refuses it too).
+const SECOND_SOI_IN_THE_HEADER: &[u8] =
+    include_bytes!("../fixtures/fuzz_second_soi_in_the_header.jpg");
+
 /// The `watermark` fuzz target's overlay: 8×8 red with alpha rising 0, 4, 8, …
 fn fuzz_overlay() -> Overlay {
     let rgba: Vec<u8> = (0..64u32)
@@ -363,4 +368,16 @@ fn watermark_output_zune_cannot_decode_unknown_adobe_transform_is_corrupt() {
         jpeg_to_baseline(UNKNOWN_ADOBE_TRANSFORM, 1 << 20),
         "jpeg_to_baseline",
     );
+}
+
+#[test]
+fn watermark_output_zune_cannot_decode_second_soi_in_the_header_is_corrupt() {
+    // The fuzzer's first byte 0x06: North, 0, 0 at opacity 6/255.
+    let opts = Options {
+        opacity: 6.0 / 255.0,
+        max_pixels: 1 << 20,
+        ..Options::new(Placement::gravity(Gravity::North, 0, 0))
+    };
+    let wm = watermark_with(SECOND_SOI_IN_THE_HEADER, &fuzz_overlay(), &opts);
+    corrupt_or_decodable(wm.map(|w| w.bytes), "watermark");
 }
