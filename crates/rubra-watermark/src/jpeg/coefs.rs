@@ -354,6 +354,13 @@ pub(crate) fn run(input: &[u8], hdr: &Header, ed: Option<&McuEditor>) -> Result<
             match marker {
                 0xD9 => break None,
                 0xD0..=0xD7 | 0x01 | 0xFF => pos += if marker == 0xFF { 1 } else { 2 },
+                0xD8 => return Err(Corrupt("a second SOI marker")),
+                // What libjpeg reads between scans: DHT, DAC, SOS, DQT, DNL, DRI,
+                // APPn, COM. It refuses any other marker ("Unsupported marker type"),
+                // where zune-jpeg reads on and sees other pixels.
+                m if !matches!(m, 0xC4 | 0xCC | 0xDA..=0xDD | 0xE0..=0xEF | 0xFE) => {
+                    return Err(Corrupt("a marker decoders do not know, between scans"));
+                }
                 _ => {
                     let len = be16(input, pos + 2).ok_or(Corrupt("truncated segment"))?;
                     let body = input

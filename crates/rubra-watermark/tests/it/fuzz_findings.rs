@@ -55,6 +55,11 @@ const UNKNOWN_ADOBE_TRANSFORM: &[u8] =
 const SECOND_SOI_IN_THE_HEADER: &[u8] =
     include_bytes!("../fixtures/fuzz_second_soi_in_the_header.jpg");
 
+/// Progressive 18×20 whose second SOS marker was changed to the undefined 0xFF49:
+/// libjpeg stops ("Unsupported marker type 0x49"), zune-jpeg reads on.
+const UNKNOWN_MARKER_BETWEEN_SCANS: &[u8] =
+    include_bytes!("../fixtures/fuzz_unknown_marker_between_scans.jpg");
+
 /// The `watermark` fuzz target's overlay: 8×8 red with alpha rising 0, 4, 8, …
 fn fuzz_overlay() -> Overlay {
     let rgba: Vec<u8> = (0..64u32)
@@ -380,4 +385,14 @@ fn watermark_output_zune_cannot_decode_second_soi_in_the_header_is_corrupt() {
     };
     let wm = watermark_with(SECOND_SOI_IN_THE_HEADER, &fuzz_overlay(), &opts);
     corrupt_or_decodable(wm.map(|w| w.bytes), "watermark");
+}
+
+#[test]
+fn jpeg_baseline_pixels_changed_unknown_marker_between_scans_is_corrupt() {
+    let result = jpeg_to_baseline(UNKNOWN_MARKER_BETWEEN_SCANS, 1 << 20);
+    assert!(
+        matches!(&result, Err(WatermarkError::Corrupt(_))),
+        "{:?}",
+        result.as_ref().map(Vec::len)
+    );
 }
