@@ -155,8 +155,9 @@ pub fn watermark(
 /// # Errors
 /// [`WatermarkError::TooLarge`] over `max_pixels` (checked from the header
 /// first); [`WatermarkError::Unsupported`] for sample precisions other than 8
-/// bits and for lossless or hierarchical JPEG; [`WatermarkError::Corrupt`] for
-/// malformed data.
+/// bits, for lossless or hierarchical JPEG and for sampling factors that do not
+/// divide the largest ones (which decoders do not read); [`WatermarkError::Corrupt`]
+/// for malformed data.
 pub fn jpeg_to_baseline(input: &[u8], max_pixels: u64) -> Result<Vec<u8>> {
     jpeg::to_baseline(input, max_pixels)
 }

@@ -69,7 +69,23 @@ fn check_frame(f: &parse::Frame, max_pixels: u64) -> Result<()> {
 pub(crate) fn to_baseline(input: &[u8], max_pixels: u64) -> Result<Vec<u8>> {
     let hdr = parse::parse_header(input)?;
     check_frame(&hdr.frame, max_pixels)?;
+    if !sampling_divides(&hdr.frame) {
+        // T.81 allows them, but libjpeg ("Fractional sampling not implemented yet")
+        // and zune-jpeg decode neither the input nor a rewrite of it.
+        return Err(WatermarkError::Unsupported(
+            "sampling factors that do not divide the largest ones".into(),
+        ));
+    }
     Ok(coefs::run(input, &hdr, None)?)
+}
+
+/// Whether every component's sampling factors divide the largest ones.
+fn sampling_divides(f: &parse::Frame) -> bool {
+    let (hm, vm) = f.max_sampling();
+    (0..f.comps.len()).all(|i| {
+        let (ch, cv) = f.sampling(i);
+        hm % ch == 0 && vm % cv == 0
+    })
 }
 
 /// Watermark a JPEG in the DCT domain when its structure allows, telling which
@@ -88,11 +104,7 @@ pub(crate) fn watermark_dct(
     let origin = placement.origin(w, h, overlay.width(), overlay.height());
     clip(w, h, origin.0, origin.1, overlay.width(), overlay.height())?;
 
-    let (hm, vm) = f.max_sampling();
-    let sampling_ok = (0..f.comps.len()).all(|i| {
-        let (ch, cv) = f.sampling(i);
-        hm % ch == 0 && vm % cv == 0
-    });
+    let sampling_ok = sampling_divides(f);
     let colour_ok = match f.comps.len() {
         1 => true,
         3 => hdr.adobe_transform != Some(0),

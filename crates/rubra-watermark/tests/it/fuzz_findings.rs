@@ -60,6 +60,11 @@ const SECOND_SOI_IN_THE_HEADER: &[u8] =
 const UNKNOWN_MARKER_BETWEEN_SCANS: &[u8] =
     include_bytes!("../fixtures/fuzz_unknown_marker_between_scans.jpg");
 
+/// Progressive 18×20 whose Cr component is sampled 1×3 under a 2×2 luma: T.81
+/// allows it, but neither libjpeg ("Fractional sampling not implemented yet") nor
+/// zune-jpeg decodes it.
+const FRACTIONAL_SAMPLING: &[u8] = include_bytes!("../fixtures/fuzz_fractional_sampling.jpg");
+
 /// The `watermark` fuzz target's overlay: 8×8 red with alpha rising 0, 4, 8, …
 fn fuzz_overlay() -> Overlay {
     let rgba: Vec<u8> = (0..64u32)
@@ -392,6 +397,16 @@ fn jpeg_baseline_pixels_changed_unknown_marker_between_scans_is_corrupt() {
     let result = jpeg_to_baseline(UNKNOWN_MARKER_BETWEEN_SCANS, 1 << 20);
     assert!(
         matches!(&result, Err(WatermarkError::Corrupt(_))),
+        "{:?}",
+        result.as_ref().map(Vec::len)
+    );
+}
+
+#[test]
+fn jpeg_baseline_output_zune_cannot_decode_fractional_sampling_is_unsupported() {
+    let result = jpeg_to_baseline(FRACTIONAL_SAMPLING, 1 << 20);
+    assert!(
+        matches!(&result, Err(WatermarkError::Unsupported(_))),
         "{:?}",
         result.as_ref().map(Vec::len)
     );
