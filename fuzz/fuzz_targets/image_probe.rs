@@ -1,13 +1,16 @@
-//! rubra-image's header probe against the `image` crate's (PNG, GIF, WebP) and
-//! zune-jpeg's (JPEG): when both read the dimensions of the same bytes, they agree
-//! on format, width and height; the red meter never panics and reports a level
-//! within [0, 1] over at most every pixel.
+//! rubra-image's header probe against two other readers: the `image` crate's
+//! (PNG, GIF, WebP; zune-jpeg for JPEG) and the `imagesize` crate's (headers
+//! only): when both read the same bytes, they agree on format, width and height.
+//! The red meter never panics and reports a level within [0, 1] over at most every
+//! pixel, and for an 8-bit PNG, GIF or WebP the `image` crate decodes, exactly the
+//! red and counted pixels of that decode under DESIGN §4's definition (`is_red`,
+//! alpha ≥ 128).
 #![no_main]
 
 use std::io::Cursor;
 
 use libfuzzer_sys::fuzz_target;
-use rubra_image::{ImageFormat, Limits, measure, probe};
+use rubra_image::{ImageFormat, Limits, is_red, measure, probe};
 
 fuzz_target!(|input: &[u8]| {
     let ours = probe(input);
@@ -26,6 +29,34 @@ fuzz_target!(|input: &[u8]| {
         assert!(same, "{info:?} vs {format:?}");
         assert_eq!((info.width, info.height), (w, h), "{format:?}");
     }
+    if let (Ok(info), Ok(kind), Ok(size)) = (
+        &ours,
+        imagesize::image_type(input),
+        imagesize::blob_size(input),
+    ) {
+        use imagesize::ImageType;
+        let same = matches!(
+            (info.format, &kind),
+            (ImageFormat::Png, ImageType::Png)
+                | (ImageFormat::Gif, ImageType::Gif)
+                | (ImageFormat::WebP, ImageType::Webp)
+                | (ImageFormat::Jpeg, ImageType::Jpeg)
+        );
+        assert!(same, "{info:?} vs imagesize {kind:?}");
+        // imagesize 0.15 keeps the two scaling bits on top of a lossy VP8 frame's
+        // 14-bit width and height (RFC 6386 9.1); the size is the 14 bits, as the
+        // image crate and rubra-image read it.
+        let size = if input.get(12..16) == Some(b"VP8 ".as_slice()) {
+            (size.width & 0x3FFF, size.height & 0x3FFF)
+        } else {
+            (size.width, size.height)
+        };
+        assert_eq!(
+            (info.width as usize, info.height as usize),
+            size,
+            "imagesize {kind:?}"
+        );
+    }
     if let Ok(info) = &ours
         && info.format == ImageFormat::Jpeg
     {
@@ -42,6 +73,33 @@ fuzz_target!(|input: &[u8]| {
         assert!(report.counted_pixels <= u64::from(report.width) * u64::from(report.height));
         if let Ok(info) = ours {
             assert_eq!((info.width, info.height), (report.width, report.height));
+        }
+        if report.format != ImageFormat::Jpeg
+            && let Ok(img) = image::load_from_memory(input)
+            && matches!(
+                img.color(),
+                image::ColorType::L8
+                    | image::ColorType::La8
+                    | image::ColorType::Rgb8
+                    | image::ColorType::Rgba8
+            )
+        {
+            let rgba = img.to_rgba8();
+            assert_eq!((rgba.width(), rgba.height()), (report.width, report.height));
+            let (mut red, mut counted) = (0u64, 0u64);
+            for p in rgba.pixels() {
+                if p[3] >= 128 {
+                    counted += 1;
+                    red += u64::from(is_red(p[0], p[1], p[2]));
+                }
+            }
+            assert_eq!(
+                (red, counted),
+                (report.red_pixels, report.counted_pixels),
+                "{:?} {:?}",
+                report.format,
+                img.color()
+            );
         }
     }
 });
