@@ -1,5 +1,5 @@
-//! Retention: deleting old delivery log rows, finished notifications, watch changes and
-//! finished jobs, in small batches, under a lease so that one process of a cluster sweeps.
+//! Retention: deleting old delivery log rows, finished notifications, watch changes,
+//! finished jobs and the ids of old messages, in small batches, under a lease so that one process of a cluster sweeps.
 //!
 //! Events are never deleted here: `GET /stats` counts the ragged edges of a range and
 //! thresholds of more than four decimals from raw events (see `stats`), so deleting them would
@@ -22,15 +22,19 @@ pub enum Retained {
     /// Jobs that finished (succeeded, failed, canceled) before the cutoff. Queued and running
     /// jobs stay, however old.
     Jobs,
+    /// The ids of messages received before the cutoff (`messages`): a message sent again
+    /// with one of them is new again.
+    Messages,
 }
 
 impl Retained {
     /// Every kind, in the order a sweep deletes them.
-    pub const ALL: [Retained; 4] = [
+    pub const ALL: [Retained; 5] = [
         Retained::DeliveryAttempts,
         Retained::Notifications,
         Retained::WatchChanges,
         Retained::Jobs,
+        Retained::Messages,
     ];
 
     /// The table's name, as the `table` label of metrics and in logs.
@@ -40,6 +44,7 @@ impl Retained {
             Retained::Notifications => "notifications",
             Retained::WatchChanges => "watch_changes",
             Retained::Jobs => "jobs",
+            Retained::Messages => "messages",
         }
     }
 
@@ -64,6 +69,10 @@ impl Retained {
                 "DELETE FROM jobs WHERE id IN \
                  (SELECT id FROM jobs WHERE finished_at IS NOT NULL AND finished_at < $1 \
                   AND state IN ('succeeded', 'failed', 'canceled') LIMIT $2)"
+            }
+            Retained::Messages => {
+                "DELETE FROM messages WHERE (client_id, id) IN \
+                 (SELECT client_id, id FROM messages WHERE received_at < $1 LIMIT $2)"
             }
         }
     }

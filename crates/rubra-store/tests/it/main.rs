@@ -11,6 +11,7 @@ mod blobs;
 mod clients;
 mod jobs;
 mod keys;
+mod messages;
 mod notify;
 mod retention;
 mod secrets;
