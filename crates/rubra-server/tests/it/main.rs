@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod admission;
+mod amqp;
 mod auth;
 mod connections;
 mod debug;
@@ -17,6 +18,7 @@ mod images;
 mod jobs;
 mod keys;
 mod limits;
+mod messages;
 mod notify;
 mod quotas;
 mod retention;
