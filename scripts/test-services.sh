@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Starts the real services the full test suite needs — a throwaway PostgreSQL cluster and an
-# S3 protocol server (moto) — on free loopback ports, installing them first if missing.
-# Source it: it exports RUBRA_TEST_DATABASE_URL and RUBRA_TEST_S3_ENDPOINT and registers
-# `rubra_test_services_stop` to shut both down.
+# Starts the real services the full test suite needs — a throwaway PostgreSQL cluster, an
+# S3 protocol server (moto) and a RabbitMQ broker — on free loopback ports, installing them
+# first if missing. Source it: it exports RUBRA_TEST_DATABASE_URL, RUBRA_TEST_S3_ENDPOINT and
+# RUBRA_TEST_AMQP_URL (with RUBRA_TEST_AMQP_CTL, the command that stops and starts the broker)
+# and registers `rubra_test_services_stop` to shut them down.
 set -euo pipefail
 
 RUBRA_SERVICES_DIR=$(mktemp -d /tmp/rubra-test-services.XXXXXX)
@@ -83,7 +84,57 @@ start_moto() {
   echo "== moto S3 server on 127.0.0.1:$port"
 }
 
+ensure_rabbitmq() {
+  if ! command -v rabbitmq-server >/dev/null; then
+    echo "== installing rabbitmq-server from Debian packages"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq rabbitmq-server >/dev/null
+  fi
+}
+
+start_rabbitmq() {
+  local port dist dir node i
+  port=$(free_port)
+  dist=$(free_port)
+  dir="$RUBRA_SERVICES_DIR/rabbitmq"
+  node="rubra$port@localhost"
+  mkdir -p "$dir/mnesia" "$dir/log"
+  echo '[].' >"$dir/plugins"
+  : >"$dir/rabbitmq.conf"
+  # As root the broker switches to the rabbitmq user: its folders must be that user's.
+  [ "$(id -u)" = 0 ] && chown -R rabbitmq: "$dir"
+  # Everything it needs lives in $dir; the script in $dir/ctl starts ("start") and stops
+  # ("stop") this broker, for the tests that restart it mid-stream.
+  cat >"$dir/ctl" <<CTL
+#!/usr/bin/env bash
+export RABBITMQ_NODE_PORT=$port RABBITMQ_DIST_PORT=$dist RABBITMQ_NODENAME=$node
+export RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
+export RABBITMQ_MNESIA_BASE=$dir/mnesia RABBITMQ_LOG_BASE=$dir/log
+export RABBITMQ_ENABLED_PLUGINS_FILE=$dir/plugins RABBITMQ_CONFIG_FILE=$dir/rabbitmq
+export RABBITMQ_FEATURE_FLAGS_FILE=$dir/feature_flags
+case "\$1" in
+  start)
+    rabbitmq-server >>$dir/server.log 2>&1 &
+    for i in \$(seq 1 300); do
+      rabbitmqctl -n $node -q await_startup >/dev/null 2>&1 && exit 0
+      sleep 0.2
+    done
+    echo "rabbitmq did not start; see $dir/server.log" >&2; exit 1 ;;
+  stop) rabbitmqctl -n $node -q stop >/dev/null 2>&1 || true ;;
+  *) rabbitmqctl -n $node "\$@" ;;
+esac
+CTL
+  chmod 755 "$dir/ctl"
+  "$dir/ctl" start
+  RUBRA_RABBITMQ_CTL="$dir/ctl"
+  export RUBRA_TEST_AMQP_URL="amqp://guest:guest@127.0.0.1:$port/%2f"
+  export RUBRA_TEST_AMQP_CTL="$dir/ctl"
+  echo "== RabbitMQ on 127.0.0.1:$port"
+}
+
 rubra_test_services_stop() {
+  [ -n "${RUBRA_RABBITMQ_CTL:-}" ] && "$RUBRA_RABBITMQ_CTL" stop || true
   [ -n "${RUBRA_MOTO_PID:-}" ] && kill "$RUBRA_MOTO_PID" 2>/dev/null || true
   [ -n "${RUBRA_PG_DATA:-}" ] && as_postgres "$RUBRA_PG_BIN/pg_ctl" -D "$RUBRA_PG_DATA" -m immediate stop >/dev/null 2>&1 || true
   rm -rf "$RUBRA_SERVICES_DIR"
@@ -92,5 +143,7 @@ rubra_test_services_stop() {
 ensure_postgres
 ensure_djpeg
 ensure_moto
+ensure_rabbitmq
 start_postgres
 start_moto
+start_rabbitmq

@@ -62,6 +62,8 @@ pub struct ViberMessage<'a> {
     pub sender_name: &'a str,
     /// The text.
     pub text: &'a str,
+    /// Sent as Viber's `tracking_data` (a message relayed by Rubra: its id), when given.
+    pub tracking_data: Option<&'a str>,
 }
 
 /// Sends notifications over HTTP. Cheap to clone; clones share the connection pools.
@@ -152,13 +154,16 @@ impl Sender {
     /// Calls `POST {base_url}/pa/send_message`. Success is HTTP 200 with `"status": 0`; Viber
     /// reports most failures (bad token, unknown receiver) as a 200 with a non-zero status.
     pub async fn viber(&self, base_url: &str, msg: &ViberMessage<'_>) -> Outcome {
-        let body = serde_json::json!({
+        let mut body = serde_json::json!({
             "receiver": msg.receiver,
             "min_api_version": 1,
             "sender": { "name": msg.sender_name },
             "type": "text",
             "text": msg.text,
         });
+        if let Some(tracking) = msg.tracking_data {
+            body["tracking_data"] = tracking.into();
+        }
         let url = format!("{}/pa/send_message", base_url.trim_end_matches('/'));
         let started = Instant::now();
         let sent = self
@@ -525,6 +530,7 @@ mod tests {
             receiver: "user",
             sender_name: "Rubra",
             text: "hi",
+            tracking_data: None,
         };
         let out = sender.viber(&base, &msg).await;
         assert_eq!(out.status, Some(200));
@@ -543,6 +549,7 @@ mod tests {
             receiver: "user-9",
             sender_name: "Rubra",
             text: "hello",
+            tracking_data: None,
         };
         let out = sender.viber(&format!("{base}/"), &msg).await;
         assert!(out.is_success(), "{out:?}");
@@ -556,6 +563,17 @@ mod tests {
                 serde_json::json!({"receiver": "user-9", "min_api_version": 1,
                     "sender": {"name": "Rubra"}, "type": "text", "text": "hello"})
             );
+        }
+        let tracked = ViberMessage {
+            tracking_data: Some("tx-81723-settled"),
+            ..msg
+        };
+        assert!(sender.viber(&base, &tracked).await.is_success());
+        {
+            let seen = seen.lock().unwrap();
+            let v: serde_json::Value = serde_json::from_slice(&seen[1].1).unwrap();
+            assert_eq!(v["tracking_data"], "tx-81723-settled");
+            assert_eq!(v["text"], "hello");
         }
         let (app, _) = recorder(
             StatusCode::OK,

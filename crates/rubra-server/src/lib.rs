@@ -12,6 +12,7 @@ mod extract;
 mod middleware;
 mod quotas;
 mod ratelimit;
+mod relay;
 mod routes;
 mod secret_key;
 mod serve;

@@ -472,6 +472,29 @@ pub struct ConfigArgs {
         global = true
     )]
     pub retain_events_days: Option<u32>,
+
+    /// Days the ids of messages are kept: a message repeating an id within them is a
+    /// duplicate; 0 keeps them forever [default: 7].
+    #[arg(
+        long,
+        env = "RUBRA_RETAIN_MESSAGES_DAYS",
+        value_name = "DAYS",
+        global = true
+    )]
+    pub retain_messages_days: Option<u32>,
+
+    /// RabbitMQ to consume messages from (`amqp://user:pass@host:port/vhost`); with
+    /// `--amqp-queue`, every `serve` and `worker` process consumes that queue.
+    #[arg(long, env = "RUBRA_AMQP_URL", value_name = "URL", global = true)]
+    pub amqp_url: Option<String>,
+
+    /// The RabbitMQ queue of messages (declared durable if it does not exist).
+    #[arg(long, env = "RUBRA_AMQP_QUEUE", value_name = "NAME", global = true)]
+    pub amqp_queue: Option<String>,
+
+    /// Unacknowledged messages RabbitMQ hands one process at once [default: 256].
+    #[arg(long, env = "RUBRA_AMQP_PREFETCH", value_name = "N", global = true)]
+    pub amqp_prefetch: Option<u16>,
 }
 
 /// A setting that could not be used, named so that the user can find it.
@@ -635,6 +658,80 @@ pub struct Settings {
     pub retain_jobs: Option<Duration>,
     /// How long audit log rows are kept (`None`: forever).
     pub retain_audit: Option<Duration>,
+    /// How long message ids are kept for finding duplicates (`None`: forever).
+    pub retain_messages: Option<Duration>,
+    /// The RabbitMQ queue to consume messages from, if any.
+    pub amqp: Option<AmqpSource>,
+}
+
+/// A RabbitMQ queue of messages (`--amqp-url`, `--amqp-queue`, `--amqp-prefetch`).
+#[derive(Clone)]
+pub struct AmqpSource {
+    /// The broker's `amqp://` URL (its password stays out of `Debug`).
+    pub url: String,
+    /// The queue.
+    pub queue: String,
+    /// Unacknowledged deliveries at once (the consumer's QoS).
+    pub prefetch: u16,
+}
+
+impl std::fmt::Debug for AmqpSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AmqpSource")
+            .field("url", &redact_password(&self.url))
+            .field("queue", &self.queue)
+            .field("prefetch", &self.prefetch)
+            .finish()
+    }
+}
+
+/// `url` with any password replaced by `***`, for logs.
+pub fn redact_password(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        Ok(u) => u.to_string(),
+        Err(_) => "<unparsable url>".to_owned(),
+    }
+}
+
+/// Validates the three `amqp-*` settings: a URL and a queue together, or neither.
+fn amqp_source(
+    url: Option<String>,
+    queue: Option<String>,
+    prefetch: Option<u16>,
+) -> Result<Option<AmqpSource>, SettingsError> {
+    let (url, queue) = match (url, queue) {
+        (None, None) => return Ok(None),
+        (Some(_), None) => return Err(invalid("amqp-queue", "is required with amqp-url")),
+        (None, Some(_)) => return Err(invalid("amqp-url", "is required with amqp-queue")),
+        (Some(u), Some(q)) => (u, q),
+    };
+    let parsed =
+        url::Url::parse(&url).map_err(|e| invalid("amqp-url", format!("not a URL: {e}")))?;
+    if parsed.scheme() != "amqp" || parsed.host().is_none() {
+        return Err(invalid(
+            "amqp-url",
+            format!(
+                "{} is not an amqp://host URL (amqps is not supported)",
+                redact_password(&url)
+            ),
+        ));
+    }
+    if queue.is_empty() || queue.len() > 255 {
+        return Err(invalid("amqp-queue", "must be 1 to 255 bytes"));
+    }
+    let prefetch = prefetch.unwrap_or(256);
+    if prefetch == 0 {
+        return Err(invalid("amqp-prefetch", "must be greater than 0"));
+    }
+    Ok(Some(AmqpSource {
+        url,
+        queue,
+        prefetch,
+    }))
 }
 
 impl ConfigArgs {
@@ -731,6 +828,10 @@ impl ConfigArgs {
             retain_jobs_days: self.retain_jobs_days.or(other.retain_jobs_days),
             retain_audit_days: self.retain_audit_days.or(other.retain_audit_days),
             retain_events_days: self.retain_events_days.or(other.retain_events_days),
+            retain_messages_days: self.retain_messages_days.or(other.retain_messages_days),
+            amqp_url: self.amqp_url.or(other.amqp_url),
+            amqp_queue: self.amqp_queue.or(other.amqp_queue),
+            amqp_prefetch: self.amqp_prefetch.or(other.amqp_prefetch),
         }
     }
 }
@@ -1049,6 +1150,8 @@ impl Settings {
             retain_watch_changes: retention_days(a.retain_watch_changes_days),
             retain_jobs: retention_days(a.retain_jobs_days),
             retain_audit: retention_days_or(a.retain_audit_days, DEFAULT_RETAIN_AUDIT_DAYS),
+            retain_messages: retention_days_or(a.retain_messages_days, 7),
+            amqp: amqp_source(a.amqp_url, a.amqp_queue, a.amqp_prefetch)?,
         })
     }
 }

@@ -52,6 +52,13 @@ impl StoreError {
         )
     }
 
+    /// True when a write named a row that does not exist (a foreign key violation: a
+    /// message for a client that is not there): retrying it cannot succeed.
+    pub fn is_missing_reference(&self) -> bool {
+        matches!(self, StoreError::Database(sqlx::Error::Database(db))
+                 if db.is_foreign_key_violation())
+    }
+
     /// Maps a unique-constraint violation to [`StoreError::Conflict`], other errors unchanged.
     pub(crate) fn from_insert(err: sqlx::Error, what: &str) -> Self {
         match &err {

@@ -18,6 +18,7 @@ mod error;
 mod images;
 mod jobs;
 mod keys;
+mod messages;
 mod notify;
 mod open;
 mod postgres;
@@ -42,6 +43,11 @@ pub use jobs::{
     Lease, LeaseStatus, NewJob,
 };
 pub use keys::{KeyStore, LAST_USED_EVERY_MS, Revoked};
+pub use messages::{
+    MAX_MESSAGE_ID_BYTES, MAX_MESSAGE_PAYLOAD_BYTES, MAX_MESSAGE_RECEIVER_BYTES,
+    MAX_MESSAGE_TEXT_BYTES, MAX_SUBSCRIPTION_TYPES, MessageContent, MessageId, MessageStore,
+    MessageType, NewMessage, TypePattern, compact_json,
+};
 pub use notify::NotifyStore;
 pub use notify::{
     Channel, ClaimLimits, ClaimedNotification, DeliveryAttempt, DeliveryVerdict, LogPage,
@@ -70,12 +76,13 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// Every query Rubra makes, implemented once per database.
 ///
 /// The queries of each feature live in their own trait and module ([`JobQueue`],
-/// [`StatsStore`], [`NotifyStore`], [`WatchStore`], [`RetentionStore`]); `Store` joins them so the server holds one `Arc<dyn Store>`.
+/// [`StatsStore`], [`NotifyStore`], [`MessageStore`], [`WatchStore`], [`RetentionStore`]); `Store` joins them so the server holds one `Arc<dyn Store>`.
 #[async_trait]
 pub trait Store:
     JobQueue
     + StatsStore
     + NotifyStore
+    + MessageStore
     + WatchStore
     + RetentionStore
     + KeyStore

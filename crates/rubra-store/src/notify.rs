@@ -44,7 +44,7 @@ mod sqlite;
 pub use channel::Channel;
 pub use fair::ClaimLimits;
 
-use crate::{ClientId, PgStore, Result, Scope, SqliteStore};
+use crate::{ClientId, MessageContent, PgStore, Result, Scope, SqliteStore, TypePattern};
 use async_trait::async_trait;
 use serde::Serialize;
 use std::fmt;
@@ -62,6 +62,35 @@ pub(crate) const ENQUEUE_NOTIFICATIONS_SQL: &str = "\
                 WHEN s.state = 'paused' THEN 'held' ELSE 'pending' END \
     FROM subscriptions s \
     WHERE s.client_id = $1 AND s.deleted_at IS NULL AND $3 > s.threshold";
+
+/// `INSERT INTO delivery_attempts` of `rows` (at most 500: 9 parameters each), for a
+/// transaction of either database.
+pub(crate) fn insert_log_rows<'a, DB: sqlx::Database>(
+    rows: &'a [DeliveryAttempt],
+) -> sqlx::QueryBuilder<DB>
+where
+    &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    Option<&'a str>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    Option<i64>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    let mut q = sqlx::QueryBuilder::<DB>::new(
+        "INSERT INTO delivery_attempts (notification_seq, subscription_id, client_id, attempt, \
+         at, outcome, status_code, latency_ms, error) ",
+    );
+    q.push_values(rows, |mut b, r| {
+        b.push_bind(r.notification_seq)
+            .push_bind(r.subscription_id.as_str())
+            .push_bind(r.client_id.as_str())
+            .push_bind(r.attempt)
+            .push_bind(r.at)
+            .push_bind(r.outcome.as_str())
+            .push_bind(r.status_code)
+            .push_bind(r.latency_ms)
+            .push_bind(r.error.as_deref());
+    });
+    q
+}
 
 static OUTBOX_BELL: LazyLock<watch::Sender<u64>> = LazyLock::new(|| watch::channel(0).0);
 
@@ -136,8 +165,11 @@ pub struct Subscription {
     pub id: SubscriptionId,
     /// The owner.
     pub client_id: ClientId,
-    /// Notify when an event's red is strictly greater than this.
-    pub threshold: f64,
+    /// Notify when an event's red is strictly greater than this; `None`: red events never
+    /// notify (a subscription to message types only).
+    pub threshold: Option<f64>,
+    /// The message types it matches (empty: none).
+    pub types: Vec<TypePattern>,
     /// Where to.
     pub channel: Channel,
     /// The webhook signing secret (`whsec_…`), for webhook channels.
@@ -175,6 +207,7 @@ impl fmt::Debug for Subscription {
             .field("id", &self.id)
             .field("client_id", &self.client_id)
             .field("threshold", &self.threshold)
+            .field("types", &self.types)
             .field("channel", &self.channel)
             .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
             .field("previous_secret_until", &self.previous_secret_until)
@@ -191,8 +224,11 @@ impl fmt::Debug for Subscription {
 pub struct NewSubscription {
     /// The owner.
     pub client_id: ClientId,
-    /// The threshold, in [0, 1].
-    pub threshold: f64,
+    /// The threshold, in [0, 1]; `None` for a subscription to message types only.
+    pub threshold: Option<f64>,
+    /// The message types it matches (empty: none); a subscription has a threshold, types, or
+    /// both.
+    pub types: Vec<TypePattern>,
     /// Where to (validated by the caller with [`Channel::validate`]).
     pub channel: Channel,
     /// The webhook secret text, for webhook channels.
@@ -231,6 +267,9 @@ pub struct Notification {
     /// For a notification made by a watch: its changes, a JSON array of
     /// `{seq, path, op, old, new}`.
     pub changes: Option<String>,
+    /// For a notification made by a message: what it carries (`event_ts` is when the message
+    /// was received).
+    pub message: Option<MessageContent>,
 }
 
 /// A notification leased to a worker, with its subscription.
@@ -414,6 +453,18 @@ pub trait NotifyStore: Send + Sync {
         pause_after: u32,
     ) -> Result<Vec<Recorded>>;
 
+    /// [`record_deliveries`](NotifyStore::record_deliveries) with the delivery log: `log[i]`
+    /// is the log row of `verdicts[i]`'s attempt (equal lengths), written in the transaction
+    /// that records the verdict, so a process killed at any moment leaves no delivered
+    /// notification without its log row and no log row without its verdict.
+    async fn record_deliveries_logged(
+        &self,
+        owner: &str,
+        verdicts: &[DeliveryVerdict],
+        log: &[DeliveryAttempt],
+        pause_after: u32,
+    ) -> Result<Vec<Recorded>>;
+
     /// A client's notifications with `seq > after`, in seq order, at most `limit`.
     async fn notifications_after(
         &self,
@@ -486,7 +537,8 @@ backend::impl_notify_store!(
                 verdict,
                 error: error.map(str::to_owned),
             }];
-            let recorded = super::sqlite::record_deliveries(self, owner, &one, pause_after).await?;
+            let recorded =
+                super::sqlite::record_deliveries(self, owner, &one, &[], pause_after).await?;
             Ok(recorded.first().copied().unwrap_or_default())
         }
 
@@ -498,7 +550,19 @@ backend::impl_notify_store!(
             verdicts: &[DeliveryVerdict],
             pause_after: u32,
         ) -> Result<Vec<Recorded>> {
-            super::sqlite::record_deliveries(self, owner, verdicts, pause_after).await
+            super::sqlite::record_deliveries(self, owner, verdicts, &[], pause_after).await
+        }
+
+        #[tracing::instrument(name = "store.record_deliveries_logged", skip_all,
+                              fields(verdicts = verdicts.len()))]
+        async fn record_deliveries_logged(
+            &self,
+            owner: &str,
+            verdicts: &[DeliveryVerdict],
+            log: &[DeliveryAttempt],
+            pause_after: u32,
+        ) -> Result<Vec<Recorded>> {
+            super::sqlite::record_deliveries(self, owner, verdicts, log, pause_after).await
         }
 
         #[tracing::instrument(name = "store.claim_notifications", skip_all,
@@ -592,6 +656,7 @@ backend::impl_notify_store!(
                 claimed,
                 verdict,
                 error,
+                None,
                 pause_after,
             )
             .await
@@ -613,12 +678,27 @@ backend::impl_notify_store!(
                         &v.notification,
                         v.verdict,
                         v.error.as_deref(),
+                        None,
                         pause_after,
                     )
                     .await?,
                 );
             }
             Ok(out)
+        }
+
+        /// One transaction per verdict and its log row, up to [`PG_RECORDERS`] at once (row
+        /// locks let them run side by side; each locks its subscription row first).
+        #[tracing::instrument(name = "store.record_deliveries_logged", skip_all,
+                              fields(verdicts = verdicts.len()))]
+        async fn record_deliveries_logged(
+            &self,
+            owner: &str,
+            verdicts: &[DeliveryVerdict],
+            log: &[DeliveryAttempt],
+            pause_after: u32,
+        ) -> Result<Vec<Recorded>> {
+            super::postgres::record_logged(self.pool(), owner, verdicts, log, pause_after).await
         }
 
         async fn listen_outbox(&self) -> Result<Option<OutboxListener>> {
@@ -659,7 +739,8 @@ backend::impl_notify_store!(
                  FROM due WHERE n.seq = due.seq \
                  RETURNING n.seq, n.client_id, n.subscription_id, n.channel_type, n.image_id, \
                            n.red, n.threshold, n.event_ts, n.created_at, n.state, n.attempts, \
-                           n.watch_id, n.changes",
+                           n.watch_id, n.changes, n.message_id, n.message_type, n.payload, \
+                           n.text, n.receiver",
             )
             .bind(owner)
             .bind(until)

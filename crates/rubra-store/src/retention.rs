@@ -1,5 +1,5 @@
-//! Retention: deleting old delivery log rows, finished notifications, watch changes and
-//! finished jobs, in small batches, under a lease so that one process of a cluster sweeps.
+//! Retention: deleting old delivery log rows, finished notifications, watch changes,
+//! finished jobs and the ids of old messages, in small batches, under a lease so that one process of a cluster sweeps.
 //!
 //! Events are never deleted here: `GET /stats` counts the ragged edges of a range and
 //! thresholds of more than four decimals from raw events (see `stats`), so deleting them would
@@ -22,17 +22,21 @@ pub enum Retained {
     /// Jobs that finished (succeeded, failed, canceled) before the cutoff. Queued and running
     /// jobs stay, however old.
     Jobs,
+    /// The ids of messages received before the cutoff (`messages`): a message sent again
+    /// with one of them is new again.
+    Messages,
     /// Audit log rows written before the cutoff.
     AuditLog,
 }
 
 impl Retained {
     /// Every kind, in the order a sweep deletes them.
-    pub const ALL: [Retained; 5] = [
+    pub const ALL: [Retained; 6] = [
         Retained::DeliveryAttempts,
         Retained::Notifications,
         Retained::WatchChanges,
         Retained::Jobs,
+        Retained::Messages,
         Retained::AuditLog,
     ];
 
@@ -43,13 +47,14 @@ impl Retained {
             Retained::Notifications => "notifications",
             Retained::WatchChanges => "watch_changes",
             Retained::Jobs => "jobs",
+            Retained::Messages => "messages",
             Retained::AuditLog => "audit_log",
         }
     }
 
     /// One batch: `$1` the cutoff (epoch ms), `$2` the batch size. The same SQL on both
     /// databases; each inner `SELECT` walks an index of the cutoff column (migrations 0011,
-    /// 0017).
+    /// 0017, 0018).
     fn delete_sql(self) -> &'static str {
         match self {
             Retained::DeliveryAttempts => {
@@ -69,6 +74,10 @@ impl Retained {
                 "DELETE FROM jobs WHERE id IN \
                  (SELECT id FROM jobs WHERE finished_at IS NOT NULL AND finished_at < $1 \
                   AND state IN ('succeeded', 'failed', 'canceled') LIMIT $2)"
+            }
+            Retained::Messages => {
+                "DELETE FROM messages WHERE (client_id, id) IN \
+                 (SELECT client_id, id FROM messages WHERE received_at < $1 LIMIT $2)"
             }
             Retained::AuditLog => {
                 "DELETE FROM audit_log WHERE seq IN \

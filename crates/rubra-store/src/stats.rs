@@ -69,7 +69,7 @@
 mod backfill;
 mod bins;
 mod hist;
-mod ingest;
+pub(crate) mod ingest;
 mod keys;
 mod plan;
 mod postgres;

@@ -80,3 +80,29 @@ pub async fn fresh_bucket(test: &str) -> Option<S3Bucket> {
     );
     Some(S3Bucket { endpoint, bucket })
 }
+
+/// A RabbitMQ broker for one test: its URL, a fresh queue name, and the command that stops
+/// and starts it.
+#[derive(Debug, Clone)]
+pub struct AmqpBroker {
+    /// `amqp://guest:guest@127.0.0.1:PORT/%2f`.
+    pub url: String,
+    /// A queue name no other test uses.
+    pub queue: String,
+    /// The broker's control script (`ctl stop`, `ctl start`), when the test script made one.
+    pub ctl: Option<String>,
+}
+
+/// The test RabbitMQ broker with a fresh queue name; `None` (after printing that the test is
+/// skipped) when no broker is configured (`RUBRA_TEST_AMQP_URL`).
+pub fn amqp_broker(test: &str) -> Option<AmqpBroker> {
+    let Ok(url) = std::env::var("RUBRA_TEST_AMQP_URL") else {
+        skip(test, "RabbitMQ", "RUBRA_TEST_AMQP_URL");
+        return None;
+    };
+    Some(AmqpBroker {
+        url,
+        queue: format!("rubra-test-{}", random_id(6)),
+        ctl: std::env::var("RUBRA_TEST_AMQP_CTL").ok(),
+    })
+}

@@ -9,6 +9,7 @@ mod health;
 mod images;
 mod jobs;
 pub(crate) mod keys;
+pub(crate) mod messages;
 mod notifications;
 pub(crate) mod overlays;
 mod stats;
@@ -52,6 +53,7 @@ pub fn router(state: AppState) -> Router {
         .route("/jobs/active", get(jobs::active))
         .route("/jobs/{id}", get(jobs::get).delete(jobs::cancel))
         .route("/events", post(events::create))
+        .route("/messages", post(messages::create))
         .route("/stats", get(stats::get))
         .route(
             "/subscriptions",

@@ -1,5 +1,6 @@
 //! `/subscriptions`: a client's alert rules — notify when an event's red level is strictly
-//! above a threshold, by signed webhook, Viber or the live stream.
+//! above a threshold, or when a message of a matching type arrives (`types`, see
+//! `routes::messages`), by signed webhook, Viber or the live stream.
 //!
 //! A webhook URL must pass the egress guard (`workers::notify::webhook_guard`): an internal
 //! address (IP literal or `localhost`) not listed in `--fetch-allow`, credentials in the URL, or
@@ -24,7 +25,9 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use rubra_fetch::FetchError;
 use rubra_notify::WebhookSecret;
-use rubra_store::{Channel, NewSubscription, Principal, Scope, Subscription, SubscriptionId};
+use rubra_store::{
+    Channel, NewSubscription, Principal, Scope, Subscription, SubscriptionId, TypePattern,
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -32,7 +35,11 @@ use serde_json::{Value, json};
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSubscription {
-    threshold: f64,
+    #[serde(default)]
+    threshold: Option<f64>,
+    /// Message types (DESIGN §12): instead of, or beside, a threshold.
+    #[serde(default)]
+    types: Option<Vec<String>>,
     channel: Channel,
 }
 
@@ -48,6 +55,7 @@ pub fn subscription_json(s: &Subscription, with_secret: bool) -> Value {
         "id": s.id,
         "client_id": s.client_id,
         "threshold": s.threshold,
+        "types": s.types.iter().map(TypePattern::as_str).collect::<Vec<_>>(),
         "channel": s.channel.redacted(),
         "state": s.state,
         "paused_reason": s.paused_reason,
@@ -83,10 +91,19 @@ pub async fn create(
     ApiQuery(q): ApiQuery<ClientQuery>,
     ApiJson(body): ApiJson<CreateSubscription>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    if !(body.threshold.is_finite() && (0.0..=1.0).contains(&body.threshold)) {
+    if let Some(t) = body.threshold
+        && !(t.is_finite() && (0.0..=1.0).contains(&t))
+    {
         return Err(ApiError::unprocessable(
             "invalid_threshold",
             "threshold must be a number in [0, 1]",
+        ));
+    }
+    let types = crate::routes::messages::subscription_types(body.types.as_deref())?;
+    if body.threshold.is_none() && types.is_empty() {
+        return Err(ApiError::unprocessable(
+            "invalid_subscription",
+            "a subscription needs a threshold, types, or both",
         ));
     }
     body.channel
@@ -107,6 +124,7 @@ pub async fn create(
             &NewSubscription {
                 client_id: client,
                 threshold: body.threshold,
+                types,
                 channel: body.channel,
                 secret,
                 limit,

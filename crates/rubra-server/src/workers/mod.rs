@@ -2,6 +2,7 @@
 //! worker leases its work from the store, so any number of processes share it and a dead
 //! process's work moves on when its lease expires.
 
+pub(crate) mod amqp;
 pub(crate) mod gauges;
 pub(crate) mod jobs;
 pub(crate) mod notify;
@@ -22,6 +23,7 @@ pub fn spawn(services: &Services, shutdown: &CancellationToken) -> Workers {
     let mut handles = Vec::new();
     handles.extend(jobs::spawn(services, shutdown));
     handles.extend(notify::spawn(services, shutdown));
+    handles.extend(amqp::spawn(services, shutdown));
     handles.extend(watches::spawn(services, shutdown));
     handles.extend(retention::spawn(services, shutdown));
     handles.extend(gauges::spawn(services, shutdown));

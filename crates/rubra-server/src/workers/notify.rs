@@ -1,10 +1,12 @@
 //! Notification delivery: one dispatcher per process claims due notifications from the outbox
 //! (leases, so any number of processes share them), delivers each through `rubra-notify`,
-//! records the verdict, and logs every attempt through a batching writer.
+//! records the verdict, and logs every attempt.
 //!
-//! Verdicts go to one recorder task that stores everything waiting in one call
-//! ([`record_deliveries`](rubra_store::NotifyStore::record_deliveries): one transaction on
-//! SQLite), so a burst of deliveries costs one commit, not one each.
+//! Verdicts and their log rows go to one recorder task that stores everything waiting in one
+//! call ([`record_deliveries_logged`](rubra_store::NotifyStore::record_deliveries_logged): one
+//! transaction on SQLite), so a burst of deliveries costs one commit, not one each, and the
+//! delivery log is written off the delivery's path. A verdict and its log row commit together:
+//! a process killed with `kill -9` leaves no delivered notification without its log row.
 //!
 //! Waking up: the dispatcher looks at the outbox when the in-process doorbell rings
 //! ([`rubra_store::ring_outbox`]: rung by a PostgreSQL `LISTEN` for other processes' writes,
@@ -28,7 +30,7 @@ use rubra_fetch::{AllowList, Guard, Reach};
 use rubra_notify::{Outcome, RetrySchedule, Sender, ViberMessage, WebhookRequest, WebhookSecret};
 use rubra_store::{
     Channel, ClaimLimits, ClaimedNotification, ClientId, DeliveryAttempt, DeliveryVerdict,
-    Notification, Store, SubscriptionId, Verdict, now_ms, outbox_bell, ring_outbox,
+    MessageContent, Notification, Store, SubscriptionId, Verdict, now_ms, outbox_bell, ring_outbox,
 };
 use serde::Serialize;
 use serde_json::json;
@@ -47,10 +49,6 @@ pub const POLL: Duration = Duration::from_millis(20);
 pub const CONCURRENCY: usize = 128;
 /// Most notifications claimed in one statement.
 const CLAIM_BATCH: u32 = 64;
-/// The delivery log is written at least this often…
-const LOG_FLUSH: Duration = Duration::from_millis(100);
-/// …or as soon as this many rows are waiting.
-const LOG_BATCH: usize = 256;
 /// Most verdicts recorded in one call (all that are waiting, up to this).
 const VERDICT_BATCH: usize = 512;
 
@@ -72,6 +70,9 @@ pub fn webhook_id(seq: i64) -> String {
 pub fn notification_body(n: &Notification) -> String {
     if let Some(watch) = &n.watch_id {
         return watch_body(n, watch);
+    }
+    if let Some(message) = &n.message {
+        return message_body(n, message);
     }
     json!({
         "type": "red.threshold_exceeded",
@@ -132,9 +133,33 @@ fn watch_body(n: &Notification, watch: &str) -> String {
     serde_json::to_string(&body).unwrap_or_else(|_| "null".to_owned())
 }
 
+/// A message's notification (DESIGN §12): `{"id","type","ts","payload","text"}`, the payload
+/// spliced in as the producer wrote it (compacted), so no digit of a number is lost.
+fn message_body(n: &Notification, m: &MessageContent) -> String {
+    #[derive(Serialize)]
+    struct Body<'a> {
+        id: &'a str,
+        r#type: &'a str,
+        ts: String,
+        payload: Option<&'a RawValue>,
+        text: Option<&'a str>,
+    }
+    let body = Body {
+        id: &m.id,
+        r#type: &m.kind,
+        ts: format_ms(n.event_ts),
+        payload: m
+            .payload
+            .as_deref()
+            .and_then(|p| serde_json::from_str::<&RawValue>(p).ok()),
+        text: m.text.as_deref(),
+    };
+    // Serializing strings and raw JSON cannot fail.
+    serde_json::to_string(&body).unwrap_or_else(|_| "null".to_owned())
+}
+
 /// Starts the dispatcher, the delivery-log writer and (on PostgreSQL) the doorbell listener.
 pub fn spawn(services: &Services, shutdown: &CancellationToken) -> Vec<JoinHandle<()>> {
-    let (log_tx, log_rx) = mpsc::unbounded_channel();
     let (verdict_tx, verdict_rx) = mpsc::unbounded_channel();
     let settings = &services.settings;
     let recorded = Arc::new(Notify::new());
@@ -148,7 +173,6 @@ pub fn spawn(services: &Services, shutdown: &CancellationToken) -> Vec<JoinHandl
         // Long enough for the slowest attempt, so a live worker never loses its lease.
         lease_ms: i64::try_from(settings.notify_timeout.as_millis()).unwrap_or(i64::MAX / 2)
             + 30_000,
-        log: log_tx,
         verdicts: verdict_tx,
         fairness: Fairness {
             per_subscription: settings.notify_max_in_flight_per_subscription,
@@ -165,7 +189,6 @@ pub fn spawn(services: &Services, shutdown: &CancellationToken) -> Vec<JoinHandl
             recorded,
         )),
         tokio::spawn(dispatcher.run(shutdown.clone())),
-        tokio::spawn(write_log(services.store.clone(), log_rx)),
         tokio::spawn(listen_doorbell(services.store.clone(), shutdown.clone())),
     ]
 }
@@ -178,8 +201,7 @@ struct Dispatcher {
     schedule: Arc<RetrySchedule>,
     viber_base_url: Arc<str>,
     lease_ms: i64,
-    log: mpsc::UnboundedSender<DeliveryAttempt>,
-    verdicts: mpsc::UnboundedSender<DeliveryVerdict>,
+    verdicts: mpsc::UnboundedSender<(DeliveryVerdict, DeliveryAttempt)>,
     fairness: Fairness,
     /// Notified by the recorder after each batch of verdicts: places were freed.
     recorded: Arc<Notify>,
@@ -293,13 +315,6 @@ impl Dispatcher {
             Verdict::RetryAt(_) => "retrying",
             Verdict::Failed => "failed",
         };
-        // Recorded by the recorder task, batched with other deliveries' verdicts. If the
-        // process dies first, the lease runs out and the notification is tried again.
-        let _ = self.verdicts.send(DeliveryVerdict {
-            notification: n.clone(),
-            verdict,
-            error: outcome.error.clone(),
-        });
         let latency_ms = i64::try_from(outcome.latency.as_millis()).unwrap_or(i64::MAX);
         rubra_telemetry::metrics::counter!(
             "rubra_notify_deliveries_total",
@@ -311,7 +326,17 @@ impl Dispatcher {
             "channel" => c.subscription.channel.kind()
         )
         .record(outcome.latency.as_secs_f64());
-        let _ = self.log.send(DeliveryAttempt {
+        if n.message.is_some() && n.attempts == 1 {
+            // From the message's arrival (off the queue or POST /messages) to the end of its
+            // first send: what the relay adds to a message's trip.
+            let ms = u64::try_from(now.saturating_sub(n.event_ts)).unwrap_or(0);
+            rubra_telemetry::metrics::histogram!(
+                "rubra_message_queue_to_send_seconds",
+                "channel" => c.subscription.channel.kind()
+            )
+            .record(Duration::from_millis(ms).as_secs_f64());
+        }
+        let log = DeliveryAttempt {
             id: 0,
             notification_seq: n.seq,
             subscription_id: n.subscription_id.clone(),
@@ -321,8 +346,18 @@ impl Dispatcher {
             outcome: label.to_owned(),
             status_code: outcome.status.map(i64::from),
             latency_ms,
-            error: outcome.error,
-        });
+            error: outcome.error.clone(),
+        };
+        // Recorded by the recorder task with its log row, batched with other deliveries'. If
+        // the process dies first, the lease runs out and the notification is tried again.
+        let _ = self.verdicts.send((
+            DeliveryVerdict {
+                notification: n.clone(),
+                verdict,
+                error: outcome.error,
+            },
+            log,
+        ));
     }
 
     async fn send(&self, c: &ClaimedNotification) -> Outcome {
@@ -361,6 +396,11 @@ impl Dispatcher {
                 auth_token,
             } => {
                 let text = viber_text(n);
+                let message = n.message.as_ref();
+                // One bot subscription serves every end user: the message names the receiver.
+                let receiver = message
+                    .and_then(|m| m.receiver.as_deref())
+                    .unwrap_or(receiver);
                 self.sender
                     .viber(
                         &self.viber_base_url,
@@ -369,6 +409,7 @@ impl Dispatcher {
                             receiver,
                             sender_name: "Rubra",
                             text: &text,
+                            tracking_data: message.map(|m| m.id.as_str()),
                         },
                     )
                     .await
@@ -393,6 +434,9 @@ fn failed_outright(why: &str) -> Outcome {
 
 /// The Viber message text of a notification.
 pub fn viber_text(n: &Notification) -> String {
+    if let Some(message) = &n.message {
+        return message.viber_text().to_owned();
+    }
     if let Some(watch) = &n.watch_id {
         let count = n
             .changes
@@ -424,12 +468,16 @@ async fn record_verdicts(
     store: Arc<dyn Store>,
     owner: Arc<str>,
     pause_after: u32,
-    mut rx: mpsc::UnboundedReceiver<DeliveryVerdict>,
+    mut rx: mpsc::UnboundedReceiver<(DeliveryVerdict, DeliveryAttempt)>,
     recorded: Arc<Notify>,
 ) {
-    let mut buf = Vec::with_capacity(VERDICT_BATCH);
-    while rx.recv_many(&mut buf, VERDICT_BATCH).await > 0 {
-        match store.record_deliveries(&owner, &buf, pause_after).await {
+    let mut got = Vec::with_capacity(VERDICT_BATCH);
+    while rx.recv_many(&mut got, VERDICT_BATCH).await > 0 {
+        let (buf, log): (Vec<DeliveryVerdict>, Vec<DeliveryAttempt>) = got.drain(..).unzip();
+        match store
+            .record_deliveries_logged(&owner, &buf, &log, pause_after)
+            .await
+        {
             Ok(recorded) => {
                 for (v, r) in buf.iter().zip(recorded) {
                     if r.paused {
@@ -452,29 +500,6 @@ async fn record_verdicts(
             // Wake the dispatcher so it sleeps until exactly this retry, not a whole poll.
             ring_outbox();
         }
-        buf.clear();
-    }
-}
-
-/// Writes the delivery log in batches, so logging never holds up a delivery. Rows still
-/// buffered when the process is killed are lost from the log (the notifications' own state
-/// is recorded synchronously and is not).
-async fn write_log(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<DeliveryAttempt>) {
-    let mut buf = Vec::with_capacity(LOG_BATCH);
-    // The first row opens a window of at most LOG_FLUSH; the batch is written when the window
-    // ends or fills. recv_many answers 0 only when every sender is gone and nothing is left.
-    while rx.recv_many(&mut buf, LOG_BATCH).await > 0 {
-        let deadline = tokio::time::Instant::now() + LOG_FLUSH;
-        while buf.len() < LOG_BATCH {
-            match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some(row)) => buf.push(row),
-                Ok(None) | Err(_) => break,
-            }
-        }
-        if let Err(e) = store.insert_delivery_attempts(&buf).await {
-            tracing::warn!(error = %e, rows = buf.len(), "writing the delivery log failed");
-        }
-        buf.clear();
     }
 }
 
@@ -527,6 +552,7 @@ mod tests {
             attempts: 0,
             watch_id: Some("wch_1".into()),
             changes: Some(changes.into()),
+            message: None,
         }
     }
 

@@ -37,6 +37,7 @@ pub(crate) fn spawn(services: &Services, shutdown: &CancellationToken) -> Option
         (Retained::Notifications, s.retain_deliveries),
         (Retained::WatchChanges, s.retain_watch_changes),
         (Retained::Jobs, s.retain_jobs),
+        (Retained::Messages, s.retain_messages),
         (Retained::AuditLog, s.retain_audit),
     ]
     .into_iter()
@@ -123,6 +124,7 @@ impl Sweeper {
                     notifications = count(Retained::Notifications),
                     watch_changes = count(Retained::WatchChanges),
                     jobs = count(Retained::Jobs),
+                    messages = count(Retained::Messages),
                     audit_log = count(Retained::AuditLog),
                     elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
                     "retention sweep done"

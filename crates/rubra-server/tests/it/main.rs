@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod admission;
+mod amqp;
 mod audit;
 mod auth;
 mod connections;
@@ -19,6 +20,7 @@ mod images;
 mod jobs;
 mod keys;
 mod limits;
+mod messages;
 mod notify;
 mod quotas;
 mod retention;

@@ -8,7 +8,7 @@
 macro_rules! subscription_columns {
     () => {
         "id, client_id, threshold, channel, secret, state, paused_reason, \
-         consecutive_failures, created_at, previous_secret, previous_secret_until"
+         consecutive_failures, created_at, previous_secret, previous_secret_until, types"
     };
 }
 
@@ -16,7 +16,8 @@ macro_rules! subscription_columns {
 macro_rules! notification_columns {
     () => {
         "seq, client_id, subscription_id, channel_type, image_id, red, threshold, event_ts, \
-         created_at, state, attempts, watch_id, changes"
+         created_at, state, attempts, watch_id, changes, message_id, message_type, payload, \
+         text, receiver"
     };
 }
 
@@ -56,10 +57,14 @@ macro_rules! impl_notify_store {
                     },
                     other => other,
                 };
+                let threshold: f64 = row.try_get(2)?;
+                let types: Option<String> = row.try_get(11)?;
                 Ok(Subscription {
                     id: SubscriptionId(id),
                     client_id: ClientId::from_db(row.try_get(1)?),
-                    threshold: row.try_get(2)?,
+                    // A types-only subscription stores +Infinity: no red exceeds it.
+                    threshold: threshold.is_finite().then_some(threshold),
+                    types: crate::messages::types_from_db(types.as_deref()),
                     channel,
                     secret,
                     previous_secret,
@@ -98,6 +103,16 @@ macro_rules! impl_notify_store {
                     attempts: row.try_get(10)?,
                     watch_id: row.try_get(11)?,
                     changes: row.try_get(12)?,
+                    message: match row.try_get::<Option<String>, _>(13)? {
+                        None => None,
+                        Some(id) => Some(crate::MessageContent {
+                            id,
+                            kind: row.try_get::<Option<String>, _>(14)?.unwrap_or_default(),
+                            payload: row.try_get(15)?,
+                            text: row.try_get(16)?,
+                            receiver: row.try_get(17)?,
+                        }),
+                    },
                 })
             }
 
@@ -180,6 +195,7 @@ macro_rules! impl_notify_store {
                         id: SubscriptionId::generate(),
                         client_id: new.client_id.clone(),
                         threshold: new.threshold,
+                        types: new.types.clone(),
                         channel: new.channel.clone(),
                         secret: new.secret.clone(),
                         previous_secret: None,
@@ -201,19 +217,21 @@ macro_rules! impl_notify_store {
                     let mut tx = self.pool().begin().await?;
                     let inserted = sqlx::query(
                         "INSERT INTO subscriptions \
-                         (id, client_id, threshold, channel_type, channel, secret, created_at) \
-                         SELECT $1, $2, $3, $4, $5, $6, $7 \
+                         (id, client_id, threshold, channel_type, channel, secret, created_at, \
+                          types) \
+                         SELECT $1, $2, $3, $4, $5, $6, $7, $9 \
                          WHERE (SELECT COUNT(*) FROM subscriptions \
                                 WHERE client_id = $2 AND deleted_at IS NULL) < $8",
                     )
                     .bind(sub.id.as_str())
                     .bind(sub.client_id.as_str())
-                    .bind(sub.threshold)
+                    .bind(sub.threshold.unwrap_or(f64::INFINITY))
                     .bind(sub.channel.kind())
                     .bind(channel)
                     .bind(secret)
                     .bind(sub.created_at)
                     .bind(i64::from(new.limit))
+                    .bind(crate::messages::types_to_db(&sub.types))
                     .execute(&mut *tx)
                     .await
                     .map_err(|e| crate::StoreError::from_insert(e, "this subscription"))?;

@@ -2,7 +2,7 @@
 //! (row locks let concurrent recorders and processes proceed side by side), always locking the
 //! subscription row before notification rows, as delete and resume do, so none can deadlock.
 
-use super::{Notification, Recorded, Verdict};
+use super::{DeliveryAttempt, DeliveryVerdict, Notification, Recorded, Verdict};
 use crate::{PgStore, Result};
 use sqlx::Row;
 use sqlx::postgres::PgPool;
@@ -22,11 +22,21 @@ pub(super) async fn record_delivery(
     claimed: &Notification,
     verdict: Verdict,
     error: Option<&str>,
+    log: Option<&DeliveryAttempt>,
     pause_after: u32,
 ) -> Result<Recorded> {
     let now = crate::now_ms();
     let sub = claimed.subscription_id.as_str();
     let mut tx = pool.begin().await?;
+    // The attempt happened whatever becomes of the verdict: its log row is written first, in
+    // the same transaction, so it commits exactly when the verdict does (or with the
+    // rollback of a lost lease, alone).
+    if let Some(row) = log {
+        super::insert_log_rows::<sqlx::Postgres>(std::slice::from_ref(row))
+            .build()
+            .execute(&mut *tx)
+            .await?;
+    }
     // The subscription row is always locked before notification rows (here, in
     // delete and in resume), so these transactions cannot deadlock.
     if verdict == Verdict::Delivered {
@@ -49,7 +59,7 @@ pub(super) async fn record_delivery(
         .await?
         .rows_affected();
         if done == 0 {
-            tx.rollback().await?;
+            finish_unapplied(tx, log.is_some()).await?;
             return Ok(Recorded::default());
         }
         tx.commit().await?;
@@ -89,7 +99,7 @@ pub(super) async fn record_delivery(
     .rows_affected();
     if done == 0 {
         // Our lease ran out and another worker owns the row now.
-        tx.rollback().await?;
+        finish_unapplied(tx, log.is_some()).await?;
         return Ok(Recorded::default());
     }
     let pause_now = pause_after > 0 && failures >= i64::from(pause_after) && state == "active";
@@ -125,4 +135,47 @@ pub(super) async fn record_delivery(
         applied: true,
         paused: pause_now,
     })
+}
+
+/// Ends the transaction of a verdict that changed nothing (its lease was lost): the log row of
+/// the attempt, if any, is kept; nothing else was written.
+async fn finish_unapplied(tx: sqlx::Transaction<'_, sqlx::Postgres>, logged: bool) -> Result<()> {
+    if logged {
+        tx.commit().await?;
+    } else {
+        tx.rollback().await?;
+    }
+    Ok(())
+}
+
+/// Verdicts recorded at once by [`record_logged`].
+const PG_RECORDERS: usize = 16;
+
+/// Records `verdicts[i]` with its log row `log[i]`, one transaction each, up to
+/// [`PG_RECORDERS`] at once; answers in order.
+pub(super) async fn record_logged(
+    pool: &PgPool,
+    owner: &str,
+    verdicts: &[DeliveryVerdict],
+    log: &[DeliveryAttempt],
+    pause_after: u32,
+) -> Result<Vec<Recorded>> {
+    let mut out = Vec::with_capacity(verdicts.len());
+    for (k, vs) in verdicts.chunks(PG_RECORDERS).enumerate() {
+        let runs = vs.iter().enumerate().map(|(i, v)| {
+            record_delivery(
+                pool,
+                owner,
+                &v.notification,
+                v.verdict,
+                v.error.as_deref(),
+                log.get(k * PG_RECORDERS + i),
+                pause_after,
+            )
+        });
+        for r in futures::future::join_all(runs).await {
+            out.push(r?);
+        }
+    }
+    Ok(out)
 }

@@ -6,7 +6,7 @@
 //! behind at 1 000 notifications/s; a batch costs one commit, and the gate turns the waits
 //! into an in-order async queue.
 
-use super::{DeliveryVerdict, Recorded, Verdict};
+use super::{DeliveryAttempt, DeliveryVerdict, Recorded, Verdict};
 use crate::{Result, SqliteStore};
 use sqlx::{AssertSqlSafe, Row, Sqlite, Transaction};
 use std::collections::HashMap;
@@ -25,6 +25,7 @@ pub(super) async fn record_deliveries(
     store: &SqliteStore,
     owner: &str,
     verdicts: &[DeliveryVerdict],
+    log: &[DeliveryAttempt],
     pause_after: u32,
 ) -> Result<Vec<Recorded>> {
     if verdicts.is_empty() {
@@ -51,9 +52,18 @@ pub(super) async fn record_deliveries(
             rest = &rest[1..];
         }
     }
+    for chunk in log.chunks(LOG_CHUNK) {
+        super::insert_log_rows::<Sqlite>(chunk)
+            .build()
+            .execute(&mut *tx)
+            .await?;
+    }
     tx.commit().await?;
     Ok(out)
 }
+
+/// Delivery log rows per statement (9 parameters each).
+const LOG_CHUNK: usize = 500;
 
 /// Successful deliveries per statement (one parameter each).
 const DELIVERED_CHUNK: usize = 1000;

@@ -28,7 +28,8 @@ fn admin_at(peer: &str) -> Actor {
 fn subscription(client: &ClientId, limit: u32) -> NewSubscription {
     NewSubscription {
         client_id: client.clone(),
-        threshold: 0.5,
+        threshold: Some(0.5),
+        types: Vec::new(),
         channel: Channel::Webhook {
             url: "https://hooks.test/x".into(),
         },

@@ -384,7 +384,8 @@ async fn a_disabled_clients_jobs_watches_and_deliveries_are_not_claimed_until_en
             .create_subscription(
                 &NewSubscription {
                     client_id: c.clone(),
-                    threshold: 0.1,
+                    threshold: Some(0.1),
+                    types: Vec::new(),
                     channel: Channel::Webhook {
                         url: "http://127.0.0.1:9/hook".into(),
                     },

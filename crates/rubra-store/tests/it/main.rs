@@ -12,6 +12,7 @@ mod blobs;
 mod clients;
 mod jobs;
 mod keys;
+mod messages;
 mod notify;
 mod pg_tls;
 mod retention;

@@ -38,7 +38,8 @@ async fn subscribe(
         .create_subscription(
             &NewSubscription {
                 client_id: client.clone(),
-                threshold,
+                threshold: Some(threshold),
+                types: Vec::new(),
                 channel,
                 secret: Some("whsec_x".into()),
                 limit: 1000,
@@ -86,7 +87,7 @@ async fn subscriptions_are_scoped_and_soft_deleted(store: Arc<dyn Store>) {
         .unwrap()
         .unwrap();
     assert_eq!(got.channel, viber);
-    assert_eq!(got.threshold, 0.7);
+    assert_eq!(got.threshold, Some(0.7));
     assert_eq!(got.state, SubscriptionState::Active);
     assert_eq!(
         store

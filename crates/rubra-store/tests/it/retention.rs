@@ -109,7 +109,8 @@ async fn the_sweeper_deletes_only_what_is_old(store: Arc<dyn Store>) {
         .create_subscription(
             &NewSubscription {
                 client_id: a.clone(),
-                threshold: 0.5,
+                threshold: Some(0.5),
+                types: Vec::new(),
                 channel: Channel::Webhook {
                     url: "http://127.0.0.1:9/hook".into(),
                 },
@@ -124,7 +125,8 @@ async fn the_sweeper_deletes_only_what_is_old(store: Arc<dyn Store>) {
         .create_subscription(
             &NewSubscription {
                 client_id: a.clone(),
-                threshold: 0.5,
+                threshold: Some(0.5),
+                types: Vec::new(),
                 channel: Channel::Stream,
                 secret: None,
                 limit: 1000,
@@ -198,10 +200,12 @@ async fn the_sweeper_deletes_only_what_is_old(store: Arc<dyn Store>) {
     store.record_poll(&lease, &poll(old, 3)).await.unwrap();
     let rows: Vec<_> = (0..5).map(|i| attempt(&a, &webhook, old + i)).collect();
     store.insert_delivery_attempts(&rows).await.unwrap();
+    message(&store, &a, "old").await;
 
     tokio::time::sleep(Duration::from_millis(20)).await;
     let cutoff = now_ms();
     tokio::time::sleep(Duration::from_millis(20)).await;
+    message(&store, &a, "recent").await;
 
     // Recent: of each kind one more, on the other side of the cutoff.
     event(&store, &a).await;
@@ -240,6 +244,7 @@ async fn the_sweeper_deletes_only_what_is_old(store: Arc<dyn Store>) {
             (Retained::Notifications, 1),
             (Retained::WatchChanges, 3),
             (Retained::Jobs, 1),
+            (Retained::Messages, 1),
             (Retained::AuditLog, audit_rows),
         ]
     );
@@ -319,4 +324,21 @@ async fn the_sweep_lease_is_held_by_one_owner_until_it_expires(store: Arc<dyn St
             .await
             .unwrap()
     );
+}
+
+/// Records a message of `client` with `id`, received now.
+async fn message(store: &Arc<dyn Store>, client: &ClientId, id: &str) {
+    let fresh = store
+        .insert_messages(&[rubra_store::NewMessage {
+            client_id: client.clone(),
+            id: rubra_store::MessageId::parse(id).unwrap(),
+            kind: rubra_store::MessageType::parse("t").unwrap(),
+            text: None,
+            payload: None,
+            receiver: None,
+            received_at: now_ms(),
+        }])
+        .await
+        .unwrap();
+    assert_eq!(fresh, [true]);
 }

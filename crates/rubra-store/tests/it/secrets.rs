@@ -154,7 +154,8 @@ async fn subscribe(store: &Arc<dyn Store>, client: &ClientId, channel: Channel) 
         .create_subscription(
             &NewSubscription {
                 client_id: client.clone(),
-                threshold: 0.5,
+                threshold: Some(0.5),
+                types: Vec::new(),
                 channel,
                 secret,
                 limit: 100,

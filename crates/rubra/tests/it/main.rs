@@ -1,5 +1,5 @@
 //! The `rubra` binary end to end, one test binary: the command line and its admin commands,
-//! `kill -9` of real processes (events, jobs, watches), TLS reload, the simulator and
+//! `kill -9` of real processes (events, jobs, watches, the message relay), TLS reload, the simulator and
 //! `rubra slowlog`. Shared helpers (one `rubra()`, process starters) are in `helpers`.
 
 // Tests fail loudly on the first unexpected error; that is what unwrap is for here.
@@ -9,6 +9,7 @@ mod cli;
 mod events_kill;
 mod helpers;
 mod jobs_kill;
+mod relay_kill;
 mod simulate;
 mod slowlog;
 mod tls_reload;

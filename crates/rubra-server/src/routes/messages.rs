@@ -1,0 +1,224 @@
+//! `POST /messages` (DESIGN §12): one message or an array of up to [`MAX_BATCH`], all or
+//! nothing: `{"id"?, "type", "text"?, "payload"?, "receiver"?}` → `202 {"accepted": n,
+//! "duplicates": m}` once the messages and their notifications are committed (the outbox).
+//!
+//! An `id` the client sent before is a duplicate: counted in `accepted` and in `duplicates`,
+//! and nothing is sent again. A client key sends its own messages; an admin key names the
+//! client with `client_id` in each message or `?client=` for all. Bad input: 400
+//! `malformed_json`, 422 `invalid_message` naming `messages[i].field`, 422
+//! `too_many_messages`, 422 `client_required`.
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiQuery, Caller};
+use crate::relay::{Invalid, MessageIn};
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::{FromRequest, Request, State};
+use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
+use bytes::Bytes;
+use rubra_store::{ClientId, MAX_SUBSCRIPTION_TYPES, Principal, Scope, TypePattern, now_ms};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+
+/// The most messages one request may carry.
+pub const MAX_BATCH: usize = 1_000;
+
+/// `?client=`: the client of every message of an admin's request.
+#[derive(Debug, Default, Deserialize)]
+pub struct MessagesQuery {
+    client: Option<String>,
+}
+
+/// The `types` of a new subscription, validated: 422 `invalid_types` names the bad one.
+pub(crate) fn subscription_types(types: Option<&[String]>) -> ApiResult<Vec<TypePattern>> {
+    let Some(types) = types else {
+        return Ok(Vec::new());
+    };
+    if types.is_empty() || types.len() > MAX_SUBSCRIPTION_TYPES {
+        return Err(ApiError::unprocessable(
+            "invalid_types",
+            format!("types holds 1 to {MAX_SUBSCRIPTION_TYPES} type patterns"),
+        ));
+    }
+    types
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            TypePattern::parse(t)
+                .map_err(|m| ApiError::unprocessable("invalid_types", format!("types[{i}]: {m}")))
+        })
+        .collect()
+}
+
+fn invalid(i: usize, message: impl std::fmt::Display) -> ApiError {
+    ApiError::unprocessable("invalid_message", format!("messages[{i}]: {message}"))
+}
+
+fn invalid_field(i: usize, e: &Invalid) -> ApiError {
+    ApiError::unprocessable(
+        "invalid_message",
+        format!("messages[{i}].{}: {}", e.field, e.message),
+    )
+}
+
+/// The items of a body: one object or an array of at most [`MAX_BATCH`], each still raw.
+fn items(body: &[u8]) -> ApiResult<Vec<Box<RawValue>>> {
+    let malformed = |e: serde_json::Error| {
+        ApiError::bad_request("malformed_json", format!("malformed JSON: {e}"))
+    };
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    if first == Some(&b'[') {
+        let items: Vec<Box<RawValue>> = serde_json::from_slice(body).map_err(malformed)?;
+        if items.len() > MAX_BATCH {
+            return Err(ApiError::unprocessable(
+                "too_many_messages",
+                format!(
+                    "a request holds at most {MAX_BATCH} messages, this one has {}",
+                    items.len()
+                ),
+            ));
+        }
+        if items.is_empty() {
+            return Err(ApiError::unprocessable(
+                "invalid_messages",
+                "the array holds no message",
+            ));
+        }
+        Ok(items)
+    } else {
+        Ok(vec![serde_json::from_slice(body).map_err(malformed)?])
+    }
+}
+
+/// `POST /messages`.
+#[tracing::instrument(name = "http.messages.create", skip_all, fields(messages))]
+pub async fn create(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    ApiQuery(q): ApiQuery<MessagesQuery>,
+    req: Request,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let json_body = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| {
+            let ct = ct
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            ct == "application/json" || ct.ends_with("+json")
+        });
+    if !json_body {
+        return Err(ApiError::unsupported_media_type(
+            "expected Content-Type: application/json",
+        ));
+    }
+    let body = Bytes::from_request(req, &()).await.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::body_too_large()
+        } else {
+            ApiError::bad_request("bad_body", e.body_text())
+        }
+    })?;
+    let items = items(&body)?;
+    tracing::Span::current().record("messages", items.len());
+    let batch_client = match (&who, &q.client) {
+        (Principal::Admin, Some(c)) => Some(existing_client(&state, c).await?),
+        (Principal::Client(id), Some(c)) if c != id.as_str() => {
+            return Err(ApiError::not_found("client"));
+        }
+        _ => None,
+    };
+    let now = now_ms();
+    let mut known: HashMap<String, Option<ClientId>> = HashMap::new();
+    let mut messages = Vec::with_capacity(items.len());
+    for (i, raw) in items.iter().enumerate() {
+        let item: MessageIn = serde_json::from_str(raw.get()).map_err(|e| invalid(i, e))?;
+        let client = match (&who, item.client_id.as_deref()) {
+            (Principal::Client(own), None) => own.clone(),
+            (Principal::Client(own), Some(c)) if c == own.as_str() => own.clone(),
+            (Principal::Client(_), Some(_)) => {
+                return Err(invalid(
+                    i,
+                    "client_id: a client key sends only its own messages",
+                ));
+            }
+            (Principal::Admin, Some(c)) => {
+                let found = match known.get(c) {
+                    Some(found) => found.clone(),
+                    None => {
+                        let found = match ClientId::parse(c) {
+                            Some(id) => state
+                                .store
+                                .get_client(&Scope::All, &id)
+                                .await?
+                                .map(|c| c.id),
+                            None => None,
+                        };
+                        known.insert(c.to_owned(), found.clone());
+                        found
+                    }
+                };
+                found.ok_or_else(|| invalid(i, format!("client_id: no client {c:?}")))?
+            }
+            (Principal::Admin, None) => batch_client.clone().ok_or_else(|| {
+                ApiError::unprocessable(
+                    "client_required",
+                    format!(
+                        "messages[{i}]: an admin key has no client of its own: give client_id \
+                         in each message or ?client=CLIENT_ID"
+                    ),
+                )
+            })?,
+        };
+        messages.push(
+            item.validate(client, now, None)
+                .map_err(|e| invalid_field(i, &e))?,
+        );
+    }
+    let fresh = state.store.insert_messages(&messages).await?;
+    let duplicates = fresh.iter().filter(|f| !**f).count();
+    rubra_telemetry::metrics::counter!("rubra_messages_consumed_total", "source" => "http")
+        .increment(messages.len() as u64);
+    rubra_telemetry::metrics::counter!("rubra_messages_duplicates_total", "source" => "http")
+        .increment(duplicates as u64);
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "accepted": messages.len(), "duplicates": duplicates })),
+    ))
+}
+
+async fn existing_client(state: &AppState, c: &str) -> ApiResult<ClientId> {
+    let id = ClientId::parse(c).ok_or_else(|| ApiError::not_found("client"))?;
+    state
+        .store
+        .get_client(&Scope::All, &id)
+        .await?
+        .map(|c| c.id)
+        .ok_or_else(|| ApiError::not_found("client"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_object_or_an_array_up_to_the_limit() {
+        assert_eq!(items(br#" {"type":"a"}"#).expect("one").len(), 1);
+        assert_eq!(
+            items(br#"[{"type":"a"},{"type":"b"}]"#).expect("two").len(),
+            2
+        );
+        let many = vec![r#"{"type":"a"}"#; MAX_BATCH + 1].join(",");
+        let e = items(format!("[{many}]").as_bytes()).expect_err("too many");
+        assert_eq!(e.code(), "too_many_messages");
+        assert_eq!(items(b"[{").expect_err("bad").code(), "malformed_json");
+        assert_eq!(items(b"[]").expect_err("empty").code(), "invalid_messages");
+    }
+}

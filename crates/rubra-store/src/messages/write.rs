@@ -1,0 +1,270 @@
+//! The one transaction that records messages: the live type subscriptions of their clients are
+//! read, the new `(client, id)` pairs inserted (a conflict is a duplicate), and one
+//! notification per matching subscription written, all before the commit. The statements are
+//! built the same way for both databases; only the client filter and the transaction's start
+//! differ.
+
+use super::{MessageType, NewMessage, TypePattern};
+use crate::stats::ingest::MAX_NOTIFICATIONS_PER_WRITE;
+use crate::{PgStore, Result, SqliteStore, StoreError};
+use sqlx::{Database, Encode, QueryBuilder, Row, Type};
+use std::collections::HashSet;
+
+/// Rows of one multi-row statement: 14 parameters each stays below either database's limit.
+const ROWS_PER_STATEMENT: usize = 1_000;
+
+/// A live subscription that matches messages by type.
+struct TypeSubscription {
+    id: String,
+    client_id: String,
+    channel_type: String,
+    paused: bool,
+    types: Vec<TypePattern>,
+}
+
+impl TypeSubscription {
+    fn from_row<R: Row>(row: &R) -> Result<Self>
+    where
+        usize: sqlx::ColumnIndex<R>,
+        for<'r> String: sqlx::Decode<'r, R::Database> + Type<R::Database>,
+    {
+        let types: String = row.try_get(4)?;
+        let types = super::types_from_db(Some(&types));
+        let state: String = row.try_get(3)?;
+        Ok(TypeSubscription {
+            id: row.try_get(0)?,
+            client_id: row.try_get(1)?,
+            channel_type: row.try_get(2)?,
+            paused: state == "paused",
+            types,
+        })
+    }
+
+    fn matches(&self, t: &MessageType) -> bool {
+        self.types.iter().any(|p| p.matches(t))
+    }
+
+    /// The state a new notification of this subscription starts in.
+    fn note_state(&self) -> &'static str {
+        if self.channel_type == "stream" {
+            "stream"
+        } else if self.paused {
+            "held"
+        } else {
+            "pending"
+        }
+    }
+}
+
+/// Per message, whether it is the first of its `(client, id)` in the batch.
+fn first_of_batch(messages: &[NewMessage]) -> Vec<bool> {
+    let mut seen = HashSet::with_capacity(messages.len());
+    messages
+        .iter()
+        .map(|m| seen.insert((m.client_id.as_str(), m.id.as_str())))
+        .collect()
+}
+
+/// The distinct clients of a batch.
+fn clients(messages: &[NewMessage]) -> Vec<String> {
+    let mut out: Vec<String> = messages
+        .iter()
+        .map(|m| m.client_id.as_str().to_owned())
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// `INSERT INTO messages … RETURNING` for the first occurrences in a batch: the rows returned
+/// are the new messages.
+fn insert_ids<'a, DB: Database>(chunk: &[&'a NewMessage]) -> QueryBuilder<DB>
+where
+    &'a str: Encode<'a, DB> + Type<DB>,
+    i64: Encode<'a, DB> + Type<DB>,
+{
+    let mut q = QueryBuilder::<DB>::new("INSERT INTO messages (client_id, id, type, received_at) ");
+    q.push_values(chunk, |mut b, m| {
+        b.push_bind(m.client_id.as_str())
+            .push_bind(m.id.as_str())
+            .push_bind(m.kind.as_str())
+            .push_bind(m.received_at);
+    });
+    q.push(" ON CONFLICT (client_id, id) DO NOTHING RETURNING client_id, id");
+    q
+}
+
+/// A notification to write: a message and a subscription it matches.
+type Note<'a> = (&'a NewMessage, &'a TypeSubscription);
+
+/// `INSERT INTO notifications` for messages' notifications, due at `now`.
+fn insert_notes<'a, DB: Database>(chunk: &[Note<'a>], now: i64) -> QueryBuilder<DB>
+where
+    &'a str: Encode<'a, DB> + Type<DB>,
+    Option<&'a str>: Encode<'a, DB> + Type<DB>,
+    i64: Encode<'a, DB> + Type<DB>,
+    f64: Encode<'a, DB> + Type<DB>,
+{
+    let mut q = QueryBuilder::<DB>::new(
+        "INSERT INTO notifications (client_id, subscription_id, channel_type, red, threshold, \
+         event_ts, created_at, next_attempt_at, state, message_id, message_type, payload, text, \
+         receiver) ",
+    );
+    q.push_values(chunk, |mut b, (m, s)| {
+        b.push_bind(m.client_id.as_str())
+            .push_bind(s.id.as_str())
+            .push_bind(s.channel_type.as_str())
+            .push_bind(0.0_f64)
+            .push_bind(0.0_f64)
+            .push_bind(m.received_at)
+            .push_bind(now)
+            .push_bind(now)
+            .push_bind(s.note_state())
+            .push_bind(m.id.as_str())
+            .push_bind(m.kind.as_str())
+            .push_bind(m.payload.as_deref())
+            .push_bind(m.text.as_deref())
+            .push_bind(m.receiver.as_deref());
+    });
+    q
+}
+
+/// The notifications of the new messages, refusing a batch that would make too many.
+fn plan<'a>(
+    messages: &'a [NewMessage],
+    fresh: &[bool],
+    subs: &'a [TypeSubscription],
+) -> Result<Vec<Note<'a>>> {
+    let mut notes = Vec::new();
+    for (m, _) in messages.iter().zip(fresh).filter(|(_, f)| **f) {
+        for s in subs
+            .iter()
+            .filter(|s| s.client_id == m.client_id.as_str() && s.matches(&m.kind))
+        {
+            notes.push((m, s));
+        }
+        if notes.len() as u64 > MAX_NOTIFICATIONS_PER_WRITE {
+            return Err(StoreError::TooManyNotifications(format!(
+                "these messages would make more than {MAX_NOTIFICATIONS_PER_WRITE} \
+                 notifications at once; send them in smaller batches"
+            )));
+        }
+    }
+    Ok(notes)
+}
+
+/// Which messages are new: first of their batch and inserted (`inserted` holds the returned
+/// `(client, id)` pairs).
+fn fresh(
+    messages: &[NewMessage],
+    first: &[bool],
+    inserted: &HashSet<(String, String)>,
+) -> Vec<bool> {
+    messages
+        .iter()
+        .zip(first)
+        .map(|(m, first)| {
+            *first
+                && inserted.contains(&(m.client_id.as_str().to_owned(), m.id.as_str().to_owned()))
+        })
+        .collect()
+}
+
+/// Records messages on SQLite, under the store's write gate (one writer).
+pub(super) async fn sqlite(store: &SqliteStore, messages: &[NewMessage]) -> Result<Vec<bool>> {
+    if messages.is_empty() {
+        return Ok(Vec::new());
+    }
+    let first = first_of_batch(messages);
+    let firsts: Vec<&NewMessage> = messages
+        .iter()
+        .zip(&first)
+        .filter_map(|(m, f)| f.then_some(m))
+        .collect();
+    let clients = serde_json::to_string(&clients(messages)).unwrap_or_else(|_| "[]".to_owned());
+    let _gate = store.write_gate().await;
+    let mut tx = store.pool().begin_with("BEGIN IMMEDIATE").await?;
+    let subs = sqlx::query(
+        "SELECT id, client_id, channel_type, state, types FROM subscriptions \
+         WHERE deleted_at IS NULL AND types IS NOT NULL \
+           AND client_id IN (SELECT value FROM json_each($1))",
+    )
+    .bind(clients)
+    .fetch_all(&mut *tx)
+    .await?
+    .iter()
+    .map(TypeSubscription::from_row)
+    .collect::<Result<Vec<_>>>()?;
+    let mut inserted = HashSet::new();
+    for chunk in firsts.chunks(ROWS_PER_STATEMENT) {
+        for row in insert_ids::<sqlx::Sqlite>(chunk)
+            .build()
+            .fetch_all(&mut *tx)
+            .await?
+        {
+            inserted.insert((row.try_get(0)?, row.try_get(1)?));
+        }
+    }
+    let fresh = fresh(messages, &first, &inserted);
+    let notes = plan(messages, &fresh, &subs)?;
+    let now = crate::now_ms();
+    for chunk in notes.chunks(ROWS_PER_STATEMENT) {
+        insert_notes::<sqlx::Sqlite>(chunk, now)
+            .build()
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    if !notes.is_empty() {
+        crate::ring_outbox();
+    }
+    Ok(fresh)
+}
+
+/// Records messages on PostgreSQL (its trigger rings other processes' doorbells).
+pub(super) async fn postgres(store: &PgStore, messages: &[NewMessage]) -> Result<Vec<bool>> {
+    if messages.is_empty() {
+        return Ok(Vec::new());
+    }
+    let first = first_of_batch(messages);
+    let firsts: Vec<&NewMessage> = messages
+        .iter()
+        .zip(&first)
+        .filter_map(|(m, f)| f.then_some(m))
+        .collect();
+    let mut tx = store.pool().begin().await?;
+    let subs = sqlx::query(
+        "SELECT id, client_id, channel_type, state, types FROM subscriptions \
+         WHERE deleted_at IS NULL AND types IS NOT NULL AND client_id = ANY($1)",
+    )
+    .bind(clients(messages))
+    .fetch_all(&mut *tx)
+    .await?
+    .iter()
+    .map(TypeSubscription::from_row)
+    .collect::<Result<Vec<_>>>()?;
+    let mut inserted = HashSet::new();
+    for chunk in firsts.chunks(ROWS_PER_STATEMENT) {
+        for row in insert_ids::<sqlx::Postgres>(chunk)
+            .build()
+            .fetch_all(&mut *tx)
+            .await?
+        {
+            inserted.insert((row.try_get(0)?, row.try_get(1)?));
+        }
+    }
+    let fresh = fresh(messages, &first, &inserted);
+    let notes = plan(messages, &fresh, &subs)?;
+    let now = crate::now_ms();
+    for chunk in notes.chunks(ROWS_PER_STATEMENT) {
+        insert_notes::<sqlx::Postgres>(chunk, now)
+            .build()
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    if !notes.is_empty() {
+        crate::ring_outbox();
+    }
+    Ok(fresh)
+}
