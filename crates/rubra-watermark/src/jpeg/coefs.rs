@@ -44,7 +44,10 @@ pub(super) trait BlockDecoder {
 /// Checks the spectral selection and successive approximation of a progressive scan.
 pub(super) fn check_progressive_scan(scan: &Scan) -> Result<(), Corrupt> {
     let (ss, se, al) = (scan.ss, scan.se, scan.al);
-    if se > 63 || ss > se || (ss == 0 && se != 0) || al > 13 {
+    // A refinement scan (Ah > 0) adds exactly one bit: Al = Ah - 1 (T.81 G.1.1.1.2;
+    // libjpeg: "Invalid progressive parameters").
+    if se > 63 || ss > se || (ss == 0 && se != 0) || al > 13 || (scan.ah != 0 && al + 1 != scan.ah)
+    {
         return Err(Corrupt("bad progressive scan parameters"));
     }
     if ss > 0 && scan.comps.len() != 1 {

@@ -65,6 +65,12 @@ const UNKNOWN_MARKER_BETWEEN_SCANS: &[u8] =
 /// zune-jpeg decodes it.
 const FRACTIONAL_SAMPLING: &[u8] = include_bytes!("../fixtures/fuzz_fractional_sampling.jpg");
 
+/// Progressive 18×20 with a refinement scan of Ah = 3, Al = 6: T.81 G.1.1.1.2 wants
+/// Al = Ah − 1 (libjpeg: "Invalid progressive parameters"); zune-jpeg reads it
+/// its own way.
+const REFINEMENT_AL_NOT_AH_MINUS_ONE: &[u8] =
+    include_bytes!("../fixtures/fuzz_refinement_al_not_ah_minus_one.jpg");
+
 /// The `watermark` fuzz target's overlay: 8×8 red with alpha rising 0, 4, 8, …
 fn fuzz_overlay() -> Overlay {
     let rgba: Vec<u8> = (0..64u32)
@@ -407,6 +413,16 @@ fn jpeg_baseline_output_zune_cannot_decode_fractional_sampling_is_unsupported() 
     let result = jpeg_to_baseline(FRACTIONAL_SAMPLING, 1 << 20);
     assert!(
         matches!(&result, Err(WatermarkError::Unsupported(_))),
+        "{:?}",
+        result.as_ref().map(Vec::len)
+    );
+}
+
+#[test]
+fn jpeg_baseline_pixels_changed_refinement_al_not_ah_minus_one_is_corrupt() {
+    let result = jpeg_to_baseline(REFINEMENT_AL_NOT_AH_MINUS_ONE, 1 << 20);
+    assert!(
+        matches!(&result, Err(WatermarkError::Corrupt(_))),
         "{:?}",
         result.as_ref().map(Vec::len)
     );
