@@ -9,6 +9,7 @@ mod admission;
 mod app;
 mod error;
 mod extract;
+mod idempotency;
 mod middleware;
 mod quotas;
 mod ratelimit;

@@ -15,6 +15,7 @@ mod audit;
 mod blob;
 mod domain;
 mod error;
+mod idempotency;
 mod images;
 mod jobs;
 mod keys;
@@ -36,6 +37,7 @@ pub use domain::{
     QuotaOverrides, QuotaPatch, RateLimitOverride, RateLimitPatch, Scope, now_ms, random_id,
 };
 pub use error::StoreError;
+pub use idempotency::{Claim, IdempotencyStore, StoredResponse};
 pub use images::{ImageId, ImagePage, ImageRecord, NewEvent, image_blob_key};
 pub use jobs::{
     ActiveJobs, CancelOutcome, ClaimRequest, ClaimedJob, DEFAULT_MAX_ATTEMPTS, JobColumn,
@@ -88,6 +90,7 @@ pub trait Store:
     + KeyStore
     + SecretStore
     + AuditStore
+    + IdempotencyStore
     + Send
     + Sync
     + std::fmt::Debug

@@ -27,17 +27,20 @@ pub enum Retained {
     Messages,
     /// Audit log rows written before the cutoff.
     AuditLog,
+    /// Idempotency keys (and the answers kept with them) claimed before the cutoff.
+    IdempotencyKeys,
 }
 
 impl Retained {
     /// Every kind, in the order a sweep deletes them.
-    pub const ALL: [Retained; 6] = [
+    pub const ALL: [Retained; 7] = [
         Retained::DeliveryAttempts,
         Retained::Notifications,
         Retained::WatchChanges,
         Retained::Jobs,
         Retained::Messages,
         Retained::AuditLog,
+        Retained::IdempotencyKeys,
     ];
 
     /// The table's name, as the `table` label of metrics and in logs.
@@ -49,12 +52,13 @@ impl Retained {
             Retained::Jobs => "jobs",
             Retained::Messages => "messages",
             Retained::AuditLog => "audit_log",
+            Retained::IdempotencyKeys => "idempotency_keys",
         }
     }
 
     /// One batch: `$1` the cutoff (epoch ms), `$2` the batch size. The same SQL on both
     /// databases; each inner `SELECT` walks an index of the cutoff column (migrations 0011,
-    /// 0017, 0018).
+    /// 0017, 0018, 0019).
     fn delete_sql(self) -> &'static str {
         match self {
             Retained::DeliveryAttempts => {
@@ -82,6 +86,10 @@ impl Retained {
             Retained::AuditLog => {
                 "DELETE FROM audit_log WHERE seq IN \
                  (SELECT seq FROM audit_log WHERE at < $1 LIMIT $2)"
+            }
+            Retained::IdempotencyKeys => {
+                "DELETE FROM idempotency_keys WHERE (subject, key) IN \
+                 (SELECT subject, key FROM idempotency_keys WHERE created_at < $1 LIMIT $2)"
             }
         }
     }

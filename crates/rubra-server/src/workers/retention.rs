@@ -39,6 +39,7 @@ pub(crate) fn spawn(services: &Services, shutdown: &CancellationToken) -> Option
         (Retained::Jobs, s.retain_jobs),
         (Retained::Messages, s.retain_messages),
         (Retained::AuditLog, s.retain_audit),
+        (Retained::IdempotencyKeys, Some(crate::idempotency::TTL)),
     ]
     .into_iter()
     .filter_map(|(what, keep)| keep.map(|k| (what, k)))
@@ -126,6 +127,7 @@ impl Sweeper {
                     jobs = count(Retained::Jobs),
                     messages = count(Retained::Messages),
                     audit_log = count(Retained::AuditLog),
+                    idempotency_keys = count(Retained::IdempotencyKeys),
                     elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
                     "retention sweep done"
                 );

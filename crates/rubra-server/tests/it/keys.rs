@@ -273,7 +273,7 @@ type Running = (tempfile::TempDir, tokio::sync::oneshot::Sender<()>);
 
 /// A second `rubra serve` on the database `db` (which the first already bootstrapped); its
 /// base URL and what keeps it running.
-async fn second_process(db: &str) -> (String, Running) {
+pub(crate) async fn second_process(db: &str) -> (String, Running) {
     let dir = tempfile::tempdir().unwrap();
     let mut args = test_config(&dir);
     args.database_url = Some(db.to_owned());

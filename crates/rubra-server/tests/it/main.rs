@@ -16,6 +16,7 @@ mod hardening;
 mod health;
 mod helpers;
 mod hostile;
+mod idempotency;
 mod images;
 mod jobs;
 mod keys;

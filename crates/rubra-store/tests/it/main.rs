@@ -10,6 +10,7 @@
 mod audit;
 mod blobs;
 mod clients;
+mod idempotency;
 mod jobs;
 mod keys;
 mod messages;

@@ -203,6 +203,13 @@ async fn the_sweeper_deletes_only_what_is_old(store: Arc<dyn Store>) {
     message(&store, &a, "old").await;
 
     tokio::time::sleep(Duration::from_millis(20)).await;
+    // An idempotency key claimed (and answered) before the cutoff, one after.
+    let day = 86_400_000;
+    let old_key = store
+        .claim_idempotency_key(a.as_str(), "old", "h", now_ms() - 5_000, day)
+        .await
+        .unwrap();
+    assert_eq!(old_key, rubra_store::Claim::New);
     let cutoff = now_ms();
     tokio::time::sleep(Duration::from_millis(20)).await;
     message(&store, &a, "recent").await;
@@ -236,6 +243,10 @@ async fn the_sweeper_deletes_only_what_is_old(store: Arc<dyn Store>) {
     };
     let audit_rows = store.list_audit(&all_audit).await.unwrap().len() as u64;
     assert!(audit_rows >= 3, "{audit_rows}");
+    store
+        .claim_idempotency_key(a.as_str(), "new", "h", now_ms(), day)
+        .await
+        .unwrap();
     let deleted = sweep(store.as_ref(), &plan, || true).await.unwrap();
     assert_eq!(
         deleted,
@@ -246,9 +257,18 @@ async fn the_sweeper_deletes_only_what_is_old(store: Arc<dyn Store>) {
             (Retained::Jobs, 1),
             (Retained::Messages, 1),
             (Retained::AuditLog, audit_rows),
+            (Retained::IdempotencyKeys, 1),
         ]
     );
     assert!(store.list_audit(&all_audit).await.unwrap().is_empty());
+    // The recent key is still claimed: the same request with it is in progress.
+    assert_eq!(
+        store
+            .claim_idempotency_key(a.as_str(), "new", "h", now_ms(), day)
+            .await
+            .unwrap(),
+        rubra_store::Claim::InProgress
+    );
     // Kept: 1 recent log row; the old pending webhook notification and both recent ones;
     // the 2 recent changes; the running job, the queued one and the recent canceled one.
     assert_eq!(counts(&store, &a, &watch.id).await, (1, 3, 2, 3));

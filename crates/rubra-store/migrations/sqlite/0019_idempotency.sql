@@ -1,0 +1,16 @@
+-- Idempotency keys (issue #21): a POST that carries `Idempotency-Key` is recorded here under
+-- (subject, key) with a hash of the request; a retry with the same key and the same request
+-- within 24 h is answered with the stored status and body instead of doing the work again.
+-- status is NULL while the first request runs. subject is the client's id ('admin' for the
+-- admin keys together).
+CREATE TABLE idempotency_keys (
+    subject       TEXT NOT NULL,
+    key           TEXT NOT NULL,
+    request_hash  TEXT NOT NULL,
+    status        INTEGER,
+    content_type  TEXT,
+    body          BLOB,
+    created_at    INTEGER NOT NULL,
+    PRIMARY KEY (subject, key)
+);
+CREATE INDEX idempotency_keys_created_at ON idempotency_keys (created_at);

@@ -1,0 +1,235 @@
+//! Idempotency keys: a `POST` retried with the same `Idempotency-Key` is answered with the
+//! first answer instead of doing the work twice.
+//!
+//! The server claims `(subject, key)` with a hash of the request before running it
+//! ([`IdempotencyStore::claim_idempotency_key`]): the first claim inserts a row without an
+//! answer, and the server stores the answer when the request is done
+//! ([`IdempotencyStore::complete_idempotency_key`]) or drops the row when the answer should
+//! not be repeated — a 5xx, a 429 — so that a retry runs again
+//! ([`IdempotencyStore::release_idempotency_key`]). A row older than the time to live is
+//! taken over by the next claim as if it were not there, and swept by retention.
+//!
+//! The claim is one statement (an insert that takes over an expired row), so two processes
+//! claiming the same key at once cannot both run the request: one gets
+//! [`Claim::InProgress`]. The SQL is the same on both databases; the functions are generic
+//! over the sqlx database.
+
+use crate::{PgStore, Result, SqliteStore};
+use async_trait::async_trait;
+use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Row, Type};
+
+/// An answer kept for a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredResponse {
+    /// The HTTP status.
+    pub status: u16,
+    /// Its `Content-Type`, if it had one.
+    pub content_type: Option<String>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+/// What claiming a key found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// The key is new (or its row had expired): run the request, then complete or release.
+    New,
+    /// The same request was answered before: answer this again.
+    Replay(StoredResponse),
+    /// The key was used for another request (another hash).
+    Mismatch,
+    /// The first request with this key is still running.
+    InProgress,
+}
+
+/// The idempotency-key queries.
+#[async_trait]
+pub trait IdempotencyStore {
+    /// Claims `key` of `subject` for the request hashing to `request_hash` at `now_ms`; a row
+    /// older than `ttl_ms` counts as absent.
+    async fn claim_idempotency_key(
+        &self,
+        subject: &str,
+        key: &str,
+        request_hash: &str,
+        now_ms: i64,
+        ttl_ms: i64,
+    ) -> Result<Claim>;
+
+    /// Keeps `response` as the answer of a claimed key.
+    async fn complete_idempotency_key(
+        &self,
+        subject: &str,
+        key: &str,
+        response: &StoredResponse,
+    ) -> Result<()>;
+
+    /// Drops a claimed key whose answer is not to be repeated, so that a retry runs again.
+    async fn release_idempotency_key(&self, subject: &str, key: &str) -> Result<()>;
+}
+
+/// [`IdempotencyStore::claim_idempotency_key`] on `pool`.
+async fn claim<DB>(
+    pool: &Pool<DB>,
+    (subject, key, request_hash): (&str, &str, &str),
+    now_ms: i64,
+    ttl_ms: i64,
+) -> Result<Claim>
+where
+    DB: Database,
+    DB::Arguments: IntoArguments<DB>,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    usize: ColumnIndex<DB::Row>,
+    i64: for<'t> Encode<'t, DB> + for<'r> Decode<'r, DB> + Type<DB>,
+    String: for<'t> Encode<'t, DB> + for<'r> Decode<'r, DB> + Type<DB>,
+    Option<i64>: for<'r> Decode<'r, DB> + Type<DB>,
+    Option<String>: for<'r> Decode<'r, DB> + Type<DB>,
+    Option<Vec<u8>>: for<'r> Decode<'r, DB> + Type<DB>,
+{
+    let taken = sqlx::query(
+        "INSERT INTO idempotency_keys (subject, key, request_hash, created_at) \
+         VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (subject, key) DO UPDATE SET request_hash = excluded.request_hash, \
+           status = NULL, content_type = NULL, body = NULL, created_at = excluded.created_at \
+         WHERE idempotency_keys.created_at < $5 \
+         RETURNING created_at",
+    )
+    .bind(subject.to_owned())
+    .bind(key.to_owned())
+    .bind(request_hash.to_owned())
+    .bind(now_ms)
+    .bind(now_ms.saturating_sub(ttl_ms))
+    .fetch_optional(pool)
+    .await?;
+    if taken.is_some() {
+        return Ok(Claim::New);
+    }
+    let row = sqlx::query(
+        "SELECT request_hash, status, content_type, body FROM idempotency_keys \
+         WHERE subject = $1 AND key = $2",
+    )
+    .bind(subject.to_owned())
+    .bind(key.to_owned())
+    .fetch_optional(pool)
+    .await?;
+    // Released between the two statements: the retry may run.
+    let Some(row) = row else {
+        return Ok(Claim::InProgress);
+    };
+    let hash: String = row.try_get(0)?;
+    if hash != request_hash {
+        return Ok(Claim::Mismatch);
+    }
+    let status: Option<i64> = row.try_get(1)?;
+    Ok(match status {
+        None => Claim::InProgress,
+        Some(status) => Claim::Replay(StoredResponse {
+            status: u16::try_from(status).unwrap_or(500),
+            content_type: row.try_get(2)?,
+            body: row.try_get::<Option<Vec<u8>>, _>(3)?.unwrap_or_default(),
+        }),
+    })
+}
+
+/// [`IdempotencyStore::complete_idempotency_key`] on `pool`.
+async fn complete<DB>(
+    pool: &Pool<DB>,
+    subject: &str,
+    key: &str,
+    response: &StoredResponse,
+) -> Result<()>
+where
+    DB: Database,
+    DB::Arguments: IntoArguments<DB>,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    i64: for<'t> Encode<'t, DB> + Type<DB>,
+    String: for<'t> Encode<'t, DB> + Type<DB>,
+    Option<String>: for<'t> Encode<'t, DB> + Type<DB>,
+    Vec<u8>: for<'t> Encode<'t, DB> + Type<DB>,
+{
+    sqlx::query(
+        "UPDATE idempotency_keys SET status = $3, content_type = $4, body = $5 \
+         WHERE subject = $1 AND key = $2",
+    )
+    .bind(subject.to_owned())
+    .bind(key.to_owned())
+    .bind(i64::from(response.status))
+    .bind(response.content_type.clone())
+    .bind(response.body.clone())
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// [`IdempotencyStore::release_idempotency_key`] on `pool`.
+async fn release<DB>(pool: &Pool<DB>, subject: &str, key: &str) -> Result<()>
+where
+    DB: Database,
+    DB::Arguments: IntoArguments<DB>,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    String: for<'t> Encode<'t, DB> + Type<DB>,
+{
+    sqlx::query("DELETE FROM idempotency_keys WHERE subject = $1 AND key = $2")
+        .bind(subject.to_owned())
+        .bind(key.to_owned())
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+#[async_trait]
+impl IdempotencyStore for SqliteStore {
+    async fn claim_idempotency_key(
+        &self,
+        subject: &str,
+        key: &str,
+        request_hash: &str,
+        now_ms: i64,
+        ttl_ms: i64,
+    ) -> Result<Claim> {
+        let _gate = self.write_gate().await;
+        claim(self.pool(), (subject, key, request_hash), now_ms, ttl_ms).await
+    }
+
+    async fn complete_idempotency_key(
+        &self,
+        subject: &str,
+        key: &str,
+        response: &StoredResponse,
+    ) -> Result<()> {
+        let _gate = self.write_gate().await;
+        complete(self.pool(), subject, key, response).await
+    }
+
+    async fn release_idempotency_key(&self, subject: &str, key: &str) -> Result<()> {
+        let _gate = self.write_gate().await;
+        release(self.pool(), subject, key).await
+    }
+}
+
+#[async_trait]
+impl IdempotencyStore for PgStore {
+    async fn claim_idempotency_key(
+        &self,
+        subject: &str,
+        key: &str,
+        request_hash: &str,
+        now_ms: i64,
+        ttl_ms: i64,
+    ) -> Result<Claim> {
+        claim(self.pool(), (subject, key, request_hash), now_ms, ttl_ms).await
+    }
+
+    async fn complete_idempotency_key(
+        &self,
+        subject: &str,
+        key: &str,
+        response: &StoredResponse,
+    ) -> Result<()> {
+        complete(self.pool(), subject, key, response).await
+    }
+
+    async fn release_idempotency_key(&self, subject: &str, key: &str) -> Result<()> {
+        release(self.pool(), subject, key).await
+    }
+}
