@@ -183,6 +183,7 @@ impl Application {
             events: Arc::default(),
             anonymous: Arc::default(),
             uploads: Arc::default(),
+            messages: Arc::default(),
             telemetry,
             shutdown: CancellationToken::new(),
             overlays: Arc::default(),

@@ -385,6 +385,26 @@ pub struct ConfigArgs {
     )]
     pub rate_limit_events_burst: Option<u32>,
 
+    /// Messages per second one client (or the admins together) may send through
+    /// `POST /messages`, per process [default: 10000].
+    #[arg(
+        long,
+        env = "RUBRA_RATE_LIMIT_MESSAGES_PER_SEC",
+        value_name = "N",
+        global = true
+    )]
+    pub rate_limit_messages_per_sec: Option<u32>,
+
+    /// Messages one client may send at once above that rate; at least 1000, the largest
+    /// batch [default: 20000].
+    #[arg(
+        long,
+        env = "RUBRA_RATE_LIMIT_MESSAGES_BURST",
+        value_name = "N",
+        global = true
+    )]
+    pub rate_limit_messages_burst: Option<u32>,
+
     /// Request body bytes per second one client (or the admins together) may send, per
     /// process; past it the server reads its uploads more slowly (TCP back-pressure), so a
     /// flood of large uploads costs the others no CPU [default: 33554432, 32 MiB/s].
@@ -642,6 +662,10 @@ pub struct Settings {
     pub rate_limit_events_per_sec: NonZeroU32,
     /// Events one client may record at once above that rate.
     pub rate_limit_events_burst: NonZeroU32,
+    /// Messages per second per client through `POST /messages`.
+    pub rate_limit_messages_per_sec: NonZeroU32,
+    /// Messages one client may send at once above that rate.
+    pub rate_limit_messages_burst: NonZeroU32,
     /// Request body bytes per second per client, past which its uploads are read slowly.
     pub rate_limit_upload_bytes_per_sec: NonZeroU32,
     /// Request body bytes one client may send at full speed above that rate.
@@ -809,6 +833,12 @@ impl ConfigArgs {
             rate_limit_events_burst: self
                 .rate_limit_events_burst
                 .or(other.rate_limit_events_burst),
+            rate_limit_messages_per_sec: self
+                .rate_limit_messages_per_sec
+                .or(other.rate_limit_messages_per_sec),
+            rate_limit_messages_burst: self
+                .rate_limit_messages_burst
+                .or(other.rate_limit_messages_burst),
             rate_limit_upload_bytes_per_sec: self
                 .rate_limit_upload_bytes_per_sec
                 .or(other.rate_limit_upload_bytes_per_sec),
@@ -1049,6 +1079,21 @@ impl Settings {
             .ok_or_else(|| invalid("rate-limit-rps", "must be greater than 0"))?;
         let rate_limit_burst = NonZeroU32::new(a.rate_limit_burst.unwrap_or(4000))
             .ok_or_else(|| invalid("rate-limit-burst", "must be greater than 0"))?;
+        let rate_limit_messages_per_sec =
+            NonZeroU32::new(a.rate_limit_messages_per_sec.unwrap_or(10_000))
+                .ok_or_else(|| invalid("rate-limit-messages-per-sec", "must be greater than 0"))?;
+        let rate_limit_messages_burst =
+            NonZeroU32::new(a.rate_limit_messages_burst.unwrap_or(20_000))
+                .filter(|b| b.get() as usize >= crate::routes::messages::MAX_BATCH)
+                .ok_or_else(|| {
+                    invalid(
+                        "rate-limit-messages-burst",
+                        format!(
+                            "must be at least {}, the largest batch",
+                            crate::routes::messages::MAX_BATCH
+                        ),
+                    )
+                })?;
         let rate_limit_upload_bytes_per_sec = NonZeroU32::new(
             a.rate_limit_upload_bytes_per_sec.unwrap_or(32 << 20),
         )
@@ -1142,6 +1187,8 @@ impl Settings {
             rate_limit_burst,
             rate_limit_events_per_sec,
             rate_limit_events_burst,
+            rate_limit_messages_per_sec,
+            rate_limit_messages_burst,
             rate_limit_upload_bytes_per_sec,
             rate_limit_upload_burst_bytes,
             rate_limit_anonymous_rps,

@@ -25,6 +25,8 @@ pub struct AppState {
     pub limiter: Arc<crate::ratelimit::RateLimiter>,
     /// Token buckets of the addresses sending requests without a valid key.
     pub anonymous: Arc<crate::ratelimit::RateLimiter>,
+    /// Messages per client through `POST /messages`.
+    pub messages: Arc<crate::ratelimit::RateLimiter>,
     /// Request body bytes per client (see `throttle`).
     pub uploads: Arc<crate::ratelimit::RateLimiter>,
     /// Token buckets of events recorded through `POST /events`, per client.

@@ -10,6 +10,7 @@
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiQuery, Caller};
+use crate::ratelimit::{Limit, retry_after_secs};
 use crate::relay::{Invalid, MessageIn};
 use crate::state::AppState;
 use axum::Json;
@@ -128,6 +129,7 @@ pub async fn create(
     })?;
     let items = items(&body)?;
     tracing::Span::current().record("messages", items.len());
+    charge_messages(&state, &who, items.len())?;
     let batch_client = match (&who, &q.client) {
         (Principal::Admin, Some(c)) => Some(existing_client(&state, c).await?),
         (Principal::Client(id), Some(c)) if c != id.as_str() => {
@@ -192,6 +194,37 @@ pub async fn create(
         StatusCode::ACCEPTED,
         Json(json!({ "accepted": messages.len(), "duplicates": duplicates })),
     ))
+}
+
+/// Takes `count` messages from the caller's bucket (its client's, or the admins' together):
+/// 429 `rate_limited` with `Retry-After` when they do not fit, before anything is recorded.
+fn charge_messages(state: &AppState, who: &Principal, count: usize) -> ApiResult<()> {
+    let limit = Limit {
+        rps: state.settings.rate_limit_messages_per_sec,
+        burst: state.settings.rate_limit_messages_burst,
+    };
+    let subject = match who {
+        Principal::Client(id) => id.as_str(),
+        Principal::Admin => "admin",
+    };
+    let n = u32::try_from(count).unwrap_or(u32::MAX);
+    state.messages.check_n(subject, limit, n).map_err(|wait| {
+        rubra_telemetry::metrics::counter!(
+            "rubra_rejected_requests_total", "reason" => "rate_limited"
+        )
+        .increment(1);
+        let secs = retry_after_secs(wait);
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!(
+                "over the message rate limit of {} messages per second (bursts of {}); retry \
+                 in {secs} s",
+                limit.rps, limit.burst
+            ),
+        )
+        .with_retry_after(secs)
+    })
 }
 
 async fn existing_client(state: &AppState, c: &str) -> ApiResult<ClientId> {

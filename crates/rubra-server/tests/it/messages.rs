@@ -276,3 +276,29 @@ async fn subscriptions_need_a_threshold_or_valid_types_and_clients_only_send_the
         .unwrap();
     assert_eq!(resp.status(), 202);
 }
+
+#[tokio::test]
+async fn a_client_flooding_messages_gets_429_and_another_is_served() {
+    let app = spawn_app_with(|c| {
+        c.rate_limit_messages_per_sec = Some(1_000);
+        c.rate_limit_messages_burst = Some(1_000);
+    })
+    .await;
+    let (_, flood) = app.create_client("flood").await;
+    let (_, polite) = app.create_client("polite").await;
+    let batch: Vec<Value> = (0..1_000)
+        .map(|i| json!({ "id": format!("m{i}"), "type": "transaction.status" }))
+        .collect();
+    let resp = post_messages(&app, &flood, &json!(batch)).await;
+    assert_eq!(resp.status(), 202);
+    // The bucket is (nearly) empty: the next full batch is refused whole, with when to retry.
+    let more: Vec<Value> = (0..1_000)
+        .map(|i| json!({ "id": format!("n{i}"), "type": "transaction.status" }))
+        .collect();
+    let resp = post_messages(&app, &flood, &json!(more)).await;
+    assert!(resp.headers().contains_key("retry-after"));
+    assert_error(resp, 429, "rate_limited").await;
+    // Another client's bucket is its own.
+    let resp = post_messages(&app, &polite, &json!([{ "id": "p1", "type": "t" }])).await;
+    assert_eq!(resp.status(), 202);
+}
