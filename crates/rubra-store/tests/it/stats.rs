@@ -381,10 +381,12 @@ async fn a_ten_thousand_year_range_is_counted_exactly_in_milliseconds(store: Arc
         for threshold in [0.0, 0.5, 0.1234, 0.73519 + rng.unit() * 0.00005, rng.unit()] {
             let started = std::time::Instant::now();
             assert_counts_match_brute_force(&store, &events, [&a, &b], from, to, threshold).await;
-            // Three queries (two clients and all).
+            // Three queries (two clients and all). Not a speed test (that is a benchmark's
+            // job): the bound only catches a plan that walks the range minute by minute,
+            // which takes minutes; it is loose so that a loaded CI machine does not trip it.
             let took = started.elapsed();
             assert!(
-                took < std::time::Duration::from_millis(100),
+                took < std::time::Duration::from_secs(2),
                 "[{from}, {to}) over {threshold}: {took:?}"
             );
         }
