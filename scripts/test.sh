@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole test suite, against the real services: installs and starts PostgreSQL and an S3
+# The whole test suite, against the real services: installs and starts PostgreSQL, RabbitMQ and an S3
 # server if needed (scripts/test-services.sh), runs every test of the workspace, stops them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,6 +8,6 @@ cd "$(dirname "$0")/.."
 source scripts/test-services.sh
 trap rubra_test_services_stop EXIT
 
-# These make the PostgreSQL and S3 tests mandatory: they fail instead of skipping.
+# These make the PostgreSQL, RabbitMQ and S3 tests mandatory: they fail instead of skipping.
 export RUBRA_TEST_REQUIRE_SERVICES=1
 cargo test --workspace "$@"
