@@ -259,7 +259,11 @@ fn le_scaled(x: u128, ex: i64, y: u128, ey: i64) -> bool {
     if y == 0 {
         return false;
     }
-    let k = ex - ey;
+    // Exponents saturate near the ends of i64, so their difference may not fit: then one
+    // side is astronomically larger than the other.
+    let Some(k) = ex.checked_sub(ey) else {
+        return ex < ey;
+    };
     if k >= 0 {
         // x·10^k ≤ y; x ≥ 1 so a huge k is always larger than any u128.
         u32::try_from(k)
@@ -368,6 +372,19 @@ mod tests {
 
     fn eq(a: &str, b: &str) -> bool {
         num_eq(a, b, &Tolerance::default())
+    }
+
+    #[test]
+    fn exponents_at_opposite_ends_of_i64_compare_without_overflow() {
+        // Found by the jsondiff_patch fuzz target in CI: `x·10^ex ≤ y·10^ey` subtracted the
+        // exponents, which overflowed for exponents near i64::MAX and i64::MIN.
+        assert!(!le_scaled(1, i64::MAX, 1, i64::MIN));
+        assert!(le_scaled(1, i64::MIN, 1, i64::MAX));
+        let a = "14000001e4000000140037299090632256200";
+        let b = "14005e00411072891090910915728415728";
+        assert!(!eq(a, b));
+        assert!(!eq(b, a));
+        assert!(!eq(a, "-1e-9999999999999999999999999"));
     }
 
     #[test]
