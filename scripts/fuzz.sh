@@ -7,6 +7,9 @@
 # fuzz/corpus/<target>/ (not checked in), which later runs start from.
 # FUZZ_TARGETS="csvsum slowlog" runs only those; FUZZ_FEATURES= (empty) leaves out
 # watch_pointer, whose HTTP client (rustls, aws-lc) lengthens the build by minutes.
+# FUZZ_SEED=N fixes libFuzzer's random seed, so a run explores the same inputs in the same
+# order on every machine (a faster machine only gets further): CI uses it, so that a red
+# run means a bug the seeded run reaches, not the luck of the draw.
 # A summary line per target (time, exit status, libFuzzer's last "#runs cov: ft: ..."
 # line) is printed and written to fuzz/last-run.txt.
 set -euo pipefail
@@ -60,6 +63,7 @@ for t in $targets; do
   # thread-local channel context behind, which LeakSanitizer reports as a leak.
   args=(-max_total_time="$seconds" -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 -detect_leaks=0)
   if [ -n "$dict" ]; then args+=(-dict="$dict"); fi
+  if [ -n "${FUZZ_SEED:-}" ]; then args+=(-seed="$FUZZ_SEED"); fi
   mkdir -p "corpus/$t" "seeds/$t"
   start=$(date +%s)
   status=0
