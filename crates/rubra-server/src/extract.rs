@@ -333,3 +333,36 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
             .map_err(|r: QueryRejection| ApiError::bad_request("invalid_query", r.body_text()))
     }
 }
+
+/// The raw body of a request that must be JSON (`application/json` or `…+json`): 415 for
+/// another content type, 413 past the body limit, 400 when it cannot be read. For handlers
+/// that parse large JSON bodies themselves (batches of events or messages).
+pub async fn json_body_bytes(req: Request) -> Result<axum::body::Bytes, ApiError> {
+    let json = req
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| {
+            let ct = ct
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            ct == "application/json" || ct.ends_with("+json")
+        });
+    if !json {
+        return Err(ApiError::unsupported_media_type(
+            "expected Content-Type: application/json",
+        ));
+    }
+    axum::body::Bytes::from_request(req, &())
+        .await
+        .map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::body_too_large()
+            } else {
+                ApiError::bad_request("bad_body", e.body_text())
+            }
+        })
+}

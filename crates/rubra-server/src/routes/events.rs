@@ -17,10 +17,8 @@ use crate::ratelimit::{Limit, retry_after_secs};
 use crate::state::AppState;
 use crate::timefmt::parse_timestamp;
 use axum::Json;
-use axum::extract::{FromRequest, Request, State};
+use axum::extract::{Request, State};
 use axum::http::StatusCode;
-use axum::http::header::CONTENT_TYPE;
-use bytes::Bytes;
 use rubra_store::{ClientId, ImageId, NewEvent, Principal, Scope, Timestamp};
 use serde::Deserialize;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, SeqAccess, Visitor};
@@ -227,31 +225,7 @@ pub async fn create(
     ApiQuery(q): ApiQuery<EventsQuery>,
     req: Request,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let json_body = req
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| {
-            let ct = ct
-                .split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase();
-            ct == "application/json" || ct.ends_with("+json")
-        });
-    if !json_body {
-        return Err(ApiError::unsupported_media_type(
-            "expected Content-Type: application/json",
-        ));
-    }
-    let body = Bytes::from_request(req, &()).await.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::body_too_large()
-        } else {
-            ApiError::bad_request("bad_body", e.body_text())
-        }
-    })?;
+    let body = crate::extract::json_body_bytes(req).await?;
     // Parsing up to max-body-bytes of JSON is real CPU: off the async threads.
     // One event first, before the parse: a client whose event bucket is empty is refused
     // without its batch costing the CPU of parsing it (a flood's refused batches did).

@@ -14,10 +14,8 @@ use crate::ratelimit::{Limit, retry_after_secs};
 use crate::relay::{Invalid, MessageIn};
 use crate::state::AppState;
 use axum::Json;
-use axum::extract::{FromRequest, Request, State};
+use axum::extract::{Request, State};
 use axum::http::StatusCode;
-use axum::http::header::CONTENT_TYPE;
-use bytes::Bytes;
 use rubra_store::{ClientId, MAX_SUBSCRIPTION_TYPES, Principal, Scope, TypePattern, now_ms};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -102,31 +100,7 @@ pub async fn create(
     ApiQuery(q): ApiQuery<MessagesQuery>,
     req: Request,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let json_body = req
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| {
-            let ct = ct
-                .split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase();
-            ct == "application/json" || ct.ends_with("+json")
-        });
-    if !json_body {
-        return Err(ApiError::unsupported_media_type(
-            "expected Content-Type: application/json",
-        ));
-    }
-    let body = Bytes::from_request(req, &()).await.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::body_too_large()
-        } else {
-            ApiError::bad_request("bad_body", e.body_text())
-        }
-    })?;
+    let body = crate::extract::json_body_bytes(req).await?;
     let items = items(&body)?;
     tracing::Span::current().record("messages", items.len());
     charge_messages(&state, &who, items.len())?;
