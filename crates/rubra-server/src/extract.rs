@@ -238,7 +238,7 @@ fn charge_anonymous(state: &AppState, parts: &Parts) -> Result<String, ApiError>
 }
 
 /// 429 `rate_limited` with `Retry-After` for a wait, counted in the rejection metric.
-fn rate_limited(wait: Duration, message: impl FnOnce(u64) -> String) -> ApiError {
+pub(crate) fn rate_limited(wait: Duration, message: impl FnOnce(u64) -> String) -> ApiError {
     rubra_telemetry::metrics::counter!(
         "rubra_rejected_requests_total",
         "reason" => "rate_limited"

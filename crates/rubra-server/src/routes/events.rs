@@ -10,10 +10,9 @@
 //! `201 {"accepted": n}` once the batch is committed (durable: a crash after the answer loses
 //! nothing), together with its rollups and notifications.
 
-use crate::admission::count_rejection;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiQuery, Caller};
-use crate::ratelimit::{Limit, retry_after_secs};
+use crate::ratelimit::Limit;
 use crate::state::AppState;
 use crate::timefmt::parse_timestamp;
 use axum::Json;
@@ -202,18 +201,13 @@ fn charge_events(state: &AppState, who: &Principal, count: usize) -> ApiResult<(
     let (subject, limit) = event_bucket(state, who);
     let n = u32::try_from(count).unwrap_or(u32::MAX);
     state.events.check_n(subject, limit, n).map_err(|wait| {
-        count_rejection("rate_limited");
-        let secs = retry_after_secs(wait);
-        ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
+        crate::extract::rate_limited(wait, |secs| {
             format!(
                 "over the event rate limit of {} events per second (bursts of {}); retry in \
                  {secs} s, or send smaller batches",
                 limit.rps, limit.burst
-            ),
-        )
-        .with_retry_after(secs)
+            )
+        })
     })
 }
 

@@ -10,7 +10,7 @@
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiQuery, Caller};
-use crate::ratelimit::{Limit, retry_after_secs};
+use crate::ratelimit::Limit;
 use crate::relay::{Invalid, MessageIn};
 use crate::state::AppState;
 use axum::Json;
@@ -183,21 +183,13 @@ fn charge_messages(state: &AppState, who: &Principal, count: usize) -> ApiResult
     };
     let n = u32::try_from(count).unwrap_or(u32::MAX);
     state.messages.check_n(subject, limit, n).map_err(|wait| {
-        rubra_telemetry::metrics::counter!(
-            "rubra_rejected_requests_total", "reason" => "rate_limited"
-        )
-        .increment(1);
-        let secs = retry_after_secs(wait);
-        ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
+        crate::extract::rate_limited(wait, |secs| {
             format!(
                 "over the message rate limit of {} messages per second (bursts of {}); retry \
                  in {secs} s",
                 limit.rps, limit.burst
-            ),
-        )
-        .with_retry_after(secs)
+            )
+        })
     })
 }
 
