@@ -189,8 +189,12 @@ def start_flood(url, key, image, big_events, conns, secs, timeout_s, endpoints):
         if path[1:] not in endpoints:
             continue
         env = dict(os.environ, RUBRA_BODY=body, RUBRA_TYPE=ctype, RUBRA_KEY=key)
+        # FLOOD_NICE=N runs the flood's generator at that niceness: on a 2-core box the
+        # generator otherwise competes with the server for the CPU a remote flood would not
+        # use (see run.sh). 0 (the default) leaves it as it is.
+        nice = ["nice", "-n", os.environ["FLOOD_NICE"]] if os.environ.get("FLOOD_NICE") else []
         procs[name] = subprocess.Popen(
-            ["wrk", "-t1", f"-c{max(1, conns // 2)}", f"-d{secs}s", f"--timeout={timeout_s}s",
+            nice + ["wrk", "-t1", f"-c{max(1, conns // 2)}", f"-d{secs}s", f"--timeout={timeout_s}s",
              "-s", os.path.join(HERE, "flood.lua"), url + path],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     return procs

@@ -20,6 +20,9 @@
 #        PG_URL=postgres://…/db (e.g. $RUBRA_TEST_DATABASE_URL): each run creates its own
 #        database on that PostgreSQL server, runs on it instead of the embedded default, and
 #        drops it (needs psql). KEEP_RESULTS=FILE keeps the runs' raw figures (JSON lines).
+#        FLOOD_NICE=19 runs the flood's wrk processes at that niceness, so that on a box
+#        with few cores the load generator takes only the CPU the server leaves (a remote
+#        flood costs the server its network and parsing work, not the generator's) [unset].
 # The server starts in an empty directory with every RUBRA_* variable unset, so no
 # rubra.toml or environment can change the limits under test.
 # needs: wrk, python3, curl.
@@ -58,7 +61,7 @@ new_client() { # new_client PORT ADMIN NAME -> api key
 
 echo "noisy neighbour: $RUNS runs × (idle $SECS s, flood $SECS s); flood of $FLOOD," \
   "$((CONNS / 2)) connections each (/red: the reference JPEG; /events: $BATCH-event batches)," \
-  "polite 20/s of each; default limits; ${PG_URL:+PostgreSQL, }$(nproc) cores"
+  "polite 20/s of each; default limits; ${PG_URL:+PostgreSQL, }${FLOOD_NICE:+flood at nice $FLOOD_NICE, }$(nproc) cores"
 echo
 for run in $(seq 1 "$RUNS"); do
   PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

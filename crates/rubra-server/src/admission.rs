@@ -11,10 +11,15 @@ use rubra_telemetry::metrics;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 /// What a refused client is told to wait before trying again, in seconds.
 const RETRY_AFTER_SECS: u64 = 1;
+
+/// How long a caller counts as active after it last asked for a slot. While another caller
+/// has been active this recently, no caller runs on every slot: one stays free for the others.
+const ACTIVE_FOR: Duration = Duration::from_secs(1);
 
 /// Counts a refused request under `rubra_rejected_requests_total{reason}`.
 pub fn count_rejection(reason: &'static str) {
@@ -37,6 +42,11 @@ pub fn count_rejection(reason: &'static str) {
 /// line, and a freed slot goes to the next caller in turn (round robin), not to whoever asked
 /// first. A caller with one image waiting therefore gets the next or nearly the next slot,
 /// however many the flooding caller has queued.
+///
+/// And a caller never runs on every slot while another caller has asked for one within
+/// [`ACTIVE_FOR`] (one second): the last free slot is kept for the others, so their image
+/// starts at once instead of waiting out a whole decode of the flood's. A caller alone uses
+/// every slot; slots kept free are handed on once the others have been quiet that long.
 #[derive(Debug, Clone)]
 pub struct Admission {
     inner: Arc<Gate>,
@@ -53,27 +63,113 @@ struct Gate {
     held: Mutex<Held>,
 }
 
-/// The worker slots: how many are free, and who waits for one, by caller.
-#[derive(Debug, Default)]
+/// The worker slots: how many are free, who runs on them and who waits for one, by caller.
+#[derive(Debug)]
 struct Slots {
+    total: usize,
     free: usize,
+    /// Slots running per caller (callers running none are absent).
+    running: HashMap<Option<ClientId>, usize>,
     /// Each caller's waiting requests, oldest first.
     lines: HashMap<Option<ClientId>, VecDeque<oneshot::Sender<Slot>>>,
     /// Callers with a waiting request, in the order they are served next.
     turn: VecDeque<Option<ClientId>>,
+    /// When each caller last asked for a slot, for [`ACTIVE_FOR`].
+    seen: HashMap<Option<ClientId>, Instant>,
+    /// A timer will hand out slots kept free for callers that have since gone quiet.
+    recheck_pending: bool,
+}
+
+impl Slots {
+    fn new(total: usize) -> Slots {
+        Slots {
+            total,
+            free: total,
+            running: HashMap::new(),
+            lines: HashMap::new(),
+            turn: VecDeque::new(),
+            seen: HashMap::new(),
+            recheck_pending: false,
+        }
+    }
+
+    /// Whether `caller` may take one more slot now: always on a one-slot gate or when no
+    /// other caller has been active for [`ACTIVE_FOR`], else only while it leaves one free.
+    fn may_run(&self, caller: &Option<ClientId>, now: Instant) -> bool {
+        let mine = self.running.get(caller).copied().unwrap_or(0);
+        self.total <= 1
+            || mine + 1 < self.total
+            || self.others_quiet_at(caller).is_none_or(|at| at <= now)
+    }
+
+    /// When every caller but `caller` will have been quiet for [`ACTIVE_FOR`]; `None` when
+    /// no other caller has asked for a slot.
+    fn others_quiet_at(&self, caller: &Option<ClientId>) -> Option<Instant> {
+        self.seen
+            .iter()
+            .filter(|(who, _)| *who != caller)
+            .map(|(_, at)| *at + ACTIVE_FOR)
+            .max()
+    }
+
+    /// The next waiter in turn whose caller may run, with that caller, taken out of its
+    /// line; callers passed over keep their place in the turn.
+    fn next_waiter(&mut self, now: Instant) -> Option<(oneshot::Sender<Slot>, Option<ClientId>)> {
+        for _ in 0..self.turn.len() {
+            let caller = self.turn.pop_front()?;
+            if !self.lines.contains_key(&caller) {
+                continue;
+            }
+            if !self.may_run(&caller, now) {
+                self.turn.push_back(caller);
+                continue;
+            }
+            let Some(line) = self.lines.get_mut(&caller) else {
+                continue;
+            };
+            let Some(waiter) = line.pop_front() else {
+                self.lines.remove(&caller);
+                continue;
+            };
+            if line.is_empty() {
+                self.lines.remove(&caller);
+            } else {
+                self.turn.push_back(caller.clone());
+            }
+            return Some((waiter, caller));
+        }
+        None
+    }
+
+    fn take(&mut self, caller: &Option<ClientId>) {
+        self.free -= 1;
+        *self.running.entry(caller.clone()).or_insert(0) += 1;
+    }
+
+    fn give_back(&mut self, caller: &Option<ClientId>) {
+        self.free += 1;
+        if let Some(n) = self.running.get_mut(caller) {
+            *n -= 1;
+            if *n == 0 {
+                self.running.remove(caller);
+            }
+        }
+    }
 }
 
 /// A running slot; dropping it hands the slot to the next waiting caller in turn.
 #[derive(Debug)]
 struct Slot {
-    /// `None` once handed on by other means (see [`Gate::release`]).
+    /// `None` once given back by other means (see [`Gate::dispatch`]).
     gate: Option<Arc<Gate>>,
+    caller: Option<ClientId>,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
         if let Some(gate) = self.gate.take() {
-            Gate::release(&gate);
+            gate.lock_slots().give_back(&self.caller);
+            Gate::dispatch(&gate);
         }
     }
 }
@@ -146,81 +242,94 @@ impl Gate {
         self.slots.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A slot now if one is free and nobody waits (waiters go first), else `None`.
-    fn try_slot(gate: &Arc<Gate>) -> Option<Slot> {
-        let mut slots = gate.lock_slots();
-        if slots.free > 0 && slots.turn.is_empty() {
-            slots.free -= 1;
-            return Some(Slot {
-                gate: Some(Arc::clone(gate)),
-            });
-        }
-        None
-    }
-
-    /// A slot now if one came free meanwhile, else a place in `caller`'s line (checked under
-    /// the same lock as [`Gate::release`], so a slot freed in between is never missed): the
-    /// receiver gets a slot when it is this caller's turn.
-    fn wait_for_slot(
-        gate: &Arc<Gate>,
-        caller: &Option<ClientId>,
-    ) -> Result<Slot, oneshot::Receiver<Slot>> {
-        let mut slots = gate.lock_slots();
-        if slots.free > 0 && slots.turn.is_empty() {
-            slots.free -= 1;
-            return Ok(Slot {
-                gate: Some(Arc::clone(gate)),
-            });
-        }
+    /// Puts a request of `caller` in its line and hands out what is free; the receiver holds
+    /// a slot at once when one was free for this caller, else it gets one in turn. Counts
+    /// `caller` as active from now (see [`ACTIVE_FOR`]).
+    fn enqueue(gate: &Arc<Gate>, caller: &Option<ClientId>) -> oneshot::Receiver<Slot> {
         let (tx, rx) = oneshot::channel();
-        let line = slots.lines.entry(caller.clone()).or_default();
-        let was_empty = line.is_empty();
-        line.push_back(tx);
-        if was_empty {
-            slots.turn.push_back(caller.clone());
+        {
+            let mut slots = gate.lock_slots();
+            let now = Instant::now();
+            slots
+                .seen
+                .retain(|_, at| now.duration_since(*at) < ACTIVE_FOR);
+            slots.seen.insert(caller.clone(), now);
+            let line = slots.lines.entry(caller.clone()).or_default();
+            let was_empty = line.is_empty();
+            line.push_back(tx);
+            if was_empty {
+                slots.turn.push_back(caller.clone());
+            }
         }
-        Err(rx)
+        Gate::dispatch(gate);
+        rx
     }
 
-    /// A slot came free: to the first waiter of the caller whose turn it is (that caller goes
-    /// to the back of the turn if it still waits), or back to the free count. Waiters that
-    /// gave up (their request ended) are passed over.
-    fn release(gate: &Arc<Gate>) {
+    /// Hands the free slots to waiters in turn (round robin between callers), passing over
+    /// callers that may not take another now ([`Slots::may_run`]) and waiters that gave up.
+    /// Slots kept free that way are handed out by a timer once the other callers are quiet.
+    fn dispatch(gate: &Arc<Gate>) {
         loop {
             let next = {
                 let mut slots = gate.lock_slots();
-                let mut found = None;
-                while let Some(caller) = slots.turn.pop_front() {
-                    let Some(line) = slots.lines.get_mut(&caller) else {
-                        continue;
-                    };
-                    let waiter = line.pop_front();
-                    if line.is_empty() {
-                        slots.lines.remove(&caller);
-                    } else {
-                        slots.turn.push_back(caller);
+                if slots.free == 0 {
+                    return;
+                }
+                let now = Instant::now();
+                match slots.next_waiter(now) {
+                    Some((waiter, caller)) => {
+                        slots.take(&caller);
+                        (waiter, caller)
                     }
-                    if let Some(w) = waiter {
-                        found = Some(w);
-                        break;
+                    None => {
+                        if !slots.turn.is_empty() {
+                            Gate::recheck_later(gate, &mut slots);
+                        }
+                        return;
                     }
                 }
-                if found.is_none() {
-                    slots.free += 1;
-                }
-                found
             };
-            let Some(waiter) = next else { return };
+            let (waiter, caller) = next;
             let slot = Slot {
                 gate: Some(Arc::clone(gate)),
+                caller,
             };
-            match waiter.send(slot) {
-                Ok(()) => return,
-                // The waiter is gone: disarm the slot (its drop would hand it on recursively)
-                // and hand it on here instead.
-                Err(mut slot) => slot.gate = None,
+            if let Err(mut slot) = waiter.send(slot) {
+                // The waiter is gone: disarm the slot (its drop would dispatch recursively)
+                // and give it back here instead.
+                slot.gate = None;
+                gate.lock_slots().give_back(&slot.caller);
             }
         }
+    }
+
+    /// Slots are free but every waiting caller is held back by another caller's activity:
+    /// try again when the first of them may run. Outside a Tokio runtime nothing can wait,
+    /// so the slots go to the waiters at once instead.
+    fn recheck_later(gate: &Arc<Gate>, slots: &mut Slots) {
+        if slots.recheck_pending {
+            return;
+        }
+        let Some(at) = slots
+            .turn
+            .iter()
+            .filter_map(|caller| slots.others_quiet_at(caller))
+            .min()
+        else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            // No timer: give up the reservation (seen as if everyone else went quiet).
+            slots.seen.clear();
+            return;
+        };
+        slots.recheck_pending = true;
+        let gate = Arc::clone(gate);
+        runtime.spawn(async move {
+            tokio::time::sleep_until(at.into()).await;
+            gate.lock_slots().recheck_pending = false;
+            Gate::dispatch(&gate);
+        });
     }
 }
 
@@ -239,10 +348,7 @@ impl Admission {
         let places = (slots + max_waiting) as u64 * share / 100;
         Admission {
             inner: Arc::new(Gate {
-                slots: Mutex::new(Slots {
-                    free: slots,
-                    ..Slots::default()
-                }),
+                slots: Mutex::new(Slots::new(slots)),
                 waiting: AtomicUsize::new(0),
                 max_waiting,
                 pixel_budget,
@@ -275,16 +381,15 @@ impl Admission {
         }
         let caller = caller_of(who);
         let charge = self.charge(caller.clone(), pixels)?;
-        let slot = match Gate::try_slot(gate) {
-            Some(slot) => slot,
-            None => {
+        let mut line = Gate::enqueue(gate, &caller);
+        let slot = match line.try_recv() {
+            Ok(slot) => slot,
+            Err(_) => {
+                // Refused here, the waiting sender is dropped with `line` and passed over.
                 let place = self.queue_place()?;
-                let slot = match Gate::wait_for_slot(gate, &caller) {
-                    Ok(slot) => slot,
-                    Err(line) => line
-                        .await
-                        .map_err(|_| overloaded("the server is shutting down"))?,
-                };
+                let slot = line
+                    .await
+                    .map_err(|_| overloaded("the server is shutting down"))?;
                 drop(place);
                 slot
             }
@@ -552,6 +657,47 @@ mod tests {
         assert!(at <= 1, "the polite image ran {}th: {order:?}", at + 1);
     }
 
+    /// Issue #18, the noisy-neighbour benchmark: with round robin alone, a flood that keeps
+    /// every slot busy still makes another client's image wait out a whole decode of the
+    /// flood's. While another client is active, one slot stays free for it.
+    #[tokio::test]
+    async fn a_flood_never_holds_every_slot_while_another_client_is_active() {
+        let flood = Principal::Client(ClientId::parse("cl_00000000000000aa").unwrap());
+        let polite = Principal::Client(ClientId::parse("cl_00000000000000bb").unwrap());
+        let gate = Admission::new(2, 16, 1 << 30, 100);
+        // Alone, the flood may use both slots.
+        let first = gate.admit(&flood, 10).await.unwrap();
+        let second = gate.admit(&flood, 10).await.unwrap();
+        drop((first, second));
+        // The polite client shows up; from now on the flood runs on one slot only.
+        drop(gate.admit(&polite, 10).await.unwrap());
+        let running = gate.admit(&flood, 10).await.unwrap();
+        let (g, f) = (gate.clone(), flood.clone());
+        let queued = tokio::spawn(async move { g.admit(&f, 10).await.unwrap() });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(
+            !queued.is_finished(),
+            "the flood took the last slot while another client was active"
+        );
+        // The polite client's image is admitted at once, without waiting for the flood's.
+        let admitted = tokio::time::timeout(Duration::from_millis(100), gate.admit(&polite, 10))
+            .await
+            .expect("the polite image waited for a slot")
+            .unwrap();
+        drop(admitted);
+        drop(running);
+        // Once the polite client has been quiet for ACTIVE_FOR, the flood gets both slots.
+        let queued = tokio::time::timeout(ACTIVE_FOR * 3, queued)
+            .await
+            .expect("the flood's waiter was never admitted")
+            .unwrap();
+        let other = tokio::time::timeout(ACTIVE_FOR * 3, gate.admit(&flood, 10))
+            .await
+            .expect("the flood never got the second slot back")
+            .unwrap();
+        drop((queued, other));
+    }
+
     #[tokio::test]
     async fn a_waiter_that_gives_up_passes_its_turn_on() {
         let a = Principal::Client(ClientId::parse("cl_00000000000000aa").unwrap());
@@ -578,7 +724,7 @@ mod tests {
             .unwrap()
             .unwrap();
         // And the slot is free again afterwards.
-        assert!(Gate::try_slot(&gate.inner).is_some());
+        assert_eq!(gate.inner.lock_slots().free, 1);
     }
 
     #[tokio::test]
