@@ -68,8 +68,8 @@ struct Gate {
 struct Slots {
     total: usize,
     free: usize,
-    /// Slots running per caller (callers running none are absent).
-    running: HashMap<Option<ClientId>, usize>,
+    /// Each caller's use of the slots (callers that ran nothing lately are absent).
+    usage: HashMap<Option<ClientId>, Usage>,
     /// Each caller's waiting requests, oldest first.
     lines: HashMap<Option<ClientId>, VecDeque<oneshot::Sender<Slot>>>,
     /// Callers with a waiting request, in the order they are served next.
@@ -85,7 +85,7 @@ impl Slots {
         Slots {
             total,
             free: total,
-            running: HashMap::new(),
+            usage: HashMap::new(),
             lines: HashMap::new(),
             turn: VecDeque::new(),
             seen: HashMap::new(),
@@ -93,13 +93,24 @@ impl Slots {
         }
     }
 
-    /// Whether `caller` may take one more slot now: always on a one-slot gate or when no
-    /// other caller has been active for [`ACTIVE_FOR`], else only while it leaves one free.
+    /// Whether `caller` may take one more slot now. Always on a one-slot gate, while it
+    /// leaves a slot to the others, or when no other caller has asked for one within
+    /// [`ACTIVE_FOR`]; the last slot otherwise only when some other active caller has used the
+    /// slots at least as much lately (so the heaviest user leaves it to the lighter ones, and
+    /// a light client is never made to queue behind its own image).
     fn may_run(&self, caller: &Option<ClientId>, now: Instant) -> bool {
-        let mine = self.running.get(caller).copied().unwrap_or(0);
-        self.total <= 1
-            || mine + 1 < self.total
-            || self.others_quiet_at(caller).is_none_or(|at| at <= now)
+        let mine = self.usage.get(caller).map_or(0, |u| u.started.len());
+        if self.total <= 1 || mine + 1 < self.total {
+            return true;
+        }
+        let score = self.usage.get(caller).map_or(0.0, |u| u.score(now));
+        let mut others = self
+            .seen
+            .iter()
+            .filter(|(who, at)| *who != caller && now.duration_since(**at) < ACTIVE_FOR)
+            .peekable();
+        others.peek().is_none()
+            || others.any(|(who, _)| self.usage.get(who).map_or(0.0, |u| u.score(now)) >= score)
     }
 
     /// When every caller but `caller` will have been quiet for [`ACTIVE_FOR`]; `None` when
@@ -141,19 +152,64 @@ impl Slots {
         None
     }
 
-    fn take(&mut self, caller: &Option<ClientId>) {
+    fn take(&mut self, caller: &Option<ClientId>, now: Instant) {
         self.free -= 1;
-        *self.running.entry(caller.clone()).or_insert(0) += 1;
+        self.usage
+            .entry(caller.clone())
+            .or_default()
+            .started
+            .push(now);
     }
 
-    fn give_back(&mut self, caller: &Option<ClientId>) {
+    fn give_back(&mut self, caller: &Option<ClientId>, started: Instant) {
         self.free += 1;
-        if let Some(n) = self.running.get_mut(caller) {
-            *n -= 1;
-            if *n == 0 {
-                self.running.remove(caller);
-            }
+        if let Some(usage) = self.usage.get_mut(caller) {
+            usage.finish(started, Instant::now());
         }
+    }
+}
+
+/// One caller's use of the slots: when its running slots started, and the slot time of
+/// its finished runs, decaying with a time constant of [`ACTIVE_FOR`].
+#[derive(Debug, Default)]
+struct Usage {
+    started: Vec<Instant>,
+    busy_secs: f64,
+    busy_at: Option<Instant>,
+}
+
+impl Usage {
+    /// Finished slot time, decayed to `now`.
+    fn decayed(&self, now: Instant) -> f64 {
+        self.busy_at.map_or(0.0, |at| {
+            let age = now.saturating_duration_since(at).as_secs_f64();
+            self.busy_secs * (-age / ACTIVE_FOR.as_secs_f64()).exp()
+        })
+    }
+
+    /// How much the caller has used the slots lately: its decayed finished slot time plus
+    /// the time its running slots have run so far, in seconds.
+    fn score(&self, now: Instant) -> f64 {
+        let running: f64 = self
+            .started
+            .iter()
+            .map(|s| now.saturating_duration_since(*s).as_secs_f64())
+            .sum();
+        self.decayed(now) + running
+    }
+
+    /// The run that started at `started` ended at `now`.
+    fn finish(&mut self, started: Instant, now: Instant) {
+        if let Some(i) = self.started.iter().position(|s| *s == started) {
+            self.started.swap_remove(i);
+        }
+        self.busy_secs = self.decayed(now) + now.saturating_duration_since(started).as_secs_f64();
+        self.busy_at = Some(now);
+    }
+
+    /// Nothing running and nothing left worth counting.
+    fn is_spent(&self, now: Instant) -> bool {
+        self.started.is_empty() && self.decayed(now) < 1e-3
     }
 }
 
@@ -163,12 +219,13 @@ struct Slot {
     /// `None` once given back by other means (see [`Gate::dispatch`]).
     gate: Option<Arc<Gate>>,
     caller: Option<ClientId>,
+    started: Instant,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
         if let Some(gate) = self.gate.take() {
-            gate.lock_slots().give_back(&self.caller);
+            gate.lock_slots().give_back(&self.caller, self.started);
             Gate::dispatch(&gate);
         }
     }
@@ -253,6 +310,7 @@ impl Gate {
             slots
                 .seen
                 .retain(|_, at| now.duration_since(*at) < ACTIVE_FOR);
+            slots.usage.retain(|_, usage| !usage.is_spent(now));
             slots.seen.insert(caller.clone(), now);
             let line = slots.lines.entry(caller.clone()).or_default();
             let was_empty = line.is_empty();
@@ -278,8 +336,8 @@ impl Gate {
                 let now = Instant::now();
                 match slots.next_waiter(now) {
                     Some((waiter, caller)) => {
-                        slots.take(&caller);
-                        (waiter, caller)
+                        slots.take(&caller, now);
+                        (waiter, caller, now)
                     }
                     None => {
                         if !slots.turn.is_empty() {
@@ -289,16 +347,17 @@ impl Gate {
                     }
                 }
             };
-            let (waiter, caller) = next;
+            let (waiter, caller, started) = next;
             let slot = Slot {
                 gate: Some(Arc::clone(gate)),
                 caller,
+                started,
             };
             if let Err(mut slot) = waiter.send(slot) {
                 // The waiter is gone: disarm the slot (its drop would dispatch recursively)
                 // and give it back here instead.
                 slot.gate = None;
-                gate.lock_slots().give_back(&slot.caller);
+                gate.lock_slots().give_back(&slot.caller, slot.started);
             }
         }
     }
@@ -696,6 +755,25 @@ mod tests {
             .expect("the flood never got the second slot back")
             .unwrap();
         drop((queued, other));
+    }
+
+    /// The reservation is for the lighter clients, not against them: the polite client (20
+    /// images a second) often has one image running when its next arrives; capping every
+    /// client at all slots but one made it queue behind itself while the flood was active.
+    #[tokio::test]
+    async fn a_light_client_may_take_the_last_slot_while_the_heavy_one_is_active() {
+        let flood = Principal::Client(ClientId::parse("cl_00000000000000aa").unwrap());
+        let polite = Principal::Client(ClientId::parse("cl_00000000000000bb").unwrap());
+        let gate = Admission::new(2, 16, 1 << 30, 100);
+        let heavy = gate.admit(&flood, 10).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        drop(heavy);
+        let first = gate.admit(&polite, 10).await.unwrap();
+        let second = tokio::time::timeout(Duration::from_millis(200), gate.admit(&polite, 10))
+            .await
+            .expect("the light client queued behind itself with a slot free")
+            .unwrap();
+        drop((first, second));
     }
 
     #[tokio::test]
