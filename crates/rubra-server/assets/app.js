@@ -641,7 +641,7 @@
   views.clients = () => {
     const load = async () => {
       const l = listOf(await api("/clients"));
-      table($("clients"), [["name", (c) => c.name], ["id", (c) => c.id], ["created", (c) => fmtTime(c.created_at)],
+      table($("clients"), [["name", (c) => c.name], ["id", (c) => c.id, "hide-narrow"], ["created", (c) => fmtTime(c.created_at)],
         ["", (c) => h("button", { type: "button", on: { click: () => { asClient = c.id; $("as-client").value = c.id; location.hash = "#stats"; } } }, "View as")]],
       l.items, "No clients yet.");
     };

@@ -514,7 +514,9 @@ async fn browser_a_watchs_change_appears_live() {
     let every = b.c.find(Locator::Id("watch-interval")).await.unwrap();
     every.clear().await.unwrap();
     every.send_keys("100\u{e007}").await.unwrap();
-    b.wait_text("#watches", |t| t.contains("ok")).await;
+    // The baseline is the first poll: change the document only after it.
+    b.wait_text("#watches tbody td:nth-child(3)", |t| t == "ok")
+        .await;
     b.wait_text("#changes-of", |t| t.ends_with("live")).await;
     *doc.lock().unwrap() = json!({ "price": 12, "name": "<i>y</i>" }).to_string();
     let change = b.wait_text("#changes", |t| t.contains("/price")).await;
