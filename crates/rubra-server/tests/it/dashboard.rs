@@ -625,3 +625,88 @@ async fn browser_every_view_fits_a_360_px_screen_and_admins_see_clients() {
     }
     b.finish().await;
 }
+
+#[tokio::test]
+async fn browser_a_webhook_secret_is_shown_once_and_subscriptions_are_deleted() {
+    let Some(b) = browser("subscriptions").await else {
+        return;
+    };
+    let app = spawn_app().await;
+    let (_, key) = app.create_client("acme").await;
+    b.sign_in(&app, &key, "notifications").await;
+    b.wait_text("#subs", |t| t.contains("No subscriptions"))
+        .await;
+    b.js("const s = document.getElementById('sub-type'); s.value = 'webhook'; s.dispatchEvent(new Event('change'))")
+        .await;
+    b.c.find(Locator::Id("sub-url"))
+        .await
+        .unwrap()
+        .send_keys("https://hooks.example.com/rubra")
+        .await
+        .unwrap();
+    b.c.find(Locator::Id("sub-threshold"))
+        .await
+        .unwrap()
+        .send_keys("0.8\u{e007}")
+        .await
+        .unwrap();
+    let secret = b.wait_text("#sub-secret-value", |t| !t.is_empty()).await;
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    b.wait_text("#subs", |t| t.contains("hooks.example.com"))
+        .await;
+    b.screenshot("secret").await;
+    // The list never shows it; "Done" removes it from the page.
+    assert!(!b.text("#subs").await.contains(&secret));
+    b.c.find(Locator::Id("sub-secret-close"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let still =
+        b.c.execute(
+            "return document.body.textContent.includes(arguments[0])",
+            vec![json!(secret)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(still, json!(false));
+    // Delete asks first.
+    b.js("window.confirm = () => true").await;
+    b.c.find(Locator::Css("#subs tbody button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.wait_text("#subs", |t| t.contains("No subscriptions"))
+        .await;
+    b.finish().await;
+}
+
+#[tokio::test]
+async fn browser_markup_in_a_webhook_url_stays_text() {
+    let Some(b) = browser("escaping").await else {
+        return;
+    };
+    let app = spawn_app().await;
+    let (_, key) = app.create_client("acme").await;
+    let evil =
+        r#"https://hooks.example.com/<img src=x onerror="document.title='pwned'"><b>bold</b>"#;
+    let resp = app
+        .with_key(&key, Method::POST, "/subscriptions")
+        .json(&json!({ "threshold": 0.9, "channel": { "type": "webhook", "url": evil } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    b.sign_in(&app, &key, "notifications").await;
+    let shown = b.wait_text("#subs", |t| t.contains("bold")).await;
+    assert!(shown.contains(evil), "{shown}");
+    assert_eq!(
+        b.js("return [document.querySelectorAll('#subs img, #subs b').length, document.title]")
+            .await,
+        json!([0, "Rubra"])
+    );
+    b.finish().await;
+}
