@@ -161,6 +161,8 @@ start_chromedriver() {
 }
 
 rubra_test_services_stop() {
+  # The browsers of sessions a killed test run left open first, then chromedriver itself.
+  [ -n "${RUBRA_CHROMEDRIVER_PID:-}" ] && pkill -TERM -P "$RUBRA_CHROMEDRIVER_PID" 2>/dev/null || true
   [ -n "${RUBRA_CHROMEDRIVER_PID:-}" ] && kill "$RUBRA_CHROMEDRIVER_PID" 2>/dev/null || true
   [ -n "${RUBRA_RABBITMQ_CTL:-}" ] && "$RUBRA_RABBITMQ_CTL" stop || true
   [ -n "${RUBRA_MOTO_PID:-}" ] && kill "$RUBRA_MOTO_PID" 2>/dev/null || true

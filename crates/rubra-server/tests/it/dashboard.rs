@@ -103,11 +103,35 @@ async fn the_scripts_and_styles_fit_in_150_kb_compressed() {
 
 // ---- the browser ----------------------------------------------------------------------------
 
-/// A headless Chromium session with its own profile.
+/// A headless Chromium session with its own profile. A test that fails before
+/// [`Browser::finish`] still ends its session (and so its Chromium) when this is dropped.
 struct Browser {
     c: Client,
     test: &'static str,
+    /// chromedriver's address (`host:port`) and this session's id, for the end on drop.
+    driver: (String, String),
+    finished: bool,
     _profile: tempfile::TempDir,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        // Dropped while unwinding from a failed assertion: no async runtime to lean on, so
+        // a plain blocking `DELETE /session/{id}` over loopback.
+        use std::io::{Read, Write};
+        let (addr, session) = &self.driver;
+        if let Ok(mut tcp) = std::net::TcpStream::connect(addr.as_str()) {
+            let _ = tcp.set_read_timeout(Some(Duration::from_secs(10)));
+            let _ = write!(
+                tcp,
+                "DELETE /session/{session} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            let _ = tcp.read(&mut [0; 512]);
+        }
+    }
 }
 
 /// A fresh browser for `test`, or `None` (printing why) when no chromedriver is configured.
@@ -140,9 +164,18 @@ async fn browser(test: &'static str) -> Option<Browser> {
         .connect(&url)
         .await
         .expect("a chromedriver session");
+    let session = c.session_id().await.unwrap().expect("a session id");
+    let addr = url::Url::parse(&url).expect("chromedriver URL");
+    let host = format!(
+        "{}:{}",
+        addr.host_str().unwrap_or("127.0.0.1"),
+        addr.port_or_known_default().unwrap_or(80)
+    );
     Some(Browser {
         c,
         test,
+        driver: (host, session),
+        finished: false,
         _profile: profile,
     })
 }
@@ -236,7 +269,7 @@ impl Browser {
     }
 
     /// Saves the final screenshot, checks the console had no errors, and closes the browser.
-    async fn finish(self) {
+    async fn finish(mut self) {
         self.screenshot("done").await;
         let log = self.c.issue_cmd(ConsoleLog).await.unwrap();
         let errors: Vec<&Value> = log
@@ -248,7 +281,8 @@ impl Browser {
             "{}: console errors: {errors:?}",
             self.test
         );
-        self.c.close().await.unwrap();
+        self.finished = true;
+        self.c.clone().close().await.unwrap();
     }
 }
 
