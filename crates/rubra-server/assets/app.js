@@ -175,7 +175,7 @@
     };
     firstBtn.onclick = () => { cursor = null; load().catch(report); };
     nextBtn.onclick = () => { if (next) { cursor = next; load().catch(report); } };
-    return { load, reset: () => { cursor = null; } };
+    return { load, reset: () => { cursor = null; }, onFirstPage: () => cursor === null };
   }
 
   /**
@@ -551,7 +551,8 @@
     }, (st) => { $("feed-state").textContent = st; });
     loadSubs().catch(report);
     log.load().catch(report);
-    const stopPoll = every(5000, loadSubs);
+    // New deliveries come first: keep the first page of the log current.
+    const stopPoll = every(2000, async () => { await loadSubs(); if (log.onFirstPage()) await log.load(); });
     return () => { stopFeed(); stopPoll(); };
   };
 

@@ -744,3 +744,32 @@ async fn browser_markup_in_a_webhook_url_stays_text() {
     );
     b.finish().await;
 }
+
+#[tokio::test]
+async fn browser_the_delivery_log_shows_a_webhook_delivery_with_its_status_and_latency() {
+    let Some(b) = browser("delivery_log").await else {
+        return;
+    };
+    let receiver = Router::new().route("/hook", axum::routing::post(|| async { "ok" }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, receiver).await.unwrap() });
+    let app = spawn_app_with(|c| c.fetch_allow = Some(vec!["127.0.0.1".into()])).await;
+    let (_, key) = app.create_client("acme").await;
+    let resp = app
+        .with_key(&key, Method::POST, "/subscriptions")
+        .json(&json!({ "threshold": 0.5, "channel": { "type": "webhook", "url": hook } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    b.sign_in(&app, &key, "notifications").await;
+    b.wait_text("#log", |t| t.contains("No deliveries")).await;
+    post_events(&app, &key, &[0.8]).await;
+    // The log's first page follows new deliveries without a reload.
+    let row = b
+        .wait_text("#log tbody tr", |t| t.contains("delivered"))
+        .await;
+    assert!(row.contains("200") && row.contains(" ms"), "{row}");
+    b.finish().await;
+}
