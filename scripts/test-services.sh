@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Starts the real services the full test suite needs — a throwaway PostgreSQL cluster, an
-# S3 protocol server (moto) and a RabbitMQ broker — on free loopback ports, installing them
-# first if missing. Source it: it exports RUBRA_TEST_DATABASE_URL, RUBRA_TEST_S3_ENDPOINT and
+# S3 protocol server (moto), a RabbitMQ broker and chromedriver (for the dashboard's browser
+# tests, driving Debian's headless Chromium) — on free loopback ports, installing them first
+# if missing. Source it: it exports RUBRA_TEST_DATABASE_URL, RUBRA_TEST_S3_ENDPOINT,
 # RUBRA_TEST_AMQP_URL (with RUBRA_TEST_AMQP_CTL, the command that stops and starts the broker)
-# and registers `rubra_test_services_stop` to shut them down.
+# and RUBRA_TEST_CHROMEDRIVER_URL, and registers `rubra_test_services_stop` to shut them down.
 set -euo pipefail
 
 RUBRA_SERVICES_DIR=$(mktemp -d /tmp/rubra-test-services.XXXXXX)
@@ -133,7 +134,36 @@ CTL
   echo "== RabbitMQ on 127.0.0.1:$port"
 }
 
+ensure_chromium() {
+  if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+    echo "== installing chromium and chromium-driver from Debian packages"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq chromium chromium-driver >/dev/null
+  fi
+}
+
+start_chromedriver() {
+  local port i
+  port=$(free_port)
+  chromedriver --port="$port" --log-path="$RUBRA_SERVICES_DIR/chromedriver.log" >/dev/null 2>&1 &
+  RUBRA_CHROMEDRIVER_PID=$!
+  for i in $(seq 1 100); do
+    if python3 -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:$port/status', timeout=1)" 2>/dev/null; then
+      export RUBRA_TEST_CHROMEDRIVER_URL="http://127.0.0.1:$port"
+      echo "== chromedriver on 127.0.0.1:$port"
+      return 0
+    fi
+    sleep 0.1
+  done
+  echo "chromedriver did not answer on port $port" >&2
+  return 1
+}
+
 rubra_test_services_stop() {
+  # The browsers of sessions a killed test run left open first, then chromedriver itself.
+  [ -n "${RUBRA_CHROMEDRIVER_PID:-}" ] && pkill -TERM -P "$RUBRA_CHROMEDRIVER_PID" 2>/dev/null || true
+  [ -n "${RUBRA_CHROMEDRIVER_PID:-}" ] && kill "$RUBRA_CHROMEDRIVER_PID" 2>/dev/null || true
   [ -n "${RUBRA_RABBITMQ_CTL:-}" ] && "$RUBRA_RABBITMQ_CTL" stop || true
   [ -n "${RUBRA_MOTO_PID:-}" ] && kill "$RUBRA_MOTO_PID" 2>/dev/null || true
   [ -n "${RUBRA_PG_DATA:-}" ] && as_postgres "$RUBRA_PG_BIN/pg_ctl" -D "$RUBRA_PG_DATA" -m immediate stop >/dev/null 2>&1 || true
@@ -144,6 +174,8 @@ ensure_postgres
 ensure_djpeg
 ensure_moto
 ensure_rabbitmq
+ensure_chromium
 start_postgres
 start_moto
 start_rabbitmq
+start_chromedriver

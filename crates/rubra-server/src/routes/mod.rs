@@ -28,6 +28,8 @@ use axum::routing::{delete, get, post};
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/", get(dashboard::page))
+        .route("/assets/{file}", get(dashboard::asset))
+        .route("/favicon.ico", get(dashboard::favicon))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))

@@ -70,5 +70,5 @@ async fn the_dashboard_page_is_served_at_the_root() {
             .starts_with("text/html")
     );
     let body = resp.text().await.unwrap();
-    assert!(body.contains("<title>Rubra</title>") && body.contains("/stats?"));
+    assert!(body.contains("<title>Rubra</title>") && body.contains("/assets/app."));
 }

@@ -9,6 +9,7 @@ mod amqp;
 mod audit;
 mod auth;
 mod connections;
+mod dashboard;
 mod debug;
 mod egress;
 mod errors;
