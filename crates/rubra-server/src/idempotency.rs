@@ -31,10 +31,10 @@ pub const TTL: Duration = Duration::from_secs(24 * 3600);
 pub const HEADER: &str = "idempotency-key";
 
 /// The longest key accepted, in bytes.
-const MAX_KEY_BYTES: usize = 255;
+pub(crate) const MAX_KEY_BYTES: usize = 255;
 
 /// The routes whose `POST` honours the header.
-const ROUTES: [&str; 5] = [
+pub(crate) const ROUTES: [&str; 5] = [
     "/events",
     "/jobs",
     "/subscriptions",

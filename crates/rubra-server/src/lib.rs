@@ -11,6 +11,7 @@ mod error;
 mod extract;
 mod idempotency;
 mod middleware;
+mod openapi;
 mod quotas;
 mod ratelimit;
 mod relay;
@@ -26,6 +27,7 @@ pub mod workers;
 
 pub use app::{Application, Services, StartError, shutdown_signal};
 pub use error::{ApiError, ApiResult};
+pub use openapi::{document as openapi_document, document_json as openapi_json};
 pub use routes::router;
 pub use secret_key::SecretKeyFile;
 pub use settings::{ConfigArgs, Settings, SettingsError};

@@ -17,15 +17,26 @@ const MAX_SECONDS: u64 = 60;
 const FREQUENCY: i32 = 99;
 
 /// Query of `GET /debug/profile`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ProfileQuery {
-    /// How long to sample [default 10].
+    /// How long to sample, 1 to 60 seconds and below the request timeout [default 10].
+    #[param(minimum = 1, maximum = 60)]
     seconds: Option<u64>,
 }
 
 /// `GET /debug/profile?seconds=N`: samples every thread for N seconds (capped at 60 and
 /// below the request timeout) and answers with a flamegraph SVG.
+#[utoipa::path(
+    get,
+    path = "/debug/profile",
+    tag = "operations",
+    params(ProfileQuery),
+    responses(
+        (status = 200, description = "A flamegraph of this process", content_type = "image/svg+xml", body = String),
+    ),
+)]
 #[tracing::instrument(name = "http.debug_profile", skip_all, fields(seconds))]
 pub async fn profile(
     _admin: Admin,

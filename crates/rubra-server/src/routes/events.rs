@@ -19,24 +19,33 @@ use axum::Json;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use rubra_store::{ClientId, ImageId, NewEvent, Principal, Scope, Timestamp};
-use serde::Deserialize;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, SeqAccess, Visitor};
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use utoipa::{IntoParams, ToSchema};
 
 /// The most events one request may carry.
 pub const MAX_BATCH: usize = 10_000;
 
 /// One event as sent.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = Event)]
 struct EventIn {
+    /// The red level, in [0, 1].
+    #[schema(minimum = 0.0, maximum = 1.0)]
     red: f64,
+    /// When it was measured [default: now].
     #[serde(default)]
+    #[schema(schema_with = crate::openapi::instant_in)]
     ts: Option<TsIn>,
+    /// The image it was measured on.
     #[serde(default)]
+    #[schema(nullable = false)]
     image_id: Option<String>,
+    /// For admin keys: whose event it is (or `?client=` for the batch).
     #[serde(default)]
+    #[schema(nullable = false)]
     client_id: Option<String>,
 }
 
@@ -51,9 +60,18 @@ enum TsIn {
 }
 
 /// `?client=`: the client of every event of an admin's batch.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct EventsQuery {
+    /// An admin's: the client of every event without a `client_id`.
     client: Option<String>,
+}
+
+/// `201` answer of `POST /events`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventsAccepted {
+    /// Events recorded.
+    accepted: usize,
 }
 
 fn invalid(i: usize, message: impl std::fmt::Display) -> ApiError {
@@ -212,13 +230,21 @@ fn charge_events(state: &AppState, who: &Principal, count: usize) -> ApiResult<(
 }
 
 /// `POST /events`.
+#[utoipa::path(
+    post,
+    path = "/events",
+    tag = "events",
+    params(EventsQuery),
+    request_body(content = inline(Vec<EventIn>), description = "0 to 10 000 events, all or nothing"),
+    responses((status = 201, description = "Committed", body = EventsAccepted)),
+)]
 #[tracing::instrument(name = "http.events.create", skip_all, fields(events))]
 pub async fn create(
     State(state): State<AppState>,
     Caller(who): Caller,
     ApiQuery(q): ApiQuery<EventsQuery>,
     req: Request,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<EventsAccepted>)> {
     let body = crate::extract::json_body_bytes(req).await?;
     // Parsing up to max-body-bytes of JSON is real CPU: off the async threads.
     // One event first, before the parse: a client whose event bucket is empty is refused
@@ -304,7 +330,7 @@ pub async fn create(
     }
     let accepted = events.len();
     state.store.insert_events(events).await?;
-    Ok((StatusCode::CREATED, Json(json!({ "accepted": accepted }))))
+    Ok((StatusCode::CREATED, Json(EventsAccepted { accepted })))
 }
 
 async fn existing_client(state: &AppState, c: &str) -> ApiResult<ClientId> {

@@ -20,24 +20,26 @@ use rubra_store::{
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::ToSchema;
 
 /// Longest key name, in characters.
 const MAX_NAME_CHARS: usize = 100;
 
 /// Body of `POST /clients/{id}/keys`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateKey {
-    /// A name for people (default: "key").
+    /// A name for people (default: "key"), at most 100 characters.
     #[serde(default)]
     name: Option<String>,
     /// When the key stops working: RFC 3339 or epoch milliseconds; in the future.
     #[serde(default)]
+    #[schema(schema_with = crate::openapi::instant_in, nullable)]
     expires_at: Option<Value>,
 }
 
 /// A key as listed: never the key itself.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct KeyView {
     /// Its id, to revoke it by.
     pub id: String,
@@ -68,7 +70,7 @@ impl From<KeyInfo> for KeyView {
 }
 
 /// A new key: shown this once, only its hash is kept.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct CreatedKey {
     /// What will be listed about it.
     #[serde(flatten)]
@@ -222,6 +224,14 @@ fn expires_at(v: Option<Value>) -> Result<Option<i64>, ApiError> {
 }
 
 /// `POST /clients/{id}/keys`: `201` with the new key, shown once.
+#[utoipa::path(
+    post,
+    path = "/clients/{id}/keys",
+    tag = "keys",
+    params(("id" = String, Path, description = "The client's id")),
+    request_body(content = Option<CreateKey>, description = "Optional: an empty body makes a key named `key` that never expires", content_type = "application/json"),
+    responses((status = 201, description = "The new key, shown this once", body = CreatedKey)),
+)]
 #[tracing::instrument(name = "http.keys.create", skip_all, fields(client = %id))]
 pub async fn create(
     State(state): State<AppState>,
@@ -251,6 +261,13 @@ pub async fn create(
 }
 
 /// `GET /clients/{id}/keys`: the client's keys, oldest first.
+#[utoipa::path(
+    get,
+    path = "/clients/{id}/keys",
+    tag = "keys",
+    params(("id" = String, Path, description = "The client's id")),
+    responses((status = 200, description = "The client's keys, oldest first", body = Vec<KeyView>)),
+)]
 #[tracing::instrument(name = "http.keys.list", skip_all, fields(client = %id))]
 pub async fn list(
     State(state): State<AppState>,
@@ -271,6 +288,16 @@ pub async fn list(
 }
 
 /// `DELETE /clients/{id}/keys/{key_id}`: `204`; refused from this process's cache at once.
+#[utoipa::path(
+    delete,
+    path = "/clients/{id}/keys/{key_id}",
+    tag = "keys",
+    params(
+        ("id" = String, Path, description = "The client's id"),
+        ("key_id" = String, Path, description = "The key's id"),
+    ),
+    responses((status = 204, description = "Revoked")),
+)]
 #[tracing::instrument(name = "http.keys.revoke", skip_all, fields(client = %id, key = %key_id))]
 pub async fn revoke(
     State(state): State<AppState>,
@@ -305,6 +332,12 @@ pub async fn revoke_admin_key(
 }
 
 /// `GET /admin/keys` (admin): the admin keys, oldest first, never the keys.
+#[utoipa::path(
+    get,
+    path = "/admin/keys",
+    tag = "keys",
+    responses((status = 200, description = "The admin keys, oldest first", body = Vec<KeyView>)),
+)]
 #[tracing::instrument(name = "http.admin_keys.list", skip_all)]
 pub async fn list_admin(
     State(state): State<AppState>,
@@ -315,6 +348,13 @@ pub async fn list_admin(
 }
 
 /// `POST /admin/keys` (admin): `201` with a new admin key, shown once.
+#[utoipa::path(
+    post,
+    path = "/admin/keys",
+    tag = "keys",
+    request_body(content = Option<CreateKey>, description = "Optional: an empty body makes a key named `admin key` that never expires", content_type = "application/json"),
+    responses((status = 201, description = "The new admin key, shown this once", body = CreatedKey)),
+)]
 #[tracing::instrument(name = "http.admin_keys.create", skip_all)]
 pub async fn create_admin(
     State(state): State<AppState>,
@@ -340,6 +380,13 @@ pub async fn create_admin(
 
 /// `DELETE /admin/keys/{key_id}` (admin): `204`; refused by this process at once and by
 /// every other within a second; the last admin key: `409 last_key`.
+#[utoipa::path(
+    delete,
+    path = "/admin/keys/{key_id}",
+    tag = "keys",
+    params(("key_id" = String, Path, description = "The key's id")),
+    responses((status = 204, description = "Revoked")),
+)]
 #[tracing::instrument(name = "http.admin_keys.revoke", skip_all, fields(key = %key_id))]
 pub async fn revoke_admin(
     State(state): State<AppState>,

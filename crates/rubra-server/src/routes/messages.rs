@@ -17,18 +17,40 @@ use axum::Json;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use rubra_store::{ClientId, MAX_SUBSCRIPTION_TYPES, Principal, Scope, TypePattern, now_ms};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use serde_json::{Value, json};
 use std::collections::HashMap;
+use utoipa::{IntoParams, ToSchema};
 
 /// The most messages one request may carry.
 pub const MAX_BATCH: usize = 1_000;
 
 /// `?client=`: the client of every message of an admin's request.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct MessagesQuery {
+    /// An admin's: the client of every message without a `client_id`.
     client: Option<String>,
+}
+
+/// The body of `POST /messages`: one message or an array of 1 to 1000.
+#[derive(Deserialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // Only its schema is used: `items` reads the body.
+enum MessagesBody {
+    /// One message.
+    One(MessageIn),
+    /// Several.
+    Many(Vec<MessageIn>),
+}
+
+/// `202` answer of `POST /messages`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MessagesAccepted {
+    /// Messages recorded, duplicates included.
+    accepted: usize,
+    /// Messages whose id was seen before: nothing was sent again for them.
+    duplicates: usize,
 }
 
 /// The `types` of a new subscription, validated: 422 `invalid_types` names the bad one.
@@ -93,13 +115,21 @@ fn items(body: &[u8]) -> ApiResult<Vec<Box<RawValue>>> {
 }
 
 /// `POST /messages`.
+#[utoipa::path(
+    post,
+    path = "/messages",
+    tag = "messages",
+    params(MessagesQuery),
+    request_body = MessagesBody,
+    responses((status = 202, description = "Recorded with their notifications", body = MessagesAccepted)),
+)]
 #[tracing::instrument(name = "http.messages.create", skip_all, fields(messages))]
 pub async fn create(
     State(state): State<AppState>,
     Caller(who): Caller,
     ApiQuery(q): ApiQuery<MessagesQuery>,
     req: Request,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<MessagesAccepted>)> {
     let body = crate::extract::json_body_bytes(req).await?;
     let items = items(&body)?;
     tracing::Span::current().record("messages", items.len());
@@ -166,7 +196,10 @@ pub async fn create(
         .increment(duplicates as u64);
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({ "accepted": messages.len(), "duplicates": duplicates })),
+        Json(MessagesAccepted {
+            accepted: messages.len(),
+            duplicates,
+        }),
     ))
 }
 

@@ -22,67 +22,78 @@ use crate::middleware;
 use crate::state::AppState;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{delete, get, post};
+use axum::response::IntoResponse;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// One page of a list: `next_cursor`, given back as `cursor`, continues it; null on the last
+/// page.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Page<T> {
+    /// This page's items.
+    pub items: Vec<T>,
+    /// The `cursor` of the next page; null when this is the last.
+    pub next_cursor: Option<String>,
+}
+
+/// Every route with its OpenAPI entry: each handler's `#[utoipa::path]` names the path and
+/// method it is mounted on, so the router and the document come from the same line.
+pub(crate) fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(crate::openapi::ApiDoc::openapi())
+        .routes(routes!(dashboard_page))
+        .routes(routes!(crate::openapi::openapi_json))
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .routes(routes!(health::metrics))
+        .routes(routes!(debug::profile))
+        .routes(routes!(keys::list_admin, keys::create_admin))
+        .routes(routes!(keys::revoke_admin))
+        .routes(routes!(audit::list))
+        .routes(routes!(clients::list, clients::create))
+        .routes(routes!(clients::get, clients::patch))
+        .routes(routes!(keys::list, keys::create))
+        .routes(routes!(keys::revoke))
+        .routes(routes!(images::list, images::upload))
+        .routes(routes!(images::get, images::head, images::delete))
+        .routes(routes!(images::info))
+        .routes(routes!(images::red))
+        .routes(routes!(jobs::list, jobs::submit))
+        .routes(routes!(jobs::active))
+        .routes(routes!(jobs::get, jobs::cancel))
+        .routes(routes!(events::create))
+        .routes(routes!(messages::create))
+        .routes(routes!(stats::get))
+        .routes(routes!(subscriptions::list, subscriptions::create))
+        .routes(routes!(subscriptions::get, subscriptions::delete))
+        .routes(routes!(subscriptions::resume))
+        .routes(routes!(subscriptions::rotate_secret))
+        .routes(routes!(notifications::log))
+        .routes(routes!(notifications::stream))
+        .routes(routes!(overlays::list))
+        .routes(routes!(overlays::get, overlays::put, overlays::delete))
+        .routes(routes!(watermark::watermark))
+        .routes(routes!(watches::list, watches::create))
+        .routes(routes!(watches::get, watches::delete))
+        .routes(routes!(watches::changes))
+        .routes(routes!(watches::stream))
+}
+
+/// `GET /`: the dashboard page (its handler lives in `dashboard`).
+#[utoipa::path(
+    get,
+    path = "/",
+    tag = "meta",
+    security(()),
+    responses((status = 200, description = "The dashboard", content_type = "text/html")),
+)]
+async fn dashboard_page() -> impl IntoResponse {
+    dashboard::page().await
+}
 
 /// Builds the whole application router on `state`.
 pub fn router(state: AppState) -> Router {
-    let api = Router::new()
-        .route("/", get(dashboard::page))
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(health::metrics))
-        .route("/debug/profile", get(debug::profile))
-        .route(
-            "/admin/keys",
-            get(keys::list_admin).post(keys::create_admin),
-        )
-        .route("/admin/keys/{key_id}", delete(keys::revoke_admin))
-        .route("/audit", get(audit::list))
-        .route("/clients", get(clients::list).post(clients::create))
-        .route("/clients/{id}", get(clients::get).patch(clients::patch))
-        .route("/clients/{id}/keys", get(keys::list).post(keys::create))
-        .route("/clients/{id}/keys/{key_id}", delete(keys::revoke))
-        .route("/images", get(images::list).post(images::upload))
-        .route(
-            "/images/{id}",
-            get(images::get).head(images::head).delete(images::delete),
-        )
-        .route("/images/{id}/info", get(images::info))
-        .route("/red", post(images::red))
-        .route("/jobs", get(jobs::list).post(jobs::submit))
-        .route("/jobs/active", get(jobs::active))
-        .route("/jobs/{id}", get(jobs::get).delete(jobs::cancel))
-        .route("/events", post(events::create))
-        .route("/messages", post(messages::create))
-        .route("/stats", get(stats::get))
-        .route(
-            "/subscriptions",
-            get(subscriptions::list).post(subscriptions::create),
-        )
-        .route(
-            "/subscriptions/{id}",
-            get(subscriptions::get).delete(subscriptions::delete),
-        )
-        .route("/subscriptions/{id}/resume", post(subscriptions::resume))
-        .route(
-            "/subscriptions/{id}/rotate-secret",
-            post(subscriptions::rotate_secret),
-        )
-        .route("/notifications", get(notifications::log))
-        .route("/notifications/stream", get(notifications::stream))
-        .route("/overlays", get(overlays::list))
-        .route(
-            "/overlays/{name}",
-            get(overlays::get)
-                .put(overlays::put)
-                .delete(overlays::delete),
-        )
-        .route("/watermark", post(watermark::watermark))
-        .route("/watches", get(watches::list).post(watches::create))
-        .route("/watches/{id}", get(watches::get).delete(watches::delete))
-        .route("/watches/{id}/changes", get(watches::changes))
-        .route("/watches/{id}/stream", get(watches::stream));
-
+    let (api, _) = api().split_for_parts();
     api.fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use utoipa::{IntoParams, ToSchema};
 
 /// Largest overlay PNG accepted, in bytes.
 pub const MAX_OVERLAY_BYTES: usize = 8 * 1024 * 1024;
@@ -33,9 +34,18 @@ pub const MAX_OVERLAY_BYTES: usize = 8 * 1024 * 1024;
 pub const MAX_OVERLAY_PIXELS: u64 = 4096 * 4096;
 
 /// `?client=` — whose overlays an admin acts on.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct OwnerQuery {
+    /// An admin's: the client to act for.
     client: Option<String>,
+}
+
+/// The body of `GET /overlays`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OverlayList {
+    /// The stored overlays, sorted by name.
+    overlays: Vec<OverlayInfo>,
 }
 
 /// A validated overlay name: 1–64 of `A–Z a–z 0–9 . _ -`, not starting with a dot.
@@ -291,14 +301,19 @@ impl OverlayCache {
 }
 
 /// The JSON form of a stored overlay.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct OverlayInfo {
+    /// Its name.
     name: String,
+    /// Its size.
     bytes: u64,
+    /// Pixels across (in the answer to `PUT`).
     #[serde(skip_serializing_if = "Option::is_none")]
     width: Option<u32>,
+    /// Pixels down (in the answer to `PUT`).
     #[serde(skip_serializing_if = "Option::is_none")]
     height: Option<u32>,
+    /// When it was stored (RFC 3339, UTC, ms).
     updated_at: String,
 }
 
@@ -318,6 +333,23 @@ fn png_content_type_ok(headers: &HeaderMap) -> bool {
 }
 
 /// `PUT /overlays/{name}`: store a PNG (201 when new, 200 when replaced).
+#[utoipa::path(
+    put,
+    path = "/overlays/{name}",
+    tag = "overlays",
+    params(
+        ("name" = String, Path, description = "1-64 of `A-Z a-z 0-9 . _ -`, not starting with a dot", pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$"),
+        OwnerQuery,
+    ),
+    request_body(description = "A PNG of at most 8 MiB and 4096 x 4096 pixels", content(
+        (crate::openapi::Binary = "image/png"),
+        (crate::openapi::Binary = "application/octet-stream"),
+    )),
+    responses(
+        (status = 201, description = "Stored", body = OverlayInfo),
+        (status = 200, description = "Replaced", body = OverlayInfo),
+    ),
+)]
 #[tracing::instrument(name = "http.overlays.put", skip_all, fields(name = %name))]
 pub async fn put(
     State(state): State<AppState>,
@@ -438,6 +470,16 @@ async fn check_quotas(
 }
 
 /// `GET /overlays/{name}`: the stored PNG.
+#[utoipa::path(
+    get,
+    path = "/overlays/{name}",
+    tag = "overlays",
+    params(
+        ("name" = String, Path, description = "1-64 of `A-Z a-z 0-9 . _ -`, not starting with a dot", pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$"),
+        OwnerQuery,
+    ),
+    responses((status = 200, description = "The stored PNG", content_type = "image/png", body = crate::openapi::Binary)),
+)]
 #[tracing::instrument(name = "http.overlays.get", skip_all, fields(name = %name))]
 pub async fn get(
     State(state): State<AppState>,
@@ -464,6 +506,16 @@ pub async fn get(
 }
 
 /// `DELETE /overlays/{name}`: 204, or 404 when there is none.
+#[utoipa::path(
+    delete,
+    path = "/overlays/{name}",
+    tag = "overlays",
+    params(
+        ("name" = String, Path, description = "1-64 of `A-Z a-z 0-9 . _ -`, not starting with a dot", pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$"),
+        OwnerQuery,
+    ),
+    responses((status = 204, description = "Deleted")),
+)]
 #[tracing::instrument(name = "http.overlays.delete", skip_all, fields(name = %name))]
 pub async fn delete(
     State(state): State<AppState>,
@@ -486,12 +538,19 @@ pub async fn delete(
 }
 
 /// `GET /overlays`: `{"overlays": [{"name","bytes","updated_at"}]}`, sorted by name.
+#[utoipa::path(
+    get,
+    path = "/overlays",
+    tag = "overlays",
+    params(OwnerQuery),
+    responses((status = 200, description = "The stored overlays, sorted by name", body = OverlayList)),
+)]
 #[tracing::instrument(name = "http.overlays.list", skip_all)]
 pub async fn list(
     State(state): State<AppState>,
     Caller(who): Caller,
     ApiQuery(q): ApiQuery<OwnerQuery>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<OverlayList>> {
     let client = client_of(&state, &who, q.client.as_deref()).await?;
     let prefix = blob_prefix(&client);
     let overlays: Vec<OverlayInfo> = state
@@ -514,7 +573,7 @@ pub async fn list(
             })
         })
         .collect();
-    Ok(Json(serde_json::json!({ "overlays": overlays })))
+    Ok(Json(OverlayList { overlays }))
 }
 
 #[cfg(test)]
