@@ -7,6 +7,7 @@
 
 mod admission;
 mod app;
+mod codes;
 mod error;
 mod extract;
 mod idempotency;
@@ -26,6 +27,7 @@ mod tls;
 pub mod workers;
 
 pub use app::{Application, Services, StartError, shutdown_signal};
+pub use codes::ErrorCode;
 pub use error::{ApiError, ApiResult};
 pub use openapi::{document as openapi_document, document_json as openapi_json};
 pub use routes::router;

@@ -2,7 +2,7 @@
 //! attributes as `routes::api` mounts them, so a route and its entry cannot part ways.
 //! Served at `GET /openapi.json` and printed by `rubra openapi`.
 
-use crate::error::{ErrorBody, ErrorDetail};
+use crate::error::{ErrorBody, ErrorCode, ErrorDetail};
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use std::sync::LazyLock;
@@ -21,7 +21,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
         license(name = "MIT OR Apache-2.0"),
     ),
     modifiers(&Security),
-    components(schemas(ErrorBody, ErrorDetail)),
+    components(schemas(ErrorBody, ErrorDetail, ErrorCode)),
     security(("bearer" = [])),
 )]
 pub(crate) struct ApiDoc;

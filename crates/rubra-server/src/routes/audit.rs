@@ -7,7 +7,7 @@
 //! `rubra_store::AuditStore`); this route only reads them.
 
 use super::Page;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::extract::{ApiQuery, Caller};
 use crate::state::AppState;
 use crate::timefmt::format_ms;
@@ -98,8 +98,8 @@ pub async fn list(
         .as_deref()
         .map(|c| {
             c.parse::<i64>().map_err(|_| {
-                ApiError::bad_request(
-                    "invalid_cursor",
+                ApiError::new(
+                    ErrorCode::InvalidCursor,
                     "cursor is the next_cursor of a previous page",
                 )
             })

@@ -1,7 +1,7 @@
 //! `/clients`: admins create clients and receive their first API key, set a client's own
 //! rate limit and quotas, and disable or enable it.
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::extract::{ActingAs, Admin, ApiJson, Caller};
 use crate::state::AppState;
 use axum::Json;
@@ -121,7 +121,7 @@ pub async fn create_client_with_key(
     name: &str,
     actor: &Actor,
 ) -> Result<CreatedClient, ApiError> {
-    validate_client_name(name).map_err(|m| ApiError::unprocessable("invalid_name", m))?;
+    validate_client_name(name).map_err(|m| ApiError::new(ErrorCode::InvalidName, m))?;
     let client = store.create_client(name, actor).await?;
     let key = ApiKey::generate();
     store

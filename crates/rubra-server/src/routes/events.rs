@@ -10,7 +10,7 @@
 //! `201 {"accepted": n}` once the batch is committed (durable: a crash after the answer loses
 //! nothing), together with its rollups and notifications.
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::extract::{ApiQuery, Caller};
 use crate::ratelimit::Limit;
 use crate::state::AppState;
@@ -75,7 +75,7 @@ pub struct EventsAccepted {
 }
 
 fn invalid(i: usize, message: impl std::fmt::Display) -> ApiError {
-    ApiError::unprocessable("invalid_event", format!("events[{i}]: {message}"))
+    ApiError::new(ErrorCode::InvalidEvent, format!("events[{i}]: {message}"))
 }
 
 /// Why the array could not be read, as far as serde's text-only errors cannot say it.
@@ -141,8 +141,8 @@ fn parse_items(body: &[u8]) -> ApiResult<Vec<EventIn>> {
         Err(e) => e,
     };
     if e.is_syntax() || e.is_eof() {
-        return Err(ApiError::bad_request(
-            "malformed_json",
+        return Err(ApiError::new(
+            ErrorCode::MalformedJson,
             format!("malformed JSON: {e}"),
         ));
     }
@@ -155,15 +155,18 @@ fn parse_items(body: &[u8]) -> ApiResult<Vec<EventIn>> {
             "must be RFC 3339 text or integer epoch milliseconds",
         )),
         Some((i, msg)) => Err(invalid(i, msg)),
-        None => Err(ApiError::unprocessable(
-            "invalid_events",
+        None => Err(ApiError::new(
+            ErrorCode::InvalidEvents,
             "the body must be a JSON array of events",
         )),
     }
 }
 
 fn invalid_ts(i: usize, message: impl std::fmt::Display) -> ApiError {
-    ApiError::unprocessable("invalid_event", format!("events[{i}].ts: {message}"))
+    ApiError::new(
+        ErrorCode::InvalidEvent,
+        format!("events[{i}].ts: {message}"),
+    )
 }
 
 /// The timestamp of item `i` as sent.
@@ -185,8 +188,8 @@ fn timestamp(i: usize, ts: TsIn) -> ApiResult<Timestamp> {
 }
 
 fn too_many() -> ApiError {
-    ApiError::unprocessable(
-        "too_many_events",
+    ApiError::new(
+        ErrorCode::TooManyEvents,
         format!("a batch holds at most {MAX_BATCH} events, this one has more"),
     )
 }
@@ -312,8 +315,8 @@ pub async fn create(
                 ClientId::parse(&c).ok_or_else(|| invalid(i, "client_id is malformed"))?
             }
             (Principal::Admin, None) => batch_client.clone().ok_or_else(|| {
-                ApiError::unprocessable(
-                    "client_required",
+                ApiError::new(
+                    ErrorCode::ClientRequired,
                     format!(
                         "events[{i}]: an admin key has no client of its own: give client_id \
                          in each event or ?client=CLIENT_ID"

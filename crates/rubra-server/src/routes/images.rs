@@ -10,7 +10,7 @@
 //! a record still lose its bytes (storage lost them), uploading the image again restores them.
 
 use super::Page;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::extract::{ApiQuery, Caller};
 use crate::quotas::{self, Quota};
 use crate::state::AppState;
@@ -108,8 +108,7 @@ impl From<&ImageRecord> for ImageInfo {
 }
 
 fn image_error(e: &rubra_image::Error) -> ApiError {
-    let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
-    ApiError::new(status, e.code(), e.to_string())
+    ApiError::foreign(e.http_status(), e.code(), e.to_string())
 }
 
 /// Content types accepted for a raw body: the four image types, or none/binary (then the
@@ -141,7 +140,7 @@ async fn read_images(req: Request) -> ApiResult<(Vec<Bytes>, bool)> {
     if is_multipart(req.headers()) {
         let mut form = Multipart::from_request(req, &())
             .await
-            .map_err(|e| ApiError::bad_request("bad_multipart", e.body_text()))?;
+            .map_err(|e| ApiError::new(ErrorCode::BadMultipart, e.body_text()))?;
         let mut parts = Vec::new();
         while let Some(field) = form.next_field().await.map_err(multipart_error)? {
             if field.file_name().is_none() && field.content_type().is_none() {
@@ -150,8 +149,8 @@ async fn read_images(req: Request) -> ApiResult<(Vec<Bytes>, bool)> {
             parts.push(field.bytes().await.map_err(multipart_error)?);
         }
         if parts.is_empty() {
-            return Err(ApiError::bad_request(
-                "no_files",
+            return Err(ApiError::new(
+                ErrorCode::NoFiles,
                 "the multipart form has no file part",
             ));
         }
@@ -167,12 +166,12 @@ async fn read_images(req: Request) -> ApiResult<(Vec<Bytes>, bool)> {
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::body_too_large()
             } else {
-                ApiError::bad_request("bad_body", e.body_text())
+                ApiError::new(ErrorCode::BadBody, e.body_text())
             }
         })?;
         if body.is_empty() {
-            return Err(ApiError::bad_request(
-                "empty_body",
+            return Err(ApiError::new(
+                ErrorCode::EmptyBody,
                 "the request body is empty",
             ));
         }
@@ -184,7 +183,7 @@ fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::body_too_large()
     } else {
-        ApiError::bad_request("bad_multipart", e.body_text())
+        ApiError::new(ErrorCode::BadMultipart, e.body_text())
     }
 }
 
@@ -481,8 +480,7 @@ pub async fn get(
             StatusCode::RANGE_NOT_SATISFIABLE,
             [(CONTENT_RANGE, format!("bytes */{total}"))],
             ApiError::new(
-                StatusCode::RANGE_NOT_SATISFIABLE,
-                "range_not_satisfiable",
+                ErrorCode::RangeNotSatisfiable,
                 format!("the image has {total} bytes"),
             ),
         )
@@ -638,7 +636,7 @@ pub async fn list(
     Caller(who): Caller,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<Page<ImageInfo>>> {
-    let bad = |m: String| ApiError::bad_request("invalid_query", m);
+    let bad = |m: String| ApiError::new(ErrorCode::InvalidQuery, m);
     let limit = q.limit.unwrap_or(50);
     if !(1..=1000).contains(&limit) {
         return Err(bad("limit must be between 1 and 1000".into()));
@@ -668,7 +666,12 @@ pub async fn list(
 }
 
 fn parse_cursor(c: &str) -> ApiResult<(i64, ImageId)> {
-    let bad = || ApiError::bad_request("invalid_cursor", "the cursor is not one this API returned");
+    let bad = || {
+        ApiError::new(
+            ErrorCode::InvalidCursor,
+            "the cursor is not one this API returned",
+        )
+    };
     let (ts, id) = c.split_once('_').ok_or_else(bad)?;
     Ok((
         ts.parse().map_err(|_| bad())?,
@@ -702,8 +705,8 @@ pub async fn red(
     let client = crate::extract::client_of(&state, &who, q.client.as_deref()).await?;
     let (mut parts, multipart) = read_images(req).await?;
     if multipart && parts.len() != 1 {
-        return Err(ApiError::bad_request(
-            "one_file",
+        return Err(ApiError::new(
+            ErrorCode::OneFile,
             "POST /red measures exactly one image",
         ));
     }

@@ -5,7 +5,7 @@
 //! result.
 
 use super::Page;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::extract::{ApiJson, ApiQuery, Caller, client_of};
 use crate::quotas::{self, Quota};
 use crate::state::AppState;
@@ -185,19 +185,17 @@ fn read_scope(who: &Principal, client: Option<&str>) -> ApiResult<Scope> {
 /// the allow-list, 400 otherwise.
 fn source_error(e: &SourceError) -> ApiError {
     match e {
-        SourceError::NotFound { .. } => ApiError::unprocessable(e.code(), e.to_string()),
-        SourceError::NotAllowed { .. } => {
-            ApiError::new(StatusCode::FORBIDDEN, e.code(), e.to_string())
-        }
-        _ => ApiError::bad_request(e.code(), e.to_string()),
+        SourceError::NotFound { .. } => ApiError::foreign(422, e.code(), e.to_string()),
+        SourceError::NotAllowed { .. } => ApiError::foreign(403, e.code(), e.to_string()),
+        _ => ApiError::foreign(400, e.code(), e.to_string()),
     }
 }
 
 fn spec_from(body: SubmitBody) -> ApiResult<JobSpec> {
     let step = body.step.unwrap_or(10);
     if step == 0 {
-        return Err(ApiError::unprocessable(
-            "invalid_step",
+        return Err(ApiError::new(
+            ErrorCode::InvalidStep,
             "step must be at least 1",
         ));
     }
@@ -207,8 +205,8 @@ fn spec_from(body: SubmitBody) -> ApiResult<JobSpec> {
             d.as_bytes()[0]
         }
         Some(d) => {
-            return Err(ApiError::unprocessable(
-                "invalid_delimiter",
+            return Err(ApiError::new(
+                ErrorCode::InvalidDelimiter,
                 format!(
                     "delimiter {d:?} must be one ASCII character other than a quote or a line end"
                 ),
@@ -378,13 +376,10 @@ pub async fn list(
     Caller(who): Caller,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<Page<JobView>>> {
-    let bad = |code, m: String| ApiError::bad_request(code, m);
+    let bad = |m: String| ApiError::new(ErrorCode::InvalidQuery, m);
     let limit = q.limit.unwrap_or(50);
     if !(1..=1000).contains(&limit) {
-        return Err(bad(
-            "invalid_query",
-            "limit must be between 1 and 1000".into(),
-        ));
+        return Err(bad("limit must be between 1 and 1000".into()));
     }
     let job_state = q
         .state
@@ -392,12 +387,9 @@ pub async fn list(
         .filter(|s| !s.is_empty())
         .map(|s| {
             JobState::parse(s).ok_or_else(|| {
-                bad(
-                    "invalid_query",
-                    format!(
-                        "state {s:?} is not one of queued, running, succeeded, failed, canceled"
-                    ),
-                )
+                bad(format!(
+                    "state {s:?} is not one of queued, running, succeeded, failed, canceled"
+                ))
             })
         })
         .transpose()?;
@@ -429,7 +421,12 @@ pub async fn list(
 }
 
 fn parse_cursor(c: &str) -> ApiResult<(i64, JobId)> {
-    let bad = || ApiError::bad_request("invalid_cursor", "the cursor is not one this API returned");
+    let bad = || {
+        ApiError::new(
+            ErrorCode::InvalidCursor,
+            "the cursor is not one this API returned",
+        )
+    };
     let (ts, id) = c.split_once('_').ok_or_else(bad)?;
     Ok((
         ts.parse().map_err(|_| bad())?,
@@ -472,8 +469,7 @@ pub async fn cancel(
         }
         CancelOutcome::AlreadyFinished(s) => {
             return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "job_finished",
+                ErrorCode::JobFinished,
                 format!("the job has already finished ({})", s.as_str()),
             ));
         }

@@ -7,7 +7,7 @@
 //! leaked key must be stoppable at once). A revoked key is refused by this process at once
 //! and by every other within a second (see `KeyCache`).
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::extract::{ActingAs, Admin, Caller};
 use crate::state::AppState;
 use crate::timefmt::{format_ms, parse_timestamp};
@@ -136,16 +136,16 @@ async fn make_key(
         || name.chars().count() > MAX_NAME_CHARS
         || name.chars().any(char::is_control)
     {
-        return Err(ApiError::unprocessable(
-            "invalid_name",
+        return Err(ApiError::new(
+            ErrorCode::InvalidName,
             format!("a key name is 1–{MAX_NAME_CHARS} characters without control characters"),
         ));
     }
     if let Some(at) = expires_at
         && at <= now_ms()
     {
-        return Err(ApiError::unprocessable(
-            "invalid_expires_at",
+        return Err(ApiError::new(
+            ErrorCode::InvalidExpiresAt,
             "expires_at must be in the future",
         ));
     }
@@ -156,8 +156,7 @@ async fn make_key(
         )
         .increment(1);
         return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "quota_exceeded",
+            ErrorCode::QuotaExceeded,
             format!(
                 "a client (and the admins together) hold at most {max_keys} keys \
                  (max-keys-per-client); revoke one first"
@@ -187,8 +186,7 @@ pub async fn revoke_key(
         Revoked::Revoked => Ok(()),
         Revoked::NotFound => Err(ApiError::not_found("key")),
         Revoked::LastKey => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "last_key",
+            ErrorCode::LastKey,
             "this is the client's last key: make another first (an admin may revoke it)",
         )),
     }
@@ -212,15 +210,15 @@ fn expires_at(v: Option<Value>) -> Result<Option<i64>, ApiError> {
         Some(Value::String(s)) => s,
         Some(Value::Number(n)) => n.to_string(),
         Some(_) => {
-            return Err(ApiError::unprocessable(
-                "invalid_expires_at",
+            return Err(ApiError::new(
+                ErrorCode::InvalidExpiresAt,
                 "expires_at is RFC 3339 text or epoch milliseconds",
             ));
         }
     };
     parse_timestamp(&text)
         .map(|t| Some(t.as_ms()))
-        .map_err(|e| ApiError::unprocessable("invalid_expires_at", format!("expires_at: {e}")))
+        .map_err(|e| ApiError::new(ErrorCode::InvalidExpiresAt, format!("expires_at: {e}")))
 }
 
 /// `POST /clients/{id}/keys`: `201` with the new key, shown once.
@@ -324,8 +322,7 @@ pub async fn revoke_admin_key(
         Revoked::Revoked => Ok(()),
         Revoked::NotFound => Err(ApiError::not_found("key")),
         Revoked::LastKey => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "last_key",
+            ErrorCode::LastKey,
             "this is the last admin key: make another first",
         )),
     }
@@ -408,9 +405,9 @@ fn optional_body(body: &[u8]) -> Result<CreateKey, ApiError> {
     }
     serde_json::from_slice(body).map_err(|e| {
         if e.is_data() {
-            ApiError::unprocessable("invalid_fields", e.to_string())
+            ApiError::new(ErrorCode::InvalidFields, e.to_string())
         } else {
-            ApiError::bad_request("malformed_json", e.to_string())
+            ApiError::new(ErrorCode::MalformedJson, e.to_string())
         }
     })
 }

@@ -8,7 +8,7 @@
 //! `malformed_json`, 422 `invalid_message` naming `messages[i].field`, 422
 //! `too_many_messages`, 422 `client_required`.
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::extract::{ApiQuery, Caller};
 use crate::ratelimit::Limit;
 use crate::relay::{Invalid, MessageIn};
@@ -59,8 +59,8 @@ pub(crate) fn subscription_types(types: Option<&[String]>) -> ApiResult<Vec<Type
         return Ok(Vec::new());
     };
     if types.is_empty() || types.len() > MAX_SUBSCRIPTION_TYPES {
-        return Err(ApiError::unprocessable(
-            "invalid_types",
+        return Err(ApiError::new(
+            ErrorCode::InvalidTypes,
             format!("types holds 1 to {MAX_SUBSCRIPTION_TYPES} type patterns"),
         ));
     }
@@ -69,18 +69,21 @@ pub(crate) fn subscription_types(types: Option<&[String]>) -> ApiResult<Vec<Type
         .enumerate()
         .map(|(i, t)| {
             TypePattern::parse(t)
-                .map_err(|m| ApiError::unprocessable("invalid_types", format!("types[{i}]: {m}")))
+                .map_err(|m| ApiError::new(ErrorCode::InvalidTypes, format!("types[{i}]: {m}")))
         })
         .collect()
 }
 
 fn invalid(i: usize, message: impl std::fmt::Display) -> ApiError {
-    ApiError::unprocessable("invalid_message", format!("messages[{i}]: {message}"))
+    ApiError::new(
+        ErrorCode::InvalidMessage,
+        format!("messages[{i}]: {message}"),
+    )
 }
 
 fn invalid_field(i: usize, e: &Invalid) -> ApiError {
-    ApiError::unprocessable(
-        "invalid_message",
+    ApiError::new(
+        ErrorCode::InvalidMessage,
         format!("messages[{i}].{}: {}", e.field, e.message),
     )
 }
@@ -88,14 +91,14 @@ fn invalid_field(i: usize, e: &Invalid) -> ApiError {
 /// The items of a body: one object or an array of at most [`MAX_BATCH`], each still raw.
 fn items(body: &[u8]) -> ApiResult<Vec<Box<RawValue>>> {
     let malformed = |e: serde_json::Error| {
-        ApiError::bad_request("malformed_json", format!("malformed JSON: {e}"))
+        ApiError::new(ErrorCode::MalformedJson, format!("malformed JSON: {e}"))
     };
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
     if first == Some(&b'[') {
         let items: Vec<Box<RawValue>> = serde_json::from_slice(body).map_err(malformed)?;
         if items.len() > MAX_BATCH {
-            return Err(ApiError::unprocessable(
-                "too_many_messages",
+            return Err(ApiError::new(
+                ErrorCode::TooManyMessages,
                 format!(
                     "a request holds at most {MAX_BATCH} messages, this one has {}",
                     items.len()
@@ -103,8 +106,8 @@ fn items(body: &[u8]) -> ApiResult<Vec<Box<RawValue>>> {
             ));
         }
         if items.is_empty() {
-            return Err(ApiError::unprocessable(
-                "invalid_messages",
+            return Err(ApiError::new(
+                ErrorCode::InvalidMessages,
                 "the array holds no message",
             ));
         }
@@ -174,8 +177,8 @@ pub async fn create(
                 found.ok_or_else(|| invalid(i, format!("client_id: no client {c:?}")))?
             }
             (Principal::Admin, None) => batch_client.clone().ok_or_else(|| {
-                ApiError::unprocessable(
-                    "client_required",
+                ApiError::new(
+                    ErrorCode::ClientRequired,
                     format!(
                         "messages[{i}]: an admin key has no client of its own: give client_id \
                          in each message or ?client=CLIENT_ID"

@@ -123,9 +123,5 @@ async fn not_found() -> ApiError {
 }
 
 async fn method_not_allowed() -> ApiError {
-    ApiError::new(
-        axum::http::StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        "this method is not allowed on this route",
-    )
+    ApiError::of(crate::error::ErrorCode::MethodNotAllowed)
 }

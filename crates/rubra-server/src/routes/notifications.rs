@@ -12,7 +12,7 @@
 //! to the response head.
 
 use super::Page;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::extract::{ApiQuery, Caller};
 use crate::state::AppState;
 use crate::timefmt::format_ms;
@@ -110,14 +110,14 @@ pub async fn log(
     let subscription = match q.subscription.as_deref() {
         None => None,
         Some(s) => Some(SubscriptionId::parse(s).ok_or_else(|| {
-            ApiError::unprocessable("invalid_subscription", "not a subscription id")
+            ApiError::new(ErrorCode::InvalidSubscription, "not a subscription id")
         })?),
     };
     let before_id = match q.cursor.as_deref() {
         None => None,
         Some(c) => Some(c.parse::<i64>().map_err(|_| {
-            ApiError::bad_request(
-                "invalid_cursor",
+            ApiError::new(
+                ErrorCode::InvalidCursor,
                 "cursor is the next_cursor of a previous page",
             )
         })?),
@@ -192,8 +192,8 @@ pub async fn stream(
         (Principal::Client(id), _) => id.clone(),
         (Principal::Admin, Some(c)) => c,
         (Principal::Admin, None) => {
-            return Err(ApiError::unprocessable(
-                "client_required",
+            return Err(ApiError::new(
+                ErrorCode::ClientRequired,
                 "an admin key has no client of its own: add ?client=CLIENT_ID",
             ));
         }
@@ -208,8 +208,8 @@ pub async fn stream(
     let last = match last.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         None => None,
         Some(s) => Some(s.parse::<i64>().map_err(|_| {
-            ApiError::bad_request(
-                "invalid_last_event_id",
+            ApiError::new(
+                ErrorCode::InvalidLastEventId,
                 "Last-Event-ID is a notification seq",
             )
         })?),

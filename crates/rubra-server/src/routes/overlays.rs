@@ -9,7 +9,7 @@
 //! second — never one per request, which at 1000 watermarks/s would be the bottleneck.
 
 use crate::admission::Admission;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::extract::{ActingAs, ApiQuery, Caller, client_of};
 use crate::quotas::{self, Quota};
 use crate::state::AppState;
@@ -62,8 +62,8 @@ impl OverlayName {
         if ok {
             Ok(OverlayName(s.to_owned()))
         } else {
-            Err(ApiError::bad_request(
-                "invalid_overlay_name",
+            Err(ApiError::new(
+                ErrorCode::InvalidOverlayName,
                 format!(
                     "overlay names are 1-64 characters of A-Z a-z 0-9 . _ - and do not start \
                      with a dot; got {s:?}"
@@ -370,18 +370,18 @@ pub async fn put(
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::body_too_large()
         } else {
-            ApiError::bad_request("bad_body", e.body_text())
+            ApiError::new(ErrorCode::BadBody, e.body_text())
         }
     })?;
     if body.len() > MAX_OVERLAY_BYTES {
-        return Err(ApiError::too_large(
-            "overlay_too_large",
+        return Err(ApiError::new(
+            ErrorCode::OverlayTooLarge,
             format!("an overlay may be at most {MAX_OVERLAY_BYTES} bytes"),
         ));
     }
     if body.is_empty() {
-        return Err(ApiError::bad_request(
-            "empty_body",
+        return Err(ApiError::new(
+            ErrorCode::EmptyBody,
             "the request body is empty",
         ));
     }

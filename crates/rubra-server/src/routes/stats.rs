@@ -12,7 +12,7 @@
 //! `client=`, one client's. The store answers any range at a cost that does not grow with its
 //! length; the answer of a bucketed query is built and serialized on the blocking pool.
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::extract::{ApiQuery, Caller};
 use crate::state::AppState;
 use crate::timefmt::{format_ms, query_timestamp};
@@ -82,7 +82,7 @@ pub struct Bucket {
 }
 
 fn bad(m: impl Into<String>) -> ApiError {
-    ApiError::bad_request("invalid_query", m)
+    ApiError::new(ErrorCode::InvalidQuery, m)
 }
 
 /// The range `[from, to)` of a query made at `now`, given the `from` and `to` it names.
@@ -136,7 +136,7 @@ pub async fn get(
         StatsQueryError::Reversed { .. } => bad("from must not be after to"),
         StatsQueryError::Threshold(_) => bad(format!("threshold: {e}")),
         StatsQueryError::TooManyBuckets { .. } => {
-            ApiError::unprocessable("too_many_buckets", format!("bucket: {e}"))
+            ApiError::new(ErrorCode::TooManyBuckets, format!("bucket: {e}"))
         }
     })?;
     let scope = match (&who, p.client.as_deref()) {

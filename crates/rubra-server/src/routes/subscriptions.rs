@@ -14,7 +14,7 @@
 //! `paused_reason` say so) and its notifications are held, not dropped; `POST
 //! /subscriptions/{id}/resume` delivers them again.
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::extract::{ActingAs, ApiJson, ApiQuery, Caller, client_of};
 use crate::quotas::{self, Quota};
 use crate::state::AppState;
@@ -175,7 +175,10 @@ fn url_not_allowed(e: FetchError) -> ApiError {
         FetchError::Forbidden(m) | FetchError::InvalidUrl(m) => m,
         other => other.to_string(),
     };
-    ApiError::unprocessable("url_not_allowed", format!("webhook url not allowed: {why}"))
+    ApiError::new(
+        ErrorCode::UrlNotAllowed,
+        format!("webhook url not allowed: {why}"),
+    )
 }
 
 fn parse_id(id: &str) -> ApiResult<SubscriptionId> {
@@ -203,21 +206,21 @@ pub async fn create(
     if let Some(t) = body.threshold
         && !(t.is_finite() && (0.0..=1.0).contains(&t))
     {
-        return Err(ApiError::unprocessable(
-            "invalid_threshold",
+        return Err(ApiError::new(
+            ErrorCode::InvalidThreshold,
             "threshold must be a number in [0, 1]",
         ));
     }
     let types = crate::routes::messages::subscription_types(body.types.as_deref())?;
     if body.threshold.is_none() && types.is_empty() {
-        return Err(ApiError::unprocessable(
-            "invalid_subscription",
+        return Err(ApiError::new(
+            ErrorCode::InvalidSubscription,
             "a subscription needs a threshold, types, or both",
         ));
     }
     channel
         .validate()
-        .map_err(|m| ApiError::unprocessable("invalid_channel", m))?;
+        .map_err(|m| ApiError::new(ErrorCode::InvalidChannel, m))?;
     if let Channel::Webhook { url } = &channel {
         webhook_guard(&state.settings)
             .parse_url(url)
@@ -353,8 +356,8 @@ pub async fn rotate_secret(
         .await?
         .ok_or_else(|| ApiError::not_found("subscription"))?;
     if !matches!(current.channel, Channel::Webhook { .. }) {
-        return Err(ApiError::unprocessable(
-            "not_a_webhook",
+        return Err(ApiError::new(
+            ErrorCode::NotAWebhook,
             "only a webhook subscription has a signing secret",
         ));
     }

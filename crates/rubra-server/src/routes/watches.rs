@@ -7,7 +7,7 @@
 //! every poll's changes through that subscription's channel (type `watch.changed`). Changes of a watch commit in `seq` order, so
 //! `since=` and `Last-Event-ID` never skip one.
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::extract::{ActingAs, ApiJson, ApiQuery, Caller, client_of};
 use crate::quotas::{self, Quota};
 use crate::state::AppState;
@@ -220,8 +220,8 @@ async fn find(state: &AppState, scope: &Scope, id: &str) -> ApiResult<Watch> {
 }
 
 fn no_subscription() -> ApiError {
-    ApiError::unprocessable(
-        "invalid_subscription",
+    ApiError::new(
+        ErrorCode::InvalidSubscription,
         "subscription_id must name a subscription of the same client",
     )
 }
@@ -229,24 +229,24 @@ fn no_subscription() -> ApiError {
 fn validate(body: CreateWatch) -> ApiResult<WatchSpec> {
     let interval_ms = body.interval_ms.unwrap_or(1000);
     if !(MIN_INTERVAL_MS..=MAX_INTERVAL_MS).contains(&interval_ms) {
-        return Err(ApiError::unprocessable(
-            "invalid_interval",
+        return Err(ApiError::new(
+            ErrorCode::InvalidInterval,
             format!("interval_ms must be between {MIN_INTERVAL_MS} and {MAX_INTERVAL_MS}"),
         ));
     }
     if let Some(p) = &body.pointer {
         rubra_watch::check_pointer(p)
-            .map_err(|e| ApiError::unprocessable("invalid_pointer", e.to_string()))?;
+            .map_err(|e| ApiError::new(ErrorCode::InvalidPointer, e.to_string()))?;
     }
     if body.key.as_deref().is_some_and(str::is_empty) {
-        return Err(ApiError::unprocessable(
-            "invalid_key",
+        return Err(ApiError::new(
+            ErrorCode::InvalidKey,
             "key must name a member of the array elements",
         ));
     }
     if body.headers.len() > MAX_HEADERS {
-        return Err(ApiError::unprocessable(
-            "invalid_header",
+        return Err(ApiError::new(
+            ErrorCode::InvalidHeader,
             format!("at most {MAX_HEADERS} headers"),
         ));
     }
@@ -255,13 +255,13 @@ fn validate(body: CreateWatch) -> ApiResult<WatchSpec> {
         .iter()
         .find(|(n, _)| RESERVED_HEADERS.contains(&n.to_ascii_lowercase().as_str()))
     {
-        return Err(ApiError::unprocessable(
-            "invalid_header",
+        return Err(ApiError::new(
+            ErrorCode::InvalidHeader,
             format!("the header {name:?} is set by the poller itself"),
         ));
     }
     rubra_fetch::request_headers(&headers)
-        .map_err(|e| ApiError::unprocessable("invalid_header", e.to_string()))?;
+        .map_err(|e| ApiError::new(ErrorCode::InvalidHeader, e.to_string()))?;
     let subscription = body
         .subscription_id
         .map(|s| SubscriptionId::parse(&s).ok_or_else(no_subscription))
@@ -477,7 +477,10 @@ pub async fn stream(
     let cursor = match last.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         None => watch.last_seq,
         Some(s) => s.parse::<i64>().map_err(|_| {
-            ApiError::bad_request("invalid_last_event_id", "Last-Event-ID is a change seq")
+            ApiError::new(
+                ErrorCode::InvalidLastEventId,
+                "Last-Event-ID is a change seq",
+            )
         })?,
     };
     let (tx, rx) = mpsc::channel(64);

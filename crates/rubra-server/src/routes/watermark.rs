@@ -4,7 +4,7 @@
 //! JPEGs take the DCT path of `rubra-watermark` (only the blocks under the overlay change).
 //! The pixel work runs on the blocking pool so the async workers keep serving other requests.
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::extract::{ApiQuery, Caller};
 use crate::routes::overlays::{OverlayEntry, OverlayName, Sizing, check_png_header};
 use crate::state::AppState;
@@ -57,7 +57,7 @@ pub struct WatermarkQuery {
 pub const ROUTE_HEADER: HeaderName = HeaderName::from_static("x-rubra-watermark-route");
 
 fn bad(message: impl Into<String>) -> ApiError {
-    ApiError::bad_request("invalid_query", message)
+    ApiError::new(ErrorCode::InvalidQuery, message)
 }
 
 /// The sizing, placement and opacity asked for, validated before any work is done.
@@ -162,8 +162,8 @@ async fn resolve_overlay(
 }
 
 fn remote_unusable(e: &WatermarkError) -> ApiError {
-    ApiError::unprocessable(
-        "remote_overlay_unusable",
+    ApiError::new(
+        ErrorCode::RemoteOverlayUnusable,
         format!("the overlay at overlay_url is not usable: {e}"),
     )
 }
@@ -211,12 +211,12 @@ pub async fn watermark(
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::body_too_large()
         } else {
-            ApiError::bad_request("bad_body", e.body_text())
+            ApiError::new(ErrorCode::BadBody, e.body_text())
         }
     })?;
     if body.is_empty() {
-        return Err(ApiError::bad_request(
-            "empty_body",
+        return Err(ApiError::new(
+            ErrorCode::EmptyBody,
             "the request body is empty",
         ));
     }
