@@ -1,9 +1,11 @@
 //! `/clients`: admins create clients and receive their first API key, set a client's own
 //! rate limit and quotas, and disable or enable it.
 
+use super::{Page, PageQuery, created_key, page_of};
 use crate::error::{ApiError, ApiResult, ErrorCode};
-use crate::extract::{ActingAs, Admin, ApiJson, Caller};
+use crate::extract::{ActingAs, Admin, ApiJson, ApiQuery, Caller};
 use crate::state::AppState;
+use crate::timefmt::format_ms;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -53,8 +55,8 @@ pub struct ClientView {
     pub id: String,
     /// Its unique name.
     pub name: String,
-    /// When it was created, epoch ms.
-    pub created_at: i64,
+    /// When it was created (RFC 3339, UTC, ms).
+    pub created_at: String,
     /// Its own requests per second; null: the server's default.
     pub rate_limit_rps: Option<u32>,
     /// Its own burst; null: the server's default.
@@ -63,8 +65,8 @@ pub struct ClientView {
     pub quotas: QuotasView,
     /// True while an admin has it disabled (its keys get 401 `client_disabled`).
     pub disabled: bool,
-    /// Since when it is disabled, epoch ms; null while enabled.
-    pub disabled_at: Option<i64>,
+    /// Since when it is disabled (RFC 3339, UTC, ms); null while enabled.
+    pub disabled_at: Option<String>,
 }
 
 impl From<Client> for ClientView {
@@ -73,7 +75,7 @@ impl From<Client> for ClientView {
         ClientView {
             id: c.id.to_string(),
             name: c.name,
-            created_at: c.created_at,
+            created_at: format_ms(c.created_at),
             rate_limit_rps: c.rate_limit.rps.map(NonZeroU32::get),
             rate_limit_burst: c.rate_limit.burst.map(NonZeroU32::get),
             quotas: QuotasView {
@@ -85,7 +87,7 @@ impl From<Client> for ClientView {
                 image_bytes: q.image_bytes,
             },
             disabled: c.disabled,
-            disabled_at: c.disabled_at,
+            disabled_at: c.disabled_at.map(format_ms),
         }
     }
 }
@@ -165,15 +167,23 @@ pub async fn create(
     get,
     path = "/clients",
     tag = "clients",
-    responses((status = 200, description = "All clients for an admin, its own for a client", body = Vec<ClientView>)),
+    params(PageQuery),
+    responses((status = 200, description = "All clients for an admin, its own for a client, oldest first", body = Page<ClientView>)),
 )]
 #[tracing::instrument(name = "http.clients.list", skip_all)]
 pub async fn list(
     State(state): State<AppState>,
     Caller(who): Caller,
-) -> ApiResult<Json<Vec<ClientView>>> {
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> ApiResult<Json<Page<ClientView>>> {
     let clients = state.store.list_clients(&who.scope()).await?;
-    Ok(Json(clients.into_iter().map(ClientView::from).collect()))
+    let views = clients.into_iter().map(ClientView::from).collect();
+    Ok(Json(page_of(
+        views,
+        |c: &ClientView| created_key(&c.created_at, &c.id),
+        q.limit,
+        q.cursor.as_deref(),
+    )?))
 }
 
 /// `GET /clients/{id}`.

@@ -7,8 +7,9 @@
 //! leaked key must be stoppable at once). A revoked key is refused by this process at once
 //! and by every other within a second (see `KeyCache`).
 
+use super::{Page, PageQuery, created_key, page_of};
 use crate::error::{ApiError, ApiResult, ErrorCode};
-use crate::extract::{ActingAs, Admin, Caller};
+use crate::extract::{ActingAs, Admin, ApiQuery, Caller};
 use crate::state::AppState;
 use crate::timefmt::{format_ms, parse_timestamp};
 use axum::Json;
@@ -263,15 +264,16 @@ pub async fn create(
     get,
     path = "/clients/{id}/keys",
     tag = "keys",
-    params(("id" = String, Path, description = "The client's id")),
-    responses((status = 200, description = "The client's keys, oldest first", body = Vec<KeyView>)),
+    params(("id" = String, Path, description = "The client's id"), PageQuery),
+    responses((status = 200, description = "The client's keys, oldest first", body = Page<KeyView>)),
 )]
 #[tracing::instrument(name = "http.keys.list", skip_all, fields(client = %id))]
 pub async fn list(
     State(state): State<AppState>,
     Caller(who): Caller,
     Path(id): Path<String>,
-) -> ApiResult<Json<Vec<KeyView>>> {
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> ApiResult<Json<Page<KeyView>>> {
     let client = client_in_path(&who, &id)?;
     if state
         .store
@@ -282,7 +284,13 @@ pub async fn list(
         return Err(ApiError::not_found("client"));
     }
     let keys = state.store.list_keys(&client).await?;
-    Ok(Json(keys.into_iter().map(KeyView::from).collect()))
+    let views = keys.into_iter().map(KeyView::from).collect();
+    Ok(Json(page_of(
+        views,
+        key_order,
+        q.limit,
+        q.cursor.as_deref(),
+    )?))
 }
 
 /// `DELETE /clients/{id}/keys/{key_id}`: `204`; refused from this process's cache at once.
@@ -333,15 +341,23 @@ pub async fn revoke_admin_key(
     get,
     path = "/admin/keys",
     tag = "keys",
-    responses((status = 200, description = "The admin keys, oldest first", body = Vec<KeyView>)),
+    params(PageQuery),
+    responses((status = 200, description = "The admin keys, oldest first", body = Page<KeyView>)),
 )]
 #[tracing::instrument(name = "http.admin_keys.list", skip_all)]
 pub async fn list_admin(
     State(state): State<AppState>,
     _admin: Admin,
-) -> ApiResult<Json<Vec<KeyView>>> {
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> ApiResult<Json<Page<KeyView>>> {
     let keys = state.store.list_admin_keys().await?;
-    Ok(Json(keys.into_iter().map(KeyView::from).collect()))
+    let views = keys.into_iter().map(KeyView::from).collect();
+    Ok(Json(page_of(
+        views,
+        key_order,
+        q.limit,
+        q.cursor.as_deref(),
+    )?))
 }
 
 /// `POST /admin/keys` (admin): `201` with a new admin key, shown once.
@@ -396,6 +412,11 @@ pub async fn revoke_admin(
     state.keys.forget_key(&key);
     tracing::info!(key = %key, "admin key revoked");
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Keys are listed oldest first.
+fn key_order(k: &KeyView) -> String {
+    created_key(&k.created_at, &k.id)
 }
 
 /// The optional body of a key creation: none makes a key that never expires, named by default.

@@ -17,7 +17,7 @@ mod subscriptions;
 mod watches;
 mod watermark;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiResult};
 use crate::middleware;
 use crate::state::AppState;
 use axum::Router;
@@ -35,6 +35,63 @@ pub struct Page<T> {
     pub items: Vec<T>,
     /// The `cursor` of the next page; null when this is the last.
     pub next_cursor: Option<String>,
+}
+
+/// `limit` and `cursor` of a list that is paged in memory.
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// Items per page, 1 to 1000 [default 100].
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// Items per page unless `limit` says otherwise.
+const DEFAULT_PAGE: u32 = 100;
+/// Most items per page.
+const MAX_PAGE: u32 = 1000;
+
+/// The sort key of an item listed oldest first: its creation time as RFC 3339 with
+/// milliseconds (which sorts as the times do) and its id, which breaks ties.
+pub(crate) fn created_key(created_at: &str, id: &str) -> String {
+    format!("{created_at}_{id}")
+}
+
+/// One page of `items`, a list small enough to read whole (one client's keys or
+/// subscriptions, the clients, …): sorted by `key`, the first `limit` whose key is above
+/// `cursor`. A bad `limit` is 400 `invalid_query`.
+pub(crate) fn page_of<T>(
+    mut items: Vec<T>,
+    key: impl Fn(&T) -> String,
+    limit: Option<u32>,
+    cursor: Option<&str>,
+) -> ApiResult<Page<T>> {
+    let limit = limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::new(
+            crate::error::ErrorCode::InvalidQuery,
+            format!("limit must be between 1 and {MAX_PAGE}"),
+        ));
+    }
+    let mut keyed: Vec<(String, T)> = items.drain(..).map(|t| (key(&t), t)).collect();
+    keyed.sort_by(|a, b| a.0.cmp(&b.0));
+    let after: Vec<(String, T)> = keyed
+        .into_iter()
+        .filter(|(k, _)| cursor.is_none_or(|c| k.as_str() > c))
+        .collect();
+    let more = after.len() > limit as usize;
+    let page: Vec<(String, T)> = after.into_iter().take(limit as usize).collect();
+    let next_cursor = if more {
+        page.last().map(|(k, _)| k.clone())
+    } else {
+        None
+    };
+    Ok(Page {
+        items: page.into_iter().map(|(_, t)| t).collect(),
+        next_cursor,
+    })
 }
 
 /// Every route with its OpenAPI entry: each handler's `#[utoipa::path]` names the path and

@@ -8,6 +8,7 @@
 //! through another process is seen within a second, at the cost of one HEAD per overlay per
 //! second — never one per request, which at 1000 watermarks/s would be the bottleneck.
 
+use super::{Page, page_of};
 use crate::admission::Admission;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::extract::{ActingAs, ApiQuery, Caller, client_of};
@@ -41,11 +42,17 @@ pub struct OwnerQuery {
     client: Option<String>,
 }
 
-/// The body of `GET /overlays`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct OverlayList {
-    /// The stored overlays, sorted by name.
-    overlays: Vec<OverlayInfo>,
+/// `GET /overlays` query.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// An admin's: whose overlays.
+    client: Option<String>,
+    /// Items per page, 1 to 1000 [default 100].
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    cursor: Option<String>,
 }
 
 /// A validated overlay name: 1–64 of `A–Z a–z 0–9 . _ -`, not starting with a dot.
@@ -537,20 +544,21 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `GET /overlays`: `{"overlays": [{"name","bytes","updated_at"}]}`, sorted by name.
+/// `GET /overlays`: `{"items": [{"name","bytes","updated_at"}], "next_cursor"}`, sorted by
+/// name (the cursor is the last name of the page).
 #[utoipa::path(
     get,
     path = "/overlays",
     tag = "overlays",
-    params(OwnerQuery),
-    responses((status = 200, description = "The stored overlays, sorted by name", body = OverlayList)),
+    params(ListQuery),
+    responses((status = 200, description = "The stored overlays, sorted by name", body = Page<OverlayInfo>)),
 )]
 #[tracing::instrument(name = "http.overlays.list", skip_all)]
 pub async fn list(
     State(state): State<AppState>,
     Caller(who): Caller,
-    ApiQuery(q): ApiQuery<OwnerQuery>,
-) -> ApiResult<Json<OverlayList>> {
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> ApiResult<Json<Page<OverlayInfo>>> {
     let client = client_of(&state, &who, q.client.as_deref()).await?;
     let prefix = blob_prefix(&client);
     let overlays: Vec<OverlayInfo> = state
@@ -573,7 +581,12 @@ pub async fn list(
             })
         })
         .collect();
-    Ok(Json(OverlayList { overlays }))
+    Ok(Json(page_of(
+        overlays,
+        |o: &OverlayInfo| o.name.clone(),
+        q.limit,
+        q.cursor.as_deref(),
+    )?))
 }
 
 #[cfg(test)]

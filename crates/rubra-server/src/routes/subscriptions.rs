@@ -14,6 +14,7 @@
 //! `paused_reason` say so) and its notifications are held, not dropped; `POST
 //! /subscriptions/{id}/resume` delivers them again.
 
+use super::{Page, created_key, page_of};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::extract::{ActingAs, ApiJson, ApiQuery, Caller, client_of};
 use crate::quotas::{self, Quota};
@@ -151,6 +152,19 @@ pub struct ClientQuery {
     client: Option<String>,
 }
 
+/// `GET /subscriptions` query.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// An admin's: only this client's subscriptions.
+    client: Option<String>,
+    /// Items per page, 1 to 1000 [default 100].
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
 /// The JSON of a subscription (the webhook secret only when `with_secret`).
 pub fn subscription_json(s: &Subscription, with_secret: bool) -> SubscriptionView {
     SubscriptionView {
@@ -253,15 +267,15 @@ pub async fn create(
     get,
     path = "/subscriptions",
     tag = "subscriptions",
-    params(ClientQuery),
-    responses((status = 200, description = "The subscriptions", body = SubscriptionList)),
+    params(ListQuery),
+    responses((status = 200, description = "The subscriptions, oldest first", body = Page<SubscriptionView>)),
 )]
 #[tracing::instrument(name = "http.subscriptions.list", skip_all)]
 pub async fn list(
     State(state): State<AppState>,
     Caller(who): Caller,
-    ApiQuery(q): ApiQuery<ClientQuery>,
-) -> ApiResult<Json<SubscriptionList>> {
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> ApiResult<Json<Page<SubscriptionView>>> {
     let scope = match (&who, &q.client) {
         (Principal::Admin, Some(_)) => {
             Scope::Client(client_of(&state, &who, q.client.as_deref()).await?)
@@ -270,14 +284,12 @@ pub async fn list(
     };
     let subs = state.store.list_subscriptions(&scope).await?;
     let items = subs.iter().map(|s| subscription_json(s, false)).collect();
-    Ok(Json(SubscriptionList { items }))
-}
-
-/// `GET /subscriptions` body.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct SubscriptionList {
-    /// Every subscription in scope.
-    items: Vec<SubscriptionView>,
+    Ok(Json(page_of(
+        items,
+        |s: &SubscriptionView| created_key(&s.created_at, &s.id),
+        q.limit,
+        q.cursor.as_deref(),
+    )?))
 }
 
 /// `GET /subscriptions/{id}`.

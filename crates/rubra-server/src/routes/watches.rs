@@ -7,6 +7,7 @@
 //! every poll's changes through that subscription's channel (type `watch.changed`). Changes of a watch commit in `seq` order, so
 //! `since=` and `Last-Event-ID` never skip one.
 
+use super::{Page, created_key, page_of};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::extract::{ActingAs, ApiJson, ApiQuery, Caller, client_of};
 use crate::quotas::{self, Quota};
@@ -83,6 +84,19 @@ pub struct ClientQuery {
     client: Option<String>,
 }
 
+/// `GET /watches` query.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// An admin's: only this client's watches.
+    client: Option<String>,
+    /// Items per page, 1 to 1000 [default 100].
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
 /// A watch and the health of its polling.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct WatchView {
@@ -120,13 +134,6 @@ pub struct WatchView {
     polled_by: Option<String>,
     /// The subscription its changes also go through.
     subscription_id: Option<String>,
-}
-
-/// The body of `GET /watches`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct WatchList {
-    /// The watches, oldest first.
-    items: Vec<WatchView>,
 }
 
 /// The JSON of a watch. Header values are not shown back (they often hold tokens).
@@ -179,13 +186,14 @@ pub struct ChangeJson<'a> {
     new: Option<&'a RawValue>,
 }
 
-/// The body of `GET /watches/{id}/changes`.
+/// The body of `GET /watches/{id}/changes`: the one list shape, with seqs as cursors.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ChangesPage<'a> {
-    /// Changes with `seq > since`, oldest first.
-    changes: Vec<ChangeJson<'a>>,
-    /// The `since` of the next page (the last seq here, or `since` when there is none).
-    next_since: i64,
+    /// Changes with `seq` above the cursor, oldest first.
+    items: Vec<ChangeJson<'a>>,
+    /// The last seq of this page, to give back as `cursor` (or `since`); null when this
+    /// page was not full, so no more changes are recorded yet.
+    next_cursor: Option<String>,
 }
 
 fn raw(text: Option<&str>) -> Option<&RawValue> {
@@ -333,22 +341,27 @@ pub async fn create(
     get,
     path = "/watches",
     tag = "watches",
-    params(ClientQuery),
-    responses((status = 200, description = "The watches, oldest first", body = WatchList)),
+    params(ListQuery),
+    responses((status = 200, description = "The watches, oldest first", body = Page<WatchView>)),
 )]
 #[tracing::instrument(name = "http.watches.list", skip_all)]
 pub async fn list(
     State(state): State<AppState>,
     Caller(who): Caller,
-    ApiQuery(q): ApiQuery<ClientQuery>,
-) -> ApiResult<Json<WatchList>> {
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> ApiResult<Json<Page<WatchView>>> {
     let scope = match &q.client {
         Some(c) if who.is_admin() => Scope::Client(client_of(&state, &who, Some(c)).await?),
         _ => who.scope(),
     };
     let watches = state.store.list_watches(&scope).await?;
     let items = watches.iter().map(watch_json).collect();
-    Ok(Json(WatchList { items }))
+    Ok(Json(page_of(
+        items,
+        |w: &WatchView| created_key(&w.created_at, &w.id),
+        q.limit,
+        q.cursor.as_deref(),
+    )?))
 }
 
 /// `GET /watches/{id}`: the watch and the health of its polling.
@@ -397,14 +410,19 @@ pub async fn delete(
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ChangesQuery {
-    /// Changes after this seq [default 0].
+    /// Changes after this seq: the `next_cursor` of the previous page [default 0].
+    #[param(minimum = 0)]
+    cursor: Option<i64>,
+    /// The same as `cursor` (a seq), for clients that poll with the last seq they saw.
+    #[param(minimum = 0)]
     since: Option<i64>,
     /// Changes per page, 1 to 1000 (larger is taken as 1000) [default 1000].
     limit: Option<u32>,
 }
 
-/// `GET /watches/{id}/changes?since=SEQ&limit=N`: changes with `seq > since` (default 0),
-/// oldest first, at most `limit` (default and most 1000); `next_since` continues.
+/// `GET /watches/{id}/changes?cursor=SEQ&limit=N`: changes with `seq > cursor` (default 0;
+/// `since` is the same), oldest first, at most `limit` (default and most 1000);
+/// `next_cursor` continues while pages are full.
 #[utoipa::path(
     get,
     path = "/watches/{id}/changes",
@@ -420,13 +438,21 @@ pub async fn changes(
     ApiQuery(q): ApiQuery<ChangesQuery>,
 ) -> ApiResult<impl IntoResponse> {
     let watch = find(&state, &who.scope(), &id).await?;
-    let since = q.since.unwrap_or(0).max(0);
+    if q.cursor.is_some() && q.since.is_some() {
+        return Err(ApiError::new(
+            ErrorCode::InvalidQuery,
+            "give cursor or since, not both",
+        ));
+    }
+    let since = q.cursor.or(q.since).unwrap_or(0).max(0);
     let limit = q.limit.unwrap_or(PAGE).clamp(1, PAGE);
     let rows = state.store.watch_changes(&watch.id, since, limit).await?;
-    let next = rows.last().map_or(since, |c| c.seq);
+    let next = (rows.len() == limit as usize)
+        .then(|| rows.last().map(|c| c.seq.to_string()))
+        .flatten();
     let body = serde_json::to_vec(&ChangesPage {
-        changes: rows.iter().map(ChangeJson::of).collect(),
-        next_since: next,
+        items: rows.iter().map(ChangeJson::of).collect(),
+        next_cursor: next,
     })
     .map_err(|e| ApiError::internal(&e))?;
     Ok((

@@ -120,3 +120,85 @@ async fn openapi_document_validates_as_openapi_3_1() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[tokio::test]
+async fn every_list_is_items_and_next_cursor_with_limit_and_cursor() {
+    let doc: Value = serde_json::from_str(rubra_server::openapi_json()).unwrap();
+    let resolve = |schema: &Value| -> Value {
+        match schema["$ref"].as_str() {
+            Some(r) => doc["components"]["schemas"][r.rsplit('/').next().unwrap()].clone(),
+            None => schema.clone(),
+        }
+    };
+    let mut lists = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        let Some(op) = item.get("get") else { continue };
+        let schema = &op["responses"]["200"]["content"]["application/json"]["schema"];
+        let body = resolve(schema);
+        let props = &body["properties"];
+        if body["type"] == "array" || props.get("items").is_some() {
+            lists += 1;
+            assert!(
+                props.get("items").is_some() && props.get("next_cursor").is_some(),
+                "GET {path} answers {body}"
+            );
+            let params: Vec<&str> = op["parameters"]
+                .as_array()
+                .map(|ps| ps.iter().filter_map(|p| p["name"].as_str()).collect())
+                .unwrap_or_default();
+            for p in ["limit", "cursor"] {
+                assert!(params.contains(&p), "GET {path} lacks {p}: {params:?}");
+            }
+        }
+    }
+    assert!(lists >= 10, "{lists} lists");
+}
+
+#[tokio::test]
+async fn clients_page_by_limit_and_cursor_with_rfc3339_ms_times() {
+    let app = spawn_app().await;
+    for name in ["a", "b", "c"] {
+        app.create_client(name).await;
+    }
+    let get = |q: String| {
+        let app = &app;
+        async move {
+            let resp = app
+                .admin(Method::GET, &format!("/clients{q}"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 200);
+            resp.json::<Value>().await.unwrap()
+        }
+    };
+    let p1 = get("?limit=2".into()).await;
+    assert_eq!(p1["items"].as_array().unwrap().len(), 2);
+    let cursor = p1["next_cursor"]
+        .as_str()
+        .expect("a full page has a next_cursor");
+    let p2 = get(format!("?limit=2&cursor={cursor}")).await;
+    assert_eq!(p2["items"].as_array().unwrap().len(), 1);
+    assert!(p2["next_cursor"].is_null());
+    let names: Vec<&str> = p1["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(p2["items"].as_array().unwrap())
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["a", "b", "c"], "oldest first, each once");
+    // RFC 3339, UTC, milliseconds: `2026-12-06T17:20:59.742Z`.
+    let created = p2["items"][0]["created_at"].as_str().unwrap();
+    assert_eq!(created.len(), 24, "{created}");
+    assert!(
+        created.ends_with('Z') && created.as_bytes()[19] == b'.',
+        "{created}"
+    );
+    let resp = app
+        .admin(Method::GET, "/clients?limit=0")
+        .send()
+        .await
+        .unwrap();
+    crate::helpers::assert_error(resp, 400, "invalid_query").await;
+}
