@@ -30,6 +30,7 @@ pub struct AuditQuery {
     /// An admin's: only this client's rows.
     client: Option<String>,
     /// The `next_cursor` of the previous page.
+    #[param(pattern = "^[0-9]{1,18}$")]
     cursor: Option<String>,
     /// Rows per page, 1 to 1000 (larger is taken as 1000) [default 100].
     limit: Option<u32>,

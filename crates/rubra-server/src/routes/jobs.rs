@@ -60,9 +60,11 @@ pub struct ClientQuery {
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
-    /// Only jobs in this state: `queued`, `running`, `succeeded`, `failed` or `canceled`.
+    /// Only jobs in this state (empty: any).
+    #[param(pattern = "^(queued|running|succeeded|failed|canceled)?$")]
     state: Option<String>,
     /// The `next_cursor` of the previous page.
+    #[param(pattern = "^([0-9]{1,15}_job_[0-9a-f]{16})?$")]
     cursor: Option<String>,
     /// Jobs per page, 1 to 1000 [default 50].
     #[param(minimum = 1, maximum = 1000)]

@@ -47,8 +47,10 @@ const PAGE: u32 = 500;
 #[into_params(parameter_in = Query)]
 pub struct LogQuery {
     /// Only this subscription's attempts.
+    #[param(pattern = "^sub_[0-9a-f]{16}$")]
     subscription: Option<String>,
     /// The `next_cursor` of the previous page.
+    #[param(pattern = "^[0-9]{1,18}$")]
     cursor: Option<String>,
     /// Rows per page, 1 to 1000 (larger is taken as 1000) [default 100].
     limit: Option<u32>,
