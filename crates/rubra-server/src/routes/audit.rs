@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
-/// Rows per page unless `limit` says otherwise; `limit` is clamped to 1..=[`MAX_LIMIT`].
+/// Rows per page unless `limit` says otherwise; `limit` is 1..=[`MAX_LIMIT`].
 const DEFAULT_LIMIT: u32 = 100;
 /// Most rows per page.
 const MAX_LIMIT: u32 = 1000;
@@ -32,7 +32,8 @@ pub struct AuditQuery {
     /// The `next_cursor` of the previous page.
     #[param(pattern = "^[0-9]{1,18}$")]
     cursor: Option<String>,
-    /// Rows per page, 1 to 1000 (larger is taken as 1000) [default 100].
+    /// Rows per page, 1 to 1000 [default 100].
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
 }
 
@@ -106,7 +107,13 @@ pub async fn list(
             })
         })
         .transpose()?;
-    let limit = q.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
+    let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidQuery,
+            format!("limit must be between 1 and {MAX_LIMIT}"),
+        ));
+    }
     let rows = state
         .store
         .list_audit(&AuditPage {

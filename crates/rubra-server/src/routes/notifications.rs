@@ -52,7 +52,8 @@ pub struct LogQuery {
     /// The `next_cursor` of the previous page.
     #[param(pattern = "^[0-9]{1,18}$")]
     cursor: Option<String>,
-    /// Rows per page, 1 to 1000 (larger is taken as 1000) [default 100].
+    /// Rows per page, 1 to 1000 [default 100].
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
     /// An admin's: only this client's attempts.
     client: Option<String>,
@@ -124,7 +125,13 @@ pub async fn log(
             )
         })?),
     };
-    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidQuery,
+            "limit must be between 1 and 1000",
+        ));
+    }
     let rows = state
         .store
         .list_delivery_attempts(

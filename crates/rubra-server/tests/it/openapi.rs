@@ -246,3 +246,33 @@ async fn jobs_state_filter_takes_every_state_the_document_names_and_no_other() {
         .unwrap();
     crate::helpers::assert_error(resp, 400, "invalid_query").await;
 }
+
+// Schemathesis: `GET /audit?limit=2147483648` and `GET /notifications?limit=…` above the
+// documented maximum were answered 200 (clamped to 1000) where every other list refuses them.
+#[tokio::test]
+async fn audit_and_notifications_refuse_a_limit_outside_1_to_1000_like_every_list() {
+    let app = spawn_app().await;
+    let (_, key) = app.create_client("acme").await;
+    let doc: Value = serde_json::from_str(rubra_server::openapi_json()).unwrap();
+    for path in ["/audit", "/notifications"] {
+        let schema = &get_param(&doc, path, "limit")["schema"];
+        assert_eq!(schema["minimum"], 1, "{path}: {schema}");
+        assert_eq!(schema["maximum"], 1000, "{path}: {schema}");
+        for limit in ["1", "1000"] {
+            let resp = app
+                .with_key(&key, Method::GET, &format!("{path}?limit={limit}"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 200, "{path}?limit={limit}");
+        }
+        for limit in ["0", "1001", "2147483648"] {
+            let resp = app
+                .with_key(&key, Method::GET, &format!("{path}?limit={limit}"))
+                .send()
+                .await
+                .unwrap();
+            crate::helpers::assert_error(resp, 400, "invalid_query").await;
+        }
+    }
+}
