@@ -8,6 +8,15 @@ cd "$(dirname "$0")/.."
 source scripts/test-services.sh
 trap rubra_test_services_stop EXIT
 
+# Python tools for the API checks (PyPI), in a venv under target/: openapi-spec-validator
+# (run by the rubra-server test openapi_document_validates_as_openapi_3_1) and Schemathesis.
+PY_VENV=target/py
+if [ ! -x "$PY_VENV/bin/schemathesis" ] || [ ! -x "$PY_VENV/bin/openapi-spec-validator" ]; then
+    python3 -m venv "$PY_VENV"
+    "$PY_VENV/bin/pip" install --quiet 'openapi-spec-validator>=0.7,<1' 'schemathesis>=4,<5'
+fi
+export RUBRA_TEST_OPENAPI_VALIDATOR="$PWD/$PY_VENV/bin/openapi-spec-validator"
+
 # These make the PostgreSQL, RabbitMQ and S3 tests mandatory: they fail instead of skipping.
 export RUBRA_TEST_REQUIRE_SERVICES=1
 cargo test --workspace "$@"

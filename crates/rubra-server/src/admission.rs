@@ -4,8 +4,7 @@
 //! What cannot be admitted is refused at once (503 `overloaded`, 429 `too_many_streams`), so
 //! the requests already admitted keep their latency and nobody waits out the request timeout.
 
-use crate::error::ApiError;
-use axum::http::StatusCode;
+use crate::error::{ApiError, ErrorCode};
 use rubra_store::{ClientId, Principal};
 use rubra_telemetry::metrics;
 use std::collections::{HashMap, VecDeque};
@@ -429,8 +428,8 @@ impl Admission {
     pub async fn admit(&self, who: &Principal, pixels: u64) -> Result<Admitted, ApiError> {
         let gate = &self.inner;
         if pixels > gate.pixel_budget {
-            return Err(ApiError::too_large(
-                "image_too_large",
+            return Err(ApiError::new(
+                ErrorCode::ImageTooLarge,
                 format!(
                     "the image has {pixels} pixels; this server decodes at most {} pixels at \
                      a time (max-decode-pixels-in-flight)",
@@ -520,12 +519,8 @@ impl Admission {
 
 fn overloaded(why: &str) -> ApiError {
     count_rejection("overloaded");
-    ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "overloaded",
-        format!("{why}; retry in a moment"),
-    )
-    .with_retry_after(RETRY_AFTER_SECS)
+    ApiError::new(ErrorCode::Overloaded, format!("{why}; retry in a moment"))
+        .with_retry_after(RETRY_AFTER_SECS)
 }
 
 /// Open Server-Sent Event streams per caller, at most `per_client` each. Cheap to clone.
@@ -574,8 +569,7 @@ impl StreamCaps {
                 drop(open);
                 count_rejection("too_many_streams");
                 return Err(ApiError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "too_many_streams",
+                    ErrorCode::TooManyStreams,
                     format!(
                         "at most {} streams may be open per client (max-streams-per-client); \
                          close one first",

@@ -3,30 +3,67 @@
 //! The body is always `{"error": {"code": "…", "message": "…"}}`. Codes are part of the API
 //! contract: clients switch on them, so a code is never renamed once shipped.
 
+pub use crate::codes::ErrorCode;
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use rubra_store::StoreError;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// The body of every error response.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: ErrorDetail,
+}
+
+/// The `error` of an [`ErrorBody`].
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable and machine-readable: clients switch on it.
+    pub code: ErrorCode,
+    /// For people; its wording may change.
+    pub message: String,
+}
 
 /// An error answered to an API caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
     status: StatusCode,
-    code: &'static str,
+    code: ErrorCode,
     message: String,
     /// Seconds a client should wait before trying again (`Retry-After`), for 429 and 503.
     retry_after: Option<u64>,
 }
 
 impl ApiError {
-    /// An error with an explicit status and code.
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    /// An error with `code` (its status from the catalogue) and `message`.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         ApiError {
-            status,
+            status: code.status(),
             code,
             message: message.into(),
             retry_after: None,
+        }
+    }
+
+    /// An error with `code` and its default message.
+    pub fn of(code: ErrorCode) -> Self {
+        Self::new(code, code.default_message())
+    }
+
+    /// An error another crate describes by its own status and code (`rubra_image::Error`,
+    /// `rubra_fetch::FetchError`, …): the code must be in the catalogue (else it is logged
+    /// and answered as `internal`); the status is the crate's, which may differ from the
+    /// catalogue's default (e.g. `remote_status` is 422 for a remote's 4xx, 502 for its 5xx).
+    pub fn foreign(status: u16, code: &str, message: impl Into<String>) -> Self {
+        match ErrorCode::parse(code) {
+            Some(code) => ApiError {
+                status: StatusCode::from_u16(status).unwrap_or(code.status()),
+                ..Self::new(code, message)
+            },
+            None => Self::internal(&format!("error code {code:?} is not in the catalogue")),
         }
     }
 
@@ -36,72 +73,46 @@ impl ApiError {
         self
     }
 
-    /// 400: the request is malformed.
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, code, message)
-    }
-
-    /// 401: no key, or a key that is not known.
+    /// 401 `unauthorized`: no key, or a key that is not known.
     pub fn unauthorized(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+        Self::new(ErrorCode::Unauthorized, message)
     }
 
-    /// 403: the key is valid but may not do this.
+    /// 403 `forbidden`: the key is valid but may not do this.
     pub fn forbidden(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+        Self::new(ErrorCode::Forbidden, message)
     }
 
-    /// 404: nothing here, or nothing this caller may see.
+    /// 404 `not_found`: nothing here, or nothing this caller may see.
     pub fn not_found(what: &str) -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("{what} not found"),
-        )
+        Self::new(ErrorCode::NotFound, format!("{what} not found"))
     }
 
-    /// 409: conflicts with existing state.
+    /// 409 `conflict`: conflicts with existing state.
     pub fn conflict(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::CONFLICT, "conflict", message)
-    }
-
-    /// 413: the body or the image is too large.
-    pub fn too_large(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::PAYLOAD_TOO_LARGE, code, message)
+        Self::new(ErrorCode::Conflict, message)
     }
 
     /// 413 `body_too_large`: the request body is over `max-body-bytes`.
     pub fn body_too_large() -> Self {
-        Self::too_large("body_too_large", "the request body is too large")
+        Self::of(ErrorCode::BodyTooLarge)
     }
 
-    /// 415: a content type this endpoint does not take.
+    /// 415 `unsupported_media_type`: a content type this endpoint does not take.
     pub fn unsupported_media_type(message: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            message,
-        )
+        Self::new(ErrorCode::UnsupportedMediaType, message)
     }
 
-    /// 422: well-formed input with invalid values.
-    pub fn unprocessable(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
-    }
-
-    /// 503: a dependency (database, storage) is down.
+    /// 503 `unavailable`: a dependency (database, storage) is down.
     pub fn unavailable(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+        Self::new(ErrorCode::Unavailable, message)
     }
 
-    /// 500: a bug or an unexpected failure. The details go to the log, not to the caller.
+    /// 500 `internal`: a bug or an unexpected failure. The details go to the log, not to the
+    /// caller.
     pub fn internal(err: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %err, "internal error");
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "internal error",
-        )
+        Self::of(ErrorCode::Internal)
     }
 
     /// The same error with `context` (e.g. which file part) in front of its message.
@@ -117,6 +128,11 @@ impl ApiError {
 
     /// The stable machine-readable code.
     pub fn code(&self) -> &'static str {
+        self.code.as_str()
+    }
+
+    /// The code as the catalogue's value.
+    pub fn error_code(&self) -> ErrorCode {
         self.code
     }
 }
@@ -127,7 +143,7 @@ impl std::fmt::Display for ApiError {
             f,
             "{} {}: {}",
             self.status.as_u16(),
-            self.code,
+            self.code.as_str(),
             self.message
         )
     }
@@ -135,7 +151,12 @@ impl std::fmt::Display for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({ "error": { "code": self.code, "message": self.message } });
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: self.message,
+            },
+        };
         let mut resp = (self.status, Json(body)).into_response();
         if let Some(secs) = self.retry_after {
             resp.headers_mut()
@@ -154,14 +175,14 @@ impl From<StoreError> for ApiError {
                     "rubra_rejected_requests_total", "reason" => "quota_exceeded"
                 )
                 .increment(1);
-                ApiError::new(StatusCode::CONFLICT, "quota_exceeded", msg.clone())
+                ApiError::new(ErrorCode::QuotaExceeded, msg.clone())
             }
             StoreError::TooManyNotifications(msg) => {
                 rubra_telemetry::metrics::counter!(
                     "rubra_rejected_requests_total", "reason" => "too_many_notifications"
                 )
                 .increment(1);
-                ApiError::unprocessable("too_many_notifications", msg.clone())
+                ApiError::new(ErrorCode::TooManyNotifications, msg.clone())
             }
             _ if err.is_unavailable() => {
                 tracing::warn!(error = %err, "dependency unavailable");
@@ -174,15 +195,13 @@ impl From<StoreError> for ApiError {
 
 impl From<&rubra_watermark::WatermarkError> for ApiError {
     fn from(err: &rubra_watermark::WatermarkError) -> Self {
-        let status = StatusCode::from_u16(err.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
-        ApiError::new(status, err.code(), err.to_string())
+        ApiError::foreign(err.http_status(), err.code(), err.to_string())
     }
 }
 
 impl From<rubra_fetch::FetchError> for ApiError {
     fn from(err: rubra_fetch::FetchError) -> Self {
-        let status = StatusCode::from_u16(err.http_status()).unwrap_or(StatusCode::BAD_GATEWAY);
-        ApiError::new(status, err.code(), err.to_string())
+        ApiError::foreign(err.http_status(), err.code(), err.to_string())
     }
 }
 

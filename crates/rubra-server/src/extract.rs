@@ -2,7 +2,7 @@
 //! its rate limit, or to its address's when it has no valid key), and JSON and query parsing
 //! whose rejections become [`ApiError`]s instead of plain-text bodies.
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::ratelimit::{Limit, retry_after_secs};
 use crate::state::AppState;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
@@ -91,15 +91,13 @@ impl FromRequestParts<AppState> for Caller {
         let holder = found.ok_or_else(|| ApiError::unauthorized("unknown API key"))?;
         if holder.client_disabled {
             return Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "client_disabled",
+                ErrorCode::ClientDisabled,
                 "this key's client is disabled; an admin can enable it again",
             ));
         }
         if holder.expired(rubra_store::now_ms()) {
             return Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "key_expired",
+                ErrorCode::KeyExpired,
                 format!("API key {} has expired; make a new one", holder.key_id),
             ));
         }
@@ -245,8 +243,7 @@ pub(crate) fn rate_limited(wait: Duration, message: impl FnOnce(u64) -> String) 
     )
     .increment(1);
     let secs = retry_after_secs(wait);
-    ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message(secs))
-        .with_retry_after(secs)
+    ApiError::new(ErrorCode::RateLimited, message(secs)).with_retry_after(secs)
 }
 
 /// The client a request acts for: a client key's own client, or for an admin key the client
@@ -268,8 +265,8 @@ pub async fn client_of(
                 .map(|c| c.id)
                 .ok_or_else(|| ApiError::not_found("client"))
         }
-        (Principal::Admin, None) => Err(ApiError::unprocessable(
-            "client_required",
+        (Principal::Admin, None) => Err(ApiError::new(
+            ErrorCode::ClientRequired,
             "an admin key has no client of its own: add ?client=CLIENT_ID",
         )),
     }
@@ -309,13 +306,13 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
 
 fn json_rejection(r: JsonRejection) -> ApiError {
     match r {
-        JsonRejection::JsonDataError(e) => ApiError::unprocessable("invalid_fields", e.body_text()),
-        JsonRejection::JsonSyntaxError(e) => ApiError::bad_request("malformed_json", e.body_text()),
+        JsonRejection::JsonDataError(e) => ApiError::new(ErrorCode::InvalidFields, e.body_text()),
+        JsonRejection::JsonSyntaxError(e) => ApiError::new(ErrorCode::MalformedJson, e.body_text()),
         JsonRejection::MissingJsonContentType(_) => {
             ApiError::unsupported_media_type("expected Content-Type: application/json")
         }
         other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::body_too_large(),
-        other => ApiError::bad_request("bad_body", other.body_text()),
+        other => ApiError::new(ErrorCode::BadBody, other.body_text()),
     }
 }
 
@@ -330,7 +327,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Query(v)| ApiQuery(v))
-            .map_err(|r: QueryRejection| ApiError::bad_request("invalid_query", r.body_text()))
+            .map_err(|r: QueryRejection| ApiError::new(ErrorCode::InvalidQuery, r.body_text()))
     }
 }
 
@@ -362,7 +359,7 @@ pub async fn json_body_bytes(req: Request) -> Result<axum::body::Bytes, ApiError
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::body_too_large()
             } else {
-                ApiError::bad_request("bad_body", e.body_text())
+                ApiError::new(ErrorCode::BadBody, e.body_text())
             }
         })
 }

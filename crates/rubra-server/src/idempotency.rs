@@ -11,7 +11,7 @@
 //! after a 5xx, a 429 or a 401/403 the key is let go, so the retry runs. The keys live in
 //! the database, so a retry sent to another process of a cluster is answered the same.
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::extract::Caller;
 use crate::state::AppState;
 use axum::body::Body;
@@ -31,10 +31,10 @@ pub const TTL: Duration = Duration::from_secs(24 * 3600);
 pub const HEADER: &str = "idempotency-key";
 
 /// The longest key accepted, in bytes.
-const MAX_KEY_BYTES: usize = 255;
+pub(crate) const MAX_KEY_BYTES: usize = 255;
 
 /// The routes whose `POST` honours the header.
-const ROUTES: [&str; 5] = [
+pub(crate) const ROUTES: [&str; 5] = [
     "/events",
     "/jobs",
     "/subscriptions",
@@ -58,8 +58,8 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
             k.to_owned()
         }
         _ => {
-            return ApiError::bad_request(
-                "invalid_idempotency_key",
+            return ApiError::new(
+                ErrorCode::InvalidIdempotencyKey,
                 format!("Idempotency-Key is 1 to {MAX_KEY_BYTES} visible ASCII characters"),
             )
             .into_response();
@@ -86,16 +86,15 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
         Err(e) => return ApiError::from(e).into_response(),
         Ok(Claim::Replay(stored)) => return replay(stored),
         Ok(Claim::Mismatch) => {
-            return ApiError::unprocessable(
-                "idempotency_key_reused",
+            return ApiError::new(
+                ErrorCode::IdempotencyKeyReused,
                 "this Idempotency-Key was used for another request in the last 24 h",
             )
             .into_response();
         }
         Ok(Claim::InProgress) => {
             return ApiError::new(
-                StatusCode::CONFLICT,
-                "idempotency_key_in_use",
+                ErrorCode::IdempotencyKeyInUse,
                 "the first request with this Idempotency-Key is still running; retry shortly",
             )
             .with_retry_after(1)

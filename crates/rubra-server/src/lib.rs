@@ -7,10 +7,12 @@
 
 mod admission;
 mod app;
+mod codes;
 mod error;
 mod extract;
 mod idempotency;
 mod middleware;
+mod openapi;
 mod quotas;
 mod ratelimit;
 mod relay;
@@ -25,7 +27,9 @@ mod tls;
 pub mod workers;
 
 pub use app::{Application, Services, StartError, shutdown_signal};
+pub use codes::ErrorCode;
 pub use error::{ApiError, ApiResult};
+pub use openapi::{document as openapi_document, document_json as openapi_json};
 pub use routes::router;
 pub use secret_key::SecretKeyFile;
 pub use settings::{ConfigArgs, Settings, SettingsError};

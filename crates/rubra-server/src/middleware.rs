@@ -23,8 +23,7 @@ pub async fn timeout(State(state): State<AppState>, req: Request, next: Next) ->
     match tokio::time::timeout(limit, next.run(req)).await {
         Ok(resp) => resp,
         Err(_) => ApiError::new(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            "timeout",
+            crate::error::ErrorCode::Timeout,
             format!(
                 "the request did not complete within {} ms",
                 limit.as_millis()

@@ -11,19 +11,31 @@ use serde_json::value::RawValue;
 
 /// One message as sent. `client_id` is for admin keys and the queue (whose producer is trusted
 /// like an admin).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = Message)]
 pub(crate) struct MessageIn {
+    /// The sender's id for it: a second message with the same id is a duplicate.
     #[serde(default)]
+    #[schema(nullable = false)]
     id: Option<String>,
+    /// Its type, e.g. `order.created`: what subscriptions' `types` match.
     r#type: String,
+    /// Text for people, at most 4 KiB.
     #[serde(default)]
+    #[schema(nullable = false)]
     text: Option<String>,
+    /// Any JSON, at most 64 KiB compact.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     payload: Option<Box<RawValue>>,
+    /// Who it is for, 1 to 256 bytes.
     #[serde(default)]
+    #[schema(nullable = false)]
     receiver: Option<String>,
+    /// For admin keys: whose message it is.
     #[serde(default)]
+    #[schema(nullable = false)]
     pub(crate) client_id: Option<String>,
 }
 

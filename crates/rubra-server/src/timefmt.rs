@@ -1,6 +1,6 @@
 //! Instants on the wire: RFC 3339 text or epoch milliseconds in, RFC 3339 (UTC, ms) out.
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use rubra_store::Timestamp;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -65,10 +65,10 @@ pub fn parse_timestamp(s: &str) -> Result<Timestamp, InstantError> {
 pub fn query_timestamp(name: &str, s: &str) -> Result<Timestamp, ApiError> {
     parse_timestamp(s).map_err(|e| match e {
         InstantError::Malformed(m) => {
-            ApiError::bad_request("invalid_query", format!("{name}: {m}"))
+            ApiError::new(ErrorCode::InvalidQuery, format!("{name}: {m}"))
         }
         InstantError::OutOfRange(m) => {
-            ApiError::unprocessable("invalid_timestamp", format!("{name}: {m}"))
+            ApiError::new(ErrorCode::InvalidTimestamp, format!("{name}: {m}"))
         }
     })
 }

@@ -33,6 +33,8 @@ enum Command {
     Slowlog(rubra_slowlog::cli::SlowlogArgs),
     /// Run simulated JSON sources locally (live games with changing odds) for demos and tests.
     Simulate(rubra_simulate::cli::SimulateArgs),
+    /// Print the API's OpenAPI 3.1 document (what `GET /openapi.json` answers).
+    Openapi,
 }
 
 fn main() -> ExitCode {
@@ -45,6 +47,10 @@ fn main() -> ExitCode {
         Command::Slowlog(args) => rubra_slowlog::cli::run(args),
         Command::Upload(args) => rubra_upload::cli::run(args),
         Command::Simulate(args) => rubra_simulate::cli::run(args),
+        Command::Openapi => {
+            println!("{}", rubra_server::openapi_json());
+            ExitCode::SUCCESS
+        }
     }
 }
 

@@ -1,9 +1,11 @@
 //! `/clients`: admins create clients and receive their first API key, set a client's own
 //! rate limit and quotas, and disable or enable it.
 
-use crate::error::{ApiError, ApiResult};
-use crate::extract::{ActingAs, Admin, ApiJson, Caller};
+use super::{Page, PageQuery, created_key, page_of};
+use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::extract::{ActingAs, Admin, ApiJson, ApiQuery, Caller};
 use crate::state::AppState;
+use crate::timefmt::format_ms;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -12,20 +14,90 @@ use rubra_store::{
 };
 use serde::{Deserialize, Deserializer, Serialize};
 use std::num::NonZeroU32;
+use utoipa::ToSchema;
 
 /// Body of `POST /clients`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateClient {
+    /// Unique: 1–64 letters, digits, `-`, `_` and `.`.
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
     name: String,
 }
 
+/// A client's own quotas, where an admin set them; a missing one follows the server's default.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QuotasView {
+    /// Live subscriptions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subscriptions: Option<u64>,
+    /// Queued and running jobs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    jobs: Option<u64>,
+    /// Watches.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    watches: Option<u64>,
+    /// Stored overlays.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    overlays: Option<u64>,
+    /// Bytes of all stored overlays together.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    overlay_bytes: Option<u64>,
+    /// Bytes of all stored images together.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    image_bytes: Option<u64>,
+}
+
+/// A client as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClientView {
+    /// Its id.
+    pub id: String,
+    /// Its unique name.
+    pub name: String,
+    /// When it was created (RFC 3339, UTC, ms).
+    pub created_at: String,
+    /// Its own requests per second; null: the server's default.
+    pub rate_limit_rps: Option<u32>,
+    /// Its own burst; null: the server's default.
+    pub rate_limit_burst: Option<u32>,
+    /// Its own quotas.
+    pub quotas: QuotasView,
+    /// True while an admin has it disabled (its keys get 401 `client_disabled`).
+    pub disabled: bool,
+    /// Since when it is disabled (RFC 3339, UTC, ms); null while enabled.
+    pub disabled_at: Option<String>,
+}
+
+impl From<Client> for ClientView {
+    fn from(c: Client) -> Self {
+        let q = c.quotas;
+        ClientView {
+            id: c.id.to_string(),
+            name: c.name,
+            created_at: format_ms(c.created_at),
+            rate_limit_rps: c.rate_limit.rps.map(NonZeroU32::get),
+            rate_limit_burst: c.rate_limit.burst.map(NonZeroU32::get),
+            quotas: QuotasView {
+                subscriptions: q.subscriptions,
+                jobs: q.jobs,
+                watches: q.watches,
+                overlays: q.overlays,
+                overlay_bytes: q.overlay_bytes,
+                image_bytes: q.image_bytes,
+            },
+            disabled: c.disabled,
+            disabled_at: c.disabled_at.map(format_ms),
+        }
+    }
+}
+
 /// A new client with its key, shown once.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct CreatedClient {
     /// The client.
     #[serde(flatten)]
-    pub client: Client,
+    pub client: ClientView,
     /// Its first API key; only its hash is stored, so this is the one time it is shown.
     pub api_key: String,
 }
@@ -51,7 +123,7 @@ pub async fn create_client_with_key(
     name: &str,
     actor: &Actor,
 ) -> Result<CreatedClient, ApiError> {
-    validate_client_name(name).map_err(|m| ApiError::unprocessable("invalid_name", m))?;
+    validate_client_name(name).map_err(|m| ApiError::new(ErrorCode::InvalidName, m))?;
     let client = store.create_client(name, actor).await?;
     let key = ApiKey::generate();
     store
@@ -61,12 +133,19 @@ pub async fn create_client_with_key(
         )
         .await?;
     Ok(CreatedClient {
-        client,
+        client: client.into(),
         api_key: key.reveal().to_owned(),
     })
 }
 
 /// `POST /clients` (admin).
+#[utoipa::path(
+    post,
+    path = "/clients",
+    tag = "clients",
+    request_body = CreateClient,
+    responses((status = 201, description = "The client and its first key, shown this once", body = CreatedClient)),
+)]
 #[tracing::instrument(name = "http.clients.create", skip_all)]
 pub async fn create(
     State(state): State<AppState>,
@@ -84,50 +163,79 @@ pub async fn create(
 }
 
 /// `GET /clients`: all clients for an admin, the caller's own for a client.
+#[utoipa::path(
+    get,
+    path = "/clients",
+    tag = "clients",
+    params(PageQuery),
+    responses((status = 200, description = "All clients for an admin, its own for a client, oldest first", body = Page<ClientView>)),
+)]
 #[tracing::instrument(name = "http.clients.list", skip_all)]
 pub async fn list(
     State(state): State<AppState>,
     Caller(who): Caller,
-) -> ApiResult<Json<Vec<Client>>> {
-    Ok(Json(state.store.list_clients(&who.scope()).await?))
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> ApiResult<Json<Page<ClientView>>> {
+    let clients = state.store.list_clients(&who.scope()).await?;
+    let views = clients.into_iter().map(ClientView::from).collect();
+    Ok(Json(page_of(
+        views,
+        |c: &ClientView| created_key(&c.created_at, &c.id),
+        q.limit,
+        q.cursor.as_deref(),
+    )?))
 }
 
 /// `GET /clients/{id}`.
+#[utoipa::path(
+    get,
+    path = "/clients/{id}",
+    tag = "clients",
+    params(("id" = String, Path, description = "The client's id")),
+    responses((status = 200, description = "The client", body = ClientView)),
+)]
 #[tracing::instrument(name = "http.clients.get", skip_all, fields(client = %id))]
 pub async fn get(
     State(state): State<AppState>,
     Caller(who): Caller,
     Path(id): Path<String>,
-) -> ApiResult<Json<Client>> {
+) -> ApiResult<Json<ClientView>> {
     let id = ClientId::parse(&id).ok_or_else(|| ApiError::not_found("client"))?;
     state
         .store
         .get_client(&who.scope(), &id)
         .await?
-        .map(Json)
+        .map(|c| Json(c.into()))
         .ok_or_else(|| ApiError::not_found("client"))
 }
 
 /// Body of `PATCH /clients/{id}`: a field left out stays as it is; `null` returns it to the
 /// server's default. Values are whole numbers from 1 to 4 294 967 295.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchClient {
+    /// Requests per second; null: the server's default.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u32>, minimum = 1)]
     rate_limit_rps: Option<Option<NonZeroU32>>,
+    /// Burst; null: the server's default.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u32>, minimum = 1)]
     rate_limit_burst: Option<Option<NonZeroU32>>,
+    /// Quotas to set (a number), clear (null) or keep (left out).
     #[serde(default)]
+    #[schema(nullable = false)]
     quotas: Option<PatchQuotas>,
     /// `true` disables the client (its keys get 401 `client_disabled`; its jobs, watches and
     /// deliveries wait), `false` enables it again.
     #[serde(default)]
+    #[schema(nullable = false)]
     disabled: Option<bool>,
 }
 
 /// The `quotas` of `PATCH /clients/{id}`: per quota, a whole number sets it, `null` returns it
 /// to the server's default, leaving it out keeps it.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchQuotas {
     #[serde(default, deserialize_with = "present")]
@@ -168,6 +276,14 @@ pub async fn set_client_disabled(
 /// `PATCH /clients/{id}` (admin): sets or clears the client's own rate limit and quotas, and
 /// disables or enables it. This process applies it to the next request; others within the key
 /// cache's lifetime (1 s).
+#[utoipa::path(
+    patch,
+    path = "/clients/{id}",
+    tag = "clients",
+    params(("id" = String, Path, description = "The client's id")),
+    request_body = PatchClient,
+    responses((status = 200, description = "The client as it now is", body = ClientView)),
+)]
 #[tracing::instrument(name = "http.clients.patch", skip_all, fields(client = %id))]
 pub async fn patch(
     State(state): State<AppState>,
@@ -175,7 +291,7 @@ pub async fn patch(
     ActingAs(actor): ActingAs,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<PatchClient>,
-) -> ApiResult<Json<Client>> {
+) -> ApiResult<Json<ClientView>> {
     let id = ClientId::parse(&id).ok_or_else(|| ApiError::not_found("client"))?;
     let patch = RateLimitPatch {
         rps: body.rate_limit_rps,
@@ -217,5 +333,5 @@ pub async fn patch(
         burst = ?client.rate_limit.burst,
         "client rate limit set"
     );
-    Ok(Json(client))
+    Ok(Json(client.into()))
 }

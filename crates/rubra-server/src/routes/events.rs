@@ -10,7 +10,7 @@
 //! `201 {"accepted": n}` once the batch is committed (durable: a crash after the answer loses
 //! nothing), together with its rollups and notifications.
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::extract::{ApiQuery, Caller};
 use crate::ratelimit::Limit;
 use crate::state::AppState;
@@ -19,24 +19,33 @@ use axum::Json;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use rubra_store::{ClientId, ImageId, NewEvent, Principal, Scope, Timestamp};
-use serde::Deserialize;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, SeqAccess, Visitor};
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use utoipa::{IntoParams, ToSchema};
 
 /// The most events one request may carry.
 pub const MAX_BATCH: usize = 10_000;
 
 /// One event as sent.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = Event)]
 struct EventIn {
+    /// The red level, in [0, 1].
+    #[schema(minimum = 0.0, maximum = 1.0)]
     red: f64,
+    /// When it was measured [default: now].
     #[serde(default)]
+    #[schema(schema_with = crate::openapi::instant_in)]
     ts: Option<TsIn>,
+    /// The image it was measured on.
     #[serde(default)]
+    #[schema(nullable = false)]
     image_id: Option<String>,
+    /// For admin keys: whose event it is (or `?client=` for the batch).
     #[serde(default)]
+    #[schema(nullable = false)]
     client_id: Option<String>,
 }
 
@@ -51,13 +60,22 @@ enum TsIn {
 }
 
 /// `?client=`: the client of every event of an admin's batch.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct EventsQuery {
+    /// An admin's: the client of every event without a `client_id`.
     client: Option<String>,
 }
 
+/// `201` answer of `POST /events`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventsAccepted {
+    /// Events recorded.
+    accepted: usize,
+}
+
 fn invalid(i: usize, message: impl std::fmt::Display) -> ApiError {
-    ApiError::unprocessable("invalid_event", format!("events[{i}]: {message}"))
+    ApiError::new(ErrorCode::InvalidEvent, format!("events[{i}]: {message}"))
 }
 
 /// Why the array could not be read, as far as serde's text-only errors cannot say it.
@@ -123,8 +141,8 @@ fn parse_items(body: &[u8]) -> ApiResult<Vec<EventIn>> {
         Err(e) => e,
     };
     if e.is_syntax() || e.is_eof() {
-        return Err(ApiError::bad_request(
-            "malformed_json",
+        return Err(ApiError::new(
+            ErrorCode::MalformedJson,
             format!("malformed JSON: {e}"),
         ));
     }
@@ -137,15 +155,18 @@ fn parse_items(body: &[u8]) -> ApiResult<Vec<EventIn>> {
             "must be RFC 3339 text or integer epoch milliseconds",
         )),
         Some((i, msg)) => Err(invalid(i, msg)),
-        None => Err(ApiError::unprocessable(
-            "invalid_events",
+        None => Err(ApiError::new(
+            ErrorCode::InvalidEvents,
             "the body must be a JSON array of events",
         )),
     }
 }
 
 fn invalid_ts(i: usize, message: impl std::fmt::Display) -> ApiError {
-    ApiError::unprocessable("invalid_event", format!("events[{i}].ts: {message}"))
+    ApiError::new(
+        ErrorCode::InvalidEvent,
+        format!("events[{i}].ts: {message}"),
+    )
 }
 
 /// The timestamp of item `i` as sent.
@@ -167,8 +188,8 @@ fn timestamp(i: usize, ts: TsIn) -> ApiResult<Timestamp> {
 }
 
 fn too_many() -> ApiError {
-    ApiError::unprocessable(
-        "too_many_events",
+    ApiError::new(
+        ErrorCode::TooManyEvents,
         format!("a batch holds at most {MAX_BATCH} events, this one has more"),
     )
 }
@@ -212,13 +233,21 @@ fn charge_events(state: &AppState, who: &Principal, count: usize) -> ApiResult<(
 }
 
 /// `POST /events`.
+#[utoipa::path(
+    post,
+    path = "/events",
+    tag = "events",
+    params(EventsQuery),
+    request_body(content = inline(Vec<EventIn>), description = "0 to 10 000 events, all or nothing"),
+    responses((status = 201, description = "Committed", body = EventsAccepted)),
+)]
 #[tracing::instrument(name = "http.events.create", skip_all, fields(events))]
 pub async fn create(
     State(state): State<AppState>,
     Caller(who): Caller,
     ApiQuery(q): ApiQuery<EventsQuery>,
     req: Request,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<EventsAccepted>)> {
     let body = crate::extract::json_body_bytes(req).await?;
     // Parsing up to max-body-bytes of JSON is real CPU: off the async threads.
     // One event first, before the parse: a client whose event bucket is empty is refused
@@ -286,8 +315,8 @@ pub async fn create(
                 ClientId::parse(&c).ok_or_else(|| invalid(i, "client_id is malformed"))?
             }
             (Principal::Admin, None) => batch_client.clone().ok_or_else(|| {
-                ApiError::unprocessable(
-                    "client_required",
+                ApiError::new(
+                    ErrorCode::ClientRequired,
                     format!(
                         "events[{i}]: an admin key has no client of its own: give client_id \
                          in each event or ?client=CLIENT_ID"
@@ -304,7 +333,7 @@ pub async fn create(
     }
     let accepted = events.len();
     state.store.insert_events(events).await?;
-    Ok((StatusCode::CREATED, Json(json!({ "accepted": accepted }))))
+    Ok((StatusCode::CREATED, Json(EventsAccepted { accepted })))
 }
 
 async fn existing_client(state: &AppState, c: &str) -> ApiResult<ClientId> {

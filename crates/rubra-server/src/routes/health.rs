@@ -6,23 +6,61 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
-use serde_json::{Value, json};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// Body of `GET /healthz`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// Always `ok`.
+    #[schema(example = "ok")]
+    status: &'static str,
+}
+
+/// Body of `GET /readyz` when ready.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Ready {
+    /// Always `ready`.
+    #[schema(example = "ready")]
+    status: &'static str,
+    /// The database backend (`sqlite` or `postgres`).
+    database: &'static str,
+    /// Where blobs are kept.
+    storage: String,
+}
 
 /// `GET /healthz`: the process is up.
-pub async fn healthz() -> Json<Value> {
-    Json(json!({ "status": "ok" }))
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    security(()),
+    responses((status = 200, description = "The process is up", body = Health)),
+)]
+pub async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
 }
 
 /// `GET /readyz`: the database and the blob store both answer.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    security(()),
+    responses(
+        (status = 200, description = "The database and the blob store answer", body = Ready),
+        (status = 503, description = "`unavailable`: one of them does not", body = crate::error::ErrorBody),
+    ),
+)]
 #[tracing::instrument(name = "http.readyz", skip_all)]
-pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+pub async fn readyz(State(state): State<AppState>) -> Result<Json<Ready>, ApiError> {
     let (db, blobs) = tokio::join!(state.store.ping(), state.blobs.ping());
     match (db, blobs) {
-        (Ok(()), Ok(())) => Ok(Json(json!({
-            "status": "ready",
-            "database": state.store.backend(),
-            "storage": state.blobs.describe(),
-        }))),
+        (Ok(()), Ok(())) => Ok(Json(Ready {
+            status: "ready",
+            database: state.store.backend(),
+            storage: state.blobs.describe().to_string(),
+        })),
         (db, blobs) => {
             let mut down = Vec::new();
             if let Err(e) = db {
@@ -42,6 +80,13 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiErr
 }
 
 /// `GET /metrics`: Prometheus text exposition.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    security(()),
+    responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain", body = String)),
+)]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],

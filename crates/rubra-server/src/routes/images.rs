@@ -9,7 +9,8 @@
 //! failure between the two leaves an unreferenced blob, never a record without bytes. Should
 //! a record still lose its bytes (storage lost them), uploading the image again restores them.
 
-use crate::error::{ApiError, ApiResult};
+use super::Page;
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::extract::{ApiQuery, Caller};
 use crate::quotas::{self, Quota};
 use crate::state::AppState;
@@ -30,24 +31,65 @@ use rubra_store::{
     image_blob_key, now_ms,
 };
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use utoipa::{IntoParams, ToSchema};
 
 /// `?client=` — whose data an admin acts on (clients always act on their own).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct OwnerQuery {
+    /// An admin's: the client to act for.
     client: Option<String>,
+}
+
+/// A multipart form of images: every file part is one.
+#[derive(ToSchema)]
+#[allow(dead_code)] // Only its schema is used: `read_images` reads the parts.
+struct ImageForm {
+    /// The images (any part name).
+    #[schema(value_type = Vec<crate::openapi::Binary>)]
+    file: Vec<u8>,
+}
+
+/// The answer to `POST /images`: one info for a raw body, an array for a multipart form.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum Uploaded {
+    /// A raw body's image.
+    One(ImageInfo),
+    /// A form's images, in part order.
+    Many(Vec<ImageInfo>),
+}
+
+/// The answer to `POST /red`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RedAnswer {
+    /// The red level, in [0, 1].
+    red: f64,
+    /// Pixels across.
+    width: u32,
+    /// Pixels down.
+    height: u32,
+    /// `jpeg`, `png`, `gif` or `webp`.
+    format: &'static str,
 }
 
 /// The client an upload or measurement belongs to.
 /// The JSON form of an image record.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ImageInfo {
+    /// Its id: a hash of its bytes (and its ETag).
     id: String,
+    /// `jpeg`, `png`, `gif` or `webp`.
     format: String,
+    /// Pixels across.
     width: u32,
+    /// Pixels down.
     height: u32,
+    /// Its size.
     bytes: u64,
+    /// The red level, in [0, 1].
     red: f64,
+    /// When it was first stored (RFC 3339, UTC, ms).
     created_at: String,
 }
 
@@ -66,8 +108,7 @@ impl From<&ImageRecord> for ImageInfo {
 }
 
 fn image_error(e: &rubra_image::Error) -> ApiError {
-    let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
-    ApiError::new(status, e.code(), e.to_string())
+    ApiError::foreign(e.http_status(), e.code(), e.to_string())
 }
 
 /// Content types accepted for a raw body: the four image types, or none/binary (then the
@@ -99,7 +140,7 @@ async fn read_images(req: Request) -> ApiResult<(Vec<Bytes>, bool)> {
     if is_multipart(req.headers()) {
         let mut form = Multipart::from_request(req, &())
             .await
-            .map_err(|e| ApiError::bad_request("bad_multipart", e.body_text()))?;
+            .map_err(|e| ApiError::new(ErrorCode::BadMultipart, e.body_text()))?;
         let mut parts = Vec::new();
         while let Some(field) = form.next_field().await.map_err(multipart_error)? {
             if field.file_name().is_none() && field.content_type().is_none() {
@@ -108,8 +149,8 @@ async fn read_images(req: Request) -> ApiResult<(Vec<Bytes>, bool)> {
             parts.push(field.bytes().await.map_err(multipart_error)?);
         }
         if parts.is_empty() {
-            return Err(ApiError::bad_request(
-                "no_files",
+            return Err(ApiError::new(
+                ErrorCode::NoFiles,
                 "the multipart form has no file part",
             ));
         }
@@ -125,12 +166,12 @@ async fn read_images(req: Request) -> ApiResult<(Vec<Bytes>, bool)> {
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::body_too_large()
             } else {
-                ApiError::bad_request("bad_body", e.body_text())
+                ApiError::new(ErrorCode::BadBody, e.body_text())
             }
         })?;
         if body.is_empty() {
-            return Err(ApiError::bad_request(
-                "empty_body",
+            return Err(ApiError::new(
+                ErrorCode::EmptyBody,
                 "the request body is empty",
             ));
         }
@@ -142,7 +183,7 @@ fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::body_too_large()
     } else {
-        ApiError::bad_request("bad_multipart", e.body_text())
+        ApiError::new(ErrorCode::BadMultipart, e.body_text())
     }
 }
 
@@ -175,6 +216,24 @@ fn limits(state: &AppState) -> Limits {
 }
 
 /// `POST /images`: a raw image or a multipart form of several.
+#[utoipa::path(
+    post,
+    path = "/images",
+    tag = "images",
+    params(OwnerQuery),
+    request_body(
+        description = "One raw image (the bytes decide its type), or a multipart form of several",
+        content(
+            (crate::openapi::Binary = "image/*"),
+            (crate::openapi::Binary = "application/octet-stream"),
+            (ImageForm = "multipart/form-data"),
+        ),
+    ),
+    responses(
+        (status = 201, description = "Stored; at least one image is new", body = Uploaded),
+        (status = 200, description = "Every image was stored before", body = Uploaded),
+    ),
+)]
 #[tracing::instrument(name = "http.images.upload", skip_all)]
 pub async fn upload(
     State(state): State<AppState>,
@@ -254,11 +313,15 @@ pub async fn upload(
     } else {
         StatusCode::OK
     };
-    Ok(if multipart {
-        (status, Json(json!(infos))).into_response()
-    } else {
-        (status, Json(json!(infos.pop()))).into_response()
-    })
+    let body = match infos.pop() {
+        Some(one) if !multipart => Uploaded::One(one),
+        None if !multipart => return Err(ApiError::internal(&"a raw upload held no image")),
+        last => {
+            infos.extend(last);
+            Uploaded::Many(infos)
+        }
+    };
+    Ok((status, Json(body)).into_response())
 }
 
 /// Refuses new images of `adding` bytes that would take the client past its stored-bytes
@@ -306,6 +369,13 @@ async fn find_visible(state: &AppState, who: &Principal, id: &str) -> ApiResult<
 }
 
 /// `HEAD /images/{id}`: 200 if the caller has it, else 404 — without reading the bytes.
+#[utoipa::path(
+    head,
+    path = "/images/{id}",
+    tag = "images",
+    params(("id" = String, Path, description = "The image's id")),
+    responses((status = 200, description = "The caller has it: `Content-Type` and `Content-Length` say what `GET` answers")),
+)]
 #[tracing::instrument(name = "http.images.head", skip_all, fields(image = %id))]
 pub async fn head(
     State(state): State<AppState>,
@@ -337,6 +407,33 @@ fn mime_of(format: &str) -> &'static str {
 /// under an id never change): `If-None-Match` naming it answers 304 without reading them;
 /// one `Range: bytes=…` answers 206 with that part (416 when it lies past the end; several
 /// ranges, or an `If-Range` naming another ETag, answer the whole image).
+#[utoipa::path(
+    get,
+    path = "/images/{id}",
+    tag = "images",
+    params(
+        ("id" = String, Path, description = "The image's id"),
+        ("If-None-Match" = Option<String>, Header, description = "An ETag the caller holds: 304 when it is this image's"),
+        ("Range" = Option<String>, Header, description = "One `bytes=` range: 206 with that part"),
+        ("If-Range" = Option<String>, Header, description = "Honour `Range` only while the ETag is this"),
+    ),
+    responses(
+        (status = 200, description = "The image", content(
+            (crate::openapi::Binary = "image/jpeg"),
+            (crate::openapi::Binary = "image/png"),
+            (crate::openapi::Binary = "image/gif"),
+            (crate::openapi::Binary = "image/webp"),
+        )),
+        (status = 206, description = "The asked part of the image", content(
+            (crate::openapi::Binary = "image/jpeg"),
+            (crate::openapi::Binary = "image/png"),
+            (crate::openapi::Binary = "image/gif"),
+            (crate::openapi::Binary = "image/webp"),
+        )),
+        (status = 304, description = "Not modified: `If-None-Match` named this image"),
+        (status = 416, description = "The range lies past the end", body = crate::error::ErrorBody),
+    ),
+)]
 #[tracing::instrument(name = "http.images.get", skip_all, fields(image = %id))]
 pub async fn get(
     State(state): State<AppState>,
@@ -383,8 +480,7 @@ pub async fn get(
             StatusCode::RANGE_NOT_SATISFIABLE,
             [(CONTENT_RANGE, format!("bytes */{total}"))],
             ApiError::new(
-                StatusCode::RANGE_NOT_SATISFIABLE,
-                "range_not_satisfiable",
+                ErrorCode::RangeNotSatisfiable,
                 format!("the image has {total} bytes"),
             ),
         )
@@ -458,6 +554,13 @@ fn byte_range(value: &str, total: u64) -> Ranged {
 }
 
 /// `GET /images/{id}/info`.
+#[utoipa::path(
+    get,
+    path = "/images/{id}/info",
+    tag = "images",
+    params(("id" = String, Path, description = "The image's id")),
+    responses((status = 200, description = "What is known of the image", body = ImageInfo)),
+)]
 #[tracing::instrument(name = "http.images.info", skip_all, fields(image = %id))]
 pub async fn info(
     State(state): State<AppState>,
@@ -470,6 +573,13 @@ pub async fn info(
 }
 
 /// `DELETE /images/{id}`: the record first, then the bytes (see the module docs).
+#[utoipa::path(
+    delete,
+    path = "/images/{id}",
+    tag = "images",
+    params(("id" = String, Path, description = "The image's id")),
+    responses((status = 204, description = "Deleted")),
+)]
 #[tracing::instrument(name = "http.images.delete", skip_all, fields(image = %id))]
 pub async fn delete(
     State(state): State<AppState>,
@@ -498,22 +608,35 @@ pub async fn delete(
 }
 
 /// Query of `GET /images`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only images stored at or after this instant (RFC 3339 or epoch ms).
     from: Option<String>,
+    /// Only images stored before this instant (RFC 3339 or epoch ms).
     to: Option<String>,
+    /// Images per page, 1 to 1000 [default 50].
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
 /// `GET /images?from=&to=&limit=&cursor=`: a page of infos, newest first.
+#[utoipa::path(
+    get,
+    path = "/images",
+    tag = "images",
+    params(ListQuery),
+    responses((status = 200, description = "A page of images, newest first", body = Page<ImageInfo>)),
+)]
 #[tracing::instrument(name = "http.images.list", skip_all)]
 pub async fn list(
     State(state): State<AppState>,
     Caller(who): Caller,
     ApiQuery(q): ApiQuery<ListQuery>,
-) -> ApiResult<Json<Value>> {
-    let bad = |m: String| ApiError::bad_request("invalid_query", m);
+) -> ApiResult<Json<Page<ImageInfo>>> {
+    let bad = |m: String| ApiError::new(ErrorCode::InvalidQuery, m);
     let limit = q.limit.unwrap_or(50);
     if !(1..=1000).contains(&limit) {
         return Err(bad("limit must be between 1 and 1000".into()));
@@ -536,12 +659,19 @@ pub async fn list(
     let next = (rows.len() == limit as usize)
         .then(|| rows.last().map(|r| format!("{}_{}", r.created_at, r.id)))
         .flatten();
-    let items: Vec<ImageInfo> = rows.iter().map(ImageInfo::from).collect();
-    Ok(Json(json!({ "items": items, "next_cursor": next })))
+    Ok(Json(Page {
+        items: rows.iter().map(ImageInfo::from).collect(),
+        next_cursor: next,
+    }))
 }
 
 fn parse_cursor(c: &str) -> ApiResult<(i64, ImageId)> {
-    let bad = || ApiError::bad_request("invalid_cursor", "the cursor is not one this API returned");
+    let bad = || {
+        ApiError::new(
+            ErrorCode::InvalidCursor,
+            "the cursor is not one this API returned",
+        )
+    };
     let (ts, id) = c.split_once('_').ok_or_else(bad)?;
     Ok((
         ts.parse().map_err(|_| bad())?,
@@ -550,18 +680,33 @@ fn parse_cursor(c: &str) -> ApiResult<(i64, ImageId)> {
 }
 
 /// `POST /red`: measure and record the event, store nothing.
+#[utoipa::path(
+    post,
+    path = "/red",
+    tag = "images",
+    params(OwnerQuery),
+    request_body(
+        description = "One raw image (the bytes decide its type), or a multipart form of exactly one",
+        content(
+            (crate::openapi::Binary = "image/*"),
+            (crate::openapi::Binary = "application/octet-stream"),
+            (ImageForm = "multipart/form-data"),
+        ),
+    ),
+    responses((status = 200, description = "Measured and recorded as an event", body = RedAnswer)),
+)]
 #[tracing::instrument(name = "http.red", skip_all)]
 pub async fn red(
     State(state): State<AppState>,
     Caller(who): Caller,
     ApiQuery(q): ApiQuery<OwnerQuery>,
     req: Request,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<RedAnswer>> {
     let client = crate::extract::client_of(&state, &who, q.client.as_deref()).await?;
     let (mut parts, multipart) = read_images(req).await?;
     if multipart && parts.len() != 1 {
-        return Err(ApiError::bad_request(
-            "one_file",
+        return Err(ApiError::new(
+            ErrorCode::OneFile,
             "POST /red measures exactly one image",
         ));
     }
@@ -574,10 +719,10 @@ pub async fn red(
         ts: now_ms(),
     };
     state.store.insert_event(&event).await?;
-    Ok(Json(json!({
-        "red": report.red,
-        "width": report.width,
-        "height": report.height,
-        "format": report.format.as_str(),
-    })))
+    Ok(Json(RedAnswer {
+        red: report.red,
+        width: report.width,
+        height: report.height,
+        format: report.format.as_str(),
+    }))
 }

@@ -7,8 +7,9 @@
 //! leaked key must be stoppable at once). A revoked key is refused by this process at once
 //! and by every other within a second (see `KeyCache`).
 
-use crate::error::{ApiError, ApiResult};
-use crate::extract::{ActingAs, Admin, Caller};
+use super::{Page, PageQuery, created_key, page_of};
+use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::extract::{ActingAs, Admin, ApiQuery, Caller};
 use crate::state::AppState;
 use crate::timefmt::{format_ms, parse_timestamp};
 use axum::Json;
@@ -20,24 +21,26 @@ use rubra_store::{
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::ToSchema;
 
 /// Longest key name, in characters.
 const MAX_NAME_CHARS: usize = 100;
 
 /// Body of `POST /clients/{id}/keys`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateKey {
-    /// A name for people (default: "key").
+    /// A name for people (default: "key"), at most 100 characters.
     #[serde(default)]
     name: Option<String>,
     /// When the key stops working: RFC 3339 or epoch milliseconds; in the future.
     #[serde(default)]
+    #[schema(schema_with = crate::openapi::instant_in, nullable)]
     expires_at: Option<Value>,
 }
 
 /// A key as listed: never the key itself.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct KeyView {
     /// Its id, to revoke it by.
     pub id: String,
@@ -68,7 +71,7 @@ impl From<KeyInfo> for KeyView {
 }
 
 /// A new key: shown this once, only its hash is kept.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct CreatedKey {
     /// What will be listed about it.
     #[serde(flatten)]
@@ -134,16 +137,16 @@ async fn make_key(
         || name.chars().count() > MAX_NAME_CHARS
         || name.chars().any(char::is_control)
     {
-        return Err(ApiError::unprocessable(
-            "invalid_name",
+        return Err(ApiError::new(
+            ErrorCode::InvalidName,
             format!("a key name is 1–{MAX_NAME_CHARS} characters without control characters"),
         ));
     }
     if let Some(at) = expires_at
         && at <= now_ms()
     {
-        return Err(ApiError::unprocessable(
-            "invalid_expires_at",
+        return Err(ApiError::new(
+            ErrorCode::InvalidExpiresAt,
             "expires_at must be in the future",
         ));
     }
@@ -154,8 +157,7 @@ async fn make_key(
         )
         .increment(1);
         return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "quota_exceeded",
+            ErrorCode::QuotaExceeded,
             format!(
                 "a client (and the admins together) hold at most {max_keys} keys \
                  (max-keys-per-client); revoke one first"
@@ -185,8 +187,7 @@ pub async fn revoke_key(
         Revoked::Revoked => Ok(()),
         Revoked::NotFound => Err(ApiError::not_found("key")),
         Revoked::LastKey => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "last_key",
+            ErrorCode::LastKey,
             "this is the client's last key: make another first (an admin may revoke it)",
         )),
     }
@@ -210,18 +211,26 @@ fn expires_at(v: Option<Value>) -> Result<Option<i64>, ApiError> {
         Some(Value::String(s)) => s,
         Some(Value::Number(n)) => n.to_string(),
         Some(_) => {
-            return Err(ApiError::unprocessable(
-                "invalid_expires_at",
+            return Err(ApiError::new(
+                ErrorCode::InvalidExpiresAt,
                 "expires_at is RFC 3339 text or epoch milliseconds",
             ));
         }
     };
     parse_timestamp(&text)
         .map(|t| Some(t.as_ms()))
-        .map_err(|e| ApiError::unprocessable("invalid_expires_at", format!("expires_at: {e}")))
+        .map_err(|e| ApiError::new(ErrorCode::InvalidExpiresAt, format!("expires_at: {e}")))
 }
 
 /// `POST /clients/{id}/keys`: `201` with the new key, shown once.
+#[utoipa::path(
+    post,
+    path = "/clients/{id}/keys",
+    tag = "keys",
+    params(("id" = String, Path, description = "The client's id")),
+    request_body(content = Option<CreateKey>, description = "Optional: an empty body makes a key named `key` that never expires", content_type = "application/json"),
+    responses((status = 201, description = "The new key, shown this once", body = CreatedKey)),
+)]
 #[tracing::instrument(name = "http.keys.create", skip_all, fields(client = %id))]
 pub async fn create(
     State(state): State<AppState>,
@@ -251,12 +260,20 @@ pub async fn create(
 }
 
 /// `GET /clients/{id}/keys`: the client's keys, oldest first.
+#[utoipa::path(
+    get,
+    path = "/clients/{id}/keys",
+    tag = "keys",
+    params(("id" = String, Path, description = "The client's id"), PageQuery),
+    responses((status = 200, description = "The client's keys, oldest first", body = Page<KeyView>)),
+)]
 #[tracing::instrument(name = "http.keys.list", skip_all, fields(client = %id))]
 pub async fn list(
     State(state): State<AppState>,
     Caller(who): Caller,
     Path(id): Path<String>,
-) -> ApiResult<Json<Vec<KeyView>>> {
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> ApiResult<Json<Page<KeyView>>> {
     let client = client_in_path(&who, &id)?;
     if state
         .store
@@ -267,10 +284,26 @@ pub async fn list(
         return Err(ApiError::not_found("client"));
     }
     let keys = state.store.list_keys(&client).await?;
-    Ok(Json(keys.into_iter().map(KeyView::from).collect()))
+    let views = keys.into_iter().map(KeyView::from).collect();
+    Ok(Json(page_of(
+        views,
+        key_order,
+        q.limit,
+        q.cursor.as_deref(),
+    )?))
 }
 
 /// `DELETE /clients/{id}/keys/{key_id}`: `204`; refused from this process's cache at once.
+#[utoipa::path(
+    delete,
+    path = "/clients/{id}/keys/{key_id}",
+    tag = "keys",
+    params(
+        ("id" = String, Path, description = "The client's id"),
+        ("key_id" = String, Path, description = "The key's id"),
+    ),
+    responses((status = 204, description = "Revoked")),
+)]
 #[tracing::instrument(name = "http.keys.revoke", skip_all, fields(client = %id, key = %key_id))]
 pub async fn revoke(
     State(state): State<AppState>,
@@ -297,24 +330,44 @@ pub async fn revoke_admin_key(
         Revoked::Revoked => Ok(()),
         Revoked::NotFound => Err(ApiError::not_found("key")),
         Revoked::LastKey => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "last_key",
+            ErrorCode::LastKey,
             "this is the last admin key: make another first",
         )),
     }
 }
 
 /// `GET /admin/keys` (admin): the admin keys, oldest first, never the keys.
+#[utoipa::path(
+    get,
+    path = "/admin/keys",
+    tag = "keys",
+    params(PageQuery),
+    responses((status = 200, description = "The admin keys, oldest first", body = Page<KeyView>)),
+)]
 #[tracing::instrument(name = "http.admin_keys.list", skip_all)]
 pub async fn list_admin(
     State(state): State<AppState>,
     _admin: Admin,
-) -> ApiResult<Json<Vec<KeyView>>> {
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> ApiResult<Json<Page<KeyView>>> {
     let keys = state.store.list_admin_keys().await?;
-    Ok(Json(keys.into_iter().map(KeyView::from).collect()))
+    let views = keys.into_iter().map(KeyView::from).collect();
+    Ok(Json(page_of(
+        views,
+        key_order,
+        q.limit,
+        q.cursor.as_deref(),
+    )?))
 }
 
 /// `POST /admin/keys` (admin): `201` with a new admin key, shown once.
+#[utoipa::path(
+    post,
+    path = "/admin/keys",
+    tag = "keys",
+    request_body(content = Option<CreateKey>, description = "Optional: an empty body makes a key named `admin key` that never expires", content_type = "application/json"),
+    responses((status = 201, description = "The new admin key, shown this once", body = CreatedKey)),
+)]
 #[tracing::instrument(name = "http.admin_keys.create", skip_all)]
 pub async fn create_admin(
     State(state): State<AppState>,
@@ -340,6 +393,13 @@ pub async fn create_admin(
 
 /// `DELETE /admin/keys/{key_id}` (admin): `204`; refused by this process at once and by
 /// every other within a second; the last admin key: `409 last_key`.
+#[utoipa::path(
+    delete,
+    path = "/admin/keys/{key_id}",
+    tag = "keys",
+    params(("key_id" = String, Path, description = "The key's id")),
+    responses((status = 204, description = "Revoked")),
+)]
 #[tracing::instrument(name = "http.admin_keys.revoke", skip_all, fields(key = %key_id))]
 pub async fn revoke_admin(
     State(state): State<AppState>,
@@ -354,6 +414,11 @@ pub async fn revoke_admin(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Keys are listed oldest first.
+fn key_order(k: &KeyView) -> String {
+    created_key(&k.created_at, &k.id)
+}
+
 /// The optional body of a key creation: none makes a key that never expires, named by default.
 fn optional_body(body: &[u8]) -> Result<CreateKey, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
@@ -361,9 +426,9 @@ fn optional_body(body: &[u8]) -> Result<CreateKey, ApiError> {
     }
     serde_json::from_slice(body).map_err(|e| {
         if e.is_data() {
-            ApiError::unprocessable("invalid_fields", e.to_string())
+            ApiError::new(ErrorCode::InvalidFields, e.to_string())
         } else {
-            ApiError::bad_request("malformed_json", e.to_string())
+            ApiError::new(ErrorCode::MalformedJson, e.to_string())
         }
     })
 }

@@ -8,7 +8,7 @@
 //! `malformed_json`, 422 `invalid_message` naming `messages[i].field`, 422
 //! `too_many_messages`, 422 `client_required`.
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::extract::{ApiQuery, Caller};
 use crate::ratelimit::Limit;
 use crate::relay::{Invalid, MessageIn};
@@ -17,18 +17,40 @@ use axum::Json;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use rubra_store::{ClientId, MAX_SUBSCRIPTION_TYPES, Principal, Scope, TypePattern, now_ms};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use serde_json::{Value, json};
 use std::collections::HashMap;
+use utoipa::{IntoParams, ToSchema};
 
 /// The most messages one request may carry.
 pub const MAX_BATCH: usize = 1_000;
 
 /// `?client=`: the client of every message of an admin's request.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct MessagesQuery {
+    /// An admin's: the client of every message without a `client_id`.
     client: Option<String>,
+}
+
+/// The body of `POST /messages`: one message or an array of 1 to 1000.
+#[derive(Deserialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // Only its schema is used: `items` reads the body.
+enum MessagesBody {
+    /// One message.
+    One(MessageIn),
+    /// Several.
+    Many(Vec<MessageIn>),
+}
+
+/// `202` answer of `POST /messages`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MessagesAccepted {
+    /// Messages recorded, duplicates included.
+    accepted: usize,
+    /// Messages whose id was seen before: nothing was sent again for them.
+    duplicates: usize,
 }
 
 /// The `types` of a new subscription, validated: 422 `invalid_types` names the bad one.
@@ -37,8 +59,8 @@ pub(crate) fn subscription_types(types: Option<&[String]>) -> ApiResult<Vec<Type
         return Ok(Vec::new());
     };
     if types.is_empty() || types.len() > MAX_SUBSCRIPTION_TYPES {
-        return Err(ApiError::unprocessable(
-            "invalid_types",
+        return Err(ApiError::new(
+            ErrorCode::InvalidTypes,
             format!("types holds 1 to {MAX_SUBSCRIPTION_TYPES} type patterns"),
         ));
     }
@@ -47,18 +69,21 @@ pub(crate) fn subscription_types(types: Option<&[String]>) -> ApiResult<Vec<Type
         .enumerate()
         .map(|(i, t)| {
             TypePattern::parse(t)
-                .map_err(|m| ApiError::unprocessable("invalid_types", format!("types[{i}]: {m}")))
+                .map_err(|m| ApiError::new(ErrorCode::InvalidTypes, format!("types[{i}]: {m}")))
         })
         .collect()
 }
 
 fn invalid(i: usize, message: impl std::fmt::Display) -> ApiError {
-    ApiError::unprocessable("invalid_message", format!("messages[{i}]: {message}"))
+    ApiError::new(
+        ErrorCode::InvalidMessage,
+        format!("messages[{i}]: {message}"),
+    )
 }
 
 fn invalid_field(i: usize, e: &Invalid) -> ApiError {
-    ApiError::unprocessable(
-        "invalid_message",
+    ApiError::new(
+        ErrorCode::InvalidMessage,
         format!("messages[{i}].{}: {}", e.field, e.message),
     )
 }
@@ -66,14 +91,14 @@ fn invalid_field(i: usize, e: &Invalid) -> ApiError {
 /// The items of a body: one object or an array of at most [`MAX_BATCH`], each still raw.
 fn items(body: &[u8]) -> ApiResult<Vec<Box<RawValue>>> {
     let malformed = |e: serde_json::Error| {
-        ApiError::bad_request("malformed_json", format!("malformed JSON: {e}"))
+        ApiError::new(ErrorCode::MalformedJson, format!("malformed JSON: {e}"))
     };
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
     if first == Some(&b'[') {
         let items: Vec<Box<RawValue>> = serde_json::from_slice(body).map_err(malformed)?;
         if items.len() > MAX_BATCH {
-            return Err(ApiError::unprocessable(
-                "too_many_messages",
+            return Err(ApiError::new(
+                ErrorCode::TooManyMessages,
                 format!(
                     "a request holds at most {MAX_BATCH} messages, this one has {}",
                     items.len()
@@ -81,8 +106,8 @@ fn items(body: &[u8]) -> ApiResult<Vec<Box<RawValue>>> {
             ));
         }
         if items.is_empty() {
-            return Err(ApiError::unprocessable(
-                "invalid_messages",
+            return Err(ApiError::new(
+                ErrorCode::InvalidMessages,
                 "the array holds no message",
             ));
         }
@@ -93,13 +118,21 @@ fn items(body: &[u8]) -> ApiResult<Vec<Box<RawValue>>> {
 }
 
 /// `POST /messages`.
+#[utoipa::path(
+    post,
+    path = "/messages",
+    tag = "messages",
+    params(MessagesQuery),
+    request_body = MessagesBody,
+    responses((status = 202, description = "Recorded with their notifications", body = MessagesAccepted)),
+)]
 #[tracing::instrument(name = "http.messages.create", skip_all, fields(messages))]
 pub async fn create(
     State(state): State<AppState>,
     Caller(who): Caller,
     ApiQuery(q): ApiQuery<MessagesQuery>,
     req: Request,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<MessagesAccepted>)> {
     let body = crate::extract::json_body_bytes(req).await?;
     let items = items(&body)?;
     tracing::Span::current().record("messages", items.len());
@@ -144,8 +177,8 @@ pub async fn create(
                 found.ok_or_else(|| invalid(i, format!("client_id: no client {c:?}")))?
             }
             (Principal::Admin, None) => batch_client.clone().ok_or_else(|| {
-                ApiError::unprocessable(
-                    "client_required",
+                ApiError::new(
+                    ErrorCode::ClientRequired,
                     format!(
                         "messages[{i}]: an admin key has no client of its own: give client_id \
                          in each message or ?client=CLIENT_ID"
@@ -166,7 +199,10 @@ pub async fn create(
         .increment(duplicates as u64);
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({ "accepted": messages.len(), "duplicates": duplicates })),
+        Json(MessagesAccepted {
+            accepted: messages.len(),
+            duplicates,
+        }),
     ))
 }
 

@@ -11,7 +11,8 @@
 //! deduplicate by id). The request time limit does not cut a stream: it only bounds the time
 //! to the response head.
 
-use crate::error::{ApiError, ApiResult};
+use super::Page;
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::extract::{ApiQuery, Caller};
 use crate::state::AppState;
 use crate::timefmt::format_ms;
@@ -24,8 +25,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use rubra_store::{
     ClientId, LogPage, Principal, Scope, Store, SubscriptionId, now_ms, outbox_bell,
 };
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -33,6 +33,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
+use utoipa::{IntoParams, ToSchema};
 
 /// How often a stream looks at the table when no doorbell rang.
 const STREAM_POLL: Duration = Duration::from_millis(250);
@@ -42,12 +43,47 @@ const HEARTBEAT: Duration = Duration::from_secs(15);
 const PAGE: u32 = 500;
 
 /// `GET /notifications` query.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LogQuery {
+    /// Only this subscription's attempts.
+    #[param(pattern = "^sub_[0-9a-f]{16}$")]
     subscription: Option<String>,
+    /// The `next_cursor` of the previous page.
+    #[param(pattern = "^[0-9]{1,18}$")]
     cursor: Option<String>,
+    /// Rows per page, 1 to 1000 [default 100].
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
+    /// An admin's: only this client's attempts.
     client: Option<String>,
+}
+
+/// One delivery attempt.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryAttemptView {
+    /// The log row's id.
+    id: i64,
+    /// The notification's id as receivers see it (`webhook-id`).
+    notification_id: String,
+    /// The notification's seq (its SSE event id).
+    seq: i64,
+    /// Its subscription.
+    subscription_id: String,
+    /// The owner.
+    client_id: String,
+    /// 1 for the first attempt.
+    attempt: i64,
+    /// When the attempt ended (RFC 3339, UTC, ms).
+    at: String,
+    /// `delivered`, `retrying` or `failed`.
+    outcome: String,
+    /// The receiver's HTTP status, if it answered.
+    status_code: Option<i64>,
+    /// How long the attempt took.
+    latency_ms: i64,
+    /// Why it failed.
+    error: Option<String>,
 }
 
 fn admin_client(q: Option<&String>) -> ApiResult<Option<ClientId>> {
@@ -57,12 +93,19 @@ fn admin_client(q: Option<&String>) -> ApiResult<Option<ClientId>> {
 
 /// `GET /notifications?subscription=&cursor=&limit=`: the delivery log, newest first;
 /// `next_cursor` continues it.
+#[utoipa::path(
+    get,
+    path = "/notifications",
+    tag = "notifications",
+    params(LogQuery),
+    responses((status = 200, description = "A page of the delivery log, newest first", body = Page<DeliveryAttemptView>)),
+)]
 #[tracing::instrument(name = "http.notifications.log", skip_all)]
 pub async fn log(
     State(state): State<AppState>,
     Caller(who): Caller,
     ApiQuery(q): ApiQuery<LogQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Page<DeliveryAttemptView>>> {
     let scope = match (&who, admin_client(q.client.as_ref())?) {
         (Principal::Admin, Some(c)) => Scope::Client(c),
         _ => who.scope(),
@@ -70,19 +113,25 @@ pub async fn log(
     let subscription = match q.subscription.as_deref() {
         None => None,
         Some(s) => Some(SubscriptionId::parse(s).ok_or_else(|| {
-            ApiError::unprocessable("invalid_subscription", "not a subscription id")
+            ApiError::new(ErrorCode::InvalidSubscription, "not a subscription id")
         })?),
     };
     let before_id = match q.cursor.as_deref() {
         None => None,
         Some(c) => Some(c.parse::<i64>().map_err(|_| {
-            ApiError::bad_request(
-                "invalid_cursor",
+            ApiError::new(
+                ErrorCode::InvalidCursor,
                 "cursor is the next_cursor of a previous page",
             )
         })?),
     };
-    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidQuery,
+            "limit must be between 1 and 1000",
+        ));
+    }
     let rows = state
         .store
         .list_delivery_attempts(
@@ -97,35 +146,49 @@ pub async fn log(
     let next = (rows.len() == limit as usize)
         .then(|| rows.last().map(|r| r.id.to_string()))
         .flatten();
-    let items: Vec<Value> = rows
+    let items = rows
         .iter()
-        .map(|r| {
-            json!({
-                "id": r.id,
-                "notification_id": webhook_id(r.notification_seq),
-                "seq": r.notification_seq,
-                "subscription_id": r.subscription_id,
-                "client_id": r.client_id,
-                "attempt": r.attempt,
-                "at": format_ms(r.at),
-                "outcome": r.outcome,
-                "status_code": r.status_code,
-                "latency_ms": r.latency_ms,
-                "error": r.error,
-            })
+        .map(|r| DeliveryAttemptView {
+            id: r.id,
+            notification_id: webhook_id(r.notification_seq),
+            seq: r.notification_seq,
+            subscription_id: r.subscription_id.to_string(),
+            client_id: r.client_id.to_string(),
+            attempt: r.attempt,
+            at: format_ms(r.at),
+            outcome: r.outcome.clone(),
+            status_code: r.status_code,
+            latency_ms: r.latency_ms,
+            error: r.error.clone(),
         })
         .collect();
-    Ok(Json(json!({ "items": items, "next_cursor": next })))
+    Ok(Json(Page {
+        items,
+        next_cursor: next,
+    }))
 }
 
 /// `GET /notifications/stream` query.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StreamQuery {
+    /// Resume after this seq (as the `Last-Event-ID` header does).
     last_event_id: Option<String>,
+    /// An admin's: whose notifications (required for an admin).
     client: Option<String>,
 }
 
 /// `GET /notifications/stream`: the caller's notifications as Server-Sent Events.
+#[utoipa::path(
+    get,
+    path = "/notifications/stream",
+    tag = "notifications",
+    params(
+        StreamQuery,
+        ("Last-Event-ID" = Option<String>, Header, description = "Resume after this seq"),
+    ),
+    responses((status = 200, description = "Server-Sent Events: one event per notification, its `id` the seq", content_type = "text/event-stream", body = String)),
+)]
 #[tracing::instrument(name = "http.notifications.stream", skip_all)]
 pub async fn stream(
     State(state): State<AppState>,
@@ -138,8 +201,8 @@ pub async fn stream(
         (Principal::Client(id), _) => id.clone(),
         (Principal::Admin, Some(c)) => c,
         (Principal::Admin, None) => {
-            return Err(ApiError::unprocessable(
-                "client_required",
+            return Err(ApiError::new(
+                ErrorCode::ClientRequired,
                 "an admin key has no client of its own: add ?client=CLIENT_ID",
             ));
         }
@@ -154,8 +217,8 @@ pub async fn stream(
     let last = match last.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         None => None,
         Some(s) => Some(s.parse::<i64>().map_err(|_| {
-            ApiError::bad_request(
-                "invalid_last_event_id",
+            ApiError::new(
+                ErrorCode::InvalidLastEventId,
                 "Last-Event-ID is a notification seq",
             )
         })?),

@@ -8,8 +8,9 @@
 //! through another process is seen within a second, at the cost of one HEAD per overlay per
 //! second — never one per request, which at 1000 watermarks/s would be the bottleneck.
 
+use super::{Page, page_of};
 use crate::admission::Admission;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::extract::{ActingAs, ApiQuery, Caller, client_of};
 use crate::quotas::{self, Quota};
 use crate::state::AppState;
@@ -26,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use utoipa::{IntoParams, ToSchema};
 
 /// Largest overlay PNG accepted, in bytes.
 pub const MAX_OVERLAY_BYTES: usize = 8 * 1024 * 1024;
@@ -33,9 +35,24 @@ pub const MAX_OVERLAY_BYTES: usize = 8 * 1024 * 1024;
 pub const MAX_OVERLAY_PIXELS: u64 = 4096 * 4096;
 
 /// `?client=` — whose overlays an admin acts on.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct OwnerQuery {
+    /// An admin's: the client to act for.
     client: Option<String>,
+}
+
+/// `GET /overlays` query.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// An admin's: whose overlays.
+    client: Option<String>,
+    /// Items per page, 1 to 1000 [default 100].
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    cursor: Option<String>,
 }
 
 /// A validated overlay name: 1–64 of `A–Z a–z 0–9 . _ -`, not starting with a dot.
@@ -52,8 +69,8 @@ impl OverlayName {
         if ok {
             Ok(OverlayName(s.to_owned()))
         } else {
-            Err(ApiError::bad_request(
-                "invalid_overlay_name",
+            Err(ApiError::new(
+                ErrorCode::InvalidOverlayName,
                 format!(
                     "overlay names are 1-64 characters of A-Z a-z 0-9 . _ - and do not start \
                      with a dot; got {s:?}"
@@ -291,14 +308,19 @@ impl OverlayCache {
 }
 
 /// The JSON form of a stored overlay.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct OverlayInfo {
+    /// Its name.
     name: String,
+    /// Its size.
     bytes: u64,
+    /// Pixels across (in the answer to `PUT`).
     #[serde(skip_serializing_if = "Option::is_none")]
     width: Option<u32>,
+    /// Pixels down (in the answer to `PUT`).
     #[serde(skip_serializing_if = "Option::is_none")]
     height: Option<u32>,
+    /// When it was stored (RFC 3339, UTC, ms).
     updated_at: String,
 }
 
@@ -318,6 +340,23 @@ fn png_content_type_ok(headers: &HeaderMap) -> bool {
 }
 
 /// `PUT /overlays/{name}`: store a PNG (201 when new, 200 when replaced).
+#[utoipa::path(
+    put,
+    path = "/overlays/{name}",
+    tag = "overlays",
+    params(
+        ("name" = String, Path, description = "1-64 of `A-Z a-z 0-9 . _ -`, not starting with a dot", pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$"),
+        OwnerQuery,
+    ),
+    request_body(description = "A PNG of at most 8 MiB and 4096 x 4096 pixels", content(
+        (crate::openapi::Binary = "image/png"),
+        (crate::openapi::Binary = "application/octet-stream"),
+    )),
+    responses(
+        (status = 201, description = "Stored", body = OverlayInfo),
+        (status = 200, description = "Replaced", body = OverlayInfo),
+    ),
+)]
 #[tracing::instrument(name = "http.overlays.put", skip_all, fields(name = %name))]
 pub async fn put(
     State(state): State<AppState>,
@@ -338,18 +377,18 @@ pub async fn put(
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::body_too_large()
         } else {
-            ApiError::bad_request("bad_body", e.body_text())
+            ApiError::new(ErrorCode::BadBody, e.body_text())
         }
     })?;
     if body.len() > MAX_OVERLAY_BYTES {
-        return Err(ApiError::too_large(
-            "overlay_too_large",
+        return Err(ApiError::new(
+            ErrorCode::OverlayTooLarge,
             format!("an overlay may be at most {MAX_OVERLAY_BYTES} bytes"),
         ));
     }
     if body.is_empty() {
-        return Err(ApiError::bad_request(
-            "empty_body",
+        return Err(ApiError::new(
+            ErrorCode::EmptyBody,
             "the request body is empty",
         ));
     }
@@ -438,6 +477,16 @@ async fn check_quotas(
 }
 
 /// `GET /overlays/{name}`: the stored PNG.
+#[utoipa::path(
+    get,
+    path = "/overlays/{name}",
+    tag = "overlays",
+    params(
+        ("name" = String, Path, description = "1-64 of `A-Z a-z 0-9 . _ -`, not starting with a dot", pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$"),
+        OwnerQuery,
+    ),
+    responses((status = 200, description = "The stored PNG", content_type = "image/png", body = crate::openapi::Binary)),
+)]
 #[tracing::instrument(name = "http.overlays.get", skip_all, fields(name = %name))]
 pub async fn get(
     State(state): State<AppState>,
@@ -464,6 +513,16 @@ pub async fn get(
 }
 
 /// `DELETE /overlays/{name}`: 204, or 404 when there is none.
+#[utoipa::path(
+    delete,
+    path = "/overlays/{name}",
+    tag = "overlays",
+    params(
+        ("name" = String, Path, description = "1-64 of `A-Z a-z 0-9 . _ -`, not starting with a dot", pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$"),
+        OwnerQuery,
+    ),
+    responses((status = 204, description = "Deleted")),
+)]
 #[tracing::instrument(name = "http.overlays.delete", skip_all, fields(name = %name))]
 pub async fn delete(
     State(state): State<AppState>,
@@ -485,13 +544,21 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `GET /overlays`: `{"overlays": [{"name","bytes","updated_at"}]}`, sorted by name.
+/// `GET /overlays`: `{"items": [{"name","bytes","updated_at"}], "next_cursor"}`, sorted by
+/// name (the cursor is the last name of the page).
+#[utoipa::path(
+    get,
+    path = "/overlays",
+    tag = "overlays",
+    params(ListQuery),
+    responses((status = 200, description = "The stored overlays, sorted by name", body = Page<OverlayInfo>)),
+)]
 #[tracing::instrument(name = "http.overlays.list", skip_all)]
 pub async fn list(
     State(state): State<AppState>,
     Caller(who): Caller,
-    ApiQuery(q): ApiQuery<OwnerQuery>,
-) -> ApiResult<Json<serde_json::Value>> {
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> ApiResult<Json<Page<OverlayInfo>>> {
     let client = client_of(&state, &who, q.client.as_deref()).await?;
     let prefix = blob_prefix(&client);
     let overlays: Vec<OverlayInfo> = state
@@ -514,7 +581,12 @@ pub async fn list(
             })
         })
         .collect();
-    Ok(Json(serde_json::json!({ "overlays": overlays })))
+    Ok(Json(page_of(
+        overlays,
+        |o: &OverlayInfo| o.name.clone(),
+        q.limit,
+        q.cursor.as_deref(),
+    )?))
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@
 //! `client=`, one client's. The store answers any range at a cost that does not grow with its
 //! length; the answer of a bucketed query is built and serialized on the blocking pool.
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::extract::{ApiQuery, Caller};
 use crate::state::AppState;
 use crate::timefmt::{format_ms, query_timestamp};
@@ -22,23 +22,67 @@ use axum::response::{IntoResponse, Response};
 use rubra_store::{
     BucketWidth, ClientId, Principal, Scope, StatsQuery, StatsQueryError, StatsReport, Timestamp,
 };
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 const DEFAULT_SPAN_MS: i64 = 86_400_000;
 
 /// Query of `GET /stats`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StatsParams {
+    /// Start of the range, inclusive (RFC 3339 or epoch ms) [default: 24 h before `to`].
     from: Option<String>,
+    /// End of the range, exclusive (RFC 3339 or epoch ms) [default: now].
     to: Option<String>,
+    /// `above` counts events whose red level is strictly above this finite number
+    /// [default 0.5].
     threshold: Option<String>,
+    /// An admin's: only this client's events.
     client: Option<String>,
+    /// Count per bucket of this width: `1m`, `5m`, `1h` or `1d`.
+    #[param(pattern = "^(1m|5m|1h|1d)$")]
     bucket: Option<String>,
 }
 
+/// The body of `GET /stats`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StatsAnswer {
+    /// Start of the range (RFC 3339, UTC, ms).
+    from: String,
+    /// End of the range, exclusive.
+    to: String,
+    /// The threshold `above` counts from.
+    threshold: f64,
+    /// The client the counts are of; null: every client the caller sees.
+    client: Option<String>,
+    /// Events in the range.
+    total: u64,
+    /// Events in the range strictly above the threshold.
+    above: u64,
+    /// The bucket width, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bucket: Option<&'static str>,
+    /// Every bucket of the range, empty ones too, when a width was asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    buckets: Option<Vec<Bucket>>,
+}
+
+/// One bucket of `GET /stats?bucket=`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Bucket {
+    /// Its start on the epoch-aligned UTC grid (RFC 3339, UTC, ms).
+    start: String,
+    /// Events in its part of the range.
+    total: u64,
+    /// Those strictly above the threshold.
+    above: u64,
+    /// It is not over yet.
+    partial: bool,
+}
+
 fn bad(m: impl Into<String>) -> ApiError {
-    ApiError::bad_request("invalid_query", m)
+    ApiError::new(ErrorCode::InvalidQuery, m)
 }
 
 /// The range `[from, to)` of a query made at `now`, given the `from` and `to` it names.
@@ -54,6 +98,13 @@ fn range(now: Timestamp, from: Option<Timestamp>, to: Option<Timestamp>) -> (Tim
 }
 
 /// `GET /stats`.
+#[utoipa::path(
+    get,
+    path = "/stats",
+    tag = "events",
+    params(StatsParams),
+    responses((status = 200, description = "Exact counts over the range", body = StatsAnswer)),
+)]
 #[tracing::instrument(name = "http.stats", skip_all)]
 pub async fn get(
     State(state): State<AppState>,
@@ -85,7 +136,7 @@ pub async fn get(
         StatsQueryError::Reversed { .. } => bad("from must not be after to"),
         StatsQueryError::Threshold(_) => bad(format!("threshold: {e}")),
         StatsQueryError::TooManyBuckets { .. } => {
-            ApiError::unprocessable("too_many_buckets", format!("bucket: {e}"))
+            ApiError::new(ErrorCode::TooManyBuckets, format!("bucket: {e}"))
         }
     })?;
     let scope = match (&who, p.client.as_deref()) {
@@ -112,33 +163,35 @@ pub async fn get(
 }
 
 /// The JSON answer to `query` (made at `now`) for the client filter `client`.
-fn answer(query: &StatsQuery, client: Option<&str>, report: &StatsReport, now: Timestamp) -> Value {
-    let mut body = json!({
-        "from": format_ms(query.from().as_ms()),
-        "to": format_ms(query.to().as_ms()),
-        "threshold": query.threshold(),
-        "client": client,
-        "total": report.total,
-        "above": report.above,
-    });
-    if let Some(w) = query.bucket() {
-        let buckets: Vec<Value> = report
-            .buckets
-            .iter()
-            .map(|b| {
-                json!({
-                    "start": format_ms(b.start),
-                    "total": b.total,
-                    "above": b.above,
+fn answer(
+    query: &StatsQuery,
+    client: Option<&str>,
+    report: &StatsReport,
+    now: Timestamp,
+) -> StatsAnswer {
+    let bucket = query.bucket();
+    StatsAnswer {
+        from: format_ms(query.from().as_ms()),
+        to: format_ms(query.to().as_ms()),
+        threshold: query.threshold(),
+        client: client.map(str::to_owned),
+        total: report.total,
+        above: report.above,
+        bucket: bucket.map(|w| w.as_str()),
+        buckets: bucket.map(|w| {
+            report
+                .buckets
+                .iter()
+                .map(|b| Bucket {
+                    start: format_ms(b.start),
+                    total: b.total,
+                    above: b.above,
                     // No overflow: a bucket starts at most a day before `to`.
-                    "partial": b.start + w.ms() > now.as_ms(),
+                    partial: b.start + w.ms() > now.as_ms(),
                 })
-            })
-            .collect();
-        body["bucket"] = json!(w.as_str());
-        body["buckets"] = Value::Array(buckets);
+                .collect()
+        }),
     }
-    body
 }
 
 #[cfg(test)]

@@ -14,7 +14,8 @@
 //! `paused_reason` say so) and its notifications are held, not dropped; `POST
 //! /subscriptions/{id}/resume` delivers them again.
 
-use crate::error::{ApiError, ApiResult};
+use super::{Page, created_key, page_of};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::extract::{ActingAs, ApiJson, ApiQuery, Caller, client_of};
 use crate::quotas::{self, Quota};
 use crate::state::AppState;
@@ -25,47 +26,160 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use rubra_fetch::FetchError;
 use rubra_notify::WebhookSecret;
-use rubra_store::{
-    Channel, NewSubscription, Principal, Scope, Subscription, SubscriptionId, TypePattern,
-};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use rubra_store::{Channel, NewSubscription, Principal, Scope, Subscription, SubscriptionId};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 /// Body of `POST /subscriptions`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSubscription {
+    /// Notify when an event's red level is strictly above this, in [0, 1].
     #[serde(default)]
+    #[schema(minimum = 0.0, maximum = 1.0)]
     threshold: Option<f64>,
     /// Message types (DESIGN §12): instead of, or beside, a threshold.
     #[serde(default)]
     types: Option<Vec<String>>,
-    channel: Channel,
+    /// Where notifications go.
+    channel: ChannelIn,
+}
+
+/// Where a subscription's notifications go.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum ChannelIn {
+    /// A signed POST to `url` (http or https; internal addresses only when allowed).
+    Webhook {
+        /// The endpoint.
+        url: String,
+    },
+    /// A Viber bot message.
+    Viber {
+        /// The Viber user id, at most 256 bytes.
+        receiver: String,
+        /// The bot's auth token, at most 256 bytes; never shown back.
+        auth_token: String,
+    },
+    /// Only the live stream (`GET /notifications/stream`).
+    Stream,
+}
+
+impl From<ChannelIn> for Channel {
+    fn from(c: ChannelIn) -> Self {
+        match c {
+            ChannelIn::Webhook { url } => Channel::Webhook { url },
+            ChannelIn::Viber {
+                receiver,
+                auth_token,
+            } => Channel::Viber {
+                receiver,
+                auth_token,
+            },
+            ChannelIn::Stream => Channel::Stream,
+        }
+    }
+}
+
+/// A channel as shown back: a Viber token is `***`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum ChannelView {
+    /// A signed POST to `url`.
+    Webhook {
+        /// The endpoint.
+        url: String,
+    },
+    /// A Viber bot message.
+    Viber {
+        /// The Viber user id.
+        receiver: String,
+        /// Always `***`.
+        auth_token: &'static str,
+    },
+    /// Only the live stream.
+    Stream,
+}
+
+impl From<&Channel> for ChannelView {
+    fn from(c: &Channel) -> Self {
+        match c {
+            Channel::Webhook { url } => ChannelView::Webhook { url: url.clone() },
+            Channel::Viber { receiver, .. } => ChannelView::Viber {
+                receiver: receiver.clone(),
+                auth_token: "***",
+            },
+            Channel::Stream => ChannelView::Stream,
+        }
+    }
+}
+
+/// A subscription.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SubscriptionView {
+    /// Its id.
+    id: String,
+    /// Whose.
+    client_id: String,
+    /// Notify above this red level; null: types only.
+    threshold: Option<f64>,
+    /// Message types it matches.
+    types: Vec<String>,
+    /// Where notifications go.
+    channel: ChannelView,
+    /// `active` or `paused` (deliveries kept failing; see `paused_reason`).
+    #[schema(value_type = String)]
+    state: rubra_store::SubscriptionState,
+    /// Why it was paused.
+    paused_reason: Option<String>,
+    /// Failed attempts since the last success.
+    consecutive_failures: i64,
+    /// When it was made (RFC 3339, UTC, ms).
+    created_at: String,
+    /// The webhook signing secret: only in the answers to create and rotate-secret.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    secret: Option<String>,
+    /// After a rotation: until when deliveries carry the old secret's signature too.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    previous_secret_until: Option<Option<String>>,
 }
 
 /// `?client=` — the client an admin creates a subscription for.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ClientQuery {
+    /// An admin's: the client to act for.
     client: Option<String>,
 }
 
+/// `GET /subscriptions` query.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// An admin's: only this client's subscriptions.
+    client: Option<String>,
+    /// Items per page, 1 to 1000 [default 100].
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
 /// The JSON of a subscription (the webhook secret only when `with_secret`).
-pub fn subscription_json(s: &Subscription, with_secret: bool) -> Value {
-    let mut v = json!({
-        "id": s.id,
-        "client_id": s.client_id,
-        "threshold": s.threshold,
-        "types": s.types.iter().map(TypePattern::as_str).collect::<Vec<_>>(),
-        "channel": s.channel.redacted(),
-        "state": s.state,
-        "paused_reason": s.paused_reason,
-        "consecutive_failures": s.consecutive_failures,
-        "created_at": format_ms(s.created_at),
-    });
-    if with_secret && let Some(secret) = &s.secret {
-        v["secret"] = json!(secret);
+pub fn subscription_json(s: &Subscription, with_secret: bool) -> SubscriptionView {
+    SubscriptionView {
+        id: s.id.to_string(),
+        client_id: s.client_id.to_string(),
+        threshold: s.threshold,
+        types: s.types.iter().map(|t| t.as_str().to_owned()).collect(),
+        channel: (&s.channel).into(),
+        state: s.state,
+        paused_reason: s.paused_reason.clone(),
+        consecutive_failures: s.consecutive_failures,
+        created_at: format_ms(s.created_at),
+        secret: if with_secret { s.secret.clone() } else { None },
+        previous_secret_until: None,
     }
-    v
 }
 
 /// 422 `url_not_allowed`: the webhook URL is refused by the egress guard (an internal address
@@ -75,7 +189,10 @@ fn url_not_allowed(e: FetchError) -> ApiError {
         FetchError::Forbidden(m) | FetchError::InvalidUrl(m) => m,
         other => other.to_string(),
     };
-    ApiError::unprocessable("url_not_allowed", format!("webhook url not allowed: {why}"))
+    ApiError::new(
+        ErrorCode::UrlNotAllowed,
+        format!("webhook url not allowed: {why}"),
+    )
 }
 
 fn parse_id(id: &str) -> ApiResult<SubscriptionId> {
@@ -83,6 +200,14 @@ fn parse_id(id: &str) -> ApiResult<SubscriptionId> {
 }
 
 /// `POST /subscriptions` → 201 with the subscription (and, for a webhook, its secret).
+#[utoipa::path(
+    post,
+    path = "/subscriptions",
+    tag = "subscriptions",
+    params(ClientQuery),
+    request_body = CreateSubscription,
+    responses((status = 201, description = "The subscription, with a webhook's secret shown this once", body = SubscriptionView)),
+)]
 #[tracing::instrument(name = "http.subscriptions.create", skip_all)]
 pub async fn create(
     State(state): State<AppState>,
@@ -90,33 +215,34 @@ pub async fn create(
     ActingAs(actor): ActingAs,
     ApiQuery(q): ApiQuery<ClientQuery>,
     ApiJson(body): ApiJson<CreateSubscription>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<SubscriptionView>)> {
+    let channel = Channel::from(body.channel);
     if let Some(t) = body.threshold
         && !(t.is_finite() && (0.0..=1.0).contains(&t))
     {
-        return Err(ApiError::unprocessable(
-            "invalid_threshold",
+        return Err(ApiError::new(
+            ErrorCode::InvalidThreshold,
             "threshold must be a number in [0, 1]",
         ));
     }
     let types = crate::routes::messages::subscription_types(body.types.as_deref())?;
     if body.threshold.is_none() && types.is_empty() {
-        return Err(ApiError::unprocessable(
-            "invalid_subscription",
+        return Err(ApiError::new(
+            ErrorCode::InvalidSubscription,
             "a subscription needs a threshold, types, or both",
         ));
     }
-    body.channel
+    channel
         .validate()
-        .map_err(|m| ApiError::unprocessable("invalid_channel", m))?;
-    if let Channel::Webhook { url } = &body.channel {
+        .map_err(|m| ApiError::new(ErrorCode::InvalidChannel, m))?;
+    if let Channel::Webhook { url } = &channel {
         webhook_guard(&state.settings)
             .parse_url(url)
             .map_err(url_not_allowed)?;
     }
     let client = client_of(&state, &who, q.client.as_deref()).await?;
     let secret =
-        matches!(body.channel, Channel::Webhook { .. }).then(|| WebhookSecret::generate().reveal());
+        matches!(channel, Channel::Webhook { .. }).then(|| WebhookSecret::generate().reveal());
     let limit = quotas::limit_u32(&state, &client, Quota::Subscriptions).await?;
     let sub = state
         .store
@@ -125,7 +251,7 @@ pub async fn create(
                 client_id: client,
                 threshold: body.threshold,
                 types,
-                channel: body.channel,
+                channel,
                 secret,
                 limit,
             },
@@ -137,12 +263,19 @@ pub async fn create(
 }
 
 /// `GET /subscriptions`: the caller's (an admin's: everyone's, or `?client=`'s).
+#[utoipa::path(
+    get,
+    path = "/subscriptions",
+    tag = "subscriptions",
+    params(ListQuery),
+    responses((status = 200, description = "The subscriptions, oldest first", body = Page<SubscriptionView>)),
+)]
 #[tracing::instrument(name = "http.subscriptions.list", skip_all)]
 pub async fn list(
     State(state): State<AppState>,
     Caller(who): Caller,
-    ApiQuery(q): ApiQuery<ClientQuery>,
-) -> ApiResult<Json<Value>> {
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> ApiResult<Json<Page<SubscriptionView>>> {
     let scope = match (&who, &q.client) {
         (Principal::Admin, Some(_)) => {
             Scope::Client(client_of(&state, &who, q.client.as_deref()).await?)
@@ -150,17 +283,29 @@ pub async fn list(
         _ => who.scope(),
     };
     let subs = state.store.list_subscriptions(&scope).await?;
-    let items: Vec<Value> = subs.iter().map(|s| subscription_json(s, false)).collect();
-    Ok(Json(json!({ "items": items })))
+    let items = subs.iter().map(|s| subscription_json(s, false)).collect();
+    Ok(Json(page_of(
+        items,
+        |s: &SubscriptionView| created_key(&s.created_at, &s.id),
+        q.limit,
+        q.cursor.as_deref(),
+    )?))
 }
 
 /// `GET /subscriptions/{id}`.
+#[utoipa::path(
+    get,
+    path = "/subscriptions/{id}",
+    tag = "subscriptions",
+    params(("id" = String, Path, description = "The subscription's id")),
+    responses((status = 200, description = "The subscription", body = SubscriptionView)),
+)]
 #[tracing::instrument(name = "http.subscriptions.get", skip_all, fields(id = %id))]
 pub async fn get(
     State(state): State<AppState>,
     Caller(who): Caller,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<SubscriptionView>> {
     let id = parse_id(&id)?;
     let sub = state
         .store
@@ -172,6 +317,13 @@ pub async fn get(
 
 /// `DELETE /subscriptions/{id}` → 204; undelivered notifications are canceled, the delivery
 /// log stays.
+#[utoipa::path(
+    delete,
+    path = "/subscriptions/{id}",
+    tag = "subscriptions",
+    params(("id" = String, Path, description = "The subscription's id")),
+    responses((status = 204, description = "Deleted")),
+)]
 #[tracing::instrument(name = "http.subscriptions.delete", skip_all, fields(id = %id))]
 pub async fn delete(
     State(state): State<AppState>,
@@ -194,13 +346,20 @@ pub async fn delete(
 /// `POST /subscriptions/{id}/rotate-secret` → the webhook subscription with its new secret
 /// (shown this once) and `previous_secret_until`, until when deliveries carry the old
 /// secret's signature too. A rotation during an overlap ends the older secret's at once.
+#[utoipa::path(
+    post,
+    path = "/subscriptions/{id}/rotate-secret",
+    tag = "subscriptions",
+    params(("id" = String, Path, description = "The subscription's id")),
+    responses((status = 200, description = "The subscription with its new secret, shown this once", body = SubscriptionView)),
+)]
 #[tracing::instrument(name = "http.subscriptions.rotate_secret", skip_all, fields(id = %id))]
 pub async fn rotate_secret(
     State(state): State<AppState>,
     Caller(who): Caller,
     ActingAs(actor): ActingAs,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<SubscriptionView>> {
     let id = parse_id(&id)?;
     let scope = who.scope();
     let current = state
@@ -209,8 +368,8 @@ pub async fn rotate_secret(
         .await?
         .ok_or_else(|| ApiError::not_found("subscription"))?;
     if !matches!(current.channel, Channel::Webhook { .. }) {
-        return Err(ApiError::unprocessable(
-            "not_a_webhook",
+        return Err(ApiError::new(
+            ErrorCode::NotAWebhook,
             "only a webhook subscription has a signing secret",
         ));
     }
@@ -225,18 +384,25 @@ pub async fn rotate_secret(
         .ok_or_else(|| ApiError::not_found("subscription"))?;
     tracing::info!(subscription = %sub.id, "webhook secret rotated");
     let mut body = subscription_json(&sub, true);
-    body["previous_secret_until"] = json!(sub.previous_secret_until.map(format_ms));
+    body.previous_secret_until = Some(sub.previous_secret_until.map(format_ms));
     Ok(Json(body))
 }
 
 /// `POST /subscriptions/{id}/resume`: a paused subscription is active again, its failure
 /// count reset and its held notifications due at once. Resuming an active one is a no-op.
+#[utoipa::path(
+    post,
+    path = "/subscriptions/{id}/resume",
+    tag = "subscriptions",
+    params(("id" = String, Path, description = "The subscription's id")),
+    responses((status = 200, description = "The subscription, active", body = SubscriptionView)),
+)]
 #[tracing::instrument(name = "http.subscriptions.resume", skip_all, fields(id = %id))]
 pub async fn resume(
     State(state): State<AppState>,
     Caller(who): Caller,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<SubscriptionView>> {
     let id = parse_id(&id)?;
     let sub = state
         .store

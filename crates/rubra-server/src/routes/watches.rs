@@ -7,7 +7,8 @@
 //! every poll's changes through that subscription's channel (type `watch.changed`). Changes of a watch commit in `seq` order, so
 //! `since=` and `Last-Event-ID` never skip one.
 
-use crate::error::{ApiError, ApiResult};
+use super::{Page, created_key, page_of};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::extract::{ActingAs, ApiJson, ApiQuery, Caller, client_of};
 use crate::quotas::{self, Quota};
 use crate::state::AppState;
@@ -23,7 +24,6 @@ use rubra_store::{
 };
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -31,6 +31,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
+use utoipa::{IntoParams, ToSchema};
 
 /// Shortest interval between two polls of one watch.
 pub const MIN_INTERVAL_MS: u32 = 100;
@@ -56,26 +57,87 @@ const STREAM_POLL: Duration = Duration::from_millis(250);
 const HEARTBEAT: Duration = Duration::from_secs(15);
 
 /// Body of `POST /watches`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateWatch {
+    /// The JSON source: http(s) on a `--fetch-allow` host.
     url: String,
+    /// Milliseconds between two polls, 100 to 86 400 000 [default 1000].
+    #[schema(minimum = 100, maximum = 86_400_000)]
     interval_ms: Option<u32>,
+    /// A JSON Pointer: watch only this part of the document.
     pointer: Option<String>,
+    /// Match array elements by this member instead of by position.
     key: Option<String>,
+    /// Extra request headers (at most 32; values are never shown back).
     #[serde(default)]
     headers: BTreeMap<String, String>,
+    /// Also send every poll's changes through this subscription of the same client.
     subscription_id: Option<String>,
 }
 
 /// `?client=` — the client an admin acts for.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ClientQuery {
+    /// An admin's: the client to act for.
     client: Option<String>,
 }
 
+/// `GET /watches` query.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// An admin's: only this client's watches.
+    client: Option<String>,
+    /// Items per page, 1 to 1000 [default 100].
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// A watch and the health of its polling.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WatchView {
+    /// Its id.
+    id: String,
+    /// Whose.
+    client_id: String,
+    /// The JSON source.
+    url: String,
+    /// Milliseconds between two polls.
+    interval_ms: u32,
+    /// The part of the document watched.
+    pointer: Option<String>,
+    /// The member array elements are matched by.
+    key: Option<String>,
+    /// The names of the extra request headers (never their values).
+    headers: Vec<String>,
+    /// When it was made (RFC 3339, UTC, ms).
+    created_at: String,
+    /// `pending` (no successful poll yet), `ok` or `failing`.
+    status: &'static str,
+    /// The first successful poll, changes are counted from.
+    baseline_at: Option<String>,
+    /// The last successful poll.
+    last_ok_at: Option<String>,
+    /// The last failure's message; cleared by the next success.
+    last_error: Option<String>,
+    /// When the last failure happened.
+    last_error_at: Option<String>,
+    /// Failed polls in a row.
+    consecutive_failures: u32,
+    /// The seq of the newest change (0: none yet).
+    last_seq: i64,
+    /// The process polling it, while its lease runs.
+    polled_by: Option<String>,
+    /// The subscription its changes also go through.
+    subscription_id: Option<String>,
+}
+
 /// The JSON of a watch. Header values are not shown back (they often hold tokens).
-pub fn watch_json(w: &Watch) -> Value {
+pub fn watch_json(w: &Watch) -> WatchView {
     let status = if w.failures > 0 {
         "failing"
     } else if w.baseline_at.is_none() {
@@ -83,37 +145,55 @@ pub fn watch_json(w: &Watch) -> Value {
     } else {
         "ok"
     };
-    let headers: Vec<&str> = w.spec.headers.iter().map(|(n, _)| n.as_str()).collect();
-    json!({
-        "id": w.id,
-        "client_id": w.client_id,
-        "url": w.spec.url,
-        "interval_ms": w.spec.interval_ms,
-        "pointer": w.spec.pointer,
-        "key": w.spec.key,
-        "headers": headers,
-        "created_at": format_ms(w.created_at),
-        "status": status,
-        "baseline_at": w.baseline_at.map(format_ms),
-        "last_ok_at": w.last_ok_at.map(format_ms),
-        "last_error": w.last_error,
-        "last_error_at": w.last_error_at.map(format_ms),
-        "consecutive_failures": w.failures,
-        "last_seq": w.last_seq,
-        "polled_by": w.polled_by,
-        "subscription_id": w.spec.subscription,
-    })
+    WatchView {
+        id: w.id.to_string(),
+        client_id: w.client_id.to_string(),
+        url: w.spec.url.clone(),
+        interval_ms: w.spec.interval_ms,
+        pointer: w.spec.pointer.clone(),
+        key: w.spec.key.clone(),
+        headers: w.spec.headers.iter().map(|(n, _)| n.clone()).collect(),
+        created_at: format_ms(w.created_at),
+        status,
+        baseline_at: w.baseline_at.map(format_ms),
+        last_ok_at: w.last_ok_at.map(format_ms),
+        last_error: w.last_error.clone(),
+        last_error_at: w.last_error_at.map(format_ms),
+        consecutive_failures: w.failures,
+        last_seq: w.last_seq,
+        polled_by: w.polled_by.clone(),
+        subscription_id: w.spec.subscription.as_ref().map(ToString::to_string),
+    }
 }
 
 /// A change as JSON, with `old`/`new` copied verbatim (numbers keep every digit).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = WatchChange)]
 pub struct ChangeJson<'a> {
+    /// Counts from 1 per watch: the SSE event id and the `since` cursor.
     seq: i64,
+    /// When the poll found it (RFC 3339, UTC, ms).
     ts: String,
+    /// A JSON Pointer into the fetched document.
     path: &'a str,
+    /// `add`, `remove` or `replace`.
     op: &'static str,
+    /// The value before, as the source wrote it (absent for `add`: null).
+    #[schema(value_type = Option<serde_json::Value>)]
     old: Option<&'a RawValue>,
+    /// The value after, as the source wrote it (absent for `remove`: null).
+    #[schema(value_type = Option<serde_json::Value>)]
     new: Option<&'a RawValue>,
+}
+
+/// The body of `GET /watches/{id}/changes`: the one list shape, with seqs as cursors.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChangesPage<'a> {
+    /// Changes with `seq` above the cursor, oldest first.
+    items: Vec<ChangeJson<'a>>,
+    /// The last seq of this page, to give back as `cursor` (or `since`); null when this
+    /// page was not full, so no more changes are recorded yet.
+    next_cursor: Option<String>,
 }
 
 fn raw(text: Option<&str>) -> Option<&RawValue> {
@@ -148,8 +228,8 @@ async fn find(state: &AppState, scope: &Scope, id: &str) -> ApiResult<Watch> {
 }
 
 fn no_subscription() -> ApiError {
-    ApiError::unprocessable(
-        "invalid_subscription",
+    ApiError::new(
+        ErrorCode::InvalidSubscription,
         "subscription_id must name a subscription of the same client",
     )
 }
@@ -157,24 +237,24 @@ fn no_subscription() -> ApiError {
 fn validate(body: CreateWatch) -> ApiResult<WatchSpec> {
     let interval_ms = body.interval_ms.unwrap_or(1000);
     if !(MIN_INTERVAL_MS..=MAX_INTERVAL_MS).contains(&interval_ms) {
-        return Err(ApiError::unprocessable(
-            "invalid_interval",
+        return Err(ApiError::new(
+            ErrorCode::InvalidInterval,
             format!("interval_ms must be between {MIN_INTERVAL_MS} and {MAX_INTERVAL_MS}"),
         ));
     }
     if let Some(p) = &body.pointer {
         rubra_watch::check_pointer(p)
-            .map_err(|e| ApiError::unprocessable("invalid_pointer", e.to_string()))?;
+            .map_err(|e| ApiError::new(ErrorCode::InvalidPointer, e.to_string()))?;
     }
     if body.key.as_deref().is_some_and(str::is_empty) {
-        return Err(ApiError::unprocessable(
-            "invalid_key",
+        return Err(ApiError::new(
+            ErrorCode::InvalidKey,
             "key must name a member of the array elements",
         ));
     }
     if body.headers.len() > MAX_HEADERS {
-        return Err(ApiError::unprocessable(
-            "invalid_header",
+        return Err(ApiError::new(
+            ErrorCode::InvalidHeader,
             format!("at most {MAX_HEADERS} headers"),
         ));
     }
@@ -183,13 +263,13 @@ fn validate(body: CreateWatch) -> ApiResult<WatchSpec> {
         .iter()
         .find(|(n, _)| RESERVED_HEADERS.contains(&n.to_ascii_lowercase().as_str()))
     {
-        return Err(ApiError::unprocessable(
-            "invalid_header",
+        return Err(ApiError::new(
+            ErrorCode::InvalidHeader,
             format!("the header {name:?} is set by the poller itself"),
         ));
     }
     rubra_fetch::request_headers(&headers)
-        .map_err(|e| ApiError::unprocessable("invalid_header", e.to_string()))?;
+        .map_err(|e| ApiError::new(ErrorCode::InvalidHeader, e.to_string()))?;
     let subscription = body
         .subscription_id
         .map(|s| SubscriptionId::parse(&s).ok_or_else(no_subscription))
@@ -206,6 +286,14 @@ fn validate(body: CreateWatch) -> ApiResult<WatchSpec> {
 
 /// `POST /watches` → 201 with the watch. The URL must be http(s) (400 `invalid_url`) on a
 /// `--fetch-allow` host (403 `fetch_forbidden`, as for overlay URLs).
+#[utoipa::path(
+    post,
+    path = "/watches",
+    tag = "watches",
+    params(ClientQuery),
+    request_body = CreateWatch,
+    responses((status = 201, description = "The watch", body = WatchView)),
+)]
 #[tracing::instrument(name = "http.watches.create", skip_all)]
 pub async fn create(
     State(state): State<AppState>,
@@ -213,7 +301,7 @@ pub async fn create(
     ActingAs(actor): ActingAs,
     ApiQuery(q): ApiQuery<ClientQuery>,
     ApiJson(body): ApiJson<CreateWatch>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<WatchView>)> {
     let spec = validate(body)?;
     state
         .remote_overlays
@@ -249,33 +337,59 @@ pub async fn create(
 
 /// `GET /watches`: the caller's watches (an admin's: everyone's, or `?client=`'s), oldest
 /// first.
+#[utoipa::path(
+    get,
+    path = "/watches",
+    tag = "watches",
+    params(ListQuery),
+    responses((status = 200, description = "The watches, oldest first", body = Page<WatchView>)),
+)]
 #[tracing::instrument(name = "http.watches.list", skip_all)]
 pub async fn list(
     State(state): State<AppState>,
     Caller(who): Caller,
-    ApiQuery(q): ApiQuery<ClientQuery>,
-) -> ApiResult<Json<Value>> {
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> ApiResult<Json<Page<WatchView>>> {
     let scope = match &q.client {
         Some(c) if who.is_admin() => Scope::Client(client_of(&state, &who, Some(c)).await?),
         _ => who.scope(),
     };
     let watches = state.store.list_watches(&scope).await?;
-    let items: Vec<Value> = watches.iter().map(watch_json).collect();
-    Ok(Json(json!({ "items": items })))
+    let items = watches.iter().map(watch_json).collect();
+    Ok(Json(page_of(
+        items,
+        |w: &WatchView| created_key(&w.created_at, &w.id),
+        q.limit,
+        q.cursor.as_deref(),
+    )?))
 }
 
 /// `GET /watches/{id}`: the watch and the health of its polling.
+#[utoipa::path(
+    get,
+    path = "/watches/{id}",
+    tag = "watches",
+    params(("id" = String, Path, description = "The watch's id")),
+    responses((status = 200, description = "The watch", body = WatchView)),
+)]
 #[tracing::instrument(name = "http.watches.get", skip_all, fields(id = %id))]
 pub async fn get(
     State(state): State<AppState>,
     Caller(who): Caller,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<WatchView>> {
     Ok(Json(watch_json(&find(&state, &who.scope(), &id).await?)))
 }
 
 /// `DELETE /watches/{id}` → 204; its changes go with it. The process polling it stops within
 /// a third of the lease time.
+#[utoipa::path(
+    delete,
+    path = "/watches/{id}",
+    tag = "watches",
+    params(("id" = String, Path, description = "The watch's id")),
+    responses((status = 204, description = "Deleted, with its changes")),
+)]
 #[tracing::instrument(name = "http.watches.delete", skip_all, fields(id = %id))]
 pub async fn delete(
     State(state): State<AppState>,
@@ -293,14 +407,29 @@ pub async fn delete(
 }
 
 /// `GET /watches/{id}/changes` query.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ChangesQuery {
+    /// Changes after this seq: the `next_cursor` of the previous page [default 0].
+    #[param(minimum = 0)]
+    cursor: Option<i64>,
+    /// The same as `cursor` (a seq), for clients that poll with the last seq they saw.
+    #[param(minimum = 0)]
     since: Option<i64>,
+    /// Changes per page, 1 to 1000 (larger is taken as 1000) [default 1000].
     limit: Option<u32>,
 }
 
-/// `GET /watches/{id}/changes?since=SEQ&limit=N`: changes with `seq > since` (default 0),
-/// oldest first, at most `limit` (default and most 1000); `next_since` continues.
+/// `GET /watches/{id}/changes?cursor=SEQ&limit=N`: changes with `seq > cursor` (default 0;
+/// `since` is the same), oldest first, at most `limit` (default and most 1000);
+/// `next_cursor` continues while pages are full.
+#[utoipa::path(
+    get,
+    path = "/watches/{id}/changes",
+    tag = "watches",
+    params(("id" = String, Path, description = "The watch's id"), ChangesQuery),
+    responses((status = 200, description = "Changes, oldest first", body = ChangesPage)),
+)]
 #[tracing::instrument(name = "http.watches.changes", skip_all, fields(id = %id))]
 pub async fn changes(
     State(state): State<AppState>,
@@ -309,18 +438,21 @@ pub async fn changes(
     ApiQuery(q): ApiQuery<ChangesQuery>,
 ) -> ApiResult<impl IntoResponse> {
     let watch = find(&state, &who.scope(), &id).await?;
-    let since = q.since.unwrap_or(0).max(0);
+    if q.cursor.is_some() && q.since.is_some() {
+        return Err(ApiError::new(
+            ErrorCode::InvalidQuery,
+            "give cursor or since, not both",
+        ));
+    }
+    let since = q.cursor.or(q.since).unwrap_or(0).max(0);
     let limit = q.limit.unwrap_or(PAGE).clamp(1, PAGE);
     let rows = state.store.watch_changes(&watch.id, since, limit).await?;
-    let next = rows.last().map_or(since, |c| c.seq);
-    #[derive(Serialize)]
-    struct Page<'a> {
-        changes: Vec<ChangeJson<'a>>,
-        next_since: i64,
-    }
-    let body = serde_json::to_vec(&Page {
-        changes: rows.iter().map(ChangeJson::of).collect(),
-        next_since: next,
+    let next = (rows.len() == limit as usize)
+        .then(|| rows.last().map(|c| c.seq.to_string()))
+        .flatten();
+    let body = serde_json::to_vec(&ChangesPage {
+        items: rows.iter().map(ChangeJson::of).collect(),
+        next_cursor: next,
     })
     .map_err(|e| ApiError::internal(&e))?;
     Ok((
@@ -330,14 +462,27 @@ pub async fn changes(
 }
 
 /// `GET /watches/{id}/stream` query.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StreamQuery {
+    /// Replay every change after this seq first (as the `Last-Event-ID` header does).
     last_event_id: Option<String>,
 }
 
 /// `GET /watches/{id}/stream`: the watch's changes as Server-Sent Events (`event: change`,
 /// `id:` its seq). With `Last-Event-ID` (or `?last_event_id=`) the stream first replays
 /// every change after it; without, it starts at the present.
+#[utoipa::path(
+    get,
+    path = "/watches/{id}/stream",
+    tag = "watches",
+    params(
+        ("id" = String, Path, description = "The watch's id"),
+        StreamQuery,
+        ("Last-Event-ID" = Option<String>, Header, description = "Replay every change after this seq first"),
+    ),
+    responses((status = 200, description = "Server-Sent Events: `event: change`, `id:` its seq, `data:` a WatchChange", content_type = "text/event-stream", body = String)),
+)]
 #[tracing::instrument(name = "http.watches.stream", skip_all, fields(id = %id))]
 pub async fn stream(
     State(state): State<AppState>,
@@ -358,7 +503,10 @@ pub async fn stream(
     let cursor = match last.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         None => watch.last_seq,
         Some(s) => s.parse::<i64>().map_err(|_| {
-            ApiError::bad_request("invalid_last_event_id", "Last-Event-ID is a change seq")
+            ApiError::new(
+                ErrorCode::InvalidLastEventId,
+                "Last-Event-ID is a change seq",
+            )
         })?,
     };
     let (tx, rx) = mpsc::channel(64);

@@ -4,7 +4,7 @@
 //! JPEGs take the DCT path of `rubra-watermark` (only the blocks under the overlay change).
 //! The pixel work runs on the blocking pool so the async workers keep serving other requests.
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::extract::{ApiQuery, Caller};
 use crate::routes::overlays::{OverlayEntry, OverlayName, Sizing, check_png_header};
 use crate::state::AppState;
@@ -19,18 +19,37 @@ use serde::Deserialize;
 use std::sync::Arc;
 
 /// Query parameters of `POST /watermark`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct WatermarkQuery {
+    /// The name of a stored overlay (or give `overlay_url`).
     overlay: Option<String>,
+    /// An overlay PNG on a host the operator allowed (`--fetch-allow`).
     overlay_url: Option<String>,
+    /// Where the overlay goes: `north-west`, `north`, …, `south-east` [default `south-east`].
     gravity: Option<String>,
+    /// Offset from the gravity point, pixels.
+    #[param(minimum = -1048576, maximum = 1048576)]
     dx: Option<i64>,
+    /// Offset from the gravity point, pixels.
+    #[param(minimum = -1048576, maximum = 1048576)]
     dy: Option<i64>,
+    /// Exact placement (with `y`, without gravity, dx and dy).
+    #[param(minimum = -1048576, maximum = 1048576)]
     x: Option<i64>,
+    /// Exact placement (with `x`).
+    #[param(minimum = -1048576, maximum = 1048576)]
     y: Option<i64>,
+    /// In [0, 1] [default 1].
+    #[param(minimum = 0.0, maximum = 1.0)]
     opacity: Option<f32>,
+    /// Scale the overlay by this, in (0, 16] (or give `width`).
+    #[param(exclusive_minimum = 0.0, maximum = 16.0)]
     scale: Option<f32>,
+    /// Scale the overlay to this width, 1 to 8192 pixels.
+    #[param(minimum = 1, maximum = 8192)]
     width: Option<u32>,
+    /// An admin's: whose stored overlay.
     client: Option<String>,
 }
 
@@ -38,7 +57,7 @@ pub struct WatermarkQuery {
 pub const ROUTE_HEADER: HeaderName = HeaderName::from_static("x-rubra-watermark-route");
 
 fn bad(message: impl Into<String>) -> ApiError {
-    ApiError::bad_request("invalid_query", message)
+    ApiError::new(ErrorCode::InvalidQuery, message)
 }
 
 /// The sizing, placement and opacity asked for, validated before any work is done.
@@ -143,8 +162,8 @@ async fn resolve_overlay(
 }
 
 fn remote_unusable(e: &WatermarkError) -> ApiError {
-    ApiError::unprocessable(
-        "remote_overlay_unusable",
+    ApiError::new(
+        ErrorCode::RemoteOverlayUnusable,
         format!("the overlay at overlay_url is not usable: {e}"),
     )
 }
@@ -160,6 +179,21 @@ fn route_name(r: Route) -> &'static str {
 }
 
 /// `POST /watermark`: the body with the overlay composited, in the body's format.
+#[utoipa::path(
+    post,
+    path = "/watermark",
+    tag = "images",
+    params(WatermarkQuery),
+    request_body(description = "A JPEG or PNG", content(
+        (crate::openapi::Binary = "image/jpeg"),
+        (crate::openapi::Binary = "image/png"),
+        (crate::openapi::Binary = "application/octet-stream"),
+    )),
+    responses((status = 200, description = "The image with the overlay, in its own format; `X-Rubra-Watermark-Route` says how it was made", content(
+        (crate::openapi::Binary = "image/jpeg"),
+        (crate::openapi::Binary = "image/png"),
+    ))),
+)]
 #[tracing::instrument(name = "http.watermark", skip_all, fields(bytes, route))]
 pub async fn watermark(
     State(state): State<AppState>,
@@ -177,12 +211,12 @@ pub async fn watermark(
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::body_too_large()
         } else {
-            ApiError::bad_request("bad_body", e.body_text())
+            ApiError::new(ErrorCode::BadBody, e.body_text())
         }
     })?;
     if body.is_empty() {
-        return Err(ApiError::bad_request(
-            "empty_body",
+        return Err(ApiError::new(
+            ErrorCode::EmptyBody,
             "the request body is empty",
         ));
     }

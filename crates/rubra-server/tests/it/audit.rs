@@ -42,7 +42,7 @@ async fn the_audit_log_names_who_did_what_from_where(app: TestApp) {
         None,
     )
     .await;
-    let a_key_id = keys[0]["id"].as_str().unwrap().to_owned();
+    let a_key_id = keys["items"][0]["id"].as_str().unwrap().to_owned();
     let second = send(
         &app,
         &a_key,

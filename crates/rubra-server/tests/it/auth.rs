@@ -50,8 +50,8 @@ async fn admin_creates_a_client_whose_key_works() {
         .unwrap();
     assert_eq!(resp.status(), 200);
     let list: Value = resp.json().await.unwrap();
-    assert_eq!(list.as_array().unwrap().len(), 1);
-    assert_eq!(list[0]["id"], body["id"]);
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+    assert_eq!(list["items"][0]["id"], body["id"]);
 }
 
 #[tokio::test]

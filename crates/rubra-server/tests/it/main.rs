@@ -24,6 +24,7 @@ mod keys;
 mod limits;
 mod messages;
 mod notify;
+mod openapi;
 mod quotas;
 mod retention;
 mod scale_out;

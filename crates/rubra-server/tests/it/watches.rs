@@ -134,7 +134,7 @@ async fn changes(app: &TestApp, key: &str, id: &str, query: &str) -> Value {
 
 /// `op path old new` per change, values as compact JSON.
 fn lines(page: &Value) -> Vec<String> {
-    page["changes"]
+    page["items"]
         .as_array()
         .unwrap()
         .iter()
@@ -326,26 +326,28 @@ async fn changes_are_recorded_exactly_with_json_pointer_paths() {
             r#""remove" "/markets/1" {"id":"btts","yes":1.72} null"#,
         ]
     );
-    let seqs: Vec<i64> = page["changes"]
+    let seqs: Vec<i64> = page["items"]
         .as_array()
         .unwrap()
         .iter()
         .map(|c| c["seq"].as_i64().unwrap())
         .collect();
     assert_eq!(seqs, [1, 2, 3, 4]);
-    assert_eq!(page["next_since"], 4);
-    assert!(page["changes"][0]["ts"].as_str().unwrap().ends_with('Z'));
+    assert!(page["next_cursor"].is_null(), "the page was not full");
+    assert!(page["items"][0]["ts"].as_str().unwrap().ends_with('Z'));
 
-    // Paging with since= and limit=.
-    let p1 = changes(&app, &key, id, "?since=1&limit=2").await;
+    // Paging with cursor= (or since=) and limit=.
+    let p1 = changes(&app, &key, id, "?cursor=1&limit=2").await;
     assert_eq!(lines(&p1).len(), 2);
-    assert_eq!(p1["changes"][0]["seq"], 2);
-    assert_eq!(p1["next_since"], 3);
-    let p2 = changes(&app, &key, id, "?since=3").await;
+    assert_eq!(p1["items"][0]["seq"], 2);
+    assert_eq!(p1["next_cursor"], "3");
+    let p2 = changes(&app, &key, id, "?cursor=3").await;
     assert_eq!(lines(&p2).len(), 1);
-    let p3 = changes(&app, &key, id, "?since=4").await;
-    assert_eq!(p3["changes"], json!([]));
-    assert_eq!(p3["next_since"], 4);
+    let p2_since = changes(&app, &key, id, "?since=3").await;
+    assert_eq!(p2_since, p2);
+    let p3 = changes(&app, &key, id, "?cursor=4").await;
+    assert_eq!(p3["items"], json!([]));
+    assert!(p3["next_cursor"].is_null());
 }
 
 #[tokio::test]

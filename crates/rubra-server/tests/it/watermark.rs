@@ -198,7 +198,7 @@ async fn overlays_are_stored_per_client() {
         .json()
         .await
         .unwrap();
-    let names: Vec<&str> = list["overlays"]
+    let names: Vec<&str> = list["items"]
         .as_array()
         .unwrap()
         .iter()
@@ -221,7 +221,7 @@ async fn overlays_are_stored_per_client() {
         .json()
         .await
         .unwrap();
-    assert_eq!(list["overlays"], serde_json::json!([]));
+    assert_eq!(list["items"], serde_json::json!([]));
     let img = png(&photo(64, 48, 1), 64, 48, image::ExtendedColorType::Rgb8);
     assert_error(
         post_watermark(&app, &b, "overlay=logo", img.clone()).await,
@@ -359,7 +359,7 @@ async fn bad_overlays_are_refused() {
         .json()
         .await
         .unwrap();
-    assert_eq!(list["overlays"], serde_json::json!([]));
+    assert_eq!(list["items"], serde_json::json!([]));
 }
 
 // ---------- POST /watermark ----------

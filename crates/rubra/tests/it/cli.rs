@@ -121,7 +121,7 @@ fn admin_create_client_prints_a_working_key() {
             .unwrap();
         assert_eq!(resp.status(), 200);
         let list: Value = resp.json().await.unwrap();
-        assert_eq!(list[0]["name"], "acme");
+        assert_eq!(list["items"][0]["name"], "acme");
     });
 }
 

@@ -1,0 +1,240 @@
+//! The OpenAPI 3.1 document of the API, generated from the handlers' `#[utoipa::path]`
+//! attributes as `routes::api` mounts them, so a route and its entry cannot part ways.
+//! Served at `GET /openapi.json` and printed by `rubra openapi`.
+
+use crate::error::{ErrorBody, ErrorCode, ErrorDetail};
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
+use std::sync::LazyLock;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{RefOr, Response, ResponseBuilder, content::ContentBuilder};
+use utoipa::{Modify, OpenApi, ToSchema};
+
+/// The parts of the document that no handler states: title, security scheme, error shape.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Rubra",
+        description = "Red levels of images, events and alerts, CSV sums, JSON watches. \
+                       Every failure answers `{\"error\": {\"code\", \"message\"}}`; \
+                       every list `{\"items\", \"next_cursor\"}`.",
+        license(name = "MIT OR Apache-2.0"),
+    ),
+    modifiers(&Security),
+    components(schemas(ErrorBody, ErrorDetail, ErrorCode)),
+    security(("bearer" = [])),
+)]
+pub(crate) struct ApiDoc;
+
+/// The `bearer` scheme: `Authorization: Bearer <key>`.
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("An API key: `Authorization: Bearer <key>`"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// Every operation answers its failures in the one error shape: each gets a `default`
+/// response naming [`ErrorBody`] (beside the statuses it documents itself).
+struct ErrorResponses;
+
+/// The `default` response every operation shares.
+fn error_response() -> Response {
+    ResponseBuilder::new()
+        .description("An error: `code` says which (see the `ErrorCode` schema)")
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(
+                    ErrorBody::name(),
+                ))))
+                .build(),
+        )
+        .build()
+}
+
+impl Modify for ErrorResponses {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components
+            .responses
+            .insert("Error".to_owned(), RefOr::T(error_response()));
+        for item in doc.paths.paths.values_mut() {
+            for op in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.options,
+                &mut item.head,
+                &mut item.patch,
+                &mut item.trace,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                op.responses.responses.insert(
+                    "default".to_owned(),
+                    RefOr::Ref(utoipa::openapi::Ref::from_response_name("Error")),
+                );
+            }
+        }
+    }
+}
+
+/// The `Idempotency-Key` header on each `POST` the idempotency middleware serves (its own
+/// list of routes, so the document follows it).
+struct IdempotencyKeys;
+
+impl Modify for IdempotencyKeys {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        for route in crate::idempotency::ROUTES {
+            let Some(op) = doc
+                .paths
+                .paths
+                .get_mut(route)
+                .and_then(|item| item.post.as_mut())
+            else {
+                continue;
+            };
+            let max = crate::idempotency::MAX_KEY_BYTES;
+            op.parameters.get_or_insert_with(Vec::new).push(
+                ParameterBuilder::new()
+                    .name("Idempotency-Key")
+                    .parameter_in(ParameterIn::Header)
+                    .description(Some(
+                        "Retry-safe: the same key with the same request within 24 h answers \
+                         the first answer again (`Idempotency-Replayed: true`); with another \
+                         request, 422 `idempotency_key_reused`",
+                    ))
+                    .schema(Some(
+                        ObjectBuilder::new()
+                            .schema_type(Type::String)
+                            .min_length(Some(1))
+                            .max_length(Some(max))
+                            .pattern(Some(format!("^[!-~]{{1,{max}}}$"))),
+                    ))
+                    .build(),
+            );
+        }
+    }
+}
+
+/// Gives every operation a unique `operationId` made of its method and path
+/// (`get_clients_id_keys`): handler names repeat across resources (`list`, `get`).
+struct OperationIds;
+
+impl Modify for OperationIds {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        for (path, item) in doc.paths.paths.iter_mut() {
+            let words: Vec<String> = path
+                .split(['/', '-', '.', '{', '}'])
+                .filter(|w| !w.is_empty())
+                .map(str::to_owned)
+                .collect();
+            let base = if words.is_empty() {
+                "dashboard".to_owned()
+            } else {
+                words.join("_")
+            };
+            for (method, op) in [
+                ("get", &mut item.get),
+                ("put", &mut item.put),
+                ("post", &mut item.post),
+                ("delete", &mut item.delete),
+                ("head", &mut item.head),
+                ("patch", &mut item.patch),
+            ] {
+                if let Some(op) = op {
+                    op.operation_id = Some(format!("{method}_{base}"));
+                }
+            }
+        }
+    }
+}
+
+/// The whole document: [`ApiDoc`] with every route `routes::api` mounts.
+pub fn document() -> utoipa::openapi::OpenApi {
+    let mut doc = crate::routes::api().into_openapi();
+    // After the routes are in: these add to operations.
+    ErrorResponses.modify(&mut doc);
+    IdempotencyKeys.modify(&mut doc);
+    OperationIds.modify(&mut doc);
+    doc
+}
+
+/// The document as JSON, rendered once.
+static JSON: LazyLock<String> = LazyLock::new(|| {
+    document()
+        .to_pretty_json()
+        .expect("the OpenAPI document serializes")
+});
+
+/// The document as pretty JSON (what `GET /openapi.json` answers).
+pub fn document_json() -> &'static str {
+    JSON.as_str()
+}
+
+/// `GET /openapi.json`: this document.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "meta",
+    security(()),
+    responses((status = 200, description = "This OpenAPI 3.1 document", content_type = "application/json", body = Object)),
+)]
+pub(crate) async fn openapi_json() -> impl IntoResponse {
+    ([(CONTENT_TYPE, "application/json")], document_json())
+}
+
+/// The schema of an instant a client sends: RFC 3339 text or integer epoch milliseconds.
+pub(crate) fn instant_in() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{
+        KnownFormat, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, Type,
+    };
+    let one_of = OneOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))),
+        )
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+                .minimum(Some(0))
+                .maximum(Some(253_402_300_799_999_i64)),
+        )
+        .description(Some(
+            "RFC 3339 (any offset) or integer milliseconds since the epoch, 1970 to 9999",
+        ))
+        .build();
+    Schema::OneOf(one_of)
+}
+
+/// Bytes of an image: the schema of a raw image body or a multipart file.
+pub(crate) struct Binary;
+
+impl utoipa::PartialSchema for Binary {
+    fn schema() -> RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary)))
+            .into()
+    }
+}
+
+impl ToSchema for Binary {}
