@@ -79,6 +79,7 @@ mod timestamp;
 
 pub(crate) use ingest::{ADD_IMAGE_BYTES_SQL, WriteOp, Writer};
 pub(crate) use postgres::{PgWrites, backfill as pg_backfill};
+pub(crate) use sqlite::push_tuples;
 pub(crate) use sqlite::{SqliteWrites, backfill as sqlite_backfill};
 pub use timestamp::{Timestamp, TimestampOutOfRange};
 

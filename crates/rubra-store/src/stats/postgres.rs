@@ -8,7 +8,7 @@ use crate::{NewEvent, Result};
 use async_trait::async_trait;
 use sqlx::postgres::PgPool;
 use sqlx::{Postgres, Transaction};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 stats_query_fn!(PgPool, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY");
 backfill_fn!(PgPool, "BEGIN");
@@ -128,7 +128,7 @@ async fn write_events(
     .execute(&mut **tx)
     .await?;
     write_rollups(tx, &ingest::rollup_deltas(events.iter().copied())).await?;
-    write_outbox(tx, events).await
+    crate::notify::outbox::enqueue_events_pg(tx, events).await
 }
 
 /// The touched period rows, then band rows: each kind read in one statement, merged, and
@@ -224,42 +224,5 @@ async fn write_rollups(tx: &mut Transaction<'_, Postgres>, deltas: &[RollupDelta
     .bind(&blobs)
     .execute(&mut **tx)
     .await?;
-    Ok(())
-}
-
-/// The outbox: the notification module's per-event SQL, for the events that can match.
-async fn write_outbox(tx: &mut Transaction<'_, Postgres>, events: &[&NewEvent]) -> Result<()> {
-    let distinct: Vec<&str> = events
-        .iter()
-        .map(|e| e.client_id.as_str())
-        .collect::<HashSet<_>>()
-        .into_iter()
-        .collect();
-    let rows: Vec<(String, f64)> = sqlx::query_as(
-        "SELECT client_id, threshold FROM subscriptions \
-         WHERE client_id = ANY($1::text[]) AND deleted_at IS NULL",
-    )
-    .bind(&distinct)
-    .fetch_all(&mut **tx)
-    .await?;
-    let thresholds = ingest::Thresholds::from_rows(rows);
-    if thresholds.is_empty() {
-        return Ok(());
-    }
-    thresholds.check(events)?;
-    let min_threshold = thresholds.minimums();
-    let now = crate::now_ms();
-    for e in events {
-        if ingest::may_notify(e, &min_threshold) {
-            sqlx::query(crate::notify::ENQUEUE_NOTIFICATIONS_SQL)
-                .bind(e.client_id.as_str())
-                .bind(e.image_id.as_ref().map(|i| i.as_str()))
-                .bind(e.red)
-                .bind(e.ts)
-                .bind(now)
-                .execute(&mut **tx)
-                .await?;
-        }
-    }
     Ok(())
 }

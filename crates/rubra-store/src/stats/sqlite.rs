@@ -202,7 +202,7 @@ async fn write_events(
         q.execute(&mut **tx).await?;
     }
     write_rollups(tx, &ingest::rollup_deltas(events.iter().copied())).await?;
-    write_outbox(tx, events).await
+    crate::notify::outbox::enqueue_events_sqlite(tx, events).await
 }
 
 /// Rollup rows per statement (at most 5 parameters each).
@@ -299,7 +299,7 @@ async fn write_rollups(tx: &mut Transaction<'_, Sqlite>, deltas: &[RollupDelta])
 }
 
 /// Appends `rows` placeholder tuples of `width` (`(?,?),(?,?)`).
-fn push_tuples(sql: &mut String, rows: usize, width: usize) {
+pub(crate) fn push_tuples(sql: &mut String, rows: usize, width: usize) {
     for i in 0..rows {
         sql.push_str(if i == 0 { "(" } else { ",(" });
         for j in 0..width {
@@ -307,65 +307,4 @@ fn push_tuples(sql: &mut String, rows: usize, width: usize) {
         }
         sql.push(')');
     }
-}
-
-/// Events per outbox statement (5 parameters each).
-const OUTBOX_CHUNK: usize = 1000;
-
-/// The outbox: one notification per event and live subscription it exceeds (the rows of
-/// [`crate::notify::ENQUEUE_NOTIFICATIONS_SQL`], for many events per statement, numbered in
-/// the same order: by event, then by threshold and age of the subscription). Events whose
-/// client has no subscription below their red are left out before any statement is built.
-async fn write_outbox(tx: &mut Transaction<'_, Sqlite>, events: &[&NewEvent]) -> Result<()> {
-    let mut clients: Vec<&str> = events.iter().map(|e| e.client_id.as_str()).collect();
-    clients.sort_unstable();
-    clients.dedup();
-    let mut sql = String::from("WITH c(id) AS (VALUES ");
-    push_tuples(&mut sql, clients.len(), 1);
-    sql.push_str(
-        ") SELECT s.client_id, s.threshold FROM c \
-         JOIN subscriptions s ON s.client_id = c.id AND s.deleted_at IS NULL",
-    );
-    let mut q = sqlx::query_as::<_, (String, f64)>(AssertSqlSafe(sql));
-    for c in &clients {
-        q = q.bind(*c);
-    }
-    let thresholds = ingest::Thresholds::from_rows(q.fetch_all(&mut **tx).await?);
-    if thresholds.is_empty() {
-        return Ok(());
-    }
-    thresholds.check(events)?;
-    let min_threshold = thresholds.minimums();
-    let candidates: Vec<&NewEvent> = events
-        .iter()
-        .copied()
-        .filter(|e| ingest::may_notify(e, &min_threshold))
-        .collect();
-    let now = crate::now_ms();
-    for chunk in candidates.chunks(OUTBOX_CHUNK) {
-        let mut sql = String::from("WITH e(k, client_id, image_id, red, ts) AS (VALUES ");
-        push_tuples(&mut sql, chunk.len(), 5);
-        sql.push_str(
-            ") INSERT INTO notifications (client_id, subscription_id, channel_type, image_id, \
-                 red, threshold, event_ts, created_at, next_attempt_at, state) \
-             SELECT s.client_id, s.id, s.channel_type, e.image_id, e.red, s.threshold, e.ts, \
-                    ?, ?, \
-                    CASE WHEN s.channel_type = 'stream' THEN 'stream' \
-                         WHEN s.state = 'paused' THEN 'held' ELSE 'pending' END \
-             FROM e JOIN subscriptions s \
-               ON s.client_id = e.client_id AND s.deleted_at IS NULL AND e.red > s.threshold \
-             ORDER BY e.k, s.threshold, s.rowid",
-        );
-        let mut q = sqlx::query(AssertSqlSafe(sql));
-        for (k, e) in chunk.iter().enumerate() {
-            q = q
-                .bind(i64::try_from(k).unwrap_or(i64::MAX))
-                .bind(e.client_id.as_str())
-                .bind(e.image_id.as_ref().map(|i| i.as_str()))
-                .bind(e.red)
-                .bind(e.ts);
-        }
-        q.bind(now).bind(now).execute(&mut **tx).await?;
-    }
-    Ok(())
 }
