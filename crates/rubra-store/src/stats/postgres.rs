@@ -3,14 +3,13 @@
 
 use super::ingest::{self, ApplyWrites, BandDelta, RollupDelta, WriteOp};
 use super::keys::{KeyCache, client_keys_fn, key_of};
-use super::{backfill::backfill_fn, bins, hist, query::stats_query_fn};
+use super::{backfill::backfill_fn, bins, hist};
 use crate::{NewEvent, Result};
 use async_trait::async_trait;
 use sqlx::postgres::PgPool;
 use sqlx::{Postgres, Transaction};
 use std::collections::HashMap;
 
-stats_query_fn!(PgPool, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY");
 backfill_fn!(PgPool, "BEGIN");
 client_keys_fn!(Postgres);
 

@@ -2,7 +2,7 @@
 
 use super::ingest::{self, ApplyWrites, BandDelta, RollupDelta, WriteOp};
 use super::keys::{KeyCache, client_keys_fn, key_of};
-use super::{backfill::backfill_fn, bins, hist, query::stats_query_fn};
+use super::{backfill::backfill_fn, bins, hist};
 use crate::{NewEvent, Result};
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnection, SqlitePool};
@@ -10,7 +10,6 @@ use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Sqlite, Transaction};
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-stats_query_fn!(SqlitePool, "BEGIN");
 backfill_fn!(SqlitePool, "BEGIN IMMEDIATE");
 client_keys_fn!(Sqlite);
 
