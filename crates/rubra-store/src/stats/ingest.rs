@@ -23,6 +23,17 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use tokio::sync::{Mutex, OwnedMutexGuard, mpsc, oneshot};
 
+/// The rollup upsert of one backend (the SQL differs: multi-row upserts on SQLite, `UNNEST`
+/// under an advisory lock on PostgreSQL), for the code generic over the database.
+#[async_trait]
+pub(crate) trait WriteRollups: sqlx::Database {
+    /// Adds `deltas` to the rollup rows, in the open transaction `tx`.
+    async fn write_rollups(
+        tx: &mut sqlx::Transaction<'_, Self>,
+        deltas: &[RollupDelta],
+    ) -> Result<()>;
+}
+
 /// The most events one group transaction takes (more stay queued for the next one).
 pub(crate) const MAX_GROUP_EVENTS: usize = 50_000;
 

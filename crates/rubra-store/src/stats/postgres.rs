@@ -1,17 +1,14 @@
 //! The PostgreSQL write path of events (`UNNEST` array inserts, rollups under an advisory
 //! lock) and its read path.
 
-use super::ingest::{self, ApplyWrites, BandDelta, RollupDelta, WriteOp};
-use super::keys::{KeyCache, client_keys_fn, key_of};
-use super::{backfill::backfill_fn, bins, hist};
+use super::ingest::{self, ApplyWrites, BandDelta, RollupDelta, WriteOp, WriteRollups};
+use super::keys::{KeyCache, client_keys, key_of};
+use super::{bins, hist};
 use crate::{NewEvent, Result};
 use async_trait::async_trait;
 use sqlx::postgres::PgPool;
 use sqlx::{Postgres, Transaction};
 use std::collections::HashMap;
-
-backfill_fn!(PgPool, "BEGIN");
-client_keys_fn!(Postgres);
 
 /// The advisory lock key that serializes rollup updates across processes ("RUBRASTA").
 const ROLLUP_LOCK: i64 = 0x5255_4252_4153_5441;
@@ -76,7 +73,7 @@ impl ApplyWrites for PgWrites {
             .flatten()
             .chain(image_events.iter())
             .collect();
-        let (keys, fresh) = client_keys(&mut tx, &self.keys, &events).await?;
+        let (keys, fresh) = client_keys::<Postgres>(&mut tx, &self.keys, &events).await?;
         write_events(&mut tx, &events, &keys).await?;
         for (client, bytes) in ingest::image_bytes_by_client(new_images.into_iter()) {
             sqlx::query(ingest::ADD_IMAGE_BYTES_SQL)
@@ -128,6 +125,21 @@ async fn write_events(
     .await?;
     write_rollups(tx, &ingest::rollup_deltas(events.iter().copied())).await?;
     crate::notify::outbox::enqueue_events_pg(tx, events).await
+}
+
+#[async_trait]
+impl WriteRollups for Postgres {
+    async fn write_rollups(
+        tx: &mut Transaction<'_, Postgres>,
+        deltas: &[RollupDelta],
+    ) -> Result<()> {
+        write_rollups(tx, deltas).await
+    }
+}
+
+/// Runs the backfill steps not yet done (see `stats::backfill`).
+pub(crate) async fn backfill(pool: &PgPool) -> Result<()> {
+    super::backfill::backfill(pool, "BEGIN").await
 }
 
 /// The touched period rows, then band rows: each kind read in one statement, merged, and

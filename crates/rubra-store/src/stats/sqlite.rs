@@ -1,17 +1,14 @@
 //! The SQLite write path of events (one writer, multi-row inserts) and its read path.
 
-use super::ingest::{self, ApplyWrites, BandDelta, RollupDelta, WriteOp};
-use super::keys::{KeyCache, client_keys_fn, key_of};
-use super::{backfill::backfill_fn, bins, hist};
+use super::ingest::{self, ApplyWrites, BandDelta, RollupDelta, WriteOp, WriteRollups};
+use super::keys::{KeyCache, client_keys, key_of};
+use super::{bins, hist};
 use crate::{NewEvent, Result};
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnection, SqlitePool};
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Sqlite, Transaction};
 use std::collections::HashMap;
 use std::sync::OnceLock;
-
-backfill_fn!(SqlitePool, "BEGIN IMMEDIATE");
-client_keys_fn!(Sqlite);
 
 /// Rows per multi-row `INSERT` (5 parameters each, well under SQLite's 32 766).
 const CHUNK: usize = 1000;
@@ -121,7 +118,7 @@ async fn apply_on(
         .flatten()
         .chain(image_events.iter())
         .collect();
-    let (keys, fresh) = client_keys(&mut tx, cache, &events).await?;
+    let (keys, fresh) = client_keys::<Sqlite>(&mut tx, cache, &events).await?;
     write_events(&mut tx, &events, &keys).await?;
     for (client, bytes) in ingest::image_bytes_by_client(new_images.into_iter()) {
         sqlx::query(ingest::ADD_IMAGE_BYTES_SQL)
@@ -206,6 +203,18 @@ async fn write_events(
 
 /// Rollup rows per statement (at most 5 parameters each).
 const ROLLUP_CHUNK: usize = 1000;
+
+#[async_trait]
+impl WriteRollups for Sqlite {
+    async fn write_rollups(tx: &mut Transaction<'_, Sqlite>, deltas: &[RollupDelta]) -> Result<()> {
+        write_rollups(tx, deltas).await
+    }
+}
+
+/// Runs the backfill steps not yet done (see `stats::backfill`).
+pub(crate) async fn backfill(pool: &SqlitePool) -> Result<()> {
+    super::backfill::backfill(pool, "BEGIN IMMEDIATE").await
+}
 
 /// The touched rollup rows — period rows, then band rows —, each kind read in one statement,
 /// merged, and written back in one multi-row upsert (per [`ROLLUP_CHUNK`] rows). Every
