@@ -166,7 +166,8 @@ async fn bootstrap_admin_key(services: &Services) -> Result<Option<ApiKey>, Star
         path: path.display().to_string(),
         source,
     };
-    write_secret(&pending, key.reveal()).map_err(|e| data_dir_error(&pending, e))?;
+    crate::secret_key::write_secret(&pending, key.reveal())
+        .map_err(|e| data_dir_error(&pending, e))?;
     // Whatever sits at `admin.key` is replaced by the rename below; a folder cannot be.
     if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
         let _ = std::fs::remove_file(&pending);
@@ -182,37 +183,6 @@ async fn bootstrap_admin_key(services: &Services) -> Result<Option<ApiKey>, Star
     // rename() replaces a file or a planted link itself, never what a link points to.
     std::fs::rename(&pending, &path).map_err(|e| data_dir_error(&path, e))?;
     Ok(Some(key))
-}
-
-/// Writes `secret` to a new file at `path` that only the owner can read (0600).
-///
-/// Whatever was at `path` is removed first without following it, and the file is then
-/// created exclusively (`O_CREAT | O_EXCL`, which never follows a link): a symbolic link
-/// planted there cannot redirect the key into another file, and a file left with a wider mode
-/// is replaced, not reused.
-pub(crate) fn write_secret(path: &Path, secret: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    match std::fs::remove_file(path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
-    }
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts.open(path)?;
-    #[cfg(unix)]
-    {
-        // The umask may only narrow the mode; set it exactly anyway.
-        use std::os::unix::fs::PermissionsExt;
-        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    }
-    writeln!(f, "{secret}")?;
-    f.sync_all()
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.
