@@ -14,9 +14,11 @@
 //! client. A client flooding the writer with big batches therefore delays another client's
 //! write by about one group, not by everything it has queued.
 
+use crate::sql::RowsAffected;
 use crate::stats::bins;
 use crate::stats::hist::{self, Bins};
 use crate::stats::plan::{LEVELS, MINUTE, floor_to};
+use crate::stats::sqlite::INSERT_IMAGE_SQL;
 use crate::{ImageRecord, NewEvent, Result, StoreError};
 use async_trait::async_trait;
 use std::collections::{BTreeMap, HashMap};
@@ -373,6 +375,94 @@ pub(crate) fn rollup_deltas<'a>(events: impl Iterator<Item = &'a NewEvent>) -> V
             RollupDelta::new(client, level, start, hist::from_bins(fine))
         })
         .collect()
+}
+
+/// The images of a write group, inserted on `conn` (inside the group's transaction): per op,
+/// whether each of its images was new (events ops answer an empty list), and the events of
+/// the new images with their records. The SQL is the same on both databases.
+pub(crate) async fn insert_images<'o, DB>(
+    conn: &mut DB::Connection,
+    ops: &'o [WriteOp],
+) -> Result<(Vec<Vec<bool>>, Vec<NewEvent>, Vec<&'o ImageRecord>)>
+where
+    DB: sqlx::Database,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+    DB::QueryResult: RowsAffected,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'t> &'t str: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    i64: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    f64: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+{
+    let mut results = Vec::with_capacity(ops.len());
+    let mut image_events = Vec::new();
+    let mut new_images = Vec::new();
+    for op in ops {
+        match op {
+            WriteOp::Images(images) => {
+                let mut inserted_each = Vec::with_capacity(images.len());
+                for image in images {
+                    let inserted = sqlx::query::<DB>(INSERT_IMAGE_SQL)
+                        .bind(image.client_id.as_str())
+                        .bind(image.id.as_str())
+                        .bind(image.format.as_str())
+                        .bind(i64::from(image.width))
+                        .bind(i64::from(image.height))
+                        .bind(i64::try_from(image.bytes).unwrap_or(i64::MAX))
+                        .bind(image.red)
+                        .bind(image.created_at)
+                        .execute(&mut *conn)
+                        .await?
+                        .rows_affected()
+                        == 1;
+                    if inserted {
+                        image_events.push(image_event(image));
+                        new_images.push(image);
+                    }
+                    inserted_each.push(inserted);
+                }
+                results.push(inserted_each);
+            }
+            WriteOp::Events(_) => results.push(Vec::new()),
+        }
+    }
+    Ok((results, image_events, new_images))
+}
+
+/// Every event of a write group: those sent as events, then those of its new images.
+pub(crate) fn group_events<'a>(
+    ops: &'a [WriteOp],
+    image_events: &'a [NewEvent],
+) -> Vec<&'a NewEvent> {
+    ops.iter()
+        .filter_map(|op| match op {
+            WriteOp::Events(e) => Some(e.iter()),
+            WriteOp::Images(_) => None,
+        })
+        .flatten()
+        .chain(image_events.iter())
+        .collect()
+}
+
+/// Adds the bytes of the new images to their clients' stored bytes, on `conn`.
+pub(crate) async fn add_image_bytes<DB>(
+    conn: &mut DB::Connection,
+    new_images: Vec<&ImageRecord>,
+) -> Result<()>
+where
+    DB: sqlx::Database,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'t> &'t str: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    i64: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+{
+    for (client, bytes) in image_bytes_by_client(new_images.into_iter()) {
+        sqlx::query::<DB>(ADD_IMAGE_BYTES_SQL)
+            .bind(client)
+            .bind(bytes)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
 }
 
 /// Adds `$2` bytes to the stored image bytes of client `$1` (a delta, negative on delete).

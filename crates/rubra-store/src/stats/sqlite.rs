@@ -77,56 +77,11 @@ async fn apply_on(
     // IMMEDIATE: take the write lock up front (waiting out other writers with the busy
     // timeout) rather than failing when a read would have to become a write.
     let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-    let mut results = Vec::with_capacity(ops.len());
-    let mut image_events = Vec::new();
-    let mut new_images = Vec::new();
-    for op in ops {
-        match op {
-            WriteOp::Images(images) => {
-                let mut inserted_each = Vec::with_capacity(images.len());
-                for image in images {
-                    let inserted = sqlx::query(INSERT_IMAGE_SQL)
-                        .bind(image.client_id.as_str())
-                        .bind(image.id.as_str())
-                        .bind(&image.format)
-                        .bind(i64::from(image.width))
-                        .bind(i64::from(image.height))
-                        .bind(i64::try_from(image.bytes).unwrap_or(i64::MAX))
-                        .bind(image.red)
-                        .bind(image.created_at)
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected()
-                        == 1;
-                    if inserted {
-                        image_events.push(ingest::image_event(image));
-                        new_images.push(image);
-                    }
-                    inserted_each.push(inserted);
-                }
-                results.push(inserted_each);
-            }
-            WriteOp::Events(_) => results.push(Vec::new()),
-        }
-    }
-    let events: Vec<&NewEvent> = ops
-        .iter()
-        .filter_map(|op| match op {
-            WriteOp::Events(e) => Some(e.iter()),
-            WriteOp::Images(_) => None,
-        })
-        .flatten()
-        .chain(image_events.iter())
-        .collect();
+    let (results, image_events, new_images) = ingest::insert_images::<Sqlite>(&mut tx, ops).await?;
+    let events = ingest::group_events(ops, &image_events);
     let (keys, fresh) = client_keys::<Sqlite>(&mut tx, cache, &events).await?;
     write_events(&mut tx, &events, &keys).await?;
-    for (client, bytes) in ingest::image_bytes_by_client(new_images.into_iter()) {
-        sqlx::query(ingest::ADD_IMAGE_BYTES_SQL)
-            .bind(client)
-            .bind(bytes)
-            .execute(&mut *tx)
-            .await?;
-    }
+    ingest::add_image_bytes::<Sqlite>(&mut tx, new_images).await?;
     tx.commit().await?;
     cache.remember(fresh);
     Ok(results)
