@@ -1,149 +1,18 @@
-//! Start-up and shutdown: open the data folder, the store and the blobs, make the first admin
-//! key, bind the listener, serve until told to stop.
+//! Start-up and shutdown of the API server: open the [`Services`], make the first admin key,
+//! bind the listener, serve until told to stop.
 
 use crate::admission::{Admission, StreamCaps};
 use crate::routes::router;
+use crate::services::{Services, StartError};
 use crate::settings::Settings;
 use crate::state::{AppState, KeyCache};
-use rubra_store::{ApiKey, BlobStore, Store};
+use rubra_store::ApiKey;
 use rubra_telemetry::Telemetry;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-
-/// Why the service could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    /// The data folder could not be created or written.
-    #[error("data folder {path}: {source}")]
-    DataDir {
-        /// The folder.
-        path: String,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The database or the blob storage could not be opened.
-    #[error(transparent)]
-    Store(#[from] rubra_store::StoreError),
-    /// The listen address could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        /// The address.
-        addr: SocketAddr,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The HTTP client for overlay URLs could not be built.
-    #[error("cannot build the fetch client: {0}")]
-    Fetch(#[from] rubra_fetch::FetchError),
-    /// Serving failed.
-    #[error("server error: {0}")]
-    Serve(std::io::Error),
-    /// The HTTPS certificate or key could not be used; the message names the file.
-    #[error("{0}")]
-    Tls(String),
-    /// The secret key file could not be made or read, or it lacks a key that stored secrets
-    /// are sealed under; the message names the file.
-    #[error("{0}")]
-    SecretKey(String),
-}
-
-/// The opened dependencies every process kind needs (the API server and the workers).
-#[derive(Clone)]
-pub struct Services {
-    /// The database.
-    pub store: Arc<dyn Store>,
-    /// Blob storage.
-    pub blobs: BlobStore,
-    /// The settings they were opened with.
-    pub settings: Arc<Settings>,
-    /// This process's name in leases (`host-pid-random`), unique among live processes.
-    pub instance_id: Arc<str>,
-}
-
-impl Services {
-    /// Creates the data folder, opens (and migrates) the database and opens the blob storage.
-    ///
-    /// Loads the secret key file into the store first (see [`Services::open_without_secret_key`]).
-    pub async fn open(settings: Settings) -> Result<Services, StartError> {
-        Self::open_with(settings, true).await
-    }
-
-    /// [`Services::open`] without the secret key file, for admin commands that touch no
-    /// secret (`migrate`, clients and keys): they need not run where the key file is. Such a
-    /// store refuses to write a secret, and a sealed one does not open in it.
-    pub async fn open_without_secret_key(settings: Settings) -> Result<Services, StartError> {
-        Self::open_with(settings, false).await
-    }
-
-    async fn open_with(settings: Settings, secret_key: bool) -> Result<Services, StartError> {
-        std::fs::create_dir_all(&settings.data_dir).map_err(|source| StartError::DataDir {
-            path: settings.data_dir.display().to_string(),
-            source,
-        })?;
-        let store = rubra_store::open(&settings.database).await?;
-        if secret_key {
-            load_secret_key(store.as_ref(), &settings).await?;
-        }
-        let blobs = BlobStore::open(&settings.storage, settings.s3_endpoint.as_deref())?;
-        tracing::info!(
-            database = %settings.database.redacted(),
-            storage = blobs.describe(),
-            "store opened"
-        );
-        Ok(Services {
-            store,
-            blobs,
-            settings: Arc::new(settings),
-            instance_id: instance_id().into(),
-        })
-    }
-}
-
-/// Reads the secret key file (making it on the default path) and hands it to the store, which
-/// refuses it when stored secrets are sealed under a key it lacks and seals the plaintext ones.
-async fn load_secret_key(store: &dyn Store, settings: &Settings) -> Result<(), StartError> {
-    let (keys, created) = settings.secret_key.load().map_err(StartError::SecretKey)?;
-    if created && matches!(settings.database, rubra_store::DatabaseUrl::Postgres(_)) {
-        // Another process that made its own key could not read what this one seals.
-        tracing::warn!(
-            file = %settings.secret_key.path.display(),
-            "a new secret key file was made for a PostgreSQL database: give every process \
-             sharing it this same file with --secret-key-file"
-        );
-    }
-    let key_file = settings.secret_key.path.display();
-    let sealed = store.use_secret_keys(keys).await.map_err(|e| match e {
-        rubra_store::StoreError::SecretKey(m) => StartError::SecretKey(format!("{key_file}: {m}")),
-        other => StartError::Store(other),
-    })?;
-    if sealed.sealed > 0 {
-        tracing::info!(
-            sealed = sealed.sealed,
-            "secrets stored in plaintext were sealed"
-        );
-    }
-    Ok(())
-}
-
-/// A name for this process that no other live process has: host, pid and a random part.
-fn instance_id() -> String {
-    let host = std::fs::read_to_string("/etc/hostname")
-        .map(|h| h.trim().to_owned())
-        .unwrap_or_default();
-    let host = if host.is_empty() {
-        "host".to_owned()
-    } else {
-        host
-    };
-    format!(
-        "{host}-{}-{}",
-        std::process::id(),
-        rubra_store::random_id(4)
-    )
-}
 
 /// A bound, ready-to-run API server.
 pub struct Application {
@@ -195,6 +64,7 @@ impl Application {
                 services.settings.admission_client_share,
             ),
             streams: StreamCaps::new(services.settings.max_streams_per_client),
+            wakeups: services.wakeups.clone(),
         };
         let tls = match certificates {
             Some(certificates) => {
@@ -268,7 +138,7 @@ impl Application {
 /// The cache of overlays fetched from `--fetch-allow` hosts, limited like stored overlays.
 fn remote_overlay_cache(
     settings: &Settings,
-) -> Result<rubra_fetch::FetchCache<crate::routes::overlays::OverlayEntry>, StartError> {
+) -> Result<rubra_fetch::FetchCache<crate::overlay_cache::OverlayEntry>, StartError> {
     let mut policy =
         rubra_fetch::FetchPolicy::new(rubra_fetch::AllowList::new(&settings.fetch_allow));
     policy.max_bytes = crate::routes::overlays::MAX_OVERLAY_BYTES;
@@ -296,7 +166,8 @@ async fn bootstrap_admin_key(services: &Services) -> Result<Option<ApiKey>, Star
         path: path.display().to_string(),
         source,
     };
-    write_secret(&pending, key.reveal()).map_err(|e| data_dir_error(&pending, e))?;
+    crate::secret_key::write_secret(&pending, key.reveal())
+        .map_err(|e| data_dir_error(&pending, e))?;
     // Whatever sits at `admin.key` is replaced by the rename below; a folder cannot be.
     if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
         let _ = std::fs::remove_file(&pending);
@@ -312,37 +183,6 @@ async fn bootstrap_admin_key(services: &Services) -> Result<Option<ApiKey>, Star
     // rename() replaces a file or a planted link itself, never what a link points to.
     std::fs::rename(&pending, &path).map_err(|e| data_dir_error(&path, e))?;
     Ok(Some(key))
-}
-
-/// Writes `secret` to a new file at `path` that only the owner can read (0600).
-///
-/// Whatever was at `path` is removed first without following it, and the file is then
-/// created exclusively (`O_CREAT | O_EXCL`, which never follows a link): a symbolic link
-/// planted there cannot redirect the key into another file, and a file left with a wider mode
-/// is replaced, not reused.
-pub(crate) fn write_secret(path: &Path, secret: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    match std::fs::remove_file(path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
-    }
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts.open(path)?;
-    #[cfg(unix)]
-    {
-        // The umask may only narrow the mode; set it exactly anyway.
-        use std::os::unix::fs::PermissionsExt;
-        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    }
-    writeln!(f, "{secret}")?;
-    f.sync_all()
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.

@@ -13,28 +13,33 @@ mod extract;
 mod idempotency;
 mod middleware;
 mod openapi;
+mod overlay_cache;
 mod quotas;
 mod ratelimit;
 mod relay;
 mod routes;
 mod secret_key;
 mod serve;
+mod services;
 mod settings;
 mod state;
 mod throttle;
 mod timefmt;
 mod tls;
+mod wake;
 pub mod workers;
 
-pub use app::{Application, Services, StartError, shutdown_signal};
+pub use app::{Application, shutdown_signal};
 pub use codes::ErrorCode;
 pub use error::{ApiError, ApiResult};
 pub use openapi::{document as openapi_document, document_json as openapi_json};
 pub use routes::router;
 pub use secret_key::SecretKeyFile;
+pub use services::{Services, StartError};
 pub use settings::{ConfigArgs, Settings, SettingsError};
 pub use state::AppState;
 pub use tls::{Certificates, TlsFiles};
+pub use wake::{JobRuns, Wakeups, WatchClaims};
 
 /// Administrative operations shared by the API and the `rubra admin` command.
 pub mod admin {

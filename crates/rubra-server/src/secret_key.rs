@@ -47,7 +47,7 @@ impl SecretKeyFile {
 fn create(path: &Path) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let pending = dir.join(format!("{DEFAULT_NAME}.{}.new", rubra_store::random_id(8)));
-    crate::app::write_secret(&pending, &SecretBox::generate_line())?;
+    write_secret(&pending, &SecretBox::generate_line())?;
     let linked = std::fs::hard_link(&pending, path);
     let _ = std::fs::remove_file(&pending);
     match linked {
@@ -71,6 +71,37 @@ fn warn_if_others_can_read(path: &Path) {
 
 #[cfg(not(unix))]
 fn warn_if_others_can_read(_path: &Path) {}
+
+/// Writes `secret` to a new file at `path` that only the owner can read (0600).
+///
+/// Whatever was at `path` is removed first without following it, and the file is then
+/// created exclusively (`O_CREAT | O_EXCL`, which never follows a link): a symbolic link
+/// planted there cannot redirect the key into another file, and a file left with a wider mode
+/// is replaced, not reused.
+pub(crate) fn write_secret(path: &Path, secret: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path)?;
+    #[cfg(unix)]
+    {
+        // The umask may only narrow the mode; set it exactly anyway.
+        use std::os::unix::fs::PermissionsExt;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    writeln!(f, "{secret}")?;
+    f.sync_all()
+}
 
 #[cfg(test)]
 mod tests {

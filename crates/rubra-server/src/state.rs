@@ -36,13 +36,15 @@ pub struct AppState {
     /// Cancelled when the process begins shutting down; long-running work watches it.
     pub shutdown: CancellationToken,
     /// Decoded stored overlays by (client, name), checked against the blob's ETag.
-    pub overlays: Arc<crate::routes::overlays::OverlayCache>,
+    pub overlays: Arc<crate::overlay_cache::OverlayCache>,
     /// Overlays fetched from allow-listed sites (`overlay_url=`), revalidated on every use.
-    pub remote_overlays: Arc<rubra_fetch::FetchCache<crate::routes::overlays::OverlayEntry>>,
+    pub remote_overlays: Arc<rubra_fetch::FetchCache<crate::overlay_cache::OverlayEntry>>,
     /// The gate in front of image decoding and compositing (slots, queue, pixel budget).
     pub admission: crate::admission::Admission,
     /// Open Server-Sent Event streams per client.
     pub streams: crate::admission::StreamCaps,
+    /// Wake-ups of this process's workers (a job queued or canceled here, a watch created).
+    pub wakeups: crate::wake::Wakeups,
 }
 
 /// A short-lived cache of API keys, so that authenticating a request costs no database round

@@ -2,7 +2,7 @@
 //! with HTTP/2 and HTTP/1.1 by ALPN, and re-read on demand (SIGHUP) without touching the
 //! connections already open: each new handshake asks the resolver for the pair in force.
 
-use crate::app::StartError;
+use crate::services::StartError;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};

@@ -26,6 +26,7 @@ mod postgres;
 mod retention;
 mod secrets;
 mod shared;
+mod sql;
 mod sqlite;
 mod stats;
 mod watches;

@@ -3,8 +3,8 @@
 //!
 //! # How a notification moves
 //!
-//! [`ENQUEUE_NOTIFICATIONS_SQL`] writes one row per subscription an event exceeds, inside the
-//! event's transaction. A webhook or Viber row starts `pending` and due at once; a stream row
+//! The [`outbox`] writes one row per subscription an event (a watch's changes, a message)
+//! reaches, inside the transaction of that event. A webhook or Viber row starts `pending` and due at once; a stream row
 //! is written `stream` (nothing to send: it is read by the live stream); a row of a paused
 //! subscription is written `held`.
 //!
@@ -38,6 +38,7 @@
 mod backend;
 mod channel;
 mod fair;
+pub(crate) mod outbox;
 mod postgres;
 mod sqlite;
 
@@ -50,18 +51,6 @@ use serde::Serialize;
 use std::fmt;
 use std::sync::LazyLock;
 use tokio::sync::watch;
-
-/// Writes one notification per live subscription of client `$1` that an event with red `$3`
-/// exceeds. Parameters: `$1` client id, `$2` image id (nullable), `$3` red, `$4` event ts (ms),
-/// `$5` now (ms). Runs inside the transaction that inserts the event (the outbox pattern).
-pub(crate) const ENQUEUE_NOTIFICATIONS_SQL: &str = "\
-    INSERT INTO notifications (client_id, subscription_id, channel_type, image_id, red, \
-                               threshold, event_ts, created_at, next_attempt_at, state) \
-    SELECT s.client_id, s.id, s.channel_type, $2, $3, s.threshold, $4, $5, $5, \
-           CASE WHEN s.channel_type = 'stream' THEN 'stream' \
-                WHEN s.state = 'paused' THEN 'held' ELSE 'pending' END \
-    FROM subscriptions s \
-    WHERE s.client_id = $1 AND s.deleted_at IS NULL AND $3 > s.threshold";
 
 /// `INSERT INTO delivery_attempts` of `rows` (at most 500: 9 parameters each), for a
 /// transaction of either database.

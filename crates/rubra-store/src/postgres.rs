@@ -1,7 +1,7 @@
 //! The scale-out store: PostgreSQL shared by any number of `rubra` processes.
 
 use crate::Result;
-use crate::secrets::{SecretSlot, impl_secret_store};
+use crate::secrets::SecretSlot;
 use crate::shared::{impl_store, shared_row_decoders};
 use crate::stats::{PgWrites, Writer};
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
@@ -52,15 +52,13 @@ impl PgStore {
     /// After a sealing pass: rewrites the two tables so the dead row versions holding the
     /// replaced values leave the data files (the tables are small: one row per subscription
     /// or watch; the lock is held for that long, once per pass that changed anything).
-    async fn scrub_replaced_secrets(&self) -> Result<()> {
+    pub(crate) async fn scrub_replaced_secrets(&self) -> Result<()> {
         sqlx::query("VACUUM FULL subscriptions, watches")
             .execute(&self.pool)
             .await?;
         Ok(())
     }
 }
-
-impl_secret_store!(PgStore, sqlx::Postgres);
 
 shared_row_decoders!(PgRow, sqlx::Postgres);
 

@@ -25,13 +25,15 @@
 //! freed space in the pages they write) and PostgreSQL rewrites the two tables with
 //! `VACUUM FULL`. Backups taken before still hold what they held.
 
-use crate::{Result, StoreError};
+use crate::{Action, Actor, Change, PgStore, Result, SqliteStore, StoreError};
 use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Row, Type};
 use std::fmt;
+use std::future::Future;
 use std::sync::{Arc, RwLock};
 
 /// Watch headers as stored when there are none: nothing to seal.
@@ -438,102 +440,137 @@ impl<'a> Planner<'a> {
     }
 }
 
-/// Implements [`SecretStore`] for `$store` on sqlx database `$db`; the SQL is portable.
-macro_rules! impl_secret_store {
-    ($store:ty, $db:ty) => {
-        impl $store {
-            /// Reads every stored secret, plans the pass, and writes it in one transaction; a
-            /// rotation (`rotate_by`) is recorded in the audit log in that transaction.
-            async fn reseal_stored(
-                &self,
-                keys: &$crate::secrets::SecretBox,
-                rotate_by: Option<&$crate::Actor>,
-            ) -> $crate::Result<$crate::secrets::Sealed> {
-                let rotate = rotate_by.is_some();
-                use sqlx::Row;
-                use $crate::secrets::{Planner, REWRITE_PREVIOUS_SECRET, REWRITE_SECRET};
-                let mut plan = Planner::new(keys, rotate);
-                // Deleted subscriptions keep their secrets too: they are sealed as well.
-                let subs =
-                    sqlx::query("SELECT id, secret, previous_secret, channel FROM subscriptions")
-                        .fetch_all(self.pool())
-                        .await?;
-                for row in &subs {
-                    let id: String = row.try_get(0)?;
-                    plan.webhook_secret(REWRITE_SECRET, &id, row.try_get(1)?)?;
-                    plan.webhook_secret(REWRITE_PREVIOUS_SECRET, &id, row.try_get(2)?)?;
-                    plan.channel(&id, row.try_get(3)?)?;
-                }
-                let watches = sqlx::query("SELECT id, headers FROM watches")
-                    .fetch_all(self.pool())
-                    .await?;
-                for row in &watches {
-                    let id: String = row.try_get(0)?;
-                    plan.watch_headers(&id, row.try_get(1)?)?;
-                }
-                plan.check()?;
-                if plan.rewrites.is_empty() && !rotate {
-                    return Ok(plan.counts);
-                }
-                let _gate = self.write_gate().await;
-                let mut tx = self.pool().begin().await?;
-                for r in &plan.rewrites {
-                    // Only if unchanged since it was read: a concurrent writer (another
-                    // process starting, a rotation) has written a sealed value already.
-                    sqlx::query(r.sql)
-                        .bind(&r.new)
-                        .bind(&r.id)
-                        .bind(&r.old)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                if let Some(actor) = rotate_by {
-                    let change = $crate::Change::new(
-                        None,
-                        $crate::Action::SecretsRotate,
-                        keys.current_key_id(),
-                    )
-                    .with_detail(serde_json::json!({ "resealed": plan.counts.resealed }));
-                    $crate::audit::write(&mut *tx, actor, &change).await?;
-                }
-                tx.commit().await?;
-                drop(_gate);
-                // The values just replaced may linger in free space and old log pages.
-                if let Err(e) = self.scrub_replaced_secrets().await {
-                    tracing::warn!(error = %e, "could not scrub the replaced secrets' old pages");
-                }
-                Ok(plan.counts)
-            }
-        }
-
-        #[async_trait::async_trait]
-        impl $crate::secrets::SecretStore for $store {
-            #[tracing::instrument(name = "store.use_secret_keys", skip_all)]
-            async fn use_secret_keys(
-                &self,
-                keys: $crate::secrets::SecretBox,
-            ) -> $crate::Result<$crate::secrets::Sealed> {
-                let keys = std::sync::Arc::new(keys);
-                let counts = self.reseal_stored(&keys, None).await?;
-                self.secrets().set(keys);
-                Ok(counts)
-            }
-
-            #[tracing::instrument(name = "store.rotate_secret_keys", skip_all)]
-            async fn rotate_secret_keys(
-                &self,
-                actor: &$crate::Actor,
-            ) -> $crate::Result<$crate::secrets::Sealed> {
-                let keys = self.secrets().get().ok_or_else(|| {
-                    $crate::StoreError::SecretKey("no secret key is loaded".to_owned())
-                })?;
-                self.reseal_stored(&keys, Some(actor)).await
-            }
-        }
-    };
+/// Reads every stored secret, plans the pass, and writes it in one transaction (after
+/// `gate`, the backend's write gate); a rotation (`rotate_by`) is recorded in the audit log
+/// in that transaction. Answers the counts and whether anything was written (then the
+/// backend scrubs the replaced values' old pages). The SQL is the same on both databases.
+async fn reseal_stored<DB, G>(
+    pool: &Pool<DB>,
+    gate: impl Future<Output = G>,
+    keys: &SecretBox,
+    rotate_by: Option<&Actor>,
+) -> Result<(Sealed, bool)>
+where
+    DB: Database,
+    DB::Arguments: IntoArguments<DB>,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'c> &'c Pool<DB>: Executor<'c, Database = DB>,
+    usize: ColumnIndex<DB::Row>,
+    for<'t> &'t str: Encode<'t, DB> + Type<DB>,
+    for<'t> &'t String: Encode<'t, DB> + Type<DB>,
+    i64: for<'t> Encode<'t, DB> + Type<DB>,
+    String: for<'t> Encode<'t, DB> + for<'r> Decode<'r, DB> + Type<DB>,
+    Option<String>: for<'t> Encode<'t, DB> + for<'r> Decode<'r, DB> + Type<DB>,
+{
+    let rotate = rotate_by.is_some();
+    let mut plan = Planner::new(keys, rotate);
+    // Deleted subscriptions keep their secrets too: they are sealed as well.
+    let subs = sqlx::query::<DB>("SELECT id, secret, previous_secret, channel FROM subscriptions")
+        .fetch_all(pool)
+        .await?;
+    for row in &subs {
+        let id: String = row.try_get(0)?;
+        plan.webhook_secret(REWRITE_SECRET, &id, row.try_get(1)?)?;
+        plan.webhook_secret(REWRITE_PREVIOUS_SECRET, &id, row.try_get(2)?)?;
+        plan.channel(&id, row.try_get(3)?)?;
+    }
+    let watches = sqlx::query::<DB>("SELECT id, headers FROM watches")
+        .fetch_all(pool)
+        .await?;
+    for row in &watches {
+        let id: String = row.try_get(0)?;
+        plan.watch_headers(&id, row.try_get(1)?)?;
+    }
+    plan.check()?;
+    if plan.rewrites.is_empty() && !rotate {
+        return Ok((plan.counts, false));
+    }
+    let _gate = gate.await;
+    let mut tx = pool.begin().await?;
+    for r in &plan.rewrites {
+        // Only if unchanged since it was read: a concurrent writer (another process
+        // starting, a rotation) has written a sealed value already.
+        sqlx::query::<DB>(r.sql)
+            .bind(&r.new)
+            .bind(&r.id)
+            .bind(&r.old)
+            .execute(&mut *tx)
+            .await?;
+    }
+    if let Some(actor) = rotate_by {
+        let change = Change::new(None, Action::SecretsRotate, keys.current_key_id())
+            .with_detail(serde_json::json!({ "resealed": plan.counts.resealed }));
+        crate::audit::write(&mut *tx, actor, &change).await?;
+    }
+    tx.commit().await?;
+    Ok((plan.counts, true))
 }
 
-pub(crate) use impl_secret_store;
+impl SqliteStore {
+    /// [`reseal_stored`], then the scrub of the replaced values' old pages.
+    async fn reseal(&self, keys: &SecretBox, rotate_by: Option<&Actor>) -> Result<Sealed> {
+        let (counts, wrote) =
+            reseal_stored(self.pool(), self.write_gate(), keys, rotate_by).await?;
+        // The values just replaced may linger in free space and old log pages.
+        if wrote && let Err(e) = self.scrub_replaced_secrets().await {
+            tracing::warn!(error = %e, "could not scrub the replaced secrets' old pages");
+        }
+        Ok(counts)
+    }
+}
+
+#[async_trait]
+impl SecretStore for SqliteStore {
+    #[tracing::instrument(name = "store.use_secret_keys", skip_all)]
+    async fn use_secret_keys(&self, keys: SecretBox) -> Result<Sealed> {
+        let keys = Arc::new(keys);
+        let counts = self.reseal(&keys, None).await?;
+        self.secrets().set(keys);
+        Ok(counts)
+    }
+
+    #[tracing::instrument(name = "store.rotate_secret_keys", skip_all)]
+    async fn rotate_secret_keys(&self, actor: &Actor) -> Result<Sealed> {
+        let keys = self
+            .secrets()
+            .get()
+            .ok_or_else(|| StoreError::SecretKey("no secret key is loaded".to_owned()))?;
+        self.reseal(&keys, Some(actor)).await
+    }
+}
+
+impl PgStore {
+    /// [`reseal_stored`], then the scrub of the replaced values' old pages.
+    async fn reseal(&self, keys: &SecretBox, rotate_by: Option<&Actor>) -> Result<Sealed> {
+        let (counts, wrote) =
+            reseal_stored(self.pool(), self.write_gate(), keys, rotate_by).await?;
+        // The values just replaced may linger in free space and old log pages.
+        if wrote && let Err(e) = self.scrub_replaced_secrets().await {
+            tracing::warn!(error = %e, "could not scrub the replaced secrets' old pages");
+        }
+        Ok(counts)
+    }
+}
+
+#[async_trait]
+impl SecretStore for PgStore {
+    #[tracing::instrument(name = "store.use_secret_keys", skip_all)]
+    async fn use_secret_keys(&self, keys: SecretBox) -> Result<Sealed> {
+        let keys = Arc::new(keys);
+        let counts = self.reseal(&keys, None).await?;
+        self.secrets().set(keys);
+        Ok(counts)
+    }
+
+    #[tracing::instrument(name = "store.rotate_secret_keys", skip_all)]
+    async fn rotate_secret_keys(&self, actor: &Actor) -> Result<Sealed> {
+        let keys = self
+            .secrets()
+            .get()
+            .ok_or_else(|| StoreError::SecretKey("no secret key is loaded".to_owned()))?;
+        self.reseal(&keys, Some(actor)).await
+    }
+}
 
 #[cfg(test)]
 mod tests {

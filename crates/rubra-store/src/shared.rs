@@ -406,21 +406,33 @@ macro_rules! impl_store {
     };
 }
 
+/// A client from a row of `id, name, created_at, rate_limit_rps, rate_limit_burst, quotas,
+/// disabled_at`, on either database.
+pub(crate) fn client_row<R: sqlx::Row>(row: &R) -> crate::Result<crate::Client>
+where
+    usize: sqlx::ColumnIndex<R>,
+    String: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    i64: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Option<i64>: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Option<String>: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let disabled_at: Option<i64> = row.try_get(6)?;
+    Ok(crate::Client {
+        id: crate::ClientId::from_db(row.try_get(0)?),
+        name: row.try_get(1)?,
+        created_at: row.try_get(2)?,
+        rate_limit: crate::RateLimitOverride::from_db(row.try_get(3)?, row.try_get(4)?),
+        quotas: crate::QuotaOverrides::from_db(row.try_get(5)?),
+        disabled: disabled_at.is_some(),
+        disabled_at,
+    })
+}
+
 /// Expands to the row decoders used by the shared methods, for one backend's row type.
 macro_rules! shared_row_decoders {
     ($row:ty, $db:ty) => {
         pub(crate) fn client_from_row(row: &$row) -> $crate::Result<$crate::Client> {
-            use sqlx::Row;
-            let disabled_at: Option<i64> = row.try_get(6)?;
-            Ok($crate::Client {
-                id: $crate::ClientId::from_db(row.try_get(0)?),
-                name: row.try_get(1)?,
-                created_at: row.try_get(2)?,
-                rate_limit: $crate::RateLimitOverride::from_db(row.try_get(3)?, row.try_get(4)?),
-                quotas: $crate::QuotaOverrides::from_db(row.try_get(5)?),
-                disabled: disabled_at.is_some(),
-                disabled_at,
-            })
+            $crate::shared::client_row(row)
         }
 
         fn image_from_row(row: &$row) -> $crate::Result<$crate::ImageRecord> {

@@ -1,7 +1,7 @@
 //! The embedded default: SQLite in WAL mode in the data folder.
 
 use crate::Result;
-use crate::secrets::{SecretSlot, impl_secret_store};
+use crate::secrets::SecretSlot;
 use crate::shared::{impl_store, shared_row_decoders};
 use crate::stats::{SqliteWrites, Writer};
 use sqlx::sqlite::{
@@ -119,15 +119,13 @@ impl SqliteStore {
 
     /// After a sealing pass: copies the WAL into the database and truncates it, so its old
     /// frames (pages as they were before the pass) are gone from the disk.
-    async fn scrub_replaced_secrets(&self) -> Result<()> {
+    pub(crate) async fn scrub_replaced_secrets(&self) -> Result<()> {
         sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
             .execute(&self.pool)
             .await?;
         Ok(())
     }
 }
-
-impl_secret_store!(SqliteStore, sqlx::Sqlite);
 
 shared_row_decoders!(SqliteRow, sqlx::Sqlite);
 

@@ -79,6 +79,7 @@ mod timestamp;
 
 pub(crate) use ingest::{ADD_IMAGE_BYTES_SQL, WriteOp, Writer};
 pub(crate) use postgres::{PgWrites, backfill as pg_backfill};
+pub(crate) use sqlite::push_tuples;
 pub(crate) use sqlite::{SqliteWrites, backfill as sqlite_backfill};
 pub use timestamp::{Timestamp, TimestampOutOfRange};
 
@@ -291,7 +292,7 @@ impl StatsStore for SqliteStore {
 
     #[tracing::instrument(name = "store.stats", skip_all, fields(from = query.from.as_ms(), to = query.to.as_ms()))]
     async fn stats(&self, scope: &Scope, query: &StatsQuery) -> Result<StatsReport> {
-        sqlite::stats(self.pool(), scope, query).await
+        query::stats(self.pool(), "BEGIN", scope, query).await
     }
 }
 
@@ -310,7 +311,9 @@ impl StatsStore for PgStore {
 
     #[tracing::instrument(name = "store.stats", skip_all, fields(from = query.from.as_ms(), to = query.to.as_ms()))]
     async fn stats(&self, scope: &Scope, query: &StatsQuery) -> Result<StatsReport> {
-        postgres::stats(self.pool(), scope, query).await
+        // One snapshot for every read of the query.
+        let begin = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY";
+        query::stats(self.pool(), begin, scope, query).await
     }
 }
 

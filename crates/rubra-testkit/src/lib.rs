@@ -1,4 +1,5 @@
-//! Test support: real PostgreSQL databases and S3 buckets for the integration tests.
+//! Test support: real PostgreSQL databases and S3 buckets for the integration tests, and
+//! [`eventually`] for waiting on background work.
 //!
 //! `scripts/test.sh` starts a throwaway PostgreSQL cluster and an S3 server (moto) and exports
 //! `RUBRA_TEST_DATABASE_URL` and `RUBRA_TEST_S3_ENDPOINT`. Each test then gets its own fresh
@@ -11,6 +12,9 @@ use rubra_store::random_id;
 use sqlx::Connection;
 
 pub mod tls;
+
+mod eventually;
+pub use eventually::{eventually, eventually_blocking};
 
 fn required() -> bool {
     std::env::var("RUBRA_TEST_REQUIRE_SERVICES").is_ok_and(|v| v == "1")

@@ -304,7 +304,7 @@ pub async fn submit(
             limit,
         })
         .await?;
-    job_workers::wake();
+    state.wakeups.jobs.wake();
     tracing::info!(job = %job.id, "job queued");
     Ok((
         StatusCode::ACCEPTED,
@@ -466,7 +466,7 @@ pub async fn cancel(
         CancelOutcome::Requested => {
             // Stops at once if this process runs it; other processes see the flag on their
             // next heartbeat.
-            job_workers::cancel_local(&job_id);
+            state.wakeups.jobs.cancel_local(&job_id);
             StatusCode::ACCEPTED
         }
         CancelOutcome::AlreadyFinished(s) => {

@@ -331,7 +331,7 @@ pub async fn create(
         )
         .await?;
     tracing::info!(watch = %watch.id, client = %watch.client_id, url = %watch.spec.url, "watch created");
-    crate::workers::watches::ring_claim();
+    state.wakeups.watches.ring();
     Ok((StatusCode::CREATED, Json(watch_json(&watch))))
 }
 

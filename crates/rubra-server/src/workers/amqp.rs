@@ -15,8 +15,8 @@
 //! nothing: the group is retried with backoff until it is recorded. A lost connection (the
 //! broker restarted) is reopened with backoff; what was not acknowledged is redelivered.
 
-use crate::app::Services;
 use crate::relay::MessageIn;
+use crate::services::Services;
 use crate::settings::{AmqpSource, redact_password};
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicQosOptions, BasicRejectOptions, QueueDeclareOptions,

@@ -2,7 +2,7 @@
 //! notifications pending. They are the cluster's figures (every process reports the same
 //! ones), read by one indexed count each, so an operator sees a backlog grow wherever it is.
 
-use crate::app::Services;
+use crate::services::Services;
 use rubra_store::{Scope, Store};
 use std::sync::Arc;
 use std::time::Duration;

@@ -2,22 +2,22 @@
 //! heartbeats the lease (storing progress, learning of cancels), and writes the outcome.
 //!
 //! One claim loop per process fills up to `job-workers` slots. It polls the queue, and is
-//! also woken at once when this process accepts a job ([`wake`]), so the embedded default
+//! also woken at once when this process accepts a job ([`JobRuns::wake`]), so the embedded default
 //! starts a job without waiting for a poll. A job canceled through this process stops at
-//! once ([`cancel_local`]); through another process, at this worker's next heartbeat (≤ 1 s).
+//! once ([`JobRuns::cancel_local`]); through another process, at this worker's next heartbeat (≤ 1 s).
 //! A lost lease (the job was taken over after this process stalled) stops the run and
 //! writes nothing. On shutdown, running jobs are stopped and given back to the queue.
 
-use crate::app::Services;
+use crate::services::Services;
+use crate::wake::JobRuns;
 use rubra_jobs::{JobError, JobSource, RunControl, RunEnv, S3Config, SourcePolicy, SumOptions};
 use rubra_store::{
-    ClaimRequest, ClaimedJob, JobColumn, JobFailure, JobId, JobProgress, JobResult, LeaseStatus,
-    Store, now_ms,
+    ClaimRequest, ClaimedJob, JobColumn, JobFailure, JobProgress, JobResult, LeaseStatus, Store,
+    now_ms,
 };
-use std::collections::HashMap;
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Semaphore;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
@@ -27,25 +27,6 @@ pub const LEASE: Duration = Duration::from_secs(10);
 pub const HEARTBEAT: Duration = Duration::from_secs(1);
 /// How often an idle worker looks for work (plus up to half again of jitter).
 pub const POLL: Duration = Duration::from_millis(500);
-
-/// Rung when this process queued a job or freed a slot.
-static DOORBELL: Notify = Notify::const_new();
-
-/// The jobs this process is running, to stop one at once when it is canceled here.
-static LOCAL_RUNS: LazyLock<Mutex<HashMap<JobId, RunControl>>> =
-    LazyLock::new(|| Mutex::new(HashMap::new()));
-
-/// Wakes this process's idle job workers (a job was just queued).
-pub(crate) fn wake() {
-    DOORBELL.notify_waiters();
-}
-
-/// Stops the run of `id` if this process is running it.
-pub(crate) fn cancel_local(id: &JobId) {
-    if let Some(c) = LOCAL_RUNS.lock().unwrap_or_else(|e| e.into_inner()).get(id) {
-        c.cancel();
-    }
-}
 
 /// What jobs may read, as the operator configured it.
 pub(crate) fn source_policy(settings: &crate::settings::Settings) -> SourcePolicy {
@@ -59,6 +40,7 @@ struct Ctx {
     store: Arc<dyn Store>,
     env: RunEnv,
     owner: String,
+    runs: JobRuns,
     shutdown: CancellationToken,
 }
 
@@ -86,6 +68,7 @@ pub(crate) fn spawn(services: &Services, shutdown: &CancellationToken) -> Option
         store: services.store.clone(),
         env,
         owner: services.instance_id.to_string(),
+        runs: services.wakeups.jobs.clone(),
         shutdown: shutdown.clone(),
     });
     let limit = services.settings.jobs_per_client;
@@ -111,7 +94,7 @@ async fn claim_loop(ctx: Arc<Ctx>, slots: usize, per_client_limit: u32) {
             () = ctx.shutdown.cancelled() => break,
         };
         // Registered before the claim, so a job queued while it runs still wakes us.
-        let rung = DOORBELL.notified();
+        let rung = ctx.runs.notified();
         tokio::pin!(rung);
         rung.as_mut().enable();
         match ctx.store.claim_job(&req).await {
@@ -121,7 +104,7 @@ async fn claim_loop(ctx: Arc<Ctx>, slots: usize, per_client_limit: u32) {
                     run_job(&ctx, job).await;
                     drop(permit);
                     // A slot (and maybe the client's limit) is free again.
-                    wake();
+                    ctx.runs.wake();
                 });
                 continue;
             }
@@ -203,10 +186,7 @@ async fn run_job(ctx: &Ctx, job: ClaimedJob) {
         }
     };
     let control = RunControl::new();
-    LOCAL_RUNS
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(lease.job_id.clone(), control.clone());
+    ctx.runs.started(&lease.job_id, control.clone());
     let started = Instant::now();
     let opts = options(&job);
     let run = rubra_jobs::run(&source, &opts, &ctx.env, &control);
@@ -259,10 +239,7 @@ async fn run_job(ctx: &Ctx, job: ClaimedJob) {
             }
         }
     };
-    LOCAL_RUNS
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .remove(&lease.job_id);
+    ctx.runs.finished(&lease.job_id);
     let store = &ctx.store;
     let written = match (&outcome, stop) {
         (_, Stop::LeaseLost) => return,

@@ -9,7 +9,7 @@ pub(crate) mod notify;
 pub(crate) mod retention;
 pub(crate) mod watches;
 
-use crate::app::Services;
+use crate::services::Services;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 

@@ -23,7 +23,7 @@
 //! Webhooks go through the egress guard of [`webhook_guard`] (the one `POST /subscriptions`
 //! checks URLs with): a refused address is a failed attempt like any other.
 
-use crate::app::Services;
+use crate::services::Services;
 use crate::settings::Settings;
 use crate::timefmt::format_ms;
 use rubra_fetch::{AllowList, Guard, Reach};

@@ -6,7 +6,7 @@
 //! lease expires within a period. Rows go in batches of [`BATCH`] with a pause between them, so
 //! other writers (on SQLite, queued at the same write gate) keep getting the database.
 
-use crate::app::Services;
+use crate::services::Services;
 use rubra_store::{Retained, Store, SweepPlan, now_ms, sweep};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -10,29 +10,22 @@
 //! stored baseline: nothing is recorded twice or lost in a takeover. On shutdown the leases are
 //! released so that another process takes the watches over at once.
 
-use crate::app::Services;
+use crate::services::Services;
+use crate::wake::WatchClaims;
 use rubra_fetch::{AllowList, FetchPolicy, Fetcher, Validators};
 use rubra_store::{
     Baseline, ChangeOp, ClaimedWatch, NewChange, PollOutcome, Store, WatchId, WatchLease, now_ms,
 };
 use rubra_watch::{Compare, Op, Polled, Source, next_delay, poll};
 use std::collections::HashMap;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// How often the manager looks for watches to claim.
 const CLAIM_EVERY: Duration = Duration::from_millis(500);
-
-static CLAIM_BELL: LazyLock<Notify> = LazyLock::new(Notify::new);
-
-/// Asks this process's poller to look for new watches now (a watch was just created here).
-pub(crate) fn ring_claim() {
-    CLAIM_BELL.notify_one();
-}
 
 /// Starts the poller, unless this process polls no watches (`watch-capacity` 0).
 pub(crate) fn spawn(services: &Services, shutdown: &CancellationToken) -> Option<JoinHandle<()>> {
@@ -58,6 +51,7 @@ pub(crate) fn spawn(services: &Services, shutdown: &CancellationToken) -> Option
         lease: settings.watch_lease,
         capacity: settings.watch_capacity,
         held: HashMap::new(),
+        claims: services.wakeups.watches.clone(),
     };
     Some(tokio::spawn(manager.run(shutdown.clone())))
 }
@@ -69,6 +63,8 @@ struct Manager {
     lease: Duration,
     capacity: u32,
     held: HashMap<WatchId, Held>,
+    /// Rung when a watch was created here: look for it now.
+    claims: WatchClaims,
 }
 
 struct Held {
@@ -90,7 +86,7 @@ impl Manager {
             self.claim().await;
             tokio::select! {
                 () = shutdown.cancelled() => break,
-                () = CLAIM_BELL.notified() => {}
+                () = self.claims.rung() => {}
                 () = tokio::time::sleep(CLAIM_EVERY) => {}
             }
         }

@@ -5,20 +5,22 @@
 //! differ.
 
 use super::{MessageType, NewMessage, TypePattern};
-use crate::stats::ingest::MAX_NOTIFICATIONS_PER_WRITE;
+use crate::notify::outbox::{self, MAX_NOTIFICATIONS_PER_WRITE, MessageNote};
 use crate::{PgStore, Result, SqliteStore, StoreError};
-use sqlx::{Database, Encode, QueryBuilder, Row, Type};
+use sqlx::{AssertSqlSafe, Database, Encode, QueryBuilder, Row, Type};
 use std::collections::HashSet;
 
 /// Rows of one multi-row statement: 14 parameters each stays below either database's limit.
 const ROWS_PER_STATEMENT: usize = 1_000;
 
-/// A live subscription that matches messages by type.
+/// A live subscription that matches messages by type (a row of
+/// [`outbox::type_subscriptions_sql`]).
 struct TypeSubscription {
     id: String,
     client_id: String,
     channel_type: String,
-    paused: bool,
+    /// The state its new notifications start in ([`outbox::INITIAL_STATE`]).
+    note_state: String,
     types: Vec<TypePattern>,
 }
 
@@ -30,29 +32,17 @@ impl TypeSubscription {
     {
         let types: String = row.try_get(4)?;
         let types = super::types_from_db(Some(&types));
-        let state: String = row.try_get(3)?;
         Ok(TypeSubscription {
             id: row.try_get(0)?,
             client_id: row.try_get(1)?,
             channel_type: row.try_get(2)?,
-            paused: state == "paused",
+            note_state: row.try_get(3)?,
             types,
         })
     }
 
     fn matches(&self, t: &MessageType) -> bool {
         self.types.iter().any(|p| p.matches(t))
-    }
-
-    /// The state a new notification of this subscription starts in.
-    fn note_state(&self) -> &'static str {
-        if self.channel_type == "stream" {
-            "stream"
-        } else if self.paused {
-            "held"
-        } else {
-            "pending"
-        }
     }
 }
 
@@ -94,54 +84,24 @@ where
     q
 }
 
-/// A notification to write: a message and a subscription it matches.
-type Note<'a> = (&'a NewMessage, &'a TypeSubscription);
-
-/// `INSERT INTO notifications` for messages' notifications, due at `now`.
-fn insert_notes<'a, DB: Database>(chunk: &[Note<'a>], now: i64) -> QueryBuilder<DB>
-where
-    &'a str: Encode<'a, DB> + Type<DB>,
-    Option<&'a str>: Encode<'a, DB> + Type<DB>,
-    i64: Encode<'a, DB> + Type<DB>,
-    f64: Encode<'a, DB> + Type<DB>,
-{
-    let mut q = QueryBuilder::<DB>::new(
-        "INSERT INTO notifications (client_id, subscription_id, channel_type, red, threshold, \
-         event_ts, created_at, next_attempt_at, state, message_id, message_type, payload, text, \
-         receiver) ",
-    );
-    q.push_values(chunk, |mut b, (m, s)| {
-        b.push_bind(m.client_id.as_str())
-            .push_bind(s.id.as_str())
-            .push_bind(s.channel_type.as_str())
-            .push_bind(0.0_f64)
-            .push_bind(0.0_f64)
-            .push_bind(m.received_at)
-            .push_bind(now)
-            .push_bind(now)
-            .push_bind(s.note_state())
-            .push_bind(m.id.as_str())
-            .push_bind(m.kind.as_str())
-            .push_bind(m.payload.as_deref())
-            .push_bind(m.text.as_deref())
-            .push_bind(m.receiver.as_deref());
-    });
-    q
-}
-
 /// The notifications of the new messages, refusing a batch that would make too many.
 fn plan<'a>(
     messages: &'a [NewMessage],
     fresh: &[bool],
     subs: &'a [TypeSubscription],
-) -> Result<Vec<Note<'a>>> {
+) -> Result<Vec<MessageNote<'a>>> {
     let mut notes = Vec::new();
     for (m, _) in messages.iter().zip(fresh).filter(|(_, f)| **f) {
         for s in subs
             .iter()
             .filter(|s| s.client_id == m.client_id.as_str() && s.matches(&m.kind))
         {
-            notes.push((m, s));
+            notes.push(MessageNote {
+                message: m,
+                subscription_id: &s.id,
+                channel_type: &s.channel_type,
+                state: &s.note_state,
+            });
         }
         if notes.len() as u64 > MAX_NOTIFICATIONS_PER_WRITE {
             return Err(StoreError::TooManyNotifications(format!(
@@ -184,11 +144,9 @@ pub(super) async fn sqlite(store: &SqliteStore, messages: &[NewMessage]) -> Resu
     let clients = serde_json::to_string(&clients(messages)).unwrap_or_else(|_| "[]".to_owned());
     let _gate = store.write_gate().await;
     let mut tx = store.pool().begin_with("BEGIN IMMEDIATE").await?;
-    let subs = sqlx::query(
-        "SELECT id, client_id, channel_type, state, types FROM subscriptions \
-         WHERE deleted_at IS NULL AND types IS NOT NULL \
-           AND client_id IN (SELECT value FROM json_each($1))",
-    )
+    let subs = sqlx::query(AssertSqlSafe(outbox::type_subscriptions_sql(
+        "s.client_id IN (SELECT value FROM json_each($1))",
+    )))
     .bind(clients)
     .fetch_all(&mut *tx)
     .await?
@@ -209,7 +167,7 @@ pub(super) async fn sqlite(store: &SqliteStore, messages: &[NewMessage]) -> Resu
     let notes = plan(messages, &fresh, &subs)?;
     let now = crate::now_ms();
     for chunk in notes.chunks(ROWS_PER_STATEMENT) {
-        insert_notes::<sqlx::Sqlite>(chunk, now)
+        outbox::enqueue_messages::<sqlx::Sqlite>(chunk, now)
             .build()
             .execute(&mut *tx)
             .await?;
@@ -233,10 +191,9 @@ pub(super) async fn postgres(store: &PgStore, messages: &[NewMessage]) -> Result
         .filter_map(|(m, f)| f.then_some(m))
         .collect();
     let mut tx = store.pool().begin().await?;
-    let subs = sqlx::query(
-        "SELECT id, client_id, channel_type, state, types FROM subscriptions \
-         WHERE deleted_at IS NULL AND types IS NOT NULL AND client_id = ANY($1)",
-    )
+    let subs = sqlx::query(AssertSqlSafe(outbox::type_subscriptions_sql(
+        "s.client_id = ANY($1)",
+    )))
     .bind(clients(messages))
     .fetch_all(&mut *tx)
     .await?
@@ -257,7 +214,7 @@ pub(super) async fn postgres(store: &PgStore, messages: &[NewMessage]) -> Result
     let notes = plan(messages, &fresh, &subs)?;
     let now = crate::now_ms();
     for chunk in notes.chunks(ROWS_PER_STATEMENT) {
-        insert_notes::<sqlx::Postgres>(chunk, now)
+        outbox::enqueue_messages::<sqlx::Postgres>(chunk, now)
             .build()
             .execute(&mut *tx)
             .await?;

@@ -14,14 +14,27 @@
 //! client. A client flooding the writer with big batches therefore delays another client's
 //! write by about one group, not by everything it has queued.
 
+use crate::sql::RowsAffected;
 use crate::stats::bins;
 use crate::stats::hist::{self, Bins};
 use crate::stats::plan::{LEVELS, MINUTE, floor_to};
+use crate::stats::sqlite::INSERT_IMAGE_SQL;
 use crate::{ImageRecord, NewEvent, Result, StoreError};
 use async_trait::async_trait;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use tokio::sync::{Mutex, OwnedMutexGuard, mpsc, oneshot};
+
+/// The rollup upsert of one backend (the SQL differs: multi-row upserts on SQLite, `UNNEST`
+/// under an advisory lock on PostgreSQL), for the code generic over the database.
+#[async_trait]
+pub(crate) trait WriteRollups: sqlx::Database {
+    /// Adds `deltas` to the rollup rows, in the open transaction `tx`.
+    async fn write_rollups(
+        tx: &mut sqlx::Transaction<'_, Self>,
+        deltas: &[RollupDelta],
+    ) -> Result<()>;
+}
 
 /// The most events one group transaction takes (more stay queued for the next one).
 pub(crate) const MAX_GROUP_EVENTS: usize = 50_000;
@@ -364,13 +377,92 @@ pub(crate) fn rollup_deltas<'a>(events: impl Iterator<Item = &'a NewEvent>) -> V
         .collect()
 }
 
-/// Whether an event may produce a notification: its client has a subscription with a lower
-/// threshold (`min_threshold`, over every subscription row, deleted or not, so this is never
-/// stricter than the outbox query itself, which makes the final choice).
-pub(crate) fn may_notify(event: &NewEvent, min_threshold: &HashMap<String, f64>) -> bool {
-    min_threshold
-        .get(event.client_id.as_str())
-        .is_some_and(|&t| event.red > t)
+/// The images of a write group, inserted on `conn` (inside the group's transaction): per op,
+/// whether each of its images was new (events ops answer an empty list), and the events of
+/// the new images with their records. The SQL is the same on both databases.
+pub(crate) async fn insert_images<'o, DB>(
+    conn: &mut DB::Connection,
+    ops: &'o [WriteOp],
+) -> Result<(Vec<Vec<bool>>, Vec<NewEvent>, Vec<&'o ImageRecord>)>
+where
+    DB: sqlx::Database,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+    DB::QueryResult: RowsAffected,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'t> &'t str: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    i64: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    f64: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+{
+    let mut results = Vec::with_capacity(ops.len());
+    let mut image_events = Vec::new();
+    let mut new_images = Vec::new();
+    for op in ops {
+        match op {
+            WriteOp::Images(images) => {
+                let mut inserted_each = Vec::with_capacity(images.len());
+                for image in images {
+                    let inserted = sqlx::query::<DB>(INSERT_IMAGE_SQL)
+                        .bind(image.client_id.as_str())
+                        .bind(image.id.as_str())
+                        .bind(image.format.as_str())
+                        .bind(i64::from(image.width))
+                        .bind(i64::from(image.height))
+                        .bind(i64::try_from(image.bytes).unwrap_or(i64::MAX))
+                        .bind(image.red)
+                        .bind(image.created_at)
+                        .execute(&mut *conn)
+                        .await?
+                        .rows_affected()
+                        == 1;
+                    if inserted {
+                        image_events.push(image_event(image));
+                        new_images.push(image);
+                    }
+                    inserted_each.push(inserted);
+                }
+                results.push(inserted_each);
+            }
+            WriteOp::Events(_) => results.push(Vec::new()),
+        }
+    }
+    Ok((results, image_events, new_images))
+}
+
+/// Every event of a write group: those sent as events, then those of its new images.
+pub(crate) fn group_events<'a>(
+    ops: &'a [WriteOp],
+    image_events: &'a [NewEvent],
+) -> Vec<&'a NewEvent> {
+    ops.iter()
+        .filter_map(|op| match op {
+            WriteOp::Events(e) => Some(e.iter()),
+            WriteOp::Images(_) => None,
+        })
+        .flatten()
+        .chain(image_events.iter())
+        .collect()
+}
+
+/// Adds the bytes of the new images to their clients' stored bytes, on `conn`.
+pub(crate) async fn add_image_bytes<DB>(
+    conn: &mut DB::Connection,
+    new_images: Vec<&ImageRecord>,
+) -> Result<()>
+where
+    DB: sqlx::Database,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'t> &'t str: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    i64: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+{
+    for (client, bytes) in image_bytes_by_client(new_images.into_iter()) {
+        sqlx::query::<DB>(ADD_IMAGE_BYTES_SQL)
+            .bind(client)
+            .bind(bytes)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
 }
 
 /// Adds `$2` bytes to the stored image bytes of client `$1` (a delta, negative on delete).
@@ -390,68 +482,6 @@ pub(crate) fn image_bytes_by_client<'a>(
         *slot = slot.saturating_add(add);
     }
     out
-}
-
-/// The most notification rows one write transaction may make (events × the live
-/// subscriptions they exceed). A `POST /events` of 10 000 events to a client with 1 000
-/// subscriptions below them would otherwise write 10⁷ rows while holding the single SQLite
-/// writer (or a PostgreSQL transaction) for minutes, stalling every other tenant's writes.
-pub const MAX_NOTIFICATIONS_PER_WRITE: u64 = 100_000;
-
-/// The live subscriptions' thresholds of some clients, sorted, to count the notifications a
-/// batch of events makes before writing any.
-#[derive(Debug, Default)]
-pub(crate) struct Thresholds(HashMap<String, Vec<f64>>);
-
-impl Thresholds {
-    /// From `(client_id, threshold)` rows of live subscriptions.
-    pub(crate) fn from_rows(rows: Vec<(String, f64)>) -> Self {
-        let mut map: HashMap<String, Vec<f64>> = HashMap::new();
-        for (client, t) in rows {
-            map.entry(client).or_default().push(t);
-        }
-        for ts in map.values_mut() {
-            ts.sort_unstable_by(f64::total_cmp);
-        }
-        Thresholds(map)
-    }
-
-    /// True when no client has a subscription.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// The lowest threshold of each client: an event at or below it notifies nobody.
-    pub(crate) fn minimums(&self) -> HashMap<String, f64> {
-        self.0
-            .iter()
-            .filter_map(|(c, ts)| Some((c.clone(), *ts.first()?)))
-            .collect()
-    }
-
-    /// How many notifications `event` makes: its client's subscriptions strictly below its red.
-    pub(crate) fn fan_out(&self, event: &NewEvent) -> u64 {
-        self.0
-            .get(event.client_id.as_str())
-            .map_or(0, |ts| ts.partition_point(|&t| t < event.red) as u64)
-    }
-
-    /// Refuses a batch that would make more than [`MAX_NOTIFICATIONS_PER_WRITE`] notifications,
-    /// counting without building any.
-    pub(crate) fn check(&self, events: &[&NewEvent]) -> Result<()> {
-        let mut total = 0u64;
-        for e in events {
-            total = total.saturating_add(self.fan_out(e));
-            if total > MAX_NOTIFICATIONS_PER_WRITE {
-                return Err(StoreError::TooManyNotifications(format!(
-                    "these events would make more than {MAX_NOTIFICATIONS_PER_WRITE} \
-                     notifications at once (events times the subscriptions whose threshold \
-                     they exceed); send them in smaller batches"
-                )));
-            }
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]
@@ -508,33 +538,6 @@ mod tests {
         assert_eq!((jobs.len(), weight), (1, 30_000));
         let (jobs, weight) = lines.take_group();
         assert_eq!((jobs.len(), weight), (10, 10_000));
-    }
-
-    #[test]
-    fn fan_out_counts_the_thresholds_strictly_below_the_red_and_refuses_past_the_bound() {
-        let c = ClientId::generate();
-        let t = Thresholds::from_rows(vec![
-            (c.as_str().to_owned(), 0.5),
-            (c.as_str().to_owned(), 0.1),
-            (c.as_str().to_owned(), 0.8),
-        ]);
-        let ev = |red: f64| NewEvent {
-            client_id: c.clone(),
-            image_id: None,
-            red,
-            ts: 0,
-        };
-        assert_eq!(t.fan_out(&ev(0.8)), 2, "0.8 does not exceed 0.8");
-        assert_eq!(t.fan_out(&ev(0.05)), 0);
-        assert_eq!(t.minimums()[c.as_str()], 0.1);
-        let big = ev(1.0);
-        let under: Vec<&NewEvent> = vec![&big; (MAX_NOTIFICATIONS_PER_WRITE / 3) as usize];
-        assert!(t.check(&under).is_ok());
-        let over: Vec<&NewEvent> = vec![&big; (MAX_NOTIFICATIONS_PER_WRITE / 3 + 1) as usize];
-        assert!(matches!(
-            t.check(&over),
-            Err(StoreError::TooManyNotifications(_))
-        ));
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! transaction as the event, and remembers it once that commits (a key never changes).
 
 use crate::{NewEvent, Result, StoreError};
+use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Type};
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -64,33 +65,34 @@ pub(crate) fn key_of(keys: &HashMap<&str, i64>, client: &str) -> Result<i64> {
         .ok_or(StoreError::Database(sqlx::Error::RowNotFound))
 }
 
-/// Expands to `async fn client_keys(tx, cache, events)` for one backend: the key of every
-/// client of `events`, creating the missing ones in `tx`, and the keys to remember once `tx`
-/// commits.
-macro_rules! client_keys_fn {
-    ($db:ty) => {
-        async fn client_keys<'a>(
-            tx: &mut sqlx::Transaction<'_, $db>,
-            cache: &$crate::stats::keys::KeyCache,
-            events: &[&'a $crate::NewEvent],
-        ) -> $crate::Result<(std::collections::HashMap<&'a str, i64>, Vec<(String, i64)>)> {
-            let (mut keys, missing) = cache.lookup(events);
-            let mut fresh = Vec::with_capacity(missing.len());
-            for client in missing {
-                sqlx::query($crate::stats::keys::ENSURE_KEY_SQL)
-                    .bind(client)
-                    .execute(&mut **tx)
-                    .await?;
-                let key: i64 = sqlx::query_scalar($crate::stats::keys::KEY_SQL)
-                    .bind(client)
-                    .fetch_one(&mut **tx)
-                    .await?;
-                keys.insert(client, key);
-                fresh.push((client.to_owned(), key));
-            }
-            Ok((keys, fresh))
-        }
-    };
+/// The key of every client of `events`, creating the missing ones on `conn` (inside the
+/// writer's transaction), and the keys to remember once that transaction commits.
+pub(crate) async fn client_keys<'a, DB>(
+    conn: &mut DB::Connection,
+    cache: &KeyCache,
+    events: &[&'a NewEvent],
+) -> Result<(HashMap<&'a str, i64>, Vec<(String, i64)>)>
+where
+    DB: Database,
+    DB::Arguments: IntoArguments<DB>,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    usize: ColumnIndex<DB::Row>,
+    for<'t> &'t str: Encode<'t, DB> + Type<DB>,
+    i64: for<'r> Decode<'r, DB> + Type<DB>,
+{
+    let (mut keys, missing) = cache.lookup(events);
+    let mut fresh = Vec::with_capacity(missing.len());
+    for client in missing {
+        sqlx::query::<DB>(ENSURE_KEY_SQL)
+            .bind(client)
+            .execute(&mut *conn)
+            .await?;
+        let key: i64 = sqlx::query_scalar::<DB, i64>(KEY_SQL)
+            .bind(client)
+            .fetch_one(&mut *conn)
+            .await?;
+        keys.insert(client, key);
+        fresh.push((client.to_owned(), key));
+    }
+    Ok((keys, fresh))
 }
-
-pub(crate) use client_keys_fn;

@@ -1,18 +1,14 @@
 //! The PostgreSQL write path of events (`UNNEST` array inserts, rollups under an advisory
 //! lock) and its read path.
 
-use super::ingest::{self, ApplyWrites, BandDelta, RollupDelta, WriteOp};
-use super::keys::{KeyCache, client_keys_fn, key_of};
-use super::{backfill::backfill_fn, bins, hist, query::stats_query_fn};
+use super::ingest::{self, ApplyWrites, BandDelta, RollupDelta, WriteOp, WriteRollups};
+use super::keys::{KeyCache, client_keys, key_of};
+use super::{bins, hist};
 use crate::{NewEvent, Result};
 use async_trait::async_trait;
 use sqlx::postgres::PgPool;
 use sqlx::{Postgres, Transaction};
-use std::collections::{HashMap, HashSet};
-
-stats_query_fn!(PgPool, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY");
-backfill_fn!(PgPool, "BEGIN");
-client_keys_fn!(Postgres);
+use std::collections::HashMap;
 
 /// The advisory lock key that serializes rollup updates across processes ("RUBRASTA").
 const ROLLUP_LOCK: i64 = 0x5255_4252_4153_5441;
@@ -36,56 +32,12 @@ impl PgWrites {
 impl ApplyWrites for PgWrites {
     async fn apply(&self, ops: &[WriteOp]) -> Result<Vec<Vec<bool>>> {
         let mut tx = self.pool.begin().await?;
-        let mut results = Vec::with_capacity(ops.len());
-        let mut image_events = Vec::new();
-        let mut new_images = Vec::new();
-        for op in ops {
-            match op {
-                WriteOp::Images(images) => {
-                    let mut inserted_each = Vec::with_capacity(images.len());
-                    for image in images {
-                        let inserted = sqlx::query(super::sqlite::INSERT_IMAGE_SQL)
-                            .bind(image.client_id.as_str())
-                            .bind(image.id.as_str())
-                            .bind(&image.format)
-                            .bind(i64::from(image.width))
-                            .bind(i64::from(image.height))
-                            .bind(i64::try_from(image.bytes).unwrap_or(i64::MAX))
-                            .bind(image.red)
-                            .bind(image.created_at)
-                            .execute(&mut *tx)
-                            .await?
-                            .rows_affected()
-                            == 1;
-                        if inserted {
-                            image_events.push(ingest::image_event(image));
-                            new_images.push(image);
-                        }
-                        inserted_each.push(inserted);
-                    }
-                    results.push(inserted_each);
-                }
-                WriteOp::Events(_) => results.push(Vec::new()),
-            }
-        }
-        let events: Vec<&NewEvent> = ops
-            .iter()
-            .filter_map(|op| match op {
-                WriteOp::Events(e) => Some(e.iter()),
-                WriteOp::Images(_) => None,
-            })
-            .flatten()
-            .chain(image_events.iter())
-            .collect();
-        let (keys, fresh) = client_keys(&mut tx, &self.keys, &events).await?;
+        let (results, image_events, new_images) =
+            ingest::insert_images::<Postgres>(&mut tx, ops).await?;
+        let events = ingest::group_events(ops, &image_events);
+        let (keys, fresh) = client_keys::<Postgres>(&mut tx, &self.keys, &events).await?;
         write_events(&mut tx, &events, &keys).await?;
-        for (client, bytes) in ingest::image_bytes_by_client(new_images.into_iter()) {
-            sqlx::query(ingest::ADD_IMAGE_BYTES_SQL)
-                .bind(client)
-                .bind(bytes)
-                .execute(&mut *tx)
-                .await?;
-        }
+        ingest::add_image_bytes::<Postgres>(&mut tx, new_images).await?;
         tx.commit().await?;
         self.keys.remember(fresh);
         Ok(results)
@@ -128,7 +80,22 @@ async fn write_events(
     .execute(&mut **tx)
     .await?;
     write_rollups(tx, &ingest::rollup_deltas(events.iter().copied())).await?;
-    write_outbox(tx, events).await
+    crate::notify::outbox::enqueue_events_pg(tx, events).await
+}
+
+#[async_trait]
+impl WriteRollups for Postgres {
+    async fn write_rollups(
+        tx: &mut Transaction<'_, Postgres>,
+        deltas: &[RollupDelta],
+    ) -> Result<()> {
+        write_rollups(tx, deltas).await
+    }
+}
+
+/// Runs the backfill steps not yet done (see `stats::backfill`).
+pub(crate) async fn backfill(pool: &PgPool) -> Result<()> {
+    super::backfill::backfill(pool, "BEGIN").await
 }
 
 /// The touched period rows, then band rows: each kind read in one statement, merged, and
@@ -224,42 +191,5 @@ async fn write_rollups(tx: &mut Transaction<'_, Postgres>, deltas: &[RollupDelta
     .bind(&blobs)
     .execute(&mut **tx)
     .await?;
-    Ok(())
-}
-
-/// The outbox: the notification module's per-event SQL, for the events that can match.
-async fn write_outbox(tx: &mut Transaction<'_, Postgres>, events: &[&NewEvent]) -> Result<()> {
-    let distinct: Vec<&str> = events
-        .iter()
-        .map(|e| e.client_id.as_str())
-        .collect::<HashSet<_>>()
-        .into_iter()
-        .collect();
-    let rows: Vec<(String, f64)> = sqlx::query_as(
-        "SELECT client_id, threshold FROM subscriptions \
-         WHERE client_id = ANY($1::text[]) AND deleted_at IS NULL",
-    )
-    .bind(&distinct)
-    .fetch_all(&mut **tx)
-    .await?;
-    let thresholds = ingest::Thresholds::from_rows(rows);
-    if thresholds.is_empty() {
-        return Ok(());
-    }
-    thresholds.check(events)?;
-    let min_threshold = thresholds.minimums();
-    let now = crate::now_ms();
-    for e in events {
-        if ingest::may_notify(e, &min_threshold) {
-            sqlx::query(crate::notify::ENQUEUE_NOTIFICATIONS_SQL)
-                .bind(e.client_id.as_str())
-                .bind(e.image_id.as_ref().map(|i| i.as_str()))
-                .bind(e.red)
-                .bind(e.ts)
-                .bind(now)
-                .execute(&mut **tx)
-                .await?;
-        }
-    }
     Ok(())
 }

@@ -1,5 +1,9 @@
-//! The statistics read path, written once for both backends (the SQL is portable; only the
-//! pool type and the statement opening the read transaction differ).
+//! The statistics read path, written once for both backends, generic over the sqlx database
+//! (the SQL is portable; only the statement opening the read transaction differs).
+
+use crate::stats::{Fetched, Plan, StatsQuery, StatsReport, scope_keys};
+use crate::{Result, Scope};
+use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Type};
 
 /// Counts raw events of one client per bucket: `(k, total, above)`.
 pub(crate) const RAW_ONE_SQL: &str = "\
@@ -43,86 +47,91 @@ pub(crate) const BAND_RUN_SQL: &str = "\
     SELECT period_start, hist FROM stats_bands \
     WHERE client_id = $1 AND level = $2 AND band = $3 AND period_start >= $4 AND period_start < $5";
 
-/// Expands to `async fn stats(pool, scope, query)` for one backend: the reads run in one read
-/// transaction on the async side (they wait on the database), and the rows are then added up
-/// on the blocking pool ([`Plan::fold`](crate::stats::Plan::fold)).
-macro_rules! stats_query_fn {
-    ($pool:ty, $begin:expr) => {
-        /// Answers a statistics query in one read transaction (see the module docs).
-        pub(crate) async fn stats(
-            pool: &$pool,
-            scope: &$crate::Scope,
-            q: &$crate::stats::StatsQuery,
-        ) -> $crate::Result<$crate::stats::StatsReport> {
-            use $crate::stats::query::*;
-            let plan = $crate::stats::Plan::new(q);
-            let (key, client) = $crate::stats::scope_keys(scope);
-            let mut rows = $crate::stats::Fetched::default();
-            let mut tx = pool.begin_with($begin).await?;
-            for run in &plan.runs {
-                let periods: Vec<(i64, i64, Vec<u8>)> = sqlx::query_as(PERIOD_RUN_SQL)
-                    .bind(key)
-                    .bind(run.level)
-                    .bind(run.lo)
-                    .bind(run.hi)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                rows.periods.extend(periods);
-                if let Some(band) = plan.band() {
-                    let bands: Vec<(i64, Vec<u8>)> = sqlx::query_as(BAND_RUN_SQL)
-                        .bind(key)
-                        .bind(run.level)
-                        .bind(band)
-                        .bind(run.lo)
-                        .bind(run.hi)
-                        .fetch_all(&mut *tx)
-                        .await?;
-                    rows.bands.extend(bands);
-                }
-            }
-            for &(lo, hi) in &plan.raw {
-                let query = match client {
-                    Some(c) => sqlx::query_as(RAW_ONE_SQL)
-                        .bind(plan.origin)
-                        .bind(plan.size)
-                        .bind(q.threshold())
-                        .bind(c),
-                    None => sqlx::query_as(RAW_ALL_SQL)
-                        .bind(plan.origin)
-                        .bind(plan.size)
-                        .bind(q.threshold()),
-                };
-                let raw: Vec<(i64, i64, i64)> = query.bind(lo).bind(hi).fetch_all(&mut *tx).await?;
-                rows.raw.extend(raw);
-            }
-            if let Some((lo, hi, coarse, upper)) = plan.scan {
-                let one = if q.bucket().is_some() {
-                    SCAN_ONE_SQL
-                } else {
-                    SCAN_ONE_TOTAL_SQL
-                };
-                let query = match client {
-                    Some(c) => sqlx::query_as(one)
-                        .bind(plan.origin)
-                        .bind(plan.size)
-                        .bind(c),
-                    None => sqlx::query_as(SCAN_ALL_SQL)
-                        .bind(plan.origin)
-                        .bind(plan.size),
-                };
-                rows.scanned = query
-                    .bind(coarse)
-                    .bind(lo)
-                    .bind(hi)
-                    .bind(q.threshold())
-                    .bind(upper)
-                    .fetch_all(&mut *tx)
-                    .await?;
-            }
-            tx.commit().await?;
-            plan.fold(rows).await
+/// Answers a statistics query in one read transaction opened with `begin` (the statement
+/// differs per backend): the reads run on the async side (they wait on the database), and
+/// the rows are then added up on the blocking pool ([`Plan::fold`]).
+pub(crate) async fn stats<DB>(
+    pool: &Pool<DB>,
+    begin: &'static str,
+    scope: &Scope,
+    q: &StatsQuery,
+) -> Result<StatsReport>
+where
+    DB: Database,
+    DB::Arguments: IntoArguments<DB>,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    usize: ColumnIndex<DB::Row>,
+    for<'t> &'t str: Encode<'t, DB> + Type<DB>,
+    i16: for<'t> Encode<'t, DB> + Type<DB>,
+    i32: for<'t> Encode<'t, DB> + Type<DB>,
+    f64: for<'t> Encode<'t, DB> + Type<DB>,
+    i64: for<'t> Encode<'t, DB> + for<'r> Decode<'r, DB> + Type<DB>,
+    Vec<u8>: for<'r> Decode<'r, DB> + Type<DB>,
+{
+    let plan = Plan::new(q);
+    let (key, client) = scope_keys(scope);
+    let mut rows = Fetched::default();
+    let mut tx = pool.begin_with(begin).await?;
+    for run in &plan.runs {
+        let periods: Vec<(i64, i64, Vec<u8>)> = sqlx::query_as(PERIOD_RUN_SQL)
+            .bind(key)
+            .bind(run.level)
+            .bind(run.lo)
+            .bind(run.hi)
+            .fetch_all(&mut *tx)
+            .await?;
+        rows.periods.extend(periods);
+        if let Some(band) = plan.band() {
+            let bands: Vec<(i64, Vec<u8>)> = sqlx::query_as(BAND_RUN_SQL)
+                .bind(key)
+                .bind(run.level)
+                .bind(band)
+                .bind(run.lo)
+                .bind(run.hi)
+                .fetch_all(&mut *tx)
+                .await?;
+            rows.bands.extend(bands);
         }
-    };
+    }
+    for &(lo, hi) in &plan.raw {
+        let query = match client {
+            Some(c) => sqlx::query_as(RAW_ONE_SQL)
+                .bind(plan.origin)
+                .bind(plan.size)
+                .bind(q.threshold())
+                .bind(c),
+            None => sqlx::query_as(RAW_ALL_SQL)
+                .bind(plan.origin)
+                .bind(plan.size)
+                .bind(q.threshold()),
+        };
+        let raw: Vec<(i64, i64, i64)> = query.bind(lo).bind(hi).fetch_all(&mut *tx).await?;
+        rows.raw.extend(raw);
+    }
+    if let Some((lo, hi, coarse, upper)) = plan.scan {
+        let one = if q.bucket().is_some() {
+            SCAN_ONE_SQL
+        } else {
+            SCAN_ONE_TOTAL_SQL
+        };
+        let query = match client {
+            Some(c) => sqlx::query_as(one)
+                .bind(plan.origin)
+                .bind(plan.size)
+                .bind(c),
+            None => sqlx::query_as(SCAN_ALL_SQL)
+                .bind(plan.origin)
+                .bind(plan.size),
+        };
+        rows.scanned = query
+            .bind(coarse)
+            .bind(lo)
+            .bind(hi)
+            .bind(q.threshold())
+            .bind(upper)
+            .fetch_all(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    plan.fold(rows).await
 }
-
-pub(crate) use stats_query_fn;

@@ -1,18 +1,14 @@
 //! The SQLite write path of events (one writer, multi-row inserts) and its read path.
 
-use super::ingest::{self, ApplyWrites, BandDelta, RollupDelta, WriteOp};
-use super::keys::{KeyCache, client_keys_fn, key_of};
-use super::{backfill::backfill_fn, bins, hist, query::stats_query_fn};
+use super::ingest::{self, ApplyWrites, BandDelta, RollupDelta, WriteOp, WriteRollups};
+use super::keys::{KeyCache, client_keys, key_of};
+use super::{bins, hist};
 use crate::{NewEvent, Result};
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnection, SqlitePool};
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Sqlite, Transaction};
 use std::collections::HashMap;
 use std::sync::OnceLock;
-
-stats_query_fn!(SqlitePool, "BEGIN");
-backfill_fn!(SqlitePool, "BEGIN IMMEDIATE");
-client_keys_fn!(Sqlite);
 
 /// Rows per multi-row `INSERT` (5 parameters each, well under SQLite's 32 766).
 const CHUNK: usize = 1000;
@@ -81,56 +77,11 @@ async fn apply_on(
     // IMMEDIATE: take the write lock up front (waiting out other writers with the busy
     // timeout) rather than failing when a read would have to become a write.
     let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-    let mut results = Vec::with_capacity(ops.len());
-    let mut image_events = Vec::new();
-    let mut new_images = Vec::new();
-    for op in ops {
-        match op {
-            WriteOp::Images(images) => {
-                let mut inserted_each = Vec::with_capacity(images.len());
-                for image in images {
-                    let inserted = sqlx::query(INSERT_IMAGE_SQL)
-                        .bind(image.client_id.as_str())
-                        .bind(image.id.as_str())
-                        .bind(&image.format)
-                        .bind(i64::from(image.width))
-                        .bind(i64::from(image.height))
-                        .bind(i64::try_from(image.bytes).unwrap_or(i64::MAX))
-                        .bind(image.red)
-                        .bind(image.created_at)
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected()
-                        == 1;
-                    if inserted {
-                        image_events.push(ingest::image_event(image));
-                        new_images.push(image);
-                    }
-                    inserted_each.push(inserted);
-                }
-                results.push(inserted_each);
-            }
-            WriteOp::Events(_) => results.push(Vec::new()),
-        }
-    }
-    let events: Vec<&NewEvent> = ops
-        .iter()
-        .filter_map(|op| match op {
-            WriteOp::Events(e) => Some(e.iter()),
-            WriteOp::Images(_) => None,
-        })
-        .flatten()
-        .chain(image_events.iter())
-        .collect();
-    let (keys, fresh) = client_keys(&mut tx, cache, &events).await?;
+    let (results, image_events, new_images) = ingest::insert_images::<Sqlite>(&mut tx, ops).await?;
+    let events = ingest::group_events(ops, &image_events);
+    let (keys, fresh) = client_keys::<Sqlite>(&mut tx, cache, &events).await?;
     write_events(&mut tx, &events, &keys).await?;
-    for (client, bytes) in ingest::image_bytes_by_client(new_images.into_iter()) {
-        sqlx::query(ingest::ADD_IMAGE_BYTES_SQL)
-            .bind(client)
-            .bind(bytes)
-            .execute(&mut *tx)
-            .await?;
-    }
+    ingest::add_image_bytes::<Sqlite>(&mut tx, new_images).await?;
     tx.commit().await?;
     cache.remember(fresh);
     Ok(results)
@@ -202,11 +153,23 @@ async fn write_events(
         q.execute(&mut **tx).await?;
     }
     write_rollups(tx, &ingest::rollup_deltas(events.iter().copied())).await?;
-    write_outbox(tx, events).await
+    crate::notify::outbox::enqueue_events_sqlite(tx, events).await
 }
 
 /// Rollup rows per statement (at most 5 parameters each).
 const ROLLUP_CHUNK: usize = 1000;
+
+#[async_trait]
+impl WriteRollups for Sqlite {
+    async fn write_rollups(tx: &mut Transaction<'_, Sqlite>, deltas: &[RollupDelta]) -> Result<()> {
+        write_rollups(tx, deltas).await
+    }
+}
+
+/// Runs the backfill steps not yet done (see `stats::backfill`).
+pub(crate) async fn backfill(pool: &SqlitePool) -> Result<()> {
+    super::backfill::backfill(pool, "BEGIN IMMEDIATE").await
+}
 
 /// The touched rollup rows — period rows, then band rows —, each kind read in one statement,
 /// merged, and written back in one multi-row upsert (per [`ROLLUP_CHUNK`] rows). Every
@@ -299,7 +262,7 @@ async fn write_rollups(tx: &mut Transaction<'_, Sqlite>, deltas: &[RollupDelta])
 }
 
 /// Appends `rows` placeholder tuples of `width` (`(?,?),(?,?)`).
-fn push_tuples(sql: &mut String, rows: usize, width: usize) {
+pub(crate) fn push_tuples(sql: &mut String, rows: usize, width: usize) {
     for i in 0..rows {
         sql.push_str(if i == 0 { "(" } else { ",(" });
         for j in 0..width {
@@ -307,65 +270,4 @@ fn push_tuples(sql: &mut String, rows: usize, width: usize) {
         }
         sql.push(')');
     }
-}
-
-/// Events per outbox statement (5 parameters each).
-const OUTBOX_CHUNK: usize = 1000;
-
-/// The outbox: one notification per event and live subscription it exceeds (the rows of
-/// [`crate::notify::ENQUEUE_NOTIFICATIONS_SQL`], for many events per statement, numbered in
-/// the same order: by event, then by threshold and age of the subscription). Events whose
-/// client has no subscription below their red are left out before any statement is built.
-async fn write_outbox(tx: &mut Transaction<'_, Sqlite>, events: &[&NewEvent]) -> Result<()> {
-    let mut clients: Vec<&str> = events.iter().map(|e| e.client_id.as_str()).collect();
-    clients.sort_unstable();
-    clients.dedup();
-    let mut sql = String::from("WITH c(id) AS (VALUES ");
-    push_tuples(&mut sql, clients.len(), 1);
-    sql.push_str(
-        ") SELECT s.client_id, s.threshold FROM c \
-         JOIN subscriptions s ON s.client_id = c.id AND s.deleted_at IS NULL",
-    );
-    let mut q = sqlx::query_as::<_, (String, f64)>(AssertSqlSafe(sql));
-    for c in &clients {
-        q = q.bind(*c);
-    }
-    let thresholds = ingest::Thresholds::from_rows(q.fetch_all(&mut **tx).await?);
-    if thresholds.is_empty() {
-        return Ok(());
-    }
-    thresholds.check(events)?;
-    let min_threshold = thresholds.minimums();
-    let candidates: Vec<&NewEvent> = events
-        .iter()
-        .copied()
-        .filter(|e| ingest::may_notify(e, &min_threshold))
-        .collect();
-    let now = crate::now_ms();
-    for chunk in candidates.chunks(OUTBOX_CHUNK) {
-        let mut sql = String::from("WITH e(k, client_id, image_id, red, ts) AS (VALUES ");
-        push_tuples(&mut sql, chunk.len(), 5);
-        sql.push_str(
-            ") INSERT INTO notifications (client_id, subscription_id, channel_type, image_id, \
-                 red, threshold, event_ts, created_at, next_attempt_at, state) \
-             SELECT s.client_id, s.id, s.channel_type, e.image_id, e.red, s.threshold, e.ts, \
-                    ?, ?, \
-                    CASE WHEN s.channel_type = 'stream' THEN 'stream' \
-                         WHEN s.state = 'paused' THEN 'held' ELSE 'pending' END \
-             FROM e JOIN subscriptions s \
-               ON s.client_id = e.client_id AND s.deleted_at IS NULL AND e.red > s.threshold \
-             ORDER BY e.k, s.threshold, s.rowid",
-        );
-        let mut q = sqlx::query(AssertSqlSafe(sql));
-        for (k, e) in chunk.iter().enumerate() {
-            q = q
-                .bind(i64::try_from(k).unwrap_or(i64::MAX))
-                .bind(e.client_id.as_str())
-                .bind(e.image_id.as_ref().map(|i| i.as_str()))
-                .bind(e.red)
-                .bind(e.ts);
-        }
-        q.bind(now).bind(now).execute(&mut **tx).await?;
-    }
-    Ok(())
 }

@@ -14,20 +14,6 @@ const WATCH_COLUMNS: &str = "id, client_id, url, interval_ms, pointer, array_key
     created_at, baseline_at, last_ok_at, last_error, last_error_at, failures, last_seq, \
     lease_owner, lease_until, subscription_id";
 
-/// One notification for a poll's changes when the watch names a live subscription of its
-/// client: `$1` watch, `$2` poll time, `$3` now, `$4` the changes as a JSON array. Paused
-/// subscriptions hold it, stream subscriptions only show it (as for red events).
-const NOTIFY_SUBSCRIPTION: &str = "\
-    INSERT INTO notifications (client_id, subscription_id, channel_type, image_id, red, \
-                               threshold, event_ts, created_at, next_attempt_at, state, \
-                               watch_id, changes) \
-    SELECT s.client_id, s.id, s.channel_type, NULL, 0.0, 0.0, $2, $3, $3, \
-           CASE WHEN s.channel_type = 'stream' THEN 'stream' \
-                WHEN s.state = 'paused' THEN 'held' ELSE 'pending' END, \
-           w.id, $4 \
-    FROM watches w JOIN subscriptions s ON s.id = w.subscription_id \
-    WHERE w.id = $1 AND s.client_id = w.client_id AND s.deleted_at IS NULL";
-
 /// The changes numbered from `first`, as the JSON array a watch notification carries (values
 /// copied verbatim).
 fn changes_json(first: i64, changes: &[NewChange]) -> String {
@@ -448,15 +434,13 @@ macro_rules! impl_watch_store {
                         });
                         b.build().execute(&mut *tx).await?;
                     }
-                    notified = sqlx::query(NOTIFY_SUBSCRIPTION)
-                        .bind(lease.watch_id.as_str())
-                        .bind(*at)
-                        .bind(now_ms())
-                        .bind(changes_json(first, changes))
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected()
-                        > 0;
+                    notified = crate::notify::outbox::enqueue_watch_changes::<$db>(
+                        &mut tx,
+                        lease.watch_id.as_str(),
+                        *at,
+                        changes_json(first, changes),
+                    )
+                    .await?;
                 }
                 tx.commit().await?;
                 if matches!(outcome, PollOutcome::Document { changes, .. } if !changes.is_empty()) {

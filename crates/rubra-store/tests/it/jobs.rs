@@ -7,7 +7,7 @@ use rubra_store::{
 };
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 crate::both_backends!(
     submit_get_list_and_scope,
@@ -90,23 +90,19 @@ async fn state_of(store: &Arc<dyn Store>, id: &JobId) -> JobState {
     store.get_job(&Scope::All, id).await.unwrap().unwrap().state
 }
 
-/// Polls `claim` until it returns a job or `deadline` passes.
+/// Polls `claim` until it returns a job; fails the test after `deadline`.
 async fn claim_within(
     store: &Arc<dyn Store>,
     owner: &str,
     lease_ms: u64,
     deadline: Duration,
-) -> Option<ClaimedJob> {
-    let until = Instant::now() + deadline;
-    loop {
-        if let Some(c) = claim(store, owner, lease_ms, 10).await {
-            return Some(c);
-        }
-        if Instant::now() > until {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+) -> ClaimedJob {
+    rubra_testkit::eventually(deadline, || async {
+        claim(store, owner, lease_ms, 10)
+            .await
+            .ok_or("no job claimable")
+    })
+    .await
 }
 
 async fn submit_get_list_and_scope(store: Arc<dyn Store>) {
@@ -299,9 +295,8 @@ async fn expired_lease_is_taken_over_and_the_old_holder_is_fenced(store: Arc<dyn
     assert!(job.started_at.is_some());
 
     // The holder stops heartbeating: another worker takes over once the lease expires.
-    let second = claim_within(&store, "w2", 10_000, Duration::from_secs(5))
-        .await
-        .expect("taken over after expiry");
+    // Taken over after expiry.
+    let second = claim_within(&store, "w2", 10_000, Duration::from_secs(5)).await;
     assert_eq!(second.lease.job_id, id);
     assert_eq!(second.lease.attempt, 2);
     let job = store.get_job(&Scope::All, &id).await.unwrap().unwrap();
@@ -601,9 +596,8 @@ async fn transient_failures_retry_with_backoff_then_fail(store: Arc<dyn Store>) 
         message: "connection reset at byte 42".into(),
     };
     for attempt in 1..=3u32 {
-        let c = claim_within(&store, "w", 10_000, Duration::from_secs(5))
-            .await
-            .expect("claimable again once the backoff is over");
+        // Claimable again once the backoff is over.
+        let c = claim_within(&store, "w", 10_000, Duration::from_secs(5)).await;
         assert_eq!(c.lease.attempt, attempt);
         let retry_at = now_ms() + 300;
         let state = store
@@ -654,8 +648,7 @@ async fn lost_workers_use_up_the_attempts(store: Arc<dyn Store>) {
             150,
             Duration::from_secs(5),
         )
-        .await
-        .unwrap();
+        .await;
         assert_eq!(c.lease.attempt, attempt);
     }
     tokio::time::sleep(Duration::from_millis(250)).await;

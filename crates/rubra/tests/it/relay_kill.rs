@@ -101,15 +101,13 @@ fn distinct(seen: &Mutex<Vec<String>>) -> usize {
 }
 
 async fn wait_for_all(seen: &Mutex<Vec<String>>, n: usize, secs: u64) {
-    let until = Instant::now() + Duration::from_secs(secs);
-    while distinct(seen) < n {
-        assert!(
-            Instant::now() < until,
-            "only {} of {n} messages reached Viber",
-            distinct(seen)
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    rubra_testkit::eventually(Duration::from_secs(secs), || async {
+        match distinct(seen) {
+            d if d >= n => Ok(()),
+            d => Err(format!("only {d} of {n} messages reached Viber")),
+        }
+    })
+    .await;
 }
 
 /// Settings every process of a test shares.
@@ -223,19 +221,14 @@ async fn a_consumer_killed_mid_stream_loses_nothing(db: Option<String>) {
     wait_for_all(&seen, MESSAGES, 120).await;
     // The log of every delivery: exactly one delivered row per notification, one notification
     // per message (redelivered messages were duplicates). It commits with the verdicts.
-    let until = Instant::now() + Duration::from_secs(30);
-    loop {
-        let counts = log_counts(dir.path(), db.as_deref()).await;
-        let n = MESSAGES as i64;
-        if counts == (n, n, n, n) {
-            break;
+    let n = MESSAGES as i64;
+    rubra_testkit::eventually(Duration::from_secs(30), || async {
+        match log_counts(dir.path(), db.as_deref()).await {
+            all if all == (n, n, n, n) => Ok(()),
+            counts => Err(format!("log counts {counts:?}, want all {n}")),
         }
-        assert!(
-            Instant::now() < until,
-            "log counts {counts:?}, want all {n}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    })
+    .await;
 }
 
 async fn the_broker_restarted_mid_stream_loses_nothing(db: Option<String>) {

@@ -6,7 +6,7 @@
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::helpers::rubra;
 
@@ -134,18 +134,20 @@ fn slowlog_ranks_the_deliberately_slow_function_first_with_its_call_count() {
     });
 
     // Span-close lines are written as spans close; wait until every measurement's is there.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    rubra_testkit::eventually_blocking(Duration::from_secs(10), || {
         let text = std::fs::read_to_string(&log).unwrap();
         let closes = text
             .lines()
             .filter(|l| l.contains("\"span_close\"") && l.contains("\"image.measure\""))
             .count();
-        if closes >= SLOW_CALLS || Instant::now() > deadline {
-            break;
+        if closes >= SLOW_CALLS {
+            Ok(())
+        } else {
+            Err(format!(
+                "{closes} of {SLOW_CALLS} measurements' span closes logged"
+            ))
         }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    });
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(
         text.lines()

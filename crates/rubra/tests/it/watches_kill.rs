@@ -10,7 +10,7 @@ use crate::helpers::{create_client, get, start_api, start_worker};
 use rubra_simulate::{OddsConfig, OddsSim};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const GAMES: u32 = 8;
 
@@ -22,16 +22,16 @@ async fn wait_all(
     what: &str,
     done: impl Fn(&Value) -> bool,
 ) -> Vec<Value> {
-    let until = Instant::now() + Duration::from_secs(45);
-    loop {
+    rubra_testkit::eventually(Duration::from_secs(45), || async {
         let list = get(http, base, key, "/watches").await;
         let items = list["items"].as_array().unwrap().clone();
         if items.len() == GAMES as usize && items.iter().all(&done) {
-            return items;
+            Ok(items)
+        } else {
+            Err(format!("watches never {what}: {list}"))
         }
-        assert!(Instant::now() < until, "watches never {what}: {list}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await
 }
 
 /// `path op old new` of each change, values as parsed JSON (1.90 and 1.9 are the same).
