@@ -163,7 +163,7 @@ async fn subscribe(base: &str, admin: &str) -> String {
         .json()
         .await
         .unwrap();
-    clients[0]["id"].as_str().unwrap().to_owned()
+    clients["items"][0]["id"].as_str().unwrap().to_owned()
 }
 
 /// (delivered log rows, distinct notifications among them, notifications, distinct message ids)

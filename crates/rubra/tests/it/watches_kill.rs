@@ -124,7 +124,7 @@ async fn killed_poller_is_replaced_and_no_change_is_lost_or_doubled(database_url
     let mut recorded_total = 0;
     for (id, game) in &game_of {
         let page = get(&http, &base, &key, &format!("/watches/{id}/changes")).await;
-        let recorded: Vec<String> = page["changes"]
+        let recorded: Vec<String> = page["items"]
             .as_array()
             .unwrap()
             .iter()
