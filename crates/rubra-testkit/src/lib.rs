@@ -10,6 +10,7 @@
 use rubra_store::random_id;
 use sqlx::Connection;
 
+pub mod cluster;
 pub mod tls;
 
 fn required() -> bool {

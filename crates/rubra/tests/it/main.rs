@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod cli;
+mod cluster;
 mod events_kill;
 mod helpers;
 mod jobs_kill;

@@ -1,0 +1,62 @@
+//! What the cluster tests share: starting a cluster, polling, reading rows.
+
+use rubra_testkit::cluster::Cluster;
+use serde_json::Value;
+use std::future::Future;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// A cluster for `test` with the `rubra` binary of this build.
+pub async fn cluster(test: &str, amqp: bool) -> Option<Cluster> {
+    Cluster::start(test, Path::new(env!("CARGO_BIN_EXE_rubra")), amqp).await
+}
+
+/// Strings for `Cluster::spawn`.
+pub fn args(a: &[&str]) -> Vec<String> {
+    a.iter().map(|s| (*s).to_owned()).collect()
+}
+
+/// Polls `f` every 100 ms until it answers `Some`, for at most `within`.
+pub async fn until<T, F, Fut>(what: &str, within: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let end = Instant::now() + within;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A connection to the cluster's database.
+pub async fn db(c: &Cluster) -> sqlx::PgConnection {
+    use sqlx::Connection as _;
+    sqlx::PgConnection::connect(&c.database_url())
+        .await
+        .unwrap()
+}
+
+/// `GET` as JSON with `key`; `None` on any failure.
+pub async fn get_json(http: &reqwest::Client, url: &str, key: &str) -> Option<Value> {
+    let r = http.get(url).bearer_auth(key).send().await.ok()?;
+    r.json().await.ok()
+}
+
+/// The text of every log file of node `i` so far.
+pub fn node_logs(c: &Cluster, i: usize) -> String {
+    let mut out = String::new();
+    if let Ok(rd) = std::fs::read_dir(c.dir().join("logs")) {
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let role_i = name.split('-').next().unwrap_or("");
+            if role_i.trim_start_matches(|ch: char| ch.is_ascii_alphabetic()) == i.to_string() {
+                out.push_str(&std::fs::read_to_string(e.path()).unwrap_or_default());
+            }
+        }
+    }
+    out
+}
