@@ -4,6 +4,7 @@ use rubra_testkit::cluster::Cluster;
 use serde_json::Value;
 use std::future::Future;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// A cluster for `test` with the `rubra` binary of this build.
@@ -59,4 +60,41 @@ pub fn node_logs(c: &Cluster, i: usize) -> String {
         }
     }
     out
+}
+
+/// An HTTP server on the cluster's host address that every process reaches: answers `POST`
+/// and `GET` on any path through `handler`, and remembers which node (by source address, the
+/// last octet minus 10) made each request. Answers its `host:port` and that record.
+pub async fn host_server<H, Fut>(c: &Cluster, handler: H) -> (String, Arc<Mutex<Vec<usize>>>)
+where
+    H: Fn(usize, axum::body::Bytes) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = axum::response::Response> + Send + 'static,
+{
+    use axum::extract::ConnectInfo;
+    use std::net::SocketAddr;
+    let seen: Arc<Mutex<Vec<usize>>> = Arc::default();
+    let s = seen.clone();
+    let app = axum::Router::new().fallback(
+        move |ConnectInfo(peer): ConnectInfo<SocketAddr>, body: axum::body::Bytes| {
+            let node = match peer.ip() {
+                std::net::IpAddr::V4(v4) => usize::from(v4.octets()[3]).saturating_sub(10),
+                std::net::IpAddr::V6(_) => usize::MAX,
+            };
+            s.lock().unwrap().push(node);
+            handler(node, body)
+        },
+    );
+    let listener = tokio::net::TcpListener::bind((c.host_ip(), 0))
+        .await
+        .unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .unwrap()
+    });
+    (addr, seen)
 }
