@@ -9,4 +9,5 @@
 //! They need root (namespaces) and skip without it, unless `RUBRA_TEST_REQUIRE_SERVICES=1`.
 
 mod fencing;
+mod recovery;
 mod support;
