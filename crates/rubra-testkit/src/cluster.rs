@@ -121,6 +121,30 @@ impl Drop for Cluster {
     }
 }
 
+/// Stops the PostgreSQL servers and removes the folders of cluster runs whose test process
+/// is gone (killed before its drop ran).
+fn sweep_stale_dirs() {
+    let Ok(rd) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix("rubra-cluster.")
+            .and_then(|r| r.split('.').next())
+        else {
+            continue;
+        };
+        if pid.parse::<u32>().is_err() || Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        if let Some(bin) = pg::bindir() {
+            pg::stop_at(&bin, &e.path().join("pg"));
+        }
+        let _ = std::fs::remove_dir_all(e.path());
+    }
+}
+
 fn required() -> bool {
     std::env::var("RUBRA_TEST_REQUIRE_SERVICES").is_ok_and(|v| v == "1")
 }
@@ -150,8 +174,9 @@ impl Cluster {
             None
         };
         net::sweep_stale();
+        sweep_stale_dirs();
         let dir = tempfile::Builder::new()
-            .prefix("rubra-cluster.")
+            .prefix(&format!("rubra-cluster.{}.", std::process::id()))
             .tempdir()
             .expect("temp dir");
         let bridge = net::Bridge::create();

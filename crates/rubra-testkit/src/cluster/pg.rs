@@ -112,12 +112,19 @@ impl Postgres {
     }
 }
 
-impl Drop for Postgres {
-    fn drop(&mut self) {
-        let _ = as_postgres(&self.bin.join("pg_ctl"))
+/// Stops the server of data folder `data` at once, if one runs there.
+pub(crate) fn stop_at(bin: &Path, data: &Path) {
+    if data.join("postmaster.pid").exists() {
+        let _ = as_postgres(&bin.join("pg_ctl"))
             .arg("-D")
-            .arg(&self.data)
+            .arg(data)
             .args(["-m", "immediate", "stop"])
             .output();
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        stop_at(&self.bin, &self.data);
     }
 }

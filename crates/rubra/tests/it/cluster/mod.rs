@@ -8,6 +8,7 @@
 //!
 //! They need root (namespaces) and skip without it, unless `RUBRA_TEST_REQUIRE_SERVICES=1`.
 
+mod chaos;
 mod fencing;
 mod recovery;
 mod support;
