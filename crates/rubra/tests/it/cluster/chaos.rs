@@ -3,8 +3,7 @@
 //! a random process every few seconds, restarts PostgreSQL once, takes S3 away for 30 s once
 //! and the broker for 10 s once; then every invariant is checked and printed.
 
-use super::support::{args, cluster, db, host_server, until};
-use crate::helpers::create_client;
+use super::support::{args, cluster, db, get_json, host_server, make_client, post_settled, until};
 use axum::response::IntoResponse;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
@@ -458,30 +457,18 @@ async fn chaos_soak() {
     });
     let http = reqwest::Client::new();
     let admin = c.admin_key().unwrap().to_owned();
-    let ev_key = create_client(&http, &api.bases[0], &admin, "ev").await;
-    let red_key = create_client(&http, &api.bases[0], &admin, "red").await;
-    let msg_key = create_client(&http, &api.bases[0], &admin, "msg").await;
-    let clients: Value = http
-        .get(format!("{}/clients", api.bases[0]))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let client_id = |name: &str| {
-        let list = clients
+    let ev_key = make_client(&http, &api.bases[0], &admin, "ev").await;
+    let red_key = make_client(&http, &api.bases[0], &admin, "red").await;
+    let msg_key = make_client(&http, &api.bases[0], &admin, "msg").await;
+    let msg_id = until("the client's id", Duration::from_secs(60), || async {
+        let v = get_json(&http, &format!("{}/clients", api.bases[0]), &msg_key).await?;
+        let list = v
             .as_array()
             .cloned()
-            .or_else(|| clients["items"].as_array().cloned())
-            .unwrap();
-        list.iter().find(|c| c["name"] == name).unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    };
-    let (ev_id, red_id, msg_id) = (client_id("ev"), client_id("red"), client_id("msg"));
+            .or_else(|| v["items"].as_array().cloned())?;
+        list.first()?["id"].as_str().map(str::to_owned)
+    })
+    .await;
     for (key, sub) in [
         (
             &ev_key,
@@ -492,27 +479,16 @@ async fn chaos_soak() {
             json!({"types": ["chaos.*"], "channel": {"type": "webhook", "url": format!("http://{hook}/msg")}}),
         ),
     ] {
-        let r = http
-            .post(format!("{}/subscriptions", api.bases[0]))
-            .bearer_auth(key)
-            .json(&sub)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 201);
+        let url = format!("{}/subscriptions", api.bases[0]);
+        let (status, _) = post_settled(&http, &url, key, &sub).await;
+        assert_eq!(status, 201);
     }
     let mut watch_ids = Vec::new();
     for g in 1..=5 {
-        let r: Value = http
-            .post(format!("{}/watches", api.bases[0]))
-            .bearer_auth(&ev_key)
-            .json(&json!({"url": sim.game_url(g), "interval_ms": 500}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let url = format!("{}/watches", api.bases[0]);
+        let body = json!({"url": sim.game_url(g), "interval_ms": 500});
+        let (status, r) = post_settled(&http, &url, &ev_key, &body).await;
+        assert_eq!(status, 201);
         watch_ids.push(r["id"].as_str().unwrap().to_owned());
     }
 
@@ -791,6 +767,5 @@ async fn chaos_soak() {
     for (line, ok) in &report {
         println!("{} {line}", if *ok { "OK  " } else { "FAIL" });
     }
-    let _ = (ev_id, red_id);
     assert!(report.iter().all(|(_, ok)| *ok), "an invariant failed");
 }

@@ -98,3 +98,53 @@ where
     });
     (addr, seen)
 }
+
+/// Creates client `name` with the admin key, asking again while the answer is not 201 (a
+/// loaded machine sheds with 503); answers its API key.
+pub async fn make_client(http: &reqwest::Client, base: &str, admin: &str, name: &str) -> String {
+    until(
+        "the client to be created",
+        Duration::from_secs(60),
+        || async {
+            let r = http
+                .post(format!("{base}/clients"))
+                .bearer_auth(admin)
+                .json(&serde_json::json!({ "name": name }))
+                .send()
+                .await
+                .ok()?;
+            if r.status() != 201 && r.status() != 200 {
+                eprintln!("POST /clients answered {}", r.status());
+                return None;
+            }
+            let v: Value = r.json().await.ok()?;
+            v["api_key"].as_str().map(str::to_owned)
+        },
+    )
+    .await
+}
+
+/// `POST url` of `body` with `key`, asking again while the answer is a 503 or an error;
+/// answers the status and the JSON body of the first other answer.
+pub async fn post_settled(
+    http: &reqwest::Client,
+    url: &str,
+    key: &str,
+    body: &Value,
+) -> (u16, Value) {
+    until("a POST to be answered", Duration::from_secs(60), || async {
+        let r = http
+            .post(url)
+            .bearer_auth(key)
+            .json(body)
+            .send()
+            .await
+            .ok()?;
+        let status = r.status().as_u16();
+        if status == 503 {
+            return None;
+        }
+        Some((status, r.json().await.unwrap_or(Value::Null)))
+    })
+    .await
+}
