@@ -105,10 +105,9 @@ pub struct Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         self.nodes.clear();
-        if std::thread::panicking() {
-            // Keep the processes' logs of a failed test where the message says.
-            let keep =
-                std::env::temp_dir().join(format!("rubra-cluster-failed-{}", self.bridge.tag));
+        if std::thread::panicking() || std::env::var_os("RUBRA_CLUSTER_KEEP_LOGS").is_some() {
+            // Keep the processes' logs of a failed test (or when asked) where it says.
+            let keep = std::env::temp_dir().join(format!("rubra-cluster-logs-{}", self.bridge.tag));
             let _ = std::fs::create_dir_all(&keep);
             if let Ok(rd) = std::fs::read_dir(self.dir.path().join("logs")) {
                 for e in rd.flatten() {
