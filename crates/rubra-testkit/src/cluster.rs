@@ -66,6 +66,11 @@ impl Node {
             .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 
+    /// CPU seconds (user + system) the running incarnation has used so far.
+    pub fn cpu_secs(&self) -> f64 {
+        self.pid().map_or(0.0, cpu_secs_of)
+    }
+
     fn signal(&self, sig: &str) {
         if let Some(pid) = self.pid() {
             let _ = Command::new("kill").args([sig, &pid.to_string()]).status();
@@ -118,6 +123,20 @@ impl Drop for Cluster {
             eprintln!("cluster logs kept in {}", keep.display());
         }
     }
+}
+
+/// CPU seconds (user + system) of process `pid`, from `/proc/PID/stat` (0 when gone).
+pub fn cpu_secs_of(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the parenthesised command name: utime and stime are the 12th and 13th.
+    let after = stat.rsplit_once(')').map_or("", |(_, a)| a);
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = [11, 12]
+        .iter()
+        .filter_map(|&i| f.get(i).and_then(|v| v.parse::<f64>().ok()))
+        .sum();
+    // USER_HZ is 100 on Linux.
+    ticks / 100.0
 }
 
 /// Stops the PostgreSQL servers and removes the folders of cluster runs whose test process
@@ -442,6 +461,31 @@ impl Cluster {
     /// SIGKILL of node `i` (no chance to release its leases).
     pub fn kill(&mut self, i: usize) {
         self.nodes[i].kill();
+    }
+
+    /// CPU seconds used so far by the cluster's PostgreSQL server and all its backends (those
+    /// still running).
+    pub fn postgres_cpu_secs(&self) -> f64 {
+        let Some(main) = self.pg.pid() else {
+            return 0.0;
+        };
+        let mut total = cpu_secs_of(main);
+        if let Ok(rd) = std::fs::read_dir("/proc") {
+            for e in rd.flatten() {
+                let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+                    continue;
+                };
+                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+                let ppid = stat
+                    .rsplit_once(')')
+                    .and_then(|(_, a)| a.split_whitespace().nth(1))
+                    .and_then(|p| p.parse::<u32>().ok());
+                if ppid == Some(main) {
+                    total += cpu_secs_of(pid);
+                }
+            }
+        }
+        total
     }
 
     /// Stops PostgreSQL at once (`-m immediate`, like a crash).

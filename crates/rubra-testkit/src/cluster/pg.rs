@@ -85,6 +85,17 @@ impl Postgres {
         format!("postgres://rubra@{}:5432/postgres", self.addr)
     }
 
+    /// The postmaster's process id, while it runs.
+    pub(crate) fn pid(&self) -> Option<u32> {
+        std::fs::read_to_string(self.data.join("postmaster.pid"))
+            .ok()?
+            .lines()
+            .next()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
     /// Starts the (stopped) server and waits until it accepts connections.
     pub(crate) fn start_again(&self) {
         let opts = format!(

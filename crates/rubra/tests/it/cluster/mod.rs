@@ -13,5 +13,6 @@
 mod chaos;
 mod fencing;
 mod recovery;
+mod scale;
 mod sharing;
 mod support;
