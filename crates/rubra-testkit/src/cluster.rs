@@ -337,12 +337,28 @@ impl Cluster {
     }
 
     /// Starts node `i` again (after [`kill`](Self::kill)): the same namespace and settings.
+    /// A process that exits at start (a database still recovering, say) is started again, as
+    /// a supervisor would, up to 5 times.
     pub fn restart(&mut self, i: usize) {
         self.nodes[i].kill();
+        for _ in 1..5 {
+            if self.try_launch(i).is_ok() {
+                return;
+            }
+            self.nodes[i].kill();
+            std::thread::sleep(Duration::from_secs(1));
+        }
         self.launch(i);
     }
 
     fn launch(&mut self, i: usize) {
+        if let Err(e) = self.try_launch(i) {
+            panic!("{e}");
+        }
+    }
+
+    /// Starts node `i`; `Err` (naming its log) when a `serve` exits before it listens.
+    fn try_launch(&mut self, i: usize) -> Result<(), String> {
         let common = self.common();
         let node = &mut self.nodes[i];
         node.starts += 1;
@@ -384,11 +400,12 @@ impl Cluster {
                     break;
                 }
                 let node = &mut self.nodes[i];
-                assert!(
-                    node.is_running() && Instant::now() < until,
-                    "serve {i} did not start; see {}",
-                    log_base.display()
-                );
+                if !(node.is_running() && Instant::now() < until) {
+                    return Err(format!(
+                        "serve {i} did not start; see {}",
+                        log_base.display()
+                    ));
+                }
                 std::thread::sleep(Duration::from_millis(50));
             }
             if self.admin_key.is_none() {
@@ -398,6 +415,7 @@ impl Cluster {
                 self.admin_key = Some(k.trim().to_owned()).filter(|k| !k.is_empty());
             }
         }
+        Ok(())
     }
 
     /// Node `i`.
