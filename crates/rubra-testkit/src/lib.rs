@@ -11,6 +11,7 @@
 use rubra_store::random_id;
 use sqlx::Connection;
 
+pub mod cluster;
 pub mod tls;
 
 mod eventually;

@@ -1,4 +1,5 @@
 //! The `rubra` binary end to end, one test binary: the command line and its admin commands,
+//! the cluster under fire (`cluster`: processes in network namespaces, issue #26),
 //! `kill -9` of real processes (events, jobs, watches, the message relay), TLS reload, the simulator and
 //! `rubra slowlog`. Shared helpers (one `rubra()`, process starters) are in `helpers`.
 
@@ -6,6 +7,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod cli;
+mod cluster;
 mod events_kill;
 mod helpers;
 mod jobs_kill;

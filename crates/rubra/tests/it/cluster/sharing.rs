@@ -1,0 +1,123 @@
+//! Work sharing: jobs and deliveries asked of one process are picked up by idle workers of
+//! every process, within about a second; the test prints the share each process took.
+
+use super::support::{args, cluster, db, host_server, make_client, node_logs, post_settled, until};
+use axum::response::IntoResponse;
+use rubra_testkit::cluster::Role;
+use serde_json::json;
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_workers_of_every_process_share_the_work() {
+    let test = "idle_workers_of_every_process_share_the_work";
+    let Some(mut c) = cluster(test, false).await else {
+        return;
+    };
+    let root = c.dir().join("jobs");
+    std::fs::create_dir_all(&root).unwrap();
+    let mut csv = b"c1,c2,c3,c4,c5,c6,c7,c8,c9,amount\n".to_vec();
+    for _ in 0..20_000 {
+        csv.extend_from_slice(b"1,2,3,4,5,6,7,8,9,0.50\n");
+    }
+    std::fs::write(root.join("t.csv"), &csv).unwrap();
+    let (hook, seen) = host_server(&c, |_, _| async { "ok".into_response() }).await;
+    let common = args(&[
+        "--jobs-local-root",
+        &root.display().to_string(),
+        "--jobs-per-client",
+        "64",
+        "--fetch-allow",
+        &hook,
+    ]);
+    // The process that takes the requests runs no job itself: every job is picked up by
+    // another process's poll.
+    let mut front = common.clone();
+    front.extend(args(&["--job-workers", "0"]));
+    let s0 = c.spawn(Role::Serve, &front);
+    let s1 = c.spawn(Role::Serve, &common);
+    let w2 = c.spawn(Role::Worker, &common);
+    let w3 = c.spawn(Role::Worker, &common);
+    let base = c.node(s0).base();
+    let http = reqwest::Client::new();
+    let key = make_client(&http, &base, c.admin_key().unwrap(), "acme").await;
+    let sub = json!({"threshold": 0.5, "channel": {"type": "webhook", "url": format!("http://{hook}/h")}});
+    let (status, _) = post_settled(&http, &format!("{base}/subscriptions"), &key, &sub).await;
+    assert_eq!(status, 201);
+    // Give every process time to start polling.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    const JOBS: usize = 24;
+    const EVENTS: usize = 400;
+    let mut ids = Vec::new();
+    for _ in 0..JOBS {
+        let (status, v) = post_settled(
+            &http,
+            &format!("{base}/jobs"),
+            &key,
+            &json!({"source": "t.csv"}),
+        )
+        .await;
+        assert_eq!(status, 202);
+        ids.push(v["id"].as_str().unwrap().to_owned());
+    }
+    for _ in 0..EVENTS / 20 {
+        let batch: Vec<_> = (0..20).map(|_| json!({"red": 0.9})).collect();
+        let (status, _) = post_settled(&http, &format!("{base}/events"), &key, &json!(batch)).await;
+        assert_eq!(status, 201);
+    }
+    until(
+        "every job and delivery done",
+        Duration::from_secs(120),
+        || async {
+            let (open,): (i64,) =
+                sqlx::query_as("SELECT COUNT(*) FROM jobs WHERE state <> 'succeeded'")
+                    .fetch_one(&mut db(&c).await)
+                    .await
+                    .ok()?;
+            (open == 0 && seen.lock().unwrap().len() >= EVENTS).then_some(())
+        },
+    )
+    .await;
+    // How long a queued job waited for its first worker (none of them in the process asked).
+    let waits: Vec<(i64,)> =
+        sqlx::query_as("SELECT started_at - created_at FROM jobs ORDER BY started_at")
+            .fetch_all(&mut db(&c).await)
+            .await
+            .unwrap();
+    let mut waits: Vec<i64> = waits.into_iter().map(|w| w.0).collect();
+    let first_wait = waits[0];
+    waits.sort_unstable();
+    let calls = seen.lock().unwrap().clone();
+    println!("\n== work sharing: {JOBS} CSV jobs and {EVENTS} webhook deliveries asked of serve 0");
+    println!("process   jobs run   deliveries");
+    let mut ran_total = 0;
+    let mut takers = 0;
+    for i in [s0, s1, w2, w3] {
+        let ran = node_logs(&c, i)
+            .matches("\"message\":\"job finished\"")
+            .count();
+        ran_total += ran;
+        let delivered = calls.iter().filter(|n| **n == i).count();
+        println!(
+            "{:<9} {ran:>8} {delivered:>12}",
+            format!("{:?}{i}", c.node(i).role()).to_lowercase()
+        );
+        if i == s0 {
+            assert_eq!(ran, 0, "serve 0 runs no job");
+        } else if ran > 0 {
+            takers += 1;
+        }
+    }
+    assert_eq!(ran_total, JOBS, "each job ran once");
+    // Small jobs on a loaded box: the first pollers may take them all; at least two of the
+    // three other processes must have some.
+    assert!(takers >= 2, "jobs spread over {takers} process(es)");
+    println!(
+        "first job waited {first_wait} ms for a worker of another process; all jobs: median {} ms",
+        waits[waits.len() / 2]
+    );
+    assert!(
+        first_wait <= 1500,
+        "an idle worker elsewhere took the first job within ~1 s: {first_wait} ms"
+    );
+}
