@@ -26,9 +26,8 @@ KEY="$(curl -fsS -X POST "http://127.0.0.1:$PORT/clients" -H "Authorization: Bea
     -H 'Content-Type: application/json' -d '{"name":"schemathesis"}' |
     python3 -c 'import json, sys; print(json.load(sys.stdin)["api_key"])')"
 # /debug/profile samples the CPU for up to a minute per call: left out (tests/it/debug.rs).
-"$ST" run "http://127.0.0.1:$PORT/openapi.json" \
+"$ST" --config-file scripts/schemathesis.toml run "http://127.0.0.1:$PORT/openapi.json" \
     -H "Authorization: Bearer $KEY" \
-    --checks all \
     --max-examples "$MAX_EXAMPLES" \
     --seed 1 \
     --exclude-operation-id get_debug_profile
