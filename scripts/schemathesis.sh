@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Schemathesis (PyPI, 4.x) against a live `rubra serve` on the embedded default (SQLite and a
 # local folder in a throwaway data folder): every check, stateful links included, with at most
-# MAX_EXAMPLES examples per operation (default 10). Usage: scripts/schemathesis.sh [MAX_EXAMPLES]
+# MAX_EXAMPLES examples per operation (default 10); scripts/schemathesis.toml names the one check
+# left out for a few operations (README says why). Usage: scripts/schemathesis.sh [MAX_EXAMPLES]
 # Needs a built `rubra` (cargo build -p rubra) and a venv under target/py (scripts/test.sh
 # makes it).
 set -euo pipefail
@@ -26,9 +27,8 @@ KEY="$(curl -fsS -X POST "http://127.0.0.1:$PORT/clients" -H "Authorization: Bea
     -H 'Content-Type: application/json' -d '{"name":"schemathesis"}' |
     python3 -c 'import json, sys; print(json.load(sys.stdin)["api_key"])')"
 # /debug/profile samples the CPU for up to a minute per call: left out (tests/it/debug.rs).
-"$ST" run "http://127.0.0.1:$PORT/openapi.json" \
+"$ST" --config-file scripts/schemathesis.toml run "http://127.0.0.1:$PORT/openapi.json" \
     -H "Authorization: Bearer $KEY" \
-    --checks all \
     --max-examples "$MAX_EXAMPLES" \
     --seed 1 \
     --exclude-operation-id get_debug_profile

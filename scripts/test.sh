@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, against the real services: installs and starts PostgreSQL, RabbitMQ and an S3
-# server if needed (scripts/test-services.sh), runs every test of the workspace, stops them.
+# server if needed (scripts/test-services.sh), runs every test of the workspace and then Schemathesis
+# against a live server (scripts/schemathesis.sh), stops them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,3 +21,9 @@ export RUBRA_TEST_OPENAPI_VALIDATOR="$PWD/$PY_VENV/bin/openapi-spec-validator"
 # These make the PostgreSQL, RabbitMQ and S3 tests mandatory: they fail instead of skipping.
 export RUBRA_TEST_REQUIRE_SERVICES=1
 cargo test --workspace "$@"
+
+# Schemathesis against a live `rubra serve` on the embedded default: every check, stateful
+# links included, 10 examples per operation (about 2 000 requests, 1-2 min); any failure
+# fails this script.
+cargo build -p rubra
+SCHEMATHESIS="$PWD/$PY_VENV/bin/schemathesis" bash scripts/schemathesis.sh 10

@@ -43,7 +43,9 @@ pub use wake::{JobRuns, Wakeups, WatchClaims};
 
 /// Administrative operations shared by the API and the `rubra admin` command.
 pub mod admin {
-    pub use crate::routes::clients::{CreatedClient, create_client_with_key, set_client_disabled};
+    pub use crate::routes::clients::{
+        ClientView, CreatedClient, create_client_with_key, set_client_disabled,
+    };
     pub use crate::routes::keys::{
         CreatedKey, KeyView, create_admin_key, create_key, revoke_admin_key, revoke_key,
     };

@@ -199,6 +199,18 @@ pub(crate) async fn openapi_json() -> impl IntoResponse {
     ([(CONTENT_TYPE, "application/json")], document_json())
 }
 
+/// The RFC 3339 instants the server takes: years 1970 to 9999 in UTC, so 1970 only at offset 0
+/// or west of it and 9999 only at offset 0 or east of it.
+const INSTANT_PATTERN: &str = concat!(
+    "^(?:(?:197[1-9]|19[89][0-9]|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])",
+    "-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]",
+    "(?:\\.[0-9]{1,9})?(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])",
+    "|1970-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]",
+    "(?:\\.[0-9]{1,9})?(?:Z|[+-]00:00|-(?:[01][0-9]|2[0-3]):[0-5][0-9])",
+    "|9999-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]",
+    "(?:\\.[0-9]{1,9})?(?:Z|[+-]00:00|\\+(?:[01][0-9]|2[0-3]):[0-5][0-9]))$"
+);
+
 /// The schema of an instant a client sends: RFC 3339 text or integer epoch milliseconds.
 pub(crate) fn instant_in() -> utoipa::openapi::schema::Schema {
     use utoipa::openapi::schema::{
@@ -208,7 +220,8 @@ pub(crate) fn instant_in() -> utoipa::openapi::schema::Schema {
         .item(
             ObjectBuilder::new()
                 .schema_type(Type::String)
-                .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))),
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+                .pattern(Some(INSTANT_PATTERN)),
         )
         .item(
             ObjectBuilder::new()

@@ -251,6 +251,7 @@ async fn keys(
                 let c = admin::set_client_disabled(store, &client(id)?, disabled, &Actor::cli())
                     .await
                     .map_err(api)?;
+                let c = admin::ClientView::from(c);
                 println!("{}", serde_json::to_string_pretty(&c)?);
                 Ok(())
             }

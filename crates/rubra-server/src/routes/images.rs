@@ -612,13 +612,16 @@ pub async fn delete(
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Only images stored at or after this instant (RFC 3339 or epoch ms).
+    #[param(schema_with = crate::openapi::instant_in)]
     from: Option<String>,
     /// Only images stored before this instant (RFC 3339 or epoch ms).
+    #[param(schema_with = crate::openapi::instant_in)]
     to: Option<String>,
     /// Images per page, 1 to 1000 [default 50].
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
     /// The `next_cursor` of the previous page.
+    #[param(pattern = "^[+-]?[0-9]{1,18}_[0-9a-fA-F]{64}$")]
     cursor: Option<String>,
 }
 

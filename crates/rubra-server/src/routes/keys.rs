@@ -419,16 +419,19 @@ fn key_order(k: &KeyView) -> String {
     created_key(&k.created_at, &k.id)
 }
 
-/// The optional body of a key creation: none makes a key that never expires, named by default.
+/// The optional body of a key creation: none (or JSON `null`, as the document allows) makes a
+/// key that never expires, named by default.
 fn optional_body(body: &[u8]) -> Result<CreateKey, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(CreateKey::default());
     }
-    serde_json::from_slice(body).map_err(|e| {
-        if e.is_data() {
-            ApiError::new(ErrorCode::InvalidFields, e.to_string())
-        } else {
-            ApiError::new(ErrorCode::MalformedJson, e.to_string())
-        }
-    })
+    serde_json::from_slice::<Option<CreateKey>>(body)
+        .map(Option::unwrap_or_default)
+        .map_err(|e| {
+            if e.is_data() {
+                ApiError::new(ErrorCode::InvalidFields, e.to_string())
+            } else {
+                ApiError::new(ErrorCode::MalformedJson, e.to_string())
+            }
+        })
 }

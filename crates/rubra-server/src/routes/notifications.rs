@@ -173,6 +173,7 @@ pub async fn log(
 #[into_params(parameter_in = Query)]
 pub struct StreamQuery {
     /// Resume after this seq (as the `Last-Event-ID` header does).
+    #[param(pattern = "^\\s*(?:[+-]?[0-9]{1,18})?\\s*$")]
     last_event_id: Option<String>,
     /// An admin's: whose notifications (required for an admin).
     client: Option<String>,
@@ -185,7 +186,7 @@ pub struct StreamQuery {
     tag = "notifications",
     params(
         StreamQuery,
-        ("Last-Event-ID" = Option<String>, Header, description = "Resume after this seq"),
+        ("Last-Event-ID" = Option<String>, Header, nullable = false, pattern = "^[0-9]{1,18}$", description = "Resume after this seq"),
     ),
     responses((status = 200, description = "Server-Sent Events: one event per notification, its `id` the seq", content_type = "text/event-stream", body = String)),
 )]
@@ -209,20 +210,12 @@ pub async fn stream(
     };
     // Counted against the caller until the stream's reader ends (the client went away).
     let slot = state.streams.open(&who)?;
-    let last = headers
+    // Both are read, so a bad query is refused even where the header wins.
+    let from_query = seq_after(q.last_event_id.as_deref())?;
+    let header = headers
         .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .or(q.last_event_id);
-    let last = match last.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        None => None,
-        Some(s) => Some(s.parse::<i64>().map_err(|_| {
-            ApiError::new(
-                ErrorCode::InvalidLastEventId,
-                "Last-Event-ID is a notification seq",
-            )
-        })?),
-    };
+        .map(|v| v.to_str().unwrap_or("?"));
+    let last = seq_after(header)?.or(from_query);
     let store = state.store.clone();
     let settle = store.replay_settle_ms();
     let mut reader = StreamReader {
@@ -338,5 +331,18 @@ impl StreamReader {
         let low = self.low;
         self.sent.retain(|&s| s > low);
         Ok(true)
+    }
+}
+
+/// The seq a `Last-Event-ID` (header or query) names; blank is none.
+fn seq_after(value: Option<&str>) -> ApiResult<Option<i64>> {
+    match value.map(str::trim).filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(s) => s.parse::<i64>().map(Some).map_err(|_| {
+            ApiError::new(
+                ErrorCode::InvalidLastEventId,
+                "Last-Event-ID is a notification seq",
+            )
+        }),
     }
 }

@@ -32,16 +32,21 @@ const DEFAULT_SPAN_MS: i64 = 86_400_000;
 #[into_params(parameter_in = Query)]
 pub struct StatsParams {
     /// Start of the range, inclusive (RFC 3339 or epoch ms) [default: 24 h before `to`].
+    #[param(schema_with = crate::openapi::instant_in)]
     from: Option<String>,
     /// End of the range, exclusive (RFC 3339 or epoch ms) [default: now].
+    #[param(schema_with = crate::openapi::instant_in)]
     to: Option<String>,
     /// `above` counts events whose red level is strictly above this finite number
     /// [default 0.5].
+    #[param(
+        pattern = "^[+-]?(?:[0-9]{1,15}(?:\\.[0-9]{0,15})?|\\.[0-9]{1,15})(?:[eE][+-]?[0-9]{1,2})?$"
+    )]
     threshold: Option<String>,
     /// An admin's: only this client's events.
     client: Option<String>,
-    /// Count per bucket of this width: `1m`, `5m`, `1h` or `1d`.
-    #[param(pattern = "^(1m|5m|1h|1d)$")]
+    /// Count per bucket of this width: `1m`, `5m`, `1h` or `1d` (empty: one total).
+    #[param(pattern = "^(1m|5m|1h|1d)?$")]
     bucket: Option<String>,
 }
 

@@ -537,3 +537,32 @@ async fn a_leaked_admin_key_can_be_revoked() {
     assert_error(resp, 409, "last_key").await;
     assert_eq!(status(&app, &second_key, "/clients").await, 200);
 }
+
+// Schemathesis: the document lets a key creation's body be JSON `null` (the body is optional),
+// but `POST /clients/{id}/keys` with the body `null` was 422 invalid_fields.
+#[tokio::test]
+async fn a_key_creation_body_of_json_null_is_the_empty_body() {
+    let app = spawn_app().await;
+    let (client, key) = app.create_client("acme").await;
+    let made = app
+        .with_key(&key, Method::POST, &format!("/clients/{client}/keys"))
+        .header("content-type", "application/json")
+        .body("null")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(made.status(), 201);
+    let made: Value = made.json().await.unwrap();
+    assert_eq!(made["name"], "key", "{made}");
+    assert!(made["expires_at"].is_null(), "{made}");
+    let admin = app
+        .admin(Method::POST, "/admin/keys")
+        .header("content-type", "application/json")
+        .body(" null ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(admin.status(), 201);
+    let admin: Value = admin.json().await.unwrap();
+    assert_eq!(admin["name"], "admin key", "{admin}");
+}

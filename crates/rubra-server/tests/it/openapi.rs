@@ -276,3 +276,18 @@ async fn audit_and_notifications_refuse_a_limit_outside_1_to_1000_like_every_lis
         }
     }
 }
+
+// Schemathesis: `GET /notifications/stream?last_event_id=<not a seq>` was 200 when a
+// `Last-Event-ID` header came too (the query was never read), 400 without one.
+#[tokio::test]
+async fn a_bad_last_event_id_query_is_refused_even_beside_a_last_event_id_header() {
+    let app = spawn_app().await;
+    let (_, key) = app.create_client("acme").await;
+    let resp = app
+        .with_key(&key, Method::GET, "/notifications/stream?last_event_id=x")
+        .header("last-event-id", "0")
+        .send()
+        .await
+        .unwrap();
+    crate::helpers::assert_error(resp, 400, "invalid_last_event_id").await;
+}

@@ -177,6 +177,13 @@ fn admin_makes_lists_and_revokes_keys_and_disables_clients() {
     admin(&data, &["revoke-key", &id, &first_id]);
     let off: Value = serde_json::from_str(&admin(&data, &["disable-client", &id])).unwrap();
     assert_eq!(off["disabled"], true);
+    // As the API shows a client (issue #21): RFC 3339 UTC with ms, not epoch ms.
+    for field in ["created_at", "disabled_at"] {
+        let t = off[field]
+            .as_str()
+            .unwrap_or_else(|| panic!("{field}: {off}"));
+        assert!(t.len() == 24 && t.ends_with('Z'), "{field}: {t}");
+    }
 
     let server = start_server(&data);
     let get = |key: &str| {
