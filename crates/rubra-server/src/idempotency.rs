@@ -10,6 +10,10 @@
 //! answer is kept when it would be the same if repeated (2xx and the 4xx of a bad request);
 //! after a 5xx, a 429 or a 401/403 the key is let go, so the retry runs. The keys live in
 //! the database, so a retry sent to another process of a cluster is answered the same.
+//! A key claimed by a process that died before answering is taken over by the first retry
+//! after the request timeout + 30 s, which runs the request again (the answer is not yet
+//! written in the work's own transaction, so work that committed just before the crash is
+//! then done twice).
 
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::Caller;
@@ -26,6 +30,9 @@ use std::time::Duration;
 
 /// How long a key and its answer are kept.
 pub const TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// How long past the request timeout a claim without an answer is still taken for running.
+const ABANDONED_AFTER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The request header.
 pub const HEADER: &str = "idempotency-key";
@@ -78,9 +85,21 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
     };
     let hash = request_hash(&parts.method, parts.uri.to_string().as_bytes(), &bytes);
     let ttl_ms = i64::try_from(TTL.as_millis()).unwrap_or(i64::MAX);
+    // A claim still unanswered this long after it was made outlived every request timeout:
+    // its process died before answering, and the retry runs the request.
+    let abandoned_ms =
+        i64::try_from((state.settings.request_timeout + ABANDONED_AFTER_TIMEOUT).as_millis())
+            .unwrap_or(i64::MAX);
     let claim = state
         .store
-        .claim_idempotency_key(&subject, &key, &hash, rubra_store::now_ms(), ttl_ms)
+        .claim_idempotency_key(
+            &subject,
+            &key,
+            &hash,
+            rubra_store::now_ms(),
+            ttl_ms,
+            abandoned_ms,
+        )
         .await;
     match claim {
         Err(e) => return ApiError::from(e).into_response(),

@@ -7,7 +7,8 @@
 //! ([`IdempotencyStore::complete_idempotency_key`]) or drops the row when the answer should
 //! not be repeated — a 5xx, a 429 — so that a retry runs again
 //! ([`IdempotencyStore::release_idempotency_key`]). A row older than the time to live is
-//! taken over by the next claim as if it were not there, and swept by retention.
+//! taken over by the next claim as if it were not there, and swept by retention; so is a
+//! claim still unanswered after the in-flight time (its process died before it answered).
 //!
 //! The claim is one statement (an insert that takes over an expired row), so two processes
 //! claiming the same key at once cannot both run the request: one gets
@@ -46,7 +47,8 @@ pub enum Claim {
 #[async_trait]
 pub trait IdempotencyStore {
     /// Claims `key` of `subject` for the request hashing to `request_hash` at `now_ms`; a row
-    /// older than `ttl_ms` counts as absent.
+    /// older than `ttl_ms` counts as absent, and so does a claim still without an answer after
+    /// `abandoned_ms` (its process died before it answered: the retry runs the request).
     async fn claim_idempotency_key(
         &self,
         subject: &str,
@@ -54,6 +56,7 @@ pub trait IdempotencyStore {
         request_hash: &str,
         now_ms: i64,
         ttl_ms: i64,
+        abandoned_ms: i64,
     ) -> Result<Claim>;
 
     /// Keeps `response` as the answer of a claimed key.
@@ -72,8 +75,7 @@ pub trait IdempotencyStore {
 async fn claim<DB>(
     pool: &Pool<DB>,
     (subject, key, request_hash): (&str, &str, &str),
-    now_ms: i64,
-    ttl_ms: i64,
+    (now_ms, ttl_ms, abandoned_ms): (i64, i64, i64),
 ) -> Result<Claim>
 where
     DB: Database,
@@ -92,6 +94,7 @@ where
          ON CONFLICT (subject, key) DO UPDATE SET request_hash = excluded.request_hash, \
            status = NULL, content_type = NULL, body = NULL, created_at = excluded.created_at \
          WHERE idempotency_keys.created_at < $5 \
+            OR (idempotency_keys.status IS NULL AND idempotency_keys.created_at < $6) \
          RETURNING created_at",
     )
     .bind(subject.to_owned())
@@ -99,6 +102,7 @@ where
     .bind(request_hash.to_owned())
     .bind(now_ms)
     .bind(now_ms.saturating_sub(ttl_ms))
+    .bind(now_ms.saturating_sub(abandoned_ms))
     .fetch_optional(pool)
     .await?;
     if taken.is_some() {
@@ -186,9 +190,15 @@ impl IdempotencyStore for SqliteStore {
         request_hash: &str,
         now_ms: i64,
         ttl_ms: i64,
+        abandoned_ms: i64,
     ) -> Result<Claim> {
         let _gate = self.write_gate().await;
-        claim(self.pool(), (subject, key, request_hash), now_ms, ttl_ms).await
+        claim(
+            self.pool(),
+            (subject, key, request_hash),
+            (now_ms, ttl_ms, abandoned_ms),
+        )
+        .await
     }
 
     async fn complete_idempotency_key(
@@ -216,8 +226,14 @@ impl IdempotencyStore for PgStore {
         request_hash: &str,
         now_ms: i64,
         ttl_ms: i64,
+        abandoned_ms: i64,
     ) -> Result<Claim> {
-        claim(self.pool(), (subject, key, request_hash), now_ms, ttl_ms).await
+        claim(
+            self.pool(),
+            (subject, key, request_hash),
+            (now_ms, ttl_ms, abandoned_ms),
+        )
+        .await
     }
 
     async fn complete_idempotency_key(

@@ -4,7 +4,13 @@
 use rubra_store::{Claim, Store, StoredResponse, now_ms};
 use std::sync::Arc;
 
-crate::both_backends!(a_key_is_claimed_once_answered_again_and_expires);
+/// How long an unanswered claim counts as running.
+const IN_FLIGHT: i64 = 60_000;
+
+crate::both_backends!(
+    a_key_is_claimed_once_answered_again_and_expires,
+    a_claim_left_unanswered_by_a_dead_process_is_taken_over_after_the_in_flight_time,
+);
 
 async fn a_key_is_claimed_once_answered_again_and_expires(store: Arc<dyn Store>) {
     let day = 86_400_000;
@@ -13,7 +19,7 @@ async fn a_key_is_claimed_once_answered_again_and_expires(store: Arc<dyn Store>)
         let store = store.clone();
         async move {
             store
-                .claim_idempotency_key(subject, key, hash, at, day)
+                .claim_idempotency_key(subject, key, hash, at, day, IN_FLIGHT)
                 .await
                 .unwrap()
         }
@@ -42,4 +48,48 @@ async fn a_key_is_claimed_once_answered_again_and_expires(store: Arc<dyn Store>)
     // A key let go (its answer is not to be repeated) is new at once.
     store.release_idempotency_key("cl_b", "k").await.unwrap();
     assert_eq!(claim("cl_b", "k", "h2", now).await, Claim::New);
+}
+
+/// The chaos soak (issue #26): a process killed between claiming a key and storing its
+/// answer left the key "in use" for its whole day, and every retry got 409.
+async fn a_claim_left_unanswered_by_a_dead_process_is_taken_over_after_the_in_flight_time(
+    store: Arc<dyn Store>,
+) {
+    let day = 86_400_000;
+    let now = now_ms();
+    let claim = |hash: &'static str, at: i64| {
+        let store = store.clone();
+        async move {
+            store
+                .claim_idempotency_key("cl_a", "k", hash, at, day, IN_FLIGHT)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(claim("h1", now).await, Claim::New);
+    assert_eq!(
+        claim("h1", now + IN_FLIGHT - 1_000).await,
+        Claim::InProgress
+    );
+    // Nobody answered within the in-flight time: the retry runs the request.
+    assert_eq!(claim("h1", now + IN_FLIGHT + 1_000).await, Claim::New);
+    assert_eq!(
+        claim("h1", now + IN_FLIGHT + 2_000).await,
+        Claim::InProgress,
+        "the retry holds the key now"
+    );
+    // An answered key is kept for its day, however long ago it was answered.
+    let answer = StoredResponse {
+        status: 202,
+        content_type: None,
+        body: Vec::new(),
+    };
+    store
+        .complete_idempotency_key("cl_a", "k", &answer)
+        .await
+        .unwrap();
+    assert_eq!(
+        claim("h1", now + 10 * IN_FLIGHT).await,
+        Claim::Replay(answer)
+    );
 }

@@ -206,7 +206,7 @@ async fn the_sweeper_deletes_only_what_is_old(store: Arc<dyn Store>) {
     // An idempotency key claimed (and answered) before the cutoff, one after.
     let day = 86_400_000;
     let old_key = store
-        .claim_idempotency_key(a.as_str(), "old", "h", now_ms() - 5_000, day)
+        .claim_idempotency_key(a.as_str(), "old", "h", now_ms() - 5_000, day, day)
         .await
         .unwrap();
     assert_eq!(old_key, rubra_store::Claim::New);
@@ -244,7 +244,7 @@ async fn the_sweeper_deletes_only_what_is_old(store: Arc<dyn Store>) {
     let audit_rows = store.list_audit(&all_audit).await.unwrap().len() as u64;
     assert!(audit_rows >= 3, "{audit_rows}");
     store
-        .claim_idempotency_key(a.as_str(), "new", "h", now_ms(), day)
+        .claim_idempotency_key(a.as_str(), "new", "h", now_ms(), day, day)
         .await
         .unwrap();
     let deleted = sweep(store.as_ref(), &plan, || true).await.unwrap();
@@ -264,7 +264,7 @@ async fn the_sweeper_deletes_only_what_is_old(store: Arc<dyn Store>) {
     // The recent key is still claimed: the same request with it is in progress.
     assert_eq!(
         store
-            .claim_idempotency_key(a.as_str(), "new", "h", now_ms(), day)
+            .claim_idempotency_key(a.as_str(), "new", "h", now_ms(), day, day)
             .await
             .unwrap(),
         rubra_store::Claim::InProgress
