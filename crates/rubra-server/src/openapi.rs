@@ -165,6 +165,66 @@ impl Modify for OperationIds {
     }
 }
 
+/// The collections whose `POST` answers 201 (a job: 202) with the new item's `id`, readable
+/// (and, but for clients, deletable) at `{collection}/{id}`.
+const LINKED: [&str; 4] = ["/clients", "/jobs", "/subscriptions", "/watches"];
+
+/// Links the 201/202 answer of each [`LINKED`] `POST` to the `GET` and `DELETE` of the item it
+/// made (`id` from the answer's body), so clients and Schemathesis's stateful phase can
+/// follow create → get → delete. Runs after [`OperationIds`], whose ids the links name.
+struct Links;
+
+impl Modify for Links {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::RefOr;
+        use utoipa::openapi::link::LinkBuilder;
+        for collection in LINKED {
+            let item_path = format!("{collection}/{{id}}");
+            let Some(item) = doc.paths.paths.get(&item_path) else {
+                continue;
+            };
+            let targets: Vec<(&str, String)> = [("get", &item.get), ("delete", &item.delete)]
+                .into_iter()
+                .filter_map(|(name, op)| {
+                    let id = op.as_ref()?.operation_id.clone()?;
+                    Some((name, id))
+                })
+                .collect();
+            let Some(RefOr::T(created)) = doc
+                .paths
+                .paths
+                .get_mut(collection)
+                .and_then(|c| c.post.as_mut())
+                .and_then(|op| {
+                    let answers = &mut op.responses.responses;
+                    let status = if answers.contains_key("201") {
+                        "201"
+                    } else {
+                        "202"
+                    };
+                    answers.get_mut(status)
+                })
+            else {
+                continue;
+            };
+            for (name, operation_id) in targets {
+                created.links.insert(
+                    name.to_owned(),
+                    RefOr::T(
+                        LinkBuilder::new()
+                            .operation_id(operation_id)
+                            .parameter("id", "$response.body#/id")
+                            .description(format!(
+                                "The item this request made, by its `id`: {name} it"
+                            ))
+                            .build(),
+                    ),
+                );
+            }
+        }
+    }
+}
+
 /// The whole document: [`ApiDoc`] with every route `routes::api` mounts.
 pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = crate::routes::api().into_openapi();
@@ -172,15 +232,46 @@ pub fn document() -> utoipa::openapi::OpenApi {
     ErrorResponses.modify(&mut doc);
     IdempotencyKeys.modify(&mut doc);
     OperationIds.modify(&mut doc);
+    Links.modify(&mut doc);
     doc
 }
 
 /// The document as JSON, rendered once.
 static JSON: LazyLock<String> = LazyLock::new(|| {
-    document()
-        .to_pretty_json()
-        .expect("the OpenAPI document serializes")
+    let mut doc = serde_json::to_value(document()).expect("the OpenAPI document serializes");
+    spell_link_fields(&mut doc);
+    serde_json::to_string_pretty(&doc).expect("the OpenAPI document serializes")
 });
+
+/// utoipa 5.5 writes a Link object's fields as `operation_id`, `operation_ref` and
+/// `request_body`; OpenAPI spells them `operationId`, `operationRef` and `requestBody`.
+fn spell_link_fields(doc: &mut serde_json::Value) {
+    let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) else {
+        return;
+    };
+    let responses = paths
+        .values_mut()
+        .filter_map(|item| item.as_object_mut())
+        .flat_map(|item| item.values_mut())
+        .filter_map(|op| op.get_mut("responses").and_then(|r| r.as_object_mut()))
+        .flat_map(|responses| responses.values_mut());
+    for response in responses {
+        let Some(links) = response.get_mut("links").and_then(|l| l.as_object_mut()) else {
+            continue;
+        };
+        for link in links.values_mut().filter_map(|l| l.as_object_mut()) {
+            for (from, to) in [
+                ("operation_id", "operationId"),
+                ("operation_ref", "operationRef"),
+                ("request_body", "requestBody"),
+            ] {
+                if let Some(v) = link.remove(from) {
+                    link.insert(to.to_owned(), v);
+                }
+            }
+        }
+    }
+}
 
 /// The document as pretty JSON (what `GET /openapi.json` answers).
 pub fn document_json() -> &'static str {

@@ -291,3 +291,48 @@ async fn a_bad_last_event_id_query_is_refused_even_beside_a_last_event_id_header
         .unwrap();
     crate::helpers::assert_error(resp, 400, "invalid_last_event_id").await;
 }
+
+/// Issue #21: Schemathesis's stateful phase followed 4 of 45 inferred links and none from the
+/// creating POSTs; each now links its 201 to the GET and DELETE of the item it made.
+#[tokio::test]
+async fn each_creating_post_links_its_answer_to_the_get_and_delete_of_the_item() {
+    let app = spawn_app().await;
+    let doc: Value = serde_json::from_str(rubra_server::openapi_json()).unwrap();
+    for (collection, status, methods) in [
+        ("/clients", "201", &["get"][..]),
+        ("/jobs", "202", &["get", "delete"][..]),
+        ("/subscriptions", "201", &["get", "delete"][..]),
+        ("/watches", "201", &["get", "delete"][..]),
+    ] {
+        let links = &doc["paths"][collection]["post"]["responses"][status]["links"];
+        let item = &doc["paths"][format!("{collection}/{{id}}")];
+        for &method in methods {
+            let link = method;
+            assert_eq!(
+                links[link]["operationId"], item[method]["operationId"],
+                "{collection}: {links}"
+            );
+            assert_eq!(links[link]["parameters"]["id"], "$response.body#/id");
+        }
+    }
+    // Followed as a client would: the id from the 201's body gets and deletes the item.
+    let (_, key) = app.create_client("acme").await;
+    let resp = app
+        .with_key(&key, Method::POST, "/subscriptions")
+        .json(&serde_json::json!({"threshold": 0.5, "channel": {"type": "stream"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let made: Value = resp.json().await.unwrap();
+    let id = made["id"].as_str().unwrap();
+    let path = format!("/subscriptions/{id}");
+    let got = app.with_key(&key, Method::GET, &path).send().await.unwrap();
+    assert_eq!(got.status(), 200);
+    let gone = app
+        .with_key(&key, Method::DELETE, &path)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), 204);
+}
