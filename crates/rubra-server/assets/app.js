@@ -507,6 +507,7 @@
         ["state", (s) => (s.state || "") + (s.paused_reason ? " — " + s.paused_reason : "")],
         ["", (s) => [
           s.state && s.state !== "active" ? h("button", { type: "button", on: { click: () => send("POST", "/subscriptions/" + encodeURIComponent(s.id) + "/resume").then(loadSubs).catch(report) } }, "Resume") : null,
+          s.state === "active" ? h("button", { type: "button", on: { click: () => send("POST", "/subscriptions/" + encodeURIComponent(s.id) + "/pause").then(loadSubs).catch(report) } }, "Pause") : null,
           " ",
           h("button", { type: "button", on: { click: () => { if (confirm("Delete subscription " + s.id + "?")) send("DELETE", "/subscriptions/" + encodeURIComponent(s.id)).then(loadSubs).catch(report); } } }, "Delete"),
         ]],

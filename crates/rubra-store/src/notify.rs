@@ -49,6 +49,10 @@ use crate::{ClientId, MessageContent, PgStore, Result, Scope, SqliteStore, TypeP
 use async_trait::async_trait;
 use serde::Serialize;
 use std::fmt;
+
+/// The `paused_reason` of a subscription its client paused
+/// ([`NotifyStore::pause_subscription`]).
+pub const PAUSED_BY_CLIENT: &str = "paused by its client";
 use std::sync::LazyLock;
 use tokio::sync::watch;
 
@@ -395,6 +399,16 @@ pub trait NotifyStore: Send + Sync {
         new_secret: &str,
         overlap_until: i64,
         actor: &crate::Actor,
+    ) -> Result<Option<Subscription>>;
+
+    /// Pauses an active subscription at its client's request ([`PAUSED_BY_CLIENT`] is its
+    /// `paused_reason`): its waiting notifications are held until it is resumed, and so are
+    /// new ones; one being delivered right now finishes its attempt. Pausing a paused one
+    /// changes nothing. `None` when there is no such subscription.
+    async fn pause_subscription(
+        &self,
+        scope: &Scope,
+        id: &SubscriptionId,
     ) -> Result<Option<Subscription>>;
 
     /// Resumes a paused subscription: failures reset, held notifications due at once.

@@ -127,6 +127,7 @@ pub(crate) fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(stats::get))
         .routes(routes!(subscriptions::list, subscriptions::create))
         .routes(routes!(subscriptions::get, subscriptions::delete))
+        .routes(routes!(subscriptions::pause))
         .routes(routes!(subscriptions::resume))
         .routes(routes!(subscriptions::rotate_secret))
         .routes(routes!(notifications::log))

@@ -11,8 +11,9 @@
 //! never shown back. `POST /subscriptions/{id}/rotate-secret` returns a new secret, once; the
 //! old one goes on signing beside it for `--webhook-secret-overlap-secs` (24 h), so a
 //! receiver that checks either finds one that matches while it switches. A subscription whose deliveries keep failing is paused (its `state` and
-//! `paused_reason` say so) and its notifications are held, not dropped; `POST
-//! /subscriptions/{id}/resume` delivers them again.
+//! `paused_reason` say so), and so is one its client pauses (`POST /subscriptions/{id}/pause`);
+//! its notifications are held, not dropped; `POST /subscriptions/{id}/resume` delivers them
+//! again.
 
 use super::{Page, created_key, page_of};
 use crate::error::{ApiError, ApiResult, ErrorCode};
@@ -386,6 +387,31 @@ pub async fn rotate_secret(
     let mut body = subscription_json(&sub, true);
     body.previous_secret_until = Some(sub.previous_secret_until.map(format_ms));
     Ok(Json(body))
+}
+
+/// `POST /subscriptions/{id}/pause`: an active subscription is paused at its client's request
+/// (`paused_reason` says so); its notifications are held, not dropped, until it is resumed.
+/// Pausing a paused one is a no-op.
+#[utoipa::path(
+    post,
+    path = "/subscriptions/{id}/pause",
+    tag = "subscriptions",
+    params(("id" = String, Path, description = "The subscription's id")),
+    responses((status = 200, description = "The subscription, paused", body = SubscriptionView)),
+)]
+#[tracing::instrument(name = "http.subscriptions.pause", skip_all, fields(id = %id))]
+pub async fn pause(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<SubscriptionView>> {
+    let id = parse_id(&id)?;
+    let sub = state
+        .store
+        .pause_subscription(&who.scope(), &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("subscription"))?;
+    Ok(Json(subscription_json(&sub, false)))
 }
 
 /// `POST /subscriptions/{id}/resume`: a paused subscription is active again, its failure

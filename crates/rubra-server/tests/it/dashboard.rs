@@ -661,7 +661,7 @@ async fn browser_every_view_fits_a_360_px_screen_and_admins_see_clients() {
 }
 
 #[tokio::test]
-async fn browser_a_webhook_secret_is_shown_once_and_subscriptions_are_deleted() {
+async fn browser_a_webhook_secret_is_shown_once_and_subscriptions_are_paused_resumed_and_deleted() {
     let Some(b) = browser("subscriptions").await else {
         return;
     };
@@ -705,9 +705,33 @@ async fn browser_a_webhook_secret_is_shown_once_and_subscriptions_are_deleted() 
         .await
         .unwrap();
     assert_eq!(still, json!(false));
+    // Pause and resume.
+    let button = |label: &'static str| {
+        Locator::XPath(match label {
+            "Pause" => "//*[@id='subs']//tbody//button[normalize-space()='Pause']",
+            "Resume" => "//*[@id='subs']//tbody//button[normalize-space()='Resume']",
+            _ => "//*[@id='subs']//tbody//button[normalize-space()='Delete']",
+        })
+    };
+    b.c.find(button("Pause"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.wait_text("#subs", |t| t.contains("paused by its client"))
+        .await;
+    b.c.find(button("Resume"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.wait_text("#subs", |t| !t.contains("paused") && t.contains("active"))
+        .await;
     // Delete asks first.
     b.js("window.confirm = () => true").await;
-    b.c.find(Locator::Css("#subs tbody button"))
+    b.c.find(button("Delete"))
         .await
         .unwrap()
         .click()

@@ -346,6 +346,51 @@ async fn a_failing_endpoint_pauses_its_subscription_and_resume_delivers_what_was
 }
 
 #[tokio::test]
+async fn a_client_pauses_its_subscription_and_resume_delivers_what_was_held() {
+    let app = spawn_app_with(|c| {
+        c.fetch_allow = Some(vec!["127.0.0.1".into()]);
+    })
+    .await;
+    let (_, key) = app.create_client("acme").await;
+    let rx = Receiver::start(|_, _| (200, String::new())).await;
+    let sub = subscribe(&app, &key, 0.1, json!({"type": "webhook", "url": rx.base})).await;
+    let path = format!("/subscriptions/{}", sub["id"].as_str().unwrap());
+    let resp = app
+        .with_key(&key, Method::POST, &format!("{path}/pause"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let paused: Value = resp.json().await.unwrap();
+    assert_eq!(paused["state"], "paused");
+    assert_eq!(paused["paused_reason"], "paused by its client");
+    red_event(&app, &key, 60).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(rx.seen().len(), 0, "nothing is sent while paused");
+    // Another client cannot pause or resume it.
+    let (_, other) = app.create_client("other").await;
+    for action in ["pause", "resume"] {
+        let resp = app
+            .with_key(&other, Method::POST, &format!("{path}/{action}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 404, "{action}");
+    }
+    let resp = app
+        .with_key(&key, Method::POST, &format!("{path}/resume"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        rx.wait_for(1).await.len(),
+        1,
+        "the held notification is delivered"
+    );
+}
+
+#[tokio::test]
 async fn viber_gets_the_token_and_body_and_a_nonzero_status_is_a_failure() {
     let viber = Receiver::start(|n, r| {
         let ok_token = r.header("x-viber-auth-token") == Some("bot-token");

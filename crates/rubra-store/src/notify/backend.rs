@@ -380,6 +380,42 @@ macro_rules! impl_notify_store {
                     self.get_subscription(scope, id).await
                 }
 
+                #[tracing::instrument(name = "store.pause_subscription", skip_all, fields(id = %id))]
+                async fn pause_subscription(
+                    &self,
+                    scope: &Scope,
+                    id: &SubscriptionId,
+                ) -> Result<Option<Subscription>> {
+                    let _gate = self.write_gate().await;
+                    let mut tx = self.pool().begin().await?;
+                    let paused = sqlx::query(
+                        "UPDATE subscriptions SET state = 'paused', paused_reason = $3 \
+                         WHERE id = $1 AND deleted_at IS NULL AND state = 'active' \
+                           AND (CAST($2 AS TEXT) IS NULL OR client_id = $2)",
+                    )
+                    .bind(id.as_str())
+                    .bind(scope.client_filter())
+                    .bind(super::PAUSED_BY_CLIENT)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    if paused > 0 {
+                        // As when failures pause it: rows leased right now finish their
+                        // attempt and are held when they record it.
+                        sqlx::query(
+                            "UPDATE notifications SET state = 'held' \
+                             WHERE subscription_id = $1 AND state = 'pending' \
+                               AND (lease_owner IS NULL OR lease_until < $2)",
+                        )
+                        .bind(id.as_str())
+                        .bind(crate::now_ms())
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    tx.commit().await?;
+                    self.get_subscription(scope, id).await
+                }
+
                 #[tracing::instrument(name = "store.resume_subscription", skip_all, fields(id = %id))]
                 async fn resume_subscription(
                     &self,

@@ -15,6 +15,7 @@ crate::both_backends!(
     verdicts_move_notifications_and_a_lost_lease_changes_nothing,
     a_batch_of_verdicts_is_recorded_as_one_by_one,
     repeated_failures_pause_and_resume_releases_held_notifications,
+    a_client_pauses_its_subscription_and_its_notifications_are_held_until_resumed,
     deleting_a_subscription_cancels_its_undelivered_notifications,
     delivery_log_is_written_in_batches_and_read_in_pages,
     replay_cursors,
@@ -806,4 +807,77 @@ async fn a_client_holds_only_its_share_while_another_client_waits(store: Arc<dyn
     let mut sorted = seqs.clone();
     sorted.sort_unstable();
     assert_eq!(seqs, sorted, "claimed rows come in seq order");
+}
+
+/// Issue #23: the dashboard's "pause" needs a pause the client asks for, beside the one
+/// repeated failures make.
+async fn a_client_pauses_its_subscription_and_its_notifications_are_held_until_resumed(
+    store: Arc<dyn Store>,
+) {
+    let a = store
+        .create_client("a", &rubra_store::Actor::system())
+        .await
+        .unwrap()
+        .id;
+    let sub = subscribe(&store, &a, 0.1, webhook()).await;
+    event(&store, &a, 0.9).await;
+    let scope = Scope::Client(a.clone());
+    // Another client cannot pause it.
+    let b = store
+        .create_client("b", &rubra_store::Actor::system())
+        .await
+        .unwrap()
+        .id;
+    assert!(
+        store
+            .pause_subscription(&Scope::Client(b), &sub.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let paused = store
+        .pause_subscription(&scope, &sub.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(paused.state, SubscriptionState::Paused);
+    assert_eq!(
+        paused.paused_reason.as_deref(),
+        Some(rubra_store::PAUSED_BY_CLIENT)
+    );
+    // The waiting notification and a new one are held, not claimed.
+    event(&store, &a, 0.9).await;
+    let later = now_ms() + 120_000;
+    assert!(
+        store
+            .claim_notifications("me", later, 60_000, &ClaimLimits::total(10))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let states: Vec<_> = store
+        .notifications_after(&a, 0, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|n| n.state)
+        .collect();
+    assert_eq!(states, ["held"; 2]);
+    // Pausing again changes nothing; resuming delivers both.
+    let again = store
+        .pause_subscription(&scope, &sub.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.state, SubscriptionState::Paused);
+    store
+        .resume_subscription(&scope, &sub.id)
+        .await
+        .unwrap()
+        .unwrap();
+    let back = store
+        .claim_notifications("me", now_ms() + 1, 60_000, &ClaimLimits::total(10))
+        .await
+        .unwrap();
+    assert_eq!(back.len(), 2);
 }
