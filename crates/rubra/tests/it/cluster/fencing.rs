@@ -2,8 +2,7 @@
 //! work, another takes the work over, and once healed the cut one must not write a stale
 //! result, verdict or change — every such write carries the lease's token.
 
-use super::support::{args, cluster, db, get_json, host_server, node_logs, until};
-use crate::helpers::create_client;
+use super::support::{args, cluster, db, get_json, host_server, make_client, node_logs, until};
 use axum::response::IntoResponse;
 use object_store::ObjectStoreExt;
 use object_store::aws::AmazonS3Builder;
@@ -62,7 +61,7 @@ async fn a_worker_cut_off_past_its_job_lease_writes_no_stale_result() {
     );
     let base = c.node(api).base();
     let http = reqwest::Client::new();
-    let key = create_client(&http, &base, c.admin_key().unwrap(), "acme").await;
+    let key = make_client(&http, &base, c.admin_key().unwrap(), "acme").await;
     // About 8 s a run: the job is mid-way when its worker is cut off.
     c.s3().set_rate(size / 8);
     let worker = args(&["--job-workers", "1", "--jobs-s3-allow", &allow]);
@@ -169,7 +168,7 @@ async fn a_poller_cut_off_past_its_watch_lease_records_no_stale_change() {
     let api = c.spawn(Role::Serve, &api_args);
     let base = c.node(api).base();
     let http = reqwest::Client::new();
-    let key = create_client(&http, &base, c.admin_key().unwrap(), "acme").await;
+    let key = make_client(&http, &base, c.admin_key().unwrap(), "acme").await;
     let w1 = c.spawn(Role::Worker, &common);
     let w2 = c.spawn(Role::Worker, &common);
     let resp = http
@@ -255,7 +254,7 @@ async fn a_deliverer_cut_off_past_its_lease_records_no_stale_verdict() {
     let api = c.spawn(Role::Serve, &common);
     let base = c.node(api).base();
     let http = reqwest::Client::new();
-    let key = create_client(&http, &base, c.admin_key().unwrap(), "acme").await;
+    let key = make_client(&http, &base, c.admin_key().unwrap(), "acme").await;
     let _worker = c.spawn(Role::Worker, &common);
     let resp = http
         .post(format!("{base}/subscriptions"))

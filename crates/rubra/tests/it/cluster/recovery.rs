@@ -6,8 +6,7 @@
 //! - S3 refusing every connection for a while: an upload answers 503 and leaves nothing
 //!   behind; a job submitted meanwhile retries and succeeds once S3 is back.
 
-use super::support::{args, cluster, get_json, until};
-use crate::helpers::create_client;
+use super::support::{args, cluster, get_json, make_client, until};
 use object_store::ObjectStoreExt;
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as ObjectPath;
@@ -61,7 +60,7 @@ async fn postgres_restarted_under_load_every_process_reconnects() {
     let _w = c.spawn(Role::Worker, &args(&["--jobs-s3-allow", &allow]));
     let bases = [c.node(s0).base(), c.node(s1).base()];
     let http = reqwest::Client::new();
-    let key = create_client(&http, &bases[0], c.admin_key().unwrap(), "acme").await;
+    let key = make_client(&http, &bases[0], c.admin_key().unwrap(), "acme").await;
 
     // Load: batches of 10 events to both processes; count what was accepted and every
     // answer other than 201 and 503.
@@ -190,7 +189,7 @@ async fn s3_refusing_uploads_answer_503_and_jobs_retry() {
     let s0 = c.spawn(Role::Serve, &args(&["--jobs-s3-allow", &allow]));
     let base = c.node(s0).base();
     let http = reqwest::Client::new();
-    let key = create_client(&http, &base, c.admin_key().unwrap(), "acme").await;
+    let key = make_client(&http, &base, c.admin_key().unwrap(), "acme").await;
     let img = png();
     c.s3().set_down(true);
     let r = http
