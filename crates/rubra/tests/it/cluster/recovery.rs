@@ -66,12 +66,17 @@ async fn postgres_restarted_under_load_every_process_reconnects() {
     // answer other than 201 and 503.
     let stop = Arc::new(AtomicBool::new(false));
     let accepted = Arc::new(AtomicU64::new(0));
+    // Events of batches answered 503 or not at all: their outcome is unknown to the client
+    // (a batch whose answer was lost, or timed out while the writer still committed it, may be
+    // stored); only an Idempotency-Key makes their retry safe.
+    let unsure = Arc::new(AtomicU64::new(0));
     let unexpected = Arc::new(std::sync::Mutex::new(Vec::<u16>::new()));
     let mut load = Vec::new();
     for base in bases.clone() {
-        let (stop, accepted, unexpected, http, key) = (
+        let (stop, accepted, unsure, unexpected, http, key) = (
             stop.clone(),
             accepted.clone(),
+            unsure.clone(),
             unexpected.clone(),
             http.clone(),
             key.clone(),
@@ -90,9 +95,11 @@ async fn postgres_restarted_under_load_every_process_reconnects() {
                     Ok(201) => {
                         accepted.fetch_add(10, Ordering::Relaxed);
                     }
-                    Ok(503) => tokio::time::sleep(Duration::from_millis(100)).await,
+                    Ok(503) | Err(_) => {
+                        unsure.fetch_add(10, Ordering::Relaxed);
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
                     Ok(s) => unexpected.lock().unwrap().push(s),
-                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
                 }
             }
         }));
@@ -142,7 +149,10 @@ async fn postgres_restarted_under_load_every_process_reconnects() {
         "no answer but 201 and 503"
     );
     let total = accepted.load(Ordering::Relaxed);
-    // Every accepted event counted once, on each process (the ingest writer may lag a little).
+    let unsure = unsure.load(Ordering::Relaxed);
+    // Every accepted event counted once, on each process (the ingest writer may lag a little),
+    // and nothing counted beyond what was accepted or answered without a verdict. A clean-clone
+    // CI run counted 640 of 630 accepted: a batch answered 503 during the restart was stored.
     for base in &bases {
         let url = format!("{base}/stats?from=0&to=9999999999999&threshold=0.5");
         until(
@@ -151,8 +161,11 @@ async fn postgres_restarted_under_load_every_process_reconnects() {
             || async {
                 let s = get_json(&http, &url, &key).await?;
                 let got = s["total"].as_u64()?;
-                assert!(got <= total, "counted {got} of {total} accepted");
-                (got == total).then_some(())
+                assert!(
+                    got <= total + unsure,
+                    "counted {got} of {total} accepted and {unsure} unsure"
+                );
+                (got >= total).then_some(())
             },
         )
         .await;
