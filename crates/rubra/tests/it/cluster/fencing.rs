@@ -2,13 +2,15 @@
 //! work, another takes the work over, and once healed the cut one must not write a stale
 //! result, verdict or change — every such write carries the lease's token.
 
-use super::support::{args, cluster, db, get_json, host_server, make_client, node_logs, until};
+use super::support::{
+    args, cluster, db, get_json, host_server, make_client, node_logs, post_settled, until,
+};
 use axum::response::IntoResponse;
 use object_store::ObjectStoreExt;
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as ObjectPath;
 use rubra_testkit::cluster::{Cluster, Role, Service};
-use serde_json::{Value, json};
+use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -66,16 +68,14 @@ async fn a_worker_cut_off_past_its_job_lease_writes_no_stale_result() {
     c.s3().set_rate(size / 8);
     let worker = args(&["--job-workers", "1", "--jobs-s3-allow", &allow]);
     let first = c.spawn(Role::Worker, &worker);
-    let submitted: Value = http
-        .post(format!("{base}/jobs"))
-        .bearer_auth(&key)
-        .json(&json!({"source": format!("s3://{allow}/big.csv")}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (status, submitted) = post_settled(
+        &http,
+        &format!("{base}/jobs"),
+        &key,
+        &json!({"source": format!("s3://{allow}/big.csv")}),
+    )
+    .await;
+    assert_eq!(status, 202, "{submitted}");
     let id = submitted["id"].as_str().unwrap().to_owned();
     let url = format!("{base}/jobs/{id}");
     until(
@@ -171,18 +171,15 @@ async fn a_poller_cut_off_past_its_watch_lease_records_no_stale_change() {
     let key = make_client(&http, &base, c.admin_key().unwrap(), "acme").await;
     let w1 = c.spawn(Role::Worker, &common);
     let w2 = c.spawn(Role::Worker, &common);
-    let resp = http
-        .post(format!("{base}/watches"))
-        .bearer_auth(&key)
-        .json(&json!({"url": format!("http://{source}/odds"), "interval_ms": 100}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 201);
-    let id = resp.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (status, watch) = post_settled(
+        &http,
+        &format!("{base}/watches"),
+        &key,
+        &json!({"url": format!("http://{source}/odds"), "interval_ms": 100}),
+    )
+    .await;
+    assert_eq!(status, 201, "{watch}");
+    let id = watch["id"].as_str().unwrap().to_owned();
     let n = until("three changes", Duration::from_secs(30), || async {
         let ch = changes(&c, &id).await;
         (ch.len() >= 3).then_some(ch.len())
@@ -256,22 +253,17 @@ async fn a_deliverer_cut_off_past_its_lease_records_no_stale_verdict() {
     let http = reqwest::Client::new();
     let key = make_client(&http, &base, c.admin_key().unwrap(), "acme").await;
     let _worker = c.spawn(Role::Worker, &common);
-    let resp = http
-        .post(format!("{base}/subscriptions"))
-        .bearer_auth(&key)
-        .json(&json!({"threshold": 0.5, "channel": {"type": "webhook", "url": format!("http://{hook}/hook")}}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 201);
-    let resp = http
-        .post(format!("{base}/events"))
-        .bearer_auth(&key)
-        .json(&json!([{"red": 0.9}]))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 201);
+    let sub = json!({"threshold": 0.5, "channel": {"type": "webhook", "url": format!("http://{hook}/hook")}});
+    let (status, r) = post_settled(&http, &format!("{base}/subscriptions"), &key, &sub).await;
+    assert_eq!(status, 201, "{r}");
+    let (status, r) = post_settled(
+        &http,
+        &format!("{base}/events"),
+        &key,
+        &json!([{"red": 0.9}]),
+    )
+    .await;
+    assert_eq!(status, 201, "{r}");
     let holder = tokio::time::timeout(Duration::from_secs(30), first_rx.recv())
         .await
         .expect("the webhook was called")

@@ -6,7 +6,7 @@
 //! - S3 refusing every connection for a while: an upload answers 503 and leaves nothing
 //!   behind; a job submitted meanwhile retries and succeeds once S3 is back.
 
-use super::support::{args, cluster, get_json, make_client, until};
+use super::support::{args, cluster, get_json, make_client, post_settled, until};
 use object_store::ObjectStoreExt;
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as ObjectPath;
@@ -33,16 +33,14 @@ async fn put_csv(bucket: &str, key: &str, rows: usize) {
 
 /// Submits a job over `s3://bucket/key`; answers its URL.
 async fn submit(http: &reqwest::Client, base: &str, key: &str, src: &str) -> String {
-    let r: Value = http
-        .post(format!("{base}/jobs"))
-        .bearer_auth(key)
-        .json(&json!({ "source": src }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (status, r) = post_settled(
+        http,
+        &format!("{base}/jobs"),
+        key,
+        &json!({ "source": src }),
+    )
+    .await;
+    assert_eq!(status, 202, "{r}");
     format!("{base}/jobs/{}", r["id"].as_str().unwrap())
 }
 

@@ -124,24 +124,32 @@ pub async fn make_client(http: &reqwest::Client, base: &str, admin: &str, name: 
     .await
 }
 
-/// `POST url` of `body` with `key`, asking again while the answer is a 503 or an error;
-/// answers the status and the JSON body of the first other answer.
+/// `POST url` of `body` with `key`, asking again while the answer is a 503 or an error, under
+/// one `Idempotency-Key` so that a retried creation is made once; answers the status and the
+/// JSON body of the first other answer. A serve just started on a loaded box can answer 503
+/// while its database pool warms up; a client is expected to retry.
 pub async fn post_settled(
     http: &reqwest::Client,
     url: &str,
     key: &str,
     body: &Value,
 ) -> (u16, Value) {
+    let idempotency_key = format!("settled-{:016x}", fastrand::u64(..));
     until("a POST to be answered", Duration::from_secs(60), || async {
         let r = http
             .post(url)
             .bearer_auth(key)
+            .header("Idempotency-Key", &idempotency_key)
             .json(body)
             .send()
             .await
             .ok()?;
         let status = r.status().as_u16();
         if status == 503 {
+            eprintln!(
+                "POST {url} answered 503: {}",
+                r.text().await.unwrap_or_default()
+            );
             return None;
         }
         Some((status, r.json().await.unwrap_or(Value::Null)))
