@@ -37,6 +37,10 @@ pub enum StoreError {
     /// A local file operation failed.
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
+    /// A write's commit failed and the database could not say whether it had been written
+    /// (it stayed unreachable); a retry may write it twice unless it is idempotent.
+    #[error("outcome unknown: {0}")]
+    CommitUnknown(String),
 }
 
 impl StoreError {
@@ -49,6 +53,7 @@ impl StoreError {
                 sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed
             ) | StoreError::Blob(_)
                 | StoreError::Io(_)
+                | StoreError::CommitUnknown(_)
         )
     }
 

@@ -13,6 +13,13 @@
 //! round robin, one op per client per round, at most [`MAX_CLIENT_GROUP_EVENTS`] of one
 //! client. A client flooding the writer with big batches therefore delays another client's
 //! write by about one group, not by everything it has queued.
+//!
+//! Exactly once across a lost commit answer: each group's transaction also inserts a commit
+//! record (`write_commits`) under a fresh token, with the results it answers. When the commit
+//! itself fails — PostgreSQL restarting, a connection dropped while it committed — the group
+//! may or may not be written; the writer then asks the database for the token (for up to
+//! [`COMMIT_CHECK_FOR`]) and answers from the record if it is there, and only re-applies ops
+//! the database says were not written.
 
 use crate::sql::RowsAffected;
 use crate::stats::bins;
@@ -23,6 +30,7 @@ use crate::{ImageRecord, NewEvent, Result, StoreError};
 use async_trait::async_trait;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tokio::sync::{Mutex, OwnedMutexGuard, mpsc, oneshot};
 
 /// The rollup upsert of one backend (the SQL differs: multi-row upserts on SQLite, `UNNEST`
@@ -46,6 +54,17 @@ pub(crate) const MAX_CLIENT_GROUP_EVENTS: usize = 20_000;
 /// Ops taken out of the channel into the per-client lines at most (the rest wait in the
 /// channel, whose bound makes submitters wait).
 const MAX_LINED_OPS: usize = 4096;
+
+/// How long the writer keeps asking whether a group whose commit failed was written, while
+/// the database does not answer (a restart takes a few seconds); past it the outcome is
+/// reported unknown.
+pub(crate) const COMMIT_CHECK_FOR: Duration = Duration::from_secs(10);
+
+/// How long commit records are kept: far longer than [`COMMIT_CHECK_FOR`].
+const COMMIT_RECORD_KEEP_MS: i64 = 10 * 60 * 1000;
+
+/// How often a group also deletes the commit records past [`COMMIT_RECORD_KEEP_MS`].
+const COMMIT_PRUNE_EVERY: Duration = Duration::from_secs(60);
 
 /// The rollup key of the "all clients" rows, summed for admins' all-client queries.
 pub(crate) const ALL_CLIENTS: &str = "*";
@@ -142,8 +161,63 @@ impl Lines {
 /// was new; for events: nothing).
 #[async_trait]
 pub(crate) trait ApplyWrites: Send + Sync + 'static {
-    /// Applies `ops` in one transaction.
-    async fn apply(&self, ops: &[WriteOp]) -> Result<Vec<Vec<bool>>>;
+    /// Applies `ops` in one transaction that also writes `commit` (see [`record_commit`]).
+    async fn apply(
+        &self,
+        ops: &[WriteOp],
+        commit: &CommitRecord,
+    ) -> std::result::Result<Vec<Vec<bool>>, ApplyFailure>;
+
+    /// The results recorded under `token` if its group was committed, `None` if it was not.
+    async fn committed(&self, token: &str) -> Result<Option<Vec<Vec<bool>>>>;
+}
+
+/// The commit record a group's transaction writes: a fresh random token, when, and whether
+/// this group also deletes the old records.
+#[derive(Debug)]
+pub(crate) struct CommitRecord {
+    pub(crate) token: String,
+    pub(crate) at_ms: i64,
+    /// Delete the records older than this, in the same transaction.
+    pub(crate) prune_before: Option<i64>,
+}
+
+impl CommitRecord {
+    fn new(prune: bool) -> CommitRecord {
+        let at_ms = crate::now_ms();
+        CommitRecord {
+            token: crate::random_id(16),
+            at_ms,
+            prune_before: prune.then_some(at_ms - COMMIT_RECORD_KEEP_MS),
+        }
+    }
+}
+
+/// Why a group's transaction failed: before its commit (rolled back, nothing written) or at
+/// the commit, whose outcome only the commit record can tell.
+#[derive(Debug)]
+pub(crate) struct ApplyFailure {
+    pub(crate) error: StoreError,
+    pub(crate) at_commit: bool,
+}
+
+impl ApplyFailure {
+    /// A failed commit: the group may have been written.
+    pub(crate) fn at_commit(error: impl Into<StoreError>) -> ApplyFailure {
+        ApplyFailure {
+            error: error.into(),
+            at_commit: true,
+        }
+    }
+}
+
+impl<E: Into<StoreError>> From<E> for ApplyFailure {
+    fn from(error: E) -> ApplyFailure {
+        ApplyFailure {
+            error: error.into(),
+            at_commit: false,
+        }
+    }
 }
 
 struct Job {
@@ -198,6 +272,7 @@ fn writer_gone() -> StoreError {
 
 async fn run(applier: impl ApplyWrites, mut rx: mpsc::Receiver<Job>, gate: Arc<Mutex<()>>) {
     let mut lines = Lines::default();
+    let mut pruned = Instant::now();
     loop {
         if lines.len == 0 {
             match rx.recv().await {
@@ -215,40 +290,155 @@ async fn run(applier: impl ApplyWrites, mut rx: mpsc::Receiver<Job>, gate: Arc<M
         }
         let (jobs, weight) = lines.take_group();
         if !jobs.is_empty() {
-            apply_group(&applier, jobs, weight).await;
+            let prune = pruned.elapsed() >= COMMIT_PRUNE_EVERY;
+            if prune {
+                pruned = Instant::now();
+            }
+            apply_group(&applier, jobs, weight, prune).await;
         }
         drop(held);
     }
 }
 
 #[tracing::instrument(name = "store.write_group", skip_all, fields(ops = jobs.len(), events = weight))]
-async fn apply_group(applier: &impl ApplyWrites, jobs: Vec<Job>, weight: usize) {
+async fn apply_group(applier: &impl ApplyWrites, jobs: Vec<Job>, weight: usize, prune: bool) {
     let (ops, replies): (Vec<WriteOp>, Vec<_>) = jobs.into_iter().map(|j| (j.op, j.reply)).unzip();
-    match applier.apply(&ops).await {
-        Ok(results) => {
+    match apply_once(applier, &ops, prune).await {
+        Outcome::Written(results) => {
             for (reply, r) in replies.into_iter().zip(results) {
                 let _ = reply.send(Ok(r));
             }
         }
-        Err(e) if ops.len() == 1 => {
-            if let Some(reply) = replies.into_iter().next() {
-                let _ = reply.send(Err(e));
-            }
-        }
-        Err(e) => {
+        Outcome::NotWritten(e) if ops.len() > 1 => {
             tracing::warn!(error = %e, "group write failed; retrying each write alone");
             for (op, reply) in ops.into_iter().zip(replies) {
-                let r = applier
-                    .apply(std::slice::from_ref(&op))
-                    .await
-                    .map(|mut v| v.pop().unwrap_or_default());
+                let r = match apply_once(applier, std::slice::from_ref(&op), false).await {
+                    Outcome::Written(mut v) => Ok(v.pop().unwrap_or_default()),
+                    Outcome::NotWritten(e) | Outcome::Unknown(e) => Err(e),
+                };
                 let _ = reply.send(r);
+            }
+        }
+        Outcome::NotWritten(e) | Outcome::Unknown(e) => {
+            // An unknown outcome is never re-applied: the group may be written.
+            let mut e = Some(e);
+            for reply in replies {
+                let err = e.take().unwrap_or_else(|| {
+                    StoreError::CommitUnknown("the group's commit was not confirmed".into())
+                });
+                let _ = reply.send(Err(err));
             }
         }
     }
     // The group may have written notifications: wake this process's delivery workers now
     // rather than at their next poll (a hint only; they poll anyway).
     crate::notify::ring_outbox();
+}
+
+/// What became of one transaction of the writer.
+enum Outcome {
+    /// Committed, with its results.
+    Written(Vec<Vec<bool>>),
+    /// Rolled back: nothing of it was written.
+    NotWritten(StoreError),
+    /// The commit failed and the database did not say, within [`COMMIT_CHECK_FOR`], whether
+    /// it had been written.
+    Unknown(StoreError),
+}
+
+/// Applies `ops` in one transaction; if its commit fails, asks the database whether the
+/// commit record is there (retrying while it does not answer, up to [`COMMIT_CHECK_FOR`]).
+async fn apply_once(applier: &impl ApplyWrites, ops: &[WriteOp], prune: bool) -> Outcome {
+    let record = CommitRecord::new(prune);
+    let failure = match applier.apply(ops, &record).await {
+        Ok(results) => return Outcome::Written(results),
+        Err(failure) => failure,
+    };
+    if !failure.at_commit {
+        return Outcome::NotWritten(failure.error);
+    }
+    tracing::warn!(error = %failure.error, "a group's commit failed; asking whether it was written");
+    let deadline = Instant::now() + COMMIT_CHECK_FOR;
+    let mut pause = Duration::from_millis(50);
+    loop {
+        match applier.committed(&record.token).await {
+            Ok(Some(results)) if results.len() == ops.len() => {
+                tracing::info!("the failed commit had been written; answered as stored");
+                return Outcome::Written(results);
+            }
+            Ok(Some(_)) => {
+                return Outcome::Unknown(StoreError::CommitUnknown(
+                    "the commit record does not match its group".into(),
+                ));
+            }
+            Ok(None) => return Outcome::NotWritten(failure.error),
+            Err(e) if Instant::now() + pause > deadline => {
+                tracing::warn!(error = %e, "whether a failed commit was written is unknown");
+                return Outcome::Unknown(StoreError::CommitUnknown(format!(
+                    "{}; the database did not say within {} s whether it was written",
+                    failure.error,
+                    COMMIT_CHECK_FOR.as_secs()
+                )));
+            }
+            Err(_) => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(1));
+            }
+        }
+    }
+}
+
+/// Inserts `commit`'s record with `results` on `conn`, inside the group's transaction, and
+/// deletes the old records when it is the group's turn to.
+pub(crate) async fn record_commit<DB>(
+    conn: &mut DB::Connection,
+    commit: &CommitRecord,
+    results: &[Vec<bool>],
+) -> Result<()>
+where
+    DB: sqlx::Database,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'t> &'t str: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    String: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    i64: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+{
+    sqlx::query::<DB>("INSERT INTO write_commits (token, at_ms, results) VALUES ($1, $2, $3)")
+        .bind(commit.token.as_str())
+        .bind(commit.at_ms)
+        .bind(encode_results(results))
+        .execute(&mut *conn)
+        .await?;
+    if let Some(before) = commit.prune_before {
+        sqlx::query::<DB>("DELETE FROM write_commits WHERE at_ms < $1")
+            .bind(before)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The SQL that reads a commit record's results by token.
+pub(crate) const COMMITTED_SQL: &str = "SELECT results FROM write_commits WHERE token = $1";
+
+/// Per op, `1`/`0` per image (new or not); ops joined by `;`.
+fn encode_results(results: &[Vec<bool>]) -> String {
+    results
+        .iter()
+        .map(|op| {
+            op.iter()
+                .map(|&new| if new { '1' } else { '0' })
+                .collect::<String>()
+        })
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
+/// The inverse of [`encode_results`].
+pub(crate) fn decode_results(text: &str) -> Vec<Vec<bool>> {
+    text.split(';')
+        .map(|op| op.chars().map(|c| c == '1').collect())
+        .collect()
 }
 
 /// The event recorded for a newly stored image.
@@ -538,6 +728,104 @@ mod tests {
         assert_eq!((jobs.len(), weight), (1, 30_000));
         let (jobs, weight) = lines.take_group();
         assert_eq!((jobs.len(), weight), (10, 10_000));
+    }
+
+    /// A database in memory whose commits land but whose first `fail_commits` commit answers
+    /// are lost, as when PostgreSQL restarts while a group commits.
+    #[derive(Default)]
+    struct LostCommitAnswers {
+        stored: std::sync::Mutex<Vec<usize>>,
+        records: std::sync::Mutex<HashMap<String, String>>,
+        fail_commits: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait]
+    impl ApplyWrites for Arc<LostCommitAnswers> {
+        async fn apply(
+            &self,
+            ops: &[WriteOp],
+            commit: &CommitRecord,
+        ) -> std::result::Result<Vec<Vec<bool>>, ApplyFailure> {
+            let results = vec![Vec::new(); ops.len()];
+            self.stored
+                .lock()
+                .unwrap()
+                .extend(ops.iter().map(WriteOp::weight));
+            self.records
+                .lock()
+                .unwrap()
+                .insert(commit.token.clone(), encode_results(&results));
+            let lost = self
+                .fail_commits
+                .fetch_update(
+                    std::sync::atomic::Ordering::SeqCst,
+                    std::sync::atomic::Ordering::SeqCst,
+                    |n| n.checked_sub(1),
+                )
+                .is_ok();
+            if lost {
+                return Err(ApplyFailure::at_commit(sqlx::Error::Io(
+                    std::io::ErrorKind::ConnectionReset.into(),
+                )));
+            }
+            Ok(results)
+        }
+
+        async fn committed(&self, token: &str) -> Result<Option<Vec<Vec<bool>>>> {
+            let records = self.records.lock().unwrap();
+            Ok(records.get(token).map(|r| decode_results(r)))
+        }
+    }
+
+    #[test]
+    fn commit_results_round_trip_for_events_and_images() {
+        for results in [
+            vec![vec![]],
+            vec![vec![], vec![]],
+            vec![vec![true, false], vec![], vec![false]],
+        ] {
+            assert_eq!(decode_results(&encode_results(&results)), results);
+        }
+    }
+
+    fn events_of(client: &ClientId, n: usize) -> WriteOp {
+        let e = NewEvent {
+            client_id: client.clone(),
+            image_id: None,
+            red: 0.5,
+            ts: 0,
+        };
+        WriteOp::Events(vec![e; n])
+    }
+
+    /// Issue #26, a clean-clone CI run of the cluster recovery test: a batch answered 503
+    /// while PostgreSQL restarted had been stored (640 events counted of 630 accepted). A
+    /// group whose commit landed but whose answer was lost was answered as failed, and a group
+    /// of several ops was then applied again op by op, counting its events twice.
+    #[tokio::test]
+    async fn a_group_whose_commit_answer_was_lost_is_answered_stored_and_written_once() {
+        let db = Arc::new(LostCommitAnswers::default());
+        db.fail_commits
+            .store(1, std::sync::atomic::Ordering::SeqCst);
+        let writer = Writer::spawn(db.clone());
+        let c = ClientId::generate();
+        // On this one-thread runtime both ops are queued before the writer task runs, so they
+        // form one group.
+        let (a, b) = tokio::join!(
+            writer.submit(events_of(&c, 3)),
+            writer.submit(events_of(&c, 4))
+        );
+        assert!(a.is_ok() && b.is_ok(), "{a:?} {b:?}");
+        assert_eq!(
+            *db.stored.lock().unwrap(),
+            vec![3, 4],
+            "each op written once"
+        );
+        db.fail_commits
+            .store(1, std::sync::atomic::Ordering::SeqCst);
+        let alone = writer.submit(events_of(&c, 5)).await;
+        assert!(alone.is_ok(), "{alone:?}");
+        assert_eq!(*db.stored.lock().unwrap(), vec![3, 4, 5]);
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! The PostgreSQL write path of events (`UNNEST` array inserts, rollups under an advisory
 //! lock) and its read path.
 
-use super::ingest::{self, ApplyWrites, BandDelta, RollupDelta, WriteOp, WriteRollups};
+use super::ingest::{
+    self, ApplyFailure, ApplyWrites, BandDelta, CommitRecord, RollupDelta, WriteOp, WriteRollups,
+};
 use super::keys::{KeyCache, client_keys, key_of};
 use super::{bins, hist};
 use crate::{NewEvent, Result};
@@ -30,7 +32,11 @@ impl PgWrites {
 
 #[async_trait]
 impl ApplyWrites for PgWrites {
-    async fn apply(&self, ops: &[WriteOp]) -> Result<Vec<Vec<bool>>> {
+    async fn apply(
+        &self,
+        ops: &[WriteOp],
+        commit: &CommitRecord,
+    ) -> std::result::Result<Vec<Vec<bool>>, ApplyFailure> {
         let mut tx = self.pool.begin().await?;
         let (results, image_events, new_images) =
             ingest::insert_images::<Postgres>(&mut tx, ops).await?;
@@ -38,9 +44,18 @@ impl ApplyWrites for PgWrites {
         let (keys, fresh) = client_keys::<Postgres>(&mut tx, &self.keys, &events).await?;
         write_events(&mut tx, &events, &keys).await?;
         ingest::add_image_bytes::<Postgres>(&mut tx, new_images).await?;
-        tx.commit().await?;
+        ingest::record_commit::<Postgres>(&mut tx, commit, &results).await?;
+        tx.commit().await.map_err(ApplyFailure::at_commit)?;
         self.keys.remember(fresh);
         Ok(results)
+    }
+
+    async fn committed(&self, token: &str) -> Result<Option<Vec<Vec<bool>>>> {
+        let row: Option<(String,)> = sqlx::query_as(ingest::COMMITTED_SQL)
+            .bind(token)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|(r,)| ingest::decode_results(&r)))
     }
 }
 

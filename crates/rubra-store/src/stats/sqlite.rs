@@ -1,6 +1,8 @@
 //! The SQLite write path of events (one writer, multi-row inserts) and its read path.
 
-use super::ingest::{self, ApplyWrites, BandDelta, RollupDelta, WriteOp, WriteRollups};
+use super::ingest::{
+    self, ApplyFailure, ApplyWrites, BandDelta, CommitRecord, RollupDelta, WriteOp, WriteRollups,
+};
 use super::keys::{KeyCache, client_keys, key_of};
 use super::{bins, hist};
 use crate::{NewEvent, Result};
@@ -49,7 +51,11 @@ impl SqliteWrites {
 
 #[async_trait]
 impl ApplyWrites for SqliteWrites {
-    async fn apply(&self, ops: &[WriteOp]) -> Result<Vec<Vec<bool>>> {
+    async fn apply(
+        &self,
+        ops: &[WriteOp],
+        commit: &CommitRecord,
+    ) -> std::result::Result<Vec<Vec<bool>>, ApplyFailure> {
         // Only the writer task calls this, so the lock is never contended; it is there to
         // keep the connection between calls.
         let mut slot = self.conn.lock().await;
@@ -57,9 +63,9 @@ impl ApplyWrites for SqliteWrites {
             *slot = Some(self.connect().await?);
         }
         let Some(conn) = slot.as_mut() else {
-            return Err(crate::StoreError::Database(sqlx::Error::PoolClosed));
+            return Err(crate::StoreError::Database(sqlx::Error::PoolClosed).into());
         };
-        let result = apply_on(conn, &self.keys, ops).await;
+        let result = apply_on(conn, &self.keys, ops, commit).await;
         if result.is_err() {
             // A broken connection is replaced at the next group (the transaction, if any, was
             // rolled back when it was dropped).
@@ -67,13 +73,22 @@ impl ApplyWrites for SqliteWrites {
         }
         result
     }
+
+    async fn committed(&self, token: &str) -> Result<Option<Vec<Vec<bool>>>> {
+        let row: Option<(String,)> = sqlx::query_as(ingest::COMMITTED_SQL)
+            .bind(token)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|(r,)| ingest::decode_results(&r)))
+    }
 }
 
 async fn apply_on(
     conn: &mut SqliteConnection,
     cache: &KeyCache,
     ops: &[WriteOp],
-) -> Result<Vec<Vec<bool>>> {
+    commit: &CommitRecord,
+) -> std::result::Result<Vec<Vec<bool>>, ApplyFailure> {
     // IMMEDIATE: take the write lock up front (waiting out other writers with the busy
     // timeout) rather than failing when a read would have to become a write.
     let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
@@ -82,7 +97,8 @@ async fn apply_on(
     let (keys, fresh) = client_keys::<Sqlite>(&mut tx, cache, &events).await?;
     write_events(&mut tx, &events, &keys).await?;
     ingest::add_image_bytes::<Sqlite>(&mut tx, new_images).await?;
-    tx.commit().await?;
+    ingest::record_commit::<Sqlite>(&mut tx, commit, &results).await?;
+    tx.commit().await.map_err(ApplyFailure::at_commit)?;
     cache.remember(fresh);
     Ok(results)
 }

@@ -13,6 +13,7 @@ mod clients;
 mod idempotency;
 mod jobs;
 mod keys;
+mod lost_commit;
 mod messages;
 mod notify;
 mod pg_tls;

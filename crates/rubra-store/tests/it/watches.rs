@@ -145,7 +145,9 @@ async fn claimed_watches_are_held_until_their_lease_expires(store: Arc<dyn Store
     let a = client(&store, "a").await;
     let w1 = create(&store, &a, "http://src.test/1").await;
     let w2 = create(&store, &a, "http://src.test/2").await;
-    let lease = Duration::from_millis(400);
+    // Long enough that a loaded CI box gets through each step within it (at 400 ms, one did
+    // not: `polled_by` had already lapsed when read back).
+    let lease = Duration::from_secs(3);
 
     let got = store.claim_watches("p1", lease, 1).await.unwrap();
     assert_eq!(got.len(), 1, "max is respected");
@@ -168,9 +170,9 @@ async fn claimed_watches_are_held_until_their_lease_expires(store: Arc<dyn Store
             .unwrap()
             .is_empty()
     );
-    tokio::time::sleep(Duration::from_millis(250)).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(store.renew_watches("p1", lease).await.unwrap().len(), 2);
-    tokio::time::sleep(Duration::from_millis(250)).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(
         store
             .claim_watches("p2", lease, 10)
@@ -180,7 +182,7 @@ async fn claimed_watches_are_held_until_their_lease_expires(store: Arc<dyn Store
     );
 
     // p1 stops renewing: after the lease, p2 takes both over with a new generation.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(Duration::from_millis(3500)).await;
     let taken = store.claim_watches("p2", lease, 10).await.unwrap();
     assert_eq!(taken.len(), 2);
     assert!(taken.iter().all(|c| c.lease.generation == 2), "{taken:?}");
