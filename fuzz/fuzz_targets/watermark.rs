@@ -23,6 +23,50 @@ fn decode_jpeg(bytes: &[u8]) -> Option<(usize, usize, usize, Vec<u8>)> {
     Some((w, h, channels, pixels))
 }
 
+/// Whether the header holds an APP0 segment of length 6 (a 4-byte body), which
+/// zune-jpeg 0.5.15 misreads: it reads 5 bytes of any APP0 longer than 5 (looking
+/// for "AVI1"), one past the segment, loses the next marker and then refuses the
+/// file (say "Number of components cannot be zero"). djpeg reads it ("Unknown APP0
+/// marker"), and T.81 leaves APPn bodies to the application.
+fn has_app0_of_length_6(jpeg: &[u8]) -> bool {
+    let mut i = 2;
+    while let Some(&[0xFF, m, hi, lo]) = jpeg.get(i..i + 4) {
+        if m == 0xDA {
+            break;
+        }
+        let len = usize::from(u16::from_be_bytes([hi, lo]));
+        if m == 0xE0 && len == 6 {
+            return true;
+        }
+        i += 2 + len;
+    }
+    false
+}
+
+/// Whether libjpeg-turbo's `djpeg` (the reference decoder) decodes `bytes`, with
+/// or without warnings (exit 0 or 2); `false` when it is not installed.
+fn djpeg_decodes(bytes: &[u8]) -> bool {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let Ok(mut child) = Command::new("djpeg")
+        .arg("-pnm")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+    else {
+        return false;
+    };
+    let Some(mut stdin) = child.stdin.take() else {
+        return false;
+    };
+    let input = bytes.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
+    let status = child.wait();
+    let _ = writer.join();
+    matches!(status.ok().and_then(|s| s.code()), Some(0 | 2))
+}
+
 fuzz_target!(|input: &[u8]| {
     let Some((&pick, image)) = input.split_first() else {
         return;
@@ -68,7 +112,14 @@ fuzz_target!(|input: &[u8]| {
             assert_eq!((a.width(), a.height()), (b.width(), b.height()));
         }
         Format::Jpeg => {
-            let (w, h, c, after) = decode_jpeg(&out.bytes).expect("the output JPEG decodes");
+            let Some((w, h, c, after)) = decode_jpeg(&out.bytes) else {
+                // A zune-jpeg bug, not a corrupt output: the reference decides.
+                assert!(
+                    has_app0_of_length_6(&out.bytes) && djpeg_decodes(&out.bytes),
+                    "the output JPEG decodes"
+                );
+                return;
+            };
             let Some((w0, h0, c0, before)) = decode_jpeg(image) else {
                 return;
             };
