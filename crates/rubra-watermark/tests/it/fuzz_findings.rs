@@ -641,3 +641,63 @@ fn restart_marker_out_of_sequence_is_corrupt_not_read_as_the_expected_one() {
         );
     }
 }
+
+/// libjpeg's own rewrite of `jpeg` with the same coefficients (`jpegtran`), `None`
+/// when it refuses it or is not installed.
+fn jpegtran(jpeg: &[u8]) -> Option<Vec<u8>> {
+    use std::io::Write;
+    let mut child = std::process::Command::new("jpegtran")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .ok()?;
+    let mut stdin = child.stdin.take()?;
+    let input = jpeg.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
+    let out = child.wait_with_output().ok()?;
+    writer.join().ok()?.ok()?;
+    matches!(out.status.code(), Some(0 | 2)).then_some(out.stdout)
+}
+
+#[test]
+fn jpeg_baseline_pixels_changed_progressive_luma_without_low_ac_bands_reads_as_jpegtran() {
+    // Not a bug (the target's oracle was wrong): the luma's AC scans 1-20 and 21-41
+    // are missing, and libjpeg smooths such blocks of a progressive file, which a
+    // one-scan rewrite cannot ask for. Rubra must read libjpeg's coefficients.
+    let input = include_bytes!("../fixtures/fuzz_progressive_luma_without_low_ac_bands.jpg");
+    let out = jpeg_to_baseline(input, 1 << 20).expect("rewrite");
+    let Some(reference) = jpegtran(input) else {
+        eprintln!("SKIPPED: jpegtran not found (apt-get install -y libjpeg-turbo-progs)");
+        return;
+    };
+    let ours = djpeg_with_warnings(&out).expect("djpeg decodes the rewrite");
+    assert!(
+        djpeg_with_warnings(&reference) == Some(ours),
+        "the rewrite decodes otherwise than jpegtran's"
+    );
+}
+
+#[test]
+fn watermark_output_zune_cannot_decode_app0_of_length_6_is_kept_and_decodes() {
+    // Not a bug: zune-jpeg 0.5.15 reads 5 bytes of this 4-byte APP0 body and then
+    // refuses the file; libjpeg skips it, as T.81 leaves APPn bodies to applications.
+    let input = include_bytes!("../fixtures/fuzz_app0_of_length_6.jpg");
+    let opts = Options {
+        opacity: 7.0 / 255.0,
+        max_pixels: 1 << 20,
+        ..Options::new(Placement::gravity(Gravity::South, 0, 0))
+    };
+    let out = watermark_with(input, &fuzz_overlay(), &opts).expect("watermark");
+    let app0_6 = [0xFF, 0xE0, 0x00, 0x06];
+    assert!(
+        out.bytes.windows(4).any(|w| w == app0_6),
+        "the APP0 is kept"
+    );
+    if djpeg_with_warnings(input).is_some() {
+        assert!(
+            djpeg_with_warnings(&out.bytes).is_some(),
+            "djpeg decodes the output"
+        );
+    }
+}
