@@ -54,6 +54,16 @@ pub(crate) fn check_dc_table(spec: &HuffSpec) -> Result<(), Corrupt> {
     Ok(())
 }
 
+/// Checks a table as decoders do when they read its DHT segment: codes that leave
+/// the all-ones code free, and for a DC table symbols up to 15.
+pub(crate) fn check_table(spec: &HuffSpec, dc: bool) -> Result<(), Corrupt> {
+    canonical(spec)?;
+    if dc {
+        check_dc_table(spec)?;
+    }
+    Ok(())
+}
+
 /// Decoding tables for one Huffman table.
 pub(crate) struct DecodeTable {
     /// `(len << 8) | symbol` for codes of length <= LOOK, indexed by the next LOOK bits; 0 = slow path.

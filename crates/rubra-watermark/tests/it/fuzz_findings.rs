@@ -701,3 +701,24 @@ fn watermark_output_zune_cannot_decode_app0_of_length_6_is_kept_and_decodes() {
         );
     }
 }
+
+#[test]
+fn watermark_output_zune_cannot_decode_superseded_dc_table_with_symbol_over_15_is_corrupt() {
+    // A baseline 24×17 whose header defines chroma DC table 1 twice, first with
+    // symbol 25, then validly: libjpeg checks only the table a scan uses, zune-jpeg
+    // checks every DHT as it reads it and refused the output, which kept the header.
+    let input = include_bytes!("../fixtures/fuzz_superseded_dc_table_symbol_over_15.jpg");
+    assert!(!zune_decodes(input), "zune-jpeg refuses the input too");
+    let opts = Options {
+        opacity: 7.0 / 255.0,
+        max_pixels: 1 << 20,
+        ..Options::new(Placement::gravity(Gravity::South, 0, 0))
+    };
+    let wm = watermark_with(input, &fuzz_overlay(), &opts);
+    assert!(
+        matches!(&wm, Err(WatermarkError::Corrupt(m)) if m.contains("over 15")),
+        "{:?}",
+        wm.as_ref().map(|w| w.route)
+    );
+    corrupt_or_decodable(jpeg_to_baseline(input, 1 << 20), "jpeg_to_baseline");
+}
