@@ -238,8 +238,8 @@ pub(crate) fn run(input: &[u8], hdr: &Header, ed: &McuEditor) -> Result<Vec<u8>,
 /// bad DHT there and refused the output).
 ///
 /// # Errors
-/// A second SOI, a frame header or a marker T.81 does not define (or libjpeg does
-/// not read) there is corrupt, as libjpeg says ("two SOI markers", "Unsupported
+/// A second SOI, a frame header, a second scan or a marker T.81 does not define (or
+/// libjpeg does not read) there is corrupt, as libjpeg says ("two SOI markers", "Unsupported
 /// marker type"): the scan was cut short, and zune-jpeg, which reads on past such a
 /// marker, would see other pixels in the input than in the output.
 fn scan_end_and_eoi(input: &[u8], from: usize) -> Result<(usize, Option<usize>), Corrupt> {
@@ -259,12 +259,16 @@ fn scan_end_and_eoi(input: &[u8], from: usize) -> Result<(usize, Option<usize>),
         match input[m + 1] {
             0xD9 => return Ok((scan_end, Some(m))),
             0x01 | 0xD0..=0xD7 => pos = m + 2,
-            // DHT, DAC, SOS, DQT, DNL, DRI, APPn, COM: segments libjpeg reads there.
-            0xC4 | 0xCC | 0xDA..=0xDD | 0xE0..=0xEF | 0xFE => match input.get(m + 2..m + 4) {
+            // DHT, DAC, DQT, DNL, DRI, APPn, COM: segments libjpeg reads there.
+            0xC4 | 0xCC | 0xDB..=0xDD | 0xE0..=0xEF | 0xFE => match input.get(m + 2..m + 4) {
                 Some(&[hi, lo]) => pos = m + 2 + ((usize::from(hi) << 8) | usize::from(lo)),
                 _ => return Ok((scan_end, None)),
             },
             0xD8 => return Err(Corrupt("a second SOI marker")),
+            // The scan held every component, so a second one repeats one, which
+            // libjpeg refuses ("Didn't expect more than one scan") and zune-jpeg
+            // decodes over the first (the coefficient route refuses it too).
+            0xDA => return Err(Corrupt("a component in two scans of a sequential JPEG")),
             0xC0..=0xCF => return Err(Corrupt("a second frame header")),
             _ => return Err(Corrupt("a marker decoders do not know, after the scan")),
         }

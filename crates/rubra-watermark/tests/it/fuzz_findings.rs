@@ -722,3 +722,24 @@ fn watermark_output_zune_cannot_decode_superseded_dc_table_with_symbol_over_15_i
     );
     corrupt_or_decodable(jpeg_to_baseline(input, 1 << 20), "jpeg_to_baseline");
 }
+
+#[test]
+fn watermark_pixel_changed_outside_the_overlay_short_scan_then_a_second_scan_is_corrupt() {
+    // Baseline 24×529 4:4:4 whose scan runs short into DHT/DQT segments and a second
+    // scan of all three components: the fast route dropped the second scan, which
+    // zune-jpeg decodes over the first, so pixel (0, 32) changed for it. The
+    // coefficient route already refused a component in two sequential scans.
+    let input = include_bytes!("../fixtures/fuzz_short_scan_then_a_second_scan.jpg");
+    // The fuzzer's first byte 0x05: NorthWest, 0, 0 at opacity 5/255.
+    let opts = Options {
+        opacity: 5.0 / 255.0,
+        max_pixels: 1 << 20,
+        ..Options::new(Placement::gravity(Gravity::NorthWest, 0, 0))
+    };
+    let wm = watermark_with(input, &fuzz_overlay(), &opts);
+    assert!(
+        matches!(&wm, Err(WatermarkError::Corrupt(m)) if m.contains("two scans")),
+        "{:?}",
+        wm.as_ref().map(|w| w.route)
+    );
+}
