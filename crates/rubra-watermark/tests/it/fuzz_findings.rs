@@ -743,3 +743,32 @@ fn watermark_pixel_changed_outside_the_overlay_short_scan_then_a_second_scan_is_
         wm.as_ref().map(|w| w.route)
     );
 }
+
+#[test]
+fn watermark_pixel_changed_short_scan_then_stray_bytes_after_a_table_is_exact_for_djpeg() {
+    // Not a bug: zune-jpeg reads the stray bytes after the DHT that ends this short
+    // scan as more of the scan; libjpeg fills it with 0-bits, and so must the output.
+    let input = include_bytes!("../fixtures/fuzz_short_scan_then_stray_bytes_after_a_table.jpg");
+    let (w, h) = (24usize, 529usize);
+    let opts = Options {
+        opacity: 5.0 / 255.0,
+        max_pixels: 1 << 20,
+        ..Options::new(Placement::gravity(Gravity::NorthWest, 0, 0))
+    };
+    let out = watermark_with(input, &fuzz_overlay(), &opts).expect("watermark");
+    let Some(before) = djpeg_with_warnings(input) else {
+        eprintln!("SKIPPED: djpeg not found (apt-get install -y libjpeg-turbo-progs)");
+        return;
+    };
+    let after = djpeg_with_warnings(&out.bytes).expect("djpeg decodes the output");
+    assert_eq!(after.len(), before.len());
+    let head = after.len() - w * h * 3;
+    // The overlay at (0, 0): its blocks and one more around them end at 32.
+    let changed = (0..w * h * 3)
+        .filter(|&i| {
+            let (x, y) = ((i / 3) % w, (i / 3) / w);
+            (x >= 32 || y >= 32) && before[head + i] != after[head + i]
+        })
+        .count();
+    assert_eq!(changed, 0, "djpeg sees samples outside the overlay change");
+}
