@@ -155,9 +155,10 @@ pub fn watermark(
 /// # Errors
 /// [`WatermarkError::TooLarge`] over `max_pixels` (checked from the header
 /// first); [`WatermarkError::Unsupported`] for sample precisions other than 8
-/// bits, for lossless or hierarchical JPEG and for sampling factors that do not
-/// divide the largest ones (which decoders do not read); [`WatermarkError::Corrupt`]
-/// for malformed data.
+/// bits, for lossless or hierarchical JPEG, for sampling factors that do not
+/// divide the largest ones (which decoders do not read) and for a sampling factor
+/// of 3 (which zune-jpeg does not read); [`WatermarkError::Corrupt`] for malformed
+/// data, a restart marker out of sequence among them.
 pub fn jpeg_to_baseline(input: &[u8], max_pixels: u64) -> Result<Vec<u8>> {
     jpeg::to_baseline(input, max_pixels)
 }

@@ -6,7 +6,7 @@
 
 use super::Corrupt;
 use super::coefs::{BlockDecoder, Plane, walk_scan};
-use super::huffman::find_marker;
+use super::huffman::{after_restart_marker, find_marker};
 use super::parse::{ArithConditioning, Frame, Scan, Tables};
 
 /// One row of T.81 Table D.2 packed as libjpeg packs it: `Qe << 16`, the next
@@ -452,16 +452,11 @@ impl ArithScan<'_> {
 }
 
 impl BlockDecoder for ArithScan<'_> {
-    fn restart(&mut self) -> Result<(), Corrupt> {
+    fn restart(&mut self, number: u8) -> Result<(), Corrupt> {
         let data = self.qm.data;
-        let m = match self.qm.marker {
-            Some(m) => m,
-            None => find_marker(data, self.qm.pos).ok_or(Corrupt("missing restart marker"))?,
-        };
-        if !matches!(data.get(m + 1), Some(0xD0..=0xD7)) {
-            return Err(Corrupt("missing restart marker"));
-        }
-        self.qm = QmDecoder::new(data, m + 2);
+        let from = self.qm.marker.unwrap_or(self.qm.pos);
+        let next = after_restart_marker(data, from, number)?;
+        self.qm = QmDecoder::new(data, next);
         self.reset_statistics();
         Ok(())
     }

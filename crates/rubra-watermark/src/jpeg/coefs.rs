@@ -35,8 +35,9 @@ fn table(spec: &Option<HuffSpec>) -> Result<DecodeTable, Corrupt> {
 /// Decodes the blocks of one scan, one at a time, in the order [`walk_scan`]
 /// visits them; the entropy coding (Huffman or arithmetic) is the implementor's.
 pub(super) trait BlockDecoder {
-    /// Moves past a restart marker and resets the coder's state.
-    fn restart(&mut self) -> Result<(), Corrupt>;
+    /// Moves past the restart marker RSTn, `n` = `number` (0..=7), and resets the
+    /// coder's state.
+    fn restart(&mut self, number: u8) -> Result<(), Corrupt>;
     /// Decodes (or refines) the next block, of the scan's `k`-th component.
     fn block(&mut self, k: usize, blk: &mut [i16; 64]) -> Result<(), Corrupt>;
 }
@@ -75,7 +76,7 @@ pub(super) fn walk_scan(
         let bw = planes[ci].bw;
         for n in 0..cw * ch {
             if ri > 0 && n > 0 && n % ri == 0 {
-                dec.restart()?;
+                dec.restart(((n / ri - 1) % 8) as u8)?;
             }
             let blk = &mut planes[ci].blocks[(n / cw) * bw + n % cw];
             dec.block(0, blk)?;
@@ -84,7 +85,7 @@ pub(super) fn walk_scan(
         let (mx_n, my_n) = frame.mcus();
         for m in 0..mx_n * my_n {
             if ri > 0 && m > 0 && m % ri == 0 {
-                dec.restart()?;
+                dec.restart(((m / ri - 1) % 8) as u8)?;
             }
             let (mx, my) = (m % mx_n, m / mx_n);
             for (k, sc) in scan.comps.iter().enumerate() {
@@ -117,8 +118,8 @@ struct HuffmanScan<'a> {
 }
 
 impl BlockDecoder for HuffmanScan<'_> {
-    fn restart(&mut self) -> Result<(), Corrupt> {
-        self.rd.restart()?;
+    fn restart(&mut self, number: u8) -> Result<(), Corrupt> {
+        self.rd.restart(number)?;
         self.preds = [0; 4];
         self.eobrun = 0;
         Ok(())

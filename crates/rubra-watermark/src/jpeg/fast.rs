@@ -6,7 +6,10 @@
 
 use super::Corrupt;
 use super::edit::McuEditor;
-use super::huffman::{BitReader, BitWriter, DecodeTable, EncodeTable, check_dc_table, find_marker};
+use super::huffman::{
+    BitReader, BitWriter, DecodeTable, EncodeTable, after_restart_marker, check_dc_table,
+    find_marker,
+};
 use super::parse::Header;
 use super::skip::{BlockCoding, skip_mcus};
 
@@ -33,14 +36,11 @@ struct CompTables {
     eac: EncodeTable,
 }
 
-/// Position just after the `n`-th (1-based) restart marker from `from`.
+/// Position just after the `n`-th (1-based) restart marker from `from`; the
+/// markers must be RST0, RST1, … in sequence (see [`after_restart_marker`]).
 fn after_nth_restart(data: &[u8], mut from: usize, n: usize) -> Result<usize, Corrupt> {
-    for _ in 0..n {
-        let m = find_marker(data, from).ok_or(Corrupt("missing restart marker"))?;
-        if !matches!(data.get(m + 1), Some(0xD0..=0xD7)) {
-            return Err(Corrupt("missing restart marker"));
-        }
-        from = m + 2;
+    for k in 0..n {
+        from = after_restart_marker(data, from, (k % 8) as u8)?;
     }
     Ok(from)
 }
@@ -160,7 +160,7 @@ pub(crate) fn run(input: &[u8], hdr: &Header, ed: &McuEditor) -> Result<Vec<u8>,
     let mut m = m_start;
     while m < m_end {
         if ri > 0 && m > m_start && m % ri == 0 {
-            rd.restart()?;
+            rd.restart(((m / ri - 1) % 8) as u8)?;
             preds = [0; 4];
             enc_preds = [0; 4];
             wr.marker(0xD0 + ((m / ri - 1) % 8) as u8);
@@ -206,11 +206,19 @@ pub(crate) fn run(input: &[u8], hdr: &Header, ed: &McuEditor) -> Result<Vec<u8>,
     }
     let rest = if ri == 0 && m_end < total {
         let (p, b) = rd.raw_bit_position()?;
-        copy_bits(&mut wr, input, p, b)
+        let rest = copy_bits(&mut wr, input, p, b);
+        // 0-bits, not T.81's 1-bits: this tail is copied, not decoded, so the scan
+        // may end before its last MCU (a short scan), and decoders fill the rest of
+        // it with 0-bits. Padded with those, the output gives them the very bits
+        // the input gave; padded with 1-bits, the MCUs they decode from the fill
+        // came out otherwise (a fuzz finding). Past a complete scan's last MCU the
+        // padding is read by no decoder.
+        wr.pad_with(false);
+        rest
     } else {
+        wr.pad();
         find_marker(input, rd.pos).unwrap_or(input.len())
     };
-    wr.pad();
     let mut out = wr.out;
     let (scan_end, eoi) = scan_end_and_eoi(input, rest)?;
     out.extend_from_slice(&input[rest..scan_end]);
@@ -230,8 +238,8 @@ pub(crate) fn run(input: &[u8], hdr: &Header, ed: &McuEditor) -> Result<Vec<u8>,
 /// bad DHT there and refused the output).
 ///
 /// # Errors
-/// A second SOI, a frame header or a marker T.81 does not define (or libjpeg does
-/// not read) there is corrupt, as libjpeg says ("two SOI markers", "Unsupported
+/// A second SOI, a frame header, a second scan or a marker T.81 does not define (or
+/// libjpeg does not read) there is corrupt, as libjpeg says ("two SOI markers", "Unsupported
 /// marker type"): the scan was cut short, and zune-jpeg, which reads on past such a
 /// marker, would see other pixels in the input than in the output.
 fn scan_end_and_eoi(input: &[u8], from: usize) -> Result<(usize, Option<usize>), Corrupt> {
@@ -251,12 +259,16 @@ fn scan_end_and_eoi(input: &[u8], from: usize) -> Result<(usize, Option<usize>),
         match input[m + 1] {
             0xD9 => return Ok((scan_end, Some(m))),
             0x01 | 0xD0..=0xD7 => pos = m + 2,
-            // DHT, DAC, SOS, DQT, DNL, DRI, APPn, COM: segments libjpeg reads there.
-            0xC4 | 0xCC | 0xDA..=0xDD | 0xE0..=0xEF | 0xFE => match input.get(m + 2..m + 4) {
+            // DHT, DAC, DQT, DNL, DRI, APPn, COM: segments libjpeg reads there.
+            0xC4 | 0xCC | 0xDB..=0xDD | 0xE0..=0xEF | 0xFE => match input.get(m + 2..m + 4) {
                 Some(&[hi, lo]) => pos = m + 2 + ((usize::from(hi) << 8) | usize::from(lo)),
                 _ => return Ok((scan_end, None)),
             },
             0xD8 => return Err(Corrupt("a second SOI marker")),
+            // The scan held every component, so a second one repeats one, which
+            // libjpeg refuses ("Didn't expect more than one scan") and zune-jpeg
+            // decodes over the first (the coefficient route refuses it too).
+            0xDA => return Err(Corrupt("a component in two scans of a sequential JPEG")),
             0xC0..=0xCF => return Err(Corrupt("a second frame header")),
             _ => return Err(Corrupt("a marker decoders do not know, after the scan")),
         }

@@ -54,6 +54,16 @@ pub(crate) fn check_dc_table(spec: &HuffSpec) -> Result<(), Corrupt> {
     Ok(())
 }
 
+/// Checks a table as decoders do when they read its DHT segment: codes that leave
+/// the all-ones code free, and for a DC table symbols up to 15.
+pub(crate) fn check_table(spec: &HuffSpec, dc: bool) -> Result<(), Corrupt> {
+    canonical(spec)?;
+    if dc {
+        check_dc_table(spec)?;
+    }
+    Ok(())
+}
+
 /// Decoding tables for one Huffman table.
 pub(crate) struct DecodeTable {
     /// `(len << 8) | symbol` for codes of length <= LOOK, indexed by the next LOOK bits; 0 = slow path.
@@ -496,19 +506,32 @@ impl<'a> BitReader<'a> {
         Ok((self.pos, 0))
     }
 
-    /// Move past the next RSTn marker, discarding the padding before it.
-    pub(crate) fn restart(&mut self) -> Result<(), Corrupt> {
+    /// Move past the next marker, which must be RSTn with `n` = `number` (0..=7),
+    /// discarding the padding before it.
+    pub(crate) fn restart(&mut self, number: u8) -> Result<(), Corrupt> {
         self.buf = 0;
         self.nbits = 0;
         self.fake_bits = 0;
-        let m = find_marker(self.data, self.pos).ok_or(Corrupt("missing restart marker"))?;
-        match self.data.get(m + 1) {
-            Some(0xD0..=0xD7) => {
-                self.pos = m + 2;
-                Ok(())
-            }
-            _ => Err(Corrupt("missing restart marker")),
-        }
+        self.pos = after_restart_marker(self.data, self.pos, number)?;
+        Ok(())
+    }
+}
+
+/// Position just after the next marker at or after `from`, which must be the
+/// restart marker RSTn with `n` = `number` (0..=7).
+///
+/// # Errors
+/// Any other marker, or none, is corrupt. A restart marker out of sequence is
+/// damage libjpeg repairs its own way (`jpeg_resync_to_restart`: it decodes an
+/// interval from nothing when the marker is one or two ahead, and skips to the
+/// next marker when it is behind), not by reading on as if it were the expected
+/// one, which is what reading the next RSTn whatever its number would do.
+pub(crate) fn after_restart_marker(data: &[u8], from: usize, number: u8) -> Result<usize, Corrupt> {
+    let m = find_marker(data, from).ok_or(Corrupt("missing restart marker"))?;
+    match data.get(m + 1) {
+        Some(&x) if x == 0xD0 + (number & 7) => Ok(m + 2),
+        Some(0xD0..=0xD7) => Err(Corrupt("restart marker out of sequence")),
+        _ => Err(Corrupt("missing restart marker")),
     }
 }
 
@@ -592,10 +615,15 @@ impl BitWriter {
         }
     }
 
-    /// Pad with 1-bits to a byte boundary and flush.
+    /// Pad with 1-bits (T.81 B.1.1.5) to a byte boundary and flush.
     pub(crate) fn pad(&mut self) {
+        self.pad_with(true);
+    }
+
+    /// Pad with 1-bits or 0-bits to a byte boundary and flush.
+    pub(crate) fn pad_with(&mut self, ones: bool) {
         let fill = (8 - self.n % 8) % 8;
-        self.put((1 << fill) - 1, fill);
+        self.put(if ones { (1 << fill) - 1 } else { 0 }, fill);
         while self.n >= 8 {
             self.n -= 8;
             let b = (self.acc >> self.n) as u8;

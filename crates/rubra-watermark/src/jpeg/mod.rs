@@ -69,6 +69,7 @@ fn check_frame(f: &parse::Frame, max_pixels: u64) -> Result<()> {
 pub(crate) fn to_baseline(input: &[u8], max_pixels: u64) -> Result<Vec<u8>> {
     let hdr = parse::parse_header(input)?;
     check_frame(&hdr.frame, max_pixels)?;
+    check_no_sampling_factor_3(&hdr.frame)?;
     if !sampling_divides(&hdr.frame) {
         // T.81 allows them, but libjpeg ("Fractional sampling not implemented yet")
         // and zune-jpeg decode neither the input nor a rewrite of it.
@@ -77,6 +78,22 @@ pub(crate) fn to_baseline(input: &[u8], max_pixels: u64) -> Result<Vec<u8>> {
         ));
     }
     Ok(coefs::run(input, &hdr, None)?)
+}
+
+/// Refuses a sampling factor of 3 (415). T.81 allows factors 1 to 4 and libjpeg
+/// reads 3 (upsampling by replication), but zune-jpeg, the decoder of rubra-image
+/// and of this crate's pixel route, refuses a horizontal factor that is not a power
+/// of two, in any component and even in a one-component frame, so no output
+/// rubra writes with one could be read back by rubra; and a block sampled by 3
+/// spans 24 pixels, past the 16 the rest of this crate (and its fuzz oracle) counts
+/// an edit's reach in, which is why a vertical 3 is refused too.
+fn check_no_sampling_factor_3(f: &parse::Frame) -> Result<()> {
+    if f.comps.iter().any(|c| c.h == 3 || c.v == 3) {
+        return Err(WatermarkError::Unsupported(
+            "JPEG with a sampling factor of 3 (only 1, 2 and 4 are supported)".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Whether every component's sampling factors divide the largest ones.
@@ -103,6 +120,7 @@ pub(crate) fn watermark_dct(
     let (w, h) = (f.width as u32, f.height as u32);
     let origin = placement.origin(w, h, overlay.width(), overlay.height());
     clip(w, h, origin.0, origin.1, overlay.width(), overlay.height())?;
+    check_no_sampling_factor_3(f)?;
 
     let sampling_ok = sampling_divides(f);
     let colour_ok = match f.comps.len() {

@@ -2,7 +2,7 @@
 //! interval and scan headers, with byte offsets so unchanged segments can be copied.
 
 use super::Corrupt;
-use super::huffman::HuffSpec;
+use super::huffman::{HuffSpec, check_table};
 
 /// Coding process declared by the SOF marker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -207,6 +207,10 @@ pub(crate) fn apply_table_segment(t: &mut Tables, marker: u8, body: &[u8]) -> Re
                     .to_vec();
                 i += 17 + n;
                 let spec = HuffSpec { counts, symbols };
+                // Every table a DHT defines must be valid, even one redefined before
+                // any scan uses it: zune-jpeg checks each as it reads it (and refused
+                // an output whose header kept such a table, a fuzz finding).
+                check_table(&spec, tc == 0)?;
                 if tc == 0 {
                     t.dc[th] = Some(spec);
                 } else {

@@ -71,6 +71,18 @@ const FRACTIONAL_SAMPLING: &[u8] = include_bytes!("../fixtures/fuzz_fractional_s
 const REFINEMENT_AL_NOT_AH_MINUS_ONE: &[u8] =
     include_bytes!("../fixtures/fuzz_refinement_al_not_ah_minus_one.jpg");
 
+/// Baseline 33×20 (4:2:0, 3×2 MCUs) whose entropy-coded data ends, at EOI, before
+/// its last MCUs: decoders fill the rest of the scan with zero bits (djpeg warns
+/// "premature end of data segment").
+const TRUNCATED_SCAN: &[u8] = include_bytes!("../fixtures/fuzz_truncated_scan.jpg");
+
+/// SOF9 161×117 with luma sampled 3×2, restart interval 22, and 319 stray bytes
+/// and then RST1 where RST0 belongs: libjpeg resynchronises ("found marker 0xd1
+/// instead of RST0": MCUs 22-43 decoded from nothing, 44-55 from the data after
+/// RST1), zune-jpeg refuses the horizontal factor 3.
+const SAMPLING_3X2_RESTART_OUT_OF_SEQUENCE: &[u8] =
+    include_bytes!("../fixtures/fuzz_sampling_3x2_restart_out_of_sequence.jpg");
+
 /// The `watermark` fuzz target's overlay: 8×8 red with alpha rising 0, 4, 8, …
 fn fuzz_overlay() -> Overlay {
     let rgba: Vec<u8> = (0..64u32)
@@ -426,4 +438,337 @@ fn jpeg_baseline_pixels_changed_refinement_al_not_ah_minus_one_is_corrupt() {
         "{:?}",
         result.as_ref().map(Vec::len)
     );
+}
+
+/// libjpeg-turbo's `djpeg` pixels, accepting its exit status 2 ("decoded, with
+/// warnings", as for a short scan); `None` when it refuses or is not installed.
+fn djpeg_with_warnings(jpeg: &[u8]) -> Option<Vec<u8>> {
+    use std::io::Write;
+    let mut child = std::process::Command::new("djpeg")
+        .arg("-pnm")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .ok()?;
+    let mut stdin = child.stdin.take()?;
+    let input = jpeg.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
+    let out = child.wait_with_output().ok()?;
+    writer.join().ok()?.ok()?;
+    matches!(out.status.code(), Some(0 | 2)).then_some(out.stdout)
+}
+
+/// zune-jpeg's pixels, width, height and channels.
+fn zune_pixels(jpeg: &[u8]) -> (Vec<u8>, usize, usize, usize) {
+    let options = zune_core::options::DecoderOptions::default()
+        .set_max_width(1 << 20)
+        .set_max_height(1 << 20);
+    let mut d = zune_jpeg::JpegDecoder::new_with_options(
+        zune_core::bytestream::ZCursor::new(jpeg),
+        options,
+    );
+    let px = d.decode().expect("zune-jpeg decodes");
+    let (w, h) = d.dimensions().expect("dimensions");
+    let ch = px.len() / (w * h);
+    (px, w, h, ch)
+}
+
+#[test]
+fn watermark_truncated_scan_pixels_change_outside_the_overlay() {
+    // The fuzzer's first byte 0x2F (NorthWest, 2, 0 at opacity 47/255), then every
+    // gravity the target picks: the overlay lands before, inside and after the
+    // MCUs the data runs out in.
+    let (w, h) = (33usize, 20usize);
+    let mut cases = vec![(Gravity::NorthWest, 2, 47.0 / 255.0)];
+    for g in [
+        Gravity::North,
+        Gravity::South,
+        Gravity::East,
+        Gravity::West,
+        Gravity::NorthEast,
+        Gravity::SouthWest,
+    ] {
+        cases.push((g, 0, 1.0));
+    }
+    let (zune_before, ..) = zune_pixels(TRUNCATED_SCAN);
+    let djpeg_before = djpeg_with_warnings(TRUNCATED_SCAN);
+    for (gravity, dx, opacity) in cases {
+        let placement = Placement::gravity(gravity, dx, 0);
+        let opts = Options {
+            opacity,
+            max_pixels: 1 << 20,
+            ..Options::new(placement)
+        };
+        let out = match watermark_with(TRUNCATED_SCAN, &fuzz_overlay(), &opts) {
+            Err(e) => {
+                assert!(matches!(e, WatermarkError::Corrupt(_)), "{gravity:?}: {e}");
+                continue;
+            }
+            Ok(out) => out,
+        };
+        // The fuzz target's rectangle: the overlay's 16-pixel blocks and one more
+        // block around them (upsampled chroma).
+        let (ox, oy) = placement.origin(w as u32, h as u32, 8, 8);
+        let (x0, x1) = (
+            (ox.div_euclid(16) - 1) * 16,
+            ((ox + 8).div_euclid(16) + 2) * 16,
+        );
+        let (y0, y1) = (
+            (oy.div_euclid(16) - 1) * 16,
+            ((oy + 8).div_euclid(16) + 2) * 16,
+        );
+        let outside = |i: usize, ch: usize| {
+            let (x, y) = (((i / ch) % w) as i64, ((i / ch) / w) as i64);
+            !((x0..x1).contains(&x) && (y0..y1).contains(&y))
+        };
+        let (zune_after, w2, h2, ch) = zune_pixels(&out.bytes);
+        assert_eq!((w2, h2, ch), (w, h, 3));
+        let zune_changed = (0..zune_after.len())
+            .filter(|&i| outside(i, ch) && zune_before[i] != zune_after[i])
+            .count();
+        assert_eq!(
+            zune_changed, 0,
+            "{gravity:?}, route {:?}: zune-jpeg sees samples outside the overlay change",
+            out.route
+        );
+        if let Some(before) = &djpeg_before {
+            let after = djpeg_with_warnings(&out.bytes).expect("djpeg decodes the output");
+            // Both PPMs have the same header; pixels start after it.
+            let head = after.len() - w * h * 3;
+            assert_eq!(after.len(), before.len());
+            let djpeg_changed = (0..w * h * 3)
+                .filter(|&i| outside(i, 3) && before[head + i] != after[head + i])
+                .count();
+            assert_eq!(
+                djpeg_changed, 0,
+                "{gravity:?}, route {:?}: djpeg sees samples outside the overlay change",
+                out.route
+            );
+        }
+    }
+}
+
+#[test]
+fn jpeg_baseline_sampling_3x2_output_zune_cannot_decode_is_unsupported() {
+    let result = jpeg_to_baseline(SAMPLING_3X2_RESTART_OUT_OF_SEQUENCE, 1 << 20);
+    assert!(
+        matches!(&result, Err(e @ WatermarkError::Unsupported(m))
+            if m.contains("sampling factor of 3") && e.http_status() == 415),
+        "{:?}",
+        result.as_ref().map(Vec::len)
+    );
+    let opts = Options::new(Placement::gravity(Gravity::South, 0, 0));
+    let wm = watermark_with(SAMPLING_3X2_RESTART_OUT_OF_SEQUENCE, &fuzz_overlay(), &opts);
+    assert!(
+        matches!(&wm, Err(WatermarkError::Unsupported(_))),
+        "{:?}",
+        wm.as_ref().map(|w| w.route)
+    );
+    // The same for an undamaged file: libjpeg encodes and decodes a factor of 3,
+    // zune-jpeg reads neither it nor a rewrite of it.
+    if !cjpeg_available() {
+        eprintln!("SKIPPED: cjpeg not found (apt-get install -y libjpeg-turbo-progs)");
+        return;
+    }
+    for args in [
+        &["-sample", "3x2,1x1,1x1"][..],
+        &["-sample", "3x2,1x1,1x1", "-arithmetic"],
+        &["-sample", "1x3,1x1,1x1", "-progressive"],
+    ] {
+        let jpeg = cjpeg(&photo(64, 48, 3), 64, 48, args, false);
+        assert!(djpeg(&jpeg).is_some(), "{args:?}: djpeg decodes it");
+        let result = jpeg_to_baseline(&jpeg, 1 << 20);
+        assert!(
+            matches!(&result, Err(WatermarkError::Unsupported(_))),
+            "{args:?}: {:?}",
+            result.as_ref().map(Vec::len)
+        );
+        let wm = watermark_with(&jpeg, &fuzz_overlay(), &opts);
+        assert!(
+            matches!(&wm, Err(WatermarkError::Unsupported(_))),
+            "{args:?}: {:?}",
+            wm.as_ref().map(|w| w.route)
+        );
+    }
+}
+
+/// `jpeg` with its `k`-th restart marker (0-based) renumbered one ahead.
+fn with_restart_marker_renumbered(jpeg: &[u8], k: usize) -> Vec<u8> {
+    let sos = jpeg
+        .windows(2)
+        .position(|m| m == [0xFF, 0xDA])
+        .expect("SOS");
+    let at = (sos..jpeg.len() - 1)
+        .filter(|&i| jpeg[i] == 0xFF && (0xD0..=0xD7).contains(&jpeg[i + 1]))
+        .nth(k)
+        .expect("enough restart markers");
+    let mut out = jpeg.to_vec();
+    out[at + 1] = 0xD0 + (out[at + 1] - 0xD0 + 1) % 8;
+    out
+}
+
+#[test]
+fn restart_marker_out_of_sequence_is_corrupt_not_read_as_the_expected_one() {
+    // Found analysing the finding above: every RSTn was taken for the next one,
+    // where libjpeg resynchronises (an interval decoded from nothing when the
+    // marker is one or two ahead), so the rewrite showed djpeg other pixels.
+    let huffman = encode_jpeg(
+        &photo(64, 48, 3),
+        64,
+        48,
+        JpegSpec {
+            restart: 2,
+            ..JpegSpec::baseline((2, 2))
+        },
+    );
+    let arithmetic = include_bytes!("../fixtures/arith_seq_420_restart.jpg");
+    for (what, jpeg) in [("huffman", &huffman[..]), ("arithmetic", &arithmetic[..])] {
+        let bad = with_restart_marker_renumbered(jpeg, 1);
+        let result = jpeg_to_baseline(&bad, 1 << 20);
+        assert!(
+            matches!(&result, Err(WatermarkError::Corrupt(m)) if m.contains("out of sequence")),
+            "{what}: {:?}",
+            result.as_ref().map(Vec::len)
+        );
+        // The fast route passes over that marker to reach the overlay at the bottom.
+        let opts = Options::new(Placement::gravity(Gravity::SouthEast, 0, 0));
+        let wm = watermark_with(&bad, &fuzz_overlay(), &opts);
+        assert!(
+            matches!(&wm, Err(WatermarkError::Corrupt(_))),
+            "{what}: {:?}",
+            wm.as_ref().map(|w| w.route)
+        );
+    }
+}
+
+/// libjpeg's own rewrite of `jpeg` with the same coefficients (`jpegtran`), `None`
+/// when it refuses it or is not installed.
+fn jpegtran(jpeg: &[u8]) -> Option<Vec<u8>> {
+    use std::io::Write;
+    let mut child = std::process::Command::new("jpegtran")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .ok()?;
+    let mut stdin = child.stdin.take()?;
+    let input = jpeg.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
+    let out = child.wait_with_output().ok()?;
+    writer.join().ok()?.ok()?;
+    matches!(out.status.code(), Some(0 | 2)).then_some(out.stdout)
+}
+
+#[test]
+fn jpeg_baseline_pixels_changed_progressive_luma_without_low_ac_bands_reads_as_jpegtran() {
+    // Not a bug (the target's oracle was wrong): the luma's AC scans 1-20 and 21-41
+    // are missing, and libjpeg smooths such blocks of a progressive file, which a
+    // one-scan rewrite cannot ask for. Rubra must read libjpeg's coefficients.
+    let input = include_bytes!("../fixtures/fuzz_progressive_luma_without_low_ac_bands.jpg");
+    let out = jpeg_to_baseline(input, 1 << 20).expect("rewrite");
+    let Some(reference) = jpegtran(input) else {
+        eprintln!("SKIPPED: jpegtran not found (apt-get install -y libjpeg-turbo-progs)");
+        return;
+    };
+    let ours = djpeg_with_warnings(&out).expect("djpeg decodes the rewrite");
+    assert!(
+        djpeg_with_warnings(&reference) == Some(ours),
+        "the rewrite decodes otherwise than jpegtran's"
+    );
+}
+
+#[test]
+fn watermark_output_zune_cannot_decode_app0_of_length_6_is_kept_and_decodes() {
+    // Not a bug: zune-jpeg 0.5.15 reads 5 bytes of this 4-byte APP0 body and then
+    // refuses the file; libjpeg skips it, as T.81 leaves APPn bodies to applications.
+    let input = include_bytes!("../fixtures/fuzz_app0_of_length_6.jpg");
+    let opts = Options {
+        opacity: 7.0 / 255.0,
+        max_pixels: 1 << 20,
+        ..Options::new(Placement::gravity(Gravity::South, 0, 0))
+    };
+    let out = watermark_with(input, &fuzz_overlay(), &opts).expect("watermark");
+    let app0_6 = [0xFF, 0xE0, 0x00, 0x06];
+    assert!(
+        out.bytes.windows(4).any(|w| w == app0_6),
+        "the APP0 is kept"
+    );
+    if djpeg_with_warnings(input).is_some() {
+        assert!(
+            djpeg_with_warnings(&out.bytes).is_some(),
+            "djpeg decodes the output"
+        );
+    }
+}
+
+#[test]
+fn watermark_output_zune_cannot_decode_superseded_dc_table_with_symbol_over_15_is_corrupt() {
+    // A baseline 24×17 whose header defines chroma DC table 1 twice, first with
+    // symbol 25, then validly: libjpeg checks only the table a scan uses, zune-jpeg
+    // checks every DHT as it reads it and refused the output, which kept the header.
+    let input = include_bytes!("../fixtures/fuzz_superseded_dc_table_symbol_over_15.jpg");
+    assert!(!zune_decodes(input), "zune-jpeg refuses the input too");
+    let opts = Options {
+        opacity: 7.0 / 255.0,
+        max_pixels: 1 << 20,
+        ..Options::new(Placement::gravity(Gravity::South, 0, 0))
+    };
+    let wm = watermark_with(input, &fuzz_overlay(), &opts);
+    assert!(
+        matches!(&wm, Err(WatermarkError::Corrupt(m)) if m.contains("over 15")),
+        "{:?}",
+        wm.as_ref().map(|w| w.route)
+    );
+    corrupt_or_decodable(jpeg_to_baseline(input, 1 << 20), "jpeg_to_baseline");
+}
+
+#[test]
+fn watermark_pixel_changed_outside_the_overlay_short_scan_then_a_second_scan_is_corrupt() {
+    // Baseline 24×529 4:4:4 whose scan runs short into DHT/DQT segments and a second
+    // scan of all three components: the fast route dropped the second scan, which
+    // zune-jpeg decodes over the first, so pixel (0, 32) changed for it. The
+    // coefficient route already refused a component in two sequential scans.
+    let input = include_bytes!("../fixtures/fuzz_short_scan_then_a_second_scan.jpg");
+    // The fuzzer's first byte 0x05: NorthWest, 0, 0 at opacity 5/255.
+    let opts = Options {
+        opacity: 5.0 / 255.0,
+        max_pixels: 1 << 20,
+        ..Options::new(Placement::gravity(Gravity::NorthWest, 0, 0))
+    };
+    let wm = watermark_with(input, &fuzz_overlay(), &opts);
+    assert!(
+        matches!(&wm, Err(WatermarkError::Corrupt(m)) if m.contains("two scans")),
+        "{:?}",
+        wm.as_ref().map(|w| w.route)
+    );
+}
+
+#[test]
+fn watermark_pixel_changed_short_scan_then_stray_bytes_after_a_table_is_exact_for_djpeg() {
+    // Not a bug: zune-jpeg reads the stray bytes after the DHT that ends this short
+    // scan as more of the scan; libjpeg fills it with 0-bits, and so must the output.
+    let input = include_bytes!("../fixtures/fuzz_short_scan_then_stray_bytes_after_a_table.jpg");
+    let (w, h) = (24usize, 529usize);
+    let opts = Options {
+        opacity: 5.0 / 255.0,
+        max_pixels: 1 << 20,
+        ..Options::new(Placement::gravity(Gravity::NorthWest, 0, 0))
+    };
+    let out = watermark_with(input, &fuzz_overlay(), &opts).expect("watermark");
+    let Some(before) = djpeg_with_warnings(input) else {
+        eprintln!("SKIPPED: djpeg not found (apt-get install -y libjpeg-turbo-progs)");
+        return;
+    };
+    let after = djpeg_with_warnings(&out.bytes).expect("djpeg decodes the output");
+    assert_eq!(after.len(), before.len());
+    let head = after.len() - w * h * 3;
+    // The overlay at (0, 0): its blocks and one more around them end at 32.
+    let changed = (0..w * h * 3)
+        .filter(|&i| {
+            let (x, y) = ((i / 3) % w, (i / 3) / w);
+            (x >= 32 || y >= 32) && before[head + i] != after[head + i]
+        })
+        .count();
+    assert_eq!(changed, 0, "djpeg sees samples outside the overlay change");
 }
