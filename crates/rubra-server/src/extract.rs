@@ -289,7 +289,9 @@ impl FromRequestParts<AppState> for Admin {
     }
 }
 
-/// `axum::Json` with rejections in the API's error shape.
+/// `axum::Json` of an object body (a struct), with rejections in the API's error shape. The
+/// body must be a JSON object: serde would also take a struct's fields from an array, in order
+/// (`[null, null]`), which the document does not allow.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ApiJson<T>(pub T);
 
@@ -297,7 +299,18 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        match axum::Json::<T>::from_request(req, state).await {
+        let raw =
+            match axum::Json::<Box<serde_json::value::RawValue>>::from_request(req, state).await {
+                Ok(axum::Json(raw)) => raw,
+                Err(rejection) => return Err(json_rejection(rejection)),
+            };
+        if !raw.get().trim_start().starts_with('{') {
+            return Err(ApiError::new(
+                ErrorCode::InvalidFields,
+                "the body must be a JSON object",
+            ));
+        }
+        match axum::Json::<T>::from_bytes(raw.get().as_bytes()) {
             Ok(axum::Json(v)) => Ok(ApiJson(v)),
             Err(rejection) => Err(json_rejection(rejection)),
         }

@@ -11,6 +11,7 @@ mod codes;
 mod error;
 mod extract;
 mod idempotency;
+mod integral;
 mod middleware;
 mod openapi;
 mod overlay_cache;

@@ -233,6 +233,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     IdempotencyKeys.modify(&mut doc);
     OperationIds.modify(&mut doc);
     Links.modify(&mut doc);
+    crate::routes::subscriptions::subscription_rules(&mut doc);
     doc
 }
 
@@ -304,6 +305,15 @@ const INSTANT_PATTERN: &str = concat!(
 
 /// The schema of an instant a client sends: RFC 3339 text or integer epoch milliseconds.
 pub(crate) fn instant_in() -> utoipa::openapi::schema::Schema {
+    instant(false)
+}
+
+/// [`instant_in`] or `null` (`schema_with` leaves out the field's `nullable`).
+pub(crate) fn instant_in_or_null() -> utoipa::openapi::schema::Schema {
+    instant(true)
+}
+
+fn instant(nullable: bool) -> utoipa::openapi::schema::Schema {
     use utoipa::openapi::schema::{
         KnownFormat, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, Type,
     };
@@ -323,9 +333,74 @@ pub(crate) fn instant_in() -> utoipa::openapi::schema::Schema {
         )
         .description(Some(
             "RFC 3339 (any offset) or integer milliseconds since the epoch, 1970 to 9999",
-        ))
-        .build();
-    Schema::OneOf(one_of)
+        ));
+    let one_of = if nullable {
+        one_of.item(ObjectBuilder::new().schema_type(Type::Null))
+    } else {
+        one_of
+    };
+    Schema::OneOf(one_of.build())
+}
+
+/// A text schema: `min` to `max` characters matching `pattern` (JSON Schema patterns are not
+/// anchored: `\S` means "holds a character that is not white space").
+pub(crate) fn text(
+    min: Option<usize>,
+    max: Option<usize>,
+    pattern: Option<&str>,
+) -> utoipa::openapi::schema::ObjectBuilder {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(min)
+        .max_length(max)
+        .pattern(pattern)
+}
+
+/// An http(s) URL as the egress guard takes it (`rubra_fetch::Guard::parse_url`) for a host
+/// that may be reached on the network at large: a name, not an IP literal or `localhost`
+/// (those only when `--fetch-allow` lists them).
+pub(crate) fn public_url() -> utoipa::openapi::schema::Object {
+    url_schema(&format!("^{HTTP}{NAME}{PORT_AND_REST}$"))
+}
+
+/// An http(s) URL on a name or an IPv4 literal: whether it may be fetched is the
+/// allow-list's to say at run time (403 `fetch_forbidden`).
+pub(crate) fn fetch_url() -> utoipa::openapi::schema::Object {
+    url_schema(&format!("^{HTTP}({NAME}|{IPV4}){PORT_AND_REST}$"))
+}
+
+fn url_schema(pattern: &str) -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::SchemaFormat;
+    // `KnownFormat::Uri` needs utoipa's `url` feature; the name is all the document carries.
+    text(Some(1), None, Some(pattern))
+        .format(Some(SchemaFormat::Custom("uri".to_owned())))
+        .build()
+}
+
+/// The scheme of an http(s) URL, any case.
+const HTTP: &str = "[Hh][Tt][Tt][Pp][Ss]?://";
+/// A host name whose last label starts with a letter (so no URL parser takes it for an
+/// IPv4 address).
+const NAME: &str = "([A-Za-z0-9-]+\\.)*[A-Za-z][A-Za-z0-9-]*";
+/// An IPv4 literal.
+const IPV4: &str = "((25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\\.){3}(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])";
+/// An optional port, then an optional path, query or fragment of visible ASCII.
+const PORT_AND_REST: &str = "(:[1-9][0-9]{0,3})?([/?#][!-~]*)?";
+
+/// One event of a `text/event-stream` answer: before OpenAPI 3.2 (`itemSchema`), the schema of
+/// a stream describes each event, with its fields as the SSE format names them.
+#[derive(ToSchema)]
+#[allow(dead_code)] // Only its schema is used: the streams write events as text.
+pub(crate) struct SseEvent {
+    /// The event's type (`notification`, `change`).
+    event: Option<String>,
+    /// Its id: the seq to resume after (`Last-Event-ID`).
+    id: Option<String>,
+    /// Its data: a JSON document as text.
+    data: String,
+    /// How long a client waits before it reconnects, in milliseconds.
+    retry: Option<u64>,
 }
 
 /// Bytes of an image: the schema of a raw image body or a multipart file.

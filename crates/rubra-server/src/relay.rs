@@ -15,28 +15,44 @@ use serde_json::value::RawValue;
 #[serde(deny_unknown_fields)]
 #[schema(as = Message)]
 pub(crate) struct MessageIn {
-    /// The sender's id for it: a second message with the same id is a duplicate.
+    /// The sender's id for it: a second message with the same id is a duplicate; 1 to 200
+    /// bytes (UTF-8) without control characters.
     #[serde(default)]
-    #[schema(nullable = false)]
+    #[schema(nullable = false, schema_with = message_id_schema)]
     id: Option<String>,
     /// Its type, e.g. `order.created`: what subscriptions' `types` match.
+    #[schema(schema_with = crate::routes::messages::message_type_schema)]
     r#type: String,
-    /// Text for people, at most 4 KiB.
+    /// Text for people, at most 7 000 bytes (UTF-8).
     #[serde(default)]
-    #[schema(nullable = false)]
+    #[schema(nullable = false, max_length = 7000)]
     text: Option<String>,
     /// Any JSON, at most 64 KiB compact.
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<serde_json::Value>)]
     payload: Option<Box<RawValue>>,
-    /// Who it is for, 1 to 256 bytes.
+    /// Who it is for: 1 to 256 bytes (UTF-8), not only white space.
     #[serde(default)]
-    #[schema(nullable = false)]
+    #[schema(nullable = false, min_length = 1, max_length = 256, pattern = r"\S")]
     receiver: Option<String>,
-    /// For admin keys: whose message it is.
+    /// For admin keys: whose message it is; a client key may name only its own client.
     #[serde(default)]
-    #[schema(nullable = false)]
+    #[schema(nullable = false, pattern = "^cl_[0-9a-fA-F]{16}$")]
     pub(crate) client_id: Option<String>,
+}
+
+/// Characters a message id may not hold: Unicode's control characters (`char::is_control`).
+const NO_CONTROL_CHARACTERS: &str = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$";
+
+/// The schema of a message's `id`: 1 to [`MAX_MESSAGE_ID_BYTES`] bytes (as many characters in
+/// ASCII) without control characters.
+fn message_id_schema() -> utoipa::openapi::schema::Object {
+    crate::openapi::text(
+        Some(1),
+        Some(rubra_store::MAX_MESSAGE_ID_BYTES),
+        Some(NO_CONTROL_CHARACTERS),
+    )
+    .build()
 }
 
 /// Why a message was refused: the field and what is wrong with it.

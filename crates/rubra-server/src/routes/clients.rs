@@ -215,21 +215,20 @@ pub async fn get(
 #[serde(deny_unknown_fields)]
 pub struct PatchClient {
     /// Requests per second; null: the server's default.
-    #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<u32>, minimum = 1)]
+    #[serde(default, deserialize_with = "present_nonzero")]
+    #[schema(value_type = Option<u32>, minimum = 1, maximum = 4_294_967_295_u32, format = Int64)]
     rate_limit_rps: Option<Option<NonZeroU32>>,
     /// Burst; null: the server's default.
-    #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<u32>, minimum = 1)]
+    #[serde(default, deserialize_with = "present_nonzero")]
+    #[schema(value_type = Option<u32>, minimum = 1, maximum = 4_294_967_295_u32, format = Int64)]
     rate_limit_burst: Option<Option<NonZeroU32>>,
-    /// Quotas to set (a number), clear (null) or keep (left out).
-    #[serde(default)]
-    #[schema(nullable = false)]
+    /// Quotas to set (a number), clear (null) or keep (left out); `null` for the whole object
+    /// keeps them all.
+    #[serde(default, deserialize_with = "quotas_object")]
     quotas: Option<PatchQuotas>,
     /// `true` disables the client (its keys get 401 `client_disabled`; its jobs, watches and
-    /// deliveries wait), `false` enables it again.
+    /// deliveries wait), `false` enables it again; null leaves it as it is.
     #[serde(default)]
-    #[schema(nullable = false)]
     disabled: Option<bool>,
 }
 
@@ -238,23 +237,57 @@ pub struct PatchClient {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchQuotas {
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "present_quota")]
     subscriptions: Option<Option<u64>>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "present_quota")]
     jobs: Option<Option<u64>>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "present_quota")]
     watches: Option<Option<u64>>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "present_quota")]
     overlays: Option<Option<u64>>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "present_quota")]
     overlay_bytes: Option<Option<u64>>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "present_quota")]
     image_bytes: Option<Option<u64>>,
 }
 
-/// Tells a field given as `null` (`Some(None)`) from one left out (`None`, via `default`).
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
-    T::deserialize(d).map(Some)
+// The `present_…` readers tell a field given as `null` (`Some(None)`) from one left out
+// (`None`, via `default`), for whole numbers (`5.0` is 5, as JSON Schema counts it).
+
+/// The `quotas` object: serde would take its fields from an array too (`[null, null]`).
+fn quotas_object<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PatchQuotas>, D::Error> {
+    let fields: Option<serde_json::Map<String, serde_json::Value>> = Option::deserialize(d)?;
+    fields
+        .map(|f| PatchQuotas::deserialize(serde_json::Value::Object(f)))
+        .transpose()
+        .map_err(serde::de::Error::custom)
+}
+
+/// A quota given (`Some`): 0 to `i64::MAX` (the document's int64; the stores keep quotas as
+/// signed 64-bit integers) or null; `5.0` is 5.
+fn present_quota<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<u64>>, D::Error> {
+    let n: Option<i64> = crate::integral::optional_integer(d)?;
+    n.map(|n| {
+        u64::try_from(n).map_err(|_| {
+            serde::de::Error::invalid_value(serde::de::Unexpected::Signed(n), &"0 or more")
+        })
+    })
+    .transpose()
+    .map(Some)
+}
+
+/// A rate limit given (`Some`): a whole number from 1, or null.
+fn present_nonzero<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<NonZeroU32>>, D::Error> {
+    let n: Option<u32> = crate::integral::optional_integer(d)?;
+    n.map(|n| {
+        NonZeroU32::new(n).ok_or_else(|| {
+            serde::de::Error::invalid_value(serde::de::Unexpected::Unsigned(0), &"1 or more")
+        })
+    })
+    .transpose()
+    .map(Some)
 }
 
 /// Disables or enables a client, audited as done by `actor`. Shared by the API and

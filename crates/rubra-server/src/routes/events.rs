@@ -39,13 +39,14 @@ struct EventIn {
     #[serde(default)]
     #[schema(schema_with = crate::openapi::instant_in)]
     ts: Option<TsIn>,
-    /// The image it was measured on.
+    /// The image it was measured on: its id, 64 hex digits.
     #[serde(default)]
-    #[schema(nullable = false)]
+    #[schema(nullable = false, pattern = "^[0-9a-fA-F]{64}$")]
     image_id: Option<String>,
-    /// For admin keys: whose event it is (or `?client=` for the batch).
+    /// For admin keys: whose event it is (or `?client=` for the batch); a client key may
+    /// name only its own client.
     #[serde(default)]
-    #[schema(nullable = false)]
+    #[schema(nullable = false, pattern = "^cl_[0-9a-fA-F]{16}$")]
     client_id: Option<String>,
 }
 
@@ -56,6 +57,8 @@ struct EventIn {
 enum TsIn {
     Ms(i64),
     Huge(u64),
+    /// `1.7e12` or `1700000000000.0`: an integer to JSON Schema when its fraction is zero.
+    Float(f64),
     Text(String),
 }
 
@@ -183,6 +186,13 @@ fn timestamp(i: usize, ts: TsIn) -> ApiResult<Timestamp> {
     match ts {
         TsIn::Ms(ms) => Timestamp::from_ms(ms).map_err(|_| out_of_range(&ms)),
         TsIn::Huge(ms) => Err(out_of_range(&ms)),
+        TsIn::Float(f) => match crate::integral::whole(f) {
+            Some(ms) => Timestamp::from_ms(ms).map_err(|_| out_of_range(&f)),
+            None => Err(invalid_ts(
+                i,
+                "must be RFC 3339 text or integer epoch milliseconds",
+            )),
+        },
         TsIn::Text(s) => parse_timestamp(&s).map_err(|e| invalid_ts(i, e)),
     }
 }

@@ -27,15 +27,25 @@ use utoipa::{IntoParams, ToSchema};
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubmitBody {
-    /// The CSV: a local path under the jobs root, or `s3://bucket/key` the operator allowed.
+    /// The CSV: a file beneath `--jobs-local-root` named by a relative path (else 400; 422
+    /// `source_not_found` when there is no such file), or `s3://bucket/key` in
+    /// `--jobs-s3-allow` (else 403). Which exist is the operator's to say, at run time.
+    #[schema(
+        min_length = 1,
+        pattern = "^[^\\u0000]+$",
+        example = "sales/2026-11.csv"
+    )]
     source: String,
     /// Progress is recorded every `step` MiB [default 10].
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::integral::optional_integer")]
     #[schema(minimum = 1, nullable = false)]
     step: Option<u32>,
     /// One ASCII character other than a quote or a line end [default `,`].
     #[serde(default)]
-    #[schema(nullable = false, min_length = 1, max_length = 1)]
+    #[schema(
+        nullable = false,
+        pattern = "^[\\u0000-\\u0009\\u000B\\u000C\\u000E-\\u0021\\u0023-\\u007F]$"
+    )]
     delimiter: Option<String>,
     /// The first row names the columns [default true].
     #[serde(default)]

@@ -30,12 +30,17 @@ const MAX_NAME_CHARS: usize = 100;
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateKey {
-    /// A name for people (default: "key"), at most 100 characters.
+    /// A name for people (default: "key"): 1 to 100 characters, not only white space, no
+    /// control characters.
     #[serde(default)]
+    #[schema(
+        max_length = 100,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$"
+    )]
     name: Option<String>,
     /// When the key stops working: RFC 3339 or epoch milliseconds; in the future.
     #[serde(default)]
-    #[schema(schema_with = crate::openapi::instant_in, nullable)]
+    #[schema(schema_with = crate::openapi::instant_in_or_null)]
     expires_at: Option<Value>,
 }
 
@@ -424,6 +429,15 @@ fn key_order(k: &KeyView) -> String {
 fn optional_body(body: &[u8]) -> Result<CreateKey, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(CreateKey::default());
+    }
+    // serde would take a struct's fields from an array too (`[null, null]`); the document
+    // says an object or null.
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    if first == Some(&b'[') {
+        return Err(ApiError::new(
+            ErrorCode::InvalidFields,
+            "the body must be a JSON object or null",
+        ));
     }
     serde_json::from_slice::<Option<CreateKey>>(body)
         .map(Option::unwrap_or_default)

@@ -16,7 +16,9 @@ use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
-use rubra_store::{ClientId, MAX_SUBSCRIPTION_TYPES, Principal, Scope, TypePattern, now_ms};
+use rubra_store::{
+    ClientId, MAX_MESSAGE_ID_BYTES, MAX_SUBSCRIPTION_TYPES, Principal, Scope, TypePattern, now_ms,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::collections::HashMap;
@@ -33,15 +35,41 @@ pub struct MessagesQuery {
     client: Option<String>,
 }
 
-/// The body of `POST /messages`: one message or an array of 1 to 1000.
-#[derive(Deserialize, ToSchema)]
-#[serde(untagged)]
-#[allow(dead_code)] // Only its schema is used: `items` reads the body.
-enum MessagesBody {
-    /// One message.
-    One(MessageIn),
-    /// Several.
-    Many(Vec<MessageIn>),
+/// The body of `POST /messages`: one message or an array of 1 to [`MAX_BATCH`] (only its
+/// schema is used: [`items`] reads the body).
+#[allow(dead_code)]
+struct MessagesBody;
+
+impl utoipa::PartialSchema for MessagesBody {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ArrayBuilder, OneOfBuilder};
+        let one = || utoipa::openapi::Ref::from_schema_name(MessageIn::name());
+        OneOfBuilder::new()
+            .item(one())
+            .item(
+                ArrayBuilder::new()
+                    .items(one())
+                    .min_items(Some(1))
+                    .max_items(Some(MAX_BATCH)),
+            )
+            .description(Some("One message, or an array of 1 to 1000"))
+            .into()
+    }
+}
+
+impl ToSchema for MessagesBody {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        schemas.push((
+            MessageIn::name().into_owned(),
+            <MessageIn as utoipa::PartialSchema>::schema(),
+        ));
+        MessageIn::schemas(schemas);
+    }
 }
 
 /// `202` answer of `POST /messages`.
@@ -51,6 +79,39 @@ pub struct MessagesAccepted {
     accepted: usize,
     /// Messages whose id was seen before: nothing was sent again for them.
     duplicates: usize,
+}
+
+/// A message type as `MessageType::parse` takes it: dot-separated segments of letters,
+/// digits, `_` and `-` (at most [`MAX_MESSAGE_ID_BYTES`], all ASCII).
+pub(crate) const MESSAGE_TYPE_PATTERN: &str = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$";
+
+/// A type pattern as `TypePattern::parse` takes it: a type, a type followed by `.*`, or `*`.
+pub(crate) const TYPE_PATTERN_PATTERN: &str = r"^(\*|[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*(\.\*)?)$";
+
+/// The schema of a message's `type`.
+pub(crate) fn message_type_schema() -> utoipa::openapi::schema::Object {
+    crate::openapi::text(
+        Some(1),
+        Some(MAX_MESSAGE_ID_BYTES),
+        Some(MESSAGE_TYPE_PATTERN),
+    )
+    .build()
+}
+
+/// The schema of a subscription's `types`: null, or 1 to [`MAX_SUBSCRIPTION_TYPES`] type
+/// patterns.
+pub(crate) fn type_patterns_schema() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, SchemaType, Type};
+    ArrayBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
+        .items(crate::openapi::text(
+            Some(1),
+            Some(MAX_MESSAGE_ID_BYTES),
+            Some(TYPE_PATTERN_PATTERN),
+        ))
+        .min_items(Some(1))
+        .max_items(Some(MAX_SUBSCRIPTION_TYPES))
+        .build()
 }
 
 /// The `types` of a new subscription, validated: 422 `invalid_types` names the bad one.

@@ -13,7 +13,7 @@ pub(crate) mod messages;
 mod notifications;
 pub(crate) mod overlays;
 mod stats;
-mod subscriptions;
+pub(crate) mod subscriptions;
 mod watches;
 mod watermark;
 

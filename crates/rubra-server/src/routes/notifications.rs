@@ -186,9 +186,9 @@ pub struct StreamQuery {
     tag = "notifications",
     params(
         StreamQuery,
-        ("Last-Event-ID" = Option<String>, Header, nullable = false, pattern = "^[0-9]{1,18}$", description = "Resume after this seq"),
+        ("Last-Event-ID" = Option<String>, Header, nullable = false, pattern = "^\\s*(?:[+-]?[0-9]{1,18})?\\s*$", description = "Resume after this seq"),
     ),
-    responses((status = 200, description = "Server-Sent Events: one event per notification, its `id` the seq", content_type = "text/event-stream", body = String)),
+    responses((status = 200, description = "Server-Sent Events: one event per notification, its `id` the seq", content_type = "text/event-stream", body = crate::openapi::SseEvent)),
 )]
 #[tracing::instrument(name = "http.notifications.stream", skip_all)]
 pub async fn stream(

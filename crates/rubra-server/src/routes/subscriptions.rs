@@ -31,7 +31,7 @@ use rubra_store::{Channel, NewSubscription, Principal, Scope, Subscription, Subs
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-/// Body of `POST /subscriptions`.
+/// Body of `POST /subscriptions`: a threshold, types, or both.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSubscription {
@@ -39,8 +39,10 @@ pub struct CreateSubscription {
     #[serde(default)]
     #[schema(minimum = 0.0, maximum = 1.0)]
     threshold: Option<f64>,
-    /// Message types (DESIGN §12): instead of, or beside, a threshold.
+    /// Message types (DESIGN §12): instead of, or beside, a threshold; 1 to 32 type patterns
+    /// (`order.created`, `payment.*`, `*`).
     #[serde(default)]
+    #[schema(schema_with = crate::routes::messages::type_patterns_schema)]
     types: Option<Vec<String>>,
     /// Where notifications go.
     channel: ChannelIn,
@@ -52,14 +54,18 @@ pub struct CreateSubscription {
 pub enum ChannelIn {
     /// A signed POST to `url` (http or https; internal addresses only when allowed).
     Webhook {
-        /// The endpoint.
+        /// The endpoint: an http(s) URL with a host and no credentials; an IP literal or
+        /// `localhost` only when `--fetch-allow` lists it (else 422 `url_not_allowed`).
+        #[schema(schema_with = crate::openapi::public_url)]
         url: String,
     },
     /// A Viber bot message.
     Viber {
-        /// The Viber user id, at most 256 bytes.
+        /// The Viber user id: 1 to 256 bytes (UTF-8), not only white space.
+        #[schema(schema_with = viber_field)]
         receiver: String,
-        /// The bot's auth token, at most 256 bytes; never shown back.
+        /// The bot's auth token: 1 to 256 bytes (UTF-8), not only white space; never shown back.
+        #[schema(schema_with = viber_field)]
         auth_token: String,
     },
     /// Only the live stream (`GET /notifications/stream`).
@@ -143,6 +149,51 @@ pub struct SubscriptionView {
     /// After a rotation: until when deliveries carry the old secret's signature too.
     #[serde(skip_serializing_if = "Option::is_none")]
     previous_secret_until: Option<Option<String>>,
+}
+
+/// The longest Viber `receiver` or `auth_token`, in bytes (`Channel::validate`).
+const MAX_VIBER_FIELD_BYTES: usize = 256;
+
+/// A Viber `receiver` or `auth_token`: at most [`MAX_VIBER_FIELD_BYTES`] bytes, with a
+/// character that is not white space. JSON Schema counts characters, not bytes: the
+/// document's `maxLength` is the byte limit, which ASCII values meet exactly.
+fn viber_field() -> utoipa::openapi::schema::Object {
+    crate::openapi::text(Some(1), Some(MAX_VIBER_FIELD_BYTES), Some(r"\S")).build()
+}
+
+/// What the derived schemas of a subscription's body cannot say alone: `CreateSubscription`
+/// needs a threshold, types, or both, each not null (else 422 `invalid_subscription`); a
+/// channel has no other fields than its type's (422, as serde refuses them).
+pub(crate) fn subscription_rules(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::RefOr;
+    use utoipa::openapi::schema::{
+        AdditionalProperties, AllOfBuilder, AnyOfBuilder, ArrayBuilder, ObjectBuilder, Schema, Type,
+    };
+    let Some(schemas) = doc.components.as_mut().map(|c| &mut c.schemas) else {
+        return;
+    };
+    if let Some(RefOr::T(Schema::OneOf(channels))) = schemas.get_mut("ChannelIn") {
+        for channel in &mut channels.items {
+            if let RefOr::T(Schema::Object(fields)) = channel {
+                fields.additional_properties =
+                    Some(Box::new(AdditionalProperties::FreeForm(false)));
+            }
+        }
+    }
+    let Some(fields) = schemas.remove("CreateSubscription") else {
+        return;
+    };
+    let threshold = ObjectBuilder::new()
+        .property("threshold", ObjectBuilder::new().schema_type(Type::Number))
+        .required("threshold");
+    let types = ObjectBuilder::new()
+        .property("types", ArrayBuilder::new())
+        .required("types");
+    let either = AnyOfBuilder::new().item(threshold).item(types);
+    schemas.insert(
+        "CreateSubscription".to_owned(),
+        AllOfBuilder::new().item(fields).item(either).into(),
+    );
 }
 
 /// `?client=` — the client an admin creates a subscription for.

@@ -60,20 +60,65 @@ const HEARTBEAT: Duration = Duration::from_secs(15);
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateWatch {
-    /// The JSON source: http(s) on a `--fetch-allow` host.
+    /// The JSON source: http(s) on a `--fetch-allow` host (else 403 `fetch_forbidden`).
+    #[schema(schema_with = crate::openapi::fetch_url)]
     url: String,
     /// Milliseconds between two polls, 100 to 86 400 000 [default 1000].
+    #[serde(default, deserialize_with = "crate::integral::optional_integer")]
     #[schema(minimum = 100, maximum = 86_400_000)]
     interval_ms: Option<u32>,
-    /// A JSON Pointer: watch only this part of the document.
+    /// A JSON Pointer: watch only this part of the document (empty: all of it).
+    #[schema(pattern = "^(/.*)?$")]
     pointer: Option<String>,
     /// Match array elements by this member instead of by position.
+    #[schema(min_length = 1)]
     key: Option<String>,
-    /// Extra request headers (at most 32; values are never shown back).
+    /// Extra request headers (at most 32; values are never shown back). Not the ones the
+    /// poller sets itself (`Host`, `If-None-Match`, …).
     #[serde(default)]
+    #[schema(schema_with = request_headers_schema)]
     headers: BTreeMap<String, String>,
-    /// Also send every poll's changes through this subscription of the same client.
+    /// Also send every poll's changes through this subscription of the same client (422
+    /// `invalid_subscription` when the client has no such subscription).
+    #[schema(pattern = "^sub_[0-9a-fA-F]{16}$")]
     subscription_id: Option<String>,
+}
+
+/// A header name: an HTTP token (RFC 9110).
+const HEADER_NAME: &str = "[!#$%&'*+.^_`|~0-9A-Za-z-]+";
+
+/// A header value as `reqwest`'s `HeaderValue::from_str` takes it: no control character but
+/// tab, no DEL (other bytes of UTF-8 text pass as obs-text).
+const HEADER_VALUE_PATTERN: &str = "^[^\\u0000-\\u0008\\u000A-\\u001F\\u007F]*$";
+
+/// The schema of a watch's `headers`: at most [`MAX_HEADERS`] names that are tokens and not
+/// [`RESERVED_HEADERS`] (in any case), each with a header value.
+fn request_headers_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    // JSON Schema patterns have no case-insensitive flag: `[Hh][Oo][Ss][Tt]`.
+    let any_case = |name: &str| -> String {
+        name.chars()
+            .map(|c| {
+                if c.is_ascii_alphabetic() {
+                    format!("[{}{}]", c.to_ascii_uppercase(), c.to_ascii_lowercase())
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect()
+    };
+    let reserved: Vec<String> = RESERVED_HEADERS.iter().map(|n| any_case(n)).collect();
+    let names = format!("^(?!({})$){HEADER_NAME}$", reserved.join("|"));
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .property_names(Some(crate::openapi::text(Some(1), None, Some(&names))))
+        .additional_properties(Some(crate::openapi::text(
+            None,
+            None,
+            Some(HEADER_VALUE_PATTERN),
+        )))
+        .max_properties(Some(MAX_HEADERS))
+        .build()
 }
 
 /// `?client=` — the client an admin acts for.
@@ -410,11 +455,10 @@ pub async fn delete(
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ChangesQuery {
-    /// Changes after this seq: the `next_cursor` of the previous page [default 0].
-    #[param(minimum = 0)]
+    /// Changes after this seq: the `next_cursor` of the previous page [default 0; a
+    /// negative one counts as 0].
     cursor: Option<i64>,
     /// The same as `cursor` (a seq), for clients that poll with the last seq they saw.
-    #[param(minimum = 0)]
     since: Option<i64>,
     /// Changes per page, 1 to 1000 (larger is taken as 1000) [default 1000].
     limit: Option<u32>,
@@ -466,6 +510,7 @@ pub async fn changes(
 #[into_params(parameter_in = Query)]
 pub struct StreamQuery {
     /// Replay every change after this seq first (as the `Last-Event-ID` header does).
+    #[param(pattern = "^\\s*(?:[+-]?[0-9]{1,18})?\\s*$")]
     last_event_id: Option<String>,
 }
 
@@ -479,9 +524,9 @@ pub struct StreamQuery {
     params(
         ("id" = String, Path, description = "The watch's id"),
         StreamQuery,
-        ("Last-Event-ID" = Option<String>, Header, description = "Replay every change after this seq first"),
+        ("Last-Event-ID" = Option<String>, Header, nullable = false, pattern = "^\\s*(?:[+-]?[0-9]{1,18})?\\s*$", description = "Replay every change after this seq first"),
     ),
-    responses((status = 200, description = "Server-Sent Events: `event: change`, `id:` its seq, `data:` a WatchChange", content_type = "text/event-stream", body = String)),
+    responses((status = 200, description = "Server-Sent Events: `event: change`, `id:` its seq, `data:` a WatchChange", content_type = "text/event-stream", body = crate::openapi::SseEvent)),
 )]
 #[tracing::instrument(name = "http.watches.stream", skip_all, fields(id = %id))]
 pub async fn stream(
@@ -495,20 +540,23 @@ pub async fn stream(
     let watch = find(&state, &who.scope(), &id).await?;
     // Counted against the caller until `follow` ends (the client went away).
     let slot = state.streams.open(&who)?;
-    let last = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .or(q.last_event_id);
-    let cursor = match last.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        None => watch.last_seq,
-        Some(s) => s.parse::<i64>().map_err(|_| {
-            ApiError::new(
-                ErrorCode::InvalidLastEventId,
-                "Last-Event-ID is a change seq",
-            )
-        })?,
+    // Both are read, so a bad query is refused even where the header wins.
+    let seq = |s: Option<&str>| -> ApiResult<Option<i64>> {
+        match s.map(str::trim).filter(|s| !s.is_empty()) {
+            None => Ok(None),
+            Some(s) => s.parse::<i64>().map(Some).map_err(|_| {
+                ApiError::new(
+                    ErrorCode::InvalidLastEventId,
+                    "Last-Event-ID is a change seq",
+                )
+            }),
+        }
     };
+    let from_query = seq(q.last_event_id.as_deref())?;
+    let header = headers
+        .get("last-event-id")
+        .map(|v| v.to_str().unwrap_or("?"));
+    let cursor = seq(header)?.or(from_query).unwrap_or(watch.last_seq);
     let (tx, rx) = mpsc::channel(64);
     // Ends with the process, or when the key is revoked or its client disabled.
     let stop = crate::extract::until_key_refused(&state, &key, &tx);

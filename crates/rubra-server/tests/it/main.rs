@@ -25,6 +25,7 @@ mod limits;
 mod messages;
 mod notify;
 mod openapi;
+mod openapi_bodies;
 mod quotas;
 mod retention;
 mod scale_out;
