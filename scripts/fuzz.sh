@@ -25,7 +25,7 @@ if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
 fi
 
 features=${FUZZ_FEATURES-watch}
-default_targets="csvsum jsondiff_parse jsondiff_patch image_probe watermark jpeg_baseline slowlog timestamp"
+default_targets="csvsum jsondiff_parse jsondiff_patch image_probe watermark jpeg_baseline slowlog timestamp parse_instant stats_hist"
 if [ "$features" = watch ]; then default_targets="$default_targets watch_pointer"; fi
 targets=${FUZZ_TARGETS:-$default_targets}
 # cargo-fuzz's default build: optimised, with debug assertions and overflow checks.

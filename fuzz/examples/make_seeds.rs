@@ -183,4 +183,42 @@ fn main() {
     {
         write("timestamp", &format!("{i}"), t.as_bytes());
     }
+
+    // parse_instant: the API's instants, RFC 3339 (any offset, fractions, the range's edges,
+    // a leap second) and epoch milliseconds.
+    for (i, t) in [
+        "2026-11-23T08:00:00Z",
+        "1970-01-01T01:00:01.5+01:00",
+        "9999-12-31T23:59:59.999Z",
+        "1969-12-31T23:59:59.999Z",
+        "2016-12-31t23:59:60.250z",
+        "2026-02-29 12:00:00-00:00",
+        "10000-01-01T00:00:00Z",
+        " +1234 ",
+        "253402300799999",
+        "-0000000000000000000001",
+    ]
+    .iter()
+    .enumerate()
+    {
+        write("parse_instant", &format!("{i}"), t.as_bytes());
+    }
+
+    // stats_hist: blobs as the rollups write them (varint bin delta, varint count), a band
+    // row's histogram, and one cut short; the first 8 bytes are also read as an f64.
+    let band_row: Vec<(u16, u64)> = (0..=100u16).map(|b| (b, u64::from(b) * 3 + 1)).collect();
+    let fine_row: Vec<(u16, u64)> = vec![(0, 7), (1, 1), (8000, 2), (8001, 1 << 40), (10_000, 5)];
+    let mut cut = rubra_hist::hist::encode(&fine_row);
+    cut.pop();
+    for (name, blob) in [
+        ("bands", rubra_hist::hist::encode(&band_row)),
+        ("fine", rubra_hist::hist::encode(&fine_row)),
+        ("cut", cut),
+        (
+            "red-0.8",
+            [0.8f64.to_le_bytes().as_slice(), &[0x05, 0x01]].concat(),
+        ),
+    ] {
+        write("stats_hist", name, &blob);
+    }
 }

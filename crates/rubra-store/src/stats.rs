@@ -67,21 +67,21 @@
 //! by a background task, not by the commits.
 
 mod backfill;
-mod bins;
-mod hist;
 pub(crate) mod ingest;
 mod keys;
 mod plan;
 mod postgres;
 mod query;
 mod sqlite;
-mod timestamp;
 
 pub(crate) use ingest::{ADD_IMAGE_BYTES_SQL, WriteOp, Writer};
 pub(crate) use postgres::{PgWrites, backfill as pg_backfill};
+pub use rubra_instant::{Timestamp, TimestampOutOfRange};
 pub(crate) use sqlite::push_tuples;
 pub(crate) use sqlite::{SqliteWrites, backfill as sqlite_backfill};
-pub use timestamp::{Timestamp, TimestampOutOfRange};
+// The blob codec and the bins live in `rubra-hist`, buildable without sqlx (fuzz target
+// `stats_hist`).
+use rubra_hist::{bins, hist};
 
 use crate::{NewEvent, PgStore, Result, Scope, SqliteStore};
 use async_trait::async_trait;

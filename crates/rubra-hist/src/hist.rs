@@ -5,10 +5,10 @@
 //! `varint(count)` (the first delta is from 0). A busy band row takes ~2–3 bytes per fine bin
 //! (≤ 100 of them); a quiet minute only as many entries as it has distinct bins.
 
-use crate::stats::bins;
+use crate::bins;
 
 /// Counts per bin (fine bin or band), sorted by bin, no zero counts.
-pub(crate) type Bins = Vec<(u16, u64)>;
+pub type Bins = Vec<(u16, u64)>;
 
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
@@ -36,7 +36,7 @@ fn get_varint(buf: &[u8], pos: &mut usize) -> Option<u64> {
 }
 
 /// Encodes sorted bins.
-pub(crate) fn encode(bins: &[(u16, u64)]) -> Vec<u8> {
+pub fn encode(bins: &[(u16, u64)]) -> Vec<u8> {
     let mut out = Vec::with_capacity(bins.len() * 3);
     let mut prev = 0u16;
     for &(bin, n) in bins {
@@ -47,9 +47,11 @@ pub(crate) fn encode(bins: &[(u16, u64)]) -> Vec<u8> {
     out
 }
 
-/// Iterates the (bin, count) entries of an encoded histogram. A corrupt tail ends the
-/// iteration (the store wrote every blob itself, so that would be a bug, not input).
-pub(crate) fn entries(buf: &[u8]) -> impl Iterator<Item = (u16, u64)> + '_ {
+/// Iterates the (bin, count) entries of an encoded histogram, bins in non-decreasing order,
+/// at most one entry per two bytes. A corrupt tail (a cut varint, a bin past `u16::MAX`)
+/// ends the iteration: the store wrote every blob itself, but it reads them back from a
+/// database, so any bytes must read without a panic.
+pub fn entries(buf: &[u8]) -> impl Iterator<Item = (u16, u64)> + '_ {
     let mut pos = 0usize;
     let mut bin = 0u64;
     std::iter::from_fn(move || {
@@ -58,24 +60,24 @@ pub(crate) fn entries(buf: &[u8]) -> impl Iterator<Item = (u16, u64)> + '_ {
         }
         let delta = get_varint(buf, &mut pos)?;
         let n = get_varint(buf, &mut pos)?;
-        bin += delta;
+        bin = bin.checked_add(delta)?;
         Some((u16::try_from(bin).ok()?, n))
     })
 }
 
 /// Decodes a histogram.
-pub(crate) fn decode(buf: &[u8]) -> Bins {
+pub fn decode(buf: &[u8]) -> Bins {
     entries(buf).collect()
 }
 
-/// Adds sorted `delta` into sorted `into`.
-pub(crate) fn merge(into: &[(u16, u64)], delta: &[(u16, u64)]) -> Bins {
+/// Adds sorted `delta` into sorted `into` (counts saturate at `u64::MAX`).
+pub fn merge(into: &[(u16, u64)], delta: &[(u16, u64)]) -> Bins {
     let mut out = Vec::with_capacity(into.len() + delta.len());
     let (mut i, mut j) = (0, 0);
     while i < into.len() || j < delta.len() {
         match (into.get(i), delta.get(j)) {
             (Some(&(a, n)), Some(&(b, m))) if a == b => {
-                out.push((a, n + m));
+                out.push((a, n.saturating_add(m)));
                 i += 1;
                 j += 1;
             }
@@ -98,23 +100,24 @@ pub(crate) fn merge(into: &[(u16, u64)], delta: &[(u16, u64)]) -> Bins {
 }
 
 /// Adds sorted `delta` into the encoded histogram `current` (empty for a new row): the new
-/// total and the new encoding.
-pub(crate) fn add(current: &[u8], delta: &[(u16, u64)]) -> (i64, Vec<u8>) {
+/// total (saturated to `i64::MAX`) and the new encoding.
+pub fn add(current: &[u8], delta: &[(u16, u64)]) -> (i64, Vec<u8>) {
     let merged = merge(&decode(current), delta);
-    let total: u64 = merged.iter().map(|&(_, n)| n).sum();
+    let total = merged
+        .iter()
+        .fold(0u64, |sum, &(_, n)| sum.saturating_add(n));
     (i64::try_from(total).unwrap_or(i64::MAX), encode(&merged))
 }
 
-/// The events of an encoded histogram in bins `> bin`.
-pub(crate) fn above(buf: &[u8], bin: u16) -> u64 {
+/// The events of an encoded histogram in bins `> bin` (saturated to `u64::MAX`).
+pub fn above(buf: &[u8], bin: u16) -> u64 {
     entries(buf)
         .skip_while(|&(b, _)| b <= bin)
-        .map(|(_, n)| n)
-        .sum()
+        .fold(0, |sum, (_, n)| sum.saturating_add(n))
 }
 
 /// Counts from a list of fine bins (any order): sorted (bin, count) pairs.
-pub(crate) fn from_bins(bins: Vec<u16>) -> Bins {
+pub fn from_bins(bins: Vec<u16>) -> Bins {
     if bins.len() > COUNTING_FROM {
         // Many events: one counter per possible bin beats sorting them.
         let mut counts = vec![0u64; usize::from(bins::FINE) + 1];
@@ -151,7 +154,7 @@ fn from_bins_sorted(mut bins: Vec<u16>) -> Bins {
 /// `(total, above)` of an encoded histogram where "above" is every bin `> bin`
 /// (`None` counts every event as above).
 #[cfg(test)]
-pub(crate) fn total_and_above(buf: &[u8], bin: Option<u16>) -> (u64, u64) {
+pub fn total_and_above(buf: &[u8], bin: Option<u16>) -> (u64, u64) {
     let (mut total, mut above) = (0u64, 0u64);
     for (b, n) in entries(buf) {
         total += n;

@@ -8,18 +8,18 @@
 //! `c / 1000`), so every fine bin lies inside one coarse bin: `coarse = ceil(fine / 10)`.
 
 /// Number of fine bins above zero; fine bins are `0..=FINE`.
-pub(crate) const FINE: u16 = 10_000;
+pub const FINE: u16 = 10_000;
 /// Fine bins per coarse bin.
 const FINE_PER_COARSE: u16 = 10;
 
 /// The upper edge of fine bin `k`: the double nearest to `k / 10 000`.
-pub(crate) fn fine_edge(k: u16) -> f64 {
+pub fn fine_edge(k: u16) -> f64 {
     f64::from(k) / f64::from(FINE)
 }
 
 /// The fine bin of `red` (clamped into `[0, 1]`): 0 for `red <= 0`, else the smallest `k` with
 /// `red <= fine_edge(k)`.
-pub(crate) fn fine_bin(red: f64) -> u16 {
+pub fn fine_bin(red: f64) -> u16 {
     if red.is_nan() || red <= 0.0 {
         return 0;
     }
@@ -45,28 +45,28 @@ pub(crate) fn fine_bin(red: f64) -> u16 {
 }
 
 /// The coarse bin (`0..=1000`) that fine bin `k` lies in; stored with each raw event.
-pub(crate) fn coarse_of_fine(k: u16) -> u16 {
+pub fn coarse_of_fine(k: u16) -> u16 {
     k.div_ceil(FINE_PER_COARSE)
 }
 
 /// Fine bins per band: the rollups keep one histogram row per band (see `stats` docs).
-pub(crate) const FINE_PER_BAND: u16 = 100;
+pub const FINE_PER_BAND: u16 = 100;
 
 /// The band (`0..=100`) that fine bin `k` lies in: band 0 is `red == 0`, band `b` holds fine
 /// bins `100(b-1)+1 ..= 100b`, that is `red` in `((b-1)/100, b/100]`.
-pub(crate) fn band_of_fine(k: u16) -> u16 {
+pub fn band_of_fine(k: u16) -> u16 {
     k.div_ceil(FINE_PER_BAND)
 }
 
 /// Whether fine bin `k` is the last of its band: events above it are then exactly the events
 /// of the higher bands, and no band histogram has to be read.
-pub(crate) fn ends_band(k: u16) -> bool {
+pub fn ends_band(k: u16) -> bool {
     k.is_multiple_of(FINE_PER_BAND)
 }
 
 /// How a threshold splits the fine bins.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) enum Split {
+pub enum Split {
     /// Every event is above (threshold below 0).
     All,
     /// No event is above (threshold at or past 1).
@@ -83,7 +83,7 @@ pub(crate) enum Split {
 }
 
 /// Where threshold `t` (finite) falls among the fine bins.
-pub(crate) fn split(t: f64) -> Split {
+pub fn split(t: f64) -> Split {
     if t < 0.0 {
         Split::All
     } else if t >= 1.0 {
