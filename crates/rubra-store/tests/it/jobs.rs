@@ -599,7 +599,8 @@ async fn transient_failures_retry_with_backoff_then_fail(store: Arc<dyn Store>) 
         // Claimable again once the backoff is over.
         let c = claim_within(&store, "w", 10_000, Duration::from_secs(5)).await;
         assert_eq!(c.lease.attempt, attempt);
-        let retry_at = now_ms() + 300;
+        // Far enough ahead that the claim below comes before it even on a loaded CI box.
+        let retry_at = now_ms() + 2_000;
         let state = store
             .fail_job(&c.lease, &failure, Some(retry_at))
             .await
@@ -616,7 +617,7 @@ async fn transient_failures_retry_with_backoff_then_fail(store: Arc<dyn Store>) 
             assert!(job.finished_at.is_some());
         }
     }
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
     assert!(claim(&store, "w", 10_000, 10).await.is_none());
 
     // A final error fails at once.

@@ -192,7 +192,8 @@ async fn claimed_watches_are_held_until_their_lease_expires(store: Arc<dyn Store
 async fn record_poll_numbers_changes_and_is_fenced_by_the_lease(store: Arc<dyn Store>) {
     let a = client(&store, "a").await;
     let w = create(&store, &a, "http://src.test/1").await;
-    let lease = Duration::from_millis(300);
+    // Long enough that a loaded CI box records the polls below within it.
+    let lease = Duration::from_secs(2);
     let first = store
         .claim_watches("p1", lease, 10)
         .await
@@ -221,7 +222,7 @@ async fn record_poll_numbers_changes_and_is_fenced_by_the_lease(store: Arc<dyn S
     assert_eq!(seq, Some(2));
 
     // p1's lease runs out; p2 takes over with p1's baseline and numbering.
-    tokio::time::sleep(Duration::from_millis(450)).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
     let second = store
         .claim_watches("p2", lease, 10)
         .await
