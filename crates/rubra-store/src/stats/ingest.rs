@@ -418,8 +418,26 @@ where
     Ok(())
 }
 
-/// The SQL that reads a commit record's results by token.
-pub(crate) const COMMITTED_SQL: &str = "SELECT results FROM write_commits WHERE token = $1";
+/// The results recorded under `token` by [`record_commit`], if its group was committed: the
+/// one [`ApplyWrites::committed`] of both backends.
+pub(crate) async fn read_commit<DB>(
+    pool: &sqlx::Pool<DB>,
+    token: &str,
+) -> Result<Option<Vec<Vec<bool>>>>
+where
+    DB: sqlx::Database,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+    for<'c> &'c sqlx::Pool<DB>: sqlx::Executor<'c, Database = DB>,
+    for<'t> &'t str: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    (String,): for<'r> sqlx::FromRow<'r, DB::Row>,
+{
+    let row: Option<(String,)> =
+        sqlx::query_as::<DB, (String,)>("SELECT results FROM write_commits WHERE token = $1")
+            .bind(token)
+            .fetch_optional(pool)
+            .await?;
+    Ok(row.map(|(r,)| decode_results(&r)))
+}
 
 /// Per op, `1`/`0` per image (new or not); ops joined by `;`.
 fn encode_results(results: &[Vec<bool>]) -> String {
@@ -435,7 +453,7 @@ fn encode_results(results: &[Vec<bool>]) -> String {
 }
 
 /// The inverse of [`encode_results`].
-pub(crate) fn decode_results(text: &str) -> Vec<Vec<bool>> {
+fn decode_results(text: &str) -> Vec<Vec<bool>> {
     text.split(';')
         .map(|op| op.chars().map(|c| c == '1').collect())
         .collect()

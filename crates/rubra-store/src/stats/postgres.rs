@@ -51,11 +51,7 @@ impl ApplyWrites for PgWrites {
     }
 
     async fn committed(&self, token: &str) -> Result<Option<Vec<Vec<bool>>>> {
-        let row: Option<(String,)> = sqlx::query_as(ingest::COMMITTED_SQL)
-            .bind(token)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(|(r,)| ingest::decode_results(&r)))
+        ingest::read_commit::<Postgres>(&self.pool, token).await
     }
 }
 

@@ -75,11 +75,7 @@ impl ApplyWrites for SqliteWrites {
     }
 
     async fn committed(&self, token: &str) -> Result<Option<Vec<Vec<bool>>>> {
-        let row: Option<(String,)> = sqlx::query_as(ingest::COMMITTED_SQL)
-            .bind(token)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(|(r,)| ingest::decode_results(&r)))
+        ingest::read_commit::<Sqlite>(&self.pool, token).await
     }
 }
 
