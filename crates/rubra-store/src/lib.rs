@@ -54,8 +54,8 @@ pub use messages::{
 pub use notify::NotifyStore;
 pub use notify::{
     Channel, ClaimLimits, ClaimedNotification, DeliveryAttempt, DeliveryVerdict, LogPage,
-    NewSubscription, Notification, OutboxListener, PAUSED_BY_CLIENT, Recorded, Subscription,
-    SubscriptionId, SubscriptionState, Verdict, outbox_bell, ring_outbox,
+    NewSubscription, Notification, OutboxListener, PAUSED_BY_CLIENT, Recorded, SUPERSEDED,
+    Subscription, SubscriptionId, SubscriptionState, Verdict, outbox_bell, ring_outbox,
 };
 pub use open::{DatabaseUrl, open};
 pub use postgres::PgStore;

@@ -85,6 +85,38 @@ where
     q
 }
 
+/// The logged outcome of an attempt whose verdict was not recorded: the worker's lease had
+/// run out and another worker had taken the notification over (or it was settled, e.g. its
+/// subscription deleted) before the verdict reached the database. The call did happen (its
+/// status code is kept), but only the lease holder's verdict counts, so a notification is
+/// logged `delivered` at most once (issue #26: fencing).
+pub const SUPERSEDED: &str = "superseded";
+
+/// `log` as written for verdicts of which `applied` says which were recorded: the attempt of a
+/// verdict that was not gets the outcome [`SUPERSEDED`]. Rows are matched to verdicts by
+/// notification and attempt.
+pub(crate) fn log_as_recorded(
+    verdicts: &[DeliveryVerdict],
+    recorded: &[Recorded],
+    log: &[DeliveryAttempt],
+) -> Vec<DeliveryAttempt> {
+    let stale: std::collections::HashSet<(i64, i64)> = verdicts
+        .iter()
+        .zip(recorded)
+        .filter(|(_, r)| !r.applied)
+        .map(|(v, _)| (v.notification.seq, v.notification.attempts))
+        .collect();
+    log.iter()
+        .map(|row| {
+            let mut row = row.clone();
+            if stale.contains(&(row.notification_seq, row.attempt)) {
+                row.outcome = SUPERSEDED.to_owned();
+            }
+            row
+        })
+        .collect()
+}
+
 static OUTBOX_BELL: LazyLock<watch::Sender<u64>> = LazyLock::new(|| watch::channel(0).0);
 
 /// Rings the in-process outbox doorbell: new notifications may be in the table.
@@ -321,7 +353,8 @@ pub struct DeliveryAttempt {
     pub attempt: i64,
     /// When the attempt ended, epoch ms.
     pub at: i64,
-    /// `delivered`, `retrying` or `failed`.
+    /// `delivered`, `retrying` or `failed`; [`SUPERSEDED`] when the attempt's verdict was
+    /// not recorded because its lease had run out (see there).
     pub outcome: String,
     /// The receiver's HTTP status, if it answered.
     pub status_code: Option<i64>,

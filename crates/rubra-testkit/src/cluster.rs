@@ -481,6 +481,23 @@ impl Cluster {
         self.nodes[i].kill();
     }
 
+    /// SIGTERM of node `i`, then waits up to `within` for it to finish its shutdown (its last
+    /// log lines written); killed if it has not by then. Answers whether it exited by itself.
+    pub fn terminate(&mut self, i: usize, within: Duration) -> bool {
+        let node = &mut self.nodes[i];
+        node.signal("-TERM");
+        let end = Instant::now() + within;
+        while Instant::now() < end {
+            if !node.is_running() {
+                node.child = None;
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        node.kill();
+        false
+    }
+
     /// CPU seconds used so far by the cluster's PostgreSQL server and all its backends (those
     /// still running).
     pub fn postgres_cpu_secs(&self) -> f64 {

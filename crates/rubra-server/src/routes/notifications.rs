@@ -76,7 +76,9 @@ pub struct DeliveryAttemptView {
     attempt: i64,
     /// When the attempt ended (RFC 3339, UTC, ms).
     at: String,
-    /// `delivered`, `retrying` or `failed`.
+    /// `delivered`, `retrying`, `failed`, or `superseded`: the call was made but its lease had
+    /// run out and another worker had taken the notification over, so its verdict was not
+    /// recorded (the taker's attempt is the one that counts).
     outcome: String,
     /// The receiver's HTTP status, if it answered.
     status_code: Option<i64>,

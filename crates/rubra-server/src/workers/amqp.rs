@@ -26,6 +26,7 @@ use lapin::{Connection, ConnectionProperties, message::Delivery};
 use rubra_store::{ClientId, MessageId, NewMessage, Store, StoreError, now_ms};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_stream::StreamExt;
@@ -43,6 +44,7 @@ pub(crate) fn spawn(services: &Services, shutdown: &CancellationToken) -> Option
         store: services.store.clone(),
         tag: format!("rubra-{}", services.instance_id),
         source,
+        consumed: AtomicU64::new(0),
     };
     Some(tokio::spawn(consumer.run(shutdown.clone())))
 }
@@ -51,6 +53,9 @@ struct Consumer {
     store: Arc<dyn Store>,
     tag: String,
     source: AmqpSource,
+    /// Messages this process recorded (duplicates included), logged when it stops: the share
+    /// of the queue it took among the competing consumers.
+    consumed: AtomicU64,
 }
 
 /// Why a session with the broker ended.
@@ -93,7 +98,7 @@ impl Consumer {
         let url = redact_password(&self.source.url);
         loop {
             match self.session(&shutdown, &mut backoff).await {
-                Ok(()) => return,
+                Ok(()) => break,
                 Err(e) => {
                     rubra_telemetry::metrics::gauge!("rubra_amqp_connected").set(0.0);
                     tracing::warn!(error = %e, url, queue = %self.source.queue,
@@ -101,9 +106,11 @@ impl Consumer {
                 }
             }
             if !pause(backoff.next(), &shutdown).await {
-                return;
+                break;
             }
         }
+        tracing::info!(queue = %self.source.queue, consumed = self.consumed.load(Ordering::Relaxed),
+                       "amqp consumer stopped");
     }
 
     /// One connection: consume until the shutdown (Ok) or a failure (Err).
@@ -210,7 +217,7 @@ impl Consumer {
         loop {
             match self.store.insert_messages(&messages).await {
                 Ok(fresh) => {
-                    count(&fresh);
+                    self.count(&fresh);
                     last.acker.ack(BasicAckOptions { multiple: true }).await?;
                     return Ok(true);
                 }
@@ -229,6 +236,18 @@ impl Consumer {
         }
     }
 
+    /// Counts a recorded group (`fresh[i]`: message i was new, not a duplicate) in the
+    /// metrics and in this consumer's total.
+    fn count(&self, fresh: &[bool]) {
+        self.consumed
+            .fetch_add(fresh.len() as u64, Ordering::Relaxed);
+        let duplicates = fresh.iter().filter(|f| !**f).count() as u64;
+        rubra_telemetry::metrics::counter!("rubra_messages_consumed_total", "source" => "amqp")
+            .increment(fresh.len() as u64);
+        rubra_telemetry::metrics::counter!("rubra_messages_duplicates_total", "source" => "amqp")
+            .increment(duplicates);
+    }
+
     /// Records messages one at a time after their group failed on a bad one.
     async fn record_singly(
         &self,
@@ -241,7 +260,7 @@ impl Consumer {
             loop {
                 match self.store.insert_messages(std::slice::from_ref(&m)).await {
                     Ok(fresh) => {
-                        count(&fresh);
+                        self.count(&fresh);
                         d.acker.ack(BasicAckOptions { multiple: false }).await?;
                         break;
                     }
@@ -260,15 +279,6 @@ impl Consumer {
         }
         Ok(true)
     }
-}
-
-/// Counts recorded messages and duplicates.
-fn count(fresh: &[bool]) {
-    let duplicates = fresh.iter().filter(|f| !**f).count() as u64;
-    rubra_telemetry::metrics::counter!("rubra_messages_consumed_total", "source" => "amqp")
-        .increment(fresh.len() as u64);
-    rubra_telemetry::metrics::counter!("rubra_messages_duplicates_total", "source" => "amqp")
-        .increment(duplicates);
 }
 
 /// A failure caused by the message itself, which no retry cures: its client does not exist,

@@ -28,9 +28,8 @@ pub(super) async fn record_delivery(
     let now = crate::now_ms();
     let sub = claimed.subscription_id.as_str();
     let mut tx = pool.begin().await?;
-    // The attempt happened whatever becomes of the verdict: its log row is written first, in
-    // the same transaction, so it commits exactly when the verdict does (or with the
-    // rollback of a lost lease, alone).
+    // The attempt happened whatever becomes of the verdict: its log row commits with the
+    // verdict, or, when the lease was lost, alone and marked superseded (`finish_unapplied`).
     if let Some(row) = log {
         super::insert_log_rows::<sqlx::Postgres>(std::slice::from_ref(row))
             .build()
@@ -51,15 +50,16 @@ pub(super) async fn record_delivery(
             "UPDATE notifications \
              SET state = 'delivered', delivered_at = $2, lease_owner = NULL, \
                  lease_until = NULL, last_error = NULL \
-             WHERE seq = $1 AND state = 'pending'",
+             WHERE seq = $1 AND state = 'pending' AND lease_owner = $3",
         )
         .bind(claimed.seq)
         .bind(now)
+        .bind(owner)
         .execute(&mut *tx)
         .await?
         .rows_affected();
         if done == 0 {
-            finish_unapplied(tx, log.is_some()).await?;
+            finish_unapplied(pool, tx, log).await?;
             return Ok(Recorded::default());
         }
         tx.commit().await?;
@@ -99,7 +99,7 @@ pub(super) async fn record_delivery(
     .rows_affected();
     if done == 0 {
         // Our lease ran out and another worker owns the row now.
-        finish_unapplied(tx, log.is_some()).await?;
+        finish_unapplied(pool, tx, log).await?;
         return Ok(Recorded::default());
     }
     let pause_now = pause_after > 0 && failures >= i64::from(pause_after) && state == "active";
@@ -137,13 +137,24 @@ pub(super) async fn record_delivery(
     })
 }
 
-/// Ends the transaction of a verdict that changed nothing (its lease was lost): the log row of
-/// the attempt, if any, is kept; nothing else was written.
-async fn finish_unapplied(tx: sqlx::Transaction<'_, sqlx::Postgres>, logged: bool) -> Result<()> {
-    if logged {
-        tx.commit().await?;
-    } else {
-        tx.rollback().await?;
+/// Ends the transaction of a verdict that applied nothing (its lease was lost): everything it
+/// wrote is rolled back (a success's reset of the failure count included), and the attempt, if
+/// logged, is logged alone as [`SUPERSEDED`](super::SUPERSEDED).
+async fn finish_unapplied(
+    pool: &PgPool,
+    tx: sqlx::Transaction<'_, sqlx::Postgres>,
+    log: Option<&DeliveryAttempt>,
+) -> Result<()> {
+    tx.rollback().await?;
+    if let Some(row) = log {
+        let row = DeliveryAttempt {
+            outcome: super::SUPERSEDED.to_owned(),
+            ..row.clone()
+        };
+        super::insert_log_rows::<sqlx::Postgres>(std::slice::from_ref(&row))
+            .build()
+            .execute(pool)
+            .await?;
     }
     Ok(())
 }

@@ -45,13 +45,14 @@ pub(super) async fn record_deliveries(
             .take_while(|v| v.verdict == Verdict::Delivered)
             .count();
         if run > 0 {
-            out.extend(record_delivered(&mut tx, &rest[..run], now).await?);
+            out.extend(record_delivered(&mut tx, owner, &rest[..run], now).await?);
             rest = &rest[run..];
         } else {
             out.push(record_one(&mut tx, owner, first, pause_after, now).await?);
             rest = &rest[1..];
         }
     }
+    let log = super::log_as_recorded(verdicts, &out, log);
     for chunk in log.chunks(LOG_CHUNK) {
         super::insert_log_rows::<Sqlite>(chunk)
             .build()
@@ -68,10 +69,12 @@ const LOG_CHUNK: usize = 500;
 /// Successful deliveries per statement (one parameter each).
 const DELIVERED_CHUNK: usize = 1000;
 
-/// Records successful deliveries: the pending ones become delivered, and their subscriptions'
-/// failure counts go back to zero — two statements per [`DELIVERED_CHUNK`].
+/// Records successful deliveries: the pending ones still leased by `owner` become delivered,
+/// and their subscriptions' failure counts go back to zero — two statements per
+/// [`DELIVERED_CHUNK`].
 async fn record_delivered(
     tx: &mut Transaction<'_, Sqlite>,
+    owner: &str,
     verdicts: &[DeliveryVerdict],
     now: i64,
 ) -> Result<Vec<Recorded>> {
@@ -83,7 +86,7 @@ async fn record_delivered(
              UPDATE notifications \
              SET state = 'delivered', delivered_at = ?, lease_owner = NULL, \
                  lease_until = NULL, last_error = NULL \
-             WHERE seq IN (SELECT seq FROM d) AND state = 'pending' \
+             WHERE seq IN (SELECT seq FROM d) AND state = 'pending' AND lease_owner = ? \
              RETURNING seq, subscription_id"
         );
         let mut q = sqlx::query_as::<_, (i64, String)>(AssertSqlSafe(sql));
@@ -92,6 +95,7 @@ async fn record_delivered(
         }
         let done: HashMap<i64, String> = q
             .bind(now)
+            .bind(owner)
             .fetch_all(&mut **tx)
             .await?
             .into_iter()
@@ -138,10 +142,11 @@ async fn record_one(
             "UPDATE notifications \
              SET state = 'delivered', delivered_at = $2, lease_owner = NULL, \
                  lease_until = NULL, last_error = NULL \
-             WHERE seq = $1 AND state = 'pending'",
+             WHERE seq = $1 AND state = 'pending' AND lease_owner = $3",
         )
         .bind(n.seq)
         .bind(now)
+        .bind(owner)
         .execute(&mut **tx)
         .await?
         .rows_affected();

@@ -14,6 +14,7 @@ crate::both_backends!(
     concurrent_claimers_never_share_a_notification,
     verdicts_move_notifications_and_a_lost_lease_changes_nothing,
     a_batch_of_verdicts_is_recorded_as_one_by_one,
+    a_stale_delivered_verdict_is_not_recorded_and_its_attempt_is_logged_superseded,
     repeated_failures_pause_and_resume_releases_held_notifications,
     a_client_pauses_its_subscription_and_its_notifications_are_held_until_resumed,
     deleting_a_subscription_cancels_its_undelivered_notifications,
@@ -432,6 +433,88 @@ async fn a_batch_of_verdicts_is_recorded_as_one_by_one(store: Arc<dyn Store>) {
             .await
             .unwrap()
             .is_empty()
+    );
+}
+
+/// Fencing (issue #26): a worker whose lease ran out while its webhook call succeeded, and
+/// whose notification another worker took over, records nothing — not even "delivered" — and
+/// its attempt is logged `superseded`; the lease holder's verdict is the one that counts, so the
+/// log shows the notification delivered exactly once.
+async fn a_stale_delivered_verdict_is_not_recorded_and_its_attempt_is_logged_superseded(
+    store: Arc<dyn Store>,
+) {
+    let a = store
+        .create_client("a", &rubra_store::Actor::system())
+        .await
+        .unwrap()
+        .id;
+    subscribe(&store, &a, 0.1, webhook()).await;
+    event(&store, &a, 0.9).await;
+    let now = now_ms() + 1;
+    let stale = store
+        .claim_notifications("first", now, 1_000, &ClaimLimits::total(1))
+        .await
+        .unwrap();
+    let taken = store
+        .claim_notifications("second", now + 1_000, 60_000, &ClaimLimits::total(1))
+        .await
+        .unwrap();
+    assert_eq!((stale.len(), taken.len()), (1, 1));
+    let attempt = |n: &rubra_store::Notification| {
+        (
+            DeliveryVerdict {
+                notification: n.clone(),
+                verdict: Verdict::Delivered,
+                error: None,
+            },
+            DeliveryAttempt {
+                id: 0,
+                notification_seq: n.seq,
+                subscription_id: n.subscription_id.clone(),
+                client_id: n.client_id.clone(),
+                attempt: n.attempts,
+                at: now_ms(),
+                outcome: "delivered".into(),
+                status_code: Some(200),
+                latency_ms: 1,
+                error: None,
+            },
+        )
+    };
+    // The first worker's call succeeded after its lease had passed to the second.
+    let (v, log) = attempt(&stale[0].notification);
+    let rec = store
+        .record_deliveries_logged("first", &[v], &[log], 10)
+        .await
+        .unwrap();
+    assert!(!rec[0].applied, "a stale verdict is not recorded");
+    let state = store.notifications_after(&a, 0, 10).await.unwrap()[0]
+        .state
+        .clone();
+    assert_eq!(state, "pending", "the lease holder still owns it");
+    let (v, log) = attempt(&taken[0].notification);
+    let rec = store
+        .record_deliveries_logged("second", &[v], &[log], 10)
+        .await
+        .unwrap();
+    assert!(rec[0].applied);
+    let log = store
+        .list_delivery_attempts(
+            &Scope::Client(a.clone()),
+            &LogPage {
+                subscription: None,
+                before_id: None,
+                limit: 10,
+            },
+        )
+        .await
+        .unwrap();
+    let mut outcomes: Vec<(i64, String)> =
+        log.iter().map(|r| (r.attempt, r.outcome.clone())).collect();
+    outcomes.sort();
+    assert_eq!(
+        outcomes,
+        [(1, "superseded".to_owned()), (2, "delivered".to_owned())]
     );
 }
 

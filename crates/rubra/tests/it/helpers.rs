@@ -5,6 +5,16 @@ use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
+/// The test RabbitMQ broker is shared by the tests of this binary, and some restart it: every
+/// test that uses it holds this lock (one at a time). Async tests take it with
+/// `BROKER.lock().await`, the others with [`broker_lock`].
+pub static BROKER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Takes [`BROKER`] from a test that is not async (outside any runtime).
+pub fn broker_lock() -> tokio::sync::MutexGuard<'static, ()> {
+    BROKER.blocking_lock()
+}
+
 /// A child process, killed on drop.
 pub struct Proc(pub Child);
 

@@ -22,9 +22,6 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// The broker is shared: one test at a time.
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
 /// A fake Viber that records the `tracking_data` (message id) of every call.
 async fn fake_viber() -> (String, Arc<Mutex<Vec<String>>>) {
     let seen: Arc<Mutex<Vec<String>>> = Arc::default();
@@ -277,13 +274,13 @@ fn runtime() -> tokio::runtime::Runtime {
 
 #[test]
 fn kill_9_mid_stream_on_sqlite() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = crate::helpers::broker_lock();
     runtime().block_on(a_consumer_killed_mid_stream_loses_nothing(None));
 }
 
 #[test]
 fn kill_9_mid_stream_on_postgres() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = crate::helpers::broker_lock();
     runtime().block_on(async {
         let Some(db) = rubra_testkit::fresh_postgres("kill_9_mid_stream_on_postgres").await else {
             return;
@@ -294,6 +291,6 @@ fn kill_9_mid_stream_on_postgres() {
 
 #[test]
 fn broker_restart_mid_stream() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = crate::helpers::broker_lock();
     runtime().block_on(the_broker_restarted_mid_stream_loses_nothing(None));
 }

@@ -389,6 +389,7 @@ async fn chaos_soak() {
         .ok()
         .and_then(|m| m.parse().ok())
         .unwrap_or(2.0);
+    let _broker = crate::helpers::BROKER.lock().await;
     let Some(mut c) = cluster("chaos_soak", true).await else {
         return;
     };

@@ -4,8 +4,9 @@
 //!
 //! - `fencing`: a process cut off from PostgreSQL longer than its lease while holding a job,
 //!   a delivery or a watch; another takes the work over; the cut one, healed, writes nothing.
-//! - `recovery`: PostgreSQL restarted and S3 refusing under load.
-//! - `sharing`: jobs and deliveries asked of one process are taken by every process.
+//! - `recovery`: PostgreSQL restarted under load, S3 refusing for 30 s, RabbitMQ restarted.
+//! - `sharing`: jobs, deliveries and watches asked of one process are taken by every process,
+//!   and every process consumes the queue.
 //! - `chaos`: the soak behind `bench/chaos/run.sh` (ignored here).
 //!
 //! They need root (namespaces) and skip without it, unless `RUBRA_TEST_REQUIRE_SERVICES=1`.

@@ -6,7 +6,7 @@
 //! - S3 refusing every connection for a while: an upload answers 503 and leaves nothing
 //!   behind; a job submitted meanwhile retries and succeeds once S3 is back.
 
-use super::support::{args, cluster, get_json, make_client, post_settled, until};
+use super::support::{args, cluster, db, get_json, make_client, node_logs, post_settled, until};
 use object_store::ObjectStoreExt;
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as ObjectPath;
@@ -190,8 +190,8 @@ fn png() -> Vec<u8> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn s3_refusing_uploads_answer_503_and_jobs_retry() {
-    let test = "s3_refusing_uploads_answer_503_and_jobs_retry";
+async fn s3_refusing_for_30_s_uploads_answer_503_and_jobs_retry_then_succeed() {
+    let test = "s3_refusing_for_30_s_uploads_answer_503_and_jobs_retry_then_succeed";
     let Some(mut c) = cluster(test, false).await else {
         return;
     };
@@ -202,27 +202,36 @@ async fn s3_refusing_uploads_answer_503_and_jobs_retry() {
     let http = reqwest::Client::new();
     let key = make_client(&http, &base, c.admin_key().unwrap(), "acme").await;
     let img = png();
+    // S3 refuses every connection for 30 s: each upload meanwhile answers 503 and stores
+    // nothing, and a job submitted at the start keeps retrying (its runs retry their reads
+    // with backoff, then the run is retried) instead of failing for good.
+    const OUTAGE: Duration = Duration::from_secs(30);
     c.s3().set_down(true);
-    let r = http
-        .post(format!("{base}/images"))
-        .bearer_auth(&key)
-        .header("content-type", "image/png")
-        .body(img.clone())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 503, "{}", r.text().await.unwrap());
+    let down_at = std::time::Instant::now();
     let job = submit(&http, &base, &key, &format!("s3://{allow}/small.csv")).await;
-    // The job fails its first run(s) against the refusing store and waits to retry.
-    until(
-        "the job to meet the outage",
-        Duration::from_secs(60),
-        || async {
-            let j = get_json(&http, &job, &key).await?;
-            (j["attempts"].as_u64()? >= 1 && j["state"] != "running").then_some(())
-        },
-    )
-    .await;
+    let mut uploads = 0;
+    while down_at.elapsed() < OUTAGE {
+        let r = http
+            .post(format!("{base}/images"))
+            .bearer_auth(&key)
+            .header("content-type", "image/png")
+            .body(img.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 503, "{}", r.text().await.unwrap());
+        uploads += 1;
+        let j = get_json(&http, &job, &key).await.unwrap();
+        assert!(
+            matches!(j["state"].as_str(), Some("queued" | "running")),
+            "the job waits out the outage: {j}"
+        );
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    assert!(
+        uploads >= 5,
+        "uploads tried throughout the outage: {uploads}"
+    );
     let listed = get_json(&http, &format!("{base}/images"), &key)
         .await
         .unwrap();
@@ -259,4 +268,143 @@ async fn s3_refusing_uploads_answer_503_and_jobs_retry() {
     .await;
     assert_eq!(done["state"], "succeeded", "{done}");
     assert_eq!(done["result"]["columns"][0]["sum"], "1250.00");
+}
+
+/// RabbitMQ itself restarted (stopped and started, not a cut link) while every process
+/// consumes the queue: each reconnects by itself, and every message published before, during
+/// and after is recorded once (a redelivery is a duplicate by its id).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_restarted_every_consumer_reconnects_and_nothing_is_lost() {
+    use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+    use lapin::{BasicProperties, Connection, ConnectionProperties};
+    let test = "rabbitmq_restarted_every_consumer_reconnects_and_nothing_is_lost";
+    let _broker = crate::helpers::BROKER.lock().await;
+    let Some(ctl) = std::env::var("RUBRA_TEST_AMQP_CTL").ok() else {
+        assert!(
+            std::env::var("RUBRA_TEST_REQUIRE_SERVICES").as_deref() != Ok("1"),
+            "{test}: needs RUBRA_TEST_AMQP_CTL (scripts/test-services.sh makes it)"
+        );
+        eprintln!("SKIPPED {test}: needs RUBRA_TEST_AMQP_CTL");
+        return;
+    };
+    let Some(mut c) = cluster(test, true).await else {
+        return;
+    };
+    let nodes = [
+        c.spawn(Role::Serve, &[]),
+        c.spawn(Role::Serve, &[]),
+        c.spawn(Role::Worker, &[]),
+    ];
+    let base = c.node(nodes[0]).base();
+    let http = reqwest::Client::new();
+    let key = make_client(&http, &base, c.admin_key().unwrap(), "acme").await;
+    let client_id = until("the client's id", Duration::from_secs(60), || async {
+        let v = get_json(&http, &format!("{base}/clients"), &key).await?;
+        let list = v
+            .as_array()
+            .cloned()
+            .or_else(|| v["items"].as_array().cloned())?;
+        list.first()?["id"].as_str().map(str::to_owned)
+    })
+    .await;
+    let (_, queue) = c.amqp_url_and_queue().unwrap();
+    let url = std::env::var("RUBRA_TEST_AMQP_URL").unwrap();
+    let sessions = |c: &rubra_testkit::cluster::Cluster, i: usize| {
+        node_logs(c, i)
+            .matches("consuming messages from amqp")
+            .count()
+    };
+    until(
+        "every process consuming",
+        Duration::from_secs(60),
+        || async { nodes.iter().all(|&i| sessions(&c, i) >= 1).then_some(()) },
+    )
+    .await;
+    // Publishes messages `from..to`, each confirmed, reconnecting while the broker is away.
+    let publish = |from: usize, to: usize| {
+        let (url, queue, client_id) = (url.clone(), queue.clone(), client_id.clone());
+        async move {
+            let mut n = from;
+            while n < to {
+                let Ok(conn) = Connection::connect(&url, ConnectionProperties::default()).await
+                else {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                };
+                let Ok(ch) = conn.create_channel().await else {
+                    continue;
+                };
+                if ch
+                    .confirm_select(ConfirmSelectOptions::default())
+                    .await
+                    .is_err()
+                {
+                    continue;
+                }
+                while n < to {
+                    let body = json!({"client_id": client_id, "id": format!("restart-{n}"),
+                                      "type": "restart.tick", "text": "tick"});
+                    let sent = async {
+                        ch.basic_publish(
+                            "".into(),
+                            queue.as_str().into(),
+                            BasicPublishOptions::default(),
+                            body.to_string().as_bytes(),
+                            BasicProperties::default().with_delivery_mode(2),
+                        )
+                        .await?
+                        .await
+                    };
+                    match sent.await {
+                        Ok(confirm) if confirm.is_ack() => n += 1,
+                        _ => break,
+                    }
+                }
+            }
+        }
+    };
+    const HALF: usize = 300;
+    publish(0, HALF).await;
+    let recorded = || async {
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM messages")
+            .fetch_one(&mut db(&c).await)
+            .await
+            .unwrap();
+        usize::try_from(n).unwrap()
+    };
+    until(
+        "the first half recorded",
+        Duration::from_secs(60),
+        || async { (recorded().await == HALF).then_some(()) },
+    )
+    .await;
+    let status = std::process::Command::new(&ctl)
+        .arg("stop")
+        .status()
+        .unwrap();
+    assert!(status.success(), "stopping the broker");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let status = std::process::Command::new(&ctl)
+        .arg("start")
+        .status()
+        .unwrap();
+    assert!(status.success(), "starting the broker");
+    publish(HALF, 2 * HALF).await;
+    until(
+        "every process consuming again",
+        Duration::from_secs(60),
+        || async { nodes.iter().all(|&i| sessions(&c, i) >= 2).then_some(()) },
+    )
+    .await;
+    until(
+        "every message recorded once",
+        Duration::from_secs(60),
+        || async { (recorded().await == 2 * HALF).then_some(()) },
+    )
+    .await;
+    let (distinct,): (i64,) = sqlx::query_as("SELECT COUNT(DISTINCT id) FROM messages")
+        .fetch_one(&mut db(&c).await)
+        .await
+        .unwrap();
+    assert_eq!(distinct, 2 * HALF as i64);
 }

@@ -1,5 +1,6 @@
-//! Work sharing: jobs and deliveries asked of one process are picked up by idle workers of
-//! every process, within about a second; the test prints the share each process took.
+//! Work sharing: jobs, deliveries and watches asked of one process are picked up by idle
+//! workers of every process, within about a second, and every process consumes the queue's
+//! messages; the tests print the share each process took.
 
 use super::support::{args, cluster, db, host_server, make_client, node_logs, post_settled, until};
 use axum::response::IntoResponse;
@@ -121,5 +122,154 @@ async fn idle_workers_of_every_process_share_the_work() {
     assert!(
         first_wait <= 1500,
         "an idle worker elsewhere took the first job within ~1 s: {first_wait} ms"
+    );
+}
+
+/// Watches and queue messages are shared too: watches created through a process that polls
+/// none itself are first polled within about a second by whichever process claims them, and
+/// the queue's messages are consumed by every process (competing consumers). Prints the
+/// share each process took: polls of the watches' source, messages it recorded (from its
+/// "amqp consumer stopped" line at a graceful stop).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watches_and_queue_messages_are_shared_by_every_process() {
+    use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+    use lapin::{BasicProperties, Connection, ConnectionProperties};
+    let test = "watches_and_queue_messages_are_shared_by_every_process";
+    let _broker = crate::helpers::BROKER.lock().await;
+    let Some(mut c) = cluster(test, true).await else {
+        return;
+    };
+    // The watched source: a document that changes on every poll.
+    let (source, polls) = host_server(&c, |_, _| async {
+        axum::Json(json!({"odds": fastrand::u32(..)})).into_response()
+    })
+    .await;
+    let common = args(&["--fetch-allow", &source]);
+    let mut front = common.clone();
+    front.extend(args(&["--watch-capacity", "0"]));
+    let nodes = [
+        c.spawn(Role::Serve, &front),
+        c.spawn(Role::Serve, &common),
+        c.spawn(Role::Worker, &common),
+        c.spawn(Role::Worker, &common),
+    ];
+    let base = c.node(nodes[0]).base();
+    let http = reqwest::Client::new();
+    let key = make_client(&http, &base, c.admin_key().unwrap(), "acme").await;
+    let client_id = until("the client's id", Duration::from_secs(60), || async {
+        let v = super::support::get_json(&http, &format!("{base}/clients"), &key).await?;
+        let list = v
+            .as_array()
+            .cloned()
+            .or_else(|| v["items"].as_array().cloned())?;
+        list.first()?["id"].as_str().map(str::to_owned)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    const WATCHES: usize = 8;
+    for k in 0..WATCHES {
+        let body = json!({"url": format!("http://{source}/odds/{k}"), "interval_ms": 500});
+        let (status, r) = post_settled(&http, &format!("{base}/watches"), &key, &body).await;
+        assert_eq!(status, 201, "{r}");
+    }
+    let waits: Vec<i64> = until(
+        "every watch polled once",
+        Duration::from_secs(60),
+        || async {
+            let rows: Vec<(Option<i64>,)> =
+                sqlx::query_as("SELECT baseline_at - created_at FROM watches")
+                    .fetch_all(&mut db(&c).await)
+                    .await
+                    .ok()?;
+            let waits: Option<Vec<i64>> = rows.into_iter().map(|r| r.0).collect();
+            waits.filter(|w| w.len() == WATCHES)
+        },
+    )
+    .await;
+    // Let them run a while, then publish the messages.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    const MESSAGES: usize = 1000;
+    let (url, queue) = c.amqp_url_and_queue().unwrap();
+    // The test process reaches the broker directly (the proxy listens on the bridge).
+    let url = std::env::var("RUBRA_TEST_AMQP_URL").unwrap_or(url);
+    let conn = Connection::connect(&url, ConnectionProperties::default())
+        .await
+        .unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    ch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    for n in 0..MESSAGES {
+        let body = json!({"client_id": client_id, "id": format!("share-{n}"),
+                          "type": "share.tick", "text": "tick"});
+        let confirm = ch
+            .basic_publish(
+                "".into(),
+                queue.as_str().into(),
+                BasicPublishOptions::default(),
+                body.to_string().as_bytes(),
+                BasicProperties::default().with_delivery_mode(2),
+            )
+            .await
+            .unwrap();
+        if n % 100 == 99 {
+            assert!(confirm.await.unwrap().is_ack());
+        }
+    }
+    until(
+        "every message recorded",
+        Duration::from_secs(60),
+        || async {
+            let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM messages")
+                .fetch_one(&mut db(&c).await)
+                .await
+                .ok()?;
+            (n == MESSAGES as i64).then_some(())
+        },
+    )
+    .await;
+    let polled = polls.lock().unwrap().clone();
+    for i in nodes {
+        assert!(c.terminate(i, Duration::from_secs(30)), "node {i} stopped");
+    }
+    let consumed = |i: usize| -> u64 {
+        node_logs(&c, i)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["message"] == "amqp consumer stopped")
+            .filter_map(|v| v["fields"]["consumed"].as_u64())
+            .sum()
+    };
+    println!(
+        "\n== sharing: {WATCHES} watches (500 ms) and {MESSAGES} queue messages, asked of serve 0"
+    );
+    println!("process   source polls   messages consumed");
+    let mut total = 0;
+    let mut consumers = 0;
+    for i in nodes {
+        let p = polled.iter().filter(|n| **n == i).count();
+        let m = consumed(i);
+        total += m;
+        consumers += usize::from(m > 0);
+        println!(
+            "{:<9} {p:>12} {m:>19}",
+            format!("{:?}{i}", c.node(i).role()).to_lowercase()
+        );
+        if i == nodes[0] {
+            assert_eq!(p, 0, "serve 0 polls no watch");
+        }
+    }
+    let mut sorted = waits.clone();
+    sorted.sort_unstable();
+    println!("first poll after creation, ms: {sorted:?}");
+    assert!(
+        sorted[sorted.len() / 2] <= 2000,
+        "an idle process took the watches within ~1 s: {sorted:?}"
+    );
+    assert!(total >= MESSAGES as u64, "every message consumed: {total}");
+    assert!(
+        consumers >= 2,
+        "the queue's messages were shared: {consumers} process(es) consumed"
     );
 }
