@@ -12,6 +12,7 @@
 #![deny(missing_docs)]
 
 mod audit;
+pub mod bells;
 mod blob;
 mod domain;
 mod error;
@@ -32,6 +33,7 @@ mod stats;
 mod watches;
 
 pub use audit::{Action, Actor, ActorKind, AuditPage, AuditRecord, AuditStore, Change};
+pub use bells::{Bells, Doorbell};
 pub use blob::{BlobMeta, BlobStore, BlobUrl, s3_builder};
 pub use domain::{
     ApiKey, Client, ClientId, KeyHash, KeyHolder, KeyId, KeyInfo, NewKey, Principal,
@@ -55,7 +57,7 @@ pub use notify::NotifyStore;
 pub use notify::{
     Channel, ClaimLimits, ClaimedNotification, DeliveryAttempt, DeliveryVerdict, LogPage,
     NewSubscription, Notification, OutboxListener, PAUSED_BY_CLIENT, Recorded, SUPERSEDED,
-    Subscription, SubscriptionId, SubscriptionState, Verdict, outbox_bell, ring_outbox,
+    Subscription, SubscriptionId, SubscriptionState, Verdict,
 };
 pub use open::{DatabaseUrl, open};
 pub use postgres::PgStore;
@@ -68,7 +70,7 @@ pub use stats::{
 };
 pub use watches::{
     Baseline, ChangeOp, ClaimedWatch, NewChange, NewWatch, PollOutcome, Watch, WatchChange,
-    WatchId, WatchLease, WatchSpec, WatchStore, ring_watch_changes, watch_changes_bell,
+    WatchId, WatchLease, WatchSpec, WatchStore,
 };
 
 use async_trait::async_trait;
@@ -98,6 +100,10 @@ pub trait Store:
 {
     /// A short name of the backend (`"sqlite"` or `"postgres"`), for logs and `/readyz`.
     fn backend(&self) -> &'static str;
+
+    /// The doorbells this store rings after its writes: listen to them to learn of new
+    /// notifications or watch changes at once (see [`Bells`]).
+    fn bells(&self) -> &Bells;
 
     /// Applies the pending schema migrations. Safe to call from many processes at once.
     async fn migrate(&self) -> Result<()>;

@@ -45,7 +45,9 @@ mod sqlite;
 pub use channel::Channel;
 pub use fair::ClaimLimits;
 
-use crate::{ClientId, MessageContent, PgStore, Result, Scope, SqliteStore, TypePattern};
+use crate::{
+    ClientId, MessageContent, PgStore, Result, Scope, SqliteStore, Store as _, TypePattern,
+};
 use async_trait::async_trait;
 use serde::Serialize;
 use std::fmt;
@@ -53,8 +55,6 @@ use std::fmt;
 /// The `paused_reason` of a subscription its client paused
 /// ([`NotifyStore::pause_subscription`]).
 pub const PAUSED_BY_CLIENT: &str = "paused by its client";
-use std::sync::LazyLock;
-use tokio::sync::watch;
 
 /// `INSERT INTO delivery_attempts` of `rows` (at most 500: 9 parameters each), for a
 /// transaction of either database.
@@ -115,22 +115,6 @@ pub(crate) fn log_as_recorded(
             row
         })
         .collect()
-}
-
-static OUTBOX_BELL: LazyLock<watch::Sender<u64>> = LazyLock::new(|| watch::channel(0).0);
-
-/// Rings the in-process outbox doorbell: new notifications may be in the table.
-///
-/// Insert paths call it after committing; the PostgreSQL listener calls it when another
-/// process wrote some. A ring is only a hint to look now: waiters also poll, so a missed ring
-/// delays, never loses.
-pub fn ring_outbox() {
-    OUTBOX_BELL.send_modify(|n| *n = n.wrapping_add(1));
-}
-
-/// Listens to the in-process outbox doorbell (see [`ring_outbox`]).
-pub fn outbox_bell() -> watch::Receiver<u64> {
-    OUTBOX_BELL.subscribe()
 }
 
 /// The id of a subscription: `sub_` followed by 16 random hex digits.

@@ -1,6 +1,7 @@
 //! The scale-out store: PostgreSQL shared by any number of `rubra` processes.
 
 use crate::Result;
+use crate::bells::Bells;
 use crate::secrets::SecretSlot;
 use crate::shared::{impl_store, shared_row_decoders};
 use crate::stats::{PgWrites, Writer};
@@ -15,6 +16,8 @@ pub struct PgStore {
     writer: Writer,
     /// The key that seals stored secrets (see `secrets`).
     secrets: SecretSlot,
+    /// The doorbells this store rings after its writes (see `bells`).
+    bells: Bells,
 }
 
 impl PgStore {
@@ -26,11 +29,13 @@ impl PgStore {
             .connect(url)
             .await
             .map_err(|e| crate::open::connect_error(url, e))?;
-        let writer = Writer::spawn(PgWrites::new(pool.clone()));
+        let bells = Bells::default();
+        let writer = Writer::spawn(PgWrites::new(pool.clone()), bells.outbox.clone());
         Ok(PgStore {
             pool,
             writer,
             secrets: SecretSlot::default(),
+            bells,
         })
     }
 
@@ -65,6 +70,10 @@ shared_row_decoders!(PgRow, sqlx::Postgres);
 impl_store!(PgStore, sqlx::Postgres, {
     fn backend(&self) -> &'static str {
         "postgres"
+    }
+
+    fn bells(&self) -> &Bells {
+        &self.bells
     }
 
     /// sqlx takes an advisory lock around migrations, so processes starting together are safe.

@@ -1,6 +1,7 @@
 //! The embedded default: SQLite in WAL mode in the data folder.
 
 use crate::Result;
+use crate::bells::Bells;
 use crate::secrets::SecretSlot;
 use crate::shared::{impl_store, shared_row_decoders};
 use crate::stats::{SqliteWrites, Writer};
@@ -23,6 +24,8 @@ pub struct SqliteStore {
     _checkpointer: Arc<Checkpointer>,
     /// The key that seals stored secrets (see `secrets`).
     secrets: SecretSlot,
+    /// The doorbells this store rings after its writes (see `bells`).
+    bells: Bells,
 }
 
 /// Page cache of each pooled connection (KiB; SQLite's default is 2 MiB), filled only as pages
@@ -92,13 +95,15 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(opts)
             .await?;
-        let writer = Writer::spawn(SqliteWrites::new(pool.clone()));
+        let bells = Bells::default();
+        let writer = Writer::spawn(SqliteWrites::new(pool.clone()), bells.outbox.clone());
         let checkpointer = Arc::new(Checkpointer::spawn(pool.clone()));
         Ok(SqliteStore {
             pool,
             writer,
             _checkpointer: checkpointer,
             secrets: SecretSlot::default(),
+            bells,
         })
     }
 
@@ -132,6 +137,10 @@ shared_row_decoders!(SqliteRow, sqlx::Sqlite);
 impl_store!(SqliteStore, sqlx::Sqlite, {
     fn backend(&self) -> &'static str {
         "sqlite"
+    }
+
+    fn bells(&self) -> &Bells {
+        &self.bells
     }
 
     async fn migrate(&self) -> Result<()> {

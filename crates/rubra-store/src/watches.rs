@@ -27,9 +27,7 @@ use crate::{ClientId, Result, Scope, StoreError, random_id};
 use async_trait::async_trait;
 use serde::Serialize;
 use std::fmt;
-use std::sync::LazyLock;
 use std::time::Duration;
-use tokio::sync::watch;
 
 /// The id of a watch: `wat_` followed by 16 random hex digits.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -241,20 +239,6 @@ pub enum PollOutcome {
         /// What went wrong, for `last_error`.
         error: String,
     },
-}
-
-/// Static doorbell rung after a poll recorded changes (in this process).
-static CHANGES_BELL: LazyLock<watch::Sender<u64>> = LazyLock::new(|| watch::channel(0).0);
-
-/// Rings the in-process doorbell of watch changes: some watch may have new changes.
-pub fn ring_watch_changes() {
-    CHANGES_BELL.send_modify(|n| *n = n.wrapping_add(1));
-}
-
-/// Listens to the in-process doorbell of watch changes (see [`ring_watch_changes`]). Readers
-/// also poll: changes written by other processes ring no bell here.
-pub fn watch_changes_bell() -> watch::Receiver<u64> {
-    CHANGES_BELL.subscribe()
 }
 
 /// Queries of the watches feature (DESIGN §8).

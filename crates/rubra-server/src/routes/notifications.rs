@@ -22,9 +22,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use axum::response::sse::{Event, KeepAlive, Sse};
-use rubra_store::{
-    ClientId, LogPage, Principal, Scope, Store, SubscriptionId, now_ms, outbox_bell,
-};
+use rubra_store::{ClientId, LogPage, Principal, Scope, Store, SubscriptionId, now_ms};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::convert::Infallible;
@@ -280,7 +278,7 @@ impl StreamReader {
         tx: mpsc::Sender<Result<Event, Infallible>>,
         shutdown: CancellationToken,
     ) {
-        let mut bell = outbox_bell();
+        let mut bell = self.store.bells().outbox.listen();
         loop {
             match self.pass(&tx).await {
                 Ok(true) => {}

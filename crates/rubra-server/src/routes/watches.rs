@@ -18,10 +18,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::response::sse::{Event, KeepAlive, Sse};
-use rubra_store::{
-    NewWatch, Scope, Store, SubscriptionId, Watch, WatchChange, WatchId, WatchSpec,
-    watch_changes_bell,
-};
+use rubra_store::{NewWatch, Scope, Store, SubscriptionId, Watch, WatchChange, WatchId, WatchSpec};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::collections::BTreeMap;
@@ -577,7 +574,7 @@ async fn follow(
     tx: mpsc::Sender<Result<Event, Infallible>>,
     shutdown: CancellationToken,
 ) {
-    let mut bell = watch_changes_bell();
+    let mut bell = store.bells().watch_changes.listen();
     let mut idle_passes = 0u32;
     loop {
         match store.watch_changes(&watch, cursor, PAGE).await {

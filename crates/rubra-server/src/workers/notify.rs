@@ -8,9 +8,9 @@
 //! delivery log is written off the delivery's path. A verdict and its log row commit together:
 //! a process killed with `kill -9` leaves no delivered notification without its log row.
 //!
-//! Waking up: the dispatcher looks at the outbox when the in-process doorbell rings
-//! ([`rubra_store::ring_outbox`]: rung by a PostgreSQL `LISTEN` for other processes' writes,
-//! and by resumed subscriptions), when the earliest retry falls due, and otherwise every
+//! Waking up: the dispatcher looks at the outbox when the store's outbox doorbell rings
+//! ([`rubra_store::Bells::outbox`]: rung by the store after writing notifications, by a
+//! PostgreSQL `LISTEN` for other processes' writes, and after a verdict set a retry), when the earliest retry falls due, and otherwise every
 //! [`POLL`] — the table is the truth, the bell only a hint. A retry carries the same
 //! `webhook-id` (`ntf_{seq}`) as the first attempt, with a fresh timestamp and signature.
 //!
@@ -30,7 +30,7 @@ use rubra_fetch::{AllowList, Guard, Reach};
 use rubra_notify::{Outcome, RetrySchedule, Sender, ViberMessage, WebhookRequest, WebhookSecret};
 use rubra_store::{
     Channel, ClaimLimits, ClaimedNotification, ClientId, DeliveryAttempt, DeliveryVerdict,
-    MessageContent, Notification, Store, SubscriptionId, Verdict, now_ms, outbox_bell, ring_outbox,
+    MessageContent, Notification, Store, SubscriptionId, Verdict, now_ms,
 };
 use serde::Serialize;
 use serde_json::json;
@@ -217,7 +217,7 @@ struct Fairness {
 impl Dispatcher {
     async fn run(self, shutdown: CancellationToken) {
         let slots = Arc::new(Semaphore::new(CONCURRENCY));
-        let mut bell = outbox_bell();
+        let mut bell = self.store.bells().outbox.listen();
         while !shutdown.is_cancelled() {
             let wait = match self.dispatch_due(&slots).await {
                 Ok(None) => continue,
@@ -498,7 +498,7 @@ async fn record_verdicts(
         recorded.notify_one();
         if buf.iter().any(|v| matches!(v.verdict, Verdict::RetryAt(_))) {
             // Wake the dispatcher so it sleeps until exactly this retry, not a whole poll.
-            ring_outbox();
+            store.bells().outbox.ring();
         }
     }
 }
@@ -521,7 +521,7 @@ async fn listen_doorbell(store: Arc<dyn Store>, shutdown: CancellationToken) {
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 got = listener.recv() => match got {
-                    Ok(_) => ring_outbox(),
+                    Ok(_) => store.bells().outbox.ring(),
                     Err(e) => {
                         tracing::warn!(error = %e, "notification listener failed; reconnecting");
                         break;

@@ -6,7 +6,7 @@
 
 use super::{MessageType, NewMessage, TypePattern};
 use crate::notify::outbox::{self, MAX_NOTIFICATIONS_PER_WRITE, MessageNote};
-use crate::{PgStore, Result, SqliteStore, StoreError};
+use crate::{PgStore, Result, SqliteStore, Store as _, StoreError};
 use sqlx::{AssertSqlSafe, Database, Encode, QueryBuilder, Row, Type};
 use std::collections::HashSet;
 
@@ -174,7 +174,7 @@ pub(super) async fn sqlite(store: &SqliteStore, messages: &[NewMessage]) -> Resu
     }
     tx.commit().await?;
     if !notes.is_empty() {
-        crate::ring_outbox();
+        store.bells().outbox.ring();
     }
     Ok(fresh)
 }
@@ -221,7 +221,7 @@ pub(super) async fn postgres(store: &PgStore, messages: &[NewMessage]) -> Result
     }
     tx.commit().await?;
     if !notes.is_empty() {
-        crate::ring_outbox();
+        store.bells().outbox.ring();
     }
     Ok(fresh)
 }

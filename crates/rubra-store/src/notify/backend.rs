@@ -447,7 +447,7 @@ macro_rules! impl_notify_store {
                     }
                     tx.commit().await?;
                     if resumed > 0 {
-                        super::ring_outbox();
+                        self.bells().outbox.ring();
                     }
                     self.get_subscription(scope, id).await
                 }

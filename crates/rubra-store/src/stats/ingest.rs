@@ -21,6 +21,7 @@
 //! [`COMMIT_CHECK_FOR`]) and answers from the record if it is there, and only re-applies ops
 //! the database says were not written.
 
+use crate::bells::Doorbell;
 use crate::sql::RowsAffected;
 use crate::stats::bins;
 use crate::stats::hist::{self, Bins};
@@ -239,11 +240,12 @@ impl std::fmt::Debug for Writer {
 }
 
 impl Writer {
-    /// Starts the writer task on the current tokio runtime.
-    pub(crate) fn spawn(applier: impl ApplyWrites) -> Writer {
+    /// Starts the writer task on the current tokio runtime; it rings `outbox` after each
+    /// group (a group may have written notifications).
+    pub(crate) fn spawn(applier: impl ApplyWrites, outbox: Doorbell) -> Writer {
         let (tx, rx) = mpsc::channel::<Job>(4096);
         let gate = Arc::new(Mutex::new(()));
-        tokio::spawn(run(applier, rx, gate.clone()));
+        tokio::spawn(run(applier, rx, gate.clone(), outbox));
         Writer { tx, gate }
     }
 
@@ -270,7 +272,12 @@ fn writer_gone() -> StoreError {
     StoreError::Database(sqlx::Error::PoolClosed)
 }
 
-async fn run(applier: impl ApplyWrites, mut rx: mpsc::Receiver<Job>, gate: Arc<Mutex<()>>) {
+async fn run(
+    applier: impl ApplyWrites,
+    mut rx: mpsc::Receiver<Job>,
+    gate: Arc<Mutex<()>>,
+    outbox: Doorbell,
+) {
     let mut lines = Lines::default();
     let mut pruned = Instant::now();
     loop {
@@ -295,6 +302,9 @@ async fn run(applier: impl ApplyWrites, mut rx: mpsc::Receiver<Job>, gate: Arc<M
                 pruned = Instant::now();
             }
             apply_group(&applier, jobs, weight, prune).await;
+            // The group may have written notifications: wake this process's delivery workers
+            // now rather than at their next poll (a hint only; they poll anyway).
+            outbox.ring();
         }
         drop(held);
     }
@@ -330,9 +340,6 @@ async fn apply_group(applier: &impl ApplyWrites, jobs: Vec<Job>, weight: usize, 
             }
         }
     }
-    // The group may have written notifications: wake this process's delivery workers now
-    // rather than at their next poll (a hint only; they poll anyway).
-    crate::notify::ring_outbox();
 }
 
 /// What became of one transaction of the writer.
@@ -825,7 +832,7 @@ mod tests {
         let db = Arc::new(LostCommitAnswers::default());
         db.fail_commits
             .store(1, std::sync::atomic::Ordering::SeqCst);
-        let writer = Writer::spawn(db.clone());
+        let writer = Writer::spawn(db.clone(), Doorbell::default());
         let c = ClientId::generate();
         // On this one-thread runtime both ops are queued before the writer task runs, so they
         // form one group.

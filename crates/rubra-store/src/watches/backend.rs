@@ -3,10 +3,10 @@
 
 use super::{
     Baseline, ChangeOp, ClaimedWatch, NewChange, NewWatch, PollOutcome, Watch, WatchChange,
-    WatchId, WatchLease, WatchSpec, WatchStore, ring_watch_changes,
+    WatchId, WatchLease, WatchSpec, WatchStore,
 };
 use crate::secrets::Place;
-use crate::{ClientId, PgStore, Result, Scope, SqliteStore, StoreError, now_ms};
+use crate::{ClientId, PgStore, Result, Scope, SqliteStore, Store as _, StoreError, now_ms};
 use async_trait::async_trait;
 use std::time::Duration;
 
@@ -444,10 +444,10 @@ macro_rules! impl_watch_store {
                 }
                 tx.commit().await?;
                 if matches!(outcome, PollOutcome::Document { changes, .. } if !changes.is_empty()) {
-                    ring_watch_changes();
+                    self.bells().watch_changes.ring();
                 }
                 if notified {
-                    crate::ring_outbox();
+                    self.bells().outbox.ring();
                 }
                 Ok(Some(last_seq))
             }
