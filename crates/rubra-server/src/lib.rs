@@ -17,6 +17,7 @@ mod openapi;
 mod overlay_cache;
 mod quotas;
 mod ratelimit;
+mod red_level;
 mod relay;
 mod routes;
 mod secret_key;

@@ -13,6 +13,7 @@
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::extract::{ApiQuery, Caller};
 use crate::ratelimit::Limit;
+use crate::red_level::RedLevel;
 use crate::state::AppState;
 use crate::timefmt::parse_timestamp;
 use axum::Json;
@@ -284,9 +285,8 @@ pub async fn create(
     let mut known: HashMap<String, bool> = HashMap::new();
     let mut events = Vec::with_capacity(items.len());
     for (i, item) in items.into_iter().enumerate() {
-        if !(item.red.is_finite() && (0.0..=1.0).contains(&item.red)) {
-            return Err(invalid(i, "red must be a finite number in [0, 1]"));
-        }
+        let red = RedLevel::new(item.red)
+            .ok_or_else(|| invalid(i, "red must be a finite number in [0, 1]"))?;
         let ts = match item.ts {
             None => now,
             Some(ts) => timestamp(i, ts)?,
@@ -337,7 +337,7 @@ pub async fn create(
         events.push(NewEvent {
             client_id,
             image_id,
-            red: item.red,
+            red: red.get(),
             ts: ts.as_ms(),
         });
     }

@@ -19,6 +19,7 @@ use super::{Page, created_key, page_of};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::extract::{ActingAs, ApiJson, ApiQuery, Caller, client_of};
 use crate::quotas::{self, Quota};
+use crate::red_level::RedLevel;
 use crate::state::AppState;
 use crate::timefmt::format_ms;
 use crate::workers::notify::webhook_guard;
@@ -269,16 +270,19 @@ pub async fn create(
     ApiJson(body): ApiJson<CreateSubscription>,
 ) -> ApiResult<(StatusCode, Json<SubscriptionView>)> {
     let channel = Channel::from(body.channel);
-    if let Some(t) = body.threshold
-        && !(t.is_finite() && (0.0..=1.0).contains(&t))
-    {
-        return Err(ApiError::new(
-            ErrorCode::InvalidThreshold,
-            "threshold must be a number in [0, 1]",
-        ));
-    }
+    let threshold = body
+        .threshold
+        .map(|t| {
+            RedLevel::new(t).ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::InvalidThreshold,
+                    "threshold must be a number in [0, 1]",
+                )
+            })
+        })
+        .transpose()?;
     let types = crate::routes::messages::subscription_types(body.types.as_deref())?;
-    if body.threshold.is_none() && types.is_empty() {
+    if threshold.is_none() && types.is_empty() {
         return Err(ApiError::new(
             ErrorCode::InvalidSubscription,
             "a subscription needs a threshold, types, or both",
@@ -301,7 +305,7 @@ pub async fn create(
         .create_subscription(
             &NewSubscription {
                 client_id: client,
-                threshold: body.threshold,
+                threshold: threshold.map(RedLevel::get),
                 types,
                 channel,
                 secret,
