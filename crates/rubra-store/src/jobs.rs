@@ -13,9 +13,14 @@
 //! PostgreSQL the candidate row is locked with `FOR UPDATE SKIP LOCKED` and the count is taken
 //! under a per-client transaction-scoped advisory lock.
 
+use crate::sql::RowsAffected;
 use crate::{ClientId, PgStore, Result, Scope, SqliteStore, StoreError, now_ms, random_id};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
+use sqlx::{
+    ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Postgres, Row, Sqlite,
+    Type,
+};
 use std::fmt;
 use std::time::Duration;
 
@@ -423,293 +428,310 @@ fn decode_result(text: Option<String>) -> Result<Option<JobResult>> {
     .transpose()
 }
 
-/// Implements the portable part of [`JobQueue`] for `$store` on row type `$row`, plus the
-/// backend's own `claim_job` given in braces (see `shared.rs` for why the block is whole).
-macro_rules! impl_job_queue {
-    ($store:ty, $row:ty, { $($specific:tt)* }) => {
-        impl $store {
-            fn job_from_row(row: &$row) -> Result<JobRecord> {
-                use sqlx::Row;
-                let delimiter: i32 = row.try_get(4)?;
-                let state: String = row.try_get(7)?;
-                let bytes_total: Option<i64> = row.try_get(15)?;
-                let error_code: Option<String> = row.try_get(18)?;
-                let error: Option<String> = row.try_get(19)?;
-                Ok(JobRecord {
-                    id: JobId(row.try_get(0)?),
-                    client_id: ClientId::from_db(row.try_get(1)?),
-                    spec: JobSpec {
-                        source: row.try_get(2)?,
-                        step: to_u32(row.try_get(3)?),
-                        delimiter: u8::try_from(delimiter).unwrap_or(b','),
-                        header: row.try_get(5)?,
-                        skip_invalid: row.try_get(6)?,
-                    },
-                    state: JobState::parse(&state).ok_or_else(|| {
-                        StoreError::Config(format!("unknown job state {state:?} in the database"))
-                    })?,
-                    created_at: row.try_get(8)?,
-                    started_at: row.try_get(9)?,
-                    finished_at: row.try_get(10)?,
-                    attempts: to_u32(row.try_get(11)?),
-                    max_attempts: to_u32(row.try_get(12)?),
-                    cancel_requested: row.try_get(13)?,
-                    progress: JobProgress {
-                        bytes_done: to_u64(row.try_get(14)?),
-                        bytes_total: bytes_total.map(to_u64),
-                        rows: to_u64(row.try_get(16)?),
-                    },
-                    result: decode_result(row.try_get(17)?)?,
-                    error: match (error_code, error) {
-                        (Some(code), Some(message)) => Some(JobFailure { code, message }),
-                        (Some(code), None) => Some(JobFailure { message: code.clone(), code }),
-                        _ => None,
-                    },
-                })
-            }
+/// The job queue's portable queries — every one but the claim — written once for both
+/// databases: each backend's [`JobQueue`] impl delegates to these (`Jobs(self.0)`) and
+/// adds its own `claim_job`.
+pub(crate) struct Jobs<'a, DB: Database>(pub(crate) &'a Pool<DB>);
 
-            fn claimed_from_row(row: &$row) -> Result<ClaimedJob> {
-                use sqlx::Row;
-                let delimiter: i32 = row.try_get(4)?;
-                Ok(ClaimedJob {
-                    lease: Lease {
-                        job_id: JobId(row.try_get(0)?),
-                        owner: String::new(),
-                        attempt: to_u32(row.try_get(7)?),
-                    },
-                    client_id: ClientId::from_db(row.try_get(1)?),
-                    spec: JobSpec {
-                        source: row.try_get(2)?,
-                        step: to_u32(row.try_get(3)?),
-                        delimiter: u8::try_from(delimiter).unwrap_or(b','),
-                        header: row.try_get(5)?,
-                        skip_invalid: row.try_get(6)?,
-                    },
-                    max_attempts: to_u32(row.try_get(8)?),
-                })
-            }
+impl<DB> Jobs<'_, DB>
+where
+    DB: Database,
+    DB::Arguments: IntoArguments<DB>,
+    DB::QueryResult: RowsAffected,
+    for<'c> &'c Pool<DB>: Executor<'c, Database = DB>,
+    usize: ColumnIndex<DB::Row>,
+    for<'t> &'t str: Encode<'t, DB> + Type<DB>,
+    for<'t> Option<&'t str>: Encode<'t, DB> + Type<DB>,
+    String: for<'t> Encode<'t, DB> + for<'r> Decode<'r, DB> + Type<DB>,
+    Option<String>: for<'r> Decode<'r, DB> + Type<DB>,
+    bool: for<'t> Encode<'t, DB> + for<'r> Decode<'r, DB> + Type<DB>,
+    i32: for<'t> Encode<'t, DB> + for<'r> Decode<'r, DB> + Type<DB>,
+    i64: for<'t> Encode<'t, DB> + for<'r> Decode<'r, DB> + Type<DB>,
+    Option<i64>: for<'t> Encode<'t, DB> + for<'r> Decode<'r, DB> + Type<DB>,
+{
+    fn job_from_row(row: &DB::Row) -> Result<JobRecord> {
+        let delimiter: i32 = row.try_get(4)?;
+        let state: String = row.try_get(7)?;
+        let bytes_total: Option<i64> = row.try_get(15)?;
+        let error_code: Option<String> = row.try_get(18)?;
+        let error: Option<String> = row.try_get(19)?;
+        Ok(JobRecord {
+            id: JobId(row.try_get(0)?),
+            client_id: ClientId::from_db(row.try_get(1)?),
+            spec: JobSpec {
+                source: row.try_get(2)?,
+                step: to_u32(row.try_get(3)?),
+                delimiter: u8::try_from(delimiter).unwrap_or(b','),
+                header: row.try_get(5)?,
+                skip_invalid: row.try_get(6)?,
+            },
+            state: JobState::parse(&state).ok_or_else(|| {
+                StoreError::Config(format!("unknown job state {state:?} in the database"))
+            })?,
+            created_at: row.try_get(8)?,
+            started_at: row.try_get(9)?,
+            finished_at: row.try_get(10)?,
+            attempts: to_u32(row.try_get(11)?),
+            max_attempts: to_u32(row.try_get(12)?),
+            cancel_requested: row.try_get(13)?,
+            progress: JobProgress {
+                bytes_done: to_u64(row.try_get(14)?),
+                bytes_total: bytes_total.map(to_u64),
+                rows: to_u64(row.try_get(16)?),
+            },
+            result: decode_result(row.try_get(17)?)?,
+            error: match (error_code, error) {
+                (Some(code), Some(message)) => Some(JobFailure { code, message }),
+                (Some(code), None) => Some(JobFailure {
+                    message: code.clone(),
+                    code,
+                }),
+                _ => None,
+            },
+        })
+    }
 
-            /// Settles expired leases that must not be taken over.
-            async fn settle_expired(&self, now: i64) -> Result<()> {
-                sqlx::query(SETTLE_CANCELED).bind(now).execute(self.pool()).await?;
-                sqlx::query(SETTLE_EXHAUSTED).bind(now).execute(self.pool()).await?;
-                Ok(())
-            }
-        }
+    pub(crate) fn claimed_from_row(row: &DB::Row) -> Result<ClaimedJob> {
+        let delimiter: i32 = row.try_get(4)?;
+        Ok(ClaimedJob {
+            lease: Lease {
+                job_id: JobId(row.try_get(0)?),
+                owner: String::new(),
+                attempt: to_u32(row.try_get(7)?),
+            },
+            client_id: ClientId::from_db(row.try_get(1)?),
+            spec: JobSpec {
+                source: row.try_get(2)?,
+                step: to_u32(row.try_get(3)?),
+                delimiter: u8::try_from(delimiter).unwrap_or(b','),
+                header: row.try_get(5)?,
+                skip_invalid: row.try_get(6)?,
+            },
+            max_attempts: to_u32(row.try_get(8)?),
+        })
+    }
 
-        #[async_trait]
-        impl JobQueue for $store {
-            $($specific)*
+    /// Settles expired leases that must not be taken over.
+    pub(crate) async fn settle_expired(&self, now: i64) -> Result<()> {
+        sqlx::query(SETTLE_CANCELED)
+            .bind(now)
+            .execute(self.0)
+            .await?;
+        sqlx::query(SETTLE_EXHAUSTED)
+            .bind(now)
+            .execute(self.0)
+            .await?;
+        Ok(())
+    }
 
-            #[tracing::instrument(name = "store.submit_job", skip_all, fields(client = %job.client_id))]
-            async fn submit_job(&self, job: &NewJob) -> Result<JobRecord> {
-                let id = JobId::generate();
-                let now = now_ms();
-                // One statement: the count and the insert see the same snapshot (SQLite has one
-                // writer; on PostgreSQL two racing submits may pass the limit by one).
-                let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "INSERT INTO jobs (id, client_id, source, step, delimiter, header, \
+    #[tracing::instrument(name = "store.submit_job", skip_all, fields(client = %job.client_id))]
+    pub(crate) async fn submit_job(&self, job: &NewJob) -> Result<JobRecord> {
+        let id = JobId::generate();
+        let now = now_ms();
+        // One statement: the count and the insert see the same snapshot (SQLite has one
+        // writer; on PostgreSQL two racing submits may pass the limit by one).
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO jobs (id, client_id, source, step, delimiter, header, \
                         skip_invalid, state, created_at, run_after, max_attempts) \
                      SELECT $1, $2, $3, $4, $5, $6, $7, 'queued', $8, $8, $9 \
                      WHERE (SELECT COUNT(*) FROM jobs \
                             WHERE client_id = $2 AND state IN ('queued', 'running')) < $10 \
                      RETURNING {JOB_COLUMNS}"
-                )))
-                .bind(id.as_str())
-                .bind(job.client_id.as_str())
-                .bind(&job.spec.source)
-                .bind(to_i32(job.spec.step))
-                .bind(i32::from(job.spec.delimiter))
-                .bind(job.spec.header)
-                .bind(job.spec.skip_invalid)
-                .bind(now)
-                .bind(to_i32(job.max_attempts.max(1)))
-                .bind(i64::from(job.limit))
-                .fetch_optional(self.pool())
-                .await
-                .map_err(|e| StoreError::from_insert(e, "a job with this id"))?;
-                match row {
-                    Some(row) => Self::job_from_row(&row),
-                    None => Err(StoreError::QuotaExceeded(format!(
-                        "quota max-jobs-per-client: this client already has {} queued and \
+        )))
+        .bind(id.as_str())
+        .bind(job.client_id.as_str())
+        .bind(job.spec.source.as_str())
+        .bind(to_i32(job.spec.step))
+        .bind(i32::from(job.spec.delimiter))
+        .bind(job.spec.header)
+        .bind(job.spec.skip_invalid)
+        .bind(now)
+        .bind(to_i32(job.max_attempts.max(1)))
+        .bind(i64::from(job.limit))
+        .fetch_optional(self.0)
+        .await
+        .map_err(|e| StoreError::from_insert(e, "a job with this id"))?;
+        match row {
+            Some(row) => Self::job_from_row(&row),
+            None => Err(StoreError::QuotaExceeded(format!(
+                "quota max-jobs-per-client: this client already has {} queued and \
                          running jobs, the most allowed",
-                        job.limit
-                    ))),
-                }
-            }
+                job.limit
+            ))),
+        }
+    }
 
-            #[tracing::instrument(name = "store.get_job", skip_all, fields(job = %id))]
-            async fn get_job(&self, scope: &Scope, id: &JobId) -> Result<Option<JobRecord>> {
-                let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "SELECT {JOB_COLUMNS} FROM jobs \
+    #[tracing::instrument(name = "store.get_job", skip_all, fields(job = %id))]
+    pub(crate) async fn get_job(&self, scope: &Scope, id: &JobId) -> Result<Option<JobRecord>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {JOB_COLUMNS} FROM jobs \
                      WHERE id = $1 AND (CAST($2 AS TEXT) IS NULL OR client_id = $2)"
-                )))
-                .bind(id.as_str())
-                .bind(scope.client_filter())
-                .fetch_optional(self.pool())
-                .await?;
-                row.as_ref().map(Self::job_from_row).transpose()
-            }
+        )))
+        .bind(id.as_str())
+        .bind(scope.client_filter())
+        .fetch_optional(self.0)
+        .await?;
+        row.as_ref().map(Self::job_from_row).transpose()
+    }
 
-            #[tracing::instrument(name = "store.list_jobs", skip_all)]
-            async fn list_jobs(&self, scope: &Scope, page: &JobPage) -> Result<Vec<JobRecord>> {
-                let (after_ts, after_id) = match &page.after {
-                    Some((ts, id)) => (Some(*ts), Some(id.as_str())),
-                    None => (None, None),
-                };
-                let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "SELECT {JOB_COLUMNS} FROM jobs \
+    #[tracing::instrument(name = "store.list_jobs", skip_all)]
+    pub(crate) async fn list_jobs(&self, scope: &Scope, page: &JobPage) -> Result<Vec<JobRecord>> {
+        let (after_ts, after_id) = match &page.after {
+            Some((ts, id)) => (Some(*ts), Some(id.as_str())),
+            None => (None, None),
+        };
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {JOB_COLUMNS} FROM jobs \
                      WHERE (CAST($1 AS TEXT) IS NULL OR client_id = $1) \
                        AND (CAST($2 AS TEXT) IS NULL OR state = $2) \
                        AND (CAST($3 AS BIGINT) IS NULL OR created_at < $3 \
                             OR (created_at = $3 AND id < $4)) \
                      ORDER BY created_at DESC, id DESC LIMIT $5"
-                )))
-                .bind(scope.client_filter())
-                .bind(page.state.map(JobState::as_str))
-                .bind(after_ts)
-                .bind(after_id)
-                .bind(i64::from(page.limit))
-                .fetch_all(self.pool())
-                .await?;
-                rows.iter().map(Self::job_from_row).collect()
-            }
+        )))
+        .bind(scope.client_filter())
+        .bind(page.state.map(JobState::as_str))
+        .bind(after_ts)
+        .bind(after_id)
+        .bind(i64::from(page.limit))
+        .fetch_all(self.0)
+        .await?;
+        rows.iter().map(Self::job_from_row).collect()
+    }
 
-            #[tracing::instrument(level = "debug", name = "store.active_jobs", skip_all)]
-            async fn active_jobs(&self, scope: &Scope) -> Result<ActiveJobs> {
-                use sqlx::Row;
-                let row = sqlx::query(
-                    "SELECT COUNT(CASE WHEN state = 'queued' THEN 1 END), \
+    #[tracing::instrument(level = "debug", name = "store.active_jobs", skip_all)]
+    pub(crate) async fn active_jobs(&self, scope: &Scope) -> Result<ActiveJobs> {
+        let row = sqlx::query(
+            "SELECT COUNT(CASE WHEN state = 'queued' THEN 1 END), \
                             COUNT(CASE WHEN state = 'running' THEN 1 END) \
                      FROM jobs WHERE state IN ('queued', 'running') \
                        AND (CAST($1 AS TEXT) IS NULL OR client_id = $1)",
-                )
-                .bind(scope.client_filter())
-                .fetch_one(self.pool())
-                .await?;
-                Ok(ActiveJobs {
-                    queued: to_u64(row.try_get(0)?),
-                    running: to_u64(row.try_get(1)?),
-                })
-            }
+        )
+        .bind(scope.client_filter())
+        .fetch_one(self.0)
+        .await?;
+        Ok(ActiveJobs {
+            queued: to_u64(row.try_get(0)?),
+            running: to_u64(row.try_get(1)?),
+        })
+    }
 
-            #[tracing::instrument(name = "store.cancel_job", skip_all, fields(job = %id))]
-            async fn cancel_job(&self, scope: &Scope, id: &JobId) -> Result<Option<CancelOutcome>> {
-                use sqlx::Row;
-                let now = now_ms();
-                let row = sqlx::query(
-                    "UPDATE jobs SET \
+    #[tracing::instrument(name = "store.cancel_job", skip_all, fields(job = %id))]
+    pub(crate) async fn cancel_job(
+        &self,
+        scope: &Scope,
+        id: &JobId,
+    ) -> Result<Option<CancelOutcome>> {
+        let now = now_ms();
+        let row = sqlx::query(
+            "UPDATE jobs SET \
                         cancel_requested = TRUE, \
                         finished_at = CASE WHEN state = 'queued' THEN $3 ELSE finished_at END, \
                         state = CASE WHEN state = 'queued' THEN 'canceled' ELSE state END \
                      WHERE id = $1 AND (CAST($2 AS TEXT) IS NULL OR client_id = $2) \
                        AND state IN ('queued', 'running') \
                      RETURNING state",
-                )
-                .bind(id.as_str())
-                .bind(scope.client_filter())
-                .bind(now)
-                .fetch_optional(self.pool())
-                .await?;
-                if let Some(row) = row {
-                    let state: String = row.try_get(0)?;
-                    return Ok(Some(if state == "canceled" {
-                        CancelOutcome::Canceled
-                    } else {
-                        CancelOutcome::Requested
-                    }));
-                }
-                Ok(self
-                    .get_job(scope, id)
-                    .await?
-                    .map(|job| CancelOutcome::AlreadyFinished(job.state)))
-            }
+        )
+        .bind(id.as_str())
+        .bind(scope.client_filter())
+        .bind(now)
+        .fetch_optional(self.0)
+        .await?;
+        if let Some(row) = row {
+            let state: String = row.try_get(0)?;
+            return Ok(Some(if state == "canceled" {
+                CancelOutcome::Canceled
+            } else {
+                CancelOutcome::Requested
+            }));
+        }
+        Ok(self
+            .get_job(scope, id)
+            .await?
+            .map(|job| CancelOutcome::AlreadyFinished(job.state)))
+    }
 
-            #[tracing::instrument(
+    #[tracing::instrument(
                 name = "store.heartbeat_job", skip_all,
                 fields(job = %lease.job_id, attempt = lease.attempt)
             )]
-            async fn heartbeat_job(
-                &self,
-                lease: &Lease,
-                progress: &JobProgress,
-                extend: Duration,
-            ) -> Result<LeaseStatus> {
-                use sqlx::Row;
-                let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "UPDATE jobs SET lease_until = $4, bytes_done = $5, bytes_total = $6, \
+    pub(crate) async fn heartbeat_job(
+        &self,
+        lease: &Lease,
+        progress: &JobProgress,
+        extend: Duration,
+    ) -> Result<LeaseStatus> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE jobs SET lease_until = $4, bytes_done = $5, bytes_total = $6, \
                         rows_done = $7 \
                      WHERE {HELD} RETURNING cancel_requested"
-                )))
-                .bind(lease.job_id.as_str())
-                .bind(&lease.owner)
-                .bind(to_i32(lease.attempt))
-                .bind(now_ms().saturating_add(ms(extend)))
-                .bind(to_i64(progress.bytes_done))
-                .bind(progress.bytes_total.map(to_i64))
-                .bind(to_i64(progress.rows))
-                .fetch_optional(self.pool())
-                .await?;
-                Ok(match row {
-                    None => LeaseStatus::Lost,
-                    Some(row) if row.try_get::<bool, _>(0)? => LeaseStatus::CancelRequested,
-                    Some(_) => LeaseStatus::Held,
-                })
-            }
+        )))
+        .bind(lease.job_id.as_str())
+        .bind(lease.owner.as_str())
+        .bind(to_i32(lease.attempt))
+        .bind(now_ms().saturating_add(ms(extend)))
+        .bind(to_i64(progress.bytes_done))
+        .bind(progress.bytes_total.map(to_i64))
+        .bind(to_i64(progress.rows))
+        .fetch_optional(self.0)
+        .await?;
+        Ok(match row {
+            None => LeaseStatus::Lost,
+            Some(row) if row.try_get::<bool, _>(0)? => LeaseStatus::CancelRequested,
+            Some(_) => LeaseStatus::Held,
+        })
+    }
 
-            #[tracing::instrument(
+    #[tracing::instrument(
                 name = "store.complete_job", skip_all,
                 fields(job = %lease.job_id, attempt = lease.attempt)
             )]
-            async fn complete_job(
-                &self,
-                lease: &Lease,
-                result: &JobResult,
-                progress: &JobProgress,
-            ) -> Result<Option<JobState>> {
-                use sqlx::Row;
-                let json = serde_json::to_string(result)
-                    .map_err(|e| StoreError::Config(format!("cannot encode a job result: {e}")))?;
-                let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "UPDATE jobs SET \
+    pub(crate) async fn complete_job(
+        &self,
+        lease: &Lease,
+        result: &JobResult,
+        progress: &JobProgress,
+    ) -> Result<Option<JobState>> {
+        let json = serde_json::to_string(result)
+            .map_err(|e| StoreError::Config(format!("cannot encode a job result: {e}")))?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE jobs SET \
                         state = CASE WHEN cancel_requested THEN 'canceled' ELSE 'succeeded' END, \
                         result = CASE WHEN cancel_requested THEN NULL ELSE $4 END, \
                         rows_done = $5, bytes_done = $7, bytes_total = $8, \
                         error_code = NULL, error = NULL, \
                         finished_at = $6, lease_owner = NULL, lease_until = NULL \
                      WHERE {HELD} RETURNING state"
-                )))
-                .bind(lease.job_id.as_str())
-                .bind(&lease.owner)
-                .bind(to_i32(lease.attempt))
-                .bind(json)
-                .bind(to_i64(progress.rows))
-                .bind(now_ms())
-                .bind(to_i64(progress.bytes_done))
-                .bind(progress.bytes_total.map(to_i64))
-                .fetch_optional(self.pool())
-                .await?;
-                row.map(|r| {
-                    let s: String = r.try_get(0)?;
-                    Ok(JobState::parse(&s).unwrap_or(JobState::Succeeded))
-                })
-                .transpose()
-            }
+        )))
+        .bind(lease.job_id.as_str())
+        .bind(lease.owner.as_str())
+        .bind(to_i32(lease.attempt))
+        .bind(json)
+        .bind(to_i64(progress.rows))
+        .bind(now_ms())
+        .bind(to_i64(progress.bytes_done))
+        .bind(progress.bytes_total.map(to_i64))
+        .fetch_optional(self.0)
+        .await?;
+        row.map(|r| {
+            let s: String = r.try_get(0)?;
+            Ok(JobState::parse(&s).unwrap_or(JobState::Succeeded))
+        })
+        .transpose()
+    }
 
-            #[tracing::instrument(
+    #[tracing::instrument(
                 name = "store.fail_job", skip_all,
                 fields(job = %lease.job_id, attempt = lease.attempt, code = %failure.code)
             )]
-            async fn fail_job(
-                &self,
-                lease: &Lease,
-                failure: &JobFailure,
-                retry_at: Option<i64>,
-            ) -> Result<Option<JobState>> {
-                use sqlx::Row;
-                let now = now_ms();
-                let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "UPDATE jobs SET \
+    pub(crate) async fn fail_job(
+        &self,
+        lease: &Lease,
+        failure: &JobFailure,
+        retry_at: Option<i64>,
+    ) -> Result<Option<JobState>> {
+        let now = now_ms();
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE jobs SET \
                         state = CASE WHEN cancel_requested THEN 'canceled' \
                                      WHEN CAST($4 AS BIGINT) IS NOT NULL \
                                           AND attempts < max_attempts THEN 'queued' \
@@ -720,160 +742,218 @@ macro_rules! impl_job_queue {
                                              OR attempts >= max_attempts THEN $5 END, \
                         error_code = $6, error = $7, lease_owner = NULL, lease_until = NULL \
                      WHERE {HELD} RETURNING state"
-                )))
-                .bind(lease.job_id.as_str())
-                .bind(&lease.owner)
-                .bind(to_i32(lease.attempt))
-                .bind(retry_at)
-                .bind(now)
-                .bind(&failure.code)
-                .bind(&failure.message)
-                .fetch_optional(self.pool())
-                .await?;
-                row.map(|r| {
-                    let s: String = r.try_get(0)?;
-                    Ok(JobState::parse(&s).unwrap_or(JobState::Failed))
-                })
-                .transpose()
-            }
+        )))
+        .bind(lease.job_id.as_str())
+        .bind(lease.owner.as_str())
+        .bind(to_i32(lease.attempt))
+        .bind(retry_at)
+        .bind(now)
+        .bind(failure.code.as_str())
+        .bind(failure.message.as_str())
+        .fetch_optional(self.0)
+        .await?;
+        row.map(|r| {
+            let s: String = r.try_get(0)?;
+            Ok(JobState::parse(&s).unwrap_or(JobState::Failed))
+        })
+        .transpose()
+    }
 
-            #[tracing::instrument(
+    #[tracing::instrument(
                 name = "store.cancel_run", skip_all,
                 fields(job = %lease.job_id, attempt = lease.attempt)
             )]
-            async fn cancel_run(&self, lease: &Lease) -> Result<bool> {
-                let done = sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "UPDATE jobs SET state = 'canceled', finished_at = $4, \
+    pub(crate) async fn cancel_run(&self, lease: &Lease) -> Result<bool> {
+        let done = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE jobs SET state = 'canceled', finished_at = $4, \
                         lease_owner = NULL, lease_until = NULL \
                      WHERE {HELD}"
-                )))
-                .bind(lease.job_id.as_str())
-                .bind(&lease.owner)
-                .bind(to_i32(lease.attempt))
-                .bind(now_ms())
-                .execute(self.pool())
-                .await?;
-                Ok(done.rows_affected() == 1)
-            }
+        )))
+        .bind(lease.job_id.as_str())
+        .bind(lease.owner.as_str())
+        .bind(to_i32(lease.attempt))
+        .bind(now_ms())
+        .execute(self.0)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
 
-            #[tracing::instrument(
+    #[tracing::instrument(
                 name = "store.release_job", skip_all,
                 fields(job = %lease.job_id, attempt = lease.attempt)
             )]
-            async fn release_job(&self, lease: &Lease) -> Result<bool> {
-                let done = sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "UPDATE jobs SET \
+    pub(crate) async fn release_job(&self, lease: &Lease) -> Result<bool> {
+        let done = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE jobs SET \
                         state = CASE WHEN cancel_requested THEN 'canceled' ELSE 'queued' END, \
                         finished_at = CASE WHEN cancel_requested THEN $4 END, \
                         max_attempts = max_attempts + 1, run_after = $4, \
                         lease_owner = NULL, lease_until = NULL \
                      WHERE {HELD}"
-                )))
-                .bind(lease.job_id.as_str())
-                .bind(&lease.owner)
-                .bind(to_i32(lease.attempt))
-                .bind(now_ms())
-                .execute(self.pool())
-                .await?;
-                Ok(done.rows_affected() == 1)
+        )))
+        .bind(lease.job_id.as_str())
+        .bind(lease.owner.as_str())
+        .bind(to_i32(lease.attempt))
+        .bind(now_ms())
+        .execute(self.0)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}
+
+/// Implements [`JobQueue`] for a backend: every method a one-line call — of [`Jobs`] on the
+/// store's pool, and of the backend's own claim function for `claim_job`.
+macro_rules! impl_job_queue {
+    ($store:ty, $claim:path) => {
+        #[async_trait]
+        impl JobQueue for $store {
+            async fn claim_job(&self, req: &ClaimRequest) -> Result<Option<ClaimedJob>> {
+                $claim(self, req).await
+            }
+            async fn submit_job(&self, job: &NewJob) -> Result<JobRecord> {
+                Jobs(self.pool()).submit_job(job).await
+            }
+            async fn get_job(&self, scope: &Scope, id: &JobId) -> Result<Option<JobRecord>> {
+                Jobs(self.pool()).get_job(scope, id).await
+            }
+            async fn list_jobs(&self, scope: &Scope, page: &JobPage) -> Result<Vec<JobRecord>> {
+                Jobs(self.pool()).list_jobs(scope, page).await
+            }
+            async fn active_jobs(&self, scope: &Scope) -> Result<ActiveJobs> {
+                Jobs(self.pool()).active_jobs(scope).await
+            }
+            async fn cancel_job(&self, scope: &Scope, id: &JobId) -> Result<Option<CancelOutcome>> {
+                Jobs(self.pool()).cancel_job(scope, id).await
+            }
+            async fn heartbeat_job(
+                &self,
+                lease: &Lease,
+                progress: &JobProgress,
+                extend: Duration,
+            ) -> Result<LeaseStatus> {
+                Jobs(self.pool())
+                    .heartbeat_job(lease, progress, extend)
+                    .await
+            }
+            async fn complete_job(
+                &self,
+                lease: &Lease,
+                result: &JobResult,
+                progress: &JobProgress,
+            ) -> Result<Option<JobState>> {
+                Jobs(self.pool())
+                    .complete_job(lease, result, progress)
+                    .await
+            }
+            async fn fail_job(
+                &self,
+                lease: &Lease,
+                failure: &JobFailure,
+                retry_at: Option<i64>,
+            ) -> Result<Option<JobState>> {
+                Jobs(self.pool()).fail_job(lease, failure, retry_at).await
+            }
+            async fn cancel_run(&self, lease: &Lease) -> Result<bool> {
+                Jobs(self.pool()).cancel_run(lease).await
+            }
+            async fn release_job(&self, lease: &Lease) -> Result<bool> {
+                Jobs(self.pool()).release_job(lease).await
             }
         }
     };
 }
 
-impl_job_queue!(SqliteStore, sqlx::sqlite::SqliteRow, {
-    /// Oldest first; jobs submitted in the same millisecond keep their submission order
-    /// (`rowid` grows with each insert). One statement: SQLite takes the write lock when a write statement starts, so the
-    /// candidate chosen by the inner SELECT (and the client's running count in it) cannot
-    /// change before the UPDATE applies — in this process or any other on the same file.
-    #[tracing::instrument(level = "debug", name = "store.claim_job", skip_all, fields(owner = %req.owner))]
-    async fn claim_job(&self, req: &ClaimRequest) -> Result<Option<ClaimedJob>> {
-        let now = now_ms();
-        self.settle_expired(now).await?;
-        let sql = format!(
-            "{TAKE} WHERE id = (SELECT j.id FROM jobs j WHERE {} \
-                                ORDER BY j.created_at, j.rowid LIMIT 1) {TAKE_RETURNING}",
-            claimable("$1", "$4"),
-        );
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(now)
-            .bind(&req.owner)
-            .bind(now.saturating_add(ms(req.lease)))
-            .bind(i64::from(req.per_client_limit))
-            .fetch_optional(self.pool())
-            .await?;
-        let Some(row) = row else { return Ok(None) };
-        let mut claimed = Self::claimed_from_row(&row)?;
-        claimed.lease.owner = req.owner.clone();
-        Ok(Some(claimed))
-    }
-});
+impl_job_queue!(SqliteStore, claim_sqlite);
+impl_job_queue!(PgStore, claim_postgres);
 
-impl_job_queue!(PgStore, sqlx::postgres::PgRow, {
-    /// Oldest first (`seq` breaks ties within a millisecond). Each try is one transaction:
-    /// lock the oldest claimable row (`SKIP LOCKED`, so workers
-    /// never wait on each other's candidates), then take the client's advisory lock and count
-    /// its running jobs again — claims of one client are serialized there, so two workers
-    /// cannot both see "one below the limit". A client found at its limit is skipped on the
-    /// next try (in a fresh transaction, so no two advisory locks are ever held at once).
-    #[tracing::instrument(level = "debug", name = "store.claim_job", skip_all, fields(owner = %req.owner))]
-    async fn claim_job(&self, req: &ClaimRequest) -> Result<Option<ClaimedJob>> {
-        use sqlx::Row;
-        let now = now_ms();
-        self.settle_expired(now).await?;
-        let limit = i64::from(req.per_client_limit);
-        let mut skipped: Vec<String> = Vec::new();
-        for _ in 0..16 {
-            let mut tx = self.pool().begin().await?;
-            let candidate = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT j.id, j.client_id FROM jobs j WHERE {} \
-                   AND NOT (j.client_id = ANY($3)) \
-                 ORDER BY j.created_at, j.seq LIMIT 1 FOR UPDATE SKIP LOCKED",
-                claimable("$1", "$2"),
-            )))
-            .bind(now)
-            .bind(limit)
-            .bind(&skipped)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some(candidate) = candidate else {
-                tx.rollback().await?;
-                return Ok(None);
-            };
-            let id: String = candidate.try_get(0)?;
-            let client: String = candidate.try_get(1)?;
-            sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('rubra.jobs:' || $1, 0))")
-                .bind(&client)
-                .execute(&mut *tx)
-                .await?;
-            let running: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM jobs WHERE client_id = $1 AND state = 'running' \
-                   AND lease_until >= $2 AND id <> $3",
-            )
+/// `claim_job` on SQLite. Oldest first; jobs submitted in the same millisecond keep their submission order
+/// (`rowid` grows with each insert). One statement: SQLite takes the write lock when a write statement starts,
+/// so the candidate chosen by the inner SELECT (and the client's running count in it) cannot
+/// change before the UPDATE applies — in this process or any other on the same file.
+#[tracing::instrument(level = "debug", name = "store.claim_job", skip_all, fields(owner = %req.owner))]
+async fn claim_sqlite(store: &SqliteStore, req: &ClaimRequest) -> Result<Option<ClaimedJob>> {
+    let now = now_ms();
+    Jobs(store.pool()).settle_expired(now).await?;
+    let sql = format!(
+        "{TAKE} WHERE id = (SELECT j.id FROM jobs j WHERE {} \
+                            ORDER BY j.created_at, j.rowid LIMIT 1) {TAKE_RETURNING}",
+        claimable("$1", "$4"),
+    );
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(now)
+        .bind(&req.owner)
+        .bind(now.saturating_add(ms(req.lease)))
+        .bind(i64::from(req.per_client_limit))
+        .fetch_optional(store.pool())
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    let mut claimed = Jobs::<Sqlite>::claimed_from_row(&row)?;
+    claimed.lease.owner = req.owner.clone();
+    Ok(Some(claimed))
+}
+
+/// `claim_job` on PostgreSQL. Oldest first (`seq` breaks ties within a millisecond). Each try is one transaction:
+/// lock the oldest claimable row (`SKIP LOCKED`, so workers
+/// never wait on each other's candidates), then take the client's advisory lock and count
+/// its running jobs again — claims of one client are serialized there, so two workers
+/// cannot both see "one below the limit". A client found at its limit is skipped on the
+/// next try (in a fresh transaction, so no two advisory locks are ever held at once).
+#[tracing::instrument(level = "debug", name = "store.claim_job", skip_all, fields(owner = %req.owner))]
+async fn claim_postgres(store: &PgStore, req: &ClaimRequest) -> Result<Option<ClaimedJob>> {
+    let now = now_ms();
+    Jobs(store.pool()).settle_expired(now).await?;
+    let limit = i64::from(req.per_client_limit);
+    let mut skipped: Vec<String> = Vec::new();
+    for _ in 0..16 {
+        let mut tx = store.pool().begin().await?;
+        let candidate = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT j.id, j.client_id FROM jobs j WHERE {} \
+               AND NOT (j.client_id = ANY($3)) \
+             ORDER BY j.created_at, j.seq LIMIT 1 FOR UPDATE SKIP LOCKED",
+            claimable("$1", "$2"),
+        )))
+        .bind(now)
+        .bind(limit)
+        .bind(&skipped)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(candidate) = candidate else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        let id: String = candidate.try_get(0)?;
+        let client: String = candidate.try_get(1)?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('rubra.jobs:' || $1, 0))")
             .bind(&client)
-            .bind(now)
-            .bind(&id)
-            .fetch_one(&mut *tx)
+            .execute(&mut *tx)
             .await?;
-            if running >= limit {
-                tx.rollback().await?;
-                skipped.push(client);
-                continue;
-            }
-            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "{TAKE} WHERE id = $4 {TAKE_RETURNING}"
-            )))
-            .bind(now)
-            .bind(&req.owner)
-            .bind(now.saturating_add(ms(req.lease)))
-            .bind(&id)
-            .fetch_one(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            let mut claimed = Self::claimed_from_row(&row)?;
-            claimed.lease.owner = req.owner.clone();
-            return Ok(Some(claimed));
+        let running: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM jobs WHERE client_id = $1 AND state = 'running' \
+               AND lease_until >= $2 AND id <> $3",
+        )
+        .bind(&client)
+        .bind(now)
+        .bind(&id)
+        .fetch_one(&mut *tx)
+        .await?;
+        if running >= limit {
+            tx.rollback().await?;
+            skipped.push(client);
+            continue;
         }
-        Ok(None)
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{TAKE} WHERE id = $4 {TAKE_RETURNING}"
+        )))
+        .bind(now)
+        .bind(&req.owner)
+        .bind(now.saturating_add(ms(req.lease)))
+        .bind(&id)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let mut claimed = Jobs::<Postgres>::claimed_from_row(&row)?;
+        claimed.lease.owner = req.owner.clone();
+        return Ok(Some(claimed));
     }
-});
+    Ok(None)
+}
