@@ -13,14 +13,11 @@
 //! PostgreSQL the candidate row is locked with `FOR UPDATE SKIP LOCKED` and the count is taken
 //! under a per-client transaction-scoped advisory lock.
 
-use crate::sql::RowsAffected;
+use crate::sql::{Backend, RowsAffected};
 use crate::{ClientId, PgStore, Result, Scope, SqliteStore, StoreError, now_ms, random_id};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use sqlx::{
-    ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Postgres, Row, Sqlite,
-    Type,
-};
+use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Row, Type};
 use std::fmt;
 use std::time::Duration;
 
@@ -429,12 +426,13 @@ fn decode_result(text: Option<String>) -> Result<Option<JobResult>> {
 }
 
 /// The job queue's portable queries — every one but the claim — written once for both
-/// databases: each backend's [`JobQueue`] impl delegates to these (`Jobs(self.0)`) and
-/// adds its own `claim_job`.
-pub(crate) struct Jobs<'a, DB: Database>(pub(crate) &'a Pool<DB>);
+/// databases: each backend's [`JobQueue`] impl delegates to these (`Jobs(self)`) and adds its
+/// own `claim_job`.
+pub(crate) struct Jobs<'a, S>(pub(crate) &'a S);
 
-impl<DB> Jobs<'_, DB>
+impl<S, DB> Jobs<'_, S>
 where
+    S: Backend<Db = DB>,
     DB: Database,
     DB::Arguments: IntoArguments<DB>,
     DB::QueryResult: RowsAffected,
@@ -515,11 +513,11 @@ where
     pub(crate) async fn settle_expired(&self, now: i64) -> Result<()> {
         sqlx::query(SETTLE_CANCELED)
             .bind(now)
-            .execute(self.0)
+            .execute(self.0.pool())
             .await?;
         sqlx::query(SETTLE_EXHAUSTED)
             .bind(now)
-            .execute(self.0)
+            .execute(self.0.pool())
             .await?;
         Ok(())
     }
@@ -548,7 +546,7 @@ where
         .bind(now)
         .bind(to_i32(job.max_attempts.max(1)))
         .bind(i64::from(job.limit))
-        .fetch_optional(self.0)
+        .fetch_optional(self.0.pool())
         .await
         .map_err(|e| StoreError::from_insert(e, "a job with this id"))?;
         match row {
@@ -569,7 +567,7 @@ where
         )))
         .bind(id.as_str())
         .bind(scope.client_filter())
-        .fetch_optional(self.0)
+        .fetch_optional(self.0.pool())
         .await?;
         row.as_ref().map(Self::job_from_row).transpose()
     }
@@ -593,7 +591,7 @@ where
         .bind(after_ts)
         .bind(after_id)
         .bind(i64::from(page.limit))
-        .fetch_all(self.0)
+        .fetch_all(self.0.pool())
         .await?;
         rows.iter().map(Self::job_from_row).collect()
     }
@@ -607,7 +605,7 @@ where
                        AND (CAST($1 AS TEXT) IS NULL OR client_id = $1)",
         )
         .bind(scope.client_filter())
-        .fetch_one(self.0)
+        .fetch_one(self.0.pool())
         .await?;
         Ok(ActiveJobs {
             queued: to_u64(row.try_get(0)?),
@@ -634,7 +632,7 @@ where
         .bind(id.as_str())
         .bind(scope.client_filter())
         .bind(now)
-        .fetch_optional(self.0)
+        .fetch_optional(self.0.pool())
         .await?;
         if let Some(row) = row {
             let state: String = row.try_get(0)?;
@@ -672,7 +670,7 @@ where
         .bind(to_i64(progress.bytes_done))
         .bind(progress.bytes_total.map(to_i64))
         .bind(to_i64(progress.rows))
-        .fetch_optional(self.0)
+        .fetch_optional(self.0.pool())
         .await?;
         Ok(match row {
             None => LeaseStatus::Lost,
@@ -710,7 +708,7 @@ where
         .bind(now_ms())
         .bind(to_i64(progress.bytes_done))
         .bind(progress.bytes_total.map(to_i64))
-        .fetch_optional(self.0)
+        .fetch_optional(self.0.pool())
         .await?;
         row.map(|r| {
             let s: String = r.try_get(0)?;
@@ -750,7 +748,7 @@ where
         .bind(now)
         .bind(failure.code.as_str())
         .bind(failure.message.as_str())
-        .fetch_optional(self.0)
+        .fetch_optional(self.0.pool())
         .await?;
         row.map(|r| {
             let s: String = r.try_get(0)?;
@@ -773,7 +771,7 @@ where
         .bind(lease.owner.as_str())
         .bind(to_i32(lease.attempt))
         .bind(now_ms())
-        .execute(self.0)
+        .execute(self.0.pool())
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -795,7 +793,7 @@ where
         .bind(lease.owner.as_str())
         .bind(to_i32(lease.attempt))
         .bind(now_ms())
-        .execute(self.0)
+        .execute(self.0.pool())
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -811,19 +809,19 @@ macro_rules! impl_job_queue {
                 $claim(self, req).await
             }
             async fn submit_job(&self, job: &NewJob) -> Result<JobRecord> {
-                Jobs(self.pool()).submit_job(job).await
+                Jobs(self).submit_job(job).await
             }
             async fn get_job(&self, scope: &Scope, id: &JobId) -> Result<Option<JobRecord>> {
-                Jobs(self.pool()).get_job(scope, id).await
+                Jobs(self).get_job(scope, id).await
             }
             async fn list_jobs(&self, scope: &Scope, page: &JobPage) -> Result<Vec<JobRecord>> {
-                Jobs(self.pool()).list_jobs(scope, page).await
+                Jobs(self).list_jobs(scope, page).await
             }
             async fn active_jobs(&self, scope: &Scope) -> Result<ActiveJobs> {
-                Jobs(self.pool()).active_jobs(scope).await
+                Jobs(self).active_jobs(scope).await
             }
             async fn cancel_job(&self, scope: &Scope, id: &JobId) -> Result<Option<CancelOutcome>> {
-                Jobs(self.pool()).cancel_job(scope, id).await
+                Jobs(self).cancel_job(scope, id).await
             }
             async fn heartbeat_job(
                 &self,
@@ -831,9 +829,7 @@ macro_rules! impl_job_queue {
                 progress: &JobProgress,
                 extend: Duration,
             ) -> Result<LeaseStatus> {
-                Jobs(self.pool())
-                    .heartbeat_job(lease, progress, extend)
-                    .await
+                Jobs(self).heartbeat_job(lease, progress, extend).await
             }
             async fn complete_job(
                 &self,
@@ -841,9 +837,7 @@ macro_rules! impl_job_queue {
                 result: &JobResult,
                 progress: &JobProgress,
             ) -> Result<Option<JobState>> {
-                Jobs(self.pool())
-                    .complete_job(lease, result, progress)
-                    .await
+                Jobs(self).complete_job(lease, result, progress).await
             }
             async fn fail_job(
                 &self,
@@ -851,13 +845,13 @@ macro_rules! impl_job_queue {
                 failure: &JobFailure,
                 retry_at: Option<i64>,
             ) -> Result<Option<JobState>> {
-                Jobs(self.pool()).fail_job(lease, failure, retry_at).await
+                Jobs(self).fail_job(lease, failure, retry_at).await
             }
             async fn cancel_run(&self, lease: &Lease) -> Result<bool> {
-                Jobs(self.pool()).cancel_run(lease).await
+                Jobs(self).cancel_run(lease).await
             }
             async fn release_job(&self, lease: &Lease) -> Result<bool> {
-                Jobs(self.pool()).release_job(lease).await
+                Jobs(self).release_job(lease).await
             }
         }
     };
@@ -873,7 +867,7 @@ impl_job_queue!(PgStore, claim_postgres);
 #[tracing::instrument(level = "debug", name = "store.claim_job", skip_all, fields(owner = %req.owner))]
 async fn claim_sqlite(store: &SqliteStore, req: &ClaimRequest) -> Result<Option<ClaimedJob>> {
     let now = now_ms();
-    Jobs(store.pool()).settle_expired(now).await?;
+    Jobs(store).settle_expired(now).await?;
     let sql = format!(
         "{TAKE} WHERE id = (SELECT j.id FROM jobs j WHERE {} \
                             ORDER BY j.created_at, j.rowid LIMIT 1) {TAKE_RETURNING}",
@@ -887,7 +881,7 @@ async fn claim_sqlite(store: &SqliteStore, req: &ClaimRequest) -> Result<Option<
         .fetch_optional(store.pool())
         .await?;
     let Some(row) = row else { return Ok(None) };
-    let mut claimed = Jobs::<Sqlite>::claimed_from_row(&row)?;
+    let mut claimed = Jobs::<SqliteStore>::claimed_from_row(&row)?;
     claimed.lease.owner = req.owner.clone();
     Ok(Some(claimed))
 }
@@ -901,7 +895,7 @@ async fn claim_sqlite(store: &SqliteStore, req: &ClaimRequest) -> Result<Option<
 #[tracing::instrument(level = "debug", name = "store.claim_job", skip_all, fields(owner = %req.owner))]
 async fn claim_postgres(store: &PgStore, req: &ClaimRequest) -> Result<Option<ClaimedJob>> {
     let now = now_ms();
-    Jobs(store.pool()).settle_expired(now).await?;
+    Jobs(store).settle_expired(now).await?;
     let limit = i64::from(req.per_client_limit);
     let mut skipped: Vec<String> = Vec::new();
     for _ in 0..16 {
@@ -951,7 +945,7 @@ async fn claim_postgres(store: &PgStore, req: &ClaimRequest) -> Result<Option<Cl
         .fetch_one(&mut *tx)
         .await?;
         tx.commit().await?;
-        let mut claimed = Jobs::<Postgres>::claimed_from_row(&row)?;
+        let mut claimed = Jobs::<PgStore>::claimed_from_row(&row)?;
         claimed.lease.owner = req.owner.clone();
         return Ok(Some(claimed));
     }
