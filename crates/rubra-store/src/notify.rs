@@ -45,10 +45,9 @@ mod sqlite;
 pub use channel::Channel;
 pub use fair::ClaimLimits;
 
-use crate::{
-    ClientId, MessageContent, PgStore, Result, Scope, SqliteStore, Store as _, TypePattern,
-};
+use crate::{ClientId, MessageContent, PgStore, Result, Scope, SqliteStore, TypePattern};
 use async_trait::async_trait;
+use backend::Notify;
 use serde::Serialize;
 use std::fmt;
 
@@ -528,261 +527,154 @@ pub trait NotifyStore: Send + Sync {
     async fn listen_outbox(&self) -> Result<Option<OutboxListener>>;
 }
 
-backend::impl_notify_store!(
-    sqlite_impl,
-    SqliteStore,
-    sqlx::Sqlite,
-    sqlx::sqlite::SqliteRow,
-    {
-        fn replay_settle_ms(&self) -> i64 {
-            0
-        }
-
-        async fn listen_outbox(&self) -> Result<Option<OutboxListener>> {
-            Ok(None)
-        }
-
-        #[tracing::instrument(name = "store.record_delivery", skip_all,
-                              fields(seq = claimed.seq, verdict = ?verdict))]
-        async fn record_delivery(
-            &self,
-            owner: &str,
-            claimed: &Notification,
-            verdict: Verdict,
-            error: Option<&str>,
-            pause_after: u32,
-        ) -> Result<Recorded> {
-            let one = [DeliveryVerdict {
-                notification: claimed.clone(),
-                verdict,
-                error: error.map(str::to_owned),
-            }];
-            let recorded =
-                super::sqlite::record_deliveries(self, owner, &one, &[], pause_after).await?;
-            Ok(recorded.first().copied().unwrap_or_default())
-        }
-
-        #[tracing::instrument(name = "store.record_deliveries", skip_all,
-                              fields(verdicts = verdicts.len()))]
-        async fn record_deliveries(
-            &self,
-            owner: &str,
-            verdicts: &[DeliveryVerdict],
-            pause_after: u32,
-        ) -> Result<Vec<Recorded>> {
-            super::sqlite::record_deliveries(self, owner, verdicts, &[], pause_after).await
-        }
-
-        #[tracing::instrument(name = "store.record_deliveries_logged", skip_all,
-                              fields(verdicts = verdicts.len()))]
-        async fn record_deliveries_logged(
-            &self,
-            owner: &str,
-            verdicts: &[DeliveryVerdict],
-            log: &[DeliveryAttempt],
-            pause_after: u32,
-        ) -> Result<Vec<Recorded>> {
-            super::sqlite::record_deliveries(self, owner, verdicts, log, pause_after).await
-        }
-
-        #[tracing::instrument(name = "store.claim_notifications", skip_all,
-                              fields(limit = limits.total))]
-        async fn claim_notifications(
-            &self,
-            owner: &str,
-            now: i64,
-            lease_ms: i64,
-            limits: &ClaimLimits,
-        ) -> Result<Vec<ClaimedNotification>> {
-            let until = now.saturating_add(lease_ms);
-            let candidates = read_candidates(self.pool(), now, limits.total).await?;
-            let picks = fair::plan(&candidates, limits);
-            if picks.is_empty() {
-                return Ok(Vec::new());
+/// Implements [`NotifyStore`] for a backend: every method a one-line call of [`Notify`] —
+/// the shared queries in `notify/backend.rs`, the backend's own in `notify/sqlite.rs` or
+/// `notify/postgres.rs`.
+macro_rules! impl_notify_store {
+    ($store:ty) => {
+        #[async_trait]
+        impl NotifyStore for $store {
+            async fn create_subscription(
+                &self,
+                new: &NewSubscription,
+                actor: &crate::Actor,
+            ) -> Result<Subscription> {
+                Notify(self).create_subscription(new, actor).await
             }
-            let gate = self.write_gate().await;
-            // Under the write gate, in one transaction: nobody else leases in between.
-            let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
-            let mut rows = Vec::new();
-            for (sub, n) in &picks {
-                rows.extend(
-                    sqlx::query(concat!(
-                        "UPDATE notifications \
-                         SET lease_owner = $1, lease_until = $2, next_attempt_at = $2, \
-                             attempts = attempts + 1 \
-                         WHERE seq IN (SELECT seq FROM notifications \
-                                       WHERE subscription_id = $3 AND state = 'pending' \
-                                         AND next_attempt_at <= $4 \
-                                       ORDER BY next_attempt_at LIMIT $5) \
-                         RETURNING ",
-                        notification_columns!()
-                    ))
-                    .bind(owner)
-                    .bind(until)
-                    .bind(sub)
-                    .bind(now)
-                    .bind(i64::from(*n))
-                    .fetch_all(&mut *tx)
-                    .await?,
-                );
+            async fn get_subscription(
+                &self,
+                scope: &Scope,
+                id: &SubscriptionId,
+            ) -> Result<Option<Subscription>> {
+                Notify(self).get_subscription(scope, id).await
             }
-            tx.commit().await?;
-            drop(gate);
-            let mut notes = rows
-                .iter()
-                .map(notification_from_row)
-                .collect::<Result<Vec<_>>>()?;
-            notes.sort_by_key(|n| n.seq);
-            let ids: Vec<&str> = picks.iter().map(|(s, _)| s.as_str()).collect();
-            let ids = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".to_owned());
-            let subs = sqlx::query(concat!(
-                "SELECT ",
-                subscription_columns!(),
-                " FROM subscriptions WHERE id IN (SELECT value FROM json_each($1))"
-            ))
-            .bind(ids)
-            .fetch_all(self.pool())
-            .await?;
-            join_subscriptions(notes, &subs, self.secrets())
-        }
-    }
-);
-
-backend::impl_notify_store!(
-    postgres_impl,
-    PgStore,
-    sqlx::Postgres,
-    sqlx::postgres::PgRow,
-    {
-        /// Identity values are handed out before commit; a transaction holding one this long is
-        /// far outside normal operation (the event inserts take milliseconds).
-        fn replay_settle_ms(&self) -> i64 {
-            5_000
-        }
-
-        #[tracing::instrument(name = "store.record_delivery", skip_all,
-                              fields(seq = claimed.seq, verdict = ?verdict))]
-        async fn record_delivery(
-            &self,
-            owner: &str,
-            claimed: &Notification,
-            verdict: Verdict,
-            error: Option<&str>,
-            pause_after: u32,
-        ) -> Result<Recorded> {
-            super::postgres::record_delivery(
-                self.pool(),
-                owner,
-                claimed,
-                verdict,
-                error,
-                None,
-                pause_after,
-            )
-            .await
-        }
-
-        /// One transaction per verdict: row locks let them run side by side here.
-        async fn record_deliveries(
-            &self,
-            owner: &str,
-            verdicts: &[DeliveryVerdict],
-            pause_after: u32,
-        ) -> Result<Vec<Recorded>> {
-            let mut out = Vec::with_capacity(verdicts.len());
-            for v in verdicts {
-                out.push(
-                    super::postgres::record_delivery(
-                        self.pool(),
-                        owner,
-                        &v.notification,
-                        v.verdict,
-                        v.error.as_deref(),
-                        None,
-                        pause_after,
-                    )
-                    .await?,
-                );
+            async fn list_subscriptions(&self, scope: &Scope) -> Result<Vec<Subscription>> {
+                Notify(self).list_subscriptions(scope).await
             }
-            Ok(out)
-        }
-
-        /// One transaction per verdict and its log row, up to [`PG_RECORDERS`] at once (row
-        /// locks let them run side by side; each locks its subscription row first).
-        #[tracing::instrument(name = "store.record_deliveries_logged", skip_all,
-                              fields(verdicts = verdicts.len()))]
-        async fn record_deliveries_logged(
-            &self,
-            owner: &str,
-            verdicts: &[DeliveryVerdict],
-            log: &[DeliveryAttempt],
-            pause_after: u32,
-        ) -> Result<Vec<Recorded>> {
-            super::postgres::record_logged(self.pool(), owner, verdicts, log, pause_after).await
-        }
-
-        async fn listen_outbox(&self) -> Result<Option<OutboxListener>> {
-            let mut listener = sqlx::postgres::PgListener::connect_with(self.pool()).await?;
-            listener.listen("rubra_notifications").await?;
-            Ok(Some(OutboxListener(listener)))
-        }
-
-        #[tracing::instrument(name = "store.claim_notifications", skip_all,
-                              fields(limit = limits.total))]
-        async fn claim_notifications(
-            &self,
-            owner: &str,
-            now: i64,
-            lease_ms: i64,
-            limits: &ClaimLimits,
-        ) -> Result<Vec<ClaimedNotification>> {
-            let until = now.saturating_add(lease_ms);
-            let candidates = read_candidates(self.pool(), now, limits.total).await?;
-            let picks = fair::plan(&candidates, limits);
-            if picks.is_empty() {
-                return Ok(Vec::new());
+            async fn delete_subscription(
+                &self,
+                scope: &Scope,
+                id: &SubscriptionId,
+                actor: &crate::Actor,
+            ) -> Result<bool> {
+                Notify(self).delete_subscription(scope, id, actor).await
             }
-            let (subs, counts): (Vec<String>, Vec<i64>) =
-                picks.into_iter().map(|(s, n)| (s, i64::from(n))).unzip();
-            // SKIP LOCKED: concurrent claimers in other processes pass over each other's rows
-            // instead of waiting for them.
-            let rows = sqlx::query(
-                "WITH pick AS (SELECT p.sub, p.n FROM unnest($4::text[], $5::bigint[]) AS p(sub, n)), \
-                 due AS (SELECT d.seq FROM pick CROSS JOIN LATERAL ( \
-                     SELECT seq FROM notifications \
-                     WHERE subscription_id = pick.sub AND state = 'pending' \
-                       AND next_attempt_at <= $3 \
-                     ORDER BY next_attempt_at LIMIT pick.n FOR UPDATE SKIP LOCKED) d) \
-                 UPDATE notifications n \
-                 SET lease_owner = $1, lease_until = $2, next_attempt_at = $2, \
-                     attempts = n.attempts + 1 \
-                 FROM due WHERE n.seq = due.seq \
-                 RETURNING n.seq, n.client_id, n.subscription_id, n.channel_type, n.image_id, \
-                           n.red, n.threshold, n.event_ts, n.created_at, n.state, n.attempts, \
-                           n.watch_id, n.changes, n.message_id, n.message_type, n.payload, \
-                           n.text, n.receiver",
-            )
-            .bind(owner)
-            .bind(until)
-            .bind(now)
-            .bind(&subs)
-            .bind(&counts)
-            .fetch_all(self.pool())
-            .await?;
-            let mut notes = rows
-                .iter()
-                .map(notification_from_row)
-                .collect::<Result<Vec<_>>>()?;
-            notes.sort_by_key(|n| n.seq);
-            let rows = sqlx::query(concat!(
-                "SELECT ",
-                subscription_columns!(),
-                " FROM subscriptions WHERE id = ANY($1)"
-            ))
-            .bind(&subs)
-            .fetch_all(self.pool())
-            .await?;
-            join_subscriptions(notes, &rows, self.secrets())
+            async fn rotate_webhook_secret(
+                &self,
+                scope: &Scope,
+                id: &SubscriptionId,
+                new_secret: &str,
+                overlap_until: i64,
+                actor: &crate::Actor,
+            ) -> Result<Option<Subscription>> {
+                Notify(self)
+                    .rotate_webhook_secret(scope, id, new_secret, overlap_until, actor)
+                    .await
+            }
+            async fn pause_subscription(
+                &self,
+                scope: &Scope,
+                id: &SubscriptionId,
+            ) -> Result<Option<Subscription>> {
+                Notify(self).pause_subscription(scope, id).await
+            }
+            async fn resume_subscription(
+                &self,
+                scope: &Scope,
+                id: &SubscriptionId,
+            ) -> Result<Option<Subscription>> {
+                Notify(self).resume_subscription(scope, id).await
+            }
+            async fn next_due_notification(&self) -> Result<Option<i64>> {
+                Notify(self).next_due_notification().await
+            }
+            async fn claim_notifications(
+                &self,
+                owner: &str,
+                now: i64,
+                lease_ms: i64,
+                limits: &ClaimLimits,
+            ) -> Result<Vec<ClaimedNotification>> {
+                Notify(self)
+                    .claim_notifications(owner, now, lease_ms, limits)
+                    .await
+            }
+            async fn record_delivery(
+                &self,
+                owner: &str,
+                claimed: &Notification,
+                verdict: Verdict,
+                error: Option<&str>,
+                pause_after: u32,
+            ) -> Result<Recorded> {
+                Notify(self)
+                    .record_delivery(owner, claimed, verdict, error, pause_after)
+                    .await
+            }
+            async fn record_deliveries(
+                &self,
+                owner: &str,
+                verdicts: &[DeliveryVerdict],
+                pause_after: u32,
+            ) -> Result<Vec<Recorded>> {
+                Notify(self)
+                    .record_deliveries(owner, verdicts, pause_after)
+                    .await
+            }
+            async fn record_deliveries_logged(
+                &self,
+                owner: &str,
+                verdicts: &[DeliveryVerdict],
+                log: &[DeliveryAttempt],
+                pause_after: u32,
+            ) -> Result<Vec<Recorded>> {
+                Notify(self)
+                    .record_deliveries_logged(owner, verdicts, log, pause_after)
+                    .await
+            }
+            async fn notifications_after(
+                &self,
+                client: &ClientId,
+                after: i64,
+                limit: u32,
+            ) -> Result<Vec<Notification>> {
+                Notify(self).notifications_after(client, after, limit).await
+            }
+            async fn settled_cursor(
+                &self,
+                client: &ClientId,
+                at_most: i64,
+                created_before: i64,
+            ) -> Result<i64> {
+                Notify(self)
+                    .settled_cursor(client, at_most, created_before)
+                    .await
+            }
+            async fn latest_notification_seq(&self, client: &ClientId) -> Result<i64> {
+                Notify(self).latest_notification_seq(client).await
+            }
+            fn replay_settle_ms(&self) -> i64 {
+                Notify(self).replay_settle_ms()
+            }
+            async fn pending_notifications(&self) -> Result<u64> {
+                Notify(self).pending_notifications().await
+            }
+            async fn insert_delivery_attempts(&self, rows: &[DeliveryAttempt]) -> Result<()> {
+                Notify(self).insert_delivery_attempts(rows).await
+            }
+            async fn list_delivery_attempts(
+                &self,
+                scope: &Scope,
+                page: &LogPage,
+            ) -> Result<Vec<DeliveryAttempt>> {
+                Notify(self).list_delivery_attempts(scope, page).await
+            }
+            async fn listen_outbox(&self) -> Result<Option<OutboxListener>> {
+                Notify(self).listen_outbox().await
+            }
         }
-    }
-);
+    };
+}
+
+impl_notify_store!(SqliteStore);
+impl_notify_store!(PgStore);

@@ -1,7 +1,10 @@
-//! The PostgreSQL side of delivery bookkeeping: verdicts are recorded one transaction each
+//! The PostgreSQL side of notifications: claiming with `SKIP LOCKED`, `LISTEN`, and delivery
+//! bookkeeping: verdicts are recorded one transaction each
 //! (row locks let concurrent recorders and processes proceed side by side), always locking the
 //! subscription row before notification rows, as delete and resume do, so none can deadlock.
 
+use super::backend::subscription_columns;
+use super::{ClaimLimits, ClaimedNotification, OutboxListener, fair};
 use super::{DeliveryAttempt, DeliveryVerdict, Notification, Recorded, Verdict};
 use crate::{PgStore, Result};
 use sqlx::Row;
@@ -189,4 +192,139 @@ pub(super) async fn record_logged(
         }
     }
     Ok(out)
+}
+
+/// This backend's own [`NotifyStore`](super::NotifyStore) methods (the shared ones are in
+/// `notify/backend.rs`).
+impl super::backend::Notify<'_, PgStore> {
+    /// Identity values are handed out before commit; a transaction holding one this long is
+    /// far outside normal operation (the event inserts take milliseconds).
+    pub(crate) fn replay_settle_ms(&self) -> i64 {
+        5_000
+    }
+
+    #[tracing::instrument(name = "store.record_delivery", skip_all,
+                          fields(seq = claimed.seq, verdict = ?verdict))]
+    pub(crate) async fn record_delivery(
+        &self,
+        owner: &str,
+        claimed: &Notification,
+        verdict: Verdict,
+        error: Option<&str>,
+        pause_after: u32,
+    ) -> Result<Recorded> {
+        record_delivery(
+            self.0.pool(),
+            owner,
+            claimed,
+            verdict,
+            error,
+            None,
+            pause_after,
+        )
+        .await
+    }
+
+    /// One transaction per verdict: row locks let them run side by side here.
+    pub(crate) async fn record_deliveries(
+        &self,
+        owner: &str,
+        verdicts: &[DeliveryVerdict],
+        pause_after: u32,
+    ) -> Result<Vec<Recorded>> {
+        let mut out = Vec::with_capacity(verdicts.len());
+        for v in verdicts {
+            out.push(
+                record_delivery(
+                    self.0.pool(),
+                    owner,
+                    &v.notification,
+                    v.verdict,
+                    v.error.as_deref(),
+                    None,
+                    pause_after,
+                )
+                .await?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// One transaction per verdict and its log row, up to [`PG_RECORDERS`] at once (row
+    /// locks let them run side by side; each locks its subscription row first).
+    #[tracing::instrument(name = "store.record_deliveries_logged", skip_all,
+                          fields(verdicts = verdicts.len()))]
+    pub(crate) async fn record_deliveries_logged(
+        &self,
+        owner: &str,
+        verdicts: &[DeliveryVerdict],
+        log: &[DeliveryAttempt],
+        pause_after: u32,
+    ) -> Result<Vec<Recorded>> {
+        record_logged(self.0.pool(), owner, verdicts, log, pause_after).await
+    }
+
+    pub(crate) async fn listen_outbox(&self) -> Result<Option<OutboxListener>> {
+        let mut listener = sqlx::postgres::PgListener::connect_with(self.0.pool()).await?;
+        listener.listen("rubra_notifications").await?;
+        Ok(Some(OutboxListener(listener)))
+    }
+
+    #[tracing::instrument(name = "store.claim_notifications", skip_all,
+                          fields(limit = limits.total))]
+    pub(crate) async fn claim_notifications(
+        &self,
+        owner: &str,
+        now: i64,
+        lease_ms: i64,
+        limits: &ClaimLimits,
+    ) -> Result<Vec<ClaimedNotification>> {
+        let until = now.saturating_add(lease_ms);
+        let candidates = self.read_candidates(now, limits.total).await?;
+        let picks = fair::plan(&candidates, limits);
+        if picks.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (subs, counts): (Vec<String>, Vec<i64>) =
+            picks.into_iter().map(|(s, n)| (s, i64::from(n))).unzip();
+        // SKIP LOCKED: concurrent claimers in other processes pass over each other's rows
+        // instead of waiting for them.
+        let rows = sqlx::query(
+            "WITH pick AS (SELECT p.sub, p.n FROM unnest($4::text[], $5::bigint[]) AS p(sub, n)), \
+             due AS (SELECT d.seq FROM pick CROSS JOIN LATERAL ( \
+                 SELECT seq FROM notifications \
+                 WHERE subscription_id = pick.sub AND state = 'pending' \
+                   AND next_attempt_at <= $3 \
+                 ORDER BY next_attempt_at LIMIT pick.n FOR UPDATE SKIP LOCKED) d) \
+             UPDATE notifications n \
+             SET lease_owner = $1, lease_until = $2, next_attempt_at = $2, \
+                 attempts = n.attempts + 1 \
+             FROM due WHERE n.seq = due.seq \
+             RETURNING n.seq, n.client_id, n.subscription_id, n.channel_type, n.image_id, \
+                       n.red, n.threshold, n.event_ts, n.created_at, n.state, n.attempts, \
+                       n.watch_id, n.changes, n.message_id, n.message_type, n.payload, \
+                       n.text, n.receiver",
+        )
+        .bind(owner)
+        .bind(until)
+        .bind(now)
+        .bind(&subs)
+        .bind(&counts)
+        .fetch_all(self.0.pool())
+        .await?;
+        let mut notes = rows
+            .iter()
+            .map(Self::notification_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        notes.sort_by_key(|n| n.seq);
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            subscription_columns!(),
+            " FROM subscriptions WHERE id = ANY($1)"
+        ))
+        .bind(&subs)
+        .fetch_all(self.0.pool())
+        .await?;
+        Self::join_subscriptions(notes, &rows, self.0.secrets())
+    }
 }

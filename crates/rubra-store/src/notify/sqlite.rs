@@ -1,12 +1,15 @@
-//! The SQLite side of delivery bookkeeping: verdicts are recorded many to a transaction, and
-//! every notify write waits for the store's write gate first (see `stats::ingest::Writer::gate`).
+//! The SQLite side of notifications: claiming under the write gate, and delivery bookkeeping —
+//! verdicts are recorded many to a transaction, and every notify write waits for the store's
+//! write gate first (see `stats::ingest::Writer::gate`).
 //!
 //! SQLite has one writer at a time. One transaction per verdict, each queueing for the lock
 //! in SQLite's sleeping busy handler behind the event writer, was what made deliveries fall
 //! behind at 1 000 notifications/s; a batch costs one commit, and the gate turns the waits
 //! into an in-order async queue.
 
-use super::{DeliveryAttempt, DeliveryVerdict, Recorded, Verdict};
+use super::backend::{notification_columns, subscription_columns};
+use super::{ClaimLimits, ClaimedNotification, OutboxListener, fair};
+use super::{DeliveryAttempt, DeliveryVerdict, Notification, Recorded, Verdict};
 use crate::{Result, SqliteStore};
 use sqlx::{AssertSqlSafe, Row, Sqlite, Transaction};
 use std::collections::HashMap;
@@ -227,4 +230,119 @@ async fn record_one(
         applied: true,
         paused: pause_now,
     })
+}
+
+/// This backend's own [`NotifyStore`](super::NotifyStore) methods (the shared ones are in
+/// `notify/backend.rs`).
+impl super::backend::Notify<'_, SqliteStore> {
+    pub(crate) fn replay_settle_ms(&self) -> i64 {
+        0
+    }
+
+    pub(crate) async fn listen_outbox(&self) -> Result<Option<OutboxListener>> {
+        Ok(None)
+    }
+
+    #[tracing::instrument(name = "store.record_delivery", skip_all,
+                          fields(seq = claimed.seq, verdict = ?verdict))]
+    pub(crate) async fn record_delivery(
+        &self,
+        owner: &str,
+        claimed: &Notification,
+        verdict: Verdict,
+        error: Option<&str>,
+        pause_after: u32,
+    ) -> Result<Recorded> {
+        let one = [DeliveryVerdict {
+            notification: claimed.clone(),
+            verdict,
+            error: error.map(str::to_owned),
+        }];
+        let recorded = record_deliveries(self.0, owner, &one, &[], pause_after).await?;
+        Ok(recorded.first().copied().unwrap_or_default())
+    }
+
+    #[tracing::instrument(name = "store.record_deliveries", skip_all,
+                          fields(verdicts = verdicts.len()))]
+    pub(crate) async fn record_deliveries(
+        &self,
+        owner: &str,
+        verdicts: &[DeliveryVerdict],
+        pause_after: u32,
+    ) -> Result<Vec<Recorded>> {
+        record_deliveries(self.0, owner, verdicts, &[], pause_after).await
+    }
+
+    #[tracing::instrument(name = "store.record_deliveries_logged", skip_all,
+                          fields(verdicts = verdicts.len()))]
+    pub(crate) async fn record_deliveries_logged(
+        &self,
+        owner: &str,
+        verdicts: &[DeliveryVerdict],
+        log: &[DeliveryAttempt],
+        pause_after: u32,
+    ) -> Result<Vec<Recorded>> {
+        record_deliveries(self.0, owner, verdicts, log, pause_after).await
+    }
+
+    #[tracing::instrument(name = "store.claim_notifications", skip_all,
+                          fields(limit = limits.total))]
+    pub(crate) async fn claim_notifications(
+        &self,
+        owner: &str,
+        now: i64,
+        lease_ms: i64,
+        limits: &ClaimLimits,
+    ) -> Result<Vec<ClaimedNotification>> {
+        let until = now.saturating_add(lease_ms);
+        let candidates = self.read_candidates(now, limits.total).await?;
+        let picks = fair::plan(&candidates, limits);
+        if picks.is_empty() {
+            return Ok(Vec::new());
+        }
+        let gate = self.0.write_gate().await;
+        // Under the write gate, in one transaction: nobody else leases in between.
+        let mut tx = self.0.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut rows = Vec::new();
+        for (sub, n) in &picks {
+            rows.extend(
+                sqlx::query(concat!(
+                    "UPDATE notifications \
+                     SET lease_owner = $1, lease_until = $2, next_attempt_at = $2, \
+                         attempts = attempts + 1 \
+                     WHERE seq IN (SELECT seq FROM notifications \
+                                   WHERE subscription_id = $3 AND state = 'pending' \
+                                     AND next_attempt_at <= $4 \
+                                   ORDER BY next_attempt_at LIMIT $5) \
+                     RETURNING ",
+                    notification_columns!()
+                ))
+                .bind(owner)
+                .bind(until)
+                .bind(sub)
+                .bind(now)
+                .bind(i64::from(*n))
+                .fetch_all(&mut *tx)
+                .await?,
+            );
+        }
+        tx.commit().await?;
+        drop(gate);
+        let mut notes = rows
+            .iter()
+            .map(Self::notification_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        notes.sort_by_key(|n| n.seq);
+        let ids: Vec<&str> = picks.iter().map(|(s, _)| s.as_str()).collect();
+        let ids = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".to_owned());
+        let subs = sqlx::query(concat!(
+            "SELECT ",
+            subscription_columns!(),
+            " FROM subscriptions WHERE id IN (SELECT value FROM json_each($1))"
+        ))
+        .bind(ids)
+        .fetch_all(self.0.pool())
+        .await?;
+        Self::join_subscriptions(notes, &subs, self.0.secrets())
+    }
 }
