@@ -3,9 +3,9 @@
 use crate::Result;
 use crate::bells::Bells;
 use crate::secrets::SecretSlot;
-use crate::shared::{impl_store, shared_row_decoders};
+use crate::shared::{Shared, impl_store};
 use crate::stats::{PgWrites, Writer};
-use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgPool, PgPoolOptions};
 use std::time::Duration;
 
 /// A [`Store`] on a PostgreSQL database.
@@ -65,22 +65,18 @@ impl PgStore {
     }
 }
 
-shared_row_decoders!(PgRow, sqlx::Postgres);
+impl PgStore {
+    /// The backend's name in logs and `/readyz`.
+    const NAME: &'static str = "postgres";
 
-impl_store!(PgStore, sqlx::Postgres, {
-    fn backend(&self) -> &'static str {
-        "postgres"
-    }
-
-    fn bells(&self) -> &Bells {
-        &self.bells
-    }
-
+    /// Applies the pending migrations, then the statistics backfill they may call for.
     /// sqlx takes an advisory lock around migrations, so processes starting together are safe.
-    async fn migrate(&self) -> Result<()> {
+    async fn run_migrations(&self) -> Result<()> {
         sqlx::migrate!("./migrations/postgres")
             .run(&self.pool)
             .await?;
         crate::stats::pg_backfill(&self.pool).await
     }
-});
+}
+
+impl_store!(PgStore);

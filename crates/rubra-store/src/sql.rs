@@ -40,6 +40,9 @@ pub(crate) trait Backend: Send + Sync {
 
     /// The doorbells rung after writes.
     fn bells(&self) -> &crate::Bells;
+
+    /// The batching event writer.
+    fn writer(&self) -> &crate::stats::Writer;
 }
 
 impl Backend for crate::SqliteStore {
@@ -62,6 +65,10 @@ impl Backend for crate::SqliteStore {
     fn bells(&self) -> &crate::Bells {
         <Self as crate::Store>::bells(self)
     }
+
+    fn writer(&self) -> &crate::stats::Writer {
+        crate::SqliteStore::writer(self)
+    }
 }
 
 impl Backend for crate::PgStore {
@@ -83,5 +90,9 @@ impl Backend for crate::PgStore {
 
     fn bells(&self) -> &crate::Bells {
         <Self as crate::Store>::bells(self)
+    }
+
+    fn writer(&self) -> &crate::stats::Writer {
+        crate::PgStore::writer(self)
     }
 }

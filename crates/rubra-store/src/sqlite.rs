@@ -3,11 +3,10 @@
 use crate::Result;
 use crate::bells::Bells;
 use crate::secrets::SecretSlot;
-use crate::shared::{impl_store, shared_row_decoders};
+use crate::shared::{Shared, impl_store};
 use crate::stats::{SqliteWrites, Writer};
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use std::str::FromStr;
 use std::sync::Arc;
@@ -132,21 +131,17 @@ impl SqliteStore {
     }
 }
 
-shared_row_decoders!(SqliteRow, sqlx::Sqlite);
+impl SqliteStore {
+    /// The backend's name in logs and `/readyz`.
+    const NAME: &'static str = "sqlite";
 
-impl_store!(SqliteStore, sqlx::Sqlite, {
-    fn backend(&self) -> &'static str {
-        "sqlite"
-    }
-
-    fn bells(&self) -> &Bells {
-        &self.bells
-    }
-
-    async fn migrate(&self) -> Result<()> {
+    /// Applies the pending migrations, then the statistics backfill they may call for.
+    async fn run_migrations(&self) -> Result<()> {
         sqlx::migrate!("./migrations/sqlite")
             .run(&self.pool)
             .await?;
         crate::stats::sqlite_backfill(&self.pool).await
     }
-});
+}
+
+impl_store!(SqliteStore);
