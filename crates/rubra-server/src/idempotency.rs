@@ -11,9 +11,10 @@
 //! after a 5xx, a 429 or a 401/403 the key is let go, so the retry runs. The keys live in
 //! the database, so a retry sent to another process of a cluster is answered the same.
 //! A key claimed by a process that died before answering is taken over by the first retry
-//! after the request timeout + 30 s, which runs the request again (the answer is not yet
-//! written in the work's own transaction, so work that committed just before the crash is
-//! then done twice).
+//! after the request timeout + 30 s, which runs the request again. For `POST /events` the
+//! answer is written in the batch's own transaction ([`IdempotencyTicket`]), so a batch that
+//! committed just before the crash is replayed, never counted twice; for the other routes the
+//! answer is stored just after the work, and work that committed in that gap is done again.
 
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::Caller;
@@ -48,6 +49,39 @@ pub(crate) const ROUTES: [&str; 5] = [
     "/watches",
     "/messages",
 ];
+
+/// Put in the request's extensions when its `Idempotency-Key` was claimed: a handler whose
+/// work commits in one store transaction (`POST /events`) keeps the answer in that same
+/// transaction ([`IdempotencyTicket::answer`]) and marks its response [`AnswerKept`].
+#[derive(Clone, Debug)]
+pub(crate) struct IdempotencyTicket {
+    subject: String,
+    key: String,
+}
+
+impl IdempotencyTicket {
+    /// The answer to keep under this key, for the store.
+    pub(crate) fn answer(
+        &self,
+        status: StatusCode,
+        content_type: &str,
+        body: &[u8],
+    ) -> rubra_store::IdempotentAnswer {
+        rubra_store::IdempotentAnswer {
+            subject: self.subject.clone(),
+            key: self.key.clone(),
+            response: StoredResponse {
+                status: status.as_u16(),
+                content_type: Some(content_type.to_owned()),
+                body: body.to_vec(),
+            },
+        }
+    }
+}
+
+/// In a response's extensions: its answer was kept under the key with the work itself.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct AnswerKept;
 
 /// Middleware: answers a retried `POST` from the key's stored answer (see the module docs).
 pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next) -> Response {
@@ -121,9 +155,16 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
         }
         Ok(Claim::New) => {}
     }
+    parts.extensions.insert(IdempotencyTicket {
+        subject: subject.clone(),
+        key: key.clone(),
+    });
     let resp = next
         .run(Request::from_parts(parts, Body::from(bytes)))
         .await;
+    if resp.extensions().get::<AnswerKept>().is_some() {
+        return resp;
+    }
     if !kept(resp.status()) {
         if let Err(e) = state.store.release_idempotency_key(&subject, &key).await {
             tracing::warn!(error = %e, "could not let an idempotency key go");

@@ -30,6 +30,22 @@ pub struct StoredResponse {
     pub body: Vec<u8>,
 }
 
+/// The answer of a request claimed under an idempotency key, to be written in the same
+/// transaction as the request's work (see [`StatsStore::insert_events_answered`]): once the
+/// work is committed, so is the answer, and a retry after a crash between the two is replayed
+/// instead of doing the work again.
+///
+/// [`StatsStore::insert_events_answered`]: crate::StatsStore::insert_events_answered
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotentAnswer {
+    /// Whose key (a client id, or `admin`).
+    pub subject: String,
+    /// The key.
+    pub key: String,
+    /// The answer to keep.
+    pub response: StoredResponse,
+}
+
 /// What claiming a key found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
@@ -67,7 +83,8 @@ pub trait IdempotencyStore {
         response: &StoredResponse,
     ) -> Result<()>;
 
-    /// Drops a claimed key whose answer is not to be repeated, so that a retry runs again.
+    /// Drops a claimed key whose answer is not to be repeated, so that a retry runs again; a
+    /// key that already holds an answer (kept with the work itself) is left as it is.
     async fn release_idempotency_key(&self, subject: &str, key: &str) -> Result<()>;
 }
 
@@ -135,6 +152,11 @@ where
     })
 }
 
+/// Keeps an answer for a claimed key: `$1` subject, `$2` key, `$3` status, `$4` content type,
+/// `$5` body (also run inside an event batch's transaction, `stats::ingest::store_answers`).
+pub(crate) const COMPLETE_SQL: &str = "UPDATE idempotency_keys SET status = $3, content_type = $4, body = $5 \
+     WHERE subject = $1 AND key = $2";
+
 /// [`IdempotencyStore::complete_idempotency_key`] on `pool`.
 async fn complete<DB>(
     pool: &Pool<DB>,
@@ -151,17 +173,14 @@ where
     Option<String>: for<'t> Encode<'t, DB> + Type<DB>,
     Vec<u8>: for<'t> Encode<'t, DB> + Type<DB>,
 {
-    sqlx::query(
-        "UPDATE idempotency_keys SET status = $3, content_type = $4, body = $5 \
-         WHERE subject = $1 AND key = $2",
-    )
-    .bind(subject.to_owned())
-    .bind(key.to_owned())
-    .bind(i64::from(response.status))
-    .bind(response.content_type.clone())
-    .bind(response.body.clone())
-    .execute(pool)
-    .await?;
+    sqlx::query(COMPLETE_SQL)
+        .bind(subject.to_owned())
+        .bind(key.to_owned())
+        .bind(i64::from(response.status))
+        .bind(response.content_type.clone())
+        .bind(response.body.clone())
+        .execute(pool)
+        .await?;
     Ok(())
 }
 
@@ -173,7 +192,9 @@ where
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     String: for<'t> Encode<'t, DB> + Type<DB>,
 {
-    sqlx::query("DELETE FROM idempotency_keys WHERE subject = $1 AND key = $2")
+    // Only a claim still without an answer: an answer written with the work (an event
+    // batch's, in its transaction) stays, even when the caller saw the commit fail.
+    sqlx::query("DELETE FROM idempotency_keys WHERE subject = $1 AND key = $2 AND status IS NULL")
         .bind(subject.to_owned())
         .bind(key.to_owned())
         .execute(pool)

@@ -40,7 +40,7 @@ pub use domain::{
     QuotaOverrides, QuotaPatch, RateLimitOverride, RateLimitPatch, Scope, now_ms, random_id,
 };
 pub use error::StoreError;
-pub use idempotency::{Claim, IdempotencyStore, StoredResponse};
+pub use idempotency::{Claim, IdempotencyStore, IdempotentAnswer, StoredResponse};
 pub use images::{ImageId, ImagePage, ImageRecord, NewEvent, image_blob_key};
 pub use jobs::{
     ActiveJobs, CancelOutcome, ClaimRequest, ClaimedJob, DEFAULT_MAX_ATTEMPTS, JobColumn,

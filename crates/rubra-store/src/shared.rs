@@ -438,7 +438,7 @@ where
     pub(crate) async fn insert_event(&self, event: &crate::NewEvent) -> crate::Result<()> {
         self.0
             .writer()
-            .submit(crate::stats::WriteOp::Events(vec![event.clone()]))
+            .submit(crate::stats::WriteOp::Events(vec![event.clone()], None))
             .await
             .map(|_| ())
     }

@@ -81,6 +81,7 @@ pub(crate) use sqlite::push_tuples;
 pub(crate) use sqlite::{SqliteWrites, backfill as sqlite_backfill};
 // The blob codec and the bins live in `rubra-hist`, buildable without sqlx (fuzz target
 // `stats_hist`).
+use crate::IdempotentAnswer;
 use rubra_hist::{bins, hist};
 
 use crate::{NewEvent, PgStore, Result, Scope, SqliteStore};
@@ -271,7 +272,18 @@ pub trait StatsStore: Send + Sync {
     /// transaction (possibly shared with other callers' writes). Returns once committed.
     ///
     /// Callers validate first: `red` finite in `[0, 1]`, the clients existing.
-    async fn insert_events(&self, events: Vec<NewEvent>) -> Result<()>;
+    async fn insert_events(&self, events: Vec<NewEvent>) -> Result<()> {
+        self.insert_events_answered(events, None).await
+    }
+
+    /// [`insert_events`](Self::insert_events), keeping `answer` (the request's answer under its
+    /// `Idempotency-Key`) in the same transaction: a retry after a crash that came between
+    /// the commit and the answer is answered from the key, not counted twice.
+    async fn insert_events_answered(
+        &self,
+        events: Vec<NewEvent>,
+        answer: Option<IdempotentAnswer>,
+    ) -> Result<()>;
 
     /// Counts events of `scope` (one client, or all for [`Scope::All`]) over `[from, to)`.
     async fn stats(&self, scope: &Scope, query: &StatsQuery) -> Result<StatsReport>;
@@ -280,12 +292,16 @@ pub trait StatsStore: Send + Sync {
 #[async_trait]
 impl StatsStore for SqliteStore {
     #[tracing::instrument(name = "store.insert_events", skip_all, fields(events = events.len()))]
-    async fn insert_events(&self, events: Vec<NewEvent>) -> Result<()> {
+    async fn insert_events_answered(
+        &self,
+        events: Vec<NewEvent>,
+        answer: Option<IdempotentAnswer>,
+    ) -> Result<()> {
         if events.is_empty() {
             return Ok(());
         }
         self.writer()
-            .submit(WriteOp::Events(events))
+            .submit(WriteOp::Events(events, answer))
             .await
             .map(|_| ())
     }
@@ -299,12 +315,16 @@ impl StatsStore for SqliteStore {
 #[async_trait]
 impl StatsStore for PgStore {
     #[tracing::instrument(name = "store.insert_events", skip_all, fields(events = events.len()))]
-    async fn insert_events(&self, events: Vec<NewEvent>) -> Result<()> {
+    async fn insert_events_answered(
+        &self,
+        events: Vec<NewEvent>,
+        answer: Option<IdempotentAnswer>,
+    ) -> Result<()> {
         if events.is_empty() {
             return Ok(());
         }
         self.writer()
-            .submit(WriteOp::Events(events))
+            .submit(WriteOp::Events(events, answer))
             .await
             .map(|_| ())
     }

@@ -12,13 +12,15 @@
 
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::extract::{ApiQuery, Caller};
+use crate::idempotency::{AnswerKept, IdempotencyTicket};
 use crate::ratelimit::Limit;
 use crate::red_level::RedLevel;
 use crate::state::AppState;
 use crate::timefmt::parse_timestamp;
-use axum::Json;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
 use rubra_store::{ClientId, ImageId, NewEvent, Principal, Scope, Timestamp};
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
@@ -258,7 +260,8 @@ pub async fn create(
     Caller(who): Caller,
     ApiQuery(q): ApiQuery<EventsQuery>,
     req: Request,
-) -> ApiResult<(StatusCode, Json<EventsAccepted>)> {
+) -> ApiResult<Response> {
+    let ticket = req.extensions().get::<IdempotencyTicket>().cloned();
     let body = crate::extract::json_body_bytes(req).await?;
     // Parsing up to max-body-bytes of JSON is real CPU: off the async threads.
     // One event first, before the parse: a client whose event bucket is empty is refused
@@ -341,9 +344,25 @@ pub async fn create(
             ts: ts.as_ms(),
         });
     }
-    let accepted = events.len();
-    state.store.insert_events(events).await?;
-    Ok((StatusCode::CREATED, Json(EventsAccepted { accepted })))
+    // The answer is known before the write: under an Idempotency-Key it is kept in the
+    // batch's own transaction, so a crash after the commit cannot make a retry count it twice.
+    let answer = serde_json::to_vec(&EventsAccepted {
+        accepted: events.len(),
+    })
+    .map_err(|e| ApiError::internal(&e))?;
+    let kept = ticket.map(|t| t.answer(StatusCode::CREATED, "application/json", &answer));
+    let stored = kept.is_some();
+    state.store.insert_events_answered(events, kept).await?;
+    let mut resp = (
+        StatusCode::CREATED,
+        [(CONTENT_TYPE, "application/json")],
+        answer,
+    )
+        .into_response();
+    if stored {
+        resp.extensions_mut().insert(AnswerKept);
+    }
+    Ok(resp)
 }
 
 async fn existing_client(state: &AppState, c: &str) -> ApiResult<ClientId> {

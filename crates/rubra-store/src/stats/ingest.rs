@@ -21,6 +21,7 @@
 //! [`COMMIT_CHECK_FOR`]) and answers from the record if it is there, and only re-applies ops
 //! the database says were not written.
 
+use crate::IdempotentAnswer;
 use crate::bells::Doorbell;
 use crate::sql::RowsAffected;
 use crate::stats::bins;
@@ -73,8 +74,9 @@ pub(crate) const ALL_CLIENTS: &str = "*";
 /// One write submitted to the writer.
 #[derive(Debug)]
 pub(crate) enum WriteOp {
-    /// Events recorded all or nothing.
-    Events(Vec<NewEvent>),
+    /// Events recorded all or nothing, with the answer of their idempotency key, if any,
+    /// written in the same transaction.
+    Events(Vec<NewEvent>, Option<IdempotentAnswer>),
     /// New image records (all or nothing) and, for each that is new, its event.
     Images(Vec<ImageRecord>),
 }
@@ -82,7 +84,7 @@ pub(crate) enum WriteOp {
 impl WriteOp {
     fn weight(&self) -> usize {
         match self {
-            WriteOp::Events(e) => e.len().max(1),
+            WriteOp::Events(e, _) => e.len().max(1),
             WriteOp::Images(i) => i.len().max(1),
         }
     }
@@ -91,7 +93,7 @@ impl WriteOp {
     /// clients waits in the first one's).
     fn client(&self) -> &str {
         match self {
-            WriteOp::Events(e) => e.first().map_or("", |e| e.client_id.as_str()),
+            WriteOp::Events(e, _) => e.first().map_or("", |e| e.client_id.as_str()),
             WriteOp::Images(i) => i.first().map_or("", |i| i.client_id.as_str()),
         }
     }
@@ -425,6 +427,33 @@ where
     Ok(())
 }
 
+/// Keeps the idempotency answers of a group's event batches, on `conn` inside the group's
+/// transaction: the answer commits exactly when the events do.
+pub(crate) async fn store_answers<DB>(conn: &mut DB::Connection, ops: &[WriteOp]) -> Result<()>
+where
+    DB: sqlx::Database,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'t> &'t str: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    for<'t> Option<&'t str>: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    i64: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    for<'t> &'t [u8]: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+{
+    for op in ops {
+        if let WriteOp::Events(_, Some(answer)) = op {
+            sqlx::query::<DB>(crate::idempotency::COMPLETE_SQL)
+                .bind(answer.subject.as_str())
+                .bind(answer.key.as_str())
+                .bind(i64::from(answer.response.status))
+                .bind(answer.response.content_type.as_deref())
+                .bind(answer.response.body.as_slice())
+                .execute(&mut *conn)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
 /// The results recorded under `token` by [`record_commit`], if its group was committed: the
 /// one [`ApplyWrites::committed`] of both backends.
 pub(crate) async fn read_commit<DB>(
@@ -637,7 +666,7 @@ where
                 }
                 results.push(inserted_each);
             }
-            WriteOp::Events(_) => results.push(Vec::new()),
+            WriteOp::Events(..) => results.push(Vec::new()),
         }
     }
     Ok((results, image_events, new_images))
@@ -650,7 +679,7 @@ pub(crate) fn group_events<'a>(
 ) -> Vec<&'a NewEvent> {
     ops.iter()
         .filter_map(|op| match op {
-            WriteOp::Events(e) => Some(e.iter()),
+            WriteOp::Events(e, _) => Some(e.iter()),
             WriteOp::Images(_) => None,
         })
         .flatten()
@@ -712,7 +741,7 @@ mod tests {
             ts: 0,
         };
         Job {
-            op: WriteOp::Events(vec![e; events]),
+            op: WriteOp::Events(vec![e; events], None),
             reply: oneshot::channel().0,
         }
     }
@@ -820,7 +849,7 @@ mod tests {
             red: 0.5,
             ts: 0,
         };
-        WriteOp::Events(vec![e; n])
+        WriteOp::Events(vec![e; n], None)
     }
 
     /// Issue #26, a clean-clone CI run of the cluster recovery test: a batch answered 503

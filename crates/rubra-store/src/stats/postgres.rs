@@ -44,6 +44,7 @@ impl ApplyWrites for PgWrites {
         let (keys, fresh) = client_keys::<Postgres>(&mut tx, &self.keys, &events).await?;
         write_events(&mut tx, &events, &keys).await?;
         ingest::add_image_bytes::<Postgres>(&mut tx, new_images).await?;
+        ingest::store_answers::<Postgres>(&mut tx, ops).await?;
         ingest::record_commit::<Postgres>(&mut tx, commit, &results).await?;
         tx.commit().await.map_err(ApplyFailure::at_commit)?;
         self.keys.remember(fresh);

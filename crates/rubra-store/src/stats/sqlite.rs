@@ -93,6 +93,7 @@ async fn apply_on(
     let (keys, fresh) = client_keys::<Sqlite>(&mut tx, cache, &events).await?;
     write_events(&mut tx, &events, &keys).await?;
     ingest::add_image_bytes::<Sqlite>(&mut tx, new_images).await?;
+    ingest::store_answers::<Sqlite>(&mut tx, ops).await?;
     ingest::record_commit::<Sqlite>(&mut tx, commit, &results).await?;
     tx.commit().await.map_err(ApplyFailure::at_commit)?;
     cache.remember(fresh);
