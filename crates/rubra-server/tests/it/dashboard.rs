@@ -222,6 +222,15 @@ impl Browser {
     }
 
     /// The text of the first element matching `css`, or "" when there is none.
+    /// Clicks what `loc` finds; found again and retried while the page re-renders it under
+    /// the click (its periodic refresh makes a found element stale), for up to 15 s.
+    async fn click(&self, what: &str, loc: Locator<'_>) {
+        self.until(what, 15, || async {
+            self.c.find(loc).await.ok()?.click().await.ok()
+        })
+        .await;
+    }
+
     async fn text(&self, css: &str) -> String {
         match self.c.find(Locator::Css(css)).await {
             Ok(e) => e.text().await.unwrap_or_default(),
@@ -713,30 +722,15 @@ async fn browser_a_webhook_secret_is_shown_once_and_subscriptions_are_paused_res
             _ => "//*[@id='subs']//tbody//button[normalize-space()='Delete']",
         })
     };
-    b.c.find(button("Pause"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    b.click("the Pause button", button("Pause")).await;
     b.wait_text("#subs", |t| t.contains("paused by its client"))
         .await;
-    b.c.find(button("Resume"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    b.click("the Resume button", button("Resume")).await;
     b.wait_text("#subs", |t| !t.contains("paused") && t.contains("active"))
         .await;
     // Delete asks first.
     b.js("window.confirm = () => true").await;
-    b.c.find(button("Delete"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    b.click("the Delete button", button("Delete")).await;
     b.wait_text("#subs", |t| t.contains("No subscriptions"))
         .await;
     b.finish().await;
