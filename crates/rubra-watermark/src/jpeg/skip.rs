@@ -154,10 +154,11 @@ impl Chain {
             self.refill(data);
         }
         let e = BitReader::peek_skip(ac, self.buf);
-        if self.k <= e >> 16 {
+        // k <= 63 and the table adds at most 127 + 64.
+        let next = self.k.wrapping_add((e >> 5) & 127);
+        if next <= 64 {
             self.consume(e & 31);
-            // k <= 63 and the table adds at most 127.
-            self.k = self.k.wrapping_add((e >> 8) & 127);
+            self.k = next.wrapping_add((e >> 6) & 64);
             return Ok(());
         }
         let e = BitReader::peek_fast(ac, self.buf);
