@@ -521,6 +521,40 @@ mod tests {
         }
     }
 
+    /// A skip step reads a code and up to 15 extra bits (a table may hold AC
+    /// size 15, whatever real coefficients need): `BitReader::ac_step` refilled
+    /// only below 26 bits, so a 12-bit code of size 15 (27 bits) at 26 buffered
+    /// bits took more bits than it held, and the bit count went below zero (a
+    /// panic with overflow checks).
+    #[test]
+    fn a_27_bit_ac_symbol_with_26_bits_buffered_is_read_after_a_refill() {
+        use crate::jpeg::huffman::HuffSpec;
+        // EOB is `0`; symbol 0x0F (run 0, size 15) is `1000 0000 0000`.
+        let mut counts = [0u8; 16];
+        counts[0] = 1;
+        counts[11] = 1;
+        let spec = HuffSpec {
+            counts,
+            symbols: vec![0x00, 0x0F],
+        };
+        let ac = DecodeTable::new(&spec, true).unwrap();
+        // 30 bits of padding, then the 12-bit code (its 1 is bit 30) and 15 zero
+        // bits, then EOBs.
+        let mut data = vec![0u8; 16];
+        data[3] = 0b0000_0010;
+        let mut rd = BitReader::new(&data, 0);
+        rd.bits(16);
+        rd.bits(14);
+        assert_eq!(rd.parts().2, 26, "bits buffered before the step");
+        let mut k = 1;
+        rd.ac_step(&ac, &mut k).unwrap();
+        assert_eq!(k, 2);
+        // 30 + 27 bits read: byte 7, bit 1.
+        assert_eq!(rd.raw_bit_position().unwrap(), (7, 1));
+        rd.ac_step(&ac, &mut k).unwrap();
+        assert!(k >= 64, "the EOB ends the block");
+    }
+
     #[test]
     fn corrupted_entropy_data_is_an_error_or_a_result_never_a_panic() {
         let data = photo_jpeg(640, 480, 90, jpeg_encoder::SamplingFactor::F_2_2);
