@@ -154,7 +154,21 @@ impl DecodeTable {
     /// Decode a code at the top of a `avail`-bit window `w` (MSB-aligned in a u32 of
     /// `avail` bits): `(len, symbol)` if a whole code fits.
     fn code_in_window(&self, w: u32, avail: u32) -> Option<(u32, u8)> {
-        for l in 1..=avail.min(16) {
+        // Codes up to LOOK bits through the fast table (the skip table makes
+        // this call for each symbol of each of its 16 Ki entries): its entry for
+        // the window, padded with zeros, is the one code that starts the window
+        // if any code of up to LOOK bits does.
+        let idx = if avail >= LOOK {
+            w >> (avail - LOOK)
+        } else {
+            w << (LOOK - avail)
+        };
+        let e = self.fast[idx as usize];
+        if e != 0 {
+            let l = u32::from(e >> 8);
+            return (l <= avail).then_some((l, e as u8));
+        }
+        for l in LOOK + 1..=avail.min(16) {
             let code = (w >> (avail - l)) as i32;
             if code <= self.maxcode[l as usize] {
                 return self

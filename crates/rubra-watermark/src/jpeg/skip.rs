@@ -478,6 +478,25 @@ mod tests {
         (rd.raw_bit_position().unwrap(), preds)
     }
 
+    /// The same walk decoding every coefficient (the fast table and the
+    /// code-by-code path, no skip table): checks the skip tables themselves.
+    fn decoded(
+        data: &[u8],
+        start: usize,
+        count: usize,
+        blocks: &[BlockCoding],
+    ) -> ((usize, u32), [i32; 4]) {
+        let mut rd = BitReader::new(data, start);
+        let mut preds = [0; 4];
+        let mut blk = [0i16; 64];
+        for _ in 0..count {
+            for &(k, dc, ac) in blocks {
+                rd.decode_block(&mut blk, &mut preds[k], dc, ac).unwrap();
+            }
+        }
+        (rd.raw_bit_position().unwrap(), preds)
+    }
+
     #[test]
     fn two_chains_land_where_one_does_and_meet() {
         use jpeg_encoder::SamplingFactor as S;
@@ -512,6 +531,11 @@ mod tests {
                     got,
                     one_chain(&data, hdr.data_start, count, &blocks),
                     "{w}x{h} q{q} at MCU {count} of {total}"
+                );
+                assert_eq!(
+                    got,
+                    decoded(&data, hdr.data_start, count, &blocks),
+                    "{w}x{h} q{q} at MCU {count} of {total}, decoded"
                 );
             }
             assert!(
