@@ -84,6 +84,10 @@ impl Chain {
     }
 
     /// Makes at least 56 bits available.
+    ///
+    /// The bits it leaves in the buffer past `nbits` are not cleared: they
+    /// come from bytes without stuffing that follow, and the next refill,
+    /// fast or slow, puts the very same bits there again.
     #[inline(always)]
     fn refill(&mut self, data: &[u8]) {
         // pos never exceeds data.len(), so pos + 8 cannot wrap.
@@ -92,11 +96,10 @@ impl Chain {
             arr.copy_from_slice(chunk);
             let w = u64::from_be_bytes(arr);
             if !has_ff(w) {
-                // nbits < 32 here, so total stays within 56..=63.
+                // nbits < 32 here, so it ends within 56..=63.
                 let k = 63u32.wrapping_sub(self.nbits) >> 3;
-                let total = self.nbits.wrapping_add(8 * k);
-                self.buf |= w.wrapping_shr(self.nbits) & !u64::MAX.wrapping_shr(total);
-                self.nbits = total;
+                self.buf |= w.wrapping_shr(self.nbits);
+                self.nbits = self.nbits.wrapping_add(8 * k);
                 self.pos = self.pos.wrapping_add(k as usize);
                 return;
             }
