@@ -464,40 +464,47 @@ mod tests {
         out
     }
 
-    /// The skip with one chain and the plain reader: the reference.
+    /// The skip with one chain and the plain reader (`decode`: decoding every
+    /// coefficient, with the fast table and the code-by-code path only, which
+    /// checks the skip tables themselves): the reference.
+    fn walk(
+        data: &[u8],
+        start: usize,
+        count: usize,
+        blocks: &[BlockCoding],
+        decode: bool,
+    ) -> Result<((usize, u32), [i32; 4]), Corrupt> {
+        let mut rd = BitReader::new(data, start);
+        let mut preds = [0; 4];
+        let mut blk = [0i16; 64];
+        for _ in 0..count {
+            for &(k, dc, ac) in blocks {
+                if decode {
+                    rd.decode_block(&mut blk, &mut preds[k], dc, ac)?;
+                } else {
+                    rd.skip_block(&mut preds[k], dc, ac)?;
+                }
+            }
+        }
+        Ok((rd.raw_bit_position()?, preds))
+    }
+
     fn one_chain(
         data: &[u8],
         start: usize,
         count: usize,
         blocks: &[BlockCoding],
     ) -> ((usize, u32), [i32; 4]) {
-        let mut rd = BitReader::new(data, start);
-        let mut preds = [0; 4];
-        for _ in 0..count {
-            for &(k, dc, ac) in blocks {
-                rd.skip_block(&mut preds[k], dc, ac).unwrap();
-            }
-        }
-        (rd.raw_bit_position().unwrap(), preds)
+        walk(data, start, count, blocks, false).unwrap()
     }
 
-    /// The same walk decoding every coefficient (the fast table and the
-    /// code-by-code path, no skip table): checks the skip tables themselves.
     fn decoded(
         data: &[u8],
         start: usize,
         count: usize,
         blocks: &[BlockCoding],
     ) -> ((usize, u32), [i32; 4]) {
-        let mut rd = BitReader::new(data, start);
-        let mut preds = [0; 4];
-        let mut blk = [0i16; 64];
-        for _ in 0..count {
-            for &(k, dc, ac) in blocks {
-                rd.decode_block(&mut blk, &mut preds[k], dc, ac).unwrap();
-            }
-        }
-        (rd.raw_bit_position().unwrap(), preds)
+        walk(data, start, count, blocks, true).unwrap()
     }
 
     #[test]
@@ -583,7 +590,7 @@ mod tests {
     }
 
     #[test]
-    fn corrupted_entropy_data_is_an_error_or_a_result_never_a_panic() {
+    fn corrupted_entropy_data_is_an_error_or_the_plain_readers_result_never_a_panic() {
         let data = photo_jpeg(640, 480, 90, jpeg_encoder::SamplingFactor::F_2_2);
         let hdr = parse_header(&data).unwrap();
         let (mx, my) = hdr.frame.mcus();
@@ -613,7 +620,16 @@ mod tests {
                 bad.truncate(hdr.data_start + (seed as usize) % (bad.len() - hdr.data_start));
             }
             let count = (seed as usize >> 8) % (mx * my + 1);
-            let _ = skip_mcus(&bad, hdr.data_start, count, mx * my, &blocks);
+            let got = skip_mcus(&bad, hdr.data_start, count, mx * my, &blocks)
+                .and_then(|(rd, preds)| Ok((rd.raw_bit_position()?, preds)));
+            // Where the plain reader gets through too, both land on the same bit.
+            for decode in [false, true] {
+                if let (Ok(got), Ok(want)) =
+                    (&got, &walk(&bad, hdr.data_start, count, &blocks, decode))
+                {
+                    assert_eq!(got, want, "round {round}, MCU {count}");
+                }
+            }
         }
     }
 }
