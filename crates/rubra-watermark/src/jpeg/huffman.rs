@@ -7,8 +7,15 @@ use super::Corrupt;
 /// Lookahead width of the decode tables, in bits.
 const LOOK: u32 = 10;
 
-/// Lookahead width of the multi-symbol AC skip table, in bits.
-const SKIP_LOOK: u32 = 12;
+/// Lookahead width of the multi-symbol AC skip table, in bits: 14 bits of
+/// 16-bit entries, 32 KiB a table (issue #24, A/B on the reference image: 12
+/// bits of 32-bit entries as before 4.4–4.5 ms, 13 bits 4.2–4.3, 14 bits of
+/// 32-bit entries no better than 13 — 64 KiB a table spills out of L1 — and
+/// 15 bits of 16-bit entries slower than 14).
+const SKIP_LOOK: u32 = 14;
+
+/// A skip-table entry that no `k` may use (its symbol count is over 64).
+const SKIP_NEVER: u16 = 127 << 5;
 
 /// A Huffman table as stored in a DHT segment.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -69,11 +76,12 @@ pub(crate) struct DecodeTable {
     /// `(len << 8) | symbol` for codes of length <= LOOK, indexed by the next LOOK bits; 0 = slow path.
     fast: Box<[u16; 1 << LOOK]>,
     /// For AC tables, indexed by the next [`SKIP_LOOK`] bits: as many whole
-    /// symbols (code + extra bits) as fit, packed as `bits | add << 8 | max_k << 16`.
-    /// The entry may be used at coefficient index `k <= max_k` (0 = never: slow
-    /// path); `add` is the sum of run+1 (16 for ZRL), plus 64 when the last symbol
-    /// is an EOB so the block loop ends.
-    skip: Box<[u32; 1 << SKIP_LOOK]>,
+    /// symbols (code + extra bits) as fit, packed as `bits | count << 5 | eob << 12`.
+    /// `count` is the sum of run+1 (16 for ZRL, 1 for an EOB) of the symbols;
+    /// the entry may be used at coefficient index `k` when `k + count <= 64`
+    /// ([`SKIP_NEVER`]: never, slow path); `eob` is set when the last symbol is
+    /// an EOB, and the caller then adds 64 more to `k` so the block loop ends.
+    skip: Box<[u16; 1 << SKIP_LOOK]>,
     /// Largest code of each length (index 1..=16), -1 if none.
     maxcode: [i32; 17],
     /// `symbols[valptr[l] + code]` is the symbol of a code of length l.
@@ -132,7 +140,7 @@ impl DecodeTable {
         }
         let mut t = DecodeTable {
             fast,
-            skip: Box::new([0; 1 << SKIP_LOOK]),
+            skip: Box::new([SKIP_NEVER; 1 << SKIP_LOOK]),
             maxcode,
             valptr,
             symbols: codes.iter().map(|c| c.2).collect(),
@@ -146,7 +154,21 @@ impl DecodeTable {
     /// Decode a code at the top of a `avail`-bit window `w` (MSB-aligned in a u32 of
     /// `avail` bits): `(len, symbol)` if a whole code fits.
     fn code_in_window(&self, w: u32, avail: u32) -> Option<(u32, u8)> {
-        for l in 1..=avail.min(16) {
+        // Codes up to LOOK bits through the fast table (the skip table makes
+        // this call for each symbol of each of its 16 Ki entries): its entry for
+        // the window, padded with zeros, is the one code that starts the window
+        // if any code of up to LOOK bits does.
+        let idx = if avail >= LOOK {
+            w >> (avail - LOOK)
+        } else {
+            w << (LOOK - avail)
+        };
+        let e = self.fast[idx as usize];
+        if e != 0 {
+            let l = u32::from(e >> 8);
+            return (l <= avail).then_some((l, e as u8));
+        }
+        for l in LOOK + 1..=avail.min(16) {
             let code = (w >> (avail - l)) as i32;
             if code <= self.maxcode[l as usize] {
                 return self
@@ -159,8 +181,8 @@ impl DecodeTable {
     }
 
     /// The multi-symbol skip table for AC coding (see [`SKIP_LOOK`]).
-    fn build_skip(&self) -> Box<[u32; 1 << SKIP_LOOK]> {
-        let mut skip = Box::new([0u32; 1 << SKIP_LOOK]);
+    fn build_skip(&self) -> Box<[u16; 1 << SKIP_LOOK]> {
+        let mut skip = Box::new([SKIP_NEVER; 1 << SKIP_LOOK]);
         for (idx, e) in skip.iter_mut().enumerate() {
             let mut pos = 0u32;
             let mut c = 0u32;
@@ -202,12 +224,8 @@ impl DecodeTable {
             if pos > 0 && c <= 63 {
                 // Without EOB the symbols must end by k = 63 (k + c <= 64); an EOB
                 // must itself sit at k <= 63 (k + c - 1 <= 63, c counting the EOB).
-                let (add, max_k) = if eob {
-                    (c - 1 + 64, 64 - c)
-                } else {
-                    (c, 64 - c)
-                };
-                *e = pos | (add << 8) | (max_k << 16);
+                // A single symbol takes at most 14 + 15 bits.
+                *e = (pos | (c << 5) | (u32::from(eob) << 12)) as u16;
             }
         }
         skip
@@ -370,14 +388,15 @@ impl<'a> BitReader<'a> {
     /// Leaves `k` at 64 or more once the block has ended.
     #[inline(always)]
     pub(crate) fn ac_step(&mut self, t: &DecodeTable, k: &mut u32) -> Result<(), Corrupt> {
-        // A step consumes at most 26 bits.
-        if self.nbits < 26 {
+        // A step consumes at most 29 bits (a 14-bit code and 15 extra bits).
+        if self.nbits < 32 {
             self.refill();
         }
-        let e = t.skip[(self.buf >> (64 - SKIP_LOOK)) as usize];
-        if *k <= e >> 16 {
+        let e = u32::from(t.skip[(self.buf >> (64 - SKIP_LOOK)) as usize]);
+        let next = *k + ((e >> 5) & 127);
+        if next <= 64 {
             self.consume(e & 31);
-            *k += (e >> 8) & 127;
+            *k = next + ((e >> 6) & 64);
             return Ok(());
         }
         let rs = self.symbol(t)?;
@@ -483,7 +502,7 @@ impl<'a> BitReader<'a> {
     /// The skip-table entry for the next bits (see `DecodeTable::skip`).
     #[inline(always)]
     pub(crate) fn peek_skip(t: &DecodeTable, buf: u64) -> u32 {
-        t.skip[(buf >> (64 - SKIP_LOOK)) as usize]
+        u32::from(t.skip[(buf >> (64 - SKIP_LOOK)) as usize])
     }
 
     /// Byte and bit (0 = MSB) in the raw data where the next unread bit lives.

@@ -84,6 +84,10 @@ impl Chain {
     }
 
     /// Makes at least 56 bits available.
+    ///
+    /// The bits it leaves in the buffer past `nbits` are not cleared: they
+    /// come from bytes without stuffing that follow, and the next refill,
+    /// fast or slow, puts the very same bits there again.
     #[inline(always)]
     fn refill(&mut self, data: &[u8]) {
         // pos never exceeds data.len(), so pos + 8 cannot wrap.
@@ -92,11 +96,10 @@ impl Chain {
             arr.copy_from_slice(chunk);
             let w = u64::from_be_bytes(arr);
             if !has_ff(w) {
-                // nbits < 32 here, so total stays within 56..=63.
+                // nbits < 32 here, so it ends within 56..=63.
                 let k = 63u32.wrapping_sub(self.nbits) >> 3;
-                let total = self.nbits.wrapping_add(8 * k);
-                self.buf |= w.wrapping_shr(self.nbits) & !u64::MAX.wrapping_shr(total);
-                self.nbits = total;
+                self.buf |= w.wrapping_shr(self.nbits);
+                self.nbits = self.nbits.wrapping_add(8 * k);
                 self.pos = self.pos.wrapping_add(k as usize);
                 return;
             }
@@ -154,10 +157,11 @@ impl Chain {
             self.refill(data);
         }
         let e = BitReader::peek_skip(ac, self.buf);
-        if self.k <= e >> 16 {
+        // k <= 63 and the table adds at most 127 + 64.
+        let next = self.k.wrapping_add((e >> 5) & 127);
+        if next <= 64 {
             self.consume(e & 31);
-            // k <= 63 and the table adds at most 127.
-            self.k = self.k.wrapping_add((e >> 8) & 127);
+            self.k = next.wrapping_add((e >> 6) & 64);
             return Ok(());
         }
         let e = BitReader::peek_fast(ac, self.buf);
@@ -460,21 +464,47 @@ mod tests {
         out
     }
 
-    /// The skip with one chain and the plain reader: the reference.
+    /// The skip with one chain and the plain reader (`decode`: decoding every
+    /// coefficient, with the fast table and the code-by-code path only, which
+    /// checks the skip tables themselves): the reference.
+    fn walk(
+        data: &[u8],
+        start: usize,
+        count: usize,
+        blocks: &[BlockCoding],
+        decode: bool,
+    ) -> Result<((usize, u32), [i32; 4]), Corrupt> {
+        let mut rd = BitReader::new(data, start);
+        let mut preds = [0; 4];
+        let mut blk = [0i16; 64];
+        for _ in 0..count {
+            for &(k, dc, ac) in blocks {
+                if decode {
+                    rd.decode_block(&mut blk, &mut preds[k], dc, ac)?;
+                } else {
+                    rd.skip_block(&mut preds[k], dc, ac)?;
+                }
+            }
+        }
+        Ok((rd.raw_bit_position()?, preds))
+    }
+
     fn one_chain(
         data: &[u8],
         start: usize,
         count: usize,
         blocks: &[BlockCoding],
     ) -> ((usize, u32), [i32; 4]) {
-        let mut rd = BitReader::new(data, start);
-        let mut preds = [0; 4];
-        for _ in 0..count {
-            for &(k, dc, ac) in blocks {
-                rd.skip_block(&mut preds[k], dc, ac).unwrap();
-            }
-        }
-        (rd.raw_bit_position().unwrap(), preds)
+        walk(data, start, count, blocks, false).unwrap()
+    }
+
+    fn decoded(
+        data: &[u8],
+        start: usize,
+        count: usize,
+        blocks: &[BlockCoding],
+    ) -> ((usize, u32), [i32; 4]) {
+        walk(data, start, count, blocks, true).unwrap()
     }
 
     #[test]
@@ -512,6 +542,11 @@ mod tests {
                     one_chain(&data, hdr.data_start, count, &blocks),
                     "{w}x{h} q{q} at MCU {count} of {total}"
                 );
+                assert_eq!(
+                    got,
+                    decoded(&data, hdr.data_start, count, &blocks),
+                    "{w}x{h} q{q} at MCU {count} of {total}, decoded"
+                );
             }
             assert!(
                 MEETINGS.with(|m| m.get()) > before,
@@ -520,8 +555,42 @@ mod tests {
         }
     }
 
+    /// A skip step reads a code and up to 15 extra bits (a table may hold AC
+    /// size 15, whatever real coefficients need): `BitReader::ac_step` refilled
+    /// only below 26 bits, so a 12-bit code of size 15 (27 bits) at 26 buffered
+    /// bits took more bits than it held, and the bit count went below zero (a
+    /// panic with overflow checks).
     #[test]
-    fn corrupted_entropy_data_is_an_error_or_a_result_never_a_panic() {
+    fn a_27_bit_ac_symbol_with_26_bits_buffered_is_read_after_a_refill() {
+        use crate::jpeg::huffman::HuffSpec;
+        // EOB is `0`; symbol 0x0F (run 0, size 15) is `1000 0000 0000`.
+        let mut counts = [0u8; 16];
+        counts[0] = 1;
+        counts[11] = 1;
+        let spec = HuffSpec {
+            counts,
+            symbols: vec![0x00, 0x0F],
+        };
+        let ac = DecodeTable::new(&spec, true).unwrap();
+        // 30 bits of padding, then the 12-bit code (its 1 is bit 30) and 15 zero
+        // bits, then EOBs.
+        let mut data = vec![0u8; 16];
+        data[3] = 0b0000_0010;
+        let mut rd = BitReader::new(&data, 0);
+        rd.bits(16);
+        rd.bits(14);
+        assert_eq!(rd.parts().2, 26, "bits buffered before the step");
+        let mut k = 1;
+        rd.ac_step(&ac, &mut k).unwrap();
+        assert_eq!(k, 2);
+        // 30 + 27 bits read: byte 7, bit 1.
+        assert_eq!(rd.raw_bit_position().unwrap(), (7, 1));
+        rd.ac_step(&ac, &mut k).unwrap();
+        assert!(k >= 64, "the EOB ends the block");
+    }
+
+    #[test]
+    fn corrupted_entropy_data_is_an_error_or_the_plain_readers_result_never_a_panic() {
         let data = photo_jpeg(640, 480, 90, jpeg_encoder::SamplingFactor::F_2_2);
         let hdr = parse_header(&data).unwrap();
         let (mx, my) = hdr.frame.mcus();
@@ -551,7 +620,16 @@ mod tests {
                 bad.truncate(hdr.data_start + (seed as usize) % (bad.len() - hdr.data_start));
             }
             let count = (seed as usize >> 8) % (mx * my + 1);
-            let _ = skip_mcus(&bad, hdr.data_start, count, mx * my, &blocks);
+            let got = skip_mcus(&bad, hdr.data_start, count, mx * my, &blocks)
+                .and_then(|(rd, preds)| Ok((rd.raw_bit_position()?, preds)));
+            // Where the plain reader gets through too, both land on the same bit.
+            for decode in [false, true] {
+                if let (Ok(got), Ok(want)) =
+                    (&got, &walk(&bad, hdr.data_start, count, &blocks, decode))
+                {
+                    assert_eq!(got, want, "round {round}, MCU {count}");
+                }
+            }
         }
     }
 }

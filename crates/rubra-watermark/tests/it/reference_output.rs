@@ -1,0 +1,36 @@
+//! The reference load (bench/watermark) watermarked by the fast path gives the very
+//! bytes it gave before the skip was made faster (issue #24): the skip only decides
+//! where the copied prefix ends and which DC predictors the re-encoding starts from,
+//! so any slip there changes the output.
+
+use rubra_watermark::{Gravity, Options, Overlay, Placement, Route, watermark_with};
+
+#[path = "../../benches/reference.rs"]
+#[allow(dead_code)]
+mod reference;
+
+/// FNV-1a, 64 bits: enough to tell two outputs apart.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// Length and FNV-1a of the output of commit f7fd5e4 (before this work) for the
+/// reference JPEG and overlay, south-east 20 px in. They hold as long as the
+/// generator in benches/reference.rs and the jpeg-encoder version stay the same.
+const BEFORE: (usize, u64) = (921_433, 0x6a3d_97ab_cdac_6045);
+
+#[test]
+fn reference_output_is_byte_identical_to_the_build_before_the_faster_skip() {
+    let input = reference::jpeg();
+    let overlay = Overlay::from_png(&reference::overlay_png()).expect("overlay");
+    let opts = Options::new(Placement::gravity(Gravity::SouthEast, 20, 20));
+    let out = watermark_with(&input, &overlay, &opts).expect("watermark");
+    assert_eq!(out.route, Route::JpegFast);
+    assert_eq!(
+        (out.bytes.len(), fnv1a(&out.bytes)),
+        BEFORE,
+        "output of the reference load changed"
+    );
+}
