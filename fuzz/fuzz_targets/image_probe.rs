@@ -47,6 +47,15 @@ fuzz_target!(|input: &[u8]| {
         .ok()
         .and_then(|r| Some((r.format()?, r.into_dimensions().ok()?)));
     if let (Ok(info), Some((format, (w, h)))) = (&ours, theirs) {
+        // image-webp 0.2.4 reads a lossless (VP8L) width and height as
+        // `(1 + field) & 0x3FFF`, 0 where the 14-bit field is 0x3FFF; the size is the
+        // field plus one (RFC 9649 3.2.1), 16384, as rubra-image reads it.
+        let vp8l = |n: u32| if n == 0 { 16384 } else { n };
+        let (w, h) = if input.get(12..16) == Some(b"VP8L".as_slice()) {
+            (vp8l(w), vp8l(h))
+        } else {
+            (w, h)
+        };
         let same = matches!(
             (info.format, format),
             (ImageFormat::Png, image::ImageFormat::Png)

@@ -65,3 +65,46 @@ fn image_probe_two_sizes_probe_161x117_zune_16x9() {
     let err = measure(&huffman, &limits).unwrap_err();
     assert!(matches!(&err, Error::Corrupt(_)), "{err:?}");
 }
+
+/// A lossless WebP (a `VP8L` chunk) whose header gives a width of 16384 (the 14-bit
+/// field 0x3FFF, plus one: RFC 9649 3.2.1) and a height of 3072, then garbage.
+/// image-webp 0.2.4, the `image` crate's WebP decoder, reads a `VP8L` width and
+/// height as `(1 + field) & 0x3FFF`, 0 for 16384.
+const WEBP_LOSSLESS_WIDTH_16384: &[u8] =
+    include_bytes!("../fixtures/fuzz_webp_lossless_width_16384.webp");
+
+/// `bytes` of one lossless WebP row of `width` red pixels.
+fn red_lossless_webp_row(width: u32) -> Vec<u8> {
+    let px = [255u8, 0, 0, 255].repeat(width as usize);
+    let mut out = Vec::new();
+    image::codecs::webp::WebPEncoder::new_lossless(&mut out)
+        .encode(&px, width, 1, image::ExtendedColorType::Rgba8)
+        .unwrap();
+    out
+}
+
+#[test]
+fn image_probe_webp_lossless_width_16384_image_crate_reads_0() {
+    // The probe reads the spec's size; the `image` crate says 0×3072.
+    let info = probe(WEBP_LOSSLESS_WIDTH_16384).unwrap();
+    assert_eq!(
+        (info.format, info.width, info.height),
+        (ImageFormat::WebP, 16384, 3072)
+    );
+    // `/red`: over the default limit of 50 M pixels, 413 from the header.
+    let err = measure(WEBP_LOSSLESS_WIDTH_16384, &Limits::default()).unwrap_err();
+    assert_eq!(err.http_status(), 413, "{err}");
+    // A valid 16384×1 lossless WebP: probed right, and refused by image-webp
+    // ("Inconsistent image sizes": its header reading and its decoder disagree), so
+    // `/red` answers 400 rather than counting over another size; 16383 wide measures.
+    let wide = red_lossless_webp_row(16384);
+    let info = probe(&wide).unwrap();
+    assert_eq!((info.width, info.height), (16384, 1));
+    let err = measure(&wide, &Limits::default()).unwrap_err();
+    assert_eq!(err.http_status(), 400, "{err}");
+    let report = measure(&red_lossless_webp_row(16383), &Limits::default()).unwrap();
+    assert_eq!(
+        (report.width, report.red_pixels, report.counted_pixels),
+        (16383, 16383, 16383)
+    );
+}

@@ -934,3 +934,34 @@ fn watermark_pixel_changed_short_scan_then_stray_bytes_after_a_table_is_exact_fo
         .count();
     assert_eq!(changed, 0, "djpeg sees samples outside the overlay change");
 }
+
+#[test]
+fn watermark_index_out_of_bounds_eleven_blocks_per_mcu_is_unsupported() {
+    // SOF10 161×117 sampled 2×1, 1×1, 4×2: an MCU of all three components holds
+    // 2 + 1 + 8 = 11 blocks. T.81 (B.2.3) allows at most 10 in an interleaved scan
+    // (libjpeg: "Sampling factors too large for interleaved scan"), so such a frame
+    // can be coded only in one-component scans; the coefficient route, which writes
+    // one interleaved scan, panicked on an edit buffer of 10 blocks.
+    let input = include_bytes!("../fixtures/fuzz_eleven_blocks_per_mcu.jpg");
+    // The fuzzer's first byte 0x07: South, 0, 0 at opacity 7/255; then every gravity.
+    for gravity in Gravity::ALL {
+        let opts = Options {
+            opacity: 7.0 / 255.0,
+            max_pixels: 1 << 20,
+            ..Options::new(Placement::gravity(gravity, 0, 0))
+        };
+        let wm = watermark_with(input, &fuzz_overlay(), &opts);
+        assert!(
+            matches!(&wm, Err(e @ WatermarkError::Unsupported(m))
+                if m.contains("10 blocks") && e.http_status() == 415),
+            "{gravity:?}: {:?}",
+            wm.as_ref().map(|w| w.route)
+        );
+    }
+    let result = jpeg_to_baseline(input, 1 << 20);
+    assert!(
+        matches!(&result, Err(WatermarkError::Unsupported(m)) if m.contains("10 blocks")),
+        "{:?}",
+        result.as_ref().map(Vec::len)
+    );
+}
