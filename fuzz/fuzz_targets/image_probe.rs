@@ -83,7 +83,8 @@ fuzz_target!(|input: &[u8]| {
         // imagesize 0.15 keeps the two scaling bits on top of a lossy VP8 frame's
         // 14-bit width and height (RFC 6386 9.1); the size is the 14 bits, as the
         // image crate and rubra-image read it.
-        let size = if input.get(12..16) == Some(b"VP8 ".as_slice()) {
+        // (A WebP only: a JPEG's APPn segment may hold "VP8 " at that offset too.)
+        let size = if kind == ImageType::Webp && input.get(12..16) == Some(b"VP8 ".as_slice()) {
             (size.width & 0x3FFF, size.height & 0x3FFF)
         } else {
             (size.width, size.height)

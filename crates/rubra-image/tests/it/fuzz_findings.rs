@@ -108,3 +108,26 @@ fn image_probe_webp_lossless_width_16384_image_crate_reads_0() {
         (16383, 16383, 16383)
     );
 }
+
+/// A JPEG whose APP14 "Adobe" segment holds the bytes "VP8 " at offset 12, where a
+/// lossy WebP names its chunk, and whose SOF0 says 16×65504 (`djpeg -v`: "Start Of
+/// Frame 0xc0: width=16, height=65504", then "Bogus marker length"). The target
+/// masked imagesize's size as a lossy WebP's for any input with "VP8 " there.
+const JPEG_WITH_VP8_IN_AN_APP14_SEGMENT: &[u8] =
+    include_bytes!("../fixtures/fuzz_jpeg_with_vp8_in_an_app14_segment.jpg");
+
+#[test]
+fn image_probe_imagesize_jpeg_with_vp8_in_an_app14_segment() {
+    let info = probe(JPEG_WITH_VP8_IN_AN_APP14_SEGMENT).unwrap();
+    assert_eq!(
+        (info.format, info.width, info.height),
+        (ImageFormat::Jpeg, 16, 65504)
+    );
+    if let Some(size) = djpeg_frame_size(JPEG_WITH_VP8_IN_AN_APP14_SEGMENT) {
+        assert_eq!(size, (16, 65504), "djpeg's frame header");
+    }
+    // `/red`: 1 048 064 pixels are within the default limit; the frame's sample
+    // precision byte is 0xD8, so the file is refused as unsupported.
+    let err = measure(JPEG_WITH_VP8_IN_AN_APP14_SEGMENT, &Limits::default()).unwrap_err();
+    assert_eq!(err.http_status(), 415, "{err}");
+}
