@@ -156,9 +156,11 @@ pub fn watermark(
 /// [`WatermarkError::TooLarge`] over `max_pixels` (checked from the header
 /// first); [`WatermarkError::Unsupported`] for sample precisions other than 8
 /// bits, for lossless or hierarchical JPEG, for sampling factors that do not
-/// divide the largest ones (which decoders do not read) and for a sampling factor
-/// of 3 (which zune-jpeg does not read); [`WatermarkError::Corrupt`] for malformed
-/// data, a restart marker out of sequence among them.
+/// divide the largest ones (which decoders do not read), for a sampling factor
+/// of 3 (which zune-jpeg does not read) and for components that make more than 10
+/// blocks per MCU (which one interleaved scan cannot hold);
+/// [`WatermarkError::Corrupt`] for malformed data, a restart marker out of sequence
+/// among them.
 pub fn jpeg_to_baseline(input: &[u8], max_pixels: u64) -> Result<Vec<u8>> {
     jpeg::to_baseline(input, max_pixels)
 }

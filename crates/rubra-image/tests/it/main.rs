@@ -7,6 +7,7 @@
 mod reference;
 
 mod formats;
+mod fuzz_findings;
 mod helpers;
 mod hostile;
 mod jpeg;

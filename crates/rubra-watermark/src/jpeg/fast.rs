@@ -8,7 +8,7 @@ use super::Corrupt;
 use super::edit::McuEditor;
 use super::huffman::{
     BitReader, BitWriter, DecodeTable, EncodeTable, after_restart_marker, check_dc_table,
-    find_marker,
+    find_marker, next_data_byte, stuffed_ff_end,
 };
 use super::parse::Header;
 use super::skip::{BlockCoding, skip_mcus};
@@ -52,7 +52,7 @@ fn copy_bits(wr: &mut BitWriter, data: &[u8], p: usize, b: u32) -> usize {
     if b > 0 {
         let byte = data[i];
         wr.put((byte & (0xFF >> b)) as u32, 8 - b);
-        i += if byte == 0xFF { 2 } else { 1 };
+        i = next_data_byte(data, i);
     }
     loop {
         if let Some(chunk) = data.get(i..i + 4) {
@@ -66,11 +66,15 @@ fn copy_bits(wr: &mut BitWriter, data: &[u8], p: usize, b: u32) -> usize {
         }
         match data.get(i) {
             None => return i,
-            Some(0xFF) if data.get(i + 1) == Some(&0) => {
-                wr.put(0xFF, 8);
-                i += 2;
-            }
-            Some(0xFF) => return i,
+            // A data byte 0xFF, stuffed, perhaps after fill bytes (`stuffed_ff_end`),
+            // or a marker: the scan's end.
+            Some(0xFF) => match stuffed_ff_end(data, i) {
+                Some(next) => {
+                    wr.put(0xFF, 8);
+                    i = next;
+                }
+                None => return i,
+            },
             Some(&x) => {
                 wr.put(x as u32, 8);
                 i += 1;

@@ -285,14 +285,16 @@ impl<'a> BitReader<'a> {
         while self.nbits <= 56 {
             let mut b = 0u8;
             match self.data.get(self.pos) {
-                Some(&0xFF) => {
-                    if self.data.get(self.pos + 1) == Some(&0) {
-                        self.pos += 2;
+                // Once zeros are fed, the reader stands at the marker for good: no need
+                // to look at its fill bytes again (they may be many).
+                Some(_) if self.fake_bits > 0 => self.fake_bits += 8,
+                Some(&0xFF) => match stuffed_ff_end(self.data, self.pos) {
+                    Some(next) => {
+                        self.pos = next;
                         b = 0xFF;
-                    } else {
-                        self.fake_bits += 8;
                     }
-                }
+                    None => self.fake_bits += 8,
+                },
                 Some(&x) => {
                     self.pos += 1;
                     b = x;
@@ -515,7 +517,13 @@ impl<'a> BitReader<'a> {
         while back > 0 {
             p -= 1;
             if self.data[p] == 0 && p > 0 && self.data[p - 1] == 0xFF {
+                // A stuffed zero: the data byte 0xFF starts at the first of the
+                // 0xFF bytes before it (fill bytes may come first, see
+                // [`stuffed_ff_end`]).
                 p -= 1;
+                while p > 0 && self.data[p - 1] == 0xFF {
+                    p -= 1;
+                }
             }
             if back <= 8 {
                 return Ok((p, 8 - back as u32));
@@ -554,7 +562,36 @@ pub(crate) fn after_restart_marker(data: &[u8], from: usize, number: u8) -> Resu
     }
 }
 
-/// Index of the next marker (0xFF followed by neither 0x00 nor 0xFF) at or after `from`.
+/// Where the data byte 0xFF whose first byte is `data[i]` (a 0xFF) ends: after the
+/// stuffed 0x00 that follows it, past any further 0xFF bytes before that zero.
+/// T.81 allows fill bytes 0xFF before markers only, but libjpeg and zune-jpeg read
+/// `FF FF… FF 00` inside entropy-coded data as one data byte 0xFF and decode on, so
+/// every reader of entropy-coded data here does too (a fuzz finding: the scan
+/// ended at the first `FF FF`). `None` when a marker or the end of the data
+/// follows the 0xFF bytes instead.
+#[inline]
+pub(crate) fn stuffed_ff_end(data: &[u8], i: usize) -> Option<usize> {
+    let mut j = i + 1;
+    while data.get(j) == Some(&0xFF) {
+        j += 1;
+    }
+    (data.get(j) == Some(&0)).then_some(j + 1)
+}
+
+/// Index just past the entropy-coded data byte that starts at `data[i]`: the next
+/// byte, or for a 0xFF the end of its stuffing (see [`stuffed_ff_end`]).
+#[inline]
+pub(crate) fn next_data_byte(data: &[u8], i: usize) -> usize {
+    if data[i] == 0xFF {
+        stuffed_ff_end(data, i).unwrap_or(i + 2)
+    } else {
+        i + 1
+    }
+}
+
+/// Index of the next marker (0xFF followed by neither 0x00 nor 0xFF) at or after `from`;
+/// `FF FF… FF 00` is data (see [`stuffed_ff_end`]), and of fill bytes before a
+/// marker the last one is taken.
 pub(crate) fn find_marker(data: &[u8], mut from: usize) -> Option<usize> {
     loop {
         let i = from + data.get(from..)?.iter().position(|&b| b == 0xFF)?;
@@ -666,7 +703,7 @@ impl BitWriter {
         if b > 0 {
             let byte = data[i];
             self.put((byte & (0xFF >> b)) as u32, 8 - b);
-            i += if byte == 0xFF { 2 } else { 1 };
+            i = next_data_byte(data, i);
         }
         while i < to.0 {
             // Four bytes at a time where none of them is 0xFF (no stuffing).
@@ -681,7 +718,7 @@ impl BitWriter {
             }
             let byte = data[i];
             self.put(byte as u32, 8);
-            i += if byte == 0xFF { 2 } else { 1 };
+            i = next_data_byte(data, i);
         }
         if to.1 > 0 {
             self.put((data[i] >> (8 - to.1)) as u32, to.1);

@@ -70,6 +70,7 @@ pub(crate) fn to_baseline(input: &[u8], max_pixels: u64) -> Result<Vec<u8>> {
     let hdr = parse::parse_header(input)?;
     check_frame(&hdr.frame, max_pixels)?;
     check_no_sampling_factor_3(&hdr.frame)?;
+    check_blocks_per_mcu(&hdr.frame)?;
     if !sampling_divides(&hdr.frame) {
         // T.81 allows them, but libjpeg ("Fractional sampling not implemented yet")
         // and zune-jpeg decode neither the input nor a rewrite of it.
@@ -92,6 +93,28 @@ fn check_no_sampling_factor_3(f: &parse::Frame) -> Result<()> {
         return Err(WatermarkError::Unsupported(
             "JPEG with a sampling factor of 3 (only 1, 2 and 4 are supported)".into(),
         ));
+    }
+    Ok(())
+}
+
+/// Refuses a frame whose components make more than 10 blocks per MCU (415), say
+/// sampled 2×1, 1×1 and 4×2. T.81 (B.2.3) allows at most 10 in an interleaved
+/// scan (libjpeg: "Sampling factors too large for interleaved scan"), so such a
+/// frame can be coded in one-component scans only, and the DCT routes write every
+/// component into one interleaved scan (and edit an MCU of at most 10 blocks: a
+/// fuzz finding panicked there).
+fn check_blocks_per_mcu(f: &parse::Frame) -> Result<()> {
+    let blocks: usize = (0..f.comps.len())
+        .map(|i| {
+            let (h, v) = f.sampling(i);
+            h * v
+        })
+        .sum();
+    if f.comps.len() > 1 && blocks > 10 {
+        return Err(WatermarkError::Unsupported(format!(
+            "JPEG whose components make {blocks} blocks per MCU (an interleaved scan \
+             holds at most 10 blocks)"
+        )));
     }
     Ok(())
 }
@@ -121,6 +144,7 @@ pub(crate) fn watermark_dct(
     let origin = placement.origin(w, h, overlay.width(), overlay.height());
     clip(w, h, origin.0, origin.1, overlay.width(), overlay.height())?;
     check_no_sampling_factor_3(f)?;
+    check_blocks_per_mcu(f)?;
 
     let sampling_ok = sampling_divides(f);
     let colour_ok = match f.comps.len() {

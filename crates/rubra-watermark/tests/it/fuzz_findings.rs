@@ -76,6 +76,12 @@ const REFINEMENT_AL_NOT_AH_MINUS_ONE: &[u8] =
 /// "premature end of data segment").
 const TRUNCATED_SCAN: &[u8] = include_bytes!("../fixtures/fuzz_truncated_scan.jpg");
 
+/// Baseline 33×20 (4:2:0) whose entropy-coded data holds, at offset 776, 108 fill
+/// bytes 0xFF and then `FF 00`: libjpeg and zune-jpeg read `FF FF… 00` as one
+/// stuffed data byte 0xFF and decode on.
+const FILL_BYTES_THEN_FF00_INSIDE_THE_SCAN: &[u8] =
+    include_bytes!("../fixtures/fuzz_fill_bytes_then_ff00_inside_the_scan.jpg");
+
 /// SOF9 161×117 with luma sampled 3×2, restart interval 22, and 319 stray bytes
 /// and then RST1 where RST0 belongs: libjpeg resynchronises ("found marker 0xd1
 /// instead of RST0": MCUs 22-43 decoded from nothing, 44-55 from the data after
@@ -474,13 +480,10 @@ fn zune_pixels(jpeg: &[u8]) -> (Vec<u8>, usize, usize, usize) {
     (px, w, h, ch)
 }
 
-#[test]
-fn watermark_truncated_scan_pixels_change_outside_the_overlay() {
-    // The fuzzer's first byte 0x2F (NorthWest, 2, 0 at opacity 47/255), then every
-    // gravity the target picks: the overlay lands before, inside and after the
-    // MCUs the data runs out in.
-    let (w, h) = (33usize, 20usize);
-    let mut cases = vec![(Gravity::NorthWest, 2, 47.0 / 255.0)];
+/// The `watermark` fuzz target's placements for an input whose first byte was
+/// `pick`: that one, then every gravity the target picks at full opacity.
+fn fuzz_cases(gravity: Gravity, dx: i64, pick: u8) -> Vec<(Gravity, i64, f32)> {
+    let mut cases = vec![(gravity, dx, f32::from(pick) / 255.0)];
     for g in [
         Gravity::North,
         Gravity::South,
@@ -488,19 +491,32 @@ fn watermark_truncated_scan_pixels_change_outside_the_overlay() {
         Gravity::West,
         Gravity::NorthEast,
         Gravity::SouthWest,
+        Gravity::NorthWest,
     ] {
         cases.push((g, 0, 1.0));
     }
-    let (zune_before, ..) = zune_pixels(TRUNCATED_SCAN);
-    let djpeg_before = djpeg_with_warnings(TRUNCATED_SCAN);
-    for (gravity, dx, opacity) in cases {
+    cases
+}
+
+/// The `watermark` fuzz target's check, for each of `cases`: `input` (a `w`×`h`
+/// colour JPEG) is refused as corrupt, or watermarked into an output in which
+/// zune-jpeg and djpeg (when installed) see every sample outside the overlay's
+/// 16-pixel blocks, and one more block around them, as in the input.
+fn assert_unchanged_outside_the_overlay(
+    input: &[u8],
+    (w, h): (usize, usize),
+    cases: &[(Gravity, i64, f32)],
+) {
+    let (zune_before, ..) = zune_pixels(input);
+    let djpeg_before = djpeg_with_warnings(input);
+    for &(gravity, dx, opacity) in cases {
         let placement = Placement::gravity(gravity, dx, 0);
         let opts = Options {
             opacity,
             max_pixels: 1 << 20,
             ..Options::new(placement)
         };
-        let out = match watermark_with(TRUNCATED_SCAN, &fuzz_overlay(), &opts) {
+        let out = match watermark_with(input, &fuzz_overlay(), &opts) {
             Err(e) => {
                 assert!(matches!(e, WatermarkError::Corrupt(_)), "{gravity:?}: {e}");
                 continue;
@@ -545,6 +561,152 @@ fn watermark_truncated_scan_pixels_change_outside_the_overlay() {
                 "{gravity:?}, route {:?}: djpeg sees samples outside the overlay change",
                 out.route
             );
+        }
+    }
+}
+
+#[test]
+fn watermark_truncated_scan_pixels_change_outside_the_overlay() {
+    // The fuzzer's first byte 0x2F (NorthWest, 2, 0 at opacity 47/255), then every
+    // gravity the target picks: the overlay lands before, inside and after the
+    // MCUs the data runs out in.
+    let cases = fuzz_cases(Gravity::NorthWest, 2, 0x2F);
+    assert_unchanged_outside_the_overlay(TRUNCATED_SCAN, (33, 20), &cases);
+}
+
+#[test]
+fn watermark_fill_bytes_then_ff00_inside_the_scan_pixels_change() {
+    // The fuzzer's first byte 0x75 (West, 7, 0 at opacity 117/255), then every
+    // gravity: the 108 fill bytes and `FF 00` lie in the MCUs after the overlay for
+    // some, before or inside them for others.
+    let cases = fuzz_cases(Gravity::West, 7, 0x75);
+    assert_unchanged_outside_the_overlay(FILL_BYTES_THEN_FF00_INSIDE_THE_SCAN, (33, 20), &cases);
+    // The coefficient route reads the same coefficients as from the file without
+    // the fill bytes (`FF 00` alone): here both are refused, for an AC run past the
+    // end of a block before the fill bytes (libjpeg ignores such runs).
+    let input = FILL_BYTES_THEN_FF00_INSIDE_THE_SCAN;
+    assert_eq!(&input[776..778], &[0xFF, 0xFF]);
+    let run = input[776..].iter().take_while(|&&b| b == 0xFF).count();
+    // 108 fill bytes, then the stuffed `FF 00`.
+    assert_eq!((run, input[776 + run]), (109, 0));
+    let without = [&input[..776], &input[776 + run - 1..]].concat();
+    let (a, b) = (
+        jpeg_to_baseline(input, 1 << 20),
+        jpeg_to_baseline(&without, 1 << 20),
+    );
+    assert_eq!(format!("{a:?}"), format!("{b:?}"), "jpeg_to_baseline");
+    let watermarked = |jpeg: &[u8]| {
+        let opts = Options {
+            opacity: 117.0 / 255.0,
+            max_pixels: 1 << 20,
+            ..Options::new(Placement::gravity(Gravity::West, 7, 0))
+        };
+        let out = watermark_with(jpeg, &fuzz_overlay(), &opts).expect("watermark");
+        (out.route, zune_pixels(&out.bytes).0)
+    };
+    assert!(watermarked(input) == watermarked(&without), "watermark");
+}
+
+/// `jpeg` with `fill` bytes 0xFF put before the stuffed zero of the `FF 00` pairs
+/// found in its first scan's entropy-coded data at about 1/10, 1/2 and 9/10 of it:
+/// `FF 00` becomes `FF FF…FF 00`, which libjpeg and zune-jpeg read as the same
+/// one data byte 0xFF.
+fn with_fill_bytes_before_stuffed_zeros(jpeg: &[u8], fill: usize) -> Vec<u8> {
+    let sos = (2..jpeg.len())
+        .find(|&i| jpeg[i - 2] == 0xFF && jpeg[i - 1] == 0xDA)
+        .expect("an SOS marker");
+    let start = sos + usize::from(u16::from_be_bytes([jpeg[sos], jpeg[sos + 1]]));
+    let mut pairs = Vec::new();
+    let mut i = start;
+    while i + 1 < jpeg.len() {
+        match (jpeg[i], jpeg[i + 1]) {
+            (0xFF, 0x00) => {
+                pairs.push(i);
+                i += 2;
+            }
+            (0xFF, 0xD0..=0xD7) => i += 2,
+            (0xFF, _) => break,
+            _ => i += 1,
+        }
+    }
+    assert!(pairs.len() >= 3, "{} stuffed bytes", pairs.len());
+    let picked = [
+        pairs[pairs.len() / 10],
+        pairs[pairs.len() / 2],
+        pairs[pairs.len() * 9 / 10],
+    ];
+    let mut out = Vec::with_capacity(jpeg.len() + 3 * fill);
+    let mut from = 0;
+    for p in picked {
+        out.extend_from_slice(&jpeg[from..=p]);
+        out.extend(std::iter::repeat_n(0xFF, fill));
+        from = p + 1;
+    }
+    out.extend_from_slice(&jpeg[from..]);
+    out
+}
+
+#[test]
+fn fill_bytes_before_a_stuffed_zero_are_one_data_byte_0xff_in_every_route() {
+    // Generated files (Huffman without and with restart markers, 4:2:0 and 4:4:4)
+    // and an arithmetic-coded one: with fill bytes before three of their stuffed
+    // zeros they must give what the files without them give, in the fast route
+    // (the skip before the overlay, the re-encoded MCUs, the copied tail, the copy
+    // after a restart marker) and the coefficient route.
+    //
+    // zune-jpeg is the judge here, not djpeg: libjpeg's careful decoder
+    // (`jpeg_fill_bit_buffer`) reads `FF FF… 00` as one data byte 0xFF, but with
+    // libjpeg-turbo 2.1.5 the MCU around such bytes sometimes comes out otherwise:
+    // in a 22 KB file with one fill byte put before each of its 101 stuffed zeros
+    // in turn, 18 gave one 16×16 MCU of other pixels, all of them in the first
+    // ~1.1 KiB of one of djpeg's 4 KiB input buffers (where it runs its fast
+    // decoder, which stops at `FF FF` and hands the MCU to the careful one). The
+    // outputs hold no fill bytes where rubra re-encodes or shifts the data.
+    let (w, h) = (256usize, 192usize);
+    let rgb = photo(w, h, 11);
+    let mut files = Vec::new();
+    for (sampling, restart) in [((2, 2), 0), ((1, 1), 0), ((2, 2), 3)] {
+        let spec = JpegSpec {
+            restart,
+            ..JpegSpec::baseline(sampling)
+        };
+        files.push(encode_jpeg(&rgb, w, h, spec));
+    }
+    files.push(include_bytes!("../fixtures/arith_seq_420_restart.jpg").to_vec());
+    for (n, plain) in files.iter().enumerate() {
+        for fill in [1, 5] {
+            let filled = with_fill_bytes_before_stuffed_zeros(plain, fill);
+            if n < 3 {
+                // (zune-jpeg does not read arithmetic coding.)
+                assert!(
+                    zune_pixels(&filled).0 == zune_pixels(plain).0,
+                    "file {n}: zune-jpeg reads the fill bytes otherwise"
+                );
+            }
+            assert_eq!(
+                jpeg_to_baseline(&filled, 1 << 24).expect("jpeg_to_baseline"),
+                jpeg_to_baseline(plain, 1 << 24).expect("jpeg_to_baseline"),
+                "file {n}, {fill} fill bytes: jpeg_to_baseline"
+            );
+            for gravity in [
+                Gravity::NorthWest,
+                Gravity::Center,
+                Gravity::East,
+                Gravity::SouthEast,
+            ] {
+                let opts = Options {
+                    max_pixels: 1 << 24,
+                    ..Options::new(Placement::gravity(gravity, 0, 0))
+                };
+                let a = watermark_with(plain, &fuzz_overlay(), &opts).expect("watermark");
+                let b = watermark_with(&filled, &fuzz_overlay(), &opts).expect("watermark");
+                assert_eq!(a.route, b.route, "file {n}, {gravity:?}");
+                assert!(
+                    zune_pixels(&a.bytes).0 == zune_pixels(&b.bytes).0,
+                    "file {n}, {fill} fill bytes, {gravity:?}, route {:?}: zune-jpeg",
+                    b.route
+                );
+            }
         }
     }
 }
@@ -771,4 +933,35 @@ fn watermark_pixel_changed_short_scan_then_stray_bytes_after_a_table_is_exact_fo
         })
         .count();
     assert_eq!(changed, 0, "djpeg sees samples outside the overlay change");
+}
+
+#[test]
+fn watermark_index_out_of_bounds_eleven_blocks_per_mcu_is_unsupported() {
+    // SOF10 161×117 sampled 2×1, 1×1, 4×2: an MCU of all three components holds
+    // 2 + 1 + 8 = 11 blocks. T.81 (B.2.3) allows at most 10 in an interleaved scan
+    // (libjpeg: "Sampling factors too large for interleaved scan"), so such a frame
+    // can be coded only in one-component scans; the coefficient route, which writes
+    // one interleaved scan, panicked on an edit buffer of 10 blocks.
+    let input = include_bytes!("../fixtures/fuzz_eleven_blocks_per_mcu.jpg");
+    // The fuzzer's first byte 0x07: South, 0, 0 at opacity 7/255; then every gravity.
+    for gravity in Gravity::ALL {
+        let opts = Options {
+            opacity: 7.0 / 255.0,
+            max_pixels: 1 << 20,
+            ..Options::new(Placement::gravity(gravity, 0, 0))
+        };
+        let wm = watermark_with(input, &fuzz_overlay(), &opts);
+        assert!(
+            matches!(&wm, Err(e @ WatermarkError::Unsupported(m))
+                if m.contains("10 blocks") && e.http_status() == 415),
+            "{gravity:?}: {:?}",
+            wm.as_ref().map(|w| w.route)
+        );
+    }
+    let result = jpeg_to_baseline(input, 1 << 20);
+    assert!(
+        matches!(&result, Err(WatermarkError::Unsupported(m)) if m.contains("10 blocks")),
+        "{:?}",
+        result.as_ref().map(Vec::len)
+    );
 }
