@@ -70,7 +70,15 @@ fn without_ignored_dqt(jpeg: &[u8]) -> Option<Vec<u8>> {
     let mut seen: Vec<u8> = Vec::new();
     let mut out = jpeg.get(..2)?.to_vec();
     let mut i = 2;
-    while let Some(&[0xFF, m]) = jpeg.get(i..i + 2) {
+    loop {
+        // libjpeg skips stray bytes (and fill bytes) before a marker, with a warning: so does
+        // this walk, and drops them.
+        while i + 1 < jpeg.len() && !(jpeg[i] == 0xFF && !matches!(jpeg[i + 1], 0x00 | 0xFF)) {
+            i += 1;
+        }
+        let Some(&[0xFF, m]) = jpeg.get(i..i + 2) else {
+            break;
+        };
         if m == 0xD9 {
             break;
         }
