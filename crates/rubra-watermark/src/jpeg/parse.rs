@@ -353,6 +353,12 @@ pub(crate) fn parse_header(d: &[u8]) -> Result<Header, Corrupt> {
         if marker == 0xD9 {
             return Err(Corrupt("no scan before EOI"));
         }
+        // What libjpeg reads in a header: SOFn, DHT, DAC, SOS, DQT, DNL, DRI, APPn, COM. It
+        // refuses any other marker ("Unsupported marker type"), where a reader that skipped
+        // it as a segment would see another image than the reference decoder.
+        if !matches!(marker, 0xC0..=0xCF | 0xDA..=0xDD | 0xE0..=0xEF | 0xFE) {
+            return Err(Corrupt("a marker decoders do not know, in the header"));
+        }
         let len = be16(d, i + 2)?;
         if len < 2 {
             return Err(Corrupt("bad segment length"));
