@@ -11,3 +11,4 @@ mod fuzz_findings;
 mod helpers;
 mod hostile;
 mod jpeg;
+mod props;

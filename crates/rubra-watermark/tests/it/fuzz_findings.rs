@@ -521,7 +521,7 @@ fn fuzz_cases(gravity: Gravity, dx: i64, pick: u8) -> Vec<(Gravity, i64, f32)> {
 /// colour JPEG) is refused as corrupt, or watermarked into an output in which
 /// zune-jpeg and djpeg (when installed) see every sample outside the overlay's
 /// 16-pixel blocks, and one more block around them, as in the input.
-fn assert_unchanged_outside_the_overlay(
+pub(crate) fn assert_unchanged_outside_the_overlay(
     input: &[u8],
     (w, h): (usize, usize),
     cases: &[(Gravity, i64, f32)],

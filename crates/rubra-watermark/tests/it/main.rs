@@ -4,6 +4,7 @@
 mod coding;
 mod fuzz_findings;
 mod helpers;
+mod props;
 mod reference_output;
 
 use helpers::*;
