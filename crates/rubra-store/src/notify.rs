@@ -91,27 +91,39 @@ where
 /// logged `delivered` at most once (issue #26: fencing).
 pub const SUPERSEDED: &str = "superseded";
 
-/// `log` as written for verdicts of which `applied` says which were recorded: the attempt of a
-/// verdict that was not gets the outcome [`SUPERSEDED`]. Rows are matched to verdicts by
-/// notification and attempt.
-pub(crate) fn log_as_recorded(
+/// `row` as logged when its verdict was not recorded: the outcome [`SUPERSEDED`].
+pub(crate) fn superseded(row: &DeliveryAttempt) -> DeliveryAttempt {
+    DeliveryAttempt {
+        outcome: SUPERSEDED.to_owned(),
+        ..row.clone()
+    }
+}
+
+/// `log` as written for verdicts of which `recorded` says which were applied: the attempt of
+/// a verdict that was not gets the outcome [`SUPERSEDED`]. Rows are matched to verdicts by
+/// notification and attempt. When every verdict applied (the usual case) `log` is used as it
+/// is, without a copy.
+pub(crate) fn log_as_recorded<'a>(
     verdicts: &[DeliveryVerdict],
     recorded: &[Recorded],
-    log: &[DeliveryAttempt],
-) -> Vec<DeliveryAttempt> {
+    log: &'a [DeliveryAttempt],
+) -> std::borrow::Cow<'a, [DeliveryAttempt]> {
     let stale: std::collections::HashSet<(i64, i64)> = verdicts
         .iter()
         .zip(recorded)
         .filter(|(_, r)| !r.applied)
         .map(|(v, _)| (v.notification.seq, v.notification.attempts))
         .collect();
+    if stale.is_empty() {
+        return std::borrow::Cow::Borrowed(log);
+    }
     log.iter()
         .map(|row| {
-            let mut row = row.clone();
             if stale.contains(&(row.notification_seq, row.attempt)) {
-                row.outcome = SUPERSEDED.to_owned();
+                superseded(row)
+            } else {
+                row.clone()
             }
-            row
         })
         .collect()
 }

@@ -150,10 +150,7 @@ async fn finish_unapplied(
 ) -> Result<()> {
     tx.rollback().await?;
     if let Some(row) = log {
-        let row = DeliveryAttempt {
-            outcome: super::SUPERSEDED.to_owned(),
-            ..row.clone()
-        };
+        let row = super::superseded(row);
         super::insert_log_rows::<sqlx::Postgres>(std::slice::from_ref(&row))
             .build()
             .execute(pool)
