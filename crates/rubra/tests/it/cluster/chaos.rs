@@ -3,7 +3,9 @@
 //! a random process every few seconds, restarts PostgreSQL once, takes S3 away for 30 s once
 //! and the broker for 10 s once; then every invariant is checked and printed.
 
-use super::support::{args, cluster, db, get_json, host_server, make_client, post_settled, until};
+use super::support::{
+    args, cluster, db, host_server, make_client, own_client_id, post_settled, until,
+};
 use axum::response::IntoResponse;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
@@ -470,15 +472,7 @@ async fn chaos_soak() {
     let ev_key = make_client(&http, &api.bases[0], &admin, "ev").await;
     let red_key = make_client(&http, &api.bases[0], &admin, "red").await;
     let msg_key = make_client(&http, &api.bases[0], &admin, "msg").await;
-    let msg_id = until("the client's id", Duration::from_secs(60), || async {
-        let v = get_json(&http, &format!("{}/clients", api.bases[0]), &msg_key).await?;
-        let list = v
-            .as_array()
-            .cloned()
-            .or_else(|| v["items"].as_array().cloned())?;
-        list.first()?["id"].as_str().map(str::to_owned)
-    })
-    .await;
+    let msg_id = own_client_id(&http, &api.bases[0], &msg_key).await;
     for (key, sub) in [
         (
             &ev_key,

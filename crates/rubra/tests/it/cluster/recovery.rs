@@ -6,7 +6,9 @@
 //! - S3 refusing every connection for a while: an upload answers 503 and leaves nothing
 //!   behind; a job submitted meanwhile retries and succeeds once S3 is back.
 
-use super::support::{args, cluster, db, get_json, make_client, node_logs, post_settled, until};
+use super::support::{
+    args, cluster, db, get_json, make_client, node_logs, own_client_id, post_settled, until,
+};
 use object_store::ObjectStoreExt;
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as ObjectPath;
@@ -298,15 +300,7 @@ async fn rabbitmq_restarted_every_consumer_reconnects_and_nothing_is_lost() {
     let base = c.node(nodes[0]).base();
     let http = reqwest::Client::new();
     let key = make_client(&http, &base, c.admin_key().unwrap(), "acme").await;
-    let client_id = until("the client's id", Duration::from_secs(60), || async {
-        let v = get_json(&http, &format!("{base}/clients"), &key).await?;
-        let list = v
-            .as_array()
-            .cloned()
-            .or_else(|| v["items"].as_array().cloned())?;
-        list.first()?["id"].as_str().map(str::to_owned)
-    })
-    .await;
+    let client_id = own_client_id(&http, &base, &key).await;
     let (_, queue) = c.amqp_url_and_queue().unwrap();
     let url = std::env::var("RUBRA_TEST_AMQP_URL").unwrap();
     let sessions = |c: &rubra_testkit::cluster::Cluster, i: usize| {

@@ -2,7 +2,9 @@
 //! workers of every process, within about a second, and every process consumes the queue's
 //! messages; the tests print the share each process took.
 
-use super::support::{args, cluster, db, host_server, make_client, node_logs, post_settled, until};
+use super::support::{
+    args, cluster, db, host_server, make_client, node_logs, own_client_id, post_settled, until,
+};
 use axum::response::IntoResponse;
 use rubra_testkit::cluster::Role;
 use serde_json::json;
@@ -156,15 +158,7 @@ async fn watches_and_queue_messages_are_shared_by_every_process() {
     let base = c.node(nodes[0]).base();
     let http = reqwest::Client::new();
     let key = make_client(&http, &base, c.admin_key().unwrap(), "acme").await;
-    let client_id = until("the client's id", Duration::from_secs(60), || async {
-        let v = super::support::get_json(&http, &format!("{base}/clients"), &key).await?;
-        let list = v
-            .as_array()
-            .cloned()
-            .or_else(|| v["items"].as_array().cloned())?;
-        list.first()?["id"].as_str().map(str::to_owned)
-    })
-    .await;
+    let client_id = own_client_id(&http, &base, &key).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     const WATCHES: usize = 8;

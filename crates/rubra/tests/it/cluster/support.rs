@@ -47,6 +47,20 @@ pub async fn get_json(http: &reqwest::Client, url: &str, key: &str) -> Option<Va
     r.json().await.ok()
 }
 
+/// The id of the client `key` belongs to (its `GET /clients` lists only itself), asked of
+/// `base` until it answers, for up to 60 s.
+pub async fn own_client_id(http: &reqwest::Client, base: &str, key: &str) -> String {
+    until("the client's id", Duration::from_secs(60), || async {
+        let v = get_json(http, &format!("{base}/clients"), key).await?;
+        let list = v
+            .as_array()
+            .cloned()
+            .or_else(|| v["items"].as_array().cloned())?;
+        list.first()?["id"].as_str().map(str::to_owned)
+    })
+    .await
+}
+
 /// The text of every log file of node `i` so far.
 pub fn node_logs(c: &Cluster, i: usize) -> String {
     let mut out = String::new();
