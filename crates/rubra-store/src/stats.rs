@@ -297,13 +297,7 @@ impl StatsStore for SqliteStore {
         events: Vec<NewEvent>,
         answer: Option<IdempotentAnswer>,
     ) -> Result<()> {
-        if events.is_empty() {
-            return Ok(());
-        }
-        self.writer()
-            .submit(WriteOp::Events(events, answer))
-            .await
-            .map(|_| ())
+        self.writer().insert_events(events, answer).await
     }
 
     #[tracing::instrument(name = "store.stats", skip_all, fields(from = query.from.as_ms(), to = query.to.as_ms()))]
@@ -320,13 +314,7 @@ impl StatsStore for PgStore {
         events: Vec<NewEvent>,
         answer: Option<IdempotentAnswer>,
     ) -> Result<()> {
-        if events.is_empty() {
-            return Ok(());
-        }
-        self.writer()
-            .submit(WriteOp::Events(events, answer))
-            .await
-            .map(|_| ())
+        self.writer().insert_events(events, answer).await
     }
 
     #[tracing::instrument(name = "store.stats", skip_all, fields(from = query.from.as_ms(), to = query.to.as_ms()))]

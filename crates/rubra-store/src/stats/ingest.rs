@@ -268,6 +268,22 @@ impl Writer {
             .map_err(|_| writer_gone())?;
         answer.await.map_err(|_| writer_gone())?
     }
+
+    /// Records one `POST /events` batch (with the request's idempotent `answer`, if any) in
+    /// the next group transaction and waits for its commit: what both backends'
+    /// [`StatsStore::insert_events_answered`](crate::StatsStore::insert_events_answered) are.
+    pub(crate) async fn insert_events(
+        &self,
+        events: Vec<NewEvent>,
+        answer: Option<IdempotentAnswer>,
+    ) -> Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        self.submit(WriteOp::Events(events, answer))
+            .await
+            .map(|_| ())
+    }
 }
 
 fn writer_gone() -> StoreError {
