@@ -5,6 +5,7 @@
 # inserting the same rows with the same indexes (baseline.py) in the same run. Prints a table.
 #
 # usage: bench/events-ingest/run.sh [SECONDS] [CONNECTIONS] [BATCH]   (default 20 s, 8, 5000)
+# SKIP_BUILD=1 runs the binaries already built in ${CARGO_TARGET_DIR:-target} (A/B runs of two builds).
 # needs: wrk, python3; PostgreSQL optional (source /tmp/rubra-session-env or scripts/test.sh).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -14,7 +15,7 @@ BATCH="${3:-5000}"
 OUT=$(mktemp -d /tmp/rubra-events-ingest.XXXXXX)
 trap 'kill "${SERVER:-0}" 2>/dev/null || true; rm -rf "$OUT"' EXIT
 
-cargo build -q --release -p rubra
+[ -n "${SKIP_BUILD:-}" ] || cargo build -q --release -p rubra
 TARGET="${CARGO_TARGET_DIR:-target}/release"
 python3 -c "
 import json, random, sys

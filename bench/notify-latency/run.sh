@@ -10,7 +10,7 @@ RATE=${1:-1000}; SECS=${2:-10}; SUBS=${3:-100}; RUNS=${4:-3}; SOURCE=${5:-events
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg), cores: $(nproc)"
 i=0
 while [ "$i" -lt "$RUNS" ]; do
-  ./target/release/examples/notify_latency "$RATE" "$SECS" "$SUBS" "$SOURCE" | { [ "$i" -eq 0 ] && cat || tail -n 1; }
+  "${CARGO_TARGET_DIR:-target}/release/examples/notify_latency" "$RATE" "$SECS" "$SUBS" "$SOURCE" | { [ "$i" -eq 0 ] && cat || tail -n 1; }
   i=$((i + 1))
 done
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -7,6 +7,7 @@
 #
 # usage: bench/stats-query/run.sh [EVENTS] [DAYS] [REQUESTS]   (default 10000000 30 200)
 # KEEP=DIR keeps (or reuses, if filled) the data folder in DIR.
+# SKIP_BUILD=1 runs the binaries already built in ${CARGO_TARGET_DIR:-target} (A/B runs of two builds).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 EVENTS="${1:-10000000}"
@@ -17,8 +18,8 @@ OUT="${KEEP:-$(mktemp -d /tmp/rubra-stats-query.XXXXXX)}"
 mkdir -p "$OUT/data"
 trap 'kill "${SERVER:-0}" 2>/dev/null || true; [ -n "${KEEP:-}" ] || rm -rf "$OUT"' EXIT
 
-cargo build -q --release -p rubra
-cargo build -q --release -p rubra-store --example stats_fill
+[ -n "${SKIP_BUILD:-}" ] || cargo build -q --release -p rubra
+[ -n "${SKIP_BUILD:-}" ] || cargo build -q --release -p rubra-store --example stats_fill
 TARGET="${CARGO_TARGET_DIR:-target}/release"
 ARGS=()
 if [ "$DATABASE" = pg ]; then
