@@ -1,6 +1,7 @@
 //! Integration tests of rubra-csvsum against a slow reference implementation.
 
 mod helpers;
+mod prop_oracle;
 
 use std::sync::atomic::AtomicBool;
 
@@ -339,7 +340,7 @@ fn a_byte_order_mark_is_ignored() {
     assert_eq!(s.columns[0].name, "amount");
 }
 
-/// Found by the `csv` crate oracle (tests/prop_oracle.rs): a byte order mark
+/// Found by the `csv` crate oracle (tests/it/prop_oracle.rs): a byte order mark
 /// followed by a line end made a record of its own (the header, or a data row
 /// of zeros), shifting the real header into the data.
 #[test]

@@ -2,6 +2,7 @@
 //! policy files) and property tests of the library.
 
 mod helpers;
+mod prop_parser;
 mod props;
 
 use helpers::{TempDir, run};
@@ -360,7 +361,7 @@ fn wires_as_a_rubra_subcommand() {
     assert!(help.contains("--precision"), "{help}");
 }
 
-/// Found by tests/prop_parser.rs: a member added inside an array element that moved
+/// Found by tests/it/prop_parser.rs: a member added inside an array element that moved
 /// (element 3 of A is element 2 of B) had a pointer with A's position for the
 /// element, `/rows/3/a`, which resolves in neither document.
 #[test]

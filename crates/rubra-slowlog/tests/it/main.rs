@@ -3,6 +3,7 @@
 //! formats.
 
 mod helpers;
+mod prop_timestamp;
 
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -432,7 +433,7 @@ fn a_timestamp_past_the_i64_nanosecond_range_is_refused_not_a_panic() {
     }
     let last = "2262-04-11T23:47:16.854775807Z".parse::<rubra_slowlog::Timestamp>();
     assert_eq!(last.map(|t| t.0), Ok(i64::MAX));
-    // The first day of the range was refused whole (found by tests/prop_timestamp.rs).
+    // The first day of the range was refused whole (found by tests/it/prop_timestamp.rs).
     let first = "1677-09-21T00:12:43.145224192Z".parse::<rubra_slowlog::Timestamp>();
     assert_eq!(first.map(|t| t.0), Ok(i64::MIN));
     assert!(

@@ -4,6 +4,8 @@
 // Tests fail loudly on the first unexpected error; that is what unwrap is for here.
 #![allow(clippy::unwrap_used)]
 
+mod prop_pointer;
+
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
