@@ -3,7 +3,7 @@
 //! body that is not a message is dead-lettered, and the queue is declared when missing.
 
 use crate::helpers::{TestApp, spawn_app_with};
-use crate::notify::{Receiver, eventually, get_json};
+use crate::notify::{Receiver, get_json};
 use lapin::options::{
     BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions,
 };
@@ -11,6 +11,7 @@ use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use reqwest::Method;
 use rubra_testkit::AmqpBroker;
+use rubra_testkit::eventually;
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -135,7 +136,7 @@ async fn queue_messages_reach_viber_once_per_id_and_a_poison_message_is_dead_let
         assert_eq!(body["receiver"], format!("user-{i}"));
         assert_eq!(body["text"], format!("status {i}"));
     }
-    let dead_letters = eventually("three dead letters", 10, || async {
+    let dead_letters = eventually(Duration::from_secs(10), || async {
         let mut bodies = Vec::new();
         while let Some(m) = channel
             .basic_get(dead.as_str().into(), BasicGetOptions { no_ack: true })
@@ -144,7 +145,9 @@ async fn queue_messages_reach_viber_once_per_id_and_a_poison_message_is_dead_let
         {
             bodies.push(String::from_utf8_lossy(&m.delivery.data).into_owned());
         }
-        (!bodies.is_empty()).then_some(bodies)
+        (!bodies.is_empty())
+            .then_some(bodies)
+            .ok_or("three dead letters")
     })
     .await;
     let mut all = dead_letters;
@@ -164,10 +167,12 @@ async fn queue_messages_reach_viber_once_per_id_and_a_poison_message_is_dead_let
         "/notifications?subscription={}",
         sub["id"].as_str().unwrap()
     );
-    eventually("fifty delivered attempts in the log", 10, || async {
+    eventually(Duration::from_secs(10), || async {
         let log = get_json(&app, &key, &path).await;
         let items = log["items"].as_array().unwrap().clone();
-        (items.len() == 50 && items.iter().all(|i| i["outcome"] == "delivered")).then_some(())
+        (items.len() == 50 && items.iter().all(|i| i["outcome"] == "delivered"))
+            .then_some(())
+            .ok_or("fifty delivered attempts in the log")
     })
     .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -197,7 +202,7 @@ async fn a_missing_queue_is_declared_durable() {
     assert_eq!(resp.status(), 201);
     let (_conn, channel) = publisher(&broker.url).await;
     // The queue exists (Rubra declared it): a passive declare succeeds.
-    eventually("the queue to exist", 10, || async {
+    eventually(Duration::from_secs(10), || async {
         let passive = QueueDeclareOptions {
             passive: true,
             ..QueueDeclareOptions::default()
@@ -206,6 +211,7 @@ async fn a_missing_queue_is_declared_durable() {
         ch.queue_declare(broker.queue.as_str().into(), passive, FieldTable::default())
             .await
             .ok()
+            .ok_or("the queue to exist")
     })
     .await;
     let body = json!({"client_id": client, "type": "a.b"});

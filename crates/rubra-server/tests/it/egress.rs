@@ -4,12 +4,13 @@
 //! URL, a bounded answer, and https only under `--webhook-https-only`.
 
 use crate::helpers::{TestApp, assert_error, spawn_app, spawn_app_with};
-use crate::notify::{Receiver, eventually, get_json, png_with_red, red_event};
+use crate::notify::{Receiver, get_json, png_with_red, red_event};
 use axum::Router;
 use axum::http::StatusCode;
 use axum::http::header::LOCATION;
 use axum::response::IntoResponse;
 use reqwest::Method;
+use rubra_testkit::eventually;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -30,10 +31,12 @@ async fn attempts(app: &TestApp, key: &str, sub: &Value, n: usize) -> Vec<Value>
         "/notifications?subscription={}",
         sub["id"].as_str().unwrap()
     );
-    eventually(&format!("{n} logged attempts"), 10, || async {
+    eventually(Duration::from_secs(10), || async {
         let log = get_json(app, key, &path).await;
         let items = log["items"].as_array().unwrap().clone();
-        (items.len() >= n).then_some(items)
+        (items.len() >= n)
+            .then_some(items)
+            .ok_or(format!("{n} logged attempts"))
     })
     .await
 }
@@ -362,7 +365,7 @@ async fn a_webhook_to_an_address_no_longer_allowed_is_refused_at_delivery() {
         "/notifications?subscription={}",
         sub["id"].as_str().unwrap()
     );
-    let log = eventually("a logged attempt", 10, || async {
+    let log = eventually(Duration::from_secs(10), || async {
         let log: Value = http
             .get(format!("{base}{path}"))
             .bearer_auth(&key)
@@ -373,7 +376,9 @@ async fn a_webhook_to_an_address_no_longer_allowed_is_refused_at_delivery() {
             .await
             .unwrap();
         let items = log["items"].as_array().unwrap().clone();
-        (!items.is_empty()).then_some(items)
+        (!items.is_empty())
+            .then_some(items)
+            .ok_or("a logged attempt")
     })
     .await;
     assert_eq!(log[0]["outcome"], "retrying");

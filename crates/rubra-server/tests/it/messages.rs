@@ -2,8 +2,9 @@
 //! and `tracking_data`, webhook and stream bodies, duplicates by id, all-or-nothing batches.
 
 use crate::helpers::{SseReader, TestApp, assert_error, spawn_app_with};
-use crate::notify::{Receiver, eventually, get_json};
+use crate::notify::{Receiver, get_json};
 use reqwest::Method;
+use rubra_testkit::eventually;
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -103,9 +104,11 @@ async fn messages_reach_viber_with_the_receiver_override_and_tracking_data_once_
         "/notifications?subscription={}",
         sub["id"].as_str().unwrap()
     );
-    let log = eventually("two delivered attempts in the log", 10, || async {
+    let log = eventually(Duration::from_secs(10), || async {
         let log = get_json(&app, &key, &path).await;
-        (log["items"].as_array().unwrap().len() == 2).then_some(log)
+        (log["items"].as_array().unwrap().len() == 2)
+            .then_some(log)
+            .ok_or("two delivered attempts in the log")
     })
     .await;
     for item in log["items"].as_array().unwrap() {

@@ -9,6 +9,7 @@ use image::{ImageBuffer, Rgba, RgbaImage};
 use reqwest::Method;
 use rubra_notify::WebhookSecret;
 use rubra_notify::signing::{ReceivedHeaders, verify};
+use rubra_testkit::eventually;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -56,22 +57,6 @@ pub(crate) async fn get_json(app: &TestApp, key: &str, path: &str) -> Value {
     let resp = app.with_key(key, Method::GET, path).send().await.unwrap();
     assert_eq!(resp.status(), 200, "GET {path}");
     resp.json().await.unwrap()
-}
-
-/// Polls `check` until it answers `Some`, failing after `secs` seconds.
-pub(crate) async fn eventually<T, F, Fut>(what: &str, secs: u64, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// One request a receiver got.
@@ -157,9 +142,11 @@ impl Receiver {
     }
 
     pub(crate) async fn wait_for(&self, n: usize) -> Vec<Received> {
-        eventually(&format!("{n} requests at the receiver"), 10, || async {
+        eventually(Duration::from_secs(10), || async {
             let seen = self.seen();
-            (seen.len() >= n).then_some(seen)
+            (seen.len() >= n)
+                .then_some(seen)
+                .ok_or(format!("{n} requests at the receiver"))
         })
         .await
     }
@@ -253,9 +240,11 @@ async fn retries_use_the_same_webhook_id_after_the_receiver_fails_twice() {
         "/notifications?subscription={}",
         sub["id"].as_str().unwrap()
     );
-    let log = eventually("three logged attempts", 10, || async {
+    let log = eventually(Duration::from_secs(10), || async {
         let log = get_json(&app, &key, &path).await;
-        (log["items"].as_array().unwrap().len() == 3).then_some(log)
+        (log["items"].as_array().unwrap().len() == 3)
+            .then_some(log)
+            .ok_or("three logged attempts")
     })
     .await;
     let items = log["items"].as_array().unwrap();
@@ -311,9 +300,11 @@ async fn a_failing_endpoint_pauses_its_subscription_and_resume_delivers_what_was
     let sub = subscribe(&app, &key, 0.1, json!({"type": "webhook", "url": rx.base})).await;
     let path = format!("/subscriptions/{}", sub["id"].as_str().unwrap());
     red_event(&app, &key, 50).await;
-    let paused = eventually("the subscription to pause", 10, || async {
+    let paused = eventually(Duration::from_secs(10), || async {
         let s = get_json(&app, &key, &path).await;
-        (s["state"] == "paused").then_some(s)
+        (s["state"] == "paused")
+            .then_some(s)
+            .ok_or("the subscription to pause")
     })
     .await;
     let reason = paused["paused_reason"].as_str().unwrap();
@@ -439,9 +430,11 @@ async fn viber_gets_the_token_and_body_and_a_nonzero_status_is_a_failure() {
         "/notifications?subscription={}",
         sub["id"].as_str().unwrap()
     );
-    let log = eventually("two logged Viber attempts", 10, || async {
+    let log = eventually(Duration::from_secs(10), || async {
         let log = get_json(&app, &key, &path).await;
-        (log["items"].as_array().unwrap().len() == 2).then_some(log)
+        (log["items"].as_array().unwrap().len() == 2)
+            .then_some(log)
+            .ok_or("two logged Viber attempts")
     })
     .await;
     let items = log["items"].as_array().unwrap();
@@ -812,9 +805,12 @@ async fn a_watch_naming_a_subscription_sends_its_changes_as_a_signed_webhook() {
     let watch: Value = resp.json().await.unwrap();
     assert_eq!(watch["subscription_id"], sub_id);
     let id = watch["id"].as_str().unwrap().to_owned();
-    eventually("the baseline", 10, || async {
+    eventually(Duration::from_secs(10), || async {
         let w = get_json(&app, &key, &format!("/watches/{id}")).await;
-        w["baseline_at"].is_string().then_some(())
+        w["baseline_at"]
+            .is_string()
+            .then_some(())
+            .ok_or("the baseline")
     })
     .await;
     assert!(rx.seen().is_empty(), "the baseline is not a change");
@@ -833,9 +829,11 @@ async fn a_watch_naming_a_subscription_sends_its_changes_as_a_signed_webhook() {
         ])
     );
     // One notification per poll that found changes, recorded in the delivery log.
-    let log = eventually("the delivery log", 10, || async {
+    let log = eventually(Duration::from_secs(10), || async {
         let log = get_json(&app, &key, "/notifications").await;
-        (!log["items"].as_array().unwrap().is_empty()).then_some(log)
+        (!log["items"].as_array().unwrap().is_empty())
+            .then_some(log)
+            .ok_or("the delivery log")
     })
     .await;
     assert_eq!(log["items"][0]["outcome"], "delivered", "{log}");
@@ -892,9 +890,11 @@ async fn a_slow_endpoint_of_one_client_does_not_delay_another_clients_webhook() 
         .unwrap();
     assert_eq!(resp.status(), 201, "POST /events");
     // The flood has taken what it may: 16 per subscription, 64 (half the slots) in all.
-    let held = eventually("the noisy client's deliveries to start", 5, || async {
+    let held = eventually(Duration::from_secs(5), || async {
         let n = slow_count.load(Ordering::SeqCst);
-        (n >= 64).then_some(n)
+        (n >= 64)
+            .then_some(n)
+            .ok_or("the noisy client's deliveries to start")
     })
     .await;
     tokio::time::sleep(Duration::from_millis(200)).await;

@@ -23,15 +23,14 @@ pub fn client() -> reqwest::Client {
     reqwest::Client::new()
 }
 
-/// Waits (up to 20 s, then fails) until `cond` holds.
+/// Waits (up to 20 s, then fails) until `cond` holds: [`rubra_testkit::eventually`] for a
+/// condition read without awaiting.
 pub async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    for _ in 0..2000 {
-        if cond() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("gave up waiting for {what}");
+    rubra_testkit::eventually(Duration::from_secs(20), || {
+        let holds = cond();
+        async move { if holds { Ok(()) } else { Err(what) } }
+    })
+    .await
 }
 
 /// Applies one change to `doc`: `add` inserts at an array index (or sets a member),
