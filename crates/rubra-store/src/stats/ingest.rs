@@ -12,10 +12,7 @@
 //! Fair between clients: waiting ops are kept in one line per client, and a group takes them
 //! round robin, one op per client per round, at most [`MAX_CLIENT_GROUP_EVENTS`] of one
 //! client. A client flooding the writer with big batches therefore delays another client's
-//! write by about one group, not by everything it has queued. Small writes (at most
-//! [`SMALL_OP_EVENTS`]) that wait beside a big one go in a short group of their own first, so
-//! they wait for the group being written but are not written in one transaction with a
-//! flood's batch.
+//! write by about one group, not by everything it has queued.
 //!
 //! Exactly once across a lost commit answer: each group's transaction also inserts a commit
 //! record (`write_commits`) under a fresh token, with the results it answers. When the commit
