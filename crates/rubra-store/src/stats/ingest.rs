@@ -53,16 +53,6 @@ pub(crate) const MAX_GROUP_EVENTS: usize = 50_000;
 /// client's write waits for at most when it arrives behind a flood.
 pub(crate) const MAX_CLIENT_GROUP_EVENTS: usize = 20_000;
 
-/// An op of at most this many events is small: the one event of an image, an interactive
-/// batch. While small and big ops both wait, small ones go in a group of their own first, so a
-/// 10-event write waits for the group being written, not also for a flood's 5 000-event batch
-/// beside it in its own transaction.
-pub(crate) const SMALL_OP_EVENTS: usize = 1_000;
-
-/// Groups of small ops written in a row, at most, while a big op waits: then the big op's
-/// turn comes whatever keeps arriving.
-const SMALL_GROUPS_IN_A_ROW: u32 = 4;
-
 /// Ops taken out of the channel into the per-client lines at most (the rest wait in the
 /// channel, whose bound makes submitters wait).
 const MAX_LINED_OPS: usize = 4096;
@@ -115,8 +105,6 @@ struct Lines {
     by_client: HashMap<String, std::collections::VecDeque<Job>>,
     turn: std::collections::VecDeque<String>,
     len: usize,
-    /// Groups of only small ops taken in a row while a big op waited.
-    small_in_a_row: u32,
 }
 
 impl Lines {
@@ -133,20 +121,7 @@ impl Lines {
     /// The next group: one op per client per round, in turn, until the group holds
     /// [`MAX_GROUP_EVENTS`] or no client may add more (at most [`MAX_CLIENT_GROUP_EVENTS`]
     /// each, its first op always). Clients left waiting keep their place in the turn.
-    ///
-    /// Small ops first: while some client's next op is small ([`SMALL_OP_EVENTS`]) and
-    /// another's is big, the group takes only small ones, at most [`SMALL_GROUPS_IN_A_ROW`]
-    /// times in a row, so a big op is delayed by a few short groups and never starved.
     fn take_group(&mut self) -> (Vec<Job>, usize) {
-        let fronts = || self.by_client.values().filter_map(|line| line.front());
-        let small_first = self.small_in_a_row < SMALL_GROUPS_IN_A_ROW
-            && fronts().any(|j| j.op.weight() <= SMALL_OP_EVENTS)
-            && fronts().any(|j| j.op.weight() > SMALL_OP_EVENTS);
-        self.small_in_a_row = if small_first {
-            self.small_in_a_row + 1
-        } else {
-            0
-        };
         let mut jobs = Vec::new();
         let mut weight = 0;
         let mut taken: HashMap<String, usize> = HashMap::new();
@@ -160,8 +135,7 @@ impl Lines {
             };
             let next = line.front().map_or(0, |j| j.op.weight());
             let mine = taken.entry(client.clone()).or_default();
-            let too_big = small_first && next > SMALL_OP_EVENTS;
-            if too_big || (*mine > 0 && *mine + next > MAX_CLIENT_GROUP_EVENTS) {
+            if *mine > 0 && *mine + next > MAX_CLIENT_GROUP_EVENTS {
                 passed.push_back(client);
                 continue;
             }
@@ -810,48 +784,6 @@ mod tests {
             rest += jobs.len();
         }
         assert_eq!(rest + clients.len(), 33);
-    }
-
-    /// Issue #18, the noisy-neighbour benchmark: a polite 10-event batch that arrived while
-    /// a flood's 5 000-event batch waited was written in one transaction with it, and so
-    /// waited for the flood's batch to be written as well.
-    #[test]
-    fn a_small_write_goes_in_a_group_of_its_own_ahead_of_a_big_one() {
-        let (flood, polite, other) = (
-            ClientId::generate(),
-            ClientId::generate(),
-            ClientId::generate(),
-        );
-        let mut lines = Lines::default();
-        lines.push(job_of(&flood, 5_000));
-        lines.push(job_of(&flood, 10));
-        lines.push(job_of(&polite, 10));
-        lines.push(job_of(&other, 1));
-        let (jobs, weight) = lines.take_group();
-        let clients: Vec<&str> = jobs.iter().map(|j| j.op.client()).collect();
-        assert_eq!(clients, [polite.as_str(), other.as_str()], "{weight}");
-        // The flood's ops keep their order: its big one is next, then its small one.
-        let (jobs, weight) = lines.take_group();
-        assert_eq!((jobs.len(), weight), (2, 5_010));
-        assert_eq!(jobs[0].op.weight(), 5_000);
-    }
-
-    #[test]
-    fn a_big_write_waits_for_a_few_small_groups_at_most() {
-        let (flood, polite) = (ClientId::generate(), ClientId::generate());
-        let mut lines = Lines::default();
-        lines.push(job_of(&flood, 5_000));
-        let mut groups = 0;
-        loop {
-            // A small write keeps arriving before every group.
-            lines.push(job_of(&polite, 10));
-            let (jobs, _) = lines.take_group();
-            groups += 1;
-            if jobs.iter().any(|j| j.op.weight() == 5_000) {
-                break;
-            }
-        }
-        assert_eq!(groups, SMALL_GROUPS_IN_A_ROW + 1);
     }
 
     #[test]
