@@ -3,15 +3,17 @@
 //! Starts the real app in-process (SQLite in a temporary folder, or `DB` = a PostgreSQL URL)
 //! consuming a fresh RabbitMQ queue (`RUBRA_BENCH_AMQP_URL`), one client with one Viber
 //! subscription by type pointing at a local fake Viber, then sends `RATE` messages per second
-//! (open loop) for `SECS` seconds: published to the queue (`SOURCE` = `amqp`) or each a
-//! one-message `POST /messages` (`http`). `SOURCE` = `naive` publishes to the queue but runs
-//! `bench/relay/naive_consumer.py` (pika → requests → one SQLite commit per message) instead
-//! of Rubra, against the same fake Viber, for comparison. Each message's payload carries the sender's clock in
-//! µs; the fake Viber takes latency = its clock at arrival − that (one machine, one clock).
+//! (open loop) for `SECS` seconds: published to the queue (`SOURCE` = `amqp`), or POSTed to
+//! `/messages` one per request (`http`) or in arrays of N (`http:N`). `SOURCE` = `naive`
+//! publishes to the queue like `amqp` but runs `bench/relay/naive_consumer.py` (pika →
+//! requests → one SQLite commit per message) instead of Rubra, against the same fake Viber, for
+//! comparison. Each message's payload carries the sender's clock in µs; the fake Viber takes
+//! latency = its clock at arrival − that (one machine, one clock).
 //!
 //! Prints one table row: sent, received (distinct ids), p50/p99/max latency over the steady
-//! part (after the first second), the backlog when sending stopped and how long it took to
-//! drain. A rate is sustained when the backlog stays near zero (drains within a second).
+//! part (after the first second), the largest backlog (published, not yet received) sampled
+//! every second, the backlog when sending stopped and how long it took to drain. A rate is
+//! sustained when the backlog does not grow (stays within about a second of messages).
 //!
 //! `cargo run --release -p rubra-server --example relay_bench -- [SOURCE] [RATE] [SECS] [DB]`
 #![allow(clippy::unwrap_used, missing_docs)]
@@ -24,6 +26,7 @@ use lapin::{BasicProperties, Connection, ConnectionProperties};
 use rubra_server::{Application, ConfigArgs, Settings};
 use serde_json::{Value, json};
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -45,6 +48,23 @@ fn pct(sorted: &[i64], p: f64) -> f64 {
     sorted[i] as f64 / 1000.0
 }
 
+/// The log filter: errors only, unless `RUBRA_BENCH_LOG` says otherwise (for example
+/// `error,sqlx::query=debug` logs every statement with its time, to count them).
+fn log_filter() -> String {
+    std::env::var("RUBRA_BENCH_LOG").unwrap_or_else(|_| "error".to_owned())
+}
+
+/// The naive consumer's process, killed when the run ends or panics (else it would outlive
+/// the benchmark, consuming a queue nobody publishes to).
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// What the fake Viber saw: (sent at µs, latency µs) and the tracking ids.
 #[derive(Default)]
 struct Seen {
@@ -55,7 +75,11 @@ struct Seen {
 #[tokio::main]
 async fn main() {
     let raw: Vec<String> = std::env::args().skip(1).collect();
-    let source = raw.first().map_or("amqp", String::as_str).to_owned();
+    // `http:N` POSTs arrays of N messages.
+    let (source, batch) = match raw.first().map_or("amqp", String::as_str).split_once(':') {
+        Some((s, n)) => (s.to_owned(), n.parse::<u64>().unwrap().clamp(1, 1000)),
+        None => (raw.first().map_or("amqp", String::as_str).to_owned(), 1),
+    };
     let rate: u64 = raw.get(1).map_or(100, |a| a.parse().unwrap());
     let secs: u64 = raw.get(2).map_or(10, |a| a.parse().unwrap());
     let db = raw.get(3).cloned().filter(|d| d != "sqlite");
@@ -96,7 +120,7 @@ async fn main() {
             .stdout(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        naive = Some(child);
+        naive = Some(KillOnDrop(child));
         let none = String::new();
         (
             "cl_0000000000000000".to_owned(),
@@ -127,42 +151,82 @@ async fn main() {
     let total = rate * secs;
     let started_us = now_us();
     let started = Instant::now();
-    let in_flight = Arc::new(tokio::sync::Semaphore::new(512));
-    let mut tick = tokio::time::interval(Duration::from_nanos(1_000_000_000 / rate));
+    // The backlog (published, not yet at the fake Viber) sampled every second: a rate is
+    // sustained when it does not grow.
+    let published = Arc::new(AtomicU64::new(0));
+    let sampler = {
+        let (published, seen) = (published.clone(), seen.clone());
+        tokio::spawn(async move {
+            let mut max = 0u64;
+            let mut every = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                every.tick().await;
+                let got = seen.lock().unwrap().ids.len() as u64;
+                let out = published.load(Ordering::Relaxed);
+                max = max.max(out.saturating_sub(got));
+                if out >= total {
+                    return max;
+                }
+            }
+        })
+    };
+    // Requests in flight, each on its own connection: below Rubra's connections per address
+    // (`--max-connections-per-ip`, 256), which closes further ones at accept.
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(128));
+    // One tick per message, or per POST of `batch` messages.
+    let per_tick = if source == "http" { batch } else { 1 };
+    let ticks = total.div_ceil(per_tick);
+    let mut tick = tokio::time::interval(Duration::from_nanos(1_000_000_000 * per_tick / rate));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut tasks = Vec::new();
-    for n in 0..total {
+    for k in 0..ticks {
         tick.tick().await;
-        let mut msg = json!({"id": format!("tx-{n}"), "type": "transaction.status",
-                             "receiver": format!("user-{}", n % 1000),
-                             "payload": {"t": now_us(), "n": n, "status": "settled"}});
-        if source == "amqp" {
-            msg["client_id"] = json!(client);
-            channel
-                .basic_publish(
-                    "".into(),
-                    queue.as_str().into(),
-                    BasicPublishOptions::default(),
-                    msg.to_string().as_bytes(),
-                    BasicProperties::default().with_delivery_mode(2),
-                )
-                .await
-                .unwrap();
-        } else {
+        let t = now_us();
+        let first = k * per_tick;
+        let msgs: Vec<Value> = (first..(first + per_tick).min(total))
+            .map(|n| {
+                json!({"id": format!("tx-{n}"), "type": "transaction.status",
+                       "receiver": format!("user-{}", n % 1000),
+                       "payload": {"t": t, "n": n, "status": "settled"}})
+            })
+            .collect();
+        let count = msgs.len() as u64;
+        if source == "http" {
             let permit = in_flight.clone().acquire_owned().await.unwrap();
             let (http, base, key) = (http.clone(), base.clone(), key.clone());
+            let body = if batch == 1 {
+                msgs.into_iter().next().unwrap()
+            } else {
+                Value::Array(msgs)
+            };
             tasks.push(tokio::spawn(async move {
                 let resp = http
                     .post(format!("{base}/messages"))
                     .bearer_auth(key)
-                    .json(&msg)
+                    .json(&body)
                     .send()
                     .await
                     .unwrap();
                 assert_eq!(resp.status(), 202);
                 drop(permit);
             }));
+        } else {
+            // `amqp` and `naive`: one persistent message per tick on the queue.
+            for mut msg in msgs {
+                msg["client_id"] = json!(client);
+                channel
+                    .basic_publish(
+                        "".into(),
+                        queue.as_str().into(),
+                        BasicPublishOptions::default(),
+                        msg.to_string().as_bytes(),
+                        BasicProperties::default().with_delivery_mode(2),
+                    )
+                    .await
+                    .unwrap();
+            }
         }
+        published.fetch_add(count, Ordering::Relaxed);
     }
     for t in tasks {
         t.await.unwrap();
@@ -176,10 +240,8 @@ async fn main() {
     }
     let drain_s = drain.elapsed().as_secs_f64();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    if let Some(mut child) = naive {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
+    drop(naive);
+    let backlog_max = sampler.await.unwrap();
     let g = seen.lock().unwrap();
     let distinct: HashSet<&String> = g.ids.iter().collect();
     let mut steady: Vec<i64> = g
@@ -189,16 +251,27 @@ async fn main() {
         .map(|(_, l)| *l)
         .collect();
     steady.sort_unstable();
+    // Messages per second end to end: received over the time from the start to the last one.
+    let last_us = g.lat.iter().map(|(t, l)| t + l).max().unwrap_or(started_us);
+    let through = distinct.len() as f64 / ((last_us - started_us).max(1) as f64 / 1e6);
+    let cap = std::env::var("RUBRA_BENCH_PER_SUBSCRIPTION")
+        .map(|c| format!(", cap {c}"))
+        .unwrap_or_default();
     println!(
-        "| source | db | target/s | sent/s | sent | received | p50 ms | p99 ms | max ms | backlog at end | drain s |"
+        "| source | db | target/s | sent/s | sent | received | through/s | p50 ms | p99 ms | max ms | backlog max | backlog at end | drain s |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     println!(
-        "| {source} | {} | {rate} | {:.0} | {total} | {} | {:.2} | {:.2} | {:.2} | {backlog} | {drain_s:.2} |",
+        "| {} | {} | {rate} | {:.0} | {total} | {} | {through:.0} | {:.2} | {:.2} | {:.2} | {backlog_max} | {backlog} | {drain_s:.2} |",
+        match (source.as_str(), batch) {
+            ("http", 1) => "http (1 per POST)".to_owned(),
+            ("http", n) => format!("http ({n} per POST)"),
+            (s, _) => s.to_owned(),
+        },
         match (source.as_str(), &db) {
-            ("naive", _) => "sqlite, 1 commit/msg",
-            (_, Some(_)) => "postgres",
-            _ => "sqlite",
+            ("naive", _) => "sqlite, 1 commit/msg".to_owned(),
+            (_, Some(_)) => format!("postgres{cap}"),
+            _ => format!("sqlite{cap}"),
         },
         total as f64 / send_secs,
         distinct.len(),
@@ -222,19 +295,23 @@ async fn start_rubra(
         data_dir: Some(dir.path().join("data")),
         database_url: db,
         log_format: Some("json".into()),
-        log_filter: Some("error".into()),
+        log_filter: Some(log_filter()),
         viber_base_url: Some(viber_base),
         amqp_url: Some(amqp),
         amqp_queue: Some(queue),
         rate_limit_rps: Some(1_000_000),
         rate_limit_burst: Some(1_000_000),
+        // `--notify-max-in-flight-per-subscription` (default 16), to measure its effect.
+        notify_max_in_flight_per_subscription: std::env::var("RUBRA_BENCH_PER_SUBSCRIPTION")
+            .ok()
+            .map(|v| v.parse().unwrap()),
         ..ConfigArgs::default()
     })
     .unwrap();
     let telemetry = rubra_telemetry::init(&rubra_telemetry::TelemetryConfig {
         format: rubra_telemetry::LogFormat::Json,
         slow_ms: None,
-        filter: "error".into(),
+        filter: log_filter(),
     })
     .unwrap();
     let app = Application::build(settings, telemetry).await.unwrap();
