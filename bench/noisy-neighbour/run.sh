@@ -23,6 +23,8 @@
 #        FLOOD_NICE=19 runs the flood's wrk processes at that niceness, so that on a box
 #        with few cores the load generator takes only the CPU the server leaves (a remote
 #        flood costs the server its network and parsing work, not the generator's) [unset].
+#        SERVE_ARGS="--flag value …": extra `rubra serve` flags, to try a limit other than the
+#        default (the figures of record use none) [unset].
 # The server starts in an empty directory with every RUBRA_* variable unset, so no
 # rubra.toml or environment can change the limits under test.
 # needs: wrk, python3, curl.
@@ -73,7 +75,7 @@ for run in $(seq 1 "$RUNS"); do
     DB_ARGS=(--database-url "${PG_URL%/*}/$DB")
   fi
   (cd "$OUT/cwd" && exec env $(compgen -e | grep '^RUBRA_' | sed 's/^/-u /') "$BIN" serve \
-    --listen "127.0.0.1:$PORT" --data-dir "$OUT/data" --log-filter error "${DB_ARGS[@]}" \
+    --listen "127.0.0.1:$PORT" --data-dir "$OUT/data" --log-filter error "${DB_ARGS[@]}" ${SERVE_ARGS:-} \
     >"$OUT/serve.out" 2>"$OUT/serve.err") &
   SERVER=$!
   for _ in $(seq 1 100); do curl -fs "127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
