@@ -4,7 +4,9 @@ build over one filled folder), each request sent to both with the same parameter
 query kind, each server's median and the median of the per-pair ratios B/A.
 
 usage: paired.py BASE_A BASE_B API_KEY DAYS N"""
-import http.client, json, random, statistics, sys, time, urllib.parse
+import http.client, random, statistics, sys, time, urllib.parse
+
+from kinds import encode, query_kinds, timed_get
 
 base_a, base_b, key, days, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
 conns = []
@@ -17,35 +19,17 @@ start = now - span
 rng = random.Random(11)
 
 def get(conn, q):
-    t = time.perf_counter()
-    conn.request("GET", "/stats?" + q, headers={"Authorization": "Bearer " + key})
-    r = conn.getresponse()
-    body = r.read()
-    dt = (time.perf_counter() - t) * 1000
-    assert r.status == 200, (r.status, body)
-    return dt, json.loads(body)
+    return timed_get(conn, key, q)
 
-def rand_range():
-    return sorted(rng.randrange(start, now) for _ in range(2))
-
-kinds = {
-    "random range (ms edges), random threshold (6 decimals)":
-        lambda: dict(zip(("from", "to"), rand_range()), threshold=f"{rng.random():.6f}"),
-    "random range (ms edges), 2-decimal threshold":
-        lambda: dict(zip(("from", "to"), rand_range()), threshold=f"{rng.randrange(100) / 100:.2f}"),
-    f"all {days} days, random threshold (6 decimals)":
-        lambda: {"from": start, "to": now, "threshold": f"{rng.random():.6f}"},
-    f"all {days} days, bucket=1h, random threshold (6 decimals)":
-        lambda: {"from": start, "to": now, "threshold": f"{rng.random():.6f}", "bucket": "1h"},
-}
+kinds = query_kinds(rng, start, now, days)
 print(f"| GET /stats, {n} pairs each | A median ms | B median ms | median of B/A per pair |")
 print("|---|---:|---:|---:|")
 for name, make in kinds.items():
-    q = urllib.parse.urlencode(make())
+    q = encode(make())
     get(conns[0], q), get(conns[1], q)  # warm
     a, b = [], []
     for i in range(n):
-        q = urllib.parse.urlencode(make())
+        q = encode(make())
         order = (0, 1) if i % 2 == 0 else (1, 0)
         got = {}
         for side in order:

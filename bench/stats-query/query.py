@@ -4,7 +4,9 @@ connection). Also times the brute-force SQL count on the raw rows of the same SQ
 (the design the rollups replace) for comparison.
 
 usage: query.py BASE_URL API_KEY DAYS N [SQLITE_FILE CLIENT_ID]"""
-import http.client, json, random, sqlite3, statistics, sys, time, urllib.parse
+import http.client, random, sqlite3, statistics, sys, time, urllib.parse
+
+from kinds import encode, query_kinds, timed_get
 
 base, key, days, n = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 db_file = sys.argv[5] if len(sys.argv) > 5 else None
@@ -17,29 +19,9 @@ start = now - span
 rng = random.Random(11)
 
 def get(params):
-    q = urllib.parse.urlencode(params)
-    t = time.perf_counter()
-    conn.request("GET", "/stats?" + q, headers={"Authorization": "Bearer " + key})
-    r = conn.getresponse()
-    body = r.read()
-    dt = (time.perf_counter() - t) * 1000
-    assert r.status == 200, (r.status, body)
-    return dt, json.loads(body)
+    return timed_get(conn, key, encode(params))
 
-def rand_range():
-    a, b = sorted(rng.randrange(start, now) for _ in range(2))
-    return a, b
-
-kinds = {
-    "random range (ms edges), random threshold (6 decimals)":
-        lambda: dict(zip(("from", "to"), rand_range()), threshold=f"{rng.random():.6f}"),
-    "random range (ms edges), 2-decimal threshold":
-        lambda: dict(zip(("from", "to"), rand_range()), threshold=f"{rng.randrange(100) / 100:.2f}"),
-    f"all {days} days, random threshold (6 decimals)":
-        lambda: {"from": start, "to": now, "threshold": f"{rng.random():.6f}"},
-    f"all {days} days, bucket=1h, random threshold (6 decimals)":
-        lambda: {"from": start, "to": now, "threshold": f"{rng.random():.6f}", "bucket": "1h"},
-}
+kinds = query_kinds(rng, start, now, days)
 print(f"| GET /stats, {n} requests each | median ms | p95 ms | total events in range (last) |")
 print("|---|---:|---:|---:|")
 for name, make in kinds.items():
