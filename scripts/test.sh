@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+bash scripts/build-deps.sh
 # shellcheck source=scripts/test-services.sh
 source scripts/test-services.sh
 trap rubra_test_services_stop EXIT

@@ -4,8 +4,9 @@
 #
 # usage: bench/red/run.sh [N]        (N runs per case, default 30)
 # needs: cargo; python3 with pillow and numpy (pip install pillow numpy);
-#        djpeg (libjpeg-turbo-progs) optional, for libjpeg-turbo's own time;
-#        libturbojpeg0-dev optional, for the rows of rubra-image's libjpeg-turbo feature.
+#        djpeg (libjpeg-turbo-progs) optional, for libjpeg-turbo's own time.
+# rubra-image decodes JPEG with the system's libjpeg-turbo (libjpeg62-turbo-dev)
+# and counts the rows as they come out: "rubra_measure" is decode + count.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 N="${1:-30}"
@@ -23,14 +24,6 @@ PIN=()
 command -v taskset >/dev/null && PIN=(taskset -c 0)
 
 rows=$("${PIN[@]}" "$BIN/red_timing" "$IMG" "$N")
-# The same with JPEG decoded by the system's libjpeg-turbo (rubra-image feature
-# libjpeg-turbo; needs libturbojpeg0-dev), when it is installed. TURBO=0 skips it.
-if [ "${TURBO:-1}" != 0 ] && pkg-config --exists libturbojpeg 2>/dev/null; then
-  cargo build -q --release -p rubra-image --example red_timing --features libjpeg-turbo
-  cp "$BIN/red_timing" "$OUT/red_timing_libjpeg_turbo"
-  cargo build -q --release -p rubra-image --example red_timing
-  rows+=$'\n'$("${PIN[@]}" "$OUT/red_timing_libjpeg_turbo" "$IMG" "$N" | grep -v probe | sed 's/^rubra_/rubra_libjpeg_turbo_/')
-fi
 if python3 -c 'import PIL, numpy' 2>/dev/null; then
   rows+=$'\n'$("${PIN[@]}" python3 bench/red/pillow.py "$IMG" "$N")
 else

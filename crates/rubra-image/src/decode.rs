@@ -1,25 +1,21 @@
 //! Decoding to 8-bit samples with the bomb guards in the decoders themselves,
 //! and counting red over whatever sample layout the decoder produced.
 //!
-//! JPEG goes straight to `zune-jpeg` (the decoder the `image` crate wraps) so
-//! that colour spaces are under our control; PNG, GIF and WebP go through the
-//! `image` crate.
+//! JPEG goes to the system's libjpeg-turbo and is counted row by row as it
+//! decodes ([`crate::libjpeg`]), so no frame buffer is kept; PNG, GIF and WebP
+//! go through the `image` crate.
 
 use std::io::Cursor;
-
-use image::{DynamicImage, ImageDecoder};
-use zune_core::bytestream::ZCursor;
-use zune_core::colorspace::ColorSpace;
-use zune_core::options::DecoderOptions;
-use zune_jpeg::errors::DecodeErrors;
 
 use crate::error::{Error, Result};
 use crate::format::ImageFormat;
 use crate::probe::{Header, ImageInfo, read_header};
 use crate::red::{RedCount, count_rgb8, count_rgba8};
-use crate::{Limits, check_limits};
+use crate::{Limits, check_limits, libjpeg};
+use image::{DynamicImage, ImageDecoder};
 
-/// A decoded image: its header facts and its samples, ready to be counted.
+/// A decoded image: its header facts and its samples, ready to be counted
+/// (a JPEG is counted while it decodes, and only its count is kept).
 ///
 /// Produced by [`decode`]; most callers want [`crate::measure`], which is
 /// `decode` followed by [`Decoded::red_count`].
@@ -30,6 +26,8 @@ pub struct Decoded {
 }
 
 enum Pixels {
+    /// Already counted while decoding (JPEG): no samples kept.
+    Counted(RedCount),
     /// Interleaved 8-bit RGB.
     Rgb8(Vec<u8>),
     /// Interleaved 8-bit RGBA.
@@ -50,6 +48,7 @@ impl std::fmt::Debug for Pixels {
     /// The layout and sample count only: the samples themselves are megabytes.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            Pixels::Counted(c) => write!(f, "Counted({c:?})"),
             Pixels::Rgb8(v) => write!(f, "Rgb8({} samples)", v.len()),
             Pixels::Rgba8(v) => write!(f, "Rgba8({} samples)", v.len()),
             Pixels::Gray { pixels } => write!(f, "Gray({pixels} pixels)"),
@@ -70,6 +69,7 @@ impl Decoded {
     /// Counts the red and the counted pixels (DESIGN §4).
     pub fn red_count(&self) -> RedCount {
         match &self.pixels {
+            Pixels::Counted(count) => *count,
             Pixels::Rgb8(px) => count_rgb8(px),
             Pixels::Rgba8(px) => count_rgba8(px),
             Pixels::Gray { pixels } => RedCount {
@@ -152,13 +152,11 @@ fn too_large(info: &ImageInfo, limits: &Limits) -> Error {
     }
 }
 
+/// 8-bit JPEG in every coding libjpeg-turbo decodes (baseline, extended
+/// sequential, progressive; Huffman or arithmetic), counted as it decodes.
 fn decode_jpeg(bytes: &[u8], header: &Header, limits: &Limits) -> Result<Pixels> {
     match header.jpeg_sof {
-        Some((0xC0..=0xC2, 8)) => {}
-        Some((0xC9 | 0xCA, 8)) => {
-            check_eoi(bytes, header)?;
-            return decode_arithmetic_jpeg(bytes, header, limits);
-        }
+        Some((0xC0..=0xC2 | 0xC9 | 0xCA, 8)) => {}
         Some((_, 8)) => {
             return Err(Error::Unsupported("lossless or hierarchical JPEG".into()));
         }
@@ -169,169 +167,23 @@ fn decode_jpeg(bytes: &[u8], header: &Header, limits: &Limits) -> Result<Pixels>
         }
     }
     check_eoi(bytes, header)?;
-    decode_huffman_jpeg(bytes, header, limits)
+    Ok(Pixels::Counted(libjpeg::count_jpeg(
+        bytes,
+        &header.info,
+        limits,
+    )?))
 }
 
 /// Every scan of a complete JPEG is followed by an EOI marker; 0xFF 0xD9 cannot
 /// occur inside entropy-coded data (0xFF is stuffed as 0xFF 0x00 there), so its
-/// absence after the first scan means the file was cut short. The decoders
-/// themselves would fill the missing rows with grey, as libjpeg does, and report
-/// nothing.
+/// absence after the first scan means the file was cut short. The decoder
+/// itself would fill the missing rows with grey and only warn.
 fn check_eoi(bytes: &[u8], header: &Header) -> Result<()> {
     let scans = bytes.get(header.jpeg_scan_start..).unwrap_or_default();
     if !scans.windows(2).rev().any(|w| w == [0xFF, 0xD9]) {
         return Err(Error::Truncated);
     }
     Ok(())
-}
-
-/// Arithmetic-coded JPEG (SOF9, SOF10): rewritten by `rubra-watermark` as one
-/// Huffman-coded baseline scan with exactly the same DCT coefficients (what
-/// `jpegtran` does), which then decodes like any other JPEG: the pixels are
-/// those of decoding the arithmetic-coded file itself. The rewrite holds every
-/// coefficient (2 bytes a sample), so it is bounded by the allocation limit too.
-fn decode_arithmetic_jpeg(bytes: &[u8], header: &Header, limits: &Limits) -> Result<Pixels> {
-    // 64 coefficients of 2 bytes per 8×8 block, up to 4 components, plus padding.
-    if header.info.pixels().saturating_mul(8) > limits.max_alloc {
-        return Err(too_large(&header.info, limits));
-    }
-    let baseline = rubra_watermark::jpeg_to_baseline(bytes, limits.max_pixels).map_err(|e| {
-        use rubra_watermark::WatermarkError as W;
-        match e {
-            W::Unsupported(s) => Error::Unsupported(format!("JPEG: {s}")),
-            W::TooLarge { .. } => too_large(&header.info, limits),
-            other => Error::Corrupt(format!("JPEG: {other}")),
-        }
-    })?;
-    let header = read_header(&baseline)?;
-    decode_huffman_jpeg(&baseline, &header, limits)
-}
-
-/// Baseline, extended-sequential and progressive Huffman-coded 8-bit JPEG.
-fn decode_huffman_jpeg(bytes: &[u8], header: &Header, limits: &Limits) -> Result<Pixels> {
-    let options = DecoderOptions::default()
-        .set_strict_mode(false)
-        .set_max_width(usize::from(u16::MAX))
-        .set_max_height(usize::from(u16::MAX));
-    let mut decoder = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(bytes), options);
-    decoder.decode_headers().map_err(jpeg_error)?;
-    let (w, h) = decoder
-        .dimensions()
-        .ok_or_else(|| Error::corrupt("JPEG without a frame"))?;
-    // Guard in the decoder too: its idea of the size is what it will allocate for.
-    let decoded_pixels = (w as u64) * (h as u64);
-    if decoded_pixels > limits.max_pixels
-        || (w, h) != (header.info.width as usize, header.info.height as usize)
-    {
-        return Err(too_large(&header.info, limits));
-    }
-    let input = decoder
-        .input_colorspace()
-        .ok_or_else(|| Error::corrupt("JPEG without a colour space"))?;
-    if matches!(input, ColorSpace::CMYK | ColorSpace::YCCK) {
-        return decode_cmyk_jpeg(bytes, decoded_pixels, limits);
-    }
-    let gray = matches!(input, ColorSpace::Luma | ColorSpace::LumaA);
-    let out = if gray {
-        ColorSpace::Luma
-    } else {
-        ColorSpace::RGB
-    };
-    decoder.set_options(decoder.options().jpeg_set_out_colorspace(out));
-    let size = decoder
-        .output_buffer_size()
-        .ok_or_else(|| Error::corrupt("JPEG without a frame"))?;
-    let needed = decoded_pixels * if gray { 1 } else { 3 };
-    if size as u64 != needed || needed > limits.max_alloc {
-        return Err(too_large(&header.info, limits));
-    }
-    #[cfg(feature = "libjpeg-turbo")]
-    let pixels = decode_with_libjpeg_turbo(bytes, w, h, gray)?;
-    #[cfg(not(feature = "libjpeg-turbo"))]
-    let pixels = decoder.decode().map_err(jpeg_error)?;
-    Ok(if gray {
-        Pixels::Gray {
-            pixels: decoded_pixels,
-        }
-    } else {
-        Pixels::Rgb8(pixels)
-    })
-}
-
-/// libjpeg-turbo's default decode (accurate integer IDCT, fancy upsampling):
-/// the pixels `djpeg` and Pillow produce.
-#[cfg(feature = "libjpeg-turbo")]
-fn decode_with_libjpeg_turbo(bytes: &[u8], w: usize, h: usize, gray: bool) -> Result<Vec<u8>> {
-    let (format, channels) = if gray {
-        (turbojpeg::PixelFormat::GRAY, 1)
-    } else {
-        (turbojpeg::PixelFormat::RGB, 3)
-    };
-    let mut pixels = vec![0u8; w * h * channels];
-    let mut decompressor = turbojpeg::Decompressor::new()
-        .map_err(|e| Error::Corrupt(format!("JPEG: libjpeg-turbo: {e}")))?;
-    let image = turbojpeg::Image {
-        pixels: &mut pixels[..],
-        width: w,
-        pitch: w * channels,
-        height: h,
-        format,
-    };
-    decompressor
-        .decompress(bytes, image)
-        .map_err(|e| Error::Corrupt(format!("JPEG: libjpeg-turbo: {e}")))?;
-    Ok(pixels)
-}
-
-/// Four-component JPEGs (CMYK, YCCK) go through `jpeg-decoder`: zune-jpeg
-/// 0.5.15 upsamples them wrongly when their components are not all sampled
-/// alike (a subsampled CMYK file came out with half its pixels off by up to
-/// 255). They are rare, so speed does not matter here.
-///
-/// The colour conversion is libjpeg-turbo's for `djpeg -ppm`
-/// (`cmyk_to_rgb`): the stored samples are Adobe's inverted CMYK, and
-/// `R = round(C·K/255)`, `G = round(M·K/255)`, `B = round(Y·K/255)`; YCCK is
-/// first turned into that CMYK with the JPEG YCbCr equations (C = 255 − R of
-/// the YCC triple). `jpeg-decoder` hands out `255 − stored` for all four, so the
-/// stored values are recovered by inverting again.
-fn decode_cmyk_jpeg(bytes: &[u8], pixels: u64, limits: &Limits) -> Result<Pixels> {
-    let needed = pixels * 4;
-    if needed > limits.max_alloc {
-        return Err(Error::corrupt("CMYK JPEG larger than the allocation limit"));
-    }
-    let mut decoder = jpeg_decoder::Decoder::new(bytes);
-    decoder.set_max_decoding_buffer_size(usize::try_from(limits.max_alloc).unwrap_or(usize::MAX));
-    let cmyk = decoder.decode().map_err(|e| match e {
-        jpeg_decoder::Error::Unsupported(f) => Error::Unsupported(format!("JPEG: {f:?}")),
-        jpeg_decoder::Error::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
-            Error::Truncated
-        }
-        other => Error::Corrupt(format!("JPEG: {other}")),
-    })?;
-    let info = decoder
-        .info()
-        .ok_or_else(|| Error::corrupt("JPEG without a frame"))?;
-    if info.pixel_format != jpeg_decoder::PixelFormat::CMYK32 || cmyk.len() as u64 != needed {
-        return Err(Error::corrupt("four-component JPEG did not decode to CMYK"));
-    }
-    let rgb = cmyk
-        .chunks_exact(4)
-        .flat_map(|p| {
-            let k = u32::from(255 - p[3]);
-            let mul = |v: u8| ((u32::from(255 - v) * k + 127) / 255) as u8;
-            [mul(p[0]), mul(p[1]), mul(p[2])]
-        })
-        .collect();
-    Ok(Pixels::Rgb8(rgb))
-}
-
-fn jpeg_error(e: DecodeErrors) -> Error {
-    match e {
-        DecodeErrors::Unsupported(s) => Error::Unsupported(format!("JPEG: {s:?}")),
-        DecodeErrors::ExhaustedData => Error::Truncated,
-        DecodeErrors::LargeDimensions(_) => Error::corrupt("JPEG dimensions too large"),
-        other => Error::Corrupt(format!("JPEG: {other}")),
-    }
 }
 
 fn decode_with_image(bytes: &[u8], header: &Header, limits: &Limits) -> Result<Pixels> {

@@ -23,17 +23,17 @@
 //! 0 when nothing was counted. Grey images (grey JPEG, grey PNG) are never red.
 //!
 //! # Format notes
-//! - **JPEG**: baseline, extended-sequential and progressive, Huffman- or
-//!   arithmetic-coded, 8-bit; grey, YCbCr, RGB (Adobe transform 0), CMYK and
-//!   YCCK. An arithmetic-coded file is first rewritten with Huffman coding and
-//!   the very same DCT coefficients (as `jpegtran` does), so it decodes to the
-//!   pixels of the file itself. CMYK/YCCK become RGB
-//!   as libjpeg-turbo's `djpeg` writes them to PPM: samples taken as Adobe's
-//!   inverted CMYK, `R = C·K/255` (rounded), likewise G from M and B from Y. The
-//!   result is within 0.002 of the red level computed on libjpeg-turbo's
-//!   default full-resolution decode (tested against `djpeg`). Lossless,
-//!   hierarchical and 12-bit JPEGs are [`Error::Unsupported`].
-//!   A JPEG without an end-of-image marker after its data is [`Error::Truncated`].
+//! - **JPEG**: decoded by the system's libjpeg-turbo with its defaults
+//!   (accurate integer IDCT, fancy upsampling), so the red level is exactly
+//!   the one computed on `djpeg`'s or Pillow's pixels. Baseline,
+//!   extended-sequential and progressive, Huffman- or arithmetic-coded, 8-bit;
+//!   grey, YCbCr, RGB (Adobe transform 0), CMYK and YCCK. CMYK/YCCK become RGB
+//!   as `djpeg` writes them to PPM: samples taken as Adobe's inverted CMYK,
+//!   `R = C·K/255` (rounded), likewise G from M and B from Y. Lossless,
+//!   hierarchical and 12-bit JPEGs are [`Error::Unsupported`]; a file with more
+//!   than 500 progressive scans is [`Error::Corrupt`] (each scan is a pass over
+//!   the whole image). A JPEG whose data ends early is [`Error::Truncated`].
+//!   Rows are counted as they come out, 16 at a time: no full-frame buffer.
 //! - **EXIF orientation** is not applied: rotating or mirroring only permutes
 //!   pixels, so the fraction of red pixels is the same either way.
 //! - **PNG**: every bit depth and colour type; palettes and `tRNS` are expanded
@@ -59,6 +59,7 @@
 mod decode;
 mod error;
 mod format;
+mod libjpeg;
 mod probe;
 mod red;
 #[cfg(target_arch = "x86_64")]

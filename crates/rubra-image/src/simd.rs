@@ -1,5 +1,5 @@
 //! Run-time dispatch of the counting loops to copies compiled for AVX2 and
-//! SSE4.1: the only module allowed `unsafe`, because calling a
+//! SSE4.1: one of the two modules allowed `unsafe` (with libjpeg.rs), because calling a
 //! `#[target_feature]` function from code without that feature is.
 
 #![allow(unsafe_code)]

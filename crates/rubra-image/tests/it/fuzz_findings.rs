@@ -48,15 +48,14 @@ fn image_probe_two_sizes_probe_161x117_zune_16x9() {
         assert_eq!(size, (161, 117), "djpeg's frame header");
     }
     // `/red` (probe_within, then measure): refused as corrupt, never a size that is
-    // not the probe's. The SOF10 file goes through rubra-watermark's rewrite, which
-    // refuses the SOS.
+    // not the probe's: libjpeg refuses the SOS, as djpeg does.
     let limits = Limits::default();
     assert!(probe_within(TWO_SIZES, &limits).is_ok());
     let err = measure(TWO_SIZES, &limits).unwrap_err();
     assert_eq!(err.http_status(), 400, "{err}");
 
-    // The same file Huffman-coded (SOF2 for SOF10) reaches zune-jpeg, which reads
-    // both frame headers and refuses the file: corrupt too, not a 16×9 image.
+    // The same file Huffman-coded (SOF2 for SOF10): corrupt too, not a 16×9 image
+    // (zune-jpeg, the decoder before libjpeg-turbo, once reported 16×9 here).
     let mut huffman = TWO_SIZES.to_vec();
     assert_eq!(&huffman[0x9E..0xA0], &[0xFF, 0xCA]);
     huffman[0x9F] = 0xC2;

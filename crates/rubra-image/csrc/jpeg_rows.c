@@ -1,0 +1,195 @@
+/*
+ * JPEG rows from the system's libjpeg-turbo (libjpeg API, Debian's
+ * libjpeg62-turbo-dev), for rubra-image's src/libjpeg.rs.
+ *
+ * Why C: libjpeg reports a fatal error by calling `error_exit`, which must not
+ * return; the only safe way out is longjmp back to a setjmp in C. Every
+ * function below that calls into libjpeg sets its own jump point, so a longjmp
+ * never crosses a Rust frame. Rust sees plain status codes (RUBRA_JPEG_*).
+ *
+ * The decode is libjpeg-turbo's default, the one `djpeg` and Pillow make:
+ * accurate integer IDCT (JDCT_ISLOW) and fancy upsampling. Rows are handed out a
+ * few at a time, so no full-frame buffer is ever allocated here.
+ */
+#include <setjmp.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jerror.h>
+#include <jpeglib.h>
+
+/* Status codes, mirrored in src/libjpeg.rs. */
+#define RUBRA_JPEG_OK 0
+#define RUBRA_JPEG_CORRUPT 1
+#define RUBRA_JPEG_UNSUPPORTED 2
+#define RUBRA_JPEG_TOO_LARGE 3
+#define RUBRA_JPEG_TRUNCATED 4
+
+/* Output layouts, mirrored in src/libjpeg.rs. */
+#define RUBRA_JPEG_GRAY 1
+#define RUBRA_JPEG_RGB 3
+#define RUBRA_JPEG_CMYK 4
+
+/* The most rows one read hands out (the Rust side's buffer holds this many). */
+#define RUBRA_JPEG_MAX_ROWS 16
+
+struct rubra_jpeg {
+  struct jpeg_decompress_struct cinfo;
+  struct jpeg_error_mgr jerr;
+  struct jpeg_progress_mgr progress;
+  jmp_buf jump;
+  int status;     /* the status of the fatal error that jumped, if any */
+  int hit_eof;    /* libjpeg ran out of data and padded the image */
+  int max_scans;  /* progressive scans allowed (a CPU bound on hostile files) */
+  char message[JMSG_LENGTH_MAX];
+};
+
+/* Which status a fatal libjpeg error is. */
+static int status_of(int code) {
+  switch (code) {
+  case JERR_BAD_PRECISION:
+  case JERR_CONVERSION_NOTIMPL:
+  case JERR_NOT_COMPILED:
+  case JERR_NOTIMPL:
+  case JERR_SOF_UNSUPPORTED:
+  case JERR_EMPTY_IMAGE:
+    return RUBRA_JPEG_UNSUPPORTED;
+  case JERR_NO_BACKING_STORE:
+  case JERR_OUT_OF_MEMORY:
+  case JERR_IMAGE_TOO_BIG:
+  case JERR_WIDTH_OVERFLOW:
+    return RUBRA_JPEG_TOO_LARGE;
+  case JERR_INPUT_EOF:
+  case JERR_INPUT_EMPTY:
+    return RUBRA_JPEG_TRUNCATED;
+  default:
+    return RUBRA_JPEG_CORRUPT;
+  }
+}
+
+static void on_error_exit(j_common_ptr cinfo) {
+  struct rubra_jpeg *h = (struct rubra_jpeg *)cinfo->client_data;
+  (*cinfo->err->format_message)(cinfo, h->message);
+  h->status = status_of(cinfo->err->msg_code);
+  longjmp(h->jump, 1);
+}
+
+/* Warnings (corrupt but decodable data) are not fatal, as in djpeg; only
+ * running out of data is remembered. Nothing is printed. */
+static void on_emit_message(j_common_ptr cinfo, int msg_level) {
+  struct rubra_jpeg *h = (struct rubra_jpeg *)cinfo->client_data;
+  if (msg_level < 0) {
+    cinfo->err->num_warnings++;
+    if (cinfo->err->msg_code == JWRN_JPEG_EOF)
+      h->hit_eof = 1;
+  }
+}
+
+static void on_output_message(j_common_ptr cinfo) { (void)cinfo; }
+
+/* A progressive file may hold any number of scans, each a pass over the whole
+ * coefficient buffer: refuse the ones with more than `max_scans`. */
+static void on_progress(j_common_ptr cinfo) {
+  struct rubra_jpeg *h = (struct rubra_jpeg *)cinfo->client_data;
+  j_decompress_ptr d = (j_decompress_ptr)cinfo;
+  if (cinfo->is_decompressor && d->input_scan_number > h->max_scans) {
+    snprintf(h->message, sizeof h->message, "more than %d scans", h->max_scans);
+    h->status = RUBRA_JPEG_CORRUPT;
+    longjmp(h->jump, 1);
+  }
+}
+
+struct rubra_jpeg *rubra_jpeg_new(void) {
+  struct rubra_jpeg *h = calloc(1, sizeof *h);
+  if (h == NULL)
+    return NULL;
+  h->cinfo.err = jpeg_std_error(&h->jerr);
+  h->jerr.error_exit = on_error_exit;
+  h->jerr.emit_message = on_emit_message;
+  h->jerr.output_message = on_output_message;
+  h->cinfo.client_data = h;
+  if (setjmp(h->jump)) {
+    free(h);
+    return NULL;
+  }
+  jpeg_create_decompress(&h->cinfo);
+  h->progress.progress_monitor = on_progress;
+  h->cinfo.progress = &h->progress;
+  return h;
+}
+
+void rubra_jpeg_free(struct rubra_jpeg *h) {
+  if (h == NULL)
+    return;
+  jpeg_destroy_decompress(&h->cinfo);
+  free(h);
+}
+
+const char *rubra_jpeg_message(const struct rubra_jpeg *h) { return h->message; }
+
+/* Reads the header and starts decompression: `*layout` is RUBRA_JPEG_GRAY,
+ * _RGB or _CMYK (samples per pixel). `max_memory` bounds libjpeg's own
+ * allocations (the coefficient buffer of a progressive file is the big one). */
+int rubra_jpeg_start(struct rubra_jpeg *h, const uint8_t *data, size_t len, long max_memory,
+                     int max_scans, uint32_t *width, uint32_t *height, int *layout) {
+  j_decompress_ptr cinfo = &h->cinfo;
+  if (setjmp(h->jump))
+    return h->status;
+  h->max_scans = max_scans;
+  cinfo->mem->max_memory_to_use = max_memory;
+  jpeg_mem_src(cinfo, data, (unsigned long)len);
+  (void)jpeg_read_header(cinfo, TRUE);
+  switch (cinfo->jpeg_color_space) {
+  case JCS_GRAYSCALE:
+    cinfo->out_color_space = JCS_GRAYSCALE;
+    break;
+  case JCS_CMYK:
+  case JCS_YCCK:
+    cinfo->out_color_space = JCS_CMYK;
+    break;
+  default:
+    cinfo->out_color_space = JCS_RGB;
+    break;
+  }
+  (void)jpeg_start_decompress(cinfo);
+  *width = cinfo->output_width;
+  *height = cinfo->output_height;
+  *layout = cinfo->output_components;
+  return RUBRA_JPEG_OK;
+}
+
+/* Decodes up to `max_rows` (≤ RUBRA_JPEG_MAX_ROWS) rows into `buf`, `stride`
+ * bytes apart; `*rows` is how many came out (0 at the end of the image). */
+int rubra_jpeg_read(struct rubra_jpeg *h, uint8_t *buf, size_t stride, uint32_t max_rows,
+                    uint32_t *rows) {
+  j_decompress_ptr cinfo = &h->cinfo;
+  JSAMPROW pointers[RUBRA_JPEG_MAX_ROWS];
+  volatile uint32_t done = 0;
+  *rows = 0;
+  if (max_rows > RUBRA_JPEG_MAX_ROWS)
+    max_rows = RUBRA_JPEG_MAX_ROWS;
+  for (uint32_t i = 0; i < max_rows; i++)
+    pointers[i] = buf + (size_t)i * stride;
+  if (setjmp(h->jump))
+    return h->status;
+  while (done < max_rows && cinfo->output_scanline < cinfo->output_height) {
+    JDIMENSION got = jpeg_read_scanlines(cinfo, pointers + done, max_rows - done);
+    if (got == 0)
+      break; /* only a suspending data source returns none; the memory source never does */
+    done += got;
+  }
+  *rows = done;
+  return RUBRA_JPEG_OK;
+}
+
+/* Reads the rest of the file to its end-of-image marker, as djpeg does;
+ * RUBRA_JPEG_TRUNCATED when libjpeg had to pad missing data with grey. */
+int rubra_jpeg_finish(struct rubra_jpeg *h) {
+  if (setjmp(h->jump))
+    return h->status;
+  (void)jpeg_finish_decompress(&h->cinfo);
+  return h->hit_eof ? RUBRA_JPEG_TRUNCATED : RUBRA_JPEG_OK;
+}
