@@ -155,6 +155,17 @@ fn too_large(info: &ImageInfo, limits: &Limits) -> Error {
 /// 8-bit JPEG in every coding libjpeg-turbo decodes (baseline, extended
 /// sequential, progressive; Huffman or arithmetic), counted as it decodes.
 fn decode_jpeg(bytes: &[u8], header: &Header, limits: &Limits) -> Result<Pixels> {
+    check_jpeg(bytes, header)?;
+    Ok(Pixels::Counted(libjpeg::count_jpeg(
+        bytes,
+        &header.info,
+        limits,
+    )?))
+}
+
+/// What is refused before libjpeg sees the file: codings it does not decode
+/// and files cut short.
+fn check_jpeg(bytes: &[u8], header: &Header) -> Result<()> {
     match header.jpeg_sof {
         Some((0xC0..=0xC2 | 0xC9 | 0xCA, 8)) => {}
         Some((_, 8)) => {
@@ -166,12 +177,55 @@ fn decode_jpeg(bytes: &[u8], header: &Header, limits: &Limits) -> Result<Pixels>
             ));
         }
     }
-    check_eoi(bytes, header)?;
-    Ok(Pixels::Counted(libjpeg::count_jpeg(
-        bytes,
-        &header.info,
-        limits,
-    )?))
+    check_eoi(bytes, header)
+}
+
+/// A JPEG's pixels as libjpeg-turbo's default decode makes them (the pixels the
+/// red level is counted on), from [`decode_jpeg_pixels`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JpegPixels {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// One sample a pixel (grey) instead of three (RGB).
+    pub gray: bool,
+    /// Row after row, packed: grey, or interleaved RGB (CMYK and YCCK
+    /// converted as `djpeg` writes them to PPM).
+    pub samples: Vec<u8>,
+}
+
+/// Decodes a JPEG to a full-frame grey or RGB buffer with libjpeg-turbo, under
+/// the same checks as [`crate::measure`] (the buffer counts against
+/// [`Limits::max_alloc`]). For callers that need the pixels, such as the
+/// watermark's pixel path; the red meter itself never holds the frame.
+///
+/// # Errors
+/// As [`crate::measure`]; [`Error::Unsupported`] for a format other than JPEG.
+pub fn decode_jpeg_pixels(bytes: &[u8], limits: &Limits) -> Result<JpegPixels> {
+    let header = read_header(bytes)?;
+    if header.info.format != ImageFormat::Jpeg {
+        return Err(Error::Unsupported(format!(
+            "{} where a JPEG was expected",
+            header.info.format
+        )));
+    }
+    check_limits(&header.info, limits)?;
+    check_jpeg(bytes, &header)?;
+    let frame = header.info.pixels().saturating_mul(3);
+    if frame > limits.max_alloc {
+        return Err(too_large(&header.info, limits));
+    }
+    let mut samples = Vec::with_capacity(usize::try_from(frame).unwrap_or(usize::MAX));
+    let gray = libjpeg::read_rows(bytes, &header.info, limits, |rows| {
+        samples.extend_from_slice(rows.samples);
+    })?;
+    Ok(JpegPixels {
+        width: header.info.width,
+        height: header.info.height,
+        gray,
+        samples,
+    })
 }
 
 /// Every scan of a complete JPEG is followed by an EOI marker; 0xFF 0xD9 cannot

@@ -65,7 +65,7 @@ mod red;
 #[cfg(target_arch = "x86_64")]
 mod simd;
 
-pub use decode::{Decoded, decode};
+pub use decode::{Decoded, JpegPixels, decode, decode_jpeg_pixels};
 pub use error::{Error, Result};
 pub use format::{ImageFormat, sniff};
 pub use probe::{ImageInfo, probe};

@@ -108,8 +108,23 @@ impl Decompressor {
     }
 }
 
-/// Decodes an 8-bit JPEG (any coding, grey/YCbCr/RGB/CMYK/YCCK) with libjpeg-turbo
-/// and counts its red pixels (DESIGN §4) as the rows come out.
+/// Rows handed to a [`read_rows`] sink: `count` rows of `width` pixels, grey
+/// (1 byte a pixel) or RGB (3 bytes), packed.
+pub(crate) struct Rows<'a> {
+    /// One byte a pixel (grey) or three (RGB).
+    pub gray: bool,
+    /// Pixels per row.
+    pub width: u32,
+    /// Rows in `samples`.
+    pub count: u32,
+    /// The samples, row after row.
+    pub samples: &'a [u8],
+}
+
+/// Decodes an 8-bit JPEG (any coding, grey/YCbCr/RGB/CMYK/YCCK) with
+/// libjpeg-turbo and hands its rows to `sink`, top to bottom, at most [`ROWS`]
+/// at a time; CMYK and YCCK come out as RGB (see [`cmyk_to_rgb`]). Returns
+/// whether the image is grey.
 ///
 /// `info` is the header already probed (and checked against `limits`); a frame
 /// that decodes to another size is refused as too large.
@@ -119,7 +134,12 @@ impl Decompressor {
 /// lossless, hierarchical, colour spaces without an RGB conversion),
 /// [`Error::TooLarge`] past the memory cap, [`Error::Truncated`] when the data
 /// ends early, [`Error::Corrupt`] for anything else libjpeg refuses.
-pub(crate) fn count_jpeg(bytes: &[u8], info: &ImageInfo, limits: &Limits) -> Result<RedCount> {
+pub(crate) fn read_rows(
+    bytes: &[u8],
+    info: &ImageInfo,
+    limits: &Limits,
+    mut sink: impl FnMut(Rows<'_>),
+) -> Result<bool> {
     let jpeg = Decompressor::new()?;
     let (mut width, mut height, mut layout) = (0u32, 0u32, 0 as c_int);
     let max_memory = c_long::try_from(limits.max_alloc).unwrap_or(c_long::MAX);
@@ -162,7 +182,6 @@ pub(crate) fn count_jpeg(bytes: &[u8], info: &ImageInfo, limits: &Limits) -> Res
     } else {
         Vec::new()
     };
-    let mut count = RedCount::default();
     let mut seen = 0u32;
     while seen < height {
         let mut got = 0u32;
@@ -177,24 +196,46 @@ pub(crate) fn count_jpeg(bytes: &[u8], info: &ImageInfo, limits: &Limits) -> Res
         }
         seen += got;
         let filled = &rows[..stride * got as usize];
-        count += match layout {
-            GRAY => RedCount {
-                red: 0,
-                counted: u64::from(width) * u64::from(got),
-            },
-            RGB => count_rgb8(filled),
-            _ => {
-                let out = &mut rgb[..width as usize * 3 * got as usize];
-                cmyk_to_rgb(filled, out);
-                count_rgb8(out)
-            }
+        let samples = if layout == CMYK {
+            let out = &mut rgb[..width as usize * 3 * got as usize];
+            cmyk_to_rgb(filled, out);
+            &*out
+        } else {
+            filled
         };
+        sink(Rows {
+            gray: layout == GRAY,
+            width,
+            count: got,
+            samples,
+        });
     }
     // SAFETY: the decompressor is live and every row was read.
     let status = unsafe { rubra_jpeg_finish(jpeg.0) };
     if status != OK {
         return Err(jpeg.error(status, info, limits));
     }
+    Ok(layout == GRAY)
+}
+
+/// The red count (DESIGN §4) of a JPEG, counted as its rows come out of
+/// [`read_rows`]: no full-frame buffer.
+///
+/// # Errors
+/// As [`read_rows`].
+pub(crate) fn count_jpeg(bytes: &[u8], info: &ImageInfo, limits: &Limits) -> Result<RedCount> {
+    let mut count = RedCount::default();
+    read_rows(bytes, info, limits, |rows| {
+        count += if rows.gray {
+            // Grey is never red; every pixel is counted.
+            RedCount {
+                red: 0,
+                counted: u64::from(rows.width) * u64::from(rows.count),
+            }
+        } else {
+            count_rgb8(rows.samples)
+        };
+    })?;
     Ok(count)
 }
 

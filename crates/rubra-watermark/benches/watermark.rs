@@ -50,7 +50,7 @@ fn jpeg_fast_center() -> Vec<u8> {
     run(Gravity::Center, Strategy::Auto)
 }
 
-/// Full decode → blend → encode (zune-jpeg + jpeg-encoder), for comparison.
+/// Full decode → blend → encode (libjpeg-turbo through rubra-image + jpeg-encoder), for comparison.
 #[divan::bench(sample_count = 10)]
 fn jpeg_pixels_southeast() -> Vec<u8> {
     run(Gravity::SouthEast, Strategy::Pixels)

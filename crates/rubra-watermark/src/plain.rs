@@ -1,6 +1,6 @@
 //! The pixel path: decode → blend → encode. Used for PNG, and for JPEGs the DCT
-//! path cannot handle (CMYK, Adobe RGB, odd sampling; arithmetic-coded ones are
-//! rewritten with Huffman coding first).
+//! path cannot handle (CMYK, Adobe RGB, odd sampling, arithmetic coding); JPEG
+//! pixels come from libjpeg-turbo through `rubra-image`.
 
 use crate::blend::blend_into;
 use crate::error::{Result, WatermarkError};
@@ -84,6 +84,9 @@ pub(crate) fn watermark_png(
 }
 
 /// JPEG in, JPEG out through pixels (quality 90, 4:2:0; grayscale stays grayscale).
+/// The pixels are libjpeg-turbo's default decode, through `rubra-image` (every
+/// coding, CMYK and YCCK converted as `djpeg` does), so a file comes back with
+/// the colours every other decoder shows for it.
 pub(crate) fn watermark_jpeg_pixels(
     input: &[u8],
     overlay: &Overlay,
@@ -91,45 +94,30 @@ pub(crate) fn watermark_jpeg_pixels(
     opacity: f32,
     max_pixels: u64,
 ) -> Result<Vec<u8>> {
-    use zune_core::bytestream::ZCursor;
-    use zune_core::colorspace::ColorSpace;
-    use zune_core::options::DecoderOptions;
     let (w, h) = crate::jpeg::checked_dimensions(input, max_pixels)?;
     let origin = placement.origin(w, h, overlay.width(), overlay.height());
     let rect = clip(w, h, origin.0, origin.1, overlay.width(), overlay.height())?;
-    // The pixel decoder reads Huffman coding only: an arithmetic-coded file is
-    // first rewritten with the same coefficients (so the same pixels).
-    let huffman;
-    let input = if crate::jpeg::is_arithmetic(input)? {
-        huffman = crate::jpeg::to_baseline(input, max_pixels)?;
-        &huffman[..]
-    } else {
-        input
-    };
-    let mut probe = zune_jpeg::JpegDecoder::new(ZCursor::new(input));
-    probe
-        .decode_headers()
-        .map_err(|e| WatermarkError::Corrupt(e.to_string()))?;
-    let gray = probe
-        .input_colorspace()
-        .is_some_and(|c| c == ColorSpace::Luma);
-    let out_cs = if gray {
-        ColorSpace::Luma
-    } else {
-        ColorSpace::RGB
-    };
-    let opts = DecoderOptions::default()
-        .jpeg_set_out_colorspace(out_cs)
-        .set_max_width(65535)
-        .set_max_height(65535);
-    let mut dec = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(input), opts);
-    let mut buf = dec
-        .decode()
-        .map_err(|e| WatermarkError::Corrupt(e.to_string()))?;
-    let channels = if gray { 1 } else { 3 };
-    if buf.len() < w as usize * h as usize * channels {
-        return Err(WatermarkError::Corrupt("short JPEG decode".into()));
+    let limits = rubra_image::Limits::with_max_pixels(max_pixels);
+    let decoded = rubra_image::decode_jpeg_pixels(input, &limits).map_err(|e| match e {
+        rubra_image::Error::Unsupported(m) => WatermarkError::Unsupported(m),
+        rubra_image::Error::TooLarge {
+            width,
+            height,
+            limit,
+        } => WatermarkError::TooLarge {
+            width,
+            height,
+            limit,
+        },
+        other => WatermarkError::Corrupt(other.to_string()),
+    })?;
+    if (decoded.width, decoded.height) != (w, h) {
+        return Err(WatermarkError::Corrupt(
+            "JPEG decoded to another size".into(),
+        ));
     }
+    let (mut buf, gray) = (decoded.samples, decoded.gray);
+    let channels = if gray { 1 } else { 3 };
     blend_into(&mut buf, w, channels, overlay, &rect, opacity);
     let mut out = Vec::with_capacity(input.len() + input.len() / 4);
     let enc = jpeg_encoder::Encoder::new(&mut out, 90);

@@ -33,11 +33,6 @@ pub(crate) fn checked_dimensions(input: &[u8], max_pixels: u64) -> Result<(u32, 
     Ok((hdr.frame.width as u32, hdr.frame.height as u32))
 }
 
-/// Whether the JPEG's entropy coding is arithmetic (SOF9, SOF10).
-pub(crate) fn is_arithmetic(input: &[u8]) -> Result<bool> {
-    Ok(parse::parse_header(input)?.frame.process.is_arithmetic())
-}
-
 /// Refuses what no route of this crate reads: more than `max_pixels`, a sample
 /// precision other than 8 bits, lossless and hierarchical coding.
 fn check_frame(f: &parse::Frame, max_pixels: u64) -> Result<()> {
@@ -82,12 +77,10 @@ pub(crate) fn to_baseline(input: &[u8], max_pixels: u64) -> Result<Vec<u8>> {
 }
 
 /// Refuses a sampling factor of 3 (415). T.81 allows factors 1 to 4 and libjpeg
-/// reads 3 (upsampling by replication), but zune-jpeg, the decoder of rubra-image
-/// and of this crate's pixel route, refuses a horizontal factor that is not a power
-/// of two, in any component and even in a one-component frame, so no output
-/// rubra writes with one could be read back by rubra; and a block sampled by 3
-/// spans 24 pixels, past the 16 the rest of this crate (and its fuzz oracle) counts
-/// an edit's reach in, which is why a vertical 3 is refused too.
+/// reads 3 (upsampling by replication), but a block sampled by 3 spans 24 pixels,
+/// past the 16 the rest of this crate (and its fuzz oracle) counts an edit's reach
+/// in, so both a horizontal and a vertical 3 are refused. (zune-jpeg, the pixel
+/// decoder before libjpeg-turbo, refused them too.)
 fn check_no_sampling_factor_3(f: &parse::Frame) -> Result<()> {
     if f.comps.iter().any(|c| c.h == 3 || c.v == 3) {
         return Err(WatermarkError::Unsupported(

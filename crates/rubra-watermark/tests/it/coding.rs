@@ -201,3 +201,59 @@ fn corrupted_arithmetic_coded_data_is_an_error_or_a_result_never_a_panic() {
         }
     }
 }
+
+/// A CMYK JPEG takes the pixel path. Its pixels came from zune-jpeg, which decodes
+/// this 402×301 CMYK file to other colours than libjpeg-turbo does: the whole
+/// picture came back changed (mean error 78 of 255 away from the overlay; the red
+/// level of rubra-image's JPEG set went 0.79 → 0.41). Now libjpeg-turbo decodes it
+/// as djpeg does, and away from the overlay only the re-encoding differs (~2).
+#[test]
+fn a_cmyk_jpeg_keeps_its_colours_when_watermarked() {
+    let (width, height) = (402usize, 301usize);
+    let rgb = photo(width, height, 21);
+    // CMYK inks of the picture, black from its darkest channel (jpeg-encoder stores
+    // them as Adobe's inverted CMYK); a K of its own in every pixel.
+    let cmyk: Vec<u8> = rgb
+        .chunks_exact(3)
+        .flat_map(|p| {
+            let k = 255 - p[0].max(p[1]).max(p[2]);
+            let ink = |v: u8| match k {
+                255 => 0,
+                _ => (u32::from(255 - v - k) * 255 / u32::from(255 - k)) as u8,
+            };
+            [ink(p[0]), ink(p[1]), ink(p[2]), k]
+        })
+        .collect();
+    let mut input = Vec::new();
+    jpeg_encoder::Encoder::new(&mut input, 88)
+        .encode(
+            &cmyk,
+            width as u16,
+            height as u16,
+            jpeg_encoder::ColorType::Cmyk,
+        )
+        .expect("cmyk jpeg");
+    let ov = overlay(OW, OH);
+    let p = Placement::gravity(Gravity::SouthEast, 5, 5);
+    let res = watermark_with(&input, &ov, &Options::new(p)).expect("watermark");
+    assert_eq!(res.route, Route::JpegPixels);
+    let (before, w, h, ch) = decode_jpeg(&input);
+    let (after, w2, h2, ch2) = decode_jpeg(&res.bytes);
+    assert_eq!((w, h, ch), (w2, h2, ch2));
+    let (ox, oy) = p.origin(w as u32, h as u32, OW as u32, OH as u32);
+    let (mut sum, mut n) = (0u64, 0u64);
+    for y in 0..h {
+        for x in 0..w {
+            let near = x + 16 >= ox as usize && y + 16 >= oy as usize;
+            if !near {
+                let i = (y * w + x) * ch;
+                for c in 0..ch {
+                    sum += u64::from(before[i + c].abs_diff(after[i + c]));
+                    n += 1;
+                }
+            }
+        }
+    }
+    let mean = sum as f64 / n as f64;
+    assert!(mean < 3.0, "mean error {mean:.1} away from the overlay");
+}

@@ -112,13 +112,11 @@ pub fn decode_jpeg(data: &[u8]) -> (Vec<u8>, usize, usize, usize) {
     if let Some(r) = djpeg(data) {
         return r;
     }
-    use zune_core::bytestream::ZCursor;
-    let data = rubra_watermark::jpeg_to_baseline(data, u64::MAX).expect("rewrite as baseline");
-    let mut d = zune_jpeg::JpegDecoder::new(ZCursor::new(&data));
-    let px = d.decode().expect("reference decode");
-    let info = d.info().expect("info");
-    let (w, h) = (info.width as usize, info.height as usize);
-    (px.clone(), w, h, px.len() / (w * h))
+    // The same libjpeg-turbo decode, linked in through rubra-image.
+    let d = rubra_image::decode_jpeg_pixels(data, &rubra_image::Limits::default())
+        .expect("reference decode");
+    let channels = if d.gray { 1 } else { 3 };
+    (d.samples, d.width as usize, d.height as usize, channels)
 }
 
 /// libjpeg-turbo's decode, `None` when `djpeg` is not installed.
