@@ -22,7 +22,11 @@ TARGET="${CARGO_TARGET_DIR:-target}/release"
 "$TARGET/examples/reference_image" "$OUT/ref.jpg" >/dev/null 2>&1
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 # The load comes from one key: its rate limit (issue #18) is lifted so the server is measured.
-"$TARGET/rubra" serve --listen "127.0.0.1:$PORT" --data-dir "$OUT/data" --log-filter warn \
+# SERVER_CPUS=0 pins the server to one core (the scaling rows); SERVE_ARGS adds flags.
+PIN_SERVER=()
+[ -n "${SERVER_CPUS:-}" ] && PIN_SERVER=(taskset -c "$SERVER_CPUS")
+# shellcheck disable=SC2086
+"${PIN_SERVER[@]}" "$TARGET/rubra" serve --listen "127.0.0.1:$PORT" --data-dir "$OUT/data" --log-filter warn ${SERVE_ARGS:-} \
   --rate-limit-rps 1000000 --rate-limit-burst 1000000 \
     --rate-limit-upload-bytes-per-sec 4000000000 --rate-limit-upload-burst-bytes 4000000000 \
   >"$OUT/serve.out" 2>"$OUT/serve.err" &

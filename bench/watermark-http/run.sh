@@ -6,7 +6,8 @@
 # run in the same script on both cores (two workers each). Prints a table.
 #
 # usage: bench/watermark-http/run.sh [SECONDS] [CONNECTIONS]   (default 15 s, 8 connections)
-# needs: wrk, curl, vips (libvips-tools), python3 with Pillow.
+# needs: wrk, curl, vips (libvips-tools), python3 with Pillow (PYTHON=… for a venv's).
+# SKIP_BUILD=1 uses the built binaries; SERVER_CPUS=0 pins the server to one core.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SECS="${1:-15}"
@@ -14,8 +15,10 @@ CONNS="${2:-8}"
 OUT=$(mktemp -d /tmp/rubra-wm-http.XXXXXX)
 trap 'kill "${SERVER:-0}" 2>/dev/null || true; rm -rf "$OUT"' EXIT
 
-cargo build -q --release -p rubra
-cargo build -q --release -p rubra-watermark --example make_reference
+if [ "${SKIP_BUILD:-0}" != 1 ]; then
+  cargo build -q --release -p rubra
+  cargo build -q --release -p rubra-watermark --example make_reference
+fi
 TARGET="${CARGO_TARGET_DIR:-target}/release"
 "$TARGET/examples/make_reference" "$OUT" >&2
 IMG="$OUT/reference.jpg"
@@ -23,7 +26,11 @@ OV="$OUT/overlay.png"
 
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 # The load comes from one key: its rate limit (issue #18) is lifted so the server is measured.
-"$TARGET/rubra" serve --listen "127.0.0.1:$PORT" --data-dir "$OUT/data" --log-filter warn \
+# SERVER_CPUS=0 pins the server to one core (the scaling rows); SERVE_ARGS adds flags.
+PIN_SERVER=()
+[ -n "${SERVER_CPUS:-}" ] && PIN_SERVER=(taskset -c "$SERVER_CPUS")
+# shellcheck disable=SC2086
+"${PIN_SERVER[@]}" "$TARGET/rubra" serve --listen "127.0.0.1:$PORT" --data-dir "$OUT/data" --log-filter warn ${SERVE_ARGS:-} \
   --rate-limit-rps 1000000 --rate-limit-burst 1000000 \
     --rate-limit-upload-bytes-per-sec 4000000000 --rate-limit-upload-burst-bytes 4000000000 \
   >"$OUT/serve.out" 2>"$OUT/serve.err" &
@@ -75,8 +82,9 @@ fi
 
 # Pillow: decode, paste, encode q90 in process, two worker processes.
 pil_rate=n/a; pil_ver=n/a
-if python3 -c 'import PIL' 2>/dev/null; then
-  pil_ver=$(python3 -c 'import PIL; print(PIL.__version__)')
+PYTHON="${PYTHON:-python3}"
+if "$PYTHON" -c 'import PIL' 2>/dev/null; then
+  pil_ver=$("$PYTHON" -c 'import PIL; print(PIL.__version__)')
   cat >"$OUT/pil.py" <<'PY'
 import io, sys
 from PIL import Image
@@ -90,7 +98,7 @@ for _ in range(n):
 PY
   PN=30
   t0=$(date +%s.%N)
-  python3 "$OUT/pil.py" "$IMG" "$OV" $PN $X $Y & python3 "$OUT/pil.py" "$IMG" "$OV" $PN $X $Y & wait
+  "$PYTHON" "$OUT/pil.py" "$IMG" "$OV" $PN $X $Y & "$PYTHON" "$OUT/pil.py" "$IMG" "$OV" $PN $X $Y & wait
   t1=$(date +%s.%N)
   pil_rate=$(python3 -c "print(f'{2*$PN/($t1-$t0):.1f}')")
 fi
