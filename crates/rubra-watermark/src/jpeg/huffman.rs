@@ -745,10 +745,16 @@ impl BitWriter {
         let (s, v) = magnitude(diff);
         self.sym(dc, s as u8)?;
         self.put(v, s);
-        let mut mask = 0u64;
-        for (k, &c) in blk.iter().enumerate().skip(1) {
-            mask |= ((c != 0) as u64) << k;
-        }
+        #[cfg(target_arch = "x86_64")]
+        let mut mask = super::simd::nonzero_mask(blk) & !1;
+        #[cfg(not(target_arch = "x86_64"))]
+        let mut mask = {
+            let mut mask = 0u64;
+            for (k, &c) in blk.iter().enumerate().skip(1) {
+                mask |= ((c != 0) as u64) << k;
+            }
+            mask
+        };
         let mut prev = 0u32;
         while mask != 0 {
             let k = mask.trailing_zeros();

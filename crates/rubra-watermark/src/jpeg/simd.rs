@@ -12,11 +12,12 @@
 
 use std::arch::x86_64::{
     __m128, __m128i, _mm_add_ps, _mm_and_ps, _mm_and_si128, _mm_andnot_ps, _mm_castsi128_ps,
-    _mm_cmpeq_epi32, _mm_cvtepi32_ps, _mm_cvttps_epi32, _mm_div_ps, _mm_loadu_ps, _mm_loadu_si128,
-    _mm_max_ps, _mm_min_ps, _mm_movehl_ps, _mm_movelh_ps, _mm_mul_ps, _mm_or_ps, _mm_packs_epi32,
-    _mm_set1_epi32, _mm_set1_ps, _mm_setr_ps, _mm_setzero_si128, _mm_shuffle_ps, _mm_srai_epi32,
-    _mm_srli_epi32, _mm_storeu_ps, _mm_storeu_si128, _mm_sub_ps, _mm_unpackhi_epi16,
-    _mm_unpackhi_ps, _mm_unpacklo_epi16, _mm_unpacklo_ps,
+    _mm_cmpeq_epi16, _mm_cmpeq_epi32, _mm_cvtepi32_ps, _mm_cvttps_epi32, _mm_div_ps, _mm_loadu_ps,
+    _mm_loadu_si128, _mm_max_ps, _mm_min_ps, _mm_movehl_ps, _mm_movelh_ps, _mm_movemask_epi8,
+    _mm_mul_ps, _mm_or_ps, _mm_packs_epi16, _mm_packs_epi32, _mm_set1_epi32, _mm_set1_ps,
+    _mm_setr_ps, _mm_setzero_si128, _mm_shuffle_ps, _mm_srai_epi32, _mm_srli_epi32, _mm_storeu_ps,
+    _mm_storeu_si128, _mm_sub_ps, _mm_unpackhi_epi16, _mm_unpackhi_ps, _mm_unpacklo_epi16,
+    _mm_unpacklo_ps,
 };
 
 use super::dct::{Quant, ZIGZAG};
@@ -435,6 +436,33 @@ pub(crate) fn blend_ycc(
     unsafe { blend_ycc_sse2(y, cb, cr, ov, o) }
 }
 
+/// Bit `k` set for each non-zero coefficient `blk[k]` (any order; bit 0 too).
+#[target_feature(enable = "sse2")]
+fn nonzero_mask_sse2(blk: &[i16; 64]) -> u64 {
+    let mut mask = 0u64;
+    for (i, c) in blk.chunks_exact(16).enumerate() {
+        // SAFETY: `c` is 16 i16 = two 16-byte halves; the loads are unaligned.
+        let (a, b): (__m128i, __m128i) = unsafe {
+            (
+                _mm_loadu_si128(c.as_ptr().cast()),
+                _mm_loadu_si128(c[8..].as_ptr().cast()),
+            )
+        };
+        let zero = _mm_setzero_si128();
+        let z = _mm_packs_epi16(_mm_cmpeq_epi16(a, zero), _mm_cmpeq_epi16(b, zero));
+        let nz = !(_mm_movemask_epi8(z) as u32) & 0xFFFF;
+        mask |= u64::from(nz) << (16 * i);
+    }
+    mask
+}
+
+/// [`nonzero_mask_sse2`], callable without `unsafe`.
+#[inline]
+pub(crate) fn nonzero_mask(blk: &[i16; 64]) -> u64 {
+    // SAFETY: SSE2 is part of the x86_64 baseline, so the CPU has it.
+    unsafe { nonzero_mask_sse2(blk) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::dct;
@@ -606,6 +634,21 @@ mod tests {
                     "round {round}, plane {p}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn nonzero_mask_has_a_bit_for_each_non_zero_coefficient() {
+        let mut rng = Rng(0x7777_1111_2222_3333);
+        for _ in 0..1_000 {
+            let mut blk = [0i16; 64];
+            for v in blk.iter_mut() {
+                if rng.below(3) == 0 {
+                    *v = (rng.below(65_536) as i32 - 32_768) as i16;
+                }
+            }
+            let want = (0..64).fold(0u64, |m, k| m | (u64::from(blk[k] != 0) << k));
+            assert_eq!(nonzero_mask(&blk), want);
         }
     }
 }
