@@ -333,7 +333,9 @@ impl<'a> BitReader<'a> {
 
     #[cold]
     fn symbol_slow(&mut self, t: &DecodeTable) -> Result<u8, Corrupt> {
-        for l in 1..=16u32 {
+        // No code of up to LOOK bits starts the buffer (its fast entry is empty),
+        // so, codes being canonical, no shorter length can match below.
+        for l in LOOK + 1..=16u32 {
             let code = (self.buf >> (64 - l)) as i32;
             if code <= t.maxcode[l as usize] {
                 self.consume(l);
