@@ -11,7 +11,7 @@
 //! true chain simply decodes everything itself.
 
 use super::Corrupt;
-use super::huffman::{BitReader, DecodeTable, has_ff};
+use super::huffman::{BitReader, DecodeTable, SkipTable, has_ff};
 
 /// What a block of the MCU is coded with: its scan component and DC and AC tables.
 pub(crate) type BlockCoding<'t> = (usize, &'t DecodeTable, &'t DecodeTable);
@@ -152,16 +152,27 @@ impl Chain {
     /// more when the block ends.
     #[inline(always)]
     fn ac_step(&mut self, data: &[u8], ac: &DecodeTable) -> Result<(), Corrupt> {
+        self.ac_step_in(data, ac, ac.skip_table())
+    }
+
+    /// [`Chain::ac_step`] with `ac`'s skip table `skip` already at hand.
+    #[inline(always)]
+    fn ac_step_in(
+        &mut self,
+        data: &[u8],
+        ac: &DecodeTable,
+        skip: &SkipTable,
+    ) -> Result<(), Corrupt> {
         // At most 31 bits: a 16-bit code and 15 more.
         if self.nbits < 32 {
             self.refill(data);
         }
-        let e = BitReader::peek_skip(ac, self.buf);
+        let e = BitReader::peek_skip_in(skip, self.buf);
         // k <= 63 and the table adds at most 127 + 64.
-        let next = self.k.wrapping_add((e >> 5) & 127);
+        let next = self.k.wrapping_add(e >> 9);
         if next <= 64 {
             self.consume(e & 31);
-            self.k = next.wrapping_add((e >> 6) & 64);
+            self.k = next.wrapping_add(e & 64);
             return Ok(());
         }
         let e = BitReader::peek_fast(ac, self.buf);
@@ -280,9 +291,10 @@ pub(crate) fn skip_mcus<'a>(
         if b_ok {
             // Both chains inside a block: step them in turn until one ends it.
             let (ta, tb) = (blocks[a.blk as usize].2, blocks[b.blk as usize].2);
+            let (sa, sb) = (ta.skip_table(), tb.skip_table());
             while a.k < 64 && b.k < 64 {
-                a.ac_step(data, ta)?;
-                if b.ac_step(data, tb).is_err() {
+                a.ac_step_in(data, ta, sa)?;
+                if b.ac_step_in(data, tb, sb).is_err() {
                     b_ok = false;
                     break;
                 }
