@@ -79,13 +79,14 @@ pub(crate) struct DecodeTable {
     /// `(len << 8) | symbol` for codes of length <= LOOK, indexed by the next LOOK bits; 0 = slow path.
     fast: Box<[u16; 1 << LOOK]>,
     /// For AC tables, indexed by the next [`SKIP_LOOK`] bits: as many whole
-    /// symbols (code + extra bits) as fit, packed as `bits | eob << 6 | count << 9`.
+    /// symbols (code + extra bits) as fit, packed as `bits | eob << 7 | count << 9`.
     /// `count` is the sum of run+1 (16 for ZRL, 1 for an EOB) of the symbols;
     /// the entry may be used at coefficient index `k` when `k + count <= 64`
     /// ([`SKIP_NEVER`]: never, slow path); `eob` is set when the last symbol is
-    /// an EOB, and the caller then adds 64 more to `k` (the entry's `e & 64`) so
+    /// an EOB, and the caller then adds 128 to `k` (the entry's `e & 128`) so
     /// the block loop ends. The fields sit where a step needs no mask for the
-    /// count and no shift for the EOB (issue #24: 2 of ~20 instructions a step).
+    /// count and no shift for the EOB, and bits 5 and 6 stay clear so that the
+    /// skip's chains can shift by, and subtract, the whole entry (issue #24).
     skip: Box<[u16; 1 << SKIP_LOOK]>,
     /// For AC tables, indexed by the next LOOK bits: a whole coefficient whose
     /// code and extra bits fit in them and whose value fits in an i8, packed as
@@ -265,7 +266,7 @@ impl DecodeTable {
                 // Without EOB the symbols must end by k = 63 (k + c <= 64); an EOB
                 // must itself sit at k <= 63 (k + c - 1 <= 63, c counting the EOB).
                 // A single symbol takes at most 14 + 15 bits.
-                *e = (pos | (u32::from(eob) << 6) | (c << 9)) as u16;
+                *e = (pos | (u32::from(eob) << 7) | (c << 9)) as u16;
             }
         }
         skip
@@ -440,7 +441,7 @@ impl<'a> BitReader<'a> {
         let next = *k + (e >> 9);
         if next <= 64 {
             self.consume(e & 31);
-            *k = next + (e & 64);
+            *k = next + (e & 128);
             return Ok(());
         }
         let rs = self.symbol(t)?;
