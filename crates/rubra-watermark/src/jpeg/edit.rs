@@ -1,9 +1,15 @@
 //! The pixel-domain edit of one MCU: inverse-DCT its blocks, upsample chroma,
 //! blend the overlay in RGB, convert back, and re-quantise only the blocks whose
-//! footprint the overlay's visible pixels touch.
+//! footprint the overlay's visible pixels touch. On x86_64 the transforms, the
+//! 2×2 chroma resampling and the colour blend run four lanes at a time (`simd`),
+//! with the same arithmetic per lane, so the output bytes do not depend on it.
 
-use super::dct::{Quant, fdct_quantize, idct};
+use super::dct::Quant;
+#[cfg(not(target_arch = "x86_64"))]
+use super::dct::{fdct_quantize, idct};
 use super::parse::Frame;
+#[cfg(target_arch = "x86_64")]
+use super::simd::{fdct_quantize, idct};
 use crate::overlay::Overlay;
 
 /// Everything needed to edit MCUs of one image.
@@ -123,6 +129,9 @@ impl<'a> McuEditor<'a> {
                             let d = (y0 + y) * mw + x0;
                             plane[d..d + 8].copy_from_slice(&px[y * 8..y * 8 + 8]);
                         }
+                    } else if cfg!(target_arch = "x86_64") && c.sx == 2 && c.sy == 2 {
+                        #[cfg(target_arch = "x86_64")]
+                        super::simd::upsample2x2(&px, plane, y0 * mw + x0, mw);
                     } else {
                         for y in 0..8 {
                             for x in 0..8 {
@@ -139,34 +148,34 @@ impl<'a> McuEditor<'a> {
         }
         let o = self.opacity;
         let gray = self.comps.len() == 1;
+        let [q0, q1, q2] = planes;
         for y in iy0..iy1 {
             let iy = (py0 + y) as i64 - self.oy;
             let ixs = (px0 + ix0) as i64 - self.ox;
             let row = self.overlay.row(ixs as u32, iy as u32, (ix1 - ix0) as u32);
-            for (x, p) in (ix0..ix1).zip(row) {
-                if p[3] == 0 {
-                    continue;
+            let i0 = y * mw + ix0;
+            if gray {
+                for (i, p) in (i0..).zip(row) {
+                    if p[3] != 0 {
+                        let a = p[3] as f32 * o / 255.0;
+                        let (sr, sg, sb) = (p[0] as f32 * o, p[1] as f32 * o, p[2] as f32 * o);
+                        let yv = q0[i].clamp(0.0, 255.0);
+                        q0[i] = super::super::blend::luma(sr, sg, sb) + yv * (1.0 - a);
+                    }
                 }
-                let a = p[3] as f32 * o / 255.0;
-                let (sr, sg, sb) = (p[0] as f32 * o, p[1] as f32 * o, p[2] as f32 * o);
-                let i = y * mw + x;
-                if gray {
-                    let yv = planes[0][i].clamp(0.0, 255.0);
-                    planes[0][i] = super::super::blend::luma(sr, sg, sb) + yv * (1.0 - a);
-                } else {
-                    let (yy, cb, cr) = (planes[0][i], planes[1][i] - 128.0, planes[2][i] - 128.0);
-                    let r = (yy + 1.402 * cr).clamp(0.0, 255.0);
-                    let g = (yy - 0.344_136 * cb - 0.714_136 * cr).clamp(0.0, 255.0);
-                    let b = (yy + 1.772 * cb).clamp(0.0, 255.0);
-                    let r = sr + r * (1.0 - a);
-                    let g = sg + g * (1.0 - a);
-                    let b = sb + b * (1.0 - a);
-                    planes[0][i] = 0.299 * r + 0.587 * g + 0.114 * b;
-                    planes[1][i] = -0.168_736 * r - 0.331_264 * g + 0.5 * b + 128.0;
-                    planes[2][i] = 0.5 * r - 0.418_688 * g - 0.081_312 * b + 128.0;
+                continue;
+            }
+            #[cfg(target_arch = "x86_64")]
+            let done = super::simd::blend_ycc(&mut q0[i0..], &mut q1[i0..], &mut q2[i0..], row, o);
+            #[cfg(not(target_arch = "x86_64"))]
+            let done = 0;
+            for (i, p) in (i0 + done..).zip(&row[done..]) {
+                if p[3] != 0 {
+                    blend_ycc_pixel(&mut q0[i], &mut q1[i], &mut q2[i], p, o);
                 }
             }
         }
+        let planes = [q0, q1, q2];
         // Re-quantise the blocks whose footprint intersects the blended area.
         for (ci, c) in self.comps.iter().enumerate() {
             let plane = &*planes[ci];
@@ -177,7 +186,24 @@ impl<'a> McuEditor<'a> {
                     if fx0 >= ix1 || fx0 + fw <= ix0 || fy0 >= iy1 || fy0 + fh <= iy0 {
                         continue;
                     }
+                    #[cfg(target_arch = "x86_64")]
+                    if c.sx == 2 && c.sy == 2 {
+                        let px = super::simd::downsample2x2(plane, fy0 * mw + fx0, mw);
+                        blocks[c.first_block + by * c.h + bx] = fdct_quantize(&px, &c.q);
+                        continue;
+                    }
                     let mut px = [0f32; 64];
+                    if c.sx == 1 && c.sy == 1 {
+                        // The general sum below, `0.0 + v` scaled by 1, is `v`: the
+                        // planes hold no -0.0 (an IDCT sample ends in `+ 128`, a
+                        // blended one is a sum of terms that are not negative).
+                        for y in 0..8 {
+                            let row = (fy0 + y) * mw + fx0;
+                            px[y * 8..y * 8 + 8].copy_from_slice(&plane[row..row + 8]);
+                        }
+                        blocks[c.first_block + by * c.h + bx] = fdct_quantize(&px, &c.q);
+                        continue;
+                    }
                     let scale = 1.0 / (c.sx * c.sy) as f32;
                     for y in 0..8 {
                         for x in 0..8 {
@@ -196,4 +222,22 @@ impl<'a> McuEditor<'a> {
             }
         }
     }
+}
+
+/// The "over" blend of one premultiplied overlay pixel `p` (opacity `o` still to
+/// apply, alpha not 0) into full-resolution Y, Cb and Cr samples, in RGB.
+#[inline]
+pub(super) fn blend_ycc_pixel(y: &mut f32, cb: &mut f32, cr: &mut f32, p: &[u8; 4], o: f32) {
+    let a = p[3] as f32 * o / 255.0;
+    let (sr, sg, sb) = (p[0] as f32 * o, p[1] as f32 * o, p[2] as f32 * o);
+    let (yy, cbv, crv) = (*y, *cb - 128.0, *cr - 128.0);
+    let r = (yy + 1.402 * crv).clamp(0.0, 255.0);
+    let g = (yy - 0.344_136 * cbv - 0.714_136 * crv).clamp(0.0, 255.0);
+    let b = (yy + 1.772 * cbv).clamp(0.0, 255.0);
+    let r = sr + r * (1.0 - a);
+    let g = sg + g * (1.0 - a);
+    let b = sb + b * (1.0 - a);
+    *y = 0.299 * r + 0.587 * g + 0.114 * b;
+    *cb = -0.168_736 * r - 0.331_264 * g + 0.5 * b + 128.0;
+    *cr = 0.5 * r - 0.418_688 * g - 0.081_312 * b + 128.0;
 }

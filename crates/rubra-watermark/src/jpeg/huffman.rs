@@ -15,7 +15,7 @@ const LOOK: u32 = 10;
 const SKIP_LOOK: u32 = 14;
 
 /// A skip-table entry that no `k` may use (its symbol count is over 64).
-const SKIP_NEVER: u16 = 127 << 5;
+const SKIP_NEVER: u16 = 127 << 9;
 
 /// A Huffman table as stored in a DHT segment.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -71,17 +71,27 @@ pub(crate) fn check_table(spec: &HuffSpec, dc: bool) -> Result<(), Corrupt> {
     Ok(())
 }
 
+/// The multi-symbol skip table of an AC table (see `DecodeTable::skip`).
+pub(crate) type SkipTable = [u16; 1 << SKIP_LOOK];
+
 /// Decoding tables for one Huffman table.
 pub(crate) struct DecodeTable {
     /// `(len << 8) | symbol` for codes of length <= LOOK, indexed by the next LOOK bits; 0 = slow path.
     fast: Box<[u16; 1 << LOOK]>,
     /// For AC tables, indexed by the next [`SKIP_LOOK`] bits: as many whole
-    /// symbols (code + extra bits) as fit, packed as `bits | count << 5 | eob << 12`.
+    /// symbols (code + extra bits) as fit, packed as `bits | eob << 7 | count << 9`.
     /// `count` is the sum of run+1 (16 for ZRL, 1 for an EOB) of the symbols;
     /// the entry may be used at coefficient index `k` when `k + count <= 64`
     /// ([`SKIP_NEVER`]: never, slow path); `eob` is set when the last symbol is
-    /// an EOB, and the caller then adds 64 more to `k` so the block loop ends.
+    /// an EOB, and the caller then adds 128 to `k` (the entry's `e & 128`) so
+    /// the block loop ends. The fields sit where a step needs no mask for the
+    /// count and no shift for the EOB, and bits 5 and 6 stay clear so that the
+    /// skip's chains can shift by, and subtract, the whole entry (issue #24).
     skip: Box<[u16; 1 << SKIP_LOOK]>,
+    /// For AC tables, indexed by the next LOOK bits: a whole coefficient whose
+    /// code and extra bits fit in them and whose value fits in an i8, packed as
+    /// `value << 8 | run << 4 | bits` (an i16); 0 = the symbol-by-symbol path.
+    fast_ac: Box<[i16; 1 << LOOK]>,
     /// Largest code of each length (index 1..=16), -1 if none.
     maxcode: [i32; 17],
     /// `symbols[valptr[l] + code]` is the symbol of a code of length l.
@@ -141,14 +151,45 @@ impl DecodeTable {
         let mut t = DecodeTable {
             fast,
             skip: Box::new([SKIP_NEVER; 1 << SKIP_LOOK]),
+            fast_ac: Box::new([0; 1 << LOOK]),
             maxcode,
             valptr,
             symbols: codes.iter().map(|c| c.2).collect(),
         };
         if ac {
             t.skip = t.build_skip();
+            t.build_fast_ac();
         }
         Ok(t)
+    }
+
+    /// The skip table itself, for a loop that keeps its address in a register.
+    #[inline(always)]
+    pub(crate) fn skip_table(&self) -> &SkipTable {
+        &self.skip
+    }
+
+    /// Fills [`DecodeTable::fast_ac`] from the fast table.
+    fn build_fast_ac(&mut self) {
+        for (idx, e) in self.fast_ac.iter_mut().enumerate() {
+            let f = self.fast[idx];
+            if f == 0 {
+                continue;
+            }
+            let (l, rs) = (u32::from(f >> 8), f as u8);
+            let (r, s) = (i16::from(rs >> 4), u32::from(rs & 15));
+            // Sizes up to 7 give values within an i8; size 0 is an EOB or a ZRL.
+            if s == 0 || s > 7 || l + s > LOOK {
+                continue;
+            }
+            let v = ((idx as u32) >> (LOOK - l - s)) & ((1 << s) - 1);
+            let v = if v < (1 << (s - 1)) {
+                v as i16 - (1 << s) + 1
+            } else {
+                v as i16
+            };
+            *e = (v << 8) | (r << 4) | (l + s) as i16;
+        }
     }
 
     /// Decode a code at the top of a `avail`-bit window `w` (MSB-aligned in a u32 of
@@ -225,7 +266,7 @@ impl DecodeTable {
                 // Without EOB the symbols must end by k = 63 (k + c <= 64); an EOB
                 // must itself sit at k <= 63 (k + c - 1 <= 63, c counting the EOB).
                 // A single symbol takes at most 14 + 15 bits.
-                *e = (pos | (c << 5) | (u32::from(eob) << 12)) as u16;
+                *e = (pos | (u32::from(eob) << 7) | (c << 9)) as u16;
             }
         }
         skip
@@ -333,7 +374,9 @@ impl<'a> BitReader<'a> {
 
     #[cold]
     fn symbol_slow(&mut self, t: &DecodeTable) -> Result<u8, Corrupt> {
-        for l in 1..=16u32 {
+        // No code of up to LOOK bits starts the buffer (its fast entry is empty),
+        // so, codes being canonical, no shorter length can match below.
+        for l in LOOK + 1..=16u32 {
             let code = (self.buf >> (64 - l)) as i32;
             if code <= t.maxcode[l as usize] {
                 self.consume(l);
@@ -395,10 +438,10 @@ impl<'a> BitReader<'a> {
             self.refill();
         }
         let e = u32::from(t.skip[(self.buf >> (64 - SKIP_LOOK)) as usize]);
-        let next = *k + ((e >> 5) & 127);
+        let next = *k + (e >> 9);
         if next <= 64 {
             self.consume(e & 31);
-            *k = next + ((e >> 6) & 64);
+            *k = next + (e & 128);
             return Ok(());
         }
         let rs = self.symbol(t)?;
@@ -443,6 +486,18 @@ impl<'a> BitReader<'a> {
         while k < 64 {
             if self.nbits < 32 {
                 self.refill();
+            }
+            // Most coefficients: code, extra bits and value in one lookup.
+            let fa = ac.fast_ac[(self.buf >> (64 - LOOK)) as usize];
+            if fa != 0 {
+                self.consume((fa & 15) as u32);
+                k += ((fa >> 4) & 15) as usize;
+                if k > 63 {
+                    return Err(Corrupt("AC run past the end of a block"));
+                }
+                blk[k] = fa >> 8;
+                k += 1;
+                continue;
             }
             let rs = self.symbol(ac)?;
             let (r, s) = ((rs >> 4) as usize, (rs & 15) as u32);
@@ -501,10 +556,11 @@ impl<'a> BitReader<'a> {
         t.fast[(buf >> (64 - LOOK)) as usize]
     }
 
-    /// The skip-table entry for the next bits (see `DecodeTable::skip`).
+    /// The skip-table entry for the next bits (see `DecodeTable::skip`), from a
+    /// table taken with [`DecodeTable::skip_table`].
     #[inline(always)]
-    pub(crate) fn peek_skip(t: &DecodeTable, buf: u64) -> u32 {
-        u32::from(t.skip[(buf >> (64 - SKIP_LOOK)) as usize])
+    pub(crate) fn peek_skip_in(skip: &SkipTable, buf: u64) -> u32 {
+        u32::from(skip[(buf >> (64 - SKIP_LOOK)) as usize])
     }
 
     /// Byte and bit (0 = MSB) in the raw data where the next unread bit lives.
@@ -745,10 +801,16 @@ impl BitWriter {
         let (s, v) = magnitude(diff);
         self.sym(dc, s as u8)?;
         self.put(v, s);
-        let mut mask = 0u64;
-        for (k, &c) in blk.iter().enumerate().skip(1) {
-            mask |= ((c != 0) as u64) << k;
-        }
+        #[cfg(target_arch = "x86_64")]
+        let mut mask = super::simd::nonzero_mask(blk) & !1;
+        #[cfg(not(target_arch = "x86_64"))]
+        let mut mask = {
+            let mut mask = 0u64;
+            for (k, &c) in blk.iter().enumerate().skip(1) {
+                mask |= ((c != 0) as u64) << k;
+            }
+            mask
+        };
         let mut prev = 0u32;
         while mask != 0 {
             let k = mask.trailing_zeros();
@@ -931,4 +993,72 @@ pub(crate) fn optimal_table(freq_in: &[u32; 257]) -> HuffSpec {
         }
     }
     HuffSpec { counts, symbols }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each entry of the one-lookup AC table says what decoding the symbol and
+    /// then its extra bits says: bits used, run and value; and an entry is left
+    /// empty only for what it cannot hold.
+    #[test]
+    fn fast_ac_entries_match_decoding_symbol_then_extra_bits() {
+        // Skewed frequencies over every AC symbol, for code lengths from 2 to 16.
+        let mut freq = [0u32; 257];
+        let mut seed = 0x9E37_79B9u32;
+        for r in 0..16u32 {
+            for s in 1..=10u32 {
+                seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                freq[(r << 4 | s) as usize] = 1 + (seed >> 8) % (1 + (40_000 >> (r + s)));
+            }
+        }
+        freq[0x00] = 30_000;
+        freq[0xF0] = 50;
+        // A short code for size 7, the largest value an entry holds.
+        freq[0x07] = 60_000;
+        let spec = optimal_table(&freq);
+        let t = DecodeTable::new(&spec, true).expect("table");
+        let (mut filled, mut empty) = (0, 0);
+        for idx in 0..1usize << LOOK {
+            // The window's bits, then zeros, as stuffed entropy-coded bytes.
+            let bits = (idx as u64) << (64 - LOOK);
+            let mut data = Vec::new();
+            for b in bits.to_be_bytes() {
+                data.push(b);
+                if b == 0xFF {
+                    data.push(0);
+                }
+            }
+            let mut rd = BitReader::new(&data, 0);
+            rd.refill();
+            let before = rd.nbits;
+            let decoded = rd.symbol(&t).map(|rs| {
+                let v = rd.receive_extend(u32::from(rs & 15));
+                (rs, v, before - rd.nbits)
+            });
+            let fa = t.fast_ac[idx];
+            match decoded {
+                Ok((rs, v, used)) if fa != 0 => {
+                    filled += 1;
+                    assert_eq!((fa & 15) as u32, used, "bits of {idx:010b}");
+                    assert_eq!(((fa >> 4) & 15) as u8, rs >> 4, "run of {idx:010b}");
+                    assert_eq!(i32::from(fa >> 8), v, "value of {idx:010b}");
+                }
+                Ok((rs, _, used)) => {
+                    empty += 1;
+                    let s = rs & 15;
+                    assert!(
+                        s == 0 || s > 7 || used > LOOK,
+                        "{idx:010b} could be one lookup"
+                    );
+                }
+                Err(_) => assert_eq!(fa, 0),
+            }
+        }
+        assert!(
+            filled > 100 && empty > 100,
+            "{filled} filled, {empty} empty"
+        );
+    }
 }

@@ -9,6 +9,8 @@ mod edit;
 mod fast;
 mod huffman;
 mod parse;
+#[cfg(target_arch = "x86_64")]
+mod simd;
 mod skip;
 
 use crate::Route;

@@ -11,7 +11,7 @@
 //! true chain simply decodes everything itself.
 
 use super::Corrupt;
-use super::huffman::{BitReader, DecodeTable, has_ff};
+use super::huffman::{BitReader, DecodeTable, SkipTable, has_ff};
 
 /// What a block of the MCU is coded with: its scan component and DC and AC tables.
 pub(crate) type BlockCoding<'t> = (usize, &'t DecodeTable, &'t DecodeTable);
@@ -28,7 +28,9 @@ const MAX_RESTARTS: u32 = 16;
 struct Chain {
     /// Next raw byte to load.
     pos: usize,
-    /// Bit buffer, MSB first, and the bits in it.
+    /// Bit buffer, MSB first, and the bits in it: in the low 7 bits of `nbits` (0..=64);
+    /// the bits above are junk, left by steps that subtract a whole skip-table
+    /// entry (see [`Chain::ac_step_in`]).
     buf: u64,
     nbits: u32,
     /// Zero bits fed past the end of the segment.
@@ -62,7 +64,7 @@ impl Chain {
     }
 
     fn reader<'a>(&self, data: &'a [u8]) -> BitReader<'a> {
-        BitReader::from_parts(data, (self.pos, self.buf, self.nbits, self.fake))
+        BitReader::from_parts(data, (self.pos, self.buf, self.nbits & 127, self.fake))
     }
 
     fn set_reader(&mut self, rd: &BitReader) {
@@ -70,7 +72,13 @@ impl Chain {
     }
 
     fn overrun(&self) -> bool {
-        self.fake > u64::from(self.nbits)
+        self.fake > u64::from(self.nbits & 127)
+    }
+
+    /// Fewer than 32 bits buffered (bits 5 and 6 of the count clear).
+    #[inline(always)]
+    fn low(&self) -> bool {
+        self.nbits & 0x60 == 0
     }
 
     /// Drops `n` bits. Callers never take more than the buffer holds (a step
@@ -97,9 +105,10 @@ impl Chain {
             let w = u64::from_be_bytes(arr);
             if !has_ff(w) {
                 // nbits < 32 here, so it ends within 56..=63.
-                let k = 63u32.wrapping_sub(self.nbits) >> 3;
-                self.buf |= w.wrapping_shr(self.nbits);
-                self.nbits = self.nbits.wrapping_add(8 * k);
+                let nbits = self.nbits & 127;
+                let k = 63u32.wrapping_sub(nbits) >> 3;
+                self.buf |= w.wrapping_shr(nbits);
+                self.nbits = nbits.wrapping_add(8 * k);
                 self.pos = self.pos.wrapping_add(k as usize);
                 return;
             }
@@ -117,7 +126,7 @@ impl Chain {
         preds: &mut [i32; 4],
     ) -> Result<(), Corrupt> {
         // A 16-bit code and 11 bits of value.
-        if self.nbits < 32 {
+        if self.low() {
             self.refill(data);
         }
         let (comp, dc, _) = blocks[self.blk as usize];
@@ -152,16 +161,33 @@ impl Chain {
     /// more when the block ends.
     #[inline(always)]
     fn ac_step(&mut self, data: &[u8], ac: &DecodeTable) -> Result<(), Corrupt> {
+        self.ac_step_in(data, ac, ac.skip_table())
+    }
+
+    /// [`Chain::ac_step`] with `ac`'s skip table `skip` already at hand.
+    #[inline(always)]
+    fn ac_step_in(
+        &mut self,
+        data: &[u8],
+        ac: &DecodeTable,
+        skip: &SkipTable,
+    ) -> Result<(), Corrupt> {
         // At most 31 bits: a 16-bit code and 15 more.
-        if self.nbits < 32 {
+        if self.low() {
             self.refill(data);
         }
-        let e = BitReader::peek_skip(ac, self.buf);
-        // k <= 63 and the table adds at most 127 + 64.
-        let next = self.k.wrapping_add((e >> 5) & 127);
+        let e = BitReader::peek_skip_in(skip, self.buf);
+        // k <= 63 and the table adds at most 127 + 128.
+        let next = self.k.wrapping_add(e >> 9);
         if next <= 64 {
-            self.consume(e & 31);
-            self.k = next.wrapping_add((e >> 6) & 64);
+            // The whole entry as the shift and the count to subtract: a shift
+            // takes its low 6 bits, which are the entry's bit count (bits 5
+            // and 6 are always clear, the EOB flag is bit 7), and the
+            // subtraction leaves the low 7 bits of `nbits` right (they hold
+            // >= 32, the entry's bit count <= 29), its junk going above them.
+            self.buf = self.buf.wrapping_shl(e);
+            self.nbits = self.nbits.wrapping_sub(e);
+            self.k = next.wrapping_add(e & 128);
             return Ok(());
         }
         let e = BitReader::peek_fast(ac, self.buf);
@@ -280,9 +306,10 @@ pub(crate) fn skip_mcus<'a>(
         if b_ok {
             // Both chains inside a block: step them in turn until one ends it.
             let (ta, tb) = (blocks[a.blk as usize].2, blocks[b.blk as usize].2);
+            let (sa, sb) = (ta.skip_table(), tb.skip_table());
             while a.k < 64 && b.k < 64 {
-                a.ac_step(data, ta)?;
-                if b.ac_step(data, tb).is_err() {
+                a.ac_step_in(data, ta, sa)?;
+                if b.ac_step_in(data, tb, sb).is_err() {
                     b_ok = false;
                     break;
                 }
