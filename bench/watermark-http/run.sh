@@ -70,12 +70,15 @@ vips_rate=n/a; vips_ver=n/a
 if command -v vips >/dev/null; then
   vips_ver=$(vips --version | cut -d- -f2)
   t0=$(date +%s.%N)
+  workers=()
   for w in 1 2; do
     ( for _ in $(seq "$VN"); do
         VIPS_CONCURRENCY=1 vips composite2 "$IMG" "$OV" "$OUT/vips$w.jpg[Q=90]" over --x $X --y $Y
       done ) &
+    workers+=($!)
   done
-  wait
+  # Only the two workers: a bare `wait` would also wait for the server.
+  wait "${workers[@]}"
   t1=$(date +%s.%N)
   vips_rate=$(python3 -c "print(f'{2*$VN/($t1-$t0):.1f}')")
 fi
@@ -98,7 +101,10 @@ for _ in range(n):
 PY
   PN=30
   t0=$(date +%s.%N)
-  "$PYTHON" "$OUT/pil.py" "$IMG" "$OV" $PN $X $Y & "$PYTHON" "$OUT/pil.py" "$IMG" "$OV" $PN $X $Y & wait
+  "$PYTHON" "$OUT/pil.py" "$IMG" "$OV" $PN $X $Y &
+  p1=$!
+  "$PYTHON" "$OUT/pil.py" "$IMG" "$OV" $PN $X $Y &
+  wait "$p1" "$!"
   t1=$(date +%s.%N)
   pil_rate=$(python3 -c "print(f'{2*$PN/($t1-$t0):.1f}')")
 fi
