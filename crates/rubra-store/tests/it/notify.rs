@@ -914,6 +914,8 @@ async fn a_subscription_backlog_holds_only_its_share_of_delivery_slots(store: Ar
     let limits = ClaimLimits {
         total: 64,
         per_subscription: 4,
+        // Webhook subscriptions: the relay's cap is not theirs (issue #22).
+        per_relay_subscription: 64,
         per_client: 64,
     };
     let now = now_ms() + 1;
@@ -980,6 +982,7 @@ async fn a_client_holds_only_its_share_while_another_client_waits(store: Arc<dyn
     let limits = ClaimLimits {
         total: 64,
         per_subscription: 2,
+        per_relay_subscription: 64,
         per_client: 6,
     };
     let claimed = store
