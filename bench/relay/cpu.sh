@@ -3,7 +3,7 @@
 # RabbitMQ's (utime + stime of its beam.smp from /proc, before and after).
 # Usage: bench/relay/cpu.sh SOURCE RATE SECS [DB]   (after run.sh has built relay_bench)
 set -eu
-BIN=${CARGO_TARGET_DIR:-target}/release/examples/relay_bench
+BIN=${RELAY_BENCH:-${CARGO_TARGET_DIR:-target}/release/examples/relay_bench}
 BEAM=$(pgrep -u rabbitmq beam.smp | head -n 1)
 cpu() { awk '{print $14 + $15}' "/proc/$BEAM/stat"; }
 b0=$(cpu); t0=$(date +%s.%N)

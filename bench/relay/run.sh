@@ -7,11 +7,13 @@
 # the higher rates (throughput), the naive consumer (bench/relay/naive_consumer.py: pika →
 # requests → one SQLite commit per message), and with PG_URL the RabbitMQ rows on PostgreSQL.
 # A rate is sustained when the backlog (published, not yet received, sampled every second)
-# does not grow. RUBRA_BENCH_PER_SUBSCRIPTION sets --notify-max-in-flight-per-subscription.
+# does not grow. RUBRA_BENCH_PER_SUBSCRIPTION sets --notify-max-in-flight-per-subscription,
+# RUBRA_BENCH_PER_RELAY_SUBSCRIPTION --notify-max-in-flight-per-relay-subscription; RELAY_BENCH
+# names another relay_bench binary (an older build, to alternate old and new).
 set -eu
 cd "$(dirname "$0")/../.."
 SECS=${1:-60}; PG=${2:-}
-BIN=${CARGO_TARGET_DIR:-target}/release/examples/relay_bench
+BIN=${RELAY_BENCH:-${CARGO_TARGET_DIR:-target}/release/examples/relay_bench}
 [ -n "${SKIP_BUILD:-}" ] || cargo build --release -q -p rubra-server --example relay_bench
 RUNS=${RUNS-"amqp 100,amqp 1000,amqp 2000,amqp 5000,http 100,http 1000,http:100 1000,\
 http:100 5000,naive 100,naive 1000"}

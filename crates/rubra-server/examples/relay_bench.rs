@@ -256,7 +256,10 @@ async fn main() {
     let through = distinct.len() as f64 / ((last_us - started_us).max(1) as f64 / 1e6);
     let cap = std::env::var("RUBRA_BENCH_PER_SUBSCRIPTION")
         .map(|c| format!(", cap {c}"))
-        .unwrap_or_default();
+        .unwrap_or_default()
+        + &std::env::var("RUBRA_BENCH_PER_RELAY_SUBSCRIPTION")
+            .map(|c| format!(", relay cap {c}"))
+            .unwrap_or_default();
     println!(
         "| source | db | target/s | sent/s | sent | received | through/s | p50 ms | p99 ms | max ms | backlog max | backlog at end | drain s |"
     );
@@ -305,6 +308,13 @@ async fn start_rubra(
         notify_max_in_flight_per_subscription: std::env::var("RUBRA_BENCH_PER_SUBSCRIPTION")
             .ok()
             .map(|v| v.parse().unwrap()),
+        // `--notify-max-in-flight-per-relay-subscription` (default 128): the cap of the bench's
+        // Viber subscription by type.
+        notify_max_in_flight_per_relay_subscription: std::env::var(
+            "RUBRA_BENCH_PER_RELAY_SUBSCRIPTION",
+        )
+        .ok()
+        .map(|v| v.parse().unwrap()),
         ..ConfigArgs::default()
     })
     .unwrap();

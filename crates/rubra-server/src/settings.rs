@@ -268,6 +268,17 @@ pub struct ConfigArgs {
     )]
     pub notify_max_in_flight_per_subscription: Option<u32>,
 
+    /// The same for a relay subscription — one matching messages by `types` with a Viber
+    /// channel, which carries every message of a bot to the operator's Viber API — still within
+    /// the client's share [default: 128].
+    #[arg(
+        long,
+        env = "RUBRA_NOTIFY_MAX_IN_FLIGHT_PER_RELAY_SUBSCRIPTION",
+        value_name = "N",
+        global = true
+    )]
+    pub notify_max_in_flight_per_relay_subscription: Option<u32>,
+
     /// Percent of a process's delivery slots (128) one client's deliveries may hold, counted
     /// over every process; the rest stays free for the other clients [default: 50].
     #[arg(
@@ -639,6 +650,8 @@ pub struct Settings {
     pub notify_timeout: Duration,
     /// Deliveries of one subscription in flight at once.
     pub notify_max_in_flight_per_subscription: u32,
+    /// Deliveries of one relay subscription (message `types`, Viber channel) in flight at once.
+    pub notify_max_in_flight_per_relay_subscription: u32,
     /// Percent (1–100) of the delivery slots one client may hold.
     pub notify_client_share: u8,
     /// API keys one client may hold.
@@ -814,6 +827,9 @@ impl ConfigArgs {
             notify_max_in_flight_per_subscription: self
                 .notify_max_in_flight_per_subscription
                 .or(other.notify_max_in_flight_per_subscription),
+            notify_max_in_flight_per_relay_subscription: self
+                .notify_max_in_flight_per_relay_subscription
+                .or(other.notify_max_in_flight_per_relay_subscription),
             notify_client_share: self.notify_client_share.or(other.notify_client_share),
             max_keys_per_client: self.max_keys_per_client.or(other.max_keys_per_client),
             max_watches_per_client: self.max_watches_per_client.or(other.max_watches_per_client),
@@ -1058,6 +1074,18 @@ impl Settings {
                 "must be greater than 0",
             ));
         }
+        // Issue #22: one relay subscription carries every message of a bot, so the ordinary
+        // cap (a few slots, issue #18) would be the relay's ceiling — 16 in flight held it to
+        // ~2 400 messages/s. Its endpoint is the operator's Viber API, not a URL a client
+        // chose, and the client's share (`notify-client-share`) still bounds it.
+        let notify_max_in_flight_per_relay_subscription =
+            a.notify_max_in_flight_per_relay_subscription.unwrap_or(128);
+        if notify_max_in_flight_per_relay_subscription == 0 {
+            return Err(invalid(
+                "notify-max-in-flight-per-relay-subscription",
+                "must be greater than 0",
+            ));
+        }
         let notify_client_share = a.notify_client_share.unwrap_or(50);
         if !(1..=100).contains(&notify_client_share) {
             return Err(invalid("notify-client-share", "must be 1 to 100 (percent)"));
@@ -1181,6 +1209,7 @@ impl Settings {
             notify_pause_after,
             notify_timeout: Duration::from_millis(notify_timeout_ms),
             notify_max_in_flight_per_subscription,
+            notify_max_in_flight_per_relay_subscription,
             notify_client_share,
             max_keys_per_client,
             max_watches_per_client,

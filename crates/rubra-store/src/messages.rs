@@ -7,7 +7,7 @@
 //! is a duplicate, accepted and not sent again. Type patterns are matched in Rust (a few per
 //! subscription), so the SQL stays the same on both databases.
 
-mod write;
+pub(crate) mod write;
 
 use crate::{ClientId, PgStore, Result, SqliteStore};
 use async_trait::async_trait;

@@ -25,6 +25,8 @@ pub struct SqliteStore {
     secrets: SecretSlot,
     /// The doorbells this store rings after its writes (see `bells`).
     bells: Bells,
+    /// Message writes waiting for the next group transaction (see `messages::write`).
+    messages: Arc<crate::messages::write::MessageQueue>,
 }
 
 /// Page cache of each pooled connection (KiB; SQLite's default is 2 MiB), filled only as pages
@@ -103,6 +105,7 @@ impl SqliteStore {
             _checkpointer: checkpointer,
             secrets: SecretSlot::default(),
             bells,
+            messages: Arc::default(),
         })
     }
 
@@ -114,6 +117,11 @@ impl SqliteStore {
     /// The batching event writer.
     pub(crate) fn writer(&self) -> &Writer {
         &self.writer
+    }
+
+    /// Message writes waiting for the next group transaction.
+    pub(crate) fn message_queue(&self) -> &crate::messages::write::MessageQueue {
+        &self.messages
     }
 
     /// The key that seals stored secrets.

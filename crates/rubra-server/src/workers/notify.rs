@@ -15,9 +15,10 @@
 //! `webhook-id` (`ntf_{seq}`) as the first attempt, with a fresh timestamp and signature.
 //!
 //! Fairness: every claim takes, per subscription and per client, only as many notifications as
-//! their caps leave ([`ClaimLimits`]: `--notify-max-in-flight-per-subscription`, and
-//! `--notify-client-share` of the [`CONCURRENCY`] slots), counting the ones in flight in every
-//! process, so a slow endpoint slows only its own subscription. A recorded verdict frees a
+//! their caps leave ([`ClaimLimits`]: `--notify-max-in-flight-per-subscription`,
+//! `--notify-max-in-flight-per-relay-subscription` for a subscription carrying messages to Viber,
+//! and `--notify-client-share` of the [`CONCURRENCY`] slots), counting the ones in flight in
+//! every process, so a slow endpoint slows only its own subscription. A recorded verdict frees a
 //! subscription's place, so the recorder wakes the dispatcher after each batch.
 //!
 //! Webhooks go through the egress guard of [`webhook_guard`] (the one `POST /subscriptions`
@@ -176,6 +177,7 @@ pub fn spawn(services: &Services, shutdown: &CancellationToken) -> Vec<JoinHandl
         verdicts: verdict_tx,
         fairness: Fairness {
             per_subscription: settings.notify_max_in_flight_per_subscription,
+            per_relay_subscription: settings.notify_max_in_flight_per_relay_subscription,
             per_client: u32::try_from(client_slots).unwrap_or(u32::MAX).max(1),
         },
         recorded: recorded.clone(),
@@ -211,6 +213,7 @@ struct Dispatcher {
 #[derive(Clone, Copy)]
 struct Fairness {
     per_subscription: u32,
+    per_relay_subscription: u32,
     per_client: u32,
 }
 
@@ -261,6 +264,7 @@ impl Dispatcher {
         let limits = ClaimLimits {
             total: limit,
             per_subscription: self.fairness.per_subscription,
+            per_relay_subscription: self.fairness.per_relay_subscription,
             per_client: self.fairness.per_client,
         };
         let claimed = self

@@ -181,12 +181,14 @@ where
                 let due: i64 = row.try_get(2)?;
                 let in_flight: i64 = row.try_get(3)?;
                 let first_at: Option<i64> = row.try_get(4)?;
+                let relay: i64 = row.try_get(5)?;
                 Ok(fair::Candidate {
                     subscription: row.try_get(0)?,
                     client: row.try_get(1)?,
                     due: u32::try_from(due).unwrap_or(u32::MAX),
                     in_flight: u32::try_from(in_flight).unwrap_or(u32::MAX),
                     first_at: first_at.unwrap_or(i64::MAX),
+                    relay: relay != 0,
                 })
             })
             .collect()

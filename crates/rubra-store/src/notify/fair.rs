@@ -12,6 +12,12 @@
 //!
 //! What this gives: a subscription whose endpoint takes 9 s holds at most `per_subscription`
 //! slots, and every other subscription's notification is claimed as soon as a slot is free;
+//! a relay subscription (one that matches messages by `types` and sends to Viber, DESIGN §12)
+//! has its own cap, `per_relay_subscription`: its endpoint is the operator's Viber API
+//! (`--viber-base-url`), not an address a client chose, and one such subscription carries every
+//! message of a bot, so a cap of a few slots would be the relay's ceiling (issue #22: 16 in
+//! flight held it to ~2 400 messages/s). The per-client share still holds it, so the other
+//! clients keep their slots, and every webhook keeps `per_subscription` (issue #18);
 //! a client with many slow subscriptions holds at most `per_client` slots, the rest stay for
 //! the others. A slot is never left idle while some subscription within its caps has a due row.
 
@@ -25,6 +31,8 @@ pub struct ClaimLimits {
     /// Most notifications of one subscription in flight at once, counting those already
     /// leased by any process.
     pub per_subscription: u32,
+    /// The same for a relay subscription: one with message `types` and a Viber channel.
+    pub per_relay_subscription: u32,
     /// Most notifications of one client in flight at once, counting those already leased.
     pub per_client: u32,
 }
@@ -36,6 +44,7 @@ impl ClaimLimits {
         ClaimLimits {
             total,
             per_subscription: u32::MAX,
+            per_relay_subscription: u32::MAX,
             per_client: u32::MAX,
         }
     }
@@ -54,6 +63,9 @@ pub(crate) struct Candidate {
     pub in_flight: u32,
     /// Its earliest `next_attempt_at` among pending rows (due ones first in line).
     pub first_at: i64,
+    /// A relay subscription (message `types`, Viber channel): capped by
+    /// [`ClaimLimits::per_relay_subscription`].
+    pub relay: bool,
 }
 
 /// One candidate per subscription with pending rows, leaving out disabled clients (their
@@ -78,7 +90,8 @@ pub(crate) const CANDIDATES_SQL: &str = "\
                 WHERE n.state = 'pending' AND n.subscription_id = subs.id \
                   AND n.next_attempt_at > $1 AND n.lease_until > $1) AS in_flight, \
         (SELECT min(n.next_attempt_at) FROM notifications n \
-                WHERE n.state = 'pending' AND n.subscription_id = subs.id) AS first_at \
+                WHERE n.state = 'pending' AND n.subscription_id = subs.id) AS first_at, \
+        CAST(CASE WHEN s.types IS NOT NULL AND s.channel_type = 'viber' THEN 1 ELSE 0 END AS BIGINT) AS relay \
     FROM subs JOIN subscriptions s ON s.id = subs.id \
     WHERE subs.id IS NOT NULL \
       AND NOT EXISTS (SELECT 1 FROM clients c \
@@ -86,7 +99,8 @@ pub(crate) const CANDIDATES_SQL: &str = "\
 
 /// How many due rows to lease from each subscription: slots handed out one per subscription per
 /// round, the subscription due longest first, while the subscription is under
-/// `per_subscription` and its client under `per_client` (both counting rows in flight), until
+/// `per_subscription` (`per_relay_subscription` for a relay subscription) and its client under
+/// `per_client` (both counting rows in flight), until
 /// `total` are given or nobody can take more.
 pub(crate) fn plan(candidates: &[Candidate], limits: &ClaimLimits) -> Vec<(String, u32)> {
     let mut order: Vec<&Candidate> = candidates.iter().filter(|c| c.due > 0).collect();
@@ -108,9 +122,13 @@ pub(crate) fn plan(candidates: &[Candidate], limits: &ClaimLimits) -> Vec<(Strin
                 break;
             }
             let load = client_load.entry(c.client.as_str()).or_default();
-            let fits = *t < c.due
-                && c.in_flight.saturating_add(*t) < limits.per_subscription
-                && *load < limits.per_client;
+            let cap = if c.relay {
+                limits.per_relay_subscription
+            } else {
+                limits.per_subscription
+            };
+            let fits =
+                *t < c.due && c.in_flight.saturating_add(*t) < cap && *load < limits.per_client;
             if fits {
                 *t += 1;
                 *load += 1;
@@ -141,6 +159,7 @@ mod tests {
             due,
             in_flight,
             first_at,
+            relay: false,
         }
     }
 
@@ -148,6 +167,7 @@ mod tests {
         ClaimLimits {
             total,
             per_subscription,
+            per_relay_subscription: per_subscription,
             per_client,
         }
     }
@@ -160,6 +180,35 @@ mod tests {
         ];
         let p = plan(&c, &limits(64, 16, 64));
         assert_eq!(p, vec![("flood".into(), 16), ("polite".into(), 1)]);
+    }
+
+    #[test]
+    fn a_relay_subscription_has_its_own_cap_and_its_client_keeps_to_its_share() {
+        let relay = Candidate {
+            relay: true,
+            ..cand("bot", "payments", 1000, 10, 1)
+        };
+        let c = [
+            relay,
+            cand("hook", "payments", 1000, 0, 2),
+            cand("other", "b", 5, 0, 3),
+        ];
+        let caps = ClaimLimits {
+            total: 128,
+            per_subscription: 16,
+            per_relay_subscription: 128,
+            per_client: 64,
+        };
+        // The client has 10 in flight and a share of 64: 54 more, of which its webhook takes
+        // at most 16 and the bot the rest; the other client is served in full.
+        let p = plan(&c, &caps);
+        assert_eq!(
+            p,
+            vec![("bot".into(), 38), ("hook".into(), 16), ("other".into(), 5)]
+        );
+        // Under the ordinary cap the bot would get 6 (16 less its 10 in flight).
+        let p = plan(&c, &limits(128, 16, 64));
+        assert_eq!(p[0], ("bot".into(), 6));
     }
 
     #[test]

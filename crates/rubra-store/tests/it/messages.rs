@@ -13,6 +13,8 @@ crate::both_backends!(
     a_batch_with_one_bad_message_writes_nothing,
     types_only_subscriptions_ignore_red_events_and_keep_their_types,
     message_notifications_carry_what_the_channels_send,
+    a_relay_subscription_takes_its_own_cap_and_a_webhook_keeps_the_ordinary_one,
+    concurrent_calls_each_get_their_own_answer_and_a_bad_one_fails_alone,
 );
 
 async fn subscribe(
@@ -229,6 +231,7 @@ async fn message_notifications_carry_what_the_channels_send(store: Arc<dyn Store
             &ClaimLimits {
                 total: 10,
                 per_subscription: 10,
+                per_relay_subscription: 10,
                 per_client: 10,
             },
         )
@@ -244,4 +247,107 @@ async fn message_notifications_carry_what_the_channels_send(store: Arc<dyn Store
     assert_eq!(c.text.as_deref(), Some("Paid"));
     assert_eq!(c.payload.as_deref(), m.payload.as_deref());
     assert_eq!(c.receiver.as_deref(), Some("user-42"));
+}
+
+/// Issue #22: a subscription that carries messages to Viber (`types` and a Viber channel) is
+/// capped by `per_relay_subscription`; one with the same types but a webhook (an address the
+/// client chose) keeps `per_subscription` (issue #18), and the caps count rows in flight.
+async fn a_relay_subscription_takes_its_own_cap_and_a_webhook_keeps_the_ordinary_one(
+    store: Arc<dyn Store>,
+) {
+    let a = store
+        .create_client("a", &rubra_store::Actor::system())
+        .await
+        .unwrap()
+        .id;
+    let bot = subscribe(&store, &a, None, &["t"], viber()).await;
+    let hook = Channel::Webhook {
+        url: "https://example.com/hook".into(),
+    };
+    let hook = subscribe(&store, &a, None, &["t"], hook).await;
+    let batch: Vec<NewMessage> = (0..30)
+        .map(|i| message(&a, &format!("m-{i}"), "t"))
+        .collect();
+    store.insert_messages(&batch).await.unwrap();
+    let limits = ClaimLimits {
+        total: 64,
+        per_subscription: 4,
+        per_relay_subscription: 20,
+        per_client: 64,
+    };
+    let now = now_ms() + 1;
+    let claimed = store
+        .claim_notifications("w", now, 60_000, &limits)
+        .await
+        .unwrap();
+    let of = |claimed: &[rubra_store::ClaimedNotification], id: &rubra_store::SubscriptionId| {
+        claimed
+            .iter()
+            .filter(|c| &c.notification.subscription_id == id)
+            .count()
+    };
+    assert_eq!(of(&claimed, &bot.id), 20);
+    assert_eq!(of(&claimed, &hook.id), 4);
+    // Both are at their caps with rows in flight: another process takes nothing more.
+    let more = store
+        .claim_notifications("other", now, 60_000, &limits)
+        .await
+        .unwrap();
+    assert!(more.is_empty(), "{more:?}");
+}
+
+/// Concurrent `insert_messages` calls (on SQLite: one group transaction) are each all or
+/// nothing on their own: a call naming no client fails alone, a duplicate across calls is
+/// recorded once, and each call gets the answers of its own messages.
+async fn concurrent_calls_each_get_their_own_answer_and_a_bad_one_fails_alone(
+    store: Arc<dyn Store>,
+) {
+    let a = store
+        .create_client("a", &rubra_store::Actor::system())
+        .await
+        .unwrap()
+        .id;
+    subscribe(&store, &a, None, &["t"], viber()).await;
+    let ghost = ClientId::generate();
+    let mut calls = Vec::new();
+    for i in 0..40 {
+        let batch = if i == 7 {
+            vec![message(&a, "bad-1", "t"), message(&ghost, "bad-2", "t")]
+        } else {
+            // Every call repeats the id "shared"; call i adds its own two.
+            vec![
+                message(&a, &format!("own-{i}-a"), "t"),
+                message(&a, "shared", "t"),
+                message(&a, &format!("own-{i}-b"), "t"),
+            ]
+        };
+        let store = store.clone();
+        calls.push(tokio::spawn(
+            async move { store.insert_messages(&batch).await },
+        ));
+    }
+    let mut shared_new = 0;
+    for (i, call) in calls.into_iter().enumerate() {
+        let got = call.await.unwrap();
+        if i == 7 {
+            assert!(got.is_err(), "the call with a message of no client fails");
+            continue;
+        }
+        let fresh = got.unwrap();
+        assert_eq!(fresh.len(), 3, "call {i}");
+        assert!(
+            fresh[0] && fresh[2],
+            "call {i}: its own ids are new: {fresh:?}"
+        );
+        shared_new += usize::from(fresh[1]);
+    }
+    assert_eq!(shared_new, 1, "the shared id is new in exactly one call");
+    // 39 calls × 2 own ids + the shared one; nothing of the failed call.
+    let ids: Vec<String> = notes(&store, &a)
+        .await
+        .iter()
+        .map(|n| n.message.as_ref().unwrap().id.clone())
+        .collect();
+    assert_eq!(ids.len(), 39 * 2 + 1, "{ids:?}");
+    assert!(!ids.iter().any(|id| id.starts_with("bad-")));
 }

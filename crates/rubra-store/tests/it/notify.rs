@@ -15,6 +15,7 @@ crate::both_backends!(
     verdicts_move_notifications_and_a_lost_lease_changes_nothing,
     a_batch_of_verdicts_is_recorded_as_one_by_one,
     a_stale_delivered_verdict_is_not_recorded_and_its_attempt_is_logged_superseded,
+    a_stale_verdict_in_a_logged_batch_is_superseded_and_the_rest_of_the_batch_recorded,
     repeated_failures_pause_and_resume_releases_held_notifications,
     a_client_pauses_its_subscription_and_its_notifications_are_held_until_resumed,
     deleting_a_subscription_cancels_its_undelivered_notifications,
@@ -518,6 +519,115 @@ async fn a_stale_delivered_verdict_is_not_recorded_and_its_attempt_is_logged_sup
     );
 }
 
+/// A logged batch (one transaction on both backends, issue #22) with a verdict whose lease was
+/// lost among the current ones: the stale one changes nothing and its attempt is logged
+/// `superseded`, every other verdict and its log row are recorded.
+async fn a_stale_verdict_in_a_logged_batch_is_superseded_and_the_rest_of_the_batch_recorded(
+    store: Arc<dyn Store>,
+) {
+    let a = store
+        .create_client("a", &rubra_store::Actor::system())
+        .await
+        .unwrap()
+        .id;
+    subscribe(&store, &a, 0.1, webhook()).await;
+    for _ in 0..4 {
+        event(&store, &a, 0.9).await;
+    }
+    let now = now_ms() + 1;
+    // "first" leases all four briefly; its lease runs out and "second" takes one over. The
+    // other three are still "first"'s (nobody took them), so its verdicts on them count.
+    let claimed = store
+        .claim_notifications("first", now, 1_000, &ClaimLimits::total(4))
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 4);
+    let taken = store
+        .claim_notifications("second", now + 1_000, 60_000, &ClaimLimits::total(1))
+        .await
+        .unwrap();
+    assert_eq!(taken.len(), 1);
+    let (lapsed, mine): (Vec<_>, Vec<_>) = claimed
+        .into_iter()
+        .partition(|c| c.notification.seq == taken[0].notification.seq);
+    assert_eq!((lapsed.len(), mine.len()), (1, 3));
+    let attempt = |n: &rubra_store::Notification, verdict: Verdict| {
+        (
+            DeliveryVerdict {
+                notification: n.clone(),
+                verdict,
+                error: None,
+            },
+            DeliveryAttempt {
+                id: 0,
+                notification_seq: n.seq,
+                subscription_id: n.subscription_id.clone(),
+                client_id: n.client_id.clone(),
+                attempt: n.attempts,
+                at: now_ms(),
+                outcome: if verdict == Verdict::Delivered {
+                    "delivered".into()
+                } else {
+                    "retrying".into()
+                },
+                status_code: Some(200),
+                latency_ms: 1,
+                error: None,
+            },
+        )
+    };
+    let (verdicts, log): (Vec<_>, Vec<_>) = [
+        attempt(&mine[0].notification, Verdict::Delivered),
+        attempt(&lapsed[0].notification, Verdict::Delivered),
+        attempt(&mine[1].notification, Verdict::RetryAt(now + 60_000)),
+        attempt(&mine[2].notification, Verdict::Delivered),
+    ]
+    .into_iter()
+    .unzip();
+    let rec = store
+        .record_deliveries_logged("first", &verdicts, &log, 10)
+        .await
+        .unwrap();
+    let applied: Vec<bool> = rec.iter().map(|r| r.applied).collect();
+    assert_eq!(applied, [true, false, true, true]);
+    let state_of: std::collections::HashMap<i64, String> = store
+        .notifications_after(&a, 0, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|n| (n.seq, n.state))
+        .collect();
+    let states: Vec<&str> = verdicts
+        .iter()
+        .map(|v| state_of[&v.notification.seq].as_str())
+        .collect();
+    assert_eq!(states, ["delivered", "pending", "pending", "delivered"]);
+    let logged = store
+        .list_delivery_attempts(
+            &Scope::Client(a.clone()),
+            &LogPage {
+                subscription: None,
+                before_id: None,
+                limit: 10,
+            },
+        )
+        .await
+        .unwrap();
+    let mut outcomes: Vec<(i64, String)> = logged
+        .iter()
+        .map(|r| (r.notification_seq, r.outcome.clone()))
+        .collect();
+    outcomes.sort();
+    let mut want = vec![
+        (mine[0].notification.seq, "delivered".to_owned()),
+        (lapsed[0].notification.seq, "superseded".to_owned()),
+        (mine[1].notification.seq, "retrying".to_owned()),
+        (mine[2].notification.seq, "delivered".to_owned()),
+    ];
+    want.sort();
+    assert_eq!(outcomes, want);
+}
+
 async fn repeated_failures_pause_and_resume_releases_held_notifications(store: Arc<dyn Store>) {
     let a = store
         .create_client("a", &rubra_store::Actor::system())
@@ -804,6 +914,8 @@ async fn a_subscription_backlog_holds_only_its_share_of_delivery_slots(store: Ar
     let limits = ClaimLimits {
         total: 64,
         per_subscription: 4,
+        // Webhook subscriptions: the relay's cap is not theirs (issue #22).
+        per_relay_subscription: 64,
         per_client: 64,
     };
     let now = now_ms() + 1;
@@ -870,6 +982,7 @@ async fn a_client_holds_only_its_share_while_another_client_waits(store: Arc<dyn
     let limits = ClaimLimits {
         total: 64,
         per_subscription: 2,
+        per_relay_subscription: 64,
         per_client: 6,
     };
     let claimed = store
