@@ -44,6 +44,8 @@ struct rubra_jpeg {
   int status;     /* the status of the fatal error that jumped, if any */
   int hit_eof;    /* libjpeg ran out of data and padded the image */
   int max_scans;  /* progressive scans allowed (a CPU bound on hostile files) */
+  int last_scan;  /* the scan the work below was last charged for */
+  unsigned long long work, max_work; /* coefficient visits charged / allowed */
   char message[JMSG_LENGTH_MAX];
 };
 
@@ -56,11 +58,15 @@ static int status_of(int code) {
   case JERR_NOTIMPL:
   case JERR_SOF_UNSUPPORTED:
   case JERR_EMPTY_IMAGE:
+  case JERR_FRACT_SAMPLE_NOTIMPL:
+  case JERR_CCIR601_NOTIMPL:
+  case JERR_ARITH_NOTIMPL:
     return RUBRA_JPEG_UNSUPPORTED;
-  case JERR_NO_BACKING_STORE:
-  case JERR_OUT_OF_MEMORY:
-  case JERR_IMAGE_TOO_BIG:
+  case JERR_IMAGE_TOO_BIG:  /* a side over libjpeg's 65 500, within the pixel limit */
   case JERR_WIDTH_OVERFLOW:
+    return RUBRA_JPEG_UNSUPPORTED;
+  case JERR_NO_BACKING_STORE: /* libjpeg's buffers over max_memory_to_use */
+  case JERR_OUT_OF_MEMORY:
     return RUBRA_JPEG_TOO_LARGE;
   case JERR_INPUT_EOF:
   case JERR_INPUT_EMPTY:
@@ -85,6 +91,10 @@ static void on_emit_message(j_common_ptr cinfo, int msg_level) {
     cinfo->err->num_warnings++;
     if (cinfo->err->msg_code == JWRN_JPEG_EOF)
       h->hit_eof = 1;
+    /* JWRN_HIT_MARKER (a scan's data ends before its last block, followed by
+     * a marker) is left a warning, as djpeg and Pillow do: the missing blocks
+     * decode grey. Its cost is that of any file of its size, which the caller
+     * has already admitted from the header. */
   }
 }
 
@@ -95,15 +105,32 @@ static void on_output_message(j_common_ptr cinfo) { (void)cinfo; }
 static void on_progress(j_common_ptr cinfo) {
   struct rubra_jpeg *h = (struct rubra_jpeg *)cinfo->client_data;
   j_decompress_ptr d = (j_decompress_ptr)cinfo;
-  if (cinfo->is_decompressor && d->input_scan_number > h->max_scans) {
+  if (!cinfo->is_decompressor || d->input_scan_number == h->last_scan)
+    return;
+  h->last_scan = d->input_scan_number;
+  if (d->input_scan_number > h->max_scans) {
     snprintf(h->message, sizeof h->message, "more than %d scans", h->max_scans);
+    h->status = RUBRA_JPEG_CORRUPT;
+    longjmp(h->jump, 1);
+  }
+  /* Each scan is a pass over its components' blocks, costing about one step
+   * per coefficient of its band: charge it, against a budget proportional to
+   * the image (an ordinary progressive file spends 2-3 times its coefficients). */
+  unsigned long long blocks = 0;
+  for (int i = 0; i < d->comps_in_scan; i++)
+    blocks += (unsigned long long)d->cur_comp_info[i]->width_in_blocks *
+              d->cur_comp_info[i]->height_in_blocks;
+  h->work += blocks * (unsigned long long)(d->progressive_mode ? d->Se - d->Ss + 1 : DCTSIZE2);
+  if (h->work > h->max_work) {
+    snprintf(h->message, sizeof h->message, "more scans than an image of this size needs");
     h->status = RUBRA_JPEG_CORRUPT;
     longjmp(h->jump, 1);
   }
 }
 
 struct rubra_jpeg *rubra_jpeg_new(void) {
-  struct rubra_jpeg *h = calloc(1, sizeof *h);
+  /* volatile: read after the longjmp below (GCC's -Wclobbered). */
+  struct rubra_jpeg *volatile h = calloc(1, sizeof *h);
   if (h == NULL)
     return NULL;
   h->cinfo.err = jpeg_std_error(&h->jerr);
@@ -112,6 +139,7 @@ struct rubra_jpeg *rubra_jpeg_new(void) {
   h->jerr.output_message = on_output_message;
   h->cinfo.client_data = h;
   if (setjmp(h->jump)) {
+    jpeg_destroy_decompress(&h->cinfo); /* frees what the failed create made */
     free(h);
     return NULL;
   }
@@ -134,7 +162,8 @@ const char *rubra_jpeg_message(const struct rubra_jpeg *h) { return h->message; 
  * _RGB or _CMYK (samples per pixel). `max_memory` bounds libjpeg's own
  * allocations (the coefficient buffer of a progressive file is the big one). */
 int rubra_jpeg_start(struct rubra_jpeg *h, const uint8_t *data, size_t len, long max_memory,
-                     int max_scans, uint32_t *width, uint32_t *height, int *layout) {
+                     int max_scans, uint32_t expect_width, uint32_t expect_height,
+                     uint32_t *width, uint32_t *height, int *layout) {
   j_decompress_ptr cinfo = &h->cinfo;
   if (setjmp(h->jump))
     return h->status;
@@ -142,6 +171,24 @@ int rubra_jpeg_start(struct rubra_jpeg *h, const uint8_t *data, size_t len, long
   cinfo->mem->max_memory_to_use = max_memory;
   jpeg_mem_src(cinfo, data, (unsigned long)len);
   (void)jpeg_read_header(cinfo, TRUE);
+  /* The frame must be the one the caller probed and admitted: nothing is
+   * decoded before this check (a multi-scan file is absorbed by
+   * jpeg_start_decompress). */
+  if (cinfo->image_width != expect_width || cinfo->image_height != expect_height) {
+    snprintf(h->message, sizeof h->message, "frame %ux%u is not the probed %ux%u",
+             cinfo->image_width, cinfo->image_height, expect_width, expect_height);
+    return RUBRA_JPEG_CORRUPT;
+  }
+  {
+    unsigned long long coefs = 0;
+    for (int i = 0; i < cinfo->num_components; i++)
+      coefs += (unsigned long long)cinfo->comp_info[i].width_in_blocks *
+               cinfo->comp_info[i].height_in_blocks * DCTSIZE2;
+    /* 6 passes over every coefficient, and never less than a 1 MP file's. */
+    h->max_work = 6 * coefs;
+    if (h->max_work < 6ull * 3 * 1024 * 1024)
+      h->max_work = 6ull * 3 * 1024 * 1024;
+  }
   switch (cinfo->jpeg_color_space) {
   case JCS_GRAYSCALE:
     cinfo->out_color_space = JCS_GRAYSCALE;

@@ -30,9 +30,16 @@
 //!   grey, YCbCr, RGB (Adobe transform 0), CMYK and YCCK. CMYK/YCCK become RGB
 //!   as `djpeg` writes them to PPM: samples taken as Adobe's inverted CMYK,
 //!   `R = C·K/255` (rounded), likewise G from M and B from Y. Lossless,
-//!   hierarchical and 12-bit JPEGs are [`Error::Unsupported`]; a file with more
-//!   than 500 progressive scans is [`Error::Corrupt`] (each scan is a pass over
-//!   the whole image). A JPEG whose data ends early is [`Error::Truncated`].
+//!   hierarchical and 12-bit JPEGs are [`Error::Unsupported`]. A file with more
+//!   than 500 progressive scans, or whose scans together would pass over its
+//!   coefficients more than 6 times (at least a 1-megapixel image's worth), is
+//!   [`Error::Corrupt`]: libjpeg only warns about a repeated scan, and each is a
+//!   pass over the whole image. A frame header other than the probed one (a
+//!   second one hidden where the probe and libjpeg would read differently) is
+//!   refused before anything is decoded. A JPEG cut short before its
+//!   end-of-image marker is [`Error::Truncated`]; a scan whose data stops early
+//!   but is followed by a marker decodes as djpeg decodes it (the missing
+//!   blocks grey, with a warning).
 //!   Rows are counted as they come out, 16 at a time: no full-frame buffer.
 //! - **EXIF orientation** is not applied: rotating or mirroring only permutes
 //!   pixels, so the fraction of red pixels is the same either way.

@@ -56,6 +56,8 @@ unsafe extern "C" {
         len: usize,
         max_memory: c_long,
         max_scans: c_int,
+        expect_width: u32,
+        expect_height: u32,
         width: *mut u32,
         height: *mut u32,
         layout: *mut c_int,
@@ -152,6 +154,8 @@ pub(crate) fn read_rows(
             bytes.len(),
             max_memory,
             MAX_SCANS,
+            info.width,
+            info.height,
             &mut width,
             &mut height,
             &mut layout,
@@ -161,11 +165,11 @@ pub(crate) fn read_rows(
         return Err(jpeg.error(status, info, limits));
     }
     if (width, height) != (info.width, info.height) {
-        return Err(Error::TooLarge {
-            width: info.width,
-            height: info.height,
-            limit: limits.max_pixels,
-        });
+        // The C side already refused a frame that is not the probed one; a
+        // different output size would be libjpeg's doing, still not a size problem.
+        return Err(Error::corrupt(
+            "JPEG: libjpeg decodes another size than the header's",
+        ));
     }
     let channels = match layout {
         GRAY | RGB | CMYK => layout as usize,

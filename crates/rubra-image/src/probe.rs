@@ -130,6 +130,9 @@ fn jpeg(b: &[u8]) -> Result<Header> {
         let marker = byte(b, pos)?;
         pos += 1;
         match marker {
+            // FF 00 is stuffed data, not a marker: libjpeg's next_marker skips it
+            // and goes on looking for the next FF, so do we.
+            0x00 => continue,
             // Standalone markers without a length.
             0x01 | 0xD0..=0xD7 => continue,
             0xD8 => return Err(Error::corrupt("JPEG has a second start-of-image marker")),

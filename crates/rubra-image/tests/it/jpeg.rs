@@ -385,3 +385,94 @@ fn a_progressive_jpeg_over_the_allocation_limit_is_too_large() {
     );
     assert!(measure(&baseline, &limits).is_ok());
 }
+
+/// The marker segment `marker` of a JPEG (from its 0xFF to its end).
+fn segment(jpeg: &[u8], marker: u8) -> std::ops::Range<usize> {
+    let mut pos = 2;
+    loop {
+        assert_eq!(jpeg[pos], 0xFF, "a marker at {pos}");
+        let len = usize::from(u16::from_be_bytes([jpeg[pos + 2], jpeg[pos + 3]]));
+        if jpeg[pos + 1] == marker {
+            return pos..pos + 2 + len;
+        }
+        assert_ne!(
+            jpeg[pos + 1],
+            0xDA,
+            "no segment {marker:#x} before the scan"
+        );
+        pos += 2 + len;
+    }
+}
+
+/// Review finding (session 13): libjpeg-turbo only warns about a bogus progression, so a
+/// progressive file may repeat one AC scan, each repeat one more pass over every block. 400
+/// repeats pass the scan cap (500); a 48 KB file of this kind over 50 MP took 26–40 s of CPU.
+/// The work budget (every scan charged its blocks × its band, at most 6 passes over the
+/// image's coefficients, never less than a 1 MP image's) refuses it early.
+#[test]
+fn a_progressive_jpeg_repeating_one_ac_scan_is_refused_by_the_work_budget() {
+    let (w, h) = (1024u16, 1024u16);
+    let grey = vec![128u8; usize::from(w) * usize::from(h)];
+    let progressive = jpeg(&grey, w, h, ColorType::Luma, true, None);
+    // The widest AC band of the file (Ss, Se follow the component list in the SOS header).
+    let band = |r: &std::ops::Range<usize>| {
+        let ns = usize::from(progressive[r.start + 4]);
+        let at = r.start + 5 + 2 * ns;
+        (progressive[at], progressive[at + 1])
+    };
+    let widest = scans(&progressive)
+        .into_iter()
+        .filter(|r| band(r).0 > 0)
+        .max_by_key(|r| {
+            let (ss, se) = band(r);
+            se - ss
+        })
+        .expect("an AC scan");
+    let mut hostile = progressive[..widest.end].to_vec();
+    for _ in 0..400 {
+        hostile.extend_from_slice(&progressive[widest.clone()]);
+    }
+    hostile.extend_from_slice(&progressive[widest.end..]);
+    assert!(ours(&progressive).counted_pixels == 1024 * 1024);
+    let started = std::time::Instant::now();
+    let err = measure(&hostile, &Limits::default()).unwrap_err();
+    eprintln!("refused in {:?}: {err}", started.elapsed());
+    assert!(
+        matches!(&err, rubra_image::Error::Corrupt(m) if m.contains("more scans than")),
+        "{err:?}"
+    );
+}
+
+/// Review finding (session 13): the probe took the stuffed `FF 00` after SOI for a marker with
+/// a length, jumped over the real frame header into a comment holding a fake 16×16 one, and
+/// the pixel limit and the admission saw 256 pixels, while libjpeg (which skips `FF 00` and the
+/// comment) decoded the real frame and the answer was a false 413. Now the probe skips `FF 00`
+/// as libjpeg does, and the C side refuses a frame that is not the probed one before decoding.
+#[test]
+fn a_jpeg_hiding_a_second_frame_header_from_libjpeg_is_probed_as_libjpeg_reads_it() {
+    let (w, h) = (640u16, 480u16);
+    let real = jpeg(&photo(w, h, 19), w, h, ColorType::Rgb, false, None);
+    let sof = segment(&real, 0xC0);
+    let fake_sof: &[u8] = &[0xFF, 0xC0, 0, 11, 8, 0, 16, 0, 16, 1, 1, 0x11, 0];
+    let mut hostile = vec![0xFF, 0xD8, 0xFF, 0x00];
+    // The length the old probe read after FF 00: it skipped to the fake frame header.
+    let skip = (2 + sof.len() + 4) as u16;
+    hostile.extend_from_slice(&skip.to_be_bytes());
+    hostile.extend_from_slice(&real[sof.clone()]);
+    hostile.extend_from_slice(&[0xFF, 0xFE]);
+    hostile.extend_from_slice(&((2 + fake_sof.len()) as u16).to_be_bytes());
+    hostile.extend_from_slice(fake_sof);
+    hostile.extend_from_slice(&real[2..sof.start]);
+    hostile.extend_from_slice(&real[sof.end..]);
+    let info = rubra_image::probe(&hostile).unwrap();
+    assert_eq!(
+        (info.width, info.height),
+        (640, 480),
+        "the frame libjpeg reads"
+    );
+    let err = measure(&hostile, &Limits::with_max_pixels(10_000)).unwrap_err();
+    assert_eq!(err.http_status(), 413, "{err}");
+    // The same pixels as the file it was made from (djpeg decodes it too, with a warning
+    // about the extraneous bytes, and exits 2).
+    assert_eq!(ours(&hostile), ours(&real));
+}
