@@ -322,10 +322,29 @@ pub(crate) fn run(input: &[u8], hdr: &Header, ed: Option<&McuEditor>) -> Result<
     let mut scan = hdr.scan.clone();
     let mut pos = hdr.data_start;
     let mut scans = 0;
+    // Each scan is a pass over its components' blocks, about one step per coefficient of its
+    // band; a progressive file may repeat a scan (libjpeg only warns), so a few hundred bytes
+    // of repeated refinement scans over a 50 MP frame cost seconds. Ordinary encoders spend
+    // 1–3 passes over the coefficients; at most 6 are allowed (never less than a 1 MP
+    // image's worth), as in rubra-image's decoder.
+    let coefficients: u64 = planes.iter().map(|p| p.blocks.len() as u64 * 64).sum();
+    let budget = coefficients.max(3 << 20) * 6;
+    let mut work = 0u64;
     loop {
         scans += 1;
         if scans > MAX_SCANS {
             return Err(Corrupt("too many scans"));
+        }
+        let band = if f.process.is_progressive() {
+            u64::from(scan.se.saturating_sub(scan.ss)) + 1
+        } else {
+            64
+        };
+        for sc in &scan.comps {
+            work += planes[sc.comp].blocks.len() as u64 * band;
+        }
+        if work > budget {
+            return Err(Corrupt("more scans than an image of this size needs"));
         }
         for sc in &scan.comps {
             let tq = f.comps[sc.comp].tq;

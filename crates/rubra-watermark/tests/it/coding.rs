@@ -257,3 +257,20 @@ fn a_cmyk_jpeg_keeps_its_colours_when_watermarked() {
     let mean = sum as f64 / n as f64;
     assert!(mean < 3.0, "mean error {mean:.1} away from the overlay");
 }
+
+/// Review finding (session 13): 787 bytes of arithmetic-coded progressive JPEG, a 7071×7071
+/// frame whose refinement scan is repeated 50 times (libjpeg only warns about the bogus
+/// progression), took 1.3 s of CPU on the coefficient route. The route now has the decoder's
+/// work budget: at most 6 passes over the image's coefficients.
+#[test]
+fn a_tiny_progressive_file_repeating_a_refinement_scan_is_refused_by_the_work_budget() {
+    let input: &[u8] =
+        include_bytes!("../fixtures/review_arith_progressive_50mp_refinement_scan_repeated.jpg");
+    assert!(input.len() < 1000);
+    let p = Placement::gravity(Gravity::SouthEast, 5, 5);
+    let err = watermark_with(input, &overlay(OW, OH), &Options::new(p)).unwrap_err();
+    assert!(
+        matches!(&err, WatermarkError::Corrupt(m) if m.contains("more scans than")),
+        "{err}"
+    );
+}
