@@ -159,6 +159,9 @@ async fn clients_page_by_limit_and_cursor_with_rfc3339_ms_times() {
     let app = spawn_app().await;
     for name in ["a", "b", "c"] {
         app.create_client(name).await;
+        // Clients made in the same millisecond are ordered by their random ids (seen in a CI
+        // rehearsal: a, c, b); a few milliseconds apart, "oldest first" is the names' order.
+        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
     }
     let get = |q: String| {
         let app = &app;
