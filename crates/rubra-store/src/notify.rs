@@ -99,6 +99,36 @@ pub(crate) fn superseded(row: &DeliveryAttempt) -> DeliveryAttempt {
     }
 }
 
+/// One step of recording a batch of verdicts, from [`verdict_steps`].
+pub(crate) enum VerdictStep<'a> {
+    /// A run of successful deliveries, recorded together.
+    Delivered(&'a [DeliveryVerdict]),
+    /// Any other verdict, recorded alone.
+    One(&'a DeliveryVerdict),
+}
+
+/// The batch in order, but each run of successes as one step: their effects do not depend on
+/// their order among themselves (each resets its subscription's failure count), only on their
+/// order relative to failures, which is kept. Both backends record verdicts this way.
+pub(crate) fn verdict_steps(verdicts: &[DeliveryVerdict]) -> Vec<VerdictStep<'_>> {
+    let mut steps = Vec::new();
+    let mut rest = verdicts;
+    while let Some(first) = rest.first() {
+        let run = rest
+            .iter()
+            .take_while(|v| v.verdict == Verdict::Delivered)
+            .count();
+        if run > 0 {
+            steps.push(VerdictStep::Delivered(&rest[..run]));
+            rest = &rest[run..];
+        } else {
+            steps.push(VerdictStep::One(first));
+            rest = &rest[1..];
+        }
+    }
+    steps
+}
+
 /// `log` as written for verdicts of which `recorded` says which were applied: the attempt of
 /// a verdict that was not gets the outcome [`SUPERSEDED`]. Rows are matched to verdicts by
 /// notification and attempt. When every verdict applied (the usual case) `log` is used as it

@@ -38,21 +38,14 @@ pub(super) async fn record_deliveries(
     let mut tx = store.pool().begin_with("BEGIN IMMEDIATE").await?;
     let now = crate::now_ms();
     let mut out = Vec::with_capacity(verdicts.len());
-    // In order, but each run of successes in two statements: their effects do not depend on
-    // their order among themselves (each resets its subscription's failure count), only on
-    // their order relative to failures, which is kept.
-    let mut rest = verdicts;
-    while let Some(first) = rest.first() {
-        let run = rest
-            .iter()
-            .take_while(|v| v.verdict == Verdict::Delivered)
-            .count();
-        if run > 0 {
-            out.extend(record_delivered(&mut tx, owner, &rest[..run], now).await?);
-            rest = &rest[run..];
-        } else {
-            out.push(record_one(&mut tx, owner, first, pause_after, now).await?);
-            rest = &rest[1..];
+    for step in super::verdict_steps(verdicts) {
+        match step {
+            super::VerdictStep::Delivered(run) => {
+                out.extend(record_delivered(&mut tx, owner, run, now).await?);
+            }
+            super::VerdictStep::One(v) => {
+                out.push(record_one(&mut tx, owner, v, pause_after, now).await?);
+            }
         }
     }
     let log = super::log_as_recorded(verdicts, &out, log);
