@@ -335,6 +335,16 @@ fn scans(jpeg: &[u8]) -> Vec<std::ops::Range<usize>> {
     out
 }
 
+/// `jpeg` with its scan `scan` repeated `extra` more times right after itself.
+fn with_scan_repeated(jpeg: &[u8], scan: &std::ops::Range<usize>, extra: usize) -> Vec<u8> {
+    let mut out = jpeg[..scan.end].to_vec();
+    for _ in 0..extra {
+        out.extend_from_slice(&jpeg[scan.clone()]);
+    }
+    out.extend_from_slice(&jpeg[scan.end..]);
+    out
+}
+
 /// A hostile progressive file repeats its first (DC) scan: each repeat is one
 /// more pass over the whole coefficient buffer for the decoder.
 #[test]
@@ -343,11 +353,7 @@ fn a_jpeg_with_thousands_of_progressive_scans_is_refused_quickly() {
     let progressive = jpeg(&photo(w, h, 17), w, h, ColorType::Rgb, true, None);
     let first = scans(&progressive)[0].clone();
     assert!(first.len() < progressive.len() / 4, "the DC scan is small");
-    let mut hostile = progressive[..first.end].to_vec();
-    for _ in 0..2_000 {
-        hostile.extend_from_slice(&progressive[first.clone()]);
-    }
-    hostile.extend_from_slice(&progressive[first.end..]);
+    let hostile = with_scan_repeated(&progressive, &first, 2_000);
     let started = std::time::Instant::now();
     let err = measure(&hostile, &Limits::default()).unwrap_err();
     eprintln!("refused in {:?}: {err}", started.elapsed());
@@ -358,11 +364,7 @@ fn a_jpeg_with_thousands_of_progressive_scans_is_refused_quickly() {
     // 500 passes over a 402×301 image, not 2 000: well under a second.
     assert!(started.elapsed() < std::time::Duration::from_secs(2));
     // 500 scans are still accepted.
-    let mut many = progressive[..first.end].to_vec();
-    for _ in 0..(500 - scans(&progressive).len()) {
-        many.extend_from_slice(&progressive[first.clone()]);
-    }
-    many.extend_from_slice(&progressive[first.end..]);
+    let many = with_scan_repeated(&progressive, &first, 500 - scans(&progressive).len());
     assert_eq!(ours(&many).counted_pixels, u64::from(w) * u64::from(h));
 }
 
@@ -428,11 +430,7 @@ fn a_progressive_jpeg_repeating_one_ac_scan_is_refused_by_the_work_budget() {
             se - ss
         })
         .expect("an AC scan");
-    let mut hostile = progressive[..widest.end].to_vec();
-    for _ in 0..400 {
-        hostile.extend_from_slice(&progressive[widest.clone()]);
-    }
-    hostile.extend_from_slice(&progressive[widest.end..]);
+    let hostile = with_scan_repeated(&progressive, &widest, 400);
     assert!(ours(&progressive).counted_pixels == 1024 * 1024);
     let started = std::time::Instant::now();
     let err = measure(&hostile, &Limits::default()).unwrap_err();
