@@ -21,12 +21,15 @@
 #include <jerror.h>
 #include <jpeglib.h>
 
+#include "jpeg_huffman.h"
+
 /* Status codes, mirrored in src/libjpeg.rs. */
 #define RUBRA_JPEG_OK 0
 #define RUBRA_JPEG_CORRUPT 1
 #define RUBRA_JPEG_UNSUPPORTED 2
 #define RUBRA_JPEG_TOO_LARGE 3
 #define RUBRA_JPEG_TRUNCATED 4
+#define RUBRA_JPEG_RETRY 5 /* decode again without the fast Huffman decoder */
 
 /* Output layouts, mirrored in src/libjpeg.rs. */
 #define RUBRA_JPEG_GRAY 1
@@ -47,6 +50,7 @@ struct rubra_jpeg {
   int last_scan;  /* the scan the work below was last charged for */
   unsigned long long work, max_work; /* coefficient visits charged / allowed */
   char message[JMSG_LENGTH_MAX];
+  struct rubra_huff huff; /* the faster entropy decoder, when installed */
 };
 
 /* Which status a fatal libjpeg error is. */
@@ -99,6 +103,15 @@ static void on_emit_message(j_common_ptr cinfo, int msg_level) {
 }
 
 static void on_output_message(j_common_ptr cinfo) { (void)cinfo; }
+
+/* The fast Huffman decoder met data it does not decode (jpeg_huffman.c): leave
+ * this decode; the caller starts again with libjpeg's own decoder. */
+static void on_give_up(j_decompress_ptr cinfo) {
+  struct rubra_jpeg *h = (struct rubra_jpeg *)cinfo->client_data;
+  snprintf(h->message, sizeof h->message, "the fast Huffman decoder gave up");
+  h->status = RUBRA_JPEG_RETRY;
+  longjmp(h->jump, 1);
+}
 
 /* A progressive file may hold any number of scans, each a pass over the whole
  * coefficient buffer: refuse the ones with more than `max_scans`. */
@@ -160,9 +173,11 @@ const char *rubra_jpeg_message(const struct rubra_jpeg *h) { return h->message; 
 
 /* Reads the header and starts decompression: `*layout` is RUBRA_JPEG_GRAY,
  * _RGB or _CMYK (samples per pixel). `max_memory` bounds libjpeg's own
- * allocations (the coefficient buffer of a progressive file is the big one). */
+ * allocations (the coefficient buffer of a progressive file is the big one).
+ * With `fast`, a baseline file's Huffman data is decoded by jpeg_huffman.c;
+ * a later read may then return RUBRA_JPEG_RETRY. */
 int rubra_jpeg_start(struct rubra_jpeg *h, const uint8_t *data, size_t len, long max_memory,
-                     int max_scans, uint32_t expect_width, uint32_t expect_height,
+                     int fast, int max_scans, uint32_t expect_width, uint32_t expect_height,
                      uint32_t *width, uint32_t *height, int *layout) {
   j_decompress_ptr cinfo = &h->cinfo;
   if (setjmp(h->jump))
@@ -202,6 +217,8 @@ int rubra_jpeg_start(struct rubra_jpeg *h, const uint8_t *data, size_t len, long
     break;
   }
   (void)jpeg_start_decompress(cinfo);
+  if (fast)
+    (void)rubra_huff_install(cinfo, &h->huff, on_give_up);
   *width = cinfo->output_width;
   *height = cinfo->output_height;
   *layout = cinfo->output_components;

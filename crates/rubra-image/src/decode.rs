@@ -218,6 +218,9 @@ pub fn decode_jpeg_pixels(bytes: &[u8], limits: &Limits) -> Result<JpegPixels> {
     }
     let mut samples = Vec::with_capacity(usize::try_from(frame).unwrap_or(usize::MAX));
     let gray = libjpeg::read_rows(bytes, &header.info, limits, |rows| {
+        if rows.first == 0 {
+            samples.clear();
+        }
         samples.extend_from_slice(rows.samples);
     })?;
     Ok(JpegPixels {

@@ -12,6 +12,12 @@
 //! error by `longjmp`, which must never cross a Rust frame, so the C side keeps
 //! every jump point and returns status codes.
 //!
+//! A baseline file's Huffman data is decoded by `csrc/jpeg_huffman.c` instead
+//! of libjpeg-turbo's own entropy decoder (about two thirds of libjpeg's time
+//! on a photo): it finds a coefficient's code, run and value in one lookup.
+//! The coefficients are the same, so the pixels are too; it decodes only clean
+//! data and gives a damaged file back to libjpeg whole (see [`read_rows`]).
+//!
 //! With `simd.rs`, the only module allowed `unsafe`: the calls into C. Each
 //! block says what it relies on.
 #![allow(unsafe_code)]
@@ -35,6 +41,7 @@ const CORRUPT: c_int = 1;
 const UNSUPPORTED: c_int = 2;
 const TOO_LARGE: c_int = 3;
 const TRUNCATED: c_int = 4;
+const RETRY: c_int = 5;
 
 const GRAY: c_int = 1;
 const RGB: c_int = 3;
@@ -55,6 +62,7 @@ unsafe extern "C" {
         data: *const u8,
         len: usize,
         max_memory: c_long,
+        fast: c_int,
         max_scans: c_int,
         expect_width: u32,
         expect_height: u32,
@@ -111,8 +119,11 @@ impl Decompressor {
 }
 
 /// Rows handed to a [`read_rows`] sink: `count` rows of `width` pixels, grey
-/// (1 byte a pixel) or RGB (3 bytes), packed.
+/// (1 byte a pixel) or RGB (3 bytes), packed, starting at row `first`.
 pub(crate) struct Rows<'a> {
+    /// The index of the first of these rows. It is 0 again when the decode
+    /// starts over (see [`read_rows`]): the sink then drops what it was given.
+    pub first: u32,
     /// One byte a pixel (grey) or three (RGB).
     pub gray: bool,
     /// Pixels per row.
@@ -128,6 +139,11 @@ pub(crate) struct Rows<'a> {
 /// at a time; CMYK and YCCK come out as RGB (see [`cmyk_to_rgb`]). Returns
 /// whether the image is grey.
 ///
+/// A baseline file's Huffman data is decoded by `csrc/jpeg_huffman.c`, which
+/// only decodes clean data: on anything else it gives up, and the file is
+/// decoded again from the start by libjpeg alone, so a damaged file gives
+/// exactly libjpeg's pixels. The sink then sees row 0 again.
+///
 /// `info` is the header already probed (and checked against `limits`); a frame
 /// that decodes to another size is refused as too large.
 ///
@@ -142,7 +158,36 @@ pub(crate) fn read_rows(
     limits: &Limits,
     mut sink: impl FnMut(Rows<'_>),
 ) -> Result<bool> {
-    let jpeg = Decompressor::new()?;
+    match decode_rows(bytes, info, limits, true, &mut sink) {
+        Err(Retry) => decode_rows(bytes, info, limits, false, &mut sink).map_err(|Retry| {
+            Error::corrupt("JPEG: libjpeg asked to decode again without the fast decoder")
+        })?,
+        Ok(done) => done,
+    }
+}
+
+/// The fast Huffman decoder gave up: decode again without it.
+struct Retry;
+
+/// One decode by [`read_rows`], with or without the fast Huffman decoder.
+fn decode_rows(
+    bytes: &[u8],
+    info: &ImageInfo,
+    limits: &Limits,
+    fast: bool,
+    sink: &mut impl FnMut(Rows<'_>),
+) -> std::result::Result<Result<bool>, Retry> {
+    let jpeg = match Decompressor::new() {
+        Ok(jpeg) => jpeg,
+        Err(e) => return Ok(Err(e)),
+    };
+    let fail = |status: c_int| {
+        if status == RETRY {
+            Err(Retry)
+        } else {
+            Ok(Err(jpeg.error(status, info, limits)))
+        }
+    };
     let (mut width, mut height, mut layout) = (0u32, 0u32, 0 as c_int);
     let max_memory = c_long::try_from(limits.max_alloc).unwrap_or(c_long::MAX);
     // SAFETY: `bytes` outlives the decompressor's use of it (it ends with this
@@ -153,6 +198,7 @@ pub(crate) fn read_rows(
             bytes.as_ptr(),
             bytes.len(),
             max_memory,
+            c_int::from(fast),
             MAX_SCANS,
             info.width,
             info.height,
@@ -162,21 +208,21 @@ pub(crate) fn read_rows(
         )
     };
     if status != OK {
-        return Err(jpeg.error(status, info, limits));
+        return fail(status);
     }
     if (width, height) != (info.width, info.height) {
         // The C side already refused a frame that is not the probed one; a
         // different output size would be libjpeg's doing, still not a size problem.
-        return Err(Error::corrupt(
+        return Ok(Err(Error::corrupt(
             "JPEG: libjpeg decodes another size than the header's",
-        ));
+        )));
     }
     let channels = match layout {
         GRAY | RGB | CMYK => layout as usize,
         other => {
-            return Err(Error::Unsupported(format!(
+            return Ok(Err(Error::Unsupported(format!(
                 "JPEG decoded to {other} components"
-            )));
+            ))));
         }
     };
     let stride = width as usize * channels;
@@ -193,11 +239,14 @@ pub(crate) fn read_rows(
         // most `stride` bytes (output_width × output_components) per row.
         let status = unsafe { rubra_jpeg_read(jpeg.0, rows.as_mut_ptr(), stride, ROWS, &mut got) };
         if status != OK {
-            return Err(jpeg.error(status, info, limits));
+            return fail(status);
         }
         if got == 0 {
-            return Err(Error::corrupt("JPEG: libjpeg stopped before the last row"));
+            return Ok(Err(Error::corrupt(
+                "JPEG: libjpeg stopped before the last row",
+            )));
         }
+        let first = seen;
         seen += got;
         let filled = &rows[..stride * got as usize];
         let samples = if layout == CMYK {
@@ -208,6 +257,7 @@ pub(crate) fn read_rows(
             filled
         };
         sink(Rows {
+            first,
             gray: layout == GRAY,
             width,
             count: got,
@@ -217,9 +267,9 @@ pub(crate) fn read_rows(
     // SAFETY: the decompressor is live and every row was read.
     let status = unsafe { rubra_jpeg_finish(jpeg.0) };
     if status != OK {
-        return Err(jpeg.error(status, info, limits));
+        return fail(status);
     }
-    Ok(layout == GRAY)
+    Ok(Ok(layout == GRAY))
 }
 
 /// The red count (DESIGN §4) of a JPEG, counted as its rows come out of
@@ -230,6 +280,9 @@ pub(crate) fn read_rows(
 pub(crate) fn count_jpeg(bytes: &[u8], info: &ImageInfo, limits: &Limits) -> Result<RedCount> {
     let mut count = RedCount::default();
     read_rows(bytes, info, limits, |rows| {
+        if rows.first == 0 {
+            count = RedCount::default();
+        }
         count += if rows.gray {
             // Grey is never red; every pixel is counted.
             RedCount {

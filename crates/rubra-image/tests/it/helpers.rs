@@ -193,6 +193,38 @@ pub fn djpeg_count(jpeg: &[u8]) -> Option<RedCount> {
     Some(oracle(samples, channels))
 }
 
+/// libjpeg-turbo's default full-resolution decode (`djpeg -ppm`) as
+/// (channels, samples); `None` when djpeg is not installed (with a message) or
+/// refuses the file. A damaged file that djpeg decodes with warnings (exit
+/// status 2) counts as decoded.
+pub fn djpeg_pixels(jpeg: &[u8]) -> Option<(usize, Vec<u8>)> {
+    let child = Command::new("djpeg")
+        .arg("-ppm")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let Ok(mut child) = child else {
+        eprintln!(
+            "SKIPPED: djpeg not found; install libjpeg-turbo-progs to compare with libjpeg-turbo"
+        );
+        return None;
+    };
+    let mut stdin = child.stdin.take().expect("stdin");
+    let input = jpeg.to_vec();
+    // djpeg may stop reading a damaged file early: a broken pipe is not an error here.
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().expect("djpeg runs");
+    writer.join().expect("writer");
+    if !matches!(out.status.code(), Some(0 | 2)) || out.stdout.len() < 2 {
+        return None;
+    }
+    let (channels, samples) = parse_pnm(&out.stdout);
+    Some((channels, samples.to_vec()))
+}
+
 /// Parses a binary PGM (P5) or PPM (P6) with maxval 255: (channels, samples).
 fn parse_pnm(b: &[u8]) -> (usize, &[u8]) {
     let channels = match &b[..2] {

@@ -10,5 +10,6 @@ mod formats;
 mod fuzz_findings;
 mod helpers;
 mod hostile;
+mod huffman;
 mod jpeg;
 mod props;
