@@ -4,6 +4,7 @@
 
 use super::support::{
     args, cluster, db, host_server, make_client, node_logs, own_client_id, post_settled, until,
+    until_or_logs,
 };
 use axum::response::IntoResponse;
 use rubra_testkit::cluster::Role;
@@ -211,14 +212,23 @@ async fn watches_and_queue_messages_are_shared_by_every_process() {
             assert!(confirm.await.unwrap().is_ack());
         }
     }
-    until(
+    // Progress is printed, and the nodes' warnings on a timeout (this wait once timed out
+    // in CI and passed alone).
+    let recorded = &std::cell::Cell::new(0i64);
+    let cluster = &c;
+    until_or_logs(
+        &c,
         "every message recorded",
         Duration::from_secs(60),
-        || async {
+        || async move {
             let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM messages")
-                .fetch_one(&mut db(&c).await)
+                .fetch_one(&mut db(cluster).await)
                 .await
                 .ok()?;
+            if n != recorded.get() {
+                eprintln!("{n} of {MESSAGES} messages recorded");
+                recorded.set(n);
+            }
             (n == MESSAGES as i64).then_some(())
         },
     )

@@ -33,6 +33,40 @@ where
     }
 }
 
+/// As [`until`], but on timeout first prints the last warnings and errors of every
+/// node's log, so that a failure in CI says what the processes were doing.
+pub async fn until_or_logs<T, F, Fut>(c: &Cluster, what: &str, within: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let end = Instant::now() + within;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        if Instant::now() >= end {
+            for i in 0..c.len() {
+                let logs = node_logs(c, i);
+                let worth: Vec<&str> = logs
+                    .lines()
+                    .filter(|l| l.contains("\"WARN\"") || l.contains("\"ERROR\""))
+                    .collect();
+                eprintln!(
+                    "== node {i} ({:?}): {} log lines, the last warnings and errors:",
+                    c.node(i).role(),
+                    logs.lines().count()
+                );
+                for l in &worth[worth.len().saturating_sub(20)..] {
+                    eprintln!("{l}");
+                }
+            }
+            panic!("timed out waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// A connection to the cluster's database.
 pub async fn db(c: &Cluster) -> sqlx::PgConnection {
     use sqlx::Connection as _;

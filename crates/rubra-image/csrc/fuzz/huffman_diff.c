@@ -1,0 +1,136 @@
+/*
+ * Differential fuzzer of the fast Huffman decoder (csrc/jpeg_huffman.c), built
+ * with AddressSanitizer and UndefinedBehaviorSanitizer by scripts/fuzz-jpeg-c.sh
+ * (cargo-fuzz instruments Rust only, so the C side gets its own run).
+ *
+ * usage: huffman_diff ITERATIONS FILE.jpg...
+ *
+ * Each iteration damages a copy of a file (bits flipped, bytes set to 0xFF or
+ * anything, the end cut, restart markers dropped in) and decodes it through the
+ * shim twice: with the fast decoder (and, when it gives up, again without it,
+ * as src/libjpeg.rs does) and with libjpeg's own decoder alone. The statuses
+ * and every decoded sample must be the same. Exits 1 on any difference; the
+ * sanitizers abort on any memory or UB error.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct rubra_jpeg;
+struct rubra_jpeg *rubra_jpeg_new(void);
+void rubra_jpeg_free(struct rubra_jpeg *h);
+int rubra_jpeg_start(struct rubra_jpeg *h, const uint8_t *data, size_t len, long max_memory,
+                     int fast, int max_scans, uint32_t expect_width, uint32_t expect_height,
+                     uint32_t *width, uint32_t *height, int *layout);
+int rubra_jpeg_read(struct rubra_jpeg *h, uint8_t *buf, size_t stride, uint32_t max_rows,
+                    uint32_t *rows);
+int rubra_jpeg_finish(struct rubra_jpeg *h);
+
+#define RETRY 5
+
+static uint64_t state = 88172645463325252ull;
+static uint64_t next(void) {
+  state ^= state << 13;
+  state ^= state >> 7;
+  state ^= state << 17;
+  return state;
+}
+
+/* Decodes `data`; returns the shim's status and a hash of every sample. */
+static int decode(const uint8_t *data, size_t len, int fast, uint32_t w0, uint32_t h0,
+                  uint64_t *hash) {
+  struct rubra_jpeg *h = rubra_jpeg_new();
+  uint32_t w, height, seen = 0, got = 0;
+  int layout, status;
+  *hash = 0;
+  if (h == NULL)
+    return -1;
+  status = rubra_jpeg_start(h, data, len, 200000000L, fast, 500, w0, h0, &w, &height, &layout);
+  if (status != 0) {
+    rubra_jpeg_free(h);
+    return status;
+  }
+  size_t stride = (size_t)w * (size_t)layout;
+  uint8_t *rows = malloc(stride * 16);
+  while (seen < height) {
+    status = rubra_jpeg_read(h, rows, stride, 16, &got);
+    if (status != 0 || got == 0)
+      break;
+    for (size_t i = 0; i < stride * got; i++)
+      *hash = *hash * 1099511628211ull + rows[i];
+    seen += got;
+  }
+  if (status == 0)
+    status = got == 0 && seen < height ? -2 : rubra_jpeg_finish(h);
+  free(rows);
+  rubra_jpeg_free(h);
+  return status;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 3) {
+    fprintf(stderr, "usage: %s ITERATIONS FILE.jpg...\n", argv[0]);
+    return 2;
+  }
+  long iterations = atol(argv[1]);
+  int failed = 0;
+  for (int f = 2; f < argc; f++) {
+    FILE *fp = fopen(argv[f], "rb");
+    if (fp == NULL || fseek(fp, 0, SEEK_END) != 0) {
+      fprintf(stderr, "cannot read %s\n", argv[f]);
+      return 2;
+    }
+    size_t n = (size_t)ftell(fp);
+    rewind(fp);
+    uint8_t *file = malloc(n), *copy = malloc(n);
+    if (n < 400 || fread(file, 1, n, fp) != n) {
+      fprintf(stderr, "%s: too short to damage\n", argv[f]);
+      return 2;
+    }
+    fclose(fp);
+    uint32_t w0 = 0, h0 = 0; /* the frame size, from SOF0/SOF1 */
+    for (size_t i = 0; i + 8 < n; i++)
+      if (file[i] == 0xFF && (file[i + 1] == 0xC0 || file[i + 1] == 0xC1)) {
+        h0 = (uint32_t)file[i + 5] << 8 | file[i + 6];
+        w0 = (uint32_t)file[i + 7] << 8 | file[i + 8];
+        break;
+      }
+    long gave_up = 0, differences = 0;
+    for (long it = 0; it < iterations; it++) {
+      memcpy(copy, file, n);
+      size_t len = n;
+      for (int m = 1 + (int)(next() % 4); m > 0; m--) {
+        size_t at = 300 + next() % (len - 300); /* past the headers, mostly */
+        switch (next() % 5) {
+        case 0: copy[at] ^= (uint8_t)(1u << (next() % 8)); break;
+        case 1: copy[at] = 0xFF; break;
+        case 2: copy[at] = (uint8_t)next(); break;
+        case 3: len = at + 1 + next() % (len - at); break;
+        default:
+          copy[at] = 0xFF;
+          if (at + 1 < len)
+            copy[at + 1] = (uint8_t)(0xD0 + next() % 8);
+        }
+      }
+      uint64_t fast_hash, plain_hash;
+      int fast = decode(copy, len, 1, w0, h0, &fast_hash);
+      if (fast == RETRY) {
+        gave_up++;
+        fast = decode(copy, len, 0, w0, h0, &fast_hash);
+      }
+      int plain = decode(copy, len, 0, w0, h0, &plain_hash);
+      if (fast != plain || (fast == 0 && fast_hash != plain_hash)) {
+        differences++;
+        fprintf(stderr, "%s: iteration %ld: status %d vs %d, hash %llx vs %llx\n", argv[f], it,
+                fast, plain, (unsigned long long)fast_hash, (unsigned long long)plain_hash);
+      }
+    }
+    printf("%s: %ld damaged copies, %ld handed back to libjpeg, %ld differences\n", argv[f],
+           iterations, gave_up, differences);
+    failed |= differences != 0;
+    free(file);
+    free(copy);
+  }
+  return failed;
+}
