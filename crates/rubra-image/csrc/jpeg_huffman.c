@@ -21,20 +21,24 @@
 
 #include <string.h>
 
-/* Zigzag position → natural position, with 16 extra entries for a corrupt run
- * past the last coefficient, as libjpeg's own table has. */
-static const int natural_order[64 + 16] = {
-    0,  1,  8,  16, 9,  2,  3,  10, 17, 24, 32, 25, 18, 11, 4,  5,  12, 19, 26, 33,
-    40, 48, 41, 34, 27, 20, 13, 6,  7,  14, 21, 28, 35, 42, 49, 56, 57, 50, 43, 36,
-    29, 22, 15, 23, 30, 37, 44, 51, 58, 59, 52, 45, 38, 31, 39, 46, 53, 60, 61, 54,
-    47, 55, 62, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63};
+/* Zigzag position k → natural position, at index k + 1 (a WHOLE entry steps k
+ * past the coefficient before storing it). Past the last coefficient every
+ * entry is 63: a corrupt run lands there, as with libjpeg's own table, which
+ * has 16 extra entries; an end of block steps 64 and stores a zero there,
+ * where nothing was stored yet (k <= 63 before it). */
+static const uint8_t natural_order_after[1 + 64 + 64] = {
+    0,  0,  1,  8,  16, 9,  2,  3,  10, 17, 24, 32, 25, 18, 11, 4,  5,  12, 19, 26, 33, 40,
+    48, 41, 34, 27, 20, 13, 6,  7,  14, 21, 28, 35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15,
+    23, 30, 37, 44, 51, 58, 59, 52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63, 63,
+    63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63,
+    63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63,
+    63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63};
 
 #define FAST RUBRA_HUFF_FAST_BITS
 
-/* Kinds of lookup entries (bits 6 and 7). */
-#define WHOLE 0x00 /* AC: value << 16 | run << 8 | code and extra bits */
+/* Kinds of lookup entries (bits 6 and 7; 0x80 is unused). */
+#define WHOLE 0x00 /* AC: value << 16 | (run + 1) << 8 | code and extra bits */
 #define SYMBOL 0x40 /* symbol << 8 | SYMBOL | code bits (0: a longer code) */
-#define END 0x80    /* AC end of block: END | code bits */
 #define KIND 0xC0
 
 /* JPEG's EXTEND (Figure F.12): the `s`-bit value `v` as a signed coefficient. */
@@ -44,10 +48,11 @@ static inline int32_t extend(uint32_t v, int s) {
 
 /* Builds the lookup table of one DHT table. A code of up to FAST bits whose
  * coefficient's extra bits fit too is one WHOLE entry (the common case: run,
- * value and bits to skip in one lookup); the end of block is an END entry;
- * other codes of up to FAST bits are SYMBOL entries; the rest are looked up
- * code length by code length. Returns 0 when the table is not a valid
- * canonical code (libjpeg has refused those already; checked again). */
+ * value and bits to skip in one lookup); the end of block is a WHOLE entry that
+ * stores a zero and steps k past the end; other codes of up to FAST bits are
+ * SYMBOL entries; the rest are looked up code length by code length. Returns 0
+ * when the table is not a valid canonical code (libjpeg has refused those
+ * already; checked again). */
 static int build_table(const JHUFF_TBL *spec, int is_ac, struct rubra_huff_table *t) {
   uint32_t code = 0;
   int p = 0;
@@ -71,10 +76,10 @@ static int build_table(const JHUFF_TBL *spec, int is_ac, struct rubra_huff_table
         int r = sym >> 4, s = sym & 15;
         int32_t e = sym << 8 | SYMBOL | l;
         if (is_ac && sym == 0) {
-          e = END | l;
+          e = 64 << 8 | WHOLE | l; /* end of block */
         } else if (is_ac && s != 0 && l + s <= FAST) {
           uint32_t v = (peek >> (FAST - l - s)) & ((1u << s) - 1);
-          e = (int32_t)((uint32_t)extend(v, s) << 16) | r << 8 | WHOLE | (l + s);
+          e = (int32_t)((uint32_t)extend(v, s) << 16) | (r + 1) << 8 | WHOLE | (l + s);
         }
         t->fast[peek] = e;
       }
@@ -244,16 +249,9 @@ static boolean decode_mcu(j_decompress_ptr cinfo, JBLOCKROW *MCU_data) {
         int l = e & 31;
         b.buf <<= l;
         b.nbits -= l;
-        k += (e >> 8) & 15;
-        blk[natural_order[k]] = (JCOEF)(e >> 16);
-        k++;
+        k += (e >> 8) & 127;
+        blk[natural_order_after[k]] = (JCOEF)(e >> 16);
         continue;
-      }
-      if (e & END) {
-        int l = e & 31;
-        b.buf <<= l;
-        b.nbits -= l;
-        break;
       }
       int rs = symbol(&b, ac, e);
       if (rs < 0) {
@@ -263,9 +261,8 @@ static boolean decode_mcu(j_decompress_ptr cinfo, JBLOCKROW *MCU_data) {
       int r = rs >> 4;
       s = rs & 15;
       if (s) {
-        k += r;
-        blk[natural_order[k]] = (JCOEF)extend(take(&b, s), s);
-        k++;
+        k += r + 1;
+        blk[natural_order_after[k]] = (JCOEF)extend(take(&b, s), s);
       } else if (r == 15) {
         k += 16;
       } else {
