@@ -252,7 +252,7 @@ static struct made make_file(struct buf *b) {
   int ncomp = chance(15) ? 1 : chance(80) ? 3 : chance(90) ? 4 : 2;
   int hs[4], vs[4], blocks;
   /* Sampling factors that divide the largest (libjpeg refuses fractional
-   * sampling), at most 10 blocks an MCU. */
+   * sampling), at most 10 blocks an MCU but for a few. */
   static const int divisors[5][3] = {{0}, {1, 1, 1}, {1, 2, 2}, {1, 3, 3}, {1, 2, 4}};
   int hmax, vmax;
   do {
@@ -265,7 +265,7 @@ static struct made make_file(struct buf *b) {
       vs[c] = full ? vmax : divisors[vmax][below(3)];
       blocks += hs[c] * vs[c];
     }
-  } while (ncomp > 1 && blocks > 10);
+  } while (ncomp > 1 && blocks > 10 && !chance(2)); /* more: libjpeg refuses them */
   switch (below(8)) {
   case 0: m.w = 1; m.h = 1 + below(600); break;
   case 1: m.w = 1 + below(600); m.h = 1; break;
