@@ -4,19 +4,22 @@
 //! exactly as libjpeg decodes them.
 
 use jpeg_encoder::{ColorType, SamplingFactor};
-use rubra_image::{Limits, decode_jpeg_pixels, measure};
+use rubra_image::{Error, Limits, decode_jpeg_pixels, measure};
 
 use crate::helpers::*;
 
 /// Asserts `decode_jpeg_pixels` gives djpeg's pixels. Returns false when
-/// there was nothing to compare (djpeg not installed, or one side refused the
-/// file: ours refuses truncated files that djpeg pads with grey).
+/// there was nothing to compare (djpeg not installed or refusing the file, or
+/// the file cut short: djpeg pads it with grey, ours refuses it as truncated).
+/// Any other refusal of a file djpeg decodes fails.
 fn same_pixels_as_djpeg(jpeg: &[u8], what: &str) -> bool {
     let Some(theirs) = djpeg_pixels(jpeg) else {
         return false;
     };
-    let Ok(ours) = decode_jpeg_pixels(jpeg, &Limits::default()) else {
-        return false;
+    let ours = match decode_jpeg_pixels(jpeg, &Limits::default()) {
+        Ok(ours) => ours,
+        Err(Error::Truncated) => return false,
+        Err(e) => panic!("{what}: djpeg decodes the file, ours refuses it: {e}"),
     };
     let (channels, samples) = theirs;
     assert_eq!(
