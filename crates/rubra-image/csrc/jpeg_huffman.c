@@ -21,6 +21,26 @@
 
 #include <string.h>
 
+/* The entropy decoder struct re-declared in jpeg_huffman.h is libjpeg-turbo's
+ * (jconfig.h names the library); another libjpeg (IJG 9 added a member) must
+ * not get this decoder installed. */
+#ifdef LIBJPEG_TURBO_VERSION_NUMBER
+#define RUBRA_HUFF_SUPPORTED 1
+#else
+#define RUBRA_HUFF_SUPPORTED 0
+#endif
+
+/* The next 8 bytes as a big-endian number, on any host. */
+static inline uint64_t load_be64(const uint8_t *p) {
+  uint64_t w;
+  memcpy(&w, p, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+  return w;
+#else
+  return __builtin_bswap64(w);
+#endif
+}
+
 /* Zigzag position k → natural position, at index k + 1 (a WHOLE entry steps k
  * past the coefficient before storing it). Past the last coefficient every
  * entry is 63: a corrupt run lands there, as with libjpeg's own table, which
@@ -131,9 +151,7 @@ __attribute__((noinline)) static struct bits refill_slow(struct bits b) {
 
 static inline void refill(struct bits *b) {
   if (b->pos + 8 <= b->len) {
-    uint64_t w;
-    memcpy(&w, b->data + b->pos, 8);
-    w = __builtin_bswap64(w);
+    uint64_t w = load_be64(b->data + b->pos);
     /* Any byte 0xFF? (a zero byte in ~w) */
     if ((((~w) - 0x0101010101010101ull) & w & 0x8080808080808080ull) == 0 && !b->stopped) {
       int k = (63 - b->nbits) >> 3; /* whole bytes that fit: 4..7 */
@@ -296,7 +314,7 @@ static void start_pass(j_decompress_ptr cinfo) {
 
 int rubra_huff_install(j_decompress_ptr cinfo, struct rubra_huff *h,
                        void (*give_up)(j_decompress_ptr cinfo)) {
-  if (cinfo->progressive_mode || cinfo->arith_code || cinfo->data_precision != 8 ||
+  if (!RUBRA_HUFF_SUPPORTED || cinfo->progressive_mode || cinfo->arith_code || cinfo->data_precision != 8 ||
       cinfo->comps_in_scan != cinfo->num_components || cinfo->comps_in_scan > MAX_COMPS_IN_SCAN ||
       cinfo->Ss != 0 || cinfo->Se != DCTSIZE2 - 1 || cinfo->Ah != 0 || cinfo->Al != 0 ||
       cinfo->input_scan_number != 1 || cinfo->input_iMCU_row != 0 ||
