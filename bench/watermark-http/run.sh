@@ -7,7 +7,9 @@
 #
 # usage: bench/watermark-http/run.sh [SECONDS] [CONNECTIONS]   (default 15 s, 8 connections)
 # needs: wrk, curl, vips (libvips-tools), python3 with Pillow (PYTHON=… for a venv's).
-# SKIP_BUILD=1 uses the built binaries; SERVER_CPUS=0 pins the server to one core.
+# SKIP_BUILD=1 uses the built binaries; TARGET=DIR takes `rubra` and `examples/make_reference`
+# from DIR instead of the target dir's release folder (an old build kept aside, for A/B runs);
+# SERVER_CPUS=0 pins the server to one core.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SECS="${1:-15}"
@@ -19,7 +21,7 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
   cargo build -q --release -p rubra
   cargo build -q --release -p rubra-watermark --example make_reference
 fi
-TARGET="${CARGO_TARGET_DIR:-target}/release"
+TARGET="${TARGET:-${CARGO_TARGET_DIR:-target}/release}"
 "$TARGET/examples/make_reference" "$OUT" >&2
 IMG="$OUT/reference.jpg"
 OV="$OUT/overlay.png"

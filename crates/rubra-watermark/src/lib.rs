@@ -165,26 +165,75 @@ pub fn jpeg_to_baseline(input: &[u8], max_pixels: u64) -> Result<Vec<u8>> {
     jpeg::to_baseline(input, max_pixels)
 }
 
+/// The result of [`watermark_parts`]: the output image is the input's first `prefix`
+/// bytes followed by `rest`.
+#[derive(Debug, Clone)]
+pub struct WatermarkedParts {
+    /// How many of the input's first bytes begin the output unchanged.
+    pub prefix: usize,
+    /// The output's bytes after those.
+    pub rest: Vec<u8>,
+    /// Its format (always the input's).
+    pub format: Format,
+    /// How it was produced.
+    pub route: Route,
+}
+
 /// [`watermark`] with explicit limits and strategy, reporting the route taken.
 pub fn watermark_with(input: &[u8], overlay: &Overlay, opts: &Options) -> Result<Watermarked> {
+    let w = watermark_parts_of(input, overlay, opts, false)?;
+    debug_assert_eq!(w.prefix, 0);
+    Ok(Watermarked {
+        bytes: w.rest,
+        format: w.format,
+        route: w.route,
+    })
+}
+
+/// [`watermark_with`] for a caller that holds the input in a shareable buffer: the
+/// output's bytes that equal the input's head are not copied but counted in
+/// [`WatermarkedParts::prefix`] (on the DCT fast path of a JPEG with the overlay low in
+/// the picture, nearly the whole file), so that a server can send them from the
+/// request's own buffer.
+pub fn watermark_parts(
+    input: &[u8],
+    overlay: &Overlay,
+    opts: &Options,
+) -> Result<WatermarkedParts> {
+    watermark_parts_of(input, overlay, opts, true)
+}
+
+fn watermark_parts_of(
+    input: &[u8],
+    overlay: &Overlay,
+    opts: &Options,
+    share_prefix: bool,
+) -> Result<WatermarkedParts> {
     let opacity = overlay::check_opacity(opts.opacity)?;
     let format = Format::detect(input)
         .ok_or_else(|| WatermarkError::Unsupported("input is neither JPEG nor PNG".into()))?;
-    let (bytes, route) = match format {
+    let (prefix, rest, route) = match format {
         Format::Png => (
+            0,
             plain::watermark_png(input, overlay, opts.placement, opacity, opts.max_pixels)?,
             Route::Png,
         ),
         Format::Jpeg => {
             let dct = match opts.strategy {
-                Strategy::Auto => {
-                    jpeg::watermark_dct(input, overlay, opts.placement, opacity, opts.max_pixels)?
-                }
+                Strategy::Auto => jpeg::watermark_dct(
+                    input,
+                    overlay,
+                    opts.placement,
+                    opacity,
+                    opts.max_pixels,
+                    share_prefix,
+                )?,
                 Strategy::Pixels => None,
             };
             match dct {
                 Some(r) => r,
                 None => (
+                    0,
                     plain::watermark_jpeg_pixels(
                         input,
                         overlay,
@@ -197,8 +246,9 @@ pub fn watermark_with(input: &[u8], overlay: &Overlay, opts: &Options) -> Result
             }
         }
     };
-    Ok(Watermarked {
-        bytes,
+    Ok(WatermarkedParts {
+        prefix,
+        rest,
         format,
         route,
     })

@@ -2,6 +2,7 @@
 //! library crates. Exit codes: 0 success, 1 failure, 2 usage or configuration error.
 
 mod admin;
+mod malloc;
 
 use clap::{Parser, Subcommand};
 use rubra_server::{Application, ConfigArgs, Settings};
@@ -56,6 +57,8 @@ fn main() -> ExitCode {
 
 /// Runs an async command on a multi-threaded runtime and maps its outcome to an exit code.
 fn with_runtime(fut: impl std::future::Future<Output = anyhow::Result<ExitCode>>) -> ExitCode {
+    // Before any thread starts, so that every heap is made with these settings.
+    malloc::tune();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -3,6 +3,7 @@
 //!
 //! JPEGs take the DCT path of `rubra-watermark` (only the blocks under the overlay change).
 //! The pixel work runs on the blocking pool so the async workers keep serving other requests.
+//! The response sends the output's unchanged head from the request's own buffer (issue #24).
 
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::extract::{ApiQuery, Caller};
@@ -14,9 +15,11 @@ use axum::http::header::{CONTENT_TYPE, HeaderName};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use rubra_fetch::CacheError;
-use rubra_watermark::{Gravity, Options, Placement, Route, WatermarkError, watermark_with};
+use rubra_watermark::{Gravity, Options, Placement, Route, WatermarkError, watermark_parts};
 use serde::Deserialize;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 /// Query parameters of `POST /watermark`.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
@@ -231,10 +234,11 @@ pub async fn watermark(
     // largest image allowed (the watermarker reads it itself and may still refuse it).
     let pixels = rubra_image::probe(&body).map_or(state.settings.max_pixels, |i| i.pixels());
     let admitted = state.admission.admit(&who, pixels).await?;
-    let done = tokio::task::spawn_blocking(move || {
+    let (body, done) = tokio::task::spawn_blocking(move || {
         let _admitted = admitted;
         let overlay = entry.sized(sizing)?;
-        watermark_with(&body, &overlay, &opts)
+        let done = watermark_parts(&body, &overlay, &opts)?;
+        Ok::<_, WatermarkError>((body, done))
     })
     .await
     .map_err(|e| ApiError::internal(&e))?
@@ -251,9 +255,48 @@ pub async fn watermark(
                 HeaderValue::from_static(route_name(done.route)),
             ),
         ],
-        done.bytes,
+        axum::body::Body::new(Output::new(body.slice(..done.prefix), done.rest.into())),
     )
         .into_response())
+}
+
+/// A response body of two buffers sent one after the other (the input's head and the
+/// output's rest), with its exact length so that it goes out with a `Content-Length`.
+struct Output {
+    /// Not sent yet, in order; empty buffers are left out.
+    parts: [Option<Bytes>; 2],
+}
+
+impl Output {
+    fn new(head: Bytes, rest: Bytes) -> Self {
+        let some = |b: Bytes| (!b.is_empty()).then_some(b);
+        Output {
+            parts: [some(head), some(rest)],
+        }
+    }
+}
+
+impl http_body::Body for Output {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        let this = self.get_mut();
+        let next = this.parts.iter_mut().find_map(Option::take);
+        Poll::Ready(next.map(|b| Ok(http_body::Frame::data(b))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.parts.iter().all(Option::is_none)
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        let n = self.parts.iter().flatten().map(Bytes::len).sum::<usize>();
+        http_body::SizeHint::with_exact(n as u64)
+    }
 }
 
 #[cfg(test)]
@@ -270,6 +313,27 @@ mod tests {
         axum::extract::Query::<WatermarkQuery>::try_from_uri(&uri)
             .unwrap()
             .0
+    }
+
+    #[tokio::test]
+    async fn output_is_the_head_then_the_rest_with_its_length() {
+        let body = Output::new(Bytes::from_static(b"head"), Bytes::from_static(b"+rest"));
+        assert_eq!(http_body::Body::size_hint(&body).exact(), Some(9));
+        let got = axum::body::to_bytes(axum::body::Body::new(body), usize::MAX);
+        assert_eq!(&got.await.unwrap()[..], b"head+rest");
+        for (head, rest) in [("", "all"), ("all", ""), ("", "")] {
+            let body = Output::new(Bytes::from(head), Bytes::from(rest));
+            assert_eq!(
+                http_body::Body::size_hint(&body).exact(),
+                Some((head.len() + rest.len()) as u64)
+            );
+            assert_eq!(
+                http_body::Body::is_end_stream(&body),
+                head.len() + rest.len() == 0
+            );
+            let got = axum::body::to_bytes(axum::body::Body::new(body), usize::MAX);
+            assert_eq!(got.await.unwrap(), format!("{head}{rest}"));
+        }
     }
 
     #[test]

@@ -84,8 +84,16 @@ fn copy_bits(wr: &mut BitWriter, data: &[u8], p: usize, b: u32) -> usize {
 }
 
 /// Run the fast path on a single-scan baseline JPEG whose scan lists the frame's
-/// components in frame order.
-pub(crate) fn run(input: &[u8], hdr: &Header, ed: &McuEditor) -> Result<Vec<u8>, FastError> {
+/// components in frame order. The output is `input[..prefix]` followed by the bytes
+/// returned: with `share_prefix` the input's unchanged head (the bytes before the first
+/// changed MCU, often nearly all of it) is left out of them for the caller to send from the
+/// input itself, else `prefix` is 0.
+pub(crate) fn run(
+    input: &[u8],
+    hdr: &Header,
+    ed: &McuEditor,
+    share_prefix: bool,
+) -> Result<(usize, Vec<u8>), FastError> {
     let f = &hdr.frame;
     let (mcus_x, mcus_y) = f.mcus();
     let total = mcus_x * mcus_y;
@@ -121,6 +129,7 @@ pub(crate) fn run(input: &[u8], hdr: &Header, ed: &McuEditor) -> Result<Vec<u8>,
     let m_last = r1 * mcus_x + c1;
     let ri = hdr.tables.restart_interval;
     let mut preds = [0i32; 4];
+    let prefix;
     let m_start;
     let m_end;
     let mut rd;
@@ -131,8 +140,9 @@ pub(crate) fn run(input: &[u8], hdr: &Header, ed: &McuEditor) -> Result<Vec<u8>,
         } else {
             after_nth_restart(input, hdr.data_start, j0)?
         };
-        let mut out = Vec::with_capacity(input.len() + input.len() / 16 + 64);
-        out.extend_from_slice(&input[..start]);
+        prefix = if share_prefix { start } else { 0 };
+        let mut out = Vec::with_capacity(input.len() - prefix + input.len() / 16 + 64);
+        out.extend_from_slice(&input[prefix..start]);
         wr = BitWriter::new(out);
         rd = BitReader::new(input, start);
         m_start = j0 * ri;
@@ -144,8 +154,9 @@ pub(crate) fn run(input: &[u8], hdr: &Header, ed: &McuEditor) -> Result<Vec<u8>,
             .collect();
         (rd, preds) = skip_mcus(input, hdr.data_start, m_first, total, &blocks)?;
         let (p, b) = rd.raw_bit_position()?;
-        let mut out = Vec::with_capacity(input.len() + input.len() / 16 + 64);
-        out.extend_from_slice(&input[..p]);
+        prefix = if share_prefix { p } else { 0 };
+        let mut out = Vec::with_capacity(input.len() - prefix + input.len() / 16 + 64);
+        out.extend_from_slice(&input[prefix..p]);
         wr = BitWriter::new(out);
         if b > 0 {
             wr.put((input[p] >> (8 - b)) as u32, b);
@@ -230,7 +241,7 @@ pub(crate) fn run(input: &[u8], hdr: &Header, ed: &McuEditor) -> Result<Vec<u8>,
         Some(eoi) => out.extend_from_slice(&input[eoi..]),
         None => out.extend_from_slice(&[0xFF, 0xD9]),
     }
-    Ok(out)
+    Ok((prefix, out))
 }
 
 /// From `from` (inside the scan or at its end): where the scan's entropy-coded data

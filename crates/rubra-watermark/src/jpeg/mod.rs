@@ -124,14 +124,17 @@ fn sampling_divides(f: &parse::Frame) -> bool {
 }
 
 /// Watermark a JPEG in the DCT domain when its structure allows, telling which
-/// route was taken; `Ok(None)` means "use the pixel path".
+/// route was taken; `Ok(None)` means "use the pixel path". The output is
+/// `input[..prefix]` followed by the bytes returned, `prefix` being 0 unless
+/// `share_prefix` (see [`fast::run`]).
 pub(crate) fn watermark_dct(
     input: &[u8],
     overlay: &Overlay,
     placement: Placement,
     opacity: f32,
     max_pixels: u64,
-) -> Result<Option<(Vec<u8>, Route)>> {
+    share_prefix: bool,
+) -> Result<Option<(usize, Vec<u8>, Route)>> {
     let hdr = parse::parse_header(input)?;
     let f = &hdr.frame;
     check_frame(f, max_pixels)?;
@@ -155,7 +158,11 @@ pub(crate) fn watermark_dct(
         qts.push(hdr.tables.qt[c.tq].ok_or(Corrupt("missing quantisation table"))?);
     }
     let Some(ed) = edit::McuEditor::new(f, &qts, overlay, origin, opacity) else {
-        return Ok(Some((input.to_vec(), Route::Unchanged)));
+        return Ok(Some(if share_prefix {
+            (input.len(), Vec::new(), Route::Unchanged)
+        } else {
+            (0, input.to_vec(), Route::Unchanged)
+        }));
     };
     let s = &hdr.scan;
     let single_baseline_scan = f.process == parse::Process::Sequential
@@ -166,12 +173,12 @@ pub(crate) fn watermark_dct(
         && s.ah == 0
         && s.al == 0;
     if single_baseline_scan {
-        match fast::run(input, &hdr, &ed) {
-            Ok(out) => return Ok(Some((out, Route::JpegFast))),
+        match fast::run(input, &hdr, &ed, share_prefix) {
+            Ok((prefix, out)) => return Ok(Some((prefix, out, Route::JpegFast))),
             Err(fast::FastError::Corrupt(c)) => return Err(c.into()),
             Err(fast::FastError::MissingSymbol) => {}
         }
     }
     let out = coefs::run(input, &hdr, Some(&ed))?;
-    Ok(Some((out, Route::JpegCoefficients)))
+    Ok(Some((0, out, Route::JpegCoefficients)))
 }

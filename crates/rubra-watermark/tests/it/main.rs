@@ -9,7 +9,8 @@ mod reference_output;
 
 use helpers::*;
 use rubra_watermark::{
-    Format, Gravity, Options, Overlay, Placement, Route, WatermarkError, watermark, watermark_with,
+    Format, Gravity, Options, Overlay, Placement, Route, WatermarkError, Watermarked, watermark,
+    watermark_parts, watermark_with,
 };
 
 const W: usize = 333;
@@ -60,6 +61,7 @@ fn check_exact(input: &[u8], spec: &JpegSpec, placement: Placement, ov: &Overlay
     let (before, w, h, ch) = decode_jpeg(input);
     let res = watermark_with(input, ov, &Options::new(placement)).expect("watermark");
     assert_eq!(res.format, Format::Jpeg);
+    assert_parts_match(input, ov, &Options::new(placement), &res);
     let (after, w2, h2, ch2) = decode_jpeg(&res.bytes);
     assert_eq!((w, h, ch), (w2, h2, ch2));
     let origin = placement.origin(w as u32, h as u32, ov.width(), ov.height());
@@ -86,6 +88,20 @@ fn check_exact(input: &[u8], spec: &JpegSpec, placement: Placement, ov: &Overlay
         "nothing changed inside; {spec:?} {placement:?}"
     );
     res.route
+}
+
+/// `watermark_parts` gives the output of `watermark_with`: the input's first `prefix`
+/// bytes, then `rest`, by the same route.
+fn assert_parts_match(input: &[u8], ov: &Overlay, opts: &Options, whole: &Watermarked) {
+    let parts = watermark_parts(input, ov, opts).expect("watermark_parts");
+    assert_eq!((parts.route, parts.format), (whole.route, whole.format));
+    assert_eq!(parts.prefix + parts.rest.len(), whole.bytes.len());
+    assert!(
+        whole.bytes[..parts.prefix] == input[..parts.prefix]
+            && whole.bytes[parts.prefix..] == parts.rest[..],
+        "parts differ from the whole output; route {:?}",
+        whole.route
+    );
 }
 
 fn placements() -> Vec<Placement> {
@@ -486,6 +502,13 @@ fn transparent_overlay_or_zero_opacity_returns_input() {
     let ov = overlay(OW, OH);
     let out = watermark(&jpeg, &ov, Placement::Exact { x: 0, y: 0 }, 0.0).expect("ok");
     assert_eq!(out, jpeg);
+    let opts = Options {
+        opacity: 0.0,
+        ..Options::new(Placement::Exact { x: 0, y: 0 })
+    };
+    let parts = watermark_parts(&jpeg, &ov, &opts).expect("ok");
+    assert_eq!((parts.prefix, parts.rest.len()), (jpeg.len(), 0));
+    assert_eq!(parts.route, Route::Unchanged);
 }
 
 #[test]

@@ -3,7 +3,9 @@
 //! where the copied prefix ends and which DC predictors the re-encoding starts from,
 //! so any slip there changes the output.
 
-use rubra_watermark::{Gravity, Options, Overlay, Placement, Route, watermark_with};
+use rubra_watermark::{
+    Gravity, Options, Overlay, Placement, Route, watermark_parts, watermark_with,
+};
 
 #[path = "../../benches/reference.rs"]
 #[allow(dead_code)]
@@ -32,5 +34,26 @@ fn reference_output_is_byte_identical_to_the_build_before_the_faster_skip() {
         (out.bytes.len(), fnv1a(&out.bytes)),
         BEFORE,
         "output of the reference load changed"
+    );
+}
+
+/// What the server sends for the reference load: the input's head, shared, and the
+/// re-encoded rest, which together are the pinned output.
+#[test]
+fn reference_output_in_parts_shares_the_head_of_the_input() {
+    let input = reference::jpeg();
+    let overlay = Overlay::from_png(&reference::overlay_png()).expect("overlay");
+    let opts = Options::new(Placement::gravity(Gravity::SouthEast, 20, 20));
+    let parts = watermark_parts(&input, &overlay, &opts).expect("watermark");
+    assert_eq!(parts.route, Route::JpegFast);
+    let mut whole = input[..parts.prefix].to_vec();
+    whole.extend_from_slice(&parts.rest);
+    assert_eq!((whole.len(), fnv1a(&whole)), BEFORE);
+    // The overlay covers the last ~8 of 80 MCU rows.
+    assert!(
+        parts.prefix > input.len() * 8 / 10,
+        "prefix {} of {}",
+        parts.prefix,
+        input.len()
     );
 }
