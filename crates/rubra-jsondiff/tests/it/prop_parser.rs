@@ -132,10 +132,12 @@ fn floats(v: &Value) -> Value {
 }
 
 /// Numbers as exact decimals, or equal as float64 to about one rounding.
+/// Equal to one rounding to f64: relative 1e-15 for normal numbers, and for what
+/// underflows (serde_json reads `1E-401` as 0.0) the smallest subnormal, absolute.
 fn near_f64() -> Options {
     Options {
         tolerance: Tolerance {
-            abs: Decimal::ZERO,
+            abs: Decimal::parse("5e-324").expect("decimal"),
             rel: Decimal::parse("1e-15").expect("decimal"),
         },
         ..Options::default()
