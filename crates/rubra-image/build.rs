@@ -9,6 +9,7 @@
 fn main() {
     for file in [
         "csrc/jpeg_rows.c",
+        "csrc/jpeg_rows.h",
         "csrc/jpeg_huffman.c",
         "csrc/jpeg_huffman.h",
     ] {

@@ -22,22 +22,7 @@
 #include <jpeglib.h>
 
 #include "jpeg_huffman.h"
-
-/* Status codes, mirrored in src/libjpeg.rs. */
-#define RUBRA_JPEG_OK 0
-#define RUBRA_JPEG_CORRUPT 1
-#define RUBRA_JPEG_UNSUPPORTED 2
-#define RUBRA_JPEG_TOO_LARGE 3
-#define RUBRA_JPEG_TRUNCATED 4
-#define RUBRA_JPEG_RETRY 5 /* decode again without the fast Huffman decoder */
-
-/* Output layouts, mirrored in src/libjpeg.rs. */
-#define RUBRA_JPEG_GRAY 1
-#define RUBRA_JPEG_RGB 3
-#define RUBRA_JPEG_CMYK 4
-
-/* The most rows one read hands out (the Rust side's buffer holds this many). */
-#define RUBRA_JPEG_MAX_ROWS 16
+#include "jpeg_rows.h"
 
 struct rubra_jpeg {
   struct jpeg_decompress_struct cinfo;

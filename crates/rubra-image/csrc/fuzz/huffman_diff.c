@@ -17,56 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct rubra_jpeg;
-struct rubra_jpeg *rubra_jpeg_new(void);
-void rubra_jpeg_free(struct rubra_jpeg *h);
-int rubra_jpeg_start(struct rubra_jpeg *h, const uint8_t *data, size_t len, long max_memory,
-                     int fast, int max_scans, uint32_t expect_width, uint32_t expect_height,
-                     uint32_t *width, uint32_t *height, int *layout);
-int rubra_jpeg_read(struct rubra_jpeg *h, uint8_t *buf, size_t stride, uint32_t max_rows,
-                    uint32_t *rows);
-int rubra_jpeg_finish(struct rubra_jpeg *h);
-
-#define RETRY 5
-
-static uint64_t state = 88172645463325252ull;
-static uint64_t next(void) {
-  state ^= state << 13;
-  state ^= state >> 7;
-  state ^= state << 17;
-  return state;
-}
-
-/* Decodes `data`; returns the shim's status and a hash of every sample. */
-static int decode(const uint8_t *data, size_t len, int fast, uint32_t w0, uint32_t h0,
-                  uint64_t *hash) {
-  struct rubra_jpeg *h = rubra_jpeg_new();
-  uint32_t w, height, seen = 0, got = 0;
-  int layout, status;
-  *hash = 0;
-  if (h == NULL)
-    return -1;
-  status = rubra_jpeg_start(h, data, len, 200000000L, fast, 500, w0, h0, &w, &height, &layout);
-  if (status != 0) {
-    rubra_jpeg_free(h);
-    return status;
-  }
-  size_t stride = (size_t)w * (size_t)layout;
-  uint8_t *rows = malloc(stride * 16);
-  while (seen < height) {
-    status = rubra_jpeg_read(h, rows, stride, 16, &got);
-    if (status != 0 || got == 0)
-      break;
-    for (size_t i = 0; i < stride * got; i++)
-      *hash = *hash * 1099511628211ull + rows[i];
-    seen += got;
-  }
-  if (status == 0)
-    status = got == 0 && seen < height ? -2 : rubra_jpeg_finish(h);
-  free(rows);
-  rubra_jpeg_free(h);
-  return status;
-}
+#include "shim.h"
 
 int main(int argc, char **argv) {
   if (argc < 3) {
@@ -114,12 +65,12 @@ int main(int argc, char **argv) {
         }
       }
       uint64_t fast_hash, plain_hash;
-      int fast = decode(copy, len, 1, w0, h0, &fast_hash);
-      if (fast == RETRY) {
+      int fast = decode(copy, len, 1, w0, h0, &fast_hash, 0);
+      if (fast == RUBRA_JPEG_RETRY) {
         gave_up++;
-        fast = decode(copy, len, 0, w0, h0, &fast_hash);
+        fast = decode(copy, len, 0, w0, h0, &fast_hash, 0);
       }
-      int plain = decode(copy, len, 0, w0, h0, &plain_hash);
+      int plain = decode(copy, len, 0, w0, h0, &plain_hash, 0);
       if (fast != plain || (fast == 0 && fast_hash != plain_hash)) {
         differences++;
         fprintf(stderr, "%s: iteration %ld: status %d vs %d, hash %llx vs %llx\n", argv[f], it,

@@ -38,27 +38,8 @@
 #include <time.h>
 
 #include "jpeg_huffman.h"
+#include "shim.h"
 
-struct rubra_jpeg;
-struct rubra_jpeg *rubra_jpeg_new(void);
-void rubra_jpeg_free(struct rubra_jpeg *h);
-int rubra_jpeg_start(struct rubra_jpeg *h, const uint8_t *data, size_t len, long max_memory,
-                     int fast, int max_scans, uint32_t expect_width, uint32_t expect_height,
-                     uint32_t *width, uint32_t *height, int *layout);
-int rubra_jpeg_read(struct rubra_jpeg *h, uint8_t *buf, size_t stride, uint32_t max_rows,
-                    uint32_t *rows);
-int rubra_jpeg_finish(struct rubra_jpeg *h);
-const char *rubra_jpeg_message(const struct rubra_jpeg *h);
-
-#define RETRY 5
-
-static uint64_t state = 88172645463325252ull;
-static uint64_t next(void) {
-  state ^= state << 13;
-  state ^= state >> 7;
-  state ^= state << 17;
-  return state;
-}
 static unsigned below(unsigned n) { return n ? (unsigned)(next() % n) : 0; }
 static int chance(unsigned percent) { return below(100) < percent; }
 
@@ -471,42 +452,6 @@ static struct made make_file(struct buf *b) {
   return m;
 }
 
-/* Decodes `data`; returns the shim's status and a hash of every sample. */
-static int decode(const uint8_t *data, size_t len, int fast, uint32_t w0, uint32_t h0,
-                  uint64_t *hash) {
-  struct rubra_jpeg *h = rubra_jpeg_new();
-  uint32_t w, height, seen = 0, got = 0;
-  int layout, status;
-  *hash = 0;
-  if (h == NULL)
-    return -1;
-  status = rubra_jpeg_start(h, data, len, 200000000L, fast, 500, w0, h0, &w, &height, &layout);
-  if (status != 0) {
-    if (getenv("GEN_VERBOSE"))
-      fprintf(stderr, "msg %d %s\n", status, rubra_jpeg_message(h));
-    rubra_jpeg_free(h);
-    return status;
-  }
-  size_t stride = (size_t)w * (size_t)layout;
-  uint8_t *rows = malloc(stride * 16);
-  while (seen < height) {
-    status = rubra_jpeg_read(h, rows, stride, 16, &got);
-    if (status != 0 || got == 0)
-      break;
-    for (size_t i = 0; i < stride * got; i++)
-      *hash = *hash * 1099511628211ull + rows[i];
-    seen += got;
-  }
-  if (status == 0)
-    status = got == 0 && seen < height ? -2 : rubra_jpeg_finish(h);
-  if (status != 0 && getenv("GEN_VERBOSE"))
-    fprintf(stderr, "msg %d %s\n", status, rubra_jpeg_message(h));
-  free(rows);
-  rubra_jpeg_free(h);
-  return status;
-}
-
-
 /* The coefficients, compared block by block: libjpeg's own decoder through
  * jpeg_read_coefficients, and the fast decoder called MCU by MCU the way
  * libjpeg's coefficient controller calls it (pixels alone would hide a wrong
@@ -654,13 +599,13 @@ int main(int argc, char **argv) {
     }
     uint64_t fast_hash, plain_hash;
     clock_t t0 = clock();
-    int fast = decode(b.p, b.n, 1, m.w, m.h, &fast_hash), retried = fast == RETRY;
+    int fast = decode(b.p, b.n, 1, m.w, m.h, &fast_hash, verbose), retried = fast == RUBRA_JPEG_RETRY;
     if (retried) {
       gave_up++;
-      fast = decode(b.p, b.n, 0, m.w, m.h, &fast_hash);
+      fast = decode(b.p, b.n, 0, m.w, m.h, &fast_hash, verbose);
     }
     clock_t t1 = clock();
-    int plain = decode(b.p, b.n, 0, m.w, m.h, &plain_hash);
+    int plain = decode(b.p, b.n, 0, m.w, m.h, &plain_hash, verbose);
     clock_t t2 = clock();
     fast_time += (double)(t1 - t0);
     plain_time += (double)(t2 - t1);
