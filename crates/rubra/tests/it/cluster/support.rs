@@ -18,24 +18,26 @@ pub fn args(a: &[&str]) -> Vec<String> {
 }
 
 /// Polls `f` every 100 ms until it answers `Some`, for at most `within`.
-pub async fn until<T, F, Fut>(what: &str, within: Duration, mut f: F) -> T
+pub async fn until<T, F, Fut>(what: &str, within: Duration, f: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let end = Instant::now() + within;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    poll(what, within, f, || {}).await
 }
 
 /// As [`until`], but on timeout first prints the last warnings and errors of every
 /// node's log, so that a failure in CI says what the processes were doing.
-pub async fn until_or_logs<T, F, Fut>(c: &Cluster, what: &str, within: Duration, mut f: F) -> T
+pub async fn until_or_logs<T, F, Fut>(c: &Cluster, what: &str, within: Duration, f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    poll(what, within, f, || print_warnings(c)).await
+}
+
+/// The loop of [`until`]: `on_timeout` runs before the panic.
+async fn poll<T, F, Fut>(what: &str, within: Duration, mut f: F, on_timeout: impl FnOnce()) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
@@ -46,24 +48,29 @@ where
             return v;
         }
         if Instant::now() >= end {
-            for i in 0..c.len() {
-                let logs = node_logs(c, i);
-                let worth: Vec<&str> = logs
-                    .lines()
-                    .filter(|l| l.contains("\"WARN\"") || l.contains("\"ERROR\""))
-                    .collect();
-                eprintln!(
-                    "== node {i} ({:?}): {} log lines, the last warnings and errors:",
-                    c.node(i).role(),
-                    logs.lines().count()
-                );
-                for l in &worth[worth.len().saturating_sub(20)..] {
-                    eprintln!("{l}");
-                }
-            }
+            on_timeout();
             panic!("timed out waiting for {what}");
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The last 20 warnings and errors of each node's log, on stderr.
+fn print_warnings(c: &Cluster) {
+    for i in 0..c.len() {
+        let logs = node_logs(c, i);
+        let worth: Vec<&str> = logs
+            .lines()
+            .filter(|l| l.contains("\"WARN\"") || l.contains("\"ERROR\""))
+            .collect();
+        eprintln!(
+            "== node {i} ({:?}): {} log lines, the last warnings and errors:",
+            c.node(i).role(),
+            logs.lines().count()
+        );
+        for l in &worth[worth.len().saturating_sub(20)..] {
+            eprintln!("{l}");
+        }
     }
 }
 
