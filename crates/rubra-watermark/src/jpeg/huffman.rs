@@ -5,14 +5,14 @@
 use super::Corrupt;
 
 /// Lookahead width of the decode tables, in bits.
-const LOOK: u32 = 10;
+pub(crate) const LOOK: u32 = 10;
 
 /// Lookahead width of the multi-symbol AC skip table, in bits: 14 bits of
 /// 16-bit entries, 32 KiB a table (issue #24, A/B on the reference image: 12
 /// bits of 32-bit entries as before 4.4–4.5 ms, 13 bits 4.2–4.3, 14 bits of
 /// 32-bit entries no better than 13 — 64 KiB a table spills out of L1 — and
 /// 15 bits of 16-bit entries slower than 14).
-const SKIP_LOOK: u32 = 14;
+pub(crate) const SKIP_LOOK: u32 = 14;
 
 /// A skip-table entry that no `k` may use (its symbol count is over 64).
 const SKIP_NEVER: u16 = 127 << 9;
@@ -167,6 +167,32 @@ impl DecodeTable {
     #[inline(always)]
     pub(crate) fn skip_table(&self) -> &SkipTable {
         &self.skip
+    }
+
+    /// The fast table: `(len << 8) | symbol` by the next [`LOOK`] bits, 0 for longer codes.
+    pub(crate) fn fast_table(&self) -> &[u16] {
+        &self.fast[..]
+    }
+
+    /// The code at the top of `w` (MSB first, 16 or more meaningful bits):
+    /// its length and symbol, or `None` for bits that start no code.
+    pub(crate) fn decode_top(&self, w: u64) -> Option<(u32, u8)> {
+        let e = self.fast[(w >> (64 - LOOK)) as usize];
+        if e != 0 {
+            return Some((u32::from(e >> 8), e as u8));
+        }
+        // No code of up to LOOK bits starts `w`, so, codes being canonical, no
+        // shorter length can match below.
+        for l in LOOK + 1..=16u32 {
+            let code = (w >> (64 - l)) as i32;
+            if code <= self.maxcode[l as usize] {
+                return self
+                    .symbols
+                    .get((self.valptr[l as usize] + code) as usize)
+                    .map(|&s| (l, s));
+            }
+        }
+        None
     }
 
     /// Fills [`DecodeTable::fast_ac`] from the fast table.

@@ -5,9 +5,12 @@
 mod arith;
 mod coefs;
 mod dct;
+mod destuff;
 mod edit;
 mod fast;
 mod huffman;
+#[cfg(target_arch = "x86_64")]
+mod lanes;
 mod parse;
 #[cfg(target_arch = "x86_64")]
 mod simd;
