@@ -25,7 +25,7 @@ if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
 fi
 
 features=${FUZZ_FEATURES-watch}
-default_targets="csvsum jsondiff_parse jsondiff_patch image_probe watermark jpeg_baseline slowlog timestamp parse_instant stats_hist"
+default_targets="csvsum jsondiff_parse jsondiff_patch image_probe watermark jpeg_baseline skip_lanes slowlog timestamp parse_instant stats_hist"
 if [ "$features" = watch ]; then default_targets="$default_targets watch_pointer"; fi
 targets=${FUZZ_TARGETS:-$default_targets}
 # cargo-fuzz's default build: optimised, with debug assertions and overflow checks.
@@ -35,11 +35,13 @@ if [ -n "$features" ]; then build_flags+=(--features "$features"); fi
 echo "== building the fuzz targets"
 cargo +nightly fuzz build ${build_flags[@]+"${build_flags[@]}"}
 
-for t in image_probe jpeg_baseline watermark; do
+for t in image_probe jpeg_baseline watermark skip_lanes; do
   mkdir -p "corpus/$t"
   for f in ../crates/rubra-image/tests/fixtures/* ../crates/rubra-watermark/tests/fixtures/*; do
     case "$t" in
       watermark) { printf '\x07'; cat "$f"; } >"corpus/$t/fixture-$(basename "$f")" ;;
+      # Two bytes of how far to skip: three quarters of the MCUs.
+      skip_lanes) { printf '\x00\xc0'; cat "$f"; } >"corpus/$t/fixture-$(basename "$f")" ;;
       *) cp "$f" "corpus/$t/fixture-$(basename "$f")" ;;
     esac
   done
@@ -49,7 +51,7 @@ dict_for() {
   case "$1" in
     csvsum) echo dict/csv.dict ;;
     jsondiff_*|watch_pointer|slowlog) echo dict/json.dict ;;
-    image_probe|watermark|jpeg_baseline) echo dict/jpeg.dict ;;
+    image_probe|watermark|jpeg_baseline|skip_lanes) echo dict/jpeg.dict ;;
     *) echo "" ;;
   esac
 }

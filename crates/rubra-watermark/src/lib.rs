@@ -28,6 +28,23 @@ mod placement;
 mod plain;
 
 pub use error::{Result, WatermarkError};
+
+/// Internals for the cargo-fuzz targets, built only with `--cfg fuzzing`
+/// (which cargo-fuzz sets).
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Where the skip over the first MCUs of a single-scan baseline JPEG lands
+    /// (raw byte, bit, DC predictors) or why it fails, with the AVX-512 lanes
+    /// and with the scalar chains alone; `None` for any other file. See the
+    /// `skip_lanes` fuzz target.
+    pub type Landings = [Result<((usize, u32), [i32; 4]), &'static str>; 2];
+
+    /// [`Landings`] at MCU `share / 65 536` of the file's total.
+    pub fn skip_both_ways(jpeg: &[u8], share: u16) -> Option<Landings> {
+        crate::jpeg::both_ways_for_fuzzing(jpeg, share).map(|r| r.map(|l| l.map_err(|c| c.0)))
+    }
+}
 pub use overlay::{MAX_OVERLAY_PIXELS, Overlay};
 pub use placement::{ClippedRect, Gravity, ParseGravityError, Placement, clip};
 

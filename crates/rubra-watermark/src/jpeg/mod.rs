@@ -21,6 +21,9 @@ use crate::error::{Result, WatermarkError};
 use crate::overlay::Overlay;
 use crate::placement::{Placement, clip};
 
+#[cfg(fuzzing)]
+pub(crate) use skip::both_ways_for_fuzzing;
+
 /// A malformed-input error from the JPEG internals, with a static reason.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Corrupt(pub &'static str);

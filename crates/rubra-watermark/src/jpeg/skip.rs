@@ -281,8 +281,11 @@ struct Checkpoint {
 /// Stretches of fewer MCUs than this go to the scalar chains alone: the
 /// vector lanes' set-up (a de-stuffed copy, their tables) and the margins
 /// where they overlap pay off only on long ones.
+///
+/// Fuzz builds hand every stretch to the lanes, so that the fuzzer's small
+/// files reach them.
 #[cfg(target_arch = "x86_64")]
-const MIN_LANE_MCUS: usize = 1024;
+const MIN_LANE_MCUS: usize = if cfg!(fuzzing) { 1 } else { 1024 };
 
 /// Skips the first `count` MCUs of the scan whose data starts at `start`
 /// (`total` MCUs, no restart markers); returns the reader at MCU `count` and
@@ -323,7 +326,7 @@ pub(crate) fn skip_mcus<'a>(
 /// chains alone, and compare the two).
 #[cfg(target_arch = "x86_64")]
 fn lanes_enabled() -> bool {
-    #[cfg(test)]
+    #[cfg(any(test, fuzzing))]
     if NO_LANES.with(|n| n.get()) {
         return false;
     }
@@ -531,10 +534,78 @@ fn finish<'a>(
 thread_local! {
     /// How many skips were finished by the speculative chain (tests only).
     static MEETINGS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
-    /// Set by tests that want the scalar chains alone.
-    static NO_LANES: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     /// How many skips the vector lanes carried at least half of the way (tests only).
     static LANE_SKIPS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+#[cfg(any(test, fuzzing))]
+thread_local! {
+    /// Set by tests and the fuzz target that want the scalar chains alone.
+    static NO_LANES: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Where a skip landed (raw byte and bit) and the DC predictors there.
+#[cfg(any(test, fuzzing))]
+type Landing = Result<((usize, u32), [i32; 4]), Corrupt>;
+
+/// `skip_mcus` with the vector lanes (where the CPU has them) and with the
+/// scalar chains alone.
+#[cfg(any(test, fuzzing))]
+fn both_ways(
+    data: &[u8],
+    start: usize,
+    count: usize,
+    total: usize,
+    blocks: &[BlockCoding],
+) -> [Landing; 2] {
+    [false, true].map(|scalar| {
+        NO_LANES.with(|n| n.set(scalar));
+        let got = skip_mcus(data, start, count, total, blocks)
+            .and_then(|(rd, preds)| Ok((rd.raw_bit_position()?, preds)));
+        NO_LANES.with(|n| n.set(false));
+        got
+    })
+}
+
+/// For the fuzz target `skip_lanes`: [`both_ways`] on a single-scan baseline
+/// JPEG without restart markers, to MCU `share / 65 536` of its total. `None`
+/// for any other file.
+#[cfg(fuzzing)]
+pub(crate) fn both_ways_for_fuzzing(jpeg: &[u8], share: u16) -> Option<[Landing; 2]> {
+    let hdr = super::parse::parse_header(jpeg).ok()?;
+    let (f, s) = (&hdr.frame, &hdr.scan);
+    let baseline = f.process == super::parse::Process::Sequential
+        && s.comps.len() == f.comps.len()
+        && s.comps.iter().enumerate().all(|(i, c)| c.comp == i)
+        && (s.ss, s.se, s.ah, s.al) == (0, 63, 0, 0)
+        && hdr.tables.restart_interval == 0;
+    if !baseline {
+        return None;
+    }
+    let mut tables = Vec::new();
+    for sc in &s.comps {
+        let dc = hdr.tables.dc[sc.td].as_ref()?;
+        super::huffman::check_dc_table(dc).ok()?;
+        let ac = hdr.tables.ac[sc.ta].as_ref()?;
+        tables.push((
+            DecodeTable::new(dc, false).ok()?,
+            DecodeTable::new(ac, true).ok()?,
+        ));
+    }
+    let mut blocks: Vec<BlockCoding> = Vec::new();
+    for (k, sc) in s.comps.iter().enumerate() {
+        let (h, v) = f.sampling(sc.comp);
+        for _ in 0..h * v {
+            blocks.push((k, &tables[k].0, &tables[k].1));
+        }
+    }
+    if blocks.len() > 10 {
+        return None;
+    }
+    let (mx, my) = f.mcus();
+    let total = mx * my;
+    let count = (total as u64 * u64::from(share) / 65_536) as usize;
+    Some(both_ways(jpeg, hdr.data_start, count, total, &blocks))
 }
 
 #[cfg(test)]
@@ -733,26 +804,6 @@ mod tests {
                 }
             }
         }
-    }
-
-    /// Where a skip landed (raw byte and bit) and the DC predictors there.
-    type Landing = Result<((usize, u32), [i32; 4]), Corrupt>;
-
-    /// `skip_mcus` with the vector lanes and with the scalar chains alone.
-    fn both_ways(
-        data: &[u8],
-        start: usize,
-        count: usize,
-        total: usize,
-        blocks: &[BlockCoding],
-    ) -> [Landing; 2] {
-        [false, true].map(|scalar| {
-            NO_LANES.with(|n| n.set(scalar));
-            let got = skip_mcus(data, start, count, total, blocks)
-                .and_then(|(rd, preds)| Ok((rd.raw_bit_position()?, preds)));
-            NO_LANES.with(|n| n.set(false));
-            got
-        })
     }
 
     /// Runs `f` with the decode tables and block layout of `data`'s scan.
