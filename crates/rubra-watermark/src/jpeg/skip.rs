@@ -872,6 +872,33 @@ mod tests {
                 }
             });
         }
+        // Grey: one block an MCU, one DC sum.
+        let mut seed = 3u64;
+        let (w, h) = (1024u16, 640u16);
+        let grey: Vec<u8> = (0..usize::from(w) * usize::from(h))
+            .map(|i| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                ((i % usize::from(w)) / 4 + (i / usize::from(w)) / 5 + (seed >> 60) as usize) as u8
+            })
+            .collect();
+        let mut data = Vec::new();
+        jpeg_encoder::Encoder::new(&mut data, 85)
+            .encode(&grey, w, h, jpeg_encoder::ColorType::Luma)
+            .unwrap();
+        with_blocks(&data, |start, total, blocks| {
+            for count in [1024, total / 2, total - 1, total] {
+                let [lanes, scalar] = both_ways(&data, start, count, total, blocks);
+                let lanes = lanes.unwrap();
+                assert_eq!(lanes, scalar.unwrap(), "grey, MCU {count} of {total}");
+                assert_eq!(
+                    lanes,
+                    decoded(&data, start, count, blocks),
+                    "grey, MCU {count}"
+                );
+            }
+        });
         if lanes_here() {
             assert!(
                 LANE_SKIPS.with(|n| n.get()) > before,
