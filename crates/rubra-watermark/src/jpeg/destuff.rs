@@ -22,9 +22,12 @@ pub(crate) struct Destuffed {
 
 impl Destuffed {
     /// Copies the data bytes of the scan starting at raw offset `start`, up to
-    /// its first marker (or the end of `data`).
-    pub(crate) fn new(data: &[u8], start: usize) -> Destuffed {
+    /// its first marker, the end of `data`, or `max_raw` raw bytes, whichever
+    /// comes first. (Positions past the copy are not the scan's: readers must
+    /// not trust what they decode there.)
+    pub(crate) fn new(data: &[u8], start: usize, max_raw: usize) -> Destuffed {
         let raw = data.get(start..).unwrap_or(&[]);
+        let raw = &raw[..raw.len().min(max_raw)];
         let mut bytes = Vec::with_capacity(raw.len() + PADDING);
         let mut jumps = Vec::new();
         let mut i = 0;
@@ -89,7 +92,8 @@ mod tests {
         let data = [
             0xAA, 0xBB, 0x11, 0xFF, 0x00, 0x22, 0xFF, 0xFF, 0x00, 0x33, 0xFF, 0xD9,
         ];
-        let d = Destuffed::new(&data, 2);
+        let d = Destuffed::new(&data, 2, usize::MAX);
+        assert_eq!(Destuffed::new(&data, 2, 4).len, 3, "11 FF 22: a cut copy");
         assert_eq!(&d.bytes[..d.len], &[0x11, 0xFF, 0x22, 0xFF, 0x33]);
         assert!(d.bytes[d.len..].iter().all(|&b| b == 0));
         assert_eq!(d.bytes.len(), d.len + PADDING);

@@ -34,7 +34,7 @@ const CHAINS: usize = LANES * GROUPS;
 
 /// A chain runs this many bytes past the start of the next one, for the two
 /// to meet (speculative chains fall in step within a few hundred bytes).
-const MARGIN: usize = 2048;
+pub(crate) const MARGIN: usize = 2048;
 
 /// The speculative chains start again at most this many times.
 const MAX_RESTARTS: u32 = 16;
@@ -105,38 +105,37 @@ impl Tables {
 }
 
 /// Skips the first `count` MCUs of the de-stuffed scan `d` (see
-/// `skip::skip_mcus`) with the vector lanes: the bit position, MCUs done and DC
+/// `skip::skip_mcus`), whose stretch is estimated at `est` bytes, with the
+/// vector lanes: the bit position, MCUs done and DC
 /// predictors at MCU `count` when the chains' logs reach it, or at the last
 /// true checkpoint short of it, for the scalar chain to go on from. `None`
 /// when the CPU lacks AVX-512F or AVX-512BW, or the data is too long for
 /// 32-bit bit positions.
 pub(crate) fn skip(
     d: &Destuffed,
+    est: usize,
     count: usize,
-    total: usize,
     blocks: &[BlockCoding],
 ) -> Option<(u64, usize, [i32; 4])> {
     if !available() || d.bytes.len() as u64 * 8 >= u64::from(u32::MAX) || blocks.len() > 16 {
         return None;
     }
     // SAFETY: the CPU has the features `skip_avx512` is compiled for.
-    Some(unsafe { skip_avx512(d, count, total, blocks) })
+    Some(unsafe { skip_avx512(d, est, count, blocks) })
 }
 
 /// [`skip`] on a CPU with AVX-512F and AVX-512BW.
 #[target_feature(enable = "avx512f,avx512bw")]
 fn skip_avx512(
     d: &Destuffed,
+    est: usize,
     count: usize,
-    total: usize,
     blocks: &[BlockCoding],
 ) -> (u64, usize, [i32; 4]) {
     let tables = Tables::new(blocks);
-    // The stretch's estimated length, by its share of the MCUs.
-    let est = (d.len as u64 * count as u64 / total.max(1) as u64) as usize;
     let plan = Plan::new(d, est);
     let log = run(d, &tables, blocks, &plan);
-    stitch(&log, count)
+    stitch(&log, count, d.len as u64 * 8)
 }
 
 /// Where each chain starts, stops and logs, in de-stuffed bits.
@@ -596,8 +595,9 @@ impl State {
 }
 
 /// Stitches the chains' logs from chain 0 on: the truth at MCU `count`, or the
-/// last true checkpoint before it: `(bit, mcus, preds)`.
-fn stitch(log: &[Entry], count: usize) -> (u64, usize, [i32; 4]) {
+/// last true checkpoint before it, within the copy's `bits`: `(bit, mcus,
+/// preds)`.
+fn stitch(log: &[Entry], count: usize, bits: u64) -> (u64, usize, [i32; 4]) {
     let mut per: Vec<Vec<Checkpoint>> = vec![Vec::new(); CHAINS];
     for &(c, cp) in log {
         if cp.mcus == u64::MAX {
@@ -641,10 +641,12 @@ fn stitch(log: &[Entry], count: usize) -> (u64, usize, [i32; 4]) {
     }
     // The last true checkpoint at or before MCU `count` (chains log only
     // where they may meet, and the last chain all of its own).
+    // Past the copy's end a chain decodes its zero padding: nothing there is true.
     let at = truth
         .iter()
-        .rev()
-        .find(|cp| cp.mcus <= count as u64)
+        .take_while(|cp| cp.bit <= bits)
+        .filter(|cp| cp.mcus <= count as u64)
+        .last()
         .copied()
         .unwrap_or(first);
     (at.bit, at.mcus as usize, at.preds)

@@ -303,8 +303,13 @@ pub(crate) fn skip_mcus<'a>(
 ) -> Result<(BitReader<'a>, [i32; 4]), Corrupt> {
     #[cfg(target_arch = "x86_64")]
     if count >= MIN_LANE_MCUS && !blocks.is_empty() && lanes_enabled() {
-        let d = Destuffed::new(data, start);
-        if let Some((bit, mcus, preds)) = lanes::skip(&d, count, total, blocks)
+        // The stretch's estimated length, by its share of the MCUs (the bytes
+        // per MCU vary); the copy goes an eighth further, and the scalar
+        // chains beyond it.
+        let scan = data.len().saturating_sub(start);
+        let est = (scan as u64 * count as u64 / total.max(1) as u64) as usize;
+        let d = Destuffed::new(data, start, est + est / 8 + 4 * lanes::MARGIN);
+        if let Some((bit, mcus, preds)) = lanes::skip(&d, est, count, blocks)
             && bit <= d.len as u64 * 8
         {
             #[cfg(test)]
