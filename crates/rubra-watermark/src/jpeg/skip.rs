@@ -1253,6 +1253,22 @@ mod tests {
         out
     }
 
+    /// The lanes spread their chains over `count / total` of the de-stuffed
+    /// copy: asked for more MCUs than the scan holds, or with `total` 0, the
+    /// chains started far past the copy and its padding and the first window
+    /// gather read out of bounds (a segfault here; `skip_mcus` never clamped
+    /// `count`, and `lanes::skip` trusted it).
+    #[test]
+    fn a_count_past_the_total_started_the_lane_chains_past_the_copy() {
+        let codings = [long_codes(), long_codes()];
+        let data = synthetic(LAYOUTS[0], &codings, 1100, 5);
+        with_codings(LAYOUTS[0], &codings, |blocks| {
+            for (count, total) in [(1100, 0), (1100, 1), (1100, 1099), (5000, 1100)] {
+                agree(&data, SYNTH_START, count, total, blocks, "count past total");
+            }
+        });
+    }
+
     #[test]
     fn crafted_tables_in_every_layout_land_where_the_scalar_chains_and_a_decode_do() {
         let before = LANE_SKIPS.with(|n| n.get());
