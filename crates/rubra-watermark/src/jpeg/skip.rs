@@ -1269,6 +1269,58 @@ mod tests {
         });
     }
 
+    /// A DC category over 11 deep in a scan whose chains all fall in step at
+    /// once (blocks of a 1-bit DC 0 and a 1-bit EOB): the true chain must stop
+    /// there in the lanes too, whether its code takes the vector step (2 bits)
+    /// or the slow one (12 bits), in chain 0's stretch or one stitched to it.
+    #[test]
+    fn a_dc_category_over_11_stops_the_lanes_where_the_scalar_skip_fails() {
+        let before = LANE_SKIPS.with(|n| n.get());
+        let total = 40_000;
+        for (code, len) in [(0b10u32, 2u32), (0b1000_0000_0000, 12)] {
+            let dc = HuffSpec {
+                counts: std::array::from_fn(|i| u8::from(i == 0 || i + 1 == len as usize)),
+                symbols: vec![0, 12],
+            };
+            let ac = spec(&[(0x00, 1)]);
+            let (dct, act) = (
+                DecodeTable::new(&dc, false).unwrap(),
+                DecodeTable::new(&ac, true).unwrap(),
+            );
+            let blocks: Vec<BlockCoding> = vec![(0, &dct, &act); 2];
+            for bad in [3000, 30_000] {
+                let mut wr = BitWriter::new(vec![0x12, 0x34, 0x56]);
+                for m in 0..total {
+                    if m == bad {
+                        // Category 12, its 12 bits, an EOB; then the second block.
+                        wr.put(code, len);
+                        wr.put(0x800, 12);
+                        wr.put(0, 1);
+                        wr.put(0, 2);
+                    } else {
+                        wr.put(0, 4);
+                    }
+                }
+                wr.pad();
+                let mut data = wr.out;
+                data.extend_from_slice(&[0xFF, 0xD9]);
+                let what = format!("category 12 in {len} bits at MCU {bad}");
+                let at = agree(&data, SYNTH_START, bad, total, &blocks, &what);
+                assert_eq!(at.unwrap().0, (SYNTH_START + bad / 2, 0), "{what}");
+                for count in [bad + 1, total - 1000, total] {
+                    let got = agree(&data, SYNTH_START, count, total, &blocks, &what);
+                    assert!(got.is_none(), "{what}: skipped to MCU {count}");
+                }
+            }
+        }
+        if lanes_here() {
+            assert!(
+                LANE_SKIPS.with(|n| n.get()) > before,
+                "the lanes carried no skip"
+            );
+        }
+    }
+
     #[test]
     fn crafted_tables_in_every_layout_land_where_the_scalar_chains_and_a_decode_do() {
         let before = LANE_SKIPS.with(|n| n.get());
