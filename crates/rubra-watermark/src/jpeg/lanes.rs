@@ -109,15 +109,20 @@ impl Tables {
 /// vector lanes: the bit position, MCUs done and DC
 /// predictors at MCU `count` when the chains' logs reach it, or at the last
 /// true checkpoint short of it, for the scalar chain to go on from. `None`
-/// when the CPU lacks AVX-512F or AVX-512BW, or the data is too long for
-/// 32-bit bit positions.
+/// when the CPU lacks AVX-512F or AVX-512BW, the data is too long for
+/// 32-bit bit positions, or the MCU has no blocks or more than 16 (the
+/// gathers' bounds hold for any `count` and `total`, and these).
 pub(crate) fn skip(
     d: &Destuffed,
     est: usize,
     count: usize,
     blocks: &[BlockCoding],
 ) -> Option<(u64, usize, [i32; 4])> {
-    if !available() || d.bytes.len() as u64 * 8 >= u64::from(u32::MAX) || blocks.len() > 16 {
+    if !available()
+        || d.bytes.len() as u64 * 8 >= u64::from(u32::MAX)
+        || blocks.is_empty()
+        || blocks.len() > 16
+    {
         return None;
     }
     // SAFETY: the CPU has the features `skip_avx512` is compiled for.
@@ -133,6 +138,9 @@ fn skip_avx512(
     blocks: &[BlockCoding],
 ) -> (u64, usize, [i32; 4]) {
     let tables = Tables::new(blocks);
+    // The chains start within the copy whatever the estimate says (a count
+    // past the total once put them past it and its padding).
+    let est = est.min(d.len);
     let plan = Plan::new(d, est);
     let log = run(d, &tables, blocks, &plan);
     stitch(&log, count, d.len as u64 * 8)
