@@ -287,6 +287,16 @@ struct Checkpoint {
 #[cfg(target_arch = "x86_64")]
 const MIN_LANE_MCUS: usize = if cfg!(fuzzing) { 1 } else { 1024 };
 
+/// Nor do stretches estimated shorter than this many bytes: the lanes' fixed
+/// costs (their tables, the copy, 32 overlaps of [`lanes::MARGIN`]) made them
+/// slower below ~330–490 KB (median of 15, a q90 4:2:0 photo of 1980×1280 and
+/// of 4000×3000: at 1024 MCUs, ~160 KB, 0.48–0.55 ms against 0.38 for the
+/// scalar chains; at 4096, ~650 KB, 1.46–1.53 against 1.59; at 9919, 3.19
+/// against 3.73). Tests and fuzz builds take the lanes for any length
+/// ([`lanes_enabled`]).
+#[cfg(target_arch = "x86_64")]
+const MIN_LANE_BYTES: usize = 384 << 10;
+
 /// Skips the first `count` MCUs of the scan whose data starts at `start`
 /// (`total` MCUs, no restart markers); returns the reader at MCU `count` and
 /// the DC predictors there.
@@ -301,13 +311,15 @@ pub(crate) fn skip_mcus<'a>(
     total: usize,
     blocks: &[BlockCoding],
 ) -> Result<(BitReader<'a>, [i32; 4]), Corrupt> {
+    // The stretch's estimated length, by its share of the MCUs (the bytes per
+    // MCU vary).
     #[cfg(target_arch = "x86_64")]
-    if count >= MIN_LANE_MCUS && !blocks.is_empty() && lanes_enabled() {
-        // The stretch's estimated length, by its share of the MCUs (the bytes
-        // per MCU vary); the copy goes an eighth further, and the scalar
-        // chains beyond it.
-        let scan = data.len().saturating_sub(start);
-        let est = (scan as u128 * count as u128 / total.max(1) as u128).min(scan as u128) as usize;
+    let scan = data.len().saturating_sub(start);
+    #[cfg(target_arch = "x86_64")]
+    let est = (scan as u128 * count as u128 / total.max(1) as u128).min(scan as u128) as usize;
+    #[cfg(target_arch = "x86_64")]
+    if count >= MIN_LANE_MCUS && !blocks.is_empty() && lanes_enabled(est) {
+        // The copy goes an eighth past the estimate; the scalar chains beyond.
         let d = Destuffed::new(data, start, est + est / 8 + 4 * lanes::MARGIN);
         if let Some((bit, mcus, preds)) = lanes::skip(&d, est, count, blocks)
             && bit <= d.len as u64 * 8
@@ -327,15 +339,17 @@ pub(crate) fn skip_mcus<'a>(
     skip_scalar(data, start, None, count, total, blocks)
 }
 
-/// Whether the vector lanes may run (tests turn them off to test the scalar
-/// chains alone, and compare the two).
+/// Whether the vector lanes run for a stretch estimated at `est` bytes: long
+/// enough ([`MIN_LANE_BYTES`]) and not turned off. Tests and the fuzz target
+/// turn them off to compare with the scalar chains alone, and take them for
+/// any length otherwise, for their correctness.
 #[cfg(target_arch = "x86_64")]
-fn lanes_enabled() -> bool {
-    #[cfg(any(test, fuzzing))]
-    if NO_LANES.with(|n| n.get()) {
-        return false;
+fn lanes_enabled(est: usize) -> bool {
+    if cfg!(any(test, fuzzing)) {
+        #[cfg(any(test, fuzzing))]
+        return !NO_LANES.with(|n| n.get());
     }
-    true
+    est >= MIN_LANE_BYTES
 }
 
 /// A true state of the skip: raw byte and bit, at an MCU boundary, the MCUs
