@@ -181,9 +181,15 @@ impl DecodeTable {
         if e != 0 {
             return Some((u32::from(e >> 8), e as u8));
         }
-        // No code of up to LOOK bits starts `w`, so, codes being canonical, no
-        // shorter length can match below.
-        for l in LOOK + 1..=16u32 {
+        self.long_code(w, 16)
+    }
+
+    /// The code of more than [`LOOK`] and at most `max` bits at the top of `w`
+    /// (MSB first), for bits whose fast entry is empty: no code of up to LOOK
+    /// bits starts them, so, codes being canonical, no shorter length can
+    /// match below. `None` when none of those lengths does.
+    fn long_code(&self, w: u64, max: u32) -> Option<(u32, u8)> {
+        for l in LOOK + 1..=max.min(16) {
             let code = (w >> (64 - l)) as i32;
             if code <= self.maxcode[l as usize] {
                 return self
@@ -235,16 +241,8 @@ impl DecodeTable {
             let l = u32::from(e >> 8);
             return (l <= avail).then_some((l, e as u8));
         }
-        for l in LOOK + 1..=avail.min(16) {
-            let code = (w >> (avail - l)) as i32;
-            if code <= self.maxcode[l as usize] {
-                return self
-                    .symbols
-                    .get((self.valptr[l as usize] + code) as usize)
-                    .map(|&s| (l, s));
-            }
-        }
-        None
+        // `avail` >= 1: the window, MSB-aligned in 64 bits.
+        self.long_code(u64::from(w) << (64 - avail), avail)
     }
 
     /// The multi-symbol skip table for AC coding (see [`SKIP_LOOK`]).
@@ -400,20 +398,12 @@ impl<'a> BitReader<'a> {
 
     #[cold]
     fn symbol_slow(&mut self, t: &DecodeTable) -> Result<u8, Corrupt> {
-        // No code of up to LOOK bits starts the buffer (its fast entry is empty),
-        // so, codes being canonical, no shorter length can match below.
-        for l in LOOK + 1..=16u32 {
-            let code = (self.buf >> (64 - l)) as i32;
-            if code <= t.maxcode[l as usize] {
-                self.consume(l);
-                return t
-                    .symbols
-                    .get((t.valptr[l as usize] + code) as usize)
-                    .copied()
-                    .ok_or(Corrupt("bad huffman code"));
-            }
-        }
-        Err(Corrupt("bad huffman code"))
+        // The buffer's fast entry is empty.
+        let (len, sym) = t
+            .long_code(self.buf, 16)
+            .ok_or(Corrupt("bad huffman code"))?;
+        self.consume(len);
+        Ok(sym)
     }
 
     /// Read `s` (<= 16) raw bits.
