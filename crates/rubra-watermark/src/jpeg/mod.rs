@@ -15,6 +15,8 @@ mod parse;
 #[cfg(target_arch = "x86_64")]
 mod simd;
 mod skip;
+#[cfg(test)]
+mod xorshift;
 
 use crate::Route;
 use crate::error::{Result, WatermarkError};

@@ -293,7 +293,7 @@ const MIN_LANE_MCUS: usize = if cfg!(fuzzing) { 1 } else { 1024 };
 /// of 4000×3000: at 1024 MCUs, ~160 KB, 0.48–0.55 ms against 0.38 for the
 /// scalar chains; at 4096, ~650 KB, 1.46–1.53 against 1.59; at 9919, 3.19
 /// against 3.73). Tests and fuzz builds take the lanes for any length
-/// ([`lanes_enabled`]).
+/// ([`min_lane_bytes`]).
 #[cfg(target_arch = "x86_64")]
 const MIN_LANE_BYTES: usize = 384 << 10;
 
@@ -311,45 +311,67 @@ pub(crate) fn skip_mcus<'a>(
     total: usize,
     blocks: &[BlockCoding],
 ) -> Result<(BitReader<'a>, [i32; 4]), Corrupt> {
-    // The stretch's estimated length, by its share of the MCUs (the bytes per
-    // MCU vary).
     #[cfg(target_arch = "x86_64")]
-    let scan = data.len().saturating_sub(start);
-    #[cfg(target_arch = "x86_64")]
-    let est = (scan as u128 * count as u128 / total.max(1) as u128).min(scan as u128) as usize;
-    #[cfg(target_arch = "x86_64")]
-    if count >= MIN_LANE_MCUS && !blocks.is_empty() && lanes_enabled(est) {
-        // The copy goes an eighth past the estimate; the scalar chains beyond.
-        let d = Destuffed::new(data, start, est + est / 8 + 4 * lanes::MARGIN);
-        if let Some((bit, mcus, preds)) = lanes::skip(&d, est, count, blocks)
-            && bit <= d.len as u64 * 8
-        {
-            #[cfg(test)]
-            if mcus * 2 >= count {
-                LANE_SKIPS.with(|n| n.set(n.get() + 1));
-            }
-            let from = Known {
-                at: d.raw_position(bit),
-                mcus,
-                preds,
-            };
-            return skip_scalar(data, start, Some(from), count, total, blocks);
-        }
+    if let Some(from) = skip_in_lanes(data, start, count, total, blocks) {
+        return skip_scalar(data, start, Some(from), count, total, blocks);
     }
     skip_scalar(data, start, None, count, total, blocks)
 }
 
-/// Whether the vector lanes run for a stretch estimated at `est` bytes: long
-/// enough ([`MIN_LANE_BYTES`]) and not turned off. Tests and the fuzz target
-/// turn them off to compare with the scalar chains alone, and take them for
-/// any length otherwise, for their correctness.
+/// The vector lanes' part of [`skip_mcus`]: the last MCU, at or before MCU
+/// `count`, whose position and DC predictors they know; `None` when they do not
+/// run (a short stretch, a CPU without them) or know nothing of use.
 #[cfg(target_arch = "x86_64")]
-fn lanes_enabled(est: usize) -> bool {
-    if cfg!(any(test, fuzzing)) {
-        #[cfg(any(test, fuzzing))]
-        return !NO_LANES.with(|n| n.get());
+fn skip_in_lanes(
+    data: &[u8],
+    start: usize,
+    count: usize,
+    total: usize,
+    blocks: &[BlockCoding],
+) -> Option<Known> {
+    // The stretch's estimated length, by its share of the MCUs (the bytes per
+    // MCU vary).
+    let scan = data.len().saturating_sub(start);
+    let est = (scan as u128 * count as u128 / total.max(1) as u128).min(scan as u128) as usize;
+    if count < MIN_LANE_MCUS || est < min_lane_bytes() || blocks.is_empty() || lanes_off() {
+        return None;
     }
-    est >= MIN_LANE_BYTES
+    // The copy goes an eighth past the estimate; the scalar chains beyond.
+    let d = Destuffed::new(data, start, est + est / 8 + 4 * lanes::MARGIN);
+    let (bit, mcus, preds) = lanes::skip(&d, est, count, blocks)?;
+    if bit > d.len as u64 * 8 {
+        return None;
+    }
+    #[cfg(test)]
+    if mcus * 2 >= count {
+        LANE_SKIPS.with(|n| n.set(n.get() + 1));
+    }
+    Some(Known {
+        at: d.raw_position(bit),
+        mcus,
+        preds,
+    })
+}
+
+/// [`MIN_LANE_BYTES`], or 0 in tests and fuzz builds, which take the lanes for
+/// any length, for their correctness.
+#[cfg(target_arch = "x86_64")]
+fn min_lane_bytes() -> usize {
+    if cfg!(any(test, fuzzing)) {
+        0
+    } else {
+        MIN_LANE_BYTES
+    }
+}
+
+/// Whether a test or the fuzz target turned the lanes off, to compare with the
+/// scalar chains alone.
+#[cfg(target_arch = "x86_64")]
+fn lanes_off() -> bool {
+    #[cfg(any(test, fuzzing))]
+    return NO_LANES.with(|n| n.get());
+    #[cfg(not(any(test, fuzzing)))]
+    false
 }
 
 /// A true state of the skip: raw byte and bit, at an MCU boundary, the MCUs
@@ -586,6 +608,39 @@ fn both_ways(
     })
 }
 
+/// The decode tables of each component of `hdr`'s scan, checked as decoders
+/// check them; `None` when one is missing or invalid.
+#[cfg(any(test, fuzzing))]
+fn scan_tables(hdr: &super::parse::Header) -> Option<Vec<(DecodeTable, DecodeTable)>> {
+    let mut tables = Vec::new();
+    for sc in &hdr.scan.comps {
+        let dc = hdr.tables.dc[sc.td].as_ref()?;
+        super::huffman::check_dc_table(dc).ok()?;
+        let ac = hdr.tables.ac[sc.ta].as_ref()?;
+        tables.push((
+            DecodeTable::new(dc, false).ok()?,
+            DecodeTable::new(ac, true).ok()?,
+        ));
+    }
+    Some(tables)
+}
+
+/// The blocks of an MCU of `hdr`'s scan, coded with `tables` ([`scan_tables`]).
+#[cfg(any(test, fuzzing))]
+fn mcu_blocks<'t>(
+    hdr: &super::parse::Header,
+    tables: &'t [(DecodeTable, DecodeTable)],
+) -> Vec<BlockCoding<'t>> {
+    let mut blocks = Vec::new();
+    for (k, sc) in hdr.scan.comps.iter().enumerate() {
+        let (h, v) = hdr.frame.sampling(sc.comp);
+        for _ in 0..h * v {
+            blocks.push((k, &tables[k].0, &tables[k].1));
+        }
+    }
+    blocks
+}
+
 /// For the fuzz target `skip_lanes`: [`both_ways`] on a single-scan baseline
 /// JPEG without restart markers, to MCU `share / 65 536` of its total. `None`
 /// for any other file.
@@ -601,23 +656,8 @@ pub(crate) fn both_ways_for_fuzzing(jpeg: &[u8], share: u16) -> Option<[Landing;
     if !baseline {
         return None;
     }
-    let mut tables = Vec::new();
-    for sc in &s.comps {
-        let dc = hdr.tables.dc[sc.td].as_ref()?;
-        super::huffman::check_dc_table(dc).ok()?;
-        let ac = hdr.tables.ac[sc.ta].as_ref()?;
-        tables.push((
-            DecodeTable::new(dc, false).ok()?,
-            DecodeTable::new(ac, true).ok()?,
-        ));
-    }
-    let mut blocks: Vec<BlockCoding> = Vec::new();
-    for (k, sc) in s.comps.iter().enumerate() {
-        let (h, v) = f.sampling(sc.comp);
-        for _ in 0..h * v {
-            blocks.push((k, &tables[k].0, &tables[k].1));
-        }
-    }
+    let tables = scan_tables(&hdr)?;
+    let blocks = mcu_blocks(&hdr, &tables);
     if blocks.len() > 10 {
         return None;
     }

@@ -3,25 +3,11 @@ use super::super::dct;
 use super::super::edit::blend_ycc_pixel;
 use super::*;
 
-/// A small xorshift generator: the tests need many varied inputs, not quality.
-struct Rng(u64);
+use super::super::xorshift::Rng;
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> i64 {
-        (self.next() % n) as i64
-    }
-
-    fn sample(&mut self) -> f32 {
-        // Mostly 0..=255, sometimes past either end (an IDCT overshoots).
-        (self.below(36_000) as f32 - 5_000.0) / 100.0
-    }
+/// A sample: mostly 0..=255, sometimes past either end (an IDCT overshoots).
+fn sample(rng: &mut Rng) -> f32 {
+    (rng.below(36_000) as f32 - 5_000.0) / 100.0
 }
 
 fn bits(v: &[f32]) -> Vec<u32> {
@@ -42,10 +28,10 @@ fn idct_gives_the_scalar_bits() {
         }
         let quant = dct::Quant::new(&q);
         let mut blk = [0i16; 64];
-        let nonzero = rng.below(65) as usize;
+        let nonzero = rng.below(65);
         for (k, v) in blk.iter_mut().enumerate().take(nonzero) {
             let lim = if k == 0 { 2047 } else { 1023 };
-            *v = (rng.below(2 * lim + 1) - lim as i64) as i16;
+            *v = (rng.below(2 * lim + 1) as i64 - lim as i64) as i16;
             if round % 2 == 1 {
                 *v /= 64;
             }
@@ -73,7 +59,7 @@ fn fdct_quantize_gives_the_scalar_values() {
         let quant = dct::Quant::new(&q);
         let mut px = [0f32; 64];
         for v in px.iter_mut() {
-            *v = rng.sample();
+            *v = sample(&mut rng);
         }
         // Extremes that hit the ±1023 / ±2047 clamps with a quantiser of 1.
         if round % 7 == 0 {
@@ -100,9 +86,9 @@ fn up_and_downsampling_match_the_scalar_loops() {
     for _ in 0..200 {
         let mut px = [0f32; 64];
         for v in px.iter_mut() {
-            *v = rng.sample();
+            *v = sample(&mut rng);
         }
-        let at = rng.below(16) as usize * stride + rng.below(16) as usize;
+        let at = rng.below(16) * stride + rng.below(16);
         let mut plane = vec![f32::NAN; stride * 32];
         upsample2x2(&px, &mut plane, at, stride);
         for y in 0..16 {
@@ -114,7 +100,7 @@ fn up_and_downsampling_match_the_scalar_loops() {
             }
         }
         for v in plane.iter_mut() {
-            *v = rng.sample();
+            *v = sample(&mut rng);
         }
         let got = downsample2x2(&plane, at, stride);
         for y in 0..8 {
@@ -135,7 +121,7 @@ fn up_and_downsampling_match_the_scalar_loops() {
 fn blend_gives_the_scalar_bits_and_leaves_transparent_pixels_alone() {
     let mut rng = Rng(0x0123_4567_89ab_cdef);
     for round in 0..500 {
-        let n = rng.below(40) as usize;
+        let n = rng.below(40);
         let o = [1.0, 0.5, 0.3, 0.999][round % 4];
         let ov: Vec<[u8; 4]> = (0..n)
             .map(|_| {
@@ -145,12 +131,12 @@ fn blend_gives_the_scalar_bits_and_leaves_transparent_pixels_alone() {
                     _ => rng.below(256) as u8,
                 };
                 // Premultiplied: no channel above alpha.
-                let c = |r: &mut Rng| (r.below(a as u64 + 1)) as u8;
+                let c = |r: &mut Rng| r.below(a as usize + 1) as u8;
                 [c(&mut rng), c(&mut rng), c(&mut rng), a]
             })
             .collect();
         let mut planes: [Vec<f32>; 3] =
-            std::array::from_fn(|_| (0..n).map(|_| rng.sample()).collect());
+            std::array::from_fn(|_| (0..n).map(|_| sample(&mut rng)).collect());
         let mut want = planes.clone();
         for i in 0..n {
             if ov[i][3] != 0 {

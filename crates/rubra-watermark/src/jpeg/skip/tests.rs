@@ -7,14 +7,11 @@ use crate::jpeg::parse::parse_header;
 
 /// A noisy picture with smooth parts, like a photo, as a baseline JPEG.
 fn photo_jpeg(w: u16, h: u16, quality: u8, sampling: jpeg_encoder::SamplingFactor) -> Vec<u8> {
-    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let mut rgb = Vec::with_capacity(usize::from(w) * usize::from(h) * 3);
     for y in 0..usize::from(h) {
         for x in 0..usize::from(w) {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            let n = (seed >> 58) as usize;
+            let n = (rng.next() >> 58) as usize;
             rgb.push(((x * 255 / usize::from(w)) ^ n) as u8);
             rgb.push(((y * 3 + x) % 256) as u8);
             rgb.push((((x / 9 + y / 7) % 2) * 200 + n) as u8);
@@ -81,21 +78,9 @@ fn two_chains_land_where_one_does_and_meet() {
     ] {
         let data = photo_jpeg(w, h, q, sampling);
         let hdr = parse_header(&data).unwrap();
-        let f = &hdr.frame;
-        let (mx, my) = f.mcus();
-        let mut tables = Vec::new();
-        for sc in &hdr.scan.comps {
-            let dc = DecodeTable::new(hdr.tables.dc[sc.td].as_ref().unwrap(), false).unwrap();
-            let ac = DecodeTable::new(hdr.tables.ac[sc.ta].as_ref().unwrap(), true).unwrap();
-            tables.push((dc, ac));
-        }
-        let mut blocks: Vec<BlockCoding> = Vec::new();
-        for (k, sc) in hdr.scan.comps.iter().enumerate() {
-            let (sh, sv) = f.sampling(sc.comp);
-            for _ in 0..sh * sv {
-                blocks.push((k, &tables[k].0, &tables[k].1));
-            }
-        }
+        let tables = scan_tables(&hdr).unwrap();
+        let blocks = mcu_blocks(&hdr, &tables);
+        let (mx, my) = hdr.frame.mcus();
         let before = MEETINGS.with(|m| m.get());
         let total = mx * my;
         for count in [0, 1, 63, 64, 65, total / 3, total / 2, total - 1, total] {
@@ -170,13 +155,12 @@ fn corrupted_entropy_data_is_an_error_or_the_plain_readers_result_never_a_panic(
         (1, &dc1, &ac1),
         (2, &dc1, &ac1),
     ];
-    let mut seed = 7u64;
+    let mut rng = Rng(7);
+    let mut seed = 0;
     for round in 0..300 {
         let mut bad = data.clone();
         for _ in 0..1 + round % 8 {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
+            seed = rng.next();
             let at = hdr.data_start + (seed as usize) % (bad.len() - hdr.data_start - 2);
             bad[at] = (seed >> 32) as u8;
         }
@@ -199,19 +183,8 @@ fn corrupted_entropy_data_is_an_error_or_the_plain_readers_result_never_a_panic(
 /// Runs `f` with the decode tables and block layout of `data`'s scan.
 fn with_blocks<R>(data: &[u8], f: impl FnOnce(usize, usize, &[BlockCoding]) -> R) -> R {
     let hdr = parse_header(data).unwrap();
-    let mut tables = Vec::new();
-    for sc in &hdr.scan.comps {
-        let dc = DecodeTable::new(hdr.tables.dc[sc.td].as_ref().unwrap(), false).unwrap();
-        let ac = DecodeTable::new(hdr.tables.ac[sc.ta].as_ref().unwrap(), true).unwrap();
-        tables.push((dc, ac));
-    }
-    let mut blocks: Vec<BlockCoding> = Vec::new();
-    for (k, sc) in hdr.scan.comps.iter().enumerate() {
-        let (sh, sv) = hdr.frame.sampling(sc.comp);
-        for _ in 0..sh * sv {
-            blocks.push((k, &tables[k].0, &tables[k].1));
-        }
-    }
+    let tables = scan_tables(&hdr).unwrap();
+    let blocks = mcu_blocks(&hdr, &tables);
     let (mx, my) = hdr.frame.mcus();
     f(hdr.data_start, mx * my, &blocks)
 }
@@ -263,14 +236,12 @@ fn vector_lanes_land_where_the_scalar_chains_and_a_full_decode_do() {
         });
     }
     // Grey: one block an MCU, one DC sum.
-    let mut seed = 3u64;
+    let mut rng = Rng(3);
     let (w, h) = (1024u16, 640u16);
     let grey: Vec<u8> = (0..usize::from(w) * usize::from(h))
         .map(|i| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            ((i % usize::from(w)) / 4 + (i / usize::from(w)) / 5 + (seed >> 60) as usize) as u8
+            ((i % usize::from(w)) / 4 + (i / usize::from(w)) / 5 + (rng.next() >> 60) as usize)
+                as u8
         })
         .collect();
     let mut data = Vec::new();
@@ -301,14 +272,13 @@ fn vector_lanes_land_where_the_scalar_chains_and_a_full_decode_do() {
 fn vector_lanes_on_damaged_data_agree_with_the_scalar_chains() {
     let data = photo_jpeg(1024, 768, 90, jpeg_encoder::SamplingFactor::F_2_2);
     with_blocks(&data, |start, total, blocks| {
-        let mut seed = 11u64;
+        let mut rng = Rng(11);
+        let mut seed = 0;
         let mut agreed_ok = 0;
         for round in 0..60 {
             let mut bad = data.clone();
             for _ in 0..1 + round % 4 {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
+                seed = rng.next();
                 let at = start + (seed as usize) % (bad.len() - start - 2);
                 bad[at] = (seed >> 32) as u8;
             }
@@ -337,23 +307,7 @@ fn vector_lanes_on_damaged_data_agree_with_the_scalar_chains() {
 // chains do, or fail where they fail.
 
 use crate::jpeg::huffman::{BitWriter, EncodeTable, HuffSpec};
-
-/// A xorshift generator for synthetic scans and their damage.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    /// A value in `0..n`.
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
+use crate::jpeg::xorshift::Rng;
 
 /// A Huffman spec giving each symbol the code length beside it, codes in
 /// canonical order (by length, then as listed).
@@ -451,6 +405,18 @@ fn optimal(freqs: &[(u8, u32)]) -> HuffSpec {
     crate::jpeg::huffman::optimal_table(&freq)
 }
 
+/// Every AC symbol at weight 1, those of `heavy` at theirs.
+fn ac_weights(heavy: &[(u8, u32)]) -> Vec<(u8, u32)> {
+    let mut ac: Vec<(u8, u32)> = with_all_ac(Vec::new(), 1, 1)
+        .iter()
+        .map(|&(s, _)| (s, 1))
+        .collect();
+    for &(s, f) in heavy {
+        ac.iter_mut().find(|e| e.0 == s).unwrap().1 = f;
+    }
+    ac
+}
+
 /// Complete tables (as an optimising encoder writes them) with codes of
 /// up to 16 bits for DC categories 7 to 11 and most AC symbols.
 fn long_complete() -> Coding {
@@ -459,18 +425,12 @@ fn long_complete() -> Coding {
         .enumerate()
         .map(|(s, &f)| (s as u8, f))
         .collect();
-    let mut ac: Vec<(u8, u32)> = with_all_ac(Vec::new(), 1, 1)
-        .iter()
-        .map(|&(s, _)| (s, 1))
-        .collect();
-    for (s, f) in [
+    let ac = ac_weights(&[
         (0x00, 100_000),
         (0x01, 30_000),
         (0x02, 10_000),
         (0x11, 3000),
-    ] {
-        ac.iter_mut().find(|e| e.0 == s).unwrap().1 = f;
-    }
+    ]);
     Coding {
         dc: optimal(&dc),
         ac: optimal(&ac),
@@ -485,18 +445,12 @@ fn zero_is_bad() -> Coding {
     let mut dc: Vec<(u8, u32)> = vec![(12, 1_000_000)];
     dc.extend((0..=11).map(|s| (s, 1000)));
     dc.extend((13..=15).map(|s| (s, 1)));
-    let mut ac: Vec<(u8, u32)> = with_all_ac(Vec::new(), 1, 1)
-        .iter()
-        .map(|&(s, _)| (s, 1))
-        .collect();
-    for (s, f) in [
+    let ac = ac_weights(&[
         (0xF0, 1_000_000),
         (0x00, 200_000),
         (0xFA, 200_000),
         (0x01, 50_000),
-    ] {
-        ac.iter_mut().find(|e| e.0 == s).unwrap().1 = f;
-    }
+    ]);
     let c = Coding {
         dc: optimal(&dc),
         ac: optimal(&ac),
