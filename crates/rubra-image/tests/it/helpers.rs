@@ -161,43 +161,11 @@ pub fn jpegtran(jpeg: &[u8], args: &[&str]) -> Option<Vec<u8>> {
     Some(out.stdout)
 }
 
-/// The red count of libjpeg-turbo's default full-resolution decode
-/// (`djpeg -ppm`), or `None` (with a message) when `djpeg` is not installed.
-pub fn djpeg_count(jpeg: &[u8]) -> Option<RedCount> {
-    let child = Command::new("djpeg")
-        .arg("-ppm")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn();
-    let mut child = match child {
-        Ok(c) => c,
-        Err(_) => {
-            eprintln!(
-                "SKIPPED: djpeg not found; install libjpeg-turbo-progs to compare with libjpeg-turbo"
-            );
-            return None;
-        }
-    };
-    let mut stdin = child.stdin.take().expect("stdin");
-    let input = jpeg.to_vec();
-    let writer = std::thread::spawn(move || stdin.write_all(&input));
-    let out = child.wait_with_output().expect("djpeg runs");
-    writer.join().expect("writer").expect("write to djpeg");
-    assert!(
-        out.status.success(),
-        "djpeg failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let (channels, samples) = parse_pnm(&out.stdout);
-    Some(oracle(samples, channels))
-}
-
-/// libjpeg-turbo's default full-resolution decode (`djpeg -ppm`) as
-/// (channels, samples); `None` when djpeg is not installed (with a message) or
-/// refuses the file. A damaged file that djpeg decodes with warnings (exit
-/// status 2) counts as decoded.
-pub fn djpeg_pixels(jpeg: &[u8]) -> Option<(usize, Vec<u8>)> {
+/// `djpeg -ppm` (libjpeg-turbo's default full-resolution decode) run on `jpeg`:
+/// its output and whether all of `jpeg` was written to it (djpeg may stop
+/// reading a damaged file early); `None`, with a message, when djpeg is not
+/// installed.
+fn djpeg_ppm(jpeg: &[u8]) -> Option<(std::process::Output, std::io::Result<()>)> {
     let child = Command::new("djpeg")
         .arg("-ppm")
         .stdin(Stdio::piped())
@@ -212,12 +180,32 @@ pub fn djpeg_pixels(jpeg: &[u8]) -> Option<(usize, Vec<u8>)> {
     };
     let mut stdin = child.stdin.take().expect("stdin");
     let input = jpeg.to_vec();
-    // djpeg may stop reading a damaged file early: a broken pipe is not an error here.
-    let writer = std::thread::spawn(move || {
-        let _ = stdin.write_all(&input);
-    });
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
     let out = child.wait_with_output().expect("djpeg runs");
-    writer.join().expect("writer");
+    Some((out, writer.join().expect("writer")))
+}
+
+/// The red count of libjpeg-turbo's default full-resolution decode
+/// (`djpeg -ppm`), or `None` (with a message) when `djpeg` is not installed.
+pub fn djpeg_count(jpeg: &[u8]) -> Option<RedCount> {
+    let (out, written) = djpeg_ppm(jpeg)?;
+    written.expect("write to djpeg");
+    assert!(
+        out.status.success(),
+        "djpeg failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (channels, samples) = parse_pnm(&out.stdout);
+    Some(oracle(samples, channels))
+}
+
+/// libjpeg-turbo's default full-resolution decode (`djpeg -ppm`) as
+/// (channels, samples); `None` when djpeg is not installed (with a message) or
+/// refuses the file. A damaged file that djpeg decodes with warnings (exit
+/// status 2) counts as decoded.
+pub fn djpeg_pixels(jpeg: &[u8]) -> Option<(usize, Vec<u8>)> {
+    // A broken pipe (djpeg stopped reading early) is not an error here.
+    let (out, _written) = djpeg_ppm(jpeg)?;
     if !matches!(out.status.code(), Some(0 | 2)) || out.stdout.len() < 2 {
         return None;
     }

@@ -23,11 +23,17 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 /// generator in benches/reference.rs and the jpeg-encoder version stay the same.
 const BEFORE: (usize, u64) = (921_433, 0x6a3d_97ab_cdac_6045);
 
-#[test]
-fn reference_output_is_byte_identical_to_the_build_before_the_faster_skip() {
+/// The reference JPEG and overlay, south-east 20 px in.
+fn reference_load() -> (Vec<u8>, Overlay, Options) {
     let input = reference::jpeg();
     let overlay = Overlay::from_png(&reference::overlay_png()).expect("overlay");
     let opts = Options::new(Placement::gravity(Gravity::SouthEast, 20, 20));
+    (input, overlay, opts)
+}
+
+#[test]
+fn reference_output_is_byte_identical_to_the_build_before_the_faster_skip() {
+    let (input, overlay, opts) = reference_load();
     let out = watermark_with(&input, &overlay, &opts).expect("watermark");
     assert_eq!(out.route, Route::JpegFast);
     assert_eq!(
@@ -41,9 +47,7 @@ fn reference_output_is_byte_identical_to_the_build_before_the_faster_skip() {
 /// re-encoded rest, which together are the pinned output.
 #[test]
 fn reference_output_in_parts_shares_the_head_of_the_input() {
-    let input = reference::jpeg();
-    let overlay = Overlay::from_png(&reference::overlay_png()).expect("overlay");
-    let opts = Options::new(Placement::gravity(Gravity::SouthEast, 20, 20));
+    let (input, overlay, opts) = reference_load();
     let parts = watermark_parts(&input, &overlay, &opts).expect("watermark");
     assert_eq!(parts.route, Route::JpegFast);
     let mut whole = input[..parts.prefix].to_vec();
