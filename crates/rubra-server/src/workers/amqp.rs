@@ -36,6 +36,9 @@ use tokio_util::sync::CancellationToken;
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 /// The longest wait between two attempts to connect or to record a group.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How long connecting and starting to consume may take before the attempt counts as
+/// failed (a broker, proxy or firewall that accepts the connection and never answers).
+const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Starts the consumer when a queue is configured.
 pub(crate) fn spawn(services: &Services, shutdown: &CancellationToken) -> Option<JoinHandle<()>> {
@@ -65,6 +68,8 @@ enum SessionEnd {
     Amqp(#[from] lapin::Error),
     #[error("the broker canceled the consumer")]
     Canceled,
+    #[error("connecting and starting to consume took longer than {SETUP_TIMEOUT:?}")]
+    SetupTimedOut,
 }
 
 /// A doubling wait between attempts.
@@ -113,12 +118,55 @@ impl Consumer {
                        "amqp consumer stopped");
     }
 
-    /// One connection: consume until the shutdown (Ok) or a failure (Err).
+    /// One connection: consume until the shutdown (Ok) or a failure (Err). Setting it up
+    /// gives way to the shutdown and fails after [`SETUP_TIMEOUT`].
     async fn session(
         &self,
         shutdown: &CancellationToken,
         backoff: &mut Backoff,
     ) -> Result<(), SessionEnd> {
+        // The channel is kept open for as long as the session consumes on it.
+        let (conn, _channel, mut deliveries) = tokio::select! {
+            () = shutdown.cancelled() => return Ok(()),
+            opened = tokio::time::timeout(SETUP_TIMEOUT, self.open()) => {
+                opened.map_err(|_| SessionEnd::SetupTimedOut)??
+            }
+        };
+        let queue = self.source.queue.as_str();
+        rubra_telemetry::metrics::gauge!("rubra_amqp_connected").set(1.0);
+        tracing::info!(
+            queue,
+            prefetch = self.source.prefetch,
+            "consuming messages from amqp"
+        );
+        *backoff = Backoff::new();
+        let limit = usize::from(self.source.prefetch);
+        loop {
+            let first = tokio::select! {
+                () = shutdown.cancelled() => {
+                    // Unacknowledged deliveries go back to the queue with the connection.
+                    let _ = conn.close(200, "shutting down".into()).await;
+                    return Ok(());
+                }
+                d = deliveries.next() => d,
+            };
+            let mut group = vec![first.ok_or(SessionEnd::Canceled)??];
+            // Everything already received joins the group (a zero timeout polls once).
+            while group.len() < limit {
+                match tokio::time::timeout(Duration::ZERO, deliveries.next()).await {
+                    Ok(Some(d)) => group.push(d?),
+                    Ok(None) | Err(_) => break,
+                }
+            }
+            if !self.record(group, shutdown).await? {
+                let _ = conn.close(200, "shutting down".into()).await;
+                return Ok(());
+            }
+        }
+    }
+
+    /// Connects, declares the queue if it does not exist, and starts consuming it.
+    async fn open(&self) -> Result<(Connection, lapin::Channel, lapin::Consumer), SessionEnd> {
         let props = ConnectionProperties::default()
             .with_connection_name(format!("rubra {}", self.tag).into());
         let conn = Connection::connect(&self.source.url, props).await?;
@@ -151,7 +199,7 @@ impl Consumer {
         channel
             .basic_qos(self.source.prefetch, BasicQosOptions::default())
             .await?;
-        let mut deliveries = channel
+        let deliveries = channel
             .basic_consume(
                 queue.into(),
                 self.tag.as_str().into(),
@@ -159,36 +207,7 @@ impl Consumer {
                 FieldTable::default(),
             )
             .await?;
-        rubra_telemetry::metrics::gauge!("rubra_amqp_connected").set(1.0);
-        tracing::info!(
-            queue,
-            prefetch = self.source.prefetch,
-            "consuming messages from amqp"
-        );
-        *backoff = Backoff::new();
-        let limit = usize::from(self.source.prefetch);
-        loop {
-            let first = tokio::select! {
-                () = shutdown.cancelled() => {
-                    // Unacknowledged deliveries go back to the queue with the connection.
-                    let _ = conn.close(200, "shutting down".into()).await;
-                    return Ok(());
-                }
-                d = deliveries.next() => d,
-            };
-            let mut group = vec![first.ok_or(SessionEnd::Canceled)??];
-            // Everything already received joins the group (a zero timeout polls once).
-            while group.len() < limit {
-                match tokio::time::timeout(Duration::ZERO, deliveries.next()).await {
-                    Ok(Some(d)) => group.push(d?),
-                    Ok(None) | Err(_) => break,
-                }
-            }
-            if !self.record(group, shutdown).await? {
-                let _ = conn.close(200, "shutting down".into()).await;
-                return Ok(());
-            }
-        }
+        Ok((conn, channel, deliveries))
     }
 
     /// Records a group and acknowledges it; false when the shutdown interrupted the retries

@@ -505,3 +505,45 @@ fn the_log_filter_flag_beats_rust_log() {
         .collect();
     assert!(below_warn.is_empty(), "RUST_LOG=debug won: {below_warn:#?}");
 }
+
+/// CI once waited 30 s for a `serve` that never stopped: its queue consumer was stuck
+/// connecting to the broker, and a shutdown waits for every worker. A broker (or proxy) that
+/// takes the connection and never answers must not keep the process from stopping on
+/// SIGTERM.
+#[test]
+fn a_broker_that_never_answers_does_not_keep_serve_from_stopping() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // The kernel completes the handshakes of this socket's backlog; nobody ever reads.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let amqp = format!(
+        "amqp://127.0.0.1:{}/%2f",
+        silent.local_addr().unwrap().port()
+    );
+    let (mut server, _base, _key) = crate::helpers::start_api(
+        &[
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--amqp-url",
+            &amqp,
+            "--amqp-queue",
+            "rubra-messages",
+        ],
+        &[],
+    );
+    // The consumer is connecting by now (it starts before the listener answers).
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &server.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exited = rubra_testkit::eventually_blocking(std::time::Duration::from_secs(10), || {
+        match server.0.try_wait() {
+            Ok(Some(status)) => Ok(status),
+            _ => Err("serve still running 10 s after SIGTERM"),
+        }
+    });
+    assert!(exited.success(), "serve exited with {exited}");
+    drop(silent);
+}
