@@ -70,7 +70,7 @@ struct Slots {
     /// Each caller's use of the slots (callers that ran nothing lately are absent).
     usage: HashMap<Option<ClientId>, Usage>,
     /// Each caller's waiting requests, oldest first.
-    lines: HashMap<Option<ClientId>, VecDeque<oneshot::Sender<Slot>>>,
+    lines: HashMap<Option<ClientId>, VecDeque<Waiter>>,
     /// Callers with a waiting request, in the order they are served next.
     turn: VecDeque<Option<ClientId>>,
     /// When each caller last asked for a slot, for [`ACTIVE_FOR`].
@@ -123,8 +123,9 @@ impl Slots {
     }
 
     /// The next waiter in turn whose caller may run, with that caller, taken out of its
-    /// line; callers passed over keep their place in the turn.
-    fn next_waiter(&mut self, now: Instant) -> Option<(oneshot::Sender<Slot>, Option<ClientId>)> {
+    /// line; callers passed over keep their place in the turn, waiters that gave up are
+    /// dropped on the way.
+    fn next_waiter(&mut self, now: Instant) -> Option<(Waiter, Option<ClientId>)> {
         for _ in 0..self.turn.len() {
             let caller = self.turn.pop_front()?;
             if !self.lines.contains_key(&caller) {
@@ -137,6 +138,9 @@ impl Slots {
             let Some(line) = self.lines.get_mut(&caller) else {
                 continue;
             };
+            while line.front().is_some_and(Waiter::gave_up) {
+                line.pop_front();
+            }
             let Some(waiter) = line.pop_front() else {
                 self.lines.remove(&caller);
                 continue;
@@ -221,12 +225,134 @@ struct Slot {
     started: Instant,
 }
 
+impl Slot {
+    /// Gives the slot back without handing it on (the caller does that).
+    fn disarm(mut self) {
+        if let Some(gate) = self.gate.take() {
+            gate.lock_slots().give_back(&self.caller, self.started);
+        }
+    }
+}
+
 impl Drop for Slot {
     fn drop(&mut self) {
         if let Some(gate) = self.gate.take() {
             gate.lock_slots().give_back(&self.caller, self.started);
             Gate::dispatch(&gate);
         }
+    }
+}
+
+/// A request waiting in its caller's line for a slot.
+enum Waiter {
+    /// An [`Admission::admit`] call, sent the slot; it runs its work itself.
+    Wake(oneshot::Sender<Slot>),
+    /// An [`Admission::run`] call's work, run by the thread that hands it the slot or by a
+    /// new blocking task (see [`Gate::work`]).
+    Job(Job),
+}
+
+impl std::fmt::Debug for Waiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Waiter::Wake(_) => "Wake",
+            Waiter::Job(_) => "Job",
+        })
+    }
+}
+
+impl Waiter {
+    /// The request stopped waiting (went away or was refused a queue place).
+    fn gave_up(&self) -> bool {
+        match self {
+            Waiter::Wake(tx) => tx.is_closed(),
+            Waiter::Job(job) => job.ticket.gave_up(),
+        }
+    }
+}
+
+/// The work of one [`Admission::run`] call and its ticket.
+struct Job {
+    ticket: Arc<Ticket>,
+    /// The work; it gets the request's charge to drop as soon as the pixels are freed, and
+    /// sends its outcome to the waiting call.
+    work: Box<dyn FnOnce(Charge) + Send>,
+}
+
+impl Job {
+    /// Runs the work on this thread unless its request gave up meanwhile.
+    fn run(self) {
+        if let Some(charge) = self.ticket.start() {
+            (self.work)(charge);
+        }
+    }
+}
+
+/// What an [`Admission::run`] call holds while its work waits, shared by the call and the
+/// job: the job takes it when it starts, the call gives it back if it stops waiting first
+/// (so an abandoned request frees its place and pixels at once, and its work never runs).
+#[derive(Debug)]
+struct Ticket(Mutex<TicketState>);
+
+#[derive(Debug)]
+enum TicketState {
+    Waiting {
+        charge: Charge,
+        place: Option<QueuePlace>,
+        /// A slot was handed to the job, which is about to start: it needs no queue place.
+        granted: bool,
+    },
+    Started,
+    GaveUp,
+}
+
+impl Ticket {
+    fn lock(&self) -> std::sync::MutexGuard<'_, TicketState> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The job starts: its queue place is given back, its charge handed over; `None` when the
+    /// request gave up.
+    fn start(&self) -> Option<Charge> {
+        let mut state = self.lock();
+        match std::mem::replace(&mut *state, TicketState::Started) {
+            TicketState::Waiting { charge, place, .. } => {
+                drop(place);
+                Some(charge)
+            }
+            other => {
+                *state = other;
+                None
+            }
+        }
+    }
+
+    /// The request stops waiting: what it holds is given back unless its job started.
+    fn give_up(&self) {
+        let mut state = self.lock();
+        if matches!(*state, TicketState::Waiting { .. }) {
+            *state = TicketState::GaveUp;
+        }
+    }
+
+    fn gave_up(&self) -> bool {
+        matches!(*self.lock(), TicketState::GaveUp)
+    }
+
+    /// A slot was handed to the job.
+    fn grant(&self) {
+        if let TicketState::Waiting { granted, .. } = &mut *self.lock() {
+            *granted = true;
+        }
+    }
+}
+
+/// Gives the ticket up when the waiting [`Admission::run`] call ends or is dropped.
+struct GiveUpOnDrop(Arc<Ticket>);
+
+impl Drop for GiveUpOnDrop {
+    fn drop(&mut self) {
+        self.0.give_up();
     }
 }
 
@@ -280,9 +406,10 @@ impl Drop for Charge {
 }
 
 /// One place in the wait queue, given back when the wait ends (admitted or abandoned).
-struct QueuePlace<'a>(&'a Gate);
+#[derive(Debug)]
+struct QueuePlace(Arc<Gate>);
 
-impl Drop for QueuePlace<'_> {
+impl Drop for QueuePlace {
     fn drop(&mut self) {
         let now = self.0.waiting.fetch_sub(1, Ordering::AcqRel) - 1;
         metrics::gauge!("rubra_admission_queue_depth").set(now as f64);
@@ -301,8 +428,7 @@ impl Gate {
     /// Puts a request of `caller` in its line and hands out what is free; the receiver holds
     /// a slot at once when one was free for this caller, else it gets one in turn. Counts
     /// `caller` as active from now (see [`ACTIVE_FOR`]).
-    fn enqueue(gate: &Arc<Gate>, caller: &Option<ClientId>) -> oneshot::Receiver<Slot> {
-        let (tx, rx) = oneshot::channel();
+    fn enqueue(gate: &Arc<Gate>, caller: &Option<ClientId>, waiter: Waiter) {
         {
             let mut slots = gate.lock_slots();
             let now = Instant::now();
@@ -313,24 +439,32 @@ impl Gate {
             slots.seen.insert(caller.clone(), now);
             let line = slots.lines.entry(caller.clone()).or_default();
             let was_empty = line.is_empty();
-            line.push_back(tx);
+            line.push_back(waiter);
             if was_empty {
                 slots.turn.push_back(caller.clone());
             }
         }
         Gate::dispatch(gate);
-        rx
     }
 
     /// Hands the free slots to waiters in turn (round robin between callers), passing over
     /// callers that may not take another now ([`Slots::may_run`]) and waiters that gave up.
     /// Slots kept free that way are handed out by a timer once the other callers are quiet.
+    /// Jobs ([`Admission::run`]) start on new blocking tasks.
     fn dispatch(gate: &Arc<Gate>) {
+        let kept = Gate::hand_out(gate, false);
+        debug_assert!(kept.is_none());
+    }
+
+    /// [`Gate::dispatch`], except that with `keep` the first job handed a slot is returned
+    /// to run on this thread instead of a new task.
+    fn hand_out(gate: &Arc<Gate>, keep: bool) -> Option<(Job, Slot)> {
+        let mut kept = None;
         loop {
             let next = {
                 let mut slots = gate.lock_slots();
                 if slots.free == 0 {
-                    return;
+                    return kept;
                 }
                 let now = Instant::now();
                 match slots.next_waiter(now) {
@@ -342,7 +476,7 @@ impl Gate {
                         if !slots.turn.is_empty() {
                             Gate::recheck_later(gate, &mut slots);
                         }
-                        return;
+                        return kept;
                     }
                 }
             };
@@ -352,11 +486,46 @@ impl Gate {
                 caller,
                 started,
             };
-            if let Err(mut slot) = waiter.send(slot) {
-                // The waiter is gone: disarm the slot (its drop would dispatch recursively)
-                // and give it back here instead.
-                slot.gate = None;
-                gate.lock_slots().give_back(&slot.caller, slot.started);
+            match waiter {
+                Waiter::Wake(tx) => {
+                    if let Err(slot) = tx.send(slot) {
+                        // The waiter is gone: give the slot back here (its drop would
+                        // dispatch recursively).
+                        slot.disarm();
+                    }
+                }
+                Waiter::Job(job) => {
+                    job.ticket.grant();
+                    if keep && kept.is_none() {
+                        kept = Some((job, slot));
+                    } else {
+                        Gate::start(gate, job, slot);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs `job` holding `slot` on a new blocking task (on this thread outside a Tokio
+    /// runtime).
+    fn start(gate: &Arc<Gate>, job: Job, slot: Slot) {
+        let gate = Arc::clone(gate);
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn_blocking(move || Gate::work(&gate, job, slot))),
+            Err(_) => Gate::work(&gate, job, slot),
+        }
+    }
+
+    /// A worker: runs `job`, then gives the slot back and runs the next job in turn itself
+    /// while there is one. A freed slot's next job thus starts at once on the thread that
+    /// freed it, without waking a waiting task that would then start a blocking task.
+    fn work(gate: &Arc<Gate>, mut job: Job, mut slot: Slot) {
+        loop {
+            job.run();
+            slot.disarm();
+            match Gate::hand_out(gate, true) {
+                Some((next, next_slot)) => (job, slot) = (next, next_slot),
+                None => return,
             }
         }
     }
@@ -427,19 +596,11 @@ impl Admission {
     /// whole budget.
     pub async fn admit(&self, who: &Principal, pixels: u64) -> Result<Admitted, ApiError> {
         let gate = &self.inner;
-        if pixels > gate.pixel_budget {
-            return Err(ApiError::new(
-                ErrorCode::ImageTooLarge,
-                format!(
-                    "the image has {pixels} pixels; this server decodes at most {} pixels at \
-                     a time (max-decode-pixels-in-flight)",
-                    gate.pixel_budget
-                ),
-            ));
-        }
+        self.fits_the_budget(pixels)?;
         let caller = caller_of(who);
         let charge = self.charge(caller.clone(), pixels)?;
-        let mut line = Gate::enqueue(gate, &caller);
+        let (tx, mut line) = oneshot::channel();
+        Gate::enqueue(gate, &caller, Waiter::Wake(tx));
         let slot = match line.try_recv() {
             Ok(slot) => slot,
             Err(_) => {
@@ -456,6 +617,79 @@ impl Admission {
             _slot: slot,
             _charge: charge,
         })
+    }
+
+    /// Runs `work` for `who`, which decodes `pixels` pixels, on a blocking thread once
+    /// admitted, and returns its outcome. Admission, refusals and fairness are those of
+    /// [`Admission::admit`]; the difference is who starts the work: the worker thread that
+    /// frees a slot runs the next admitted work itself, so a core does not idle while a
+    /// waiting task is woken to start it. When the call is dropped before its work started
+    /// (the client went away), the work never runs and its place and pixels are free at once.
+    /// A panic in `work` is a 500 `internal`.
+    pub async fn run<T, F>(&self, who: &Principal, pixels: u64, work: F) -> Result<T, ApiError>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let gate = &self.inner;
+        self.fits_the_budget(pixels)?;
+        let caller = caller_of(who);
+        let charge = self.charge(caller.clone(), pixels)?;
+        let ticket = Arc::new(Ticket(Mutex::new(TicketState::Waiting {
+            charge,
+            place: None,
+            granted: false,
+        })));
+        let _give_up = GiveUpOnDrop(Arc::clone(&ticket));
+        let (tx, outcome) = oneshot::channel();
+        let job = Job {
+            ticket: Arc::clone(&ticket),
+            work: Box::new(move |charge| {
+                let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
+                drop(charge);
+                let _ = tx.send(out);
+            }),
+        };
+        Gate::enqueue(gate, &caller, Waiter::Job(job));
+        {
+            let mut state = ticket.lock();
+            if let TicketState::Waiting {
+                place,
+                granted: false,
+                ..
+            } = &mut *state
+            {
+                // Not handed a slot at once: it waits, in a queue place (or is refused, and
+                // then passed over when its turn comes).
+                match self.queue_place() {
+                    Ok(p) => *place = Some(p),
+                    Err(e) => {
+                        *state = TicketState::GaveUp;
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        match outcome.await {
+            Ok(Ok(out)) => Ok(out),
+            Ok(Err(_panic)) => Err(ApiError::internal(&"the admitted work panicked")),
+            Err(_) => Err(overloaded("the server is shutting down")),
+        }
+    }
+
+    /// Refuses with 413 `image_too_large` an image whose `pixels` alone exceed the budget.
+    fn fits_the_budget(&self, pixels: u64) -> Result<(), ApiError> {
+        let budget = self.inner.pixel_budget;
+        if pixels > budget {
+            return Err(ApiError::new(
+                ErrorCode::ImageTooLarge,
+                format!(
+                    "the image has {pixels} pixels; this server decodes at most {budget} pixels \
+                     at a time (max-decode-pixels-in-flight)"
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Counts one place and `pixels` against the caller's share and the budget, or refuses
@@ -502,10 +736,10 @@ impl Admission {
         })
     }
 
-    fn queue_place(&self) -> Result<QueuePlace<'_>, ApiError> {
-        let gate = &*self.inner;
+    fn queue_place(&self) -> Result<QueuePlace, ApiError> {
+        let gate = &self.inner;
         let before = gate.waiting.fetch_add(1, Ordering::AcqRel);
-        let place = QueuePlace(gate);
+        let place = QueuePlace(Arc::clone(gate));
         if before >= gate.max_waiting {
             drop(place);
             return Err(overloaded(
@@ -877,6 +1111,165 @@ mod tests {
         drop((a2, a3, admin));
         assert_eq!(gate.inner.lock().pixels, 0);
         assert!(gate.inner.lock().by_caller.is_empty());
+    }
+
+    /// Yields until `busy` of the gate's slots are taken.
+    async fn until_running(gate: &Admission, busy: usize) {
+        loop {
+            let (free, total) = {
+                let slots = gate.inner.lock_slots();
+                (slots.free, slots.total)
+            };
+            if free + busy == total {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+
+    /// Yields until `n` requests wait for a slot.
+    async fn until_waiting(gate: &Admission, n: usize) {
+        while gate.inner.waiting.load(Ordering::Acquire) != n {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn run_returns_the_outcome_and_gives_back_the_slot_and_pixels() {
+        let gate = Admission::new(2, 4, 1_000, 100);
+        assert_eq!(gate.run(&ME, 100, || 6 * 7).await.unwrap(), 42);
+        // The pixels are given back before the outcome is sent, the slot just after.
+        assert_eq!(gate.inner.lock().pixels, 0);
+        until_running(&gate, 0).await;
+        let refused = gate.run(&ME, 1_001, || ()).await.unwrap_err();
+        assert_eq!(refused.code(), "image_too_large");
+    }
+
+    /// Issue #24: with as many slots as cores a core idled at each hand-off, because a freed
+    /// slot went to a waiting task that first had to be woken on the event loop to start its
+    /// work on the blocking pool. The thread that frees the slot now starts the next job
+    /// itself: here the event loop (a current-thread runtime) is blocked while it must start.
+    #[tokio::test]
+    async fn a_freed_slot_starts_the_next_job_without_the_event_loop() {
+        let gate = Admission::new(1, 16, 1 << 30, 100);
+        let (release_first, first_waits) = std::sync::mpsc::channel::<()>();
+        let (second_started, second_runs) = std::sync::mpsc::channel::<()>();
+        let g = gate.clone();
+        let first =
+            tokio::spawn(async move { g.run(&ME, 10, move || first_waits.recv().unwrap()).await });
+        until_running(&gate, 1).await;
+        let g = gate.clone();
+        let second = tokio::spawn(async move {
+            g.run(&ME, 10, move || second_started.send(()).unwrap())
+                .await
+        });
+        until_waiting(&gate, 1).await;
+        release_first.send(()).unwrap();
+        // Blocking the only event-loop thread on purpose.
+        let started = second_runs.recv_timeout(Duration::from_secs(5));
+        assert!(
+            started.is_ok(),
+            "the next job waited for the event loop to start it"
+        );
+        first.await.unwrap().unwrap();
+        second.await.unwrap().unwrap();
+        until_running(&gate, 0).await;
+    }
+
+    #[tokio::test]
+    async fn a_job_whose_request_went_away_never_runs_and_frees_its_pixels_at_once() {
+        let gate = Admission::new(1, 16, 1_000, 100);
+        let (release, waits) = std::sync::mpsc::channel::<()>();
+        let g = gate.clone();
+        let running = tokio::spawn(async move { g.run(&ME, 10, move || waits.recv()).await });
+        until_running(&gate, 1).await;
+        let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (g, r) = (gate.clone(), Arc::clone(&ran));
+        let abandoned = tokio::spawn(async move {
+            g.run(&ME, 20, move || r.store(true, Ordering::Release))
+                .await
+        });
+        until_waiting(&gate, 1).await;
+        abandoned.abort();
+        let _ = abandoned.await;
+        assert_eq!(gate.inner.lock().pixels, 10);
+        assert_eq!(gate.inner.waiting.load(Ordering::Acquire), 0);
+        release.send(()).unwrap();
+        running.await.unwrap().unwrap().unwrap();
+        // The slot is free again and the abandoned job was passed over.
+        assert_eq!(gate.run(&ME, 10, || 1).await.unwrap(), 1);
+        assert!(!ran.load(Ordering::Acquire));
+        until_running(&gate, 0).await;
+        assert_eq!(gate.inner.lock().pixels, 0);
+    }
+
+    #[tokio::test]
+    async fn a_job_refused_a_queue_place_is_503_and_never_runs() {
+        let gate = Admission::new(1, 1, 1_000, 100);
+        let (release, waits) = std::sync::mpsc::channel::<()>();
+        let g = gate.clone();
+        let running = tokio::spawn(async move { g.run(&ME, 10, move || waits.recv()).await });
+        until_running(&gate, 1).await;
+        let g = gate.clone();
+        let queued = tokio::spawn(async move { g.run(&ME, 10, || 2).await });
+        until_waiting(&gate, 1).await;
+        let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let r = Arc::clone(&ran);
+        let refused = gate
+            .run(&ME, 10, move || r.store(true, Ordering::Release))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (refused.status().as_u16(), refused.code()),
+            (503, "overloaded")
+        );
+        release.send(()).unwrap();
+        running.await.unwrap().unwrap().unwrap();
+        assert_eq!(queued.await.unwrap().unwrap(), 2);
+        assert!(!ran.load(Ordering::Acquire));
+        assert_eq!(gate.inner.lock().pixels, 0);
+    }
+
+    #[tokio::test]
+    async fn a_panicking_job_is_an_internal_error_and_frees_its_slot() {
+        let gate = Admission::new(1, 4, 1_000, 100);
+        let err = gate
+            .run(&ME, 10, || -> u8 { panic!("a bug in the work") })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "internal");
+        assert_eq!(gate.run(&ME, 10, || 3).await.unwrap(), 3);
+        assert_eq!(gate.inner.lock().pixels, 0);
+    }
+
+    /// The fairness of `admit` holds for jobs handed on by a worker thread too.
+    #[tokio::test]
+    async fn a_freed_slot_goes_to_the_next_caller_in_turn_not_the_floods_next_job() {
+        let flood = Principal::Client(ClientId::parse("cl_00000000000000aa").unwrap());
+        let polite = Principal::Client(ClientId::parse("cl_00000000000000bb").unwrap());
+        let gate = Admission::new(1, 16, 1 << 30, 100);
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let (release, waits) = std::sync::mpsc::channel::<()>();
+        let (g, f) = (gate.clone(), flood.clone());
+        let running = tokio::spawn(async move { g.run(&f, 10, move || waits.recv()).await });
+        until_running(&gate, 1).await;
+        let mut tasks = Vec::new();
+        for (i, who) in [&flood, &flood, &flood, &polite].into_iter().enumerate() {
+            let (g, w, o) = (gate.clone(), who.clone(), Arc::clone(&order));
+            let name = if i < 3 { "flood" } else { "polite" };
+            tasks.push(tokio::spawn(async move {
+                g.run(&w, 10, move || o.lock().unwrap().push(name)).await
+            }));
+            until_waiting(&gate, i + 1).await;
+        }
+        release.send(()).unwrap();
+        running.await.unwrap().unwrap().unwrap();
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        let order = order.lock().unwrap().clone();
+        let at = order.iter().position(|w| *w == "polite").unwrap();
+        assert!(at <= 1, "the polite job ran {}th: {order:?}", at + 1);
     }
 
     #[test]

@@ -189,10 +189,10 @@ fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
 
 /// Measures on the blocking pool: decoding is CPU work that must not stall the event loop.
 /// The header is probed first (microseconds, nothing decoded) so that the image's pixels are
-/// admitted (or refused at once) before any decoding; the admission is held by the blocking
-/// task, for as long as the decoding runs, and charged to `who` (the key that sent the
-/// request, also when an admin acts for a client). The `image.measure` span runs on the
-/// blocking thread, so its busy time is the CPU time.
+/// admitted (or refused at once) before any decoding; the admission is held for as long as
+/// the decoding runs, and charged to `who` (the key that sent the request, also when an
+/// admin acts for a client). The `image.measure` span runs on the blocking thread, so its
+/// busy time is the CPU time.
 async fn measure(
     state: &AppState,
     who: &rubra_store::Principal,
@@ -200,15 +200,14 @@ async fn measure(
 ) -> ApiResult<RedReport> {
     let limits = limits(state);
     let info = rubra_image::probe_within(&bytes, &limits).map_err(|e| image_error(&e))?;
-    let admitted = state.admission.admit(who, info.pixels()).await?;
     let span = tracing::info_span!("image.measure", bytes = bytes.len());
-    tokio::task::spawn_blocking(move || {
-        let _admitted = admitted;
-        span.in_scope(|| rubra_image::measure(&bytes, &limits))
-    })
-    .await
-    .map_err(|e| ApiError::internal(&e))?
-    .map_err(|e| image_error(&e))
+    state
+        .admission
+        .run(who, info.pixels(), move || {
+            span.in_scope(|| rubra_image::measure(&bytes, &limits))
+        })
+        .await?
+        .map_err(|e| image_error(&e))
 }
 
 fn limits(state: &AppState) -> Limits {

@@ -233,16 +233,15 @@ pub async fn watermark(
     // The body's pixels from its header; a header this probe cannot read is charged as the
     // largest image allowed (the watermarker reads it itself and may still refuse it).
     let pixels = rubra_image::probe(&body).map_or(state.settings.max_pixels, |i| i.pixels());
-    let admitted = state.admission.admit(&who, pixels).await?;
-    let (body, done) = tokio::task::spawn_blocking(move || {
-        let _admitted = admitted;
-        let overlay = entry.sized(sizing)?;
-        let done = watermark_parts(&body, &overlay, &opts)?;
-        Ok::<_, WatermarkError>((body, done))
-    })
-    .await
-    .map_err(|e| ApiError::internal(&e))?
-    .map_err(|e: WatermarkError| ApiError::from(&e))?;
+    let (body, done) = state
+        .admission
+        .run(&who, pixels, move || {
+            let overlay = entry.sized(sizing)?;
+            let done = watermark_parts(&body, &overlay, &opts)?;
+            Ok::<_, WatermarkError>((body, done))
+        })
+        .await?
+        .map_err(|e: WatermarkError| ApiError::from(&e))?;
     tracing::Span::current().record("route", route_name(done.route));
     Ok((
         [
