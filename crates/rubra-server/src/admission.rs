@@ -1127,6 +1127,22 @@ mod tests {
         }
     }
 
+    /// A job of 10 pixels for `who` that holds a slot of an idle gate until released;
+    /// returns once it runs.
+    async fn occupy(
+        gate: &Admission,
+        who: &Principal,
+    ) -> (
+        std::sync::mpsc::Sender<()>,
+        tokio::task::JoinHandle<Result<Result<(), std::sync::mpsc::RecvError>, ApiError>>,
+    ) {
+        let (release, waits) = std::sync::mpsc::channel::<()>();
+        let (g, w) = (gate.clone(), who.clone());
+        let running = tokio::spawn(async move { g.run(&w, 10, move || waits.recv()).await });
+        until_running(gate, 1).await;
+        (release, running)
+    }
+
     /// Yields until `n` requests wait for a slot.
     async fn until_waiting(gate: &Admission, n: usize) {
         while gate.inner.waiting.load(Ordering::Acquire) != n {
@@ -1179,10 +1195,7 @@ mod tests {
     #[tokio::test]
     async fn a_job_whose_request_went_away_never_runs_and_frees_its_pixels_at_once() {
         let gate = Admission::new(1, 16, 1_000, 100);
-        let (release, waits) = std::sync::mpsc::channel::<()>();
-        let g = gate.clone();
-        let running = tokio::spawn(async move { g.run(&ME, 10, move || waits.recv()).await });
-        until_running(&gate, 1).await;
+        let (release, running) = occupy(&gate, &ME).await;
         let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (g, r) = (gate.clone(), Arc::clone(&ran));
         let abandoned = tokio::spawn(async move {
@@ -1206,10 +1219,7 @@ mod tests {
     #[tokio::test]
     async fn a_job_refused_a_queue_place_is_503_and_never_runs() {
         let gate = Admission::new(1, 1, 1_000, 100);
-        let (release, waits) = std::sync::mpsc::channel::<()>();
-        let g = gate.clone();
-        let running = tokio::spawn(async move { g.run(&ME, 10, move || waits.recv()).await });
-        until_running(&gate, 1).await;
+        let (release, running) = occupy(&gate, &ME).await;
         let g = gate.clone();
         let queued = tokio::spawn(async move { g.run(&ME, 10, || 2).await });
         until_waiting(&gate, 1).await;
@@ -1249,10 +1259,7 @@ mod tests {
         let polite = Principal::Client(ClientId::parse("cl_00000000000000bb").unwrap());
         let gate = Admission::new(1, 16, 1 << 30, 100);
         let order = Arc::new(Mutex::new(Vec::new()));
-        let (release, waits) = std::sync::mpsc::channel::<()>();
-        let (g, f) = (gate.clone(), flood.clone());
-        let running = tokio::spawn(async move { g.run(&f, 10, move || waits.recv()).await });
-        until_running(&gate, 1).await;
+        let (release, running) = occupy(&gate, &flood).await;
         let mut tasks = Vec::new();
         for (i, who) in [&flood, &flood, &flood, &polite].into_iter().enumerate() {
             let (g, w, o) = (gate.clone(), who.clone(), Arc::clone(&order));
