@@ -769,11 +769,12 @@ fn crafted_tables_in_every_layout_land_where_the_scalar_chains_and_a_decode_do()
         }
     }
     // Chains in step within the lanes' margin need data that falls in
-    // step soon: the one-code scans do, the others mostly not (see
-    // `long_codes`), and there the scalar chains do the rest.
+    // step soon: the one-code scans do (18 skips: 6 layouts × 3 counts), the
+    // others mostly not (see `long_codes`; with a margin of 2 KiB 24 of 108
+    // were carried, with 1 KiB 22), and there the scalar chains do the rest.
     if lanes_here() {
         let carried = LANE_SKIPS.with(|n| n.get()) - before;
-        assert!(carried >= 24, "the lanes carried {carried} of {runs} skips");
+        assert!(carried >= 18, "the lanes carried {carried} of {runs} skips");
     }
 }
 
