@@ -190,6 +190,23 @@ fn with_blocks<R>(data: &[u8], f: impl FnOnce(usize, usize, &[BlockCoding]) -> R
 }
 
 /// Whether this machine runs the lanes; says so when it does not.
+/// Skips the vector lanes have carried on this thread so far.
+fn lane_skips() -> usize {
+    LANE_SKIPS.with(|n| n.get())
+}
+
+/// Fails unless the lanes carried at least `at_least` of `what` since `before`
+/// (a [`lane_skips`] count), on a CPU that has them.
+fn assert_lanes_carried(before: usize, at_least: usize, what: &str) {
+    if lanes_here() {
+        let carried = lane_skips() - before;
+        assert!(
+            carried >= at_least,
+            "the lanes carried {carried} of {what}, fewer than {at_least}"
+        );
+    }
+}
+
 fn lanes_here() -> bool {
     let here = std::arch::is_x86_feature_detected!("avx512f")
         && std::arch::is_x86_feature_detected!("avx512bw");
@@ -202,7 +219,7 @@ fn lanes_here() -> bool {
 #[test]
 fn vector_lanes_land_where_the_scalar_chains_and_a_full_decode_do() {
     use jpeg_encoder::SamplingFactor as S;
-    let before = LANE_SKIPS.with(|n| n.get());
+    let before = lane_skips();
     for (w, h, q, sampling) in [
         (1280, 960, 90, S::F_2_2),
         (1024, 768, 75, S::F_1_1),
@@ -260,12 +277,7 @@ fn vector_lanes_land_where_the_scalar_chains_and_a_full_decode_do() {
             );
         }
     });
-    if lanes_here() {
-        assert!(
-            LANE_SKIPS.with(|n| n.get()) > before,
-            "the lanes never carried a skip"
-        );
-    }
+    assert_lanes_carried(before, 1, "the grey and colour skips");
 }
 
 #[test]
@@ -692,7 +704,7 @@ fn a_count_past_the_total_started_the_lane_chains_past_the_copy() {
 /// or the slow one (12 bits), in chain 0's stretch or one stitched to it.
 #[test]
 fn a_dc_category_over_11_stops_the_lanes_where_the_scalar_skip_fails() {
-    let before = LANE_SKIPS.with(|n| n.get());
+    let before = lane_skips();
     let total = 40_000;
     for (code, len) in [(0b10u32, 2u32), (0b1000_0000_0000, 12)] {
         let dc = HuffSpec {
@@ -730,17 +742,12 @@ fn a_dc_category_over_11_stops_the_lanes_where_the_scalar_skip_fails() {
             }
         }
     }
-    if lanes_here() {
-        assert!(
-            LANE_SKIPS.with(|n| n.get()) > before,
-            "the lanes carried no skip"
-        );
-    }
+    assert_lanes_carried(before, 1, "the damaged skips");
 }
 
 #[test]
 fn crafted_tables_in_every_layout_land_where_the_scalar_chains_and_a_decode_do() {
-    let before = LANE_SKIPS.with(|n| n.get());
+    let before = lane_skips();
     let sets: [(&str, [Coding; 2]); 6] = [
         ("long codes", [long_codes(), long_codes()]),
         ("long complete", [long_complete(), long_complete()]),
@@ -772,10 +779,7 @@ fn crafted_tables_in_every_layout_land_where_the_scalar_chains_and_a_decode_do()
     // step soon: the one-code scans do (18 skips: 6 layouts × 3 counts), the
     // others mostly not (see `long_codes`; with a margin of 2 KiB 24 of 108
     // were carried, with 1 KiB 22), and there the scalar chains do the rest.
-    if lanes_here() {
-        let carried = LANE_SKIPS.with(|n| n.get()) - before;
-        assert!(carried >= 18, "the lanes carried {carried} of {runs} skips");
-    }
+    assert_lanes_carried(before, 18, &format!("{runs} skips"));
 }
 
 /// Stuffing everywhere, then fill bytes before the stuffed zeros
