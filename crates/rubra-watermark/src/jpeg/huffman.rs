@@ -92,6 +92,17 @@ pub(crate) struct DecodeTable {
     /// code and extra bits fit in them and whose value fits in an i8, packed as
     /// `value << 8 | run << 4 | bits` (an i16); 0 = the symbol-by-symbol path.
     fast_ac: Box<[i16; 1 << LOOK]>,
+    /// For AC tables, one symbol by up to 16 bits, `(len << 8) | symbol` (0:
+    /// no code), for the vector lanes' steps that take one symbol: entries
+    /// `..1 << LOOK` are `fast`, by the next LOOK bits; from there on come the
+    /// codes longer than LOOK, by the next 16 bits less `long_base`. Without
+    /// it a 15- or 16-bit code (a large coefficient at quality 90) sent the
+    /// lane to the scalar path, in 7 % of the steps (issue #24).
+    one: Vec<u16>,
+    /// The first 16-bit window that starts a code longer than LOOK bits
+    /// (`1 << 16` when there is none): codes being canonical, every window
+    /// from it on starts such a code or none.
+    long_base: u32,
     /// Largest code of each length (index 1..=16), -1 if none.
     maxcode: [i32; 17],
     /// `symbols[valptr[l] + code]` is the symbol of a code of length l.
@@ -152,6 +163,8 @@ impl DecodeTable {
             fast,
             skip: Box::new([SKIP_NEVER; 1 << SKIP_LOOK]),
             fast_ac: Box::new([0; 1 << LOOK]),
+            one: Vec::new(),
+            long_base: 1 << 16,
             maxcode,
             valptr,
             symbols: codes.iter().map(|c| c.2).collect(),
@@ -159,6 +172,15 @@ impl DecodeTable {
         if ac {
             t.skip = t.build_skip();
             t.build_fast_ac();
+            t.long_base = codes
+                .iter()
+                .find(|c| c.1 > LOOK)
+                .map_or(1 << 16, |&(code, len, _)| code << (16 - len));
+            let long = (t.long_base..1 << 16).map(|w| {
+                t.long_code(u64::from(w) << 48, 16)
+                    .map_or(0, |(l, sym)| ((l as u16) << 8) | u16::from(sym))
+            });
+            t.one = t.fast.iter().copied().chain(long).collect();
         }
         Ok(t)
     }
@@ -167,6 +189,13 @@ impl DecodeTable {
     #[inline(always)]
     pub(crate) fn skip_table(&self) -> &SkipTable {
         &self.skip
+    }
+
+    /// An AC table's one-symbol table and its `long_base` (see
+    /// [`DecodeTable::one`]): the entry for a 16-bit window `w` is at `w >> (16
+    /// - LOOK)` when `w < long_base`, else at `(1 << LOOK) + w - long_base`.
+    pub(crate) fn one_symbol_table(&self) -> (&[u16], u32) {
+        (&self.one, self.long_base)
     }
 
     /// The fast table: `(len << 8) | symbol` by the next [`LOOK`] bits, 0 for longer codes.
@@ -1014,6 +1043,37 @@ pub(crate) fn optimal_table(freq_in: &[u32; 257]) -> HuffSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The one-symbol table's entry for every 16-bit window is the code that
+    /// starts it, as `decode_top` reads it, for tables whose longest codes
+    /// are short, long, or fill the code space.
+    #[test]
+    fn one_symbol_entries_are_the_code_at_the_top_of_every_16_bit_window() {
+        let mut skewed = [0u32; 257];
+        for (i, f) in skewed.iter_mut().enumerate().take(256) {
+            *f = 1 + (1 << (i % 17));
+        }
+        let short = HuffSpec {
+            counts: [0, 2, 3, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            symbols: vec![0x00, 0x01, 0x02, 0x11, 0x03, 0xF0],
+        };
+        for spec in [optimal_table(&skewed), short] {
+            let t = DecodeTable::new(&spec, true).expect("table");
+            let (one, base) = t.one_symbol_table();
+            for w in 0..1u32 << 16 {
+                let idx = if w < base {
+                    (w >> (16 - LOOK)) as usize
+                } else {
+                    (1 << LOOK) + (w - base) as usize
+                };
+                let want = t
+                    .decode_top(u64::from(w) << 48)
+                    .map_or(0, |(l, s)| ((l as u16) << 8) | u16::from(s));
+                assert_eq!(one[idx], want, "window {w:016b}, long_base {base}");
+            }
+            assert_eq!(one.len(), (1 << LOOK) + (1 << 16) - base as usize);
+        }
+    }
 
     /// Each entry of the one-lookup AC table says what decoding the symbol and
     /// then its extra bits says: bits used, run and value; and an entry is left

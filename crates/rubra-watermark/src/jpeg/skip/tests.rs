@@ -1019,3 +1019,33 @@ fn random_damage_in_every_layout_and_table_set_agrees_with_the_scalar_chains() {
     }
     assert!(ok > 10 && err > 10, "{ok} landed, {err} failed");
 }
+
+/// Lane steps so far on this thread: all, and those left to the scalar path.
+fn lane_steps() -> (usize, usize) {
+    crate::jpeg::lanes::STEPS.with(|n| n.get())
+}
+
+#[test]
+fn long_ac_codes_at_quality_90_and_95_are_stepped_in_the_vectors() {
+    // The Annex K tables give large coefficients 15- and 16-bit codes, past
+    // the skip table's 14-bit lookup: each sent its lane to the scalar path
+    // (971 of 582 734 steps at q90, 2 120 of 771 822 at q95), and a group of
+    // 16 lanes went aside for any one of them.
+    if !lanes_here() {
+        return;
+    }
+    for q in [90, 95] {
+        let data = photo_jpeg(1280, 960, q, jpeg_encoder::SamplingFactor::F_2_2);
+        let (all0, slow0) = lane_steps();
+        with_blocks(&data, |start, total, blocks| {
+            let [lanes, scalar] = both_ways(&data, start, total - 1, total, blocks);
+            assert_eq!(lanes.unwrap(), scalar.unwrap(), "q{q}");
+        });
+        let (all, slow) = lane_steps();
+        let (all, slow) = (all - all0, slow - slow0);
+        assert!(
+            slow * 10_000 < all,
+            "q{q}: {slow} of {all} lane steps took the scalar path"
+        );
+    }
+}
