@@ -369,8 +369,32 @@ fn step(
     let ok = (ok_ac | ok_dc) & act;
     let adv = _mm512_mask_blend_epi32(is_dc, adv_ac, _mm512_add_epi32(len, s));
     let nk = _mm512_mask_blend_epi32(is_dc, nk_ac, c.one);
-    g.bit = _mm512_mask_add_epi32(b, ok, b, adv);
     let mut k = _mm512_mask_mov_epi32(g.k, ok, nk);
+    let ended1 = ok & !is_dc & _mm512_cmpge_epu32_mask(nk, c.c64);
+    // A second skip entry from the window's bits after the first, where the
+    // block goes on (after a DC, its first AC entry): the step's fixed work
+    // (the window, the DC sums, the block and MCU counts) is shared by two
+    // entries. An entry that needs bits past the window waits for the next step.
+    let more = ok & !ended1;
+    let w2 = _mm512_sllv_epi32(w, adv);
+    let valid2 = _mm512_sub_epi32(valid, adv);
+    let idx2 = _mm512_add_epi32(
+        _mm512_srli_epi32::<{ 32 - SKIP_LOOK }>(w2),
+        _mm512_permutexvar_epi32(g.blk, c.ac_t),
+    );
+    // SAFETY: as in `entry`.
+    let e2 = unsafe { _mm512_mask_i32gather_epi32::<2>(c.z, more, idx2, tab.cast()) };
+    let e2 = _mm512_and_si512(e2, c.ffff);
+    let next2 = _mm512_add_epi32(k, _mm512_srli_epi32::<9>(e2));
+    let adv2 = _mm512_and_si512(e2, c.c31);
+    let ok2 = more & _mm512_cmple_epu32_mask(next2, c.c64) & _mm512_cmple_epu32_mask(adv2, valid2);
+    k = _mm512_mask_mov_epi32(
+        k,
+        ok2,
+        _mm512_add_epi32(next2, _mm512_and_si512(e2, c.c128)),
+    );
+    let b = _mm512_mask_add_epi32(b, ok, b, adv);
+    g.bit = _mm512_mask_add_epi32(b, ok2, b, adv2);
     let dc_ok = ok_dc & act;
     let comp = _mm512_permutexvar_epi32(g.blk, c.comp_t);
     for (i, pc) in g.p.iter_mut().enumerate() {
@@ -378,7 +402,7 @@ fn step(
         *pc = _mm512_mask_add_epi32(*pc, m, *pc, v);
     }
     // A block ended: the next one, and at the MCU's end an MCU more.
-    let ended = ok & !is_dc & _mm512_cmpge_epu32_mask(nk, c.c64);
+    let ended = ended1 | (ok2 & _mm512_cmpge_epu32_mask(k, c.c64));
     k = _mm512_mask_mov_epi32(k, ended, c.z);
     g.k = k;
     let nblk = _mm512_add_epi32(g.blk, c.one);
