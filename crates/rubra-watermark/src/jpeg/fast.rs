@@ -11,7 +11,7 @@ use super::huffman::{
     find_marker, next_data_byte, stuffed_ff_end,
 };
 use super::parse::Header;
-use super::skip::{BlockCoding, skip_mcus};
+use super::skip::{BlockCoding, skip_from, skip_mcus};
 
 /// Why the fast path could not finish.
 #[derive(Debug)]
@@ -124,6 +124,10 @@ pub(crate) fn run(
         return Err(Corrupt("more than 10 blocks per MCU").into());
     }
 
+    let codings: Vec<BlockCoding> = layout
+        .iter()
+        .map(|&k| (k, &*tables[k].dc, &*tables[k].ac))
+        .collect();
     let (c0, r0, c1, r1) = ed.mcu_range();
     let m_first = r0 * mcus_x + c0;
     let m_last = r1 * mcus_x + c1;
@@ -148,11 +152,7 @@ pub(crate) fn run(
         m_start = j0 * ri;
         m_end = ((m_last / ri + 1) * ri).min(total);
     } else {
-        let blocks: Vec<BlockCoding> = layout
-            .iter()
-            .map(|&k| (k, &*tables[k].dc, &*tables[k].ac))
-            .collect();
-        (rd, preds) = skip_mcus(input, hdr.data_start, m_first, total, &blocks)?;
+        (rd, preds) = skip_mcus(input, hdr.data_start, m_first, total, &codings)?;
         let (p, b) = rd.raw_bit_position()?;
         prefix = if share_prefix { p } else { 0 };
         let mut out = Vec::with_capacity(input.len() - prefix + input.len() / 16 + 64);
@@ -190,12 +190,15 @@ pub(crate) fn run(
                 run_end += 1;
             }
             let from = rd.raw_bit_position()?;
-            for _ in m..run_end {
-                for &k in &layout {
-                    let t = &tables[k];
-                    rd.skip_block(&mut preds[k], &t.dc, &t.ac)?;
-                }
-            }
+            (rd, preds) = skip_from(
+                input,
+                hdr.data_start,
+                &rd,
+                (m, preds),
+                run_end,
+                total,
+                &codings,
+            )?;
             enc_preds = preds;
             let to = rd.raw_bit_position()?;
             wr.copy_range(input, from, to);
