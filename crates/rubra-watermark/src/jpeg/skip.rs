@@ -378,7 +378,8 @@ fn lanes_off() -> bool {
 /// `preds`, to MCU `count` (of `total` in the scan whose data starts at
 /// `start`, no restart markers) with the scalar chains: the reader there and
 /// the DC predictors. For the unchanged MCUs between changed ones, which the
-/// block-by-block reader took 2.5 times as long over (issue #24).
+/// block-by-block reader skipped more slowly (issue #24: a watermark of the
+/// reference image took 2.12 ms with it, 2.00 with this).
 pub(crate) fn skip_from<'a>(
     data: &'a [u8],
     start: usize,
