@@ -2,7 +2,7 @@
 //! /proc/thread-self/schedstat, summed over the run) as well as wall time, so
 //! figures stay meaningful on a shared machine; with `threads` > 1 it also reports
 //! the combined throughput.
-//! Usage: cpu_time IMAGE OVERLAY.png [gravity] [iterations] [auto|pixels|parts] [threads]
+//! Usage: cpu_time IMAGE OVERLAY.png [gravity|X,Y] [iterations] [auto|pixels|parts] [threads]
 //! (`parts` times `watermark_parts`, which leaves the output's unchanged head in the
 //! input, as the server sends it, instead of `watermark_with`).
 
@@ -20,17 +20,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 3 {
         eprintln!(
-            "usage: cpu_time IMAGE OVERLAY.png [gravity] [iterations] [auto|pixels|parts] [threads]"
+            "usage: cpu_time IMAGE OVERLAY.png [gravity|X,Y] [iterations] [auto|pixels|parts] [threads]"
         );
         std::process::exit(2);
     }
     let input = std::fs::read(&args[1])?;
     let overlay = Overlay::from_png(&std::fs::read(&args[2])?)?;
-    let gravity = args
-        .get(3)
-        .map(|s| s.parse())
-        .transpose()?
-        .unwrap_or(rubra_watermark::Gravity::SouthEast);
+    // A gravity (20 px in), or `X,Y`: the overlay's top-left corner exactly.
+    let placement = match args.get(3).and_then(|s| s.split_once(',')) {
+        Some((x, y)) => Placement::Exact {
+            x: x.parse()?,
+            y: y.parse()?,
+        },
+        None => {
+            let gravity = args
+                .get(3)
+                .map(|s| s.parse())
+                .transpose()?
+                .unwrap_or(rubra_watermark::Gravity::SouthEast);
+            Placement::gravity(gravity, 20, 20)
+        }
+    };
     let iters: usize = args.get(4).map(|s| s.parse()).transpose()?.unwrap_or(200);
     let strategy = if args.get(5).is_some_and(|s| s == "pixels") {
         Strategy::Pixels
@@ -39,7 +49,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let opts = Options {
         strategy,
-        ..Options::new(Placement::gravity(gravity, 20, 20))
+        ..Options::new(placement)
     };
     let threads: usize = args.get(6).map(|s| s.parse()).transpose()?.unwrap_or(1);
     let parts = args.get(5).is_some_and(|s| s == "parts");

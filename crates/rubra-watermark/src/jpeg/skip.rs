@@ -285,17 +285,20 @@ struct Checkpoint {
 /// Fuzz builds hand every stretch to the lanes, so that the fuzzer's small
 /// files reach them.
 #[cfg(target_arch = "x86_64")]
-const MIN_LANE_MCUS: usize = if cfg!(fuzzing) { 1 } else { 1024 };
+const MIN_LANE_MCUS: usize = if cfg!(fuzzing) { 1 } else { 512 };
 
 /// Nor do stretches estimated shorter than this many bytes: the lanes' fixed
-/// costs (their tables, the copy, 32 overlaps of [`lanes::MARGIN`]) made them
-/// slower below ~330–490 KB (median of 15, a q90 4:2:0 photo of 1980×1280 and
-/// of 4000×3000: at 1024 MCUs, ~160 KB, 0.48–0.55 ms against 0.38 for the
-/// scalar chains; at 4096, ~650 KB, 1.46–1.53 against 1.59; at 9919, 3.19
-/// against 3.73). Tests and fuzz builds take the lanes for any length
-/// ([`min_lane_bytes`]).
+/// costs (their tables, the copy, 32 overlaps of [`lanes::MARGIN`]) outweigh
+/// what they save on short ones. Session 17 (two entries a step, 1 KiB
+/// overlaps; `cpu_time … X,Y 300 parts`, a whole watermark, medians of 3):
+/// the reference image with the overlay's top at y = 64 (587 MCUs, ~50 KB)
+/// 1.46 ms either way, at y = 128 (1 083 MCUs) 1.44 against 1.53 for the
+/// scalar chains, at y = 512 1.65 against 2.15; the reference image scaled
+/// to 560×362, south-east (540 MCUs, ~45 KB), 0.62 against 0.66. (Before,
+/// with one entry a step and 2 KiB overlaps, the lanes lost below ~330 KB.)
+/// Tests and fuzz builds take the lanes for any length ([`min_lane_bytes`]).
 #[cfg(target_arch = "x86_64")]
-const MIN_LANE_BYTES: usize = 384 << 10;
+const MIN_LANE_BYTES: usize = 48 << 10;
 
 /// Skips the first `count` MCUs of the scan whose data starts at `start`
 /// (`total` MCUs, no restart markers); returns the reader at MCU `count` and
