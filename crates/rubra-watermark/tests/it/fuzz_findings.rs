@@ -95,6 +95,11 @@ const FILL_BYTES_THEN_FF00_INSIDE_THE_SCAN: &[u8] =
 const SAMPLING_3X2_RESTART_OUT_OF_SEQUENCE: &[u8] =
     include_bytes!("../fixtures/fuzz_sampling_3x2_restart_out_of_sequence.jpg");
 
+/// Baseline 33×20 whose Cr is sampled 1×4 under 2×2 luma (the fuzzer changed one
+/// sampling byte), with 123 stray bytes before EOI: libjpeg decodes it, zune-jpeg
+/// refuses it ("Invalid component dimensions") and the watermarked output alike.
+const CR_SAMPLED_1X4: &[u8] = include_bytes!("../fixtures/fuzz_cr_sampled_1x4.jpg");
+
 /// The `watermark` fuzz target's overlay: 8×8 red with alpha rising 0, 4, 8, …
 fn fuzz_overlay() -> Overlay {
     let rgba: Vec<u8> = (0..64u32)
@@ -983,4 +988,24 @@ fn watermark_index_out_of_bounds_eleven_blocks_per_mcu_is_unsupported() {
         "{:?}",
         result.as_ref().map(Vec::len)
     );
+}
+
+#[test]
+fn watermark_output_zune_cannot_decode_cr_sampled_1x4_as_it_cannot_the_input() {
+    // The fuzzer's first byte 0x07: South, 0, 0 at opacity 7/255. The target took
+    // zune-jpeg's refusal of the output for a corrupt output; it refuses the input
+    // too, and libjpeg decodes both.
+    let opts = Options {
+        opacity: 7.0 / 255.0,
+        max_pixels: 1 << 20,
+        ..Options::new(Placement::gravity(Gravity::South, 0, 0))
+    };
+    let out = watermark_with(CR_SAMPLED_1X4, &fuzz_overlay(), &opts).expect("watermark");
+    assert!(
+        !zune_decodes(CR_SAMPLED_1X4),
+        "zune-jpeg now reads the input"
+    );
+    assert!(!zune_decodes(&out.bytes), "zune-jpeg now reads the output");
+    // djpeg (when installed) panics inside the helper on a decode failure.
+    let _ = djpeg(&out.bytes);
 }
