@@ -193,7 +193,7 @@ pub(crate) fn run(
             (rd, preds) = skip_from(
                 input,
                 hdr.data_start,
-                &rd,
+                from,
                 (m, preds),
                 run_end,
                 total,

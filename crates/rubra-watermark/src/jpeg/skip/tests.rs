@@ -189,7 +189,6 @@ fn with_blocks<R>(data: &[u8], f: impl FnOnce(usize, usize, &[BlockCoding]) -> R
     f(hdr.data_start, mx * my, &blocks)
 }
 
-/// Whether this machine runs the lanes; says so when it does not.
 /// Skips the vector lanes have carried on this thread so far.
 fn lane_skips() -> usize {
     LANE_SKIPS.with(|n| n.get())
@@ -207,6 +206,7 @@ fn assert_lanes_carried(before: usize, at_least: usize, what: &str) {
     }
 }
 
+/// Whether this machine runs the lanes; says so when it does not.
 fn lanes_here() -> bool {
     let here = std::arch::is_x86_feature_detected!("avx512f")
         && std::arch::is_x86_feature_detected!("avx512bw");
