@@ -108,6 +108,16 @@ fn fuzz_overlay() -> Overlay {
     Overlay::from_rgba(8, 8, rgba).expect("overlay")
 }
 
+/// The `watermark` fuzz target's options for a placement by `gravity`, `dx`
+/// pixels in, and its first byte `pick` (the opacity is `pick / 255`).
+fn fuzz_options(gravity: Gravity, dx: i64, pick: u8) -> Options {
+    Options {
+        opacity: f32::from(pick) / 255.0,
+        max_pixels: 1 << 20,
+        ..Options::new(Placement::gravity(gravity, dx, 0))
+    }
+}
+
 /// zune-jpeg's verdict, with the limits the fuzz targets use.
 fn zune_decodes(jpeg: &[u8]) -> bool {
     let options = zune_core::options::DecoderOptions::default()
@@ -323,11 +333,7 @@ fn watermark_output_zune_cannot_decode_bogus_segment_after_the_scan_is_dropped()
 
 #[test]
 fn watermark_output_zune_cannot_decode_sos_length_too_long_is_corrupt() {
-    let opts = Options {
-        opacity: 7.0 / 255.0,
-        max_pixels: 1 << 20,
-        ..Options::new(Placement::gravity(Gravity::South, 0, 0))
-    };
+    let opts = fuzz_options(Gravity::South, 0, 7);
     let wm = watermark_with(SOS_LENGTH_TOO_LONG, &fuzz_overlay(), &opts);
     assert!(
         matches!(&wm, Err(WatermarkError::Corrupt(_))),
@@ -365,11 +371,7 @@ fn frame_header_longer_than_its_components_is_corrupt_as_decoders_say() {
 fn watermark_pixel_changed_outside_the_overlay_soi_inside_the_scan_is_corrupt() {
     // The fuzzer's first byte 0x2F: NorthWest, 2, 0 at opacity 47/255. The fast route
     // copied the scan up to the SOI, so the pixels after it differed from zune-jpeg's.
-    let opts = Options {
-        opacity: 47.0 / 255.0,
-        max_pixels: 1 << 20,
-        ..Options::new(Placement::gravity(Gravity::NorthWest, 2, 0))
-    };
+    let opts = fuzz_options(Gravity::NorthWest, 2, 47);
     let wm = watermark_with(SOI_INSIDE_THE_SCAN, &fuzz_overlay(), &opts);
     assert!(
         matches!(&wm, Err(WatermarkError::Corrupt(_))),
@@ -380,11 +382,7 @@ fn watermark_pixel_changed_outside_the_overlay_soi_inside_the_scan_is_corrupt() 
 
 #[test]
 fn watermark_pixel_changed_outside_the_overlay_unknown_marker_inside_the_scan_is_corrupt() {
-    let opts = Options {
-        opacity: 47.0 / 255.0,
-        max_pixels: 1 << 20,
-        ..Options::new(Placement::gravity(Gravity::NorthWest, 2, 0))
-    };
+    let opts = fuzz_options(Gravity::NorthWest, 2, 47);
     let wm = watermark_with(UNKNOWN_MARKER_INSIDE_THE_SCAN, &fuzz_overlay(), &opts);
     assert!(
         matches!(&wm, Err(WatermarkError::Corrupt(_))),
@@ -405,11 +403,7 @@ fn jpeg_baseline_pixels_changed_component_in_two_sequential_scans_is_corrupt() {
 
 #[test]
 fn watermark_output_zune_cannot_decode_unknown_adobe_transform_is_corrupt() {
-    let opts = Options {
-        opacity: 7.0 / 255.0,
-        max_pixels: 1 << 20,
-        ..Options::new(Placement::gravity(Gravity::South, 0, 0))
-    };
+    let opts = fuzz_options(Gravity::South, 0, 7);
     let wm = watermark_with(UNKNOWN_ADOBE_TRANSFORM, &fuzz_overlay(), &opts);
     corrupt_or_decodable(wm.map(|w| w.bytes), "watermark");
     corrupt_or_decodable(
@@ -421,11 +415,7 @@ fn watermark_output_zune_cannot_decode_unknown_adobe_transform_is_corrupt() {
 #[test]
 fn watermark_output_zune_cannot_decode_second_soi_in_the_header_is_corrupt() {
     // The fuzzer's first byte 0x06: North, 0, 0 at opacity 6/255.
-    let opts = Options {
-        opacity: 6.0 / 255.0,
-        max_pixels: 1 << 20,
-        ..Options::new(Placement::gravity(Gravity::North, 0, 0))
-    };
+    let opts = fuzz_options(Gravity::North, 0, 6);
     let wm = watermark_with(SECOND_SOI_IN_THE_HEADER, &fuzz_overlay(), &opts);
     corrupt_or_decodable(wm.map(|w| w.bytes), "watermark");
 }
@@ -620,11 +610,7 @@ fn watermark_fill_bytes_then_ff00_inside_the_scan_pixels_change() {
     );
     assert_eq!(format!("{a:?}"), format!("{b:?}"), "jpeg_to_baseline");
     let watermarked = |jpeg: &[u8]| {
-        let opts = Options {
-            opacity: 117.0 / 255.0,
-            max_pixels: 1 << 20,
-            ..Options::new(Placement::gravity(Gravity::West, 7, 0))
-        };
+        let opts = fuzz_options(Gravity::West, 7, 117);
         let out = watermark_with(jpeg, &fuzz_overlay(), &opts).expect("watermark");
         (out.route, zune_pixels(&out.bytes).0)
     };
@@ -869,11 +855,7 @@ fn watermark_output_zune_cannot_decode_app0_of_length_6_is_kept_and_decodes() {
     // Not a bug: zune-jpeg 0.5.15 reads 5 bytes of this 4-byte APP0 body and then
     // refuses the file; libjpeg skips it, as T.81 leaves APPn bodies to applications.
     let input = include_bytes!("../fixtures/fuzz_app0_of_length_6.jpg");
-    let opts = Options {
-        opacity: 7.0 / 255.0,
-        max_pixels: 1 << 20,
-        ..Options::new(Placement::gravity(Gravity::South, 0, 0))
-    };
+    let opts = fuzz_options(Gravity::South, 0, 7);
     let out = watermark_with(input, &fuzz_overlay(), &opts).expect("watermark");
     let app0_6 = [0xFF, 0xE0, 0x00, 0x06];
     assert!(
@@ -895,11 +877,7 @@ fn watermark_output_zune_cannot_decode_superseded_dc_table_with_symbol_over_15_i
     // checks every DHT as it reads it and refused the output, which kept the header.
     let input = include_bytes!("../fixtures/fuzz_superseded_dc_table_symbol_over_15.jpg");
     assert!(!zune_decodes(input), "zune-jpeg refuses the input too");
-    let opts = Options {
-        opacity: 7.0 / 255.0,
-        max_pixels: 1 << 20,
-        ..Options::new(Placement::gravity(Gravity::South, 0, 0))
-    };
+    let opts = fuzz_options(Gravity::South, 0, 7);
     let wm = watermark_with(input, &fuzz_overlay(), &opts);
     assert!(
         matches!(&wm, Err(WatermarkError::Corrupt(m)) if m.contains("over 15")),
@@ -917,11 +895,7 @@ fn watermark_pixel_changed_outside_the_overlay_short_scan_then_a_second_scan_is_
     // coefficient route already refused a component in two sequential scans.
     let input = include_bytes!("../fixtures/fuzz_short_scan_then_a_second_scan.jpg");
     // The fuzzer's first byte 0x05: NorthWest, 0, 0 at opacity 5/255.
-    let opts = Options {
-        opacity: 5.0 / 255.0,
-        max_pixels: 1 << 20,
-        ..Options::new(Placement::gravity(Gravity::NorthWest, 0, 0))
-    };
+    let opts = fuzz_options(Gravity::NorthWest, 0, 5);
     let wm = watermark_with(input, &fuzz_overlay(), &opts);
     assert!(
         matches!(&wm, Err(WatermarkError::Corrupt(m)) if m.contains("two scans")),
@@ -936,11 +910,7 @@ fn watermark_pixel_changed_short_scan_then_stray_bytes_after_a_table_is_exact_fo
     // scan as more of the scan; libjpeg fills it with 0-bits, and so must the output.
     let input = include_bytes!("../fixtures/fuzz_short_scan_then_stray_bytes_after_a_table.jpg");
     let (w, h) = (24usize, 529usize);
-    let opts = Options {
-        opacity: 5.0 / 255.0,
-        max_pixels: 1 << 20,
-        ..Options::new(Placement::gravity(Gravity::NorthWest, 0, 0))
-    };
+    let opts = fuzz_options(Gravity::NorthWest, 0, 5);
     let out = watermark_with(input, &fuzz_overlay(), &opts).expect("watermark");
     let Some(before) = djpeg_with_warnings(input) else {
         eprintln!("SKIPPED: djpeg not found (apt-get install -y libjpeg-turbo-progs)");
@@ -995,11 +965,7 @@ fn watermark_output_zune_cannot_decode_cr_sampled_1x4_as_it_cannot_the_input() {
     // The fuzzer's first byte 0x07: South, 0, 0 at opacity 7/255. The target took
     // zune-jpeg's refusal of the output for a corrupt output; it refuses the input
     // too, and libjpeg decodes both.
-    let opts = Options {
-        opacity: 7.0 / 255.0,
-        max_pixels: 1 << 20,
-        ..Options::new(Placement::gravity(Gravity::South, 0, 0))
-    };
+    let opts = fuzz_options(Gravity::South, 0, 7);
     let out = watermark_with(CR_SAMPLED_1X4, &fuzz_overlay(), &opts).expect("watermark");
     assert!(
         !zune_decodes(CR_SAMPLED_1X4),
