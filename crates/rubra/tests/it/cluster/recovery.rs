@@ -57,7 +57,15 @@ async fn postgres_restarted_under_load_every_process_reconnects() {
     let serve = args(&["--job-workers", "0", "--jobs-s3-allow", &allow]);
     let s0 = c.spawn(Role::Serve, &serve);
     let s1 = c.spawn(Role::Serve, &serve);
-    let _w = c.spawn(Role::Worker, &args(&["--jobs-s3-allow", &allow]));
+    let w = c.spawn(Role::Worker, &args(&["--jobs-s3-allow", &allow]));
+    // The worker must be up before the database goes away: one that cannot connect at
+    // start exits, for its supervisor to start it again (a clean-clone CI rehearsal
+    // stopped PostgreSQL 0.4 s after it came up, the worker died in `Services::open` with
+    // "pool timed out", and the job at the end never ran).
+    until("the worker to start", Duration::from_secs(60), || async {
+        node_logs(&c, w).contains("worker started").then_some(())
+    })
+    .await;
     let bases = [c.node(s0).base(), c.node(s1).base()];
     let http = reqwest::Client::new();
     let key = make_client(&http, &bases[0], c.admin_key().unwrap(), "acme").await;
