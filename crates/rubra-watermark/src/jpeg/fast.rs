@@ -7,10 +7,10 @@
 use super::Corrupt;
 use super::edit::McuEditor;
 use super::huffman::{
-    BitReader, BitWriter, DecodeTable, EncodeTable, after_restart_marker, check_dc_table,
-    find_marker, next_data_byte, stuffed_ff_end,
+    BitReader, BitWriter, DecodeTable, EncodeTable, WriterMark, after_restart_marker,
+    check_dc_table, find_marker, next_data_byte, stuffed_ff_end, zrl_room,
 };
-use super::parse::Header;
+use super::parse::{Header, Tables, apply_table_segment};
 use super::skip::{BlockCoding, skip_from, skip_mcus};
 
 /// Why the fast path could not finish.
@@ -34,6 +34,26 @@ struct CompTables {
     ac: std::sync::Arc<DecodeTable>,
     edc: EncodeTable,
     eac: EncodeTable,
+}
+
+/// How many MCUs before the end of the re-encoded stretch may take ZRL codes to bring the
+/// copied tail back to its bit position in the byte (see [`realign`]).
+const REALIGN_MCUS: usize = 8;
+
+/// One step of the re-encoded stretch's last [`REALIGN_MCUS`] MCUs, kept to write them again.
+enum Step {
+    /// An MCU re-encoded from these blocks.
+    Mcu(Box<[[i16; 64]; 10]>),
+    /// Unchanged MCUs copied from the input, raw position `from` to `to`, and the DC
+    /// predictors after them.
+    Copy((usize, u32), (usize, u32), [i32; 4]),
+}
+
+/// Where the kept steps start: the writer there and its DC predictors.
+struct Replay {
+    mark: WriterMark,
+    preds: [i32; 4],
+    steps: Vec<Step>,
 }
 
 /// Position just after the `n`-th (1-based) restart marker from `from`; the
@@ -166,6 +186,15 @@ pub(crate) fn run(
         m_end = (m_last + 2).min(total);
     }
 
+    // Without restart markers the rest of the scan is copied bit-shifted (see the tail
+    // below): the last MCUs are kept to be written again should the shift need mending.
+    let tail_copied = ri == 0 && m_end < total;
+    let replay_from = if tail_copied {
+        m_end.saturating_sub(REALIGN_MCUS)
+    } else {
+        usize::MAX
+    };
+    let mut replay: Option<Replay> = None;
     let mut enc_preds = preds;
     let mut blocks = [[0i16; 64]; 10];
     let is_dirty = |m: usize| {
@@ -179,6 +208,13 @@ pub(crate) fn run(
             preds = [0; 4];
             enc_preds = [0; 4];
             wr.marker(0xD0 + ((m / ri - 1) % 8) as u8);
+        }
+        if replay.is_none() && m >= replay_from {
+            replay = Some(Replay {
+                mark: wr.mark(),
+                preds: enc_preds,
+                steps: Vec::new(),
+            });
         }
         let dirty = is_dirty(m);
         if !dirty && preds == enc_preds {
@@ -202,6 +238,9 @@ pub(crate) fn run(
             enc_preds = preds;
             let to = rd.raw_bit_position()?;
             wr.copy_range(input, from, to);
+            if let Some(r) = &mut replay {
+                r.steps.push(Step::Copy(from, to, preds));
+            }
             m = run_end;
             continue;
         }
@@ -217,20 +256,48 @@ pub(crate) fn run(
             wr.encode_block(&blocks[bi], &mut enc_preds[k], &t.edc, &t.eac)
                 .map_err(|_| FastError::MissingSymbol)?;
         }
+        if let Some(r) = &mut replay {
+            r.steps.push(Step::Mcu(Box::new(blocks)));
+        }
         m += 1;
     }
     if rd.overrun() {
         return Err(Corrupt("truncated entropy-coded data").into());
     }
-    let rest = if ri == 0 && m_end < total {
+    let rest = if tail_copied {
         let (p, b) = rd.raw_bit_position()?;
+        // The tail is copied, not decoded, so the scan may end before its last MCU (a
+        // short scan). A decoder then reads 0-bits for what is missing, and libjpeg leaves
+        // every MCU after the one that ran out all zero. Copied at another bit position in
+        // the byte, the tail ends at another place in its last byte, and the padding to the
+        // byte boundary becomes data: it may complete the MCU that ran out, and the next one
+        // is decoded from zeros instead of left blank (a fuzz finding). So the tail keeps
+        // its position: ZRL codes in the last re-encoded blocks make up the difference, or,
+        // where the tables or blocks leave no room for them, the tail is decoded to make
+        // sure the scan is complete (a short one is refused, as the other routes refuse it).
+        if wr.bit_offset() != b {
+            let realigned = match &replay {
+                Some(r) => realign(&mut wr, input, r, &layout, &tables, b)?,
+                None => false,
+            };
+            if !realigned {
+                let (tail, _) = skip_from(
+                    input,
+                    hdr.data_start,
+                    (p, b),
+                    (m_end, preds),
+                    total,
+                    total,
+                    &codings,
+                )?;
+                if tail.overrun() {
+                    return Err(Corrupt("truncated entropy-coded data").into());
+                }
+            }
+        }
         let rest = copy_bits(&mut wr, input, p, b);
-        // 0-bits, not T.81's 1-bits: this tail is copied, not decoded, so the scan
-        // may end before its last MCU (a short scan), and decoders fill the rest of
-        // it with 0-bits. Padded with those, the output gives them the very bits
-        // the input gave; padded with 1-bits, the MCUs they decode from the fill
-        // came out otherwise (a fuzz finding). Past a complete scan's last MCU the
-        // padding is read by no decoder.
+        // 0-bits, not T.81's 1-bits: the same 0-bits a decoder reads past the end of a
+        // short scan. Past a complete scan's last MCU the padding is read by no decoder.
         wr.pad_with(false);
         rest
     } else {
@@ -245,6 +312,95 @@ pub(crate) fn run(
         None => out.extend_from_slice(&[0xFF, 0xD9]),
     }
     Ok((prefix, out))
+}
+
+/// Writes `replay`'s steps again with ZRL codes before some blocks' EOBs (the same
+/// coefficients to every decoder), so that the writer ends at bit `b` of its byte: where
+/// the copied tail starts in the input. Picks the fewest ZRLs that get there. `false`, and
+/// the writer as it was, when no choice does (the tables have no ZRL code, or of an even
+/// length where an odd count of bits is missing, or the blocks' zeros leave no room).
+fn realign(
+    wr: &mut BitWriter,
+    input: &[u8],
+    replay: &Replay,
+    layout: &[usize],
+    tables: &[CompTables],
+    b: u32,
+) -> Result<bool, FastError> {
+    let need = ((b + 8 - wr.bit_offset()) % 8) as usize;
+    // Blocks that can take ZRLs: (step, block, room, ZRL code length mod 8).
+    let mut cands = Vec::new();
+    for (si, step) in replay.steps.iter().enumerate() {
+        if let Step::Mcu(blocks) = step {
+            for (bi, &k) in layout.iter().enumerate() {
+                let z = usize::from(tables[k].eac.code_len(0xF0)) % 8;
+                let room = zrl_room(&blocks[bi]) as usize;
+                if z != 0 && room > 0 {
+                    cands.push((si, bi, room, z));
+                }
+            }
+        }
+    }
+    // Fewest ZRLs reaching each residue of the added bits mod 8, block by block, and the
+    // count each block took to get there.
+    let mut cost = [usize::MAX; 8];
+    cost[0] = 0;
+    let mut picks: Vec<[u8; 8]> = Vec::with_capacity(cands.len());
+    for &(_, _, room, z) in &cands {
+        let mut next = [usize::MAX; 8];
+        let mut pick = [0u8; 8];
+        for (r, &c) in cost.iter().enumerate() {
+            if c == usize::MAX {
+                continue;
+            }
+            for n in 0..=room {
+                let to = (r + n * z) % 8;
+                if c + n < next[to] {
+                    next[to] = c + n;
+                    pick[to] = n as u8;
+                }
+            }
+        }
+        cost = next;
+        picks.push(pick);
+    }
+    if cost[need] == usize::MAX {
+        return Ok(false);
+    }
+    let mut zrls = vec![0u32; cands.len()];
+    let mut r = need;
+    for i in (0..cands.len()).rev() {
+        let n = usize::from(picks[i][r]);
+        zrls[i] = n as u32;
+        r = (r + 8 - (n * cands[i].3) % 8) % 8;
+    }
+    wr.rewind(replay.mark);
+    let mut preds = replay.preds;
+    let mut next = cands.iter().zip(&zrls).peekable();
+    for (si, step) in replay.steps.iter().enumerate() {
+        match step {
+            Step::Copy(from, to, after) => {
+                wr.copy_range(input, *from, *to);
+                preds = *after;
+            }
+            Step::Mcu(blocks) => {
+                for (bi, &k) in layout.iter().enumerate() {
+                    let n = match next.peek() {
+                        Some(&(&(s, blk, _, _), &n)) if (s, blk) == (si, bi) => {
+                            next.next();
+                            n
+                        }
+                        _ => 0,
+                    };
+                    let t = &tables[k];
+                    wr.encode_block_with_zrls(&blocks[bi], &mut preds[k], &t.edc, &t.eac, n)
+                        .map_err(|_| FastError::MissingSymbol)?;
+                }
+            }
+        }
+    }
+    debug_assert_eq!(wr.bit_offset(), b, "realigned");
+    Ok(true)
 }
 
 /// From `from` (inside the scan or at its end): where the scan's entropy-coded data
@@ -279,7 +435,18 @@ fn scan_end_and_eoi(input: &[u8], from: usize) -> Result<(usize, Option<usize>),
             0x01 | 0xD0..=0xD7 => pos = m + 2,
             // DHT, DAC, DQT, DNL, DRI, APPn, COM: segments libjpeg reads there.
             0xC4 | 0xCC | 0xDB..=0xDD | 0xE0..=0xEF | 0xFE => match input.get(m + 2..m + 4) {
-                Some(&[hi, lo]) => pos = m + 2 + ((usize::from(hi) << 8) | usize::from(lo)),
+                Some(&[hi, lo]) => {
+                    let end = m + 2 + ((usize::from(hi) << 8) | usize::from(lo));
+                    // libjpeg reads the tables there as it looks for EOI, and refuses the
+                    // whole file for a bad one ("Bogus Huffman table definition"); dropped
+                    // from the output, it would leave a file that decodes (a fuzz finding).
+                    if let (0xC4 | 0xCC | 0xDB | 0xDD, Some(body)) =
+                        (input[m + 1], input.get(m + 4..end))
+                    {
+                        apply_table_segment(&mut Tables::default(), input[m + 1], body)?;
+                    }
+                    pos = end;
+                }
                 _ => return Ok((scan_end, None)),
             },
             0xD8 => return Err(Corrupt("a second SOI marker")),

@@ -717,6 +717,11 @@ pub(crate) struct EncodeTable {
 }
 
 impl EncodeTable {
+    /// The length in bits of `symbol`'s code, 0 when the table has none.
+    pub(crate) fn code_len(&self, symbol: u8) -> u8 {
+        self.len[usize::from(symbol)]
+    }
+
     pub(crate) fn new(spec: &HuffSpec) -> Result<Self, Corrupt> {
         let mut t = EncodeTable {
             code: [0; 256],
@@ -737,6 +742,14 @@ pub(crate) struct MissingSymbol;
 /// Writes bits MSB first with 0xFF byte stuffing.
 pub(crate) struct BitWriter {
     pub(crate) out: Vec<u8>,
+    acc: u64,
+    n: u32,
+}
+
+/// A [`BitWriter`]'s position: the bytes written out and the bits still pending.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WriterMark {
+    len: usize,
     acc: u64,
     n: u32,
 }
@@ -796,6 +809,27 @@ impl BitWriter {
         }
     }
 
+    /// Where the writer stands, to [`rewind`](Self::rewind) to.
+    pub(crate) fn mark(&self) -> WriterMark {
+        WriterMark {
+            len: self.out.len(),
+            acc: self.acc,
+            n: self.n,
+        }
+    }
+
+    /// Forgets every bit written since `mark` was taken.
+    pub(crate) fn rewind(&mut self, mark: WriterMark) {
+        self.out.truncate(mark.len);
+        self.acc = mark.acc;
+        self.n = mark.n;
+    }
+
+    /// Bits written into the byte not yet complete (0 on a byte boundary).
+    pub(crate) fn bit_offset(&self) -> u32 {
+        self.n % 8
+    }
+
     /// Copy the destuffed bits of `data` from raw position `from` to `to`
     /// (byte, bit-within-byte pairs as given by [`BitReader::raw_bit_position`]).
     pub(crate) fn copy_range(&mut self, data: &[u8], from: (usize, u32), to: (usize, u32)) {
@@ -846,6 +880,22 @@ impl BitWriter {
         dc: &EncodeTable,
         ac: &EncodeTable,
     ) -> Result<(), MissingSymbol> {
+        self.encode_block_with_zrls(blk, pred, dc, ac, 0)
+    }
+
+    /// [`encode_block`](Self::encode_block), with `zrls` ZRL codes (16 zeros each) before
+    /// the block's EOB: the same coefficients to every decoder, `zrls` ZRL codes longer.
+    /// The caller keeps the zeros they stand for inside the block and leaves its EOB in
+    /// place: `last_nonzero(blk) + 16 * zrls <= 62` (see [`zrl_room`]).
+    #[inline(always)]
+    pub(crate) fn encode_block_with_zrls(
+        &mut self,
+        blk: &[i16; 64],
+        pred: &mut i32,
+        dc: &EncodeTable,
+        ac: &EncodeTable,
+        zrls: u32,
+    ) -> Result<(), MissingSymbol> {
         let diff = blk[0] as i32 - *pred;
         *pred = blk[0] as i32;
         let (s, v) = magnitude(diff);
@@ -881,6 +931,9 @@ impl BitWriter {
             self.put(((ac.code[sym] as u32) << s) | v, len + s);
         }
         if prev < 63 {
+            for _ in 0..zrls {
+                self.sym(ac, 0xF0)?;
+            }
             self.sym(ac, 0)?;
         }
         Ok(())
@@ -895,6 +948,15 @@ impl BitWriter {
         self.put(t.code[s as usize] as u32, len as u32);
         Ok(())
     }
+}
+
+/// How many ZRL codes may stand before `blk`'s EOB without changing what it decodes to:
+/// each one skips 16 zeros, and after them the EOB must still fall inside the block (at
+/// index 63 at most: a block whose zeros the ZRLs filled exactly would end without its
+/// EOB, which a decoder would then read as the next block's DC).
+pub(crate) fn zrl_room(blk: &[i16; 64]) -> u32 {
+    let last = (1..64).rev().find(|&k| blk[k] != 0).unwrap_or(0) as u32;
+    62u32.saturating_sub(last) / 16
 }
 
 /// Magnitude category and the extra bits of a coefficient value.
