@@ -78,6 +78,19 @@ use async_trait::async_trait;
 /// Result type of every store operation.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// How busy this process's database connection pool is, for `/metrics` and the readiness
+/// log: when every connection is open and none idle, requests wait for one (and time out
+/// after 10 s with "pool timed out").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolUsage {
+    /// Connections open, in use or idle (connections being opened count too).
+    pub open: u32,
+    /// Open connections waiting in the pool for a request.
+    pub idle: u32,
+    /// The most connections the pool opens.
+    pub max: u32,
+}
+
 /// Every query Rubra makes, implemented once per database.
 ///
 /// The queries of each feature live in their own trait and module ([`JobQueue`],
@@ -110,6 +123,9 @@ pub trait Store:
 
     /// Checks that the database answers (used by `/readyz`).
     async fn ping(&self) -> Result<()>;
+
+    /// How many of the connection pool's connections are open and idle now (no I/O).
+    fn pool_usage(&self) -> PoolUsage;
 
     /// Creates a client, recorded in the audit log as done by `actor`. Fails with
     /// [`StoreError::Conflict`] when the name is taken.

@@ -51,6 +51,15 @@ where
         })
     }
 
+    pub(crate) fn pool_usage(&self) -> crate::PoolUsage {
+        let pool = self.0.pool();
+        crate::PoolUsage {
+            open: pool.size(),
+            idle: u32::try_from(pool.num_idle()).unwrap_or(u32::MAX),
+            max: pool.options().get_max_connections(),
+        }
+    }
+
     pub(crate) async fn ping(&self) -> crate::Result<()> {
         sqlx::query("SELECT 1").execute(self.0.pool()).await?;
         Ok(())
@@ -461,6 +470,9 @@ macro_rules! impl_store {
             }
             async fn ping(&self) -> crate::Result<()> {
                 Shared(self).ping().await
+            }
+            fn pool_usage(&self) -> crate::PoolUsage {
+                Shared(self).pool_usage()
             }
             async fn create_client(
                 &self,

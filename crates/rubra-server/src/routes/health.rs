@@ -64,7 +64,17 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Ready>, ApiErr
         (db, blobs) => {
             let mut down = Vec::new();
             if let Err(e) = db {
-                tracing::warn!(error = %e, "readiness: database down");
+                // A pool whose every connection is open and none idle answers "pool timed
+                // out" whether the database is down or every connection is held: the figures
+                // tell the two apart.
+                let pool = state.store.pool_usage();
+                tracing::warn!(
+                    error = %e,
+                    pool_open = pool.open,
+                    pool_idle = pool.idle,
+                    pool_max = pool.max,
+                    "readiness: database down"
+                );
                 down.push("database");
             }
             if let Err(e) = blobs {

@@ -1,5 +1,5 @@
 //! Queue depths for `/metrics`, read from the store every [`EVERY`]: jobs queued and running,
-//! notifications pending. They are the cluster's figures (every process reports the same
+//! notifications pending, and this process's database connection pool. They are the cluster's figures (every process reports the same
 //! ones), read by one indexed count each, so an operator sees a backlog grow wherever it is.
 
 use crate::services::Services;
@@ -28,7 +28,16 @@ async fn run(store: Arc<dyn Store>, shutdown: CancellationToken) {
 }
 
 /// Reads the depths once and sets the gauges; a failed read leaves the last values.
+/// This process's connection pool is sampled too (no query): open, idle and the most it
+/// opens, so a pool that stays full shows before requests time out on it.
 pub(crate) async fn sample(store: &dyn Store) {
+    let pool = store.pool_usage();
+    rubra_telemetry::metrics::gauge!("rubra_db_pool_connections", "state" => "open")
+        .set(f64::from(pool.open));
+    rubra_telemetry::metrics::gauge!("rubra_db_pool_connections", "state" => "idle")
+        .set(f64::from(pool.idle));
+    rubra_telemetry::metrics::gauge!("rubra_db_pool_connections", "state" => "max")
+        .set(f64::from(pool.max));
     match store.active_jobs(&Scope::All).await {
         Ok(jobs) => {
             rubra_telemetry::metrics::gauge!("rubra_jobs_queued").set(jobs.queued as f64);

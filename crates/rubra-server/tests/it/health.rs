@@ -45,6 +45,19 @@ async fn metrics_count_requests_per_route_template() {
 }
 
 #[tokio::test]
+async fn metrics_show_the_database_pool() {
+    let app = spawn_app().await;
+    let text = app.metrics().await;
+    // Sampled as the server starts, then every 5 s: open, idle and the most it opens.
+    for state in ["open", "idle", "max"] {
+        assert!(
+            text.contains(&format!("rubra_db_pool_connections{{state=\"{state}\"}}")),
+            "{state}: {text}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn admin_key_file_is_private_and_made_once() {
     let app = spawn_app().await;
     let path = app.data_dir.join("admin.key");

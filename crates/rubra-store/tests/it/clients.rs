@@ -14,6 +14,7 @@ crate::both_backends!(
     admin_key_is_bootstrapped_exactly_once,
     a_client_scope_sees_only_itself,
     migrations_are_idempotent,
+    pool_usage_counts_open_and_idle_connections,
     a_client_rate_limit_is_stored_and_read_with_its_key,
     quota_overrides_merge_and_concurrent_changes_all_win,
 );
@@ -126,6 +127,31 @@ async fn migrations_are_idempotent(store: Arc<dyn Store>) {
     store.migrate().await.unwrap();
     store.migrate().await.unwrap();
     store.ping().await.unwrap();
+}
+
+async fn pool_usage_counts_open_and_idle_connections(store: Arc<dyn Store>) {
+    store.ping().await.unwrap();
+    let usage = store.pool_usage();
+    // SQLite's pool opens at most 8 connections, PostgreSQL's 16 (see `open`).
+    let max = if store.backend() == "sqlite" { 8 } else { 16 };
+    assert_eq!(usage.max, max, "{usage:?}");
+    assert!(
+        usage.open >= 1,
+        "the ping's connection stays open: {usage:?}"
+    );
+    assert!(
+        usage.idle <= usage.open && usage.open <= usage.max,
+        "{usage:?}"
+    );
+    // Once the ping's connection is back in the pool, nothing holds one.
+    for _ in 0..50 {
+        let now = store.pool_usage();
+        if now.idle == now.open {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("a connection stays in use: {:?}", store.pool_usage());
 }
 
 fn n(v: u32) -> Option<NonZeroU32> {
