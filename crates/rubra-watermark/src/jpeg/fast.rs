@@ -37,23 +37,31 @@ struct CompTables {
 }
 
 /// How many MCUs before the end of the re-encoded stretch may take ZRL codes to bring the
-/// copied tail back to its bit position in the byte (see [`realign`]).
-const REALIGN_MCUS: usize = 8;
+/// copied tail back to its bit position in the byte (see [`realign`]). With 8, a q90 4:4:4
+/// photo found room in half of its placements only (its luma blocks full of coefficients).
+const REALIGN_MCUS: usize = 64;
 
-/// One step of the re-encoded stretch's last [`REALIGN_MCUS`] MCUs, kept to write them again.
+/// What one step of the re-encoded stretch's last [`REALIGN_MCUS`] MCUs wrote.
 enum Step {
-    /// An MCU re-encoded from these blocks.
-    Mcu(Box<[[i16; 64]; 10]>),
-    /// Unchanged MCUs copied from the input, raw position `from` to `to`, and the DC
-    /// predictors after them.
-    Copy((usize, u32), (usize, u32), [i32; 4]),
+    /// An MCU re-encoded from the blocks at this index of [`Replay::blocks`] on.
+    Mcu(usize),
+    /// Unchanged MCUs copied from the input, raw position `from` to `to`.
+    Copy((usize, u32), (usize, u32)),
 }
 
-/// Where the kept steps start: the writer there and its DC predictors.
-struct Replay {
+/// A step kept to be written again: where the writer stood before it, the DC predictors
+/// there, and what it wrote.
+struct Kept {
     mark: WriterMark,
     preds: [i32; 4],
-    steps: Vec<Step>,
+    step: Step,
+}
+
+/// The re-encoded stretch's last steps and the blocks of their MCUs.
+#[derive(Default)]
+struct Replay {
+    steps: Vec<Kept>,
+    blocks: Vec<[i16; 64]>,
 }
 
 /// Position just after the `n`-th (1-based) restart marker from `from`; the
@@ -194,7 +202,7 @@ pub(crate) fn run(
     } else {
         usize::MAX
     };
-    let mut replay: Option<Replay> = None;
+    let mut replay = Replay::default();
     let mut enc_preds = preds;
     let mut blocks = [[0i16; 64]; 10];
     let is_dirty = |m: usize| {
@@ -209,13 +217,8 @@ pub(crate) fn run(
             enc_preds = [0; 4];
             wr.marker(0xD0 + ((m / ri - 1) % 8) as u8);
         }
-        if replay.is_none() && m >= replay_from {
-            replay = Some(Replay {
-                mark: wr.mark(),
-                preds: enc_preds,
-                steps: Vec::new(),
-            });
-        }
+        let keep = m >= replay_from;
+        let (mark, preds_before) = (wr.mark(), enc_preds);
         let dirty = is_dirty(m);
         if !dirty && preds == enc_preds {
             // Unchanged MCUs with the predictors in step: their bits are
@@ -238,8 +241,12 @@ pub(crate) fn run(
             enc_preds = preds;
             let to = rd.raw_bit_position()?;
             wr.copy_range(input, from, to);
-            if let Some(r) = &mut replay {
-                r.steps.push(Step::Copy(from, to, preds));
+            if keep {
+                replay.steps.push(Kept {
+                    mark,
+                    preds: preds_before,
+                    step: Step::Copy(from, to),
+                });
             }
             m = run_end;
             continue;
@@ -256,8 +263,13 @@ pub(crate) fn run(
             wr.encode_block(&blocks[bi], &mut enc_preds[k], &t.edc, &t.eac)
                 .map_err(|_| FastError::MissingSymbol)?;
         }
-        if let Some(r) = &mut replay {
-            r.steps.push(Step::Mcu(Box::new(blocks)));
+        if keep {
+            replay.steps.push(Kept {
+                mark,
+                preds: preds_before,
+                step: Step::Mcu(replay.blocks.len()),
+            });
+            replay.blocks.extend_from_slice(&blocks[..nb]);
         }
         m += 1;
     }
@@ -276,10 +288,7 @@ pub(crate) fn run(
         // where the tables or blocks leave no room for them, the tail is decoded to make
         // sure the scan is complete (a short one is refused, as the other routes refuse it).
         if wr.bit_offset() != b {
-            let realigned = match &replay {
-                Some(r) => realign(&mut wr, input, r, &layout, &tables, b)?,
-                None => false,
-            };
+            let realigned = realign(&mut wr, input, &replay, &layout, &tables, b)?;
             if !realigned {
                 let (tail, _) = skip_from(
                     input,
@@ -314,11 +323,12 @@ pub(crate) fn run(
     Ok((prefix, out))
 }
 
-/// Writes `replay`'s steps again with ZRL codes before some blocks' EOBs (the same
-/// coefficients to every decoder), so that the writer ends at bit `b` of its byte: where
-/// the copied tail starts in the input. Picks the fewest ZRLs that get there. `false`, and
-/// the writer as it was, when no choice does (the tables have no ZRL code, or of an even
-/// length where an odd count of bits is missing, or the blocks' zeros leave no room).
+/// Writes the last of `replay`'s steps again with ZRL codes before some blocks' EOBs (the
+/// same coefficients to every decoder), so that the writer ends at bit `b` of its byte: where
+/// the copied tail starts in the input. Picks the fewest ZRLs that get there, in the blocks
+/// nearest the end, and writes again from the first step that takes one. `false` when no
+/// choice gets there (the tables have no ZRL code, or of an even length where an odd count of
+/// bits is missing, or the blocks' zeros leave no room); the writer is then as it was.
 fn realign(
     wr: &mut BitWriter,
     input: &[u8],
@@ -328,21 +338,21 @@ fn realign(
     b: u32,
 ) -> Result<bool, FastError> {
     let need = ((b + 8 - wr.bit_offset()) % 8) as usize;
-    // Blocks that can take ZRLs: (step, block, room, ZRL code length mod 8).
+    // Blocks that can take ZRLs, the last first: (step, block, room, ZRL code length mod 8).
     let mut cands = Vec::new();
-    for (si, step) in replay.steps.iter().enumerate() {
-        if let Step::Mcu(blocks) = step {
-            for (bi, &k) in layout.iter().enumerate() {
+    for (si, kept) in replay.steps.iter().enumerate().rev() {
+        if let Step::Mcu(first) = kept.step {
+            for (bi, &k) in layout.iter().enumerate().rev() {
                 let z = usize::from(tables[k].eac.code_len(0xF0)) % 8;
-                let room = zrl_room(&blocks[bi]) as usize;
+                let room = zrl_room(&replay.blocks[first + bi]) as usize;
                 if z != 0 && room > 0 {
                     cands.push((si, bi, room, z));
                 }
             }
         }
     }
-    // Fewest ZRLs reaching each residue of the added bits mod 8, block by block, and the
-    // count each block took to get there.
+    // Fewest ZRLs reaching each residue of the added bits mod 8, block by block (on a tie
+    // the blocks nearer the end keep it), and the count each block took to get there.
     let mut cost = [usize::MAX; 8];
     cost[0] = 0;
     let mut picks: Vec<[u8; 8]> = Vec::with_capacity(cands.len());
@@ -363,44 +373,55 @@ fn realign(
         }
         cost = next;
         picks.push(pick);
+        if cost[need] == 0 {
+            break;
+        }
     }
     if cost[need] == usize::MAX {
         return Ok(false);
     }
-    let mut zrls = vec![0u32; cands.len()];
+    // (step, block) -> ZRLs, back from the last candidate the DP saw.
+    let mut zrls = Vec::new();
     let mut r = need;
-    for i in (0..cands.len()).rev() {
-        let n = usize::from(picks[i][r]);
-        zrls[i] = n as u32;
-        r = (r + 8 - (n * cands[i].3) % 8) % 8;
+    for (i, pick) in picks.iter().enumerate().rev() {
+        let n = usize::from(pick[r]);
+        let (si, bi, _, z) = cands[i];
+        if n > 0 {
+            zrls.push((si, bi, n as u32));
+        }
+        r = (r + 8 - (n * z) % 8) % 8;
     }
-    wr.rewind(replay.mark);
-    let mut preds = replay.preds;
-    let mut next = cands.iter().zip(&zrls).peekable();
-    for (si, step) in replay.steps.iter().enumerate() {
-        match step {
-            Step::Copy(from, to, after) => {
-                wr.copy_range(input, *from, *to);
-                preds = *after;
-            }
-            Step::Mcu(blocks) => {
+    let Some(from) = zrls.iter().map(|&(si, ..)| si).min() else {
+        return Ok(false);
+    };
+    wr.rewind(replay.steps[from].mark);
+    for (si, kept) in replay.steps.iter().enumerate().skip(from) {
+        match kept.step {
+            Step::Copy(at, to) => wr.copy_range(input, at, to),
+            Step::Mcu(first) => {
+                let mut preds = kept.preds;
                 for (bi, &k) in layout.iter().enumerate() {
-                    let n = match next.peek() {
-                        Some(&(&(s, blk, _, _), &n)) if (s, blk) == (si, bi) => {
-                            next.next();
-                            n
-                        }
-                        _ => 0,
-                    };
+                    let n = zrls
+                        .iter()
+                        .find(|&&(s, blk, _)| (s, blk) == (si, bi))
+                        .map_or(0, |&(.., n)| n);
                     let t = &tables[k];
-                    wr.encode_block_with_zrls(&blocks[bi], &mut preds[k], &t.edc, &t.eac, n)
-                        .map_err(|_| FastError::MissingSymbol)?;
+                    wr.encode_block_with_zrls(
+                        &replay.blocks[first + bi],
+                        &mut preds[k],
+                        &t.edc,
+                        &t.eac,
+                        n,
+                    )
+                    .map_err(|_| FastError::MissingSymbol)?;
                 }
             }
         }
     }
+    // Checked in release builds too: a misaligned tail is what this exists to prevent, and
+    // the caller then decodes the tail instead.
     debug_assert_eq!(wr.bit_offset(), b, "realigned");
-    Ok(true)
+    Ok(wr.bit_offset() == b)
 }
 
 /// From `from` (inside the scan or at its end): where the scan's entropy-coded data
@@ -440,6 +461,9 @@ fn scan_end_and_eoi(input: &[u8], from: usize) -> Result<(usize, Option<usize>),
                     // libjpeg reads the tables there as it looks for EOI, and refuses the
                     // whole file for a bad one ("Bogus Huffman table definition"); dropped
                     // from the output, it would leave a file that decodes (a fuzz finding).
+                    // They are checked as the header's are, as the coefficient route checks
+                    // them: a little stricter than libjpeg on tables no scan uses (a DHT's
+                    // code space, a zero quantiser), which then are refused too.
                     if let (0xC4 | 0xCC | 0xDB | 0xDD, Some(body)) =
                         (input[m + 1], input.get(m + 4..end))
                     {

@@ -218,6 +218,8 @@ pub(crate) fn apply_table_segment(t: &mut Tables, marker: u8, body: &[u8]) -> Re
                 }
             }
         }
+        // libjpeg refuses a DRI of any other length (JERR_BAD_LENGTH).
+        0xDD if body.len() != 2 => return Err(Corrupt("DRI segment of the wrong length")),
         0xDD => t.restart_interval = be16(body, 0)?,
         0xCC => {
             for pair in body.chunks(2) {

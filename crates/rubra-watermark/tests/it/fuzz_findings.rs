@@ -1093,3 +1093,28 @@ fn djpeg_refuses(jpeg: &[u8]) -> Option<bool> {
     let _ = writer.join();
     Some(!matches!(status.code(), Some(0 | 2)))
 }
+
+#[test]
+fn dri_of_the_wrong_length_after_the_scan_is_corrupt_as_libjpeg_says() {
+    // A review of the check above: libjpeg refuses a DRI segment whose length is not 4
+    // (JERR_BAD_LENGTH), after the scan as in the header; the fast route dropped it unread
+    // and wrote a file that decodes.
+    let rgb = photo(64, 48, 7);
+    let good = encode_jpeg(&rgb, 64, 48, JpegSpec::baseline((2, 2)));
+    assert_eq!(&good[good.len() - 2..], &[0xFF, 0xD9]);
+    let mut bad = good[..good.len() - 2].to_vec();
+    bad.extend_from_slice(&[0xFF, 0xDD, 0x00, 0x05, 0x00, 0x00, 0x00, 0xFF, 0xD9]);
+    for gravity in [Gravity::NorthWest, Gravity::SouthEast] {
+        let opts = fuzz_options(gravity, 0, 255);
+        let result = watermark_with(&bad, &fuzz_overlay(), &opts);
+        assert!(
+            matches!(&result, Err(WatermarkError::Corrupt(m)) if m.contains("DRI")),
+            "{gravity:?}: {:?}",
+            result.map(|o| o.route)
+        );
+        watermark_with(&good, &fuzz_overlay(), &opts).expect("the file without it");
+    }
+    if let Some(refused) = djpeg_refuses(&bad) {
+        assert!(refused, "djpeg decodes the input now");
+    }
+}
