@@ -85,4 +85,3 @@ fn the_copied_tail_is_the_inputs_own_bytes_after_a_north_west_watermark() {
         input.len()
     );
 }
-
