@@ -217,8 +217,8 @@ pub(crate) fn run(
             enc_preds = [0; 4];
             wr.marker(0xD0 + ((m / ri - 1) % 8) as u8);
         }
-        let keep = m >= replay_from;
-        let (mark, preds_before) = (wr.mark(), enc_preds);
+        // The writer and the DC predictors before this step, for the steps kept.
+        let before = (m >= replay_from).then(|| (wr.mark(), enc_preds));
         let dirty = is_dirty(m);
         if !dirty && preds == enc_preds {
             // Unchanged MCUs with the predictors in step: their bits are
@@ -241,10 +241,10 @@ pub(crate) fn run(
             enc_preds = preds;
             let to = rd.raw_bit_position()?;
             wr.copy_range(input, from, to);
-            if keep {
+            if let Some((mark, preds)) = before {
                 replay.steps.push(Kept {
                     mark,
-                    preds: preds_before,
+                    preds,
                     step: Step::Copy(from, to),
                 });
             }
@@ -263,10 +263,10 @@ pub(crate) fn run(
             wr.encode_block(&blocks[bi], &mut enc_preds[k], &t.edc, &t.eac)
                 .map_err(|_| FastError::MissingSymbol)?;
         }
-        if keep {
+        if let Some((mark, preds)) = before {
             replay.steps.push(Kept {
                 mark,
-                preds: preds_before,
+                preds,
                 step: Step::Mcu(replay.blocks.len()),
             });
             replay.blocks.extend_from_slice(&blocks[..nb]);
