@@ -460,9 +460,10 @@ fn jpeg_baseline_pixels_changed_refinement_al_not_ah_minus_one_is_corrupt() {
     );
 }
 
-/// libjpeg-turbo's `djpeg` pixels, accepting its exit status 2 ("decoded, with
-/// warnings", as for a short scan); `None` when it refuses or is not installed.
-fn djpeg_with_warnings(jpeg: &[u8]) -> Option<Vec<u8>> {
+/// libjpeg-turbo's `djpeg -pnm` on `jpeg`: whether it decoded it (exit status 0, or 2:
+/// "decoded, with warnings", as for a short scan) and what it wrote; `None` when it is not
+/// installed.
+fn run_djpeg(jpeg: &[u8]) -> Option<(bool, Vec<u8>)> {
     use std::io::Write;
     let mut child = std::process::Command::new("djpeg")
         .arg("-pnm")
@@ -473,10 +474,18 @@ fn djpeg_with_warnings(jpeg: &[u8]) -> Option<Vec<u8>> {
         .ok()?;
     let mut stdin = child.stdin.take()?;
     let input = jpeg.to_vec();
+    // A refusal may stop djpeg reading before the end: the write then fails, which says
+    // nothing more than its exit status.
     let writer = std::thread::spawn(move || stdin.write_all(&input));
     let out = child.wait_with_output().ok()?;
-    writer.join().ok()?.ok()?;
-    matches!(out.status.code(), Some(0 | 2)).then_some(out.stdout)
+    let _ = writer.join();
+    Some((matches!(out.status.code(), Some(0 | 2)), out.stdout))
+}
+
+/// djpeg's pixels, with warnings accepted; `None` when it refuses or is not installed.
+fn djpeg_with_warnings(jpeg: &[u8]) -> Option<Vec<u8>> {
+    let (decoded, out) = run_djpeg(jpeg)?;
+    decoded.then_some(out)
 }
 
 /// zune-jpeg's pixels, width, height and channels.
@@ -1079,19 +1088,7 @@ fn watermark_pixel_changed_short_scan_then_bogus_dht_is_corrupt_as_libjpeg_says(
 
 /// Whether djpeg refuses `jpeg` (exits 1, not 0 or 2 for warnings); `None` without djpeg.
 fn djpeg_refuses(jpeg: &[u8]) -> Option<bool> {
-    use std::io::Write;
-    let mut child = std::process::Command::new("djpeg")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .ok()?;
-    let mut stdin = child.stdin.take()?;
-    let input = jpeg.to_vec();
-    let writer = std::thread::spawn(move || stdin.write_all(&input));
-    let status = child.wait().ok()?;
-    let _ = writer.join();
-    Some(!matches!(status.code(), Some(0 | 2)))
+    run_djpeg(jpeg).map(|(decoded, _)| !decoded)
 }
 
 #[test]

@@ -34,6 +34,20 @@ async fn put_csv(bucket: &str, key: &str, rows: usize) {
     store.put(&ObjectPath::from(key), csv.into()).await.unwrap();
 }
 
+/// `POST /events` of a batch of 10 events (red 0.7) to `base` with `key`, waiting up to
+/// 40 s: its status, or the error when no answer came.
+async fn post_batch(http: &reqwest::Client, base: &str, key: &str) -> reqwest::Result<u16> {
+    let batch: Vec<Value> = (0..10).map(|_| json!({"red": 0.7})).collect();
+    let r = http
+        .post(format!("{base}/events"))
+        .bearer_auth(key)
+        .timeout(Duration::from_secs(40))
+        .json(&batch)
+        .send()
+        .await?;
+    Ok(r.status().as_u16())
+}
+
 /// Submits a job over `s3://bucket/key`; answers its URL.
 async fn submit(http: &reqwest::Client, base: &str, key: &str, src: &str) -> String {
     let (status, r) = post_settled(
@@ -94,16 +108,8 @@ async fn postgres_restarted_under_load_every_process_reconnects() {
             key.clone(),
         );
         load.push(tokio::spawn(async move {
-            let batch: Vec<Value> = (0..10).map(|_| json!({"red": 0.7})).collect();
             while !stop.load(Ordering::Relaxed) {
-                let r = http
-                    .post(format!("{base}/events"))
-                    .bearer_auth(&key)
-                    .timeout(Duration::from_secs(40))
-                    .json(&batch)
-                    .send()
-                    .await;
-                match r.map(|r| r.status().as_u16()) {
+                match post_batch(&http, &base, &key).await {
                     Ok(201) => {
                         accepted.fetch_add(10, Ordering::Relaxed);
                         served[i].fetch_add(1, Ordering::Relaxed);
@@ -224,15 +230,8 @@ async fn postgres_stopped_as_a_process_starts_taking_load_it_recovers() {
         let load = {
             let (stop, http, key, base) = (stop.clone(), http.clone(), key.clone(), base.clone());
             tokio::spawn(async move {
-                let batch: Vec<Value> = (0..10).map(|_| json!({"red": 0.7})).collect();
                 while !stop.load(Ordering::Relaxed) {
-                    let _ = http
-                        .post(format!("{base}/events"))
-                        .bearer_auth(&key)
-                        .timeout(Duration::from_secs(40))
-                        .json(&batch)
-                        .send()
-                        .await;
+                    let _ = post_batch(&http, &base, &key).await;
                     tokio::time::sleep(Duration::from_millis(5)).await;
                 }
             })
