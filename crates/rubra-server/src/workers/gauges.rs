@@ -1,6 +1,7 @@
 //! Queue depths for `/metrics`, read from the store every [`EVERY`]: jobs queued and running,
-//! notifications pending, and this process's database connection pool. They are the cluster's figures (every process reports the same
+//! notifications pending. They are the cluster's figures (every process reports the same
 //! ones), read by one indexed count each, so an operator sees a backlog grow wherever it is.
+//! Beside them, this process's own database connection pool (read without a query).
 
 use crate::services::Services;
 use rubra_store::{Scope, Store};
