@@ -366,6 +366,12 @@ pub async fn json_body_bytes(req: Request) -> Result<axum::body::Bytes, ApiError
             "expected Content-Type: application/json",
         ));
     }
+    body_bytes(req).await
+}
+
+/// The whole body of a request, within the body limit (`max-body-bytes`): 413
+/// `body_too_large` past it, 400 `bad_body` when it cannot be read.
+pub async fn body_bytes(req: Request) -> Result<axum::body::Bytes, ApiError> {
     axum::body::Bytes::from_request(req, &())
         .await
         .map_err(|e| {

@@ -162,13 +162,7 @@ async fn read_images(req: Request) -> ApiResult<(Vec<Bytes>, bool)> {
                  or as multipart/form-data file parts",
             ));
         }
-        let body = Bytes::from_request(req, &()).await.map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::body_too_large()
-            } else {
-                ApiError::new(ErrorCode::BadBody, e.body_text())
-            }
-        })?;
+        let body = crate::extract::body_bytes(req).await?;
         if body.is_empty() {
             return Err(ApiError::new(
                 ErrorCode::EmptyBody,

@@ -9,8 +9,7 @@ use crate::quotas::{self, Quota};
 use crate::state::AppState;
 use crate::timefmt::format_ms;
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::{FromRequest, Path, Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::header::{CONTENT_TYPE, ETAG};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -118,13 +117,7 @@ pub async fn put(
             "send the overlay as image/png",
         ));
     }
-    let body = Bytes::from_request(req, &()).await.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::body_too_large()
-        } else {
-            ApiError::new(ErrorCode::BadBody, e.body_text())
-        }
-    })?;
+    let body = crate::extract::body_bytes(req).await?;
     if body.len() > MAX_OVERLAY_BYTES {
         return Err(ApiError::new(
             ErrorCode::OverlayTooLarge,

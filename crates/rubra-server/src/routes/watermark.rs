@@ -10,9 +10,9 @@ use crate::extract::{ApiQuery, Caller};
 use crate::routes::overlays::{OverlayEntry, OverlayName, Sizing, check_png_header};
 use crate::state::AppState;
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request, State};
+use axum::extract::{Request, State};
 use axum::http::header::{CONTENT_TYPE, HeaderName};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use rubra_fetch::CacheError;
 use rubra_watermark::{Gravity, Options, Placement, Route, WatermarkError, watermark_parts};
@@ -210,13 +210,7 @@ pub async fn watermark(
             "send the image as image/jpeg or image/png",
         ));
     }
-    let body = Bytes::from_request(req, &()).await.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::body_too_large()
-        } else {
-            ApiError::new(ErrorCode::BadBody, e.body_text())
-        }
-    })?;
+    let body = crate::extract::body_bytes(req).await?;
     if body.is_empty() {
         return Err(ApiError::new(
             ErrorCode::EmptyBody,
