@@ -33,9 +33,7 @@ impl Destuffed {
         let mut i = 0;
         loop {
             // The run up to the next 0xFF in one copy.
-            let run = memchr::memchr(0xFF, &raw[i..]).unwrap_or(raw.len() - i);
-            bytes.extend_from_slice(&raw[i..i + run]);
-            i += run;
+            i += append_until_ff(&raw[i..], &mut bytes);
             if i == raw.len() {
                 break;
             }
@@ -81,6 +79,17 @@ impl Destuffed {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+use super::simd::append_until_ff;
+
+/// Appends `raw`'s bytes up to its first 0xFF (or all of them) to `out`; returns how many.
+#[cfg(not(target_arch = "x86_64"))]
+fn append_until_ff(raw: &[u8], out: &mut Vec<u8>) -> usize {
+    let run = memchr::memchr(0xFF, raw).unwrap_or(raw.len());
+    out.extend_from_slice(&raw[..run]);
+    run
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -101,5 +110,37 @@ mod tests {
         assert_eq!(raw, [2, 3, 5, 6, 9]);
         assert_eq!(d.raw_position(8 * 3 + 5), (6, 5));
         assert_eq!(d.window(4) >> 56, 0x1F);
+    }
+
+    #[test]
+    fn long_stretches_between_0xff_bytes_are_copied_whole() {
+        // Random data bytes (some 0xFF, stuffed, some after fill bytes), then a marker:
+        // the 16-byte copies must give the byte-by-byte result, at every length.
+        let mut rng = crate::jpeg::xorshift::Rng(0x9E37_79B9);
+        for len in [0, 1, 15, 16, 17, 31, 32, 33, 100, 1000, 5000] {
+            for ff_rate in [0, 3, 60] {
+                let (mut raw, mut want, mut at) = (vec![0xAB], Vec::new(), Vec::new());
+                for _ in 0..len {
+                    let b = if rng.below(256) < ff_rate {
+                        0xFF
+                    } else {
+                        rng.below(255) as u8
+                    };
+                    at.push(raw.len());
+                    want.push(b);
+                    raw.push(b);
+                    if b == 0xFF {
+                        raw.extend(std::iter::repeat_n(0xFF, rng.below(2)));
+                        raw.push(0);
+                    }
+                }
+                raw.extend_from_slice(&[0xFF, 0xD9, 1, 2, 3]);
+                let d = Destuffed::new(&raw, 1, usize::MAX);
+                assert_eq!(&d.bytes[..d.len], &want[..], "{len} bytes, rate {ff_rate}");
+                for (k, &raw_at) in at.iter().enumerate() {
+                    assert_eq!(d.raw_position(8 * k as u64 + 3), (raw_at, 3));
+                }
+            }
+        }
     }
 }

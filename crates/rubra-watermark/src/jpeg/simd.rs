@@ -12,12 +12,12 @@
 
 use std::arch::x86_64::{
     __m128, __m128i, _mm_add_ps, _mm_and_ps, _mm_and_si128, _mm_andnot_ps, _mm_castsi128_ps,
-    _mm_cmpeq_epi16, _mm_cmpeq_epi32, _mm_cvtepi32_ps, _mm_cvttps_epi32, _mm_div_ps, _mm_loadu_ps,
-    _mm_loadu_si128, _mm_max_ps, _mm_min_ps, _mm_movehl_ps, _mm_movelh_ps, _mm_movemask_epi8,
-    _mm_mul_ps, _mm_or_ps, _mm_packs_epi16, _mm_packs_epi32, _mm_set1_epi32, _mm_set1_ps,
-    _mm_setr_ps, _mm_setzero_si128, _mm_shuffle_ps, _mm_srai_epi32, _mm_srli_epi32, _mm_storeu_ps,
-    _mm_storeu_si128, _mm_sub_ps, _mm_unpackhi_epi16, _mm_unpackhi_ps, _mm_unpacklo_epi16,
-    _mm_unpacklo_ps,
+    _mm_cmpeq_epi8, _mm_cmpeq_epi16, _mm_cmpeq_epi32, _mm_cvtepi32_ps, _mm_cvttps_epi32,
+    _mm_div_ps, _mm_loadu_ps, _mm_loadu_si128, _mm_max_ps, _mm_min_ps, _mm_movehl_ps,
+    _mm_movelh_ps, _mm_movemask_epi8, _mm_mul_ps, _mm_or_ps, _mm_packs_epi16, _mm_packs_epi32,
+    _mm_set1_epi8, _mm_set1_epi32, _mm_set1_ps, _mm_setr_ps, _mm_setzero_si128, _mm_shuffle_ps,
+    _mm_srai_epi32, _mm_srli_epi32, _mm_storeu_ps, _mm_storeu_si128, _mm_sub_ps,
+    _mm_unpackhi_epi16, _mm_unpackhi_ps, _mm_unpacklo_epi16, _mm_unpacklo_ps,
 };
 
 use super::dct::{Quant, ZIGZAG};
@@ -461,6 +461,50 @@ fn nonzero_mask_sse2(blk: &[i16; 64]) -> u64 {
 pub(crate) fn nonzero_mask(blk: &[i16; 64]) -> u64 {
     // SAFETY: SSE2 is part of the x86_64 baseline, so the CPU has it.
     unsafe { nonzero_mask_sse2(blk) }
+}
+
+/// Appends `raw`'s bytes up to its first 0xFF (or all of them) to `out`; returns how many.
+/// For de-stuffing entropy-coded data, where a 0xFF comes every few hundred bytes: one
+/// pass that compares and stores 16 bytes at a time (a `memchr` and a copy a run spent
+/// most of their time starting up).
+pub(crate) fn append_until_ff(raw: &[u8], out: &mut Vec<u8>) -> usize {
+    out.reserve(raw.len());
+    // SAFETY: SSE2 is part of the x86_64 baseline, so the CPU has it; `out` has room
+    // for `raw.len()` more bytes.
+    unsafe { append_until_ff_sse2(raw, out) }
+}
+
+/// [`append_until_ff`]; `out` must have spare capacity for `raw.len()` bytes.
+#[target_feature(enable = "sse2")]
+unsafe fn append_until_ff_sse2(raw: &[u8], out: &mut Vec<u8>) -> usize {
+    let ff = _mm_set1_epi8(-1);
+    let dst = out.as_mut_ptr_range().end;
+    let mut n = 0;
+    while n + 16 <= raw.len() {
+        // SAFETY: `raw[n..n + 16]` is in bounds; the store writes `dst[n..n + 16]`,
+        // within the spare capacity of `raw.len()` bytes, and the bytes it writes
+        // past the ones kept are left as spare capacity.
+        let m = unsafe {
+            let v = _mm_loadu_si128(raw.as_ptr().add(n).cast());
+            _mm_storeu_si128(dst.add(n).cast(), v);
+            _mm_movemask_epi8(_mm_cmpeq_epi8(v, ff))
+        };
+        if m != 0 {
+            n += m.trailing_zeros() as usize;
+            // SAFETY: the first `n` bytes after the old length are written.
+            unsafe { out.set_len(out.len() + n) };
+            return n;
+        }
+        n += 16;
+    }
+    let rest = raw[n..]
+        .iter()
+        .position(|&b| b == 0xFF)
+        .unwrap_or(raw.len() - n);
+    // SAFETY: the first `n` bytes after the old length are written.
+    unsafe { out.set_len(out.len() + n) };
+    out.extend_from_slice(&raw[n..n + rest]);
+    n + rest
 }
 
 #[cfg(test)]
