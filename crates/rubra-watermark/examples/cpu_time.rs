@@ -3,7 +3,7 @@
 //! figures stay meaningful on a shared machine; with `threads` > 1 it also reports
 //! the combined throughput.
 //! Usage: cpu_time IMAGE OVERLAY.png [gravity|X,Y] [iterations] [auto|pixels|parts] [threads]
-//! (`parts` times `watermark_parts`, which leaves the output's unchanged head in the
+//! (`parts` times `watermark_parts`, which leaves the output's unchanged head and tail in the
 //! input, as the server sends it, instead of `watermark_with`).
 
 use rubra_watermark::{Options, Overlay, Placement, Strategy, watermark_parts, watermark_with};

@@ -183,13 +183,16 @@ pub fn jpeg_to_baseline(input: &[u8], max_pixels: u64) -> Result<Vec<u8>> {
 }
 
 /// The result of [`watermark_parts`]: the output image is the input's first `prefix`
-/// bytes followed by `rest`.
+/// bytes, then `rest`, then the input's last `suffix` bytes.
 #[derive(Debug, Clone)]
 pub struct WatermarkedParts {
     /// How many of the input's first bytes begin the output unchanged.
     pub prefix: usize,
     /// The output's bytes after those.
     pub rest: Vec<u8>,
+    /// How many of the input's last bytes end the output unchanged (a JPEG's scan after the
+    /// last changed MCU, where it keeps its place in the byte, up to the end of the file).
+    pub suffix: usize,
     /// Its format (always the input's).
     pub format: Format,
     /// How it was produced.
@@ -199,7 +202,7 @@ pub struct WatermarkedParts {
 /// [`watermark`] with explicit limits and strategy, reporting the route taken.
 pub fn watermark_with(input: &[u8], overlay: &Overlay, opts: &Options) -> Result<Watermarked> {
     let w = watermark_parts_of(input, overlay, opts, false)?;
-    debug_assert_eq!(w.prefix, 0);
+    debug_assert_eq!((w.prefix, w.suffix), (0, 0));
     Ok(Watermarked {
         bytes: w.rest,
         format: w.format,
@@ -224,15 +227,21 @@ fn watermark_parts_of(
     input: &[u8],
     overlay: &Overlay,
     opts: &Options,
-    share_prefix: bool,
+    share: bool,
 ) -> Result<WatermarkedParts> {
     let opacity = overlay::check_opacity(opts.opacity)?;
     let format = Format::detect(input)
         .ok_or_else(|| WatermarkError::Unsupported("input is neither JPEG nor PNG".into()))?;
-    let (prefix, rest, route) = match format {
+    let whole = jpeg::Made::whole;
+    let (made, route) = match format {
         Format::Png => (
-            0,
-            plain::watermark_png(input, overlay, opts.placement, opacity, opts.max_pixels)?,
+            whole(plain::watermark_png(
+                input,
+                overlay,
+                opts.placement,
+                opacity,
+                opts.max_pixels,
+            )?),
             Route::Png,
         ),
         Format::Jpeg => {
@@ -243,29 +252,29 @@ fn watermark_parts_of(
                     opts.placement,
                     opacity,
                     opts.max_pixels,
-                    share_prefix,
+                    share,
                 )?,
                 Strategy::Pixels => None,
             };
             match dct {
                 Some(r) => r,
                 None => (
-                    0,
-                    plain::watermark_jpeg_pixels(
+                    whole(plain::watermark_jpeg_pixels(
                         input,
                         overlay,
                         opts.placement,
                         opacity,
                         opts.max_pixels,
-                    )?,
+                    )?),
                     Route::JpegPixels,
                 ),
             }
         }
     };
     Ok(WatermarkedParts {
-        prefix,
-        rest,
+        prefix: made.prefix,
+        rest: made.out,
+        suffix: made.suffix,
         format,
         route,
     })

@@ -3,7 +3,8 @@
 //!
 //! JPEGs take the DCT path of `rubra-watermark` (only the blocks under the overlay change).
 //! The pixel work runs on the blocking pool so the async workers keep serving other requests.
-//! The response sends the output's unchanged head from the request's own buffer (issue #24).
+//! The response sends the output's unchanged head, and a JPEG's unchanged tail where it has
+//! one, from the request's own buffer (issue #24).
 
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::extract::{ApiQuery, Caller};
@@ -248,23 +249,27 @@ pub async fn watermark(
                 HeaderValue::from_static(route_name(done.route)),
             ),
         ],
-        axum::body::Body::new(Output::new(body.slice(..done.prefix), done.rest.into())),
+        axum::body::Body::new(Output::new([
+            body.slice(..done.prefix),
+            done.rest.into(),
+            body.slice(body.len() - done.suffix..),
+        ])),
     )
         .into_response())
 }
 
-/// A response body of two buffers sent one after the other (the input's head and the
-/// output's rest), with its exact length so that it goes out with a `Content-Length`.
+/// A response body of buffers sent one after the other (the input's head, the output's
+/// new bytes, the input's tail), with its exact length so that it goes out with a
+/// `Content-Length`.
 struct Output {
     /// Not sent yet, in order; empty buffers are left out.
-    parts: [Option<Bytes>; 2],
+    parts: [Option<Bytes>; 3],
 }
 
 impl Output {
-    fn new(head: Bytes, rest: Bytes) -> Self {
-        let some = |b: Bytes| (!b.is_empty()).then_some(b);
+    fn new(parts: [Bytes; 3]) -> Self {
         Output {
-            parts: [some(head), some(rest)],
+            parts: parts.map(|b| (!b.is_empty()).then_some(b)),
         }
     }
 }
@@ -309,23 +314,24 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn output_is_the_head_then_the_rest_with_its_length() {
-        let body = Output::new(Bytes::from_static(b"head"), Bytes::from_static(b"+rest"));
-        assert_eq!(http_body::Body::size_hint(&body).exact(), Some(9));
-        let got = axum::body::to_bytes(axum::body::Body::new(body), usize::MAX);
-        assert_eq!(&got.await.unwrap()[..], b"head+rest");
-        for (head, rest) in [("", "all"), ("all", ""), ("", "")] {
-            let body = Output::new(Bytes::from(head), Bytes::from(rest));
+    async fn output_is_its_parts_in_order_with_its_length() {
+        for parts in [
+            ["head", "+rest", "+tail"],
+            ["", "all", ""],
+            ["all", "", ""],
+            ["", "", "all"],
+            ["he", "", "ad"],
+            ["", "", ""],
+        ] {
+            let body = Output::new(parts.map(Bytes::from));
+            let want = parts.concat();
             assert_eq!(
                 http_body::Body::size_hint(&body).exact(),
-                Some((head.len() + rest.len()) as u64)
+                Some(want.len() as u64)
             );
-            assert_eq!(
-                http_body::Body::is_end_stream(&body),
-                head.len() + rest.len() == 0
-            );
+            assert_eq!(http_body::Body::is_end_stream(&body), want.is_empty());
             let got = axum::body::to_bytes(axum::body::Body::new(body), usize::MAX);
-            assert_eq!(got.await.unwrap(), format!("{head}{rest}"));
+            assert_eq!(got.await.unwrap(), want);
         }
     }
 

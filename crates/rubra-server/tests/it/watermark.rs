@@ -450,6 +450,60 @@ async fn jpeg_is_untouched_outside_the_mcu_rectangle() {
     }
 }
 
+/// The response is the library's output byte for byte, though the server sends the
+/// input's unchanged head and tail from the request's own buffer (issue #24): at the top,
+/// where nearly the whole scan is the tail, at the bottom, where it is the head, and on a
+/// file with restart markers.
+#[tokio::test]
+async fn the_response_is_the_watermarkers_output_head_and_tail_shared() {
+    let app = spawn_app().await;
+    let (_, a) = app.create_client("a").await;
+    let (w, h, ow, oh) = (333, 257, 120, 40);
+    let logo = png(
+        &overlay_rgba(ow, oh),
+        ow,
+        oh,
+        image::ExtendedColorType::Rgba8,
+    );
+    put_overlay(&app, &a, "logo", logo.clone()).await;
+    let overlay = rubra_watermark::Overlay::from_png(&logo).unwrap();
+    let plain = jpeg(
+        &photo(w, h, 5),
+        w,
+        h,
+        90,
+        jpeg_encoder::SamplingFactor::R_4_2_0,
+    );
+    let mut restarts = Vec::new();
+    let mut enc = jpeg_encoder::Encoder::new(&mut restarts, 90);
+    enc.set_restart_interval(3);
+    enc.encode(
+        &photo(w, h, 6),
+        w as u16,
+        h as u16,
+        jpeg_encoder::ColorType::Rgb,
+    )
+    .unwrap();
+    for input in [plain, restarts] {
+        for (gravity, placement) in [
+            ("northwest", rubra_watermark::Gravity::NorthWest),
+            ("southeast", rubra_watermark::Gravity::SouthEast),
+            ("center", rubra_watermark::Gravity::Center),
+        ] {
+            let query = format!("overlay=logo&gravity={gravity}&dx=7&dy=5");
+            let got = watermarked(&app, &a, &query, input.clone(), "image/jpeg").await;
+            let opts =
+                rubra_watermark::Options::new(rubra_watermark::Placement::gravity(placement, 7, 5));
+            let want = rubra_watermark::watermark_with(&input, &overlay, &opts).unwrap();
+            assert_eq!(want.route, rubra_watermark::Route::JpegFast, "{query}");
+            assert!(
+                got == want.bytes,
+                "{query}: the response is not the library's output"
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn jpeg_blending_is_within_3_of_the_reference() {
     let app = spawn_app().await;

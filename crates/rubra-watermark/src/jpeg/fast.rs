@@ -4,7 +4,6 @@
 //! past the last changed one with the image's own Huffman tables, and copy the
 //! rest bit-shifted (or verbatim after a restart marker).
 
-use super::Corrupt;
 use super::edit::McuEditor;
 use super::huffman::{
     BitReader, BitWriter, DecodeTable, EncodeTable, WriterMark, after_restart_marker,
@@ -12,6 +11,7 @@ use super::huffman::{
 };
 use super::parse::{Header, Tables, apply_table_segment};
 use super::skip::{BlockCoding, skip_from, skip_mcus};
+use super::{Corrupt, Made};
 
 /// Why the fast path could not finish.
 #[derive(Debug)]
@@ -112,16 +112,16 @@ fn copy_bits(wr: &mut BitWriter, data: &[u8], p: usize, b: u32) -> usize {
 }
 
 /// Run the fast path on a single-scan baseline JPEG whose scan lists the frame's
-/// components in frame order. The output is `input[..prefix]` followed by the bytes
-/// returned: with `share_prefix` the input's unchanged head (the bytes before the first
-/// changed MCU, often nearly all of it) is left out of them for the caller to send from the
-/// input itself, else `prefix` is 0.
+/// components in frame order. With `share` the input's unchanged head (the bytes before
+/// the first changed MCU, often nearly all of it) and, where the rest of the scan is the
+/// input's own bytes up to its end, its tail are left out of the bytes returned, for the
+/// caller to send from the input itself; else `prefix` and `suffix` are 0.
 pub(crate) fn run(
     input: &[u8],
     hdr: &Header,
     ed: &McuEditor,
-    share_prefix: bool,
-) -> Result<(usize, Vec<u8>), FastError> {
+    share: bool,
+) -> Result<Made, FastError> {
     let f = &hdr.frame;
     let (mcus_x, mcus_y) = f.mcus();
     let total = mcus_x * mcus_y;
@@ -172,7 +172,7 @@ pub(crate) fn run(
         } else {
             after_nth_restart(input, hdr.data_start, j0)?
         };
-        prefix = if share_prefix { start } else { 0 };
+        prefix = if share { start } else { 0 };
         let mut out = Vec::with_capacity(input.len() - prefix + input.len() / 16 + 64);
         out.extend_from_slice(&input[prefix..start]);
         wr = BitWriter::new(out);
@@ -182,7 +182,7 @@ pub(crate) fn run(
     } else {
         (rd, preds) = skip_mcus(input, hdr.data_start, m_first, total, &codings)?;
         let (p, b) = rd.raw_bit_position()?;
-        prefix = if share_prefix { p } else { 0 };
+        prefix = if share { p } else { 0 };
         let mut out = Vec::with_capacity(input.len() - prefix + input.len() / 16 + 64);
         out.extend_from_slice(&input[prefix..p]);
         wr = BitWriter::new(out);
@@ -276,7 +276,8 @@ pub(crate) fn run(
     if rd.overrun() {
         return Err(Corrupt("truncated entropy-coded data").into());
     }
-    let rest = if tail_copied {
+    // Where the input's own bytes take over (`own`), and where its entropy-coded data ends.
+    let (own, data_end_at) = if tail_copied {
         let (p, b) = rd.raw_bit_position()?;
         // The tail is copied, not decoded, so the scan may end before its last MCU (a
         // short scan). A decoder then reads 0-bits for what is missing, and libjpeg leaves
@@ -304,23 +305,62 @@ pub(crate) fn run(
                 }
             }
         }
-        let rest = copy_bits(&mut wr, input, p, b);
-        // 0-bits, not T.81's 1-bits: the same 0-bits a decoder reads past the end of a
-        // short scan. Past a complete scan's last MCU the padding is read by no decoder.
-        wr.pad_with(false);
-        rest
+        if wr.bit_offset() == b {
+            // In step with the input: after the byte the two share, the rest of the scan
+            // is the input's own bytes (the reference load's north-west watermark copied
+            // ~0.9 MB bit by bit before).
+            if b > 0 {
+                wr.put(u32::from(input[p] & (0xFF >> b)), 8 - b);
+            }
+            wr.pad_with(false);
+            let own = if b > 0 { next_data_byte(input, p) } else { p };
+            (own, data_end(input, own))
+        } else {
+            let rest = copy_bits(&mut wr, input, p, b);
+            // 0-bits, not T.81's 1-bits: the same 0-bits a decoder reads past the end of a
+            // short scan. Past a complete scan's last MCU the padding is read by no decoder.
+            wr.pad_with(false);
+            (rest, rest)
+        }
     } else {
         wr.pad();
-        find_marker(input, rd.pos).unwrap_or(input.len())
+        let rest = find_marker(input, rd.pos).unwrap_or(input.len());
+        (rest, rest)
     };
     let mut out = wr.out;
-    let (scan_end, eoi) = scan_end_and_eoi(input, rest)?;
-    out.extend_from_slice(&input[rest..scan_end]);
+    let (scan_end, eoi) = scan_end_and_eoi(input, data_end_at)?;
+    // From `own` on the output is the input's bytes to the scan's end, then from EOI on.
+    if share && eoi == Some(scan_end) {
+        return Ok(Made {
+            prefix,
+            out,
+            suffix: input.len() - own,
+        });
+    }
+    out.extend_from_slice(&input[own..scan_end]);
     match eoi {
         Some(eoi) => out.extend_from_slice(&input[eoi..]),
         None => out.extend_from_slice(&[0xFF, 0xD9]),
     }
-    Ok((prefix, out))
+    Ok(Made {
+        prefix,
+        out,
+        suffix: 0,
+    })
+}
+
+/// Where the entropy-coded data from `from` ends: at its first marker (at the first of
+/// any fill bytes before it, as [`copy_bits`] stops), or the end of `data`.
+fn data_end(data: &[u8], mut from: usize) -> usize {
+    loop {
+        let Some(at) = data.get(from..).and_then(|d| memchr::memchr(0xFF, d)) else {
+            return data.len();
+        };
+        match stuffed_ff_end(data, from + at) {
+            Some(next) => from = next,
+            None => return from + at,
+        }
+    }
 }
 
 /// Writes the last of `replay`'s steps again with ZRL codes before some blocks' EOBs (the

@@ -26,6 +26,25 @@ use crate::placement::{Placement, clip};
 #[cfg(fuzzing)]
 pub(crate) use skip::both_ways_for_fuzzing;
 
+/// A watermarked image in three parts: `input[..prefix]`, then `out`, then
+/// `input[input.len() - suffix..]` (only the fast route shares the input's bytes).
+pub(crate) struct Made {
+    pub(crate) prefix: usize,
+    pub(crate) out: Vec<u8>,
+    pub(crate) suffix: usize,
+}
+
+impl Made {
+    /// An output made whole.
+    pub(crate) fn whole(out: Vec<u8>) -> Made {
+        Made {
+            prefix: 0,
+            out,
+            suffix: 0,
+        }
+    }
+}
+
 /// A malformed-input error from the JPEG internals, with a static reason.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Corrupt(pub &'static str);
@@ -133,16 +152,16 @@ fn sampling_divides(f: &parse::Frame) -> bool {
 
 /// Watermark a JPEG in the DCT domain when its structure allows, telling which
 /// route was taken; `Ok(None)` means "use the pixel path". The output is
-/// `input[..prefix]` followed by the bytes returned, `prefix` being 0 unless
-/// `share_prefix` (see [`fast::run`]).
+/// `input[..prefix]`, the bytes returned, then `input[input.len() - suffix..]`, `prefix`
+/// and `suffix` being 0 unless `share` (see [`fast::run`]).
 pub(crate) fn watermark_dct(
     input: &[u8],
     overlay: &Overlay,
     placement: Placement,
     opacity: f32,
     max_pixels: u64,
-    share_prefix: bool,
-) -> Result<Option<(usize, Vec<u8>, Route)>> {
+    share: bool,
+) -> Result<Option<(Made, Route)>> {
     let hdr = parse::parse_header(input)?;
     let f = &hdr.frame;
     check_frame(f, max_pixels)?;
@@ -166,11 +185,16 @@ pub(crate) fn watermark_dct(
         qts.push(hdr.tables.qt[c.tq].ok_or(Corrupt("missing quantisation table"))?);
     }
     let Some(ed) = edit::McuEditor::new(f, &qts, overlay, origin, opacity) else {
-        return Ok(Some(if share_prefix {
-            (input.len(), Vec::new(), Route::Unchanged)
+        let made = if share {
+            Made {
+                prefix: input.len(),
+                out: Vec::new(),
+                suffix: 0,
+            }
         } else {
-            (0, input.to_vec(), Route::Unchanged)
-        }));
+            Made::whole(input.to_vec())
+        };
+        return Ok(Some((made, Route::Unchanged)));
     };
     let s = &hdr.scan;
     let single_baseline_scan = f.process == parse::Process::Sequential
@@ -181,12 +205,12 @@ pub(crate) fn watermark_dct(
         && s.ah == 0
         && s.al == 0;
     if single_baseline_scan {
-        match fast::run(input, &hdr, &ed, share_prefix) {
-            Ok((prefix, out)) => return Ok(Some((prefix, out, Route::JpegFast))),
+        match fast::run(input, &hdr, &ed, share) {
+            Ok(made) => return Ok(Some((made, Route::JpegFast))),
             Err(fast::FastError::Corrupt(c)) => return Err(c.into()),
             Err(fast::FastError::MissingSymbol) => {}
         }
     }
     let out = coefs::run(input, &hdr, Some(&ed))?;
-    Ok(Some((0, out, Route::JpegCoefficients)))
+    Ok(Some((Made::whole(out), Route::JpegCoefficients)))
 }

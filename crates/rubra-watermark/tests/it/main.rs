@@ -91,14 +91,16 @@ fn check_exact(input: &[u8], spec: &JpegSpec, placement: Placement, ov: &Overlay
 }
 
 /// `watermark_parts` gives the output of `watermark_with`: the input's first `prefix`
-/// bytes, then `rest`, by the same route.
+/// bytes, then `rest`, then the input's last `suffix` bytes, by the same route.
 fn assert_parts_match(input: &[u8], ov: &Overlay, opts: &Options, whole: &Watermarked) {
     let parts = watermark_parts(input, ov, opts).expect("watermark_parts");
     assert_eq!((parts.route, parts.format), (whole.route, whole.format));
-    assert_eq!(parts.prefix + parts.rest.len(), whole.bytes.len());
+    let (p, r, s) = (parts.prefix, parts.rest.len(), parts.suffix);
+    assert_eq!(p + r + s, whole.bytes.len());
     assert!(
-        whole.bytes[..parts.prefix] == input[..parts.prefix]
-            && whole.bytes[parts.prefix..] == parts.rest[..],
+        whole.bytes[..p] == input[..p]
+            && whole.bytes[p..p + r] == parts.rest[..]
+            && whole.bytes[p + r..] == input[input.len() - s..],
         "parts differ from the whole output; route {:?}",
         whole.route
     );

@@ -55,6 +55,7 @@ fn reference_output_in_parts_shares_the_head_of_the_input() {
     assert_eq!(parts.route, Route::JpegFast);
     let mut whole = input[..parts.prefix].to_vec();
     whole.extend_from_slice(&parts.rest);
+    whole.extend_from_slice(&input[input.len() - parts.suffix..]);
     assert_eq!((whole.len(), fnv1a(&whole)), BEFORE);
     // The overlay covers the last ~8 of 80 MCU rows.
     assert!(
@@ -84,4 +85,19 @@ fn the_copied_tail_is_the_inputs_own_bytes_after_a_north_west_watermark() {
         "{same_tail} bytes of {} end both",
         input.len()
     );
+    // And the server sends them from the input: only the head and the re-encoded MCUs
+    // are new bytes.
+    let parts = watermark_parts(&input, &overlay, &opts).expect("watermark");
+    assert!(
+        parts.suffix > input.len() * 8 / 10 && parts.rest.len() < input.len() / 10,
+        "prefix {}, rest {}, suffix {} of {}",
+        parts.prefix,
+        parts.rest.len(),
+        parts.suffix,
+        input.len()
+    );
+    let mut whole = input[..parts.prefix].to_vec();
+    whole.extend_from_slice(&parts.rest);
+    whole.extend_from_slice(&input[input.len() - parts.suffix..]);
+    assert!(whole == out.bytes, "the parts are not the whole output");
 }
