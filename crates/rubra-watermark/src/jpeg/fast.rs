@@ -2,7 +2,9 @@
 //! MCU verbatim (found by a decode-only skip that tracks just the DC predictors,
 //! see `skip`, or by jumping to a restart marker), re-encode only the MCUs from there to just
 //! past the last changed one with the image's own Huffman tables, and copy the
-//! rest bit-shifted (or verbatim after a restart marker).
+//! rest: verbatim where it keeps its bit position (after a restart marker, or once
+//! [`realign`] has brought the writer there; the caller may then send it from the input),
+//! else bit-shifted.
 
 use super::edit::McuEditor;
 use super::huffman::{
