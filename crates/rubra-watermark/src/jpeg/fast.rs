@@ -278,8 +278,8 @@ pub(crate) fn run(
     if rd.overrun() {
         return Err(Corrupt("truncated entropy-coded data").into());
     }
-    // Where the input's own bytes take over (`own`), and where its entropy-coded data ends.
-    let (own, data_end_at) = if tail_copied {
+    // Where the input's own bytes take over, to the scan's end.
+    let own = if tail_copied {
         let (p, b) = rd.raw_bit_position()?;
         // The tail is copied, not decoded, so the scan may end before its last MCU (a
         // short scan). A decoder then reads 0-bits for what is missing, and libjpeg leaves
@@ -315,22 +315,20 @@ pub(crate) fn run(
                 wr.put(u32::from(input[p] & (0xFF >> b)), 8 - b);
             }
             wr.pad_with(false);
-            let own = if b > 0 { next_data_byte(input, p) } else { p };
-            (own, data_end(input, own))
+            if b > 0 { next_data_byte(input, p) } else { p }
         } else {
             let rest = copy_bits(&mut wr, input, p, b);
             // 0-bits, not T.81's 1-bits: the same 0-bits a decoder reads past the end of a
             // short scan. Past a complete scan's last MCU the padding is read by no decoder.
             wr.pad_with(false);
-            (rest, rest)
+            rest
         }
     } else {
         wr.pad();
-        let rest = find_marker(input, rd.pos).unwrap_or(input.len());
-        (rest, rest)
+        find_marker(input, rd.pos).unwrap_or(input.len())
     };
     let mut out = wr.out;
-    let (scan_end, eoi) = scan_end_and_eoi(input, data_end_at)?;
+    let (scan_end, eoi) = scan_end_and_eoi(input, own)?;
     // From `own` on the output is the input's bytes to the scan's end, then from EOI on.
     if share && eoi == Some(scan_end) {
         return Ok(Made {
@@ -349,20 +347,6 @@ pub(crate) fn run(
         out,
         suffix: 0,
     })
-}
-
-/// Where the entropy-coded data from `from` ends: at its first marker (at the first of
-/// any fill bytes before it, as [`copy_bits`] stops), or the end of `data`.
-fn data_end(data: &[u8], mut from: usize) -> usize {
-    loop {
-        let Some(at) = data.get(from..).and_then(|d| memchr::memchr(0xFF, d)) else {
-            return data.len();
-        };
-        match stuffed_ff_end(data, from + at) {
-            Some(next) => from = next,
-            None => return from + at,
-        }
-    }
 }
 
 /// Writes the last of `replay`'s steps again with ZRL codes before some blocks' EOBs (the

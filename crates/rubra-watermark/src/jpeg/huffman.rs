@@ -700,7 +700,7 @@ pub(crate) fn next_data_byte(data: &[u8], i: usize) -> usize {
 /// marker the last one is taken.
 pub(crate) fn find_marker(data: &[u8], mut from: usize) -> Option<usize> {
     loop {
-        let i = from + data.get(from..)?.iter().position(|&b| b == 0xFF)?;
+        let i = from + memchr::memchr(0xFF, data.get(from..)?)?;
         match data.get(i + 1) {
             Some(0x00) => from = i + 2,
             Some(0xFF) => from = i + 1,

@@ -478,7 +478,8 @@ pub(crate) fn append_until_ff(raw: &[u8], out: &mut Vec<u8>) -> usize {
 #[target_feature(enable = "sse2")]
 unsafe fn append_until_ff_sse2(raw: &[u8], out: &mut Vec<u8>) -> usize {
     let ff = _mm_set1_epi8(-1);
-    let dst = out.as_mut_ptr_range().end;
+    // The spare capacity's own pointer: writes through it may reach past `out.len()`.
+    let dst = out.spare_capacity_mut().as_mut_ptr().cast::<u8>();
     let mut n = 0;
     while n + 16 <= raw.len() {
         // SAFETY: `raw[n..n + 16]` is in bounds; the store writes `dst[n..n + 16]`,
